@@ -1,0 +1,353 @@
+/**
+ * A throwaway PostgreSQL server for tests: initdb into a temp dir, listen on a free loopback port,
+ * `log_statement=all`, SCRAM for TCP, and an admin role that is NOT superuser
+ * (`LOGIN CREATEDB CREATEROLE`, like the RDS/Aurora master user or the Azure server admin).
+ *
+ * ```ts
+ * await using pg = await startPostgres();
+ * const r = await pg.psql("select 1", { user: pg.admin.user, password: pg.admin.password });
+ * ```
+ *
+ * The bootstrap superuser is reachable only through the unix socket in the temp dir (trust), and
+ * only for assertions (`superSql`); code under test must use `admin`.
+ */
+import { freePort } from "./free_port.ts";
+
+/** Result of running psql. */
+export interface PsqlResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options of {@link PgServer.psql}. Defaults: the admin role, database `postgres`. */
+export interface PsqlOptions {
+  user?: string;
+  password?: string;
+  database?: string;
+}
+
+/** Options of {@link startPostgres}. */
+export interface StartPostgresOptions {
+  /** Name of the non-superuser admin role; default `dbtether_admin`. */
+  adminName?: string;
+  /** Extra lines appended to postgresql.conf. */
+  extraConf?: string[];
+  /** Directory with initdb/pg_ctl/postgres/psql; default: the newest /usr/lib/postgresql/N/bin. */
+  binDir?: string;
+}
+
+/** A running test server; `await using` stops it and removes its files. */
+export interface PgServer extends AsyncDisposable {
+  readonly host: string;
+  readonly port: number;
+  readonly admin: { readonly user: string; readonly password: string };
+  /** The bootstrap superuser (socket only). */
+  readonly superuser: string;
+  readonly socketDir: string;
+  readonly logFile: string;
+  readonly binDir: string;
+  /** Short server version, e.g. "15.18". */
+  readonly version: string;
+  /** The temp dir holding data, socket and log. */
+  readonly dir: string;
+  /** Runs SQL (fed on stdin, so each statement runs on its own) with the real psql over TCP. */
+  psql(sql: string, opts?: PsqlOptions): Promise<PsqlResult>;
+  /** Runs SQL as the bootstrap superuser through the socket; throws when psql fails. */
+  superSql(sql: string, opts?: { database?: string }): Promise<string>;
+  /** The server log so far. */
+  readLog(): Promise<string>;
+  /** Stops the server (fast shutdown); `start()` brings it back on the same port. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  running(): boolean;
+}
+
+const SUPERUSER = "postgres";
+
+/** The newest /usr/lib/postgresql/N/bin that has initdb, or an error naming the install script. */
+export function findBinDir(): string {
+  let best: { ver: number; dir: string } | undefined;
+  try {
+    for (const e of Deno.readDirSync("/usr/lib/postgresql")) {
+      const ver = Number(e.name);
+      const dir = `/usr/lib/postgresql/${e.name}/bin`;
+      if (!Number.isInteger(ver) || !exists(`${dir}/initdb`)) continue;
+      if (!best || ver > best.ver) best = { ver, dir };
+    }
+  } catch {
+    // no such directory: fall through to the error
+  }
+  if (!best) {
+    throw new Error(
+      "Cannot find PostgreSQL: no /usr/lib/postgresql/*/bin/initdb; run scripts/install-postgres.sh",
+    );
+  }
+  return best.dir;
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts a fresh server. Retries on a port taken between choosing and binding it. */
+export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PgServer> {
+  const binDir = opts.binDir ?? findBinDir();
+  const runAs = await serverOsUser();
+  const dir = await Deno.makeTempDir({ prefix: "dbtether-pg-" });
+  try {
+    const server = new Server({ dir, binDir, runAs, opts });
+    await server.init();
+    return server;
+  } catch (e) {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw e;
+  }
+}
+
+interface OsUser {
+  /** Prefix for commands that must run as the server's OS user (empty when we are that user). */
+  prefix: string[];
+  uid: number | null;
+  gid: number | null;
+}
+
+// The server refuses to run as root; as root we run it as Debian's `postgres` OS user.
+async function serverOsUser(): Promise<OsUser> {
+  if (Deno.uid() !== 0) return { prefix: [], uid: null, gid: null };
+  const id = async (flag: string) => {
+    const out = await new Deno.Command("id", { args: [flag, SUPERUSER], stderr: "null" }).output();
+    if (!out.success) {
+      throw new Error(
+        "Cannot run PostgreSQL as root: no OS user 'postgres' (install postgresql from apt)",
+      );
+    }
+    return Number(new TextDecoder().decode(out.stdout).trim());
+  };
+  return { prefix: ["runuser", "-u", SUPERUSER, "--"], uid: await id("-u"), gid: await id("-g") };
+}
+
+function randomPassword(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(18));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+interface ServerInit {
+  dir: string;
+  binDir: string;
+  runAs: OsUser;
+  opts: StartPostgresOptions;
+}
+
+class Server implements PgServer {
+  readonly host = "127.0.0.1";
+  port = 0;
+  readonly admin: { user: string; password: string };
+  readonly superuser = SUPERUSER;
+  readonly socketDir: string;
+  readonly logFile: string;
+  readonly binDir: string;
+  readonly dir: string;
+  version = "";
+  #dataDir: string;
+  #runAs: OsUser;
+  #opts: StartPostgresOptions;
+  #running = false;
+  #disposed = false;
+
+  constructor(init: ServerInit) {
+    this.dir = init.dir;
+    this.binDir = init.binDir;
+    this.#runAs = init.runAs;
+    this.#opts = init.opts;
+    this.#dataDir = `${init.dir}/data`;
+    this.socketDir = `${init.dir}/socket`;
+    this.logFile = `${init.dir}/server.log`;
+    this.admin = { user: init.opts.adminName ?? "dbtether_admin", password: randomPassword() };
+  }
+
+  async init(): Promise<void> {
+    await Deno.mkdir(this.socketDir, { mode: 0o700 });
+    await Deno.writeTextFile(this.logFile, "");
+    const { uid, gid } = this.#runAs;
+    if (uid !== null) {
+      for (const p of [this.dir, this.socketDir, this.logFile]) await Deno.chown(p, uid, gid);
+    }
+    await this.#run("initdb", [
+      "-D",
+      this.#dataDir,
+      "-U",
+      SUPERUSER,
+      "-E",
+      "UTF8",
+      "--no-locale",
+      "--no-sync",
+      "--auth-local=trust",
+      "--auth-host=scram-sha-256",
+    ]);
+    await this.#writeHba();
+    // Our settings live in their own file, so ALTER SYSTEM (postgresql.auto.conf) stays usable.
+    await Deno.writeTextFile(`${this.#dataDir}/postgresql.conf`, "include 'dbtether.conf'\n", {
+      append: true,
+    });
+    for (let attempt = 1;; attempt++) {
+      this.port = freePort();
+      await this.#writeConf();
+      try {
+        await this.start();
+        break;
+      } catch (e) {
+        const log = await this.readLog();
+        if (attempt >= 5 || !/could not bind|Address already in use/i.test(log)) throw e;
+      }
+    }
+    const v = await this.superSql("SHOW server_version");
+    this.version = v.match(/^\d+(\.\d+)?/)?.[0] ?? v.trim();
+    // The admin's password must not land in the log (log_statement=all): tests grep it for secrets.
+    await this.superSql(
+      `SET log_statement = 'none';
+       CREATE ROLE "${this.admin.user.replaceAll('"', '""')}" LOGIN CREATEDB CREATEROLE
+         PASSWORD '${this.admin.password}';`,
+    );
+  }
+
+  async #writeHba(): Promise<void> {
+    // Socket: only the bootstrap superuser, for test inspection. TCP: SCRAM for everyone.
+    const hba = [
+      `local all ${SUPERUSER} trust`,
+      "host all all 127.0.0.1/32 scram-sha-256",
+      "",
+    ].join("\n");
+    await Deno.writeTextFile(`${this.#dataDir}/pg_hba.conf`, hba);
+  }
+
+  async #writeConf(): Promise<void> {
+    const lines = [
+      "# dbtether test server",
+      "listen_addresses = '127.0.0.1'",
+      `port = ${this.port}`,
+      `unix_socket_directories = '${this.socketDir}'`,
+      "log_statement = 'all'",
+      "log_line_prefix = '%m [%p] %q%u@%d '",
+      "log_connections = on",
+      "password_encryption = 'scram-sha-256'",
+      "fsync = off",
+      "synchronous_commit = off",
+      "full_page_writes = off",
+      "shared_buffers = 32MB",
+      "max_connections = 100",
+      "logging_collector = off",
+      ...(this.#opts.extraConf ?? []),
+      "",
+    ];
+    await Deno.writeTextFile(`${this.#dataDir}/dbtether.conf`, lines.join("\n"));
+  }
+
+  async #run(tool: string, args: string[]): Promise<string> {
+    const [cmd, ...rest] = [...this.#runAs.prefix, `${this.binDir}/${tool}`, ...args];
+    const out = await new Deno.Command(cmd!, {
+      args: rest,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      cwd: this.dir,
+    }).output();
+    const dec = new TextDecoder();
+    if (!out.success) {
+      throw new Error(`Cannot run ${tool}: exit ${out.code}: ${dec.decode(out.stderr).trim()}`);
+    }
+    return dec.decode(out.stdout);
+  }
+
+  running(): boolean {
+    return this.#running;
+  }
+
+  async start(): Promise<void> {
+    if (this.#running) return;
+    await this.#run("pg_ctl", ["-D", this.#dataDir, "-l", this.logFile, "-w", "-t", "60", "start"]);
+    this.#running = true;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    await this.#run("pg_ctl", ["-D", this.#dataDir, "-m", "fast", "-w", "-t", "60", "stop"]);
+    this.#running = false;
+  }
+
+  psql(sql: string, opts: PsqlOptions = {}): Promise<PsqlResult> {
+    const user = opts.user ?? this.admin.user;
+    const password = opts.password ?? (user === this.admin.user ? this.admin.password : "");
+    return this.#psql(sql, {
+      args: [
+        "-h",
+        this.host,
+        "-p",
+        String(this.port),
+        "-U",
+        user,
+        "-d",
+        opts.database ?? "postgres",
+      ],
+      // The password goes through the environment, never argv (visible in ps).
+      env: { PGPASSWORD: password },
+    });
+  }
+
+  async superSql(sql: string, opts: { database?: string } = {}): Promise<string> {
+    const args = ["-h", this.socketDir, "-p", String(this.port), "-U", SUPERUSER];
+    const r = await this.#psql(sql, {
+      args: [...args, "-d", opts.database ?? "postgres"],
+      env: {},
+    });
+    if (r.code !== 0) throw new Error(`Superuser SQL failed: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  async #psql(
+    sql: string,
+    o: { args: string[]; env: Record<string, string> },
+  ): Promise<PsqlResult> {
+    const child = new Deno.Command(`${this.binDir}/psql`, {
+      args: ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", ...o.args, "-f", "-"],
+      // A clean environment: no PGHOST/PGUSER/... of the developer's shell leaks in.
+      clearEnv: true,
+      env: { PATH: "/usr/bin:/bin", PGCONNECT_TIMEOUT: "10", LC_ALL: "C.UTF-8", ...o.env },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    try {
+      await writer.write(new TextEncoder().encode(sql));
+      await writer.close();
+    } catch {
+      // psql exited before reading (e.g. login failed); its exit status tells why
+    }
+    const out = await child.output();
+    const dec = new TextDecoder();
+    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  }
+
+  readLog(): Promise<string> {
+    return Deno.readTextFile(this.logFile);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    try {
+      if (this.#running) {
+        await this.#run("pg_ctl", ["-D", this.#dataDir, "-m", "immediate", "-w", "stop"]);
+        this.#running = false;
+      }
+    } finally {
+      await Deno.remove(this.dir, { recursive: true });
+    }
+  }
+}
