@@ -1,0 +1,167 @@
+/**
+ * Pure builders of the argv and environment for pg_dump, psql and pg_restore.
+ *
+ * Invariants:
+ * - The password never appears in argv (visible to every user through /proc/<pid>/cmdline):
+ *   it travels in PGPASSWORD or a passfile named by PGPASSFILE.
+ * - The environment is built from scratch, never inherited: the operator's own environment may
+ *   hold cloud credentials and other secrets that a child process has no business seeing.
+ * - `-w` everywhere: a tool must fail rather than prompt (psql's stdin is the dump).
+ */
+
+export type DumpFormat = "plain" | "custom";
+export type SslMode = "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full";
+
+/** How to reach one database; mirrors the libpq environment variables. */
+export interface PgConnection {
+  host: string;
+  port?: number;
+  user: string;
+  database: string;
+  /** Passed as PGPASSWORD; never in argv, logs or errors. */
+  password?: string;
+  /** A libpq passfile; used instead of `password` when set. */
+  passfile?: string;
+  sslmode?: SslMode;
+  sslrootcert?: string;
+  sslcert?: string;
+  sslkey?: string;
+  connectTimeoutSeconds?: number;
+  applicationName?: string;
+}
+
+/** A fully built subprocess invocation, ready for Deno.Command (with `clearEnv: true`). */
+export interface ToolCommand {
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
+/** The secrets a ToolCommand carries, for redaction of anything a tool prints. */
+export function connectionSecrets(conn: PgConnection): string[] {
+  return conn.password ? [conn.password] : [];
+}
+
+/** The minimal libpq environment for a connection. */
+export function connectionEnv(conn: PgConnection): Record<string, string> {
+  const env: Record<string, string> = {
+    PGHOST: conn.host,
+    PGUSER: conn.user,
+    PGDATABASE: conn.database,
+    PGCONNECT_TIMEOUT: String(conn.connectTimeoutSeconds ?? 15),
+    PGAPPNAME: conn.applicationName ?? "dbtether",
+    // English, stable messages for the stderr we show in status; UTF-8 for non-ASCII names.
+    LC_ALL: "C.UTF-8",
+    // Never read the operator user's ~/.pgpass by accident.
+    PGPASSFILE: conn.passfile ?? "/dev/null",
+  };
+  if (conn.port !== undefined) env.PGPORT = String(conn.port);
+  if (conn.password !== undefined && conn.passfile === undefined) env.PGPASSWORD = conn.password;
+  if (conn.sslmode) env.PGSSLMODE = conn.sslmode;
+  if (conn.sslrootcert) env.PGSSLROOTCERT = conn.sslrootcert;
+  if (conn.sslcert) env.PGSSLCERT = conn.sslcert;
+  if (conn.sslkey) env.PGSSLKEY = conn.sslkey;
+  return env;
+}
+
+/** Options of {@link buildDumpCommand}. */
+export interface DumpCommandOptions {
+  format: DumpFormat;
+  /** For `custom`, pg_dump's own compression level (0-9); ignored for `plain`. */
+  compressionLevel?: number;
+  /**
+   * Keep `ALTER ... OWNER TO` and GRANT/REVOKE in the dump. Off by default: the roles of the
+   * source rarely exist (or are not grantable by a non-superuser) where the dump is restored,
+   * and dbtether re-applies the Database's grants after a restore.
+   */
+  includeOwnership?: boolean;
+  /** Seconds to wait for table locks before failing instead of queueing behind DDL. */
+  lockWaitTimeoutSeconds?: number;
+}
+
+/** argv/env for `pg_dump` writing the dump to stdout. */
+export function buildDumpCommand(
+  pgDump: string,
+  conn: PgConnection,
+  opts: DumpCommandOptions,
+): ToolCommand {
+  const args = ["--no-password", `--format=${opts.format}`];
+  if (opts.format === "custom") {
+    args.push(`--compress=${clampLevel(opts.compressionLevel ?? 6)}`);
+  }
+  if (!opts.includeOwnership) args.push("--no-owner", "--no-privileges");
+  if (opts.lockWaitTimeoutSeconds !== undefined) {
+    args.push(`--lock-wait-timeout=${Math.round(opts.lockWaitTimeoutSeconds * 1000)}`);
+  }
+  return {
+    command: pgDump,
+    args,
+    env: connectionEnv({ ...conn, applicationName: appName(conn, "backup") }),
+  };
+}
+
+/**
+ * argv/env for `psql` applying a plain dump read from stdin in one transaction. Nothing is
+ * committed before psql reads end-of-file on stdin, so killing psql earlier rolls back.
+ */
+export function buildPsqlRestoreCommand(psql: string, conn: PgConnection): ToolCommand {
+  return {
+    command: psql,
+    args: [
+      "--no-psqlrc",
+      "--no-password",
+      "--quiet",
+      "--set=ON_ERROR_STOP=1",
+      "--single-transaction",
+      "--file=-",
+    ],
+    env: connectionEnv({ ...conn, applicationName: appName(conn, "restore") }),
+  };
+}
+
+/** argv/env for `pg_restore` applying a custom-format archive read from stdin. */
+export function buildPgRestoreCommand(
+  pgRestore: string,
+  conn: PgConnection,
+  opts: { includeOwnership?: boolean } = {},
+): ToolCommand {
+  const args = [
+    "--no-password",
+    "--exit-on-error",
+    "--single-transaction",
+    // pg_restore only connects when given -d; the name is not a secret.
+    `--dbname=${conn.database}`,
+  ];
+  if (!opts.includeOwnership) args.push("--no-owner", "--no-privileges");
+  return {
+    command: pgRestore,
+    args,
+    env: connectionEnv({ ...conn, applicationName: appName(conn, "restore") }),
+  };
+}
+
+/** argv/env for `psql` printing the server's `server_version_num` (e.g. `150018`). */
+export function buildServerVersionCommand(psql: string, conn: PgConnection): ToolCommand {
+  return {
+    command: psql,
+    args: [
+      "--no-psqlrc",
+      "--no-password",
+      "--tuples-only",
+      "--no-align",
+      "--command=SHOW server_version_num",
+    ],
+    env: connectionEnv({ ...conn, applicationName: appName(conn, "version") }),
+  };
+}
+
+function appName(conn: PgConnection, what: string): string {
+  return conn.applicationName ?? `dbtether-${what}`;
+}
+
+function clampLevel(level: number): number {
+  if (!Number.isInteger(level) || level < 0 || level > 9) {
+    throw new RangeError(`Invalid compression level ${level}: must be an integer from 0 to 9`);
+  }
+  return level;
+}

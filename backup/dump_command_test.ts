@@ -1,0 +1,116 @@
+import { assert, assertEquals, assertThrows } from "./test_assert.ts";
+import {
+  buildDumpCommand,
+  buildPgRestoreCommand,
+  buildPsqlRestoreCommand,
+  buildServerVersionCommand,
+  connectionEnv,
+  type PgConnection,
+  type ToolCommand,
+} from "./dump_command.ts";
+
+const SECRET = "s3cr3t-P@ss word";
+const conn: PgConnection = {
+  host: "db.example",
+  port: 6543,
+  user: "admin",
+  database: "orders",
+  password: SECRET,
+  sslmode: "verify-full",
+  sslrootcert: "/etc/ca.crt",
+};
+
+const builders: [string, ToolCommand][] = [
+  ["pg_dump plain", buildDumpCommand("/bin/pg_dump", conn, { format: "plain" })],
+  [
+    "pg_dump custom",
+    buildDumpCommand("/bin/pg_dump", conn, { format: "custom", compressionLevel: 3 }),
+  ],
+  ["psql restore", buildPsqlRestoreCommand("/bin/psql", conn)],
+  ["pg_restore", buildPgRestoreCommand("/bin/pg_restore", conn)],
+  ["server version", buildServerVersionCommand("/bin/psql", conn)],
+];
+
+Deno.test("the password never appears in argv, only in PGPASSWORD", async (t) => {
+  for (const [name, cmd] of builders) {
+    await t.step(name, () => {
+      for (const a of [cmd.command, ...cmd.args]) assert(!a.includes(SECRET), `argv leaks: ${a}`);
+      assertEquals(cmd.env.PGPASSWORD, SECRET);
+      assert(cmd.args.includes("--no-password"), "tools must never prompt");
+      for (const [k, v] of Object.entries(cmd.env)) {
+        if (k !== "PGPASSWORD") assert(!v.includes(SECRET), `env ${k} leaks`);
+      }
+    });
+  }
+});
+
+Deno.test("the environment is minimal and libpq-only", () => {
+  const env = connectionEnv(conn);
+  assertEquals(Object.keys(env).sort(), [
+    "LC_ALL",
+    "PGAPPNAME",
+    "PGCONNECT_TIMEOUT",
+    "PGDATABASE",
+    "PGHOST",
+    "PGPASSFILE",
+    "PGPASSWORD",
+    "PGPORT",
+    "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGUSER",
+  ]);
+  assertEquals(env.PGPORT, "6543");
+  assertEquals(env.PGPASSFILE, "/dev/null");
+});
+
+Deno.test("a passfile replaces PGPASSWORD", () => {
+  const env = connectionEnv({ ...conn, passfile: "/run/pgpass" });
+  assertEquals(env.PGPASSFILE, "/run/pgpass");
+  assertEquals(env.PGPASSWORD, undefined);
+});
+
+Deno.test("pg_dump argv", async (t) => {
+  await t.step("plain drops ownership and privileges by default", () => {
+    assertEquals(buildDumpCommand("pg_dump", conn, { format: "plain" }).args, [
+      "--no-password",
+      "--format=plain",
+      "--no-owner",
+      "--no-privileges",
+    ]);
+  });
+  await t.step("custom compresses in pg_dump; ownership kept on request", () => {
+    const c = buildDumpCommand("pg_dump", conn, {
+      format: "custom",
+      compressionLevel: 1,
+      includeOwnership: true,
+      lockWaitTimeoutSeconds: 30,
+    });
+    assertEquals(c.args, [
+      "--no-password",
+      "--format=custom",
+      "--compress=1",
+      "--lock-wait-timeout=30000",
+    ]);
+  });
+  await t.step("invalid level", () => {
+    assertThrows(
+      () => buildDumpCommand("pg_dump", conn, { format: "custom", compressionLevel: 12 }),
+      RangeError,
+    );
+  });
+});
+
+Deno.test("psql restore runs one transaction that stops on the first error", () => {
+  const c = buildPsqlRestoreCommand("psql", conn);
+  for (const a of ["--set=ON_ERROR_STOP=1", "--single-transaction", "--file=-", "--no-psqlrc"]) {
+    assert(c.args.includes(a), `missing ${a}`);
+  }
+  assertEquals(c.env.PGDATABASE, "orders");
+});
+
+Deno.test("pg_restore connects to the target database", () => {
+  const c = buildPgRestoreCommand("pg_restore", conn);
+  assert(c.args.includes("--dbname=orders"));
+  assert(c.args.includes("--single-transaction"));
+  assert(c.args.includes("--exit-on-error"));
+});
