@@ -75,3 +75,156 @@ export interface StorageLocation {
  *   or `connectionString` / `AZURE_STORAGE_CONNECTION_STRING`
  */
 export type StaticCredentials = Record<string, string>;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers shared by the backends. They live here (an additive, compatible extension of this
+// module) so every backend validates keys and classifies put failures the same way.
+
+/**
+ * Rejects keys that are not portable object names: empty, a leading slash, empty, `.` or `..`
+ * segments, or control characters. `..` matters most: the local backend maps keys onto a
+ * directory, and a key must never escape it. The message never repeats the key.
+ */
+export function validateKey(key: string, what = "object key"): void {
+  const problem = keyProblem(key, what === "prefix");
+  if (problem) throw new StorageError("InvalidConfiguration", `Invalid ${what}: ${problem}`);
+}
+
+function keyProblem(key: string, isPrefix: boolean): string | undefined {
+  if (key === "") return isPrefix ? undefined : "it is empty";
+  if (key.startsWith("/")) return "it starts with '/'";
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(key)) return "it contains control characters";
+  const segments = key.split("/");
+  for (const [i, s] of segments.entries()) {
+    if (s === "." || s === "..") return `it contains a '${s}' segment`;
+    // A prefix may end with '/', so only its last segment may be empty.
+    if (s === "" && !(isPrefix && i === segments.length - 1)) return "it contains an empty segment";
+  }
+  return undefined;
+}
+
+/** A source stream wrapped so that a backend can tell a failing source from its own failure. */
+export interface TrackedSource {
+  readonly stream: ReadableStream<Uint8Array>;
+  /** Bytes read from the source so far. */
+  readonly bytes: number;
+  /** Set when the source stream itself errored (for example pg_dump died). */
+  readonly failed: boolean;
+  readonly error: unknown;
+  /** Cancels the source (after a storage failure, so the producer stops); never throws. */
+  cancel(reason?: unknown): Promise<void>;
+}
+
+/**
+ * Wraps `body` so that bytes are counted, a source error is remembered, and an abort of
+ * `signal` errors the stream (which makes the SDK's upload fail and clean up).
+ */
+export function trackSource(body: ReadableStream<Uint8Array>, signal?: AbortSignal): TrackedSource {
+  const reader = body.getReader();
+  const state = { bytes: 0, failed: false, error: undefined as unknown };
+  let onAbort: (() => void) | undefined;
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (!signal) return;
+      onAbort = () => {
+        controller.error(signal.reason);
+        reader.cancel(signal.reason).catch(() => {});
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+    },
+    async pull(controller) {
+      let r: ReadableStreamReadResult<Uint8Array>;
+      try {
+        r = await reader.read();
+      } catch (e) {
+        if (!signal?.aborted) Object.assign(state, { failed: true, error: e });
+        if (onAbort) signal?.removeEventListener("abort", onAbort);
+        controller.error(e);
+        return;
+      }
+      if (r.done) {
+        if (onAbort) signal?.removeEventListener("abort", onAbort);
+        controller.close();
+        return;
+      }
+      state.bytes += r.value.byteLength;
+      controller.enqueue(r.value);
+    },
+    cancel(reason) {
+      if (onAbort) signal?.removeEventListener("abort", onAbort);
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+  return {
+    stream,
+    get bytes() {
+      return state.bytes;
+    },
+    get failed() {
+      return state.failed;
+    },
+    get error() {
+      return state.error;
+    },
+    cancel: (reason) => reader.cancel(reason).catch(() => {}),
+  };
+}
+
+/**
+ * The error a failed `put` reports: `Aborted` when the signal fired, the source's own error
+ * when the source stream failed (so a caller sees "pg_dump died", not a storage error), and
+ * otherwise the backend's mapped error.
+ */
+export function putFailure(
+  e: unknown,
+  source: TrackedSource,
+  opts: { signal?: AbortSignal | undefined; map: (e: unknown) => StorageError },
+): unknown {
+  if (opts.signal?.aborted) {
+    return new StorageError("Aborted", "Upload aborted", { cause: opts.signal.reason });
+  }
+  if (source.failed) return source.error;
+  return e instanceof StorageError ? e : opts.map(e);
+}
+
+/** Throws StorageError("Aborted") when the signal has already fired. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw new StorageError("Aborted", "Upload aborted", { cause: signal.reason });
+  }
+}
+
+/** Ties a download stream to a signal: aborting cancels the source and errors the reader. */
+export function abortable(
+  stream: ReadableStream<Uint8Array>,
+  signal: AbortSignal | undefined,
+): ReadableStream<Uint8Array> {
+  if (!signal) return stream;
+  const reader = stream.getReader();
+  const onAbort = () => reader.cancel(signal.reason).catch(() => {});
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (signal.aborted) {
+        controller.error(signal.reason);
+        void onAbort();
+        return;
+      }
+      signal.addEventListener("abort", () => {
+        controller.error(signal.reason);
+        void onAbort();
+      }, { once: true });
+    },
+    async pull(controller) {
+      try {
+        const r = await reader.read();
+        if (r.done) controller.close();
+        else controller.enqueue(r.value);
+      } catch (e) {
+        controller.error(signal.aborted ? signal.reason : e);
+      }
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}

@@ -1,0 +1,248 @@
+/**
+ * The conformance suite every storage backend passes (the pattern of Hono's router tests):
+ * each backend's test calls `runConformance(t, makeStore)` against a real server.
+ */
+import assert from "node:assert/strict";
+import { type ObjectStore, StorageError } from "./store.ts";
+
+/** Builds a store for one step; `missingBucket` asks for a store whose bucket does not exist. */
+export type MakeStore = (opts: { missingBucket?: boolean }) => ObjectStore | Promise<ObjectStore>;
+
+/** Options of {@link runConformance}. */
+export interface ConformanceOptions {
+  /**
+   * Backend-specific check after a failed or aborted put, for what the interface cannot see
+   * (S3: no incomplete multipart upload; local: no temporary file).
+   */
+  assertNoLeftovers?: (store: ObjectStore, key: string) => Promise<void>;
+  /** Size of the large round-trip object; defaults to 12 MiB + 123 bytes (three S3 parts). */
+  largeSize?: number;
+}
+
+const MiB = 1024 * 1024;
+
+/** Runs every conformance step against stores built by `makeStore`. */
+export async function runConformance(
+  t: Deno.TestContext,
+  makeStore: MakeStore,
+  opts: ConformanceOptions = {},
+): Promise<void> {
+  const run = `conformance-${crypto.randomUUID().slice(0, 8)}/`;
+  const step = (name: string, fn: (store: ObjectStore) => Promise<void>) =>
+    t.step(name, async () => {
+      const store = await makeStore({});
+      try {
+        await fn(store);
+      } finally {
+        await store.close();
+      }
+    });
+  const noLeftovers = async (store: ObjectStore, key: string) => {
+    assert.equal(await store.head(key), undefined, "an object was left at the key");
+    assert.deepEqual(await store.list(key), [], "an object was left under the key");
+    await opts.assertNoLeftovers?.(store, key);
+  };
+
+  await step("probe succeeds on an existing bucket", (store) => store.probe());
+
+  await t.step("probe fails with BucketNotFound on a missing bucket", async () => {
+    const store = await makeStore({ missingBucket: true });
+    try {
+      await assertStorageError(store.probe(), "BucketNotFound");
+      await assertStorageError(store.put(`${run}x`, bytesStream(10)), "BucketNotFound");
+    } finally {
+      await store.close();
+    }
+  });
+
+  await step("put and get round-trip a multi-megabyte stream with metadata", async (store) => {
+    const key = `${run}round/trip.sql.gz`;
+    const size = opts.largeSize ?? 12 * MiB + 123;
+    const expected = await sha256(bytesStream(size));
+    const res = await store.put(key, bytesStream(size), {
+      contentType: "application/gzip",
+      metadata: { sha256: expected },
+    });
+    assert.equal(res.size, size);
+    assert.equal(await sha256(await store.get(key)), expected);
+    const head = await store.head(key);
+    assert.ok(head, "head found nothing after put");
+    assert.equal(head.key, key);
+    assert.equal(head.size, size);
+    assert.equal(head.metadata["sha256"], expected);
+    assert.ok(Math.abs(head.lastModified.getTime() - Date.now()) < 5 * 60_000);
+  });
+
+  await step("put of an empty stream stores an empty object", async (store) => {
+    const key = `${run}empty`;
+    assert.equal((await store.put(key, bytesStream(0))).size, 0);
+    assert.equal((await store.head(key))?.size, 0);
+    assert.equal((await readAll(await store.get(key))).byteLength, 0);
+  });
+
+  await step("put overwrites an existing object", async (store) => {
+    const key = `${run}overwrite`;
+    await store.put(key, bytesStream(1000, 1));
+    await store.put(key, bytesStream(10, 2));
+    assert.equal(await sha256(await store.get(key)), await sha256(bytesStream(10, 2)));
+    assert.equal((await store.head(key))?.size, 10);
+  });
+
+  await step(
+    "list returns keys under a prefix, sorted, and keeps sibling prefixes apart",
+    async (store) => {
+      const base = `${run}list/`;
+      const keys = ["a/b/2", "a/b/1", "a/bc/1", "a/b/deep/x", "z"].map((k) => base + k);
+      for (const [i, key] of keys.entries()) await store.put(key, bytesStream(i + 1));
+      const listed = async (p: string) => (await store.list(base + p)).map((o) => o.key);
+      const full = (ks: string[]) => ks.map((k) => base + k);
+      assert.deepEqual(await listed("a/b/"), full(["a/b/1", "a/b/2", "a/b/deep/x"]));
+      assert.deepEqual(await listed("a/bc/"), full(["a/bc/1"]));
+      assert.deepEqual(await listed("a/b"), full(["a/b/1", "a/b/2", "a/b/deep/x", "a/bc/1"]));
+      assert.deepEqual(await listed(""), full(["a/b/1", "a/b/2", "a/b/deep/x", "a/bc/1", "z"]));
+      assert.deepEqual(await listed("a/b/1"), full(["a/b/1"]));
+      assert.deepEqual(await listed("nothing/"), []);
+      const one = (await store.list(base + "a/bc/"))[0];
+      assert.equal(one?.size, 3);
+      assert.ok(one.lastModified instanceof Date);
+    },
+  );
+
+  await step("list pages through more than one page of results", async (store) => {
+    const base = `${run}many/`;
+    const keys = Array.from({ length: 1005 }, (_, i) => `${base}${String(i).padStart(4, "0")}`);
+    await pool(keys, 16, (key) => store.put(key, bytesStream(1)));
+    assert.deepEqual((await store.list(base)).map((o) => o.key), keys);
+  });
+
+  await step("delete removes an object and is idempotent", async (store) => {
+    const key = `${run}delete/me`;
+    await store.put(key, bytesStream(5));
+    await store.delete(key);
+    assert.equal(await store.head(key), undefined);
+    await store.delete(key);
+    await store.delete(`${run}delete/never-existed`);
+  });
+
+  await step("get and head of a missing object", async (store) => {
+    await assertStorageError(store.get(`${run}missing`), "NotFound");
+    assert.equal(await store.head(`${run}missing`), undefined);
+  });
+
+  await step("a put whose source errors midway leaves nothing at the key", async (store) => {
+    const key = `${run}broken/source`;
+    const boom = new Error("pg_dump exited with status 1");
+    await assert.rejects(store.put(key, failingStream(6 * MiB + 7, boom)), (e) => {
+      assert.equal(e, boom, "put must report the source's own error");
+      return true;
+    });
+    await noLeftovers(store, key);
+  });
+
+  await step("a put aborted by its signal leaves nothing at the key", async (store) => {
+    const key = `${run}aborted/put`;
+    const ac = new AbortController();
+    const body = stallingStream(6 * MiB + 7, () => ac.abort(new Error("shutdown")));
+    await assertStorageError(store.put(key, body, { signal: ac.signal }), "Aborted");
+    await noLeftovers(store, key);
+    await assertStorageError(
+      store.put(key, bytesStream(10), { signal: AbortSignal.abort() }),
+      "Aborted",
+    );
+    await noLeftovers(store, key);
+  });
+
+  await step("a failed put keeps the previous object intact", async (store) => {
+    const key = `${run}keep/previous`;
+    await store.put(key, bytesStream(100, 3));
+    await assert.rejects(store.put(key, failingStream(MiB, new Error("boom"))));
+    assert.equal(await sha256(await store.get(key)), await sha256(bytesStream(100, 3)));
+  });
+
+  await step("invalid keys are rejected", async (store) => {
+    for (const key of ["", "/abs", "../escape", "a/../../b", "a//b", "a/./b"]) {
+      await assertStorageError(store.put(key, bytesStream(1)), "InvalidConfiguration");
+      await assertStorageError(store.get(key), "InvalidConfiguration");
+      await assertStorageError(store.delete(key), "InvalidConfiguration");
+    }
+    await assertStorageError(store.list("../"), "InvalidConfiguration");
+  });
+
+  await step("cleanup", async (store) => {
+    await pool((await store.list(run)).map((o) => o.key), 16, (key) => store.delete(key));
+    assert.deepEqual(await store.list(run), []);
+  });
+}
+
+/** Asserts that `p` rejects with a StorageError of the given reason. */
+export async function assertStorageError(p: Promise<unknown>, reason: string): Promise<void> {
+  await assert.rejects(p, (e) => {
+    assert.ok(e instanceof StorageError, `expected StorageError(${reason}), got ${e}`);
+    assert.equal(e.reason, reason, `expected ${reason}, got ${e.reason}: ${e.message}`);
+    return true;
+  });
+}
+
+/** Deterministic pseudo-random bytes in irregular chunk sizes (seeded xorshift). */
+export function bytesStream(size: number, seed = 7): ReadableStream<Uint8Array> {
+  let left = size;
+  let x = seed * 2654435761 >>> 0 || 1;
+  let n = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (left <= 0) return controller.close();
+      const len = Math.min(left, 40_000 + (n++ % 7) * 13_001);
+      const chunk = new Uint8Array(len);
+      for (let i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        chunk[i] = x & 0xff;
+      }
+      left -= len;
+      controller.enqueue(chunk);
+    },
+  }, { highWaterMark: 0 });
+}
+
+function failingStream(goodBytes: number, error: Error): ReadableStream<Uint8Array> {
+  const reader = bytesStream(goodBytes).getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const r = await reader.read();
+      if (r.done) controller.error(error);
+      else controller.enqueue(r.value);
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** Yields `goodBytes`, then calls `onStall` and never ends (like a pg_dump that hangs). */
+function stallingStream(goodBytes: number, onStall: () => void): ReadableStream<Uint8Array> {
+  const reader = bytesStream(goodBytes).getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const r = await reader.read();
+      if (!r.done) return controller.enqueue(r.value);
+      // Give the backend a moment to send what it buffered, then abort.
+      setTimeout(onStall, 200);
+      await new Promise(() => {});
+    },
+  }, { highWaterMark: 0 });
+}
+
+async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array<ArrayBuffer>> {
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+async function sha256(stream: ReadableStream<Uint8Array>): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", await readAll(stream));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function pool<T>(items: T[], size: number, fn: (item: T) => Promise<unknown>) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(size, items.length) }, worker));
+}

@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { assertStorageError, bytesStream, runConformance } from "./conformance.ts";
+import { LocalStore } from "./local.ts";
+
+Deno.test("local store passes the conformance suite", async (t) => {
+  await using dir = await tempDir();
+  await runConformance(
+    t,
+    ({ missingBucket }) =>
+      new LocalStore({ path: missingBucket ? join(dir.path, "nope") : dir.path }),
+    {
+      // No temporary or sidecar file may survive a failed put.
+      assertNoLeftovers: async () => {
+        const files = await walk(dir.path);
+        assert.deepEqual(files.filter((f) => f.includes(".dbtether-tmp-")), []);
+      },
+    },
+  );
+});
+
+Deno.test("local store", async (t) => {
+  await using dir = await tempDir();
+  const store = new LocalStore({ path: dir.path });
+
+  await t.step("writes objects as plain files under the root", async () => {
+    await store.put("c/db/1.sql.gz", bytesStream(10), { metadata: { sha256: "x" } });
+    assert.equal((await Deno.stat(join(dir.path, "c/db/1.sql.gz"))).size, 10);
+    assert.deepEqual((await store.list("c/")).map((o) => o.key), ["c/db/1.sql.gz"]);
+  });
+
+  await t.step("rejects reserved names and keys escaping the root", async () => {
+    await assertStorageError(
+      store.put("a/.dbtether-tmp-x", bytesStream(1)),
+      "InvalidConfiguration",
+    );
+    await assertStorageError(store.get("../../etc/passwd"), "InvalidConfiguration");
+  });
+
+  await t.step("a directory is not an object", async () => {
+    await assertStorageError(store.get("c/db"), "NotFound");
+    assert.equal(await store.head("c/db"), undefined);
+  });
+
+  await t.step("requires an absolute path", () => {
+    assert.throws(() => new LocalStore({ path: "relative" }));
+  });
+});
+
+async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "dbtether-local-" });
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+}
+
+async function walk(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    const p = join(dir, e.name);
+    if (e.isDirectory) out.push(...await walk(p));
+    else out.push(p);
+  }
+  return out;
+}
