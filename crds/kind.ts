@@ -2,7 +2,18 @@
  * What every kind shares: object metadata, standard conditions, and `defineKind`, which turns
  * one declaration into a CustomResourceDefinition and a resource descriptor for the runtime.
  */
-import { arr, enumOf, int, type JsonSchema, obj, optional, type Schema, str } from "./schema.ts";
+import {
+  arr,
+  type Common,
+  enumOf,
+  int,
+  type JsonSchema,
+  obj,
+  optional,
+  record,
+  type Schema,
+  str,
+} from "./schema.ts";
 
 export interface OwnerReference {
   apiVersion: string;
@@ -82,6 +93,11 @@ export interface KindOptions<Spec, Status> {
   spec: Schema<Spec, boolean>;
   status: Schema<Status, boolean>;
   printerColumns: PrinterColumn[];
+  /**
+   * CEL rules on the whole object. Only these can see `self.metadata.name`, so they check the
+   * defaults derived from the name (a database or role name taken from `metadata.name`).
+   */
+  rules?: { rule: string; message: string }[];
 }
 
 /** Everything the runtime needs to address a kind over the API. */
@@ -104,7 +120,9 @@ export interface KindDefinition<Spec, Status> extends ResourceKind<Spec, Status>
 }
 
 /** Declares a kind: its CRD manifest and its runtime descriptor come from the same place. */
-export function defineKind<Spec, Status>(o: KindOptions<Spec, Status>): KindDefinition<Spec, Status> {
+export function defineKind<Spec, Status>(
+  o: KindOptions<Spec, Status>,
+): KindDefinition<Spec, Status> {
   const schema: JsonSchema = {
     type: "object",
     description: o.description,
@@ -117,6 +135,7 @@ export function defineKind<Spec, Status>(o: KindOptions<Spec, Status>): KindDefi
     },
   };
   if (!o.spec.optional) schema.required = ["spec"];
+  if (o.rules?.length) schema["x-kubernetes-validations"] = o.rules;
   const names: Record<string, unknown> = {
     kind: o.kind,
     listKind: `${o.kind}List`,
@@ -166,3 +185,157 @@ export const ageColumn: PrinterColumn = {
   type: "date",
   jsonPath: ".metadata.creationTimestamp",
 };
+
+// ---------------------------------------------------------------------------------------------
+// Fields several kinds share.
+
+/** Names PostgreSQL or a managed service reserves; compared case-insensitively. */
+export const RESERVED_NAMES = [
+  "postgres",
+  "template0",
+  "template1",
+  "public",
+  "none",
+  "current_user",
+  "session_user",
+  "current_role",
+  "user",
+  "all",
+  "rdsadmin",
+] as const;
+
+/** Prefixes PostgreSQL (`pg_`) and Amazon RDS (`rds_`) reserve for their own roles. */
+export const RESERVED_PREFIXES = ["pg_", "rds_"] as const;
+
+/** The byte length PostgreSQL keeps of an identifier (NAMEDATALEN - 1). */
+export const MAX_IDENTIFIER_BYTES = 63;
+
+/**
+ * CEL rules that a PostgreSQL identifier given by the CEL expression `expr` must pass: at most
+ * 63 bytes (PostgreSQL would silently truncate, so two names could collide) and not reserved.
+ * `what` names the field in the messages.
+ */
+export function identifierRules(expr: string, what: string): { rule: string; message: string }[] {
+  const names = RESERVED_NAMES.map((n) => `'${n}'`).join(", ");
+  const prefixes = RESERVED_PREFIXES.map((p) => `${expr}.lowerAscii().startsWith('${p}')`);
+  return [
+    {
+      rule: `size(bytes(${expr})) <= ${MAX_IDENTIFIER_BYTES}`,
+      message: `${what} must be at most ${MAX_IDENTIFIER_BYTES} bytes in UTF-8: ` +
+        `PostgreSQL truncates longer identifiers`,
+    },
+    {
+      rule: `!(${expr}.lowerAscii() in [${names}])`,
+      message: `${what} must not be a reserved name (${RESERVED_NAMES.join(", ")}): ` +
+        `PostgreSQL or the managed service reserves it`,
+    },
+    {
+      rule: `!(${prefixes.join(" || ")})`,
+      message: `${what} must not start with pg_ or rds_: ` +
+        `PostgreSQL reserves pg_ and Amazon RDS reserves rds_ for their own roles`,
+    },
+  ];
+}
+
+/**
+ * A PostgreSQL identifier (database or role name), kept exactly as written: any characters but
+ * NUL, at most 63 bytes, not reserved. `maxLength` (characters) bounds the CEL cost; the byte
+ * limit is the rule.
+ */
+export function pgIdentifier(what: string, c: Common = {}): Schema<string> {
+  return str({
+    minLength: 1,
+    maxLength: MAX_IDENTIFIER_BYTES,
+    pattern: "^[^\\x00]+$",
+    ...c,
+    rules: [...identifierRules("self", what), ...(c.rules ?? [])],
+  });
+}
+
+/** A Go duration such as `90s`, `15m` or `1h30m`. */
+export const DURATION_PATTERN = "^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
+
+/** A duration field (Go syntax, as Kubernetes uses everywhere). */
+export function duration(c: Common = {}): Schema<string> {
+  return str({ pattern: DURATION_PATTERN, maxLength: 64, ...c });
+}
+
+/** A Kubernetes object name (DNS subdomain). */
+export function objectName(c: Common = {}): Schema<string> {
+  return str({
+    minLength: 1,
+    maxLength: 253,
+    pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+    ...c,
+  });
+}
+
+/** A namespace name (DNS label). */
+export function namespaceName(c: Common = {}): Schema<string> {
+  return str({ minLength: 1, maxLength: 63, pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", ...c });
+}
+
+/** `{name}`: a reference to an object in the referrer's namespace. */
+export function localRef(description: string, nameDescription = "Name of the object.") {
+  return obj({ name: objectName({ description: nameDescription }) }, { description });
+}
+
+/** `{name, namespace}`: a reference to a namespaced object from a cluster-scoped one. */
+export function secretRef(description: string) {
+  return obj({
+    name: objectName({ description: "Name of the Secret." }),
+    namespace: namespaceName({ description: "Namespace of the Secret." }),
+  }, { description });
+}
+
+/** metav1.LabelSelector. */
+export const labelSelectorSchema = obj({
+  matchLabels: optional(record(str({ maxLength: 63 }), {
+    description: "Labels that must all match exactly.",
+  })),
+  matchExpressions: optional(arr(
+    obj({
+      key: str({ minLength: 1, maxLength: 317, description: "Label key." }),
+      operator: enumOf(["In", "NotIn", "Exists", "DoesNotExist"] as const, {
+        description: "How the key relates to the values.",
+      }),
+      values: optional(arr(str({ maxLength: 63 }), {
+        maxItems: 64,
+        description: "Values for In and NotIn; empty for Exists and DoesNotExist.",
+      })),
+    }),
+    { maxItems: 32, description: "Set-based requirements; all must match." },
+  )),
+}, { description: "A label selector; an empty selector matches everything." });
+
+/** Which namespaces may use a cluster-scoped resource: names and/or a selector; empty = all. */
+export function allowedNamespacesField(what: string) {
+  return optional(obj({
+    names: optional(arr(namespaceName(), {
+      maxItems: 256,
+      listType: "set",
+      description: "Namespaces allowed by name.",
+    })),
+    selector: optional(labelSelectorSchema),
+  }, {
+    description: `Namespaces whose resources may use this ${what}: those listed in names plus ` +
+      "those matching selector. Unset or empty allows every namespace.",
+  }));
+}
+
+/** `observedGeneration` and `message`, which every status carries. */
+export const observedGenerationField = optional(int({
+  minimum: 0,
+  description: "The metadata.generation this status describes.",
+}));
+
+/** The summary message every status carries. */
+export const messageField = optional(str({
+  maxLength: 32768,
+  description: "Human-readable summary of the current state; on failure, what failed and why.",
+}));
+
+/** An RFC 3339 timestamp. */
+export function timestamp(description: string) {
+  return optional(str({ format: "date-time", description }));
+}

@@ -1,0 +1,147 @@
+/**
+ * Backup: one pg_dump of a Database, streamed through gzip into a BackupStorage by the
+ * operator process itself.
+ */
+import { enumOf, type Infer, int, obj, optional, str, withDefault } from "./schema.ts";
+import {
+  ageColumn,
+  conditionsField,
+  defineKind,
+  duration,
+  GROUP,
+  type KubeObject,
+  localRef,
+  messageField,
+  observedGenerationField,
+  timestamp,
+  VERSION,
+} from "./kind.ts";
+import { templateField } from "./backup_storage.ts";
+
+/** Dump formats: plain SQL (restored with psql) or pg_dump's custom format (pg_restore). */
+export const BACKUP_FORMATS = ["plain", "custom"] as const;
+/** A dump format. */
+export type BackupFormat = typeof BACKUP_FORMATS[number];
+
+/** The fields a Backup and a BackupSchedule share: what to dump, where, and how. */
+export const backupTemplateFields = {
+  databaseRef: localRef("The Database to back up, in this namespace.", "Name of the Database."),
+  storageRef: localRef("The BackupStorage to write to.", "Name of the BackupStorage."),
+  filenameTemplate: withDefault(
+    templateField(
+      "filenameTemplate",
+      "Name of the dump under the storage's pathTemplate, from the variables ClusterName, " +
+        "DatabaseName, Namespace, Timestamp (UTC YYYYMMDD-HHMMSS), Year, Month, Day and RunID.",
+    ),
+    "{{ .Timestamp }}.sql.gz",
+  ),
+  format: withDefault(
+    enumOf(BACKUP_FORMATS, {
+      description: "plain: SQL text (restored with psql); custom: pg_dump's archive format " +
+        "(restored with pg_restore).",
+    }),
+    "plain" as BackupFormat,
+  ),
+  compression: withDefault(
+    obj({
+      level: withDefault(
+        int({ minimum: 0, maximum: 9, description: "gzip level; 0 stores uncompressed." }),
+        6,
+      ),
+    }, { description: "Compression of the stored dump." }),
+    {} as { level: number },
+  ),
+};
+
+const spec = obj({
+  ...backupTemplateFields,
+  ttlAfterCompletion: optional(duration({
+    description: "Delete this Backup resource that long after it completed (Go duration, " +
+      "e.g. 1h). The stored dump is kept. Unset: keep the resource.",
+  })),
+}, {
+  description: "What to back up and where. Immutable: create a new Backup to back up again.",
+  rules: [{
+    rule: "self == oldSelf",
+    message: "a Backup's spec is immutable: create a new Backup instead",
+  }],
+});
+
+/** The phases a Backup goes through. */
+export const BACKUP_PHASES = ["Pending", "Running", "Completed", "Failed"] as const;
+/** A Backup's phase. */
+export type BackupPhase = typeof BACKUP_PHASES[number];
+
+const bytes = (description: string) => optional(int({ minimum: 0, description }));
+
+const status = obj({
+  phase: optional(enumOf(BACKUP_PHASES, {
+    description: "Pending (waiting for its turn or its dependencies), Running, Completed " +
+      "or Failed.",
+  })),
+  message: messageField,
+  clusterName: optional(str({ maxLength: 253, description: "The DBCluster dumped." })),
+  databaseName: optional(str({ maxLength: 63, description: "The database dumped." })),
+  storageName: optional(str({ maxLength: 253, description: "The BackupStorage written to." })),
+  path: optional(str({ maxLength: 4096, description: "Key of the dump in the storage." })),
+  size: optional(str({
+    maxLength: 32,
+    description: "Stored (compressed) size for humans, e.g. 12.3 MiB: the SIZE column.",
+  })),
+  sizeBytes: bytes("Stored (compressed) size in bytes."),
+  uncompressedBytes: bytes("Size of pg_dump's output in bytes."),
+  sha256: optional(str({
+    pattern: "^[a-f0-9]{64}$",
+    description: "SHA-256 of the stored object, hex.",
+  })),
+  format: optional(enumOf(BACKUP_FORMATS, { description: "The dump format." })),
+  duration: optional(str({
+    maxLength: 32,
+    description: "How long the backup ran, e.g. 1m23s: the DURATION column.",
+  })),
+  startedAt: timestamp("When the dump started."),
+  completedAt: timestamp("When the backup completed or failed."),
+  progress: optional(obj({
+    bytes: bytes("Stored bytes so far."),
+    uncompressedBytes: bytes("Bytes pg_dump has written so far."),
+    updatedAt: timestamp("When progress was last recorded."),
+  }, { description: "While Running: how far the dump has got, updated every few seconds." })),
+  attempts: optional(int({
+    minimum: 0,
+    description: "How many times the backup was started (a run interrupted by a crash or a " +
+      "leader change is retried a bounded number of times).",
+  })),
+  pgDumpVersion: optional(str({ maxLength: 64, description: "Version of the pg_dump used." })),
+  serverVersion: optional(str({ maxLength: 64, description: "Version of the server dumped." })),
+  observedGeneration: observedGenerationField,
+  conditions: conditionsField,
+});
+
+/** The desired state of a Backup. */
+export type BackupSpec = Infer<typeof spec>;
+/** The observed state of a Backup. */
+export type BackupStatus = Infer<typeof status>;
+/** A Backup object. */
+export type Backup = KubeObject<BackupSpec, BackupStatus>;
+
+/** The Backup kind: its CRD and its API descriptor. */
+export const BackupKind = defineKind({
+  group: GROUP,
+  version: VERSION,
+  kind: "Backup",
+  plural: "backups",
+  singular: "backup",
+  shortNames: ["bkp"],
+  categories: ["dbtether"],
+  scope: "Namespaced",
+  description: "Backup is one pg_dump of a Database into a BackupStorage.",
+  spec,
+  status: optional(status),
+  printerColumns: [
+    { name: "Database", type: "string", jsonPath: ".spec.databaseRef.name" },
+    { name: "Phase", type: "string", jsonPath: ".status.phase" },
+    { name: "Size", type: "string", jsonPath: ".status.size" },
+    { name: "Duration", type: "string", jsonPath: ".status.duration" },
+    ageColumn,
+  ],
+});

@@ -1,0 +1,124 @@
+/**
+ * Database: a database inside a DBCluster's server, owned by a dedicated NOLOGIN owner role.
+ */
+import { arr, bool, enumOf, type Infer, obj, optional, str, withDefault } from "./schema.ts";
+import {
+  ageColumn,
+  conditionsField,
+  defineKind,
+  GROUP,
+  identifierRules,
+  type KubeObject,
+  messageField,
+  namespaceName,
+  objectName,
+  observedGenerationField,
+  pgIdentifier,
+  VERSION,
+} from "./kind.ts";
+
+/** What happens to the PostgreSQL database when the Database resource is deleted. */
+export const DATABASE_DELETION_POLICIES = ["Retain", "Delete"] as const;
+
+const spec = obj({
+  clusterRef: obj({
+    name: objectName({ description: "Name of the DBCluster." }),
+  }, {
+    description: "The DBCluster (cluster-scoped) whose server holds the database.",
+    rules: [{ rule: "self == oldSelf", message: "clusterRef is immutable" }],
+  }),
+  databaseName: optional(pgIdentifier("databaseName", {
+    description: "Name of the database in PostgreSQL, kept exactly as written. Default: " +
+      "metadata.name with '-' replaced by '_' (status.databaseName shows the name in use). " +
+      "Immutable.",
+    rules: [{ rule: "self == oldSelf", message: "databaseName is immutable" }],
+  })),
+  extensions: optional(arr(
+    str({ minLength: 1, maxLength: 63, pattern: "^[^\\x00]+$" }),
+    {
+      maxItems: 64,
+      listType: "set",
+      description: "Extensions created in the database if missing (CREATE EXTENSION IF NOT " +
+        "EXISTS), e.g. uuid-ossp, pg_trgm. Removing one from the list does not drop it.",
+    },
+  )),
+  deletionPolicy: withDefault(
+    enumOf(DATABASE_DELETION_POLICIES, {
+      description: "On deletion of this resource: Retain releases the claim and keeps the " +
+        "database and its data; Delete terminates its sessions and drops it.",
+    }),
+    "Retain" as typeof DATABASE_DELETION_POLICIES[number],
+  ),
+  revokePublicConnect: withDefault(
+    bool({
+      description: "Revoke CONNECT from PUBLIC, so that only users granted this database " +
+        "can connect to it.",
+    }),
+    true,
+  ),
+  allowedUserNamespaces: optional(arr(namespaceName(), {
+    maxItems: 256,
+    listType: "set",
+    description: "Other namespaces whose DatabaseUsers may reference this Database. Its own " +
+      "namespace is always allowed.",
+  })),
+}, { description: "The database to create or claim, and what to do with it on deletion." });
+
+/** The phases a Database reports. */
+export const DATABASE_PHASES = ["Pending", "Ready", "Failed", "Deleting"] as const;
+
+const status = obj({
+  phase: optional(enumOf(DATABASE_PHASES, { description: "Summary of the conditions." })),
+  message: messageField,
+  databaseName: optional(str({
+    maxLength: 63,
+    description: "The database name in PostgreSQL (spec.databaseName or its default); " +
+      "set from the first reconcile on.",
+  })),
+  clusterName: optional(str({ maxLength: 253, description: "The DBCluster in use." })),
+  ownerRole: optional(str({
+    maxLength: 63,
+    description: "The NOLOGIN role that owns the database and the objects in it.",
+  })),
+  extensions: optional(arr(str({ maxLength: 63 }), {
+    maxItems: 64,
+    description: "Extensions present in the database among those requested.",
+  })),
+  observedGeneration: observedGenerationField,
+  conditions: conditionsField,
+});
+
+/** The desired state of a Database. */
+export type DatabaseSpec = Infer<typeof spec>;
+/** The observed state of a Database. */
+export type DatabaseStatus = Infer<typeof status>;
+/** A Database object. */
+export type Database = KubeObject<DatabaseSpec, DatabaseStatus>;
+
+// The default name is metadata.name with '-' -> '_': only a rule on the whole object sees it.
+const DEFAULT_NAME = "self.metadata.name.replace('-', '_')";
+
+/** The Database kind: its CRD and its API descriptor. */
+export const DatabaseKind = defineKind({
+  group: GROUP,
+  version: VERSION,
+  kind: "Database",
+  plural: "databases",
+  singular: "database",
+  categories: ["dbtether"],
+  scope: "Namespaced",
+  description: "Database is a PostgreSQL database in the server of a DBCluster.",
+  spec,
+  status: optional(status),
+  rules: identifierRules(DEFAULT_NAME, "the default database name (metadata.name with '-' → '_')")
+    .map((r) => ({
+      rule: `has(self.spec.databaseName) || (${r.rule})`,
+      message: `${r.message}; set spec.databaseName`,
+    })),
+  printerColumns: [
+    { name: "Cluster", type: "string", jsonPath: ".spec.clusterRef.name" },
+    { name: "Database", type: "string", jsonPath: ".status.databaseName" },
+    { name: "Phase", type: "string", jsonPath: ".status.phase" },
+    ageColumn,
+  ],
+});

@@ -1,0 +1,335 @@
+/**
+ * DatabaseUser: a login role with privileges on one or more Databases, and a Secret holding
+ * its credentials, rotated on a schedule or on demand.
+ */
+import { arr, enumOf, type Infer, int, obj, optional, str, withDefault } from "./schema.ts";
+import {
+  ageColumn,
+  conditionsField,
+  defineKind,
+  duration,
+  GROUP,
+  identifierRules,
+  type KubeObject,
+  MAX_IDENTIFIER_BYTES,
+  messageField,
+  namespaceName,
+  objectName,
+  observedGenerationField,
+  pgIdentifier,
+  timestamp,
+  VERSION,
+} from "./kind.ts";
+
+/** Privilege levels, each including the one before it. */
+export const PRIVILEGE_LEVELS = ["readonly", "readwrite", "admin", "owner"] as const;
+/** A privilege level of a user on a database. */
+export type PrivilegeLevel = typeof PRIVILEGE_LEVELS[number];
+
+/** Table privileges `additionalGrants` may give. */
+export const TABLE_PRIVILEGES = [
+  "SELECT",
+  "INSERT",
+  "UPDATE",
+  "DELETE",
+  "TRUNCATE",
+  "REFERENCES",
+  "TRIGGER",
+  "USAGE",
+] as const;
+
+/** Key layouts of the credentials Secret (see docs/crds/databaseuser.md). */
+export const SECRET_TEMPLATES = ["raw", "DB", "DATABASE", "POSTGRES", "dsn", "custom"] as const;
+/** What to do when the credentials Secret exists but was not made by this DatabaseUser. */
+export const SECRET_ON_CONFLICT = ["Fail", "Adopt", "Merge"] as const;
+/** Rotation strategies. */
+export const ROTATION_STRATEGIES = ["InPlace", "Alternating"] as const;
+/** Suffix of the second login role of the Alternating strategy. */
+export const ALTERNATE_ROLE_SUFFIX = "_b";
+
+const privileges = (extra: string) =>
+  enumOf(PRIVILEGE_LEVELS, {
+    description: "readonly: CONNECT, USAGE on schemas, SELECT on tables and sequences, now " +
+      "and in future; readwrite: also INSERT, UPDATE, DELETE and sequence USAGE; admin: also " +
+      "CREATE in the schemas (new objects belong to the database's owner role); owner: admin " +
+      `and owns the existing objects (one owner per database).${extra}`,
+  });
+
+const databaseEntry = (description: string) =>
+  obj({
+    name: objectName({ description: "Name of the Database resource." }),
+    namespace: optional(namespaceName({
+      description: "Namespace of the Database; default: this resource's namespace. Another " +
+        "namespace must be listed in that Database's spec.allowedUserNamespaces.",
+    })),
+    privileges: optional(privileges(" Default: spec.privileges.")),
+  }, { description });
+
+const secretKey = str({ minLength: 1, maxLength: 253, pattern: "^[-._a-zA-Z0-9]+$" });
+
+const spec = obj({
+  databaseRef: optional(obj({
+    name: objectName({ description: "Name of the Database resource." }),
+    namespace: optional(namespaceName({
+      description: "Namespace of the Database; default: this resource's namespace. Another " +
+        "namespace must be listed in that Database's spec.allowedUserNamespaces.",
+    })),
+  }, {
+    description: "The Database this user is granted spec.privileges on. Exactly one of " +
+      "databaseRef, database and databases is set.",
+  })),
+  database: optional(databaseEntry(
+    "The Database this user is granted privileges on (dbtether v0.9 form). Exactly one of " +
+      "databaseRef, database and databases is set.",
+  )),
+  databases: optional(arr(
+    databaseEntry("A Database and the privileges on it."),
+    {
+      minItems: 1,
+      maxItems: 32,
+      description: "Several Databases, each with its own privileges; one role for all. " +
+        "Exactly one of databaseRef, database and databases is set.",
+      rules: [{
+        rule: "self.all(a, self.filter(b, b.name == a.name && " +
+          "(has(b.namespace) ? b.namespace : '') == (has(a.namespace) ? a.namespace : '')" +
+          ").size() == 1)",
+        message: "databases must not list the same Database twice",
+      }],
+    },
+  )),
+  privileges: withDefault(
+    privileges(" With database or databases, the default for entries that set none."),
+    "readonly" as PrivilegeLevel,
+  ),
+  username: optional(pgIdentifier("username", {
+    description: "Role name in PostgreSQL, kept exactly as written. Default: metadata.name " +
+      "(hyphens kept). Immutable.",
+    rules: [{ rule: "self == oldSelf", message: "username is immutable" }],
+  })),
+  password: withDefault(
+    obj({
+      length: withDefault(
+        int({ minimum: 12, maximum: 64, description: "Length of generated passwords." }),
+        16,
+      ),
+    }, { description: "How passwords are generated." }),
+    {} as { length: number },
+  ),
+  rotation: optional(obj({
+    days: optional(int({
+      minimum: 1,
+      maximum: 365,
+      description: "Rotate the password every this many days.",
+    })),
+    interval: optional(duration({
+      description: "Rotate the password at this interval (Go duration, e.g. 720h); " +
+        "instead of days.",
+    })),
+    strategy: withDefault(
+      enumOf(ROTATION_STRATEGIES, {
+        description: "InPlace: set a new password on the role, verify it, then update the " +
+          "Secret. Alternating: two login roles <username> and <username>_b; each rotation " +
+          "changes the one not in the Secret, so the previous credentials stay valid until " +
+          "the next rotation.",
+      }),
+      "InPlace" as typeof ROTATION_STRATEGIES[number],
+    ),
+  }, {
+    description: "Automatic password rotation. The annotation dbtether.io/rotate set to a " +
+      "new value also rotates once.",
+    rules: [{
+      rule: "!(has(self.days) && has(self.interval))",
+      message: "set rotation.days or rotation.interval, not both",
+    }],
+  })),
+  connectionLimit: withDefault(
+    int({
+      minimum: -1,
+      description: "Maximum concurrent connections of the role; -1 means no limit.",
+      rules: [{
+        rule: "self != 0",
+        message: "connectionLimit must be -1 (no limit) or at least 1: " +
+          "0 would stop the user from logging in",
+      }],
+    }),
+    -1,
+  ),
+  idleInTransactionTimeout: optional(duration({
+    description: "idle_in_transaction_session_timeout for the role (Go duration, e.g. 5m).",
+  })),
+  deletionPolicy: withDefault(
+    enumOf(["Delete", "Retain"] as const, {
+      description: "On deletion: Delete reassigns the role's objects to the database's owner " +
+        "role and drops the role(s); Retain keeps the role but removes its LOGIN. The " +
+        "Secret is deleted either way.",
+    }),
+    "Delete" as "Delete" | "Retain",
+  ),
+  additionalGrants: optional(arr(
+    obj({
+      tables: arr(str({ minLength: 1, maxLength: 127, pattern: "^[^\\x00]+$" }), {
+        minItems: 1,
+        maxItems: 256,
+        description: "Tables, as name or schema.name.",
+      }),
+      privileges: arr(enumOf(TABLE_PRIVILEGES), {
+        minItems: 1,
+        maxItems: 8,
+        listType: "set",
+        description: "Privileges to grant on those tables.",
+      }),
+    }),
+    { maxItems: 64, description: "Table privileges beyond spec.privileges." },
+  )),
+  secret: withDefault(
+    obj({
+      name: optional(objectName({
+        description: "Name of the Secret; default <metadata.name>-credentials.",
+      })),
+      template: withDefault(
+        enumOf(SECRET_TEMPLATES, {
+          description: "Key layout: raw (host, port, database, username, password, uri), DB " +
+            "(DB_HOST, ...), DATABASE (DATABASE_HOST, ...), POSTGRES (POSTGRES_HOST, ...), " +
+            "dsn (one key dsn) or custom (names from keys).",
+        }),
+        "raw" as typeof SECRET_TEMPLATES[number],
+      ),
+      keys: optional(obj({
+        host: optional(secretKey),
+        port: optional(secretKey),
+        database: optional(secretKey),
+        username: optional(secretKey),
+        password: optional(secretKey),
+      }, { description: "Key names for template custom; missing ones as raw." })),
+      onConflict: withDefault(
+        enumOf(SECRET_ON_CONFLICT, {
+          description: "When a Secret of that name exists but is not this user's: Fail, " +
+            "Adopt (take it over, replace its data) or Merge (take it over, keep its other keys).",
+        }),
+        "Fail" as typeof SECRET_ON_CONFLICT[number],
+      ),
+    }, {
+      description: "The Secret holding the credentials.",
+      rules: [{
+        rule: "!has(self.keys) || self.template == 'custom'",
+        message: "secret.keys is only used with template custom",
+      }],
+    }),
+    {} as { template: typeof SECRET_TEMPLATES[number]; onConflict: "Fail" | "Adopt" | "Merge" },
+  ),
+  secretGeneration: withDefault(
+    enumOf(["primary", "perDatabase"] as const, {
+      description: "primary: one Secret; perDatabase: one Secret per database, named " +
+        "<metadata.name>-<Database name>-credentials.",
+    }),
+    "primary" as "primary" | "perDatabase",
+  ),
+}, {
+  description: "The role, the databases it may use, and where its credentials go.",
+  rules: [
+    {
+      rule: "(has(self.databaseRef) ? 1 : 0) + (has(self.database) ? 1 : 0) + " +
+        "(has(self.databases) ? 1 : 0) == 1",
+      message: "exactly one of databaseRef, database and databases must be set",
+    },
+    {
+      rule: "self.secretGeneration != 'perDatabase' || !has(self.secret) || " +
+        "(!has(self.secret.name) && (!has(self.secret.onConflict) || " +
+        "self.secret.onConflict == 'Fail'))",
+      message: "secretGeneration perDatabase names one Secret per database: " +
+        "secret.name must be unset and secret.onConflict must be Fail",
+    },
+    {
+      rule: "!has(self.rotation) || !has(self.rotation.strategy) || " +
+        "self.rotation.strategy != 'Alternating' || !has(self.username) || " +
+        `size(bytes(self.username)) <= ${MAX_IDENTIFIER_BYTES - ALTERNATE_ROLE_SUFFIX.length}`,
+      message: `with rotation strategy Alternating, username must be at most ` +
+        `${MAX_IDENTIFIER_BYTES - ALTERNATE_ROLE_SUFFIX.length} bytes: ` +
+        `the second role is <username>${ALTERNATE_ROLE_SUFFIX}`,
+    },
+  ],
+});
+
+/** The phases a DatabaseUser reports. */
+export const DATABASE_USER_PHASES = ["Pending", "Ready", "Failed", "Deleting"] as const;
+
+const status = obj({
+  phase: optional(enumOf(DATABASE_USER_PHASES, { description: "Summary of the conditions." })),
+  message: messageField,
+  clusterName: optional(str({ maxLength: 253, description: "The DBCluster of the databases." })),
+  username: optional(str({ maxLength: 63, description: "The role name in use." })),
+  databases: optional(arr(str({ maxLength: 317 }), {
+    maxItems: 32,
+    description: "The Database resources granted, <namespace>/<name> for another namespace.",
+  })),
+  databasesSummary: optional(str({
+    maxLength: 400,
+    description: "The first Database, with (+N) when there are more: the DATABASE column.",
+  })),
+  privilegesSummary: optional(str({
+    maxLength: 64,
+    description: "The distinct privilege levels granted, comma-separated: the PRIVILEGES column.",
+  })),
+  secretName: optional(str({ maxLength: 253, description: "The (primary) credentials Secret." })),
+  secretNames: optional(arr(str({ maxLength: 253 }), {
+    maxItems: 32,
+    description: "With secretGeneration perDatabase: every Secret written.",
+  })),
+  activeRole: optional(str({
+    maxLength: 63,
+    description: "Alternating rotation: the login role whose password is in the Secret " +
+      "(<username> or <username>_b).",
+  })),
+  passwordUpdatedAt: timestamp("When the Secret last received a new password."),
+  nextRotation: timestamp("When the next scheduled rotation is due."),
+  lastRotateRequest: optional(str({
+    maxLength: 253,
+    description: "The value of the dbtether.io/rotate annotation last acted upon.",
+  })),
+  observedGeneration: observedGenerationField,
+  conditions: conditionsField,
+});
+
+/** The desired state of a DatabaseUser. */
+export type DatabaseUserSpec = Infer<typeof spec>;
+/** The observed state of a DatabaseUser. */
+export type DatabaseUserStatus = Infer<typeof status>;
+/** A DatabaseUser object. */
+export type DatabaseUser = KubeObject<DatabaseUserSpec, DatabaseUserStatus>;
+
+/** The DatabaseUser kind: its CRD and its API descriptor. */
+export const DatabaseUserKind = defineKind({
+  group: GROUP,
+  version: VERSION,
+  kind: "DatabaseUser",
+  plural: "databaseusers",
+  singular: "databaseuser",
+  categories: ["dbtether"],
+  scope: "Namespaced",
+  description: "DatabaseUser is a PostgreSQL login role with privileges on Databases and a " +
+    "Secret with its credentials.",
+  spec,
+  status: optional(status),
+  rules: [
+    ...identifierRules("self.metadata.name", "the default username (metadata.name)")
+      .map((r) => ({
+        rule: `has(self.spec.username) || (${r.rule})`,
+        message: `${r.message}; set spec.username`,
+      })),
+    {
+      rule: "has(self.spec.username) || !has(self.spec.rotation) || " +
+        "!has(self.spec.rotation.strategy) || self.spec.rotation.strategy != 'Alternating' || " +
+        `size(self.metadata.name) <= ${MAX_IDENTIFIER_BYTES - ALTERNATE_ROLE_SUFFIX.length}`,
+      message: `with rotation strategy Alternating, the default username (metadata.name) must ` +
+        `be at most ${MAX_IDENTIFIER_BYTES - ALTERNATE_ROLE_SUFFIX.length} bytes: the second ` +
+        `role is <username>${ALTERNATE_ROLE_SUFFIX}; set spec.username`,
+    },
+  ],
+  printerColumns: [
+    { name: "Database", type: "string", jsonPath: ".status.databasesSummary" },
+    { name: "Username", type: "string", jsonPath: ".status.username" },
+    { name: "Privileges", type: "string", jsonPath: ".status.privilegesSummary" },
+    { name: "Phase", type: "string", jsonPath: ".status.phase" },
+    ageColumn,
+  ],
+});
