@@ -1,0 +1,215 @@
+/**
+ * Flags and environment → one frozen Config for `dbtether run`. Pure: main.ts hands in the
+ * arguments and the environment, and turns a ConfigError into a one-line message and exit 2.
+ */
+import { parseArgs } from "node:util";
+import type { LogFormat, LogLevel } from "./controllers/runtime/log.ts";
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export interface Config {
+  kubeconfig?: string;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  metricsAddress: string;
+  healthAddress: string;
+  leaderElect: boolean;
+  leaderElectionId: string;
+  leaderElectionNamespace: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  workers: number;
+  /** Namespaces to watch; empty means all. */
+  namespaces: string[];
+  gracefulShutdownMs: number;
+  startupTimeoutMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  healthCheckIntervalMs: number;
+  maxConcurrentBackups: number;
+  maxConcurrentBackupsPerCluster: number;
+  pgToolsDirs: string[];
+  /** PostgresDatabase (pg-db-operator compatibility). */
+  postgresDatabase: {
+    enabled: boolean;
+    /** DBCluster to use; when absent, the libpq environment (PGHOST, ...) names the server. */
+    cluster?: string;
+    rotationIntervalMs?: number;
+  };
+  identity: string;
+}
+
+export const RUN_HELP = `Usage: dbtether run [flags]
+
+Runs every dbtether controller against a Kubernetes cluster.
+
+The cluster is found in this order: --kubeconfig, $KUBECONFIG, ~/.kube/config, then the
+in-cluster service account, so the same program runs in a pod and on a VM.
+
+Flags:
+  --kubeconfig PATH                      kubeconfig file to use
+  --log-level debug|info|warn|error      (default info)
+  --log-format json|text                 (default json; text is easier on terminals)
+  --metrics-bind-address ADDR            Prometheus /metrics (default :8080; 0 disables)
+  --health-probe-bind-address ADDR       /healthz and /readyz (default :8081; 0 disables)
+  --leader-elect                         elect a leader through a Lease (for >1 replica)
+  --leader-election-id NAME              Lease name (default dbtether-leader)
+  --leader-election-namespace NS         Lease namespace (default: the pod's, else default)
+  --lease-duration DUR                   (default 15s)
+  --renew-deadline DUR                   (default 10s)
+  --retry-period DUR                     (default 2s)
+  --workers N                            concurrent reconciles per controller (default 2)
+  --namespaces NS[,NS...]                watch only these namespaces (default: all)
+  --graceful-shutdown-timeout DUR        time in-flight work gets on SIGTERM (default 30s)
+  --startup-timeout DUR                  give up if the API is unreachable this long (default 30s)
+  --backoff-base DUR / --backoff-max DUR retry backoff bounds (default 1s / 5m)
+  --health-check-interval DUR            DBCluster health checks (default 5m)
+  --max-concurrent-backups N             backups running at once (default 2)
+  --max-concurrent-backups-per-cluster N (default 3)
+  --pg-tools-dir DIR                     where pg_dump/psql live (repeatable; default
+                                         /usr/lib/postgresql/*/bin and PATH)
+  --postgresdatabase-cluster NAME        DBCluster used by PostgresDatabase objects (default:
+                                         the libpq environment PGHOST, PGPORT, PGUSER, ...)
+  --disable-postgresdatabase             do not run the PostgresDatabase controller
+
+Environment: PG_DB_OPERATOR_PASSWORD_ROTATION_INTERVAL_SECONDS enables PostgresDatabase
+password rotation (unset: none).
+
+Examples:
+  dbtether run --kubeconfig ~/.kube/prod --log-format text
+  dbtether run --leader-elect --namespaces team-a,team-b
+`;
+
+const DUR = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+
+/** Parses "500ms", "10s", "5m", "1h", "7d" into milliseconds. */
+export function parseDuration(s: string, flag: string): number {
+  const m = DUR.exec(s.trim());
+  if (!m) throw new ConfigError(`Invalid ${flag} "${s}": use a duration such as 30s, 5m or 1h`);
+  const n = Number(m[1]);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "ms"];
+  return Math.round(n * unit);
+}
+
+function positiveInt(s: string, flag: string): number {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new ConfigError(`Invalid ${flag} "${s}": expected a whole number ≥ 1`);
+  }
+  return n;
+}
+
+function oneOf<T extends string>(s: string, values: readonly T[], flag: string): T {
+  if (!values.includes(s as T)) {
+    throw new ConfigError(`Invalid ${flag} "${s}": expected one of ${values.join(", ")}`);
+  }
+  return s as T;
+}
+
+export interface RunInputs {
+  args: string[];
+  env: Record<string, string | undefined>;
+  /** The pod's namespace from the service account, when running in a cluster. */
+  podNamespace?: string;
+  hostname: string;
+}
+
+/** Parses `dbtether run` flags; throws ConfigError with a one-line message. */
+export function parseRunConfig(inp: RunInputs): Readonly<Config> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: inp.args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        kubeconfig: { type: "string" },
+        "log-level": { type: "string", default: "info" },
+        "log-format": { type: "string", default: "json" },
+        "metrics-bind-address": { type: "string", default: ":8080" },
+        "health-probe-bind-address": { type: "string", default: ":8081" },
+        "leader-elect": { type: "boolean", default: false },
+        "leader-election-id": { type: "string", default: "dbtether-leader" },
+        "leader-election-namespace": { type: "string" },
+        "lease-duration": { type: "string", default: "15s" },
+        "renew-deadline": { type: "string", default: "10s" },
+        "retry-period": { type: "string", default: "2s" },
+        workers: { type: "string", default: "2" },
+        namespaces: { type: "string", default: "" },
+        "graceful-shutdown-timeout": { type: "string", default: "30s" },
+        "startup-timeout": { type: "string", default: "30s" },
+        "backoff-base": { type: "string", default: "1s" },
+        "backoff-max": { type: "string", default: "5m" },
+        "health-check-interval": { type: "string", default: "5m" },
+        "max-concurrent-backups": { type: "string", default: "2" },
+        "max-concurrent-backups-per-cluster": { type: "string", default: "3" },
+        "pg-tools-dir": { type: "string", multiple: true, default: [] },
+        "postgresdatabase-cluster": { type: "string" },
+        "disable-postgresdatabase": { type: "boolean", default: false },
+      },
+    });
+  } catch (e) {
+    throw new ConfigError(
+      `${(e as Error).message.replace(/\. To specify.*$/s, "")} (see dbtether run --help)`,
+    );
+  }
+  const v = parsed.values;
+  const leaseDurationMs = parseDuration(v["lease-duration"], "--lease-duration");
+  const renewDeadlineMs = parseDuration(v["renew-deadline"], "--renew-deadline");
+  const retryPeriodMs = parseDuration(v["retry-period"], "--retry-period");
+  if (!(leaseDurationMs > renewDeadlineMs && renewDeadlineMs > retryPeriodMs)) {
+    throw new ConfigError(
+      "Invalid leader election timing: need --lease-duration > --renew-deadline > --retry-period",
+    );
+  }
+  const rotation = inp.env.PG_DB_OPERATOR_PASSWORD_ROTATION_INTERVAL_SECONDS;
+  let rotationIntervalMs: number | undefined;
+  if (rotation !== undefined && rotation !== "") {
+    const n = Number(rotation);
+    if (!Number.isFinite(n) || n <= 0) {
+      throw new ConfigError(
+        `Invalid PG_DB_OPERATOR_PASSWORD_ROTATION_INTERVAL_SECONDS "${rotation}": expected a positive number of seconds`,
+      );
+    }
+    rotationIntervalMs = n * 1000;
+  }
+  const config: Config = {
+    ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}),
+    logLevel: oneOf(v["log-level"], ["debug", "info", "warn", "error"] as const, "--log-level"),
+    logFormat: oneOf(v["log-format"], ["json", "text"] as const, "--log-format"),
+    metricsAddress: v["metrics-bind-address"],
+    healthAddress: v["health-probe-bind-address"],
+    leaderElect: v["leader-elect"],
+    leaderElectionId: v["leader-election-id"],
+    leaderElectionNamespace: v["leader-election-namespace"] ?? inp.podNamespace ?? "default",
+    leaseDurationMs,
+    renewDeadlineMs,
+    retryPeriodMs,
+    workers: positiveInt(v.workers, "--workers"),
+    namespaces: v.namespaces.split(",").map((s) => s.trim()).filter(Boolean),
+    gracefulShutdownMs: parseDuration(
+      v["graceful-shutdown-timeout"],
+      "--graceful-shutdown-timeout",
+    ),
+    startupTimeoutMs: parseDuration(v["startup-timeout"], "--startup-timeout"),
+    backoffBaseMs: parseDuration(v["backoff-base"], "--backoff-base"),
+    backoffMaxMs: parseDuration(v["backoff-max"], "--backoff-max"),
+    healthCheckIntervalMs: parseDuration(v["health-check-interval"], "--health-check-interval"),
+    maxConcurrentBackups: positiveInt(v["max-concurrent-backups"], "--max-concurrent-backups"),
+    maxConcurrentBackupsPerCluster: positiveInt(
+      v["max-concurrent-backups-per-cluster"],
+      "--max-concurrent-backups-per-cluster",
+    ),
+    pgToolsDirs: v["pg-tools-dir"],
+    postgresDatabase: {
+      enabled: !v["disable-postgresdatabase"],
+      ...(v["postgresdatabase-cluster"] ? { cluster: v["postgresdatabase-cluster"] } : {}),
+      ...(rotationIntervalMs !== undefined ? { rotationIntervalMs } : {}),
+    },
+    identity: `${inp.hostname}_${crypto.randomUUID().slice(0, 8)}`,
+  };
+  return Object.freeze(config);
+}

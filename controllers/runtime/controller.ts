@@ -1,0 +1,175 @@
+/**
+ * A controller: a keyed work queue, N workers, and the reconcile contract.
+ * - A reconcile returns `done` or `requeueAfter(ms)`.
+ * - A thrown error retries the key with capped exponential backoff.
+ * - A TerminalError (bad spec) is not retried; the next change of the object re-queues it.
+ * Informer events are mapped to keys; events never carry meaning beyond "look again".
+ */
+import type { KubeObject } from "../../crds/kind.ts";
+import type { Clock } from "./clock.ts";
+import { errorMessage, RetryableError, TerminalError } from "./errors.ts";
+import { type InformerHandler, objectKey } from "./informer.ts";
+import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
+import { WorkQueue } from "./queue.ts";
+
+export type Result = { kind: "done" } | { kind: "requeue"; afterMs: number };
+export const done: Result = { kind: "done" };
+export function requeueAfter(ms: number): Result {
+  return { kind: "requeue", afterMs: Math.max(0, Math.round(ms)) };
+}
+
+export interface ReconcileContext {
+  /** Aborts when shutdown's grace period for in-flight work has run out. */
+  signal: AbortSignal;
+  logger: Logger;
+  /** How many times in a row this key failed before this attempt. */
+  failures: number;
+}
+
+export type Reconcile = (key: string, ctx: ReconcileContext) => Promise<Result>;
+
+export interface ControllerOptions {
+  name: string;
+  reconcile: Reconcile;
+  clock: Clock;
+  logger: Logger;
+  metrics?: Metrics;
+  workers?: number;
+  baseBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+/** Whether an update matters to the owning controller: not a status-only write. */
+export function specOrMetaChanged(
+  obj: KubeObject<unknown, unknown>,
+  old: KubeObject<unknown, unknown> | undefined,
+): boolean {
+  if (!old) return true;
+  const a = obj.metadata, b = old.metadata;
+  if (a.generation !== b.generation) return true;
+  if (a.deletionTimestamp !== b.deletionTimestamp) return true;
+  if (JSON.stringify(a.annotations ?? {}) !== JSON.stringify(b.annotations ?? {})) return true;
+  if (JSON.stringify(a.labels ?? {}) !== JSON.stringify(b.labels ?? {})) return true;
+  if (JSON.stringify(a.finalizers ?? []) !== JSON.stringify(b.finalizers ?? [])) return true;
+  // Objects without generation (Secrets) change through their data.
+  return a.generation === undefined && a.resourceVersion !== b.resourceVersion;
+}
+
+export class Controller {
+  readonly name: string;
+  readonly queue: WorkQueue;
+  readonly #o: ControllerOptions;
+  #inFlight = 0;
+
+  constructor(opts: ControllerOptions) {
+    this.#o = opts;
+    this.name = opts.name;
+    this.queue = new WorkQueue({
+      clock: opts.clock,
+      ...(opts.baseBackoffMs !== undefined ? { baseDelayMs: opts.baseBackoffMs } : {}),
+      ...(opts.maxBackoffMs !== undefined ? { maxDelayMs: opts.maxBackoffMs } : {}),
+      onDepth: (n) => opts.metrics?.queueDepth.set({ controller: opts.name }, n),
+    });
+  }
+
+  enqueue(key: string): void {
+    this.queue.add(key);
+  }
+
+  /**
+   * Feeds the queue from an informer. Without `map`, the object's own key is queued when its
+   * spec or metadata changed (status-only updates, such as our own, are ignored).
+   */
+  watch<T extends KubeObject<unknown, unknown>>(
+    informer: { addHandler(h: InformerHandler<T>): void },
+    map?: (obj: T, old: T | undefined, deleted: boolean) => string[],
+  ): void {
+    informer.addHandler((obj, old, deleted) => {
+      if (map) {
+        for (const k of map(obj, old, deleted)) this.queue.add(k);
+      } else if (deleted || specOrMetaChanged(obj, old)) {
+        this.queue.add(objectKey(obj));
+      }
+    });
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /**
+   * Runs workers until `signal` aborts, then stops taking keys and waits up to `graceMs`
+   * for in-flight reconciles before aborting their context signal.
+   */
+  async run(signal: AbortSignal, opts: { graceMs?: number } = {}): Promise<void> {
+    const hard = new AbortController();
+    const onAbort = () => {
+      this.queue.shutDown();
+      const cancel = this.#o.clock.setTimer(
+        opts.graceMs ?? 30_000,
+        () => hard.abort(new Error("Shutdown grace period ended")),
+      );
+      hardCancel = cancel;
+    };
+    let hardCancel: (() => void) | undefined;
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    const workers = Array.from({ length: this.#o.workers ?? 2 }, () => this.#worker(hard.signal));
+    await Promise.all(workers);
+    hardCancel?.();
+  }
+
+  async #worker(hard: AbortSignal): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      this.#inFlight++;
+      try {
+        await this.#process(key, hard);
+      } finally {
+        this.#inFlight--;
+        this.queue.done(key);
+      }
+    }
+  }
+
+  async #process(key: string, signal: AbortSignal): Promise<void> {
+    const { name, metrics, logger, clock } = this.#o;
+    const log = logger.with({ controller: name, key });
+    const start = clock.now();
+    const failures = this.queue.failures(key);
+    try {
+      const result = await this.#o.reconcile(key, { signal, logger: log, failures });
+      this.queue.forget(key);
+      if (result.kind === "requeue") {
+        this.queue.addAfter(key, result.afterMs);
+        metrics?.reconcileTotal.inc({ controller: name, result: "requeue" });
+      } else {
+        metrics?.reconcileTotal.inc({ controller: name, result: "success" });
+      }
+    } catch (e) {
+      if (e instanceof TerminalError) {
+        this.queue.forget(key);
+        metrics?.reconcileTotal.inc({ controller: name, result: "terminal" });
+        metrics?.reconcileErrors.inc({ controller: name, reason: e.reason });
+        log.warn("Reconcile failed permanently; waiting for a spec change", {
+          reason: e.reason,
+          error: e.message,
+        });
+      } else {
+        const delay = this.queue.addRateLimited(key);
+        const reason = e instanceof RetryableError ? e.reason : "Error";
+        metrics?.reconcileTotal.inc({ controller: name, result: "error" });
+        metrics?.reconcileErrors.inc({ controller: name, reason });
+        log.warn("Reconcile failed, will retry", {
+          reason,
+          error: errorMessage(e),
+          retryInMs: delay,
+        });
+      }
+    } finally {
+      metrics?.reconcileDuration.observe({ controller: name }, (clock.now() - start) / 1000);
+    }
+  }
+}

@@ -1,0 +1,406 @@
+/**
+ * A thin Kubernetes REST client on top of client-node's KubeConfig (authentication, TLS) and
+ * undici (the HTTP client client-node itself uses). It speaks raw paths so every kind, built-in
+ * or custom, goes through the same code, and maps API failures once into typed errors.
+ */
+import { HttpMethod, KubeConfig, RequestContext } from "@kubernetes/client-node";
+import { fetch } from "undici";
+import {
+  AlreadyExistsError,
+  ConflictError,
+  ForbiddenError,
+  GoneError,
+  NotFoundError,
+} from "./errors.ts";
+
+/** How to address a resource type over the API. */
+export interface Resource {
+  group: string;
+  version: string;
+  plural: string;
+  namespaced: boolean;
+  kind: string;
+}
+
+export const SecretResource: Resource = {
+  group: "",
+  version: "v1",
+  plural: "secrets",
+  namespaced: true,
+  kind: "Secret",
+};
+export const EventResource: Resource = {
+  group: "",
+  version: "v1",
+  plural: "events",
+  namespaced: true,
+  kind: "Event",
+};
+export const NamespaceResource: Resource = {
+  group: "",
+  version: "v1",
+  plural: "namespaces",
+  namespaced: false,
+  kind: "Namespace",
+};
+export const LeaseResource: Resource = {
+  group: "coordination.k8s.io",
+  version: "v1",
+  plural: "leases",
+  namespaced: true,
+  kind: "Lease",
+};
+export const CRDResource: Resource = {
+  group: "apiextensions.k8s.io",
+  version: "v1",
+  plural: "customresourcedefinitions",
+  namespaced: false,
+  kind: "CustomResourceDefinition",
+};
+
+/** An API failure that is none of the typed ones. */
+export class KubeApiError extends Error {
+  override name = "KubeApiError";
+  constructor(readonly code: number, message: string) {
+    super(message);
+  }
+}
+
+export interface ListOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  continue?: string;
+}
+
+export interface ListResult<T> {
+  items: T[];
+  metadata: { resourceVersion?: string; continue?: string };
+}
+
+export interface WatchEvent<T> {
+  type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK";
+  object: T;
+}
+
+export interface WatchOptions {
+  namespace?: string;
+  labelSelector?: string;
+  resourceVersion?: string;
+  timeoutSeconds?: number;
+  signal?: AbortSignal;
+}
+
+interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+export const MERGE_PATCH = "application/merge-patch+json";
+export const JSON_PATCH = "application/json-patch+json";
+export const APPLY_PATCH = "application/apply-patch+yaml";
+
+/** The field manager name our writes carry (server-side apply and managedFields). */
+export const FIELD_MANAGER = "dbtether";
+
+export class KubeClient {
+  readonly #kc: KubeConfig;
+  readonly #timeoutMs: number;
+
+  constructor(kc: KubeConfig, opts: { timeoutMs?: number } = {}) {
+    this.#kc = kc;
+    this.#timeoutMs = opts.timeoutMs ?? 30_000;
+  }
+
+  get kubeConfig(): KubeConfig {
+    return this.#kc;
+  }
+
+  /** The API server's URL of the current context. */
+  get server(): string {
+    const c = this.#kc.getCurrentCluster();
+    if (!c) throw new Error("Cannot reach Kubernetes: the kubeconfig has no current cluster");
+    return c.server.replace(/\/$/, "");
+  }
+
+  /** The collection or object path of a resource. */
+  path(res: Resource, namespace?: string, name?: string, sub?: string): string {
+    const base = res.group ? `/apis/${res.group}/${res.version}` : `/api/${res.version}`;
+    let p = base;
+    if (res.namespaced && namespace) p += `/namespaces/${encodeURIComponent(namespace)}`;
+    p += `/${res.plural}`;
+    if (name) p += `/${encodeURIComponent(name)}`;
+    if (sub) p += `/${sub}`;
+    return p;
+  }
+
+  async get<T>(res: Resource, namespace: string | undefined, name: string): Promise<T> {
+    return await this.request<T>("GET", this.path(res, namespace, name));
+  }
+
+  /** Like get, but undefined when the object does not exist. */
+  async find<T>(
+    res: Resource,
+    namespace: string | undefined,
+    name: string,
+  ): Promise<T | undefined> {
+    try {
+      return await this.get<T>(res, namespace, name);
+    } catch (e) {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    }
+  }
+
+  async list<T>(res: Resource, opts: ListOptions = {}): Promise<ListResult<T>> {
+    return await this.request<ListResult<T>>("GET", this.path(res, opts.namespace), {
+      query: {
+        labelSelector: opts.labelSelector,
+        fieldSelector: opts.fieldSelector,
+        limit: opts.limit,
+        continue: opts.continue,
+      },
+    });
+  }
+
+  async create<T>(res: Resource, namespace: string | undefined, obj: unknown): Promise<T> {
+    return await this.request<T>("POST", this.path(res, namespace), {
+      body: obj,
+      query: { fieldManager: FIELD_MANAGER },
+    });
+  }
+
+  /** PUT: fails with ConflictError when `obj.metadata.resourceVersion` is stale. */
+  async replace<T>(
+    res: Resource,
+    namespace: string | undefined,
+    name: string,
+    obj: unknown,
+  ): Promise<T> {
+    return await this.request<T>("PUT", this.path(res, namespace, name), {
+      body: obj,
+      query: { fieldManager: FIELD_MANAGER },
+    });
+  }
+
+  async replaceStatus<T>(
+    res: Resource,
+    namespace: string | undefined,
+    name: string,
+    obj: unknown,
+  ): Promise<T> {
+    return await this.request<T>("PUT", this.path(res, namespace, name, "status"), {
+      body: obj,
+      query: { fieldManager: FIELD_MANAGER },
+    });
+  }
+
+  async patch<T>(
+    res: Resource,
+    namespace: string | undefined,
+    name: string,
+    patch: unknown,
+    opts: { contentType?: string; subresource?: string } = {},
+  ): Promise<T> {
+    return await this.request<T>("PATCH", this.path(res, namespace, name, opts.subresource), {
+      body: patch,
+      contentType: opts.contentType ?? MERGE_PATCH,
+      query: { fieldManager: FIELD_MANAGER },
+    });
+  }
+
+  /** Server-side apply with our field manager, forcing ownership of the fields we set. */
+  async apply<T>(
+    res: Resource,
+    namespace: string | undefined,
+    name: string,
+    obj: unknown,
+  ): Promise<T> {
+    return await this.request<T>("PATCH", this.path(res, namespace, name), {
+      body: obj,
+      contentType: APPLY_PATCH,
+      query: { fieldManager: FIELD_MANAGER, force: true },
+    });
+  }
+
+  /** Deletes; a missing object is not an error. */
+  async delete(
+    res: Resource,
+    namespace: string | undefined,
+    name: string,
+    opts: { uid?: string; propagationPolicy?: "Background" | "Foreground" | "Orphan" } = {},
+  ): Promise<void> {
+    const body: Record<string, unknown> = { apiVersion: "v1", kind: "DeleteOptions" };
+    if (opts.uid) body.preconditions = { uid: opts.uid };
+    if (opts.propagationPolicy) body.propagationPolicy = opts.propagationPolicy;
+    try {
+      await this.request("DELETE", this.path(res, namespace, name), { body });
+    } catch (e) {
+      if (e instanceof NotFoundError) return;
+      throw e;
+    }
+  }
+
+  /**
+   * Opens a watch and yields its events. Ends when the server closes the stream; throws
+   * GoneError when the resourceVersion is too old (in the response or in the stream).
+   */
+  async *watch<T>(res: Resource, opts: WatchOptions): AsyncGenerator<WatchEvent<T>> {
+    const query: Record<string, string | number | boolean | undefined> = {
+      watch: true,
+      allowWatchBookmarks: true,
+      resourceVersion: opts.resourceVersion,
+      timeoutSeconds: opts.timeoutSeconds ?? 300,
+      labelSelector: opts.labelSelector,
+    };
+    const response = await this.#send(
+      "GET",
+      this.path(res, opts.namespace),
+      { query },
+      opts.signal,
+      false,
+    );
+    if (!response.body) return;
+    // undici's web stream types differ from the global ones only in typing.
+    const body = response.body as unknown as ReadableStream<Uint8Array<ArrayBuffer>>;
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let nl: number;
+        while ((nl = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.slice(0, nl).trim();
+          buffer = buffer.slice(nl + 1);
+          if (!line) continue;
+          const ev = JSON.parse(line) as { type: string; object: Record<string, unknown> };
+          if (ev.type === "ERROR") throw statusError(ev.object);
+          yield ev as WatchEvent<T>;
+        }
+      }
+    } finally {
+      await reader.cancel().catch(() => {});
+    }
+  }
+
+  /** One request; JSON in, JSON out; failures mapped to typed errors. */
+  async request<T>(method: HttpMethod, path: string, opts: RequestOptions = {}): Promise<T> {
+    const response = await this.#send(method, path, opts, opts.signal, true);
+    const text = await response.text();
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  async #send(
+    method: HttpMethod,
+    path: string,
+    opts: RequestOptions,
+    signal: AbortSignal | undefined,
+    timeout: boolean,
+  ) {
+    const url = new URL(this.server + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) {
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    }
+    const ctx = new RequestContext(url.toString(), method);
+    await this.#kc.applySecurityAuthentication(ctx);
+    const headers: Record<string, string> = { ...ctx.getHeaders(), accept: "application/json" };
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      body = JSON.stringify(opts.body);
+      headers["content-type"] = opts.contentType ?? "application/json";
+    }
+    const signals = [signal, timeout ? AbortSignal.timeout(this.#timeoutMs) : undefined]
+      .filter((s): s is AbortSignal => s !== undefined);
+    let response;
+    try {
+      const dispatcher = ctx.getDispatcher();
+      response = await fetch(url, {
+        method,
+        headers,
+        ...(body !== undefined ? { body } : {}),
+        ...(dispatcher ? { dispatcher } : {}),
+        signal: signals.length ? AbortSignal.any(signals) : null,
+      });
+    } catch (e) {
+      if (signal?.aborted) throw signal.reason;
+      throw new KubeApiError(0, `Cannot reach the Kubernetes API at ${this.server}: ${causeOf(e)}`);
+    }
+    if (response.status >= 400) {
+      const text = await response.text().catch(() => "");
+      let status: Record<string, unknown> = { code: response.status, message: text };
+      try {
+        status = JSON.parse(text);
+      } catch { /* not a Status object */ }
+      throw statusError({ code: response.status, ...status });
+    }
+    return response;
+  }
+}
+
+function causeOf(e: unknown): string {
+  if (e instanceof Error) {
+    const cause = (e as { cause?: unknown }).cause;
+    return cause instanceof Error ? cause.message : e.message;
+  }
+  return String(e);
+}
+
+/** Maps a metav1.Status to a typed error. */
+export function statusError(status: Record<string, unknown>): Error {
+  const code = Number(status.code ?? 0);
+  const message = String(status.message ?? `HTTP ${code}`);
+  const reason = String(status.reason ?? "");
+  switch (code) {
+    case 404:
+      return new NotFoundError(message);
+    case 409:
+      return reason === "AlreadyExists"
+        ? new AlreadyExistsError(message)
+        : new ConflictError(message);
+    case 410:
+      return new GoneError(message);
+    case 403:
+      return new ForbiddenError(message);
+    default:
+      return new KubeApiError(code, message);
+  }
+}
+
+/** Loads a kubeconfig: explicit path, then $KUBECONFIG, ~/.kube/config, then in-cluster. */
+export function loadKubeConfig(opts: {
+  path?: string;
+  env: { KUBECONFIG?: string; HOME?: string; KUBERNETES_SERVICE_HOST?: string };
+  exists: (p: string) => boolean;
+}): { kc: KubeConfig; source: string } {
+  const kc = new KubeConfig();
+  if (opts.path) {
+    if (!opts.exists(opts.path)) {
+      throw new Error(`Cannot read kubeconfig: ${opts.path} does not exist`);
+    }
+    kc.loadFromFile(opts.path);
+    return { kc, source: opts.path };
+  }
+  const envPaths = (opts.env.KUBECONFIG ?? "").split(":").filter(Boolean);
+  const existing = envPaths.filter(opts.exists);
+  if (existing.length) {
+    kc.loadFromFile(existing[0]!);
+    return { kc, source: `$KUBECONFIG (${existing[0]})` };
+  }
+  const home = opts.env.HOME ? `${opts.env.HOME}/.kube/config` : undefined;
+  if (home && opts.exists(home)) {
+    kc.loadFromFile(home);
+    return { kc, source: home };
+  }
+  if (opts.env.KUBERNETES_SERVICE_HOST) {
+    kc.loadFromCluster();
+    return { kc, source: "in-cluster service account" };
+  }
+  throw new Error(
+    "Cannot find a Kubernetes configuration: pass --kubeconfig, set $KUBECONFIG, create ~/.kube/config, or run inside a cluster",
+  );
+}
