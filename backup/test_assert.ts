@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 
 export function assertEquals<T>(actual: T, expected: T, msg?: string): void {
-  assert.deepStrictEqual(actual, expected, msg);
+  if (msg === undefined) assert.deepStrictEqual(actual, expected);
+  else assert.deepStrictEqual(actual, expected, msg);
 }
 
 export function assert_(cond: unknown, msg = "assertion failed"): asserts cond {

@@ -1,0 +1,56 @@
+/** Typed failures of backups and restores, with CamelCase reasons for status conditions. */
+
+export type BackupFailureReason =
+  /** pg_dump failed to connect, errored, or was killed; `stderr` has its last lines. */
+  | "DumpFailed"
+  /** The storage backend refused or failed the upload, or the manifest write. */
+  | "StorageFailed"
+  /** Cancelled through the signal (process shutdown, Backup deleted). */
+  | "Aborted"
+  /** No pg_dump that can dump this server version. */
+  | "ToolNotFound"
+  /** Bad key, level or format: retrying will not help. */
+  | "InvalidOptions";
+
+export type RestoreFailureReason =
+  /** psql or pg_restore failed; nothing was committed. */
+  | "RestoreFailed"
+  /** The stored bytes do not match the manifest's SHA-256 (or the gzip data is corrupt). */
+  | "ChecksumMismatch"
+  /** No dump or no manifest at the key (an incomplete backup has no manifest). */
+  | "BackupNotFound"
+  | "StorageFailed"
+  | "Aborted"
+  | "ToolNotFound"
+  | "InvalidOptions";
+
+/** A failed backup. `message` and `stderr` are redacted and safe for status and Events. */
+export class BackupError extends Error {
+  override name = "BackupError";
+  constructor(
+    readonly reason: BackupFailureReason,
+    message: string,
+    readonly stderr: string[] = [],
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** A failed restore. `message` and `stderr` are redacted and safe for status and Events. */
+export class RestoreError extends Error {
+  override name = "RestoreError";
+  constructor(
+    readonly reason: RestoreFailureReason,
+    message: string,
+    readonly stderr: string[] = [],
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** `message` followed by the tool's last stderr lines, for a one-stop error message. */
+export function withStderr(message: string, stderr: string[]): string {
+  return stderr.length ? `${message}: ${stderr.join(" | ")}` : message;
+}

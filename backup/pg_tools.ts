@@ -1,0 +1,200 @@
+/**
+ * Finding the PostgreSQL client tools that can dump a given server.
+ *
+ * pg_dump refuses servers newer than itself, and a newer pg_dump may emit syntax an older server
+ * cannot restore, so we pick the *smallest* major version that is >= the server's major.
+ */
+import { buildServerVersionCommand, connectionSecrets, type PgConnection } from "./dump_command.ts";
+import { redact } from "./stderr_tail.ts";
+
+/** One directory of client tools of one major version. */
+export interface PgToolset {
+  dir: string;
+  /** Full version of pg_dump, e.g. "15.18". */
+  version: string;
+  major: number;
+  pgDump: string;
+  psql: string;
+  pgRestore: string;
+}
+
+/** Default search pattern: Debian/Ubuntu's side-by-side installs. `*` matches one segment. */
+export const DEFAULT_TOOL_DIRS = ["/usr/lib/postgresql/*/bin"];
+
+/** No tool can serve the server; `message` names the version and the directories searched. */
+export class ToolNotFoundError extends Error {
+  override name = "ToolNotFoundError";
+}
+
+/** The default search list: the Debian pattern, then each PATH entry (pass `Deno.env` PATH). */
+export function defaultToolDirs(path?: string): string[] {
+  return [...DEFAULT_TOOL_DIRS, ...(path ?? "").split(":").filter((p) => p !== "")];
+}
+
+/** Parses `pg_dump --version` output, e.g. `pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)`. */
+export function parseToolVersion(output: string): { version: string; major: number } | undefined {
+  const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec(output);
+  if (!m) return undefined;
+  const major = Number(m[1]);
+  // Before 10 the major version had two parts (9.6); such tools cannot dump any server we
+  // support, so they rank below every modern one.
+  return { version: [m[1], m[2], m[3]].filter((x) => x !== undefined).join("."), major };
+}
+
+/** `server_version_num` (e.g. 150018) as a major and a short version ("15.18"). */
+export function parseServerVersionNum(num: number): { version: string; major: number } {
+  if (num >= 100000) {
+    const major = Math.floor(num / 10000);
+    return { major, version: `${major}.${num % 10000}` };
+  }
+  const major = Math.floor(num / 10000);
+  const minor = Math.floor(num / 100) % 100;
+  return { major, version: `${major}.${minor}.${num % 100}` };
+}
+
+/** Expands one `*` segment per pattern; missing directories are skipped. */
+async function expand(pattern: string): Promise<string[]> {
+  const i = pattern.indexOf("*");
+  if (i < 0) return [pattern];
+  const parent = pattern.slice(0, pattern.lastIndexOf("/", i)) || "/";
+  const rest = pattern.slice(
+    pattern.indexOf("/", i) >= 0 ? pattern.indexOf("/", i) : pattern.length,
+  );
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(parent)) {
+      if (e.isDirectory || e.isSymlink) names.push(e.name);
+    }
+  } catch {
+    return [];
+  }
+  names.sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
+  const out: string[] = [];
+  for (const n of names) out.push(...await expand(`${parent}/${n}${rest}`.replace(/\/+/g, "/")));
+  return out;
+}
+
+const versionCache = new Map<string, { version: string; major: number } | null>();
+
+async function toolVersion(path: string): Promise<{ version: string; major: number } | null> {
+  const cached = versionCache.get(path);
+  if (cached !== undefined) return cached;
+  let v: { version: string; major: number } | null = null;
+  try {
+    const out = await new Deno.Command(path, {
+      args: ["--version"],
+      clearEnv: true,
+      env: { LC_ALL: "C" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    if (out.success) v = parseToolVersion(new TextDecoder().decode(out.stdout)) ?? null;
+  } catch {
+    // not there or not executable
+  }
+  versionCache.set(path, v);
+  return v;
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** Every directory (after expansion) holding a working pg_dump, with its version. */
+export async function listToolsets(dirs: string[] = DEFAULT_TOOL_DIRS): Promise<PgToolset[]> {
+  const seen = new Set<string>();
+  const out: PgToolset[] = [];
+  for (const pattern of dirs) {
+    for (const dir of await expand(pattern)) {
+      if (seen.has(dir)) continue;
+      seen.add(dir);
+      const v = await toolVersion(`${dir}/pg_dump`);
+      if (!v) continue;
+      out.push({
+        dir,
+        ...v,
+        pgDump: `${dir}/pg_dump`,
+        psql: `${dir}/psql`,
+        pgRestore: `${dir}/pg_restore`,
+      });
+    }
+  }
+  return out;
+}
+
+/** Options of {@link findPgTools}. */
+export interface FindToolsOptions {
+  /** Directories to search, in order; `*` matches one path segment. */
+  dirs?: string[];
+  /** Which tool must exist beside pg_dump (restore needs psql or pg_restore). */
+  require?: ("psql" | "pgRestore")[];
+}
+
+/**
+ * The toolset with the smallest major version >= `serverMajor` (the first found among equals).
+ * Throws ToolNotFoundError naming the server version and the directories searched.
+ */
+export async function findPgTools(
+  serverVersion: { major: number; version: string },
+  opts: FindToolsOptions = {},
+): Promise<PgToolset> {
+  const dirs = opts.dirs ?? DEFAULT_TOOL_DIRS;
+  const all = await listToolsets(dirs);
+  const candidates: PgToolset[] = [];
+  for (const t of all) {
+    if (t.major < serverVersion.major) continue;
+    const missing = await Promise.all(
+      (opts.require ?? []).map(async (r) => (await isFile(t[r])) ? undefined : r),
+    );
+    if (missing.every((m) => m === undefined)) candidates.push(t);
+  }
+  candidates.sort((a, b) => a.major - b.major);
+  const best = candidates[0];
+  if (best) return best;
+  const found = all.map((t) => `${t.version} in ${t.dir}`).join(", ") || "none";
+  throw new ToolNotFoundError(
+    `Cannot find pg_dump for PostgreSQL ${serverVersion.version}: no client tools of major ` +
+      `version ${serverVersion.major} or newer in ${dirs.join(", ")} (found: ${found})`,
+  );
+}
+
+/** A tool ran but failed; `stderr` is redacted. */
+export class ToolFailedError extends Error {
+  override name = "ToolFailedError";
+  constructor(message: string, readonly stderr: string) {
+    super(message);
+  }
+}
+
+/** Asks the server its version with any psql (psql connects to servers of every version). */
+export async function queryServerVersion(
+  psql: string,
+  conn: PgConnection,
+  opts: { signal?: AbortSignal } = {},
+): Promise<{ version: string; major: number; num: number }> {
+  const cmd = buildServerVersionCommand(psql, conn);
+  const out = await new Deno.Command(cmd.command, {
+    args: cmd.args,
+    env: cmd.env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  }).output();
+  const dec = new TextDecoder();
+  const stderr = redact(dec.decode(out.stderr).trim(), connectionSecrets(conn));
+  const num = Number(dec.decode(out.stdout).trim());
+  if (!out.success || !Number.isInteger(num) || num <= 0) {
+    throw new ToolFailedError(
+      `Cannot read the server version of "${conn.host}": ${stderr || `psql exited ${out.code}`}`,
+      stderr,
+    );
+  }
+  return { ...parseServerVersionNum(num), num };
+}

@@ -1,0 +1,315 @@
+/**
+ * The backup engine: pg_dump's stdout → gzip → count + SHA-256 → `store.put`, in-process.
+ *
+ * Failure semantics (see docs/design/in_process_backups.md):
+ * - The stream handed to `put` ends cleanly only after pg_dump exited 0. A pg_dump that fails
+ *   or is killed closes its stdout like a finished one; we hold the end of the stream until the
+ *   exit status is known and turn a failure into a stream error, so the store discards the
+ *   upload and nothing appears at the key.
+ * - A failed or aborted upload kills pg_dump. The first failure decides the reason.
+ * - The manifest is written last; its presence marks a complete backup. If it cannot be written
+ *   the dump object is deleted.
+ */
+import { type Clock, systemClock } from "../controllers/runtime/clock.ts";
+import { errorMessage } from "../controllers/runtime/errors.ts";
+import { type Logger, nullLogger } from "../controllers/runtime/log.ts";
+import { type ObjectStore, StorageError } from "../storage/store.ts";
+import {
+  buildDumpCommand,
+  connectionSecrets,
+  type DumpFormat,
+  type PgConnection,
+} from "./dump_command.ts";
+import { BackupError, withStderr } from "./errors.ts";
+import { type BackupManifest, encodeManifest, manifestKey } from "./manifest.ts";
+import { type PgToolset, resolveTools } from "./resolve_tools.ts";
+import { StderrTail } from "./stderr_tail.ts";
+import { gzipStream, Meter, tap } from "./streams.ts";
+import { assertSafeKey, TemplateError } from "./templates.ts";
+
+export interface BackupProgress {
+  /** Bytes pg_dump wrote so far. */
+  uncompressedBytes: number;
+  /** Bytes handed to storage so far. */
+  compressedBytes: number;
+  elapsedMs: number;
+}
+
+/** Options of {@link runBackup}. */
+export interface BackupOptions {
+  connection: PgConnection;
+  store: ObjectStore;
+  /** Final object key (see templates.ts); the manifest goes to `<key>.manifest.json`. */
+  key: string;
+  /** Default plain. */
+  format?: DumpFormat;
+  /** gzip level for plain, pg_dump's level for custom; default 6. */
+  compressionLevel?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: BackupProgress) => void;
+  /** Minimum time between two onProgress calls; default 2000 ms. */
+  progressIntervalMs?: number;
+  logger?: Logger;
+  clock?: Clock;
+  /** Tools to use; by default found in `toolDirs` for the server's version. */
+  tools?: PgToolset;
+  toolDirs?: string[];
+  /** The server's version when the caller knows it (saves a psql round trip). */
+  serverVersion?: { major: number; version: string };
+  includeOwnership?: boolean;
+  lockWaitTimeoutSeconds?: number;
+  /** Extra metadata stored with the dump object. */
+  metadata?: Record<string, string>;
+}
+
+export interface BackupResult {
+  key: string;
+  manifestKey: string;
+  manifest: BackupManifest;
+}
+
+/** Runs one backup; throws BackupError (with a reason) on any failure, leaving no object. */
+export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
+  const clock = opts.clock ?? systemClock;
+  const log = (opts.logger ?? nullLogger).with({ key: opts.key });
+  const format = opts.format ?? "plain";
+  const level = opts.compressionLevel ?? 6;
+  checkOptions(opts.key, format, level);
+  if (opts.signal?.aborted) throw aborted(opts.signal);
+  const startedAt = clock.now();
+  const tools = await resolveTools({
+    connection: opts.connection,
+    require: [],
+    ...pick(opts, "tools", "toolDirs", "serverVersion", "signal"),
+  }).catch((e) => {
+    throw toBackupError(e, opts.signal);
+  });
+  log.info("Backup started", { pgDump: tools.toolset.pgDump, server: tools.server.version });
+  const dump = await dumpToStore(opts, { format, level, toolset: tools.toolset, clock, log });
+  const completedAt = clock.now();
+  const manifest: BackupManifest = {
+    manifestVersion: 1,
+    key: opts.key,
+    format,
+    compression: format === "plain" ? "gzip" : "pg_dump",
+    compressionLevel: level,
+    uncompressedSize: dump.uncompressedSize,
+    compressedSize: dump.compressedSize,
+    sha256: dump.sha256,
+    pgDumpVersion: tools.toolset.version,
+    serverVersion: tools.server.version,
+    database: opts.connection.database,
+    startedAt: new Date(startedAt).toISOString(),
+    completedAt: new Date(completedAt).toISOString(),
+    durationMs: completedAt - startedAt,
+  };
+  await writeManifest(opts, manifest, log);
+  log.info("Backup completed", { size: manifest.compressedSize, durationMs: manifest.durationMs });
+  return { key: opts.key, manifestKey: manifestKey(opts.key), manifest };
+}
+
+interface DumpParams {
+  format: DumpFormat;
+  level: number;
+  toolset: PgToolset;
+  clock: Clock;
+  log: Logger;
+}
+
+interface DumpOutcome {
+  uncompressedSize: number;
+  compressedSize: number;
+  sha256: string;
+}
+
+async function dumpToStore(opts: BackupOptions, p: DumpParams): Promise<DumpOutcome> {
+  const cmd = buildDumpCommand(p.toolset.pgDump, opts.connection, {
+    format: p.format,
+    compressionLevel: p.level,
+    ...pick(opts, "includeOwnership", "lockWaitTimeoutSeconds"),
+  });
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(cmd.command, {
+      args: cmd.args,
+      env: cmd.env,
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    throw new BackupError("ToolNotFound", `Cannot start pg_dump: ${errorMessage(e)}`);
+  }
+  const tail = new StderrTail({
+    secrets: connectionSecrets(opts.connection),
+    onLine: (line) => p.log.debug("pg_dump stderr", { line }),
+  });
+  const stderrDone = tail.drain(child.stderr);
+  const uploadCtl = new AbortController();
+  let cause: BackupError | undefined;
+  const fail = (e: BackupError) => {
+    cause ??= e;
+    uploadCtl.abort(cause);
+    kill(child);
+  };
+  const onAbort = () => fail(aborted(opts.signal!));
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+
+  const raw = new Meter();
+  const stored = new Meter();
+  const progress = throttle(opts, p.clock, raw, stored);
+  // Set when the upload stopped reading: pg_dump then dies of a closed pipe, which is a
+  // consequence of the storage failure, not a dump failure.
+  let uploadGaveUp = false;
+  const dumped = tap(child.stdout, {
+    onChunk: (c) => raw.bytes += c.byteLength,
+    onCancel: () => uploadGaveUp = true,
+    // The end of pg_dump's output is passed on only once it exited 0.
+    beforeClose: async () => {
+      const status = await child.status;
+      await stderrDone;
+      if (!status.success) {
+        const e = dumpFailed(status, tail);
+        if (!uploadGaveUp) cause ??= e;
+        throw cause ?? e;
+      }
+    },
+  });
+  const compressed = p.format === "plain" ? gzipStream(dumped, p.level) : dumped;
+  const body = tap(compressed, {
+    onChunk: (c) => {
+      stored.update(c);
+      progress(false);
+    },
+  });
+  try {
+    await opts.store.put(opts.key, body, {
+      signal: uploadCtl.signal,
+      contentType: p.format === "plain" ? "application/gzip" : "application/octet-stream",
+      metadata: { ...opts.metadata, "dbtether-format": p.format },
+    });
+  } catch (e) {
+    kill(child);
+    await child.status;
+    await stderrDone;
+    throw cause ?? storageFailed("Cannot upload the backup", e);
+  } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
+  }
+  // Unreachable in practice (the body only ends after a clean exit), but never trust a dump
+  // whose process did not exit 0: remove it.
+  const status = await child.status;
+  await stderrDone;
+  if (!status.success || cause) {
+    await deleteQuietly(opts.store, opts.key, p.log);
+    throw cause ?? dumpFailed(status, tail);
+  }
+  progress(true);
+  return { uncompressedSize: raw.bytes, compressedSize: stored.bytes, sha256: stored.sha256() };
+}
+
+async function writeManifest(opts: BackupOptions, m: BackupManifest, log: Logger): Promise<void> {
+  try {
+    if (opts.signal?.aborted) throw aborted(opts.signal);
+    const bytes = encodeManifest(m);
+    await opts.store.put(manifestKey(opts.key), new Blob([bytes]).stream(), {
+      contentType: "application/json",
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+  } catch (e) {
+    await deleteQuietly(opts.store, opts.key, log);
+    await deleteQuietly(opts.store, manifestKey(opts.key), log);
+    if (e instanceof BackupError) throw e;
+    if (opts.signal?.aborted) throw aborted(opts.signal);
+    throw storageFailed("Cannot write the backup manifest", e);
+  }
+}
+
+function checkOptions(key: string, format: DumpFormat, level: number): void {
+  try {
+    assertSafeKey(key);
+  } catch (e) {
+    if (e instanceof TemplateError) throw new BackupError("InvalidOptions", e.message);
+    throw e;
+  }
+  if (format !== "plain" && format !== "custom") {
+    throw new BackupError(
+      "InvalidOptions",
+      `Invalid backup format "${format}": use plain or custom`,
+    );
+  }
+  if (!Number.isInteger(level) || level < 0 || level > 9) {
+    throw new BackupError("InvalidOptions", `Invalid compression level ${level}: use 0 to 9`);
+  }
+}
+
+function throttle(opts: BackupOptions, clock: Clock, raw: Meter, stored: Meter) {
+  const start = clock.now();
+  const every = opts.progressIntervalMs ?? 2000;
+  let last = start;
+  return (final: boolean) => {
+    const now = clock.now();
+    if (!opts.onProgress || (!final && now - last < every)) return;
+    last = now;
+    opts.onProgress({
+      uncompressedBytes: raw.bytes,
+      compressedBytes: stored.bytes,
+      elapsedMs: now - start,
+    });
+  };
+}
+
+function kill(child: Deno.ChildProcess): void {
+  try {
+    child.kill("SIGTERM");
+  } catch {
+    // already exited
+  }
+}
+
+async function deleteQuietly(store: ObjectStore, key: string, log: Logger): Promise<void> {
+  try {
+    await store.delete(key);
+  } catch (e) {
+    log.error("Cannot delete an incomplete backup object", { object: key, error: errorMessage(e) });
+  }
+}
+
+function dumpFailed(status: Deno.CommandStatus, tail: StderrTail): BackupError {
+  const how = status.signal
+    ? `pg_dump was killed by ${status.signal}`
+    : `pg_dump exited ${status.code}`;
+  return new BackupError(
+    "DumpFailed",
+    withStderr(`Backup failed: ${how}`, tail.lines()),
+    tail.lines(),
+  );
+}
+
+function aborted(signal: AbortSignal): BackupError {
+  const why = signal.reason instanceof Error ? signal.reason.message : "cancelled";
+  return new BackupError("Aborted", `Backup aborted: ${why}`);
+}
+
+function storageFailed(what: string, e: unknown): BackupError {
+  const detail = e instanceof StorageError ? `${e.reason}: ${e.message}` : errorMessage(e);
+  return new BackupError("StorageFailed", `${what}: ${detail}`, [], { cause: e });
+}
+
+function toBackupError(e: unknown, signal: AbortSignal | undefined): BackupError {
+  if (e instanceof BackupError) return e;
+  if (signal?.aborted) return aborted(signal);
+  const reason = (e as { name?: string })?.name === "ToolNotFoundError"
+    ? "ToolNotFound"
+    : "DumpFailed";
+  const stderr = (e as { stderr?: string })?.stderr;
+  return new BackupError(reason, errorMessage(e), stderr ? stderr.split("\n") : []);
+}
+
+/** The named optional fields of `o` that are set (for exactOptionalPropertyTypes). */
+export function pick<T extends object, K extends keyof T>(o: T, ...keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}

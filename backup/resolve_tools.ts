@@ -1,0 +1,64 @@
+/** Which client tools to run for one server: shared by backup and restore. */
+import type { PgConnection } from "./dump_command.ts";
+import {
+  DEFAULT_TOOL_DIRS,
+  findPgTools,
+  listToolsets,
+  type PgToolset,
+  queryServerVersion,
+  ToolNotFoundError,
+} from "./pg_tools.ts";
+
+export type { PgToolset };
+
+/** Options of {@link resolveTools}. */
+export interface ResolveToolsOptions {
+  connection: PgConnection;
+  /** Tools the caller chose; still checked against the server's version. */
+  tools?: PgToolset;
+  toolDirs?: string[];
+  serverVersion?: { major: number; version: string };
+  require: ("psql" | "pgRestore")[];
+  signal?: AbortSignal;
+}
+
+export interface ResolvedTools {
+  toolset: PgToolset;
+  server: { major: number; version: string };
+}
+
+/**
+ * The server's version (asked with the newest psql found unless given) and the toolset with the
+ * smallest major version that can serve it. Throws ToolNotFoundError or ToolFailedError.
+ */
+export async function resolveTools(opts: ResolveToolsOptions): Promise<ResolvedTools> {
+  const dirs = opts.toolDirs ?? DEFAULT_TOOL_DIRS;
+  let server = opts.serverVersion;
+  if (!server) {
+    const psql = opts.tools?.psql ?? newest(await listToolsets(dirs))?.psql;
+    if (!psql) {
+      throw new ToolNotFoundError(
+        `Cannot find PostgreSQL client tools: no pg_dump/psql in ${dirs.join(", ")}`,
+      );
+    }
+    server = await queryServerVersion(psql, opts.connection, pickSignal(opts.signal));
+  }
+  if (opts.tools) {
+    if (opts.tools.major < server.major) {
+      throw new ToolNotFoundError(
+        `Cannot use pg_dump ${opts.tools.version} for PostgreSQL ${server.version}: ` +
+          `it is older than the server`,
+      );
+    }
+    return { toolset: opts.tools, server };
+  }
+  return { toolset: await findPgTools(server, { dirs, require: opts.require }), server };
+}
+
+function newest(sets: PgToolset[]): PgToolset | undefined {
+  return [...sets].sort((a, b) => b.major - a.major)[0];
+}
+
+function pickSignal(signal: AbortSignal | undefined): { signal?: AbortSignal } {
+  return signal ? { signal } : {};
+}

@@ -1,0 +1,333 @@
+/**
+ * The restore engine: `store.get` → SHA-256 check → gunzip → `psql --single-transaction` stdin
+ * (or the custom archive → `pg_restore --single-transaction`).
+ *
+ * Nothing is committed before the tool reads the very end of its input: psql issues COMMIT only
+ * at end-of-file, and pg_restore cannot finish the archive without its last bytes. So the last
+ * chunk of the stored object is held back until the whole object's size and SHA-256 matched the
+ * manifest, and stdin is closed only after that. On any failure the tool is killed *before*
+ * stdin is closed; the server then rolls the open transaction back.
+ */
+import { type Clock, systemClock } from "../controllers/runtime/clock.ts";
+import { errorMessage } from "../controllers/runtime/errors.ts";
+import { type Logger, nullLogger } from "../controllers/runtime/log.ts";
+import { type ObjectStore, StorageError } from "../storage/store.ts";
+import {
+  buildPgRestoreCommand,
+  buildPsqlRestoreCommand,
+  connectionSecrets,
+  type DumpFormat,
+  type PgConnection,
+  type ToolCommand,
+} from "./dump_command.ts";
+import { RestoreError, withStderr } from "./errors.ts";
+import { type BackupManifest, manifestKey, parseManifest } from "./manifest.ts";
+import { parseToolVersion } from "./pg_tools.ts";
+import { type PgToolset, resolveTools } from "./resolve_tools.ts";
+import { StderrTail } from "./stderr_tail.ts";
+import { gunzipStream, holdLast, Meter, tap } from "./streams.ts";
+import { assertSafeKey } from "./templates.ts";
+import { pick } from "./pipeline.ts";
+
+export interface RestoreProgress {
+  /** Bytes read from storage so far. */
+  storedBytes: number;
+  /** Bytes fed to psql / pg_restore so far. */
+  restoredBytes: number;
+  elapsedMs: number;
+}
+
+/** Options of {@link runRestore}. */
+export interface RestoreOptions {
+  store: ObjectStore;
+  /** The dump object's key (not the manifest's). */
+  key: string;
+  /** The target database; it should be empty. */
+  connection: PgConnection;
+  /** Needed only without a manifest; otherwise taken from it (and checked when given). */
+  format?: DumpFormat;
+  /**
+   * Default true: refuse a dump without its manifest (an incomplete backup). When false and the
+   * manifest is missing, the dump is restored without checksum verification.
+   */
+  requireManifest?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (p: RestoreProgress) => void;
+  progressIntervalMs?: number;
+  logger?: Logger;
+  clock?: Clock;
+  tools?: PgToolset;
+  toolDirs?: string[];
+  serverVersion?: { major: number; version: string };
+  /** pg_restore only: keep ownership and privileges from the archive. */
+  includeOwnership?: boolean;
+}
+
+export interface RestoreResult {
+  key: string;
+  format: DumpFormat;
+  /** Undefined when restored without a manifest. */
+  manifest?: BackupManifest;
+  storedBytes: number;
+  restoredBytes: number;
+  sha256: string;
+  durationMs: number;
+}
+
+/** Restores one backup into the target database; throws RestoreError on any failure. */
+export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
+  const clock = opts.clock ?? systemClock;
+  const log = (opts.logger ?? nullLogger).with({ key: opts.key });
+  const started = clock.now();
+  try {
+    assertSafeKey(opts.key);
+  } catch (e) {
+    throw new RestoreError("InvalidOptions", errorMessage(e));
+  }
+  if (opts.signal?.aborted) throw aborted(opts.signal);
+  const manifest = await readManifest(opts);
+  const format = manifest?.format ?? opts.format;
+  if (!format) {
+    throw new RestoreError("InvalidOptions", `Cannot restore "${opts.key}": format is unknown`);
+  }
+  if (manifest && opts.format && opts.format !== manifest.format) {
+    throw new RestoreError(
+      "InvalidOptions",
+      `Cannot restore "${opts.key}" as ${opts.format}: the manifest says ${manifest.format}`,
+    );
+  }
+  const tools = await resolveTools({
+    connection: opts.connection,
+    require: [format === "plain" ? "psql" : "pgRestore"],
+    ...pick(opts, "tools", "toolDirs", "serverVersion", "signal"),
+  }).catch((e) => {
+    throw toRestoreError(e, opts.signal);
+  });
+  checkArchiveVersion(format, manifest, tools.toolset);
+  const cmd = format === "plain"
+    ? buildPsqlRestoreCommand(tools.toolset.psql, opts.connection)
+    : buildPgRestoreCommand(
+      tools.toolset.pgRestore,
+      opts.connection,
+      pick(opts, "includeOwnership"),
+    );
+  log.info("Restore started", { tool: cmd.command, format });
+  const out = await feed(opts, { cmd, format, manifest, clock, log });
+  const durationMs = clock.now() - started;
+  log.info("Restore completed", { bytes: out.storedBytes, durationMs });
+  return {
+    key: opts.key,
+    format,
+    ...(manifest ? { manifest } : {}),
+    ...out,
+    durationMs,
+  };
+}
+
+async function readManifest(opts: RestoreOptions): Promise<BackupManifest | undefined> {
+  let text: string;
+  try {
+    const s = await opts.store.get(manifestKey(opts.key), pick(opts, "signal"));
+    text = await new Response(s).text();
+  } catch (e) {
+    if (opts.signal?.aborted) throw aborted(opts.signal);
+    if (e instanceof StorageError && e.reason === "NotFound") {
+      if (opts.requireManifest === false) return undefined;
+      throw new RestoreError(
+        "BackupNotFound",
+        `Cannot restore "${opts.key}": no manifest at "${manifestKey(opts.key)}" ` +
+          `(the backup does not exist or did not complete)`,
+      );
+    }
+    throw storageFailed(`Cannot read the manifest of "${opts.key}"`, e);
+  }
+  try {
+    return parseManifest(text);
+  } catch (e) {
+    throw new RestoreError("BackupNotFound", `Cannot restore "${opts.key}": ${errorMessage(e)}`);
+  }
+}
+
+function checkArchiveVersion(f: DumpFormat, m: BackupManifest | undefined, t: PgToolset): void {
+  // pg_restore cannot read archives written by a newer pg_dump.
+  const made = m ? parseToolVersion(`(PostgreSQL) ${m.pgDumpVersion}`) : undefined;
+  if (f === "custom" && made && made.major > t.major) {
+    throw new RestoreError(
+      "ToolNotFound",
+      `Cannot restore "${m?.key}": it was written by pg_dump ${m?.pgDumpVersion}, ` +
+        `newer than pg_restore ${t.version}`,
+    );
+  }
+}
+
+interface FeedParams {
+  cmd: ToolCommand;
+  format: DumpFormat;
+  manifest: BackupManifest | undefined;
+  clock: Clock;
+  log: Logger;
+}
+
+async function feed(opts: RestoreOptions, p: FeedParams) {
+  const ctl = new AbortController();
+  let cause: RestoreError | undefined;
+  const setCause = (e: RestoreError) => {
+    cause ??= opts.signal?.aborted ? aborted(opts.signal) : e;
+    return cause;
+  };
+  let source: ReadableStream<Uint8Array>;
+  try {
+    source = await opts.store.get(opts.key, { signal: ctl.signal });
+  } catch (e) {
+    if (opts.signal?.aborted) throw aborted(opts.signal);
+    if (e instanceof StorageError && e.reason === "NotFound") {
+      throw new RestoreError("BackupNotFound", `Cannot restore "${opts.key}": no object there`);
+    }
+    throw storageFailed(`Cannot read "${opts.key}"`, e);
+  }
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(p.cmd.command, {
+      args: p.cmd.args,
+      env: p.cmd.env,
+      clearEnv: true,
+      stdin: "piped",
+      // psql prints the results of the dump's SELECTs (set_config, setval): nobody reads them.
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    await source.cancel().catch(() => {});
+    throw new RestoreError("ToolNotFound", `Cannot start ${p.cmd.command}: ${errorMessage(e)}`);
+  }
+  const tail = new StderrTail({
+    secrets: connectionSecrets(opts.connection),
+    onLine: (line) => p.log.debug("restore stderr", { line }),
+  });
+  const stderrDone = tail.drain(child.stderr);
+  const onAbort = () => {
+    setCause(aborted(opts.signal!));
+    killHard(child);
+    ctl.abort(cause);
+  };
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+
+  const stored = new Meter();
+  const restored = new Meter();
+  const progress = throttle(opts, p.clock, stored, restored);
+  const read = tap(source, {
+    onChunk: (c) => {
+      stored.update(c);
+      progress(false);
+    },
+    onError: (e) => setCause(storageFailed(`Cannot read "${opts.key}"`, e)),
+  });
+  const verified = holdLast(read, () => {
+    const m = p.manifest;
+    if (!m) return;
+    const sha = stored.sha256();
+    if (stored.bytes !== m.compressedSize || sha !== m.sha256) {
+      throw setCause(
+        new RestoreError(
+          "ChecksumMismatch",
+          `Cannot restore "${opts.key}": the stored object does not match its manifest ` +
+            `(size ${stored.bytes}, expected ${m.compressedSize}; sha256 ${sha}, expected ${m.sha256})`,
+        ),
+      );
+    }
+  });
+  const decoded = p.format === "plain" ? gunzipStream(verified) : verified;
+  const input = tap(decoded, {
+    onChunk: (c) => restored.bytes += c.byteLength,
+    onError: (e) =>
+      setCause(
+        new RestoreError("ChecksumMismatch", `Cannot decompress "${opts.key}": ${errorMessage(e)}`),
+      ),
+  });
+  try {
+    await input.pipeTo(child.stdin, { preventClose: true, preventAbort: true, signal: ctl.signal });
+  } catch (e) {
+    // Kill before stdin closes: end-of-file would let psql COMMIT what it has.
+    killHard(child);
+    await closeQuietly(child.stdin);
+    const status = await child.status;
+    await stderrDone;
+    opts.signal?.removeEventListener("abort", onAbort);
+    if (cause) throw withTail(cause, tail);
+    throw restoreFailed(status, tail, errorMessage(e));
+  }
+  opts.signal?.removeEventListener("abort", onAbort);
+  await closeQuietly(child.stdin);
+  const status = await child.status;
+  await stderrDone;
+  if (opts.signal?.aborted && !status.success) throw aborted(opts.signal);
+  if (!status.success) throw restoreFailed(status, tail);
+  progress(true);
+  return { storedBytes: stored.bytes, restoredBytes: restored.bytes, sha256: stored.sha256() };
+}
+
+function throttle(opts: RestoreOptions, clock: Clock, stored: Meter, restored: Meter) {
+  const start = clock.now();
+  const every = opts.progressIntervalMs ?? 2000;
+  let last = start;
+  return (final: boolean) => {
+    const now = clock.now();
+    if (!opts.onProgress || (!final && now - last < every)) return;
+    last = now;
+    opts.onProgress({
+      storedBytes: stored.bytes,
+      restoredBytes: restored.bytes,
+      elapsedMs: now - start,
+    });
+  };
+}
+
+function killHard(child: Deno.ChildProcess): void {
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    // already exited
+  }
+}
+
+async function closeQuietly(w: WritableStream<Uint8Array>): Promise<void> {
+  try {
+    await w.close();
+  } catch {
+    // the child is gone or the stream already errored
+  }
+}
+
+function restoreFailed(status: Deno.CommandStatus, tail: StderrTail, detail?: string) {
+  const how = status.signal ? `killed by ${status.signal}` : `exited ${status.code}`;
+  const lines = tail.lines();
+  const base = `Restore failed: the restore tool ${how}`;
+  const msg = lines.length ? withStderr(base, lines) : detail ? `${base}: ${detail}` : base;
+  return new RestoreError("RestoreFailed", msg, lines);
+}
+
+function withTail(e: RestoreError, tail: StderrTail): RestoreError {
+  return e.stderr.length || !tail.lines().length
+    ? e
+    : new RestoreError(e.reason, e.message, tail.lines(), { cause: e.cause });
+}
+
+function aborted(signal: AbortSignal): RestoreError {
+  const why = signal.reason instanceof Error ? signal.reason.message : "cancelled";
+  return new RestoreError("Aborted", `Restore aborted: ${why}`);
+}
+
+function storageFailed(what: string, e: unknown): RestoreError {
+  const detail = e instanceof StorageError ? `${e.reason}: ${e.message}` : errorMessage(e);
+  return new RestoreError("StorageFailed", `${what}: ${detail}`, [], { cause: e });
+}
+
+function toRestoreError(e: unknown, signal: AbortSignal | undefined): RestoreError {
+  if (e instanceof RestoreError) return e;
+  if (signal?.aborted) return aborted(signal);
+  const reason = (e as { name?: string })?.name === "ToolNotFoundError"
+    ? "ToolNotFound"
+    : "RestoreFailed";
+  const stderr = (e as { stderr?: string })?.stderr;
+  return new RestoreError(reason, errorMessage(e), stderr ? stderr.split("\n") : []);
+}
