@@ -1,7 +1,7 @@
 import nodeAssert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
 import { ALL_KINDS } from "./all.ts";
-import { describeDrift, findDrift } from "./generate.ts";
+import { describeDrift, findDrift, renderEverything } from "./generate.ts";
 import type { KindDefinition, PrinterColumn } from "./kind.ts";
 import { applyDefaults, kindSchema, validateObject } from "./validate.ts";
 import { TEMPLATE_VARIABLES } from "./backup_storage.ts";
@@ -43,9 +43,25 @@ async function seedManifests(path: string): Promise<Manifest[]> {
   return out;
 }
 
-Deno.test("generated CRD YAML is up to date with crds/*.ts", async () => {
-  const problem = describeDrift(await findDrift(ROOT));
+Deno.test("generated CRD YAML and doc tables are up to date with crds/*.ts", async () => {
+  const problem = describeDrift(await findDrift(ROOT, await renderEverything(ROOT)));
   assert(problem === undefined, problem);
+});
+
+Deno.test("the staleness check reports missing, stale and extra files", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${dir}/crds/generated`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/crds/generated/all.yaml`, "old");
+    await Deno.writeTextFile(`${dir}/crds/generated/gone.example.com.yaml`, "old");
+    const drift = await findDrift(dir);
+    assertEquals(drift.stale, ["crds/generated/all.yaml"]);
+    assertEquals(drift.extra, ["crds/generated/gone.example.com.yaml"]);
+    assert(drift.missing.includes("chart/crds/dbclusters.dbtether.io.yaml"));
+    assert(describeDrift(drift)?.includes("Run `scripts/deno run -A crds/generate.ts`"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("every seed README manifest of our kinds passes structural validation", async (t) => {
