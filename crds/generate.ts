@@ -139,12 +139,36 @@ export function refreshDoc(kind: KindDefinition<unknown, unknown>, page: string)
   });
 }
 
-/** The documentation pages that exist under `root`, refreshed. */
+/**
+ * Formats markdown as `deno fmt` would with the project's configuration, so that refreshed pages
+ * pass `deno fmt --check` and the formatter never fights the generator.
+ */
+async function formatMarkdown(root: string, text: string): Promise<string> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--ext=md", "-"],
+    cwd: root,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(text));
+  await writer.close();
+  const out = await child.output();
+  if (!out.success) {
+    throw new Error(`Cannot format markdown: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+  return new TextDecoder().decode(out.stdout);
+}
+
+/** The documentation pages that exist under `root`, refreshed and formatted. */
 export async function renderDocs(root: string, kinds = ALL_KINDS): Promise<Map<string, string>> {
   const files = new Map<string, string>();
   for (const kind of kinds) {
     const page = await readOrUndefined(`${root}/${docPath(kind)}`);
-    if (page !== undefined) files.set(docPath(kind), refreshDoc(kind, page));
+    if (page !== undefined) {
+      files.set(docPath(kind), await formatMarkdown(root, refreshDoc(kind, page)));
+    }
   }
   return files;
 }
@@ -215,7 +239,8 @@ export function describeDrift(d: Drift): string | undefined {
     ...d.extra.map((p) => `  extra:   ${p}`),
   ];
   if (parts.length === 0) return undefined;
-  return "The generated CRDs are out of date with crds/*.ts:\n" + parts.join("\n") +
+  return "The generated CRD files or doc tables are out of date with crds/*.ts:\n" +
+    parts.join("\n") +
     "\nRun `scripts/deno run -A crds/generate.ts` and commit the result.";
 }
 
