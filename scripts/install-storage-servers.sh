@@ -8,7 +8,8 @@
 # pseudo-versions; we pin one. Builds run one after the other and with -p 1 because the
 # machine's two cores are shared.
 #
-# Usage: scripts/install-storage-servers.sh     prints "name=path" for each server binary
+# Usage: scripts/install-storage-servers.sh [minio] [fake-gcs-server] [azurite]
+#        prints "name=path" for each requested server (default: all three)
 # Env:   DBTETHER_CACHE (default ~/.cache/dbtether)
 set -euo pipefail
 
@@ -39,15 +40,24 @@ go_install() { # name module version
   echo "$name=$dir/$name"
 }
 
-go_install minio github.com/minio/minio "$MINIO_VERSION"
-go_install fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKE_GCS_VERSION"
+install_azurite() {
+  local dir="$ROOT/azurite/$AZURITE_VERSION"
+  local bin="$dir/node_modules/.bin/azurite-blob"
+  if [[ ! -x "$bin" ]]; then
+    command -v npm >/dev/null || { log "npm is required to install Azurite"; exit 1; }
+    log "installing azurite@$AZURITE_VERSION from the npm registry"
+    mkdir -p "$dir"
+    npm install --silent --no-audit --no-fund --prefix "$dir" "azurite@$AZURITE_VERSION" >&2
+  fi
+  echo "azurite-blob=$bin"
+}
 
-azurite_dir="$ROOT/azurite/$AZURITE_VERSION"
-azurite_bin="$azurite_dir/node_modules/.bin/azurite-blob"
-if [[ ! -x "$azurite_bin" ]]; then
-  command -v npm >/dev/null || { log "npm is required to install Azurite"; exit 1; }
-  log "installing azurite@$AZURITE_VERSION from the npm registry"
-  mkdir -p "$azurite_dir"
-  npm install --silent --no-audit --no-fund --prefix "$azurite_dir" "azurite@$AZURITE_VERSION" >&2
-fi
-echo "azurite-blob=$azurite_bin"
+(($# > 0)) || set -- minio fake-gcs-server azurite
+for server in "$@"; do
+  case "$server" in
+    minio) go_install minio github.com/minio/minio "$MINIO_VERSION" ;;
+    fake-gcs-server) go_install fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKE_GCS_VERSION" ;;
+    azurite) install_azurite ;;
+    *) log "unknown server \"$server\" (expected minio, fake-gcs-server or azurite)"; exit 2 ;;
+  esac
+done

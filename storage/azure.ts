@@ -1,0 +1,304 @@
+/**
+ * Azure Blob Storage through `@azure/storage-blob`, with block uploads.
+ *
+ * `uploadStream` stages blocks and commits the block list only after the whole stream was
+ * read. Uncommitted blocks are invisible (and garbage-collected by the service after a week),
+ * so a failed or aborted put leaves the blob at the key as it was.
+ */
+import { Readable } from "node:stream";
+import {
+  AnonymousCredential,
+  BlobServiceClient,
+  type ContainerClient,
+  StorageSharedKeyCredential,
+} from "@azure/storage-blob";
+import {
+  DefaultAzureCredential,
+  type TokenCredential,
+  WorkloadIdentityCredential,
+} from "@azure/identity";
+import type { Logger } from "../controllers/runtime/log.ts";
+import {
+  abortable,
+  type ObjectInfo,
+  type ObjectStore,
+  putFailure,
+  type PutOptions,
+  type StaticCredentials,
+  StorageError,
+  throwIfAborted,
+  trackSource,
+  validateKey,
+} from "./store.ts";
+
+const MiB = 1024 * 1024;
+/** Authority hosts of the public and sovereign clouds; instance discovery works for these. */
+const KNOWN_AUTHORITIES = [
+  "login.microsoftonline.com",
+  "login.microsoftonline.us",
+  "login.chinacloudapi.cn",
+];
+
+/** Options of {@link AzureStore}. */
+export interface AzureStoreOptions {
+  storageAccount: string;
+  container: string;
+  /** The blob service URL; default `https://<account>.blob.core.windows.net`. */
+  endpoint?: string | undefined;
+  /** An account key, a SAS token or a connection string; absent means workload identity. */
+  credentials?: StaticCredentials | undefined;
+  /**
+   * Workload-identity settings passed explicitly instead of through the process environment:
+   * AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_AUTHORITY_HOST.
+   */
+  env?: Record<string, string | undefined> | undefined;
+  logger?: Logger | undefined;
+  /** Block size; memory use is about blockSize × concurrency. Default 8 MiB. */
+  blockSize?: number | undefined;
+  /** Blocks staged concurrently. Default 4. */
+  concurrency?: number | undefined;
+}
+
+/** An {@link ObjectStore} on one Azure Blob container. */
+export class AzureStore implements ObjectStore {
+  readonly provider = "azure" as const;
+  readonly #container: ContainerClient;
+  readonly #name: string;
+  readonly #blockSize: number;
+  readonly #concurrency: number;
+
+  constructor(opts: AzureStoreOptions) {
+    this.#name = opts.container;
+    this.#blockSize = opts.blockSize ?? 8 * MiB;
+    this.#concurrency = opts.concurrency ?? 4;
+    this.#container = serviceClient(opts).getContainerClient(opts.container);
+  }
+
+  async put(
+    key: string,
+    body: ReadableStream<Uint8Array>,
+    opts: PutOptions = {},
+  ): Promise<{ size: number }> {
+    validateKey(key);
+    const source = trackSource(body, opts.signal);
+    try {
+      throwIfAborted(opts.signal);
+      await this.#container.getBlockBlobClient(key).uploadStream(
+        // deno-lint-ignore no-explicit-any
+        Readable.fromWeb(source.stream as any),
+        this.#blockSize,
+        this.#concurrency,
+        {
+          ...(opts.signal ? { abortSignal: opts.signal } : {}),
+          ...(opts.contentType ? { blobHTTPHeaders: { blobContentType: opts.contentType } } : {}),
+          ...(opts.metadata ? { metadata: opts.metadata } : {}),
+        },
+      );
+      throwIfAborted(opts.signal);
+      return { size: source.bytes };
+    } catch (e) {
+      await source.cancel(e);
+      throw putFailure(e, source, { signal: opts.signal, map: (e) => this.#map(e) });
+    }
+  }
+
+  async get(key: string, opts: { signal?: AbortSignal } = {}): Promise<ReadableStream<Uint8Array>> {
+    validateKey(key);
+    try {
+      const res = await this.#container.getBlobClient(key).download(
+        0,
+        undefined,
+        opts.signal ? { abortSignal: opts.signal } : {},
+      );
+      if (!res.readableStreamBody) {
+        throw new StorageError("StorageError", "Azure returned a blob without a body");
+      }
+      const stream = Readable.toWeb(res.readableStreamBody as Readable);
+      return abortable(stream as ReadableStream<Uint8Array>, opts.signal);
+    } catch (e) {
+      throw this.#map(e, "object");
+    }
+  }
+
+  async head(
+    key: string,
+  ): Promise<(ObjectInfo & { metadata: Record<string, string> }) | undefined> {
+    validateKey(key);
+    try {
+      const p = await this.#container.getBlobClient(key).getProperties();
+      return {
+        key,
+        size: p.contentLength ?? 0,
+        lastModified: p.lastModified ?? new Date(0),
+        metadata: { ...p.metadata },
+      };
+    } catch (e) {
+      const mapped = this.#map(e, "object");
+      if (mapped.reason === "NotFound") return undefined;
+      throw mapped;
+    }
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    validateKey(prefix, "prefix");
+    const out: ObjectInfo[] = [];
+    try {
+      for await (const b of this.#container.listBlobsFlat(prefix ? { prefix } : {})) {
+        out.push({
+          key: b.name,
+          size: b.properties.contentLength ?? 0,
+          lastModified: b.properties.lastModified,
+        });
+      }
+    } catch (e) {
+      throw this.#map(e);
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async delete(key: string): Promise<void> {
+    validateKey(key);
+    try {
+      await this.#container.getBlobClient(key).deleteIfExists();
+    } catch (e) {
+      const mapped = this.#map(e, "object");
+      if (mapped.reason !== "NotFound") throw mapped;
+    }
+  }
+
+  async probe(): Promise<void> {
+    // Writing is the check, and it needs only Storage Blob Data Contributor on the container.
+    const blob = this.#container.getBlockBlobClient(`.dbtether-probe/${crypto.randomUUID()}`);
+    try {
+      await blob.upload(new Uint8Array(), 0);
+      await blob.deleteIfExists();
+    } catch (e) {
+      throw this.#map(e);
+    }
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  #map(e: unknown, what: "bucket" | "object" = "bucket"): StorageError {
+    return mapAzureError(e, this.#name, what);
+  }
+}
+
+/** Fewer, shorter retries than the SDK's default, so an outage is reported within seconds. */
+const PIPELINE = { retryOptions: { maxTries: 3, retryDelayInMs: 500, maxRetryDelayInMs: 4_000 } };
+
+function serviceClient(opts: AzureStoreOptions): BlobServiceClient {
+  const url = (opts.endpoint ?? `https://${opts.storageAccount}.blob.core.windows.net`).replace(
+    /\/+$/,
+    "",
+  );
+  const c = opts.credentials;
+  if (c) {
+    const connectionString = c["connectionString"] ?? c["AZURE_STORAGE_CONNECTION_STRING"];
+    if (connectionString) {
+      return BlobServiceClient.fromConnectionString(connectionString, PIPELINE);
+    }
+    const key = c["accountKey"] ?? c["AZURE_STORAGE_KEY"];
+    if (key) {
+      return new BlobServiceClient(
+        url,
+        new StorageSharedKeyCredential(opts.storageAccount, key),
+        PIPELINE,
+      );
+    }
+    const sas = c["sasToken"] ?? c["AZURE_STORAGE_SAS_TOKEN"];
+    if (sas) {
+      return new BlobServiceClient(
+        `${url}?${sas.replace(/^\?/, "")}`,
+        new AnonymousCredential(),
+        PIPELINE,
+      );
+    }
+    throw new StorageError(
+      "CredentialsMissing",
+      "Azure credentials are incomplete: accountKey, sasToken or connectionString is required",
+    );
+  }
+  return new BlobServiceClient(url, tokenCredential(opts.env), PIPELINE);
+}
+
+/**
+ * Workload identity: explicit settings build a WorkloadIdentityCredential; otherwise
+ * DefaultAzureCredential reads the same variables (and more) from the process environment.
+ */
+function tokenCredential(env: Record<string, string | undefined> | undefined): TokenCredential {
+  const file = env?.["AZURE_FEDERATED_TOKEN_FILE"];
+  const clientId = env?.["AZURE_CLIENT_ID"];
+  const tenantId = env?.["AZURE_TENANT_ID"];
+  if (!env || !file || !clientId || !tenantId) return new DefaultAzureCredential();
+  const authorityHost = env["AZURE_AUTHORITY_HOST"];
+  const custom = authorityHost !== undefined &&
+    !KNOWN_AUTHORITIES.includes(new URL(authorityHost).hostname);
+  return new WorkloadIdentityCredential({
+    tenantId,
+    clientId,
+    tokenFilePath: file,
+    ...(authorityHost ? { authorityHost } : {}),
+    // Instance discovery asks the public cloud about the authority; a private one is unknown.
+    ...(custom ? { disableInstanceDiscovery: true } : {}),
+  });
+}
+
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EPIPE",
+  "REQUEST_SEND_ERROR",
+]);
+
+/** Maps an Azure SDK error to a StorageError whose message names no key and no secret. */
+export function mapAzureError(
+  e: unknown,
+  container: string,
+  what: "bucket" | "object",
+): StorageError {
+  if (e instanceof StorageError) return e;
+  const err = (e ?? {}) as { name?: string; statusCode?: number; code?: string; message?: string };
+  const status = err.statusCode;
+  const code = err.code ?? "";
+  const name = err.name ?? "Error";
+  if (code === "ContainerNotFound" || (what === "bucket" && status === 404)) {
+    return new StorageError("BucketNotFound", `Azure container "${container}" does not exist`, {
+      cause: e,
+    });
+  }
+  if (code === "BlobNotFound" || status === 404) {
+    return new StorageError("NotFound", "Object not found", { cause: e });
+  }
+  if (status === 401 || status === 403) {
+    return new StorageError(
+      "AccessDenied",
+      `Azure access to container "${container}" denied: ${code || `HTTP ${status}`}`,
+      { cause: e },
+    );
+  }
+  if (name === "CredentialUnavailableError" || name === "AggregateAuthenticationError") {
+    return new StorageError(
+      "CredentialsMissing",
+      "No Azure credentials: no static key and no workload identity found",
+      { cause: e },
+    );
+  }
+  if (name === "AuthenticationError") {
+    return new StorageError("AccessDenied", "Azure authentication failed: token request rejected", {
+      cause: e,
+    });
+  }
+  if (UNREACHABLE.has(code)) {
+    return new StorageError("Unreachable", `Azure endpoint is unreachable: ${code}`, { cause: e });
+  }
+  const detail = code || (status ? `HTTP ${status}` : name);
+  return new StorageError("StorageError", `Azure request failed: ${detail}`, { cause: e });
+}

@@ -1,0 +1,270 @@
+/**
+ * Google Cloud Storage through `@google-cloud/storage`, with resumable uploads in chunks.
+ *
+ * Every chunk but the last is sent without the total size, so GCS finalizes the object only
+ * when the last chunk arrives: a source that fails or a signal that aborts never reaches
+ * that point, and the object at the key stays as it was (absent, or the previous version).
+ */
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { type File, Storage, type StorageOptions } from "@google-cloud/storage";
+import type { Logger } from "../controllers/runtime/log.ts";
+import {
+  abortable,
+  type ObjectInfo,
+  type ObjectStore,
+  putFailure,
+  type PutOptions,
+  type StaticCredentials,
+  StorageError,
+  throwIfAborted,
+  trackSource,
+  validateKey,
+} from "./store.ts";
+
+const MiB = 1024 * 1024;
+
+/** Options of {@link GcsStore}. */
+export interface GcsStoreOptions {
+  bucket: string;
+  project?: string | undefined;
+  /** An emulator's or a private endpoint's URL. */
+  endpoint?: string | undefined;
+  /** A service-account JSON key; absent means Application Default Credentials. */
+  credentials?: StaticCredentials | undefined;
+  /**
+   * Workload-identity settings passed explicitly instead of through the process environment:
+   * GOOGLE_APPLICATION_CREDENTIALS (a service-account or external-account JSON file) and
+   * GOOGLE_CLOUD_PROJECT.
+   */
+  env?: Record<string, string | undefined> | undefined;
+  logger?: Logger | undefined;
+  /** Resumable upload chunk size, a multiple of 256 KiB; memory use is about one chunk. */
+  chunkSize?: number | undefined;
+}
+
+/** An {@link ObjectStore} on one GCS bucket. */
+export class GcsStore implements ObjectStore {
+  readonly provider = "gcs" as const;
+  readonly #storage: Storage;
+  readonly #bucketName: string;
+  readonly #chunkSize: number;
+
+  constructor(opts: GcsStoreOptions) {
+    this.#bucketName = opts.bucket;
+    this.#chunkSize = Math.max(1, Math.round((opts.chunkSize ?? 8 * MiB) / (256 * 1024))) *
+      256 * 1024;
+    this.#storage = new Storage(storageOptions(opts));
+  }
+
+  async put(
+    key: string,
+    body: ReadableStream<Uint8Array>,
+    opts: PutOptions = {},
+  ): Promise<{ size: number }> {
+    validateKey(key);
+    const source = trackSource(body, opts.signal);
+    try {
+      throwIfAborted(opts.signal);
+      const writable = this.#file(key).createWriteStream({
+        resumable: true,
+        chunkSize: this.#chunkSize,
+        metadata: {
+          ...(opts.contentType ? { contentType: opts.contentType } : {}),
+          ...(opts.metadata ? { metadata: opts.metadata } : {}),
+        },
+      });
+      // deno-lint-ignore no-explicit-any
+      await pipeline(Readable.fromWeb(source.stream as any), writable);
+      throwIfAborted(opts.signal);
+      return { size: source.bytes };
+    } catch (e) {
+      await source.cancel(e);
+      throw putFailure(e, source, { signal: opts.signal, map: (e) => this.#map(e) });
+    }
+  }
+
+  async get(key: string, opts: { signal?: AbortSignal } = {}): Promise<ReadableStream<Uint8Array>> {
+    validateKey(key);
+    const file = this.#file(key);
+    try {
+      // Fails early with NotFound instead of as a stream error on the first read.
+      await file.getMetadata();
+    } catch (e) {
+      throw this.#map(e, "object");
+    }
+    const stream = Readable.toWeb(file.createReadStream()) as ReadableStream<Uint8Array>;
+    return abortable(stream, opts.signal);
+  }
+
+  async head(
+    key: string,
+  ): Promise<(ObjectInfo & { metadata: Record<string, string> }) | undefined> {
+    validateKey(key);
+    try {
+      const [m] = await this.#file(key).getMetadata();
+      const custom: Record<string, string> = {};
+      for (const [k, v] of Object.entries(m.metadata ?? {})) {
+        if (v !== null && v !== undefined) custom[k] = String(v);
+      }
+      return {
+        key,
+        size: Number(m.size ?? 0),
+        lastModified: new Date(m.updated ?? 0),
+        metadata: custom,
+      };
+    } catch (e) {
+      const mapped = this.#map(e, "object");
+      if (mapped.reason === "NotFound") return undefined;
+      throw mapped;
+    }
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    validateKey(prefix, "prefix");
+    try {
+      const [files] = await this.#storage.bucket(this.#bucketName).getFiles({
+        autoPaginate: true,
+        ...(prefix ? { prefix } : {}),
+      });
+      return files
+        .filter((f) => f.name.startsWith(prefix))
+        .map((f) => ({
+          key: f.name,
+          size: Number(f.metadata.size ?? 0),
+          lastModified: new Date(f.metadata.updated ?? 0),
+        }))
+        .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    } catch (e) {
+      throw this.#map(e);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    validateKey(key);
+    try {
+      await this.#file(key).delete({ ignoreNotFound: true });
+    } catch (e) {
+      const mapped = this.#map(e, "object");
+      if (mapped.reason !== "NotFound") throw mapped;
+    }
+  }
+
+  async probe(): Promise<void> {
+    // Writing is the check: roles/storage.objectAdmin grants no storage.buckets.get.
+    const file = this.#file(`.dbtether-probe/${crypto.randomUUID()}`);
+    try {
+      await file.save(new Uint8Array(), { resumable: false });
+      await file.delete({ ignoreNotFound: true });
+    } catch (e) {
+      throw this.#map(e);
+    }
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  #file(key: string): File {
+    return this.#storage.bucket(this.#bucketName).file(key);
+  }
+
+  #map(e: unknown, what: "bucket" | "object" = "bucket"): StorageError {
+    return mapGcsError(e, this.#bucketName, what);
+  }
+}
+
+function storageOptions(opts: GcsStoreOptions): StorageOptions {
+  const env = opts.env ?? {};
+  const project = opts.project ?? env["GOOGLE_CLOUD_PROJECT"];
+  const o: StorageOptions = {
+    ...(project ? { projectId: project } : {}),
+    retryOptions: { autoRetry: true, maxRetries: 3 },
+  };
+  if (opts.endpoint) {
+    o.apiEndpoint = opts.endpoint;
+    // Without this the library sends no credentials to a custom endpoint at all.
+    o.useAuthWithCustomEndpoint = opts.credentials !== undefined ||
+      env["GOOGLE_APPLICATION_CREDENTIALS"] !== undefined;
+  }
+  if (opts.credentials) {
+    o.credentials = serviceAccountKey(opts.credentials);
+  } else if (env["GOOGLE_APPLICATION_CREDENTIALS"]) {
+    o.keyFilename = env["GOOGLE_APPLICATION_CREDENTIALS"];
+  }
+  return o;
+}
+
+function serviceAccountKey(c: StaticCredentials): NonNullable<StorageOptions["credentials"]> {
+  const json = c["credentials.json"] ?? c["key.json"] ?? c["serviceAccountKey"];
+  if (!json) {
+    throw new StorageError(
+      "CredentialsMissing",
+      "GCS credentials are incomplete: a service-account JSON key is required",
+    );
+  }
+  try {
+    return JSON.parse(json);
+  } catch {
+    throw new StorageError("InvalidConfiguration", "GCS service-account key is not valid JSON");
+  }
+}
+
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EPIPE",
+]);
+
+/** Maps a GCS client error to a StorageError whose message names no key and no secret. */
+export function mapGcsError(e: unknown, bucket: string, what: "bucket" | "object"): StorageError {
+  if (e instanceof StorageError) return e;
+  const err = (e ?? {}) as {
+    code?: number | string;
+    message?: string;
+    cause?: { code?: string };
+    errors?: { reason?: string; message?: string }[];
+  };
+  const status = typeof err.code === "number" ? err.code : Number(err.code) || undefined;
+  const code = typeof err.code === "string" ? err.code : err.cause?.code ?? "";
+  const message = err.message ?? "";
+  const bucketMissing = /bucket/i.test(message) && /not (exist|found)/i.test(message);
+  if (status === 404 && (what === "bucket" || bucketMissing)) {
+    return new StorageError("BucketNotFound", `GCS bucket "${bucket}" does not exist`, {
+      cause: e,
+    });
+  }
+  if (status === 404) return new StorageError("NotFound", "Object not found", { cause: e });
+  if (status === 401 || status === 403) {
+    return new StorageError(
+      "AccessDenied",
+      `GCS access to bucket "${bucket}" denied: HTTP ${status}`,
+      {
+        cause: e,
+      },
+    );
+  }
+  if (/default credentials|could not load the credentials|no credentials/i.test(message)) {
+    return new StorageError(
+      "CredentialsMissing",
+      "No GCS credentials: no service-account key and no Application Default Credentials found",
+      { cause: e },
+    );
+  }
+  if (UNREACHABLE.has(code) || /ECONNREFUSED|ENOTFOUND|ETIMEDOUT|socket hang up/.test(message)) {
+    return new StorageError(
+      "Unreachable",
+      `GCS endpoint is unreachable: ${code || "connection failed"}`,
+      {
+        cause: e,
+      },
+    );
+  }
+  const detail = status ? `HTTP ${status}` : (e instanceof Error ? e.name : "unknown error");
+  return new StorageError("StorageError", `GCS request failed: ${detail}`, { cause: e });
+}

@@ -1,0 +1,327 @@
+/**
+ * Amazon S3 and S3-compatible servers (MinIO, Ceph, R2, ...), with multipart uploads through
+ * `@aws-sdk/lib-storage`.
+ *
+ * A failed or aborted put must leave no incomplete multipart upload: lib-storage aborts the
+ * upload itself when its source fails (we make an abort signal fail the source), and we abort
+ * it once more by its id in case that first attempt failed.
+ */
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import type { Logger } from "../controllers/runtime/log.ts";
+import {
+  abortable,
+  type ObjectInfo,
+  type ObjectStore,
+  putFailure,
+  type PutOptions,
+  type StaticCredentials,
+  StorageError,
+  throwIfAborted,
+  trackSource,
+  validateKey,
+} from "./store.ts";
+
+const MiB = 1024 * 1024;
+
+/** Options of {@link S3Store}. */
+export interface S3StoreOptions {
+  bucket: string;
+  region?: string | undefined;
+  /** An S3-compatible server's URL; path-style addressing is usually needed with it. */
+  endpoint?: string | undefined;
+  forcePathStyle?: boolean | undefined;
+  /** Static keys; absent means the SDK's default chain (IRSA / EKS Pod Identity, ...). */
+  credentials?: StaticCredentials | undefined;
+  /**
+   * Workload-identity settings passed to the SDK explicitly instead of through the process
+   * environment: AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN, AWS_ROLE_SESSION_NAME,
+   * AWS_ENDPOINT_URL_STS, AWS_REGION / AWS_DEFAULT_REGION.
+   */
+  env?: Record<string, string | undefined> | undefined;
+  logger?: Logger | undefined;
+  /** Multipart part size; memory use is about (queueSize + 1) × partSize. Default 16 MiB. */
+  partSize?: number | undefined;
+  /** Parts uploaded concurrently. Default 2. */
+  queueSize?: number | undefined;
+}
+
+/** An {@link ObjectStore} on one S3 bucket. */
+export class S3Store implements ObjectStore {
+  readonly provider = "s3" as const;
+  readonly #client: S3Client;
+  readonly #bucket: string;
+  readonly #logger: Logger | undefined;
+  readonly #partSize: number;
+  readonly #queueSize: number;
+
+  constructor(opts: S3StoreOptions) {
+    this.#bucket = opts.bucket;
+    this.#logger = opts.logger;
+    this.#partSize = Math.max(5 * MiB, opts.partSize ?? 16 * MiB);
+    this.#queueSize = opts.queueSize ?? 2;
+    this.#client = new S3Client(clientConfig(opts));
+  }
+
+  async put(
+    key: string,
+    body: ReadableStream<Uint8Array>,
+    opts: PutOptions = {},
+  ): Promise<{ size: number }> {
+    validateKey(key);
+    const source = trackSource(body, opts.signal);
+    let upload: Upload | undefined;
+    try {
+      throwIfAborted(opts.signal);
+      upload = new Upload({
+        client: this.#client,
+        params: {
+          Bucket: this.#bucket,
+          Key: key,
+          Body: source.stream,
+          ...(opts.contentType ? { ContentType: opts.contentType } : {}),
+          ...(opts.metadata ? { Metadata: opts.metadata } : {}),
+        },
+        partSize: this.#partSize,
+        queueSize: this.#queueSize,
+        leavePartsOnError: false,
+      });
+      await upload.done();
+      throwIfAborted(opts.signal);
+      return { size: source.bytes };
+    } catch (e) {
+      await source.cancel(e);
+      if (upload?.uploadId) await this.#abortUpload(key, upload.uploadId);
+      throw putFailure(e, source, { signal: opts.signal, map: (e) => this.#map(e) });
+    }
+  }
+
+  async get(key: string, opts: { signal?: AbortSignal } = {}): Promise<ReadableStream<Uint8Array>> {
+    validateKey(key);
+    try {
+      const res = await this.#client.send(
+        new GetObjectCommand({ Bucket: this.#bucket, Key: key }),
+        opts.signal ? { abortSignal: opts.signal } : {},
+      );
+      if (!res.Body) throw new StorageError("StorageError", "S3 returned an object without a body");
+      return abortable(res.Body.transformToWebStream() as ReadableStream<Uint8Array>, opts.signal);
+    } catch (e) {
+      throw this.#map(e, "object");
+    }
+  }
+
+  async head(
+    key: string,
+  ): Promise<(ObjectInfo & { metadata: Record<string, string> }) | undefined> {
+    validateKey(key);
+    try {
+      const res = await this.#client.send(
+        new HeadObjectCommand({ Bucket: this.#bucket, Key: key }),
+      );
+      return {
+        key,
+        size: res.ContentLength ?? 0,
+        lastModified: res.LastModified ?? new Date(0),
+        metadata: { ...res.Metadata },
+      };
+    } catch (e) {
+      const mapped = this.#map(e, "object");
+      if (mapped.reason === "NotFound") return undefined;
+      throw mapped;
+    }
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    validateKey(prefix, "prefix");
+    const out: ObjectInfo[] = [];
+    let token: string | undefined;
+    try {
+      do {
+        const res = await this.#client.send(
+          new ListObjectsV2Command({
+            Bucket: this.#bucket,
+            Prefix: prefix,
+            ...(token ? { ContinuationToken: token } : {}),
+          }),
+        );
+        for (const o of res.Contents ?? []) {
+          if (o.Key === undefined) continue;
+          out.push({ key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0) });
+        }
+        token = res.IsTruncated ? res.NextContinuationToken : undefined;
+      } while (token);
+    } catch (e) {
+      throw this.#map(e);
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async delete(key: string): Promise<void> {
+    validateKey(key);
+    try {
+      await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: key }));
+    } catch (e) {
+      const mapped = this.#map(e, "object");
+      if (mapped.reason !== "NotFound") throw mapped;
+    }
+  }
+
+  async probe(): Promise<void> {
+    const key = `.dbtether-probe/${crypto.randomUUID()}`;
+    try {
+      await this.#client.send(new HeadBucketCommand({ Bucket: this.#bucket }));
+      await this.#client.send(
+        new PutObjectCommand({ Bucket: this.#bucket, Key: key, Body: new Uint8Array() }),
+      );
+      await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: key }));
+    } catch (e) {
+      throw this.#map(e);
+    }
+  }
+
+  close(): Promise<void> {
+    this.#client.destroy();
+    return Promise.resolve();
+  }
+
+  async #abortUpload(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.#client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: key, UploadId: uploadId }),
+      );
+    } catch (e) {
+      // NoSuchUpload: lib-storage already aborted it, which is the usual case.
+      if (this.#map(e, "object").reason === "NotFound") return;
+      this.#logger?.warn("Cannot abort an incomplete multipart upload", {
+        bucket: this.#bucket,
+        error: this.#map(e).message,
+      });
+    }
+  }
+
+  /** Maps an SDK error; `what` says whether a 404 means the object or the bucket. */
+  #map(e: unknown, what: "bucket" | "object" = "bucket"): StorageError {
+    return mapS3Error(e, this.#bucket, what);
+  }
+}
+
+function clientConfig(opts: S3StoreOptions): S3ClientConfig {
+  const env = opts.env ?? {};
+  const region = opts.region ?? env["AWS_REGION"] ?? env["AWS_DEFAULT_REGION"] ??
+    (opts.endpoint ? "us-east-1" : undefined);
+  const config: S3ClientConfig & Record<string, unknown> = {
+    ...(region ? { region } : {}),
+    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+    ...(opts.forcePathStyle ? { forcePathStyle: true } : {}),
+    maxAttempts: 3,
+    requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+  };
+  if (opts.endpoint) {
+    // S3-compatible servers vary in their support of the newer default checksums.
+    config.requestChecksumCalculation = "WHEN_REQUIRED";
+    config.responseChecksumValidation = "WHEN_REQUIRED";
+  }
+  if (opts.credentials) {
+    config.credentials = staticCredentials(opts.credentials);
+  } else {
+    // The default chain passes the client's config on to its providers (fromTokenFile reads
+    // webIdentityTokenFile/roleArn there before process.env, and the STS client it builds
+    // takes `clientConfig`), so explicit workload-identity settings need no process env.
+    const file = env["AWS_WEB_IDENTITY_TOKEN_FILE"];
+    const role = env["AWS_ROLE_ARN"];
+    if (file) config["webIdentityTokenFile"] = file;
+    if (role) config["roleArn"] = role;
+    if (env["AWS_ROLE_SESSION_NAME"]) config["roleSessionName"] = env["AWS_ROLE_SESSION_NAME"];
+    const sts = env["AWS_ENDPOINT_URL_STS"];
+    if (sts) config["clientConfig"] = { endpoint: sts, ...(region ? { region } : {}) };
+  }
+  return config;
+}
+
+function staticCredentials(c: StaticCredentials) {
+  const accessKeyId = c["accessKeyId"] ?? c["AWS_ACCESS_KEY_ID"];
+  const secretAccessKey = c["secretAccessKey"] ?? c["AWS_SECRET_ACCESS_KEY"];
+  const sessionToken = c["sessionToken"] ?? c["AWS_SESSION_TOKEN"];
+  if (!accessKeyId || !secretAccessKey) {
+    throw new StorageError(
+      "CredentialsMissing",
+      "S3 credentials are incomplete: accessKeyId and secretAccessKey are required",
+    );
+  }
+  return { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
+}
+
+const ACCESS_DENIED = new Set([
+  "AccessDenied",
+  "Forbidden",
+  "InvalidAccessKeyId",
+  "SignatureDoesNotMatch",
+  "ExpiredToken",
+  "InvalidToken",
+  "AllAccessDisabled",
+  "AccountProblem",
+]);
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EPIPE",
+  "TimeoutError",
+  "RequestTimeout",
+]);
+
+/** Maps an AWS SDK error to a StorageError whose message names no key and no secret. */
+export function mapS3Error(e: unknown, bucket: string, what: "bucket" | "object"): StorageError {
+  if (e instanceof StorageError) return e;
+  const err = (e ?? {}) as {
+    name?: string;
+    code?: string;
+    $metadata?: { httpStatusCode?: number };
+    cause?: { code?: string };
+  };
+  const name = err.name ?? "Error";
+  const code = err.code ?? err.cause?.code ?? "";
+  const status = err.$metadata?.httpStatusCode;
+  const detail = status ? `${name} (HTTP ${status})` : name;
+  if (name === "NoSuchBucket" || (what === "bucket" && (name === "NotFound" || status === 404))) {
+    return new StorageError("BucketNotFound", `S3 bucket "${bucket}" does not exist`, { cause: e });
+  }
+  if (name === "NoSuchKey" || name === "NoSuchUpload" || name === "NotFound" || status === 404) {
+    return new StorageError("NotFound", "Object not found", { cause: e });
+  }
+  if (ACCESS_DENIED.has(name) || status === 403) {
+    return new StorageError("AccessDenied", `S3 access to bucket "${bucket}" denied: ${detail}`, {
+      cause: e,
+    });
+  }
+  if (name === "CredentialsProviderError" || name === "CredentialsMissing") {
+    return new StorageError(
+      "CredentialsMissing",
+      "No S3 credentials: no static keys and no workload identity found by the SDK's chain",
+      { cause: e },
+    );
+  }
+  if (/region is missing/i.test(err instanceof Error ? err.message : "")) {
+    return new StorageError("InvalidConfiguration", "S3 region is not configured", { cause: e });
+  }
+  if (UNREACHABLE.has(code) || UNREACHABLE.has(name) || status === 503) {
+    return new StorageError("Unreachable", `S3 endpoint is unreachable: ${code || detail}`, {
+      cause: e,
+    });
+  }
+  return new StorageError("StorageError", `S3 request failed: ${detail}`, { cause: e });
+}

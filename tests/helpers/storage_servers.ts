@@ -1,0 +1,315 @@
+/**
+ * Real storage servers for tests: MinIO (S3), fake-gcs-server (GCS) and Azurite (Azure Blob),
+ * each on a free loopback port with a temporary data directory.
+ *
+ * ```ts
+ * await using minio = await startMinio();
+ * await minio.createBucket("backups");
+ * const store = minio.makeStore({ bucket: "backups" });
+ * ```
+ *
+ * Binaries come from scripts/install-storage-servers.sh (cached outside the repo; the first run
+ * builds them). Disposing kills the server and removes its data, also when the test failed.
+ */
+import { freePort } from "./free_port.ts";
+import { createStore } from "../../storage/factory.ts";
+import type { ObjectStore, StaticCredentials, StorageLocation } from "../../storage/store.ts";
+
+/** A running storage server; `await using` stops it and removes its data. */
+export interface StorageServer extends AsyncDisposable {
+  readonly provider: "s3" | "gcs" | "azure";
+  /** Base URL of the server's API. */
+  readonly endpoint: string;
+  /** Static credentials accepted by the server (empty for fake-gcs-server, which has none). */
+  readonly credentials: StaticCredentials;
+  /** The StorageLocation of a bucket (container) on this server. */
+  location(bucket: string): StorageLocation;
+  /** Creates a bucket (container); succeeds when it exists. */
+  createBucket(name: string): Promise<void>;
+  /** A store on `bucket` (default "test") with the server's static credentials. */
+  makeStore(opts?: { bucket?: string; credentials?: StaticCredentials }): ObjectStore;
+  /** The server's output so far. */
+  readLog(): Promise<string>;
+}
+
+/** MinIO's root user, also used as the static S3 key pair. */
+export const MINIO_USER = "dbtether-test";
+export const MINIO_PASSWORD = "dbtether-test-secret";
+/** Azurite's well-known development account. */
+export const AZURITE_ACCOUNT = "devstoreaccount1";
+export const AZURITE_KEY =
+  "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/** Starts MinIO (single drive, which supports multipart uploads). */
+export async function startMinio(): Promise<StorageServer> {
+  const cmd = await storageServerBinary("minio");
+  const port = freePort();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const proc = await startProcess({
+    name: "minio",
+    cmd,
+    args: (dir) => [
+      "server",
+      `${dir}/data`,
+      "--address",
+      `127.0.0.1:${port}`,
+      "--console-address",
+      `127.0.0.1:${freePort()}`,
+      "--quiet",
+    ],
+    env: (dir) => ({
+      MINIO_ROOT_USER: MINIO_USER,
+      MINIO_ROOT_PASSWORD: MINIO_PASSWORD,
+      MINIO_BROWSER: "off",
+      MINIO_UPDATE: "off",
+      MINIO_CI_CD: "1",
+      HOME: dir,
+    }),
+    ready: `${endpoint}/minio/health/ready`,
+  });
+  const credentials = { accessKeyId: MINIO_USER, secretAccessKey: MINIO_PASSWORD };
+  const location = (bucket: string): StorageLocation => ({
+    s3: { bucket, endpoint, region: "us-east-1", forcePathStyle: true },
+  });
+  return server("s3", endpoint, credentials, location, proc, async (name) => {
+    const { S3Client, CreateBucketCommand } = await import("@aws-sdk/client-s3");
+    const client = new S3Client({
+      endpoint,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials,
+    });
+    try {
+      await client.send(new CreateBucketCommand({ Bucket: name }));
+    } catch (e) {
+      if ((e as Error).name !== "BucketAlreadyOwnedByYou") throw e;
+    } finally {
+      client.destroy();
+    }
+  });
+}
+
+/** Starts fake-gcs-server (no authentication; any bearer token is accepted). */
+export async function startFakeGcs(): Promise<StorageServer> {
+  const cmd = await storageServerBinary("fake-gcs-server");
+  const port = freePort();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const proc = await startProcess({
+    name: "fake-gcs-server",
+    cmd,
+    args: (dir) => [
+      "-scheme",
+      "http",
+      "-host",
+      "127.0.0.1",
+      "-port",
+      String(port),
+      "-backend",
+      "filesystem",
+      "-filesystem-root",
+      `${dir}/data`,
+      "-public-host",
+      `127.0.0.1:${port}`,
+      "-external-url",
+      endpoint,
+      "-log-level",
+      "warn",
+    ],
+    env: () => ({}),
+    ready: `${endpoint}/storage/v1/b`,
+  });
+  const location = (bucket: string): StorageLocation => ({
+    gcs: { bucket, endpoint, project: "test" },
+  });
+  return server("gcs", endpoint, {}, location, proc, async (name) => {
+    const res = await fetch(`${endpoint}/storage/v1/b?project=test`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name }),
+    });
+    await res.body?.cancel();
+    if (!res.ok && res.status !== 409) {
+      throw new Error(`Cannot create bucket "${name}" on fake-gcs-server: HTTP ${res.status}`);
+    }
+  });
+}
+
+/** Starts Azurite's blob service with the well-known devstoreaccount1 account. */
+export async function startAzurite(): Promise<StorageServer> {
+  const cmd = await storageServerBinary("azurite-blob");
+  const port = freePort();
+  const endpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`;
+  const proc = await startProcess({
+    name: "azurite",
+    cmd,
+    args: (dir) => [
+      "--blobHost",
+      "127.0.0.1",
+      "--blobPort",
+      String(port),
+      "--location",
+      `${dir}/data`,
+      "--skipApiVersionCheck",
+      "--loose",
+      "--disableProductStyleUrl",
+    ],
+    env: () => ({}),
+    // Any HTTP answer (400 without a container) means the server is listening.
+    ready: `${endpoint}?comp=list`,
+    readyStatus: (s) => s < 500,
+  });
+  const credentials = { accountKey: AZURITE_KEY };
+  const location = (container: string): StorageLocation => ({
+    azure: { storageAccount: AZURITE_ACCOUNT, container, endpoint },
+  });
+  return server("azure", endpoint, credentials, location, proc, async (name) => {
+    const { StorageSharedKeyCredential, ContainerClient } = await import("@azure/storage-blob");
+    const cred = new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY);
+    await new ContainerClient(`${endpoint}/${name}`, cred).createIfNotExists();
+  });
+}
+
+function server(
+  provider: "s3" | "gcs" | "azure",
+  endpoint: string,
+  credentials: StaticCredentials,
+  location: (bucket: string) => StorageLocation,
+  proc: Proc,
+  createBucket: (name: string) => Promise<void>,
+): StorageServer {
+  return {
+    provider,
+    endpoint,
+    credentials,
+    location,
+    createBucket,
+    makeStore: (opts = {}) =>
+      createStore(location(opts.bucket ?? "test"), {
+        credentials: opts.credentials ?? credentials,
+        s3: { partSize: 5 * 1024 * 1024 },
+      }),
+    readLog: () => Deno.readTextFile(proc.logFile),
+    [Symbol.asyncDispose]: () => proc.stop(),
+  };
+}
+
+// ------------------------------------------------------------------------------------------
+// Binaries and processes
+
+const binaries = new Map<string, Promise<string>>();
+
+/**
+ * The path of one server's binary (minio, fake-gcs-server, azurite-blob), installing it on
+ * first use through scripts/install-storage-servers.sh (slow the very first time).
+ */
+export function storageServerBinary(
+  name: "minio" | "fake-gcs-server" | "azurite-blob",
+): Promise<string> {
+  let p = binaries.get(name);
+  if (!p) {
+    p = (async () => {
+      const script = new URL("../../scripts/install-storage-servers.sh", import.meta.url).pathname;
+      const arg = name === "azurite-blob" ? "azurite" : name;
+      const out = await new Deno.Command(script, {
+        args: [arg],
+        stdout: "piped",
+        stderr: "inherit",
+      }).output();
+      if (!out.success) throw new Error(`${script} ${arg} failed with exit code ${out.code}`);
+      const line = new TextDecoder().decode(out.stdout).trim().split("\n")
+        .find((l) => l.startsWith(`${name}=`));
+      if (!line) throw new Error(`${script} did not print the path of ${name}`);
+      return line.slice(name.length + 1);
+    })();
+    binaries.set(name, p);
+  }
+  return p;
+}
+
+interface Proc {
+  readonly dir: string;
+  readonly logFile: string;
+  stop(): Promise<void>;
+}
+
+interface ProcSpec {
+  name: string;
+  cmd: string;
+  args: (dir: string) => string[];
+  env: (dir: string) => Record<string, string>;
+  ready: string;
+  readyStatus?: (status: number) => boolean;
+}
+
+async function startProcess(spec: ProcSpec): Promise<Proc> {
+  if (!spec.cmd) {
+    throw new Error(`${spec.name} is not installed: run scripts/install-storage-servers.sh`);
+  }
+  const dir = await Deno.makeTempDir({ prefix: `dbtether-${spec.name}-` });
+  await Deno.mkdir(`${dir}/data`);
+  const logFile = `${dir}/server.log`;
+  const child = new Deno.Command(spec.cmd, {
+    args: spec.args(dir),
+    env: spec.env(dir),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // Each pipe gets its own append-mode handle of the log file (a WritableStream takes one
+  // writer); both streams end when the process exits.
+  const drain = async (from: ReadableStream<Uint8Array>) => {
+    const file = await Deno.open(logFile, { write: true, create: true, append: true });
+    await from.pipeTo(file.writable).catch(() => {});
+  };
+  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already exited
+    }
+    const timer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already exited
+      }
+    }, 5_000);
+    await child.status;
+    clearTimeout(timer);
+    await drained;
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  try {
+    await waitReady(spec, child, logFile);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { dir, logFile, stop };
+}
+
+async function waitReady(spec: ProcSpec, child: Deno.ChildProcess, logFile: string) {
+  let exited = false;
+  child.status.then(() => (exited = true), () => (exited = true));
+  const deadline = Date.now() + 60_000;
+  const ok = spec.readyStatus ?? ((s: number) => s >= 200 && s < 300);
+  while (Date.now() < deadline) {
+    if (exited) {
+      const log = await Deno.readTextFile(logFile).catch(() => "");
+      throw new Error(`${spec.name} exited during startup:\n${log.slice(-2000)}`);
+    }
+    try {
+      const res = await fetch(spec.ready, { signal: AbortSignal.timeout(2_000) });
+      await res.body?.cancel();
+      if (ok(res.status)) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${spec.name} did not become ready within 60 s`);
+}
