@@ -24,7 +24,7 @@ import { BackupError, withStderr } from "./errors.ts";
 import { type BackupManifest, encodeManifest, manifestKey } from "./manifest.ts";
 import { type PgToolset, resolveTools } from "./resolve_tools.ts";
 import { StderrTail } from "./stderr_tail.ts";
-import { gzipStream, Meter, tap } from "./streams.ts";
+import { gzipFromPipe, Meter, tap } from "./streams.ts";
 import { assertSafeKey, TemplateError } from "./templates.ts";
 
 export interface BackupProgress {
@@ -162,11 +162,11 @@ async function dumpToStore(opts: BackupOptions, p: DumpParams): Promise<DumpOutc
   // Set when the upload stopped reading: pg_dump then dies of a closed pipe, which is a
   // consequence of the storage failure, not a dump failure.
   let uploadGaveUp = false;
-  const dumped = tap(child.stdout, {
-    onChunk: (c) => raw.bytes += c.byteLength,
+  const hooks = {
+    onChunk: (c: Uint8Array) => raw.bytes += c.byteLength,
     onCancel: () => uploadGaveUp = true,
     // The end of pg_dump's output is passed on only once it exited 0.
-    beforeClose: async () => {
+    beforeEnd: async () => {
       const status = await child.status;
       await stderrDone;
       if (!status.success) {
@@ -175,8 +175,10 @@ async function dumpToStore(opts: BackupOptions, p: DumpParams): Promise<DumpOutc
         throw cause ?? e;
       }
     },
-  });
-  const compressed = p.format === "plain" ? gzipStream(dumped, p.level) : dumped;
+  };
+  const compressed = p.format === "plain"
+    ? gzipFromPipe(child.stdout, p.level, hooks)
+    : tap(child.stdout, { ...hooks, beforeClose: hooks.beforeEnd });
   const body = tap(compressed, {
     onChunk: (c) => {
       stored.update(c);

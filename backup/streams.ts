@@ -16,6 +16,15 @@ const CHUNK = 64 * 1024;
  */
 function throughZlib(source: ReadableStream<Uint8Array>, z: Transform): ReadableStream<Uint8Array> {
   const reader = source.getReader();
+  return zlibOutput(z, () => pump(reader, z), (reason) => reader.cancel(reason));
+}
+
+/** The web side of a zlib transform: pauses zlib while the queue is full; owns the pump. */
+function zlibOutput(
+  z: Transform,
+  pumpInput: () => Promise<void>,
+  cancelInput: (reason: unknown) => Promise<void>,
+): ReadableStream<Uint8Array> {
   let finished = false;
   return new ReadableStream<Uint8Array>({
     start(controller) {
@@ -33,10 +42,10 @@ function throughZlib(source: ReadableStream<Uint8Array>, z: Transform): Readable
         if (finished) return;
         finished = true;
         controller.error(e);
-        reader.cancel(e).catch(() => {});
+        cancelInput(e).catch(() => {});
       });
       // The pump is owned by this stream: its failures end up as the stream's error.
-      pump(reader, z).catch((e) => {
+      pumpInput().catch((e) => {
         if (!finished) z.destroy(e instanceof Error ? e : new Error(String(e)));
       });
     },
@@ -46,7 +55,7 @@ function throughZlib(source: ReadableStream<Uint8Array>, z: Transform): Readable
     cancel(reason) {
       finished = true;
       z.destroy();
-      return reader.cancel(reason);
+      return cancelInput(reason);
     },
   }, { highWaterMark: 4 });
 }
@@ -58,21 +67,90 @@ async function pump(reader: ReadableStreamDefaultReader<Uint8Array>, z: Transfor
       z.end();
       return;
     }
-    if (!z.write(r.value)) {
-      await new Promise<void>((resolve, reject) => {
-        const onDrain = () => {
-          z.off("close", onClose);
-          resolve();
-        };
-        const onClose = () => {
-          z.off("drain", onDrain);
-          reject(new Error("Compressor closed"));
-        };
-        z.once("drain", onDrain);
-        z.once("close", onClose);
-      });
-    }
+    if (!z.write(r.value)) await drained(z);
   }
+}
+
+/** Hooks of {@link gzipFromPipe}, standing in for a {@link tap} on its input. */
+export interface PipeHooks {
+  onChunk?: (chunk: Uint8Array) => void;
+  /** Awaited at the end of input; throwing errors the output instead of finishing it. */
+  beforeEnd?: () => void | Promise<void>;
+  onCancel?: (reason: unknown) => void;
+}
+
+/**
+ * gzip-compresses a byte stream (a child's stdout) reading it with a BYOB reader into two
+ * reused buffers: a buffer is read into again only after zlib has consumed it. Reading with
+ * a default reader allocates a fresh 64 KiB chunk per read, which V8 frees lazily; on a
+ * multi-GB dump that garbage alone measured ~70 MB of RSS. With BYOB it is ~0.
+ */
+export function gzipFromPipe(
+  source: ReadableStream<Uint8Array>,
+  level: number,
+  hooks: PipeHooks = {},
+): ReadableStream<Uint8Array> {
+  let reader: ReadableStreamBYOBReader;
+  try {
+    reader = source.getReader({ mode: "byob" });
+  } catch {
+    // Not a byte stream: the generic path.
+    const tapped = tap(source, {
+      ...(hooks.onChunk ? { onChunk: hooks.onChunk } : {}),
+      ...(hooks.beforeEnd ? { beforeClose: hooks.beforeEnd } : {}),
+      ...(hooks.onCancel ? { onCancel: hooks.onCancel } : {}),
+    });
+    return gzipStream(tapped, level);
+  }
+  const z = createGzip({ level, chunkSize: CHUNK });
+  return zlibOutput(z, () => pumpByob(reader, z, hooks), (reason) => {
+    hooks.onCancel?.(reason);
+    return reader.cancel(reason);
+  });
+}
+
+async function pumpByob(
+  reader: ReadableStreamBYOBReader,
+  z: Transform,
+  hooks: PipeHooks,
+): Promise<void> {
+  const free: ArrayBuffer[] = [new ArrayBuffer(CHUNK), new ArrayBuffer(CHUNK)];
+  const inflight: Promise<ArrayBuffer>[] = [];
+  for (;;) {
+    const buf = free.pop() ?? await inflight.shift()!;
+    const r = await reader.read(new Uint8Array(buf));
+    if (r.done) {
+      await hooks.beforeEnd?.();
+      z.end();
+      return;
+    }
+    const view = r.value;
+    hooks.onChunk?.(view);
+    let ok = true;
+    inflight.push(
+      new Promise<ArrayBuffer>((resolve, reject) => {
+        ok = z.write(view, (err) => err ? reject(err) : resolve(view.buffer as ArrayBuffer));
+      }),
+    );
+    // A write error also surfaces as the stream's 'error'; this only keeps the promise handled.
+    inflight.at(-1)!.catch(() => {});
+    if (!ok) await drained(z);
+  }
+}
+
+function drained(z: Transform): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onDrain = () => {
+      z.off("close", onClose);
+      resolve();
+    };
+    const onClose = () => {
+      z.off("drain", onDrain);
+      reject(new Error("Compressor closed"));
+    };
+    z.once("drain", onDrain);
+    z.once("close", onClose);
+  });
 }
 
 /** gzip-compresses a stream at `level` (0-9). */
