@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { freePort } from "../tests/helpers/free_port.ts";
 import { startAzurite } from "../tests/helpers/storage_servers.ts";
-import { assertStorageError, bytesStream, runConformance } from "./conformance.ts";
+import { assertStorageError, runConformance } from "./conformance.ts";
 import { createStore } from "./factory.ts";
 
 Deno.test("azure store passes the conformance suite against Azurite", async (t) => {

@@ -93,7 +93,9 @@ export class GcsStore implements ObjectStore {
     } catch (e) {
       throw this.#map(e, "object");
     }
-    const stream = Readable.toWeb(file.createReadStream()) as ReadableStream<Uint8Array>;
+    // Under Deno the library's read pipeline prints a MaxListenersExceededWarning once per
+    // download; it is harmless (listeners of one finished pipeline), not a leak across calls.
+    const stream = ReadableStream.from<Uint8Array>(file.createReadStream());
     return abortable(stream, opts.signal);
   }
 

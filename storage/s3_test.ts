@@ -36,6 +36,50 @@ Deno.test("s3 store passes the conformance suite against MinIO", async (t) => {
   }
 });
 
+Deno.test("s3 store aborts the multipart upload it started when the source fails", async () => {
+  await using minio = await startMinio();
+  await minio.createBucket("test");
+  const client = new S3Client({
+    endpoint: minio.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: {
+      accessKeyId: minio.credentials["accessKeyId"]!,
+      secretAccessKey: MINIO_PASSWORD,
+    },
+  });
+  const store = minio.makeStore();
+  // MinIO lists multipart uploads only for an exact object name, not for a shorter prefix.
+  const uploads = async () =>
+    (await client.send(
+      new ListMultipartUploadsCommand({ Bucket: "test", Prefix: "mp/dump.sql.gz" }),
+    ))
+      .Uploads ?? [];
+  try {
+    // Two full parts, then the source fails only once the server shows the upload in progress.
+    const first = bytesStream(10 * 1024 * 1024 + 1).getReader();
+    let sawUpload = false;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const r = await first.read();
+        if (!r.done) return controller.enqueue(r.value);
+        for (let i = 0; i < 100 && !sawUpload; i++) {
+          sawUpload = (await uploads()).length > 0;
+          if (!sawUpload) await new Promise((r) => setTimeout(r, 50));
+        }
+        controller.error(new Error("pg_dump was killed"));
+      },
+    });
+    await assert.rejects(store.put("mp/dump.sql.gz", body), /pg_dump was killed/);
+    assert.ok(sawUpload, "the put never started a multipart upload");
+    assert.deepEqual(await uploads(), []);
+    assert.equal(await store.head("mp/dump.sql.gz"), undefined);
+  } finally {
+    await store.close();
+    client.destroy();
+  }
+});
+
 Deno.test("s3 store maps failures to reasons without leaking secrets", async (t) => {
   await using minio = await startMinio();
   await minio.createBucket("test");

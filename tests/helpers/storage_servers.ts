@@ -185,8 +185,14 @@ function server(
     createBucket,
     makeStore: (opts = {}) =>
       createStore(location(opts.bucket ?? "test"), {
-        credentials: opts.credentials ?? credentials,
+        // fake-gcs-server has no credentials: the client then sends none to the emulator.
+        credentials: opts.credentials ??
+          (Object.keys(credentials).length ? credentials : undefined),
+        // Small parts, chunks and blocks, so a put that fails after 6 MiB has already sent
+        // some of them: the "nothing left behind" checks then test something.
         s3: { partSize: 5 * 1024 * 1024 },
+        gcs: { chunkSize: 1024 * 1024 },
+        azure: { blockSize: 1024 * 1024 },
       }),
     readLog: () => Deno.readTextFile(proc.logFile),
     [Symbol.asyncDispose]: () => proc.stop(),
