@@ -152,17 +152,46 @@ export class ServerPool {
     }
   }
 
-  async #acquire(database: string, signal?: AbortSignal): Promise<Slot> {
+  /**
+   * Runs `fn` on a fresh connection as another role (to verify a password by logging in), counted
+   * against the same bound and closed afterwards.
+   */
+  async withLogin<T>(
+    login: { user: string; password: string },
+    fn: (sql: Sql) => Promise<T>,
+    opts: RunOptions = {},
+  ): Promise<T> {
+    const database = opts.database ?? this.#cfg.maintenanceDatabase ?? "postgres";
+    const slot = await this.#acquire(database, opts.signal, login);
+    try {
+      return await fn(slot.sql);
+    } finally {
+      this.#slots = this.#slots.filter((s) => s !== slot);
+      this.#closing++;
+      try {
+        await slot.sql.end({ timeout: 5 });
+      } finally {
+        this.#closing--;
+        this.#waiters.shift()?.();
+      }
+    }
+  }
+
+  async #acquire(
+    database: string,
+    signal?: AbortSignal,
+    login?: { user: string; password: string },
+  ): Promise<Slot> {
     for (;;) {
       if (this.#closed) throw new Error(`Cannot use the pool of ${this.endpoint}: it is closed`);
       signal?.throwIfAborted();
-      const idle = this.#slots.find((s) => !s.busy && s.database === database);
+      const idle = login ? undefined : this.#slots.find((s) => !s.busy && s.database === database);
       if (idle) {
         idle.busy = true;
         return idle;
       }
       // A slot being closed still holds its socket: it counts against the bound until it is gone.
-      if (this.#slots.length + this.#closing < this.max) return this.#open(database);
+      if (this.#slots.length + this.#closing < this.max) return this.#open(database, login);
       const victim = this.#slots.filter((s) => !s.busy).sort((a, b) => a.lastUsed - b.lastUsed)[0];
       if (victim) {
         this.#slots = this.#slots.filter((s) => s !== victim);
@@ -178,13 +207,13 @@ export class ServerPool {
     }
   }
 
-  #open(database: string): Slot {
+  #open(database: string, login?: { user: string; password: string }): Slot {
     const cfg = this.#cfg;
     const sql = postgres({
       host: cfg.host,
       port: cfg.port,
-      user: cfg.user,
-      password: cfg.password,
+      user: login?.user ?? cfg.user,
+      password: login?.password ?? cfg.password,
       database,
       ssl: tlsOptions(cfg.sslMode ?? "require", optional({ ca: cfg.ca, host: cfg.host })),
       max: 1,
@@ -198,6 +227,7 @@ export class ServerPool {
       fetch_types: false,
       connection: { application_name: cfg.applicationName ?? "dbtether" },
     }) as unknown as Sql;
+    // A login slot is never reused: `busy` stays true until withLogin closes it.
     const slot: Slot = { database, sql, busy: true, lastUsed: Date.now() };
     this.#slots.push(slot);
     this.#peak = Math.max(this.#peak, this.#slots.length + this.#closing);

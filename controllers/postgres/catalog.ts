@@ -1,0 +1,264 @@
+/**
+ * Observation: read-only catalog queries (with bind parameters) that give the planners the state
+ * of a server or of one database. Nothing here changes the server.
+ *
+ * The pools run postgres.js without `fetch_types`, so arrays would arrive as unparsed text:
+ * array results are returned as JSON, array parameters are sent as JSON text.
+ */
+import type { Sql } from "./pool.ts";
+
+export interface RoleInfo {
+  name: string;
+  canLogin: boolean;
+  connectionLimit: number;
+  superuser: boolean;
+  comment: string | null;
+}
+
+/** `member` belongs to `role`; `adminOption` when any grant of it carries ADMIN OPTION. */
+export interface Membership {
+  role: string;
+  member: string;
+  adminOption: boolean;
+}
+
+export interface DatabaseInfo {
+  name: string;
+  owner: string;
+  comment: string | null;
+  allowConnections: boolean;
+  /** Roles with CONNECT (explicit or by default ACL); "PUBLIC" for everyone. */
+  connect: string[];
+}
+
+/** Server-level state about a set of roles and at most one database. */
+export interface ServerSnapshot {
+  /** The admin role dbtether connects as. */
+  currentUser: string;
+  /** `server_version_num`, e.g. 150004. */
+  versionNum: number;
+  roles: Map<string, RoleInfo>;
+  /** Memberships where the role or the member is one of the asked roles or the current user. */
+  memberships: Membership[];
+  /** Roles (among the asked) whose privileges the current user has (pg_has_role USAGE). */
+  adminInherits: Set<string>;
+  /** Settings per role: key `<database or "">`, value name → value. */
+  settings: Map<string, Map<string, Map<string, string>>>;
+  database?: DatabaseInfo;
+}
+
+/** Reads what the planners need about `roles` and `database` (both may not exist). */
+export async function observeServer(
+  sql: Sql,
+  o: { roles: readonly string[]; database?: string },
+): Promise<ServerSnapshot> {
+  const names = [...new Set(o.roles)];
+  const [me] = await sql<{ user: string; version: string }[]>`
+    SELECT current_user AS user, current_setting('server_version_num') AS version`;
+  const currentUser = me!.user;
+  // A JSON text parameter: postgres.js needs fetched types to send real arrays.
+  const namesJson = JSON.stringify(names);
+  const roleRows = await sql<
+    { name: string; login: boolean; connlimit: number; super: boolean; comment: string | null }[]
+  >`
+    SELECT rolname AS name, rolcanlogin AS login, rolconnlimit AS connlimit, rolsuper AS super,
+           shobj_description(oid, 'pg_authid') AS comment
+    FROM pg_roles WHERE rolname IN (SELECT jsonb_array_elements_text(${namesJson}::text::jsonb))`;
+  const roles = new Map<string, RoleInfo>();
+  for (const r of roleRows) {
+    roles.set(r.name, {
+      name: r.name,
+      canLogin: r.login,
+      connectionLimit: r.connlimit,
+      superuser: r.super,
+      comment: r.comment,
+    });
+  }
+  const both = [...names, currentUser];
+  const bothJson = JSON.stringify(both);
+  const memberships = await sql<Membership[]>`
+    SELECT r.rolname AS role, m.rolname AS member, bool_or(am.admin_option) AS "adminOption"
+    FROM pg_auth_members am
+    JOIN pg_roles r ON r.oid = am.roleid
+    JOIN pg_roles m ON m.oid = am.member
+    WHERE r.rolname IN (SELECT jsonb_array_elements_text(${bothJson}::text::jsonb)) OR m.rolname IN (SELECT jsonb_array_elements_text(${bothJson}::text::jsonb))
+    GROUP BY r.rolname, m.rolname`;
+  const inherit = await sql<{ name: string }[]>`
+    SELECT rolname AS name FROM pg_roles
+    WHERE rolname IN (SELECT jsonb_array_elements_text(${namesJson}::text::jsonb)) AND pg_has_role(current_user, oid, 'USAGE')`;
+  const settingRows = await sql<{ role: string; db: string | null; config: string[] }[]>`
+    SELECT r.rolname AS role, d.datname AS db, array_to_json(s.setconfig) AS config
+    FROM pg_db_role_setting s
+    JOIN pg_roles r ON r.oid = s.setrole
+    LEFT JOIN pg_database d ON d.oid = s.setdatabase
+    WHERE r.rolname IN (SELECT jsonb_array_elements_text(${namesJson}::text::jsonb))`;
+  const settings = new Map<string, Map<string, Map<string, string>>>();
+  for (const s of settingRows) {
+    const perRole = settings.get(s.role) ?? new Map<string, Map<string, string>>();
+    settings.set(s.role, perRole);
+    const kv = new Map<string, string>();
+    for (const item of s.config ?? []) {
+      const eq = item.indexOf("=");
+      if (eq > 0) kv.set(item.slice(0, eq), item.slice(eq + 1));
+    }
+    perRole.set(s.db ?? "", kv);
+  }
+  const snap: ServerSnapshot = {
+    currentUser,
+    versionNum: Number(me!.version),
+    roles,
+    memberships: memberships.map((m) => ({ ...m })),
+    adminInherits: new Set(inherit.map((r) => r.name)),
+    settings,
+  };
+  if (o.database !== undefined) {
+    const db = await observeDatabaseRow(sql, o.database);
+    if (db) snap.database = db;
+  }
+  return snap;
+}
+
+async function observeDatabaseRow(sql: Sql, name: string): Promise<DatabaseInfo | undefined> {
+  const [row] = await sql<
+    { owner: string; comment: string | null; allow: boolean; connect: string[] }[]
+  >`
+    SELECT pg_get_userbyid(d.datdba) AS owner,
+           shobj_description(d.oid, 'pg_database') AS comment,
+           d.datallowconn AS allow,
+           array_to_json(array(
+             SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END
+             FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+             WHERE a.privilege_type = 'CONNECT'
+           )) AS connect
+    FROM pg_database d WHERE d.datname = ${name}`;
+  if (!row) return undefined;
+  return {
+    name,
+    owner: row.owner,
+    comment: row.comment,
+    allowConnections: row.allow,
+    connect: row.connect,
+  };
+}
+
+/** One relation of a database with the privileges the group roles have on it. */
+export interface RelationInfo {
+  schema: string;
+  name: string;
+  /** r, p (tables), v, m, f (views, foreign tables), S (sequences). */
+  kind: string;
+  readonlyOk: boolean;
+  readwriteOk: boolean;
+}
+
+export interface SchemaInfo {
+  name: string;
+  readonlyUsage: boolean;
+  adminCreate: boolean;
+  publicCreate: boolean;
+}
+
+/** A default-privilege entry (all schemas) of the current database. */
+export interface DefaultAcl {
+  forRole: string;
+  /** r tables, S sequences, n schemas. */
+  objects: string;
+  grantee: string;
+  privilege: string;
+}
+
+/** Database-level state, read while connected to that database. */
+export interface DatabaseSnapshot {
+  /** Schemas whose owner the current user can act for (others cannot be granted on). */
+  schemas: SchemaInfo[];
+  relations: RelationInfo[];
+  defaultAcls: DefaultAcl[];
+  extensions: Set<string>;
+}
+
+/** Reads schemas, relations and default privileges for the database's group roles. */
+export async function observeDatabase(
+  sql: Sql,
+  groups: { readonly: string; admin: string; readwrite: string },
+): Promise<DatabaseSnapshot> {
+  const schemas = await sql<SchemaInfo[]>`
+    SELECT n.nspname AS name,
+           has_schema_privilege(${groups.readonly}, n.oid, 'USAGE') AS "readonlyUsage",
+           has_schema_privilege(${groups.admin}, n.oid, 'CREATE') AS "adminCreate",
+           EXISTS (SELECT 1 FROM aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
+                   WHERE a.grantee = 0 AND a.privilege_type = 'CREATE') AS "publicCreate"
+    FROM pg_namespace n
+    WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+      AND pg_has_role(current_user, n.nspowner, 'USAGE')
+    ORDER BY 1`;
+  const relations = await sql<RelationInfo[]>`
+    SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
+           CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(${groups.readonly}, c.oid, 'SELECT')
+                ELSE has_table_privilege(${groups.readonly}, c.oid, 'SELECT') END AS "readonlyOk",
+           CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(${groups.readwrite}, c.oid, 'USAGE')
+                WHEN c.relkind IN ('r', 'p') THEN
+                  has_table_privilege(${groups.readwrite}, c.oid, 'INSERT')
+                  AND has_table_privilege(${groups.readwrite}, c.oid, 'UPDATE')
+                  AND has_table_privilege(${groups.readwrite}, c.oid, 'DELETE')
+                ELSE true END AS "readwriteOk"
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+      AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+      AND pg_has_role(current_user, c.relowner, 'USAGE')
+    ORDER BY 1, 2`;
+  const defaultAcls = await observeDefaultAcls(sql);
+  const ext = await sql<{ name: string }[]>`SELECT extname AS name FROM pg_extension`;
+  return {
+    schemas: schemas.map((s) => ({ ...s })),
+    relations: relations.map((r) => ({ ...r })),
+    defaultAcls,
+    extensions: new Set(ext.map((e) => e.name)),
+  };
+}
+
+/** Default privileges (for all schemas) of the current database. */
+export async function observeDefaultAcls(sql: Sql): Promise<DefaultAcl[]> {
+  const rows = await sql<DefaultAcl[]>`
+    SELECT pg_get_userbyid(d.defaclrole) AS "forRole", d.defaclobjtype::text AS objects,
+           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END AS grantee,
+           a.privilege_type AS privilege
+    FROM pg_default_acl d, aclexplode(d.defaclacl) a
+    WHERE d.defaclnamespace = 0`;
+  return rows.map((r) => ({ ...r }));
+}
+
+/** Privileges granted directly to `role` on tables of the current database. */
+export async function observeDirectTableGrants(
+  sql: Sql,
+  role: string,
+): Promise<{ schema: string; name: string; privilege: string }[]> {
+  const rows = await sql<{ schema: string; name: string; privilege: string }[]>`
+    SELECT n.nspname AS schema, c.relname AS name, a.privilege_type AS privilege
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
+    WHERE a.grantee = (SELECT oid FROM pg_roles WHERE rolname = ${role})
+    ORDER BY 1, 2, 3`;
+  return rows.map((r) => ({ ...r }));
+}
+
+/** Databases where `role` owns objects or has privileges or default privileges. */
+export async function databasesDependingOn(sql: Sql, role: string): Promise<string[]> {
+  const rows = await sql<{ name: string }[]>`
+    SELECT DISTINCT d.datname AS name
+    FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid
+    WHERE s.refclassid = 'pg_authid'::regclass
+      AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = ${role})
+    ORDER BY 1`;
+  return rows.map((r) => r.name);
+}
+
+/** Sessions connected to `database`, with their role and whether we may signal them. */
+export async function sessionsIn(
+  sql: Sql,
+  database: string,
+): Promise<{ pid: number; role: string | null; canSignal: boolean }[]> {
+  const rows = await sql<{ pid: number; role: string | null; canSignal: boolean }[]>`
+    SELECT pid, usename AS role,
+           (usesysid IS NOT NULL AND pg_has_role(current_user, usesysid, 'USAGE')) AS "canSignal"
+    FROM pg_stat_activity WHERE datname = ${database} AND pid <> pg_backend_pid()`;
+  return rows.map((r) => ({ ...r }));
+}

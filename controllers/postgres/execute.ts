@@ -1,0 +1,301 @@
+/**
+ * The imperative shell around the planners: observe, plan, run. Each method is idempotent: a
+ * second call on a converged server sends only catalog queries. Statements are logged redacted.
+ */
+import { RetryableError, TerminalError } from "../runtime/errors.ts";
+import type { Logger } from "../runtime/log.ts";
+import { nullLogger } from "../runtime/log.ts";
+import {
+  databasesDependingOn,
+  observeDatabase,
+  observeDefaultAcls,
+  observeDirectTableGrants,
+  observeServer,
+  type ServerSnapshot,
+  sessionsIn,
+} from "./catalog.ts";
+import { databaseRoles, formatMarker, type Marker, parseMarker, sameMarker } from "./names.ts";
+import { type DatabaseSpec, planDatabaseInside, planDatabaseServer } from "./plan.ts";
+import { planUserInside, planUserServer, userMarker, type UserSpec } from "./plan_user.ts";
+import type { ServerPool, Sql } from "./pool.ts";
+import { ident, userIdent } from "./quote.ts";
+import * as st from "./statements.ts";
+import type { Statement } from "./statements.ts";
+
+/** Reasons of failures mapped from the driver, declared once. */
+export type PgFailureReason =
+  | "ClusterUnreachable"
+  | "AuthenticationFailed"
+  | "PermissionDenied"
+  | "SqlFailed";
+
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "57P01", // admin_shutdown
+  "57P03", // cannot_connect_now (starting up, shutting down)
+]);
+
+/** Maps a driver error to a RetryableError with a reason; `statement` is redacted first. */
+export function mapPgError(e: unknown, o: { server: string; statement?: string }): Error {
+  if (e instanceof TerminalError || e instanceof RetryableError) return e;
+  const code = typeof e === "object" && e !== null && "code" in e ? String(e.code) : "";
+  const msg = e instanceof Error ? e.message : String(e);
+  const what = o.statement === undefined ? `query ${o.server}` : `run ${st.redact(o.statement)}`;
+  const reason: PgFailureReason = UNREACHABLE.has(code)
+    ? "ClusterUnreachable"
+    : code === "28P01" || code === "28000"
+    ? "AuthenticationFailed"
+    : code === "42501"
+    ? "PermissionDenied"
+    : "SqlFailed";
+  const detail = reason === "ClusterUnreachable" ? `server ${o.server} unreachable (${msg})` : msg;
+  return new RetryableError(reason, `Cannot ${what}: ${detail}`, { cause: e });
+}
+
+/** Options of {@link PgExecutor}. */
+export interface ExecutorOptions {
+  logger?: Logger;
+  signal?: AbortSignal;
+}
+
+/** Result of an ensure/delete call: how many mutating statements it sent. */
+export interface ExecResult {
+  changed: number;
+}
+
+/** Runs plans against one server through its pool. */
+export class PgExecutor {
+  readonly #pool: ServerPool;
+  readonly #log: Logger;
+  readonly #signal: AbortSignal | undefined;
+
+  constructor(pool: ServerPool, opts: ExecutorOptions = {}) {
+    this.#pool = pool;
+    this.#log = opts.logger ?? nullLogger;
+    this.#signal = opts.signal;
+  }
+
+  #run<T>(fn: (sql: Sql) => Promise<T>, database?: string): Promise<T> {
+    const opts = {
+      ...(database === undefined ? {} : { database }),
+      ...(this.#signal === undefined ? {} : { signal: this.#signal }),
+    };
+    return this.#pool.run(fn, opts).catch((e) => {
+      throw mapPgError(e, { server: this.#pool.endpoint });
+    });
+  }
+
+  /** Runs statements in order, each in autocommit (CREATE DATABASE cannot run in a transaction). */
+  async apply(statements: readonly Statement[]): Promise<number> {
+    for (const s of statements) {
+      this.#log.info("sql", { statement: st.redact(s.sql), database: s.database ?? null });
+      await this.#pool.run(async (sql) => {
+        try {
+          await sql.unsafe(s.sql);
+        } catch (e) {
+          throw mapPgError(e, { server: this.#pool.endpoint, statement: s.sql });
+        }
+      }, s.database === undefined ? {} : { database: s.database }).catch((e) => {
+        throw mapPgError(e, { server: this.#pool.endpoint });
+      });
+    }
+    return statements.length;
+  }
+
+  /** `SHOW server_version` in its short form ("15.4"). */
+  async serverVersion(): Promise<string> {
+    const rows = await this.#run((sql) => sql<{ v: string }[]>`SHOW server_version`);
+    const v = rows[0]?.v ?? "";
+    return /^\d+(\.\d+)?/.exec(v)?.[0] ?? v;
+  }
+
+  /** The claim marker of a database: undefined when it does not exist, null when unclaimed. */
+  async claimOf(database: string): Promise<Marker | null | undefined> {
+    const snap = await this.#observe({ roles: [], database });
+    if (!snap.database) return undefined;
+    return parseMarker(snap.database.comment) ?? null;
+  }
+
+  #observe(o: { roles: readonly string[]; database?: string }): Promise<ServerSnapshot> {
+    return this.#run((sql) => observeServer(sql, o));
+  }
+
+  /** Creates or adopts the database, its roles and privileges; idempotent. */
+  async ensureDatabase(spec: DatabaseSpec): Promise<ExecResult> {
+    const roles = databaseRoles(spec.database);
+    const snap = await this.#observe({ roles: Object.values(roles), database: spec.database });
+    let changed = await this.apply(planDatabaseServer(spec, snap));
+    const inside = await this.#run(
+      (sql) => observeDatabase(sql, roles),
+      spec.database,
+    );
+    changed += await this.apply(planDatabaseInside(spec, inside));
+    return { changed };
+  }
+
+  /** deletionPolicy Retain: removes the claim, keeps the database, its roles and data. */
+  async releaseDatabase(spec: { database: string; marker: Marker }): Promise<ExecResult> {
+    const snap = await this.#observe({ roles: [], database: spec.database });
+    if (!snap.database || !sameMarker(parseMarker(snap.database.comment), spec.marker)) {
+      return { changed: 0 };
+    }
+    return {
+      changed: await this.apply([{ sql: st.commentOnDatabase(ident(spec.database), null) }]),
+    };
+  }
+
+  /**
+   * deletionPolicy Delete: ends the sessions and drops the database, then its roles. The admin
+   * is not superuser: it may terminate only sessions of roles whose privileges it has (PG15), so
+   * when `WITH (FORCE)` is refused it makes itself a member of the other sessions' roles first.
+   */
+  async dropDatabase(spec: { database: string; marker: Marker }): Promise<ExecResult> {
+    const roles = databaseRoles(spec.database);
+    const snap = await this.#observe({ roles: Object.values(roles), database: spec.database });
+    const db = userIdent(spec.database, { adminRole: snap.currentUser });
+    let changed = 0;
+    if (snap.database) {
+      const claim = parseMarker(snap.database.comment);
+      if (claim && !sameMarker(claim, spec.marker)) {
+        throw new TerminalError(
+          "DatabaseClaimedByOther",
+          `Cannot drop database ${JSON.stringify(spec.database)}: it belongs to ${
+            formatMarker(claim)
+          }`,
+        );
+      }
+      if (snap.database.allowConnections) {
+        changed += await this.apply([{ sql: st.alterDatabaseAllowConnections(db, false) }]);
+      }
+      try {
+        changed += await this.apply([{ sql: st.dropDatabase(db, { force: true }) }]);
+      } catch (e) {
+        if (!(e instanceof RetryableError) || e.reason !== "PermissionDenied") throw e;
+        const borrowed = await this.#borrowSessionRoles(spec.database, snap);
+        try {
+          changed += borrowed.length;
+          changed += await this.apply([{ sql: st.dropDatabase(db, { force: true }) }]);
+        } finally {
+          // The memberships were only needed to end those sessions.
+          const me = ident(snap.currentUser);
+          changed += await this.apply(borrowed.map((r) => ({ sql: st.revokeRole(ident(r), me) })));
+        }
+      }
+    }
+    const want = { kind: "Database", namespace: spec.marker.namespace, name: spec.marker.name };
+    for (const r of [roles.admin, roles.readwrite, roles.readonly, roles.owner]) {
+      const info = snap.roles.get(r);
+      if (info && sameMarker(parseMarker(info.comment), want)) {
+        changed += await this.apply([{ sql: st.dropRole(ident(r)) }]);
+      }
+    }
+    return { changed };
+  }
+
+  /** Makes the admin a member of the roles of sessions it may not terminate; returns them. */
+  async #borrowSessionRoles(database: string, snap: ServerSnapshot): Promise<string[]> {
+    const sessions = await this.#run((sql) => sessionsIn(sql, database));
+    const foreign = [
+      ...new Set(sessions.filter((s) => !s.canSignal && s.role).map((s) => s.role!)),
+    ];
+    await this.apply(
+      foreign.map((r) => ({ sql: st.grantRole(ident(r), ident(snap.currentUser)) })),
+    );
+    return foreign;
+  }
+
+  /** Creates or updates a login role and its privileges in each of its databases; idempotent. */
+  async ensureUser(spec: UserSpec): Promise<ExecResult> {
+    const names = spec.databases.flatMap((d) => Object.values(databaseRoles(d.name)));
+    const first = await this.#observe({ roles: [spec.username, ...names] });
+    // Also observe the roles the user is a member of now, to revoke what a former level granted.
+    const current = first.memberships.filter((m) => m.member === spec.username).map((m) => m.role);
+    const extra = current.filter((r) => !first.roles.has(r));
+    const snap = extra.length
+      ? await this.#observe({ roles: [spec.username, ...names, ...extra] })
+      : first;
+    let changed = await this.apply(planUserServer(spec, snap));
+    for (const d of spec.databases) {
+      const inside = await this.#run(async (sql) => ({
+        defaultAcls: await observeDefaultAcls(sql),
+        directGrants: await observeDirectTableGrants(sql, spec.username),
+      }), d.name);
+      changed += await this.apply(planUserInside(spec, d, inside));
+    }
+    return { changed };
+  }
+
+  /** deletionPolicy Retain: the role stays with its grants, but cannot log in. */
+  async retainUser(spec: Pick<UserSpec, "username" | "marker">): Promise<ExecResult> {
+    const snap = await this.#observe({ roles: [spec.username] });
+    const info = snap.roles.get(spec.username);
+    if (!info || !info.canLogin || !this.#owns(spec, info.comment)) return { changed: 0 };
+    return { changed: await this.apply([{ sql: st.alterRoleLogin(ident(spec.username), false) }]) };
+  }
+
+  #owns(spec: Pick<UserSpec, "marker">, comment: string | null): boolean {
+    return sameMarker(parseMarker(comment), userMarker(spec as UserSpec));
+  }
+
+  /**
+   * deletionPolicy Delete: in every database where the role owns objects or holds privileges,
+   * REASSIGN OWNED to that database's owner role (or to the admin where dbtether has no owner
+   * role), then DROP OWNED; then DROP ROLE. A role dbtether did not create is left alone.
+   */
+  async dropUser(spec: Pick<UserSpec, "username" | "marker">): Promise<ExecResult> {
+    const snap = await this.#observe({ roles: [spec.username] });
+    const info = snap.roles.get(spec.username);
+    if (!info) return { changed: 0 };
+    if (!this.#owns(spec, info.comment)) {
+      throw new TerminalError(
+        "RoleExistsUnmanaged",
+        `Cannot drop role ${JSON.stringify(spec.username)}: it was not created by this resource`,
+      );
+    }
+    const u = ident(spec.username);
+    let changed = 0;
+    if (!snap.adminInherits.has(spec.username)) {
+      changed += await this.apply([{ sql: st.grantRole(u, ident(snap.currentUser)) }]);
+    }
+    const dbs = await this.#run((sql) => databasesDependingOn(sql, spec.username));
+    const owners = await this.#observe({ roles: dbs.map((d) => databaseRoles(d).owner) });
+    for (const d of dbs) {
+      const owner = databaseRoles(d).owner;
+      const to = owners.roles.has(owner) ? owner : snap.currentUser;
+      changed += await this.apply([
+        { sql: st.reassignOwned(u, ident(to)), database: d },
+        { sql: st.dropOwned(u), database: d },
+      ]);
+    }
+    changed += await this.apply([{ sql: st.dropRole(u) }]);
+    return { changed };
+  }
+
+  /** Whether `user` can log in with `password` (checked before a rotated Secret is written). */
+  async verifyLogin(
+    login: { user: string; password: string },
+    opts: { database?: string } = {},
+  ): Promise<boolean> {
+    try {
+      await this.#pool.withLogin(login, (sql) => sql`SELECT 1`, {
+        ...(opts.database === undefined ? {} : { database: opts.database }),
+        ...(this.#signal === undefined ? {} : { signal: this.#signal }),
+      });
+      return true;
+    } catch (e) {
+      const mapped = mapPgError(e, { server: this.#pool.endpoint });
+      if (mapped instanceof RetryableError && mapped.reason === "AuthenticationFailed") {
+        return false;
+      }
+      throw mapped;
+    }
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * Pure planners for databases (and the helpers the user planner in plan_user.ts shares): from a desired state and an observed snapshot, the statements that converge the
+ * server, in order. An empty plan means nothing to do, and the executors then send no mutating
+ * SQL. Refusals (a name claimed by someone else) are TerminalErrors with a CamelCase reason.
+ */
+import { TerminalError } from "../runtime/errors.ts";
+import type { DatabaseSnapshot, DefaultAcl, Membership, ServerSnapshot } from "./catalog.ts";
+import {
+  type DatabaseRoles,
+  databaseRoles,
+  formatMarker,
+  type Marker,
+  parseMarker,
+  sameMarker,
+} from "./names.ts";
+import { ident, literal, qualified, userIdent } from "./quote.ts";
+import * as st from "./statements.ts";
+import type { DefaultObjects, Statement, TablePrivilege } from "./statements.ts";
+
+/** Reasons of refusals, declared once. */
+export type RefusalReason =
+  | "DatabaseClaimedByOther"
+  | "RoleExistsUnmanaged"
+  | "RoleClaimedByOther"
+  | "OwnerExists"
+  | "RoleIsSuperuser";
+export type WaitReason = "DatabaseNotReady";
+
+/** What a Database resource wants on the server. */
+export interface DatabaseSpec {
+  database: string;
+  /** Marker of the resource (`dbtether:<ns>/<name>`); its roles get the kind `Database`. */
+  marker: Marker;
+  revokePublicConnect: boolean;
+  extensions?: readonly string[];
+  /** `dbtether.io/force-adopt`: take over a database (and its roles) claimed by another resource. */
+  forceAdopt?: boolean;
+}
+
+export function roleMarkerOf(m: Marker, kind: string): Marker {
+  return { kind, namespace: m.namespace, name: m.name };
+}
+
+export function refuse(reason: RefusalReason, message: string): never {
+  throw new TerminalError(reason, message);
+}
+
+/** Checks that an existing role belongs to `want`; returns the COMMENT to write, if any. */
+export function claimRole(
+  role: string,
+  comment: string | null,
+  o: { want: Marker; adopt: boolean },
+): string[] {
+  const have = parseMarker(comment);
+  if (sameMarker(have, o.want)) return [];
+  if (!o.adopt) {
+    if (have) {
+      refuse(
+        "RoleClaimedByOther",
+        `Cannot use role ${JSON.stringify(role)}: it belongs to ${formatMarker(have)}`,
+      );
+    }
+    refuse(
+      "RoleExistsUnmanaged",
+      `Cannot use role ${JSON.stringify(role)}: it exists and was not created by dbtether ` +
+        `(annotate to adopt it)`,
+    );
+  }
+  return [st.commentOnRole(ident(role), literal(formatMarker(o.want)))];
+}
+
+function isMember(snap: ServerSnapshot, role: string, member: string): Membership | undefined {
+  return snap.memberships.find((m) => m.role === role && m.member === member);
+}
+
+/** Server-level statements for a Database: roles, the database, its claim and CONNECT. */
+export function planDatabaseServer(spec: DatabaseSpec, snap: ServerSnapshot): Statement[] {
+  const roles = databaseRoles(spec.database);
+  const want = roleMarkerOf(spec.marker, "Database");
+  const out: string[] = [];
+  const adopt = spec.forceAdopt === true;
+  const claim = parseMarker(snap.database?.comment);
+  if (claim && !sameMarker(claim, spec.marker) && !adopt) {
+    refuse(
+      "DatabaseClaimedByOther",
+      `Cannot claim database ${JSON.stringify(spec.database)}: it belongs to ` +
+        `${formatMarker(claim)} (annotate dbtether.io/force-adopt: "true" to take it over)`,
+    );
+  }
+  for (const r of [roles.owner, roles.readonly, roles.readwrite, roles.admin]) {
+    const info = snap.roles.get(r);
+    const q = ident(r);
+    if (!info) {
+      out.push(
+        st.createRole(q, { login: false }),
+        st.commentOnRole(q, literal(formatMarker(want))),
+      );
+      continue;
+    }
+    if (info.superuser) {
+      refuse("RoleIsSuperuser", `Cannot use role ${JSON.stringify(r)}: superuser`);
+    }
+    out.push(...claimRole(r, info.comment, { want, adopt }));
+    if (info.canLogin) out.push(st.alterRoleLogin(q, false));
+  }
+  // The admin acts for the owner role: CREATE DATABASE ... OWNER (PG16+ needs SET on it), ALTER
+  // DEFAULT PRIVILEGES FOR ROLE owner, and granting on objects the owner role owns.
+  if (!snap.adminInherits.has(roles.owner)) {
+    out.push(st.grantRole(ident(roles.owner), ident(snap.currentUser)));
+  }
+  if (!isMember(snap, roles.readonly, roles.readwrite)) {
+    out.push(st.grantRole(ident(roles.readonly), ident(roles.readwrite)));
+  }
+  if (!isMember(snap, roles.readwrite, roles.admin)) {
+    out.push(st.grantRole(ident(roles.readwrite), ident(roles.admin)));
+  }
+  const db = userIdent(spec.database, { adminRole: snap.currentUser });
+  const info = snap.database;
+  const connect = new Set(info?.connect ?? ["PUBLIC", roles.owner]);
+  if (!info) {
+    out.push(st.createDatabase(db, ident(roles.owner)));
+  } else {
+    if (info.owner !== roles.owner) out.push(st.alterDatabaseOwner(db, ident(roles.owner)));
+  }
+  if (!info || !sameMarker(parseMarker(info.comment), spec.marker)) {
+    out.push(st.commentOnDatabase(db, literal(formatMarker(spec.marker))));
+  }
+  if (spec.revokePublicConnect && connect.has("PUBLIC")) {
+    out.push(st.revokeOnDatabase(["CONNECT"], db, "PUBLIC"));
+  }
+  if (!spec.revokePublicConnect && !connect.has("PUBLIC")) {
+    out.push(st.grantOnDatabase(["CONNECT"], db, "PUBLIC"));
+  }
+  if (!connect.has(roles.readonly)) {
+    out.push(st.grantOnDatabase(["CONNECT"], db, ident(roles.readonly)));
+  }
+  return out.map((sql) => ({ sql }));
+}
+
+/** What each group role gets by default on objects created later. */
+const GROUP_DEFAULTS: {
+  on: DefaultObjects;
+  code: string;
+  privs: string[];
+  group: keyof DatabaseRoles;
+}[] = [
+  { on: "SCHEMAS", code: "n", privs: ["USAGE"], group: "readonly" },
+  { on: "TABLES", code: "r", privs: ["SELECT"], group: "readonly" },
+  { on: "TABLES", code: "r", privs: ["INSERT", "UPDATE", "DELETE"], group: "readwrite" },
+  { on: "SEQUENCES", code: "S", privs: ["SELECT"], group: "readonly" },
+  { on: "SEQUENCES", code: "S", privs: ["USAGE"], group: "readwrite" },
+];
+
+/** ALTER DEFAULT PRIVILEGES statements that give the groups access to what `forRole` creates. */
+export function planDefaults(
+  forRole: string,
+  roles: DatabaseRoles,
+  acls: readonly DefaultAcl[],
+  action: "GRANT" | "REVOKE",
+): string[] {
+  const out: string[] = [];
+  for (const d of GROUP_DEFAULTS) {
+    const grantee = roles[d.group];
+    const have = (p: string) =>
+      acls.some((a) =>
+        a.forRole === forRole && a.objects === d.code && a.grantee === grantee && a.privilege === p
+      );
+    const privs = d.privs.filter((p) => action === "GRANT" ? !have(p) : have(p));
+    if (privs.length === 0) continue;
+    out.push(st.alterDefaultPrivileges(ident(forRole), {
+      action,
+      privs: privs as TablePrivilege[],
+      on: d.on,
+      grantee: ident(grantee),
+    }));
+  }
+  return out;
+}
+
+/** Statements inside the database: schema, table and default privileges, extensions. */
+export function planDatabaseInside(spec: DatabaseSpec, snap: DatabaseSnapshot): Statement[] {
+  const roles = databaseRoles(spec.database);
+  const out: string[] = [];
+  const schemas = (pick: (s: DatabaseSnapshot["schemas"][number]) => boolean) =>
+    snap.schemas.filter(pick).map((s) => ident(s.name));
+  // PG < 15 lets PUBLIC create in `public`; readwrite users must not be able to create tables.
+  const publicCreate = schemas((s) => s.publicCreate);
+  if (publicCreate.length) out.push(st.revokeOnSchemas(["CREATE"], publicCreate, "PUBLIC"));
+  const usage = schemas((s) => !s.readonlyUsage);
+  if (usage.length) out.push(st.grantOnSchemas(["USAGE"], usage, ident(roles.readonly)));
+  const create = schemas((s) => !s.adminCreate);
+  if (create.length) out.push(st.grantOnSchemas(["CREATE"], create, ident(roles.admin)));
+  const rels = (pick: (r: DatabaseSnapshot["relations"][number]) => boolean) =>
+    snap.relations.filter(pick).map((r) => qualified(ident(r.schema), ident(r.name)));
+  const seq = (r: { kind: string }) => r.kind === "S";
+  const roTables = rels((r) => !seq(r) && !r.readonlyOk);
+  if (roTables.length) out.push(st.grantOnTables(["SELECT"], roTables, ident(roles.readonly)));
+  const roSeqs = rels((r) => seq(r) && !r.readonlyOk);
+  if (roSeqs.length) out.push(st.grantOnSequences(["SELECT"], roSeqs, ident(roles.readonly)));
+  const rwTables = rels((r) => (r.kind === "r" || r.kind === "p") && !r.readwriteOk);
+  if (rwTables.length) {
+    out.push(st.grantOnTables(["INSERT", "UPDATE", "DELETE"], rwTables, ident(roles.readwrite)));
+  }
+  const rwSeqs = rels((r) => seq(r) && !r.readwriteOk);
+  if (rwSeqs.length) out.push(st.grantOnSequences(["USAGE"], rwSeqs, ident(roles.readwrite)));
+  out.push(...planDefaults(roles.owner, roles, snap.defaultAcls, "GRANT"));
+  for (const e of spec.extensions ?? []) {
+    if (!snap.extensions.has(e)) out.push(st.createExtension(ident(e)));
+  }
+  return out.map((sql) => ({ sql, database: spec.database }));
+}

@@ -1,0 +1,254 @@
+/**
+ * Pure planners for login roles (DatabaseUser): attributes, password verifier, memberships by
+ * privilege level, role settings, fallback default privileges and additional grants.
+ */
+import { RetryableError } from "../runtime/errors.ts";
+import type { DefaultAcl, ServerSnapshot } from "./catalog.ts";
+import {
+  type DatabaseRoles,
+  databaseRoles,
+  formatMarker,
+  type Marker,
+  parseMarker,
+  type PrivilegeLevel,
+} from "./names.ts";
+import { claimRole, planDefaults, refuse, roleMarkerOf } from "./plan.ts";
+import { type Ident, ident, literal, parseTableName, qualified, userIdent } from "./quote.ts";
+import * as st from "./statements.ts";
+import type { Statement, TablePrivilege } from "./statements.ts";
+
+/** One database of a DatabaseUser. */
+export interface UserDatabase {
+  name: string;
+  level: PrivilegeLevel;
+  additionalGrants?: readonly {
+    tables: readonly string[];
+    privileges: readonly TablePrivilege[];
+  }[];
+}
+
+/** What a DatabaseUser wants for one login role. */
+export interface UserSpec {
+  username: string;
+  /** Marker of the resource; the role's comment gets it with kind `DatabaseUser` unless set. */
+  marker: Marker;
+  databases: readonly UserDatabase[];
+  /** false for deletionPolicy Retain after deletion. Default true. */
+  login?: boolean;
+  /** -1 for no limit. */
+  connectionLimit?: number;
+  idleInTransactionTimeoutMs?: number;
+  /** A SCRAM verifier to set now (creation, rotation); never a plaintext password. */
+  passwordVerifier?: string;
+  /** `dbtether.io/adopt`: take over an existing role. */
+  adopt?: boolean;
+  /** Other login roles of the same resource (Alternating rotation) allowed to share ownership. */
+  siblings?: readonly string[];
+}
+
+export function userMarker(spec: UserSpec): Marker {
+  return spec.marker.kind === undefined ? roleMarkerOf(spec.marker, "DatabaseUser") : spec.marker;
+}
+
+/** Memberships (role → with ADMIN OPTION) a level gives in one database. */
+export function levelMemberships(
+  level: PrivilegeLevel,
+  roles: DatabaseRoles,
+): Map<string, boolean> {
+  switch (level) {
+    case "readonly":
+      return new Map([[roles.readonly, false]]);
+    case "readwrite":
+      return new Map([[roles.readwrite, false]]);
+    case "admin":
+      return new Map([[roles.admin, false], [roles.owner, false]]);
+    case "owner":
+      return new Map([
+        [roles.admin, true],
+        [roles.owner, true],
+        [roles.readwrite, true],
+        [roles.readonly, true],
+      ]);
+  }
+}
+
+const actsAsOwner = (level: PrivilegeLevel) => level === "admin" || level === "owner";
+const IDLE = "idle_in_transaction_session_timeout";
+
+/** Server-level statements for a login role: attributes, password, memberships, settings. */
+export function planUserServer(spec: UserSpec, snap: ServerSnapshot): Statement[] {
+  const u = userIdent(spec.username, { adminRole: snap.currentUser });
+  const want = userMarker(spec);
+  const login = spec.login ?? true;
+  const limit = spec.connectionLimit ?? -1;
+  const verifier = spec.passwordVerifier === undefined ? undefined : literal(spec.passwordVerifier);
+  const out: string[] = [];
+  const info = snap.roles.get(spec.username);
+  if (!info) {
+    if (login && verifier === undefined) {
+      throw new Error(`Cannot create role ${JSON.stringify(spec.username)}: no password given`);
+    }
+    out.push(st.createRole(u, {
+      login,
+      connectionLimit: limit,
+      ...(verifier === undefined ? {} : { password: verifier }),
+    }));
+    out.push(st.commentOnRole(u, literal(formatMarker(want))));
+  } else {
+    if (info.superuser) {
+      refuse("RoleIsSuperuser", `Cannot manage role ${JSON.stringify(spec.username)}: superuser`);
+    }
+    out.push(...claimRole(spec.username, info.comment, { want, adopt: spec.adopt === true }));
+    if (info.canLogin !== login) out.push(st.alterRoleLogin(u, login));
+    if (info.connectionLimit !== limit) out.push(st.alterRoleConnectionLimit(u, limit));
+    if (verifier !== undefined) out.push(st.alterRolePassword(u, verifier));
+  }
+  const settings = snap.settings.get(spec.username);
+  const idle = settings?.get("")?.get(IDLE);
+  const wantIdle = spec.idleInTransactionTimeoutMs === undefined
+    ? undefined
+    : String(spec.idleInTransactionTimeoutMs);
+  if (wantIdle !== undefined && idle !== wantIdle) {
+    out.push(st.setRoleConfig(u, { setting: IDLE, value: literal(wantIdle) }));
+  } else if (wantIdle === undefined && idle !== undefined) {
+    out.push(st.resetRoleConfig(u, { setting: IDLE }));
+  }
+  out.push(...planMemberships(spec, snap));
+  return out.map((sql) => ({ sql }));
+}
+
+function planMemberships(spec: UserSpec, snap: ServerSnapshot): string[] {
+  const u = ident(spec.username);
+  const desired = new Map<string, boolean>();
+  const ownerRoles = new Map<string, string>(); // database → owner role, for admin levels
+  for (const d of spec.databases) {
+    const roles = databaseRoles(d.name);
+    for (const r of Object.values(roles)) {
+      if (!snap.roles.has(r)) {
+        throw new RetryableError(
+          "DatabaseNotReady",
+          `Cannot grant access to database ${JSON.stringify(d.name)}: role ${r} does not exist yet`,
+        );
+      }
+    }
+    for (const [r, admin] of levelMemberships(d.level, roles)) {
+      desired.set(r, (desired.get(r) ?? false) || admin);
+    }
+    if (actsAsOwner(d.level)) ownerRoles.set(d.name, roles.owner);
+    if (d.level === "owner") {
+      const others = snap.memberships.filter((m) =>
+        m.role === roles.owner && m.adminOption && m.member !== spec.username &&
+        m.member !== snap.currentUser && !(spec.siblings ?? []).includes(m.member)
+      );
+      if (others.length) {
+        refuse(
+          "OwnerExists",
+          `Cannot make ${JSON.stringify(spec.username)} owner of database ${
+            JSON.stringify(d.name)
+          }` +
+            `: ${JSON.stringify(others[0]!.member)} is its owner already`,
+        );
+      }
+    }
+  }
+  const out: string[] = [];
+  // Settings first: a `role` setting must go before the membership that makes it valid.
+  const settings = snap.settings.get(spec.username) ?? new Map<string, Map<string, string>>();
+  for (const [db, kv] of settings) {
+    const current = kv.get("role");
+    if (db === "" || current === undefined) continue;
+    const wantRole = ownerRoles.get(db);
+    if (wantRole === undefined && isDbtetherRole(snap, current)) {
+      out.push(st.resetRoleConfig(u, { database: ident(db), setting: "role" }));
+    }
+  }
+  const mine = snap.memberships.filter((m) => m.member === spec.username);
+  for (const m of mine) {
+    const want = desired.get(m.role);
+    if (want === undefined) {
+      if (isDbtetherRole(snap, m.role)) out.push(st.revokeRole(ident(m.role), u));
+    } else if (m.adminOption && !want) {
+      out.push(st.revokeRole(ident(m.role), u, { adminOptionOnly: true }));
+    }
+  }
+  for (const [role, admin] of desired) {
+    const have = mine.find((m) => m.role === role);
+    if (!have || (admin && !have.adminOption)) {
+      out.push(st.grantRole(ident(role), u, { adminOption: admin }));
+    }
+  }
+  for (const [db, owner] of ownerRoles) {
+    if (settings.get(db)?.get("role") !== owner) {
+      out.push(
+        st.setRoleConfig(u, { database: ident(db), setting: "role", value: literal(owner) }),
+      );
+    }
+  }
+  // ALTER DEFAULT PRIVILEGES FOR ROLE u, and REASSIGN/DROP OWNED on deletion, need the admin to
+  // have u's privileges.
+  if (ownerRoles.size > 0 && !snap.adminInherits.has(spec.username)) {
+    out.push(st.grantRole(u, ident(snap.currentUser)));
+  }
+  return out;
+}
+
+/** Roles dbtether created for a Database (their comment carries the `Database` marker). */
+function isDbtetherRole(snap: ServerSnapshot, role: string): boolean {
+  return parseMarker(snap.roles.get(role)?.comment)?.kind === "Database";
+}
+
+/** Observed state inside one database of a user. */
+export interface UserDatabaseSnapshot {
+  defaultAcls: readonly DefaultAcl[];
+  directGrants: readonly { schema: string; name: string; privilege: string }[];
+}
+
+/** Statements inside one database for a user: fallback default privileges, additional grants. */
+export function planUserInside(
+  spec: UserSpec,
+  db: UserDatabase,
+  snap: UserDatabaseSnapshot,
+): Statement[] {
+  const roles = databaseRoles(db.name);
+  const action = actsAsOwner(db.level) ? "GRANT" : "REVOKE";
+  const out = planDefaults(spec.username, roles, snap.defaultAcls, action);
+  const u = ident(spec.username);
+  const key = (schema: string, name: string) => JSON.stringify([schema, name]);
+  const want = new Map<string, { schema: string; name: string; privs: Set<string> }>();
+  for (const g of db.additionalGrants ?? []) {
+    for (const t of g.tables) {
+      const ref = parseTableRef(t);
+      const k = key(ref.schema, ref.name);
+      const entry = want.get(k) ?? { ...ref, privs: new Set<string>() };
+      for (const p of g.privileges) entry.privs.add(p);
+      want.set(k, entry);
+    }
+  }
+  const have = new Map<string, { schema: string; name: string; privs: Set<string> }>();
+  for (const g of snap.directGrants) {
+    const k = key(g.schema, g.name);
+    const entry = have.get(k) ?? { schema: g.schema, name: g.name, privs: new Set<string>() };
+    entry.privs.add(g.privilege);
+    have.set(k, entry);
+  }
+  for (const [k, h] of have) {
+    const extra = [...h.privs].filter((p) => !want.get(k)?.privs.has(p)).sort();
+    if (extra.length) {
+      out.push(st.revokeOnTables(extra as TablePrivilege[], [tableIdent(h)], u));
+    }
+  }
+  for (const [k, w] of want) {
+    const missing = [...w.privs].filter((p) => !have.get(k)?.privs.has(p)).sort();
+    if (missing.length) out.push(st.grantOnTables(missing as TablePrivilege[], [tableIdent(w)], u));
+  }
+  return out.map((sql) => ({ sql, database: db.name }));
+}
+
+function parseTableRef(t: string): { schema: string; name: string } {
+  const ref = parseTableName(t);
+  return { schema: ref.schema ?? "public", name: ref.name };
+}
+
+function tableIdent(t: { schema: string; name: string }): Ident {
+  return qualified(ident(t.schema), ident(t.name));
+}

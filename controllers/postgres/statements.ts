@@ -1,0 +1,224 @@
+/**
+ * Statement builders: the only functions that assemble SQL text. They take identifiers and
+ * literals only as the branded types of quote.ts, and privileges and settings only from fixed
+ * unions, so nothing a user wrote reaches the server unquoted. Utility statements (CREATE/ALTER
+ * ROLE, GRANT, COMMENT, ...) take no bind parameters in PostgreSQL, hence the literals.
+ */
+import type { Ident, Literal } from "./quote.ts";
+
+/** One statement and the database it must run in (undefined: the maintenance database). */
+export interface Statement {
+  sql: string;
+  database?: string;
+}
+
+export type TablePrivilege =
+  | "SELECT"
+  | "INSERT"
+  | "UPDATE"
+  | "DELETE"
+  | "TRUNCATE"
+  | "REFERENCES"
+  | "TRIGGER";
+export const TABLE_PRIVILEGES: readonly TablePrivilege[] = [
+  "SELECT",
+  "INSERT",
+  "UPDATE",
+  "DELETE",
+  "TRUNCATE",
+  "REFERENCES",
+  "TRIGGER",
+];
+export type SequencePrivilege = "SELECT" | "USAGE" | "UPDATE";
+export type SchemaPrivilege = "USAGE" | "CREATE";
+export type DatabasePrivilege = "CONNECT" | "TEMPORARY" | "CREATE";
+/** Object classes of ALTER DEFAULT PRIVILEGES. */
+export type DefaultObjects = "TABLES" | "SEQUENCES" | "SCHEMAS";
+/** Role settings dbtether manages. */
+export type RoleSetting = "role" | "idle_in_transaction_session_timeout";
+/** A role, or every role. */
+export type Grantee = Ident | "PUBLIC";
+
+const list = (xs: readonly string[]) => xs.join(", ");
+
+export function createRole(
+  role: Ident,
+  o: { login: boolean; connectionLimit?: number; password?: Literal },
+): string {
+  let s = `CREATE ROLE ${role} ${o.login ? "LOGIN" : "NOLOGIN"}`;
+  if (o.connectionLimit !== undefined) s += ` CONNECTION LIMIT ${int(o.connectionLimit)}`;
+  if (o.password !== undefined) s += ` PASSWORD ${o.password}`;
+  return s;
+}
+
+export function alterRoleLogin(role: Ident, login: boolean): string {
+  return `ALTER ROLE ${role} ${login ? "LOGIN" : "NOLOGIN"}`;
+}
+
+export function alterRoleConnectionLimit(role: Ident, limit: number): string {
+  return `ALTER ROLE ${role} CONNECTION LIMIT ${int(limit)}`;
+}
+
+/** `verifier` must be a SCRAM verifier (scram.ts), never a plaintext password. */
+export function alterRolePassword(role: Ident, verifier: Literal): string {
+  return `ALTER ROLE ${role} PASSWORD ${verifier}`;
+}
+
+export function setRoleConfig(
+  role: Ident,
+  o: { database?: Ident; setting: RoleSetting; value: Literal },
+): string {
+  const inDb = o.database === undefined ? "" : ` IN DATABASE ${o.database}`;
+  return `ALTER ROLE ${role}${inDb} SET ${o.setting} = ${o.value}`;
+}
+
+export function resetRoleConfig(
+  role: Ident,
+  o: { database?: Ident; setting: RoleSetting },
+): string {
+  const inDb = o.database === undefined ? "" : ` IN DATABASE ${o.database}`;
+  return `ALTER ROLE ${role}${inDb} RESET ${o.setting}`;
+}
+
+export function commentOnRole(role: Ident, text: Literal | null): string {
+  return `COMMENT ON ROLE ${role} IS ${text ?? "NULL"}`;
+}
+
+export function commentOnDatabase(db: Ident, text: Literal | null): string {
+  return `COMMENT ON DATABASE ${db} IS ${text ?? "NULL"}`;
+}
+
+export function grantRole(role: Ident, member: Ident, o: { adminOption?: boolean } = {}): string {
+  return `GRANT ${role} TO ${member}${o.adminOption ? " WITH ADMIN OPTION" : ""}`;
+}
+
+/** Revokes the membership, or with `adminOptionOnly` just the admin option. */
+export function revokeRole(
+  role: Ident,
+  member: Ident,
+  o: { adminOptionOnly?: boolean } = {},
+): string {
+  return `REVOKE ${o.adminOptionOnly ? "ADMIN OPTION FOR " : ""}${role} FROM ${member}`;
+}
+
+export function dropRole(role: Ident): string {
+  return `DROP ROLE IF EXISTS ${role}`;
+}
+
+export function reassignOwned(from: Ident, to: Ident): string {
+  return `REASSIGN OWNED BY ${from} TO ${to}`;
+}
+
+export function dropOwned(role: Ident): string {
+  return `DROP OWNED BY ${role}`;
+}
+
+export function createDatabase(db: Ident, owner: Ident): string {
+  return `CREATE DATABASE ${db} OWNER ${owner}`;
+}
+
+export function alterDatabaseOwner(db: Ident, owner: Ident): string {
+  return `ALTER DATABASE ${db} OWNER TO ${owner}`;
+}
+
+export function alterDatabaseAllowConnections(db: Ident, allow: boolean): string {
+  return `ALTER DATABASE ${db} WITH ALLOW_CONNECTIONS ${allow}`;
+}
+
+export function dropDatabase(db: Ident, o: { force?: boolean } = {}): string {
+  return `DROP DATABASE IF EXISTS ${db}${o.force ? " WITH (FORCE)" : ""}`;
+}
+
+export function grantOnDatabase(
+  privs: readonly DatabasePrivilege[],
+  db: Ident,
+  grantee: Grantee,
+): string {
+  return `GRANT ${list(privs)} ON DATABASE ${db} TO ${grantee}`;
+}
+
+export function revokeOnDatabase(
+  privs: readonly DatabasePrivilege[],
+  db: Ident,
+  grantee: Grantee,
+): string {
+  return `REVOKE ${list(privs)} ON DATABASE ${db} FROM ${grantee}`;
+}
+
+export function grantOnSchemas(
+  privs: readonly SchemaPrivilege[],
+  schemas: readonly Ident[],
+  grantee: Grantee,
+): string {
+  return `GRANT ${list(privs)} ON SCHEMA ${list(schemas)} TO ${grantee}`;
+}
+
+export function revokeOnSchemas(
+  privs: readonly SchemaPrivilege[],
+  schemas: readonly Ident[],
+  grantee: Grantee,
+): string {
+  return `REVOKE ${list(privs)} ON SCHEMA ${list(schemas)} FROM ${grantee}`;
+}
+
+/** `tables` are qualified names (quote.ts `qualified`). */
+export function grantOnTables(
+  privs: readonly TablePrivilege[],
+  tables: readonly Ident[],
+  grantee: Grantee,
+): string {
+  return `GRANT ${list(privs)} ON TABLE ${list(tables)} TO ${grantee}`;
+}
+
+export function revokeOnTables(
+  privs: readonly TablePrivilege[],
+  tables: readonly Ident[],
+  grantee: Grantee,
+): string {
+  return `REVOKE ${list(privs)} ON TABLE ${list(tables)} FROM ${grantee}`;
+}
+
+export function grantOnSequences(
+  privs: readonly SequencePrivilege[],
+  sequences: readonly Ident[],
+  grantee: Grantee,
+): string {
+  return `GRANT ${list(privs)} ON SEQUENCE ${list(sequences)} TO ${grantee}`;
+}
+
+/** ALTER DEFAULT PRIVILEGES FOR ROLE `forRole` (in the current database, all schemas). */
+export function alterDefaultPrivileges(
+  forRole: Ident,
+  o: {
+    action: "GRANT" | "REVOKE";
+    privs: readonly (TablePrivilege | SequencePrivilege | SchemaPrivilege)[];
+    on: DefaultObjects;
+    grantee: Grantee;
+  },
+): string {
+  const verb = o.action === "GRANT"
+    ? `GRANT ${list(o.privs)} ON ${o.on} TO`
+    : `REVOKE ${list(o.privs)} ON ${o.on} FROM`;
+  return `ALTER DEFAULT PRIVILEGES FOR ROLE ${forRole} ${verb} ${o.grantee}`;
+}
+
+export function createExtension(name: Ident): string {
+  return `CREATE EXTENSION IF NOT EXISTS ${name}`;
+}
+
+function int(n: number): string {
+  if (!Number.isSafeInteger(n)) throw new RangeError(`Invalid integer in SQL: ${n}`);
+  return String(n);
+}
+
+const PASSWORD_LITERAL = /\bPASSWORD\s+E?'(?:[^']|'')*'/gi;
+
+/** The statement as it may appear in logs, events and errors: passwords replaced. */
+export function redact(sql: string): string {
+  return sql.replace(PASSWORD_LITERAL, "PASSWORD '<redacted>'");
+}
+
+/** Whether a statement changes the server (for logs and idempotence checks). */
+export function isMutating(sql: string): boolean {
+  return /^\s*(CREATE|ALTER|DROP|GRANT|REVOKE|COMMENT|REASSIGN)\b/i.test(sql);
+}
