@@ -94,6 +94,17 @@ async function pgDumpChildren(): Promise<number[]> {
   return out;
 }
 
+/** SIGKILLs the running pg_dump children; never throws. */
+async function killPgDump(): Promise<void> {
+  for (const pid of await pgDumpChildren().catch(() => [])) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch {
+      // exited meanwhile
+    }
+  }
+}
+
 /** A store whose put reads slowly, so a test can act while the backup is mid-stream. */
 function slowStore(inner: ObjectStore, delayMs: number): ObjectStore {
   return wrapPut(inner, (body) =>
@@ -257,7 +268,7 @@ Deno.test("backup failures leave no object at the key", opts, async (t) => {
           onProgress: (p) => {
             if (killed || p.compressedBytes < 64 * 1024) return;
             killed = true;
-            void pgDumpChildren().then((pids) => pids.forEach((p) => Deno.kill(p, "SIGKILL")));
+            void killPgDump();
           },
         }),
       BackupError,
@@ -433,4 +444,134 @@ Deno.test("memory stays bounded while backing up a few hundred MB", opts, async 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("dbtether backup / restore commands round trip through file://", opts, async () => {
+  const { backupCommand, restoreCommand } = await import("../backup/cli.ts");
+  await using pg = await startPostgres();
+  const want = await createSource(pg, "src");
+  await sql(pg, "CREATE DATABASE copy");
+  const dir = await Deno.makeTempDir({ prefix: "dbtether-cli-test-" });
+  try {
+    const out: string[] = [];
+    const err: string[] = [];
+    const dec = new TextDecoder();
+    const deps = (database: string) => ({
+      env: {
+        PGHOST: pg.host,
+        PGPORT: String(pg.port),
+        PGUSER: pg.admin.user,
+        PGPASSWORD: pg.admin.password,
+        PGDATABASE: database,
+      },
+      stdout: {
+        writeSync: (p: Uint8Array) => (out.push(dec.decode(p)), p.length),
+        isTerminal: () => false,
+      },
+      stderr: { writeSync: (p: Uint8Array) => (err.push(dec.decode(p)), p.length) },
+      signal: new AbortController().signal,
+    });
+    assertEquals(await backupCommand(["--to", `file://${dir}`], deps("src")), 0, err.join(""));
+    const done = JSON.parse(out.at(-1)!);
+    assertEquals(done.event, "completed");
+    assert(/^src\/\d{8}-\d{6}\.sql\.gz$/.test(done.key), done.key);
+    assertEquals(
+      await restoreCommand(["--from", `file://${dir}/src`, "--latest"], deps("copy")),
+      0,
+      err.join(""),
+    );
+    assertEquals(JSON.parse(out.at(-1)!).sha256, done.sha256);
+    assertEquals(await sql(pg, FINGERPRINT, "copy"), want);
+    // The password never reaches the output.
+    assert(!out.join("").includes(pg.admin.password) && !err.join("").includes(pg.admin.password));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "S3: failures leave no object and no incomplete multipart upload",
+  ...opts,
+  ignore: !findMinio(),
+  fn: async (t) => {
+    const { startMinio, MINIO_USER, MINIO_PASSWORD } = await import(
+      "./helpers/storage_servers.ts"
+    );
+    const { S3Client, ListMultipartUploadsCommand } = await import("@aws-sdk/client-s3");
+    await using pg = await startPostgres();
+    await sql(pg, "CREATE DATABASE src");
+    // ~60 MB of poorly compressible dump, so uploads span several 5+ MiB parts.
+    await sql(
+      pg,
+      `CREATE TABLE t AS SELECT i, md5(random()::text) || md5(random()::text) AS a,
+         md5(random()::text) AS b FROM generate_series(1, 600000) i`,
+      "src",
+    );
+    await using minio = await startMinio();
+    await minio.createBucket("backups");
+    const client = new S3Client({
+      endpoint: minio.endpoint,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: { accessKeyId: MINIO_USER, secretAccessKey: MINIO_PASSWORD },
+    });
+    const uploads = async () =>
+      (await client.send(new ListMultipartUploadsCommand({ Bucket: "backups" }))).Uploads ?? [];
+    try {
+      await t.step("abort after several parts", async () => {
+        const store = minio.makeStore({ bucket: "backups" });
+        const ctl = new AbortController();
+        const e = await assertRejects(
+          () =>
+            runBackup({
+              connection: conn(pg, "src"),
+              store,
+              key: "k/abort.sql.gz",
+              signal: ctl.signal,
+              progressIntervalMs: 0,
+              onProgress: (p) => {
+                if (p.compressedBytes > 20e6) ctl.abort(new Error("shutdown"));
+              },
+            }),
+          BackupError,
+        );
+        assertEquals(e.reason, "Aborted");
+        assertEquals(await keys(store, "k/"), []);
+        assertEquals(await uploads(), []);
+        await store.close();
+      });
+      await t.step("pg_dump killed after several parts", async () => {
+        const store = minio.makeStore({ bucket: "backups" });
+        let killed = false;
+        const e = await assertRejects(
+          () =>
+            runBackup({
+              connection: conn(pg, "src"),
+              store,
+              key: "k/killed.sql.gz",
+              progressIntervalMs: 0,
+              onProgress: (p) => {
+                if (killed || p.compressedBytes < 20e6) return;
+                killed = true;
+                void killPgDump();
+              },
+            }),
+          BackupError,
+        );
+        assertEquals(e.reason, "DumpFailed");
+        assertEquals(await keys(store, "k/"), []);
+        assertEquals(await uploads(), []);
+        await store.close();
+      });
+      await t.step("the same store still takes a full backup", async () => {
+        const store = minio.makeStore({ bucket: "backups" });
+        const b = await runBackup({ connection: conn(pg, "src"), store, key: "k/ok.sql.gz" });
+        assert(b.manifest.compressedSize > 20e6, `only ${b.manifest.compressedSize} B`);
+        assertEquals(await keys(store, "k/"), ["k/ok.sql.gz", "k/ok.sql.gz.manifest.json"]);
+        await store.close();
+      });
+    } finally {
+      client.destroy();
+    }
+  },
 });
