@@ -64,15 +64,27 @@ export class GcsStore implements ObjectStore {
   ): Promise<{ size: number }> {
     validateKey(key);
     const source = trackSource(body, opts.signal);
+    const file = this.#file(key);
+    const metadata = {
+      ...(opts.contentType ? { contentType: opts.contentType } : {}),
+      ...(opts.metadata ? { metadata: opts.metadata } : {}),
+    };
+    let session: string | undefined;
     try {
       throwIfAborted(opts.signal);
-      const writable = this.#file(key).createWriteStream({
+      // The session is opened separately because createWriteStream forgets
+      // useAuthWithCustomEndpoint when it opens one itself (@google-cloud/storage 8.4), so
+      // no credentials would reach a custom endpoint. The session URI is the capability the
+      // chunk uploads need; it lets us cancel the session on failure, too.
+      [session] = await file.createResumableUpload({ metadata });
+      const writable = file.createWriteStream({
         resumable: true,
+        uri: session,
+        // A fresh session is at 0; without it the library first asks the server for the
+        // offset, which fake-gcs-server answers with 404.
+        offset: 0,
         chunkSize: this.#chunkSize,
-        metadata: {
-          ...(opts.contentType ? { contentType: opts.contentType } : {}),
-          ...(opts.metadata ? { metadata: opts.metadata } : {}),
-        },
+        metadata,
       });
       // deno-lint-ignore no-explicit-any
       await pipeline(Readable.fromWeb(source.stream as any), writable);
@@ -80,6 +92,7 @@ export class GcsStore implements ObjectStore {
       return { size: source.bytes };
     } catch (e) {
       await source.cancel(e);
+      if (session) await cancelSession(session);
       throw putFailure(e, source, { signal: opts.signal, map: (e) => this.#map(e) });
     }
   }
@@ -176,6 +189,19 @@ export class GcsStore implements ObjectStore {
   }
 }
 
+/**
+ * Cancels a resumable upload session (GCS answers 499). Unfinished sessions never become
+ * objects anyway; cancelling frees them now instead of after a week. Best effort.
+ */
+async function cancelSession(uri: string): Promise<void> {
+  try {
+    const res = await fetch(uri, { method: "DELETE", signal: AbortSignal.timeout(10_000) });
+    await res.body?.cancel();
+  } catch {
+    // The session expires by itself.
+  }
+}
+
 function storageOptions(opts: GcsStoreOptions): StorageOptions {
   const env = opts.env ?? {};
   const project = opts.project ?? env["GOOGLE_CLOUD_PROJECT"];
@@ -192,7 +218,8 @@ function storageOptions(opts: GcsStoreOptions): StorageOptions {
   if (opts.credentials) {
     o.credentials = serviceAccountKey(opts.credentials);
   } else if (env["GOOGLE_APPLICATION_CREDENTIALS"]) {
-    o.keyFilename = env["GOOGLE_APPLICATION_CREDENTIALS"];
+    // Read here rather than passed as keyFilename, which the library deprecates.
+    o.credentials = adcFile(env["GOOGLE_APPLICATION_CREDENTIALS"]);
   }
   return o;
 }
@@ -209,6 +236,23 @@ function serviceAccountKey(c: StaticCredentials): NonNullable<StorageOptions["cr
     return JSON.parse(json);
   } catch {
     throw new StorageError("InvalidConfiguration", "GCS service-account key is not valid JSON");
+  }
+}
+
+function adcFile(path: string): NonNullable<StorageOptions["credentials"]> {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch {
+    throw new StorageError(
+      "CredentialsMissing",
+      "GCS credentials file (GOOGLE_APPLICATION_CREDENTIALS) cannot be read",
+    );
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new StorageError("InvalidConfiguration", "GCS credentials file is not valid JSON");
   }
 }
 

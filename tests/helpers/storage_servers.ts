@@ -134,30 +134,51 @@ export async function startFakeGcs(): Promise<StorageServer> {
   });
 }
 
+/** Options of {@link startAzurite}. */
+export interface AzuriteOptions {
+  /**
+   * Serve https with this certificate, and accept OAuth bearer tokens (`--oauth basic`: the
+   * token's issuer, audience and lifetime are checked, not its signature). The Azure SDK
+   * sends bearer tokens only over https, so workload-identity tests need both. Node's https
+   * in this process must trust `caPem` (NODE_EXTRA_CA_CERTS) for createBucket to work.
+   */
+  tls?: { certFile: string; keyFile: string; caPem: string };
+}
+
 /** Starts Azurite's blob service with the well-known devstoreaccount1 account. */
-export async function startAzurite(): Promise<StorageServer> {
+export async function startAzurite(opts: AzuriteOptions = {}): Promise<StorageServer> {
   const cmd = await storageServerBinary("azurite-blob");
   const port = freePort();
-  const endpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`;
-  const proc = await startProcess({
-    name: "azurite",
-    cmd,
-    args: (dir) => [
-      "--blobHost",
-      "127.0.0.1",
-      "--blobPort",
-      String(port),
-      "--location",
-      `${dir}/data`,
-      "--skipApiVersionCheck",
-      "--loose",
-      "--disableProductStyleUrl",
-    ],
-    env: () => ({}),
-    // Any HTTP answer (400 without a container) means the server is listening.
-    ready: `${endpoint}?comp=list`,
-    readyStatus: (s) => s < 500,
-  });
+  const scheme = opts.tls ? "https" : "http";
+  const endpoint = `${scheme}://127.0.0.1:${port}/${AZURITE_ACCOUNT}`;
+  const tls = opts.tls;
+  const client = tls ? Deno.createHttpClient({ caCerts: [tls.caPem] }) : undefined;
+  let proc: Proc;
+  try {
+    proc = await startProcess({
+      name: "azurite",
+      cmd,
+      args: (dir) => [
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        String(port),
+        "--location",
+        `${dir}/data`,
+        "--skipApiVersionCheck",
+        "--loose",
+        "--disableProductStyleUrl",
+        ...(tls ? ["--cert", tls.certFile, "--key", tls.keyFile, "--oauth", "basic"] : []),
+      ],
+      env: () => ({}),
+      // Any HTTP answer (400 without a container) means the server is listening.
+      ready: `${endpoint}?comp=list`,
+      readyStatus: (s) => s < 500,
+      ...(client ? { client } : {}),
+    });
+  } finally {
+    client?.close();
+  }
   const credentials = { accountKey: AZURITE_KEY };
   const location = (container: string): StorageLocation => ({
     azure: { storageAccount: AZURITE_ACCOUNT, container, endpoint },
@@ -245,6 +266,8 @@ interface ProcSpec {
   env: (dir: string) => Record<string, string>;
   ready: string;
   readyStatus?: (status: number) => boolean;
+  /** The HTTP client for readiness checks (one that trusts a test CA). */
+  client?: Deno.HttpClient;
 }
 
 async function startProcess(spec: ProcSpec): Promise<Proc> {
@@ -309,7 +332,10 @@ async function waitReady(spec: ProcSpec, child: Deno.ChildProcess, logFile: stri
       throw new Error(`${spec.name} exited during startup:\n${log.slice(-2000)}`);
     }
     try {
-      const res = await fetch(spec.ready, { signal: AbortSignal.timeout(2_000) });
+      const res = await fetch(spec.ready, {
+        signal: AbortSignal.timeout(2_000),
+        ...(spec.client ? { client: spec.client } : {}),
+      });
       await res.body?.cancel();
       if (ok(res.status)) return;
     } catch {
