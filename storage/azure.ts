@@ -4,19 +4,13 @@
  * `uploadStream` stages blocks and commits the block list only after the whole stream was
  * read. Uncommitted blocks are invisible (and garbage-collected by the service after a week),
  * so a failed or aborted put leaves the blob at the key as it was.
+ *
+ * The SDKs are imported on first use, so a process that never talks to Azure does not pay
+ * their memory.
  */
 import { Readable } from "node:stream";
-import {
-  AnonymousCredential,
-  BlobServiceClient,
-  type ContainerClient,
-  StorageSharedKeyCredential,
-} from "@azure/storage-blob";
-import {
-  DefaultAzureCredential,
-  type TokenCredential,
-  WorkloadIdentityCredential,
-} from "@azure/identity";
+import type { BlobServiceClient, ContainerClient } from "@azure/storage-blob";
+import type { TokenCredential } from "@azure/identity";
 import type { Logger } from "../controllers/runtime/log.ts";
 import {
   abortable,
@@ -62,7 +56,7 @@ export interface AzureStoreOptions {
 /** An {@link ObjectStore} on one Azure Blob container. */
 export class AzureStore implements ObjectStore {
   readonly provider = "azure" as const;
-  readonly #container: ContainerClient;
+  readonly #container: Promise<ContainerClient>;
   readonly #name: string;
   readonly #blockSize: number;
   readonly #concurrency: number;
@@ -71,7 +65,9 @@ export class AzureStore implements ObjectStore {
     this.#name = opts.container;
     this.#blockSize = opts.blockSize ?? 8 * MiB;
     this.#concurrency = opts.concurrency ?? 4;
-    this.#container = serviceClient(opts).getContainerClient(opts.container);
+    const auth = authOf(opts.credentials);
+    this.#container = serviceClient(opts, auth).then((c) => c.getContainerClient(opts.container));
+    this.#container.catch(() => {});
   }
 
   async put(
@@ -83,7 +79,7 @@ export class AzureStore implements ObjectStore {
     const source = trackSource(body, opts.signal);
     try {
       throwIfAborted(opts.signal);
-      await this.#container.getBlockBlobClient(key).uploadStream(
+      await (await this.#container).getBlockBlobClient(key).uploadStream(
         // deno-lint-ignore no-explicit-any
         Readable.fromWeb(source.stream as any),
         this.#blockSize,
@@ -105,7 +101,7 @@ export class AzureStore implements ObjectStore {
   async get(key: string, opts: { signal?: AbortSignal } = {}): Promise<ReadableStream<Uint8Array>> {
     validateKey(key);
     try {
-      const res = await this.#container.getBlobClient(key).download(
+      const res = await (await this.#container).getBlobClient(key).download(
         0,
         undefined,
         opts.signal ? { abortSignal: opts.signal } : {},
@@ -125,7 +121,7 @@ export class AzureStore implements ObjectStore {
   ): Promise<(ObjectInfo & { metadata: Record<string, string> }) | undefined> {
     validateKey(key);
     try {
-      const p = await this.#container.getBlobClient(key).getProperties();
+      const p = await (await this.#container).getBlobClient(key).getProperties();
       return {
         key,
         size: p.contentLength ?? 0,
@@ -143,7 +139,8 @@ export class AzureStore implements ObjectStore {
     validateKey(prefix, "prefix");
     const out: ObjectInfo[] = [];
     try {
-      for await (const b of this.#container.listBlobsFlat(prefix ? { prefix } : {})) {
+      const container = await this.#container;
+      for await (const b of container.listBlobsFlat(prefix ? { prefix } : {})) {
         out.push({
           key: b.name,
           size: b.properties.contentLength ?? 0,
@@ -159,7 +156,7 @@ export class AzureStore implements ObjectStore {
   async delete(key: string): Promise<void> {
     validateKey(key);
     try {
-      await this.#container.getBlobClient(key).deleteIfExists();
+      await (await this.#container).getBlobClient(key).deleteIfExists();
     } catch (e) {
       const mapped = this.#map(e, "object");
       if (mapped.reason !== "NotFound") throw mapped;
@@ -168,8 +165,10 @@ export class AzureStore implements ObjectStore {
 
   async probe(): Promise<void> {
     // Writing is the check, and it needs only Storage Blob Data Contributor on the container.
-    const blob = this.#container.getBlockBlobClient(`.dbtether-probe/${crypto.randomUUID()}`);
     try {
+      const blob = (await this.#container).getBlockBlobClient(
+        `.dbtether-probe/${crypto.randomUUID()}`,
+      );
       await blob.upload(new Uint8Array(), 0);
       await blob.deleteIfExists();
     } catch (e) {
@@ -189,54 +188,64 @@ export class AzureStore implements ObjectStore {
 /** Fewer, shorter retries than the SDK's default, so an outage is reported within seconds. */
 const PIPELINE = { retryOptions: { maxTries: 3, retryDelayInMs: 500, maxRetryDelayInMs: 4_000 } };
 
-function serviceClient(opts: AzureStoreOptions): BlobServiceClient {
+type Auth =
+  | { kind: "connectionString" | "accountKey" | "sasToken"; value: string }
+  | { kind: "identity" };
+
+/** Which credential the Secret holds; checked up front so a bad Secret fails at once. */
+function authOf(c: StaticCredentials | undefined): Auth {
+  if (!c) return { kind: "identity" };
+  const pick = (...names: string[]) => names.map((n) => c[n]).find((v) => v);
+  const connectionString = pick("connectionString", "AZURE_STORAGE_CONNECTION_STRING");
+  if (connectionString) return { kind: "connectionString", value: connectionString };
+  const key = pick("accountKey", "AZURE_STORAGE_KEY");
+  if (key) return { kind: "accountKey", value: key };
+  const sas = pick("sasToken", "AZURE_STORAGE_SAS_TOKEN");
+  if (sas) return { kind: "sasToken", value: sas };
+  throw new StorageError(
+    "CredentialsMissing",
+    "Azure credentials are incomplete: accountKey, sasToken or connectionString is required",
+  );
+}
+
+async function serviceClient(opts: AzureStoreOptions, auth: Auth): Promise<BlobServiceClient> {
+  const blob = await import("@azure/storage-blob");
   const url = (opts.endpoint ?? `https://${opts.storageAccount}.blob.core.windows.net`).replace(
     /\/+$/,
     "",
   );
-  const c = opts.credentials;
-  if (c) {
-    const connectionString = c["connectionString"] ?? c["AZURE_STORAGE_CONNECTION_STRING"];
-    if (connectionString) {
-      return BlobServiceClient.fromConnectionString(connectionString, PIPELINE);
+  switch (auth.kind) {
+    case "connectionString":
+      return blob.BlobServiceClient.fromConnectionString(auth.value, PIPELINE);
+    case "accountKey": {
+      const credential = new blob.StorageSharedKeyCredential(opts.storageAccount, auth.value);
+      return new blob.BlobServiceClient(url, credential, PIPELINE);
     }
-    const key = c["accountKey"] ?? c["AZURE_STORAGE_KEY"];
-    if (key) {
-      return new BlobServiceClient(
-        url,
-        new StorageSharedKeyCredential(opts.storageAccount, key),
-        PIPELINE,
-      );
+    case "sasToken": {
+      const sasUrl = `${url}?${auth.value.replace(/^\?/, "")}`;
+      return new blob.BlobServiceClient(sasUrl, new blob.AnonymousCredential(), PIPELINE);
     }
-    const sas = c["sasToken"] ?? c["AZURE_STORAGE_SAS_TOKEN"];
-    if (sas) {
-      return new BlobServiceClient(
-        `${url}?${sas.replace(/^\?/, "")}`,
-        new AnonymousCredential(),
-        PIPELINE,
-      );
-    }
-    throw new StorageError(
-      "CredentialsMissing",
-      "Azure credentials are incomplete: accountKey, sasToken or connectionString is required",
-    );
+    case "identity":
+      return new blob.BlobServiceClient(url, await tokenCredential(opts.env), PIPELINE);
   }
-  return new BlobServiceClient(url, tokenCredential(opts.env), PIPELINE);
 }
 
 /**
  * Workload identity: explicit settings build a WorkloadIdentityCredential; otherwise
  * DefaultAzureCredential reads the same variables (and more) from the process environment.
  */
-function tokenCredential(env: Record<string, string | undefined> | undefined): TokenCredential {
+async function tokenCredential(
+  env: Record<string, string | undefined> | undefined,
+): Promise<TokenCredential> {
+  const identity = await import("@azure/identity");
   const file = env?.["AZURE_FEDERATED_TOKEN_FILE"];
   const clientId = env?.["AZURE_CLIENT_ID"];
   const tenantId = env?.["AZURE_TENANT_ID"];
-  if (!env || !file || !clientId || !tenantId) return new DefaultAzureCredential();
+  if (!env || !file || !clientId || !tenantId) return new identity.DefaultAzureCredential();
   const authorityHost = env["AZURE_AUTHORITY_HOST"];
   const custom = authorityHost !== undefined &&
     !KNOWN_AUTHORITIES.includes(new URL(authorityHost).hostname);
-  return new WorkloadIdentityCredential({
+  return new identity.WorkloadIdentityCredential({
     tenantId,
     clientId,
     tokenFilePath: file,

@@ -7,7 +7,7 @@
  */
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { type File, Storage, type StorageOptions } from "@google-cloud/storage";
+import type { File, Storage, StorageOptions } from "@google-cloud/storage";
 import type { Logger } from "../controllers/runtime/log.ts";
 import {
   abortable,
@@ -46,7 +46,7 @@ export interface GcsStoreOptions {
 /** An {@link ObjectStore} on one GCS bucket. */
 export class GcsStore implements ObjectStore {
   readonly provider = "gcs" as const;
-  readonly #storage: Storage;
+  readonly #storage: Promise<Storage>;
   readonly #bucketName: string;
   readonly #chunkSize: number;
 
@@ -54,7 +54,10 @@ export class GcsStore implements ObjectStore {
     this.#bucketName = opts.bucket;
     this.#chunkSize = Math.max(1, Math.round((opts.chunkSize ?? 8 * MiB) / (256 * 1024))) *
       256 * 1024;
-    this.#storage = new Storage(storageOptions(opts));
+    const options = storageOptions(opts);
+    // Imported on first use: a process that never talks to GCS does not pay its memory.
+    this.#storage = import("@google-cloud/storage").then((m) => new m.Storage(options));
+    this.#storage.catch(() => {});
   }
 
   async put(
@@ -64,7 +67,6 @@ export class GcsStore implements ObjectStore {
   ): Promise<{ size: number }> {
     validateKey(key);
     const source = trackSource(body, opts.signal);
-    const file = this.#file(key);
     const metadata = {
       ...(opts.contentType ? { contentType: opts.contentType } : {}),
       ...(opts.metadata ? { metadata: opts.metadata } : {}),
@@ -72,6 +74,7 @@ export class GcsStore implements ObjectStore {
     let session: string | undefined;
     try {
       throwIfAborted(opts.signal);
+      const file = await this.#file(key);
       // The session is opened separately because createWriteStream forgets
       // useAuthWithCustomEndpoint when it opens one itself (@google-cloud/storage 8.4), so
       // no credentials would reach a custom endpoint. The session URI is the capability the
@@ -99,7 +102,7 @@ export class GcsStore implements ObjectStore {
 
   async get(key: string, opts: { signal?: AbortSignal } = {}): Promise<ReadableStream<Uint8Array>> {
     validateKey(key);
-    const file = this.#file(key);
+    const file = await this.#file(key);
     try {
       // Fails early with NotFound instead of as a stream error on the first read.
       await file.getMetadata();
@@ -117,7 +120,7 @@ export class GcsStore implements ObjectStore {
   ): Promise<(ObjectInfo & { metadata: Record<string, string> }) | undefined> {
     validateKey(key);
     try {
-      const [m] = await this.#file(key).getMetadata();
+      const [m] = await (await this.#file(key)).getMetadata();
       const custom: Record<string, string> = {};
       for (const [k, v] of Object.entries(m.metadata ?? {})) {
         if (v !== null && v !== undefined) custom[k] = String(v);
@@ -138,7 +141,7 @@ export class GcsStore implements ObjectStore {
   async list(prefix: string): Promise<ObjectInfo[]> {
     validateKey(prefix, "prefix");
     try {
-      const [files] = await this.#storage.bucket(this.#bucketName).getFiles({
+      const [files] = await (await this.#storage).bucket(this.#bucketName).getFiles({
         autoPaginate: true,
         ...(prefix ? { prefix } : {}),
       });
@@ -158,7 +161,7 @@ export class GcsStore implements ObjectStore {
   async delete(key: string): Promise<void> {
     validateKey(key);
     try {
-      await this.#file(key).delete({ ignoreNotFound: true });
+      await (await this.#file(key)).delete({ ignoreNotFound: true });
     } catch (e) {
       const mapped = this.#map(e, "object");
       if (mapped.reason !== "NotFound") throw mapped;
@@ -167,8 +170,8 @@ export class GcsStore implements ObjectStore {
 
   async probe(): Promise<void> {
     // Writing is the check: roles/storage.objectAdmin grants no storage.buckets.get.
-    const file = this.#file(`.dbtether-probe/${crypto.randomUUID()}`);
     try {
+      const file = await this.#file(`.dbtether-probe/${crypto.randomUUID()}`);
       await file.save(new Uint8Array(), { resumable: false });
       await file.delete({ ignoreNotFound: true });
     } catch (e) {
@@ -180,8 +183,8 @@ export class GcsStore implements ObjectStore {
     return Promise.resolve();
   }
 
-  #file(key: string): File {
-    return this.#storage.bucket(this.#bucketName).file(key);
+  async #file(key: string): Promise<File> {
+    return (await this.#storage).bucket(this.#bucketName).file(key);
   }
 
   #map(e: unknown, what: "bucket" | "object" = "bucket"): StorageError {
