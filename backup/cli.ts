@@ -131,7 +131,9 @@ async function command(
     return 0;
   } catch (e) {
     if (isUsage(e)) {
-      err(`dbtether ${c.verb}: ${errorMessage(e)} (see dbtether ${c.verb} --help)\n`);
+      // parseArgs appends advice about positionals to unknown options: keep the first sentence.
+      const msg = errorMessage(e).replace(/^(Unknown option '[^']*')\..*$/s, "$1");
+      err(`dbtether ${c.verb}: ${msg} (see dbtether ${c.verb} --help)\n`);
       return 2;
     }
     const reason = e instanceof BackupError || e instanceof RestoreError ? ` [${e.reason}]` : "";

@@ -500,11 +500,13 @@ Deno.test({
     const { S3Client, ListMultipartUploadsCommand } = await import("@aws-sdk/client-s3");
     await using pg = await startPostgres();
     await sql(pg, "CREATE DATABASE src");
-    // ~60 MB of poorly compressible dump, so uploads span several 5+ MiB parts.
+    // ~160 MB of poorly compressible dump (~90 MB stored), so uploads span several 16 MiB
+    // parts and pg_dump is still running when the test kills it (the upload buffers up to
+    // ~3 parts ahead of what it acknowledged).
     await sql(
       pg,
       `CREATE TABLE t AS SELECT i, md5(random()::text) || md5(random()::text) AS a,
-         md5(random()::text) AS b FROM generate_series(1, 600000) i`,
+         md5(random()::text) AS b FROM generate_series(1, 1500000) i`,
       "src",
     );
     await using minio = await startMinio();
@@ -542,6 +544,7 @@ Deno.test({
       });
       await t.step("pg_dump killed after several parts", async () => {
         const store = minio.makeStore({ bucket: "backups" });
+        let pids: number[] | undefined;
         let killed = false;
         const e = await assertRejects(
           () =>
@@ -551,13 +554,25 @@ Deno.test({
               key: "k/killed.sql.gz",
               progressIntervalMs: 0,
               onProgress: (p) => {
-                if (killed || p.compressedBytes < 20e6) return;
+                // Find pg_dump early, kill it synchronously once several parts went out.
+                if (!pids) {
+                  pids = [];
+                  void pgDumpChildren().then((found) => pids = found);
+                }
+                if (killed || p.compressedBytes < 20e6 || !pids.length) return;
                 killed = true;
-                void killPgDump();
+                for (const pid of pids) {
+                  try {
+                    Deno.kill(pid, "SIGKILL");
+                  } catch {
+                    // exited meanwhile: the assertions below will say so
+                  }
+                }
               },
             }),
           BackupError,
         );
+        assert(killed, "the test did not get to kill pg_dump");
         assertEquals(e.reason, "DumpFailed");
         assertEquals(await keys(store, "k/"), []);
         assertEquals(await uploads(), []);
@@ -566,7 +581,7 @@ Deno.test({
       await t.step("the same store still takes a full backup", async () => {
         const store = minio.makeStore({ bucket: "backups" });
         const b = await runBackup({ connection: conn(pg, "src"), store, key: "k/ok.sql.gz" });
-        assert(b.manifest.compressedSize > 20e6, `only ${b.manifest.compressedSize} B`);
+        assert(b.manifest.compressedSize > 40e6, `only ${b.manifest.compressedSize} B`);
         assertEquals(await keys(store, "k/"), ["k/ok.sql.gz", "k/ok.sql.gz.manifest.json"]);
         await store.close();
       });
