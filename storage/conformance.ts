@@ -159,6 +159,15 @@ export async function runConformance(
     assert.equal(await sha256(await store.get(key)), await sha256(bytesStream(100, 3)));
   });
 
+  await step("abortIncompleteUploads finds nothing after clean puts", async (store) => {
+    if (!store.abortIncompleteUploads) return;
+    const key = `${run}incomplete/none`;
+    assert.equal(await store.abortIncompleteUploads(key), 0);
+    await store.put(key, bytesStream(10));
+    assert.equal(await store.abortIncompleteUploads(key), 0);
+    assert.equal((await store.head(key))?.size, 10);
+  });
+
   await step("invalid keys are rejected", async (store) => {
     for (const key of ["", "/abs", "../escape", "a/../../b", "a//b", "a/./b"]) {
       await assertStorageError(store.put(key, bytesStream(1)), "InvalidConfiguration");

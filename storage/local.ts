@@ -49,7 +49,7 @@ export class LocalStore implements ObjectStore {
     const path = this.#path(key);
     const source = trackSource(body, opts.signal);
     const dir = dirname(path);
-    const temp = join(dir, `${TEMP}${crypto.randomUUID()}`);
+    const temp = await tempPath(path);
     let written = false;
     try {
       throwIfAborted(opts.signal);
@@ -152,6 +152,25 @@ export class LocalStore implements ObjectStore {
     return Promise.resolve();
   }
 
+  /** Removes the temporary files of puts to `key` that a crash interrupted. */
+  async abortIncompleteUploads(key: string): Promise<number> {
+    const path = this.#path(key);
+    await this.#checkRoot();
+    const prefix = `${TEMP}${await nameTag(path)}-`;
+    let removed = 0;
+    try {
+      for await (const e of Deno.readDir(dirname(path))) {
+        if (!e.isFile || !e.name.startsWith(prefix)) continue;
+        await Deno.remove(join(dirname(path), e.name)).catch(() => {});
+        removed++;
+      }
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return 0;
+      throw mapError(e);
+    }
+    return removed;
+  }
+
   #path(key: string): string {
     validateKey(key);
     if (key.split("/").some((s) => s.startsWith(RESERVED))) {
@@ -207,7 +226,7 @@ export class LocalStore implements ObjectStore {
       await Deno.remove(meta).catch(() => {});
       return;
     }
-    const temp = join(dirname(path), `${TEMP}${crypto.randomUUID()}`);
+    const temp = await tempPath(path);
     try {
       await Deno.writeTextFile(temp, JSON.stringify(metadata), { createNew: true, mode: 0o600 });
       await syncPath(temp);
@@ -231,6 +250,20 @@ export class LocalStore implements ObjectStore {
     }
     return {};
   }
+}
+
+/**
+ * A temporary name beside `path`: `.dbtether-tmp-<tag>-<uuid>`, where the tag (a hash of the
+ * final name, which may be too long to repeat) lets a later cleanup find a crashed put's file.
+ */
+async function tempPath(path: string): Promise<string> {
+  return join(dirname(path), `${TEMP}${await nameTag(path)}-${crypto.randomUUID()}`);
+}
+
+async function nameTag(path: string): Promise<string> {
+  const name = new TextEncoder().encode(path.slice(path.lastIndexOf("/") + 1));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", name));
+  return Array.from(digest.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function metaPath(path: string): string {

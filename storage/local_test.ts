@@ -42,6 +42,34 @@ Deno.test("local store", async (t) => {
     assert.equal(await store.head("c/db"), undefined);
   });
 
+  await t.step("abortIncompleteUploads removes a crashed put's temporary file", async () => {
+    const ac = new AbortController();
+    let stalled!: () => void;
+    const reachedStall = new Promise<void>((r) => (stalled = r));
+    const reader = bytesStream(100_000).getReader();
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const r = await reader.read();
+        if (!r.done) return controller.enqueue(r.value);
+        stalled();
+        await new Promise(() => {});
+      },
+    });
+    // The stalled put stands for a writer that crashed: its temp file stays.
+    const put = store.put("crashed/dump", body, { signal: ac.signal }).catch(() => {});
+    await reachedStall;
+    const temps = async () =>
+      (await Array.fromAsync(Deno.readDir(join(dir.path, "crashed")))).filter((e) =>
+        e.name.startsWith(".dbtether-tmp-")
+      );
+    assert.equal((await temps()).length, 1);
+    assert.equal(await store.abortIncompleteUploads("crashed/other"), 0);
+    assert.equal(await store.abortIncompleteUploads("crashed/dump"), 1);
+    assert.equal((await temps()).length, 0);
+    ac.abort();
+    await put;
+  });
+
   await t.step("requires an absolute path", () => {
     assert.throws(() => new LocalStore({ path: "relative" }));
   });

@@ -199,11 +199,47 @@ export class S3Store implements ObjectStore {
     }
   }
 
+  async abortIncompleteUploads(key: string): Promise<number> {
+    validateKey(key);
+    let aborted = 0;
+    try {
+      const { ListMultipartUploadsCommand } = await sdk();
+      const client = await this.#client;
+      let keyMarker: string | undefined;
+      let uploadIdMarker: string | undefined;
+      do {
+        const res = await client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.#bucket,
+            Prefix: key,
+            ...(keyMarker ? { KeyMarker: keyMarker } : {}),
+            ...(uploadIdMarker ? { UploadIdMarker: uploadIdMarker } : {}),
+          }),
+        );
+        for (const u of res.Uploads ?? []) {
+          if (u.Key !== key || !u.UploadId) continue;
+          await this.#abortUpload(key, u.UploadId, { throwOnError: true });
+          aborted++;
+        }
+        const more = res.IsTruncated === true;
+        keyMarker = more ? res.NextKeyMarker : undefined;
+        uploadIdMarker = more ? res.NextUploadIdMarker : undefined;
+      } while (keyMarker);
+    } catch (e) {
+      throw this.#map(e);
+    }
+    return aborted;
+  }
+
   async close(): Promise<void> {
     (await this.#client.catch(() => undefined))?.destroy();
   }
 
-  async #abortUpload(key: string, uploadId: string): Promise<void> {
+  async #abortUpload(
+    key: string,
+    uploadId: string,
+    opts: { throwOnError?: boolean } = {},
+  ): Promise<void> {
     try {
       const { AbortMultipartUploadCommand } = await sdk();
       await (await this.#client).send(
@@ -212,6 +248,7 @@ export class S3Store implements ObjectStore {
     } catch (e) {
       // NoSuchUpload: lib-storage already aborted it, which is the usual case.
       if (this.#map(e, "object").reason === "NotFound") return;
+      if (opts.throwOnError) throw e;
       this.#logger?.warn("Cannot abort an incomplete multipart upload", {
         bucket: this.#bucket,
         error: this.#map(e).message,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
 import { freePort } from "../tests/helpers/free_port.ts";
-import { MINIO_PASSWORD, startMinio } from "../tests/helpers/storage_servers.ts";
+import { MINIO_PASSWORD, MINIO_USER, startMinio } from "../tests/helpers/storage_servers.ts";
 import { assertStorageError, bytesStream, runConformance } from "./conformance.ts";
 import { createStore } from "./factory.ts";
 
@@ -74,6 +74,50 @@ Deno.test("s3 store aborts the multipart upload it started when the source fails
     assert.ok(sawUpload, "the put never started a multipart upload");
     assert.deepEqual(await uploads(), []);
     assert.equal(await store.head("mp/dump.sql.gz"), undefined);
+  } finally {
+    await store.close();
+    client.destroy();
+  }
+});
+
+Deno.test("s3 store: a server that dies mid-upload leaves an upload that a retry removes", async () => {
+  await using minio = await startMinio();
+  await minio.createBucket("test");
+  const client = new S3Client({
+    endpoint: minio.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: MINIO_USER, secretAccessKey: MINIO_PASSWORD },
+  });
+  const key = "crash/dump.sql.gz";
+  const uploads = async () =>
+    (await client.send(new ListMultipartUploadsCommand({ Bucket: "test", Prefix: key })))
+      .Uploads ?? [];
+  const store = minio.makeStore();
+  try {
+    const first = bytesStream(10 * 1024 * 1024 + 1).getReader();
+    const rest = bytesStream(20 * 1024 * 1024).getReader();
+    let killed = false;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const r = await first.read();
+        if (!r.done) return controller.enqueue(r.value);
+        if (!killed) {
+          while ((await uploads()).length === 0) await new Promise((r) => setTimeout(r, 50));
+          await minio.stop({ hard: true });
+          killed = true;
+        }
+        const more = await rest.read();
+        if (more.done) controller.close();
+        else controller.enqueue(more.value);
+      },
+    });
+    await assertStorageError(store.put(key, body), "Unreachable");
+    await minio.start();
+    assert.equal((await uploads()).length, 1, "the crashed upload should still be there");
+    assert.equal(await store.abortIncompleteUploads!(key), 1);
+    assert.deepEqual(await uploads(), []);
+    assert.equal(await store.head(key), undefined);
   } finally {
     await store.close();
     client.destroy();

@@ -55,6 +55,15 @@ export interface ObjectStore {
   probe(): Promise<void>;
   /** Releases clients and sockets. */
   close(): Promise<void>;
+  /**
+   * Removes what an interrupted put to `key` left behind when it could not clean up itself
+   * (the process crashed, or the server was gone when the put tried): S3 incomplete multipart
+   * uploads, local temporary files. Returns how many it removed. Call it before retrying a put
+   * to the same deterministic key, never while another put to that key may be running.
+   * Optional (added after the first version): GCS resumable sessions and Azure uncommitted
+   * blocks are invisible and expire by themselves, so those backends do not implement it.
+   */
+  abortIncompleteUploads?(key: string): Promise<number>;
 }
 
 /** Which backend and where: mirrors BackupStorage's spec (exactly one field set). */

@@ -30,6 +30,13 @@ export interface StorageServer extends AsyncDisposable {
   makeStore(opts?: { bucket?: string; credentials?: StaticCredentials }): ObjectStore;
   /** The server's output so far. */
   readLog(): Promise<string>;
+  /**
+   * Stops the server, keeping its data (`hard`: SIGKILL, like a crash), for tests of a
+   * server that goes away mid-upload; `start()` brings it back on the same port.
+   */
+  stop(opts?: { hard?: boolean }): Promise<void>;
+  start(): Promise<void>;
+  running(): boolean;
 }
 
 /** MinIO's root user, also used as the static S3 key pair. */
@@ -152,33 +159,27 @@ export async function startAzurite(opts: AzuriteOptions = {}): Promise<StorageSe
   const scheme = opts.tls ? "https" : "http";
   const endpoint = `${scheme}://127.0.0.1:${port}/${AZURITE_ACCOUNT}`;
   const tls = opts.tls;
-  const client = tls ? Deno.createHttpClient({ caCerts: [tls.caPem] }) : undefined;
-  let proc: Proc;
-  try {
-    proc = await startProcess({
-      name: "azurite",
-      cmd,
-      args: (dir) => [
-        "--blobHost",
-        "127.0.0.1",
-        "--blobPort",
-        String(port),
-        "--location",
-        `${dir}/data`,
-        "--skipApiVersionCheck",
-        "--loose",
-        "--disableProductStyleUrl",
-        ...(tls ? ["--cert", tls.certFile, "--key", tls.keyFile, "--oauth", "basic"] : []),
-      ],
-      env: () => ({}),
-      // Any HTTP answer (400 without a container) means the server is listening.
-      ready: `${endpoint}?comp=list`,
-      readyStatus: (s) => s < 500,
-      ...(client ? { client } : {}),
-    });
-  } finally {
-    client?.close();
-  }
+  const proc = await startProcess({
+    name: "azurite",
+    cmd,
+    args: (dir) => [
+      "--blobHost",
+      "127.0.0.1",
+      "--blobPort",
+      String(port),
+      "--location",
+      `${dir}/data`,
+      "--skipApiVersionCheck",
+      "--loose",
+      "--disableProductStyleUrl",
+      ...(tls ? ["--cert", tls.certFile, "--key", tls.keyFile, "--oauth", "basic"] : []),
+    ],
+    env: () => ({}),
+    // Any HTTP answer (400 without a container) means the server is listening.
+    ready: `${endpoint}?comp=list`,
+    readyStatus: (s) => s < 500,
+    ...(tls ? { caPem: tls.caPem } : {}),
+  });
   const credentials = { accountKey: AZURITE_KEY };
   const location = (container: string): StorageLocation => ({
     azure: { storageAccount: AZURITE_ACCOUNT, container, endpoint },
@@ -216,7 +217,10 @@ function server(
         azure: { blockSize: 1024 * 1024 },
       }),
     readLog: () => Deno.readTextFile(proc.logFile),
-    [Symbol.asyncDispose]: () => proc.stop(),
+    stop: (opts) => proc.stop(opts),
+    start: () => proc.start(),
+    running: () => proc.running(),
+    [Symbol.asyncDispose]: () => proc.dispose(),
   };
 }
 
@@ -256,7 +260,13 @@ export function storageServerBinary(
 interface Proc {
   readonly dir: string;
   readonly logFile: string;
-  stop(): Promise<void>;
+  /** Kills the server (SIGKILL when `hard`), keeping its data. */
+  stop(opts?: { hard?: boolean }): Promise<void>;
+  /** Starts it again on the same port with the same data. */
+  start(): Promise<void>;
+  running(): boolean;
+  /** Stops it and removes its data. */
+  dispose(): Promise<void>;
 }
 
 interface ProcSpec {
@@ -266,59 +276,67 @@ interface ProcSpec {
   env: (dir: string) => Record<string, string>;
   ready: string;
   readyStatus?: (status: number) => boolean;
-  /** The HTTP client for readiness checks (one that trusts a test CA). */
-  client?: Deno.HttpClient;
+  /** A CA the readiness check must trust (the server speaks https). */
+  caPem?: string;
 }
 
 async function startProcess(spec: ProcSpec): Promise<Proc> {
-  if (!spec.cmd) {
-    throw new Error(`${spec.name} is not installed: run scripts/install-storage-servers.sh`);
-  }
   const dir = await Deno.makeTempDir({ prefix: `dbtether-${spec.name}-` });
   await Deno.mkdir(`${dir}/data`);
   const logFile = `${dir}/server.log`;
-  const child = new Deno.Command(spec.cmd, {
-    args: spec.args(dir),
-    env: spec.env(dir),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  // Each pipe gets its own append-mode handle of the log file (a WritableStream takes one
-  // writer); both streams end when the process exits.
-  const drain = async (from: ReadableStream<Uint8Array>) => {
-    const file = await Deno.open(logFile, { write: true, create: true, append: true });
-    await from.pipeTo(file.writable).catch(() => {});
-  };
-  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
+  let current: { child: Deno.ChildProcess; drained: Promise<unknown> } | undefined;
+
+  const start = async () => {
+    if (current) return;
+    const child = new Deno.Command(spec.cmd, {
+      args: spec.args(dir),
+      env: spec.env(dir),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // Each pipe gets its own append-mode handle of the log file (a WritableStream takes one
+    // writer); both streams end when the process exits.
+    const drain = async (from: ReadableStream<Uint8Array>) => {
+      const file = await Deno.open(logFile, { write: true, create: true, append: true });
+      await from.pipeTo(file.writable).catch(() => {});
+    };
+    current = { child, drained: Promise.all([drain(child.stdout), drain(child.stderr)]) };
     try {
-      child.kill("SIGTERM");
-    } catch {
-      // already exited
+      await waitReady(spec, child, logFile);
+    } catch (e) {
+      await stop({ hard: true });
+      throw e;
     }
-    const timer = setTimeout(() => {
+  };
+  const stop = async (opts: { hard?: boolean } = {}) => {
+    const proc = current;
+    if (!proc) return;
+    current = undefined;
+    const kill = (signal: Deno.Signal) => {
       try {
-        child.kill("SIGKILL");
+        proc.child.kill(signal);
       } catch {
         // already exited
       }
-    }, 5_000);
-    await child.status;
+    };
+    kill(opts.hard ? "SIGKILL" : "SIGTERM");
+    const timer = setTimeout(() => kill("SIGKILL"), 5_000);
+    await proc.child.status;
     clearTimeout(timer);
-    await drained;
+    await proc.drained;
+  };
+  const dispose = async () => {
+    await stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
   try {
-    await waitReady(spec, child, logFile);
+    await start();
   } catch (e) {
-    await stop();
+    await dispose();
     throw e;
   }
-  return { dir, logFile, stop };
+  return { dir, logFile, start, stop, running: () => current !== undefined, dispose };
 }
 
 async function waitReady(spec: ProcSpec, child: Deno.ChildProcess, logFile: string) {
@@ -326,22 +344,27 @@ async function waitReady(spec: ProcSpec, child: Deno.ChildProcess, logFile: stri
   child.status.then(() => (exited = true), () => (exited = true));
   const deadline = Date.now() + 60_000;
   const ok = spec.readyStatus ?? ((s: number) => s >= 200 && s < 300);
-  while (Date.now() < deadline) {
-    if (exited) {
-      const log = await Deno.readTextFile(logFile).catch(() => "");
-      throw new Error(`${spec.name} exited during startup:\n${log.slice(-2000)}`);
+  const client = spec.caPem ? Deno.createHttpClient({ caCerts: [spec.caPem] }) : undefined;
+  try {
+    while (Date.now() < deadline) {
+      if (exited) {
+        const log = await Deno.readTextFile(logFile).catch(() => "");
+        throw new Error(`${spec.name} exited during startup:\n${log.slice(-2000)}`);
+      }
+      try {
+        const res = await fetch(spec.ready, {
+          signal: AbortSignal.timeout(2_000),
+          ...(client ? { client } : {}),
+        });
+        await res.body?.cancel();
+        if (ok(res.status)) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
-    try {
-      const res = await fetch(spec.ready, {
-        signal: AbortSignal.timeout(2_000),
-        ...(spec.client ? { client: spec.client } : {}),
-      });
-      await res.body?.cancel();
-      if (ok(res.status)) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
+    throw new Error(`${spec.name} did not become ready within 60 s`);
+  } finally {
+    client?.close();
   }
-  throw new Error(`${spec.name} did not become ready within 60 s`);
 }
