@@ -256,12 +256,11 @@ export class KubeClient {
       timeoutSeconds: opts.timeoutSeconds ?? 300,
       labelSelector: opts.labelSelector,
     };
-    const response = await this.#send(
-      "GET",
-      this.path(res, opts.namespace),
-      { query },
+    // undici does not always end a body read when the request's signal aborts (seen after a
+    // connection failure), so every wait below also races the signal itself.
+    const response = await raceAbort(
+      this.#send("GET", this.path(res, opts.namespace), { query }, opts.signal),
       opts.signal,
-      false,
     );
     if (!response.body) return;
     // undici's web stream types differ from the global ones only in typing.
@@ -270,7 +269,7 @@ export class KubeClient {
     let buffer = "";
     try {
       for (;;) {
-        const { value, done } = await reader.read();
+        const { value, done } = await raceAbort(reader.read(), opts.signal);
         if (done) break;
         buffer += value;
         let nl: number;
@@ -284,15 +283,28 @@ export class KubeClient {
         }
       }
     } finally {
-      await reader.cancel().catch(() => {});
+      // Not awaited: cancelling the body of an aborted request can hang.
+      reader.cancel().catch(() => {});
     }
   }
 
   /** One request; JSON in, JSON out; failures mapped to typed errors. */
   async request<T>(method: HttpMethod, path: string, opts: RequestOptions = {}): Promise<T> {
-    const response = await this.#send(method, path, opts, opts.signal, true);
-    const text = await response.text();
-    return (text ? JSON.parse(text) : undefined) as T;
+    const limit = AbortSignal.timeout(this.#timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, limit]) : limit;
+    try {
+      const response = await raceAbort(this.#send(method, path, opts, signal), signal);
+      const text = await raceAbort(response.text(), signal);
+      return (text ? JSON.parse(text) : undefined) as T;
+    } catch (e) {
+      if (limit.aborted && !opts.signal?.aborted) {
+        throw new KubeApiError(
+          0,
+          `Kubernetes API at ${this.server} did not answer ${method} ${path} within ${this.#timeoutMs} ms`,
+        );
+      }
+      throw e;
+    }
   }
 
   async #send(
@@ -300,7 +312,6 @@ export class KubeClient {
     path: string,
     opts: RequestOptions,
     signal: AbortSignal | undefined,
-    timeout: boolean,
   ) {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) {
@@ -314,8 +325,6 @@ export class KubeClient {
       body = JSON.stringify(opts.body);
       headers["content-type"] = opts.contentType ?? "application/json";
     }
-    const signals = [signal, timeout ? AbortSignal.timeout(this.#timeoutMs) : undefined]
-      .filter((s): s is AbortSignal => s !== undefined);
     let response;
     try {
       const dispatcher = ctx.getDispatcher();
@@ -324,7 +333,7 @@ export class KubeClient {
         headers,
         ...(body !== undefined ? { body } : {}),
         ...(dispatcher ? { dispatcher } : {}),
-        signal: signals.length ? AbortSignal.any(signals) : null,
+        signal: signal ?? null,
       });
     } catch (e) {
       if (signal?.aborted) throw signal.reason;
@@ -340,6 +349,20 @@ export class KubeClient {
     }
     return response;
   }
+}
+
+/** Resolves like `p`, or rejects with the signal's reason as soon as it aborts. */
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) {
+    p.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 function causeOf(e: unknown): string {

@@ -12,11 +12,11 @@ import { type KubeClient, MERGE_PATCH, type Resource } from "./kube.ts";
  * undefined to write nothing. A 409 re-reads the object and computes again (up to 5 times).
  * Returns whether a write happened.
  */
-export async function updateStatus<S>(
+export async function updateStatus<O extends KubeObject<unknown, unknown>>(
   client: KubeClient,
   res: Resource,
-  obj: KubeObject<unknown, S>,
-  compute: (latest: KubeObject<unknown, S>) => S | undefined,
+  obj: O,
+  compute: (latest: O) => O["status"] | undefined,
 ): Promise<boolean> {
   let latest = obj;
   for (let attempt = 0; attempt < 5; attempt++) {
@@ -31,7 +31,7 @@ export async function updateStatus<S>(
     } catch (e) {
       if (e instanceof NotFoundError) return false;
       if (!(e instanceof ConflictError)) throw e;
-      latest = await client.get<KubeObject<unknown, S>>(
+      latest = await client.get<O>(
         res,
         latest.metadata.namespace,
         latest.metadata.name,

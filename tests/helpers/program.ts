@@ -1,0 +1,98 @@
+/**
+ * Runs the dbtether program the way users do: `deno run` with exactly the permission flags
+ * `make compile` bakes into the binary (scripts/permissions.sh).
+ */
+const repoRoot = new URL("../../", import.meta.url).pathname;
+let cachedFlags: string[] | undefined;
+
+export async function permissionFlags(): Promise<string[]> {
+  if (cachedFlags) return cachedFlags;
+  const out = await new Deno.Command("bash", {
+    args: [`${repoRoot}scripts/permissions.sh`],
+    stdout: "piped",
+  }).output();
+  cachedFlags = new TextDecoder().decode(out.stdout).split("\n").filter(Boolean);
+  return cachedFlags;
+}
+
+export interface ProgramOptions {
+  env?: Record<string, string>;
+  /** Replace the environment entirely (default: inherit PATH/HOME only). */
+  clearEnv?: boolean;
+  cwd?: string;
+}
+
+function baseEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const keep = ["PATH", "HOME", "DENO_DIR", "TMPDIR"];
+  const env: Record<string, string> = { RUST_BACKTRACE: "0", NO_COLOR: "1" };
+  for (const k of keep) {
+    const v = Deno.env.get(k);
+    if (v !== undefined) env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
+/** Runs `dbtether <args>` to completion. */
+export async function runProgram(args: string[], opts: ProgramOptions = {}) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", ...(await permissionFlags()), `${repoRoot}main.ts`, ...args],
+    env: baseEnv(opts.env),
+    clearEnv: true,
+    cwd: opts.cwd ?? repoRoot,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}
+
+export interface RunningProgram extends AsyncDisposable {
+  readonly process: Deno.ChildProcess;
+  /** Everything written to stderr (logs) so far. */
+  logs(): string;
+  /** Sends a signal and waits for exit; returns the exit code. */
+  stop(signal?: Deno.Signal): Promise<number>;
+}
+
+/** Starts `dbtether <args>` in the background; logs are collected for assertions. */
+export async function startProgram(
+  args: string[],
+  opts: ProgramOptions = {},
+): Promise<RunningProgram> {
+  const process = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", ...(await permissionFlags()), `${repoRoot}main.ts`, ...args],
+    env: baseEnv(opts.env),
+    clearEnv: true,
+    cwd: opts.cwd ?? repoRoot,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const d = new TextDecoder();
+  const collect = async (s: ReadableStream<Uint8Array>) => {
+    for await (const chunk of s) text += d.decode(chunk, { stream: true });
+  };
+  const pumps = Promise.all([collect(process.stdout), collect(process.stderr)]).catch(() => {});
+  let exited: number | undefined;
+  const status = process.status.then((s) => (exited = s.code));
+  const stop = async (signal: Deno.Signal = "SIGTERM") => {
+    if (exited === undefined) {
+      try {
+        process.kill(signal);
+      } catch { /* gone */ }
+    }
+    const code = await status;
+    await pumps;
+    return code;
+  };
+  return {
+    process,
+    logs: () => text,
+    stop,
+    async [Symbol.asyncDispose]() {
+      await stop("SIGKILL");
+    },
+  };
+}

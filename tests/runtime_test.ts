@@ -1,0 +1,305 @@
+/**
+ * The controller runtime against a real kube-apiserver + etcd: cache sync, watch resumption
+ * after an apiserver restart, 410 re-list, status conflict retry, backoff, terminal errors,
+ * Events, and leader election between two real processes with a SIGKILL failover.
+ */
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import type { KubeObject } from "../crds/kind.ts";
+import { systemClock } from "../controllers/runtime/clock.ts";
+import { Controller, done } from "../controllers/runtime/controller.ts";
+import { TerminalError } from "../controllers/runtime/errors.ts";
+import { KubeEventRecorder } from "../controllers/runtime/events.ts";
+import { Informer } from "../controllers/runtime/informer.ts";
+import { KubeClient, loadKubeConfig, type Resource } from "../controllers/runtime/kube.ts";
+import { nullLogger } from "../controllers/runtime/log.ts";
+import { updateStatus } from "../controllers/runtime/objects.ts";
+import { startKube } from "./helpers/kube.ts";
+import { startProgram } from "./helpers/program.ts";
+import { waitFor } from "./helpers/wait.ts";
+
+const WIDGET_CRD = `
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.test.dbtether.io
+spec:
+  group: test.dbtether.io
+  names: { kind: Widget, plural: widgets, singular: widget, listKind: WidgetList }
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: { status: {} }
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: { type: object, x-kubernetes-preserve-unknown-fields: true }
+          status: { type: object, x-kubernetes-preserve-unknown-fields: true }
+`;
+const Widget: Resource = {
+  group: "test.dbtether.io",
+  version: "v1",
+  plural: "widgets",
+  namespaced: true,
+  kind: "Widget",
+};
+type W = KubeObject<{ size?: number }, { seen?: number; note?: string }>;
+
+function widget(ns: string, name: string, size = 1): W {
+  return {
+    apiVersion: "test.dbtether.io/v1",
+    kind: "Widget",
+    metadata: { name, namespace: ns },
+    spec: { size },
+  };
+}
+
+function clientFor(path: string): KubeClient {
+  return new KubeClient(loadKubeConfig({ path, env: {}, exists: () => true }).kc);
+}
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+Deno.test({ name: "controller runtime against a real apiserver", ...opts }, async (t) => {
+  await using kube = await startKube({ crds: false });
+  await kube.apply(WIDGET_CRD);
+  await kube.kubectl(["wait", "--for=condition=Established", "crd/widgets.test.dbtether.io"], {
+    check: true,
+  });
+  await kube.kubectl(["create", "namespace", "rt"], { check: true });
+  const client = clientFor(kube.kubeconfigPath);
+  for (const n of ["a", "b", "c"]) await client.create(Widget, "rt", widget("rt", n));
+
+  const stop = new AbortController();
+  const informer = new Informer<W>({
+    client,
+    resource: Widget,
+    clock: systemClock,
+    logger: nullLogger,
+    namespace: "rt",
+    minBackoffMs: 200,
+    maxBackoffMs: 1000,
+  });
+  const running = informer.run(stop.signal);
+
+  await t.step("the cache syncs with every existing object", async () => {
+    await informer.waitForSync();
+    assertEquals(informer.list().map((w) => w.metadata.name).sort(), ["a", "b", "c"]);
+  });
+
+  await t.step("the watch resumes after the apiserver restarts", async () => {
+    await kube.stopApiserver();
+    await new Promise((r) => setTimeout(r, 1500));
+    await kube.startApiserver();
+    await client.create(Widget, "rt", widget("rt", "after-restart"));
+    await waitFor("the new object in the cache", () => informer.get("rt/after-restart"), {
+      timeoutMs: 30_000,
+    });
+  });
+
+  await t.step("status writes re-read and retry on 409 conflicts", async () => {
+    const stale = await client.get<W>(Widget, "rt", "a");
+    await client.patch(Widget, "rt", "a", { spec: { size: 2 } }); // makes `stale` out of date
+    let calls = 0;
+    const wrote = await updateStatus(client, Widget, stale, (latest) => {
+      calls++;
+      return { seen: latest.spec.size ?? 0 };
+    });
+    assert(wrote);
+    assertEquals(calls, 2, "computed once on the stale object, once on the re-read one");
+    assertEquals((await client.get<W>(Widget, "rt", "a")).status, { seen: 2 });
+    assertEquals(
+      await updateStatus(
+        client,
+        Widget,
+        await client.get<W>(Widget, "rt", "a"),
+        () => ({ seen: 2 }),
+      ),
+      false,
+      "no write when nothing changed",
+    );
+  });
+
+  await t.step(
+    "failing keys back off exponentially up to the cap; terminal errors wait for a spec change",
+    async () => {
+      const calls = new Map<string, number[]>();
+      const ctrl = new Controller({
+        name: "widgets",
+        clock: systemClock,
+        logger: nullLogger,
+        baseBackoffMs: 100,
+        maxBackoffMs: 400,
+        reconcile: (key) => {
+          const list = calls.get(key) ?? [];
+          list.push(Date.now());
+          calls.set(key, list);
+          if (key === "rt/b") throw new Error("always failing");
+          if (key === "rt/c") throw new TerminalError("InvalidSpec", "bad spec");
+          return Promise.resolve(done);
+        },
+      });
+      ctrl.watch(informer);
+      const ctrlStop = new AbortController();
+      const ctrlRun = ctrl.run(ctrlStop.signal, { graceMs: 1000 });
+      ctrl.enqueue("rt/b");
+      ctrl.enqueue("rt/c");
+      await waitFor(
+        "six attempts of the failing key",
+        () => (calls.get("rt/b")?.length ?? 0) >= 6,
+        { timeoutMs: 10_000 },
+      );
+      const times = calls.get("rt/b")!;
+      const gaps = times.slice(1).map((x, i) => x - times[i]!);
+      // Expected 100, 200, 400, 400, 400 ms: grows, then stays at the cap.
+      assert(gaps[0]! >= 90 && gaps[0]! < 300, `first retry after ~100 ms, got ${gaps}`);
+      assert(gaps[1]! >= 180, `second retry after ~200 ms, got ${gaps}`);
+      assert(
+        gaps[2]! >= 380 && gaps[3]! >= 380 && gaps[4]! < 900,
+        `capped at ~400 ms, got ${gaps}`,
+      );
+      await new Promise((r) => setTimeout(r, 800));
+      assertEquals(calls.get("rt/c")?.length, 1, "a terminal error is not retried");
+      await client.patch(Widget, "rt", "c", { spec: { size: 5 } });
+      await waitFor(
+        "a reconcile after the spec change",
+        () => (calls.get("rt/c")?.length ?? 0) >= 2,
+      );
+      await client.patch(Widget, "rt", "c", { status: { note: "status only" } }, {
+        subresource: "status",
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      assertEquals(calls.get("rt/c")?.length, 2, "status-only updates do not trigger reconciles");
+      ctrlStop.abort();
+      await ctrlRun;
+    },
+  );
+
+  await t.step("events are recorded, and repeats are aggregated", async () => {
+    const rec = new KubeEventRecorder(client, { clock: systemClock, logger: nullLogger });
+    const w = await client.get<W>(Widget, "rt", "a");
+    rec.emit(w, "Warning", "TestFailure", "something failed");
+    rec.emit(w, "Warning", "TestFailure", "something failed");
+    rec.emit(w, "Normal", "TestReady", "all good");
+    await rec.flush();
+    const events = JSON.parse(
+      (await kube.kubectl(["get", "events", "-n", "rt", "-o", "json"], { check: true })).stdout,
+    ).items as {
+      reason: string;
+      count: number;
+      involvedObject: { name: string };
+    }[];
+    const failure = events.filter((e) => e.reason === "TestFailure");
+    assertEquals(failure.length, 1);
+    assertEquals(failure[0]!.count, 2);
+    assertEquals(failure[0]!.involvedObject.name, "a");
+    assert(events.some((e) => e.reason === "TestReady"));
+  });
+
+  stop.abort();
+  await running;
+});
+
+Deno.test({ name: "informer re-lists after 410 Gone", ...opts }, async () => {
+  // Without the watch cache, watches read etcd directly, and a compacted revision gives 410.
+  await using kube = await startKube({
+    crds: false,
+    apiserverArgs: ["--watch-cache=false", "--etcd-compaction-interval=1s"],
+  });
+  await kube.apply(WIDGET_CRD);
+  await kube.kubectl(["wait", "--for=condition=Established", "crd/widgets.test.dbtether.io"], {
+    check: true,
+  });
+  await kube.kubectl(["create", "namespace", "quiet"], { check: true });
+  await kube.kubectl(["create", "namespace", "busy"], { check: true });
+  const client = clientFor(kube.kubeconfigPath);
+  let relists = 0;
+  const informer = new Informer<W>({
+    client,
+    resource: Widget,
+    clock: systemClock,
+    logger: nullLogger,
+    namespace: "quiet",
+    watchTimeoutSeconds: 1,
+    minBackoffMs: 100,
+    onStat: (e) => e === "relist410" && relists++,
+  });
+  const stop = new AbortController();
+  const running = informer.run(stop.signal);
+  await informer.waitForSync();
+  // Churn elsewhere moves etcd's revision on; compaction then drops the informer's revision.
+  for (let i = 0; i < 40 && relists === 0; i++) {
+    await client.create(Widget, "busy", widget("busy", `w${i}`));
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  await waitFor("a 410 and a re-list", () => relists > 0, { timeoutMs: 30_000 });
+  await client.create(Widget, "quiet", widget("quiet", "later"));
+  await waitFor("the object created after the re-list", () => informer.get("quiet/later"));
+  stop.abort();
+  await running;
+});
+
+Deno.test(
+  { name: "leader election: one leader of two processes, failover after SIGKILL", ...opts },
+  async () => {
+    await using kube = await startKube({ crds: true });
+    const args = (port: number) => [
+      "run",
+      "--kubeconfig",
+      kube.kubeconfigPath,
+      "--leader-elect",
+      "--leader-election-namespace",
+      "default",
+      "--metrics-bind-address",
+      `127.0.0.1:${port}`,
+      "--health-probe-bind-address",
+      `127.0.0.1:${port}`,
+    ];
+    const ports = [freeLocalPort(), freeLocalPort()];
+    await using a = await startProgram(args(ports[0]!));
+    await using b = await startProgram(args(ports[1]!));
+    const leading = async (port: number) => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      return /^dbtether_leader 1$/m.test(text);
+    };
+    const ready = async (port: number) =>
+      (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200;
+    const leader = await waitFor("a leader", async () => {
+      const l = [
+        await leading(ports[0]!).catch(() => false),
+        await leading(ports[1]!).catch(() => false),
+      ];
+      return l.filter(Boolean).length === 1 ? (l[0] ? 0 : 1) + 1 : undefined;
+    }, { timeoutMs: 60_000 });
+    const [lead, standby] = leader === 1 ? [a, b] : [b, a];
+    const standbyPort = leader === 1 ? ports[1]! : ports[0]!;
+    await new Promise((r) => setTimeout(r, 3000));
+    assertEquals(await leading(standbyPort), false, "exactly one leader");
+    assert(await ready(standbyPort), "a standby is ready (healthy, waiting)");
+    const killedAt = Date.now();
+    await lead.stop("SIGKILL");
+    await waitFor("the standby to lead", () => leading(standbyPort), {
+      timeoutMs: 30_000,
+      intervalMs: 250,
+    });
+    const took = Date.now() - killedAt;
+    assert(took < 22_000, `failover took ${took} ms`);
+    const code = await standby.stop("SIGTERM");
+    assertEquals(code, 0, "SIGTERM exits 0");
+    assert(/Released the leader lease/.test(standby.logs()), "the lease is released on shutdown");
+    const lease = JSON.parse(
+      (await kube.kubectl(["get", "lease", "dbtether-leader", "-o", "json"], { check: true }))
+        .stdout,
+    );
+    assert(!lease.spec.holderIdentity, "no holder after release");
+  },
+);
+
+function freeLocalPort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
