@@ -20,6 +20,8 @@ export interface InformerOptions<T> {
   /** Watch one namespace; all namespaces when absent. */
   namespace?: string;
   labelSelector?: string;
+  /** Cache only metadata (PartialObjectMetadata): for Secrets, whose data we read on demand. */
+  metadataOnly?: boolean;
   /** Server-side watch timeout; the informer re-watches when it elapses. */
   watchTimeoutSeconds?: number;
   /** Backoff bounds after a failed list or watch. */
@@ -121,6 +123,7 @@ export class Informer<T extends KubeObject<unknown, unknown>> {
         ...(this.#o.namespace ? { namespace: this.#o.namespace } : {}),
         ...(this.#o.labelSelector ? { labelSelector: this.#o.labelSelector } : {}),
         limit: this.#o.pageSize ?? 500,
+        ...(this.#o.metadataOnly ? { metadataOnly: true } : {}),
         ...(cont ? { continue: cont } : {}),
       });
       if (signal.aborted) return;
@@ -166,6 +169,7 @@ export class Informer<T extends KubeObject<unknown, unknown>> {
       ...(this.#o.namespace ? { namespace: this.#o.namespace } : {}),
       ...(this.#o.labelSelector ? { labelSelector: this.#o.labelSelector } : {}),
       ...(this.#resourceVersion ? { resourceVersion: this.#resourceVersion } : {}),
+      ...(this.#o.metadataOnly ? { metadataOnly: true } : {}),
       timeoutSeconds: this.#o.watchTimeoutSeconds ?? 240 + Math.floor(Math.random() * 60),
       signal,
     });

@@ -66,8 +66,13 @@ export class KubeApiError extends Error {
   }
 }
 
+/** Asks for PartialObjectMetadata: only metadata travels and is cached (used for Secrets). */
+const METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
+const METADATA_ONE = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json";
+
 export interface ListOptions {
   namespace?: string;
+  metadataOnly?: boolean;
   labelSelector?: string;
   fieldSelector?: string;
   limit?: number;
@@ -86,6 +91,7 @@ export interface WatchEvent<T> {
 
 export interface WatchOptions {
   namespace?: string;
+  metadataOnly?: boolean;
   labelSelector?: string;
   resourceVersion?: string;
   timeoutSeconds?: number;
@@ -93,6 +99,7 @@ export interface WatchOptions {
 }
 
 interface RequestOptions {
+  accept?: string;
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
   contentType?: string;
@@ -157,6 +164,7 @@ export class KubeClient {
 
   async list<T>(res: Resource, opts: ListOptions = {}): Promise<ListResult<T>> {
     return await this.request<ListResult<T>>("GET", this.path(res, opts.namespace), {
+      ...(opts.metadataOnly ? { accept: METADATA_LIST } : {}),
       query: {
         labelSelector: opts.labelSelector,
         fieldSelector: opts.fieldSelector,
@@ -259,7 +267,12 @@ export class KubeClient {
     // undici does not always end a body read when the request's signal aborts (seen after a
     // connection failure), so every wait below also races the signal itself.
     const response = await raceAbort(
-      this.#send("GET", this.path(res, opts.namespace), { query }, opts.signal),
+      this.#send(
+        "GET",
+        this.path(res, opts.namespace),
+        { query, ...(opts.metadataOnly ? { accept: METADATA_ONE } : {}) },
+        opts.signal,
+      ),
       opts.signal,
     );
     if (!response.body) return;
@@ -319,7 +332,10 @@ export class KubeClient {
     }
     const ctx = new RequestContext(url.toString(), method);
     await this.#kc.applySecurityAuthentication(ctx);
-    const headers: Record<string, string> = { ...ctx.getHeaders(), accept: "application/json" };
+    const headers: Record<string, string> = {
+      ...ctx.getHeaders(),
+      accept: opts.accept ?? "application/json",
+    };
     let body: string | undefined;
     if (opts.body !== undefined) {
       body = JSON.stringify(opts.body);

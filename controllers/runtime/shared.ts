@@ -54,9 +54,11 @@ export class SharedInformers {
   /** The shared informer set of a resource, created and registered with the manager on first use. */
   for<T extends KubeObject<unknown, unknown>>(
     res: Resource,
-    opts: { labelSelector?: string } = {},
+    opts: { labelSelector?: string; metadataOnly?: boolean } = {},
   ): InformerSet<T> {
-    const id = `${res.group}/${res.version}/${res.plural}?${opts.labelSelector ?? ""}`;
+    const id = `${res.group}/${res.version}/${res.plural}?${opts.labelSelector ?? ""}&${
+      opts.metadataOnly ?? false
+    }`;
     const existing = this.#sets.get(id);
     if (existing) return existing as unknown as InformerSet<T>;
     const namespaces = res.namespaced && this.o.namespaces.length ? this.o.namespaces : [undefined];
@@ -69,6 +71,7 @@ export class SharedInformers {
           logger: this.o.logger.with({ informer: res.plural, ...(ns ? { namespace: ns } : {}) }),
           ...(ns ? { namespace: ns } : {}),
           ...(opts.labelSelector ? { labelSelector: opts.labelSelector } : {}),
+          ...(opts.metadataOnly ? { metadataOnly: true } : {}),
           onStat: (event) => this.o.metrics.watchEvents.inc({ resource: res.plural, event }),
         }),
       )
