@@ -1,0 +1,120 @@
+/**
+ * What a Database reconcile does, decided from observed state only: the finalizer, the call to
+ * the postgres module that converges the server, the extensions, and what deletion means. The
+ * SQL itself is planned by controllers/postgres (pure as well); this plan decides which of its
+ * idempotent operations run, in which order, or why none may run.
+ */
+import type { Database } from "../../crds/database.ts";
+import type { DatabaseSpec as PgDatabaseSpec } from "../postgres/plan.ts";
+import type { Marker } from "../postgres/names.ts";
+import { identifierProblem } from "../postgres/quote.ts";
+
+/** The finalizer every dbtether kind uses. */
+export const FINALIZER = "dbtether.io/finalizer";
+/** Take over a database claimed by another Database resource. */
+export const FORCE_ADOPT_ANNOTATION = "dbtether.io/force-adopt";
+
+/** Whether the DBCluster could be resolved (credentials, namespace allow-list, reachability). */
+export type ClusterState =
+  | { kind: "ready"; adminRole: string }
+  | { kind: "unavailable"; reason: string; message: string };
+
+/** One step of a Database reconcile; each is idempotent. */
+export type DatabaseAction =
+  | { kind: "addFinalizer" }
+  | { kind: "ensureDatabase"; spec: PgDatabaseSpec }
+  | { kind: "ensureExtensions"; database: string; extensions: readonly string[] }
+  | { kind: "releaseDatabase"; database: string; marker: Marker }
+  | { kind: "dropDatabase"; database: string; marker: Marker }
+  | { kind: "removeFinalizer"; skippedCleanup?: { reason: string; message: string } };
+
+/** Why nothing (more) can be done now. `terminal`: only a spec change helps. */
+export interface Blocked {
+  reason: string;
+  message: string;
+  terminal: boolean;
+}
+
+export interface DatabasePlan {
+  actions: DatabaseAction[];
+  blocked?: Blocked;
+}
+
+/** The database name in PostgreSQL: spec.databaseName, else metadata.name with '-' → '_'. */
+export function databaseNameOf(db: Database): string {
+  return db.spec.databaseName ?? db.metadata.name.replaceAll("-", "_");
+}
+
+/** The claim marker written on the database: `dbtether:<namespace>/<name>`. */
+export function markerOf(db: Database): Marker {
+  return { namespace: db.metadata.namespace ?? "", name: db.metadata.name };
+}
+
+function hasFinalizer(db: Database): boolean {
+  return db.metadata.finalizers?.includes(FINALIZER) ?? false;
+}
+
+/** Plans one reconcile of `db` given the state of its DBCluster. */
+export function planDatabase(db: Database, cluster: ClusterState): DatabasePlan {
+  const database = databaseNameOf(db);
+  const marker = markerOf(db);
+  if (db.metadata.deletionTimestamp) return planDeletion(db, cluster, { database, marker });
+  if (cluster.kind === "unavailable") {
+    const { reason, message } = cluster;
+    return { actions: [], blocked: { reason, message, terminal: false } };
+  }
+  const problem = identifierProblem(database, { adminRole: cluster.adminRole });
+  if (problem) {
+    return {
+      actions: [],
+      blocked: {
+        reason: "InvalidName",
+        message: `Cannot use database name ${JSON.stringify(database)}: it ${problem}`,
+        terminal: true,
+      },
+    };
+  }
+  const actions: DatabaseAction[] = [];
+  if (!hasFinalizer(db)) actions.push({ kind: "addFinalizer" });
+  actions.push({
+    kind: "ensureDatabase",
+    spec: {
+      database,
+      marker,
+      revokePublicConnect: db.spec.revokePublicConnect ?? true,
+      forceAdopt: db.metadata.annotations?.[FORCE_ADOPT_ANNOTATION] === "true",
+    },
+  });
+  const extensions = db.spec.extensions ?? [];
+  if (extensions.length) actions.push({ kind: "ensureExtensions", database, extensions });
+  return { actions };
+}
+
+function planDeletion(
+  db: Database,
+  cluster: ClusterState,
+  o: { database: string; marker: Marker },
+): DatabasePlan {
+  if (!hasFinalizer(db)) return { actions: [] };
+  if (cluster.kind === "unavailable") {
+    // The DBCluster was deleted: there is no server left to clean up on.
+    if (cluster.reason === "ClusterNotFound") {
+      const { reason, message } = cluster;
+      return { actions: [{ kind: "removeFinalizer", skippedCleanup: { reason, message } }] };
+    }
+    return {
+      actions: [],
+      blocked: {
+        reason: cluster.reason,
+        message: `${cluster.message}; if the server is gone for good, remove the finalizer ` +
+          `by hand (see docs/crds/database.md)`,
+        terminal: false,
+      },
+    };
+  }
+  const policy = db.spec.deletionPolicy ?? "Retain";
+  const cleanup: DatabaseAction = policy === "Delete"
+    ? { kind: "dropDatabase", ...o }
+    : { kind: "releaseDatabase", ...o };
+  return { actions: [cleanup, { kind: "removeFinalizer" }] };
+}

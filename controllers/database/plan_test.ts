@@ -1,0 +1,161 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import type { Database } from "../../crds/database.ts";
+import { type ClusterState, databaseNameOf, FINALIZER, planDatabase } from "./plan.ts";
+
+function db(o: {
+  name?: string;
+  spec?: Partial<Database["spec"]>;
+  finalizer?: boolean;
+  deleting?: boolean;
+  annotations?: Record<string, string>;
+} = {}): Database {
+  return {
+    apiVersion: "dbtether.io/v1alpha1",
+    kind: "Database",
+    metadata: {
+      name: o.name ?? "my-app-db",
+      namespace: "team",
+      uid: "u1",
+      generation: 1,
+      ...(o.finalizer ? { finalizers: [FINALIZER] } : {}),
+      ...(o.deleting ? { deletionTimestamp: "2026-01-01T00:00:00Z" } : {}),
+      ...(o.annotations ? { annotations: o.annotations } : {}),
+    },
+    spec: {
+      clusterRef: { name: "main" },
+      deletionPolicy: "Retain",
+      revokePublicConnect: true,
+      ...o.spec,
+    },
+  };
+}
+
+const ready: ClusterState = { kind: "ready", adminRole: "dbtether_admin" };
+const marker = { namespace: "team", name: "my-app-db" };
+
+Deno.test("databaseNameOf", async (t) => {
+  const table: [string, Database, string][] = [
+    ["default replaces every hyphen", db({ name: "a-b-c" }), "a_b_c"],
+    ["explicit name kept as written", db({ spec: { databaseName: "My-App" } }), "My-App"],
+  ];
+  for (const [name, d, want] of table) {
+    await t.step(name, () => assertEquals(databaseNameOf(d), want));
+  }
+});
+
+Deno.test("planDatabase", async (t) => {
+  const ensure = (o: { forceAdopt?: boolean; revoke?: boolean } = {}) => ({
+    kind: "ensureDatabase",
+    spec: {
+      database: "my_app_db",
+      marker,
+      revokePublicConnect: o.revoke ?? true,
+      forceAdopt: o.forceAdopt ?? false,
+    },
+  });
+  const table: [string, Database, ClusterState, unknown][] = [
+    [
+      "new object: finalizer before any SQL",
+      db(),
+      ready,
+      { actions: [{ kind: "addFinalizer" }, ensure()] },
+    ],
+    ["converged object: no finalizer write", db({ finalizer: true }), ready, {
+      actions: [ensure()],
+    }],
+    [
+      "extensions after the database",
+      db({ finalizer: true, spec: { extensions: ["pg_trgm"] } }),
+      ready,
+      {
+        actions: [ensure(), {
+          kind: "ensureExtensions",
+          database: "my_app_db",
+          extensions: ["pg_trgm"],
+        }],
+      },
+    ],
+    [
+      "force-adopt annotation",
+      db({ finalizer: true, annotations: { "dbtether.io/force-adopt": "true" } }),
+      ready,
+      { actions: [ensure({ forceAdopt: true })] },
+    ],
+    [
+      "revokePublicConnect false",
+      db({ finalizer: true, spec: { revokePublicConnect: false } }),
+      ready,
+      { actions: [ensure({ revoke: false })] },
+    ],
+    [
+      "namespace not allowed: nothing, not even the finalizer",
+      db(),
+      { kind: "unavailable", reason: "NamespaceNotAllowed", message: "no" },
+      { actions: [], blocked: { reason: "NamespaceNotAllowed", message: "no", terminal: false } },
+    ],
+    [
+      "the admin role's own name is refused",
+      db({ spec: { databaseName: "dbtether_admin" } }),
+      ready,
+      {
+        actions: [],
+        blocked: {
+          reason: "InvalidName",
+          message: 'Cannot use database name "dbtether_admin": it is the server\'s admin role',
+          terminal: true,
+        },
+      },
+    ],
+    [
+      "delete, Retain: release the claim",
+      db({ finalizer: true, deleting: true }),
+      ready,
+      {
+        actions: [
+          { kind: "releaseDatabase", database: "my_app_db", marker },
+          { kind: "removeFinalizer" },
+        ],
+      },
+    ],
+    [
+      "delete, Delete: drop",
+      db({ finalizer: true, deleting: true, spec: { deletionPolicy: "Delete" } }),
+      ready,
+      {
+        actions: [
+          { kind: "dropDatabase", database: "my_app_db", marker },
+          { kind: "removeFinalizer" },
+        ],
+      },
+    ],
+    ["delete without our finalizer: nothing", db({ deleting: true }), ready, { actions: [] }],
+    [
+      "delete, DBCluster gone: finalizer goes, cleanup skipped",
+      db({ finalizer: true, deleting: true }),
+      { kind: "unavailable", reason: "ClusterNotFound", message: "gone" },
+      {
+        actions: [{
+          kind: "removeFinalizer",
+          skippedCleanup: { reason: "ClusterNotFound", message: "gone" },
+        }],
+      },
+    ],
+    [
+      "delete, server unreachable: blocked with the escape hatch in the message",
+      db({ finalizer: true, deleting: true }),
+      { kind: "unavailable", reason: "ClusterUnreachable", message: "Cannot reach x" },
+      {
+        actions: [],
+        blocked: {
+          reason: "ClusterUnreachable",
+          message: "Cannot reach x; if the server is gone for good, remove the finalizer by " +
+            "hand (see docs/crds/database.md)",
+          terminal: false,
+        },
+      },
+    ],
+  ];
+  for (const [name, d, cluster, want] of table) {
+    await t.step(name, () => assertEquals(planDatabase(d, cluster), want));
+  }
+});

@@ -1,0 +1,153 @@
+/**
+ * The status a Database reconcile writes, computed from what the reconcile found and did.
+ * Conditions are the source of truth; `phase` and `message` summarise them for kubectl.
+ */
+import type { Database, DatabaseStatus } from "../../crds/database.ts";
+import { getCondition, setCondition } from "../runtime/conditions.ts";
+import type { Condition } from "../runtime/conditions.ts";
+import { databaseRoles } from "../postgres/names.ts";
+import { databaseNameOf } from "./plan.ts";
+
+/** Condition types of a Database. */
+export type DatabaseConditionType = "Ready" | "ExtensionsReady";
+/** Reasons a Database reports, declared once. */
+export type DatabaseReason =
+  | "DatabaseReady"
+  | "Reconciling"
+  | "Deleting"
+  | "ExtensionsCreated"
+  | "ExtensionFailed";
+
+/** What one reconcile found and did. */
+export interface DatabaseOutcome {
+  /** The failure that stopped the reconcile (from the plan or from an action). */
+  failure?: { reason: string; message: string };
+  /** ensureDatabase succeeded. */
+  ensured: boolean;
+  /** Outcome of the extensions step, when it ran. */
+  extensions?: { present: readonly string[]; failed: readonly { name: string; message: string }[] };
+}
+
+/** Reasons that mean "not there yet" rather than "something is wrong". */
+const PENDING_REASONS = new Set<string>(["Reconciling"]);
+
+/** The desired status of `db` after a reconcile with `outcome`. */
+export function computeDatabaseStatus(
+  db: Database,
+  outcome: DatabaseOutcome,
+  opts: { now: Date },
+): DatabaseStatus {
+  const old = db.status ?? {};
+  const generation = db.metadata.generation;
+  const database = databaseNameOf(db);
+  const at = { generation, now: opts.now };
+  let conditions: Condition[] = old.conditions ?? [];
+  const requested = db.spec.extensions ?? [];
+  if (!requested.length) conditions = conditions.filter((c) => c.type !== "ExtensionsReady");
+  const ext = outcome.extensions;
+  if (ext) {
+    conditions = setCondition(
+      conditions,
+      ext.failed.length
+        ? {
+          type: "ExtensionsReady",
+          status: false,
+          reason: "ExtensionFailed",
+          message: extensionMessage(database, ext.failed),
+        }
+        : {
+          type: "ExtensionsReady",
+          status: true,
+          reason: "ExtensionsCreated",
+          message: `Extensions present: ${requested.join(", ")}`,
+        },
+      at,
+    );
+  }
+  conditions = setCondition(conditions, readyCondition(db, outcome, database), at);
+  const ready = getCondition(conditions, "Ready")!;
+  const status: DatabaseStatus = {
+    phase: phaseOf(db, ready),
+    message: ready.message,
+    databaseName: database,
+    clusterName: db.spec.clusterRef.name,
+    ...(generation === undefined ? {} : { observedGeneration: generation }),
+    conditions,
+  };
+  const ownerRole = outcome.ensured ? databaseRoles(database).owner : old.ownerRole;
+  if (ownerRole !== undefined) status.ownerRole = ownerRole;
+  const present = ext ? [...ext.present] : old.extensions;
+  if (present !== undefined && requested.length) status.extensions = present;
+  return status;
+}
+
+function readyCondition(db: Database, outcome: DatabaseOutcome, database: string) {
+  const failed = outcome.extensions?.failed ?? [];
+  if (outcome.failure) {
+    return { type: "Ready", status: false, ...outcome.failure } as const;
+  }
+  if (db.metadata.deletionTimestamp) {
+    return {
+      type: "Ready",
+      status: false,
+      reason: "Deleting",
+      message: `Database ${JSON.stringify(database)} is being ${
+        db.spec.deletionPolicy === "Delete" ? "dropped" : "released"
+      }`,
+    } as const;
+  }
+  if (failed.length) {
+    return {
+      type: "Ready",
+      status: false,
+      reason: "ExtensionFailed",
+      message: extensionMessage(database, failed),
+    } as const;
+  }
+  if (!outcome.ensured) {
+    return {
+      type: "Ready",
+      status: false,
+      reason: "Reconciling",
+      message: `Database ${JSON.stringify(database)} is being created`,
+    } as const;
+  }
+  return {
+    type: "Ready",
+    status: true,
+    reason: "DatabaseReady",
+    message: `Database ${JSON.stringify(database)} is ready on cluster ${
+      JSON.stringify(db.spec.clusterRef.name)
+    }`,
+  } as const;
+}
+
+function extensionMessage(
+  database: string,
+  failed: readonly { name: string; message: string }[],
+): string {
+  return `Cannot create extension${failed.length > 1 ? "s" : ""} in database ${
+    JSON.stringify(database)
+  }: ${failed.map((f) => `${f.name}: ${f.message}`).join("; ")}`;
+}
+
+function phaseOf(db: Database, ready: Condition): NonNullable<DatabaseStatus["phase"]> {
+  if (db.metadata.deletionTimestamp) return "Deleting";
+  if (ready.status === "True") return "Ready";
+  return PENDING_REASONS.has(ready.reason) ? "Pending" : "Failed";
+}
+
+/** An Event for a change of the Ready condition, or undefined when nothing changed. */
+export function readyTransition(
+  before: DatabaseStatus | undefined,
+  after: DatabaseStatus,
+): { type: "Normal" | "Warning"; reason: string; message: string } | undefined {
+  const a = getCondition(before?.conditions, "Ready");
+  const b = getCondition(after.conditions, "Ready");
+  if (!b || (a && a.status === b.status && a.reason === b.reason)) return undefined;
+  if (b.status === "True") return { type: "Normal", reason: b.reason, message: b.message };
+  if (b.reason === "Reconciling" || b.reason === "Deleting") {
+    return { type: "Normal", reason: b.reason, message: b.message };
+  }
+  return { type: "Warning", reason: b.reason, message: b.message };
+}

@@ -1,0 +1,108 @@
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import type { Database } from "../../crds/database.ts";
+import { computeDatabaseStatus, type DatabaseOutcome, readyTransition } from "./status.ts";
+
+const now = new Date("2026-01-02T03:04:05Z");
+
+function db(
+  o: { spec?: Partial<Database["spec"]>; deleting?: boolean; status?: Database["status"] } = {},
+): Database {
+  return {
+    apiVersion: "dbtether.io/v1alpha1",
+    kind: "Database",
+    metadata: {
+      name: "my-app-db",
+      namespace: "team",
+      generation: 3,
+      ...(o.deleting ? { deletionTimestamp: "2026-01-01T00:00:00Z" } : {}),
+    },
+    spec: {
+      clusterRef: { name: "main" },
+      deletionPolicy: "Retain",
+      revokePublicConnect: true,
+      ...o.spec,
+    },
+    ...(o.status ? { status: o.status } : {}),
+  };
+}
+
+Deno.test("computeDatabaseStatus", async (t) => {
+  const table: [string, Database, DatabaseOutcome, Partial<Record<string, unknown>>][] = [
+    ["ready", db(), { ensured: true }, {
+      phase: "Ready",
+      databaseName: "my_app_db",
+      clusterName: "main",
+      ownerRole: "my_app_db_owner",
+      observedGeneration: 3,
+    }],
+    [
+      "blocked before any SQL: databaseName still set",
+      db(),
+      { ensured: false, failure: { reason: "NamespaceNotAllowed", message: "Cannot use x" } },
+      { phase: "Failed", message: "Cannot use x", databaseName: "my_app_db" },
+    ],
+    ["deleting", db({ deleting: true }), { ensured: false }, { phase: "Deleting" }],
+    [
+      "extension failure is not Ready, with a specific reason",
+      db({ spec: { extensions: ["uuid-ossp", "nope"] } }),
+      {
+        ensured: true,
+        extensions: {
+          present: ["uuid-ossp"],
+          failed: [{ name: "nope", message: "not available" }],
+        },
+      },
+      {
+        phase: "Failed",
+        message: 'Cannot create extension in database "my_app_db": nope: not available',
+        extensions: ["uuid-ossp"],
+      },
+    ],
+  ];
+  for (const [name, d, outcome, want] of table) {
+    await t.step(name, () => {
+      const s = computeDatabaseStatus(d, outcome, { now });
+      for (const [k, v] of Object.entries(want)) {
+        assertEquals((s as Record<string, unknown>)[k], v, k);
+      }
+    });
+  }
+
+  await t.step("extension failure sets ExtensionsReady=False/ExtensionFailed", () => {
+    const s = computeDatabaseStatus(
+      db({ spec: { extensions: ["nope"] } }),
+      { ensured: true, extensions: { present: [], failed: [{ name: "nope", message: "x" }] } },
+      { now },
+    );
+    const c = s.conditions!.find((c) => c.type === "ExtensionsReady")!;
+    assertEquals([c.status, c.reason], ["False", "ExtensionFailed"]);
+    assertEquals(s.conditions!.find((c) => c.type === "Ready")!.reason, "ExtensionFailed");
+  });
+
+  await t.step("a second identical reconcile computes an identical status", () => {
+    const first = computeDatabaseStatus(db(), { ensured: true }, { now });
+    const later = new Date(now.getTime() + 60_000);
+    const second = computeDatabaseStatus(db({ status: first }), { ensured: true }, { now: later });
+    assertEquals(second, first);
+  });
+});
+
+Deno.test("readyTransition", async (t) => {
+  const ready = computeDatabaseStatus(db(), { ensured: true }, { now });
+  const failed = computeDatabaseStatus(db(), {
+    ensured: false,
+    failure: { reason: "ClusterUnreachable", message: "down" },
+  }, { now });
+  await t.step("first Ready emits Normal", () => {
+    assertEquals(readyTransition(undefined, ready)?.type, "Normal");
+  });
+  await t.step(
+    "unchanged emits nothing",
+    () => assertEquals(readyTransition(ready, ready), undefined),
+  );
+  await t.step("failure emits Warning with its reason", () => {
+    const e = readyTransition(ready, failed);
+    assert(e);
+    assertEquals([e.type, e.reason], ["Warning", "ClusterUnreachable"]);
+  });
+});

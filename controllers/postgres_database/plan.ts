@@ -1,0 +1,163 @@
+/**
+ * What a PostgresDatabase reconcile does (pg-db-operator compatibility), decided from observed
+ * state only: the database (through the postgres module, as for a Database), a login role of
+ * the same name at the `owner` level, and the Secret. A new password is made only when there is
+ * no usable Secret or when rotation is due by time, never because an event arrived.
+ */
+import type { PostgresDatabase } from "../../crds/postgres_database.ts";
+import type { Marker } from "../postgres/names.ts";
+import type { DatabaseSpec as PgDatabaseSpec } from "../postgres/plan.ts";
+import type { UserSpec } from "../postgres/plan_user.ts";
+import { identifierProblem } from "../postgres/quote.ts";
+
+export const FINALIZER = "dbtether.io/finalizer";
+/** Take over an existing role, or a Secret of that name that this resource did not create. */
+export const ADOPT_ANNOTATION = "dbtether.io/adopt";
+export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
+
+/** The server as the reconcile found it. */
+export type ServerState =
+  | { kind: "ready"; host: string; port: number; adminRole: string; roleExists: boolean }
+  | { kind: "unavailable"; reason: string; message: string };
+
+/** The target Secret as observed: undefined when it does not exist. */
+export interface SecretState {
+  ownedByUs: boolean;
+  data: Readonly<Record<string, string>>;
+  creationTimestamp?: string;
+}
+
+/** Where the role's password comes from in this reconcile. */
+export type PasswordSource =
+  /** Leave the role's password alone. */
+  | "keep"
+  /** Generate a new one, set it, verify a login with it, then write the Secret. */
+  | "new"
+  /** The role is missing but the Secret has a password: recreate the role with it. */
+  | "secret";
+
+export type PgdbAction =
+  | { kind: "addFinalizer" }
+  | { kind: "ensureDatabase"; spec: PgDatabaseSpec }
+  | { kind: "ensureRole"; spec: UserSpec; password: PasswordSource }
+  | { kind: "writeSecret"; data: Record<string, string>; create: boolean }
+  | { kind: "deleteSecret"; name: string }
+  | { kind: "removeFinalizer" };
+
+export interface PgdbPlan {
+  actions: PgdbAction[];
+  blocked?: { reason: string; message: string; terminal: boolean };
+  /** When the next rotation is due (ms from now), if rotation is on. */
+  rotateInMs?: number;
+}
+
+export interface PgdbInputs {
+  server: ServerState;
+  secret: SecretState | undefined;
+  now: number;
+  rotationIntervalMs?: number;
+}
+
+export function markerOf(p: PostgresDatabase): Marker {
+  return { kind: "PostgresDatabase", namespace: p.metadata.namespace ?? "", name: p.metadata.name };
+}
+
+/** PGUSER: the role name plus the postfix (e.g. `@servername` for Azure single server). */
+export function userNameOf(p: PostgresDatabase): string {
+  const t = p.spec.targetSecret;
+  return p.spec.name + (t.userNamePostfix ?? t.userNamePostFix ?? "");
+}
+
+/** The Secret's data (strings) for `password` on `host:port`. */
+export function secretData(
+  p: PostgresDatabase,
+  o: { host: string; port: number; password: string },
+): Record<string, string> {
+  return {
+    PGDATABASE: p.spec.name,
+    PGUSER: userNameOf(p),
+    PGPASSWORD: o.password,
+    PGHOST: o.host,
+    PGPORT: String(o.port),
+  };
+}
+
+/** When the password was last set: status, else the Secret's creation. */
+function lastRotation(p: PostgresDatabase, secret: SecretState | undefined): number | undefined {
+  const at = p.status?.passwordUpdatedAt ?? secret?.creationTimestamp;
+  const ms = at === undefined ? NaN : Date.parse(at);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+export function planPostgresDatabase(p: PostgresDatabase, i: PgdbInputs): PgdbPlan {
+  const hasFinalizer = p.metadata.finalizers?.includes(FINALIZER) ?? false;
+  const secretName = p.spec.targetSecret.name;
+  if (p.metadata.deletionTimestamp) {
+    // As pg-db-operator: only the Secret goes; the database and the role stay.
+    if (!hasFinalizer) return { actions: [] };
+    const del: PgdbAction[] = i.secret?.ownedByUs
+      ? [{ kind: "deleteSecret", name: secretName }]
+      : [];
+    return { actions: [...del, { kind: "removeFinalizer" }] };
+  }
+  const s = i.server;
+  if (s.kind === "unavailable") {
+    return { actions: [], blocked: { reason: s.reason, message: s.message, terminal: false } };
+  }
+  const problem = identifierProblem(p.spec.name, { adminRole: s.adminRole });
+  if (problem) {
+    return {
+      actions: [],
+      blocked: {
+        reason: "InvalidName",
+        message: `Cannot use name ${JSON.stringify(p.spec.name)}: it ${problem}`,
+        terminal: true,
+      },
+    };
+  }
+  const adopt = p.metadata.annotations?.[ADOPT_ANNOTATION] === "true";
+  if (i.secret && !i.secret.ownedByUs && !adopt) {
+    return {
+      actions: [],
+      blocked: {
+        reason: "SecretExistsUnmanaged",
+        message: `Cannot write Secret ${JSON.stringify(secretName)}: it exists and was not ` +
+          `created for this PostgresDatabase (delete it, or annotate ${ADOPT_ANNOTATION}: "true")`,
+        terminal: true,
+      },
+    };
+  }
+  const marker = markerOf(p);
+  const actions: PgdbAction[] = [];
+  if (!hasFinalizer) actions.push({ kind: "addFinalizer" });
+  actions.push({
+    kind: "ensureDatabase",
+    spec: { database: p.spec.name, marker, revokePublicConnect: true },
+  });
+  const last = lastRotation(p, i.secret);
+  const interval = i.rotationIntervalMs;
+  const due = interval !== undefined && (last === undefined || i.now - last >= interval);
+  const current = i.secret?.ownedByUs ? i.secret.data.PGPASSWORD : undefined;
+  const password: PasswordSource = !current || due ? "new" : !s.roleExists ? "secret" : "keep";
+  actions.push({
+    kind: "ensureRole",
+    spec: {
+      username: p.spec.name,
+      marker,
+      databases: [{ name: p.spec.name, level: "owner" }],
+      adopt,
+    },
+    password,
+  });
+  const data = secretData(p, { host: s.host, port: s.port, password: current ?? "" });
+  const same = i.secret !== undefined && i.secret.ownedByUs &&
+    Object.entries(data).every(([k, v]) => i.secret!.data[k] === v);
+  if (password === "new" || !same) {
+    actions.push({ kind: "writeSecret", data, create: i.secret === undefined });
+  }
+  const plan: PgdbPlan = { actions };
+  if (interval !== undefined) {
+    plan.rotateInMs = password === "new" ? interval : Math.max(0, last! + interval - i.now);
+  }
+  return plan;
+}

@@ -1,0 +1,50 @@
+/**
+ * The status a PostgresDatabase reconcile writes: the Ready condition, its summary `phase`, the
+ * Secret's name and when its password last changed.
+ */
+import type { PostgresDatabase, PostgresDatabaseStatus } from "../../crds/postgres_database.ts";
+import { getCondition, setCondition } from "../runtime/conditions.ts";
+
+/** Reasons a PostgresDatabase reports besides those of the server and the postgres module. */
+export type PgdbReason = "Ready" | "Reconciling";
+
+export interface PgdbOutcome {
+  failure?: { reason: string; message: string };
+  /** Every action ran. */
+  converged: boolean;
+  /** A new password reached the Secret at this time (ms). */
+  passwordUpdatedAt?: number;
+}
+
+export function computePgdbStatus(
+  p: PostgresDatabase,
+  outcome: PgdbOutcome,
+  opts: { now: Date },
+): PostgresDatabaseStatus {
+  const old = p.status ?? {};
+  const generation = p.metadata.generation;
+  const ready = outcome.failure
+    ? { type: "Ready", status: false, ...outcome.failure }
+    : outcome.converged
+    ? {
+      type: "Ready",
+      status: true,
+      reason: "Ready",
+      message: `Database and role ${JSON.stringify(p.spec.name)} are ready; credentials in ` +
+        `Secret ${JSON.stringify(p.spec.targetSecret.name)}`,
+    }
+    : { type: "Ready", status: false, reason: "Reconciling", message: "Reconciling" };
+  const conditions = setCondition(old.conditions, ready, { generation, now: opts.now });
+  const c = getCondition(conditions, "Ready")!;
+  const updated = outcome.passwordUpdatedAt === undefined
+    ? old.passwordUpdatedAt
+    : new Date(outcome.passwordUpdatedAt).toISOString().replace(/\.\d{3}Z$/, "Z");
+  return {
+    phase: c.status === "True" ? "Ready" : c.reason === "Reconciling" ? "Pending" : "Failed",
+    message: c.message,
+    secretName: p.spec.targetSecret.name,
+    ...(updated === undefined ? {} : { passwordUpdatedAt: updated }),
+    ...(generation === undefined ? {} : { observedGeneration: generation }),
+    conditions,
+  };
+}
