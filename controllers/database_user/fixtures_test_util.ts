@@ -1,0 +1,31 @@
+/** A DatabaseUser for unit tests, with the defaults the apiserver would apply. */
+import type { DatabaseUser, DatabaseUserSpec } from "../../crds/database_user.ts";
+
+export function makeUser(
+  spec: Partial<DatabaseUserSpec> & Record<string, unknown> = {},
+  meta: { name?: string; namespace?: string; annotations?: Record<string, string> } = {},
+): DatabaseUser {
+  return {
+    apiVersion: "dbtether.io/v1alpha1",
+    kind: "DatabaseUser",
+    metadata: {
+      name: meta.name ?? "my-app-readonly",
+      namespace: meta.namespace ?? "default",
+      uid: "uid-1",
+      generation: 1,
+      ...(meta.annotations ? { annotations: meta.annotations } : {}),
+    },
+    spec: {
+      privileges: "readonly",
+      password: { length: 16 },
+      connectionLimit: -1,
+      deletionPolicy: "Delete",
+      secret: { template: "raw", onConflict: "Fail" },
+      secretGeneration: "primary",
+      ...(spec.databaseRef || spec.database || spec.databases
+        ? {}
+        : { databaseRef: { name: "my-app-db" } }),
+      ...spec,
+    } as DatabaseUserSpec,
+  };
+}

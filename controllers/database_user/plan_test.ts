@@ -1,0 +1,185 @@
+import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
+import type { Database } from "../../crds/database.ts";
+import {
+  checkDatabase,
+  databaseEntries,
+  planCredentials,
+  planSecrets,
+  secretTargets,
+  usernameOf,
+} from "./plan.ts";
+import { makeUser } from "./fixtures_test_util.ts";
+import type { Secret } from "./secret.ts";
+
+function db(name: string, o: { ns?: string; ready?: boolean; allowed?: string[] } = {}): Database {
+  return {
+    apiVersion: "dbtether.io/v1alpha1",
+    kind: "Database",
+    metadata: { name, namespace: o.ns ?? "default" },
+    spec: {
+      clusterRef: { name: "c" },
+      deletionPolicy: "Retain",
+      revokePublicConnect: true,
+      ...(o.allowed ? { allowedUserNamespaces: o.allowed } : {}),
+    },
+    status: {
+      databaseName: name.replaceAll("-", "_"),
+      conditions: [{
+        type: "Ready",
+        status: o.ready === false ? "False" : "True",
+        reason: "Ready",
+        message: "",
+        lastTransitionTime: "2026-01-01T00:00:00Z",
+      }],
+    },
+  } as Database;
+}
+
+Deno.test("spec forms", async (t) => {
+  await t.step("README form, username = metadata.name exactly", () => {
+    const u = makeUser();
+    assertEquals(usernameOf(u), "my-app-readonly");
+    assertEquals(databaseEntries(u), [{
+      name: "my-app-db",
+      namespace: "default",
+      level: "readonly",
+    }]);
+  });
+  await t.step("v0.9 database and databases forms", () => {
+    const a = makeUser({ database: { name: "x", privileges: "readwrite" } });
+    assertEquals(databaseEntries(a), [{ name: "x", namespace: "default", level: "readwrite" }]);
+    const b = makeUser({
+      privileges: "admin",
+      databases: [{ name: "x" }, { name: "y", namespace: "other", privileges: "readonly" }],
+    });
+    assertEquals(databaseEntries(b), [
+      { name: "x", namespace: "default", level: "admin" },
+      { name: "y", namespace: "other", level: "readonly" },
+    ]);
+  });
+});
+
+Deno.test("checkDatabase", async (t) => {
+  const u = makeUser({ databaseRef: { name: "d", namespace: "other" } });
+  const e = databaseEntries(u)[0]!;
+  await t.step("cross-namespace refused unless allowed", () => {
+    throws(() => checkDatabase(u, e, db("d", { ns: "other" })), {
+      reason: "CrossNamespaceNotAllowed",
+    });
+    assertEquals(checkDatabase(u, e, db("d", { ns: "other", allowed: ["default"] })).pgName, "d");
+  });
+  await t.step("waits for Ready", () => {
+    throws(
+      () =>
+        checkDatabase(
+          makeUser(),
+          { name: "d", namespace: "default", level: "readonly" },
+          db("d", { ready: false }),
+        ),
+      { reason: "DatabaseNotReady" },
+    );
+    throws(
+      () =>
+        checkDatabase(
+          makeUser(),
+          { name: "d", namespace: "default", level: "readonly" },
+          undefined,
+        ),
+      { reason: "DatabaseNotFound" },
+    );
+  });
+});
+
+Deno.test("planCredentials", async (t) => {
+  const base = {
+    username: "app",
+    alternating: false,
+    importFrom: undefined,
+    due: undefined,
+    request: undefined,
+    importFailed: false,
+  };
+  await t.step("a pending password is finished first", () => {
+    const state = {
+      secrets: [],
+      pending: { role: "app", password: "x", reason: "Created" as const },
+    };
+    assertEquals(planCredentials({ ...base, state }), { kind: "apply" });
+  });
+  await t.step("no record: import, else create", () => {
+    assertEquals(planCredentials({ ...base, state: { secrets: [] }, importFrom: "s" }), {
+      kind: "import",
+      secret: "s",
+    });
+    assertEquals(
+      planCredentials({ ...base, state: { secrets: [] }, importFrom: "s", importFailed: true }),
+      { kind: "begin", role: "app", reason: "Created" },
+    );
+  });
+  await t.step("steady without a due rotation: no new password every reconcile", () => {
+    const state = { secrets: ["a", "b"], role: "app", password: "p" };
+    assertEquals(planCredentials({ ...base, state }), { kind: "steady" });
+  });
+  await t.step("Alternating rotates the other role", () => {
+    const state = { secrets: [], role: "app", password: "p" };
+    assertEquals(
+      planCredentials({ ...base, alternating: true, state, due: "Requested", request: "1" }),
+      {
+        kind: "begin",
+        role: "app_b",
+        reason: "Requested",
+        request: "1",
+      },
+    );
+  });
+});
+
+Deno.test("planSecrets", async (t) => {
+  const ref = {
+    apiVersion: "dbtether.io/v1alpha1",
+    kind: "DatabaseUser",
+    name: "u",
+    uid: "uid-1",
+    controller: true,
+  };
+  const conn = { host: "h", port: 5432, databases: ["a", "b"], username: "u", password: "p" };
+  await t.step("perDatabase: one Secret per database, stale ones deleted", () => {
+    const u = makeUser({
+      secretGeneration: "perDatabase",
+      databases: [{ name: "a" }, { name: "b" }],
+    }, { name: "u" });
+    const targets = [
+      {
+        name: "a",
+        namespace: "default",
+        level: "readonly" as const,
+        pgName: "a",
+        clusterName: "c",
+      },
+      {
+        name: "b",
+        namespace: "default",
+        level: "readonly" as const,
+        pgName: "b",
+        clusterName: "c",
+      },
+    ];
+    const wanted = secretTargets(u, targets);
+    assertEquals(wanted.map((w) => w.name), ["u-a-credentials", "u-b-credentials"]);
+    const stale: Secret = {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "u-old-credentials", uid: "s9", ownerReferences: [ref] },
+      spec: undefined,
+    };
+    const actions = planSecrets({
+      user: u,
+      ownerRef: ref,
+      wanted,
+      conn,
+      existing: new Map(),
+      owned: [stale],
+    });
+    assertEquals(actions.map((a) => a.kind), ["write", "write", "delete"]);
+  });
+});

@@ -1,0 +1,107 @@
+/**
+ * The status of a DatabaseUser, pure: the Ready condition with a reason from one declared list,
+ * the phase derived from it, and the summaries the printer columns show.
+ */
+import type { DatabaseUser, DatabaseUserStatus, PrivilegeLevel } from "../../crds/database_user.ts";
+import { setCondition } from "../runtime/conditions.ts";
+import { type DatabaseEntry, entryLabel } from "./plan.ts";
+
+/** Reasons of the Ready condition, declared once. */
+export type ReadyReason =
+  | "Ready"
+  | "DatabaseNotFound"
+  | "DatabaseNotReady"
+  | "CrossNamespaceNotAllowed"
+  | "DatabasesOnDifferentClusters"
+  | "ClusterNotFound"
+  | "NamespaceNotAllowed"
+  | "CredentialsMissing"
+  | "ClusterUnreachable"
+  | "RoleExistsUnmanaged"
+  | "RoleClaimedByOther"
+  | "RoleIsSuperuser"
+  | "OwnerExists"
+  | "SecretConflict"
+  | "PasswordVerificationFailed"
+  | "Deleting"
+  | "ReconcileFailed";
+
+const WAITING: ReadonlySet<string> = new Set(["DatabaseNotFound", "DatabaseNotReady", "Deleting"]);
+
+/** `db1`, or `db1 (+N)` with more. */
+export function databasesSummary(labels: readonly string[]): string | undefined {
+  if (labels.length === 0) return undefined;
+  return labels.length === 1 ? labels[0] : `${labels[0]} (+${labels.length - 1})`;
+}
+
+/** The distinct levels in the order of the spec, comma-separated. */
+export function privilegesSummary(levels: readonly PrivilegeLevel[]): string | undefined {
+  const distinct = [...new Set(levels)];
+  return distinct.length ? distinct.join(",") : undefined;
+}
+
+export interface StatusInput {
+  entries: readonly DatabaseEntry[];
+  username: string;
+  now: number;
+  ready: { reason: ReadyReason | string; message: string; terminal?: boolean };
+  clusterName?: string | undefined;
+  secretNames?: readonly string[] | undefined;
+  activeRole?: string | undefined;
+  passwordUpdatedAt?: string | undefined;
+  nextRotation?: number | undefined;
+  lastRotateRequest?: string | undefined;
+}
+
+/**
+ * The status to write. Fields not known in this reconcile (e.g. after an early failure) keep
+ * their previous values, so a transient error does not blank the columns.
+ */
+export function computeStatus(user: DatabaseUser, i: StatusInput): DatabaseUserStatus {
+  const prev = user.status ?? {};
+  const ok = i.ready.reason === "Ready";
+  const labels = i.entries.map((e) => entryLabel(e, user.metadata.namespace));
+  const conditions = setCondition(prev.conditions, {
+    type: "Ready",
+    status: ok,
+    reason: i.ready.reason,
+    message: i.ready.message,
+  }, { generation: user.metadata.generation, now: new Date(i.now) });
+  const phase = ok
+    ? "Ready"
+    : i.ready.reason === "Deleting"
+    ? "Deleting"
+    : WAITING.has(i.ready.reason) && !i.ready.terminal
+    ? "Pending"
+    : "Failed";
+  const secretNames = i.secretNames ?? prev.secretNames;
+  const out: DatabaseUserStatus = {
+    ...prev,
+    phase,
+    message: i.ready.message,
+    username: i.username,
+    databases: labels,
+    conditions,
+  };
+  const summary = databasesSummary(labels);
+  if (summary !== undefined) out.databasesSummary = summary;
+  const privs = privilegesSummary(i.entries.map((e) => e.level));
+  if (privs !== undefined) out.privilegesSummary = privs;
+  if (user.metadata.generation !== undefined) out.observedGeneration = user.metadata.generation;
+  if (i.clusterName !== undefined) out.clusterName = i.clusterName;
+  if (secretNames !== undefined) {
+    out.secretNames = [...secretNames];
+    if (secretNames[0] !== undefined) out.secretName = secretNames[0];
+  }
+  if (i.activeRole !== undefined) out.activeRole = i.activeRole;
+  if (i.passwordUpdatedAt !== undefined) out.passwordUpdatedAt = i.passwordUpdatedAt;
+  if (i.lastRotateRequest !== undefined) out.lastRotateRequest = i.lastRotateRequest;
+  if (i.nextRotation !== undefined) out.nextRotation = k8sTime(i.nextRotation);
+  else if (i.ready.reason === "Ready") delete out.nextRotation;
+  return out;
+}
+
+/** RFC 3339 without fractions, as Kubernetes writes timestamps. */
+export function k8sTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+}

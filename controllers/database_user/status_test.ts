@@ -1,0 +1,51 @@
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { computeStatus, databasesSummary, privilegesSummary } from "./status.ts";
+import { makeUser } from "./fixtures_test_util.ts";
+
+Deno.test("summaries", () => {
+  assertEquals(databasesSummary(["db1"]), "db1");
+  assertEquals(databasesSummary(["db1", "db2", "db3"]), "db1 (+2)");
+  assertEquals(databasesSummary([]), undefined);
+  assertEquals(privilegesSummary(["readonly", "readwrite", "readonly"]), "readonly,readwrite");
+});
+
+Deno.test("computeStatus", async (t) => {
+  const u = makeUser();
+  const entries = [{ name: "my-app-db", namespace: "default", level: "readonly" as const }];
+  const now = Date.UTC(2026, 0, 1);
+  await t.step("Ready shows the README columns", () => {
+    const s = computeStatus(u, {
+      entries,
+      username: "my-app-readonly",
+      now,
+      ready: { reason: "Ready", message: "ok" },
+      secretNames: ["my-app-readonly-credentials"],
+    });
+    assertEquals(
+      [s.databasesSummary, s.username, s.privilegesSummary, s.phase, s.secretName],
+      ["my-app-db", "my-app-readonly", "readonly", "Ready", "my-app-readonly-credentials"],
+    );
+  });
+  await t.step("same input twice gives the same status (no write)", () => {
+    const input = { entries, username: "x", now, ready: { reason: "Ready", message: "ok" } };
+    const a = computeStatus(u, input);
+    const b = computeStatus({ ...u, status: a }, { ...input, now: now + 1000 });
+    assertEquals(a, b);
+  });
+  await t.step("waiting and failing phases", () => {
+    const wait = computeStatus(u, {
+      entries,
+      username: "x",
+      now,
+      ready: { reason: "DatabaseNotReady", message: "m" },
+    });
+    assertEquals(wait.phase, "Pending");
+    const fail = computeStatus(u, {
+      entries,
+      username: "x",
+      now,
+      ready: { reason: "RoleExistsUnmanaged", message: "m", terminal: true },
+    });
+    assertEquals(fail.phase, "Failed");
+  });
+});
