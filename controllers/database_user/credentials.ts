@@ -1,0 +1,178 @@
+/**
+ * The imperative part of a user's password: making the login roles match the spec, and the
+ * three credential steps (import a password from an old Secret, record a new one as pending,
+ * set and verify the pending one and commit it). The credentials record is always written
+ * before PostgreSQL sees a new verifier; see docs/design/rotation.md.
+ */
+import type { DatabaseUser } from "../../crds/database_user.ts";
+import type { OwnerReference } from "../../crds/kind.ts";
+import { observeServer } from "../postgres/catalog.ts";
+import type { PgExecutor } from "../postgres/execute.ts";
+import { mapPgError } from "../postgres/execute.ts";
+import type { UserDatabase } from "../postgres/plan_user.ts";
+import type { ServerPool } from "../postgres/pool.ts";
+import { generatePassword, scramVerifier } from "../postgres/scram.ts";
+import type { TablePrivilege } from "../postgres/statements.ts";
+import { parseGoDuration } from "../runtime/duration.ts";
+import { RetryableError } from "../runtime/errors.ts";
+import { type KubeClient, SecretResource } from "../runtime/kube.ts";
+import { ADOPT_ANNOTATION, type DatabaseTarget } from "./plan.ts";
+import { loginRoles, type PasswordReason } from "./rotation.ts";
+import { type Secret, secretSpec } from "./secret.ts";
+import { decodeData, readCredentials } from "./secret.ts";
+import { commitPending, type CredentialsState, type Pending, stateSecret } from "./state.ts";
+
+/** What the credential steps of one reconcile work with. */
+export interface CredentialsContext {
+  user: DatabaseUser;
+  ownerRef: OwnerReference;
+  username: string;
+  targets: readonly DatabaseTarget[];
+  client: KubeClient;
+  pool: ServerPool;
+  exec: PgExecutor;
+  now: () => number;
+}
+
+const alternating = (u: DatabaseUser) => u.spec.rotation?.strategy === "Alternating";
+
+/** The login roles to keep: the strategy's, plus whichever the record names. */
+export function rolesOf(c: CredentialsContext, state: CredentialsState): string[] {
+  const roles = new Set(loginRoles(c.username, alternating(c.user)));
+  if (state.role) roles.add(state.role);
+  if (state.pending) roles.add(state.pending.role);
+  return [...roles];
+}
+
+function databasesOf(c: CredentialsContext): UserDatabase[] {
+  // additionalGrants name tables of the first (primary) database.
+  return c.targets.map((t, i) => ({
+    name: t.pgName,
+    level: t.level,
+    ...(i === 0 && c.user.spec.additionalGrants
+      ? {
+        additionalGrants: c.user.spec.additionalGrants.map((g) => ({
+          tables: g.tables,
+          privileges: g.privileges as TablePrivilege[],
+        })),
+      }
+      : {}),
+  }));
+}
+
+/**
+ * Makes every login role match the spec. `set` gives a role a password now; a role that does not
+ * exist is created with the recorded password (active role) or an unknown random one (the idle
+ * role of Alternating, which gets a known one at its first rotation).
+ */
+export async function ensureRoles(
+  c: CredentialsContext,
+  state: CredentialsState,
+  set?: { role: string; password: string },
+): Promise<number> {
+  const roles = rolesOf(c, state);
+  const snap = await c.pool.run((sql) => observeServer(sql, { roles })).catch((e) => {
+    throw mapPgError(e, { server: c.pool.endpoint });
+  });
+  const idle = c.user.spec.idleInTransactionTimeout;
+  let changed = 0;
+  for (const r of roles) {
+    let password: string | undefined;
+    if (set?.role === r) password = set.password;
+    else if (!snap.roles.has(r)) {
+      password = r === state.role && state.password ? state.password : generatePassword(32);
+    }
+    const res = await c.exec.ensureUser({
+      username: r,
+      marker: { namespace: c.user.metadata.namespace ?? "default", name: c.user.metadata.name },
+      databases: databasesOf(c),
+      login: true,
+      connectionLimit: c.user.spec.connectionLimit,
+      ...(idle ? { idleInTransactionTimeoutMs: parseGoDuration(idle) } : {}),
+      ...(password === undefined ? {} : { passwordVerifier: await scramVerifier(password) }),
+      adopt: c.user.metadata.annotations?.[ADOPT_ANNOTATION] === "true",
+      siblings: roles.filter((x) => x !== r),
+    });
+    changed += res.changed;
+  }
+  return changed;
+}
+
+/** Writes the record (create or replace guarded by resourceVersion); returns the stored Secret. */
+export async function writeState(
+  c: CredentialsContext,
+  state: CredentialsState,
+  existing: Secret | undefined,
+): Promise<Secret> {
+  const s = stateSecret(state, { owner: c.user, ownerRef: c.ownerRef, existing });
+  const ns = c.user.metadata.namespace;
+  return existing
+    ? await c.client.replace<Secret>(SecretResource, ns, s.metadata.name, s)
+    : await c.client.create<Secret>(SecretResource, ns, s);
+}
+
+/** Records a new password as pending. Nothing reaches PostgreSQL before this write returns. */
+export function beginPending(
+  c: CredentialsContext,
+  state: CredentialsState,
+  o: { role: string; reason: PasswordReason; request?: string },
+): CredentialsState {
+  const pending: Pending = {
+    role: o.role,
+    password: generatePassword(c.user.spec.password.length),
+    reason: o.reason,
+    ...(o.request === undefined ? {} : { request: o.request }),
+  };
+  return { ...state, pending };
+}
+
+/**
+ * Sets the pending password on its role (again, if an earlier attempt got that far), verifies it
+ * by logging in, and returns the committed record. Throws PasswordVerificationFailed if the login
+ * fails, keeping the pending password for the retry.
+ */
+export async function applyPending(
+  c: CredentialsContext,
+  state: CredentialsState,
+): Promise<CredentialsState> {
+  const p = state.pending!;
+  await ensureRoles(c, state, { role: p.role, password: p.password });
+  const ok = await c.exec.verifyLogin(
+    { user: p.role, password: p.password },
+    { database: c.targets[0]!.pgName },
+  );
+  if (!ok) {
+    throw new RetryableError(
+      "PasswordVerificationFailed",
+      `Cannot verify the new password of role ${JSON.stringify(p.role)}: login refused`,
+    );
+  }
+  return commitPending(state, new Date(c.now()).toISOString().replace(/\.\d{3}Z$/, "Z"));
+}
+
+/**
+ * A record rebuilt from an application Secret this user wrote earlier (the record was deleted,
+ * or the Secret comes from the Go dbtether, which wrote `user` instead of `username`), if its
+ * password logs in. Undefined otherwise.
+ */
+export async function importFromSecret(
+  c: CredentialsContext,
+  secret: Secret,
+  o: { lastRequest: string | undefined; updatedAt: string | undefined },
+): Promise<CredentialsState | undefined> {
+  const creds = readCredentials(decodeData(secret), secretSpec(c.user));
+  const roles = loginRoles(c.username, true);
+  if (!creds.password || !creds.username || !roles.includes(creds.username)) return undefined;
+  const ok = await c.exec.verifyLogin(
+    { user: creds.username, password: creds.password },
+    { database: c.targets[0]!.pgName },
+  );
+  if (!ok) return undefined;
+  return {
+    role: creds.username,
+    password: creds.password,
+    updatedAt: o.updatedAt ?? new Date(c.now()).toISOString().replace(/\.\d{3}Z$/, "Z"),
+    ...(o.lastRequest === undefined ? {} : { lastRequest: o.lastRequest }),
+    secrets: [],
+  };
+}
