@@ -1,0 +1,154 @@
+/**
+ * Backup controller: observe (Backup, Database, BackupStorage, whether a job runs here) →
+ * plan (plan.ts) → act (start a job, wait, fail, delete after TTL) → status (status.ts).
+ *
+ * The dump itself runs outside the reconcile, in the JobRunner (job.ts), so a long backup
+ * never holds a queue worker. On shutdown the runner aborts running dumps (no object is left
+ * at the key) and puts their Backups back to Pending with reason Interrupted; the next leader
+ * retries them with the same key, at most DEFAULT_MAX_ATTEMPTS starts in all.
+ */
+import type { Config } from "../../config.ts";
+import { type Backup, BackupKind } from "../../crds/backup.ts";
+import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage.ts";
+import { type Database, DatabaseKind } from "../../crds/database.ts";
+import type { ClusterResolver } from "../dbcluster/resolver.ts";
+import { Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
+import { RetryableError } from "../runtime/errors.ts";
+import { objectKey } from "../runtime/informer.ts";
+import { updateStatus } from "../runtime/objects.ts";
+import type { ControllerDeps } from "../runtime/shared.ts";
+import { checkStorageNamespace } from "../backup_storage/access.ts";
+import { runBackupJob } from "./job.ts";
+import { type BackupAction, type BackupTarget, planBackup } from "./plan.ts";
+import { JobStopped } from "./runner.ts";
+import { backupShared } from "./shared.ts";
+import { type BackupReason, failedStatus, pendingStatus } from "./status.ts";
+
+/** What the Backup controller needs beyond the runtime (a subset of register's Services). */
+export interface BackupServices {
+  resolver: ClusterResolver;
+  config: Readonly<Config>;
+  env: Record<string, string | undefined>;
+}
+
+export function setupBackupController(deps: ControllerDeps, services: BackupServices): Controller {
+  const backups = deps.informers.for<Backup>(BackupKind);
+  const databases = deps.informers.for<Database>(DatabaseKind);
+  const storages = deps.informers.for<BackupStorage>(BackupStorageKind);
+  const shared = backupShared(deps, services.config);
+
+  const reconcile = async (key: string): Promise<Result> => {
+    const b = backups.get(key);
+    if (!b || b.metadata.deletionTimestamp) {
+      shared.runner.abort(key, new JobStopped("deleted", "the Backup was deleted"));
+      return done;
+    }
+    const ns = b.metadata.namespace ?? "";
+    const action = planBackup({
+      backup: b,
+      database: databases.get(`${ns}/${b.spec.databaseRef.name}`),
+      storage: storages.get(b.spec.storageRef.name),
+      runningHere: shared.runner.has(key),
+      now: deps.clock.now(),
+    });
+    return await act(b, action);
+  };
+
+  const act = async (b: Backup, action: BackupAction): Promise<Result> => {
+    const now = deps.clock.now();
+    switch (action.kind) {
+      case "none":
+        return done;
+      case "requeue":
+        return requeueAfter(action.afterMs);
+      case "delete":
+        await deps.client.delete(BackupKind, b.metadata.namespace, b.metadata.name, {
+          ...(b.metadata.uid ? { uid: b.metadata.uid } : {}),
+        });
+        return done;
+      case "wait":
+        await updateStatus(deps.client, BackupKind, b, (l) => pendingStatus(l, { ...action, now }));
+        return requeueAfter(action.afterMs);
+      case "fail":
+        await updateStatus(deps.client, BackupKind, b, (l) => failedStatus(l, { ...action, now }));
+        shared.metrics.failures.inc({ reason: action.reason });
+        deps.recorder.emit(b, "Warning", "Failed", action.message);
+        return done;
+      case "start":
+        return await start(b, action.target);
+    }
+  };
+
+  const start = async (b: Backup, target: BackupTarget): Promise<Result> => {
+    const storage = storages.get(b.spec.storageRef.name)!;
+    const ns = b.metadata.namespace ?? "";
+    let cluster;
+    try {
+      await checkStorageNamespace(deps.client, storage, ns);
+      cluster = await services.resolver.resolve(target.clusterName, { namespace: ns });
+    } catch (e) {
+      if (!(e instanceof RetryableError)) throw e;
+      const reason: BackupReason = e.reason === "NamespaceNotAllowed"
+        ? "NamespaceNotAllowed"
+        : "ClusterNotReady";
+      const now = deps.clock.now();
+      await updateStatus(
+        deps.client,
+        BackupKind,
+        b,
+        (l) => pendingStatus(l, { reason, message: e.message, now }),
+      );
+      throw e;
+    }
+    const key = objectKey(b);
+    const toolDirs = services.config.pgToolsDirs.length
+      ? [...services.config.pgToolsDirs]
+      : undefined;
+    shared.runner.start(
+      key,
+      (signal) =>
+        runBackupJob(deps, shared, {
+          backup: b,
+          target,
+          storage,
+          cluster,
+          toolDirs,
+          env: services.env,
+        }, signal),
+      () => controller.enqueue(key),
+    );
+    return done;
+  };
+
+  const controller = new Controller({
+    name: "backup",
+    reconcile,
+    clock: deps.clock,
+    logger: deps.logger,
+    metrics: deps.metrics,
+    workers: deps.workers,
+    baseBackoffMs: deps.backoffBaseMs,
+    maxBackoffMs: deps.backoffMaxMs,
+  });
+  controller.watch(backups);
+  // A Backup waiting for its Database or storage starts as soon as they become Ready.
+  controller.watch(
+    databases,
+    (d) =>
+      waitingBackups(backups.list(), (x) =>
+        x.metadata.namespace === d.metadata.namespace &&
+        x.spec.databaseRef.name === d.metadata.name),
+  );
+  controller.watch(
+    storages,
+    (s) => waitingBackups(backups.list(), (x) => x.spec.storageRef.name === s.metadata.name),
+  );
+  deps.manager.addController(controller);
+  return controller;
+}
+
+function waitingBackups(all: Backup[], match: (b: Backup) => boolean): string[] {
+  return all.filter((b) =>
+    match(b) && b.status?.phase !== "Completed" && b.status?.phase !== "Failed"
+  ).map(objectKey);
+}

@@ -1,0 +1,85 @@
+/**
+ * Long-running jobs (backups, restores) started by reconciles but not run inside them: a
+ * reconcile must return quickly so the queue keeps serving other objects, while a dump may
+ * run for hours. Every job belongs to this runner's supervisor, which the manager awaits at
+ * shutdown (a leader-only runnable), so none floats.
+ */
+import type { Logger } from "../runtime/log.ts";
+import { Supervisor } from "../runtime/supervisor.ts";
+
+/** Why a job was stopped from outside: the process shuts down, or its object went away. */
+export class JobStopped extends Error {
+  override name = "JobStopped";
+  constructor(readonly why: "shutdown" | "deleted", message: string) {
+    super(message);
+  }
+}
+
+interface Job {
+  ctl: AbortController;
+}
+
+export class JobRunner {
+  readonly #sup: Supervisor;
+  readonly #jobs = new Map<string, Job>();
+  #stopped: JobStopped | undefined;
+
+  constructor(logger: Logger) {
+    this.#sup = new Supervisor(logger);
+  }
+
+  /** Whether a job runs for `key` in this process. */
+  has(key: string): boolean {
+    return this.#jobs.has(key);
+  }
+
+  get size(): number {
+    return this.#jobs.size;
+  }
+
+  /** Whether the runner is stopping (no new jobs start). */
+  get stopping(): boolean {
+    return this.#stopped !== undefined;
+  }
+
+  /**
+   * Starts `fn` for `key` unless one runs already; returns whether it started. `onEnd` runs
+   * after the job finished (to re-queue the key).
+   */
+  start(key: string, fn: (signal: AbortSignal) => Promise<void>, onEnd?: () => void): boolean {
+    if (this.#jobs.has(key) || this.#stopped) return false;
+    const job: Job = { ctl: new AbortController() };
+    this.#jobs.set(key, job);
+    this.#sup.spawn(`job ${key}`, async () => {
+      try {
+        await fn(job.ctl.signal);
+      } finally {
+        this.#jobs.delete(key);
+        onEnd?.();
+      }
+    });
+    return true;
+  }
+
+  /** Aborts the job of `key` (its object was deleted). */
+  abort(key: string, reason: JobStopped): void {
+    this.#jobs.get(key)?.ctl.abort(reason);
+  }
+
+  /** Aborts every job with a shutdown reason and waits for all of them to finish. */
+  async stop(message = "the operator is shutting down"): Promise<void> {
+    this.#stopped ??= new JobStopped("shutdown", message);
+    for (const j of this.#jobs.values()) j.ctl.abort(this.#stopped);
+    await this.#sup.wait();
+  }
+
+  /** A leader-only runnable: holds until `signal` aborts, then stops every job. */
+  runnable(): (signal: AbortSignal) => Promise<void> {
+    return async (signal) => {
+      if (!signal.aborted) {
+        await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
+      }
+      await this.stop();
+    };
+  }
+}

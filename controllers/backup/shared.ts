@@ -1,0 +1,125 @@
+/**
+ * What the Backup and Restore controllers share in one process: the concurrency limiter
+ * (restores count against the same limits as backups), the runner of long jobs, and the
+ * backup metrics. Created once per set of controller dependencies.
+ */
+import type { Config } from "../../config.ts";
+import { BackupLimiter, type Lease } from "../../backup/limiter.ts";
+import type { Clock } from "../runtime/clock.ts";
+import type { ControllerDeps } from "../runtime/shared.ts";
+import { JobRunner } from "./runner.ts";
+
+export interface BackupMetrics {
+  duration: ReturnType<ControllerDeps["metrics"]["histogram"]>;
+  sizeBytes: ReturnType<ControllerDeps["metrics"]["gauge"]>;
+  bytesTotal: ReturnType<ControllerDeps["metrics"]["counter"]>;
+  lastSuccess: ReturnType<ControllerDeps["metrics"]["gauge"]>;
+  failures: ReturnType<ControllerDeps["metrics"]["counter"]>;
+  restores: ReturnType<ControllerDeps["metrics"]["counter"]>;
+  restoreDuration: ReturnType<ControllerDeps["metrics"]["histogram"]>;
+}
+
+export interface BackupShared {
+  limiter: BackupLimiter;
+  runner: JobRunner;
+  metrics: BackupMetrics;
+}
+
+const shared = new WeakMap<ControllerDeps, BackupShared>();
+
+/** The limiter, runner and metrics of this process (one per `deps`). */
+export function backupShared(
+  deps: ControllerDeps,
+  config: Pick<Config, "maxConcurrentBackups" | "maxConcurrentBackupsPerCluster">,
+): BackupShared {
+  const have = shared.get(deps);
+  if (have) return have;
+  const m = deps.metrics;
+  const buckets = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400];
+  const s: BackupShared = {
+    limiter: new BackupLimiter({
+      global: config.maxConcurrentBackups,
+      perCluster: config.maxConcurrentBackupsPerCluster,
+      clock: deps.clock,
+    }),
+    runner: new JobRunner(deps.logger.with({ component: "backup-jobs" })),
+    metrics: {
+      duration: m.histogram(
+        "dbtether_backup_duration_seconds",
+        "Duration of successful backups.",
+        ["namespace", "database"],
+        buckets,
+      ),
+      sizeBytes: m.gauge(
+        "dbtether_backup_size_bytes",
+        "Stored (compressed) size of the last successful backup.",
+        ["namespace", "database"],
+      ),
+      bytesTotal: m.counter(
+        "dbtether_backup_bytes_total",
+        "Stored bytes written by successful backups.",
+        ["namespace", "database"],
+      ),
+      lastSuccess: m.gauge(
+        "dbtether_backup_last_success_timestamp_seconds",
+        "Unix time of the last successful backup.",
+        ["namespace", "database"],
+      ),
+      failures: m.counter(
+        "dbtether_backup_failures_total",
+        "Failed backups by reason.",
+        ["reason"],
+      ),
+      restores: m.counter(
+        "dbtether_restore_total",
+        "Finished restores by result (Completed or a failure reason).",
+        ["result"],
+      ),
+      restoreDuration: m.histogram(
+        "dbtether_restore_duration_seconds",
+        "Duration of successful restores.",
+        [],
+        buckets,
+      ),
+    },
+  };
+  deps.manager.addLeaderRunnable("backup-jobs", s.runner.runnable());
+  shared.set(deps, s);
+  return s;
+}
+
+/**
+ * Waits for a slot, calling `onWaiting(position)` at once and whenever the queue position
+ * changed (checked every `everyMs`). Rejects when `signal` aborts.
+ */
+export async function acquireSlot(
+  limiter: BackupLimiter,
+  opts: {
+    id: string;
+    cluster: string;
+    signal: AbortSignal;
+    clock: Clock;
+    onWaiting: (position: number) => Promise<void>;
+    everyMs?: number;
+  },
+): Promise<Lease> {
+  let lease: Lease | undefined;
+  const p = limiter.acquire(opts.cluster, { id: opts.id, signal: opts.signal }).then((l) =>
+    lease = l
+  );
+  p.catch(() => {});
+  let last = 0;
+  for (;;) {
+    await Promise.resolve();
+    if (lease) return lease;
+    const pos = limiter.position(opts.id);
+    if (pos?.state === "waiting" && pos.position !== last) {
+      last = pos.position;
+      await opts.onWaiting(pos.position);
+    }
+    if (lease) return lease;
+    const tick = opts.clock.sleep(opts.everyMs ?? 5000, opts.signal);
+    const r = await Promise.race([p, tick.then(() => undefined)]);
+    if (r) return r;
+  }
+}

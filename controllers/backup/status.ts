@@ -1,0 +1,196 @@
+/**
+ * Pure status transitions of a Backup. Every function takes the latest object and returns the
+ * whole next status; the reconciler writes it only when it changed.
+ */
+import type { Backup, BackupFormat, BackupStatus } from "../../crds/backup.ts";
+import type { BackupManifest } from "../../backup/manifest.ts";
+import { setCondition } from "../runtime/conditions.ts";
+import { k8sTime } from "../runtime/objects.ts";
+
+/** Reasons of a Backup's Ready condition, declared once. */
+export type BackupReason =
+  | "Completed"
+  | "Running"
+  | "WaitingForSlot"
+  | "Interrupted"
+  | "DatabaseNotFound"
+  | "DatabaseNotReady"
+  | "StorageNotFound"
+  | "StorageNotReady"
+  | "NamespaceNotAllowed"
+  | "ClusterNotReady"
+  | "InvalidTemplate"
+  | "RetriesExhausted"
+  // The engine's reasons (backup/errors.ts).
+  | "DumpFailed"
+  | "StorageFailed"
+  | "Aborted"
+  | "ToolNotFound"
+  | "InvalidOptions";
+
+type Phase = NonNullable<BackupStatus["phase"]>;
+
+function withReady(
+  b: Backup,
+  status: Omit<BackupStatus, "conditions" | "observedGeneration">,
+  c: { ok: boolean; reason: BackupReason; message: string; now: number },
+): BackupStatus {
+  const generation = b.metadata.generation;
+  return {
+    ...status,
+    message: c.message,
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    conditions: setCondition(b.status?.conditions, {
+      type: "Ready",
+      status: c.ok,
+      reason: c.reason,
+      message: c.message,
+    }, { generation, now: new Date(c.now) }),
+  };
+}
+
+/** Keeps what earlier attempts recorded (attempts, path, ...), drops progress. */
+function base(b: Backup, phase: Phase): BackupStatus {
+  const { progress: _p, ...rest } = b.status ?? {};
+  return { ...rest, phase };
+}
+
+/** Pending: waiting for a dependency (Database, storage, cluster) or a slot. */
+export function pendingStatus(
+  b: Backup,
+  o: { reason: BackupReason; message: string; now: number },
+): BackupStatus {
+  return withReady(b, base(b, "Pending"), { ok: false, ...o });
+}
+
+/** Ordinal for humans: 1st, 2nd, 3rd, 4th, 11th, 21st. */
+export function ordinal(n: number): string {
+  const t = n % 100;
+  const s = t >= 11 && t <= 13 ? "th" : ["th", "st", "nd", "rd"][n % 10] ?? "th";
+  return `${n}${s}`;
+}
+
+/** Pending in the limiter's queue at `position` (1-based). */
+export function queuedStatus(b: Backup, o: { position: number; now: number }): BackupStatus {
+  return pendingStatus(b, {
+    reason: "WaitingForSlot",
+    message: `Waiting for a backup slot (${ordinal(o.position)} in queue)`,
+    now: o.now,
+  });
+}
+
+/** Running: attempt `attempt` started at `now`, writing to `key`. */
+export function runningStatus(
+  b: Backup,
+  o: {
+    attempt: number;
+    key: string;
+    clusterName: string;
+    databaseName: string;
+    storageName: string;
+    format: BackupFormat;
+    now: number;
+  },
+): BackupStatus {
+  const { completedAt: _c, duration: _d, ...rest } = base(b, "Running");
+  return withReady(b, {
+    ...rest,
+    attempts: o.attempt,
+    path: o.key,
+    clusterName: o.clusterName,
+    databaseName: o.databaseName,
+    storageName: o.storageName,
+    format: o.format,
+    startedAt: k8sTime(o.now),
+    progress: { bytes: 0, uncompressedBytes: 0, updatedAt: k8sTime(o.now) },
+  }, {
+    ok: false,
+    reason: "Running",
+    message: o.attempt > 1
+      ? `Backing up to ${o.key} (attempt ${o.attempt})`
+      : `Backing up to ${o.key}`,
+    now: o.now,
+  });
+}
+
+/** Running, with bytes so far. Undefined (no write) unless the Backup is still Running. */
+export function progressStatus(
+  b: Backup,
+  o: { bytes: number; uncompressedBytes: number; now: number },
+): BackupStatus | undefined {
+  if (b.status?.phase !== "Running") return undefined;
+  return {
+    ...b.status,
+    progress: { bytes: o.bytes, uncompressedBytes: o.uncompressedBytes, updatedAt: k8sTime(o.now) },
+  };
+}
+
+/** Completed from the manifest the engine wrote last (the proof it succeeded). */
+export function completedStatus(
+  b: Backup,
+  o: { manifest: BackupManifest; now: number },
+): BackupStatus {
+  const m = o.manifest;
+  return withReady(b, {
+    ...base(b, "Completed"),
+    path: m.key,
+    size: humanSize(m.compressedSize),
+    sizeBytes: m.compressedSize,
+    uncompressedBytes: m.uncompressedSize,
+    sha256: m.sha256,
+    format: m.format,
+    pgDumpVersion: m.pgDumpVersion,
+    serverVersion: m.serverVersion,
+    duration: humanDuration(m.durationMs),
+    startedAt: b.status?.startedAt ?? k8sTime(Date.parse(m.startedAt)),
+    completedAt: k8sTime(Date.parse(m.completedAt) || o.now),
+  }, {
+    ok: true,
+    reason: "Completed",
+    message: `Backed up to ${m.key} (${humanSize(m.compressedSize)})`,
+    now: o.now,
+  });
+}
+
+/** Failed for good, with a reason and a redacted message. */
+export function failedStatus(
+  b: Backup,
+  o: { reason: BackupReason; message: string; now: number },
+): BackupStatus {
+  const started = b.status?.startedAt ? Date.parse(b.status.startedAt) : undefined;
+  return withReady(b, {
+    ...base(b, "Failed"),
+    completedAt: k8sTime(o.now),
+    ...(started !== undefined && b.status?.phase === "Running"
+      ? { duration: humanDuration(o.now - started) }
+      : {}),
+  }, { ok: false, ...o });
+}
+
+/** Back to Pending after the operator stopped mid-backup: the next leader retries. */
+export function interruptedStatus(b: Backup, o: { message: string; now: number }): BackupStatus {
+  return pendingStatus(b, { reason: "Interrupted", ...o });
+}
+
+/** 12.3 MiB, 512 B. */
+export function humanSize(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${bytes} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+/** 950ms, 12s, 3m4s, 2h5m: the DURATION column. */
+export function humanDuration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60), rs = s % 60;
+  if (m < 60) return rs ? `${m}m${rs}s` : `${m}m`;
+  const h = Math.floor(m / 60), rm = m % 60;
+  return rm ? `${h}h${rm}m` : `${h}h`;
+}

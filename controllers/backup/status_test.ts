@@ -1,0 +1,115 @@
+import { assert, assertEquals } from "../../backup/test_assert.ts";
+import type { Backup } from "../../crds/backup.ts";
+import type { BackupManifest } from "../../backup/manifest.ts";
+import {
+  completedStatus,
+  failedStatus,
+  humanDuration,
+  humanSize,
+  interruptedStatus,
+  ordinal,
+  progressStatus,
+  queuedStatus,
+  runningStatus,
+} from "./status.ts";
+
+const NOW = Date.UTC(2026, 0, 2, 3, 4, 5);
+const b = (status?: Backup["status"]): Backup => ({
+  apiVersion: "dbtether.io/v1alpha1",
+  kind: "Backup",
+  metadata: { name: "b", namespace: "n", generation: 1 },
+  spec: {
+    databaseRef: { name: "d" },
+    storageRef: { name: "s" },
+    filenameTemplate: "x",
+    format: "plain",
+    compression: { level: 6 },
+  },
+  ...(status ? { status } : {}),
+});
+
+const manifest: BackupManifest = {
+  manifestVersion: 1,
+  key: "c/d/x.sql.gz",
+  format: "plain",
+  compression: "gzip",
+  compressionLevel: 6,
+  uncompressedSize: 4096,
+  compressedSize: 1536,
+  sha256: "a".repeat(64),
+  pgDumpVersion: "15.8",
+  serverVersion: "15.8",
+  database: "d",
+  startedAt: "2026-01-02T03:00:00.000Z",
+  completedAt: "2026-01-02T03:01:23.000Z",
+  durationMs: 83_000,
+};
+
+Deno.test("Backup status transitions", async (t) => {
+  const running = runningStatus(b({ phase: "Pending", attempts: 1 }), {
+    attempt: 2,
+    key: "c/d/x.sql.gz",
+    clusterName: "c",
+    databaseName: "d",
+    storageName: "s",
+    format: "plain",
+    now: NOW,
+  });
+  await t.step("running records the attempt, key and start", () => {
+    assertEquals(running.phase, "Running");
+    assertEquals(running.attempts, 2);
+    assertEquals(running.path, "c/d/x.sql.gz");
+    assertEquals(running.startedAt, "2026-01-02T03:04:05Z");
+    assertEquals(running.conditions?.[0]?.reason, "Running");
+  });
+  await t.step("progress only while running", () => {
+    const p = progressStatus(b(running), { bytes: 10, uncompressedBytes: 40, now: NOW });
+    assertEquals(p?.progress?.bytes, 10);
+    assertEquals(
+      progressStatus(b({ phase: "Failed" }), { bytes: 1, uncompressedBytes: 1, now: NOW }),
+      undefined,
+    );
+  });
+  await t.step("completed from the manifest: size, duration, Ready", () => {
+    const c = completedStatus(b(running), { manifest, now: NOW });
+    assertEquals(c.phase, "Completed");
+    assertEquals(c.size, "1.5 KiB");
+    assertEquals(c.duration, "1m23s");
+    assertEquals(c.sizeBytes, 1536);
+    assertEquals(c.progress, undefined);
+    assertEquals(c.conditions?.[0]?.status, "True");
+  });
+  await t.step("failed keeps the reason and message", () => {
+    const f = failedStatus(b(running), {
+      reason: "DumpFailed",
+      message: "Backup failed: x",
+      now: NOW,
+    });
+    assertEquals(f.phase, "Failed");
+    assertEquals(f.conditions?.[0]?.reason, "DumpFailed");
+    assertEquals(f.message, "Backup failed: x");
+    assertEquals(f.attempts, 2);
+  });
+  await t.step("interrupted goes back to Pending keeping attempts", () => {
+    const i = interruptedStatus(b(running), { message: "Interrupted", now: NOW });
+    assertEquals(i.phase, "Pending");
+    assertEquals(i.attempts, 2);
+    assertEquals(i.conditions?.[0]?.reason, "Interrupted");
+  });
+  await t.step("queued says its position", () => {
+    const q = queuedStatus(b(), { position: 2, now: NOW });
+    assert(q.message?.includes("2nd in queue"), q.message);
+  });
+});
+
+Deno.test("human formats", () => {
+  assertEquals(humanSize(512), "512 B");
+  assertEquals(humanSize(12.3 * 1024 * 1024), "12.3 MiB");
+  assertEquals(humanDuration(950), "950ms");
+  assertEquals(humanDuration(12_000), "12s");
+  assertEquals(humanDuration(7_500_000), "2h5m");
+  assertEquals(
+    [1, 2, 3, 4, 11, 12, 21, 22].map(ordinal).join(","),
+    "1st,2nd,3rd,4th,11th,12th,21st,22nd",
+  );
+});

@@ -1,0 +1,101 @@
+import { assertEquals } from "../../backup/test_assert.ts";
+import type { Backup } from "../../crds/backup.ts";
+import type { Database } from "../../crds/database.ts";
+import type { Restore } from "../../crds/restore.ts";
+import { latestBackup, planRestore } from "./plan.ts";
+
+const ready = [{
+  type: "Ready",
+  status: "True" as const,
+  reason: "Ready",
+  message: "",
+  lastTransitionTime: "2026-01-01T00:00:00Z",
+}];
+const target: Database = {
+  apiVersion: "dbtether.io/v1alpha1",
+  kind: "Database",
+  metadata: { name: "copy", namespace: "n" },
+  spec: { clusterRef: { name: "main" }, deletionPolicy: "Retain", revokePublicConnect: true },
+  status: { phase: "Ready", databaseName: "copy_db", conditions: ready },
+};
+const bk = (name: string, phase: string, completedAt?: string, db = "app"): Backup => ({
+  apiVersion: "dbtether.io/v1alpha1",
+  kind: "Backup",
+  metadata: { name, namespace: "n" },
+  spec: {
+    databaseRef: { name: db },
+    storageRef: { name: "s" },
+    filenameTemplate: "x",
+    format: "plain",
+    compression: { level: 6 },
+  },
+  status: {
+    phase: phase as "Completed",
+    ...(completedAt ? { completedAt, path: `k/${name}.sql.gz`, storageName: "s" } : {}),
+  },
+});
+const rst = (source: Restore["spec"]["source"], status?: Restore["status"]): Restore => ({
+  apiVersion: "dbtether.io/v1alpha1",
+  kind: "Restore",
+  metadata: { name: "r", namespace: "n" },
+  spec: { source, target: { databaseRef: { name: "copy" } }, onConflict: "fail" },
+  ...(status ? { status } : {}),
+});
+const backups = [
+  bk("old", "Completed", "2026-01-01T00:00:00Z"),
+  bk("new", "Completed", "2026-01-03T00:00:00Z"),
+  bk("running", "Running"),
+  bk("failed", "Failed"),
+  bk("other", "Completed", "2026-01-04T00:00:00Z", "other"),
+];
+const plan = (r: Restore, o: { here?: boolean; target?: Database | null } = {}) =>
+  planRestore({
+    restore: r,
+    target: o.target === null ? undefined : o.target ?? target,
+    backups,
+    storageExists: (n) => n === "s",
+    runningHere: o.here ?? false,
+  });
+
+Deno.test("planRestore", async (t) => {
+  await t.step("latestFrom picks the newest Completed Backup of that Database", () => {
+    assertEquals(latestBackup(backups, "app")?.metadata.name, "new");
+    const a = plan(rst({ latestFrom: { databaseRef: { name: "app" } } }));
+    assertEquals(a.kind === "start" && a.target.source.path, "k/new.sql.gz");
+  });
+  await t.step("backupRef of a running Backup waits, of a failed one fails", () => {
+    assertEquals(plan(rst({ backupRef: { name: "running" } })).kind, "wait");
+    const f = plan(rst({ backupRef: { name: "failed" } }));
+    assertEquals(f.kind === "fail" && f.reason, "BackupFailed");
+  });
+  await t.step("path + storageRef", () => {
+    const a = plan(rst({ path: "p/x.sql.gz", storageRef: { name: "s" } }));
+    assertEquals(a.kind === "start" && a.target.databaseName, "copy_db");
+    const w = plan(rst({ path: "p/x.sql.gz", storageRef: { name: "nope" } }));
+    assertEquals(w.kind === "wait" && w.reason, "StorageNotFound");
+  });
+  await t.step("one-shot: Completed and Failed never run again", () => {
+    assertEquals(plan(rst({ backupRef: { name: "new" } }, { phase: "Completed" })).kind, "none");
+    assertEquals(plan(rst({ backupRef: { name: "new" } }, { phase: "Failed" })).kind, "none");
+  });
+  await t.step("a retry reuses the source recorded in status", () => {
+    const a = plan(rst({ latestFrom: { databaseRef: { name: "app" } } }, {
+      phase: "Running",
+      attempts: 1,
+      sourcePath: "k/old.sql.gz",
+      storageName: "s",
+    }));
+    assertEquals(a.kind === "start" && [a.target.source.path, a.target.attempt], [
+      "k/old.sql.gz",
+      2,
+    ]);
+  });
+  await t.step("bounded retries", () => {
+    const a = plan(rst({ backupRef: { name: "new" } }, { phase: "Running", attempts: 3 }));
+    assertEquals(a.kind === "fail" && a.reason, "RetriesExhausted");
+  });
+  await t.step("target missing waits", () => {
+    const a = plan(rst({ backupRef: { name: "new" } }), { target: null });
+    assertEquals(a.kind === "wait" && a.reason, "DatabaseNotFound");
+  });
+});

@@ -1,0 +1,112 @@
+/** Pure status transitions of a Restore. */
+import type { Restore, RestoreStatus } from "../../crds/restore.ts";
+import { setCondition } from "../runtime/conditions.ts";
+import { k8sTime } from "../runtime/objects.ts";
+import { humanDuration } from "../backup/status.ts";
+import type { RestoreSource } from "./plan.ts";
+
+/** Reasons of a Restore's Ready condition, declared once. */
+export type RestoreReason =
+  | "Completed"
+  | "Running"
+  | "WaitingForSlot"
+  | "Interrupted"
+  | "BackupNotFound"
+  | "BackupNotCompleted"
+  | "BackupFailed"
+  | "InvalidSource"
+  | "StorageNotFound"
+  | "DatabaseNotFound"
+  | "DatabaseNotReady"
+  | "NamespaceNotAllowed"
+  | "ClusterNotReady"
+  | "TargetNotEmpty"
+  | "RetriesExhausted"
+  | "GrantsFailed"
+  // The engine's reasons (backup/errors.ts).
+  | "RestoreFailed"
+  | "ChecksumMismatch"
+  | "StorageFailed"
+  | "Aborted"
+  | "ToolNotFound"
+  | "InvalidOptions";
+
+type Phase = NonNullable<RestoreStatus["phase"]>;
+
+function next(
+  r: Restore,
+  phase: Phase,
+  extra: Partial<RestoreStatus>,
+  c: { ok: boolean; reason: RestoreReason; message: string; now: number },
+): RestoreStatus {
+  const generation = r.metadata.generation;
+  return {
+    ...r.status,
+    ...extra,
+    phase,
+    message: c.message,
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    conditions: setCondition(r.status?.conditions, {
+      type: "Ready",
+      status: c.ok,
+      reason: c.reason,
+      message: c.message,
+    }, { generation, now: new Date(c.now) }),
+  };
+}
+
+export function pendingRestoreStatus(
+  r: Restore,
+  o: { reason: RestoreReason; message: string; now: number },
+): RestoreStatus {
+  return next(r, "Pending", {}, { ok: false, ...o });
+}
+
+export function runningRestoreStatus(
+  r: Restore,
+  o: { attempt: number; source: RestoreSource; now: number },
+): RestoreStatus {
+  const { completedAt: _c, duration: _d, bytesRead: _b, ...rest } = r.status ?? {};
+  return next({ ...r, status: rest }, "Running", {
+    attempts: o.attempt,
+    storageName: o.source.storageName,
+    sourcePath: o.source.path,
+    ...(o.source.backupName ? { sourceBackup: o.source.backupName } : {}),
+    startedAt: k8sTime(o.now),
+  }, {
+    ok: false,
+    reason: "Running",
+    message: `Restoring ${o.source.path}` + (o.attempt > 1 ? ` (attempt ${o.attempt})` : ""),
+    now: o.now,
+  });
+}
+
+export function completedRestoreStatus(
+  r: Restore,
+  o: { sha256: string; bytesRead: number; durationMs: number; database: string; now: number },
+): RestoreStatus {
+  return next(r, "Completed", {
+    sha256: o.sha256,
+    bytesRead: o.bytesRead,
+    duration: humanDuration(o.durationMs),
+    completedAt: k8sTime(o.now),
+  }, {
+    ok: true,
+    reason: "Completed",
+    message: `Restored ${r.status?.sourcePath ?? "the dump"} into database "${o.database}"`,
+    now: o.now,
+  });
+}
+
+export function failedRestoreStatus(
+  r: Restore,
+  o: { reason: RestoreReason; message: string; now: number },
+): RestoreStatus {
+  const started = r.status?.startedAt ? Date.parse(r.status.startedAt) : undefined;
+  return next(r, "Failed", {
+    completedAt: k8sTime(o.now),
+    ...(started !== undefined && r.status?.phase === "Running"
+      ? { duration: humanDuration(o.now - started) }
+      : {}),
+  }, { ok: false, ...o });
+}
