@@ -175,7 +175,7 @@ async function run(args: string[]): Promise<number> {
     backoffBaseMs: config.backoffBaseMs,
     backoffMaxMs: config.backoffMaxMs,
   };
-  await registerControllers(deps, { config, env });
+  const release = registerControllers(deps, { config, env });
 
   const servers = serveProbes({
     metricsAddress: config.metricsAddress,
@@ -186,6 +186,7 @@ async function run(args: string[]): Promise<number> {
   });
   const outcome = await manager.run(stop.signal);
   await recorder.flush();
+  await release();
   await Promise.all(servers.map((s) => s.shutdown()));
   if (outcome === "lost") {
     logger.error("Exiting: leadership lost");

@@ -1,8 +1,18 @@
 /**
- * The list of controllers `dbtether run` starts. main.ts calls this once; each controller's
- * setup function creates its informers and queue through the shared dependencies.
+ * The list of controllers `dbtether run` starts, and the services they share (the DBCluster
+ * resolver and the PostgreSQL connection pools). main.ts calls this once.
  */
 import type { Config } from "../config.ts";
+import { type DBCluster, DBClusterKind } from "../crds/dbcluster.ts";
+import { setupBackupController } from "./backup/reconcile.ts";
+import { setupBackupStorageController } from "./backup_storage/reconcile.ts";
+import { setupDatabaseController } from "./database/reconcile.ts";
+import { setupDatabaseUserController } from "./database_user/reconcile.ts";
+import { setupDBClusterController } from "./dbcluster/reconcile.ts";
+import { ClusterResolver } from "./dbcluster/resolver.ts";
+import { PoolRegistry } from "./postgres/pool.ts";
+import { setupPostgresDatabaseController } from "./postgres_database/reconcile.ts";
+import { setupRestoreController } from "./restore/reconcile.ts";
 import type { ControllerDeps } from "./runtime/shared.ts";
 
 export interface RegisterContext {
@@ -10,9 +20,33 @@ export interface RegisterContext {
   env: Record<string, string>;
 }
 
-export async function registerControllers(
-  _deps: ControllerDeps,
-  _ctx: RegisterContext,
-): Promise<void> {
-  // Controllers are added here as they land.
+/** What controllers share beyond the runtime: one resolver, one pool registry. */
+export interface Services {
+  resolver: ClusterResolver;
+  pools: PoolRegistry;
+  config: Readonly<Config>;
+  env: Record<string, string>;
+}
+
+/** Registers every controller; returns a function that releases shared resources at exit. */
+export function registerControllers(
+  deps: ControllerDeps,
+  ctx: RegisterContext,
+): () => Promise<void> {
+  const pools = new PoolRegistry({ logger: deps.logger.with({ component: "postgres" }) });
+  const clusters = deps.informers.for<DBCluster>(DBClusterKind);
+  const resolver = new ClusterResolver({ client: deps.client, clusters, pools, env: ctx.env });
+  const services: Services = { resolver, pools, config: ctx.config, env: ctx.env };
+
+  setupDBClusterController(deps, { resolver, defaultIntervalMs: ctx.config.healthCheckIntervalMs });
+  // One line per controller below; each takes (deps, services).
+  void services;
+  setupDatabaseController(deps, services);
+  setupDatabaseUserController(deps, services);
+  if (ctx.config.postgresDatabase.enabled) setupPostgresDatabaseController(deps, services);
+  setupBackupStorageController(deps, services);
+  setupBackupController(deps, services);
+  setupRestoreController(deps, services);
+
+  return () => pools.close();
 }

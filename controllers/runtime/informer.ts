@@ -127,7 +127,7 @@ export class Informer<T extends KubeObject<unknown, unknown>> {
         ...(cont ? { continue: cont } : {}),
       });
       if (signal.aborted) return;
-      for (const item of page.items) {
+      for (const item of page.items ?? []) {
         // Lists omit apiVersion/kind on items; restore them for handlers and writes.
         item.apiVersion ??= resource.group
           ? `${resource.group}/${resource.version}`

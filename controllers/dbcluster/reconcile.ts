@@ -1,0 +1,133 @@
+/**
+ * The DBCluster controller: checks the connection on a schedule (spec.healthCheckInterval) and
+ * at once when the DBCluster or its credentials Secret changes, and reports Connected with the
+ * server version, or Failed with a specific reason. Pools are rebuilt when credentials change.
+ */
+import { type DBCluster, DBClusterKind } from "../../crds/dbcluster.ts";
+import type { KubeObject } from "../../crds/kind.ts";
+import { Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
+import { parseGoDuration } from "../runtime/duration.ts";
+import { errorMessage, RetryableError } from "../runtime/errors.ts";
+import { SecretResource } from "../runtime/kube.ts";
+import { updateStatus } from "../runtime/objects.ts";
+import type { ControllerDeps } from "../runtime/shared.ts";
+import { mapPgError } from "../postgres/execute.ts";
+import type { ClusterResolver } from "./resolver.ts";
+import { type CheckOutcome, clusterStatus, shortVersion } from "./status.ts";
+
+export interface DBClusterControllerOptions {
+  resolver: ClusterResolver;
+  /** Used when a DBCluster has no valid spec.healthCheckInterval. */
+  defaultIntervalMs: number;
+}
+
+/** What the last check was based on, so unchanged inputs inside the interval skip the check. */
+interface Checked {
+  generation: number | undefined;
+  secretVersion: string;
+  at: number;
+}
+
+export function setupDBClusterController(
+  deps: ControllerDeps,
+  opts: DBClusterControllerOptions,
+): Controller {
+  const { client, clock, recorder, informers } = deps;
+  const clusters = informers.for<DBCluster>(DBClusterKind);
+  // Secrets are watched as metadata only: we need to know they changed, not what they hold.
+  const secrets = informers.for<KubeObject<unknown, unknown>>(SecretResource, {
+    metadataOnly: true,
+  });
+  const checked = new Map<string, Checked>();
+
+  const secretVersion = (c: DBCluster): string => {
+    const refs = [c.spec.credentialsSecretRef, c.spec.caSecretRef].filter((r) => r !== undefined);
+    return refs.map((r) => secrets.get(`${r.namespace}/${r.name}`)?.metadata.resourceVersion ?? "-")
+      .join(",");
+  };
+
+  const reconcile = async (key: string): Promise<Result> => {
+    const cluster = clusters.get(key);
+    if (!cluster) {
+      checked.delete(key);
+      return done;
+    }
+    let interval = opts.defaultIntervalMs;
+    try {
+      interval =
+        parseGoDuration(cluster.spec.healthCheckInterval ?? "", "spec.healthCheckInterval") ||
+        interval;
+    } catch { /* admission validates the pattern; fall back to the flag */ }
+    const now = clock.now();
+    const inputs = {
+      generation: cluster.metadata.generation,
+      secretVersion: secretVersion(cluster),
+    };
+    const last = checked.get(key);
+    if (
+      last && last.generation === inputs.generation &&
+      last.secretVersion === inputs.secretVersion &&
+      now - last.at < interval && cluster.status?.phase === "Connected"
+    ) {
+      return requeueAfter(interval - (now - last.at));
+    }
+
+    const outcome = await check(cluster);
+    checked.set(key, { ...inputs, at: now });
+    const before = cluster.status?.phase;
+    await updateStatus(
+      client,
+      DBClusterKind,
+      cluster,
+      (latest) => clusterStatus(latest, outcome, clock.now()),
+    );
+    if (outcome.ok) {
+      if (before !== "Connected") {
+        recorder.emit(cluster, "Normal", "Connected", `Connected to PostgreSQL ${outcome.version}`);
+      }
+      return requeueAfter(interval);
+    }
+    if (before !== "Failed") recorder.emit(cluster, "Warning", outcome.reason, outcome.message);
+    // Retry with capped backoff, but never wait longer than one health interval.
+    checked.delete(key);
+    throw new RetryableError(outcome.reason, outcome.message);
+  };
+
+  const check = async (cluster: DBCluster): Promise<CheckOutcome> => {
+    try {
+      const { pool, server } = await opts.resolver.resolve(cluster.metadata.name);
+      const row = await pool.run(async (sql) => {
+        const rows = await sql<{ v: string; n: string }[]>`
+          select current_setting('server_version') as v, current_setting('server_version_num') as n`;
+        return rows[0]!;
+      }).catch((e) => {
+        throw mapPgError(e, { server: `${server.host}:${server.port}` });
+      });
+      return { ok: true, version: shortVersion(row.v), versionNum: Number(row.n) };
+    } catch (e) {
+      const reason = e instanceof RetryableError ? e.reason : "CheckFailed";
+      return { ok: false, reason, message: errorMessage(e) };
+    }
+  };
+
+  const controller = new Controller({
+    name: "dbcluster",
+    reconcile,
+    clock,
+    logger: deps.logger,
+    metrics: deps.metrics,
+    workers: deps.workers,
+    baseBackoffMs: deps.backoffBaseMs,
+    maxBackoffMs: Math.min(deps.backoffMaxMs, opts.defaultIntervalMs),
+  });
+  controller.watch(clusters);
+  secrets.addHandler((s) => {
+    const ns = s.metadata.namespace;
+    if (!ns) return;
+    for (const name of opts.resolver.clustersUsingSecret(ns, s.metadata.name)) {
+      controller.enqueue(name);
+    }
+  });
+  deps.manager.addController(controller);
+  return controller;
+}

@@ -1,0 +1,210 @@
+/**
+ * Turns a DBCluster name into a ready connection: the admin credentials (from its Secret or
+ * from the operator's environment), TLS settings and CA, the namespace allow-list check, and
+ * the shared connection pool of that server. Every controller that sends SQL or runs pg_dump
+ * goes through here, so credentials are read in one place and never logged.
+ */
+import type { DBCluster } from "../../crds/dbcluster.ts";
+import type { KubeObject } from "../../crds/kind.ts";
+import { NotFoundError, RetryableError } from "../runtime/errors.ts";
+import { type KubeClient, NamespaceResource, SecretResource } from "../runtime/kube.ts";
+import type { InformerSet } from "../runtime/shared.ts";
+import type { PoolRegistry, ServerConfig, ServerPool, SslMode } from "../postgres/pool.ts";
+import { namespaceAllowed, needsLabels } from "./namespaces.ts";
+
+type Secret = KubeObject<unknown, unknown> & {
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+};
+type Namespace = KubeObject<unknown, unknown>;
+
+/** A DBCluster made usable: never log `server` (it holds the admin password). */
+export interface ResolvedCluster {
+  cluster: DBCluster;
+  server: ServerConfig;
+  pool: ServerPool;
+  adminRole: string;
+}
+
+export interface ResolverOptions {
+  client: KubeClient;
+  clusters: InformerSet<DBCluster>;
+  pools: PoolRegistry;
+  /** The operator's environment, for spec.credentialsFromEnv. */
+  env: Record<string, string | undefined>;
+}
+
+const decoder = new TextDecoder();
+
+/** Decodes a Secret's base64 data into strings. */
+export function secretData(s: Secret): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(s.data ?? {})) {
+    out[k] = decoder.decode(Uint8Array.from(atob(v), (c) => c.charCodeAt(0)));
+  }
+  return { ...out, ...(s.stringData ?? {}) };
+}
+
+export class ClusterResolver {
+  constructor(private readonly o: ResolverOptions) {}
+
+  /** The DBCluster object from the cache, or undefined. */
+  get(name: string): DBCluster | undefined {
+    return this.o.clusters.get(name);
+  }
+
+  /**
+   * Resolves `name` for a user in `namespace` (omit for cluster-level work). Throws
+   * RetryableError with reason ClusterNotFound, NamespaceNotAllowed, CredentialsMissing or
+   * CASecretMissing; no SQL is sent before all checks passed.
+   */
+  async resolve(name: string, opts: { namespace?: string } = {}): Promise<ResolvedCluster> {
+    const cluster = this.o.clusters.get(name);
+    if (!cluster) {
+      throw new RetryableError(
+        "ClusterNotFound",
+        `DBCluster "${name}" does not exist: create it or fix clusterRef.name`,
+      );
+    }
+    if (opts.namespace !== undefined) await this.checkNamespace(cluster, opts.namespace);
+    const { username, password } = await this.#credentials(cluster);
+    const spec = cluster.spec;
+    const ca = await this.#ca(cluster);
+    const server: ServerConfig = {
+      host: spec.endpoint,
+      port: spec.port,
+      user: username,
+      password,
+      sslMode: (spec.sslMode ?? "require") as SslMode,
+      maxConnections: spec.maxConnections,
+      ...(ca ? { ca } : {}),
+    };
+    return { cluster, server, pool: await this.o.pools.get(server), adminRole: username };
+  }
+
+  /** Throws NamespaceNotAllowed unless the DBCluster's allowedNamespaces admits `namespace`. */
+  async checkNamespace(cluster: DBCluster, namespace: string): Promise<void> {
+    const allowed = cluster.spec.allowedNamespaces;
+    let labels: Record<string, string> = {};
+    if (needsLabels(allowed)) {
+      const ns = await this.o.client.find<Namespace>(NamespaceResource, undefined, namespace);
+      labels = ns?.metadata.labels ?? {};
+    }
+    if (!namespaceAllowed(allowed, namespace, labels)) {
+      throw new RetryableError(
+        "NamespaceNotAllowed",
+        `Namespace "${namespace}" may not use DBCluster "${cluster.metadata.name}": ` +
+          "it is not in the DBCluster's spec.allowedNamespaces",
+      );
+    }
+  }
+
+  /** Names of DBClusters that read the Secret `namespace/name` (credentials or CA). */
+  clustersUsingSecret(namespace: string, name: string): string[] {
+    return this.o.clusters.list().filter((c) => {
+      const cred = c.spec.credentialsSecretRef;
+      const ca = c.spec.caSecretRef;
+      return (cred?.namespace === namespace && cred.name === name) ||
+        (ca?.namespace === namespace && ca.name === name);
+    }).map((c) => c.metadata.name);
+  }
+
+  async #credentials(cluster: DBCluster): Promise<{ username: string; password: string }> {
+    const name = cluster.metadata.name;
+    const fromEnv = cluster.spec.credentialsFromEnv;
+    if (fromEnv) {
+      const username = this.o.env[fromEnv.username];
+      const password = this.o.env[fromEnv.password];
+      if (!username || !password) {
+        throw new RetryableError(
+          "CredentialsMissing",
+          `Cannot read the admin credentials of DBCluster "${name}": environment variable ` +
+            `${!username ? fromEnv.username : fromEnv.password} of the operator is not set`,
+        );
+      }
+      return { username, password };
+    }
+    const ref = cluster.spec.credentialsSecretRef;
+    if (!ref) {
+      throw new RetryableError(
+        "CredentialsMissing",
+        `DBCluster "${name}" sets neither credentialsSecretRef nor credentialsFromEnv`,
+      );
+    }
+    const secret = await this.#secret(ref.namespace, ref.name);
+    if (!secret) {
+      throw new RetryableError(
+        "CredentialsMissing",
+        `Cannot read the admin credentials of DBCluster "${name}": Secret ${ref.namespace}/${ref.name} does not exist`,
+      );
+    }
+    const data = secretData(secret);
+    const username = data.username ?? data.user;
+    const password = data.password;
+    if (!username || !password) {
+      throw new RetryableError(
+        "CredentialsMissing",
+        `Cannot read the admin credentials of DBCluster "${name}": Secret ${ref.namespace}/${ref.name} ` +
+          `has no "${!username ? "username" : "password"}" key`,
+      );
+    }
+    return { username, password };
+  }
+
+  async #ca(cluster: DBCluster): Promise<string | undefined> {
+    const ref = cluster.spec.caSecretRef;
+    if (!ref) return undefined;
+    const secret = await this.#secret(ref.namespace, ref.name);
+    const key = ref.key ?? "ca.crt";
+    const pem = secret ? secretData(secret)[key] : undefined;
+    if (!pem) {
+      throw new RetryableError(
+        "CASecretMissing",
+        `Cannot read the CA of DBCluster "${cluster.metadata.name}": Secret ${ref.namespace}/${ref.name} ` +
+          (secret ? `has no "${key}" key` : "does not exist"),
+      );
+    }
+    return pem;
+  }
+
+  async #secret(namespace: string, name: string): Promise<Secret | undefined> {
+    try {
+      return await this.o.client.get<Secret>(SecretResource, namespace, name);
+    } catch (e) {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    }
+  }
+}
+
+/**
+ * A server from the libpq environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGSSLMODE), as
+ * pg-db-operator used. Throws an Error naming the missing variables.
+ */
+export function serverFromLibpqEnv(env: Record<string, string | undefined>): ServerConfig {
+  const missing = ["PGHOST", "PGUSER", "PGPASSWORD"].filter((k) => !env[k]);
+  if (missing.length) {
+    throw new Error(`Cannot connect through the libpq environment: ${missing.join(", ")} not set`);
+  }
+  const port = Number(env.PGPORT ?? "5432");
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`Invalid PGPORT "${env.PGPORT}"`);
+  }
+  const mode = env.PGSSLMODE ?? "prefer";
+  // libpq's "prefer"/"allow" try TLS opportunistically; we map them to the nearest explicit mode.
+  const sslMode: SslMode = mode === "disable" || mode === "allow"
+    ? "disable"
+    : mode === "verify-ca" || mode === "verify-full"
+    ? mode
+    : mode === "prefer"
+    ? "disable"
+    : "require";
+  return {
+    host: env.PGHOST!,
+    port,
+    user: env.PGUSER!,
+    password: env.PGPASSWORD!,
+    sslMode,
+    ...(env.PGSSLROOTCERT_PEM ? { ca: env.PGSSLROOTCERT_PEM } : {}),
+  };
+}

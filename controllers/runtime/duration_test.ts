@@ -1,0 +1,25 @@
+import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
+import { formatDuration, parseGoDuration } from "./duration.ts";
+
+Deno.test("Go durations", async (t) => {
+  await t.step("parse", () => {
+    const cases: [string, number][] = [["5m", 300_000], ["1h30m", 5_400_000], ["500ms", 500], [
+      "1.5s",
+      1500,
+    ], ["0", 0]];
+    for (const [s, ms] of cases) assertEquals(parseGoDuration(s), ms, s);
+  });
+  await t.step("reject", () => {
+    for (const s of ["", "5", "5 m", "1d", "m5", "5m garbage"]) {
+      throws(() => parseGoDuration(s, "spec.x"), /Invalid spec.x/);
+    }
+  });
+  await t.step("format", () => {
+    assertEquals([950, 12_000, 184_000, 7_500_000].map(formatDuration), [
+      "950ms",
+      "12s",
+      "3m4s",
+      "2h5m",
+    ]);
+  });
+});

@@ -1,0 +1,154 @@
+/**
+ * DBCluster against a real apiserver and a real PostgreSQL: connection, version, the README's
+ * columns, credential problems, credentials from the environment, and an outage.
+ */
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { startEnv } from "./helpers/env.ts";
+import { waitFor } from "./helpers/wait.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+type Cluster = {
+  status?: {
+    phase?: string;
+    version?: string;
+    message?: string;
+    conditions?: { type: string; status: string; reason: string }[];
+  };
+};
+const ready = (c: Cluster | undefined) => c?.status?.conditions?.find((x) => x.type === "Ready");
+
+Deno.test({
+  name: "DBCluster connects, reports its version and reacts to credential changes and outages",
+  ...opts,
+}, async (t) => {
+  await using env = await startEnv({
+    pg: true,
+    program: true,
+    programEnv: { TEST_PG_USER: "", TEST_PG_PASS: "" },
+  });
+  await env.kube.apply(env.clusterManifest("main", { extraSpec: "  healthCheckInterval: 2s\n" }));
+
+  await t.step(
+    "reaches Connected with the short server version, shown in the README's columns",
+    async () => {
+      const c = await env.waitPhase("dbcluster", "main", "Connected") as Cluster;
+      assertEquals(c.status?.version, env.pg.version);
+      assertEquals(ready(c)?.reason, "Connected");
+      const table = (await env.kube.kubectl(["get", "dbclusters"], { check: true })).stdout;
+      assert(/^NAME\s+ENDPOINT\s+PHASE\s+VERSION\s+AGE$/m.test(table), table);
+      assert(
+        new RegExp(
+          `^main\\s+127\\.0\\.0\\.1\\s+Connected\\s+${env.pg.version.replace(".", "\\.")}\\s+`,
+          "m",
+        ).test(table),
+        table,
+      );
+    },
+  );
+
+  await t.step(
+    "a wrong password gives AuthenticationFailed; fixing the Secret reconnects at once",
+    async () => {
+      await env.kube.kubectl([
+        "patch",
+        "secret",
+        "main-admin",
+        "-n",
+        "default",
+        "--type",
+        "merge",
+        "-p",
+        '{"stringData":{"password":"wrong-password"}}',
+      ], { check: true });
+      await waitFor(
+        "AuthenticationFailed",
+        async () =>
+          ready(await env.getJson<Cluster>("dbcluster", "main"))?.reason === "AuthenticationFailed",
+      );
+      const c = await env.getJson<Cluster>("dbcluster", "main");
+      assertEquals(c?.status?.phase, "Failed");
+      assert(!c?.status?.message?.includes("wrong-password"), "no password in status");
+      await env.kube.kubectl([
+        "patch",
+        "secret",
+        "main-admin",
+        "-n",
+        "default",
+        "--type",
+        "merge",
+        "-p",
+        JSON.stringify({ stringData: { password: env.pg.admin.password } }),
+      ], { check: true });
+      await env.waitPhase("dbcluster", "main", "Connected", { timeoutMs: 15_000 });
+    },
+  );
+
+  await t.step(
+    "PostgreSQL stopped → ClusterUnreachable within the health interval; back → Connected",
+    async () => {
+      await env.pg.stop();
+      const stoppedAt = Date.now();
+      await waitFor(
+        "ClusterUnreachable",
+        async () =>
+          ready(await env.getJson<Cluster>("dbcluster", "main"))?.reason === "ClusterUnreachable",
+        { timeoutMs: 20_000 },
+      );
+      assert(Date.now() - stoppedAt < 15_000, "noticed within a few health intervals");
+      await new Promise((r) => setTimeout(r, 3000));
+      assert(env.program?.process.pid, "the program keeps running");
+      await env.pg.start();
+      await env.waitPhase("dbcluster", "main", "Connected", { timeoutMs: 30_000 });
+    },
+  );
+
+  await t.step("a missing Secret gives CredentialsMissing", async () => {
+    await env.kube.apply(`apiVersion: dbtether.io/v1alpha1
+kind: DBCluster
+metadata: { name: nosecret }
+spec:
+  endpoint: 127.0.0.1
+  port: ${env.pg.port}
+  sslMode: disable
+  credentialsSecretRef: { name: does-not-exist, namespace: default }
+`);
+    await waitFor(
+      "CredentialsMissing",
+      async () =>
+        ready(await env.getJson<Cluster>("dbcluster", "nosecret"))?.reason === "CredentialsMissing",
+    );
+    const events = (await env.kube.kubectl([
+      "get",
+      "events",
+      "-A",
+      "--field-selector",
+      "involvedObject.name=nosecret",
+    ], { check: true })).stdout;
+    assert(/CredentialsMissing/.test(events), events);
+  });
+
+  await t.step("the admin password never appears in the program's logs", () => {
+    assert(!env.program!.logs().includes(env.pg.admin.password));
+  });
+});
+
+Deno.test({ name: "DBCluster with credentialsFromEnv", ...opts }, async () => {
+  await using env = await startEnv({ pg: true });
+  await env.startProgram([], { ADMIN_USER: env.pg.admin.user, ADMIN_PASS: env.pg.admin.password });
+  await env.kube.apply(`apiVersion: dbtether.io/v1alpha1
+kind: DBCluster
+metadata: { name: fromenv }
+spec:
+  endpoint: 127.0.0.1
+  port: ${env.pg.port}
+  sslMode: disable
+  credentialsFromEnv: { username: ADMIN_USER, password: ADMIN_PASS }
+`);
+  try {
+    await env.waitPhase("dbcluster", "fromenv", "Connected");
+  } catch (e) {
+    console.error(env.program?.logs().slice(-3000));
+    throw e;
+  }
+});
