@@ -2,7 +2,8 @@
 # Installs everything `make test` and `make demo` need, idempotently, caching outside the repo:
 # Deno (npm registry), the npm dependencies (deno.lock, frozen), PostgreSQL (apt),
 # kube-apiserver + etcd + kubectl (built from Go modules) and the storage servers
-# (MinIO and fake-gcs-server from Go modules, Azurite from npm).
+# (MinIO and fake-gcs-server from Go modules, Azurite from npm), and helm (Go module) for the
+# chart tests.
 #
 # Usage: scripts/install-deps.sh [all|dev]   (dev: no GCS/Azure emulators)
 set -euo pipefail
@@ -21,6 +22,10 @@ scripts/install-postgres.sh >/dev/null
 say "PostgreSQL ready ($((SECONDS - start)) s)"
 scripts/build-envtest.sh >/dev/null
 say "kube-apiserver, etcd, kubectl ready ($((SECONDS - start)) s)"
+if [[ $what == all ]]; then
+  scripts/install-helm.sh >/dev/null
+  say "helm ready ($((SECONDS - start)) s)"
+fi
 if [[ $what == all ]]; then
   scripts/install-storage-servers.sh >/dev/null
 else

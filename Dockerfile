@@ -1,0 +1,21 @@
+# The dbtether image: one `deno compile`d binary plus the PostgreSQL client tools of every
+# supported major version (pg_dump must be at least the server's major version).
+FROM denoland/deno:2.9.6 AS build
+WORKDIR /src
+COPY deno.json deno.lock ./
+RUN deno install --frozen
+COPY . .
+# The same least-privilege flags the tests run with (scripts/permissions.sh).
+RUN deno compile $(bash scripts/permissions.sh | tr '\n' ' ') --output /out/dbtether main.ts
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates postgresql-common \
+ && /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y \
+ && apt-get install -y --no-install-recommends \
+      postgresql-client-13 postgresql-client-14 postgresql-client-15 postgresql-client-16 postgresql-client-17 \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/dbtether /usr/local/bin/dbtether
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/dbtether"]
+CMD ["run"]
