@@ -1,0 +1,200 @@
+/**
+ * DatabaseUser rotation and crash safety against the real servers: Alternating rotation seen by a
+ * client that re-reads the Secret and reconnects every 50 ms, and `dbtether run` killed with
+ * SIGKILL at random moments while 50 users are created.
+ */
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import postgres from "postgres";
+import { SecretResource } from "../controllers/runtime/kube.ts";
+import { startEnv, type TestEnv } from "./helpers/env.ts";
+import { waitFor } from "./helpers/wait.ts";
+
+// Read through the API client, not kubectl: the client below re-reads it every 50 ms.
+async function secretData(
+  env: TestEnv,
+  name: string,
+  ns: string,
+): Promise<Record<string, string> | undefined> {
+  const s = await env.client.find<{ data?: Record<string, string> }>(SecretResource, ns, name);
+  if (!s?.data) return undefined;
+  const dec = (v: string) =>
+    new TextDecoder().decode(Uint8Array.from(atob(v), (c) => c.charCodeAt(0)));
+  return Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, dec(v)]));
+}
+
+async function canLogin(
+  env: TestEnv,
+  o: { user: string; password: string; database: string },
+): Promise<boolean> {
+  return (await env.pg.psql("SELECT 1", o)).code === 0;
+}
+
+const database = (name: string, ns: string) =>
+  `apiVersion: dbtether.io/v1alpha1
+kind: Database
+metadata: { name: ${name}, namespace: ${ns} }
+spec:
+  clusterRef: { name: main }
+`;
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+Deno.test(
+  { name: "Alternating rotation: zero failed logins through 10 rotations", ...opts },
+  async () => {
+    await using env = await startEnv({
+      pg: { extraConf: ["log_statement = 'all'"] },
+      program: true,
+    });
+    await env.kube.apply(env.clusterManifest("main"));
+    const ns = await env.namespace("alt");
+    await env.kube.apply(database("app", ns));
+    await env.kube.apply(`apiVersion: dbtether.io/v1alpha1
+kind: DatabaseUser
+metadata: { name: alt, namespace: ${ns} }
+spec:
+  databaseRef: { name: app }
+  privileges: readwrite
+  rotation: { strategy: Alternating }
+`);
+    await env.waitPhase("databaseuser", "alt", "Ready", { namespace: ns });
+    const seen = new Set<string>();
+    let attempts = 0, failures = 0, stop = false;
+    const errors: string[] = [];
+    const client = (async () => {
+      while (!stop) {
+        const d = await secretData(env, "alt-credentials", ns);
+        if (d) {
+          seen.add(d.password!);
+          attempts++;
+          const sql = postgres({
+            host: env.pg.host,
+            port: env.pg.port,
+            user: d.username!,
+            password: d.password!,
+            database: "app",
+            max: 1,
+            connect_timeout: 5,
+            onnotice: () => {},
+          });
+          try {
+            await sql`SELECT 1`;
+          } catch (e) {
+            failures++;
+            errors.push(`${d.username}: ${(e as Error).message}`);
+          } finally {
+            await sql.end({ timeout: 1 });
+          }
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const roles: string[] = [];
+    for (let i = 1; i <= 10; i++) {
+      const before = (await secretData(env, "alt-credentials", ns))!.password;
+      await env.kube.kubectl([
+        "annotate",
+        "--overwrite",
+        "databaseuser",
+        "alt",
+        "-n",
+        ns,
+        `dbtether.io/rotate=${i}`,
+      ], { check: true });
+      const d = await waitFor(`rotation ${i}`, async () => {
+        const x = await secretData(env, "alt-credentials", ns);
+        return x && x.password !== before ? x : undefined;
+      }, { timeoutMs: 30_000 });
+      roles.push(d.username!);
+      // Apps pick the Secret up late: give the client time to see this one.
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    stop = true;
+    await client;
+    assertEquals(failures, 0, errors.join("\n"));
+    assert(attempts > 60, `client made ${attempts} attempts`);
+    assertEquals(roles, [
+      "alt_b",
+      "alt",
+      "alt_b",
+      "alt",
+      "alt_b",
+      "alt",
+      "alt_b",
+      "alt",
+      "alt_b",
+      "alt",
+    ]);
+    const u = await env.getJson<{ status: { activeRole: string } }>("databaseuser", "alt", ns);
+    assertEquals(u?.status.activeRole, "alt");
+    const log = await env.pg.readLog();
+    for (const p of seen) assert(!log.includes(p), "a password reached the server log");
+  },
+);
+
+Deno.test(
+  { name: "SIGKILL at random moments while 50 users are created converges", ...opts },
+  async () => {
+    await using env = await startEnv({ pg: true, program: true });
+    await env.kube.apply(env.clusterManifest("main"));
+    const ns = await env.namespace("kill");
+    await env.kube.apply(database("many", ns));
+    await env.waitPhase("database", "many", "Ready", { namespace: ns });
+    const names = Array.from({ length: 50 }, (_, i) => `u${String(i).padStart(2, "0")}`);
+    await env.kube.apply(
+      names.map((n, i) =>
+        `apiVersion: dbtether.io/v1alpha1
+kind: DatabaseUser
+metadata: { name: ${n}, namespace: ${ns} }
+spec:
+  databaseRef: { name: many }
+  privileges: ${i % 2 ? "readwrite" : "readonly"}
+  rotation: { strategy: ${i % 5 === 0 ? "Alternating" : "InPlace"} }
+`
+      ).join("---\n"),
+    );
+    for (let k = 0; k < 6; k++) {
+      await new Promise((r) => setTimeout(r, 300 + Math.random() * 1500));
+      await env.restartProgram("SIGKILL");
+      // Rotations are interrupted too.
+      if (k === 3) {
+        await env.kube.kubectl([
+          "annotate",
+          "--overwrite",
+          "databaseuser",
+          "--all",
+          "-n",
+          ns,
+          "dbtether.io/rotate=k3",
+        ], { check: true });
+      }
+    }
+    await waitFor("all 50 users Ready", async () => {
+      const r = await env.kube.kubectl([
+        "get",
+        "databaseusers",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.items[*].status.phase}",
+      ]);
+      const phases = r.stdout.split(" ").filter(Boolean);
+      return phases.length === 50 && phases.every((p) => p === "Ready");
+    }, { timeoutMs: 180_000, intervalMs: 1000 });
+    const roles = (await env.pg.superSql(
+      `SELECT rolname FROM pg_roles WHERE rolname ~ '^u[0-9]{2}(_b)?$' ORDER BY 1`,
+    )).split("\n").map((s) => s.trim()).filter(Boolean);
+    const want = names.flatMap((n, i) => i % 5 === 0 ? [n, `${n}_b`] : [n]).sort();
+    assertEquals(roles, want);
+    for (const n of names) {
+      const d = await waitFor(
+        `Secret of ${n}`,
+        async () => await secretData(env, `${n}-credentials`, ns),
+      );
+      assert(
+        await canLogin(env, { user: d.username!, password: d.password!, database: "many" }),
+        `${n} logs in`,
+      );
+    }
+  },
+);
