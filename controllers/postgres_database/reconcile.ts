@@ -1,0 +1,289 @@
+/**
+ * The PostgresDatabase controller (pg-db-operator compatibility): observe (the object, its
+ * Secret, the server and whether the role exists) → plan (plan.ts) → act → status (status.ts).
+ * The server is the DBCluster named by --postgresdatabase-cluster, else the libpq environment.
+ */
+import type { KubeObject } from "../../crds/kind.ts";
+import { type PostgresDatabase, PostgresDatabaseKind } from "../../crds/postgres_database.ts";
+import type { Services } from "../register.ts";
+import {
+  Controller,
+  done,
+  type ReconcileContext,
+  requeueAfter,
+  type Result,
+} from "../runtime/controller.ts";
+import { errorMessage, RetryableError, TerminalError } from "../runtime/errors.ts";
+import { MERGE_PATCH, SecretResource } from "../runtime/kube.ts";
+import { isOwnedBy, ownerRef, setFinalizer, updateStatus } from "../runtime/objects.ts";
+import type { ControllerDeps } from "../runtime/shared.ts";
+import { secretData as decodeSecret, serverFromLibpqEnv } from "../dbcluster/resolver.ts";
+import { observeServer } from "../postgres/catalog.ts";
+import { mapPgError, PgExecutor } from "../postgres/execute.ts";
+import type { ServerConfig, ServerPool } from "../postgres/pool.ts";
+import { generatePassword, scramVerifier } from "../postgres/scram.ts";
+import {
+  FINALIZER,
+  MANAGED_BY_LABEL,
+  type PgdbAction,
+  planPostgresDatabase,
+  type SecretState,
+  type ServerState,
+} from "./plan.ts";
+import { computePgdbStatus, type PgdbOutcome } from "./status.ts";
+
+type Secret = KubeObject<unknown, unknown> & { data?: Record<string, string>; type?: string };
+
+const PASSWORD_LENGTH = 24;
+
+interface Server {
+  config: ServerConfig;
+  pool: ServerPool;
+  adminRole: string;
+}
+
+export function setupPostgresDatabaseController(
+  deps: ControllerDeps,
+  services: Services,
+): Controller {
+  const { client, clock, recorder, informers } = deps;
+  const objects = informers.for<PostgresDatabase>(PostgresDatabaseKind);
+  const secrets = informers.for<KubeObject<unknown, unknown>>(SecretResource, {
+    metadataOnly: true,
+  });
+  const settings = services.config.postgresDatabase;
+
+  const reconcile = async (key: string, ctx: ReconcileContext): Promise<Result> => {
+    const p = objects.get(key);
+    if (!p) return done;
+    const ns = p.metadata.namespace ?? "";
+    const secretName = p.spec.targetSecret.name;
+    // observe
+    const rawSecret = await client.find<Secret>(SecretResource, ns, secretName);
+    const secret: SecretState | undefined = rawSecret && {
+      ownedByUs: isOwnedBy(rawSecret, p),
+      data: decodeSecret(rawSecret),
+      ...(rawSecret.metadata.creationTimestamp
+        ? { creationTimestamp: rawSecret.metadata.creationTimestamp }
+        : {}),
+    };
+    let server: Server | undefined;
+    let state: ServerState;
+    if (p.metadata.deletionTimestamp) {
+      state = { kind: "unavailable", reason: "Deleting", message: "Deleting" };
+    } else {
+      try {
+        server = await connect(ns);
+        const snap = await server.pool.run((sql) => observeServer(sql, { roles: [p.spec.name] }), {
+          signal: ctx.signal,
+        }).catch((e) => {
+          throw mapPgError(e, { server: server!.pool.endpoint });
+        });
+        state = {
+          kind: "ready",
+          host: server.config.host,
+          port: server.config.port,
+          adminRole: server.adminRole,
+          roleExists: snap.roles.has(p.spec.name),
+        };
+      } catch (e) {
+        if (!(e instanceof RetryableError)) throw e;
+        state = { kind: "unavailable", reason: e.reason, message: e.message };
+      }
+    }
+    // plan
+    const now = clock.now();
+    const plan = planPostgresDatabase(p, {
+      server: state,
+      secret,
+      now,
+      ...(settings.rotationIntervalMs === undefined
+        ? {}
+        : { rotationIntervalMs: settings.rotationIntervalMs }),
+    });
+    // act
+    const outcome: PgdbOutcome = { converged: false };
+    let failure = plan.blocked;
+    let current = p;
+    const run = { password: secret?.data.PGPASSWORD, rotated: false };
+    try {
+      for (const action of plan.actions) {
+        const next = await act(action, { p: current, server, ctx, run, secret: rawSecret });
+        if (next === "gone") return done;
+        current = next;
+      }
+      outcome.converged = !failure;
+      if (run.rotated) outcome.passwordUpdatedAt = now;
+    } catch (e) {
+      failure = {
+        reason: e instanceof RetryableError || e instanceof TerminalError ? e.reason : "Error",
+        message: errorMessage(e),
+        terminal: e instanceof TerminalError,
+      };
+    }
+    if (failure) outcome.failure = { reason: failure.reason, message: failure.message };
+    // status
+    let written: PostgresDatabase["status"] | undefined;
+    await updateStatus(client, PostgresDatabaseKind, current, (latest) => {
+      written = computePgdbStatus(latest, outcome, { now: new Date(clock.now()) });
+      return written;
+    });
+    const before = p.status?.conditions?.find((c) => c.type === "Ready");
+    const after = written?.conditions?.find((c) => c.type === "Ready");
+    if (after && (before?.status !== after.status || before.reason !== after.reason)) {
+      recorder.emit(
+        current,
+        after.status === "True" ? "Normal" : "Warning",
+        after.reason,
+        after.message,
+      );
+    }
+    if (failure?.terminal) throw new TerminalError(failure.reason, failure.message);
+    if (failure) throw new RetryableError(failure.reason, failure.message);
+    return plan.rotateInMs === undefined ? done : requeueAfter(plan.rotateInMs);
+  };
+
+  /** The server: the configured DBCluster, else the libpq environment of the operator. */
+  const connect = async (namespace: string): Promise<Server> => {
+    if (settings.cluster !== undefined) {
+      const r = await services.resolver.resolve(settings.cluster, { namespace });
+      return { config: r.server, pool: r.pool, adminRole: r.adminRole };
+    }
+    let config: ServerConfig;
+    try {
+      config = serverFromLibpqEnv(services.env);
+    } catch (e) {
+      throw new RetryableError("ServerNotConfigured", errorMessage(e));
+    }
+    return { config, pool: await services.pools.get(config), adminRole: config.user };
+  };
+
+  const act = async (
+    action: PgdbAction,
+    o: {
+      p: PostgresDatabase;
+      server: Server | undefined;
+      ctx: ReconcileContext;
+      run: { password: string | undefined; rotated: boolean };
+      secret: Secret | undefined;
+    },
+  ): Promise<PostgresDatabase | "gone"> => {
+    const { p, ctx, run } = o;
+    const ns = p.metadata.namespace ?? "";
+    const exec = () => {
+      if (!o.server) throw new Error(`Cannot run ${action.kind}: no connection to the server`);
+      return new PgExecutor(o.server.pool, { logger: ctx.logger, signal: ctx.signal });
+    };
+    switch (action.kind) {
+      case "addFinalizer":
+        return await setFinalizer(
+          client,
+          PostgresDatabaseKind,
+          p,
+          FINALIZER,
+          true,
+        ) as PostgresDatabase;
+      case "ensureDatabase":
+        await exec().ensureDatabase(action.spec);
+        return p;
+      case "ensureRole": {
+        if (action.password === "keep") {
+          await exec().ensureUser(action.spec);
+          return p;
+        }
+        const password = action.password === "new"
+          ? generatePassword(PASSWORD_LENGTH)
+          : run.password!;
+        const e = exec();
+        await e.ensureUser({ ...action.spec, passwordVerifier: await scramVerifier(password) });
+        // Verified before the Secret changes, so the Secret never holds a password that fails.
+        if (
+          !await e.verifyLogin({ user: action.spec.username, password }, { database: p.spec.name })
+        ) {
+          throw new RetryableError(
+            "PasswordVerificationFailed",
+            `Cannot log in as role ${
+              JSON.stringify(action.spec.username)
+            } with its new password: ` +
+              "check pg_hba.conf and password_encryption (scram-sha-256) on the server",
+          );
+        }
+        run.password = password;
+        run.rotated = action.password === "new";
+        return p;
+      }
+      case "writeSecret": {
+        const data = encode({ ...action.data, PGPASSWORD: run.password ?? "" });
+        const metadata = {
+          labels: { [MANAGED_BY_LABEL]: "dbtether" },
+          ownerReferences: [ownerRef(p)],
+        };
+        if (action.create) {
+          await client.create(SecretResource, ns, {
+            apiVersion: "v1",
+            kind: "Secret",
+            metadata: { name: p.spec.targetSecret.name, namespace: ns, ...metadata },
+            type: "Opaque",
+            data,
+          });
+        } else {
+          // A patch in place: the Secret keeps its uid and never disappears for its readers.
+          await client.patch(SecretResource, ns, p.spec.targetSecret.name, {
+            metadata: { ...metadata, resourceVersion: o.secret?.metadata.resourceVersion },
+            data,
+          }, { contentType: MERGE_PATCH });
+        }
+        if (run.rotated) {
+          recorder.emit(
+            p,
+            "Normal",
+            action.create ? "SecretCreated" : "PasswordRotated",
+            `Secret ${JSON.stringify(p.spec.targetSecret.name)} ${
+              action.create ? "created" : "has a new password"
+            }`,
+          );
+        }
+        return p;
+      }
+      case "deleteSecret":
+        await client.delete(SecretResource, ns, action.name, {
+          ...(o.secret?.metadata.uid ? { uid: o.secret.metadata.uid } : {}),
+        });
+        return p;
+      case "removeFinalizer":
+        await setFinalizer(client, PostgresDatabaseKind, p, FINALIZER, false);
+        return "gone";
+    }
+  };
+
+  const controller = new Controller({
+    name: "postgresdatabase",
+    reconcile,
+    clock,
+    logger: deps.logger,
+    metrics: deps.metrics,
+    workers: deps.workers,
+    baseBackoffMs: deps.backoffBaseMs,
+    maxBackoffMs: deps.backoffMaxMs,
+  });
+  controller.watch(objects);
+  // A deleted or edited Secret brings its PostgresDatabase back to converge it.
+  controller.watch(secrets, (s, old, deleted) => {
+    if (!deleted && old && s.metadata.resourceVersion === old.metadata.resourceVersion) return [];
+    const ns = s.metadata.namespace;
+    return (s.metadata.ownerReferences ?? [])
+      .filter((r) =>
+        r.kind === PostgresDatabaseKind.kind && r.apiVersion === PostgresDatabaseKind.apiVersion
+      )
+      .map((r) => `${ns}/${r.name}`);
+  });
+  deps.manager.addController(controller);
+  return controller;
+}
+
+function encode(data: Record<string, string>): Record<string, string> {
+  const enc = new TextEncoder();
+  return Object.fromEntries(
+    Object.entries(data).map(([k, v]) => [k, btoa(String.fromCharCode(...enc.encode(v)))]),
+  );
+}
