@@ -1,0 +1,368 @@
+/**
+ * Database against a real apiserver and a real PostgreSQL (admin NOT superuser), driven through
+ * the real `dbtether run`: the README manifests, columns, deletion policies, claims, extension
+ * failures, the namespace allow-list and idempotence.
+ */
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { startEnv, type TestEnv } from "./helpers/env.ts";
+import { waitFor } from "./helpers/wait.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const MUTATING = /(statement|execute [^:]*): (CREATE|ALTER|DROP|GRANT|REVOKE|COMMENT|REASSIGN)\b/i;
+
+type Cond = { type: string; status: string; reason: string; message: string };
+type Db = {
+  metadata: { resourceVersion: string; finalizers?: string[] };
+  status?: { phase?: string; message?: string; databaseName?: string; conditions?: Cond[] };
+};
+const cond = (d: Db | undefined, type = "Ready") =>
+  d?.status?.conditions?.find((c) => c.type === type);
+
+const README_DBCLUSTER = `apiVersion: dbtether.io/v1alpha1
+kind: DBCluster
+metadata:
+  name: my-aurora-cluster
+spec:
+  endpoint: my-cluster.cluster-xxx.eu-west-1.rds.amazonaws.com
+  port: 5432
+  credentialsSecretRef:
+    name: aurora-admin-credentials
+    namespace: postgres-operator-system
+`;
+const README_SECRET = `apiVersion: v1
+kind: Secret
+metadata:
+  name: aurora-admin-credentials
+  namespace: postgres-operator-system
+type: Opaque
+stringData:
+  username: postgres
+  password: your-admin-password
+`;
+const README_DATABASE = await Deno.readTextFile(
+  new URL("../examples/database.yaml", import.meta.url),
+)
+  .then((t) => t.split(/^---$/m).find((d) => /kind: Database\b/.test(d))!);
+
+async function sql(env: TestEnv, q: string, database = "postgres"): Promise<string> {
+  return (await env.pg.superSql(q, { database })).trim();
+}
+
+async function mutating(env: TestEnv): Promise<string[]> {
+  const log = await env.pg.readLog();
+  return log.split("\n").filter((l) => l.includes(`${env.pg.admin.user}@`) && MUTATING.test(l));
+}
+
+function database(
+  o: { name: string; ns: string; cluster?: string; extra?: string; annotations?: string },
+) {
+  return `apiVersion: dbtether.io/v1alpha1
+kind: Database
+metadata:
+  name: ${o.name}
+  namespace: ${o.ns}
+${o.annotations ? `  annotations:\n${o.annotations}\n` : ""}spec:
+  clusterRef:
+    name: ${o.cluster ?? "test-pg"}
+${o.extra ?? ""}`;
+}
+
+Deno.test(
+  { name: "Database: README manifests, columns, deletion, claims, extensions", ...opts },
+  async (t) => {
+    await using env = await startEnv({ pg: true, program: true });
+    await env.kube.apply(env.clusterManifest("test-pg"));
+    await env.waitPhase("dbcluster", "test-pg", "Connected");
+
+    await t.step(
+      "README DBCluster (fake endpoint) fails clearly; the README Database says why",
+      async () => {
+        await env.kube.kubectl(["create", "namespace", "postgres-operator-system"], {
+          check: true,
+        });
+        await env.kube.apply(README_SECRET);
+        await env.kube.apply(README_DBCLUSTER);
+        await env.kube.apply(README_DATABASE);
+        await env.waitPhase("dbcluster", "my-aurora-cluster", "Failed");
+        const d = await env.waitPhase("database", "my-app-db", "Failed", {
+          namespace: "default",
+        }) as Db;
+        assertEquals(cond(d)?.reason, "ClusterUnreachable");
+        assertEquals(d.status?.databaseName, "my_app");
+      },
+    );
+
+    await t.step(
+      "pointed at the test server, the README Database reaches Ready; README columns",
+      async () => {
+        await env.kube.apply(env.clusterManifest("my-aurora-cluster"));
+        await env.waitPhase("database", "my-app-db", "Ready", { namespace: "default" });
+        assertEquals(
+          await sql(
+            env,
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'my_app'",
+          ),
+          "dbtether:default/my-app-db",
+        );
+        assertEquals(
+          await sql(
+            env,
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'my_app'",
+          ),
+          "my_app_owner",
+        );
+        assertEquals(
+          await sql(
+            env,
+            "SELECT string_agg(extname, ',' ORDER BY extname) FROM pg_extension WHERE extname IN ('uuid-ossp','pg_trgm')",
+            "my_app",
+          ),
+          "pg_trgm,uuid-ossp",
+        );
+        const table = (await env.kube.kubectl(["get", "databases", "-A"], { check: true })).stdout;
+        assert(/^NAMESPACE\s+NAME\s+CLUSTER\s+DATABASE\s+PHASE\s+AGE$/m.test(table), table);
+        assert(
+          /^default\s+my-app-db\s+my-aurora-cluster\s+my_app\s+Ready\s+\S+$/m.test(table),
+          table,
+        );
+        const events = (await env.kube.kubectl([
+          "get",
+          "events",
+          "-n",
+          "default",
+          "--field-selector",
+          "involvedObject.name=my-app-db",
+        ], { check: true })).stdout;
+        assert(/DatabaseReady/.test(events), events);
+      },
+    );
+
+    await t.step(
+      "Retain (default): deleting the resource keeps the database and its data, claim released",
+      async () => {
+        await sql(env, "CREATE TABLE keep_me (id int); INSERT INTO keep_me VALUES (42)", "my_app");
+        await env.kube.kubectl([
+          "delete",
+          "database",
+          "my-app-db",
+          "-n",
+          "default",
+          "--wait=true",
+          "--timeout=60s",
+        ], { check: true });
+        assertEquals(await sql(env, "SELECT id FROM keep_me", "my_app"), "42");
+        assertEquals(
+          await sql(
+            env,
+            "SELECT coalesce(shobj_description(oid, 'pg_database'), 'none') FROM pg_database WHERE datname = 'my_app'",
+          ),
+          "none",
+        );
+      },
+    );
+
+    const ns = await env.namespace("db");
+
+    await t.step(
+      "Delete drops the database even with an open session of another role",
+      async () => {
+        await env.kube.apply(
+          database({ name: "drop-me", ns, extra: "  deletionPolicy: Delete\n" }),
+        );
+        await env.waitPhase("database", "drop-me", "Ready", { namespace: ns });
+        await sql(
+          env,
+          "CREATE ROLE holder LOGIN PASSWORD 'holder-pw-123'; GRANT drop_me_readonly TO holder",
+        );
+        const session = new Deno.Command(`${env.pg.binDir}/psql`, {
+          args: [
+            "-h",
+            env.pg.host,
+            "-p",
+            String(env.pg.port),
+            "-U",
+            "holder",
+            "-d",
+            "drop_me",
+            "-c",
+            "SELECT pg_sleep(120)",
+          ],
+          env: { PGPASSWORD: "holder-pw-123" },
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+        try {
+          await waitFor("the session", async () =>
+            (await sql(
+              env,
+              "SELECT count(*) FROM pg_stat_activity WHERE datname = 'drop_me' AND usename = 'holder'",
+            )) === "1");
+          await env.kube.kubectl([
+            "delete",
+            "database",
+            "drop-me",
+            "-n",
+            ns,
+            "--wait=true",
+            "--timeout=60s",
+          ], { check: true });
+          assertEquals(
+            await sql(env, "SELECT count(*) FROM pg_database WHERE datname = 'drop_me'"),
+            "0",
+          );
+          assertEquals(
+            await sql(env, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'drop\\_me\\_%'"),
+            "0",
+          );
+        } finally {
+          try {
+            session.kill("SIGKILL");
+          } catch { /* already ended: its session was terminated */ }
+          await session.status;
+        }
+      },
+    );
+
+    await t.step(
+      "a database claimed by another resource is refused; force-adopt takes it over",
+      async () => {
+        await env.kube.apply(database({ name: "first", ns, extra: "  databaseName: shared_db\n" }));
+        await env.waitPhase("database", "first", "Ready", { namespace: ns });
+        await env.kube.apply(
+          database({ name: "second", ns, extra: "  databaseName: shared_db\n" }),
+        );
+        const d = await env.waitPhase("database", "second", "Failed", { namespace: ns }) as Db;
+        assertEquals(cond(d)?.reason, "DatabaseClaimedByOther");
+        assert(d.status?.message?.includes(`dbtether:${ns}/first`), String(d.status?.message));
+        assert(d.status?.message?.includes("dbtether.io/force-adopt"), String(d.status?.message));
+        await env.kube.kubectl([
+          "annotate",
+          "database",
+          "second",
+          "-n",
+          ns,
+          "dbtether.io/force-adopt=true",
+        ], { check: true });
+        await env.waitPhase("database", "second", "Ready", { namespace: ns });
+        assertEquals(
+          await sql(
+            env,
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'shared_db'",
+          ),
+          `dbtether:${ns}/second`,
+        );
+      },
+    );
+
+    await t.step(
+      "an extension the server cannot create is a clear condition, not a crash",
+      async () => {
+        await env.kube.apply(
+          database({ name: "ext", ns, extra: "  extensions: [pg_trgm, no_such_extension]\n" }),
+        );
+        const d = await env.waitPhase("database", "ext", "Failed", { namespace: ns }) as Db;
+        assertEquals(cond(d)?.reason, "ExtensionFailed");
+        assertEquals([cond(d, "ExtensionsReady")?.status, cond(d, "ExtensionsReady")?.reason], [
+          "False",
+          "ExtensionFailed",
+        ]);
+        assert(/no_such_extension/.test(d.status?.message ?? ""), String(d.status?.message));
+        assertEquals(
+          await sql(env, "SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'", "ext"),
+          "1",
+        );
+        assert(env.program?.process.pid, "the program keeps running");
+        await env.kube.kubectl([
+          "patch",
+          "database",
+          "ext",
+          "-n",
+          ns,
+          "--type",
+          "merge",
+          "-p",
+          '{"spec":{"extensions":["pg_trgm"]}}',
+        ], { check: true });
+        await env.waitPhase("database", "ext", "Ready", { namespace: ns });
+      },
+    );
+
+    await t.step(
+      "idempotence: 10 reconciles of a Ready Database send no mutating SQL and write nothing",
+      async () => {
+        await env.kube.apply(database({ name: "idem", ns }));
+        await env.waitPhase("database", "idem", "Ready", { namespace: ns });
+        await new Promise((r) => setTimeout(r, 1500));
+        const before = (await mutating(env)).length;
+        const reads = async () =>
+          (await env.pg.readLog()).split("\n").filter((l) => l.includes("'idem'")).length;
+        let rv = "";
+        for (let i = 0; i < 10; i++) {
+          const seen = await reads();
+          await env.kube.kubectl([
+            "annotate",
+            "--overwrite",
+            "database",
+            "idem",
+            "-n",
+            ns,
+            `test/touch=${i}`,
+          ], { check: true });
+          rv = (await env.getJson<Db>("database", "idem", ns))!.metadata.resourceVersion;
+          await waitFor(`reconcile ${i}`, async () => (await reads()) > seen);
+        }
+        await new Promise((r) => setTimeout(r, 2000));
+        const after = await mutating(env);
+        assertEquals(after.length, before, after.slice(before).join("\n"));
+        assertEquals((await env.getJson<Db>("database", "idem", ns))!.metadata.resourceVersion, rv);
+      },
+    );
+
+    await t.step("the admin password never appears in the program's logs", () => {
+      assert(!env.program!.logs().includes(env.pg.admin.password));
+    });
+  },
+);
+
+Deno.test({
+  name:
+    "Database: a namespace outside the DBCluster's allow-list gets NamespaceNotAllowed and no SQL",
+  ...opts,
+}, async () => {
+  await using env = await startEnv({ pg: true, program: true });
+  const allowed = await env.namespace("allowed");
+  const denied = await env.namespace("denied");
+  await env.kube.apply(
+    env.clusterManifest("test-pg", {
+      extraSpec: `  allowedNamespaces:\n    names: [${allowed}]\n`,
+    }),
+  );
+  await env.kube.apply(
+    database({ name: "ok", ns: allowed, extra: "  databaseName: allowed_db\n" }),
+  );
+  await env.waitPhase("database", "ok", "Ready", { namespace: allowed });
+  await env.kube.apply(
+    database({ name: "nope", ns: denied, extra: "  databaseName: forbidden_db\n" }),
+  );
+  const d = await env.waitPhase("database", "nope", "Failed", { namespace: denied }) as Db;
+  assertEquals(cond(d)?.reason, "NamespaceNotAllowed");
+  assertEquals(d.status?.databaseName, "forbidden_db");
+  assertEquals(d.metadata.finalizers, undefined, "no finalizer: nothing was done on the server");
+  await new Promise((r) => setTimeout(r, 1500));
+  const log = await env.pg.readLog();
+  assert(!log.includes("forbidden_db"), "no SQL mentions the database");
+  assertEquals(
+    await sql(env, "SELECT count(*) FROM pg_database WHERE datname = 'forbidden_db'"),
+    "0",
+  );
+  // Deleting it needs no cleanup on the server.
+  await env.kube.kubectl([
+    "delete",
+    "database",
+    "nope",
+    "-n",
+    denied,
+    "--wait=true",
+    "--timeout=30s",
+  ], { check: true });
+});
