@@ -294,6 +294,7 @@ Deno.test(
         await env.waitPhase("database", "idem", "Ready", { namespace: ns });
         await new Promise((r) => setTimeout(r, 1500));
         const before = (await mutating(env)).length;
+        assert(before > 0, "the log shows the statements that created it");
         const reads = async () =>
           (await env.pg.readLog()).split("\n").filter((l) => l.includes("'idem'")).length;
         let rv = "";
