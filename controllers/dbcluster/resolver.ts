@@ -191,14 +191,13 @@ export function serverFromLibpqEnv(env: Record<string, string | undefined>): Ser
     throw new Error(`Invalid PGPORT "${env.PGPORT}"`);
   }
   const mode = env.PGSSLMODE ?? "prefer";
-  // libpq's "prefer"/"allow" try TLS opportunistically; we map them to the nearest explicit mode.
-  const sslMode: SslMode = mode === "disable" || mode === "allow"
-    ? "disable"
-    : mode === "verify-ca" || mode === "verify-full"
-    ? mode
-    : mode === "prefer"
-    ? "disable"
-    : "require";
+  // libpq's "allow" tries plaintext first; the nearest mode we offer is "prefer".
+  const sslMode: SslMode = mode === "allow" ? "prefer" : mode as SslMode;
+  if (!["disable", "prefer", "require", "verify-ca", "verify-full"].includes(sslMode)) {
+    throw new Error(
+      `Invalid PGSSLMODE "${mode}": use disable, allow, prefer, require, verify-ca or verify-full`,
+    );
+  }
   return {
     host: env.PGHOST!,
     port,

@@ -18,7 +18,8 @@ import { nullLogger } from "../runtime/log.ts";
 export type Sql = postgres.Sql<Record<string, never>>;
 
 /** libpq's TLS modes that dbtether supports (no `prefer`/`allow`: no silent plaintext). */
-export type SslMode = "disable" | "require" | "verify-ca" | "verify-full";
+/** libpq modes; `prefer` (libpq's default) is only reachable through the libpq environment. */
+export type SslMode = "disable" | "prefer" | "require" | "verify-ca" | "verify-full";
 export const SSL_MODES: readonly SslMode[] = ["disable", "require", "verify-ca", "verify-full"];
 
 /** How to reach one server as its admin role. */
@@ -77,10 +78,13 @@ function fingerprint(cfg: ServerConfig): string {
 export function tlsOptions(
   mode: SslMode,
   opts: { ca?: string; host?: string } = {},
-): false | "require" | Record<string, unknown> {
+): false | "prefer" | "require" | Record<string, unknown> {
   switch (mode) {
     case "disable":
       return false;
+    case "prefer":
+      // TLS when the server offers it, plaintext otherwise: what libpq does by default.
+      return "prefer";
     case "require":
       // libpq: with a root certificate, require behaves like verify-ca.
       return opts.ca === undefined ? "require" : tlsOptions("verify-ca", opts);
