@@ -92,7 +92,10 @@ export function bool(c: Common = {}): Schema<boolean> {
   return node({ type: "boolean" }, c);
 }
 
-export function enumOf<const V extends readonly string[]>(values: V, c: Common = {}): Schema<V[number]> {
+export function enumOf<const V extends readonly string[]>(
+  values: V,
+  c: Common = {},
+): Schema<V[number]> {
   return node({ type: "string", enum: [...values] }, c);
 }
 
