@@ -26,13 +26,13 @@ lint:
 	$(DENO) fmt --check
 	$(DENO) lint
 	$(DENO) check main.ts $$(git ls-files '*.ts' | grep -v '^main.ts$$')
-	$(DENO) run --allow-read --allow-write crds/generate.ts --check
+	$(DENO) run --allow-read --allow-write --allow-run crds/generate.ts --check
 
 fmt:
 	$(DENO) fmt
 
 crds:
-	$(DENO) run --allow-read --allow-write crds/generate.ts
+	$(DENO) run --allow-read --allow-write --allow-run crds/generate.ts
 
 test: deps lint
 	scripts/test.sh

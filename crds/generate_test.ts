@@ -9,10 +9,12 @@ import { TEMPLATE_VARIABLES as ENGINE_TEMPLATE_VARIABLES } from "../backup/templ
 
 // jsr:@std/assert is unreachable here: node:assert prints the same diffs.
 function assert(cond: unknown, message?: string): asserts cond {
-  nodeAssert.ok(cond, message);
+  if (message === undefined) nodeAssert.ok(cond);
+  else nodeAssert.ok(cond, message);
 }
 function assertEquals(actual: unknown, expected: unknown, message?: string): void {
-  nodeAssert.deepStrictEqual(actual, expected, message);
+  if (message === undefined) nodeAssert.deepStrictEqual(actual, expected);
+  else nodeAssert.deepStrictEqual(actual, expected, message);
 }
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
