@@ -169,7 +169,7 @@ spec:
         ], { check: true });
       }
     }
-    await waitFor("all 50 users Ready", async () => {
+    const allReady = waitFor("all 50 users Ready", async () => {
       const r = await env.kube.kubectl([
         "get",
         "databaseusers",
@@ -181,10 +181,37 @@ spec:
       const phases = r.stdout.split(" ").filter(Boolean);
       return phases.length === 50 && phases.every((p) => p === "Ready");
     }, { timeoutMs: 180_000, intervalMs: 1000 });
+    await allReady.catch(async (e) => {
+      const r = await env.kube.kubectl([
+        "get",
+        "databaseusers",
+        "-n",
+        ns,
+        "-o",
+        "custom-columns=NAME:.metadata.name,PHASE:.status.phase,MESSAGE:.status.message",
+      ]);
+      throw new Error(`${(e as Error).message}\n${r.stdout}`);
+    });
     const roles = (await env.pg.superSql(
       `SELECT rolname FROM pg_roles WHERE rolname ~ '^u[0-9]{2}(_b)?$' ORDER BY 1`,
     )).split("\n").map((s) => s.trim()).filter(Boolean);
     const want = names.flatMap((n, i) => i % 5 === 0 ? [n, `${n}_b`] : [n]).sort();
+    if (JSON.stringify(roles) !== JSON.stringify(want)) {
+      const missing = want.filter((r) => !roles.includes(r));
+      const u = await env.kube.kubectl([
+        "get",
+        "databaseuser",
+        missing[0]!.replace(/_b$/, ""),
+        "-n",
+        ns,
+        "-o",
+        "yaml",
+      ]);
+      const again = await env.pg.superSql(
+        `SELECT count(*) FROM pg_roles WHERE rolname ~ '^u[0-9]{2}(_b)?$'`,
+      );
+      console.error(`missing ${missing.join(",")}\ncount now ${again}\n${u.stdout}`);
+    }
     assertEquals(roles, want);
     for (const n of names) {
       const d = await waitFor(
