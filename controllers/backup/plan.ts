@@ -139,7 +139,8 @@ function dependencies(o: BackupObservation): BackupAction | undefined {
   if (!databaseReady(o.database)) {
     return wait(
       "DatabaseNotReady",
-      `Waiting for Database "${b.spec.databaseRef.name}" to be Ready`,
+      `Waiting for Database "${b.spec.databaseRef.name}" to be Ready` +
+        (o.database.status?.message ? `: ${o.database.status.message}` : ""),
     );
   }
   if (!o.storage) {
