@@ -298,3 +298,57 @@ Deno.test({ name: "Backup and Restore round trip on every backend", ...opts }, a
   }
   void waitFor;
 });
+
+Deno.test({ name: "BackupStorage probe reasons", ...opts }, async (t) => {
+  await using env = await startEnv({ program: true });
+  await using minio = await startMinio();
+  await minio.createBucket("backups");
+  const reason = (o: Obj | undefined) =>
+    o?.status?.conditions?.find((c) => c.type === "Ready")?.reason;
+  await t.step("missing bucket → BucketNotFound", async () => {
+    await env.kube.apply(storageYaml("nobucket", { server: minio, bucket: "no-such-bucket" }));
+    assertEquals(
+      reason(await waitPhase(env, "backupstorage", "nobucket", "Failed")),
+      "BucketNotFound",
+    );
+  });
+  await t.step("wrong key → AccessDenied, fixed Secret → Ready", async () => {
+    await env.kube.apply(
+      storageYaml("wrongkey", { server: minio }).replace(
+        `secretAccessKey: "${minio.credentials.secretAccessKey}"`,
+        'secretAccessKey: "not-the-key"',
+      ),
+    );
+    assertEquals(
+      reason(await waitPhase(env, "backupstorage", "wrongkey", "Failed")),
+      "AccessDenied",
+    );
+    await env.kube.apply(storageYaml("wrongkey", { server: minio }));
+    await waitPhase(env, "backupstorage", "wrongkey", "Ready");
+    const cols = await env.kube.kubectl(["get", "bs", "wrongkey"]);
+    assert(
+      /PROVIDER\s+PHASE\s+AGE/.test(cols.stdout) && /s3\s+Ready/.test(cols.stdout),
+      cols.stdout,
+    );
+  });
+  await t.step("missing credentials Secret → CredentialsMissing", async () => {
+    await env.kube.apply(`apiVersion: dbtether.io/v1alpha1
+kind: BackupStorage
+metadata:
+  name: nosecret
+spec:
+  s3:
+    bucket: backups
+    endpoint: ${minio.endpoint}
+    forcePathStyle: true
+    region: us-east-1
+  credentialsSecretRef:
+    name: absent
+    namespace: default
+`);
+    assertEquals(
+      reason(await waitPhase(env, "backupstorage", "nosecret", "Failed")),
+      "CredentialsMissing",
+    );
+  });
+});
