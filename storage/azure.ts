@@ -5,6 +5,12 @@
  * read. Uncommitted blocks are invisible (and garbage-collected by the service after a week),
  * so a failed or aborted put leaves the blob at the key as it was.
  *
+ * Metadata keys: Azure requires C# identifiers (letters, digits, '_'; no leading digit) and
+ * answers InvalidMetadata to anything else, while the portable keys of {@link PutOptions}
+ * use '-' (`dbtether-format`). `put` stores each '-' as '_' and `head` maps every '_' back to
+ * '-', so a key written with '-' reads back unchanged on every backend. A key written with '_'
+ * on Azure reads back with '-': that is why portable keys use '-' only.
+ *
  * The SDKs are imported on first use, so a process that never talks to Azure does not pay
  * their memory.
  */
@@ -76,6 +82,7 @@ export class AzureStore implements ObjectStore {
     opts: PutOptions = {},
   ): Promise<{ size: number }> {
     validateKey(key);
+    if (opts.metadata) toAzureMetadata(opts.metadata);
     const source = trackSource(body, opts.signal);
     try {
       throwIfAborted(opts.signal);
@@ -87,7 +94,7 @@ export class AzureStore implements ObjectStore {
         {
           ...(opts.signal ? { abortSignal: opts.signal } : {}),
           ...(opts.contentType ? { blobHTTPHeaders: { blobContentType: opts.contentType } } : {}),
-          ...(opts.metadata ? { metadata: opts.metadata } : {}),
+          ...(opts.metadata ? { metadata: toAzureMetadata(opts.metadata) } : {}),
         },
       );
       throwIfAborted(opts.signal);
@@ -126,7 +133,7 @@ export class AzureStore implements ObjectStore {
         key,
         size: p.contentLength ?? 0,
         lastModified: p.lastModified ?? new Date(0),
-        metadata: { ...p.metadata },
+        metadata: fromAzureMetadata(p.metadata ?? {}),
       };
     } catch (e) {
       const mapped = this.#map(e, "object");
@@ -183,6 +190,36 @@ export class AzureStore implements ObjectStore {
   #map(e: unknown, what: "bucket" | "object" = "bucket"): StorageError {
     return mapAzureError(e, this.#name, what);
   }
+}
+
+const AZURE_METADATA_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Portable metadata keys → Azure's: '-' becomes '_' (Azure keys are C# identifiers). Throws
+ * InvalidConfiguration for a key that is still not an identifier; the message names the key
+ * (keys are ours, never secrets) but not the value.
+ */
+export function toAzureMetadata(metadata: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(metadata)) {
+    const mapped = key.replaceAll("-", "_");
+    if (!AZURE_METADATA_KEY.test(mapped)) {
+      throw new StorageError(
+        "InvalidConfiguration",
+        `Invalid metadata key "${key}": Azure accepts only letters, digits, '-' and '_', ` +
+          `not starting with a digit`,
+      );
+    }
+    out[mapped] = value;
+  }
+  return out;
+}
+
+/** Azure's metadata keys → portable ones: every '_' reads back as '-'. */
+export function fromAzureMetadata(metadata: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(metadata)) out[key.replaceAll("_", "-")] = value;
+  return out;
 }
 
 /** Fewer, shorter retries than the SDK's default, so an outage is reported within seconds. */

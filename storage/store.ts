@@ -32,7 +32,11 @@ export interface PutOptions {
   /** Aborting removes whatever part of the object was written (no object, no upload left). */
   signal?: AbortSignal;
   contentType?: string;
-  /** Small string metadata stored with the object (lower-case ASCII keys). */
+  /**
+   * Small string metadata stored with the object. Portable keys are lower-case ASCII letters,
+   * digits and '-' (not starting with a digit): Azure stores '-' as '_' and reads it back as
+   * '-', so a key with '_' would not read back unchanged there.
+   */
   metadata?: Record<string, string>;
 }
 

@@ -5,76 +5,22 @@
  * failures, and the admin password in no log, Event or status.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { startEnv, type TestEnv } from "./helpers/env.ts";
+import { startEnv } from "./helpers/env.ts";
 import { waitFor } from "./helpers/wait.ts";
 import {
   assertNoPasswordLeak,
   backupYaml,
   databaseYaml,
+  dumpConnected,
+  files,
+  holdLock,
   type Obj,
   SEED,
   storageYaml,
   waitPhase,
-} from "./backup_controller_test.ts";
+} from "./helpers/backup.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-/** Holds ACCESS EXCLUSIVE on a table from a superuser session until released. */
-async function holdLock(env: TestEnv, database: string, table: string) {
-  const child = new Deno.Command(`${env.pg.binDir}/psql`, {
-    args: [
-      "-X",
-      "-q",
-      "-h",
-      env.pg.socketDir,
-      "-p",
-      String(env.pg.port),
-      "-U",
-      env.pg.superuser,
-      "-d",
-      database,
-    ],
-    clearEnv: true,
-    env: { PATH: "/usr/bin:/bin", LC_ALL: "C.UTF-8" },
-    stdin: "piped",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(`BEGIN; LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE;\n`));
-  await waitFor("the lock", async () =>
-    (await env.pg.superSql(
-      `SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND granted ` +
-        `AND relation = '${table}'::regclass`,
-      { database },
-    )).trim() === "1");
-  return {
-    async release() {
-      await w.write(new TextEncoder().encode("COMMIT;\n"));
-      await w.close();
-      await child.status;
-    },
-  };
-}
-
-/** Waits until pg_dump of the backup is connected (blocked on the lock). */
-async function dumpConnected(env: TestEnv, database: string): Promise<void> {
-  await waitFor("pg_dump to connect", async () =>
-    Number(
-      await env.pg.superSql(
-        `SELECT count(*) FROM pg_stat_activity WHERE datname = '${database}' ` +
-          `AND application_name = 'dbtether-backup'`,
-      ),
-    ) > 0, { timeoutMs: 60_000 });
-}
-
-function files(dir: string): string[] {
-  try {
-    return [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => !n.startsWith("."));
-  } catch {
-    return [];
-  }
-}
 
 Deno.test({ name: "Backup failures end with a reason and leave no object", ...opts }, async (t) => {
   await using env = await startEnv({ pg: true, program: true });

@@ -14,7 +14,7 @@ import {
   SEED,
   storageYaml,
   waitPhase,
-} from "./backup_controller_test.ts";
+} from "./helpers/backup.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
