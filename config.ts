@@ -31,6 +31,10 @@ export interface Config {
   healthCheckIntervalMs: number;
   maxConcurrentBackups: number;
   maxConcurrentBackupsPerCluster: number;
+  /** Starts of one Backup (first run and retries after interruptions) before it fails. */
+  backupMaxAttempts: number;
+  /** How long running dumps may continue after SIGTERM before they are aborted. */
+  backupShutdownGraceMs: number;
   pgToolsDirs: string[];
   /** PostgresDatabase (pg-db-operator compatibility). */
   postgresDatabase: {
@@ -69,6 +73,13 @@ Flags:
   --health-check-interval DUR            DBCluster health checks (default 5m)
   --max-concurrent-backups N             backups running at once (default 2)
   --max-concurrent-backups-per-cluster N (default 3)
+  --backup-max-attempts N                starts of one Backup or Restore (the first and its
+                                         retries after a shutdown, crash or storage outage)
+                                         before it is Failed (default 3)
+  --backup-shutdown-grace DUR            how long a running backup or restore may continue
+                                         after SIGTERM before it is aborted and left to the
+                                         next leader; shorter than --graceful-shutdown-timeout
+                                         (default 0s: abort at once)
   --pg-tools-dir DIR                     where pg_dump/psql live (repeatable; default
                                          /usr/lib/postgresql/*/bin and PATH)
   --postgresdatabase-cluster NAME        DBCluster used by PostgresDatabase objects (default:
@@ -146,6 +157,8 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
         "health-check-interval": { type: "string", default: "5m" },
         "max-concurrent-backups": { type: "string", default: "2" },
         "max-concurrent-backups-per-cluster": { type: "string", default: "3" },
+        "backup-max-attempts": { type: "string", default: "3" },
+        "backup-shutdown-grace": { type: "string", default: "0s" },
         "pg-tools-dir": { type: "string", multiple: true, default: [] },
         "postgresdatabase-cluster": { type: "string" },
         "disable-postgresdatabase": { type: "boolean", default: false },
@@ -163,6 +176,21 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
   if (!(leaseDurationMs > renewDeadlineMs && renewDeadlineMs > retryPeriodMs)) {
     throw new ConfigError(
       "Invalid leader election timing: need --lease-duration > --renew-deadline > --retry-period",
+    );
+  }
+  const gracefulShutdownMs = parseDuration(
+    v["graceful-shutdown-timeout"],
+    "--graceful-shutdown-timeout",
+  );
+  const backupShutdownGraceMs = parseDuration(
+    v["backup-shutdown-grace"],
+    "--backup-shutdown-grace",
+  );
+  // The abort, the Pending status write and the exit need time after the grace ends.
+  if (backupShutdownGraceMs > 0 && backupShutdownGraceMs >= gracefulShutdownMs) {
+    throw new ConfigError(
+      `Invalid --backup-shutdown-grace "${v["backup-shutdown-grace"]}": it must be shorter ` +
+        `than --graceful-shutdown-timeout (${v["graceful-shutdown-timeout"]})`,
     );
   }
   const rotation = inp.env.PG_DB_OPERATOR_PASSWORD_ROTATION_INTERVAL_SECONDS;
@@ -190,10 +218,7 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
     retryPeriodMs,
     workers: positiveInt(v.workers, "--workers"),
     namespaces: v.namespaces.split(",").map((s) => s.trim()).filter(Boolean),
-    gracefulShutdownMs: parseDuration(
-      v["graceful-shutdown-timeout"],
-      "--graceful-shutdown-timeout",
-    ),
+    gracefulShutdownMs,
     startupTimeoutMs: parseDuration(v["startup-timeout"], "--startup-timeout"),
     backoffBaseMs: parseDuration(v["backoff-base"], "--backoff-base"),
     backoffMaxMs: parseDuration(v["backoff-max"], "--backoff-max"),
@@ -203,6 +228,8 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
       v["max-concurrent-backups-per-cluster"],
       "--max-concurrent-backups-per-cluster",
     ),
+    backupMaxAttempts: positiveInt(v["backup-max-attempts"], "--backup-max-attempts"),
+    backupShutdownGraceMs,
     pgToolsDirs: v["pg-tools-dir"],
     postgresDatabase: {
       enabled: !v["disable-postgresdatabase"],

@@ -138,8 +138,8 @@ async function dumpAndRecord(
       ...(job.toolDirs ? { toolDirs: job.toolDirs } : {}),
       ...(versionNum ? { serverVersion: parseServerVersionNum(versionNum) } : {}),
       metadata: {
-        dbtether_namespace: b.metadata.namespace ?? "",
-        dbtether_backup: b.metadata.name,
+        "dbtether-namespace": b.metadata.namespace ?? "",
+        "dbtether-backup": b.metadata.name,
       },
     });
     await progress.settle();

@@ -5,7 +5,7 @@
  * The dump itself runs outside the reconcile, in the JobRunner (job.ts), so a long backup
  * never holds a queue worker. On shutdown the runner aborts running dumps (no object is left
  * at the key) and puts their Backups back to Pending with reason Interrupted; the next leader
- * retries them with the same key, at most DEFAULT_MAX_ATTEMPTS starts in all.
+ * retries them with the same key, at most `--backup-max-attempts` starts in all.
  */
 import type { Config } from "../../config.ts";
 import { type Backup, BackupKind } from "../../crds/backup.ts";
@@ -50,6 +50,7 @@ export function setupBackupController(deps: ControllerDeps, services: BackupServ
       storage: storages.get(b.spec.storageRef.name),
       runningHere: shared.runner.has(key),
       now: deps.clock.now(),
+      maxAttempts: services.config.backupMaxAttempts,
     });
     return await act(b, action);
   };

@@ -4,6 +4,7 @@
  * run for hours. Every job belongs to this runner's supervisor, which the manager awaits at
  * shutdown (a leader-only runnable), so none floats.
  */
+import { type Clock, systemClock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/log.ts";
 import { Supervisor } from "../runtime/supervisor.ts";
 
@@ -23,9 +24,19 @@ export class JobRunner {
   readonly #sup: Supervisor;
   readonly #jobs = new Map<string, Job>();
   #stopped: JobStopped | undefined;
+  readonly #graceMs: number;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
 
-  constructor(logger: Logger) {
+  /**
+   * `shutdownGraceMs`: how long running jobs may go on after `stop` before they are aborted
+   * (`--backup-shutdown-grace`; 0 aborts at once). No new job starts meanwhile.
+   */
+  constructor(logger: Logger, opts: { shutdownGraceMs?: number; clock?: Clock } = {}) {
     this.#sup = new Supervisor(logger);
+    this.#logger = logger;
+    this.#graceMs = opts.shutdownGraceMs ?? 0;
+    this.#clock = opts.clock ?? systemClock;
   }
 
   /** Whether a job runs for `key` in this process. */
@@ -66,9 +77,22 @@ export class JobRunner {
     this.#jobs.get(key)?.ctl.abort(reason);
   }
 
-  /** Aborts every job with a shutdown reason and waits for all of them to finish. */
+  /**
+   * Stops starting jobs, lets running ones go on for the shutdown grace, then aborts the rest
+   * with a shutdown reason and waits for all of them to finish.
+   */
   async stop(message = "the operator is shutting down"): Promise<void> {
     this.#stopped ??= new JobStopped("shutdown", message);
+    if (this.#graceMs > 0 && this.#jobs.size > 0) {
+      this.#logger.info("Letting running backups and restores finish before shutdown", {
+        jobs: this.#jobs.size,
+        graceMs: this.#graceMs,
+      });
+      const timer = new AbortController();
+      const grace = this.#clock.sleep(this.#graceMs, timer.signal).catch(() => {});
+      await Promise.race([this.#sup.wait(), grace]);
+      timer.abort();
+    }
     for (const j of this.#jobs.values()) j.ctl.abort(this.#stopped);
     await this.#sup.wait();
   }

@@ -30,7 +30,10 @@ const shared = new WeakMap<ControllerDeps, BackupShared>();
 /** The limiter, runner and metrics of this process (one per `deps`). */
 export function backupShared(
   deps: ControllerDeps,
-  config: Pick<Config, "maxConcurrentBackups" | "maxConcurrentBackupsPerCluster">,
+  config: Pick<
+    Config,
+    "maxConcurrentBackups" | "maxConcurrentBackupsPerCluster" | "backupShutdownGraceMs"
+  >,
 ): BackupShared {
   const have = shared.get(deps);
   if (have) return have;
@@ -42,7 +45,10 @@ export function backupShared(
       perCluster: config.maxConcurrentBackupsPerCluster,
       clock: deps.clock,
     }),
-    runner: new JobRunner(deps.logger.with({ component: "backup-jobs" })),
+    runner: new JobRunner(deps.logger.with({ component: "backup-jobs" }), {
+      shutdownGraceMs: config.backupShutdownGraceMs,
+      clock: deps.clock,
+    }),
     metrics: {
       duration: m.histogram(
         "dbtether_backup_duration_seconds",

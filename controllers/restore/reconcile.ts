@@ -40,6 +40,7 @@ export function setupRestoreController(deps: ControllerDeps, services: BackupSer
       backups: backups.list().filter((b) => b.metadata.namespace === ns),
       storageExists: (name) => storages.get(name) !== undefined,
       runningHere: shared.runner.has(`restore:${key}`),
+      maxAttempts: services.config.backupMaxAttempts,
     });
     const now = deps.clock.now();
     switch (action.kind) {

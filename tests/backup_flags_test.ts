@@ -1,0 +1,55 @@
+/**
+ * The backup flags of `dbtether run`: --backup-max-attempts and --backup-shutdown-grace parse
+ * into the Config, are documented in --help, and bad values are one-line ConfigErrors.
+ */
+import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
+import { ConfigError, parseRunConfig, RUN_HELP } from "../config.ts";
+
+const base = { args: [], env: {}, hostname: "test-host" };
+const run = (...args: string[]) => parseRunConfig({ ...base, args });
+
+Deno.test("backup flags: defaults, values and errors", async (t) => {
+  await t.step("defaults: 3 attempts, no grace", () => {
+    const c = run();
+    assertEquals([c.backupMaxAttempts, c.backupShutdownGraceMs], [3, 0]);
+  });
+  await t.step("values", () => {
+    const c = run("--backup-max-attempts", "5", "--backup-shutdown-grace", "20s");
+    assertEquals([c.backupMaxAttempts, c.backupShutdownGraceMs], [5, 20_000]);
+    const d = run(
+      "--backup-max-attempts=1",
+      "--backup-shutdown-grace=90s",
+      "--graceful-shutdown-timeout=2m",
+    );
+    assertEquals([d.backupMaxAttempts, d.backupShutdownGraceMs], [1, 90_000]);
+  });
+  const bad: [string[], RegExp][] = [
+    [["--backup-max-attempts", "0"], /^Invalid --backup-max-attempts "0": expected a whole/],
+    [["--backup-max-attempts", "2.5"], /^Invalid --backup-max-attempts "2.5"/],
+    [["--backup-max-attempts", "many"], /^Invalid --backup-max-attempts "many"/],
+    [["--backup-shutdown-grace", "soon"], /^Invalid --backup-shutdown-grace "soon": use a/],
+    [["--backup-shutdown-grace=-5s"], /^Invalid --backup-shutdown-grace "-5s"/],
+    [
+      ["--backup-shutdown-grace", "30s"],
+      /^Invalid --backup-shutdown-grace "30s": it must be shorter than --graceful-shutdown-timeout \(30s\)$/,
+    ],
+    [
+      ["--backup-shutdown-grace", "1m", "--graceful-shutdown-timeout", "45s"],
+      /shorter than --graceful-shutdown-timeout \(45s\)/,
+    ],
+  ];
+  for (const [args, want] of bad) {
+    await t.step(`rejects ${args.join(" ")}`, () => {
+      throws(() => run(...args), (e: unknown) => {
+        assert(e instanceof ConfigError, String(e));
+        assert(want.test(e.message), e.message);
+        assert(!e.message.includes("\n"), "one line");
+        return true;
+      });
+    });
+  }
+  await t.step("--help documents both flags", () => {
+    assert(/--backup-max-attempts N .*\(default 3\)/s.test(RUN_HELP), RUN_HELP);
+    assert(/--backup-shutdown-grace DUR .*\(default 0s: abort at once\)/s.test(RUN_HELP));
+  });
+});
