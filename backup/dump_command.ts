@@ -28,6 +28,12 @@ export interface PgConnection {
   sslkey?: string;
   connectTimeoutSeconds?: number;
   applicationName?: string;
+  /**
+   * A role to act as once connected (`SET ROLE` through PGOPTIONS `-c role=...`): a restore
+   * runs as the Database's owner role, so what it creates belongs to that role. The login
+   * user must be a member of it.
+   */
+  role?: string;
 }
 
 /** A fully built subprocess invocation, ready for Deno.Command (with `clearEnv: true`). */
@@ -61,7 +67,23 @@ export function connectionEnv(conn: PgConnection): Record<string, string> {
   if (conn.sslrootcert) env.PGSSLROOTCERT = conn.sslrootcert;
   if (conn.sslcert) env.PGSSLCERT = conn.sslcert;
   if (conn.sslkey) env.PGSSLKEY = conn.sslkey;
+  if (conn.role !== undefined) env.PGOPTIONS = `-c role=${pgOptionValue(conn.role)}`;
   return env;
+}
+
+/**
+ * A value escaped for PGOPTIONS: the server splits the options at whitespace, and a backslash
+ * takes the next character literally, so backslashes and whitespace are backslash-escaped.
+ * The value needs no SQL quoting: a GUC set at startup is taken verbatim (no downcasing).
+ * A NUL cannot travel in the startup packet (C strings) and is rejected.
+ */
+export function pgOptionValue(value: string): string {
+  if (value.includes("\0")) {
+    throw new RangeError("Invalid connection option: the value contains a NUL character");
+  }
+  if (value === "") throw new RangeError("Invalid connection option: the value is empty");
+  // isspace() in the C locale: space, \t, \n, \v, \f, \r.
+  return value.replace(/[\\ \t\n\v\f\r]/g, (c) => `\\${c}`);
 }
 
 /** Options of {@link buildDumpCommand}. */

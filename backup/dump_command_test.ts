@@ -114,3 +114,27 @@ Deno.test("pg_restore connects to the target database", () => {
   assert(c.args.includes("--single-transaction"));
   assert(c.args.includes("--exit-on-error"));
 });
+
+Deno.test("a role travels in PGOPTIONS, escaped for the server's option splitting", async (t) => {
+  const cases: [string, string][] = [
+    ["app_owner", "-c role=app_owner"],
+    ["Mixed Case", "-c role=Mixed\\ Case"],
+    ["back\\slash", "-c role=back\\\\slash"],
+    ["tab\there\nnl", "-c role=tab\\\there\\\nnl"],
+    ["Grüße_owner", "-c role=Grüße_owner"],
+  ];
+  for (const [role, want] of cases) {
+    await t.step(JSON.stringify(role), () => {
+      assertEquals(connectionEnv({ ...conn, role }).PGOPTIONS, want);
+      assertEquals(buildPsqlRestoreCommand("/bin/psql", { ...conn, role }).env.PGOPTIONS, want);
+    });
+  }
+  await t.step(
+    "no role, no PGOPTIONS",
+    () => assertEquals(connectionEnv(conn).PGOPTIONS, undefined),
+  );
+  await t.step("a NUL or an empty role is rejected", () => {
+    assertThrows(() => connectionEnv({ ...conn, role: "a\0b" }), RangeError, "NUL");
+    assertThrows(() => connectionEnv({ ...conn, role: "" }), RangeError, "empty");
+  });
+});

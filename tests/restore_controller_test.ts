@@ -1,20 +1,26 @@
 /**
  * Restore through the real program: latestFrom picks the newest Completed Backup, onConflict
- * fail refuses a non-empty target, drop replaces it (data equal afterwards), a Completed
- * Restore never runs again, and the users of the target are re-enqueued.
+ * fail refuses a non-empty target, drop replaces it (data equal afterwards), restored objects
+ * belong to the Database's owner role (an admin-level user can ALTER them), a Completed
+ * Restore never runs again, a shutdown mid-restore leaves nothing half-restored and the retry
+ * completes, and the admin password appears in no log, Event or status.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { startEnv } from "./helpers/env.ts";
 import {
+  assertNoPasswordLeak,
   backupYaml,
   databaseYaml,
   fingerprint,
+  holdTransaction,
   type Obj,
   restoreYaml,
+  secretData,
   SEED,
   storageYaml,
   waitPhase,
 } from "./helpers/backup.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -88,6 +94,39 @@ Deno.test(
         assertEquals(grant.trim(), "t");
       });
 
+      await t.step(
+        "restored objects belong to the owner role; an admin user ALTERs them",
+        async () => {
+          const owners = await env.pg.superSql(
+            "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c JOIN pg_namespace n " +
+              "ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r','S','v')",
+            { database: "rst_other" },
+          );
+          assertEquals(owners.trim(), "rst_other_owner");
+          await env.kube.apply(`apiVersion: dbtether.io/v1alpha1
+kind: DatabaseUser
+metadata: { name: other-admin, namespace: ${ns} }
+spec:
+  database: { name: other, privileges: admin }
+`);
+          await env.waitPhase("databaseuser", "other-admin", "Ready", { namespace: ns });
+          const c = await secretData(env, "other-admin-credentials", ns);
+          const login = { user: c.username!, password: c.password!, database: "rst_other" };
+          for (
+            const sql of [
+              "ALTER TABLE customers ADD COLUMN loyalty int",
+              'ALTER TABLE "Grüße" RENAME COLUMN gruss TO greeting',
+              "CREATE OR REPLACE VIEW big_orders AS SELECT o.id, c.name FROM orders o " +
+              "JOIN customers c ON c.id = o.customer_id WHERE o.amount > 2000",
+              "ALTER SEQUENCE counter_seq RESTART WITH 5000",
+            ]
+          ) {
+            const r = await env.pg.psql(sql, login);
+            assertEquals(r.code, 0, `${sql}: ${r.stderr}`);
+          }
+        },
+      );
+
       await t.step("a Completed Restore never runs again", async () => {
         const before = await env.getJson<Obj & { metadata: { resourceVersion: string } }>(
           "restore",
@@ -108,6 +147,53 @@ Deno.test(
         });
         assertEquals(n.trim(), "1");
       });
+
+      await t.step("shut down mid-restore → rolled back, retried, Completed", async () => {
+        await env.kube.apply(databaseYaml(ns, "third", "rst_third"));
+        await env.waitPhase("database", "third", "Ready", { namespace: ns });
+        // An uncommitted table of the same name: the restore's CREATE TABLE customers waits
+        // on it (unique catalog index) inside its single transaction, after counter_seq.
+        const blocker = holdTransaction(env, "rst_third", "CREATE TABLE public.customers (x int);");
+        await blocker.written;
+        await env.kube.apply(
+          restoreYaml(ns, "midway", "    backupRef:\n      name: first", "third"),
+        );
+        await waitFor("the restore to wait on the uncommitted table", async () =>
+          Number(
+            await env.pg.superSql(
+              "SELECT count(*) FROM pg_stat_activity WHERE datname = 'rst_third' AND " +
+                "application_name = 'dbtether-restore' AND wait_event_type = 'Lock'",
+            ),
+          ) > 0, { timeoutMs: 60_000 });
+        assertEquals(await env.killProgram("SIGTERM"), 0);
+        const after = await env.getJson<Obj>("restore", "midway", ns);
+        assertEquals(after?.status?.phase, "Pending");
+        assertEquals(after?.status?.attempts, 1);
+        assertEquals(
+          after?.status?.conditions?.find((c) => c.type === "Ready")?.reason,
+          "Interrupted",
+        );
+        await blocker.end("ROLLBACK");
+        // Nothing of the first attempt survived: not even counter_seq, created before the wait.
+        const left = await env.pg.superSql(
+          "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace " +
+            "WHERE n.nspname = 'public'",
+          { database: "rst_third" },
+        );
+        assertEquals(left.trim(), "0");
+        await env.startProgram();
+        const done = await waitPhase(env, "restore", "midway", "Completed", {
+          namespace: ns,
+          timeoutMs: 90_000,
+        });
+        assertEquals(done.status?.attempts, 2);
+        const n = await env.pg.superSql("SELECT count(*) FROM customers", {
+          database: "rst_third",
+        });
+        assertEquals(n.trim(), "500");
+      });
+
+      await t.step("the admin password appears nowhere", () => assertNoPasswordLeak(env));
       assert(true);
     } finally {
       await Deno.remove(dir, { recursive: true }).catch(() => {});

@@ -3,11 +3,13 @@
  * or drop and recreate it through the postgres executor so ownership and grants are the
  * Database's), run the engine, then re-apply grants.
  *
- * Grants after a restore: the dump carries no owners or privileges (--no-owner
- * --no-privileges), so the restored objects belong to the admin role. `ensureDatabase` grants
- * the Database's group roles on them again, and every DatabaseUser of the Database is
- * annotated (`dbtether.io/restored-at`) so its controller re-converges its memberships and
- * per-user grants (a drop also recreated the group roles).
+ * Ownership and grants after a restore: the dump carries no owners or privileges (--no-owner
+ * --no-privileges), and psql / pg_restore run as the Database's owner role (`SET ROLE` through
+ * PGOPTIONS; the admin is a member of it), so every restored object belongs to `<db>_owner`,
+ * like objects its users create, and admin-level users (members of the owner role) can ALTER
+ * them. `ensureDatabase` grants the Database's group roles on them again, and every
+ * DatabaseUser of the Database is annotated (`dbtether.io/restored-at`) so its controller
+ * re-converges its memberships and per-user grants (a drop also recreated the group roles).
  */
 import type { Database } from "../../crds/database.ts";
 import { type DatabaseUser, DatabaseUserKind } from "../../crds/database_user.ts";
@@ -152,7 +154,7 @@ async function restoreAndGrant(
     result = await runRestore({
       store,
       key: target.source.path,
-      connection: conn.connection,
+      connection: { ...conn.connection, role: ownerRole(job.database) },
       signal,
       logger: log,
       clock: deps.clock,
@@ -191,6 +193,11 @@ async function restoreAndGrant(
     `Restored ${target.source.path} into database "${target.databaseName}" ` +
       `(${result.storedBytes} bytes in ${result.durationMs} ms)`,
   );
+}
+
+/** The role restored objects belong to: the one the Database reports, else its derived name. */
+export function ownerRole(db: Database): string {
+  return db.status?.ownerRole ?? databaseRoles(db.status!.databaseName!).owner;
 }
 
 /** onConflict fail: the target must hold no relations; drop: recreate it empty. */

@@ -196,8 +196,11 @@ export async function assertNoPasswordLeak(env: TestEnv): Promise<void> {
   }
 }
 
-/** Holds ACCESS EXCLUSIVE on a table from a superuser session until released. */
-export async function holdLock(env: TestEnv, database: string, table: string) {
+/**
+ * Runs `sql` in an open transaction of a superuser session on `database` and keeps it open
+ * (its locks held, its catalog rows uncommitted) until `end()` commits or rolls it back.
+ */
+export function holdTransaction(env: TestEnv, database: string, sql: string) {
   const child = new Deno.Command(`${env.pg.binDir}/psql`, {
     args: [
       "-X",
@@ -218,20 +221,43 @@ export async function holdLock(env: TestEnv, database: string, table: string) {
     stderr: "null",
   }).spawn();
   const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(`BEGIN; LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE;\n`));
+  const written = w.write(new TextEncoder().encode(`BEGIN; ${sql}\n`));
+  return {
+    written,
+    async end(how: "COMMIT" | "ROLLBACK" = "COMMIT") {
+      await written;
+      await w.write(new TextEncoder().encode(`${how};\n`));
+      await w.close();
+      await child.status;
+    },
+  };
+}
+
+/** Holds ACCESS EXCLUSIVE on a table from a superuser session until released. */
+export async function holdLock(env: TestEnv, database: string, table: string) {
+  const tx = holdTransaction(env, database, `LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE;`);
+  await tx.written;
   await waitFor("the lock", async () =>
     (await env.pg.superSql(
       `SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND granted ` +
         `AND relation = '${table}'::regclass`,
       { database },
     )).trim() === "1");
-  return {
-    async release() {
-      await w.write(new TextEncoder().encode("COMMIT;\n"));
-      await w.close();
-      await child.status;
-    },
-  };
+  return { release: () => tx.end() };
+}
+
+/** The decoded data of a Secret. */
+export async function secretData(
+  env: TestEnv,
+  name: string,
+  ns: string,
+): Promise<Record<string, string>> {
+  const s = await env.getJson<{ data?: Record<string, string> }>("secret", name, ns);
+  return Object.fromEntries(
+    Object.entries(s?.data ?? {}).map((
+      [k, v],
+    ) => [k, new TextDecoder().decode(Uint8Array.from(atob(v), (c) => c.charCodeAt(0)))]),
+  );
 }
 
 /** Waits until pg_dump of a backup is connected to `database` (blocked on the lock). */
