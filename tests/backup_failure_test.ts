@@ -1,10 +1,12 @@
 /**
  * Backup failures through the real program: a bad admin password, pg_dump's connection killed,
- * and the program shut down mid-backup. Each ends with a specific reason (or, for the shutdown,
- * a single Completed after a retry with the same key), no object at the final key for
- * failures, and the admin password in no log, Event or status.
+ * the program shut down mid-backup, and the S3 server (MinIO) killed mid-upload. Each ends with
+ * a specific reason (or, for the shutdown and the storage outage, a single Completed after a
+ * retry with the same key), no object at the final key and no incomplete multipart upload,
+ * and the admin password in no log, Event or status.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
 import { startEnv } from "./helpers/env.ts";
 import { waitFor } from "./helpers/wait.ts";
 import {
@@ -19,6 +21,7 @@ import {
   storageYaml,
   waitPhase,
 } from "./helpers/backup.ts";
+import { MINIO_PASSWORD, startMinio } from "./helpers/storage_servers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -116,5 +119,101 @@ Deno.test({ name: "Backup failures end with a reason and leave no object", ...op
     await t.step("the admin password appears nowhere", () => assertNoPasswordLeak(env));
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+/** About 80 MB of poorly compressible rows: a dump whose upload spans several 16 MiB parts. */
+const BIG = `CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v
+  FROM generate_series(1, 1100000) g;`;
+
+Deno.test({
+  name: "Backup: MinIO killed mid-upload → retried, one Completed, no upload left",
+  ...opts,
+}, async (t) => {
+  await using env = await startEnv({ pg: true, program: true });
+  await using minio = await startMinio();
+  await minio.createBucket("backups");
+  await env.kube.apply(env.clusterManifest("test-pg"));
+  await env.kube.apply(storageYaml("minio", { server: minio }));
+  await waitPhase(env, "backupstorage", "minio", "Ready");
+  const ns = await env.namespace("bkp-s3");
+  await env.kube.apply(databaseYaml(ns, "big", "s3_big"));
+  await env.waitPhase("database", "big", "Ready", { namespace: ns });
+  const seeded = await env.pg.psql(SEED + BIG, { database: "s3_big" });
+  assertEquals(seeded.code, 0, seeded.stderr);
+  const s3 = new S3Client({
+    endpoint: minio.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: {
+      accessKeyId: minio.credentials["accessKeyId"]!,
+      secretAccessKey: MINIO_PASSWORD,
+    },
+  });
+  const uploads = async (key: string) =>
+    ((await s3.send(new ListMultipartUploadsCommand({ Bucket: "backups", Prefix: key })))
+      .Uploads ?? []).filter((u) => u.Key === key);
+  const store = minio.makeStore({ bucket: "backups" });
+  try {
+    await env.kube.apply(backupYaml(ns, "cut", "big", "minio"));
+    const running = await waitPhase(env, "backup", "cut", "Running", {
+      namespace: ns,
+      timeoutMs: 90_000,
+    });
+    const key = running.status!.path!;
+
+    await t.step(
+      "killed once a multipart upload is under way → Pending StorageFailed",
+      async () => {
+        await waitFor(
+          "a multipart upload at the key",
+          async () => (await uploads(key)).length > 0,
+          {
+            timeoutMs: 120_000,
+            intervalMs: 50,
+          },
+        );
+        await minio.stop({ hard: true });
+        const b = await waitFor("the Backup to report the storage failure", async () => {
+          const o = await env.getJson<Obj>("backup", "cut", ns);
+          const ready = o?.status?.conditions?.find((c) => c.type === "Ready");
+          return ready?.reason === "StorageFailed" && o?.status?.phase !== "Running"
+            ? o
+            : undefined;
+        }, { timeoutMs: 120_000 });
+        assertEquals(b.status?.phase, "Pending", JSON.stringify(b.status));
+        assert(
+          /will be retried with the same key/.test(b.status?.message ?? ""),
+          String(b.status?.message),
+        );
+        await minio.start();
+      },
+    );
+
+    await t.step("the retry cleans up and completes with the same key", async () => {
+      const done = await waitPhase(env, "backup", "cut", "Completed", {
+        namespace: ns,
+        timeoutMs: 180_000,
+      });
+      assertEquals(done.status?.path, key);
+      assert((done.status?.attempts ?? 0) >= 2, `attempts ${done.status?.attempts}`);
+      assertEquals(await uploads(key), [], "an incomplete multipart upload was left");
+      assertEquals((await store.head(key))?.size, done.status?.sizeBytes);
+      const ev = await env.kube.kubectl(["get", "events", "-n", ns, "-o", "json"]);
+      const reasons = (JSON.parse(ev.stdout).items as {
+        reason: string;
+        count?: number;
+        involvedObject: { name: string };
+      }[]).filter((e) => e.involvedObject.name === "cut");
+      const count = (r: string) =>
+        reasons.filter((e) => e.reason === r).reduce((n, e) => n + (e.count ?? 1), 0);
+      assertEquals(count("Completed"), 1);
+      assert(count("Retrying") >= 1, "a Retrying Event");
+    });
+
+    await t.step("the admin password appears nowhere", () => assertNoPasswordLeak(env));
+  } finally {
+    s3.destroy();
+    await store.close();
   }
 });

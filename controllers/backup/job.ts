@@ -26,6 +26,7 @@ import {
   completedStatus,
   failedStatus,
   interruptedStatus,
+  pendingStatus,
   progressStatus,
   queuedStatus,
   runningStatus,
@@ -41,6 +42,8 @@ export interface BackupJob {
   cluster: ResolvedCluster;
   toolDirs: string[] | undefined;
   env: Record<string, string | undefined>;
+  /** `--backup-max-attempts`: a storage failure before the last attempt is retried. */
+  maxAttempts: number;
 }
 
 export async function runBackupJob(
@@ -146,6 +149,11 @@ async function dumpAndRecord(
     await succeed(deps, shared, b, result.manifest);
   } catch (e) {
     await progress.settle();
+    // The SDK aborts its multipart upload on failure, but not when the server was gone at that
+    // moment; try once more now (the next attempt also does, before it uploads).
+    if (store && storageFailure(e) && !signal.aborted) {
+      await store.abortIncompleteUploads?.(target.key).catch(() => 0);
+    }
     await onStopped(deps, shared, job, signal, e, log);
   } finally {
     await store?.close().catch(() => {});
@@ -206,6 +214,24 @@ async function onStopped(
     return;
   }
   const { reason, message } = failure(e);
+  const attempt = job.target.attempt;
+  if (storageFailure(e) && attempt < job.maxAttempts) {
+    log.warn("Backup upload failed; it will be retried", { reason, error: message, attempt });
+    await updateStatus(
+      deps.client,
+      BackupKind,
+      b,
+      (l) =>
+        isTerminal(l) ? undefined : pendingStatus(l, {
+          reason: "StorageFailed",
+          message: `${message}; will be retried with the same key (attempt ${attempt} of ` +
+            `${job.maxAttempts})`,
+          now,
+        }),
+    );
+    deps.recorder.emit(b, "Warning", "Retrying", message);
+    return;
+  }
   log.warn("Backup failed", { reason, error: message });
   await updateStatus(
     deps.client,
@@ -215,6 +241,16 @@ async function onStopped(
   );
   shared.metrics.failures.inc({ reason });
   deps.recorder.emit(b, "Warning", "Failed", message);
+}
+
+/**
+ * Whether `e` is the storage's failure (unreachable, a server error, the server going away
+ * mid-upload) rather than pg_dump's or a bad configuration: worth retrying.
+ */
+function storageFailure(e: unknown): boolean {
+  const cause = e instanceof BackupError && e.reason === "StorageFailed" ? e.cause : e;
+  return cause instanceof StorageError &&
+    (cause.reason === "Unreachable" || cause.reason === "StorageError");
 }
 
 function failure(e: unknown): { reason: BackupReason; message: string } {

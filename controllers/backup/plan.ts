@@ -9,6 +9,8 @@
  *   is reused, so a retry after a crash overwrites the same key.
  * - A Backup Running in status but not in this process was interrupted (crash, leader change):
  *   it is retried while attempts < maxAttempts, then Failed.
+ * - A Backup put back to Pending by a storage failure (reason StorageFailed) is retried the
+ *   same way, after a backoff, so a storage outage of a few seconds does not fail it.
  */
 import type { Backup } from "../../crds/backup.ts";
 import type { BackupStorage } from "../../crds/backup_storage.ts";
@@ -20,6 +22,11 @@ import type { BackupReason } from "./status.ts";
 export const DEFAULT_MAX_ATTEMPTS = 3;
 /** How often a Backup waiting for a dependency looks again. */
 export const WAIT_RECHECK_MS = 15_000;
+/**
+ * Delay before retrying after a storage failure, doubled per attempt (10 s, 20 s, 40 s, ...),
+ * counted from the start of the failed attempt.
+ */
+export const STORAGE_RETRY_BASE_MS = 10_000;
 
 export interface BackupObservation {
   backup: Backup;
@@ -85,6 +92,8 @@ export function planBackup(o: BackupObservation): BackupAction {
         `changes): giving up after ${max} attempts`,
     };
   }
+  const backoff = storageBackoff(b, o.now);
+  if (backoff) return backoff;
   const wait = dependencies(o);
   if (wait) return wait;
   const db = o.database!;
@@ -157,6 +166,17 @@ function dependencies(o: BackupObservation): BackupAction | undefined {
     );
   }
   return undefined;
+}
+
+/** After a storage failure: wait until the backoff from the failed attempt's start passed. */
+function storageBackoff(b: Backup, now: number): BackupAction | undefined {
+  const ready = b.status?.conditions?.find((c) => c.type === "Ready");
+  if (b.status?.phase !== "Pending" || ready?.reason !== "StorageFailed") return undefined;
+  const startedAt = b.status.startedAt ? Date.parse(b.status.startedAt) : NaN;
+  if (Number.isNaN(startedAt)) return undefined;
+  const attempts = Math.max(1, b.status.attempts ?? 1);
+  const due = startedAt + STORAGE_RETRY_BASE_MS * 2 ** (attempts - 1);
+  return due > now ? { kind: "requeue", afterMs: due - now } : undefined;
 }
 
 function planTtl(b: Backup, now: number): BackupAction {

@@ -111,6 +111,21 @@ Deno.test("planBackup", async (t) => {
       }
     });
   }
+  await t.step("after a storage failure: retried after a backoff doubling per attempt", () => {
+    const failed = (attempts: number, startedAgoMs: number) =>
+      backup({
+        phase: "Pending",
+        attempts,
+        path: key,
+        startedAt: new Date(NOW - startedAgoMs).toISOString().replace(/\.\d{3}Z$/, "Z"),
+        conditions: [{ ...ready[0]!, status: "False", reason: "StorageFailed" }],
+      });
+    assertEquals(plan(failed(1, 4_000)), { kind: "requeue", afterMs: 6_000 });
+    assertEquals(plan(failed(2, 4_000)), { kind: "requeue", afterMs: 16_000 });
+    const due = plan(failed(1, 10_000));
+    assertEquals(due.kind === "start" && [due.target.attempt, due.target.retry], [2, true]);
+    assertEquals(plan(failed(3, 0)).kind, "fail");
+  });
   await t.step("the key is the same on every attempt", () => {
     const a = plan(backup());
     const b = plan(backup({ phase: "Pending", attempts: 1 }));

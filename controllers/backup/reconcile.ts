@@ -115,6 +115,7 @@ export function setupBackupController(deps: ControllerDeps, services: BackupServ
           cluster,
           toolDirs,
           env: services.env,
+          maxAttempts: services.config.backupMaxAttempts,
         }, signal),
       () => controller.enqueue(key),
     );
