@@ -101,7 +101,7 @@ const spec = obj({
   )),
   privileges: withDefault(
     privileges(" With database or databases, the default for entries that set none."),
-    "readonly" as PrivilegeLevel,
+    "readonly",
   ),
   username: optional(pgIdentifier("username", {
     description: "Role name in PostgreSQL, kept exactly as written. Default: metadata.name " +
@@ -115,7 +115,7 @@ const spec = obj({
         16,
       ),
     }, { description: "How passwords are generated." }),
-    {} as { length: number },
+    {},
   ),
   rotation: optional(obj({
     days: optional(int({
@@ -134,7 +134,7 @@ const spec = obj({
           "changes the one not in the Secret, so the previous credentials stay valid until " +
           "the next rotation.",
       }),
-      "InPlace" as typeof ROTATION_STRATEGIES[number],
+      "InPlace",
     ),
   }, {
     description: "Automatic password rotation. The annotation dbtether.io/rotate set to a " +
@@ -165,7 +165,7 @@ const spec = obj({
         "role and drops the role(s); Retain keeps the role but removes its LOGIN. The " +
         "Secret is deleted either way.",
     }),
-    "Delete" as "Delete" | "Retain",
+    "Delete",
   ),
   additionalGrants: optional(arr(
     obj({
@@ -194,7 +194,7 @@ const spec = obj({
             "(DB_HOST, ...), DATABASE (DATABASE_HOST, ...), POSTGRES (POSTGRES_HOST, ...), " +
             "dsn (one key dsn) or custom (names from keys).",
         }),
-        "raw" as typeof SECRET_TEMPLATES[number],
+        "raw",
       ),
       keys: optional(obj({
         host: optional(secretKey),
@@ -208,7 +208,7 @@ const spec = obj({
           description: "When a Secret of that name exists but is not this user's: Fail, " +
             "Adopt (take it over, replace its data) or Merge (take it over, keep its other keys).",
         }),
-        "Fail" as typeof SECRET_ON_CONFLICT[number],
+        "Fail",
       ),
     }, {
       description: "The Secret holding the credentials.",
@@ -217,14 +217,14 @@ const spec = obj({
         message: "secret.keys is only used with template custom",
       }],
     }),
-    {} as { template: typeof SECRET_TEMPLATES[number]; onConflict: "Fail" | "Adopt" | "Merge" },
+    {},
   ),
   secretGeneration: withDefault(
     enumOf(["primary", "perDatabase"] as const, {
       description: "primary: one Secret; perDatabase: one Secret per database, named " +
         "<metadata.name>-<Database name>-credentials.",
     }),
-    "primary" as "primary" | "perDatabase",
+    "primary",
   ),
 }, {
   description: "The role, the databases it may use, and where its credentials go.",

@@ -71,8 +71,18 @@ export function optional<T>(s: Schema<T, boolean>): Schema<T, true> {
   return { json: s.json, optional: true };
 }
 
-/** A property with a server-side default: required in the type, since the apiserver fills it. */
-export function withDefault<T>(s: Schema<T, boolean>, value: T): Schema<T> {
+/**
+ * What a default may leave out: an object default such as `{}` relies on the defaults of its own
+ * properties, which the apiserver applies after it.
+ */
+export type DefaultValue<T> = T extends readonly unknown[] ? T : T extends object ? Partial<T> : T;
+
+/**
+ * A property with a server-side default: required in the type, since the apiserver fills it.
+ * The type comes from the schema alone (`NoInfer`), so a partial default such as `{}` cannot
+ * narrow it and drop the schema's optional fields.
+ */
+export function withDefault<T>(s: Schema<T, boolean>, value: NoInfer<DefaultValue<T>>): Schema<T> {
   return { json: { ...s.json, default: value }, optional: false };
 }
 

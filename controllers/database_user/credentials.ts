@@ -18,7 +18,7 @@ import { RetryableError } from "../runtime/errors.ts";
 import { type KubeClient, SecretResource } from "../runtime/kube.ts";
 import { ADOPT_ANNOTATION, type DatabaseTarget } from "./plan.ts";
 import { loginRoles, type PasswordReason } from "./rotation.ts";
-import { type Secret, secretSpec } from "./secret.ts";
+import type { Secret } from "./secret.ts";
 import { decodeData, readCredentials } from "./secret.ts";
 import { commitPending, type CredentialsState, type Pending, stateSecret } from "./state.ts";
 
@@ -160,7 +160,7 @@ export async function importFromSecret(
   secret: Secret,
   o: { lastRequest: string | undefined; updatedAt: string | undefined },
 ): Promise<CredentialsState | undefined> {
-  const creds = readCredentials(decodeData(secret), secretSpec(c.user));
+  const creds = readCredentials(decodeData(secret), c.user.spec.secret);
   const roles = loginRoles(c.username, true);
   if (!creds.password || !creds.username || !roles.includes(creds.username)) return undefined;
   const ok = await c.exec.verifyLogin(

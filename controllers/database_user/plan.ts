@@ -6,8 +6,9 @@
 import type { Database } from "../../crds/database.ts";
 import type { DatabaseUser, PrivilegeLevel } from "../../crds/database_user.ts";
 import type { OwnerReference } from "../../crds/kind.ts";
-import { isTrue } from "../runtime/conditions.ts";
+import { getCondition, isTrue } from "../runtime/conditions.ts";
 import { RetryableError, TerminalError } from "../runtime/errors.ts";
+import { objectKey } from "../runtime/informer.ts";
 import type { PasswordReason } from "./rotation.ts";
 import { rotationTarget } from "./rotation.ts";
 import {
@@ -19,7 +20,6 @@ import {
   primarySecretName,
   renderData,
   type Secret,
-  secretSpec,
 } from "./secret.ts";
 import type { CredentialsState } from "./state.ts";
 
@@ -27,6 +27,14 @@ import type { CredentialsState } from "./state.ts";
 export const ADOPT_ANNOTATION = "dbtether.io/adopt";
 export const ROTATE_ANNOTATION = "dbtether.io/rotate";
 export const FINALIZER = "dbtether.io/databaseuser";
+
+/** Reasons of a Database that are about its server, passed on to its users as they are. */
+const CLUSTER_REASONS: ReadonlySet<string> = new Set([
+  "ClusterUnreachable",
+  "ClusterNotFound",
+  "AuthenticationFailed",
+  "CredentialsMissing",
+]);
 
 /** One Database entry of the spec, whichever form it was written in. */
 export interface DatabaseEntry {
@@ -93,9 +101,35 @@ export function checkDatabase(
   }
   const pgName = db.status?.databaseName;
   if (!pgName || !isTrue(db.status?.conditions, "Ready")) {
+    const cond = getCondition(db.status?.conditions, "Ready");
+    // The server's own trouble is the user's too: say so, rather than "not Ready yet".
+    if (cond && CLUSTER_REASONS.has(cond.reason)) {
+      throw new RetryableError(
+        cond.reason,
+        `Database ${label} is not Ready: ${cond.message}`,
+      );
+    }
     throw new RetryableError("DatabaseNotReady", `Database ${label} is not Ready yet`);
   }
   return { ...e, pgName, clusterName: db.spec.clusterRef.name };
+}
+
+/**
+ * Keys of the DatabaseUsers on DBCluster `name`: through their Databases (from the informer
+ * cache), or the cluster recorded in their status when a Database is gone.
+ */
+export function usersOfCluster(
+  users: readonly DatabaseUser[],
+  databases: readonly Database[],
+  name: string,
+): string[] {
+  const onCluster = new Set(
+    databases.filter((d) => d.spec.clusterRef.name === name).map(objectKey),
+  );
+  return users.filter((u) =>
+    u.status?.clusterName === name ||
+    databaseEntries(u).some((e) => onCluster.has(`${e.namespace}/${e.name}`))
+  ).map(objectKey);
 }
 
 /** The one DBCluster of all targets; a role lives on one server. */
@@ -209,7 +243,7 @@ export function planSecrets(o: {
       owner: o.user,
       ownerRef: o.ownerRef,
       databaseResource: w.databaseResource,
-      data: renderData({ ...o.conn, database: w.database }, secretSpec(o.user)),
+      data: renderData({ ...o.conn, database: w.database }, o.user.spec.secret),
       existing,
       keepForeignKeys: d.kind === "update" && d.keepForeignKeys,
     });

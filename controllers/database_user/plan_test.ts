@@ -7,6 +7,7 @@ import {
   planSecrets,
   secretTargets,
   usernameOf,
+  usersOfCluster,
 } from "./plan.ts";
 import { makeUser } from "./fixtures_test_util.ts";
 import type { Secret } from "./secret.ts";
@@ -182,4 +183,36 @@ Deno.test("planSecrets", async (t) => {
     });
     assertEquals(actions.map((a) => a.kind), ["write", "write", "delete"]);
   });
+});
+
+Deno.test("a Database's server trouble is the user's reason too", async (t) => {
+  const failing = (reason: string): Database => {
+    const d = db("x", { ready: false });
+    d.status!.conditions![0] = { ...d.status!.conditions![0]!, reason, message: "server down" };
+    return d;
+  };
+  const entry = { name: "x", namespace: "default", level: "readonly" as const };
+  for (
+    const [reason, want] of [
+      ["ClusterUnreachable", "ClusterUnreachable"],
+      ["AuthenticationFailed", "AuthenticationFailed"],
+      ["ClaimedByOther", "DatabaseNotReady"],
+    ] as const
+  ) {
+    await t.step(`${reason} → ${want}`, () => {
+      throws(() => checkDatabase(makeUser(), entry, failing(reason)), (e: Error) => {
+        assertEquals((e as Error & { reason: string }).reason, want);
+        return true;
+      });
+    });
+  }
+});
+
+Deno.test("usersOfCluster: through the Databases, or the status when a Database is gone", () => {
+  const a = makeUser({ databaseRef: { name: "x" } }, { name: "a" });
+  const b = makeUser({ databaseRef: { name: "gone" } }, { name: "b" });
+  b.status = { clusterName: "c" };
+  const c = makeUser({ databaseRef: { name: "x" } }, { name: "c", namespace: "other" });
+  assertEquals(usersOfCluster([a, b, c], [db("x")], "c"), ["default/a", "default/b"]);
+  assertEquals(usersOfCluster([a, b, c], [db("x")], "d"), []);
 });

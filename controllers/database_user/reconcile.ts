@@ -4,6 +4,7 @@
  * password steps through credentials.ts, Secrets) → status (status.ts; written only when changed).
  */
 import { type Database, DatabaseKind } from "../../crds/database.ts";
+import { type DBCluster, DBClusterKind } from "../../crds/dbcluster.ts";
 import { type DatabaseUser, DatabaseUserKind } from "../../crds/database_user.ts";
 import type { KubeObject, OwnerReference } from "../../crds/kind.ts";
 import type { Services } from "../register.ts";
@@ -15,6 +16,7 @@ import { SecretResource } from "../runtime/kube.ts";
 import type { Logger } from "../runtime/log.ts";
 import { hasFinalizer, setFinalizer, updateStatus } from "../runtime/objects.ts";
 import type { ControllerDeps } from "../runtime/shared.ts";
+import { clusterChangeMatters } from "../database/reconcile.ts";
 import {
   applyPending,
   beginPending,
@@ -34,8 +36,9 @@ import {
   ROTATE_ANNOTATION,
   secretTargets,
   usernameOf,
+  usersOfCluster,
 } from "./plan.ts";
-import { decideRotation, loginRoles, rotationPeriodMs } from "./rotation.ts";
+import { decideRotation, loginRoles, rotationPeriodMs, untilRotation } from "./rotation.ts";
 import { isOurs, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type Secret } from "./secret.ts";
 import { type CredentialsState, parseState, STATE_LABEL, stateSecretName } from "./state.ts";
 import { computeStatus, type StatusInput } from "./status.ts";
@@ -55,6 +58,7 @@ export function setupDatabaseUserController(deps: ControllerDeps, services: Serv
   const { client, clock, recorder, informers } = deps;
   const users = informers.for<DatabaseUser>(DatabaseUserKind);
   const databases = informers.for<Database>(DatabaseKind);
+  const clusters = informers.for<DBCluster>(DBClusterKind);
   // Metadata is enough: Secrets are read on demand; this only says which ones exist and changed.
   const secrets = informers.for<Meta>(SecretResource, {
     labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
@@ -291,7 +295,7 @@ export function setupDatabaseUserController(deps: ControllerDeps, services: Serv
         nextRotation: r.next,
       });
       if (!wasReady) recorder.emit(user, "Normal", "Ready", "Role, grants and Secret are ready");
-      return r.next === undefined ? done : requeueAfter(Math.max(1000, r.next - clock.now()));
+      return r.next === undefined ? done : requeueAfter(untilRotation(r.next, clock.now()));
     } catch (e) {
       if (e instanceof ConflictError) throw e;
       const reason = e instanceof TerminalError || e instanceof RetryableError
@@ -329,6 +333,15 @@ export function setupDatabaseUserController(deps: ControllerDeps, services: Serv
           e.name === db.metadata.name && e.namespace === db.metadata.namespace
         )
       ).map(objectKey),
+  );
+  // A server that comes back (or goes away) concerns every user on it at once, not after each
+  // user's backoff has run out.
+  controller.watch(
+    clusters,
+    (c, old, deleted) =>
+      deleted || clusterChangeMatters(c, old)
+        ? usersOfCluster(users.list(), databases.list(), c.metadata.name)
+        : [],
   );
   controller.watch(secrets, (s) =>
     (s.metadata.ownerReferences ?? [])

@@ -74,3 +74,15 @@ export function rotationTarget(
   const b = alternateUserName(o.username);
   return active === b ? o.username : b;
 }
+
+/**
+ * Longest wait before looking at a scheduled rotation again. Timers cannot wait longer than
+ * 2^31-1 ms (24.8 days): a longer delay fires at once, which would turn `rotation.days: 30` into
+ * a busy loop. Waking up once a day and deciding again costs nothing.
+ */
+export const MAX_ROTATION_WAIT_MS = 86_400_000;
+
+/** How long to wait for a rotation due at `next`: at least 1 s, at most a day. */
+export function untilRotation(next: number, now: number): number {
+  return Math.min(MAX_ROTATION_WAIT_MS, Math.max(1000, next - now));
+}

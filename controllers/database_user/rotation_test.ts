@@ -1,5 +1,12 @@
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { decideRotation, loginRoles, type RotationInput, rotationTarget } from "./rotation.ts";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import {
+  decideRotation,
+  loginRoles,
+  MAX_ROTATION_WAIT_MS,
+  type RotationInput,
+  rotationTarget,
+  untilRotation,
+} from "./rotation.ts";
 
 const DAY = 86_400_000;
 const t0 = Date.UTC(2026, 0, 1);
@@ -41,4 +48,18 @@ Deno.test("Alternating switches between the two roles", () => {
   assertEquals(rotationTarget({ username: "app", active: undefined, alternating: true }), "app_b");
   assertEquals(rotationTarget({ username: "app", active: "app_b", alternating: true }), "app");
   assertEquals(rotationTarget({ username: "app", active: "app", alternating: false }), "app");
+});
+
+Deno.test("untilRotation stays within what a timer can wait", async (t) => {
+  const cases: [string, number, number][] = [
+    ["due soon", 5_000, 5_000],
+    ["overdue: at least 1 s, no busy loop", -60_000, 1_000],
+    ["30 days: once a day", 30 * 86_400_000, MAX_ROTATION_WAIT_MS],
+  ];
+  for (const [name, inMs, want] of cases) {
+    await t.step(name, () => {
+      assertEquals(untilRotation(1_000_000 + inMs, 1_000_000), want);
+      assert(want <= 2 ** 31 - 1);
+    });
+  }
 });

@@ -18,20 +18,9 @@ export const MANAGED_BY_VALUE = "dbtether";
 export const MANAGED_BY_ANNOTATION = "dbtether.io/managed-by";
 export const DATABASE_ANNOTATION = "dbtether.io/database";
 
-type Template = DatabaseUserSpec["secret"]["template"];
-type KeyOverrides = Partial<Record<"host" | "port" | "database" | "username" | "password", string>>;
-/** spec.secret with the optional fields its defaulted schema type leaves out. */
-export interface SecretSpec {
-  name?: string;
-  template: Template;
-  keys?: KeyOverrides;
-  onConflict: DatabaseUserSpec["secret"]["onConflict"];
-}
-
-/** spec.secret of a user, typed with its optional fields. */
-export function secretSpec(user: DatabaseUser): SecretSpec {
-  return user.spec.secret as SecretSpec;
-}
+type SecretSpec = DatabaseUserSpec["secret"];
+type Template = SecretSpec["template"];
+type KeyOverrides = NonNullable<SecretSpec["keys"]>;
 
 /** What a Secret describes: where to connect and as whom. */
 export interface Connection {
@@ -155,7 +144,7 @@ export function readCredentials(
 
 /** The primary Secret's name: `secret.name`, else `<name>-credentials`. */
 export function primarySecretName(user: DatabaseUser): string {
-  return secretSpec(user).name ?? `${user.metadata.name}-credentials`;
+  return user.spec.secret.name ?? `${user.metadata.name}-credentials`;
 }
 
 /** A per-database Secret's name: `<name>-<Database resource name>-credentials`. */

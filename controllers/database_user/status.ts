@@ -17,6 +17,7 @@ export type ReadyReason =
   | "NamespaceNotAllowed"
   | "CredentialsMissing"
   | "ClusterUnreachable"
+  | "AuthenticationFailed"
   | "RoleExistsUnmanaged"
   | "RoleClaimedByOther"
   | "RoleIsSuperuser"
