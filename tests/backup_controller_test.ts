@@ -11,14 +11,19 @@ import {
   assertNoPasswordLeak,
   backupYaml,
   databaseYaml,
+  dumpConnected,
+  files,
   fingerprint,
+  holdLock,
   type Obj,
   restoreYaml,
   SEED,
   storageYaml,
   waitPhase,
 } from "./helpers/backup.ts";
+import { freePort } from "./helpers/free_port.ts";
 import { startAzurite, startFakeGcs, startMinio } from "./helpers/storage_servers.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -162,4 +167,78 @@ spec:
       "CredentialsMissing",
     );
   });
+});
+
+Deno.test({ name: "Backup ttlAfterCompletion and metrics", ...opts }, async (t) => {
+  const port = freePort();
+  await using env = await startEnv({
+    pg: true,
+    program: true,
+    programArgs: ["--metrics-bind-address", `127.0.0.1:${port}`],
+  });
+  await env.kube.apply(env.clusterManifest("test-pg"));
+  const dir = await Deno.makeTempDir({ prefix: "dbtether-ttl-" });
+  try {
+    await env.kube.apply(storageYaml("local", { localPath: dir }));
+    const ns = await env.namespace("bkp-ttl");
+    await env.kube.apply(databaseYaml(ns, "app", "ttl_app"));
+    await env.waitPhase("database", "app", "Ready", { namespace: ns });
+    assertEquals((await env.pg.psql(SEED, { database: "ttl_app" })).code, 0);
+    const keyDir = `${dir}/test-pg/ttl_app`;
+    let completed: Obj | undefined;
+
+    await t.step("ttlAfterCompletion deletes the Backup; the dump stays", async () => {
+      await env.kube.apply(backupYaml(ns, "short", "app", "local", "  ttlAfterCompletion: 6s\n"));
+      completed = await waitPhase(env, "backup", "short", "Completed", {
+        namespace: ns,
+        timeoutMs: 90_000,
+      });
+      const at = Date.now();
+      await waitFor(
+        "the Backup to be deleted",
+        async () => (await env.getJson("backup", "short", ns)) === undefined,
+        { timeoutMs: 60_000 },
+      );
+      assert(Date.now() - at > 2_000, "deleted well before its TTL");
+      const name = completed.status!.path!.split("/").pop()!;
+      assertEquals(files(keyDir).sort(), [name, `${name}.manifest.json`]);
+    });
+
+    await t.step("a failed backup for the failures metric", async () => {
+      const lock = await holdLock(env, "ttl_app", "orders");
+      await env.kube.apply(backupYaml(ns, "killed", "app", "local"));
+      await waitPhase(env, "backup", "killed", "Running", { namespace: ns });
+      await dumpConnected(env, "ttl_app");
+      await env.pg.superSql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity " +
+          "WHERE datname = 'ttl_app' AND application_name = 'dbtether-backup'",
+      );
+      await waitPhase(env, "backup", "killed", "Failed", { namespace: ns });
+      await lock.release();
+    });
+
+    await t.step("/metrics: duration, bytes, last success per database, failures", async () => {
+      const text = await waitFor("the backup metrics", async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+        const body = await res.text();
+        return res.ok && body.includes("dbtether_backup_failures_total{") ? body : undefined;
+      });
+      const value = (series: string) => {
+        const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+        assert(line, `no ${series} in /metrics`);
+        return Number(line.split(" ")[1]);
+      };
+      const labels = `{namespace="${ns}",database="app"}`;
+      assertEquals(value(`dbtether_backup_duration_seconds_count${labels}`), 1);
+      assertEquals(value(`dbtether_backup_bytes_total${labels}`), completed?.status?.sizeBytes);
+      assertEquals(value(`dbtether_backup_size_bytes${labels}`), completed?.status?.sizeBytes);
+      const last = value(`dbtether_backup_last_success_timestamp_seconds${labels}`);
+      assert(Math.abs(last - Date.now() / 1000) < 300, `last success ${last}`);
+      assertEquals(value('dbtether_backup_failures_total{reason="DumpFailed"}'), 1);
+    });
+
+    await t.step("the admin password appears nowhere", () => assertNoPasswordLeak(env));
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 });

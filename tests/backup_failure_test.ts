@@ -37,6 +37,8 @@ Deno.test({ name: "Backup failures end with a reason and leave no object", ...op
     const seeded = await env.pg.psql(SEED, { database: "fail_app" });
     assertEquals(seeded.code, 0, seeded.stderr);
     const keyDir = `${dir}/test-pg/fail_app`;
+    // Logs of programs stopped along the way, for the no-leak assertions.
+    const stoppedLogs: string[] = [];
 
     await t.step(
       "pg_dump's connection killed mid-backup → Failed DumpFailed, no object",
@@ -54,6 +56,7 @@ Deno.test({ name: "Backup failures end with a reason and leave no object", ...op
         assertEquals(b.status?.conditions?.find((c) => c.type === "Ready")?.reason, "DumpFailed");
         assert(/terminat/i.test(b.status?.message ?? ""), String(b.status?.message));
         assertEquals(files(keyDir), []);
+        await assertNoPasswordLeak(env);
       },
     );
 
@@ -62,7 +65,10 @@ Deno.test({ name: "Backup failures end with a reason and leave no object", ...op
       await env.kube.apply(backupYaml(ns, "interrupted", "app", "local"));
       const running = await waitPhase(env, "backup", "interrupted", "Running", { namespace: ns });
       await dumpConnected(env, "fail_app");
+      const stopped = env.program!;
       assertEquals(await env.killProgram("SIGTERM"), 0);
+      stoppedLogs.push(stopped.logs());
+      await assertNoPasswordLeak(env, { logs: stoppedLogs });
       const after = await env.getJson<Obj>("backup", "interrupted", ns);
       assertEquals(after?.status?.phase, "Pending");
       assertEquals(after?.status?.attempts, 1);
@@ -82,6 +88,7 @@ Deno.test({ name: "Backup failures end with a reason and leave no object", ...op
         involvedObject: { name: string };
       }[]).filter((e) => e.involvedObject.name === "interrupted" && e.reason === "Completed");
       assertEquals(completed.reduce((n, e) => n + (e.count ?? 1), 0), 1);
+      await assertNoPasswordLeak(env, { logs: stoppedLogs });
     });
 
     await t.step(
@@ -113,10 +120,14 @@ Deno.test({ name: "Backup failures end with a reason and leave no object", ...op
         assertEquals(reason, b.status?.phase === "Failed" ? "DumpFailed" : "DatabaseNotReady");
         assert(!(b.status?.message ?? "").includes("wrong-password-123"));
         assertEquals(files(keyDir).filter((f) => f.includes(b.metadata.uid.slice(0, 8))), []);
+        await assertNoPasswordLeak(env, { logs: stoppedLogs, secrets: ["wrong-password-123"] });
       },
     );
 
-    await t.step("the admin password appears nowhere", () => assertNoPasswordLeak(env));
+    await t.step(
+      "the admin password appears nowhere",
+      () => assertNoPasswordLeak(env, { logs: stoppedLogs }),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
@@ -186,6 +197,7 @@ Deno.test({
           /will be retried with the same key/.test(b.status?.message ?? ""),
           String(b.status?.message),
         );
+        await assertNoPasswordLeak(env);
         await minio.start();
       },
     );

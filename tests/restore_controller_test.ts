@@ -30,6 +30,7 @@ Deno.test(
     await using env = await startEnv({ pg: true, program: true });
     await env.kube.apply(env.clusterManifest("test-pg"));
     const dir = await Deno.makeTempDir({ prefix: "dbtether-rst-" });
+    const stoppedLogs: string[] = [];
     try {
       await env.kube.apply(storageYaml("local", { localPath: dir }));
       const ns = await env.namespace("rst");
@@ -64,6 +65,7 @@ Deno.test(
           r.status?.conditions?.find((c) => c.type === "Ready")?.reason,
           "TargetNotEmpty",
         );
+        await assertNoPasswordLeak(env);
       });
 
       await t.step("onConflict drop replaces the target with the newest backup", async () => {
@@ -165,7 +167,10 @@ spec:
                 "application_name = 'dbtether-restore' AND wait_event_type = 'Lock'",
             ),
           ) > 0, { timeoutMs: 60_000 });
+        const stopped = env.program!;
         assertEquals(await env.killProgram("SIGTERM"), 0);
+        stoppedLogs.push(stopped.logs());
+        await assertNoPasswordLeak(env, { logs: stoppedLogs });
         const after = await env.getJson<Obj>("restore", "midway", ns);
         assertEquals(after?.status?.phase, "Pending");
         assertEquals(after?.status?.attempts, 1);
@@ -193,7 +198,10 @@ spec:
         assertEquals(n.trim(), "500");
       });
 
-      await t.step("the admin password appears nowhere", () => assertNoPasswordLeak(env));
+      await t.step(
+        "the admin password appears nowhere",
+        () => assertNoPasswordLeak(env, { logs: stoppedLogs }),
+      );
       assert(true);
     } finally {
       await Deno.remove(dir, { recursive: true }).catch(() => {});

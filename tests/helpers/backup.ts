@@ -184,15 +184,26 @@ export async function waitPhase(
   }
 }
 
-/** Asserts the admin password appears in no log line, Event or status. */
-export async function assertNoPasswordLeak(env: TestEnv): Promise<void> {
-  const pw = env.pg.admin.password;
-  assert(!(env.program?.logs() ?? "").includes(pw), "the admin password is in the program's logs");
+/**
+ * Asserts the admin password (and `secrets`) appear in no log line of the running program or
+ * of earlier ones (`logs`: what a stopped program wrote), no Event and no status.
+ */
+export async function assertNoPasswordLeak(
+  env: TestEnv,
+  o: { logs?: string[]; secrets?: string[] } = {},
+): Promise<void> {
+  const secrets = [env.pg.admin.password, ...(o.secrets ?? [])];
+  const logs = [env.program?.logs() ?? "", ...(o.logs ?? [])].join("\n");
   const events = await env.kube.kubectl(["get", "events", "-A", "-o", "json"]);
-  assert(!events.stdout.includes(pw), "the admin password is in an Event");
+  const statuses: [string, string][] = [];
   for (const kind of ["backups", "restores", "backupstorages"]) {
-    const r = await env.kube.kubectl(["get", kind, "-A", "-o", "json"]);
-    assert(!r.stdout.includes(pw), `the admin password is in the status of ${kind}`);
+    statuses.push([kind, (await env.kube.kubectl(["get", kind, "-A", "-o", "json"])).stdout]);
+  }
+  for (const [i, pw] of secrets.entries()) {
+    const what = i === 0 ? "the admin password" : `secret #${i}`;
+    assert(!logs.includes(pw), `${what} is in the program's logs`);
+    assert(!events.stdout.includes(pw), `${what} is in an Event`);
+    for (const [kind, json] of statuses) assert(!json.includes(pw), `${what} is in ${kind}`);
   }
 }
 
