@@ -33,7 +33,9 @@ interface Env extends AsyncDisposable {
 }
 
 async function startEnvironment(): Promise<Env> {
-  await Deno.mkdir(devDir, { recursive: true });
+  // The directory of the examples' `local` BackupStorage (dbtether never creates it: a
+  // missing directory usually means a volume that is not mounted).
+  await Deno.mkdir(`${devDir}/backups`, { recursive: true });
   say("Starting etcd and kube-apiserver (built from their Go modules) ...");
   const kube = await startKube({ crds: true });
   say("Starting PostgreSQL with a non-superuser admin role ...");
@@ -158,6 +160,9 @@ async function demo(): Promise<void> {
     "127.0.0.1:8080",
     "--health-probe-bind-address",
     "127.0.0.1:8081",
+    // pg-db-operator's PostgresDatabase uses the demo's server too.
+    "--postgresdatabase-cluster",
+    CLUSTER,
   ], { env: {} });
   for (const { file, yaml } of await exampleManifests(env)) {
     await ensureNamespaces(env, yaml);
