@@ -93,13 +93,24 @@ export class PgExecutor {
     });
   }
 
-  /** Runs statements in order, each in autocommit (CREATE DATABASE cannot run in a transaction). */
+  /**
+   * Runs statements in order, each in autocommit (CREATE DATABASE cannot run in a transaction),
+   * except a statement's `together` group, which commits with it in one transaction.
+   */
   async apply(statements: readonly Statement[]): Promise<number> {
     for (const s of statements) {
-      this.#log.info("sql", { statement: st.redact(s.sql), database: s.database ?? null });
+      const parts = [s.sql, ...(s.together ?? [])];
+      for (const p of parts) {
+        this.#log.info("sql", { statement: st.redact(p), database: s.database ?? null });
+      }
       await this.#pool.run(async (sql) => {
         try {
-          await sql.unsafe(s.sql);
+          if (parts.length === 1) await sql.unsafe(s.sql);
+          else {
+            await sql.begin(async (tx) => {
+              for (const p of parts) await tx.unsafe(p);
+            });
+          }
         } catch (e) {
           throw mapPgError(e, { server: this.#pool.endpoint, statement: s.sql });
         }

@@ -128,3 +128,16 @@ Deno.test("redact hides password literals; isMutating classifies statements", ()
   assert.ok(isMutating("GRANT x TO y"));
   assert.ok(!isMutating("SELECT 1"));
 });
+
+Deno.test("planUserServer creates a role and its marker in one transaction", () => {
+  const spec = {
+    username: "u",
+    marker: { namespace: "ns", name: "u" },
+    databases: [],
+    passwordVerifier: "SCRAM-SHA-256$4096:c2FsdA==$a2V5:a2V5",
+  };
+  const [create, ...rest] = planUserServer(spec, emptySnapshot());
+  assert.match(create!.sql, /^CREATE ROLE "u" LOGIN/);
+  assert.deepEqual(create!.together, [`COMMENT ON ROLE "u" IS 'dbtether:DatabaseUser/ns/u'`]);
+  assert.ok(!rest.some((s) => s.sql.startsWith("COMMENT ON ROLE")));
+});

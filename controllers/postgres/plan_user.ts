@@ -83,17 +83,22 @@ export function planUserServer(spec: UserSpec, snap: ServerSnapshot): Statement[
   const limit = spec.connectionLimit ?? -1;
   const verifier = spec.passwordVerifier === undefined ? undefined : literal(spec.passwordVerifier);
   const out: string[] = [];
+  let create: Statement | undefined;
   const info = snap.roles.get(spec.username);
   if (!info) {
     if (login && verifier === undefined) {
       throw new Error(`Cannot create role ${JSON.stringify(spec.username)}: no password given`);
     }
-    out.push(st.createRole(u, {
-      login,
-      connectionLimit: limit,
-      ...(verifier === undefined ? {} : { password: verifier }),
-    }));
-    out.push(st.commentOnRole(u, literal(formatMarker(want))));
+    // One transaction: a crash between CREATE ROLE and its marker would leave a role that every
+    // later reconcile refuses as not ours (RoleExistsUnmanaged), so the user never converges.
+    create = {
+      sql: st.createRole(u, {
+        login,
+        connectionLimit: limit,
+        ...(verifier === undefined ? {} : { password: verifier }),
+      }),
+      together: [st.commentOnRole(u, literal(formatMarker(want)))],
+    };
   } else {
     if (info.superuser) {
       refuse("RoleIsSuperuser", `Cannot manage role ${JSON.stringify(spec.username)}: superuser`);
@@ -114,7 +119,7 @@ export function planUserServer(spec: UserSpec, snap: ServerSnapshot): Statement[
     out.push(st.resetRoleConfig(u, { setting: IDLE }));
   }
   out.push(...planMemberships(spec, snap));
-  return out.map((sql) => ({ sql }));
+  return [...(create ? [create] : []), ...out.map((sql) => ({ sql }))];
 }
 
 function planMemberships(spec: UserSpec, snap: ServerSnapshot): string[] {

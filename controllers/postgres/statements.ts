@@ -10,6 +10,8 @@ import type { Ident, Literal } from "./quote.ts";
 export interface Statement {
   sql: string;
   database?: string;
+  /** Statements that must commit together with `sql`: all run in one transaction. */
+  together?: string[];
 }
 
 export type TablePrivilege =
