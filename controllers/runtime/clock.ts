@@ -7,6 +7,8 @@ export interface Clock {
   setTimer(ms: number, fn: () => void): () => void;
 }
 
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 /** The real clock. Timers are unref'd so they never keep the process alive on their own. */
 export const systemClock: Clock = {
   now: () => Date.now(),
@@ -25,8 +27,18 @@ export const systemClock: Clock = {
     });
   },
   setTimer(ms, fn) {
-    const id = setTimeout(fn, Math.max(0, ms));
-    Deno.unrefTimer(id);
+    // setTimeout fires at once for delays over 2^31-1 ms (~24.8 days): chain shorter waits.
+    let id = 0;
+    const arm = (left: number) => {
+      const step = Math.min(Math.max(0, left), MAX_TIMEOUT_MS);
+      // A number in Deno; typed as Node's Timeout when @types/node is in the program.
+      id = setTimeout(
+        () => (left > MAX_TIMEOUT_MS ? arm(left - MAX_TIMEOUT_MS) : fn()),
+        step,
+      ) as unknown as number;
+      Deno.unrefTimer(id);
+    };
+    arm(ms);
     return () => clearTimeout(id);
   },
 };

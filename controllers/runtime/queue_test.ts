@@ -53,3 +53,12 @@ Deno.test("work queue", async (t) => {
     assertEquals(await waiting, undefined);
   });
 });
+
+Deno.test("systemClock timers longer than setTimeout's 24.8-day limit do not fire at once", async () => {
+  const { systemClock } = await import("./clock.ts");
+  let fired = false;
+  const cancel = systemClock.setTimer(30 * 86_400_000, () => (fired = true));
+  await new Promise((r) => setTimeout(r, 50));
+  cancel();
+  assertEquals(fired, false);
+});
