@@ -12,11 +12,11 @@ import { type Backup, BackupKind } from "../../crds/backup.ts";
 import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage.ts";
 import { type Database, DatabaseKind } from "../../crds/database.ts";
 import type { ClusterResolver } from "../dbcluster/resolver.ts";
-import { Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
+import { type Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
 import { RetryableError } from "../runtime/errors.ts";
 import { objectKey } from "../runtime/informer.ts";
 import { updateStatus } from "../runtime/objects.ts";
-import type { ControllerDeps } from "../runtime/shared.ts";
+import { addController, type ControllerDeps } from "../runtime/shared.ts";
 import { checkStorageNamespace } from "../backup_storage/access.ts";
 import { runBackupJob } from "./job.ts";
 import { type BackupAction, type BackupTarget, planBackup } from "./plan.ts";
@@ -122,16 +122,7 @@ export function setupBackupController(deps: ControllerDeps, services: BackupServ
     return done;
   };
 
-  const controller = new Controller({
-    name: "backup",
-    reconcile,
-    clock: deps.clock,
-    logger: deps.logger,
-    metrics: deps.metrics,
-    workers: deps.workers,
-    baseBackoffMs: deps.backoffBaseMs,
-    maxBackoffMs: deps.backoffMaxMs,
-  });
+  const controller = addController(deps, "backup", reconcile);
   controller.watch(backups);
   // A Backup waiting for its Database or storage starts as soon as they become Ready.
   controller.watch(
@@ -145,7 +136,6 @@ export function setupBackupController(deps: ControllerDeps, services: BackupServ
     storages,
     (s) => waitingBackups(backups.list(), (x) => x.spec.storageRef.name === s.metadata.name),
   );
-  deps.manager.addController(controller);
   return controller;
 }
 

@@ -7,12 +7,12 @@ import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage
 import type { KubeObject } from "../../crds/kind.ts";
 import type { ObjectStore } from "../../storage/store.ts";
 import { StorageError } from "../../storage/store.ts";
-import { Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
+import { type Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
 import { errorMessage } from "../runtime/errors.ts";
 import { objectKey } from "../runtime/informer.ts";
 import { SecretResource } from "../runtime/kube.ts";
 import { updateStatus } from "../runtime/objects.ts";
-import type { ControllerDeps } from "../runtime/shared.ts";
+import { addController, type ControllerDeps } from "../runtime/shared.ts";
 import { openStore, storageProvider, storagesUsingSecret } from "./access.ts";
 import {
   PROBE_INTERVAL_MS,
@@ -58,22 +58,12 @@ export function setupBackupStorageController(
     }
     return requeueAfter(outcome.ok ? PROBE_INTERVAL_MS : PROBE_RETRY_MS);
   };
-  const controller = new Controller({
-    name: "backupstorage",
-    reconcile,
-    clock: deps.clock,
-    logger: deps.logger,
-    metrics: deps.metrics,
-    workers: deps.workers,
-    baseBackoffMs: deps.backoffBaseMs,
-    maxBackoffMs: deps.backoffMaxMs,
-  });
+  const controller = addController(deps, "backupstorage", reconcile);
   controller.watch(storages);
   controller.watch(
     secrets,
     (s) => storagesUsingSecret(storages.list(), s.metadata.namespace ?? "", s.metadata.name),
   );
-  deps.manager.addController(controller);
   return controller;
 }
 

@@ -7,11 +7,16 @@ import { type Database, DatabaseKind } from "../../crds/database.ts";
 import { type DBCluster, DBClusterKind } from "../../crds/dbcluster.ts";
 import type { Services } from "../register.ts";
 import { getCondition } from "../runtime/conditions.ts";
-import { Controller, done, type ReconcileContext, type Result } from "../runtime/controller.ts";
+import {
+  type Controller,
+  done,
+  type ReconcileContext,
+  type Result,
+} from "../runtime/controller.ts";
 import { errorMessage, RetryableError, TerminalError } from "../runtime/errors.ts";
 import { objectKey } from "../runtime/informer.ts";
 import { setFinalizer, updateStatus } from "../runtime/objects.ts";
-import type { ControllerDeps } from "../runtime/shared.ts";
+import { addController, type ControllerDeps } from "../runtime/shared.ts";
 import { observeDatabase } from "../postgres/catalog.ts";
 import { mapPgError, PgExecutor } from "../postgres/execute.ts";
 import { databaseRoles } from "../postgres/names.ts";
@@ -165,16 +170,7 @@ export function setupDatabaseController(deps: ControllerDeps, services: Services
     }
   };
 
-  const controller = new Controller({
-    name: "database",
-    reconcile,
-    clock,
-    logger: deps.logger,
-    metrics: deps.metrics,
-    workers: deps.workers,
-    baseBackoffMs: deps.backoffBaseMs,
-    maxBackoffMs: deps.backoffMaxMs,
-  });
+  const controller = addController(deps, "database", reconcile);
   controller.watch(databases);
   controller.watch(
     clusters,
@@ -183,7 +179,6 @@ export function setupDatabaseController(deps: ControllerDeps, services: Services
         ? databasesOfCluster(databases.list(), c.metadata.name)
         : [],
   );
-  deps.manager.addController(controller);
   return controller;
 }
 

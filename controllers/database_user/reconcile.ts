@@ -9,13 +9,13 @@ import { type DatabaseUser, DatabaseUserKind } from "../../crds/database_user.ts
 import type { KubeObject, OwnerReference } from "../../crds/kind.ts";
 import type { Services } from "../register.ts";
 import { PgExecutor } from "../postgres/execute.ts";
-import { Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
+import { type Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
 import { ConflictError, errorMessage, RetryableError, TerminalError } from "../runtime/errors.ts";
 import { objectKey } from "../runtime/informer.ts";
 import { SecretResource } from "../runtime/kube.ts";
 import type { Logger } from "../runtime/log.ts";
 import { hasFinalizer, setFinalizer, updateStatus } from "../runtime/objects.ts";
-import type { ControllerDeps } from "../runtime/shared.ts";
+import { addController, type ControllerDeps } from "../runtime/shared.ts";
 import { clusterChangeMatters } from "../database/reconcile.ts";
 import {
   applyPending,
@@ -314,16 +314,7 @@ export function setupDatabaseUserController(deps: ControllerDeps, services: Serv
     }
   };
 
-  const controller = new Controller({
-    name: "databaseuser",
-    reconcile,
-    clock,
-    logger: deps.logger,
-    metrics: deps.metrics,
-    workers: deps.workers,
-    baseBackoffMs: deps.backoffBaseMs,
-    maxBackoffMs: deps.backoffMaxMs,
-  });
+  const controller = addController(deps, "databaseuser", reconcile);
   controller.watch(users);
   controller.watch(
     databases,
@@ -347,6 +338,5 @@ export function setupDatabaseUserController(deps: ControllerDeps, services: Serv
     (s.metadata.ownerReferences ?? [])
       .filter((r) => r.kind === DatabaseUserKind.kind && s.metadata.namespace)
       .map((r) => `${s.metadata.namespace}/${r.name}`));
-  deps.manager.addController(controller);
   return controller;
 }

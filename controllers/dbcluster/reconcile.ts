@@ -5,12 +5,12 @@
  */
 import { type DBCluster, DBClusterKind } from "../../crds/dbcluster.ts";
 import type { KubeObject } from "../../crds/kind.ts";
-import { Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
+import { type Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
 import { parseGoDuration } from "../runtime/duration.ts";
 import { errorMessage, RetryableError } from "../runtime/errors.ts";
 import { SecretResource } from "../runtime/kube.ts";
 import { updateStatus } from "../runtime/objects.ts";
-import type { ControllerDeps } from "../runtime/shared.ts";
+import { addController, type ControllerDeps } from "../runtime/shared.ts";
 import { mapPgError } from "../postgres/execute.ts";
 import type { ClusterResolver } from "./resolver.ts";
 import { type CheckOutcome, clusterStatus, shortVersion } from "./status.ts";
@@ -110,15 +110,8 @@ export function setupDBClusterController(
     }
   };
 
-  const controller = new Controller({
-    name: "dbcluster",
-    reconcile,
-    clock,
-    logger: deps.logger,
-    metrics: deps.metrics,
-    workers: deps.workers,
-    baseBackoffMs: deps.backoffBaseMs,
-    maxBackoffMs: Math.min(deps.backoffMaxMs, opts.defaultIntervalMs),
+  const controller = addController(deps, "dbcluster", reconcile, {
+    maxBackoffMs: opts.defaultIntervalMs,
   });
   controller.watch(clusters);
   secrets.addHandler((s) => {
@@ -128,6 +121,5 @@ export function setupDBClusterController(
       controller.enqueue(name);
     }
   });
-  deps.manager.addController(controller);
   return controller;
 }

@@ -7,7 +7,7 @@ import type { KubeObject } from "../../crds/kind.ts";
 import { type PostgresDatabase, PostgresDatabaseKind } from "../../crds/postgres_database.ts";
 import type { Services } from "../register.ts";
 import {
-  Controller,
+  type Controller,
   done,
   type ReconcileContext,
   requeueAfter,
@@ -16,7 +16,7 @@ import {
 import { errorMessage, RetryableError, TerminalError } from "../runtime/errors.ts";
 import { MERGE_PATCH, SecretResource } from "../runtime/kube.ts";
 import { isOwnedBy, ownerRef, setFinalizer, updateStatus } from "../runtime/objects.ts";
-import type { ControllerDeps } from "../runtime/shared.ts";
+import { addController, type ControllerDeps } from "../runtime/shared.ts";
 import { secretData as decodeSecret, serverFromLibpqEnv } from "../dbcluster/resolver.ts";
 import { observeServer } from "../postgres/catalog.ts";
 import { mapPgError, PgExecutor } from "../postgres/execute.ts";
@@ -256,16 +256,7 @@ export function setupPostgresDatabaseController(
     }
   };
 
-  const controller = new Controller({
-    name: "postgresdatabase",
-    reconcile,
-    clock,
-    logger: deps.logger,
-    metrics: deps.metrics,
-    workers: deps.workers,
-    baseBackoffMs: deps.backoffBaseMs,
-    maxBackoffMs: deps.backoffMaxMs,
-  });
+  const controller = addController(deps, "postgresdatabase", reconcile);
   controller.watch(objects);
   // A deleted or edited Secret brings its PostgresDatabase back to converge it.
   controller.watch(secrets, (s, old, deleted) => {
@@ -277,7 +268,6 @@ export function setupPostgresDatabaseController(
       )
       .map((r) => `${ns}/${r.name}`);
   });
-  deps.manager.addController(controller);
   return controller;
 }
 

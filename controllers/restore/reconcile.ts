@@ -7,11 +7,11 @@ import { type Backup, BackupKind } from "../../crds/backup.ts";
 import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage.ts";
 import { type Database, DatabaseKind } from "../../crds/database.ts";
 import { type Restore, RestoreKind } from "../../crds/restore.ts";
-import { Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
+import { type Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
 import { RetryableError } from "../runtime/errors.ts";
 import { objectKey } from "../runtime/informer.ts";
 import { updateStatus } from "../runtime/objects.ts";
-import type { ControllerDeps } from "../runtime/shared.ts";
+import { addController, type ControllerDeps } from "../runtime/shared.ts";
 import { checkStorageNamespace } from "../backup_storage/access.ts";
 import type { BackupServices } from "../backup/reconcile.ts";
 import { JobStopped } from "../backup/runner.ts";
@@ -112,16 +112,7 @@ export function setupRestoreController(deps: ControllerDeps, services: BackupSer
     return done;
   };
 
-  const controller = new Controller({
-    name: "restore",
-    reconcile,
-    clock: deps.clock,
-    logger: deps.logger,
-    metrics: deps.metrics,
-    workers: deps.workers,
-    baseBackoffMs: deps.backoffBaseMs,
-    maxBackoffMs: deps.backoffMaxMs,
-  });
+  const controller = addController(deps, "restore", reconcile);
   controller.watch(restores);
   const waiting = (match: (r: Restore) => boolean) =>
     restores.list().filter((r) =>
@@ -133,6 +124,5 @@ export function setupRestoreController(deps: ControllerDeps, services: BackupSer
       r.metadata.namespace === d.metadata.namespace &&
       r.spec.target.databaseRef.name === d.metadata.name
     ));
-  deps.manager.addController(controller);
   return controller;
 }

@@ -5,6 +5,7 @@
  */
 import type { KubeObject } from "../../crds/kind.ts";
 import type { Clock } from "./clock.ts";
+import { Controller, type Reconcile } from "./controller.ts";
 import type { EventRecorder } from "./events.ts";
 import { Informer, type InformerHandler } from "./informer.ts";
 import type { KubeClient, Resource } from "./kube.ts";
@@ -94,4 +95,28 @@ export interface ControllerDeps {
   workers: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
+}
+
+/**
+ * A controller with the process-wide worker count and backoff, registered with the manager.
+ * `maxBackoffMs` lowers the cap for controllers that must look again sooner.
+ */
+export function addController(
+  deps: ControllerDeps,
+  name: string,
+  reconcile: Reconcile,
+  opts: { maxBackoffMs?: number } = {},
+): Controller {
+  return deps.manager.addController(
+    new Controller({
+      name,
+      reconcile,
+      clock: deps.clock,
+      logger: deps.logger,
+      metrics: deps.metrics,
+      workers: deps.workers,
+      baseBackoffMs: deps.backoffBaseMs,
+      maxBackoffMs: Math.min(deps.backoffMaxMs, opts.maxBackoffMs ?? Infinity),
+    }),
+  );
 }
