@@ -5,6 +5,7 @@
  * postgres.js can quote identifiers (`sql(name)`), but it splits on dots (`"a"."b"`), so names
  * with dots would silently change meaning; we quote ourselves.
  */
+import { MAX_IDENTIFIER_BYTES, RESERVED_NAMES, RESERVED_PREFIXES } from "../../crds/kind.ts";
 import { TerminalError } from "../runtime/errors.ts";
 
 declare const identBrand: unique symbol;
@@ -16,27 +17,14 @@ export type Ident = string & { readonly [identBrand]: true };
 export type Literal = string & { readonly [literalBrand]: true };
 
 /** PostgreSQL's NAMEDATALEN - 1: longer names are silently truncated by the server. */
-export const MAX_IDENTIFIER_BYTES = 63;
+export { MAX_IDENTIFIER_BYTES } from "../../crds/kind.ts";
 
 /**
- * Names a user may not choose for a database or role (compared case-insensitively: "Postgres"
- * is a different role to PostgreSQL, but the confusion is not worth allowing).
+ * Names a user may not choose for a database or role, and prefixes reserved by PostgreSQL
+ * (`pg_`) and RDS (`rds_`); compared case-insensitively. One list with the CRDs' admission
+ * rules, so admission and the SQL module never disagree.
  */
-export const RESERVED_NAMES: readonly string[] = Object.freeze([
-  "postgres",
-  "template0",
-  "template1",
-  "public",
-  "none",
-  "current_user",
-  "session_user",
-  "current_role",
-  "user",
-  "all",
-  "rdsadmin",
-]);
-/** Prefixes reserved by PostgreSQL (`pg_`) and by RDS (`rds_`). */
-export const RESERVED_PREFIXES: readonly string[] = Object.freeze(["pg_", "rds_"]);
+export { RESERVED_NAMES, RESERVED_PREFIXES } from "../../crds/kind.ts";
 
 /** A name that cannot be used; retrying does not help until the spec changes. */
 export class InvalidIdentifierError extends TerminalError {
@@ -89,7 +77,7 @@ export function identifierProblem(name: string, opts: IdentifierOptions = {}): s
   const structural = structuralProblem(name);
   if (structural) return structural;
   const lower = name.toLowerCase();
-  if (RESERVED_NAMES.includes(lower)) return "is reserved";
+  if ((RESERVED_NAMES as readonly string[]).includes(lower)) return "is reserved";
   const prefix = RESERVED_PREFIXES.find((p) => lower.startsWith(p));
   if (prefix) return `must not start with "${prefix}" (reserved)`;
   if (opts.adminRole !== undefined && lower === opts.adminRole.toLowerCase()) {
