@@ -24,8 +24,13 @@ import { BackupError, withStderr } from "./errors.ts";
 import { type BackupManifest, encodeManifest, manifestKey } from "./manifest.ts";
 import { type PgToolset, resolveTools } from "./resolve_tools.ts";
 import { StderrTail } from "./stderr_tail.ts";
+import { parallelGzip } from "./parallel_gzip.ts";
 import { gzipFromPipe, Meter, tap } from "./streams.ts";
 import { assertSafeKey, TemplateError } from "./templates.ts";
+
+/** Default of {@link BackupOptions.gzipWorkers}: measured best on 2 cores (bench/RESULTS.md). */
+export const DEFAULT_GZIP_WORKERS = 2;
+const MAX_GZIP_WORKERS = 16;
 
 export interface BackupProgress {
   /** Bytes pg_dump wrote so far. */
@@ -45,6 +50,11 @@ export interface BackupOptions {
   format?: DumpFormat;
   /** gzip level for plain, pg_dump's level for custom; default 6. */
   compressionLevel?: number;
+  /**
+   * Workers compressing a plain dump in parallel (independent 1 MiB gzip members, see
+   * parallel_gzip.ts); 0 compresses on the calling thread as one gzip member. Default 2.
+   */
+  gzipWorkers?: number;
   signal?: AbortSignal;
   onProgress?: (p: BackupProgress) => void;
   /** Minimum time between two onProgress calls; default 2000 ms. */
@@ -74,7 +84,8 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   const log = (opts.logger ?? nullLogger).with({ key: opts.key });
   const format = opts.format ?? "plain";
   const level = opts.compressionLevel ?? 6;
-  checkOptions(opts.key, format, level);
+  const workers = opts.gzipWorkers ?? DEFAULT_GZIP_WORKERS;
+  checkOptions(opts.key, format, level, workers);
   if (opts.signal?.aborted) throw aborted(opts.signal);
   const startedAt = clock.now();
   const tools = await resolveTools({
@@ -85,7 +96,14 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     throw toBackupError(e, opts.signal);
   });
   log.info("Backup started", { pgDump: tools.toolset.pgDump, server: tools.server.version });
-  const dump = await dumpToStore(opts, { format, level, toolset: tools.toolset, clock, log });
+  const dump = await dumpToStore(opts, {
+    format,
+    level,
+    workers,
+    toolset: tools.toolset,
+    clock,
+    log,
+  });
   const completedAt = clock.now();
   const manifest: BackupManifest = {
     manifestVersion: 1,
@@ -111,6 +129,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
 interface DumpParams {
   format: DumpFormat;
   level: number;
+  workers: number;
   toolset: PgToolset;
   clock: Clock;
   log: Logger;
@@ -176,9 +195,11 @@ async function dumpToStore(opts: BackupOptions, p: DumpParams): Promise<DumpOutc
       }
     },
   };
-  const compressed = p.format === "plain"
-    ? gzipFromPipe(child.stdout, p.level, hooks)
-    : tap(child.stdout, { ...hooks, beforeClose: hooks.beforeEnd });
+  const compressed = p.format !== "plain"
+    ? tap(child.stdout, { ...hooks, beforeClose: hooks.beforeEnd })
+    : p.workers > 0
+    ? parallelGzip(child.stdout, { ...hooks, level: p.level, workers: p.workers })
+    : gzipFromPipe(child.stdout, p.level, hooks);
   const body = tap(compressed, {
     onChunk: (c) => {
       stored.update(c);
@@ -228,7 +249,7 @@ async function writeManifest(opts: BackupOptions, m: BackupManifest, log: Logger
   }
 }
 
-function checkOptions(key: string, format: DumpFormat, level: number): void {
+function checkOptions(key: string, format: DumpFormat, level: number, workers: number): void {
   try {
     assertSafeKey(key);
   } catch (e) {
@@ -243,6 +264,12 @@ function checkOptions(key: string, format: DumpFormat, level: number): void {
   }
   if (!Number.isInteger(level) || level < 0 || level > 9) {
     throw new BackupError("InvalidOptions", `Invalid compression level ${level}: use 0 to 9`);
+  }
+  if (!Number.isInteger(workers) || workers < 0 || workers > MAX_GZIP_WORKERS) {
+    throw new BackupError(
+      "InvalidOptions",
+      `Invalid number of gzip workers ${workers}: use 0 to ${MAX_GZIP_WORKERS}`,
+    );
   }
 }
 

@@ -28,6 +28,8 @@ interface ChildSpec {
   key: string;
   /** S3 multipart tuning (the store's defaults otherwise). */
   s3?: { partSize?: number; queueSize?: number };
+  /** runBackup's gzipWorkers (its default otherwise). */
+  gzipWorkers?: number;
 }
 
 interface ChildResult {
@@ -76,6 +78,7 @@ async function child(spec: ChildSpec): Promise<void> {
     store,
     key: spec.key,
     toolDirs: [BIN],
+    ...(spec.gzipWorkers !== undefined ? { gzipWorkers: spec.gzipWorkers } : {}),
   });
   const seconds = (performance.now() - t0) / 1000;
   await store.close();
@@ -116,9 +119,13 @@ async function main(opts: Options): Promise<void> {
     // measured both ways.
     const SEMI = ["--v8-flags=--max-semi-space-size=1"];
     const local = { local: `${dir}/out` };
-    const runs: [string, string, ChildSpec["target"], string[]][] = [
+    // [row name, database, target, V8 flags, gzip workers (default when undefined)]
+    type Run = [string, string, ChildSpec["target"], string[], number?];
+    const runs: Run[] = [
       ["dbtether → local", "bench_large", local, SEMI],
       ["dbtether → local", "bench_small", local, SEMI],
+      ["dbtether → local, 1 gzip worker", "bench_large", local, SEMI, 1],
+      ["dbtether → local, gzip on the main thread", "bench_large", local, SEMI, 0],
       ["dbtether → local, default V8 flags", "bench_large", local, []],
       ["dbtether → local, default V8 flags", "bench_small", local, []],
     ];
@@ -136,13 +143,21 @@ async function main(opts: Options): Promise<void> {
       };
       runs.push(["dbtether → S3 (MinIO)", "bench_large", target, SEMI]);
       runs.push(["dbtether → S3 (MinIO)", "bench_small", target, SEMI]);
+      runs.push(["dbtether → S3 (MinIO), gzip on the main thread", "bench_large", target, SEMI, 0]);
     }
     const results: { name: string; db: string; r: ChildResult }[] = [];
     try {
-      for (const [name, db, target, flags] of runs) {
+      for (const [name, db, target, flags, gzipWorkers] of runs) {
         log(`${name} (${db})`);
         const key = `bench/${db}-${Date.now()}.sql.gz`;
-        const spec = { socketDir: pg.socketDir, port: pg.port, database: db, target, key };
+        const spec: ChildSpec = {
+          socketDir: pg.socketDir,
+          port: pg.port,
+          database: db,
+          target,
+          key,
+        };
+        if (gzipWorkers !== undefined) spec.gzipWorkers = gzipWorkers;
         const r = await engine(spec, flags);
         results.push({ name, db, r });
         if ("local" in target) await Deno.remove(`${target.local}/${key}`).catch(() => {});

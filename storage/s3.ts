@@ -1,16 +1,20 @@
 /**
- * Amazon S3 and S3-compatible servers (MinIO, Ceph, R2, ...), with multipart uploads through
- * `@aws-sdk/lib-storage`.
+ * Amazon S3 and S3-compatible servers (MinIO, Ceph, R2, ...).
  *
- * A failed or aborted put must leave no incomplete multipart upload: lib-storage aborts the
- * upload itself when its source fails (we make an abort signal fail the source), and we abort
- * it once more by its id in case that first attempt failed.
+ * Uploads are our own multipart loop on `@aws-sdk/client-s3` rather than lib-storage's Upload:
+ * parts are copied into a few reused buffers (lib-storage concatenates the stream's chunks into a
+ * fresh buffer per part and keeps the remainder's whole backing store alive), and the part size
+ * grows as the upload proceeds, so small dumps use small parts while a 10,000-part upload still
+ * reaches ~4.9 TiB. Memory: about (queueSize + 1) × 5 MiB up to 5 GiB, see PARTS_PER_STEP.
+ *
+ * A failed or aborted put must leave no incomplete multipart upload: we abort it by its id
+ * (in-flight parts are cancelled first); `abortIncompleteUploads` removes what a crash or an
+ * unreachable server left behind.
  *
  * The SDK is imported on first use, so a process that never talks to S3 does not pay its
  * memory (about 25 MiB of RSS).
  */
-import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
-import type { Upload } from "@aws-sdk/lib-storage";
+import type { CompletedPart, S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import type { Logger } from "../controllers/runtime/log.ts";
 import {
   abortable,
@@ -27,6 +31,15 @@ import {
 
 const MiB = 1024 * 1024;
 const sdk = () => import("@aws-sdk/client-s3");
+type Sdk = Awaited<ReturnType<typeof sdk>>;
+/** S3's limits: parts of 5 MiB to 5 GiB (but the last), at most 10,000 of them. */
+const MIN_PART = 5 * MiB;
+const MAX_PART = 5 * 1024 * MiB;
+/**
+ * The part size doubles every this many parts: 1,000 parts of 5 MiB cover 5 GiB, and 10,000
+ * parts starting at 5 MiB cover 4.9 TiB (5 MiB × 1,000 × (2^10 − 1)), near S3's 5 TiB limit.
+ */
+const PARTS_PER_STEP = 1000;
 
 /** Options of {@link S3Store}. */
 export interface S3StoreOptions {
@@ -44,9 +57,15 @@ export interface S3StoreOptions {
    */
   env?: Record<string, string | undefined> | undefined;
   logger?: Logger | undefined;
-  /** Multipart part size; memory use is about (queueSize + 1) × partSize. Default 16 MiB. */
+  /**
+   * First multipart part size (at least 5 MiB, default 5 MiB); doubles every 1,000 parts.
+   * Memory use is about (queueSize + 1) × partSize while parts are that small.
+   */
   partSize?: number | undefined;
-  /** Parts uploaded concurrently. Default 2. */
+  /**
+   * Parts uploaded concurrently while the part size is the first one; default 2. Larger parts
+   * keep the bytes in flight to queueSize × partSize (at least one part).
+   */
   queueSize?: number | undefined;
 }
 
@@ -62,8 +81,8 @@ export class S3Store implements ObjectStore {
   constructor(opts: S3StoreOptions) {
     this.#bucket = opts.bucket;
     this.#logger = opts.logger;
-    this.#partSize = Math.max(5 * MiB, opts.partSize ?? 16 * MiB);
-    this.#queueSize = opts.queueSize ?? 2;
+    this.#partSize = Math.min(MAX_PART, Math.max(MIN_PART, opts.partSize ?? MIN_PART));
+    this.#queueSize = Math.max(1, opts.queueSize ?? 2);
     const config = clientConfig(opts);
     this.#client = sdk().then((m) => new m.S3Client(config));
     // A failed import surfaces in the first operation, not as an unhandled rejection.
@@ -77,34 +96,92 @@ export class S3Store implements ObjectStore {
   ): Promise<{ size: number }> {
     validateKey(key);
     const source = trackSource(body, opts.signal);
-    let upload: Upload | undefined;
+    // Cancels in-flight requests when the put fails (a part failed, the source failed).
+    const requests = new AbortController();
+    const target = { Bucket: this.#bucket, Key: key };
+    let uploadId: string | undefined;
     try {
       throwIfAborted(opts.signal);
-      const [{ Upload }, client] = await Promise.all([
-        import("@aws-sdk/lib-storage"),
-        this.#client,
-      ]);
-      upload = new Upload({
-        client,
-        params: {
-          Bucket: this.#bucket,
-          Key: key,
-          Body: source.stream,
-          ...(opts.contentType ? { ContentType: opts.contentType } : {}),
-          ...(opts.metadata ? { Metadata: opts.metadata } : {}),
-        },
-        partSize: this.#partSize,
-        queueSize: this.#queueSize,
-        leavePartsOnError: false,
-      });
-      await upload.done();
-      throwIfAborted(opts.signal);
+      const [m, client] = await Promise.all([sdk(), this.#client]);
+      const send = { abortSignal: requests.signal };
+      const parts = new PartReader(source.stream);
+      const first = await parts.next(this.#partSize);
+      const headers = {
+        ...(opts.contentType ? { ContentType: opts.contentType } : {}),
+        ...(opts.metadata ? { Metadata: opts.metadata } : {}),
+      };
+      if (first.last) {
+        await client.send(
+          new m.PutObjectCommand({ ...target, ...headers, ...partBody(first.data) }),
+          send,
+        );
+      } else {
+        const created = await client.send(
+          new m.CreateMultipartUploadCommand({ ...target, ...headers }),
+          send,
+        );
+        uploadId = created.UploadId;
+        if (!uploadId) throw new StorageError("StorageError", "S3 returned no multipart upload id");
+        const upload = { m, client, target: { ...target, UploadId: uploadId }, requests };
+        const done = await this.#uploadParts(upload, parts, first);
+        await client.send(
+          new m.CompleteMultipartUploadCommand({
+            ...upload.target,
+            MultipartUpload: { Parts: done },
+          }),
+          send,
+        );
+      }
+      if (opts.signal?.aborted) {
+        // Aborted while the object was being completed: it must not stay at the key.
+        await this.delete(key).catch(() => {});
+        throwIfAborted(opts.signal);
+      }
       return { size: source.bytes };
     } catch (e) {
+      requests.abort(e);
       await source.cancel(e);
-      if (upload?.uploadId) await this.#abortUpload(key, upload.uploadId);
+      if (uploadId) await this.#abortUpload(key, uploadId);
       throw putFailure(e, source, { signal: opts.signal, map: (e) => this.#map(e) });
     }
+  }
+
+  /** Uploads `first` and every following part, a bounded number at a time; in part order. */
+  async #uploadParts(
+    u: { m: Sdk; client: S3Client; target: UploadTarget; requests: AbortController },
+    parts: PartReader,
+    first: Part,
+  ): Promise<CompletedPart[]> {
+    const done: CompletedPart[] = [];
+    const running = new Set<Promise<void>>();
+    let failure: { error: unknown } | undefined;
+    let part = first;
+    for (let n = 1;; n++) {
+      if (part.data.byteLength === 0 && n > 1) break; // the input ended on a part boundary
+      const PartNumber = n;
+      const { data } = part;
+      const request = u.client.send(
+        new u.m.UploadPartCommand({ ...u.target, PartNumber, ...partBody(data) }),
+        { abortSignal: u.requests.signal },
+      ).then((res) => {
+        done.push({ PartNumber, ...(res.ETag ? { ETag: res.ETag } : {}) });
+        parts.recycle(data.buffer as ArrayBuffer);
+      }).catch((error: unknown) => {
+        failure ??= { error };
+        u.requests.abort(error);
+      }).finally(() => running.delete(request));
+      running.add(request);
+      if (part.last) break;
+      const size = partSize(this.#partSize, n + 1);
+      // Bytes in flight stay at queueSize × the first part size (at least one part).
+      const limit = Math.max(1, Math.floor((this.#queueSize * this.#partSize) / size));
+      while (running.size >= limit && !failure) await Promise.race(running);
+      if (failure) break;
+      part = await parts.next(size);
+    }
+    await Promise.all(running);
+    if (failure) throw failure.error;
+    return done.sort((a, b) => a.PartNumber! - b.PartNumber!);
   }
 
   async get(key: string, opts: { signal?: AbortSignal } = {}): Promise<ReadableStream<Uint8Array>> {
@@ -259,6 +336,60 @@ export class S3Store implements ObjectStore {
   /** Maps an SDK error; `what` says whether a 404 means the object or the bucket. */
   #map(e: unknown, what: "bucket" | "object" = "bucket"): StorageError {
     return mapS3Error(e, this.#bucket, what);
+  }
+}
+
+interface UploadTarget {
+  Bucket: string;
+  Key: string;
+  UploadId: string;
+}
+
+/** Size of part `n` (1-based): `first`, doubled every PARTS_PER_STEP parts, at most 5 GiB. */
+export function partSize(first: number, n: number): number {
+  return Math.min(MAX_PART, first * 2 ** Math.floor((n - 1) / PARTS_PER_STEP));
+}
+
+function partBody(data: Uint8Array) {
+  return { Body: data, ContentLength: data.byteLength };
+}
+
+interface Part {
+  data: Uint8Array;
+  /** The source ended with this part. */
+  last: boolean;
+}
+
+/**
+ * Cuts a stream into parts, copying its chunks into reused buffers: a buffer comes back through
+ * `recycle` once its part was uploaded.
+ */
+class PartReader {
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #spare: ArrayBuffer[] = [];
+  #leftover: Uint8Array | undefined;
+
+  constructor(source: ReadableStream<Uint8Array>) {
+    this.#reader = source.getReader();
+  }
+
+  async next(size: number): Promise<Part> {
+    let buf = this.#spare.pop();
+    if (!buf || buf.byteLength !== size) buf = new ArrayBuffer(size);
+    let length = 0;
+    while (length < size) {
+      const chunk = this.#leftover ?? (await this.#reader.read()).value;
+      if (!chunk) return { data: new Uint8Array(buf, 0, length), last: true };
+      const n = Math.min(chunk.byteLength, size - length);
+      new Uint8Array(buf, length, n).set(chunk.subarray(0, n));
+      this.#leftover = n < chunk.byteLength ? chunk.subarray(n) : undefined;
+      length += n;
+    }
+    return { data: new Uint8Array(buf), last: false };
+  }
+
+  recycle(buf: ArrayBuffer): void {
+    this.#spare.push(buf);
   }
 }
 

@@ -4,6 +4,55 @@ import { freePort } from "../tests/helpers/free_port.ts";
 import { MINIO_PASSWORD, MINIO_USER, startMinio } from "../tests/helpers/storage_servers.ts";
 import { assertStorageError, bytesStream, runConformance } from "./conformance.ts";
 import { createStore } from "./factory.ts";
+import { partSize } from "./s3.ts";
+
+const MiB = 1024 * 1024;
+
+Deno.test("s3 part size doubles every 1,000 parts, up to S3's 5 GiB", () => {
+  const table: [number, number][] = [
+    [1, 5 * MiB],
+    [1000, 5 * MiB],
+    [1001, 10 * MiB],
+    [2001, 20 * MiB],
+    [10000, 5 * MiB * 512],
+  ];
+  for (const [n, want] of table) assert.equal(partSize(5 * MiB, n), want, `part ${n}`);
+  assert.equal(partSize(64 * MiB, 10000), 5 * 1024 * MiB);
+  let total = 0;
+  for (let n = 1; n <= 10000; n++) total += partSize(5 * MiB, n);
+  assert.ok(total > 4.8 * 2 ** 40, `10,000 parts hold only ${total} bytes`);
+});
+
+Deno.test("s3 store round-trips multipart objects at and around part boundaries", async (t) => {
+  await using minio = await startMinio();
+  await minio.createBucket("test");
+  const store = minio.makeStore(); // 5 MiB parts
+  const client = new S3Client({
+    endpoint: minio.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: MINIO_USER, secretAccessKey: MINIO_PASSWORD },
+  });
+  const digest = async (s: ReadableStream<Uint8Array>) =>
+    new Uint8Array(await crypto.subtle.digest("SHA-256", await new Response(s).arrayBuffer()));
+  try {
+    for (const size of [5 * MiB, 10 * MiB, 12 * MiB + 3]) {
+      await t.step(`${size} bytes`, async () => {
+        const key = `parts/${size}`;
+        assert.equal((await store.put(key, bytesStream(size, 3))).size, size);
+        assert.equal((await store.head(key))?.size, size);
+        assert.deepEqual(await digest(await store.get(key)), await digest(bytesStream(size, 3)));
+        const res = await client.send(
+          new ListMultipartUploadsCommand({ Bucket: "test", Prefix: key }),
+        );
+        assert.deepEqual(res.Uploads ?? [], []);
+      });
+    }
+  } finally {
+    await store.close();
+    client.destroy();
+  }
+});
 
 Deno.test("s3 store passes the conformance suite against MinIO", async (t) => {
   await using minio = await startMinio();
