@@ -53,3 +53,27 @@ Deno.test("backup flags: defaults, values and errors", async (t) => {
     assert(/--backup-shutdown-grace DUR .*\(default 0s: abort at once\)/s.test(RUN_HELP));
   });
 });
+
+Deno.test("--backup-gzip-workers", async (t) => {
+  const run = (...args: string[]) => parseRunConfig({ args, env: {}, hostname: "h" });
+  await t.step("defaults to 2 and accepts 0 (main thread) to 16", () => {
+    assert(run().backupGzipWorkers === 2);
+    assert(run("--backup-gzip-workers", "0").backupGzipWorkers === 0);
+    assert(run("--backup-gzip-workers", "16").backupGzipWorkers === 16);
+  });
+  await t.step("rejects -1 in one line", () => {
+    throws(() => run("--backup-gzip-workers=-1"), (e: unknown) => {
+      assert(e instanceof ConfigError && /--backup-gzip-workers/.test(e.message));
+      assert(!e.message.includes("\n"), e.message);
+      return true;
+    });
+  });
+  for (const bad of ["17", "two"]) {
+    await t.step(`rejects ${bad}`, () => {
+      throws(
+        () => run("--backup-gzip-workers", bad),
+        /Invalid --backup-gzip-workers ".*": expected a whole number from 0 to 16/,
+      );
+    });
+  }
+});

@@ -44,6 +44,8 @@ export interface BackupJob {
   env: Record<string, string | undefined>;
   /** `--backup-max-attempts`: a storage failure before the last attempt is retried. */
   maxAttempts: number;
+  /** `--backup-gzip-workers`: gzip threads per backup (0: on the main thread). */
+  gzipWorkers?: number;
 }
 
 export async function runBackupJob(
@@ -139,6 +141,7 @@ async function dumpAndRecord(
       progressIntervalMs: PROGRESS_INTERVAL_MS,
       onProgress: (p) => progress.push(p.compressedBytes, p.uncompressedBytes),
       ...(job.toolDirs ? { toolDirs: job.toolDirs } : {}),
+      ...(job.gzipWorkers !== undefined ? { gzipWorkers: job.gzipWorkers } : {}),
       ...(versionNum ? { serverVersion: parseServerVersionNum(versionNum) } : {}),
       metadata: {
         "dbtether-namespace": b.metadata.namespace ?? "",

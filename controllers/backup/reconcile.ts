@@ -116,6 +116,7 @@ export function setupBackupController(deps: ControllerDeps, services: BackupServ
           toolDirs,
           env: services.env,
           maxAttempts: services.config.backupMaxAttempts,
+          gzipWorkers: services.config.backupGzipWorkers,
         }, signal),
       () => controller.enqueue(key),
     );
