@@ -5,6 +5,7 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
+import { freePort } from "./helpers/free_port.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -75,13 +76,21 @@ Deno.test(
     await env.waitPhase("dbcluster", "test-pg", "Connected");
 
     await t.step(
-      "README DBCluster (fake endpoint) fails clearly; the README Database says why",
+      "README DBCluster (unreachable endpoint) fails clearly; the README Database says why",
       async () => {
         await env.kube.kubectl(["create", "namespace", "postgres-operator-system"], {
           check: true,
         });
         await env.kube.apply(README_SECRET);
-        await env.kube.apply(README_DBCLUSTER);
+        // The README's endpoint is an example RDS name; resolving it would send a DNS query off
+        // this machine, so the same manifest points at a closed loopback port instead.
+        await env.kube.apply(
+          README_DBCLUSTER.replace(
+            "my-cluster.cluster-xxx.eu-west-1.rds.amazonaws.com",
+            "127.0.0.1",
+          )
+            .replace("port: 5432", `port: ${freePort()}`),
+        );
         await env.kube.apply(README_DATABASE);
         await env.waitPhase("dbcluster", "my-aurora-cluster", "Failed");
         const d = await env.waitPhase("database", "my-app-db", "Failed", {

@@ -24,7 +24,14 @@ export interface ProgramOptions {
 
 function baseEnv(extra: Record<string, string> = {}): Record<string, string> {
   const keep = ["PATH", "HOME", "DENO_DIR", "TMPDIR"];
-  const env: Record<string, string> = { RUST_BACKTRACE: "0", NO_COLOR: "1" };
+  // Tests talk to loopback only: keep the cloud SDKs from probing metadata services (AWS
+  // IMDS, GCE metadata) when a test leaves credentials out.
+  const env: Record<string, string> = {
+    RUST_BACKTRACE: "0",
+    NO_COLOR: "1",
+    AWS_EC2_METADATA_DISABLED: "true",
+    METADATA_SERVER_DETECTION: "none",
+  };
   for (const k of keep) {
     const v = Deno.env.get(k);
     if (v !== undefined) env[k] = v;
