@@ -25,7 +25,7 @@ import { type BackupManifest, encodeManifest, manifestKey } from "./manifest.ts"
 import { type PgToolset, resolveTools } from "./resolve_tools.ts";
 import { StderrTail } from "./stderr_tail.ts";
 import { parallelGzip } from "./parallel_gzip.ts";
-import { gzipFromPipe, Meter, tap } from "./streams.ts";
+import { gzipFromPipe, Meter, tap, throttled } from "./streams.ts";
 import { assertSafeKey, TemplateError } from "./templates.ts";
 
 /** Default of {@link BackupOptions.gzipWorkers}: measured best on 2 cores (bench/RESULTS.md). */
@@ -177,7 +177,14 @@ async function dumpToStore(opts: BackupOptions, p: DumpParams): Promise<DumpOutc
 
   const raw = new Meter();
   const stored = new Meter();
-  const progress = throttle(opts, p.clock, raw, stored);
+  const onProgress = opts.onProgress;
+  const progress = throttled(
+    p.clock,
+    opts.progressIntervalMs ?? 2000,
+    onProgress &&
+      ((elapsedMs) =>
+        onProgress({ uncompressedBytes: raw.bytes, compressedBytes: stored.bytes, elapsedMs })),
+  );
   // Set when the upload stopped reading: pg_dump then dies of a closed pipe, which is a
   // consequence of the storage failure, not a dump failure.
   let uploadGaveUp = false;
@@ -271,22 +278,6 @@ function checkOptions(key: string, format: DumpFormat, level: number, workers: n
       `Invalid number of gzip workers ${workers}: use 0 to ${MAX_GZIP_WORKERS}`,
     );
   }
-}
-
-function throttle(opts: BackupOptions, clock: Clock, raw: Meter, stored: Meter) {
-  const start = clock.now();
-  const every = opts.progressIntervalMs ?? 2000;
-  let last = start;
-  return (final: boolean) => {
-    const now = clock.now();
-    if (!opts.onProgress || (!final && now - last < every)) return;
-    last = now;
-    opts.onProgress({
-      uncompressedBytes: raw.bytes,
-      compressedBytes: stored.bytes,
-      elapsedMs: now - start,
-    });
-  };
 }
 
 function kill(child: Deno.ChildProcess): void {

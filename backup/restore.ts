@@ -25,7 +25,7 @@ import { type BackupManifest, manifestKey, parseManifest } from "./manifest.ts";
 import { parseToolVersion } from "./pg_tools.ts";
 import { type PgToolset, resolveTools } from "./resolve_tools.ts";
 import { StderrTail } from "./stderr_tail.ts";
-import { gunzipStream, holdLast, Meter, tap } from "./streams.ts";
+import { gunzipStream, holdLast, Meter, tap, throttled } from "./streams.ts";
 import { assertSafeKey } from "./templates.ts";
 import { pick } from "./pipeline.ts";
 
@@ -214,7 +214,14 @@ async function feed(opts: RestoreOptions, p: FeedParams) {
 
   const stored = new Meter();
   const restored = new Meter();
-  const progress = throttle(opts, p.clock, stored, restored);
+  const onProgress = opts.onProgress;
+  const progress = throttled(
+    p.clock,
+    opts.progressIntervalMs ?? 2000,
+    onProgress &&
+      ((elapsedMs) =>
+        onProgress({ storedBytes: stored.bytes, restoredBytes: restored.bytes, elapsedMs })),
+  );
   const read = tap(source, {
     onChunk: (c) => {
       stored.update(c);
@@ -264,22 +271,6 @@ async function feed(opts: RestoreOptions, p: FeedParams) {
   if (!status.success) throw restoreFailed(status, tail);
   progress(true);
   return { storedBytes: stored.bytes, restoredBytes: restored.bytes, sha256: stored.sha256() };
-}
-
-function throttle(opts: RestoreOptions, clock: Clock, stored: Meter, restored: Meter) {
-  const start = clock.now();
-  const every = opts.progressIntervalMs ?? 2000;
-  let last = start;
-  return (final: boolean) => {
-    const now = clock.now();
-    if (!opts.onProgress || (!final && now - last < every)) return;
-    last = now;
-    opts.onProgress({
-      storedBytes: stored.bytes,
-      restoredBytes: restored.bytes,
-      elapsedMs: now - start,
-    });
-  };
 }
 
 function killHard(child: Deno.ChildProcess): void {

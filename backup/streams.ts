@@ -6,6 +6,7 @@
 import { createGunzip, createGzip } from "node:zlib";
 import { createHash, type Hash } from "node:crypto";
 import type { Transform } from "node:stream";
+import type { Clock } from "../controllers/runtime/clock.ts";
 
 const CHUNK = 64 * 1024;
 
@@ -259,4 +260,23 @@ export function holdLast(
     },
     cancel: (reason) => reader.cancel(reason),
   }, { highWaterMark: 0 });
+}
+
+/**
+ * A progress reporter: the returned function calls `emit` with the elapsed time at most once per
+ * `everyMs`, and always when `final` is true. Without `emit` it does nothing.
+ */
+export function throttled(
+  clock: Clock,
+  everyMs: number,
+  emit: ((elapsedMs: number) => void) | undefined,
+): (final: boolean) => void {
+  const start = clock.now();
+  let last = start;
+  return (final) => {
+    const now = clock.now();
+    if (!emit || (!final && now - last < everyMs)) return;
+    last = now;
+    emit(now - start);
+  };
 }
