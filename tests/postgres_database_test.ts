@@ -144,3 +144,27 @@ Deno.test({
     },
   );
 });
+
+Deno.test({
+  name: "PostgresDatabase through a DBCluster (--postgresdatabase-cluster), no libpq environment",
+  ...opts,
+}, async () => {
+  await using env = await startEnv({
+    pg: true,
+    programArgs: ["--postgresdatabase-cluster", "shared-pg"],
+  });
+  await env.kube.apply(env.clusterManifest("shared-pg"));
+  await env.startProgram();
+  const ns = await env.namespace("pgdb-cluster");
+  await env.kube.kubectl(["apply", "-n", ns, "-f", "-"], { stdin: README_PGDB, check: true });
+  await env.waitPhase("pgdb", "pg-db-test", "Ready", { namespace: ns });
+  const d = decode((await env.getJson<Secret>("secret", "secret-pg-db-test", ns))!);
+  assertEquals([d.PGDATABASE, d.PGUSER, d.PGHOST, d.PGPORT], [
+    "test_db",
+    "test_db@servername",
+    env.pg.host,
+    String(env.pg.port),
+  ]);
+  assertEquals((await login(env.pg, "test_db", d.PGPASSWORD!, "test_db")).code, 0);
+  assert(!env.program!.logs().includes(env.pg.admin.password), "no admin password in the logs");
+});
