@@ -229,3 +229,40 @@ Deno.test({
     await store.close();
   }
 });
+
+Deno.test({
+  name: "Backup: --backup-shutdown-grace lets a running dump finish on SIGTERM",
+  ...opts,
+}, async () => {
+  await using env = await startEnv({
+    pg: true,
+    programArgs: ["--backup-shutdown-grace", "20s", "--graceful-shutdown-timeout", "30s"],
+  });
+  await env.kube.apply(env.clusterManifest("test-pg"));
+  await env.startProgram();
+  const dir = await Deno.makeTempDir({ prefix: "dbtether-grace-" });
+  try {
+    await env.kube.apply(storageYaml("local", { localPath: dir }));
+    const ns = await env.namespace("bkp-grace");
+    await env.kube.apply(databaseYaml(ns, "app", "grace_app"));
+    await env.waitPhase("database", "app", "Ready", { namespace: ns });
+    assertEquals((await env.pg.psql(SEED, { database: "grace_app" })).code, 0);
+    const lock = await holdLock(env, "grace_app", "orders");
+    await env.kube.apply(backupYaml(ns, "graceful", "app", "local"));
+    await waitPhase(env, "backup", "graceful", "Running", { namespace: ns });
+    await dumpConnected(env, "grace_app");
+    const program = env.program!;
+    const exited = program.stop("SIGTERM");
+    // The dump is still blocked on the lock when the signal arrives; it finishes inside the grace.
+    await new Promise((r) => setTimeout(r, 1500));
+    await lock.release();
+    assertEquals(await exited, 0);
+    const b = await env.getJson<Obj>("backup", "graceful", ns);
+    assertEquals(b?.status?.phase, "Completed", JSON.stringify(b?.status));
+    assertEquals(b?.status?.attempts, 1);
+    assert(files(`${dir}/test-pg/grace_app`).length >= 1, "the dump is in storage");
+    await assertNoPasswordLeak(env, { logs: [program.logs()] });
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
