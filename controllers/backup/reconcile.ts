@@ -13,16 +13,14 @@ import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage
 import { type Database, DatabaseKind } from "../../crds/database.ts";
 import type { ClusterResolver } from "../dbcluster/resolver.ts";
 import { type Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
-import { RetryableError } from "../runtime/errors.ts";
 import { objectKey } from "../runtime/informer.ts";
 import { updateStatus } from "../runtime/objects.ts";
 import { addController, type ControllerDeps } from "../runtime/shared.ts";
-import { checkStorageNamespace } from "../backup_storage/access.ts";
 import { runBackupJob } from "./job.ts";
 import { type BackupAction, type BackupTarget, planBackup } from "./plan.ts";
 import { JobStopped } from "./runner.ts";
-import { backupShared } from "./shared.ts";
-import { type BackupReason, failedStatus, pendingStatus } from "./status.ts";
+import { backupShared, resolveJobCluster, toolDirsOf } from "./shared.ts";
+import { failedStatus, pendingStatus } from "./status.ts";
 
 /** What the Backup controller needs beyond the runtime (a subset of register's Services). */
 export interface BackupServices {
@@ -83,28 +81,20 @@ export function setupBackupController(deps: ControllerDeps, services: BackupServ
   const start = async (b: Backup, target: BackupTarget): Promise<Result> => {
     const storage = storages.get(b.spec.storageRef.name)!;
     const ns = b.metadata.namespace ?? "";
-    let cluster;
-    try {
-      await checkStorageNamespace(deps.client, storage, ns);
-      cluster = await services.resolver.resolve(target.clusterName, { namespace: ns });
-    } catch (e) {
-      if (!(e instanceof RetryableError)) throw e;
-      const reason: BackupReason = e.reason === "NamespaceNotAllowed"
-        ? "NamespaceNotAllowed"
-        : "ClusterNotReady";
-      const now = deps.clock.now();
-      await updateStatus(
-        deps.client,
-        BackupKind,
-        b,
-        (l) => pendingStatus(l, { reason, message: e.message, now }),
-      );
-      throw e;
-    }
+    const cluster = await resolveJobCluster(deps, services, {
+      storage,
+      namespace: ns,
+      clusterName: target.clusterName,
+      onWait: (reason, message) =>
+        updateStatus(
+          deps.client,
+          BackupKind,
+          b,
+          (l) => pendingStatus(l, { reason, message, now: deps.clock.now() }),
+        ),
+    });
     const key = objectKey(b);
-    const toolDirs = services.config.pgToolsDirs.length
-      ? [...services.config.pgToolsDirs]
-      : undefined;
+    const toolDirs = toolDirsOf(services.config);
     shared.runner.start(
       key,
       (signal) =>

@@ -6,7 +6,11 @@
 import type { Config } from "../../config.ts";
 import { BackupLimiter, type Lease } from "../../backup/limiter.ts";
 import type { Clock } from "../runtime/clock.ts";
+import type { BackupStorage } from "../../crds/backup_storage.ts";
+import { RetryableError } from "../runtime/errors.ts";
 import type { ControllerDeps } from "../runtime/shared.ts";
+import { checkStorageNamespace } from "../backup_storage/access.ts";
+import type { ClusterResolver, ResolvedCluster } from "../dbcluster/resolver.ts";
 import { JobRunner } from "./runner.ts";
 
 export interface BackupMetrics {
@@ -128,4 +132,40 @@ export async function acquireSlot(
     const r = await Promise.race([p, tick.then(() => undefined)]);
     if (r) return r;
   }
+}
+
+/** Why a Backup or Restore waits before it can start. */
+export type JobWaitReason = "NamespaceNotAllowed" | "ClusterNotReady";
+
+/**
+ * The checks every Backup and Restore passes before its job starts: the namespace may use the
+ * BackupStorage, and the DBCluster resolves for that namespace. On a retryable failure,
+ * `onWait` records why (status), then the error propagates so the key backs off.
+ */
+export async function resolveJobCluster(
+  deps: ControllerDeps,
+  services: { resolver: ClusterResolver },
+  o: {
+    storage: BackupStorage;
+    namespace: string;
+    clusterName: string;
+    onWait: (reason: JobWaitReason, message: string) => Promise<unknown>;
+  },
+): Promise<ResolvedCluster> {
+  try {
+    await checkStorageNamespace(deps.client, o.storage, o.namespace);
+    return await services.resolver.resolve(o.clusterName, { namespace: o.namespace });
+  } catch (e) {
+    if (!(e instanceof RetryableError)) throw e;
+    await o.onWait(
+      e.reason === "NamespaceNotAllowed" ? "NamespaceNotAllowed" : "ClusterNotReady",
+      e.message,
+    );
+    throw e;
+  }
+}
+
+/** `--pg-tools-dir`, or undefined for the default search. */
+export function toolDirsOf(config: Pick<Config, "pgToolsDirs">): string[] | undefined {
+  return config.pgToolsDirs.length ? [...config.pgToolsDirs] : undefined;
 }

@@ -8,17 +8,15 @@ import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage
 import { type Database, DatabaseKind } from "../../crds/database.ts";
 import { type Restore, RestoreKind } from "../../crds/restore.ts";
 import { type Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
-import { RetryableError } from "../runtime/errors.ts";
 import { objectKey } from "../runtime/informer.ts";
 import { updateStatus } from "../runtime/objects.ts";
 import { addController, type ControllerDeps } from "../runtime/shared.ts";
-import { checkStorageNamespace } from "../backup_storage/access.ts";
 import type { BackupServices } from "../backup/reconcile.ts";
 import { JobStopped } from "../backup/runner.ts";
-import { backupShared } from "../backup/shared.ts";
+import { backupShared, resolveJobCluster, toolDirsOf } from "../backup/shared.ts";
 import { runRestoreJob } from "./job.ts";
 import { planRestore, type RestoreTarget } from "./plan.ts";
-import { failedRestoreStatus, pendingRestoreStatus, type RestoreReason } from "./status.ts";
+import { failedRestoreStatus, pendingRestoreStatus } from "./status.ts";
 
 export function setupRestoreController(deps: ControllerDeps, services: BackupServices): Controller {
   const restores = deps.informers.for<Restore>(RestoreKind);
@@ -73,28 +71,20 @@ export function setupRestoreController(deps: ControllerDeps, services: BackupSer
     const ns = r.metadata.namespace ?? "";
     const storage = storages.get(target.source.storageName)!;
     const database = databases.get(`${ns}/${r.spec.target.databaseRef.name}`)!;
-    let cluster;
-    try {
-      await checkStorageNamespace(deps.client, storage, ns);
-      cluster = await services.resolver.resolve(target.clusterName, { namespace: ns });
-    } catch (e) {
-      if (!(e instanceof RetryableError)) throw e;
-      const reason: RestoreReason = e.reason === "NamespaceNotAllowed"
-        ? "NamespaceNotAllowed"
-        : "ClusterNotReady";
-      const now = deps.clock.now();
-      await updateStatus(
-        deps.client,
-        RestoreKind,
-        r,
-        (l) => pendingRestoreStatus(l, { reason, message: e.message, now }),
-      );
-      throw e;
-    }
+    const cluster = await resolveJobCluster(deps, services, {
+      storage,
+      namespace: ns,
+      clusterName: target.clusterName,
+      onWait: (reason, message) =>
+        updateStatus(
+          deps.client,
+          RestoreKind,
+          r,
+          (l) => pendingRestoreStatus(l, { reason, message, now: deps.clock.now() }),
+        ),
+    });
     const key = objectKey(r);
-    const toolDirs = services.config.pgToolsDirs.length
-      ? [...services.config.pgToolsDirs]
-      : undefined;
+    const toolDirs = toolDirsOf(services.config);
     shared.runner.start(
       `restore:${key}`,
       (signal) =>
