@@ -1,5 +1,8 @@
 /** Typed failures of backups and restores, with CamelCase reasons for status conditions. */
 
+import { errorMessage } from "../controllers/runtime/errors.ts";
+import { StorageError } from "../storage/store.ts";
+
 export type BackupFailureReason =
   /** pg_dump failed to connect, errored, or was killed; `stderr` has its last lines. */
   | "DumpFailed"
@@ -53,4 +56,14 @@ export class RestoreError extends Error {
 /** `message` followed by the tool's last stderr lines, for a one-stop error message. */
 export function withStderr(message: string, stderr: string[]): string {
   return stderr.length ? `${message}: ${stderr.join(" | ")}` : message;
+}
+
+/** Why a job was cancelled, from its signal's reason. */
+export function abortReason(signal: AbortSignal): string {
+  return signal.reason instanceof Error ? signal.reason.message : "cancelled";
+}
+
+/** A storage failure's detail for a message: the StorageError reason when there is one. */
+export function storageDetail(e: unknown): string {
+  return e instanceof StorageError ? `${e.reason}: ${e.message}` : errorMessage(e);
 }

@@ -13,14 +13,14 @@
 import { type Clock, systemClock } from "../controllers/runtime/clock.ts";
 import { errorMessage } from "../controllers/runtime/errors.ts";
 import { type Logger, nullLogger } from "../controllers/runtime/log.ts";
-import { type ObjectStore, StorageError } from "../storage/store.ts";
+import type { ObjectStore } from "../storage/store.ts";
 import {
   buildDumpCommand,
   connectionSecrets,
   type DumpFormat,
   type PgConnection,
 } from "./dump_command.ts";
-import { BackupError, withStderr } from "./errors.ts";
+import { abortReason, BackupError, storageDetail, withStderr } from "./errors.ts";
 import { type BackupManifest, encodeManifest, manifestKey } from "./manifest.ts";
 import { type PgToolset, resolveTools } from "./resolve_tools.ts";
 import { StderrTail } from "./stderr_tail.ts";
@@ -308,12 +308,12 @@ function dumpFailed(status: Deno.CommandStatus, tail: StderrTail): BackupError {
 }
 
 function aborted(signal: AbortSignal): BackupError {
-  const why = signal.reason instanceof Error ? signal.reason.message : "cancelled";
+  const why = abortReason(signal);
   return new BackupError("Aborted", `Backup aborted: ${why}`);
 }
 
 function storageFailed(what: string, e: unknown): BackupError {
-  const detail = e instanceof StorageError ? `${e.reason}: ${e.message}` : errorMessage(e);
+  const detail = storageDetail(e);
   return new BackupError("StorageFailed", `${what}: ${detail}`, [], { cause: e });
 }
 

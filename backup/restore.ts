@@ -20,7 +20,7 @@ import {
   type PgConnection,
   type ToolCommand,
 } from "./dump_command.ts";
-import { RestoreError, withStderr } from "./errors.ts";
+import { abortReason, RestoreError, storageDetail, withStderr } from "./errors.ts";
 import { type BackupManifest, manifestKey, parseManifest } from "./manifest.ts";
 import { parseToolVersion } from "./pg_tools.ts";
 import { type PgToolset, resolveTools } from "./resolve_tools.ts";
@@ -304,12 +304,12 @@ function withTail(e: RestoreError, tail: StderrTail): RestoreError {
 }
 
 function aborted(signal: AbortSignal): RestoreError {
-  const why = signal.reason instanceof Error ? signal.reason.message : "cancelled";
+  const why = abortReason(signal);
   return new RestoreError("Aborted", `Restore aborted: ${why}`);
 }
 
 function storageFailed(what: string, e: unknown): RestoreError {
-  const detail = e instanceof StorageError ? `${e.reason}: ${e.message}` : errorMessage(e);
+  const detail = storageDetail(e);
   return new RestoreError("StorageFailed", `${what}: ${detail}`, [], { cause: e });
 }
 
