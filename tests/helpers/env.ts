@@ -13,6 +13,7 @@ import { KubeClient, loadKubeConfig } from "../../controllers/runtime/kube.ts";
 import { type KubeEnv, startKube } from "./kube.ts";
 import { type PgServer, startPostgres, type StartPostgresOptions } from "./postgres.ts";
 import { type RunningProgram, startProgram } from "./program.ts";
+import { budget } from "./timeouts.ts";
 import { waitFor } from "./wait.ts";
 
 export interface TestEnv extends AsyncDisposable {
@@ -182,7 +183,7 @@ ${o.extraSpec ?? ""}`;
         return await waitFor(`${kind} ${name} to reach phase ${phase}`, async () => {
           const obj = await getJson<{ status?: { phase?: string } }>(kind, name, o.namespace);
           return obj?.status?.phase === phase ? obj as Record<string, unknown> : undefined;
-        }, { timeoutMs: o.timeoutMs ?? 60_000, intervalMs: 250 });
+        }, { timeoutMs: o.timeoutMs ?? budget("ready"), intervalMs: 250 });
       },
       [Symbol.asyncDispose]: dispose,
     };

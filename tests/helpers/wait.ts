@@ -1,10 +1,15 @@
-/** Polls `fn` until it returns a truthy value or the deadline passes; returns that value. */
+import { budget } from "./timeouts.ts";
+
+/**
+ * Polls `fn` until it returns a truthy value or the deadline passes; returns that value. The
+ * default deadline is the `react` budget of timeouts.ts.
+ */
 export async function waitFor<T>(
   what: string,
   fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
   opts: { timeoutMs?: number; intervalMs?: number } = {},
 ): Promise<T> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  const deadline = Date.now() + (opts.timeoutMs ?? budget("react"));
   let last: unknown;
   for (;;) {
     try {
