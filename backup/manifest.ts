@@ -6,6 +6,23 @@ import type { DumpFormat } from "./dump_command.ts";
 
 export const MANIFEST_SUFFIX = ".manifest.json";
 
+/**
+ * Which resource wrote a backup (set by the Backup controller; absent for `dbtether backup` from a
+ * terminal). Restores use it to refuse another namespace's backups, and a retried Backup to tell
+ * its own complete upload from another Backup's at the same key.
+ */
+export interface BackupSource {
+  /** Namespace of the Backup (and of its Database). */
+  namespace: string;
+  /** Name and uid of the Backup resource. */
+  backup: string;
+  backupUid: string;
+  /** Name of the Database resource dumped. */
+  databaseResource: string;
+  /** The DBCluster the database lives on. */
+  cluster: string;
+}
+
 export interface BackupManifest {
   manifestVersion: 1;
   /** The dump object's key. */
@@ -26,6 +43,8 @@ export interface BackupManifest {
   startedAt: string;
   completedAt: string;
   durationMs: number;
+  /** Who wrote it; see {@link BackupSource}. */
+  source?: BackupSource;
 }
 
 export function manifestKey(key: string): string {

@@ -21,7 +21,7 @@ import {
   type PgConnection,
 } from "./dump_command.ts";
 import { abortReason, BackupError, storageDetail, withStderr } from "./errors.ts";
-import { type BackupManifest, encodeManifest, manifestKey } from "./manifest.ts";
+import { type BackupManifest, type BackupSource, encodeManifest, manifestKey } from "./manifest.ts";
 import { type PgToolset, resolveTools } from "./resolve_tools.ts";
 import { StderrTail } from "./stderr_tail.ts";
 import { parallelGzip } from "./parallel_gzip.ts";
@@ -70,6 +70,8 @@ export interface BackupOptions {
   lockWaitTimeoutSeconds?: number;
   /** Extra metadata stored with the dump object. */
   metadata?: Record<string, string>;
+  /** Recorded in the manifest: the resource this backup is for. */
+  source?: BackupSource;
 }
 
 export interface BackupResult {
@@ -120,6 +122,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     startedAt: new Date(startedAt).toISOString(),
     completedAt: new Date(completedAt).toISOString(),
     durationMs: completedAt - startedAt,
+    ...(opts.source ? { source: opts.source } : {}),
   };
   await writeManifest(opts, manifest, log);
   log.info("Backup completed", { size: manifest.compressedSize, durationMs: manifest.durationMs });

@@ -147,6 +147,13 @@ async function dumpAndRecord(
         "dbtether-namespace": b.metadata.namespace ?? "",
         "dbtether-backup": b.metadata.name,
       },
+      source: {
+        namespace: b.metadata.namespace ?? "",
+        backup: b.metadata.name,
+        backupUid: b.metadata.uid ?? "",
+        databaseResource: b.spec.databaseRef.name,
+        cluster: target.clusterName,
+      },
     });
     await progress.settle();
     await succeed(deps, shared, b, result.manifest);
