@@ -323,6 +323,24 @@ export function allowedNamespacesField(what: string) {
   }));
 }
 
+/**
+ * A grant of something risky to namespaces (adoption, cross-namespace restores): the same shape
+ * as {@link allowedNamespacesField}, but unset or empty grants it to no namespace.
+ */
+export function namespaceGrantField(description: string) {
+  return optional(obj({
+    names: optional(arr(namespaceName(), {
+      maxItems: 256,
+      listType: "set",
+      description: "Namespaces granted by name.",
+    })),
+    selector: optional(labelSelectorSchema),
+  }, {
+    description: `${description} Namespaces listed in names plus those matching selector; ` +
+      "unset or empty grants no namespace.",
+  }));
+}
+
 /** `observedGeneration` and `message`, which every status carries. */
 export const observedGenerationField = optional(int({
   minimum: 0,

@@ -64,3 +64,18 @@ export function namespaceAllowed(
   if (names.includes(namespace)) return true;
   return sel ? selectorMatches(sel, labels) : false;
 }
+
+/**
+ * Whether a grant (crds/kind.ts namespaceGrantField) includes `namespace`. Unlike
+ * {@link namespaceAllowed}, an unset or empty grant includes no namespace; an empty selector
+ * (`selector: {}`) includes every namespace, as in Kubernetes.
+ */
+export function namespaceGranted(
+  grant: AllowedNamespaces | undefined,
+  namespace: string,
+  labels: Record<string, string> = {},
+): boolean {
+  if (!grant) return false;
+  if ((grant.names ?? []).includes(namespace)) return true;
+  return grant.selector ? selectorMatches(grant.selector, labels) : false;
+}

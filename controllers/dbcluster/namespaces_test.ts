@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { namespaceAllowed } from "./namespaces.ts";
+import { namespaceAllowed, namespaceGranted } from "./namespaces.ts";
 
 Deno.test("namespace allow-lists", async (t) => {
   const table: [
@@ -47,5 +47,27 @@ Deno.test("namespace allow-lists", async (t) => {
   ];
   for (const [name, allowed, ns, labels, want] of table) {
     await t.step(name, () => assertEquals(namespaceAllowed(allowed, ns, labels), want));
+  }
+});
+
+Deno.test("namespace grants include nobody unless named or selected", async (t) => {
+  const table: [
+    string,
+    Parameters<typeof namespaceGranted>[0],
+    string,
+    Record<string, string>,
+    boolean,
+  ][] = [
+    ["unset grants nobody", undefined, "a", {}, false],
+    ["empty grants nobody", {}, "a", {}, false],
+    ["empty names grant nobody", { names: [] }, "a", {}, false],
+    ["listed name", { names: ["a"] }, "a", {}, true],
+    ["unlisted name", { names: ["a"] }, "b", {}, false],
+    ["selector match", { selector: { matchLabels: { team: "x" } } }, "b", { team: "x" }, true],
+    ["selector mismatch", { selector: { matchLabels: { team: "x" } } }, "b", {}, false],
+    ["empty selector grants all", { selector: {} }, "b", {}, true],
+  ];
+  for (const [name, grant, ns, labels, want] of table) {
+    await t.step(name, () => assertEquals(namespaceGranted(grant, ns, labels), want));
   }
 });
