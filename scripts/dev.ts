@@ -5,17 +5,38 @@
  *
  *   deno run -A scripts/dev.ts demo   everything + the controller + examples/, until Ctrl-C
  *   deno run -A scripts/dev.ts up     the environment in the background; writes .dev/env
- *   deno run -A scripts/dev.ts down   stops what `up` started
+ *   deno run -A scripts/dev.ts down   stops what `up` started, and returns once it has stopped
+ *
+ * Each run keeps its files in `.dev/runs/<run id>/`; `.dev/env` and `.dev/kubeconfig` are
+ * symlinks to the current run's files. A run removes only its own directory, and the symlinks
+ * only while they still point into it, so a run tearing down late never removes the files of
+ * the run after it. `.dev/serve.pid` names the background run: `<pid> <start time> <run id>`.
+ * `DBTETHER_DEV_DIR` moves `.dev` elsewhere (the tests of this script use a temp dir).
  */
 import { parseAllDocuments, stringify } from "yaml";
 import { startKube } from "../tests/helpers/kube.ts";
 import { startPostgres } from "../tests/helpers/postgres.ts";
 import { MINIO_PASSWORD, MINIO_USER, startMinio } from "../tests/helpers/storage_servers.ts";
 import { startProgram } from "../tests/helpers/program.ts";
+import {
+  alive,
+  commandLine,
+  formatProcesses,
+  parseProcesses,
+  type ProcessId,
+  processOf,
+  withDescendants,
+} from "./dev_processes.ts";
 
 const root = new URL("../", import.meta.url).pathname;
-const devDir = `${root}.dev`;
+const devDir = (Deno.env.get("DBTETHER_DEV_DIR") ?? `${root}.dev`).replace(/\/+$/, "");
 const say = (s: string) => console.log(s);
+/** How long `down` waits for every process of the environment to exit. */
+const STOP_TIMEOUT_MS = 60_000;
+/** How long `up` waits for the environment to start. */
+const START_TIMEOUT_MS = 180_000;
+
+const runDir = (id: string) => `${devDir}/runs/${id}`;
 
 /** The DBCluster and Secret names the README's manifests use; the demo points them here. */
 const CLUSTER = "my-aurora-cluster";
@@ -30,9 +51,13 @@ interface Env extends AsyncDisposable {
   envLines: string[];
   pg: { host: string; port: number; user: string; password: string };
   s3: { endpoint: string; bucket: string };
+  /** pid of the PostgreSQL server (pg_ctl starts it in its own session). */
+  postmaster: number;
 }
 
-async function startEnvironment(): Promise<Env> {
+async function startEnvironment(run: string): Promise<Env> {
+  const dir = runDir(run);
+  await Deno.mkdir(dir, { recursive: true });
   // The directory of the examples' `local` BackupStorage (dbtether never creates it: a
   // missing directory usually means a volume that is not mounted).
   await Deno.mkdir(`${devDir}/backups`, { recursive: true });
@@ -45,7 +70,7 @@ async function startEnvironment(): Promise<Env> {
   await minio.createBucket("dbtether-backups");
   const kubectl = (args: string[], stdin?: string) =>
     kube.kubectl(args, stdin !== undefined ? { stdin } : {});
-  const kubeconfig = `${devDir}/kubeconfig`;
+  const kubeconfig = `${dir}/kubeconfig`;
   await Deno.copyFile(kube.kubeconfigPath, kubeconfig);
   await Deno.chmod(kubeconfig, 0o600);
   const envLines = [
@@ -60,7 +85,12 @@ async function startEnvironment(): Promise<Env> {
     `export AWS_SECRET_ACCESS_KEY=${MINIO_PASSWORD}`,
     `export DBTETHER_DEV_S3_ENDPOINT=${minio.endpoint}`,
   ];
-  await Deno.writeTextFile(`${devDir}/env`, envLines.join("\n") + "\n", { mode: 0o600 });
+  await Deno.writeTextFile(`${dir}/env`, envLines.join("\n") + "\n", { mode: 0o600 });
+  await pointAt(`${devDir}/env`, `${dir}/env`);
+  await pointAt(`${devDir}/kubeconfig`, kubeconfig);
+  const postmaster = Number(
+    (await Deno.readTextFile(`${pg.dir}/data/postmaster.pid`)).split("\n")[0],
+  );
   await kubectl(["create", "namespace", CLUSTER_SECRET.namespace]);
   // The admin Secret and DBCluster of the README, pointed at the local server.
   await kubectl(
@@ -89,12 +119,12 @@ async function startEnvironment(): Promise<Env> {
     envLines,
     pg: { host: pg.host, port: pg.port, user: pg.admin.user, password: pg.admin.password },
     s3: { endpoint: minio.endpoint, bucket: "dbtether-backups" },
+    postmaster,
     async [Symbol.asyncDispose]() {
       await Promise.resolve(minio[Symbol.asyncDispose]()).catch(() => {});
       await Promise.resolve(pg[Symbol.asyncDispose]()).catch(() => {});
       await kube.stop().catch(() => {});
-      await Deno.remove(`${devDir}/env`).catch(() => {});
-      await Deno.remove(kubeconfig).catch(() => {});
+      await removeRun(run);
     },
   };
 }
@@ -148,7 +178,7 @@ async function ensureNamespaces(env: Env, yaml: string): Promise<void> {
 }
 
 async function demo(): Promise<void> {
-  await using env = await startEnvironment();
+  await using env = await startEnvironment(`demo-${Deno.pid}`);
   say("Starting dbtether (deno run with the binary's permission flags) ...");
   await using program = await startProgram([
     "run",
@@ -253,43 +283,105 @@ async function showLogin(env: Env): Promise<void> {
   );
 }
 
-async function serve(): Promise<void> {
-  await using env = await startEnvironment();
-  await Deno.writeTextFile(`${devDir}/serve.pid`, String(Deno.pid));
-  await Deno.writeTextFile(`${devDir}/ready`, new Date().toISOString());
-  await new Promise<void>((resolve) => {
-    Deno.addSignalListener("SIGTERM", () => resolve());
-    Deno.addSignalListener("SIGINT", () => resolve());
-  });
-  await Deno.remove(`${devDir}/ready`).catch(() => {});
-  await Deno.remove(`${devDir}/serve.pid`).catch(() => {});
-  void env;
+/** `.dev/serve.pid`: which process runs the background environment, and its run id. */
+interface ServeRecord {
+  process: ProcessId;
+  run: string;
+}
+
+async function readServeRecord(): Promise<ServeRecord | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(`${devDir}/serve.pid`);
+  } catch {
+    return undefined;
+  }
+  const [pid, start, run] = text.trim().split(" ");
+  if (!pid || !start || !run || !/^[A-Za-z0-9-]+$/.test(run)) return undefined;
+  return { process: { pid: Number(pid), start: Number(start) }, run };
+}
+
+/** Replaces `link` with a symlink to `target` atomically (rename over the old one). */
+async function pointAt(link: string, target: string): Promise<void> {
+  const tmp = `${link}.${Deno.pid}.tmp`;
+  await Deno.remove(tmp).catch(() => {});
+  await Deno.symlink(target, tmp);
+  await Deno.rename(tmp, link);
+}
+
+/** Removes `link` only if it still points into `dir`. */
+async function removeLinkInto(link: string, dir: string): Promise<void> {
+  const target = await Deno.readLink(link).catch(() => undefined);
+  if (target !== undefined && target.startsWith(`${dir}/`)) await Deno.remove(link).catch(() => {});
+}
+
+/** Removes a run's directory and whatever of the shared names still belongs to it. */
+async function removeRun(run: string): Promise<void> {
+  const dir = runDir(run);
+  await removeLinkInto(`${devDir}/env`, dir);
+  await removeLinkInto(`${devDir}/kubeconfig`, dir);
+  const rec = await readServeRecord();
+  if (rec?.run === run) await Deno.remove(`${devDir}/serve.pid`).catch(() => {});
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+}
+
+async function serve(run: string): Promise<void> {
+  const self = processOf(Deno.pid)!;
+  await Deno.mkdir(runDir(run), { recursive: true });
+  // Written first, so `down` finds this run even while it is still starting.
+  await Deno.writeTextFile(`${devDir}/serve.pid`, `${self.pid} ${self.start} ${run}\n`);
+  try {
+    await using env = await startEnvironment(run);
+    const postmaster = processOf(env.postmaster);
+    const ours = withDescendants([self, ...(postmaster ? [postmaster] : [])]);
+    await Deno.writeTextFile(`${runDir(run)}/processes`, formatProcesses(ours));
+    await Deno.writeTextFile(`${runDir(run)}/ready`, new Date().toISOString());
+    await new Promise<void>((resolve) => {
+      Deno.addSignalListener("SIGTERM", () => resolve());
+      Deno.addSignalListener("SIGINT", () => resolve());
+    });
+  } finally {
+    await removeRun(run);
+  }
 }
 
 async function up(): Promise<void> {
-  if (await exists(`${devDir}/serve.pid`)) {
-    say("The dev environment is already up: `make dev-down` stops it.");
+  const rec = await readServeRecord();
+  if (rec && alive(rec.process)) {
+    say(`The dev environment is already up (pid ${rec.process.pid}); .dev/env is unchanged.
+\`make dev-down\` stops it.`);
     return;
   }
+  if (rec) {
+    say(`Cleaning up after a dev environment that is no longer running (pid ${rec.process.pid}).`);
+    await stopRun(rec);
+  }
   await Deno.mkdir(devDir, { recursive: true });
-  await Deno.remove(`${devDir}/ready`).catch(() => {});
+  const run = `${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
   const log = await Deno.open(`${devDir}/dev.log`, { create: true, write: true, truncate: true });
   // setsid: the environment outlives this command and the terminal.
   const child = new Deno.Command("setsid", {
-    args: [Deno.execPath(), "run", "-A", `${root}scripts/dev.ts`, "serve"],
+    args: [Deno.execPath(), "run", "-A", `${root}scripts/dev.ts`, "serve", run],
     stdin: "null",
-    stdout: log.writable ? "piped" : "null",
+    stdout: "piped",
     stderr: "piped",
   }).spawn();
   child.stdout.pipeTo(log.writable).catch(() => {});
   child.stderr.pipeTo(new WritableStream()).catch(() => {});
+  let exited = false;
+  child.status.then(() => exited = true).catch(() => exited = true);
   child.unref();
-  const deadline = Date.now() + 180_000;
-  while (!(await exists(`${devDir}/ready`))) {
-    if (Date.now() > deadline) {
-      throw new Error("The dev environment did not start: see .dev/dev.log");
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (!(await exists(`${runDir(run)}/ready`))) {
+    if (exited || Date.now() > deadline) {
+      const tail = (await Deno.readTextFile(`${devDir}/dev.log`).catch(() => ""))
+        .trim().split("\n").slice(-15).join("\n");
+      throw new Error(
+        `The dev environment did not start${exited ? "" : ` within ${START_TIMEOUT_MS / 1000} s`}` +
+          `; the end of ${devDir}/dev.log:\n${tail}`,
+      );
     }
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, 300));
   }
   say(`The dev environment is up: kube-apiserver, PostgreSQL and MinIO on 127.0.0.1.
 
@@ -301,22 +393,47 @@ async function up(): Promise<void> {
   Deno.exit(0);
 }
 
+/**
+ * Stops a run and returns only when every one of its processes has exited and its files are
+ * gone; throws, naming what still runs, after {@link STOP_TIMEOUT_MS}.
+ */
+async function stopRun(rec: ServeRecord): Promise<void> {
+  const recorded = parseProcesses(
+    await Deno.readTextFile(`${runDir(rec.run)}/processes`).catch(() => ""),
+  );
+  const all = withDescendants([rec.process, ...recorded]);
+  const signal = (p: ProcessId, sig: Deno.Signal) => {
+    try {
+      if (alive(p)) Deno.kill(p.pid, sig);
+    } catch { /* gone meanwhile */ }
+  };
+  // The run's own teardown stops its servers in order; only a run whose process is gone (it
+  // was killed) leaves them for us to stop directly.
+  if (alive(rec.process)) signal(rec.process, "SIGTERM");
+  else for (const p of all) signal(p, "SIGTERM");
+  const deadline = Date.now() + STOP_TIMEOUT_MS;
+  for (;;) {
+    const left = all.filter(alive);
+    if (left.length === 0) break;
+    if (Date.now() > deadline) {
+      const what = left.map((p) => `  pid ${p.pid}: ${commandLine(p.pid)}`).join("\n");
+      throw new Error(
+        `Cannot stop the dev environment: still running after ${STOP_TIMEOUT_MS / 1000} s:\n` +
+          `${what}\nStop them with: kill -9 ${left.map((p) => p.pid).join(" ")}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await removeRun(rec.run);
+}
+
 async function down(): Promise<void> {
-  let pid: number;
-  try {
-    pid = Number(await Deno.readTextFile(`${devDir}/serve.pid`));
-  } catch {
+  const rec = await readServeRecord();
+  if (!rec) {
     say("The dev environment is not running.");
     return;
   }
-  try {
-    Deno.kill(pid, "SIGTERM");
-  } catch { /* already gone */ }
-  const deadline = Date.now() + 30_000;
-  while (await exists(`${devDir}/serve.pid`) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  await Deno.remove(`${devDir}/serve.pid`).catch(() => {});
+  await stopRun(rec);
   say("The dev environment is stopped.");
 }
 
@@ -333,7 +450,7 @@ const cmd = Deno.args[0];
 if (cmd === "demo") await demo();
 else if (cmd === "up") await up();
 else if (cmd === "down") await down();
-else if (cmd === "serve") await serve();
+else if (cmd === "serve" && Deno.args[1]) await serve(Deno.args[1]);
 else {
   console.error("Usage: deno run -A scripts/dev.ts demo|up|down");
   Deno.exit(2);
