@@ -3,6 +3,7 @@
  * arguments and the environment, and turns a ConfigError into a one-line message and exit 2.
  */
 import { parseArgs } from "node:util";
+import { parseAddress } from "./controllers/runtime/http.ts";
 import type { LogFormat, LogLevel } from "./controllers/runtime/log.ts";
 
 export class ConfigError extends Error {
@@ -107,6 +108,20 @@ export function parseDuration(s: string, flag: string): number {
   const n = Number(m[1]);
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "ms"];
   return Math.round(n * unit);
+}
+
+function listenAddress(s: string, flag: string): string {
+  try {
+    parseAddress(s);
+  } catch (e) {
+    throw new ConfigError(
+      `Invalid ${flag} "${s}": ${
+        (e as Error).message.replace(/^Invalid listen address "[^"]*": /, "")
+      } ` +
+        "(use host:port such as 127.0.0.1:8080 or :8080, or 0 to disable)",
+    );
+  }
+  return s;
 }
 
 function positiveInt(s: string, flag: string): number {
@@ -221,8 +236,8 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
     ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}),
     logLevel: oneOf(v["log-level"], ["debug", "info", "warn", "error"] as const, "--log-level"),
     logFormat: oneOf(v["log-format"], ["json", "text"] as const, "--log-format"),
-    metricsAddress: v["metrics-bind-address"],
-    healthAddress: v["health-probe-bind-address"],
+    metricsAddress: listenAddress(v["metrics-bind-address"], "--metrics-bind-address"),
+    healthAddress: listenAddress(v["health-probe-bind-address"], "--health-probe-bind-address"),
     leaderElect: v["leader-elect"],
     leaderElectionId: v["leader-election-id"],
     leaderElectionNamespace: v["leader-election-namespace"] ?? inp.podNamespace ?? "default",

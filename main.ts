@@ -49,6 +49,19 @@ function fileExists(p: string): boolean {
   }
 }
 
+/** A directory a flag names must exist: a typo is reported at start, not at the first backup. */
+function checkDirectory(path: string, flag: string): void {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch {
+    throw new Error(`Cannot use ${flag} ${path}: no such directory (pass a directory that exists)`);
+  }
+  if (!info.isDirectory) {
+    throw new Error(`Cannot use ${flag} ${path}: it is not a directory (pass a directory)`);
+  }
+}
+
 function podNamespace(): string | undefined {
   try {
     return Deno.readTextFileSync("/var/run/secrets/kubernetes.io/serviceaccount/namespace").trim();
@@ -104,6 +117,7 @@ async function run(args: string[]): Promise<number> {
     hostname: hostname(),
     ...(ns ? { podNamespace: ns } : {}),
   });
+  for (const dir of config.pgToolsDirs) checkDirectory(dir, "--pg-tools-dir");
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
   const { kc, source } = loadKubeConfig({
     ...(config.kubeconfig ? { path: config.kubeconfig } : {}),
@@ -130,8 +144,6 @@ async function run(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
 
   const client = new KubeClient(kc);
-  await checkApi(client, logger, config.startupTimeoutMs, stop.signal);
-
   const clock = systemClock;
   const metrics = new Metrics();
   metrics.buildInfo.set({ version: VERSION, deno: Deno.version.deno }, 1);
@@ -155,6 +167,21 @@ async function run(args: string[]): Promise<number> {
     graceMs: config.gracefulShutdownMs,
     ...(leader ? { leader } : {}),
   });
+  // Ports first: a taken port is a mistake to report at once, before waiting for the API.
+  const servers = serveProbes({
+    metricsAddress: config.metricsAddress,
+    healthAddress: config.healthAddress,
+    metrics,
+    probes: manager,
+    logger,
+  });
+  const stopServers = () => Promise.all(servers.map((s) => s.shutdown()));
+  try {
+    await checkApi(client, logger, config.startupTimeoutMs, stop.signal);
+  } catch (e) {
+    await stopServers();
+    throw e;
+  }
   const recorder = new KubeEventRecorder(client, { clock, logger, host: config.identity });
   const deps: ControllerDeps = {
     client,
@@ -177,17 +204,10 @@ async function run(args: string[]): Promise<number> {
   };
   const release = registerControllers(deps, { config, env });
 
-  const servers = serveProbes({
-    metricsAddress: config.metricsAddress,
-    healthAddress: config.healthAddress,
-    metrics,
-    probes: manager,
-    logger,
-  });
   const outcome = await manager.run(stop.signal);
   await recorder.flush();
   await release();
-  await Promise.all(servers.map((s) => s.shutdown()));
+  await stopServers();
   if (outcome === "lost") {
     logger.error("Exiting: leadership lost");
     return 1;

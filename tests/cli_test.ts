@@ -209,8 +209,58 @@ Deno.test({ name: "run: clear errors, no stack traces", ...opts }, async (t) => 
   await t.step("a missing --kubeconfig file", async () => {
     const r = await runProgram(["run", "--kubeconfig", `${dir}/nope.yaml`]);
     assertEquals(r.code, 1);
-    assert(/Cannot read kubeconfig: .*nope\.yaml does not exist/.test(r.stderr), r.stderr);
+    assert(
+      /Cannot read the kubeconfig .*nope\.yaml given with --kubeconfig: no such file \(pass/.test(
+        r.stderr,
+      ),
+      r.stderr,
+    );
   });
+  await t.step("a --kubeconfig that is not a kubeconfig", async () => {
+    await Deno.writeTextFile(`${dir}/notes.txt`, "just some text\n");
+    const r = await runProgram(["run", "--kubeconfig", `${dir}/notes.txt`]);
+    assertEquals(r.code, 1);
+    assert(
+      /Cannot use the kubeconfig .*notes\.txt given with --kubeconfig: it has no current context/
+        .test(r.stderr),
+      r.stderr,
+    );
+    assert(noTrace(r.stderr), r.stderr);
+  });
+  await t.step("a --pg-tools-dir that does not exist", async () => {
+    const r = await runProgram(["run", "--pg-tools-dir", `${dir}/no-tools`]);
+    assertEquals(r.code, 1);
+    assert(
+      new RegExp(`^dbtether: Cannot use --pg-tools-dir ${dir}/no-tools: no such directory`, "m")
+        .test(r.stderr),
+      r.stderr,
+    );
+  });
+  for (const flag of ["--metrics-bind-address", "--health-probe-bind-address"]) {
+    await t.step(`${flag} on a port that is taken`, async () => {
+      using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const addr = `127.0.0.1:${(taken.addr as Deno.NetAddr).port}`;
+      await Deno.writeTextFile(`${dir}/ok.yaml`, kubeconfigText("https://127.0.0.1:1"));
+      const other = flag === "--metrics-bind-address"
+        ? "--health-probe-bind-address"
+        : "--metrics-bind-address";
+      const r = await runProgram(["run", "--kubeconfig", `${dir}/ok.yaml`, flag, addr, other, "0"]);
+      assertEquals(r.code, 1, r.stderr);
+      assertEquals(
+        r.stderr.trim().split("\n").at(-1),
+        `dbtether: Cannot listen on ${addr} for ${flag}: address already in use ` +
+          "(pass another address, or 0 to disable)",
+      );
+    });
+    await t.step(`${flag} that is not an address exits 2`, async () => {
+      const r = await runProgram(["run", flag, "localhost"]);
+      assertEquals(r.code, 2);
+      assert(
+        r.stderr.startsWith(`dbtether: Invalid ${flag} "localhost": expected [host]:port`),
+        r.stderr,
+      );
+    });
+  }
   await t.step("an unreachable cluster", async () => {
     const port = (() => {
       const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });

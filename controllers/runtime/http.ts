@@ -22,7 +22,30 @@ export function parseAddress(addr: string): { hostname: string; port: number } |
   return { hostname: host || "0.0.0.0", port };
 }
 
-/** Serves the endpoints on each distinct address; returns servers to shut down. */
+/**
+ * Why an address cannot be listened on, in words that name the flag and the fix:
+ * `Cannot listen on 127.0.0.1:8080 for --metrics-bind-address: address already in use (pass
+ * another address, or 0 to disable)`.
+ */
+export function listenError(e: unknown, o: { address: string; flags: string[] }): Error {
+  const what = `Cannot listen on ${o.address} for ${o.flags.join(" and ")}`;
+  const fix = "pass another address, or 0 to disable";
+  if (e instanceof Deno.errors.AddrInUse) {
+    return new Error(`${what}: address already in use (${fix})`);
+  }
+  if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
+    return new Error(`${what}: permission denied (ports below 1024 need privileges; ${fix})`);
+  }
+  if (e instanceof Deno.errors.AddrNotAvailable) {
+    return new Error(`${what}: no such local address (${fix})`);
+  }
+  return new Error(`${what}: ${e instanceof Error ? e.message : String(e)} (${fix})`);
+}
+
+/**
+ * Serves the endpoints on each distinct address; returns servers to shut down. Throws
+ * {@link listenError}'s message when an address cannot be bound.
+ */
 export function serveProbes(opts: {
   metricsAddress: string;
   healthAddress: string;
@@ -45,20 +68,33 @@ export function serveProbes(opts: {
     return new Response("not found\n", { status: 404 });
   };
   const servers: Deno.HttpServer[] = [];
-  const seen = new Set<string>();
-  for (const addr of [opts.metricsAddress, opts.healthAddress]) {
-    const listen = parseAddress(addr);
-    if (!listen || seen.has(addr)) continue;
-    seen.add(addr);
-    servers.push(Deno.serve({
-      ...listen,
-      onListen: ({ hostname, port }) =>
-        opts.logger.info("Serving probes and metrics", { address: `${hostname}:${port}` }),
-      onError: (e) => {
-        opts.logger.error("HTTP handler failed", { error: e });
-        return new Response("internal error\n", { status: 500 });
-      },
-    }, handler));
+  const flags = new Map<string, string[]>();
+  for (
+    const [addr, flag] of [
+      [opts.metricsAddress, "--metrics-bind-address"],
+      [opts.healthAddress, "--health-probe-bind-address"],
+    ] as const
+  ) {
+    if (parseAddress(addr)) flags.set(addr, [...(flags.get(addr) ?? []), flag]);
+  }
+  for (const [addr, forFlags] of flags) {
+    const listen = parseAddress(addr)!;
+    let server: Deno.HttpServer;
+    try {
+      server = Deno.serve({
+        ...listen,
+        onListen: ({ hostname, port }) =>
+          opts.logger.info("Serving probes and metrics", { address: `${hostname}:${port}` }),
+        onError: (e) => {
+          opts.logger.error("HTTP handler failed", { error: e });
+          return new Response("internal error\n", { status: 500 });
+        },
+      }, handler);
+    } catch (e) {
+      for (const started of servers) void started.shutdown();
+      throw listenError(e, { address: addr, flags: forFlags });
+    }
+    servers.push(server);
   }
   return servers;
 }

@@ -418,30 +418,51 @@ export function loadKubeConfig(opts: {
   env: { KUBECONFIG?: string; HOME?: string; KUBERNETES_SERVICE_HOST?: string };
   exists: (p: string) => boolean;
 }): { kc: KubeConfig; source: string } {
-  const kc = new KubeConfig();
   if (opts.path) {
     if (!opts.exists(opts.path)) {
-      throw new Error(`Cannot read kubeconfig: ${opts.path} does not exist`);
+      throw new Error(
+        `Cannot read the kubeconfig ${opts.path} given with --kubeconfig: no such file ` +
+          "(pass the path of a kubeconfig file, or leave --kubeconfig out to use $KUBECONFIG, " +
+          "~/.kube/config or the in-cluster service account)",
+      );
     }
-    kc.loadFromFile(opts.path);
-    return { kc, source: opts.path };
+    return { kc: fromFile(opts.path, "given with --kubeconfig"), source: opts.path };
   }
   const envPaths = (opts.env.KUBECONFIG ?? "").split(":").filter(Boolean);
   const existing = envPaths.filter(opts.exists);
   if (existing.length) {
-    kc.loadFromFile(existing[0]!);
-    return { kc, source: `$KUBECONFIG (${existing[0]})` };
+    return {
+      kc: fromFile(existing[0]!, "named by $KUBECONFIG"),
+      source: `$KUBECONFIG (${existing[0]})`,
+    };
   }
   const home = opts.env.HOME ? `${opts.env.HOME}/.kube/config` : undefined;
-  if (home && opts.exists(home)) {
-    kc.loadFromFile(home);
-    return { kc, source: home };
-  }
+  if (home && opts.exists(home)) return { kc: fromFile(home, "in your home"), source: home };
   if (opts.env.KUBERNETES_SERVICE_HOST) {
+    const kc = new KubeConfig();
     kc.loadFromCluster();
     return { kc, source: "in-cluster service account" };
   }
   throw new Error(
     "Cannot find a Kubernetes configuration: pass --kubeconfig, set $KUBECONFIG, create ~/.kube/config, or run inside a cluster",
   );
+}
+
+// A file that is not a kubeconfig, or one without a current cluster, is a mistake to report at
+// once: retrying the connection cannot fix it.
+function fromFile(path: string, how: string): KubeConfig {
+  const kc = new KubeConfig();
+  try {
+    kc.loadFromFile(path);
+  } catch (e) {
+    const why = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    throw new Error(`Cannot read the kubeconfig ${path} ${how}: ${why}`);
+  }
+  if (!kc.getCurrentCluster()) {
+    throw new Error(
+      `Cannot use the kubeconfig ${path} ${how}: it has no current context with a cluster ` +
+        "(is it a kubeconfig? set current-context, or pass another file)",
+    );
+  }
+  return kc;
 }
