@@ -12,11 +12,17 @@ KUBECONFIG_DEV := .dev/kubeconfig
 help:
 	@echo "make demo      start a local apiserver + PostgreSQL + MinIO, run dbtether on examples/"
 	@echo "make test      lint and run every test (installs what it needs)"
-	@echo "make dev-up    start the local environment in the background (.dev/env); make dev-down stops it"
-	@echo "make run       run the controllers against \$$KUBECONFIG, or .dev/kubeconfig when dev is up"
+	@echo "make unit      the unit tests only (fast, no servers)"
 	@echo "make lint      deno fmt --check, deno lint, deno check, CRD staleness"
+	@echo "make fmt       format the code (deno fmt)"
+	@echo "make deps      install what the tests and the demo need (Deno, PostgreSQL, test servers)"
+	@echo "make dev-up    start the local environment in the background (.dev/env); make dev-down stops it"
+	@echo "make dev-down  stop the local environment; returns once every process has exited"
+	@echo "make run       run the controllers against \$$KUBECONFIG, or .dev/kubeconfig when dev is up"
+	@echo "make crds      regenerate crds/generated, chart/crds and the reference tables"
 	@echo "make compile   build the single binary (dist/dbtether) with the least-privilege flags"
 	@echo "make bench     backup throughput and memory benchmark (writes bench/RESULTS.md)"
+	@echo "make clean     remove dist/ and the test log"
 
 deps:
 	scripts/install-deps.sh
@@ -52,7 +58,13 @@ dev-down:
 run:
 	@if [ -z "$$KUBECONFIG" ] && [ -f $(KUBECONFIG_DEV) ]; then export KUBECONFIG=$(KUBECONFIG_DEV); fi; \
 	if [ -f .dev/env ]; then source .dev/env; fi; \
-	$(DENO) run $(PERMS) main.ts run --log-format text $(ARGS)
+	ports=""; \
+	case " $(ARGS) " in *" --metrics-bind-address"*) ;; *) \
+	  [ -n "$$DBTETHER_DEV_METRICS_ADDRESS" ] && ports="$$ports --metrics-bind-address $$DBTETHER_DEV_METRICS_ADDRESS";; esac; \
+	case " $(ARGS) " in *" --health-probe-bind-address"*) ;; *) \
+	  [ -n "$$DBTETHER_DEV_HEALTH_ADDRESS" ] && ports="$$ports --health-probe-bind-address $$DBTETHER_DEV_HEALTH_ADDRESS";; esac; \
+	[ -n "$$ports" ] && echo "make run:$$ports (from .dev/env; pass ARGS to choose others)"; \
+	$(DENO) run $(PERMS) main.ts run --log-format text $$ports $(ARGS)
 
 # `deno compile` downloads its runtime (denort) from dl.deno.land on first use: it works on a
 # normal build machine, not in an offline sandbox.

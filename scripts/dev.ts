@@ -18,6 +18,8 @@ import { startKube } from "../tests/helpers/kube.ts";
 import { startPostgres } from "../tests/helpers/postgres.ts";
 import { MINIO_PASSWORD, MINIO_USER, startMinio } from "../tests/helpers/storage_servers.ts";
 import { startProgram } from "../tests/helpers/program.ts";
+import { freePort } from "../tests/helpers/free_port.ts";
+import { type DemoObject, pendingOf, progressLine } from "./demo_status.ts";
 import {
   alive,
   commandLine,
@@ -37,6 +39,8 @@ const STOP_TIMEOUT_MS = 60_000;
 const START_TIMEOUT_MS = 180_000;
 
 const runDir = (id: string) => `${devDir}/runs/${id}`;
+/** How messages name the dev directory: `.dev` unless DBTETHER_DEV_DIR moved it. */
+const shownDevDir = devDir === `${root}.dev` ? ".dev" : devDir;
 
 /** The DBCluster and Secret names the README's manifests use; the demo points them here. */
 const CLUSTER = "my-aurora-cluster";
@@ -84,6 +88,9 @@ async function startEnvironment(run: string): Promise<Env> {
     `export AWS_ACCESS_KEY_ID=${MINIO_USER}`,
     `export AWS_SECRET_ACCESS_KEY=${MINIO_PASSWORD}`,
     `export DBTETHER_DEV_S3_ENDPOINT=${minio.endpoint}`,
+    // Free when the environment started: `make run` uses them unless given other flags.
+    `export DBTETHER_DEV_METRICS_ADDRESS=127.0.0.1:${freePort()}`,
+    `export DBTETHER_DEV_HEALTH_ADDRESS=127.0.0.1:${freePort()}`,
   ];
   await Deno.writeTextFile(`${dir}/env`, envLines.join("\n") + "\n", { mode: 0o600 });
   await pointAt(`${devDir}/env`, `${dir}/env`);
@@ -177,8 +184,17 @@ async function ensureNamespaces(env: Env, yaml: string): Promise<void> {
   }
 }
 
-async function demo(): Promise<void> {
+/** The kinds the demo applies, in `kubectl get` order. */
+const DEMO_KINDS =
+  "dbclusters,databases,databaseusers,postgresdatabases,backupstorages,backups,restores";
+
+const lastLines = (text: string, n = 12) => text.trim().split("\n").slice(-n).join("\n");
+
+/** Runs `make demo`: exits non-zero when the controller stops or the examples do not converge. */
+async function demo(): Promise<number> {
   await using env = await startEnvironment(`demo-${Deno.pid}`);
+  const ports = { metrics: freePort(), health: freePort() };
+  const extra = (Deno.env.get("DBTETHER_DEMO_CONTROLLER_ARGS") ?? "").split(/\s+/).filter(Boolean);
   say("Starting dbtether (deno run with the binary's permission flags) ...");
   await using program = await startProgram([
     "run",
@@ -187,33 +203,63 @@ async function demo(): Promise<void> {
     "--log-format",
     "text",
     "--metrics-bind-address",
-    "127.0.0.1:8080",
+    `127.0.0.1:${ports.metrics}`,
     "--health-probe-bind-address",
-    "127.0.0.1:8081",
+    `127.0.0.1:${ports.health}`,
     // pg-db-operator's PostgresDatabase uses the demo's server too.
     "--postgresdatabase-cluster",
     CLUSTER,
+    ...extra,
   ], { env: {} });
+  let exitCode: number | undefined;
+  const exited = program.process.status.then((st) => exitCode = st.code);
+  const controllerGone = () => {
+    say(`\nThe dbtether controller exited (code ${exitCode}). Its last lines:
+${lastLines(program.logs())}
+
+Hint: fix what its last line says (a port or file named by a flag, the kubeconfig) and run
+make demo again; DBTETHER_DEMO_CONTROLLER_ARGS adds flags to the controller.`);
+    return 1;
+  };
   for (const { file, yaml } of await exampleManifests(env)) {
+    if (exitCode !== undefined) return controllerGone();
     await ensureNamespaces(env, yaml);
     const r = await env.kubectl(["apply", "-f", "-"], yaml);
     say(`\n$ kubectl apply -f examples/${file}\n${(r.stdout + r.stderr).trim()}`);
   }
-  const kinds =
-    "dbclusters,databases,databaseusers,postgresdatabases,backupstorages,backups,restores";
-  const deadline = Date.now() + 90_000;
-  let table = "";
-  while (Date.now() < deadline) {
-    table = (await env.kubectl(["get", kinds, "-A"])).stdout;
-    if (!/Pending|Running|Waiting/.test(table) && /Ready|Connected/.test(table)) break;
-    await new Promise((r) => setTimeout(r, 1000));
+  const timeoutS = Number(Deno.env.get("DBTETHER_DEMO_TIMEOUT") ?? "180");
+  const deadline = Date.now() + timeoutS * 1000;
+  const table = async () =>
+    `\n$ kubectl get ${DEMO_KINDS} -A\n${(await env.kubectl(["get", DEMO_KINDS, "-A"])).stdout}`;
+  let items: DemoObject[] = [];
+  let last = "";
+  say("");
+  for (;;) {
+    if (exitCode !== undefined) return controllerGone();
+    const r = await env.kubectl(["get", DEMO_KINDS, "-A", "-o", "json"]);
+    if (r.code === 0) items = (JSON.parse(r.stdout) as { items: DemoObject[] }).items;
+    const line = progressLine(items);
+    if (line !== last) say(line);
+    last = line;
+    if (items.length > 0 && pendingOf(items).length === 0) break;
+    if (Date.now() > deadline) {
+      say(await table());
+      say(`Not ready after ${timeoutS} s:`);
+      for (const p of pendingOf(items)) say(`  ${p.id}: ${p.reason}: ${p.message}`);
+      say(`\nThe controller's last lines:\n${lastLines(program.logs())}`);
+      return 1;
+    }
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 1000))]);
   }
-  say(`\n$ kubectl get ${kinds} -A\n${table}`);
+  say(await table());
   await showLogin(env);
   say(`
-dbtether is running; its log is below. Metrics: http://127.0.0.1:8080/metrics
-In another terminal:  source .dev/env && kubectl get databases -A
-Press Ctrl-C to stop everything.
+dbtether is running (controller pid ${program.process.pid}).
+  Metrics: http://127.0.0.1:${ports.metrics}/metrics   Readiness: http://127.0.0.1:${ports.health}/readyz
+
+${await writeTour()}
+
+Press Ctrl-C to stop everything; the controller's log follows.
 `);
   say(program.logs());
   let shown = program.logs().length;
@@ -226,12 +272,92 @@ Press Ctrl-C to stop everything.
     if (logs.length > shown) Deno.stdout.writeSync(new TextEncoder().encode(logs.slice(shown)));
     shown = logs.length;
   }, 500);
-  // In CI or when stdin is not a terminal, show the result and stop instead of waiting.
-  if (Deno.env.get("DBTETHER_DEMO_EXIT") === "1") await new Promise((r) => setTimeout(r, 2000));
-  else await stop;
+  // DBTETHER_DEMO_EXIT=1 (CI, tests): show the result and stop instead of waiting.
+  const wait = Deno.env.get("DBTETHER_DEMO_EXIT") === "1"
+    ? new Promise((r) => setTimeout(r, 2000))
+    : stop;
+  await Promise.race([wait, exited]);
   clearInterval(tail);
+  if (exitCode !== undefined) return controllerGone();
   say("\nStopping ...");
   await program.stop("SIGTERM");
+  return 0;
+}
+
+/** One thing to try after the demo: a script that works in the demo's environment as it is. */
+interface TourStep {
+  file: string;
+  what: string;
+  body: string;
+}
+
+function tourSteps(): TourStep[] {
+  const source = `source ${shownDevDir}/env`;
+  const secret =
+    `secret() { kubectl get secret my-app-readonly-credentials -o jsonpath="{.data.$1}" | base64 -d; }`;
+  return [
+    {
+      file: "login.sh",
+      what: "Log in with a generated Secret, as an application would",
+      body: [
+        source,
+        secret,
+        `PGUSER="$(secret username)" PGPASSWORD="$(secret password)" \\`,
+        `  psql -d "$(secret database)" -c 'select current_user, current_database()'`,
+      ].join("\n"),
+    },
+    {
+      file: "backup-restore.sh",
+      what: "Back up my-app-db and restore it into my-app-db-copy",
+      body: [
+        source,
+        "kubectl apply -f - <<'YAML'",
+        "apiVersion: dbtether.io/v1alpha1",
+        "kind: Backup",
+        "metadata: {name: tour-backup, namespace: default}",
+        "spec: {databaseRef: {name: my-app-db}, storageRef: {name: local}}",
+        "---",
+        "apiVersion: dbtether.io/v1alpha1",
+        "kind: Restore",
+        "metadata: {name: tour-restore, namespace: default}",
+        "spec:",
+        "  source: {backupRef: {name: tour-backup}}",
+        "  target: {databaseRef: {name: my-app-db-copy}}",
+        "  onConflict: drop",
+        "YAML",
+        "kubectl wait --for=jsonpath='{.status.phase}'=Completed restore/tour-restore --timeout=180s",
+        "kubectl get backup/tour-backup restore/tour-restore",
+      ].join("\n"),
+    },
+    {
+      file: "rotate.sh",
+      what: "Rotate my-app-readonly's password and watch its Secret change",
+      body: [
+        source,
+        secret,
+        `before="$(secret password)"`,
+        `kubectl annotate databaseuser my-app-readonly dbtether.io/rotate="$(date +%s)" --overwrite`,
+        `for _ in $(seq 90); do [ "$(secret password)" != "$before" ] && break; sleep 1; done`,
+        `[ "$(secret password)" != "$before" ] && echo "rotated: the Secret holds a new password"`,
+      ].join("\n"),
+    },
+  ];
+}
+
+/** Writes the tour into `.dev/tour/` and returns the text that shows it. */
+async function writeTour(): Promise<string> {
+  const dir = `${devDir}/tour`;
+  await Deno.mkdir(dir, { recursive: true });
+  const out = [
+    `Try next, in another terminal from this directory (each is a script in ${shownDevDir}/tour/):`,
+  ];
+  for (const [i, t] of tourSteps().entries()) {
+    const script = `#!/usr/bin/env bash\nset -euo pipefail\ncd '${root}'\n${t.body}\n`;
+    await Deno.writeTextFile(`${dir}/${t.file}`, script, { mode: 0o755 });
+    out.push(`\n  ${i + 1}. ${t.what}   (bash ${shownDevDir}/tour/${t.file})`);
+    out.push(t.body.split("\n").map((l) => `       ${l}`).join("\n"));
+  }
+  return out.join("\n");
 }
 
 /** Logs in with the first generated credentials Secret, as an application would. */
@@ -447,7 +573,7 @@ async function exists(p: string): Promise<boolean> {
 }
 
 const cmd = Deno.args[0];
-if (cmd === "demo") await demo();
+if (cmd === "demo") Deno.exit(await demo());
 else if (cmd === "up") await up();
 else if (cmd === "down") await down();
 else if (cmd === "serve" && Deno.args[1]) await serve(Deno.args[1]);
