@@ -308,19 +308,25 @@ export const labelSelectorSchema = obj({
   )),
 }, { description: "A label selector; an empty selector matches everything." });
 
-/** Which namespaces may use a cluster-scoped resource: names and/or a selector; empty = all. */
-export function allowedNamespacesField(what: string) {
+// Namespaces by name plus a label selector: the shape of both allow-lists and grants.
+function namespaceSet(o: { byName: string; description: string }) {
   return optional(obj({
     names: optional(arr(namespaceName(), {
       maxItems: 256,
       listType: "set",
-      description: "Namespaces allowed by name.",
+      description: o.byName,
     })),
     selector: optional(labelSelectorSchema),
-  }, {
+  }, { description: o.description }));
+}
+
+/** Which namespaces may use a cluster-scoped resource: names and/or a selector; empty = all. */
+export function allowedNamespacesField(what: string) {
+  return namespaceSet({
+    byName: "Namespaces allowed by name.",
     description: `Namespaces whose resources may use this ${what}: those listed in names plus ` +
       "those matching selector. Unset or empty allows every namespace.",
-  }));
+  });
 }
 
 /**
@@ -328,17 +334,11 @@ export function allowedNamespacesField(what: string) {
  * as {@link allowedNamespacesField}, but unset or empty grants it to no namespace.
  */
 export function namespaceGrantField(description: string) {
-  return optional(obj({
-    names: optional(arr(namespaceName(), {
-      maxItems: 256,
-      listType: "set",
-      description: "Namespaces granted by name.",
-    })),
-    selector: optional(labelSelectorSchema),
-  }, {
+  return namespaceSet({
+    byName: "Namespaces granted by name.",
     description: `${description} Namespaces listed in names plus those matching selector; ` +
       "unset or empty grants no namespace.",
-  }));
+  });
 }
 
 /** `observedGeneration` and `message`, which every status carries. */
