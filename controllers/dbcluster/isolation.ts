@@ -84,6 +84,7 @@ export async function enforceIsolation(
       }
     }
   }
+  if (restricted.length) await verify(pool, runOpts, { closed, restricted, open });
   const byName = (a: { database: string }, b: { database: string }) =>
     a.database < b.database ? -1 : a.database > b.database ? 1 : 0;
   return { mode: o.mode, closed: closed.sort(), restricted, open: open.sort(byName) };
@@ -93,4 +94,32 @@ export async function enforceIsolation(
 // every grantee, so only the detail goes into status.
 function driverMessage(e: unknown): string {
   return e instanceof Error && e.cause instanceof Error ? e.cause.message : errorMessage(e);
+}
+
+/**
+ * REVOKE without the needed privilege is a WARNING, not an error, in PostgreSQL: read the ACLs
+ * again and report any database just restricted where PUBLIC can still connect.
+ */
+async function verify(
+  pool: ServerPool,
+  runOpts: { signal?: AbortSignal },
+  o: { closed: string[]; restricted: { database: string }[]; open: OpenDatabase[] },
+): Promise<void> {
+  let still: Set<string>;
+  try {
+    const plan = planIsolation(await pool.run(observeIsolation, runOpts));
+    still = new Set([...plan.restrict, ...plan.blocked].map((d) => d.database));
+  } catch {
+    return; // the next check reads them again
+  }
+  for (const r of o.restricted.filter((x) => still.has(x.database))) {
+    o.closed.splice(o.closed.indexOf(r.database), 1);
+    o.restricted.splice(o.restricted.indexOf(r), 1);
+    o.open.push({
+      database: r.database,
+      reason: "RestrictFailed",
+      message: `Cannot restrict CONNECT on database ${JSON.stringify(r.database)}: PUBLIC ` +
+        "can still connect after the REVOKE (the server gave no error)",
+    });
+  }
 }
