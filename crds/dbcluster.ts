@@ -2,7 +2,7 @@
  * DBCluster: an existing PostgreSQL server (RDS, Aurora, Azure, self-hosted) that dbtether
  * connects to with an admin role. Cluster-scoped; Databases and DatabaseUsers point at it.
  */
-import { enumOf, type Infer, int, obj, optional, str, withDefault } from "./schema.ts";
+import { arr, bool, enumOf, type Infer, int, obj, optional, str, withDefault } from "./schema.ts";
 import {
   ageColumn,
   allowedNamespacesField,
@@ -21,6 +21,11 @@ import {
 } from "./kind.ts";
 
 const ENV_VAR = "^[A-Za-z_][A-Za-z0-9_]*$";
+
+/** What dbtether does about the server's databases it does not manage (spec.isolation). */
+export const ISOLATION_MODES = ["Restrict", "Keep"] as const;
+/** A DBCluster's isolation mode. */
+export type IsolationMode = typeof ISOLATION_MODES[number];
 
 /** The TLS modes dbtether accepts, as libpq names them. */
 export const SSL_MODES = ["disable", "require", "verify-ca", "verify-full"] as const;
@@ -90,6 +95,18 @@ const spec = obj({
     "5m",
   ),
   allowedNamespaces: allowedNamespacesField("DBCluster"),
+  isolation: withDefault(
+    enumOf(ISOLATION_MODES, {
+      description: "What to do about the databases on the server that dbtether does not " +
+        "manage (postgres and any others; not templates). Restrict: where PUBLIC may connect, " +
+        "replace that with CONNECT for each login role that exists then and was not created " +
+        "by dbtether, so the roles dbtether creates reach only the databases they are granted " +
+        "and nobody else loses access; databases whose owner the admin cannot act for are " +
+        "reported in the Isolated condition. Keep: leave them alone (every role dbtether " +
+        "creates can connect to them). Switching to Keep does not give CONNECT back to PUBLIC.",
+    }),
+    "Restrict" as IsolationMode,
+  ),
 }, {
   description: "Where the PostgreSQL server is and how to log in as its admin role.",
   rules: [{
@@ -100,6 +117,33 @@ const spec = obj({
 
 /** The phases a DBCluster reports. */
 export const DBCLUSTER_PHASES = ["Pending", "Connected", "Failed"] as const;
+
+const isolationStatus = obj({
+  mode: optional(enumOf(ISOLATION_MODES, { description: "The spec.isolation last applied." })),
+  databases: optional(arr(
+    obj({
+      name: str({ maxLength: 63, description: "Name of the database." }),
+      publicConnect: bool({
+        description: "Whether PUBLIC, and so every role dbtether creates, may connect to it.",
+      }),
+      restrictedAt: timestamp(
+        "When dbtether replaced PUBLIC's CONNECT here; absent when it found it so.",
+      ),
+      grantedRoles: optional(int({
+        minimum: 0,
+        description: "How many login roles got CONNECT of their own when it was restricted.",
+      })),
+      reason: optional(str({
+        maxLength: 64,
+        description: "Why PUBLIC may still connect (IsolationKept, OwnerNotActable, ...).",
+      })),
+    }),
+    {
+      maxItems: 500,
+      description: "The databases dbtether does not manage, as last checked (at most 500).",
+    },
+  )),
+});
 
 const status = obj({
   phase: optional(enumOf(DBCLUSTER_PHASES, {
@@ -115,6 +159,7 @@ const status = obj({
     description: "server_version_num, e.g. 150004; chooses the pg_dump for backups.",
   })),
   lastCheckTime: timestamp("When the connection was last checked."),
+  isolation: optional(isolationStatus),
   observedGeneration: observedGenerationField,
   conditions: conditionsField,
 });

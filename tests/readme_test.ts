@@ -5,15 +5,9 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { startEnv } from "./helpers/env.ts";
+import { pointReadmeAtServer, readmeManifests } from "./helpers/seed.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const seed = new URL("../../shared/seeds/004_046c2659edfc0ccf.txt", import.meta.url);
-
-/** The ```yaml blocks of the README's Usage section, verbatim. */
-async function readmeManifests(): Promise<string[]> {
-  const text = await Deno.readTextFile(seed);
-  return [...text.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
-}
 
 Deno.test(
   { name: "README: manifests apply verbatim and reach the state it shows", ...opts },
@@ -30,31 +24,7 @@ Deno.test(
     await t.step(
       "with the endpoint and admin password replaced, everything becomes Ready",
       async () => {
-        // "Replace with your server's": the README's endpoint is an example RDS host name.
-        await env.kube.kubectl([
-          "patch",
-          "secret",
-          "aurora-admin-credentials",
-          "-n",
-          "postgres-operator-system",
-          "--type",
-          "merge",
-          "-p",
-          JSON.stringify({
-            stringData: { username: env.pg.admin.user, password: env.pg.admin.password },
-          }),
-        ], { check: true });
-        await env.kube.kubectl([
-          "patch",
-          "dbcluster",
-          "my-aurora-cluster",
-          "--type",
-          "merge",
-          "-p",
-          JSON.stringify({
-            spec: { endpoint: env.pg.host, port: env.pg.port, sslMode: "disable" },
-          }),
-        ], { check: true });
+        await pointReadmeAtServer(env);
         await env.startProgram();
         await env.waitPhase("dbcluster", "my-aurora-cluster", "Connected");
         await env.waitPhase("database", "my-app-db", "Ready", { namespace: "default" });

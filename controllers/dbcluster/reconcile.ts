@@ -2,18 +2,27 @@
  * The DBCluster controller: checks the connection on a schedule (spec.healthCheckInterval) and
  * at once when the DBCluster or its credentials Secret changes, and reports Connected with the
  * server version, or Failed with a specific reason. Pools are rebuilt when credentials change.
+ * After each successful check it applies spec.isolation (isolation.ts) and reports it in the
+ * Isolated condition, which never changes Ready.
  */
 import { type DBCluster, DBClusterKind } from "../../crds/dbcluster.ts";
 import type { KubeObject } from "../../crds/kind.ts";
-import { type Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
+import {
+  type Controller,
+  done,
+  type ReconcileContext,
+  requeueAfter,
+  type Result,
+} from "../runtime/controller.ts";
 import { parseGoDuration } from "../runtime/duration.ts";
 import { errorMessage, RetryableError } from "../runtime/errors.ts";
 import { SecretResource } from "../runtime/kube.ts";
 import { updateStatus } from "../runtime/objects.ts";
 import { addController, type ControllerDeps } from "../runtime/shared.ts";
 import { mapPgError } from "../postgres/execute.ts";
+import { enforceIsolation } from "./isolation.ts";
 import type { ClusterResolver } from "./resolver.ts";
-import { type CheckOutcome, clusterStatus, shortVersion } from "./status.ts";
+import { type CheckOutcome, clusterStatus, isolationTransition, shortVersion } from "./status.ts";
 
 export interface DBClusterControllerOptions {
   resolver: ClusterResolver;
@@ -46,7 +55,7 @@ export function setupDBClusterController(
       .join(",");
   };
 
-  const reconcile = async (key: string): Promise<Result> => {
+  const reconcile = async (key: string, ctx: ReconcileContext): Promise<Result> => {
     const cluster = clusters.get(key);
     if (!cluster) {
       checked.delete(key);
@@ -72,16 +81,21 @@ export function setupDBClusterController(
       return requeueAfter(interval - (now - last.at));
     }
 
-    const outcome = await check(cluster);
+    const outcome = await check(cluster, ctx);
     checked.set(key, { ...inputs, at: now });
     const before = cluster.status?.phase;
-    await updateStatus(
-      client,
-      DBClusterKind,
-      cluster,
-      (latest) => clusterStatus(latest, outcome, clock.now()),
-    );
+    let written: DBCluster["status"] | undefined;
+    await updateStatus(client, DBClusterKind, cluster, (latest) => {
+      written = clusterStatus(latest, outcome, clock.now());
+      return written;
+    });
     if (outcome.ok) {
+      const iso = outcome.isolation;
+      for (const r of iso && iso.failure === undefined ? iso.restricted : []) {
+        recorder.emit(cluster, "Normal", "Restricted", restrictedMessage(r));
+      }
+      const change = written && isolationTransition(cluster.status, written);
+      if (change) recorder.emit(cluster, change.type, change.reason, change.message);
       if (before !== "Connected") {
         recorder.emit(cluster, "Normal", "Connected", `Connected to PostgreSQL ${outcome.version}`);
       }
@@ -93,7 +107,7 @@ export function setupDBClusterController(
     throw new RetryableError(outcome.reason, outcome.message);
   };
 
-  const check = async (cluster: DBCluster): Promise<CheckOutcome> => {
+  const check = async (cluster: DBCluster, ctx: ReconcileContext): Promise<CheckOutcome> => {
     try {
       const { pool, server } = await opts.resolver.resolve(cluster.metadata.name);
       const row = await pool.run(async (sql) => {
@@ -103,7 +117,12 @@ export function setupDBClusterController(
       }).catch((e) => {
         throw mapPgError(e, { server: `${server.host}:${server.port}` });
       });
-      return { ok: true, version: shortVersion(row.v), versionNum: Number(row.n) };
+      const isolation = await enforceIsolation(pool, {
+        mode: cluster.spec.isolation ?? "Restrict",
+        logger: ctx.logger,
+        signal: ctx.signal,
+      });
+      return { ok: true, version: shortVersion(row.v), versionNum: Number(row.n), isolation };
     } catch (e) {
       const reason = e instanceof RetryableError ? e.reason : "CheckFailed";
       return { ok: false, reason, message: errorMessage(e) };
@@ -122,4 +141,13 @@ export function setupDBClusterController(
     }
   });
   return controller;
+}
+
+function restrictedMessage(r: { database: string; grantees: string[] }): string {
+  const shown = r.grantees.slice(0, 20).map((g) => JSON.stringify(g)).join(", ");
+  const more = r.grantees.length > 20 ? ` and ${r.grantees.length - 20} more` : "";
+  const who = r.grantees.length
+    ? `CONNECT for the ${r.grantees.length} login role(s) dbtether did not create: ${shown}${more}`
+    : "nothing: every login role dbtether did not create had CONNECT of its own";
+  return `Replaced PUBLIC's CONNECT on database ${JSON.stringify(r.database)} with ${who}`;
 }

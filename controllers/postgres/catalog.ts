@@ -174,6 +174,14 @@ export interface DatabaseSnapshot {
   relations: RelationInfo[];
   defaultAcls: DefaultAcl[];
   extensions: Set<string>;
+  /**
+   * Roles besides the database's owner role whose new objects need default privileges: the
+   * admin itself, and roles dbtether did not create that may create objects here and whose
+   * privileges the admin has (so it may ALTER DEFAULT PRIVILEGES FOR them). Superusers and
+   * roles with a dbtether marker are left out (login roles of users get theirs from the user
+   * planner).
+   */
+  creators: string[];
 }
 
 /** Reads schemas, relations and default privileges for the database's group roles. */
@@ -213,6 +221,7 @@ export async function observeDatabase(
     relations: relations.map((r) => ({ ...r })),
     defaultAcls,
     extensions: new Set(ext.map((e) => e.name)),
+    creators: await observeCreators(sql),
   };
 }
 
@@ -261,4 +270,86 @@ export async function sessionsIn(
            (usesysid IS NOT NULL AND pg_has_role(current_user, usesysid, 'USAGE')) AS "canSignal"
     FROM pg_stat_activity WHERE datname = ${database} AND pid <> pg_backend_pid()`;
   return rows.map((r) => ({ ...r }));
+}
+
+// Issue 7, isolation from the databases dbtether does not manage (DBCluster spec.isolation).
+
+/** A database of the server, as the isolation planner sees it. */
+export interface ServerDatabase {
+  name: string;
+  owner: string;
+  /** The database's comment: dbtether's claim (`dbtether:...`) when it manages it. */
+  comment: string | null;
+  /** The owner role's comment: a dbtether marker when dbtether created the owner. */
+  ownerComment: string | null;
+  template: boolean;
+  /** Whether the admin has the owner's privileges (pg_has_role USAGE), so may change the ACL. */
+  ownerActable: boolean;
+  /** Grantors of PUBLIC's CONNECT (the owner, normally); empty when PUBLIC cannot connect. */
+  publicConnectBy: string[];
+  /** Roles with a CONNECT entry of their own in the ACL (the owner's implicit one included). */
+  connect: string[];
+}
+
+/** A role of the server, as the isolation planner sees it (pg_* roles left out). */
+export interface ServerRole {
+  name: string;
+  login: boolean;
+  superuser: boolean;
+  comment: string | null;
+}
+
+/** Every database and every role (but pg_*) of the server. */
+export interface IsolationSnapshot {
+  currentUser: string;
+  databases: ServerDatabase[];
+  roles: ServerRole[];
+}
+
+/** Reads what the isolation planner needs: all databases with their CONNECT ACL, all roles. */
+export async function observeIsolation(sql: Sql): Promise<IsolationSnapshot> {
+  const [me] = await sql<{ user: string }[]>`SELECT current_user AS user`;
+  const databases = await sql<ServerDatabase[]>`
+    SELECT d.datname AS name, pg_get_userbyid(d.datdba) AS owner,
+           shobj_description(d.oid, 'pg_database') AS comment,
+           shobj_description(d.datdba, 'pg_authid') AS "ownerComment",
+           d.datistemplate AS template,
+           pg_has_role(current_user, d.datdba, 'USAGE') AS "ownerActable",
+           array_to_json(array(
+             SELECT pg_get_userbyid(a.grantor)
+             FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+             WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT' ORDER BY 1
+           )) AS "publicConnectBy",
+           array_to_json(array(
+             SELECT DISTINCT pg_get_userbyid(a.grantee)
+             FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+             WHERE a.grantee <> 0 AND a.privilege_type = 'CONNECT' ORDER BY 1
+           )) AS connect
+    FROM pg_database d ORDER BY 1`;
+  const roles = await sql<ServerRole[]>`
+    SELECT rolname AS name, rolcanlogin AS login, rolsuper AS superuser,
+           shobj_description(oid, 'pg_authid') AS comment
+    FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1`;
+  return {
+    currentUser: me!.user,
+    databases: databases.map((d) => ({ ...d })),
+    roles: roles.map((r) => ({ ...r })),
+  };
+}
+
+// Issue 7, default privileges for what the admin (and roles it acts for) create later.
+
+/** {@link DatabaseSnapshot.creators} of the current database. */
+export async function observeCreators(sql: Sql): Promise<string[]> {
+  const rows = await sql<{ name: string }[]>`
+    SELECT r.rolname AS name FROM pg_roles r
+    WHERE r.rolname !~ '^pg_' AND (r.rolname = current_user OR (
+      NOT r.rolsuper
+      AND pg_has_role(current_user, r.oid, 'USAGE')
+      AND coalesce(shobj_description(r.oid, 'pg_authid'), '') NOT LIKE 'dbtether:%'
+      AND EXISTS (SELECT 1 FROM pg_namespace n
+                  WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+                    AND has_schema_privilege(r.oid, n.oid, 'CREATE'))))
+    ORDER BY 1`;
+  return rows.map((r) => r.name);
 }

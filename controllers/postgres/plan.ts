@@ -204,6 +204,14 @@ export function planDatabaseInside(spec: DatabaseSpec, snap: DatabaseSnapshot): 
   const rwSeqs = rels((r) => seq(r) && !r.readwriteOk);
   if (rwSeqs.length) out.push(st.grantOnSequences(["USAGE"], rwSeqs, ident(roles.readwrite)));
   out.push(...planDefaults(roles.owner, roles, snap.defaultAcls, "GRANT"));
+  // Objects belong to the role that creates them: what the admin (a platform engineer with the
+  // master user) or a role it acts for creates later is not the owner role's, so it needs
+  // defaults of its own for the groups to use it at once, not only after the next reconcile.
+  for (const creator of snap.creators) {
+    if (creator !== roles.owner) {
+      out.push(...planDefaults(creator, roles, snap.defaultAcls, "GRANT"));
+    }
+  }
   for (const e of spec.extensions ?? []) {
     if (!snap.extensions.has(e)) out.push(st.createExtension(ident(e)));
   }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import type { ServerSnapshot } from "./catalog.ts";
+import type { DatabaseSnapshot, DefaultAcl, ServerSnapshot } from "./catalog.ts";
 import { boundedName, databaseRoles, formatMarker, parseMarker } from "./names.ts";
-import { planDatabaseServer } from "./plan.ts";
+import { planDatabaseInside, planDatabaseServer } from "./plan.ts";
 import { levelMemberships, planUserServer } from "./plan_user.ts";
 import { isMutating, redact } from "./statements.ts";
 import { utf8Length } from "./quote.ts";
@@ -140,4 +140,60 @@ Deno.test("planUserServer creates a role and its marker in one transaction", () 
   assert.match(create!.sql, /^CREATE ROLE "u" LOGIN/);
   assert.deepEqual(create!.together, [`COMMENT ON ROLE "u" IS 'dbtether:DatabaseUser/ns/u'`]);
   assert.ok(!rest.some((s) => s.sql.startsWith("COMMENT ON ROLE")));
+});
+
+Deno.test("planDatabaseInside gives the groups defaults for what the admin creates later", async (t) => {
+  const spec = {
+    database: "app",
+    marker: { namespace: "ns", name: "app" },
+    revokePublicConnect: true,
+  };
+  const inside = (creators: string[], defaultAcls: DefaultAcl[] = []): DatabaseSnapshot => ({
+    schemas: [],
+    relations: [],
+    defaultAcls,
+    extensions: new Set(),
+    creators,
+  });
+  const defaults = (forRole: string) => [
+    `ALTER DEFAULT PRIVILEGES FOR ROLE "${forRole}" GRANT USAGE ON SCHEMAS TO "app_readonly"`,
+    `ALTER DEFAULT PRIVILEGES FOR ROLE "${forRole}" GRANT SELECT ON TABLES TO "app_readonly"`,
+    `ALTER DEFAULT PRIVILEGES FOR ROLE "${forRole}" GRANT INSERT, UPDATE, DELETE ON TABLES TO "app_readwrite"`,
+    `ALTER DEFAULT PRIVILEGES FOR ROLE "${forRole}" GRANT SELECT ON SEQUENCES TO "app_readonly"`,
+    `ALTER DEFAULT PRIVILEGES FOR ROLE "${forRole}" GRANT USAGE ON SEQUENCES TO "app_readwrite"`,
+  ];
+  const acls = (forRole: string): DefaultAcl[] =>
+    [
+      ["n", "app_readonly", "USAGE"],
+      ["r", "app_readonly", "SELECT"],
+      ["r", "app_readwrite", "INSERT"],
+      ["r", "app_readwrite", "UPDATE"],
+      ["r", "app_readwrite", "DELETE"],
+      ["S", "app_readonly", "SELECT"],
+      ["S", "app_readwrite", "USAGE"],
+    ].map(([objects, grantee, privilege]) => ({
+      forRole,
+      objects: objects!,
+      grantee: grantee!,
+      privilege: privilege!,
+    }));
+
+  await t.step("for the owner role, the admin and other roles the admin acts for", () => {
+    const sql = planDatabaseInside(spec, inside(["admin", "migrator"])).map((s) => s.sql);
+    assert.deepEqual(sql, [
+      ...defaults("app_owner"),
+      ...defaults("admin"),
+      ...defaults("migrator"),
+    ]);
+  });
+
+  await t.step("the owner role listed as a creator is not planned twice", () => {
+    const sql = planDatabaseInside(spec, inside(["app_owner"])).map((s) => s.sql);
+    assert.deepEqual(sql, defaults("app_owner"));
+  });
+
+  await t.step("nothing when every default is there", () => {
+    const have = [...acls("app_owner"), ...acls("admin")];
+    assert.deepEqual(planDatabaseInside(spec, inside(["admin"], have)), []);
+  });
 });

@@ -224,3 +224,15 @@ export function redact(sql: string): string {
 export function isMutating(sql: string): boolean {
   return /^\s*(CREATE|ALTER|DROP|GRANT|REVOKE|COMMENT|REASSIGN)\b/i.test(sql);
 }
+
+// Issue 7, isolation from the databases dbtether does not manage (DBCluster spec.isolation).
+
+/** One GRANT for several grantees (`grantees` must not be empty). */
+export function grantOnDatabaseTo(
+  privs: readonly DatabasePrivilege[],
+  db: Ident,
+  grantees: readonly Grantee[],
+): string {
+  if (grantees.length === 0) throw new RangeError("GRANT needs at least one grantee");
+  return `GRANT ${list(privs)} ON DATABASE ${db} TO ${list(grantees)}`;
+}
