@@ -99,30 +99,42 @@ export function roleAdoptionProblem(
       message: `${cannot}: it is a predefined role of PostgreSQL or of the managed service`,
     };
   }
-  for (const g of reach.roles.filter((r) => !r.self)) {
-    const via = `${cannot}: it is a member of ${JSON.stringify(g.name)}`;
-    if (g.name === o.adminRole) {
-      return { reason: "RoleInheritsPrivileges", message: `${via}, the DBCluster's admin role` };
-    }
-    const attrs = attributes(g);
-    if (attrs.length) {
-      return { reason: "RoleInheritsPrivileges", message: `${via}, which has ${attrs.join(", ")}` };
-    }
-    if (isPredefinedRole(g.name)) {
-      return {
-        reason: "RoleInheritsPrivileges",
-        message: `${via}, a predefined role of PostgreSQL or of the managed service`,
-      };
-    }
+  // The most telling reason first: through the admin, then attributes, predefined roles, and
+  // only then another namespace's roles (the admin is itself a member of many of those).
+  const groups = reach.roles.filter((r) => !r.self);
+  const via = (g: ReachedRole) => `${cannot}: it is a member of ${JSON.stringify(g.name)}`;
+  const admin = groups.find((g) => g.name === o.adminRole);
+  if (admin) {
+    return {
+      reason: "RoleInheritsPrivileges",
+      message: `${via(admin)}, the DBCluster's admin role`,
+    };
+  }
+  const powerful = groups.find((g) => attributes(g).length > 0);
+  if (powerful) {
+    return {
+      reason: "RoleInheritsPrivileges",
+      message: `${via(powerful)}, which has ${attributes(powerful).join(", ")}`,
+    };
+  }
+  const predefined = groups.find((g) => isPredefinedRole(g.name));
+  if (predefined) {
+    return {
+      reason: "RoleInheritsPrivileges",
+      message: `${via(predefined)}, a predefined role of PostgreSQL or of the managed service`,
+    };
+  }
+  const foreign = groups.find((g) => {
     const ns = markerNamespace(g.comment);
-    if (ns !== undefined && ns !== o.namespace) {
-      return {
-        reason: "RoleHasForeignAccess",
-        message: `${via}, which belongs to ${
-          formatMarker(parseMarker(g.comment)!)
-        } in another namespace`,
-      };
-    }
+    return ns !== undefined && ns !== o.namespace;
+  });
+  if (foreign) {
+    return {
+      reason: "RoleHasForeignAccess",
+      message: `${via(foreign)}, which belongs to ${
+        formatMarker(parseMarker(foreign.comment)!)
+      } in another namespace`,
+    };
   }
   for (const d of reach.databases) {
     const claim = markerNamespace(d.comment);
