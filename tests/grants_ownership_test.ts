@@ -66,18 +66,23 @@ Deno.test(
     const ro = await credentials(env, "ro", ns);
 
     await t.step("a table its user created as itself keeps all of its privileges", async () => {
-      // The migration tool steps out of the owner role and creates a table of its own.
+      // The migration tool steps out of the owner role (SET ROLE NONE: RESET ROLE would go back to
+      // the role setting, the owner role) and creates a table of its own.
       assert(
         await runsAs(
           env.pg,
           mig,
-          "RESET ROLE; CREATE TABLE orders (id int); INSERT INTO orders VALUES (1)",
+          "SET ROLE NONE; CREATE TABLE orders (id int); INSERT INTO orders VALUES (1)",
         ),
       );
       // A third party with GRANT OPTION hands SELECT on it to the readonly user.
       await env.pg.superSql("CREATE ROLE helper LOGIN PASSWORD 'helper-pw'");
       assert(
-        await runsAs(env.pg, mig, "RESET ROLE; GRANT SELECT ON orders TO helper WITH GRANT OPTION"),
+        await runsAs(
+          env.pg,
+          mig,
+          "SET ROLE NONE; GRANT SELECT ON orders TO helper WITH GRANT OPTION",
+        ),
       );
       await env.pg.superSql("GRANT CONNECT ON DATABASE shop TO helper");
       assert(
@@ -93,10 +98,19 @@ Deno.test(
         await reconcileUser(env, "ro", ns, limit);
       }
       assert(
-        await runsAs(env.pg, mig, "RESET ROLE; TRUNCATE orders; INSERT INTO orders VALUES (2)"),
+        await runsAs(env.pg, mig, "SET ROLE NONE; TRUNCATE orders; INSERT INTO orders VALUES (2)"),
         "TRUNCATE still works for the owner",
       );
       assert(await runsAs(env.pg, ro, "SELECT * FROM orders"), "the third party's grant stays");
+      assertEquals(
+        (await env.pg.superSql(
+          "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'orders'",
+          {
+            database: "shop",
+          },
+        )).trim(),
+        "mig",
+      );
       const revokes = (await env.pg.readLog()).slice(mark).split("\n").filter((l) =>
         /REVOKE/i.test(l) && /orders/.test(l)
       );
@@ -106,7 +120,7 @@ Deno.test(
     await t.step("a table named with a control character does not stop the Database", async () => {
       // What a hostile admin-level user can do: own tables and take readonly's access away.
       const made = await env.pg.psql(
-        'RESET ROLE;\nCREATE TABLE "a\nb" (id int);\nCREATE TABLE plain_t (id int);\n' +
+        'SET ROLE NONE;\nCREATE TABLE "a\nb" (id int);\nCREATE TABLE plain_t (id int);\n' +
           'REVOKE SELECT ON "a\nb", plain_t FROM shop_readonly;\n',
         mig,
       );
