@@ -154,6 +154,23 @@ Deno.test({
       });
     await env.kube.apply(pgdb("pg-grab"));
     await env.kube.apply(pgdb("pg-adopt", { "dbtether.io/adopt": "true" }));
+    // Tenant A's login role, from a namespace with consent: refused before any database exists.
+    await env.kube.apply(resource("PostgresDatabase", {
+      name: "pg-alice",
+      ns: granted,
+      annotations: { "dbtether.io/adopt": "true" },
+      spec: "name: alice\ntargetSecret: { name: pg-alice-secret }\n",
+    }));
+    await waitReason(env, {
+      kind: "pgdb",
+      name: "pg-alice",
+      ns: granted,
+      reason: "RoleClaimedByOther",
+    });
+    assertEquals(
+      (await env.pg.superSql("SELECT count(*) FROM pg_database WHERE datname = 'alice'")).trim(),
+      "0",
+    );
     await waitReason(env, {
       kind: "pgdb",
       name: "pg-grab",
@@ -180,6 +197,7 @@ Deno.test({
     await remove(env, "database", "steal-b", granted);
     await remove(env, "pgdb", "pg-grab", denied);
     await remove(env, "pgdb", "pg-adopt", denied);
+    await remove(env, "pgdb", "pg-alice", granted);
     assert(
       (await warnings(env, "steal-b", granted)).some((w) => w.startsWith("NotDropped")),
       "the Event says why nothing was dropped",

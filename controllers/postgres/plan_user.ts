@@ -95,6 +95,28 @@ export function levelMemberships(
 const actsAsOwner = (level: PrivilegeLevel) => level === "admin" || level === "owner";
 const IDLE = "idle_in_transaction_session_timeout";
 
+/**
+ * Checks that the existing role `spec.username` is this resource's or may be adopted (claims.ts);
+ * returns the COMMENT that claims it, if any. Throws the refusal otherwise. Pure, so a caller can
+ * refuse before it sends anything (a PostgresDatabase checks its role before its database).
+ */
+export function checkUserClaim(
+  spec: Pick<UserSpec, "username" | "marker" | "adopt" | "consent">,
+  snap: ServerSnapshot,
+): string[] {
+  const info = snap.roles.get(spec.username);
+  if (!info) return [];
+  if (info.superuser) {
+    refuse("RoleIsSuperuser", `Cannot manage role ${JSON.stringify(spec.username)}: superuser`);
+  }
+  return claimRole(spec.username, snap, {
+    want: userMarker(spec as UserSpec),
+    adopt: spec.adopt === true,
+    consent: spec.consent,
+    annotation: ADOPT_ANNOTATION,
+  });
+}
+
 /** Server-level statements for a login role: attributes, password, memberships, settings. */
 export function planUserServer(spec: UserSpec, snap: ServerSnapshot): Statement[] {
   const u = userIdent(spec.username, { adminRole: snap.currentUser });
@@ -120,15 +142,7 @@ export function planUserServer(spec: UserSpec, snap: ServerSnapshot): Statement[
       together: [st.commentOnRole(u, literal(formatMarker(want)))],
     };
   } else {
-    if (info.superuser) {
-      refuse("RoleIsSuperuser", `Cannot manage role ${JSON.stringify(spec.username)}: superuser`);
-    }
-    out.push(...claimRole(spec.username, snap, {
-      want,
-      adopt: spec.adopt === true,
-      consent: spec.consent,
-      annotation: ADOPT_ANNOTATION,
-    }));
+    out.push(...checkUserClaim(spec, snap));
     if (info.canLogin !== login) out.push(st.alterRoleLogin(u, login));
     if (info.connectionLimit !== limit) out.push(st.alterRoleConnectionLimit(u, limit));
     if (verifier !== undefined) out.push(st.alterRolePassword(u, verifier));

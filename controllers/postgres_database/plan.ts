@@ -22,7 +22,15 @@ export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
 
 /** The server as the reconcile found it. */
 export type ServerState =
-  | { kind: "ready"; host: string; port: number; adminRole: string; roleExists: boolean }
+  | {
+    kind: "ready";
+    host: string;
+    port: number;
+    adminRole: string;
+    roleExists: boolean;
+    /** Why the existing role may not be used (plan_user.ts checkUserClaim), before any SQL. */
+    roleRefusal?: { reason: string; message: string };
+  }
   | { kind: "unavailable"; reason: string; message: string };
 
 /** The target Secret as observed: undefined when it does not exist. */
@@ -69,6 +77,16 @@ export interface PgdbInputs {
 
 export function markerOf(p: PostgresDatabase): Marker {
   return { kind: "PostgresDatabase", namespace: p.metadata.namespace ?? "", name: p.metadata.name };
+}
+
+/** The login role as the postgres module sees it (without databases and password). */
+export function loginRoleOf(p: PostgresDatabase, consent: AdoptionConsent | undefined) {
+  return {
+    username: p.spec.name,
+    marker: markerOf(p),
+    adopt: wantsAdoption(p),
+    ...(consent ? { consent } : {}),
+  };
 }
 
 /** The object asks to take over what exists (annotation dbtether.io/adopt). */
@@ -130,6 +148,7 @@ export function planPostgresDatabase(p: PostgresDatabase, i: PgdbInputs): PgdbPl
     };
   }
   const adopt = wantsAdoption(p);
+  if (s.roleRefusal) return { actions: [], blocked: { ...s.roleRefusal, terminal: true } };
   if (i.secret && !i.secret.ownedByUs && i.secret.claimedBy !== undefined) {
     return {
       actions: [],
@@ -173,13 +192,7 @@ export function planPostgresDatabase(p: PostgresDatabase, i: PgdbInputs): PgdbPl
   const password: PasswordSource = !current || due ? "new" : !s.roleExists ? "secret" : "keep";
   actions.push({
     kind: "ensureRole",
-    spec: {
-      username: p.spec.name,
-      marker,
-      databases: [{ name: p.spec.name, level: "owner" }],
-      adopt,
-      ...(i.consent ? { consent: i.consent } : {}),
-    },
+    spec: { ...loginRoleOf(p, i.consent), databases: [{ name: p.spec.name, level: "owner" }] },
     password,
   });
   const data = secretData(p, { host: s.host, port: s.port, password: current ?? "" });

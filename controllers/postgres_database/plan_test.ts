@@ -133,6 +133,17 @@ Deno.test("planPostgresDatabase", async (t) => {
       { actions: [], blocked: "SecretOwnedByOther", rotateInMs: undefined },
     ],
     [
+      "the login role may not be used: nothing at all, not even the database",
+      pgdb({ annotations: { "dbtether.io/adopt": "true" } }),
+      {
+        server: {
+          ...server,
+          roleRefusal: { reason: "RoleClaimedByOther", message: "it belongs to someone" },
+        },
+      },
+      { actions: [], blocked: "RoleClaimedByOther", rotateInMs: undefined },
+    ],
+    [
       "server unavailable: nothing",
       pgdb(),
       { server: { kind: "unavailable", reason: "ClusterNotFound", message: "x" } },

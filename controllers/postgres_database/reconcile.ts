@@ -29,6 +29,7 @@ import type { ServerConfig, ServerPool } from "../postgres/pool.ts";
 import { generatePassword, scramVerifier } from "../postgres/scram.ts";
 import {
   FINALIZER,
+  loginRoleOf,
   MANAGED_BY_LABEL,
   type PgdbAction,
   planPostgresDatabase,
@@ -36,6 +37,8 @@ import {
   type ServerState,
   wantsAdoption,
 } from "./plan.ts";
+import { checkUserClaim } from "../postgres/plan_user.ts";
+import { formatMarker } from "../postgres/names.ts";
 import { computePgdbStatus, type PgdbOutcome } from "./status.ts";
 
 type Secret = KubeObject<unknown, unknown> & { data?: Record<string, string>; type?: string };
@@ -93,22 +96,28 @@ export function setupPostgresDatabaseController(
     } else {
       try {
         server = await connect(ns);
-        const snap = await server.pool.run((sql) => observeServer(sql, { roles: [p.spec.name] }), {
-          signal: ctx.signal,
-        }).catch((e) => {
-          throw mapPgError(e, { server: server!.pool.endpoint });
-        });
         if (wantsAdoption(p)) {
           consent = server.cluster
             ? await adoptionConsent(client, { cluster: server.cluster, namespace: ns })
             : NO_CLUSTER_CONSENT;
         }
+        const role = loginRoleOf(p, consent);
+        const snap = await server.pool.run((sql) =>
+          observeServer(sql, {
+            roles: [p.spec.name],
+            ...(role.adopt && consent?.granted
+              ? { adoptable: { roles: [role.username], marker: formatMarker(role.marker) } }
+              : {}),
+          }), { signal: ctx.signal }).catch((e) => {
+            throw mapPgError(e, { server: server!.pool.endpoint });
+          });
         state = {
           kind: "ready",
           host: server.config.host,
           port: server.config.port,
           adminRole: server.adminRole,
           roleExists: snap.roles.has(p.spec.name),
+          ...roleRefusal(() => checkUserClaim(role, snap)),
         };
       } catch (e) {
         if (!(e instanceof RetryableError)) throw e;
@@ -294,6 +303,17 @@ export function setupPostgresDatabaseController(
       .map((r) => `${ns}/${r.name}`);
   });
   return controller;
+}
+
+/** The refusal a claim check throws, as ServerState's roleRefusal. */
+function roleRefusal(check: () => unknown): { roleRefusal?: { reason: string; message: string } } {
+  try {
+    check();
+    return {};
+  } catch (e) {
+    if (!(e instanceof TerminalError)) throw e;
+    return { roleRefusal: { reason: e.reason, message: e.message } };
+  }
 }
 
 function encode(data: Record<string, string>): Record<string, string> {
