@@ -175,6 +175,22 @@ Deno.test({
     );
   });
 
+  await t.step("deleting the refused users (deletionPolicy Delete) drops no role", async () => {
+    for (const [name, ns] of cases) {
+      await env.kube.kubectl([
+        "delete",
+        "databaseuser",
+        name,
+        "-n",
+        ns,
+        "--wait=true",
+        "--timeout=60s",
+      ], { check: true });
+    }
+    assertEquals(await rolesSnapshot(env.pg), before);
+    assert(await runsAs(env.pg, alice, "SELECT * FROM orders"), "alice still logs in and reads");
+  });
+
   await t.step("without the annotation an unmarked role is refused, not taken", async () => {
     await env.kube.apply(resource("DatabaseUser", {
       name: "legacy",

@@ -25,8 +25,8 @@ import {
 import { isStateSecretName, otherOwner } from "./secret_owner.ts";
 import { type CredentialsState, stateSecretName } from "./state.ts";
 
-/** Annotations a user sets on a DatabaseUser. */
-export const ADOPT_ANNOTATION = "dbtether.io/adopt";
+/** Annotations a user sets on a DatabaseUser (adoption needs the DBCluster's consent). */
+export { ADOPT_ANNOTATION } from "../postgres/claims.ts";
 export const ROTATE_ANNOTATION = "dbtether.io/rotate";
 export const FINALIZER = "dbtether.io/databaseuser";
 
