@@ -12,6 +12,7 @@ import {
   GROUP,
   type KubeObject,
   messageField,
+  namespaceGrantField,
   namespaceName,
   objectName,
   observedGenerationField,
@@ -107,6 +108,18 @@ const spec = obj({
     }),
     "Restrict" as IsolationMode,
   ),
+  adoption: optional(obj({
+    allowedNamespaces: namespaceGrantField(
+      "Namespaces whose Databases, DatabaseUsers and PostgresDatabases may take over what " +
+        "already exists on this server: a database (annotation dbtether.io/force-adopt on a " +
+        "Database, dbtether.io/adopt on a PostgresDatabase) or a role (dbtether.io/adopt). " +
+        "Roles with privileges beyond their own databases, and objects claimed by another " +
+        "namespace, are refused even here.",
+    ),
+  }, {
+    description: "The platform team's consent to adoption. Without it, existing databases " +
+      "and roles are never taken over: the resource reports why and nothing is changed.",
+  })),
 }, {
   description: "Where the PostgreSQL server is and how to log in as its admin role.",
   rules: [{

@@ -233,7 +233,7 @@ Deno.test(
     );
 
     await t.step(
-      "a database claimed by another resource is refused; force-adopt takes it over",
+      "a database claimed by another resource is refused; force-adopt with consent takes it over",
       async () => {
         await env.kube.apply(database({ name: "first", ns, extra: "  databaseName: shared_db\n" }));
         await env.waitPhase("database", "first", "Ready", { namespace: ns });
@@ -252,6 +252,25 @@ Deno.test(
           ns,
           "dbtether.io/force-adopt=true",
         ], { check: true });
+        // The annotation alone is not enough: the platform team must allow adoption.
+        const refused = await waitFor("AdoptionNotAllowed", async () => {
+          const x = await env.getJson<Db>("database", "second", ns);
+          return cond(x)?.reason === "AdoptionNotAllowed" ? x : undefined;
+        });
+        assert(
+          /spec\.adoption\.allowedNamespaces/.test(cond(refused)!.message),
+          cond(refused)!.message,
+        );
+        assertEquals(
+          await sql(
+            env,
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'shared_db'",
+          ),
+          `dbtether:${ns}/first`,
+        );
+        await env.kube.apply(env.clusterManifest("test-pg", {
+          extraSpec: `  adoption:\n    allowedNamespaces:\n      names: [${ns}]\n`,
+        }));
         await env.waitPhase("database", "second", "Ready", { namespace: ns });
         assertEquals(
           await sql(

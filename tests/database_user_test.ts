@@ -402,7 +402,7 @@ spec:
     assert(await canLogin(env, c));
   });
 
-  await t.step("an unmanaged role is refused, then adopted by annotation", async () => {
+  await t.step("an unmanaged role is refused, then adopted by annotation and consent", async () => {
     await env.pg.superSql(`CREATE ROLE "legacy" LOGIN PASSWORD 'x'`);
     await env.kube.apply(`apiVersion: dbtether.io/v1alpha1
 kind: DatabaseUser
@@ -424,6 +424,11 @@ spec:
       ns,
       "dbtether.io/adopt=true",
     ], { check: true });
+    // Adoption needs the platform team's consent on the DBCluster.
+    await waitReason(env, "legacy", ns, "AdoptionNotAllowed");
+    await env.kube.apply(env.clusterManifest("main", {
+      extraSpec: `  adoption:\n    allowedNamespaces:\n      names: [${ns}]\n`,
+    }));
     const c = await creds("legacy");
     assert(await canLogin(env, c));
   });

@@ -170,7 +170,7 @@ Deno.test("privilege model against a real server as a non-superuser admin", asyn
       await pg.psql("CREATE ROLE squatter LOGIN");
       const sq = await user("squatter", [{ name: "app", level: "readonly" }]);
       await assert.rejects(ex.ensureUser(sq.spec), /not created by dbtether/);
-      await ex.ensureUser({ ...sq.spec, adopt: true });
+      await ex.ensureUser({ ...sq.spec, adopt: true, consent: { granted: true, how: "" } });
       assert.equal((await as(sq, "SELECT 1")).code, 0);
       const stolen = { ...dbSpec("app"), marker: { namespace: "team-b", name: "app" } };
       await assert.rejects(ex.ensureDatabase(stolen), /belongs to dbtether:team-a\/app/);

@@ -5,18 +5,27 @@
  * idempotent operations run, in which order, or why none may run.
  */
 import type { Database } from "../../crds/database.ts";
+import { type AdoptionConsent, FORCE_ADOPT_ANNOTATION } from "../postgres/claims.ts";
 import type { DatabaseSpec as PgDatabaseSpec } from "../postgres/plan.ts";
 import type { Marker } from "../postgres/names.ts";
 import { identifierProblem } from "../postgres/quote.ts";
 
 /** The finalizer every dbtether kind uses. */
 export const FINALIZER = "dbtether.io/finalizer";
-/** Take over a database claimed by another Database resource. */
-export const FORCE_ADOPT_ANNOTATION = "dbtether.io/force-adopt";
+/**
+ * Take over an existing database no resource claims, or one claimed by another Database of the
+ * same namespace; needs the DBCluster's consent (spec.adoption).
+ */
+export { FORCE_ADOPT_ANNOTATION };
 
 /** Whether the DBCluster could be resolved (credentials, namespace allow-list, reachability). */
 export type ClusterState =
-  | { kind: "ready"; adminRole: string }
+  | {
+    kind: "ready";
+    adminRole: string;
+    /** The DBCluster's answer to adoption for the Database's namespace, read when asked. */
+    consent?: AdoptionConsent;
+  }
   | { kind: "unavailable"; reason: string; message: string };
 
 /** One step of a Database reconcile; each is idempotent. */
@@ -48,6 +57,11 @@ export function databaseNameOf(db: Database): string {
 /** The claim marker written on the database: `dbtether:<namespace>/<name>`. */
 export function markerOf(db: Database): Marker {
   return { namespace: db.metadata.namespace ?? "", name: db.metadata.name };
+}
+
+/** The Database asks to take over an existing database (annotation dbtether.io/force-adopt). */
+export function wantsAdoption(db: Database): boolean {
+  return db.metadata.annotations?.[FORCE_ADOPT_ANNOTATION] === "true";
 }
 
 function hasFinalizer(db: Database): boolean {
@@ -82,7 +96,8 @@ export function planDatabase(db: Database, cluster: ClusterState): DatabasePlan 
       database,
       marker,
       revokePublicConnect: db.spec.revokePublicConnect ?? true,
-      forceAdopt: db.metadata.annotations?.[FORCE_ADOPT_ANNOTATION] === "true",
+      forceAdopt: wantsAdoption(db),
+      ...(cluster.consent ? { consent: cluster.consent } : {}),
     },
   });
   const extensions = db.spec.extensions ?? [];

@@ -82,6 +82,17 @@ Deno.test("planDatabase", async (t) => {
       { actions: [ensure({ forceAdopt: true })] },
     ],
     [
+      "force-adopt with the DBCluster's consent passes it on",
+      db({ finalizer: true, annotations: { "dbtether.io/force-adopt": "true" } }),
+      { ...ready, consent: { granted: true, how: "x" } },
+      {
+        actions: [{
+          kind: "ensureDatabase",
+          spec: { ...ensure({ forceAdopt: true }).spec, consent: { granted: true, how: "x" } },
+        }],
+      },
+    ],
+    [
       "revokePublicConnect false",
       db({ finalizer: true, spec: { revokePublicConnect: false } }),
       ready,

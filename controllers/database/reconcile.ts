@@ -23,6 +23,7 @@ import { databaseRoles } from "../postgres/names.ts";
 import type { ServerPool } from "../postgres/pool.ts";
 import { ident } from "../postgres/quote.ts";
 import { createExtension } from "../postgres/statements.ts";
+import { adoptionConsent } from "../dbcluster/adoption.ts";
 import type { ResolvedCluster } from "../dbcluster/resolver.ts";
 import {
   type Blocked,
@@ -30,8 +31,15 @@ import {
   type DatabaseAction,
   FINALIZER,
   planDatabase,
+  wantsAdoption,
 } from "./plan.ts";
 import { computeDatabaseStatus, type DatabaseOutcome, readyTransition } from "./status.ts";
+
+/** Refusals of dropDatabase that mean "not this resource's database". */
+const NOT_OURS: ReadonlySet<string> = new Set([
+  "DatabaseClaimedByOther",
+  "DatabaseExistsUnmanaged",
+]);
 
 /** Keys of the Databases that use DBCluster `name`, from the informer cache. */
 export function databasesOfCluster(databases: readonly Database[], name: string): string[] {
@@ -58,7 +66,18 @@ export function setupDatabaseController(deps: ControllerDeps, services: Services
     const resolved = await resolve(db);
     const cluster: ClusterState = "reason" in resolved
       ? { kind: "unavailable", reason: resolved.reason, message: resolved.message }
-      : { kind: "ready", adminRole: resolved.adminRole };
+      : {
+        kind: "ready",
+        adminRole: resolved.adminRole,
+        ...(wantsAdoption(db)
+          ? {
+            consent: await adoptionConsent(client, {
+              cluster: resolved.cluster,
+              namespace: db.metadata.namespace ?? "",
+            }),
+          }
+          : {}),
+      };
     const plan = planDatabase(db, cluster);
     const outcome: DatabaseOutcome = { ensured: false };
     let failure: Blocked | undefined = plan.blocked;
@@ -147,13 +166,20 @@ export function setupDatabaseController(deps: ControllerDeps, services: Services
         }
         return db;
       case "dropDatabase":
-        if ((await exec().dropDatabase(action)).changed) {
-          recorder.emit(
-            db,
-            "Normal",
-            "Dropped",
-            `Dropped database ${JSON.stringify(action.database)}`,
-          );
+        try {
+          if ((await exec().dropDatabase(action)).changed) {
+            recorder.emit(
+              db,
+              "Normal",
+              "Dropped",
+              `Dropped database ${JSON.stringify(action.database)}`,
+            );
+          }
+        } catch (e) {
+          // The resource never had (or lost) the claim: the database is someone else's and
+          // stays, and the resource may go.
+          if (!(e instanceof TerminalError) || !NOT_OURS.has(e.reason)) throw e;
+          recorder.emit(db, "Warning", "NotDropped", `${e.message}; it was left as it is`);
         }
         return db;
       case "removeFinalizer":

@@ -9,6 +9,7 @@ import type { OwnerReference } from "../../crds/kind.ts";
 import { observeServer } from "../postgres/catalog.ts";
 import type { PgExecutor } from "../postgres/execute.ts";
 import { mapPgError } from "../postgres/execute.ts";
+import type { AdoptionConsent } from "../postgres/claims.ts";
 import type { UserDatabase } from "../postgres/plan_user.ts";
 import type { ServerPool } from "../postgres/pool.ts";
 import { generatePassword, scramVerifier } from "../postgres/scram.ts";
@@ -32,6 +33,8 @@ export interface CredentialsContext {
   pool: ServerPool;
   exec: PgExecutor;
   now: () => number;
+  /** The DBCluster's answer to adoption, read when the user asks for it. */
+  consent?: AdoptionConsent;
 }
 
 const alternating = (u: DatabaseUser) => u.spec.rotation?.strategy === "Alternating";
@@ -91,6 +94,7 @@ export async function ensureRoles(
       ...(idle ? { idleInTransactionTimeoutMs: parseGoDuration(idle) } : {}),
       ...(password === undefined ? {} : { passwordVerifier: await scramVerifier(password) }),
       adopt: c.user.metadata.annotations?.[ADOPT_ANNOTATION] === "true",
+      ...(c.consent ? { consent: c.consent } : {}),
       siblings: roles.filter((x) => x !== r),
     });
     changed += res.changed;

@@ -20,11 +20,13 @@ import {
   primarySecretName,
   renderData,
   type Secret,
+  type SecretConflictReason,
 } from "./secret.ts";
-import type { CredentialsState } from "./state.ts";
+import { isStateSecretName, otherOwner } from "./secret_owner.ts";
+import { type CredentialsState, stateSecretName } from "./state.ts";
 
-/** Annotations a user sets on a DatabaseUser. */
-export const ADOPT_ANNOTATION = "dbtether.io/adopt";
+/** Annotations a user sets on a DatabaseUser (adoption needs the DBCluster's consent). */
+export { ADOPT_ANNOTATION } from "../postgres/claims.ts";
 export const ROTATE_ANNOTATION = "dbtether.io/rotate";
 export const FINALIZER = "dbtether.io/databaseuser";
 
@@ -216,7 +218,24 @@ export function secretTargets(user: DatabaseUser, targets: readonly DatabaseTarg
 export type SecretAction =
   | { kind: "write"; secret: Secret; create: boolean }
   | { kind: "delete"; name: string; uid: string }
-  | { kind: "conflict"; name: string; message: string };
+  | { kind: "conflict"; name: string; reason: SecretConflictReason; message: string };
+
+/**
+ * Refuses a `spec.secret.name` of the form of a credentials record (`dbtether-<name>-state`,
+ * the user's own included): an application Secret there would overwrite a record or squat the
+ * name of a user created later.
+ */
+export function checkSecretName(user: DatabaseUser): void {
+  const name = user.spec.secret.name;
+  if (name === undefined) return;
+  if (name === stateSecretName(user) || isStateSecretName(name)) {
+    throw new TerminalError(
+      "SecretNameReserved",
+      `Cannot use spec.secret.name ${JSON.stringify(name)}: names of the form ` +
+        `dbtether-<name>-state are reserved for the credentials records of DatabaseUsers`,
+    );
+  }
+}
 
 /**
  * Writes for the Secrets that differ from what the record says, deletes for Secrets this user
@@ -229,13 +248,19 @@ export function planSecrets(o: {
   conn: Omit<Connection, "database">;
   existing: ReadonlyMap<string, Secret>;
   owned: readonly Secret[];
+  /** Cluster-scoped resources that read a Secret of that name (secret_owner.ts referencedBy). */
+  referencedBy?: (name: string) => readonly string[];
 }): SecretAction[] {
   const out: SecretAction[] = [];
   for (const w of o.wanted) {
     const existing = o.existing.get(w.name);
-    const d = decideSecret(existing, o.user);
+    const readers = o.referencedBy?.(w.name) ?? [];
+    const claimedBy = existing &&
+      (otherOwner(existing, { uid: o.user.metadata.uid, name: o.user.metadata.name }) ??
+        (readers.length ? `${readers.join(", ")}, which reads credentials from it` : undefined));
+    const d = decideSecret(existing, o.user, { claimedBy });
     if (d.kind === "conflict") {
-      out.push({ kind: "conflict", name: w.name, message: d.message });
+      out.push({ kind: "conflict", name: w.name, reason: d.reason, message: d.message });
       continue;
     }
     const secret = desiredSecret({

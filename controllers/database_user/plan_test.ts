@@ -2,6 +2,7 @@ import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
 import type { Database } from "../../crds/database.ts";
 import {
   checkDatabase,
+  checkSecretName,
   databaseEntries,
   planCredentials,
   planSecrets,
@@ -183,6 +184,80 @@ Deno.test("planSecrets", async (t) => {
     });
     assertEquals(actions.map((a) => a.kind), ["write", "write", "delete"]);
   });
+  await t.step("Adopt and Merge never take a Secret that belongs to someone else", () => {
+    const target = [{ name: "x", databaseResource: "a", database: "a" }];
+    const secret = (meta: Partial<Secret["metadata"]>): Secret => ({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "x", ...meta },
+      spec: undefined,
+      data: {},
+    });
+    const cases: [string, Secret, string[], string][] = [
+      ["nobody's", secret({}), [], "write"],
+      [
+        "another user's",
+        secret({ ownerReferences: [{ ...ref, uid: "v", name: "v" }] }),
+        [],
+        "conflict:SecretOwnedByOther",
+      ],
+      [
+        "a credentials record",
+        secret({ labels: { "dbtether.io/credentials-state": "true" } }),
+        [],
+        "conflict:SecretOwnedByOther",
+      ],
+      [
+        "a DBCluster's credentials",
+        secret({}),
+        ['DBCluster "main"'],
+        "conflict:SecretOwnedByOther",
+      ],
+    ];
+    for (const mode of ["Adopt", "Merge"] as const) {
+      const u = makeUser({ secret: { template: "raw", onConflict: mode, name: "x" } }, {
+        name: "u",
+      });
+      for (const [what, s, readers, want] of cases) {
+        const [a] = planSecrets({
+          user: u,
+          ownerRef: ref,
+          wanted: target,
+          conn,
+          existing: new Map([["x", s]]),
+          owned: [],
+          referencedBy: () => readers,
+        });
+        assertEquals(
+          a!.kind === "conflict" ? `conflict:${a!.reason}` : a!.kind,
+          want,
+          `${mode}: ${what}`,
+        );
+      }
+    }
+  });
+});
+
+Deno.test("checkSecretName refuses names of credentials records", async (t) => {
+  const cases: [string, string | undefined, boolean][] = [
+    ["unset", undefined, true],
+    ["an ordinary name", "app-db", true],
+    ["another user's record", "dbtether-victim-state", false],
+    ["its own record", "dbtether-u-state", false],
+  ];
+  for (const [name, secretName, ok] of cases) {
+    await t.step(name, () => {
+      const u = makeUser({
+        secret: {
+          template: "raw",
+          onConflict: "Adopt",
+          ...(secretName ? { name: secretName } : {}),
+        },
+      }, { name: "u" });
+      if (ok) checkSecretName(u);
+      else throws(() => checkSecretName(u), { reason: "SecretNameReserved" });
+    });
+  }
 });
 
 Deno.test("a Database's server trouble is the user's reason too", async (t) => {

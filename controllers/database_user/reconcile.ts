@@ -3,6 +3,7 @@
  * record) → plan (plan.ts, rotation.ts: pure) → act (roles and grants through PgExecutor,
  * password steps through credentials.ts, Secrets) → status (status.ts; written only when changed).
  */
+import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage.ts";
 import { type Database, DatabaseKind } from "../../crds/database.ts";
 import { type DBCluster, DBClusterKind } from "../../crds/dbcluster.ts";
 import { type DatabaseUser, DatabaseUserKind } from "../../crds/database_user.ts";
@@ -17,6 +18,7 @@ import type { Logger } from "../runtime/log.ts";
 import { hasFinalizer, setFinalizer, updateStatus } from "../runtime/objects.ts";
 import { addController, type ControllerDeps } from "../runtime/shared.ts";
 import { clusterChangeMatters } from "../database/reconcile.ts";
+import { adoptionConsent } from "../dbcluster/adoption.ts";
 import {
   applyPending,
   beginPending,
@@ -26,7 +28,9 @@ import {
   writeState,
 } from "./credentials.ts";
 import {
+  ADOPT_ANNOTATION,
   checkDatabase,
+  checkSecretName,
   clusterOf,
   databaseEntries,
   type DatabaseTarget,
@@ -40,6 +44,7 @@ import {
 } from "./plan.ts";
 import { decideRotation, loginRoles, rotationPeriodMs, untilRotation } from "./rotation.ts";
 import { isOurs, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type Secret } from "./secret.ts";
+import { referencedBy } from "./secret_owner.ts";
 import { type CredentialsState, parseState, STATE_LABEL, stateSecretName } from "./state.ts";
 import { computeStatus, type StatusInput } from "./status.ts";
 
@@ -59,6 +64,7 @@ export function setupDatabaseUserController(deps: ControllerDeps, services: Serv
   const users = informers.for<DatabaseUser>(DatabaseUserKind);
   const databases = informers.for<Database>(DatabaseKind);
   const clusters = informers.for<DBCluster>(DBClusterKind);
+  const storages = informers.for<BackupStorage>(BackupStorageKind);
   // Metadata is enough: Secrets are read on demand; this only says which ones exist and changed.
   const secrets = informers.for<Meta>(SecretResource, {
     labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
@@ -86,6 +92,7 @@ export function setupDatabaseUserController(deps: ControllerDeps, services: Serv
 
   const converge = async (user: DatabaseUser, log: Logger, signal: AbortSignal) => {
     const ns = user.metadata.namespace;
+    checkSecretName(user);
     const targets = targetsOf(user);
     const clusterName = clusterOf(targets);
     const resolved = await services.resolver.resolve(clusterName, {
@@ -103,6 +110,14 @@ export function setupDatabaseUserController(deps: ControllerDeps, services: Serv
       pool: resolved.pool,
       exec,
       now: () => clock.now(),
+      ...(user.metadata.annotations?.[ADOPT_ANNOTATION] === "true"
+        ? {
+          consent: await adoptionConsent(client, {
+            cluster: resolved.cluster,
+            namespace: ns ?? "default",
+          }),
+        }
+        : {}),
     };
     const wanted = secretTargets(user, targets);
     const existing = new Map<string, Secret>();
@@ -215,10 +230,14 @@ export function setupDatabaseUserController(deps: ControllerDeps, services: Serv
       owned: ownedSecrets(c.user).filter((s) =>
         s.metadata.labels?.[STATE_LABEL] !== "true"
       ) as Secret[],
+      referencedBy: (name) => [
+        ...referencedBy("DBCluster", clusters.list(), { namespace: ns ?? "default", name }),
+        ...referencedBy("BackupStorage", storages.list(), { namespace: ns ?? "default", name }),
+      ],
     });
-    const conflicts: string[] = [];
+    const conflicts: { reason: string; message: string }[] = [];
     for (const a of actions) {
-      if (a.kind === "conflict") conflicts.push(a.message);
+      if (a.kind === "conflict") conflicts.push(a);
       else if (a.kind === "delete") {
         await client.delete(SecretResource, ns, a.name, { uid: a.uid });
       } else if (a.create) {
@@ -227,7 +246,9 @@ export function setupDatabaseUserController(deps: ControllerDeps, services: Serv
         await client.replace(SecretResource, ns, a.secret.metadata.name, a.secret);
       }
     }
-    if (conflicts.length) throw new RetryableError("SecretConflict", conflicts.join("; "));
+    if (conflicts.length) {
+      throw new RetryableError(conflicts[0]!.reason, conflicts.map((x) => x.message).join("; "));
+    }
   };
 
   const finalize = async (user: DatabaseUser): Promise<Result> => {

@@ -162,24 +162,42 @@ export function isOurs(secret: Secret, owner: DatabaseUser): boolean {
     secret.metadata.annotations?.[MANAGED_BY_ANNOTATION] === owner.metadata.name;
 }
 
+/** Why a Secret cannot be written, declared once. */
+export type SecretConflictReason = "SecretConflict" | "SecretOwnedByOther";
+
 /** What to do about the Secret named for a user. */
 export type SecretDecision =
   | { kind: "create" }
   | { kind: "update"; keepForeignKeys: boolean }
-  | { kind: "conflict"; message: string };
+  | { kind: "conflict"; reason: SecretConflictReason; message: string };
 
-/** Decides between create, update (ours or taken over) and a conflict, by `onConflict`. */
+/**
+ * Decides between create, update (ours or taken over) and a conflict, by `onConflict`.
+ * `claimedBy` names whom else the existing Secret belongs to (secret_owner.ts): such a Secret
+ * is never taken over, whatever onConflict says.
+ */
 export function decideSecret(
   existing: Secret | undefined,
   owner: DatabaseUser,
+  o: { claimedBy?: string | undefined } = {},
 ): SecretDecision {
   const onConflict = owner.spec.secret.onConflict;
   if (!existing) return { kind: "create" };
+  if (o.claimedBy !== undefined) {
+    return {
+      kind: "conflict",
+      reason: "SecretOwnedByOther",
+      message: `Cannot write Secret ${JSON.stringify(existing.metadata.name)}: it belongs to ` +
+        `${o.claimedBy}, and is never taken over whatever spec.secret.onConflict says ` +
+        `(choose another spec.secret.name)`,
+    };
+  }
   if (isOurs(existing, owner)) return { kind: "update", keepForeignKeys: onConflict === "Merge" };
   if (onConflict === "Adopt") return { kind: "update", keepForeignKeys: false };
   if (onConflict === "Merge") return { kind: "update", keepForeignKeys: true };
   return {
     kind: "conflict",
+    reason: "SecretConflict",
     message: `Cannot write Secret ${JSON.stringify(existing.metadata.name)}: it exists and ` +
       `does not belong to this DatabaseUser (set spec.secret.onConflict to Adopt or Merge to ` +
       `take it over, or choose another spec.secret.name)`,

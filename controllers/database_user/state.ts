@@ -17,6 +17,7 @@ import {
   MANAGED_BY_VALUE,
   type Secret,
 } from "./secret.ts";
+import { STATE_LABEL } from "./secret_owner.ts";
 
 const A = "dbtether.io/";
 const UPDATED_AT = `${A}password-updated-at`;
@@ -24,8 +25,7 @@ const LAST_REQUEST = `${A}last-rotate-request`;
 const PENDING_REQUEST = `${A}pending-rotate-request`;
 const PENDING_REASON = `${A}pending-reason`;
 const SECRETS = `${A}secrets`;
-/** Marks the record, so it is never taken for an application's Secret. */
-export const STATE_LABEL = `${A}credentials-state`;
+export { STATE_LABEL };
 
 /** A password about to be set on `role`. */
 export interface Pending {

@@ -3,6 +3,7 @@
  * the phase derived from it, and the summaries the printer columns show.
  */
 import type { DatabaseUser, DatabaseUserStatus, PrivilegeLevel } from "../../crds/database_user.ts";
+import type { RoleAdoptionRefusal } from "../postgres/adoption.ts";
 import { setCondition } from "../runtime/conditions.ts";
 import { type DatabaseEntry, entryLabel } from "./plan.ts";
 
@@ -20,9 +21,13 @@ export type ReadyReason =
   | "AuthenticationFailed"
   | "RoleExistsUnmanaged"
   | "RoleClaimedByOther"
-  | "RoleIsSuperuser"
+  | "RoleIsDatabaseRole"
+  | "AdoptionNotAllowed"
+  | RoleAdoptionRefusal
   | "OwnerExists"
   | "SecretConflict"
+  | "SecretOwnedByOther"
+  | "SecretNameReserved"
   | "PasswordVerificationFailed"
   | "Deleting"
   | "ReconcileFailed";

@@ -6,6 +6,7 @@
  * array results are returned as JSON, array parameters are sent as JSON text.
  */
 import type { Sql } from "./pool.ts";
+import { observeRoleReach, type RoleReach } from "./reach.ts";
 
 export interface RoleInfo {
   name: string;
@@ -29,6 +30,8 @@ export interface DatabaseInfo {
   allowConnections: boolean;
   /** Roles with CONNECT (explicit or by default ACL); "PUBLIC" for everyone. */
   connect: string[];
+  /** Nobody ever granted or revoked anything on it (`datacl` is NULL): as CREATE DATABASE left it. */
+  aclDefault: boolean;
 }
 
 /** Server-level state about a set of roles and at most one database. */
@@ -45,13 +48,24 @@ export interface ServerSnapshot {
   /** Settings per role: key `<database or "">`, value name → value. */
   settings: Map<string, Map<string, Map<string, string>>>;
   database?: DatabaseInfo;
+  /** What candidates for adoption can reach (see `adoptable` of {@link observeServer}). */
+  reach?: Map<string, RoleReach>;
+}
+
+/** Options of {@link observeServer}. */
+export interface ObserveServerOptions {
+  roles: readonly string[];
+  database?: string;
+  /**
+   * Roles that may have to be adopted: for each that exists and whose comment is not `marker`
+   * (not ours already), also read what it can reach. Asked only when adoption is requested and
+   * allowed, so a converged reconcile sends no extra queries.
+   */
+  adoptable?: { roles: readonly string[]; marker: string };
 }
 
 /** Reads what the planners need about `roles` and `database` (both may not exist). */
-export async function observeServer(
-  sql: Sql,
-  o: { roles: readonly string[]; database?: string },
-): Promise<ServerSnapshot> {
+export async function observeServer(sql: Sql, o: ObserveServerOptions): Promise<ServerSnapshot> {
   const names = [...new Set(o.roles)];
   const [me] = await sql<{ user: string; version: string }[]>`
     SELECT current_user AS user, current_setting('server_version_num') AS version`;
@@ -115,14 +129,27 @@ export async function observeServer(
     const db = await observeDatabaseRow(sql, o.database);
     if (db) snap.database = db;
   }
+  const candidates = (o.adoptable?.roles ?? []).filter((r) =>
+    roles.has(r) && roles.get(r)!.comment !== o.adoptable!.marker
+  );
+  if (candidates.length) {
+    snap.reach = new Map();
+    for (const r of new Set(candidates)) snap.reach.set(r, await observeRoleReach(sql, r));
+  }
   return snap;
 }
 
 async function observeDatabaseRow(sql: Sql, name: string): Promise<DatabaseInfo | undefined> {
   const [row] = await sql<
-    { owner: string; comment: string | null; allow: boolean; connect: string[] }[]
+    {
+      owner: string;
+      comment: string | null;
+      allow: boolean;
+      connect: string[];
+      pristine: boolean;
+    }[]
   >`
-    SELECT pg_get_userbyid(d.datdba) AS owner,
+    SELECT pg_get_userbyid(d.datdba) AS owner, d.datacl IS NULL AS pristine,
            shobj_description(d.oid, 'pg_database') AS comment,
            d.datallowconn AS allow,
            array_to_json(array(
@@ -138,6 +165,7 @@ async function observeDatabaseRow(sql: Sql, name: string): Promise<DatabaseInfo 
     comment: row.comment,
     allowConnections: row.allow,
     connect: row.connect,
+    aclDefault: row.pristine,
   };
 }
 
@@ -236,16 +264,40 @@ export async function observeDefaultAcls(sql: Sql): Promise<DefaultAcl[]> {
   return rows.map((r) => ({ ...r }));
 }
 
-/** Privileges granted directly to `role` on tables of the current database. */
-export async function observeDirectTableGrants(
-  sql: Sql,
-  role: string,
-): Promise<{ schema: string; name: string; privilege: string }[]> {
-  const rows = await sql<{ schema: string; name: string; privilege: string }[]>`
-    SELECT n.nspname AS schema, c.relname AS name, a.privilege_type AS privilege
+/** A privilege granted directly to a role on a table (or view) of the current database. */
+export interface DirectGrant {
+  schema: string;
+  name: string;
+  privilege: string;
+  /** Who is recorded as having granted it. */
+  grantor: string;
+  /** The table's owner; when it is the grantee itself, this is the owner's own entry. */
+  owner: string;
+}
+
+/** Privileges granted directly to `role` on tables and views of the current database. */
+export async function observeDirectTableGrants(sql: Sql, role: string): Promise<DirectGrant[]> {
+  const rows = await sql<DirectGrant[]>`
+    SELECT n.nspname AS schema, c.relname AS name, a.privilege_type AS privilege,
+           pg_get_userbyid(a.grantor) AS grantor, pg_get_userbyid(c.relowner) AS owner
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
     WHERE a.grantee = (SELECT oid FROM pg_roles WHERE rolname = ${role})
-    ORDER BY 1, 2, 3`;
+      AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+    ORDER BY 1, 2, 3, 4`;
+  return rows.map((r) => ({ ...r }));
+}
+
+/** Tables and views of the current database that `role` owns (it holds every privilege on them). */
+export async function observeOwnedTables(
+  sql: Sql,
+  role: string,
+): Promise<{ schema: string; name: string }[]> {
+  const rows = await sql<{ schema: string; name: string }[]>`
+    SELECT n.nspname AS schema, c.relname AS name
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relowner = (SELECT oid FROM pg_roles WHERE rolname = ${role})
+      AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+    ORDER BY 1, 2`;
   return rows.map((r) => ({ ...r }));
 }
 

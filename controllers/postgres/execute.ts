@@ -10,11 +10,14 @@ import {
   observeDatabase,
   observeDefaultAcls,
   observeDirectTableGrants,
+  observeOwnedTables,
   observeServer,
+  type ObserveServerOptions,
   type ServerSnapshot,
   sessionsIn,
 } from "./catalog.ts";
 import { databaseRoles, formatMarker, type Marker, parseMarker, sameMarker } from "./names.ts";
+import { createdByUs, roleMarkerOf } from "./claims.ts";
 import { type DatabaseSpec, planDatabaseInside, planDatabaseServer } from "./plan.ts";
 import { planUserInside, planUserServer, userMarker, type UserSpec } from "./plan_user.ts";
 import type { ServerPool, Sql } from "./pool.ts";
@@ -135,14 +138,25 @@ export class PgExecutor {
     return parseMarker(snap.database.comment) ?? null;
   }
 
-  #observe(o: { roles: readonly string[]; database?: string }): Promise<ServerSnapshot> {
+  #observe(o: ObserveServerOptions): Promise<ServerSnapshot> {
     return this.#run((sql) => observeServer(sql, o));
   }
 
   /** Creates or adopts the database, its roles and privileges; idempotent. */
   async ensureDatabase(spec: DatabaseSpec): Promise<ExecResult> {
     const roles = databaseRoles(spec.database);
-    const snap = await this.#observe({ roles: Object.values(roles), database: spec.database });
+    const snap = await this.#observe({
+      roles: Object.values(roles),
+      database: spec.database,
+      ...(spec.forceAdopt && spec.consent?.granted
+        ? {
+          adoptable: {
+            roles: Object.values(roles),
+            marker: formatMarker(roleMarkerOf(spec.marker, "Database")),
+          },
+        }
+        : {}),
+    });
     let changed = await this.apply(planDatabaseServer(spec, snap));
     const inside = await this.#run(
       (sql) => observeDatabase(sql, roles),
@@ -175,11 +189,12 @@ export class PgExecutor {
     let changed = 0;
     if (snap.database) {
       const claim = parseMarker(snap.database.comment);
-      if (claim && !sameMarker(claim, spec.marker)) {
+      // Only a database this resource claims (or created and had no time to mark) is dropped.
+      if (!sameMarker(claim, spec.marker) && !createdByUs(spec.database, spec.marker, snap)) {
         throw new TerminalError(
-          "DatabaseClaimedByOther",
-          `Cannot drop database ${JSON.stringify(spec.database)}: it belongs to ${
-            formatMarker(claim)
+          claim ? "DatabaseClaimedByOther" : "DatabaseExistsUnmanaged",
+          `Cannot drop database ${JSON.stringify(spec.database)}: it ${
+            claim ? `belongs to ${formatMarker(claim)}` : "was not created by dbtether"
           }`,
         );
       }
@@ -226,18 +241,22 @@ export class PgExecutor {
   /** Creates or updates a login role and its privileges in each of its databases; idempotent. */
   async ensureUser(spec: UserSpec): Promise<ExecResult> {
     const names = spec.databases.flatMap((d) => Object.values(databaseRoles(d.name)));
-    const first = await this.#observe({ roles: [spec.username, ...names] });
+    const adoptable = spec.adopt && spec.consent?.granted
+      ? { adoptable: { roles: [spec.username], marker: formatMarker(userMarker(spec)) } }
+      : {};
+    const first = await this.#observe({ roles: [spec.username, ...names], ...adoptable });
     // Also observe the roles the user is a member of now, to revoke what a former level granted.
     const current = first.memberships.filter((m) => m.member === spec.username).map((m) => m.role);
     const extra = current.filter((r) => !first.roles.has(r));
     const snap = extra.length
-      ? await this.#observe({ roles: [spec.username, ...names, ...extra] })
+      ? await this.#observe({ roles: [spec.username, ...names, ...extra], ...adoptable })
       : first;
     let changed = await this.apply(planUserServer(spec, snap));
     for (const d of spec.databases) {
       const inside = await this.#run(async (sql) => ({
         defaultAcls: await observeDefaultAcls(sql),
         directGrants: await observeDirectTableGrants(sql, spec.username),
+        owned: await observeOwnedTables(sql, spec.username),
       }), d.name);
       changed += await this.apply(planUserInside(spec, d, inside));
     }

@@ -1,10 +1,19 @@
 /**
  * Pure planners for databases (and the helpers the user planner in plan_user.ts shares): from a desired state and an observed snapshot, the statements that converge the
  * server, in order. An empty plan means nothing to do, and the executors then send no mutating
- * SQL. Refusals (a name claimed by someone else) are TerminalErrors with a CamelCase reason.
+ * SQL. Refusals (a name claimed by someone else, claims.ts) are TerminalErrors with a CamelCase
+ * reason.
  */
-import { TerminalError } from "../runtime/errors.ts";
 import type { DatabaseSnapshot, DefaultAcl, Membership, ServerSnapshot } from "./catalog.ts";
+import {
+  type AdoptionConsent,
+  checkDatabaseClaim,
+  type ClaimOptions,
+  claimRole,
+  FORCE_ADOPT_ANNOTATION,
+  refuse,
+  roleMarkerOf,
+} from "./claims.ts";
 import {
   type DatabaseRoles,
   databaseRoles,
@@ -13,18 +22,9 @@ import {
   parseMarker,
   sameMarker,
 } from "./names.ts";
-import { ident, literal, qualified, userIdent } from "./quote.ts";
+import { catalogIdent, ident, literal, qualified, userIdent } from "./quote.ts";
 import * as st from "./statements.ts";
 import type { DefaultObjects, Statement, TablePrivilege } from "./statements.ts";
-
-/** Reasons of refusals, declared once. */
-export type RefusalReason =
-  | "DatabaseClaimedByOther"
-  | "RoleExistsUnmanaged"
-  | "RoleClaimedByOther"
-  | "OwnerExists"
-  | "RoleIsSuperuser";
-export type WaitReason = "DatabaseNotReady";
 
 /** What a Database resource wants on the server. */
 export interface DatabaseSpec {
@@ -33,40 +33,15 @@ export interface DatabaseSpec {
   marker: Marker;
   revokePublicConnect: boolean;
   extensions?: readonly string[];
-  /** `dbtether.io/force-adopt`: take over a database (and its roles) claimed by another resource. */
+  /**
+   * The adoption annotation is set: take over an existing database that no resource claims, or
+   * one claimed by another resource of the same namespace, with its roles. Needs `consent`.
+   */
   forceAdopt?: boolean;
-}
-
-export function roleMarkerOf(m: Marker, kind: string): Marker {
-  return { kind, namespace: m.namespace, name: m.name };
-}
-
-export function refuse(reason: RefusalReason, message: string): never {
-  throw new TerminalError(reason, message);
-}
-
-/** Checks that an existing role belongs to `want`; returns the COMMENT to write, if any. */
-export function claimRole(
-  role: string,
-  comment: string | null,
-  o: { want: Marker; adopt: boolean },
-): string[] {
-  const have = parseMarker(comment);
-  if (sameMarker(have, o.want)) return [];
-  if (!o.adopt) {
-    if (have) {
-      refuse(
-        "RoleClaimedByOther",
-        `Cannot use role ${JSON.stringify(role)}: it belongs to ${formatMarker(have)}`,
-      );
-    }
-    refuse(
-      "RoleExistsUnmanaged",
-      `Cannot use role ${JSON.stringify(role)}: it exists and was not created by dbtether ` +
-        `(annotate to adopt it)`,
-    );
-  }
-  return [st.commentOnRole(ident(role), literal(formatMarker(o.want)))];
+  /** The platform team's consent; absent means not granted. */
+  consent?: AdoptionConsent;
+  /** The annotation that asks for adoption, for messages; default dbtether.io/force-adopt. */
+  adoptAnnotation?: string;
 }
 
 function isMember(snap: ServerSnapshot, role: string, member: string): Membership | undefined {
@@ -78,15 +53,14 @@ export function planDatabaseServer(spec: DatabaseSpec, snap: ServerSnapshot): St
   const roles = databaseRoles(spec.database);
   const want = roleMarkerOf(spec.marker, "Database");
   const out: string[] = [];
-  const adopt = spec.forceAdopt === true;
-  const claim = parseMarker(snap.database?.comment);
-  if (claim && !sameMarker(claim, spec.marker) && !adopt) {
-    refuse(
-      "DatabaseClaimedByOther",
-      `Cannot claim database ${JSON.stringify(spec.database)}: it belongs to ` +
-        `${formatMarker(claim)} (annotate dbtether.io/force-adopt: "true" to take it over)`,
-    );
-  }
+  checkDatabaseClaim(spec, snap);
+  const claim: Omit<ClaimOptions, "want"> = {
+    adopt: spec.forceAdopt === true,
+    consent: spec.consent,
+    annotation: spec.adoptAnnotation ?? FORCE_ADOPT_ANNOTATION,
+    // Force-adopt moves a database between resources of one namespace, roles included.
+    replaceable: (have) => have.kind === "Database" && have.namespace === want.namespace,
+  };
   for (const r of [roles.owner, roles.readonly, roles.readwrite, roles.admin]) {
     const info = snap.roles.get(r);
     const q = ident(r);
@@ -100,7 +74,7 @@ export function planDatabaseServer(spec: DatabaseSpec, snap: ServerSnapshot): St
     if (info.superuser) {
       refuse("RoleIsSuperuser", `Cannot use role ${JSON.stringify(r)}: superuser`);
     }
-    out.push(...claimRole(r, info.comment, { want, adopt }));
+    out.push(...claimRole(r, snap, { ...claim, want }));
     if (info.canLogin) out.push(st.alterRoleLogin(q, false));
   }
   // The admin acts for the owner role: CREATE DATABASE ... OWNER (PG16+ needs SET on it), ALTER
@@ -177,12 +151,16 @@ export function planDefaults(
   return out;
 }
 
-/** Statements inside the database: schema, table and default privileges, extensions. */
+/**
+ * Statements inside the database: schema, table and default privileges, extensions. Schema and
+ * relation names come from the catalog and are quoted whatever they hold (catalogIdent): an
+ * object named with a control character gets its grants like the others.
+ */
 export function planDatabaseInside(spec: DatabaseSpec, snap: DatabaseSnapshot): Statement[] {
   const roles = databaseRoles(spec.database);
   const out: string[] = [];
   const schemas = (pick: (s: DatabaseSnapshot["schemas"][number]) => boolean) =>
-    snap.schemas.filter(pick).map((s) => ident(s.name));
+    snap.schemas.filter(pick).map((s) => catalogIdent(s.name));
   // PG < 15 lets PUBLIC create in `public`; readwrite users must not be able to create tables.
   const publicCreate = schemas((s) => s.publicCreate);
   if (publicCreate.length) out.push(st.revokeOnSchemas(["CREATE"], publicCreate, "PUBLIC"));
@@ -191,7 +169,7 @@ export function planDatabaseInside(spec: DatabaseSpec, snap: DatabaseSnapshot): 
   const create = schemas((s) => !s.adminCreate);
   if (create.length) out.push(st.grantOnSchemas(["CREATE"], create, ident(roles.admin)));
   const rels = (pick: (r: DatabaseSnapshot["relations"][number]) => boolean) =>
-    snap.relations.filter(pick).map((r) => qualified(ident(r.schema), ident(r.name)));
+    snap.relations.filter(pick).map((r) => qualified(catalogIdent(r.schema), catalogIdent(r.name)));
   const seq = (r: { kind: string }) => r.kind === "S";
   const roTables = rels((r) => !seq(r) && !r.readonlyOk);
   if (roTables.length) out.push(st.grantOnTables(["SELECT"], roTables, ident(roles.readonly)));

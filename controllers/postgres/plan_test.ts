@@ -1,9 +1,17 @@
 import assert from "node:assert/strict";
-import type { DatabaseSnapshot, DefaultAcl, ServerSnapshot } from "./catalog.ts";
+import type {
+  DatabaseInfo,
+  DatabaseSnapshot,
+  DefaultAcl,
+  DirectGrant,
+  RoleInfo,
+  ServerSnapshot,
+} from "./catalog.ts";
+import { plainReach } from "./fixtures_test_util.ts";
 import { boundedName, databaseRoles, formatMarker, parseMarker } from "./names.ts";
-import { planDatabaseInside, planDatabaseServer } from "./plan.ts";
-import { levelMemberships, planUserServer } from "./plan_user.ts";
-import { isMutating, redact } from "./statements.ts";
+import { type DatabaseSpec, planDatabaseInside, planDatabaseServer } from "./plan.ts";
+import { levelMemberships, planUserInside, planUserServer, type UserSpec } from "./plan_user.ts";
+import { isMutating, redact, type TablePrivilege } from "./statements.ts";
 import { utf8Length } from "./quote.ts";
 
 function emptySnapshot(): ServerSnapshot {
@@ -41,48 +49,201 @@ Deno.test("planDatabaseServer on an empty server creates roles, database, claim,
   ]);
 });
 
-Deno.test("planDatabaseServer refuses a database claimed by another resource", () => {
-  const snap = emptySnapshot();
-  snap.database = {
+const GRANTED = { granted: true, how: "grant it" };
+const DENIED = { granted: false, how: "list the namespace in spec.adoption" };
+
+function dbRow(o: Partial<DatabaseInfo> = {}): DatabaseInfo {
+  return {
     name: "app",
-    owner: "x",
-    comment: "dbtether:other/app",
+    owner: "legacy",
+    comment: null,
     allowConnections: true,
-    connect: [],
+    connect: ["PUBLIC"],
+    aclDefault: false,
+    ...o,
   };
+}
+
+function role(name: string, o: Partial<RoleInfo> = {}): RoleInfo {
+  return { name, canLogin: false, connectionLimit: -1, superuser: false, comment: null, ...o };
+}
+
+const noReach = plainReach;
+
+function reasonOf(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    return (e as { reason?: string }).reason ?? String(e);
+  }
+  return "ok";
+}
+
+Deno.test("planDatabaseServer: who may take an existing database", async (t) => {
   const spec = {
     database: "app",
     marker: { namespace: "ns", name: "app" },
     revokePublicConnect: true,
   };
-  assert.throws(() => planDatabaseServer(spec, snap), (e: unknown) => {
-    assert.equal((e as { reason: string }).reason, "DatabaseClaimedByOther");
-    return true;
+  const adopt = { ...spec, forceAdopt: true, consent: GRANTED };
+  const ownMarked = (comment: string) => {
+    const snap = emptySnapshot();
+    snap.reach = new Map();
+    for (const r of Object.values(databaseRoles("app"))) {
+      snap.roles.set(r, role(r, { comment }));
+      snap.reach.set(r, noReach(r));
+    }
+    return snap;
+  };
+  const table: [string, DatabaseSpec, DatabaseInfo, ServerSnapshot, string][] = [
+    [
+      "ours",
+      spec,
+      dbRow({ comment: "dbtether:ns/app", owner: "app_owner" }),
+      ownMarked("dbtether:Database/ns/app"),
+      "ok",
+    ],
+    ["unmarked, no annotation", spec, dbRow(), emptySnapshot(), "DatabaseExistsUnmanaged"],
+    [
+      "unmarked, annotation, no consent",
+      { ...spec, forceAdopt: true },
+      dbRow(),
+      emptySnapshot(),
+      "AdoptionNotAllowed",
+    ],
+    [
+      "unmarked, annotation, consent denied",
+      { ...spec, forceAdopt: true, consent: DENIED },
+      dbRow(),
+      emptySnapshot(),
+      "AdoptionNotAllowed",
+    ],
+    ["unmarked, annotation and consent", adopt, dbRow(), emptySnapshot(), "ok"],
+    [
+      "same namespace, no annotation",
+      spec,
+      dbRow({ comment: "dbtether:ns/other" }),
+      emptySnapshot(),
+      "DatabaseClaimedByOther",
+    ],
+    [
+      "same namespace, annotation, no consent",
+      { ...spec, forceAdopt: true },
+      dbRow({ comment: "dbtether:ns/other" }),
+      emptySnapshot(),
+      "AdoptionNotAllowed",
+    ],
+    [
+      "same namespace, annotation and consent",
+      adopt,
+      dbRow({ comment: "dbtether:ns/other" }),
+      ownMarked("dbtether:Database/ns/other"),
+      "ok",
+    ],
+    [
+      "other namespace, annotation and consent",
+      adopt,
+      dbRow({ comment: "dbtether:team-a/app" }),
+      emptySnapshot(),
+      "DatabaseClaimedByOther",
+    ],
+    [
+      "created by us, crash before the COMMENT",
+      spec,
+      dbRow({ owner: "app_owner", aclDefault: true }),
+      ownMarked("dbtether:Database/ns/app"),
+      "ok",
+    ],
+    [
+      "released by us (grants were made)",
+      spec,
+      dbRow({ owner: "app_owner" }),
+      ownMarked("dbtether:Database/ns/app"),
+      "DatabaseExistsUnmanaged",
+    ],
+    [
+      "pristine, but owner role of another resource",
+      spec,
+      dbRow({ owner: "app_owner", aclDefault: true }),
+      ownMarked("dbtether:Database/ns/x"),
+      "DatabaseExistsUnmanaged",
+    ],
+    [
+      "roles of another namespace, database released",
+      adopt,
+      dbRow({ owner: "app_owner" }),
+      ownMarked("dbtether:Database/team-a/app"),
+      "RoleClaimedByOther",
+    ],
+  ];
+  for (const [name, s, db, snap, want] of table) {
+    await t.step(name, () => {
+      snap.database = db;
+      assert.equal(reasonOf(() => planDatabaseServer(s, snap)), want);
+    });
+  }
+  await t.step("an adopted database changes owner and claim; a refused one sends nothing", () => {
+    const snap = emptySnapshot();
+    snap.database = dbRow();
+    const sql = planDatabaseServer(adopt, snap).map((s) => s.sql);
+    assert.ok(sql.includes('ALTER DATABASE "app" OWNER TO "app_owner"'));
+    assert.ok(sql.includes(`COMMENT ON DATABASE "app" IS 'dbtether:ns/app'`));
   });
-  const adopted = planDatabaseServer({ ...spec, forceAdopt: true }, snap).map((s) => s.sql);
-  assert.ok(adopted.includes('ALTER DATABASE "app" OWNER TO "app_owner"'));
-  assert.ok(adopted.includes(`COMMENT ON DATABASE "app" IS 'dbtether:ns/app'`));
+  await t.step("an unmarked group role is judged like any adopted role", () => {
+    const snap = emptySnapshot();
+    snap.database = dbRow();
+    snap.roles.set("app_owner", role("app_owner"));
+    const reach = noReach("app_owner");
+    reach.roles[0]!.createRole = true;
+    snap.reach = new Map([["app_owner", reach]]);
+    assert.equal(reasonOf(() => planDatabaseServer(adopt, snap)), "RoleIsPrivileged");
+    snap.reach = new Map([["app_owner", noReach("app_owner")]]);
+    assert.equal(reasonOf(() => planDatabaseServer(adopt, snap)), "ok");
+  });
 });
 
-Deno.test("planUserServer refuses an unmanaged role and waits for missing group roles", () => {
-  const snap = emptySnapshot();
-  snap.roles.set("u", {
-    name: "u",
-    canLogin: true,
-    connectionLimit: -1,
-    superuser: false,
-    comment: null,
-  });
+Deno.test("planUserServer: who may take an existing role", async (t) => {
   const spec = { username: "u", marker: { namespace: "ns", name: "u" }, databases: [] };
-  assert.throws(() => planUserServer(spec, snap), /was not created by dbtether/);
-  assert.throws(
-    () =>
-      planUserServer(
-        { ...spec, adopt: true, databases: [{ name: "db", level: "readonly" }] },
-        snap,
-      ),
-    /does not exist yet/,
-  );
+  const adopt = { ...spec, adopt: true, consent: GRANTED };
+  const table: [string, UserSpec, string | null, string][] = [
+    ["ours", spec, "dbtether:DatabaseUser/ns/u", "ok"],
+    ["unmarked, no annotation", spec, null, "RoleExistsUnmanaged"],
+    ["unmarked, annotation, no consent", { ...spec, adopt: true }, null, "AdoptionNotAllowed"],
+    ["unmarked, annotation and consent", adopt, null, "ok"],
+    [
+      "another user's role, same namespace",
+      adopt,
+      "dbtether:DatabaseUser/ns/v",
+      "RoleClaimedByOther",
+    ],
+    ["another tenant's role", adopt, "dbtether:DatabaseUser/team-a/alice", "RoleClaimedByOther"],
+    ["a Database's owner role", adopt, "dbtether:Database/ns/shop", "RoleIsDatabaseRole"],
+    ["a PostgresDatabase's role", adopt, "dbtether:PostgresDatabase/ns/pg", "RoleClaimedByOther"],
+    ["a comment that is not a marker", adopt, "legacy app", "ok"],
+  ];
+  for (const [name, s, comment, want] of table) {
+    await t.step(name, () => {
+      const snap = emptySnapshot();
+      snap.roles.set("u", role("u", { canLogin: true, comment }));
+      snap.reach = new Map([["u", noReach("u")]]);
+      assert.equal(reasonOf(() => planUserServer(s, snap)), want);
+    });
+  }
+  await t.step("the admin role is refused by name, whatever the annotations", () => {
+    const snap = emptySnapshot();
+    snap.roles.set("admin", role("admin", { canLogin: true }));
+    assert.equal(
+      reasonOf(() => planUserServer({ ...adopt, username: "admin" }, snap)),
+      "InvalidName",
+    );
+  });
+  await t.step("adoption writes the marker and nothing before the checks pass", () => {
+    const snap = emptySnapshot();
+    snap.roles.set("u", role("u", { canLogin: true }));
+    snap.reach = new Map([["u", noReach("u")]]);
+    const sql = planUserServer(adopt, snap).map((s) => s.sql);
+    assert.deepEqual(sql, [`COMMENT ON ROLE "u" IS 'dbtether:DatabaseUser/ns/u'`]);
+  });
 });
 
 Deno.test("levelMemberships: each level's group roles", () => {
@@ -142,6 +303,60 @@ Deno.test("planUserServer creates a role and its marker in one transaction", () 
   assert.ok(!rest.some((s) => s.sql.startsWith("COMMENT ON ROLE")));
 });
 
+Deno.test("planUserInside manages only the grants dbtether makes", async (t) => {
+  const spec = { username: "mig", marker: { namespace: "ns", name: "mig" }, databases: [] };
+  const g = (name: string, privilege: string, o: { grantor: string; owner: string }) => ({
+    schema: "public",
+    name,
+    privilege,
+    ...o,
+  });
+  const db = (grants: { tables: string[]; privileges: TablePrivilege[] }[] = []) => ({
+    name: "shop",
+    level: "readwrite" as const,
+    additionalGrants: grants,
+  });
+  const plan = (d: ReturnType<typeof db>, directGrants: DirectGrant[], owned: string[] = []) =>
+    planUserInside(spec, d, {
+      defaultAcls: [],
+      directGrants,
+      owned: owned.map((name) => ({ schema: "public", name })),
+    }).map((s) => s.sql);
+  await t.step("the owner's own entries are never revoked", () => {
+    const own = ["SELECT", "TRUNCATE", "INSERT"].map((p) =>
+      g("orders", p, { grantor: "mig", owner: "mig" })
+    );
+    assert.deepEqual(plan(db(), own, ["orders"]), []);
+  });
+  await t.step("grants made by someone other than the owner are never revoked", () => {
+    assert.deepEqual(plan(db(), [g("t", "SELECT", { grantor: "bob", owner: "shop_owner" })]), []);
+  });
+  await t.step("a grant recorded by the owner and no longer declared is revoked", () => {
+    assert.deepEqual(
+      plan(db(), [g("t", "DELETE", { grantor: "shop_owner", owner: "shop_owner" })]),
+      [
+        'REVOKE DELETE ON TABLE "public"."t" FROM "mig"',
+      ],
+    );
+  });
+  await t.step("declared grants are made once; none on tables the user owns", () => {
+    const d = db([{ tables: ["t", "orders"], privileges: ["SELECT", "TRUNCATE"] }]);
+    assert.deepEqual(plan(d, [], ["orders"]), [
+      'GRANT SELECT, TRUNCATE ON TABLE "public"."t" TO "mig"',
+    ]);
+    const have = ["SELECT", "TRUNCATE"].map((p) =>
+      g("t", p, { grantor: "shop_owner", owner: "shop_owner" })
+    );
+    assert.deepEqual(plan(d, have, ["orders"]), []);
+  });
+  await t.step("a grant by another grantor does not count as dbtether's", () => {
+    const d = db([{ tables: ["t"], privileges: ["SELECT"] }]);
+    assert.deepEqual(plan(d, [g("t", "SELECT", { grantor: "bob", owner: "shop_owner" })]), [
+      'GRANT SELECT ON TABLE "public"."t" TO "mig"',
+    ]);
+  });
+});
+
 Deno.test("planDatabaseInside gives the groups defaults for what the admin creates later", async (t) => {
   const spec = {
     database: "app",
@@ -196,4 +411,32 @@ Deno.test("planDatabaseInside gives the groups defaults for what the admin creat
     const have = [...acls("app_owner"), ...acls("admin")];
     assert.deepEqual(planDatabaseInside(spec, inside(["admin"], have)), []);
   });
+});
+
+Deno.test("planDatabaseInside quotes catalog names with control characters", () => {
+  const spec = {
+    database: "app",
+    marker: { namespace: "ns", name: "app" },
+    revokePublicConnect: true,
+  };
+  const rel = (name: string) => ({
+    schema: "public",
+    name,
+    kind: "r",
+    readonlyOk: false,
+    readwriteOk: true,
+  });
+  const sql = planDatabaseInside(spec, {
+    schemas: [],
+    relations: [rel("a\nb"), rel("plain"), rel('q"t\u001b')],
+    defaultAcls: [],
+    extensions: new Set(),
+    creators: [],
+  }).map((s) => s.sql);
+  assert.ok(
+    sql.includes(
+      'GRANT SELECT ON TABLE "public"."a\nb", "public"."plain", "public"."q""t\u001b" TO "app_readonly"',
+    ),
+    sql.join("\n"),
+  );
 });

@@ -3,7 +3,7 @@
  * privilege level, role settings, fallback default privileges and additional grants.
  */
 import { RetryableError } from "../runtime/errors.ts";
-import type { DefaultAcl, ServerSnapshot } from "./catalog.ts";
+import type { DefaultAcl, DirectGrant, ServerSnapshot } from "./catalog.ts";
 import {
   type DatabaseRoles,
   databaseRoles,
@@ -12,10 +12,25 @@ import {
   parseMarker,
   type PrivilegeLevel,
 } from "./names.ts";
-import { claimRole, planDefaults, refuse, roleMarkerOf } from "./plan.ts";
-import { type Ident, ident, literal, parseTableName, qualified, userIdent } from "./quote.ts";
+import {
+  ADOPT_ANNOTATION,
+  type AdoptionConsent,
+  claimRole,
+  refuse,
+  roleMarkerOf,
+} from "./claims.ts";
+import { planDefaults } from "./plan.ts";
+import {
+  catalogIdent,
+  type Ident,
+  ident,
+  literal,
+  parseTableName,
+  qualified,
+  userIdent,
+} from "./quote.ts";
 import * as st from "./statements.ts";
-import type { Statement, TablePrivilege } from "./statements.ts";
+import { type Statement, TABLE_PRIVILEGES, type TablePrivilege } from "./statements.ts";
 
 /** One database of a DatabaseUser. */
 export interface UserDatabase {
@@ -40,8 +55,13 @@ export interface UserSpec {
   idleInTransactionTimeoutMs?: number;
   /** A SCRAM verifier to set now (creation, rotation); never a plaintext password. */
   passwordVerifier?: string;
-  /** `dbtether.io/adopt`: take over an existing role. */
+  /**
+   * `dbtether.io/adopt`: take over an existing role that no resource claims. Needs `consent`,
+   * and the role must reach nothing outside the namespace (adoption.ts).
+   */
   adopt?: boolean;
+  /** The platform team's consent to adoption; absent means not granted. */
+  consent?: AdoptionConsent;
   /** Other login roles of the same resource (Alternating rotation) allowed to share ownership. */
   siblings?: readonly string[];
 }
@@ -75,6 +95,28 @@ export function levelMemberships(
 const actsAsOwner = (level: PrivilegeLevel) => level === "admin" || level === "owner";
 const IDLE = "idle_in_transaction_session_timeout";
 
+/**
+ * Checks that the existing role `spec.username` is this resource's or may be adopted (claims.ts);
+ * returns the COMMENT that claims it, if any. Throws the refusal otherwise. Pure, so a caller can
+ * refuse before it sends anything (a PostgresDatabase checks its role before its database).
+ */
+export function checkUserClaim(
+  spec: Pick<UserSpec, "username" | "marker" | "adopt" | "consent">,
+  snap: ServerSnapshot,
+): string[] {
+  const info = snap.roles.get(spec.username);
+  if (!info) return [];
+  if (info.superuser) {
+    refuse("RoleIsSuperuser", `Cannot manage role ${JSON.stringify(spec.username)}: superuser`);
+  }
+  return claimRole(spec.username, snap, {
+    want: userMarker(spec as UserSpec),
+    adopt: spec.adopt === true,
+    consent: spec.consent,
+    annotation: ADOPT_ANNOTATION,
+  });
+}
+
 /** Server-level statements for a login role: attributes, password, memberships, settings. */
 export function planUserServer(spec: UserSpec, snap: ServerSnapshot): Statement[] {
   const u = userIdent(spec.username, { adminRole: snap.currentUser });
@@ -100,10 +142,7 @@ export function planUserServer(spec: UserSpec, snap: ServerSnapshot): Statement[
       together: [st.commentOnRole(u, literal(formatMarker(want)))],
     };
   } else {
-    if (info.superuser) {
-      refuse("RoleIsSuperuser", `Cannot manage role ${JSON.stringify(spec.username)}: superuser`);
-    }
-    out.push(...claimRole(spec.username, info.comment, { want, adopt: spec.adopt === true }));
+    out.push(...checkUserClaim(spec, snap));
     if (info.canLogin !== login) out.push(st.alterRoleLogin(u, login));
     if (info.connectionLimit !== limit) out.push(st.alterRoleConnectionLimit(u, limit));
     if (verifier !== undefined) out.push(st.alterRolePassword(u, verifier));
@@ -164,16 +203,16 @@ function planMemberships(spec: UserSpec, snap: ServerSnapshot): string[] {
     if (db === "" || current === undefined) continue;
     const wantRole = ownerRoles.get(db);
     if (wantRole === undefined && isDbtetherRole(snap, current)) {
-      out.push(st.resetRoleConfig(u, { database: ident(db), setting: "role" }));
+      out.push(st.resetRoleConfig(u, { database: catalogIdent(db), setting: "role" }));
     }
   }
   const mine = snap.memberships.filter((m) => m.member === spec.username);
   for (const m of mine) {
     const want = desired.get(m.role);
     if (want === undefined) {
-      if (isDbtetherRole(snap, m.role)) out.push(st.revokeRole(ident(m.role), u));
+      if (isDbtetherRole(snap, m.role)) out.push(st.revokeRole(catalogIdent(m.role), u));
     } else if (m.adminOption && !want) {
-      out.push(st.revokeRole(ident(m.role), u, { adminOptionOnly: true }));
+      out.push(st.revokeRole(catalogIdent(m.role), u, { adminOptionOnly: true }));
     }
   }
   for (const [role, admin] of desired) {
@@ -205,8 +244,26 @@ function isDbtetherRole(snap: ServerSnapshot, role: string): boolean {
 /** Observed state inside one database of a user. */
 export interface UserDatabaseSnapshot {
   defaultAcls: readonly DefaultAcl[];
-  directGrants: readonly { schema: string; name: string; privilege: string }[];
+  /** Privileges granted directly to the user on tables and views, with grantor and owner. */
+  directGrants: readonly DirectGrant[];
+  /** Tables and views the user owns: it holds every privilege on them already. */
+  owned: readonly { schema: string; name: string }[];
 }
+
+/**
+ * The direct grants dbtether manages for a user: those recorded with the table's owner as
+ * grantor (dbtether grants through the owner's rights, so PostgreSQL records the owner), on
+ * tables the user does not own. The owner's own entries and grants made by anyone else are
+ * never touched.
+ */
+export function managedGrants(user: string, grants: readonly DirectGrant[]): DirectGrant[] {
+  return grants.filter((g) =>
+    g.owner !== user && g.grantor === g.owner &&
+    (TABLE_PRIVILEGES as readonly string[]).includes(g.privilege)
+  );
+}
+
+type TableGrants = { schema: string; name: string; privs: Set<string> };
 
 /** Statements inside one database for a user: fallback default privileges, additional grants. */
 export function planUserInside(
@@ -219,18 +276,22 @@ export function planUserInside(
   const out = planDefaults(spec.username, roles, snap.defaultAcls, action);
   const u = ident(spec.username);
   const key = (schema: string, name: string) => JSON.stringify([schema, name]);
-  const want = new Map<string, { schema: string; name: string; privs: Set<string> }>();
+  const owned = new Set(snap.owned.map((t) => key(t.schema, t.name)));
+  const want = new Map<string, TableGrants>();
   for (const g of db.additionalGrants ?? []) {
     for (const t of g.tables) {
       const ref = parseTableRef(t);
       const k = key(ref.schema, ref.name);
+      // Granting to the owner changes nothing (it holds every privilege), so it would be sent
+      // again on every reconcile.
+      if (owned.has(k)) continue;
       const entry = want.get(k) ?? { ...ref, privs: new Set<string>() };
       for (const p of g.privileges) entry.privs.add(p);
       want.set(k, entry);
     }
   }
-  const have = new Map<string, { schema: string; name: string; privs: Set<string> }>();
-  for (const g of snap.directGrants) {
+  const have = new Map<string, TableGrants>();
+  for (const g of managedGrants(spec.username, snap.directGrants)) {
     const k = key(g.schema, g.name);
     const entry = have.get(k) ?? { schema: g.schema, name: g.name, privs: new Set<string>() };
     entry.privs.add(g.privilege);
@@ -239,7 +300,7 @@ export function planUserInside(
   for (const [k, h] of have) {
     const extra = [...h.privs].filter((p) => !want.get(k)?.privs.has(p)).sort();
     if (extra.length) {
-      out.push(st.revokeOnTables(extra as TablePrivilege[], [tableIdent(h)], u));
+      out.push(st.revokeOnTables(extra as TablePrivilege[], [catalogTable(h)], u));
     }
   }
   for (const [k, w] of want) {
@@ -256,4 +317,8 @@ function parseTableRef(t: string): { schema: string; name: string } {
 
 function tableIdent(t: { schema: string; name: string }): Ident {
   return qualified(ident(t.schema), ident(t.name));
+}
+
+function catalogTable(t: { schema: string; name: string }): Ident {
+  return qualified(catalogIdent(t.schema), catalogIdent(t.name));
 }

@@ -100,6 +100,20 @@ export function ident(name: string): Ident {
   return quote(name);
 }
 
+/**
+ * Quotes a name the server itself returned from its catalog (a table, schema or role that
+ * exists). PostgreSQL allows every character but NUL in a quoted identifier, and doubling the
+ * quotes is exact for all of them, so control characters are quoted rather than refused: a
+ * table named "a\nb" must not stop dbtether from granting on the others. Our logs escape such
+ * characters (JSON), so they cannot forge log lines.
+ */
+export function catalogIdent(name: string): Ident {
+  if (name.length === 0 || name.includes("\0") || hasLoneSurrogate(name)) {
+    throw new InvalidIdentifierError(`Invalid identifier from the catalog ${show(name)}`);
+  }
+  return quote(name);
+}
+
 /** Quotes a database or role name that came from a user's spec: all rules apply. */
 export function userIdent(name: string, opts: IdentifierOptions = {}): Ident {
   const problem = identifierProblem(name, opts);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  catalogIdent,
   ident,
   identifierProblem,
   InvalidIdentifierError,
@@ -108,4 +109,21 @@ Deno.test("literal quotes like quote_literal and rejects NUL", async (t) => {
   ];
   for (const [v, want] of cases) await t.step(v, () => assert.equal(literal(v), want));
   assert.throws(() => literal("a\0b"), /NUL/);
+});
+
+Deno.test("catalogIdent quotes every name the server can hold, control characters included", async (t) => {
+  const cases: [string, string][] = [
+    ["a\nb", '"a\nb"'],
+    ["tab\there", '"tab\there"'],
+    ["esc\u001b[31m", '"esc\u001b[31m"'],
+    ['q"uote', '"q""uote"'],
+    ["pg_catalog", '"pg_catalog"'],
+  ];
+  for (const [name, want] of cases) {
+    await t.step(JSON.stringify(name), () => assert.equal(catalogIdent(name), want));
+  }
+  await t.step("NUL and empty names are refused", () => {
+    assert.throws(() => catalogIdent("a\0b"), InvalidIdentifierError);
+    assert.throws(() => catalogIdent(""), InvalidIdentifierError);
+  });
 });

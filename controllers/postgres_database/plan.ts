@@ -6,23 +6,38 @@
  */
 import type { PostgresDatabase } from "../../crds/postgres_database.ts";
 import type { Marker } from "../postgres/names.ts";
+import { ADOPT_ANNOTATION, type AdoptionConsent } from "../postgres/claims.ts";
 import type { DatabaseSpec as PgDatabaseSpec } from "../postgres/plan.ts";
 import type { UserSpec } from "../postgres/plan_user.ts";
 import { identifierProblem } from "../postgres/quote.ts";
 
 export const FINALIZER = "dbtether.io/finalizer";
-/** Take over an existing role, or a Secret of that name that this resource did not create. */
-export const ADOPT_ANNOTATION = "dbtether.io/adopt";
+/**
+ * Take over what exists under this name: a database no resource claims (or one of another
+ * resource of the same namespace) with its roles, the login role, the Secret. Databases and
+ * roles need the DBCluster's consent (spec.adoption); a Secret of another resource never moves.
+ */
+export { ADOPT_ANNOTATION };
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
 
 /** The server as the reconcile found it. */
 export type ServerState =
-  | { kind: "ready"; host: string; port: number; adminRole: string; roleExists: boolean }
+  | {
+    kind: "ready";
+    host: string;
+    port: number;
+    adminRole: string;
+    roleExists: boolean;
+    /** Why the existing role may not be used (plan_user.ts checkUserClaim), before any SQL. */
+    roleRefusal?: { reason: string; message: string };
+  }
   | { kind: "unavailable"; reason: string; message: string };
 
 /** The target Secret as observed: undefined when it does not exist. */
 export interface SecretState {
   ownedByUs: boolean;
+  /** Whom else it belongs to (another dbtether resource, a controller, a DBCluster's credentials). */
+  claimedBy?: string;
   data: Readonly<Record<string, string>>;
   creationTimestamp?: string;
 }
@@ -56,10 +71,27 @@ export interface PgdbInputs {
   secret: SecretState | undefined;
   now: number;
   rotationIntervalMs?: number;
+  /** The platform team's answer to adoption, read when the adopt annotation is set. */
+  consent?: AdoptionConsent;
 }
 
 export function markerOf(p: PostgresDatabase): Marker {
   return { kind: "PostgresDatabase", namespace: p.metadata.namespace ?? "", name: p.metadata.name };
+}
+
+/** The login role as the postgres module sees it (without databases and password). */
+export function loginRoleOf(p: PostgresDatabase, consent: AdoptionConsent | undefined) {
+  return {
+    username: p.spec.name,
+    marker: markerOf(p),
+    adopt: wantsAdoption(p),
+    ...(consent ? { consent } : {}),
+  };
+}
+
+/** The object asks to take over what exists (annotation dbtether.io/adopt). */
+export function wantsAdoption(p: PostgresDatabase): boolean {
+  return p.metadata.annotations?.[ADOPT_ANNOTATION] === "true";
 }
 
 /** PGUSER: the role name plus the postfix (e.g. `@servername` for Azure single server). */
@@ -115,7 +147,19 @@ export function planPostgresDatabase(p: PostgresDatabase, i: PgdbInputs): PgdbPl
       },
     };
   }
-  const adopt = p.metadata.annotations?.[ADOPT_ANNOTATION] === "true";
+  const adopt = wantsAdoption(p);
+  if (s.roleRefusal) return { actions: [], blocked: { ...s.roleRefusal, terminal: true } };
+  if (i.secret && !i.secret.ownedByUs && i.secret.claimedBy !== undefined) {
+    return {
+      actions: [],
+      blocked: {
+        reason: "SecretOwnedByOther",
+        message: `Cannot write Secret ${JSON.stringify(secretName)}: it belongs to ` +
+          `${i.secret.claimedBy}, and is never taken over (choose another targetSecret.name)`,
+        terminal: false,
+      },
+    };
+  }
   if (i.secret && !i.secret.ownedByUs && !adopt) {
     return {
       actions: [],
@@ -132,7 +176,14 @@ export function planPostgresDatabase(p: PostgresDatabase, i: PgdbInputs): PgdbPl
   if (!hasFinalizer) actions.push({ kind: "addFinalizer" });
   actions.push({
     kind: "ensureDatabase",
-    spec: { database: p.spec.name, marker, revokePublicConnect: true },
+    spec: {
+      database: p.spec.name,
+      marker,
+      revokePublicConnect: true,
+      forceAdopt: adopt,
+      adoptAnnotation: ADOPT_ANNOTATION,
+      ...(i.consent ? { consent: i.consent } : {}),
+    },
   });
   const last = lastRotation(p, i.secret);
   const interval = i.rotationIntervalMs;
@@ -141,12 +192,7 @@ export function planPostgresDatabase(p: PostgresDatabase, i: PgdbInputs): PgdbPl
   const password: PasswordSource = !current || due ? "new" : !s.roleExists ? "secret" : "keep";
   actions.push({
     kind: "ensureRole",
-    spec: {
-      username: p.spec.name,
-      marker,
-      databases: [{ name: p.spec.name, level: "owner" }],
-      adopt,
-    },
+    spec: { ...loginRoleOf(p, i.consent), databases: [{ name: p.spec.name, level: "owner" }] },
     password,
   });
   const data = secretData(p, { host: s.host, port: s.port, password: current ?? "" });

@@ -117,6 +117,33 @@ Deno.test("planPostgresDatabase", async (t) => {
       { actions: [], blocked: "SecretExistsUnmanaged", rotateInMs: undefined },
     ],
     [
+      "adopt takes a foreign Secret nobody manages",
+      pgdb({ annotations: { "dbtether.io/adopt": "true" } }),
+      { secret: { ownedByUs: false, data: {} } },
+      {
+        actions: ["addFinalizer", "ensureDatabase", "ensureRole:new", "writeSecret"],
+        blocked: undefined,
+        rotateInMs: undefined,
+      },
+    ],
+    [
+      "adopt never takes a Secret of another resource",
+      pgdb({ annotations: { "dbtether.io/adopt": "true" } }),
+      { secret: { ownedByUs: false, claimedBy: 'DatabaseUser "v"', data: {} } },
+      { actions: [], blocked: "SecretOwnedByOther", rotateInMs: undefined },
+    ],
+    [
+      "the login role may not be used: nothing at all, not even the database",
+      pgdb({ annotations: { "dbtether.io/adopt": "true" } }),
+      {
+        server: {
+          ...server,
+          roleRefusal: { reason: "RoleClaimedByOther", message: "it belongs to someone" },
+        },
+      },
+      { actions: [], blocked: "RoleClaimedByOther", rotateInMs: undefined },
+    ],
+    [
       "server unavailable: nothing",
       pgdb(),
       { server: { kind: "unavailable", reason: "ClusterNotFound", message: "x" } },
@@ -177,4 +204,27 @@ Deno.test("computePgdbStatus", async (t) => {
     const p = { ...pgdb(), status: a };
     assertEquals(computePgdbStatus(p, { converged: true }, { now: new Date(T0 + 5000) }), a);
   });
+});
+
+Deno.test("planPostgresDatabase passes adoption and consent to the postgres module", () => {
+  const consent = { granted: true, how: "x" };
+  const plan = planPostgresDatabase(pgdb({ annotations: { "dbtether.io/adopt": "true" } }), {
+    server,
+    secret: undefined,
+    now: T0,
+    consent,
+  });
+  const db = plan.actions.find((a) => a.kind === "ensureDatabase");
+  const role = plan.actions.find((a) => a.kind === "ensureRole");
+  assertEquals(db?.kind === "ensureDatabase" && [db.spec.forceAdopt, db.spec.consent], [
+    true,
+    consent,
+  ]);
+  assertEquals(role?.kind === "ensureRole" && [role.spec.adopt, role.spec.consent], [
+    true,
+    consent,
+  ]);
+  const plain = planPostgresDatabase(pgdb(), { server, secret: undefined, now: T0 });
+  const d2 = plain.actions.find((a) => a.kind === "ensureDatabase");
+  assertEquals(d2?.kind === "ensureDatabase" && d2.spec.forceAdopt, false);
 });

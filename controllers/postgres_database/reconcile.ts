@@ -17,19 +17,28 @@ import { errorMessage, RetryableError, TerminalError } from "../runtime/errors.t
 import { MERGE_PATCH, SecretResource } from "../runtime/kube.ts";
 import { isOwnedBy, ownerRef, setFinalizer, updateStatus } from "../runtime/objects.ts";
 import { addController, type ControllerDeps } from "../runtime/shared.ts";
+import { adoptionConsent, NO_CLUSTER_CONSENT } from "../dbcluster/adoption.ts";
 import { secretData as decodeSecret, serverFromLibpqEnv } from "../dbcluster/resolver.ts";
+import { otherOwner, referencedBy } from "../database_user/secret_owner.ts";
+import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage.ts";
+import { type DBCluster, DBClusterKind } from "../../crds/dbcluster.ts";
+import type { AdoptionConsent } from "../postgres/claims.ts";
 import { observeServer } from "../postgres/catalog.ts";
 import { mapPgError, PgExecutor } from "../postgres/execute.ts";
 import type { ServerConfig, ServerPool } from "../postgres/pool.ts";
 import { generatePassword, scramVerifier } from "../postgres/scram.ts";
 import {
   FINALIZER,
+  loginRoleOf,
   MANAGED_BY_LABEL,
   type PgdbAction,
   planPostgresDatabase,
   type SecretState,
   type ServerState,
+  wantsAdoption,
 } from "./plan.ts";
+import { checkUserClaim } from "../postgres/plan_user.ts";
+import { formatMarker } from "../postgres/names.ts";
 import { computePgdbStatus, type PgdbOutcome } from "./status.ts";
 
 type Secret = KubeObject<unknown, unknown> & { data?: Record<string, string>; type?: string };
@@ -40,6 +49,8 @@ interface Server {
   config: ServerConfig;
   pool: ServerPool;
   adminRole: string;
+  /** The DBCluster it came from; undefined for the libpq environment. */
+  cluster?: DBCluster;
 }
 
 export function setupPostgresDatabaseController(
@@ -52,6 +63,8 @@ export function setupPostgresDatabaseController(
     metadataOnly: true,
   });
   const settings = services.config.postgresDatabase;
+  const clusters = informers.for<DBCluster>(DBClusterKind);
+  const storages = informers.for<BackupStorage>(BackupStorageKind);
 
   const reconcile = async (key: string, ctx: ReconcileContext): Promise<Result> => {
     const p = objects.get(key);
@@ -60,8 +73,16 @@ export function setupPostgresDatabaseController(
     const secretName = p.spec.targetSecret.name;
     // observe
     const rawSecret = await client.find<Secret>(SecretResource, ns, secretName);
+    const readers = [
+      ...referencedBy("DBCluster", clusters.list(), { namespace: ns, name: secretName }),
+      ...referencedBy("BackupStorage", storages.list(), { namespace: ns, name: secretName }),
+    ];
+    const claimedBy = rawSecret &&
+      (otherOwner(rawSecret, { uid: p.metadata.uid }) ??
+        (readers.length ? `${readers.join(", ")}, which reads credentials from it` : undefined));
     const secret: SecretState | undefined = rawSecret && {
       ownedByUs: isOwnedBy(rawSecret, p),
+      ...(claimedBy === undefined ? {} : { claimedBy }),
       data: decodeSecret(rawSecret),
       ...(rawSecret.metadata.creationTimestamp
         ? { creationTimestamp: rawSecret.metadata.creationTimestamp }
@@ -69,22 +90,34 @@ export function setupPostgresDatabaseController(
     };
     let server: Server | undefined;
     let state: ServerState;
+    let consent: AdoptionConsent | undefined;
     if (p.metadata.deletionTimestamp) {
       state = { kind: "unavailable", reason: "Deleting", message: "Deleting" };
     } else {
       try {
         server = await connect(ns);
-        const snap = await server.pool.run((sql) => observeServer(sql, { roles: [p.spec.name] }), {
-          signal: ctx.signal,
-        }).catch((e) => {
-          throw mapPgError(e, { server: server!.pool.endpoint });
-        });
+        if (wantsAdoption(p)) {
+          consent = server.cluster
+            ? await adoptionConsent(client, { cluster: server.cluster, namespace: ns })
+            : NO_CLUSTER_CONSENT;
+        }
+        const role = loginRoleOf(p, consent);
+        const snap = await server.pool.run((sql) =>
+          observeServer(sql, {
+            roles: [p.spec.name],
+            ...(role.adopt && consent?.granted
+              ? { adoptable: { roles: [role.username], marker: formatMarker(role.marker) } }
+              : {}),
+          }), { signal: ctx.signal }).catch((e) => {
+            throw mapPgError(e, { server: server!.pool.endpoint });
+          });
         state = {
           kind: "ready",
           host: server.config.host,
           port: server.config.port,
           adminRole: server.adminRole,
           roleExists: snap.roles.has(p.spec.name),
+          ...roleRefusal(() => checkUserClaim(role, snap)),
         };
       } catch (e) {
         if (!(e instanceof RetryableError)) throw e;
@@ -97,6 +130,7 @@ export function setupPostgresDatabaseController(
       server: state,
       secret,
       now,
+      ...(consent ? { consent } : {}),
       ...(settings.rotationIntervalMs === undefined
         ? {}
         : { rotationIntervalMs: settings.rotationIntervalMs }),
@@ -147,7 +181,7 @@ export function setupPostgresDatabaseController(
   const connect = async (namespace: string): Promise<Server> => {
     if (settings.cluster !== undefined) {
       const r = await services.resolver.resolve(settings.cluster, { namespace });
-      return { config: r.server, pool: r.pool, adminRole: r.adminRole };
+      return { config: r.server, pool: r.pool, adminRole: r.adminRole, cluster: r.cluster };
     }
     let config: ServerConfig;
     try {
@@ -269,6 +303,17 @@ export function setupPostgresDatabaseController(
       .map((r) => `${ns}/${r.name}`);
   });
   return controller;
+}
+
+/** The refusal a claim check throws, as ServerState's roleRefusal. */
+function roleRefusal(check: () => unknown): { roleRefusal?: { reason: string; message: string } } {
+  try {
+    check();
+    return {};
+  } catch (e) {
+    if (!(e instanceof TerminalError)) throw e;
+    return { roleRefusal: { reason: e.reason, message: e.message } };
+  }
 }
 
 function encode(data: Record<string, string>): Record<string, string> {

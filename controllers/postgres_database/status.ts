@@ -6,7 +6,7 @@ import type { PostgresDatabase, PostgresDatabaseStatus } from "../../crds/postgr
 import { getCondition, setCondition } from "../runtime/conditions.ts";
 
 /** Reasons a PostgresDatabase reports besides those of the server and the postgres module. */
-export type PgdbReason = "Ready" | "Reconciling";
+export type PgdbReason = "Ready" | "Reconciling" | "SecretExistsUnmanaged" | "SecretOwnedByOther";
 
 export interface PgdbOutcome {
   failure?: { reason: string; message: string };

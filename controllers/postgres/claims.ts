@@ -1,0 +1,168 @@
+/**
+ * Who may take over what already exists on a server, pure: the claim markers of databases and
+ * roles, the adoption annotations, the platform team's consent (DBCluster spec.adoption) and the
+ * rules of adoption.ts. Refusals are TerminalErrors with a reason from {@link RefusalReason}.
+ */
+import { TerminalError } from "../runtime/errors.ts";
+import { roleAdoptionProblem, type RoleAdoptionRefusal } from "./adoption.ts";
+import type { ServerSnapshot } from "./catalog.ts";
+import { databaseRoles, formatMarker, type Marker, parseMarker, sameMarker } from "./names.ts";
+import type { DatabaseSpec } from "./plan.ts";
+import { ident, literal } from "./quote.ts";
+import * as st from "./statements.ts";
+
+/** Reasons of refusals, declared once. */
+export type RefusalReason =
+  | "DatabaseClaimedByOther"
+  | "DatabaseExistsUnmanaged"
+  | "AdoptionNotAllowed"
+  | "RoleExistsUnmanaged"
+  | "RoleClaimedByOther"
+  | "RoleIsDatabaseRole"
+  | "OwnerExists"
+  | RoleAdoptionRefusal;
+export type WaitReason = "DatabaseNotReady";
+
+/** Take over an existing database (and its roles): the Database's adoption annotation. */
+export const FORCE_ADOPT_ANNOTATION = "dbtether.io/force-adopt";
+/** Take over an existing role (DatabaseUser, PostgresDatabase). */
+export const ADOPT_ANNOTATION = "dbtether.io/adopt";
+
+/**
+ * The platform team's answer to adoption for the resource's namespace (DBCluster
+ * `spec.adoption.allowedNamespaces`). Without it nothing that exists is ever taken over.
+ */
+export interface AdoptionConsent {
+  granted: boolean;
+  /** What the platform team would change to grant it, for messages. */
+  how: string;
+}
+
+export function roleMarkerOf(m: Marker, kind: string): Marker {
+  return { kind, namespace: m.namespace, name: m.name };
+}
+
+export function refuse(reason: RefusalReason, message: string): never {
+  throw new TerminalError(reason, message);
+}
+
+/** Refuses with AdoptionNotAllowed unless the platform team consents. */
+export function requireConsent(consent: AdoptionConsent | undefined, what: string): void {
+  if (consent?.granted) return;
+  refuse(
+    "AdoptionNotAllowed",
+    `Cannot adopt ${what}: the platform team has not allowed this namespace to adopt existing ` +
+      `roles and databases; nothing was changed (${
+        consent?.how ?? "DBCluster spec.adoption.allowedNamespaces"
+      })`,
+  );
+}
+
+/** How an existing role may be claimed. */
+export interface ClaimOptions {
+  /** The marker the role carries once it is ours. */
+  want: Marker;
+  /** The adoption annotation is set. */
+  adopt: boolean;
+  consent: AdoptionConsent | undefined;
+  /** The annotation that asks for adoption, for messages. */
+  annotation: string;
+  /** Markers of other resources that adoption may replace; none unless given. */
+  replaceable?: (have: Marker) => boolean;
+}
+
+/**
+ * Checks that an existing role belongs to `o.want` or may be adopted; returns the COMMENT to
+ * write, if any. A role of another resource is never adopted (unless `replaceable`), and an
+ * unmarked one only with the annotation, the platform team's consent, and when it can reach
+ * nothing outside the namespace (adoption.ts). The snapshot must hold the role's `reach` when
+ * adoption is asked and allowed.
+ */
+export function claimRole(role: string, snap: ServerSnapshot, o: ClaimOptions): string[] {
+  const have = parseMarker(snap.roles.get(role)?.comment);
+  if (sameMarker(have, o.want)) return [];
+  const name = JSON.stringify(role);
+  const ask = `annotate ${o.annotation}: "true" to adopt it, which the platform team must allow`;
+  if (have && !(o.replaceable?.(have) ?? false)) {
+    if (have.kind === "Database" && o.want.kind !== "Database") {
+      refuse(
+        "RoleIsDatabaseRole",
+        `Cannot use role ${name}: it is the owner or a group role of ${formatMarker(have)}, ` +
+          `which no user may take over (a user gets access through its privilege level)`,
+      );
+    }
+    refuse("RoleClaimedByOther", `Cannot use role ${name}: it belongs to ${formatMarker(have)}`);
+  }
+  if (!o.adopt) {
+    if (have) {
+      refuse(
+        "RoleClaimedByOther",
+        `Cannot use role ${name}: it belongs to ${formatMarker(have)} (${ask})`,
+      );
+    }
+    refuse(
+      "RoleExistsUnmanaged",
+      `Cannot use role ${name}: it exists and was not created by dbtether (${ask})`,
+    );
+  }
+  requireConsent(o.consent, `role ${name}`);
+  const reach = snap.reach?.get(role);
+  if (!reach) throw new Error(`Cannot judge the adoption of role ${name}: its reach was not read`);
+  const problem = roleAdoptionProblem(role, reach, {
+    adminRole: snap.currentUser,
+    namespace: o.want.namespace,
+  });
+  if (problem) refuse(problem.reason, problem.message);
+  return [st.commentOnRole(ident(role), literal(formatMarker(o.want)))];
+}
+
+/**
+ * Whether the existing, unmarked database is one this resource created and could not mark yet:
+ * CREATE DATABASE cannot share a transaction with its COMMENT, so a crash between them leaves
+ * it so. The evidence: no comment at all, an ACL nobody ever changed (every converged reconcile
+ * grants CONNECT, so a database that was ours and later released never looks like this), and
+ * owned by this resource's owner role, which only an admin could arrange otherwise.
+ */
+export function createdByUs(
+  database: string,
+  marker: Marker,
+  snap: Pick<ServerSnapshot, "database" | "roles">,
+): boolean {
+  const db = snap.database;
+  const owner = databaseRoles(database).owner;
+  return db !== undefined && db.comment === null && db.aclDefault && db.owner === owner &&
+    sameMarker(parseMarker(snap.roles.get(owner)?.comment), roleMarkerOf(marker, "Database"));
+}
+
+/** Refuses unless the existing database is ours, or may be adopted (annotation, consent). */
+export function checkDatabaseClaim(spec: DatabaseSpec, snap: ServerSnapshot): void {
+  const info = snap.database;
+  const claim = parseMarker(info?.comment);
+  if (!info || sameMarker(claim, spec.marker) || createdByUs(spec.database, spec.marker, snap)) {
+    return;
+  }
+  const name = JSON.stringify(spec.database);
+  const annotation = spec.adoptAnnotation ?? FORCE_ADOPT_ANNOTATION;
+  if (claim && claim.namespace !== spec.marker.namespace) {
+    refuse(
+      "DatabaseClaimedByOther",
+      `Cannot claim database ${name}: it belongs to ${formatMarker(claim)} in another ` +
+        `namespace; a claim never moves between namespaces, whatever the annotations`,
+    );
+  }
+  if (spec.forceAdopt !== true) {
+    if (claim) {
+      refuse(
+        "DatabaseClaimedByOther",
+        `Cannot claim database ${name}: it belongs to ${formatMarker(claim)} (annotate ` +
+          `${annotation}: "true" to take it over, which the platform team must allow)`,
+      );
+    }
+    refuse(
+      "DatabaseExistsUnmanaged",
+      `Cannot use database ${name}: it exists and was not created by dbtether; nothing was ` +
+        `changed (annotate ${annotation}: "true" to adopt it, which the platform team must allow)`,
+    );
+  }
+  requireConsent(spec.consent, `database ${name}`);
+}
