@@ -149,20 +149,23 @@ export class RestoreTargetExecutor {
     let changed = 0;
     const scratch = await this.#database(p.scratch);
     if (this.#ours(p, scratch)) {
+      // Our scratch database still exists, so no swap committed: if the target refuses
+      // connections, a swap of ours stopped half-way. First let them in again (then the scratch
+      // database goes: a second pass still knows).
+      const target = await this.#database(p.target);
+      if (target && !target.allow && sameMarker(parseMarker(target.comment), p.claim)) {
+        changed += await this.#exec.apply([
+          { sql: st.alterDatabaseAllowConnections(ident(p.target), true) },
+        ]);
+      }
       changed += await this.#exec.dropDatabaseForce(ident(p.scratch), p.scratch, p.borrower);
     }
     if (await this.swapped(p)) {
       changed += await this.#exec.dropDatabaseForce(ident(p.replaced), p.replaced, p.borrower);
     }
-    const target = await this.#database(p.target);
-    if (target && !target.allow && sameMarker(parseMarker(target.comment), p.claim)) {
-      changed += await this.#exec.apply([
-        { sql: st.alterDatabaseAllowConnections(ident(p.target), true) },
-      ]);
-    }
     changed += await this.#dropLoginRole(p);
     changed += await giveBack(this.#exec, p.borrower);
-    if (changed) this.#log.info("Cleaned up after an earlier restore attempt", { changed });
+    if (changed) this.#log.info("Cleaned up after a restore", { changed });
     return changed;
   }
 

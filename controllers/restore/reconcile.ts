@@ -29,7 +29,7 @@ import type { BackupServices } from "../backup/reconcile.ts";
 import { JobStopped } from "../backup/runner.ts";
 import { backupShared, resolveJobCluster, toolDirsOf } from "../backup/shared.ts";
 import { placementOf, runRestoreJob } from "./job.ts";
-import { planRestore, type RestoreTarget } from "./plan.ts";
+import { planRestore, type RestoreTarget, WAIT_RECHECK_MS } from "./plan.ts";
 import { failedRestoreStatus, pendingRestoreStatus } from "./status.ts";
 
 /** Held while a Restore may have left something on the server. */
@@ -119,8 +119,22 @@ export function setupRestoreController(deps: ControllerDeps, services: BackupSer
     await setFinalizer(deps.client, RestoreKind, r, RESTORE_FINALIZER, false);
   };
 
+  // One restore at a time per target database: two swaps into one database would race.
+  const busy = new Map<string, string>();
+
   const start = async (r: Restore, target: RestoreTarget): Promise<Result> => {
     const ns = r.metadata.namespace ?? "";
+    const where = JSON.stringify([target.clusterName, target.databaseName]);
+    const other = busy.get(where);
+    if (other !== undefined && other !== objectKey(r)) {
+      await updateStatus(deps.client, RestoreKind, r, (l) =>
+        pendingRestoreStatus(l, {
+          reason: "TargetBusy",
+          message: `Waiting for Restore ${other} into database "${target.databaseName}" to finish`,
+          now: deps.clock.now(),
+        }));
+      return requeueAfter(WAIT_RECHECK_MS);
+    }
     const storage = storages.get(target.source.storageName)!;
     const database = databases.get(`${ns}/${r.spec.target.databaseRef.name}`)!;
     const cluster = await resolveJobCluster(deps, services, {
@@ -140,7 +154,7 @@ export function setupRestoreController(deps: ControllerDeps, services: BackupSer
     // Before the job makes anything on the server: it is cleaned up even if the Restore is
     // deleted while this process is down.
     const owned = await setFinalizer(deps.client, RestoreKind, r, RESTORE_FINALIZER, true);
-    shared.runner.start(
+    const started = shared.runner.start(
       `restore:${key}`,
       (signal) =>
         runRestoreJob(deps, shared, {
@@ -152,8 +166,12 @@ export function setupRestoreController(deps: ControllerDeps, services: BackupSer
           toolDirs,
           env: services.env,
         }, signal),
-      () => controller.enqueue(key),
+      () => {
+        busy.delete(where);
+        controller.enqueue(key);
+      },
     );
+    if (started) busy.set(where, key);
     return done;
   };
 

@@ -22,6 +22,7 @@ export type RestoreReason =
   | "ClusterNotReady"
   | "TargetNotEmpty"
   | "TargetNotFound"
+  | "TargetBusy"
   | "ScratchDatabaseTaken"
   | "RetriesExhausted"
   | "GrantsFailed"

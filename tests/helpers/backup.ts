@@ -7,6 +7,7 @@
 import { ok as assert } from "node:assert/strict";
 import type { TestEnv } from "./env.ts";
 import type { StorageServer } from "./storage_servers.ts";
+import { budget } from "./timeouts.ts";
 import { waitFor } from "./wait.ts";
 
 export type Obj = {
@@ -289,4 +290,119 @@ export function files(dir: string): string[] {
   } catch {
     return [];
   }
+}
+
+/** Pids of the direct children of `parent` whose command name is `name` (from /proc). */
+export function childPids(parent: number, name: string): number[] {
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    let stat: string;
+    try {
+      stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+    } catch {
+      continue; // gone meanwhile
+    }
+    // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (ppid === parent && comm === name) out.push(Number(e.name));
+  }
+  return out;
+}
+
+/**
+ * Waits for the program's restore tool (psql or pg_restore) to start and stops it (SIGSTOP),
+ * so the restore holds still mid-way whatever the machine's speed. Returns its pid; `resume`
+ * sends SIGCONT (the test started nothing else by that pid).
+ */
+export async function freezeRestoreTool(
+  env: TestEnv,
+  tool: "psql" | "pg_restore" = "psql",
+): Promise<{ pid: number; resume(): void }> {
+  const parent = env.program!.process.pid;
+  const pid = await waitFor(`the program to start ${tool}`, () => {
+    const pids = childPids(parent, tool);
+    return pids.length === 1 ? pids[0] : undefined;
+  }, { timeoutMs: budget("backup"), intervalMs: 20 });
+  Deno.kill(pid, "SIGSTOP");
+  return {
+    pid,
+    resume() {
+      try {
+        Deno.kill(pid, "SIGCONT");
+      } catch { /* it exited */ }
+    },
+  };
+}
+
+/**
+ * Writes a dump made outside the operator (a plain SQL script, gzip-compressed) and an
+ * unsigned manifest for it, as an import from elsewhere would look; returns the key.
+ */
+export async function writeForeignDump(
+  dir: string,
+  key: string,
+  sql: string,
+  o: { sourceNamespace?: string } = {},
+): Promise<string> {
+  const raw = new TextEncoder().encode(sql);
+  const gz = new Uint8Array(
+    await new Response(new Blob([raw]).stream().pipeThrough(new CompressionStream("gzip")))
+      .arrayBuffer(),
+  );
+  const sha = Array.from(
+    new Uint8Array(await crypto.subtle.digest("SHA-256", gz)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+  const path = `${dir}/${key}`;
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  await Deno.writeFile(path, gz);
+  const manifest = {
+    manifestVersion: 1,
+    key,
+    format: "plain",
+    compression: "gzip",
+    compressionLevel: 6,
+    uncompressedSize: raw.length,
+    compressedSize: gz.length,
+    sha256: sha,
+    pgDumpVersion: "15.18",
+    serverVersion: "15.18",
+    database: "elsewhere",
+    startedAt: "2026-01-01T00:00:00.000Z",
+    completedAt: "2026-01-01T00:00:01.000Z",
+    durationMs: 1000,
+    ...(o.sourceNamespace
+      ? {
+        source: {
+          namespace: o.sourceNamespace,
+          backup: "forged",
+          backupUid: crypto.randomUUID(),
+          databaseResource: "forged",
+          cluster: "test-pg",
+        },
+      }
+      : {}),
+  };
+  await Deno.writeTextFile(`${path}.manifest.json`, JSON.stringify(manifest, null, 2) + "\n");
+  return key;
+}
+
+/** Databases and roles a restore may leave behind (scratch, replaced, login, borrow). */
+export async function restoreLeftovers(env: TestEnv): Promise<string[]> {
+  const out = await env.pg.superSql(
+    "SELECT 'database ' || datname FROM pg_database " +
+      "WHERE shobj_description(oid, 'pg_database') LIKE 'dbtether:Restore/%' " +
+      "OR datname ~ '_(restore|replaced)_[0-9a-f]{8}$' " +
+      "UNION ALL SELECT 'role ' || rolname FROM pg_roles " +
+      "WHERE rolname LIKE 'dbtether\\_restore\\_%' OR rolname LIKE 'dbtether\\_borrow\\_%' " +
+      "ORDER BY 1",
+  );
+  return out.split("\n").filter(Boolean);
+}
+
+/** The Ready condition's reason of an object. */
+export function readyReason(o: Obj | undefined): string | undefined {
+  return o?.status?.conditions?.find((c) => c.type === "Ready")?.reason;
 }
