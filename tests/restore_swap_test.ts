@@ -21,6 +21,7 @@ import {
   freezeRestoreTool,
   holdTransaction,
   type Obj,
+  openSession,
   readyReason,
   restoreLeftovers,
   restoreYaml,
@@ -71,7 +72,7 @@ Deno.test({ name: "Restore: the target is never left worse than before", ...opts
   await using env = await startEnv({ pg: true, program: true });
   await env.kube.apply(env.clusterManifest("test-pg"));
   const dir = await Deno.makeTempDir({ prefix: "dbtether-swap-" });
-  const sessions: Deno.ChildProcess[] = [];
+  const sessions: { kill(): Promise<void> }[] = [];
   try {
     await env.kube.apply(storageYaml("local", { localPath: dir }));
     const ns = await env.namespace("swap");
@@ -162,21 +163,12 @@ spec:
 
     await t.step("a drop-restore equals the backup and ends other roles' sessions", async () => {
       const viewer = await secretData(env, "viewer-credentials", ns);
-      const session = new Deno.Command(`${env.pg.binDir}/psql`, {
-        args: ["-X", "-h", env.pg.host, "-p", String(env.pg.port), "-U", viewer.username!],
-        clearEnv: true,
-        env: { PATH: "/usr/bin:/bin", PGPASSWORD: viewer.password!, PGDATABASE: "t6_orig" },
-        stdin: "piped",
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
+      const session = await openSession(env, {
+        user: viewer.username!,
+        password: viewer.password!,
+        database: "t6_orig",
+      });
       sessions.push(session);
-      const w = session.stdin.getWriter();
-      await w.write(new TextEncoder().encode("SELECT pg_sleep(600);\n"));
-      await waitFor("the viewer's session", async () =>
-        (await env.pg.superSql(
-          `SELECT count(*) FROM pg_stat_activity WHERE usename = '${viewer.username}'`,
-        )).trim() === "1");
       await env.kube.apply(restoreYaml(ns, "good", "    backupRef:\n      name: b1", "orig", drop));
       const r = await finished(env, "good", ns);
       assertEquals(r.status?.phase, "Completed", r.status?.message ?? "");
@@ -187,7 +179,6 @@ spec:
         timeoutMs: budget("react"),
       });
       assert(!ended!.success, "the viewer's psql failed when its session was ended");
-      await w.close().catch(() => {});
       const member = await env.pg.superSql(
         `SELECT pg_has_role('${env.pg.admin.user}', '${viewer.username}', 'MEMBER')`,
       );
@@ -257,20 +248,13 @@ spec:
           "CREATE ROLE victim14 LOGIN PASSWORD 'victim14-pw'; " +
             "GRANT CONNECT ON DATABASE t14_doomed TO victim14;",
         );
-        const session = new Deno.Command(`${env.pg.binDir}/psql`, {
-          args: ["-X", "-h", env.pg.host, "-p", String(env.pg.port), "-U", "victim14"],
-          clearEnv: true,
-          env: { PATH: "/usr/bin:/bin", PGPASSWORD: "victim14-pw", PGDATABASE: "t14_doomed" },
-          stdin: "piped",
-          stdout: "null",
-          stderr: "null",
-        }).spawn();
-        sessions.push(session);
-        await session.stdin.getWriter().write(new TextEncoder().encode("SELECT pg_sleep(600);\n"));
-        await waitFor("the victim's session", async () =>
-          (await env.pg.superSql(
-            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'victim14'",
-          )).trim() === "1");
+        sessions.push(
+          await openSession(env, {
+            user: "victim14",
+            password: "victim14-pw",
+            database: "t14_doomed",
+          }),
+        );
         // DROP DATABASE removes its pg_shdepend rows after ending the sessions: a lock on that
         // catalog holds the drop between borrowing and giving back.
         const lock = holdTransaction(
@@ -316,12 +300,7 @@ spec:
       },
     );
   } finally {
-    for (const s of sessions) {
-      try {
-        s.kill("SIGKILL");
-      } catch { /* exited */ }
-      await s.status.catch(() => {});
-    }
+    for (const s of sessions) await s.kill();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });

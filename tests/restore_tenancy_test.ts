@@ -60,20 +60,6 @@ async function storageSeen(env: TestEnv, name: string): Promise<void> {
   }, { timeoutMs: budget("ready") });
 }
 
-function hostileDatabase(ns: string, name: string, databaseName: string): string {
-  return `apiVersion: dbtether.io/v1alpha1
-kind: Database
-metadata:
-  name: ${name}
-  namespace: ${ns}
-spec:
-  clusterRef:
-    name: test-pg
-  databaseName: ${JSON.stringify(databaseName)}
-  deletionPolicy: Delete
-`;
-}
-
 const rows = async (env: TestEnv, database: string): Promise<number> =>
   Number(
     await env.pg.superSql(
@@ -119,9 +105,9 @@ Deno.test({ name: "Restore: hostile tenants", ...opts }, async (t) => {
         "service=x",
         "passfile=/etc/passwd sslmode=disable",
       ];
-      await Promise.all(names.map(async (dbName, i) => {
+      const results = await Promise.allSettled(names.map(async (dbName, i) => {
         const res = `hostile-${i}`;
-        await env.kube.apply(hostileDatabase(na, res, dbName));
+        await env.kube.apply(databaseYaml(na, res, dbName));
         await waitPhase(env, "database", res, "Ready", { namespace: na });
         const seeded = await env.pg.psql(SEED, { database: dbnameConninfo(dbName) });
         assertEquals(seeded.code, 0, seeded.stderr);
@@ -157,6 +143,7 @@ Deno.test({ name: "Restore: hostile tenants", ...opts }, async (t) => {
         }
       }));
       assertEquals(dialed, 0, "a tool dialled the address in a database name");
+      for (const r of results) if (r.status === "rejected") throw r.reason;
       assertEquals(await restoreLeftovers(env), []);
     });
 
@@ -193,31 +180,38 @@ spec:
     const aUser = await secretData(env, "a-app-credentials", na);
     const bUser = await secretData(env, "b-app-credentials", nb);
 
-    /** A Restore in B into b-db; returns it once it is Completed or Failed. */
-    const restoreInB = async (name: string, source: string): Promise<Obj> => {
-      await env.kube.apply(restoreYaml(nb, name, source, "b-db"));
-      return await waitFor(`Restore ${name} to finish`, async () => {
+    /**
+     * A Restore in B into a fresh, empty Database of its own (so that each attack stands on its
+     * own); returns the Restore once it is Completed or Failed, and the target's name.
+     */
+    const restoreInB = async (name: string, source: string): Promise<[Obj, string]> => {
+      const db = `t_${name.replaceAll("-", "_")}`;
+      await env.kube.apply(databaseYaml(nb, `to-${name}`, db));
+      await waitPhase(env, "database", `to-${name}`, "Ready", { namespace: nb });
+      await env.kube.apply(restoreYaml(nb, name, source, `to-${name}`));
+      const r = await waitFor(`Restore ${name} to finish`, async () => {
         const r = await env.getJson<Obj>("restore", name, nb);
         return r?.status?.phase === "Completed" || r?.status?.phase === "Failed" ? r : undefined;
       }, { timeoutMs: budget("backup") });
+      return [r, db];
     };
-    const bUntouched = async () => {
-      assertEquals(await rows(env, "t4_b"), 0, "B's database got tables");
+    const untouched = async (db: string) => {
+      assertEquals(await rows(env, db), 0, "B's database got tables");
       assertEquals(await fingerprint(env, "t4_a"), aData, "A's database changed");
     };
 
     await t.step("item 4: B names A's key with source.path → refused", async () => {
-      const r = await restoreInB(
+      const [r, rDb] = await restoreInB(
         "steal-path",
         `    path: ${aPath}\n    storageRef:\n      name: shared`,
       );
+      await untouched(rDb);
       assertEquals([r.status?.phase, readyReason(r)], [
         "Failed",
         "CrossNamespaceRestoreNotAllowed",
       ]);
       assert(r.status?.message?.includes(`namespace "${na}"`), r.status?.message ?? "");
       assert(r.status?.message?.includes("spec.restores.crossNamespace"), r.status?.message ?? "");
-      await bUntouched();
     });
 
     await t.step(
@@ -250,14 +244,18 @@ spec:
           }),
         ]);
         assertEquals(patched.code, 0, patched.stderr);
-        const byRef = await restoreInB("steal-ref", "    backupRef:\n      name: forged");
+        const [byRef, byRefDb] = await restoreInB(
+          "steal-ref",
+          "    backupRef:\n      name: forged",
+        );
+        await untouched(byRefDb);
         assertEquals(readyReason(byRef), "CrossNamespaceRestoreNotAllowed");
-        const byLatest = await restoreInB(
+        const [byLatest, byLatestDb] = await restoreInB(
           "steal-latest",
           "    latestFrom:\n      databaseRef:\n        name: no-such-db",
         );
+        await untouched(byLatestDb);
         assertEquals(readyReason(byLatest), "CrossNamespaceRestoreNotAllowed");
-        await bUntouched();
       },
     );
 
@@ -265,13 +263,13 @@ spec:
       await writeForeignDump(dir, `${nb}/unsigned.sql.gz`, "CREATE TABLE planted (x int);\n", {
         sourceNamespace: nb,
       });
-      const r = await restoreInB(
+      const [r, rDb] = await restoreInB(
         "unsigned",
         `    path: ${nb}/unsigned.sql.gz\n    storageRef:\n      name: shared`,
       );
+      await untouched(rDb);
       assertEquals(readyReason(r), "BackupNotSigned");
       assert(r.status?.message?.includes("spec.restores.allowUnsigned"), r.status?.message ?? "");
-      await bUntouched();
     });
 
     await t.step(
@@ -283,12 +281,12 @@ spec:
         assert(m.signature?.value, "the operator's manifest is signed");
         m.source.namespace = nb;
         await Deno.writeTextFile(`${dir}/${key}.manifest.json`, JSON.stringify(m, null, 2));
-        const r = await restoreInB(
+        const [r, rDb] = await restoreInB(
           "relabelled",
           `    path: ${key}\n    storageRef:\n      name: shared`,
         );
+        await untouched(rDb);
         assertEquals(readyReason(r), "SignatureInvalid");
-        await bUntouched();
       },
     );
 
@@ -305,20 +303,19 @@ spec:
           const key = await writeForeignDump(importsDir, `${nb}/meta-${i}.sql.gz`, sql, {
             sourceNamespace: nb,
           });
-          const r = await restoreInB(
+          const [r, rDb] = await restoreInB(
             `meta-${i}`,
             `    path: ${key}\n    storageRef:\n      name: imports`,
           );
+          const ran = await Deno.stat(files[i]!).then(() => true, () => false);
+          assert(!ran, `the dump's meta-command ran on the operator's host: ${files[i]} exists`);
+          await untouched(rDb);
           assertEquals([r.status?.phase, readyReason(r)], ["Failed", "RestoreFailed"]);
           assert(
             r.status?.message?.includes("backslash commands are restricted"),
             r.status?.message ?? "",
           );
         }
-        for (const f of files) {
-          assert(!(await Deno.stat(f).then(() => true, () => false)), `${f} exists`);
-        }
-        await bUntouched();
       },
     );
 
@@ -337,24 +334,27 @@ spec:
           `CREATE TABLE mine (x int);\n${sql}`,
           { sourceNamespace: nb },
         );
-        const r = await restoreInB(name, `    path: ${key}\n    storageRef:\n      name: imports`);
+        const [r, rDb] = await restoreInB(
+          name,
+          `    path: ${key}\n    storageRef:\n      name: imports`,
+        );
+        const evil = await env.pg.superSql(
+          "SELECT count(*) FROM pg_roles WHERE rolname IN ('evil_login', 'evil_login2', 'evil_super')",
+        );
+        assertEquals(evil.trim(), "0", `${name}: a role was created`);
+        const aLogin = await env.pg.psql("SELECT 1", {
+          user: aUser.username!,
+          password: aUser.password!,
+          database: "t4_a",
+        });
+        assertEquals(aLogin.code, 0, `${name}: A's user cannot log in any more: ${aLogin.stderr}`);
+        const member = await env.pg.superSql(
+          `SELECT pg_has_role('${bUser.username}', 't4_a_owner', 'MEMBER')`,
+        );
+        assertEquals(member.trim(), "f", `${name}: B's user became a member of A's owner role`);
+        await untouched(rDb);
         assertEquals([r.status?.phase, readyReason(r)], ["Failed", "RestoreFailed"], name);
       }
-      const evil = await env.pg.superSql(
-        "SELECT count(*) FROM pg_roles WHERE rolname IN ('evil_login', 'evil_login2', 'evil_super')",
-      );
-      assertEquals(evil.trim(), "0");
-      const aLogin = await env.pg.psql("SELECT 1", {
-        user: aUser.username!,
-        password: aUser.password!,
-        database: "t4_a",
-      });
-      assertEquals(aLogin.code, 0, `A's user cannot log in any more: ${aLogin.stderr}`);
-      const member = await env.pg.superSql(
-        `SELECT pg_has_role('${bUser.username}', 't4_a_owner', 'MEMBER')`,
-      );
-      assertEquals(member.trim(), "f");
-      await bUntouched();
     });
 
     await t.step("item 4: with the storage's grant, B restores A's backup", async () => {
@@ -368,12 +368,12 @@ spec:
       ]);
       assertEquals(patched.code, 0, patched.stderr);
       await storageSeen(env, "shared");
-      const r = await restoreInB(
+      const [r, rDb] = await restoreInB(
         "granted",
         `    path: ${aPath}\n    storageRef:\n      name: shared`,
       );
       assertEquals(r.status?.phase, "Completed", r.status?.message ?? "");
-      assertEquals(await fingerprint(env, "t4_b"), aData);
+      assertEquals(await fingerprint(env, rDb), aData);
     });
 
     await t.step("the signing key is the operator's, and appears nowhere", async () => {

@@ -66,6 +66,7 @@ export async function fingerprint(env: TestEnv, database: string): Promise<strin
   return parts.map((p) => p.trim()).join("\n");
 }
 
+/** A Database (deletionPolicy Delete); `dbName` may hold any characters (JSON-quoted in YAML). */
 export function databaseYaml(ns: string, name: string, dbName: string): string {
   return `apiVersion: dbtether.io/v1alpha1
 kind: Database
@@ -75,7 +76,7 @@ metadata:
 spec:
   clusterRef:
     name: test-pg
-  databaseName: ${dbName}
+  databaseName: ${JSON.stringify(dbName)}
   deletionPolicy: Delete
 `;
 }
@@ -405,4 +406,40 @@ export async function restoreLeftovers(env: TestEnv): Promise<string[]> {
 /** The Ready condition's reason of an object. */
 export function readyReason(o: Obj | undefined): string | undefined {
   return o?.status?.conditions?.find((c) => c.type === "Ready")?.reason;
+}
+
+/**
+ * A psql session of `user` on `database` that stays connected (in `SELECT pg_sleep(600)`) until
+ * it is ended; `status` settles when psql exits; `kill` ends the process the test started.
+ */
+export async function openSession(
+  env: TestEnv,
+  o: { user: string; password: string; database: string },
+): Promise<{ status: Promise<Deno.CommandStatus>; kill(): Promise<void> }> {
+  const child = new Deno.Command(`${env.pg.binDir}/psql`, {
+    args: ["-X", "-h", env.pg.host, "-p", String(env.pg.port), "-U", o.user],
+    clearEnv: true,
+    env: { PATH: "/usr/bin:/bin", PGPASSWORD: o.password, PGDATABASE: o.database },
+    stdin: "piped",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode("SELECT pg_sleep(600);\n"));
+  await waitFor(`a session of ${o.user}`, async () =>
+    Number(
+      await env.pg.superSql(
+        `SELECT count(*) FROM pg_stat_activity WHERE usename = '${o.user.replaceAll("'", "''")}'`,
+      ),
+    ) > 0);
+  return {
+    status: child.status,
+    async kill() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+      await child.status.catch(() => {});
+      await w.close().catch(() => {});
+    },
+  };
 }
