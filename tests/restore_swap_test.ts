@@ -139,7 +139,7 @@ spec:
         await env.killProgram("SIGKILL");
         // The orphaned psql reads end-of-file and commits what it had: into the scratch database.
         psql.resume();
-        assertEquals(await fingerprint(env, "t6_orig"), now);
+        const afterKill = await fingerprint(env, "t6_orig").catch((e) => String(e));
         const del = await env.kube.kubectl([
           "delete",
           "restore",
@@ -148,8 +148,11 @@ spec:
           ns,
           "--wait=false",
         ]);
-        assertEquals(del.code, 0, del.stderr);
+        // Started again before any assertion, so that a failure here leaves the next steps a
+        // running program.
         await env.startProgram();
+        assertEquals(afterKill, now, "the SIGKILL left the target changed");
+        assertEquals(del.code, 0, del.stderr);
         await waitFor(
           "the deleted Restore to be cleaned up and gone",
           async () => (await env.getJson("restore", "killed", ns)) === undefined,
@@ -169,10 +172,14 @@ spec:
         database: "t6_orig",
       });
       sessions.push(session);
+      const acl = () => env.pg.superSql("SELECT datacl FROM pg_database WHERE datname = 't6_orig'");
+      const aclBefore = await acl();
       await env.kube.apply(restoreYaml(ns, "good", "    backupRef:\n      name: b1", "orig", drop));
       const r = await finished(env, "good", ns);
       assertEquals(r.status?.phase, "Completed", r.status?.message ?? "");
       assertEquals(await fingerprint(env, "t6_orig"), atBackup);
+      // The swapped-in database has the ACL the Database controller gives (PUBLIC keeps TEMP).
+      assertEquals(await acl(), aclBefore);
       let ended: Deno.CommandStatus | undefined;
       session.status.then((st) => (ended = st), () => {});
       await waitFor("the viewer's session to be ended", () => ended, {

@@ -231,7 +231,9 @@ export class RestoreTargetExecutor {
     }]);
     await this.#exec.apply([{
       sql: st.commentOnDatabase(scratch, marker),
-      together: [st.revokeOnDatabase(["CONNECT", "TEMPORARY"], scratch, "PUBLIC")],
+      // Only CONNECT, as the Database controller does: PUBLIC keeps TEMPORARY, as on any
+      // database, and the swapped-in database ends up with the same ACL as one it created.
+      together: [st.revokeOnDatabase(["CONNECT"], scratch, "PUBLIC")],
     }]);
   }
 
