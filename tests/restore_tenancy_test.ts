@@ -357,6 +357,30 @@ spec:
       }
     });
 
+    await t.step(
+      "what a dump creates after SET ROLE NONE still belongs to the owner role",
+      async () => {
+        const key = await writeForeignDump(
+          importsDir,
+          `${nb}/stepped-out.sql.gz`,
+          "SET ROLE NONE;\nCREATE TABLE stepped_out (x int);\nRESET ROLE;\nCREATE TABLE kept (x int);\n",
+          { sourceNamespace: nb },
+        );
+        const [r, db] = await restoreInB(
+          "stepped-out",
+          `    path: ${key}\n    storageRef:\n      name: imports`,
+        );
+        assertEquals(r.status?.phase, "Completed", r.status?.message ?? "");
+        const owners = await env.pg.superSql(
+          "SELECT string_agg(DISTINCT pg_get_userbyid(relowner), ',') FROM pg_class " +
+            "WHERE relname IN ('stepped_out', 'kept')",
+          { database: db },
+        );
+        assertEquals(owners.trim(), `${db}_owner`);
+        assertEquals(await restoreLeftovers(env), []);
+      },
+    );
+
     await t.step("item 4: with the storage's grant, B restores A's backup", async () => {
       const patched = await env.kube.kubectl([
         "patch",

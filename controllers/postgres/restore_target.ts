@@ -113,20 +113,20 @@ export class RestoreTargetExecutor {
   }
 
   /**
-   * Whether the scratch database is this Restore's: its marker, or (a crash between CREATE
-   * DATABASE and COMMENT) no comment at all and the target's owner role as owner, which only
-   * the admin can give a database.
+   * Whether the scratch database is this Restore's: its marker, or its name with the target's
+   * owner role as owner. Only the admin can give a database that owner (the owner role has no
+   * CREATEDB), and the owner role itself may change the comment (a dump can say COMMENT ON
+   * DATABASE; a crash can come between CREATE DATABASE and COMMENT), so the owner decides.
    */
   #ours(p: RestorePlacement, db: DatabaseRow | undefined): boolean {
     if (!db) return false;
-    if (sameMarker(parseMarker(db.comment), p.restore)) return true;
-    return db.comment === null && db.owner === p.owner;
+    return db.owner === p.owner || sameMarker(parseMarker(db.comment), p.restore);
   }
 
   /** Whether an earlier attempt already swapped (the replaced database exists and is ours). */
   async swapped(p: RestorePlacement): Promise<boolean> {
-    const db = await this.#database(p.replaced);
-    return !!db && sameMarker(parseMarker(db.comment), p.restore);
+    // Only the swap makes a database of that name (a rename) with that owner.
+    return this.#ours(p, await this.#database(p.replaced));
   }
 
   /** Tables, views, sequences and large objects in the target (onConflict: fail). */
