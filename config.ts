@@ -39,6 +39,8 @@ export interface Config {
   /** How long running dumps may continue after SIGTERM before they are aborted. */
   backupShutdownGraceMs: number;
   pgToolsDirs: string[];
+  /** The Secret whose keys sign backup manifests (created by the operator when missing). */
+  backupSigningSecret: { namespace: string; name: string };
   /** PostgresDatabase (pg-db-operator compatibility). */
   postgresDatabase: {
     enabled: boolean;
@@ -87,6 +89,9 @@ Flags:
                                          (default 0s: abort at once)
   --pg-tools-dir DIR                     where pg_dump/psql live (repeatable; default
                                          /usr/lib/postgresql/*/bin and PATH)
+  --backup-signing-secret NS/NAME        Secret with the keys that sign backup manifests;
+                                         created with a random key when missing (default
+                                         <leader election namespace>/dbtether-backup-signing)
   --postgresdatabase-cluster NAME        DBCluster used by PostgresDatabase objects (default:
                                          the libpq environment PGHOST, PGPORT, PGUSER, ...)
   --disable-postgresdatabase             do not run the PostgresDatabase controller
@@ -147,6 +152,15 @@ function oneOf<T extends string>(s: string, values: readonly T[], flag: string):
   return s as T;
 }
 
+/** `<namespace>/<name>` of a Secret. */
+export function parseSecretRef(value: string, flag: string): { namespace: string; name: string } {
+  const m = /^([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\/([a-z0-9](?:[-.a-z0-9]*[a-z0-9])?)$/.exec(value);
+  if (!m || m[1]!.length > 63 || m[2]!.length > 253) {
+    throw new ConfigError(`Invalid ${flag} "${value}": expected <namespace>/<name> of a Secret`);
+  }
+  return { namespace: m[1]!, name: m[2]! };
+}
+
 export interface RunInputs {
   args: string[];
   env: Record<string, string | undefined>;
@@ -188,6 +202,7 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
         "backup-gzip-workers": { type: "string", default: "2" },
         "backup-shutdown-grace": { type: "string", default: "0s" },
         "pg-tools-dir": { type: "string", multiple: true, default: [] },
+        "backup-signing-secret": { type: "string" },
         "postgresdatabase-cluster": { type: "string" },
         "disable-postgresdatabase": { type: "boolean", default: false },
       },
@@ -232,6 +247,7 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
     }
     rotationIntervalMs = n * 1000;
   }
+  const leaderElectionNamespace = v["leader-election-namespace"] ?? inp.podNamespace ?? "default";
   const config: Config = {
     ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}),
     logLevel: oneOf(v["log-level"], ["debug", "info", "warn", "error"] as const, "--log-level"),
@@ -240,7 +256,7 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
     healthAddress: listenAddress(v["health-probe-bind-address"], "--health-probe-bind-address"),
     leaderElect: v["leader-elect"],
     leaderElectionId: v["leader-election-id"],
-    leaderElectionNamespace: v["leader-election-namespace"] ?? inp.podNamespace ?? "default",
+    leaderElectionNamespace,
     leaseDurationMs,
     renewDeadlineMs,
     retryPeriodMs,
@@ -260,6 +276,10 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
     backupGzipWorkers: boundedInt(v["backup-gzip-workers"], "--backup-gzip-workers", 0, 16),
     backupShutdownGraceMs,
     pgToolsDirs: v["pg-tools-dir"],
+    backupSigningSecret: parseSecretRef(
+      v["backup-signing-secret"] ?? `${leaderElectionNamespace}/dbtether-backup-signing`,
+      "--backup-signing-secret",
+    ),
     postgresDatabase: {
       enabled: !v["disable-postgresdatabase"],
       ...(v["postgresdatabase-cluster"] ? { cluster: v["postgresdatabase-cluster"] } : {}),

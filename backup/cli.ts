@@ -41,7 +41,8 @@ export const BACKUP_HELP = `Usage: dbtether backup [flags] --to URL
 
 Backs up one database with pg_dump, streamed through gzip straight into object storage. The
 object appears only when the dump completed; a <key>${MANIFEST_SUFFIX} written last records
-its size, SHA-256 and versions. Progress goes to stdout: a bar on a terminal, JSON lines
+its size, SHA-256 and versions. That manifest is not signed: a Restore in a cluster uses it only
+where the BackupStorage sets spec.restores.allowUnsigned. Progress goes to stdout: a bar on a terminal, JSON lines
 otherwise.
 
 Storage:
@@ -74,7 +75,11 @@ export const RESTORE_HELP = `Usage: dbtether restore [flags] --from URL
 
 Restores one backup into an (empty) database: storage → SHA-256 check → gunzip →
 psql --single-transaction (pg_restore for custom archives). Nothing is committed unless the
-whole object matched its manifest and every statement succeeded.
+whole object matched its manifest and every statement succeeded (a plain dump with large
+objects commits those early: restore into a new database). psql runs in \\restrict mode, so no
+meta-command in the dump (\\!, \\copy ... program) runs; it needs psql 13.22, 14.19, 15.14,
+16.10, 17.6, 18 or newer. Manifest signatures are not checked here (the operator's key stays
+in its cluster).
 
 Source:
       --from URL            the backup object, e.g. s3://backups/prod/orders/20260101-020000.sql.gz,

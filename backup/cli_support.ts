@@ -26,7 +26,7 @@ export const CONNECTION_HELP =
   -h, --host HOST           server host or socket directory [PGHOST]
   -p, --port PORT           server port [PGPORT]
   -U, --username USER       role to connect as [PGUSER]
-  -d, --dbname, --database  database [PGDATABASE]
+  -d, --dbname, --database  database name, never read as connection parameters [PGDATABASE]
       --sslmode MODE        disable|allow|prefer|require|verify-ca|verify-full [PGSSLMODE]
       --sslrootcert FILE    CA bundle for verify-ca/verify-full [PGSSLROOTCERT]
       --password-file FILE  file whose first line is the password

@@ -7,6 +7,10 @@
  * - The environment is built from scratch, never inherited: the operator's own environment may
  *   hold cloud credentials and other secrets that a child process has no business seeing.
  * - `-w` everywhere: a tool must fail rather than prompt (psql's stdin is the dump).
+ * - The database reaches every tool only as `--dbname=dbname='<name>'` ({@link dbnameConninfo}):
+ *   libpq expands a `--dbname` value containing `=` as a connection string, so a database
+ *   called `host=evil dbname=x` would otherwise send our credentials to `evil`. A conninfo
+ *   string that holds nothing but a quoted `dbname` cannot set anything else.
  */
 
 export type DumpFormat = "plain" | "custom";
@@ -48,12 +52,14 @@ export function connectionSecrets(conn: PgConnection): string[] {
   return conn.password ? [conn.password] : [];
 }
 
-/** The minimal libpq environment for a connection. */
+/**
+ * The minimal libpq environment for a connection. The database is not in it: every builder
+ * passes it as `--dbname` ({@link dbnameArg}), the one place a tool reads it from.
+ */
 export function connectionEnv(conn: PgConnection): Record<string, string> {
   const env: Record<string, string> = {
     PGHOST: conn.host,
     PGUSER: conn.user,
-    PGDATABASE: conn.database,
     PGCONNECT_TIMEOUT: String(conn.connectTimeoutSeconds ?? 15),
     PGAPPNAME: conn.applicationName ?? "dbtether",
     // English, stable messages for the stderr we show in status; UTF-8 for non-ASCII names.
@@ -86,6 +92,25 @@ export function pgOptionValue(value: string): string {
   return value.replace(/[\\ \t\n\v\f\r]/g, (c) => `\\${c}`);
 }
 
+/**
+ * The database as a libpq connection string holding only `dbname`: the value single-quoted,
+ * with backslashes and single quotes backslash-escaped (libpq's conninfo syntax). Whatever
+ * the name contains (`=`, spaces, `host=...`, `service=...`), libpq takes it as the name.
+ * A NUL cannot travel in a C string and is rejected.
+ */
+export function dbnameConninfo(database: string): string {
+  if (database.includes("\0")) {
+    throw new RangeError("Invalid database name: it contains a NUL character");
+  }
+  if (database === "") throw new RangeError("Invalid database name: it is empty");
+  return `dbname='${database.replace(/[\\']/g, (c) => `\\${c}`)}'`;
+}
+
+/** `--dbname=dbname='...'`: how every tool is told the database. */
+export function dbnameArg(conn: Pick<PgConnection, "database">): string {
+  return `--dbname=${dbnameConninfo(conn.database)}`;
+}
+
 /** Options of {@link buildDumpCommand}. */
 export interface DumpCommandOptions {
   format: DumpFormat;
@@ -107,7 +132,7 @@ export function buildDumpCommand(
   conn: PgConnection,
   opts: DumpCommandOptions,
 ): ToolCommand {
-  const args = ["--no-password", `--format=${opts.format}`];
+  const args = ["--no-password", dbnameArg(conn), `--format=${opts.format}`];
   if (opts.format === "custom") {
     args.push(`--compress=${clampLevel(opts.compressionLevel ?? 6)}`);
   }
@@ -132,6 +157,7 @@ export function buildPsqlRestoreCommand(psql: string, conn: PgConnection): ToolC
     args: [
       "--no-psqlrc",
       "--no-password",
+      dbnameArg(conn),
       "--quiet",
       "--set=ON_ERROR_STOP=1",
       "--single-transaction",
@@ -152,7 +178,7 @@ export function buildPgRestoreCommand(
     "--exit-on-error",
     "--single-transaction",
     // pg_restore only connects when given -d; the name is not a secret.
-    `--dbname=${conn.database}`,
+    dbnameArg(conn),
   ];
   if (!opts.includeOwnership) args.push("--no-owner", "--no-privileges");
   return {
@@ -169,6 +195,7 @@ export function buildServerVersionCommand(psql: string, conn: PgConnection): Too
     args: [
       "--no-psqlrc",
       "--no-password",
+      dbnameArg(conn),
       "--tuples-only",
       "--no-align",
       "--command=SHOW server_version_num",

@@ -5,6 +5,7 @@ import {
   buildPsqlRestoreCommand,
   buildServerVersionCommand,
   connectionEnv,
+  dbnameConninfo,
   type PgConnection,
   type ToolCommand,
 } from "./dump_command.ts";
@@ -50,7 +51,6 @@ Deno.test("the environment is minimal and libpq-only", () => {
     "LC_ALL",
     "PGAPPNAME",
     "PGCONNECT_TIMEOUT",
-    "PGDATABASE",
     "PGHOST",
     "PGPASSFILE",
     "PGPASSWORD",
@@ -73,6 +73,7 @@ Deno.test("pg_dump argv", async (t) => {
   await t.step("plain drops ownership and privileges by default", () => {
     assertEquals(buildDumpCommand("pg_dump", conn, { format: "plain" }).args, [
       "--no-password",
+      "--dbname=dbname='orders'",
       "--format=plain",
       "--no-owner",
       "--no-privileges",
@@ -87,6 +88,7 @@ Deno.test("pg_dump argv", async (t) => {
     });
     assertEquals(c.args, [
       "--no-password",
+      "--dbname=dbname='orders'",
       "--format=custom",
       "--compress=1",
       "--lock-wait-timeout=30000",
@@ -105,12 +107,13 @@ Deno.test("psql restore runs one transaction that stops on the first error", () 
   for (const a of ["--set=ON_ERROR_STOP=1", "--single-transaction", "--file=-", "--no-psqlrc"]) {
     assert(c.args.includes(a), `missing ${a}`);
   }
-  assertEquals(c.env.PGDATABASE, "orders");
+  assertEquals(c.env.PGDATABASE, undefined);
+  assert(c.args.includes("--dbname=dbname='orders'"));
 });
 
 Deno.test("pg_restore connects to the target database", () => {
   const c = buildPgRestoreCommand("pg_restore", conn);
-  assert(c.args.includes("--dbname=orders"));
+  assert(c.args.includes("--dbname=dbname='orders'"));
   assert(c.args.includes("--single-transaction"));
   assert(c.args.includes("--exit-on-error"));
 });
@@ -137,4 +140,45 @@ Deno.test("a role travels in PGOPTIONS, escaped for the server's option splittin
     assertThrows(() => connectionEnv({ ...conn, role: "a\0b" }), RangeError, "NUL");
     assertThrows(() => connectionEnv({ ...conn, role: "" }), RangeError, "empty");
   });
+});
+
+Deno.test("the database is a quoted conninfo dbname, never connection parameters", async (t) => {
+  // libpq's conninfo syntax: single quotes around the value; \\ and \' inside.
+  const cases: [string, string][] = [
+    ["orders", "dbname='orders'"],
+    ["host=127.0.0.2 port=5 dbname=x", "dbname='host=127.0.0.2 port=5 dbname=x'"],
+    ["service=x", "dbname='service=x'"],
+    ["passfile=/etc/passwd", "dbname='passfile=/etc/passwd'"],
+    ["a'b", "dbname='a\\'b'"],
+    ["back\\slash", "dbname='back\\\\slash'"],
+    ["' host=evil '", "dbname='\\' host=evil \\''"],
+    ['"quoted" name', "dbname='\"quoted\" name'"],
+    ["Grüße", "dbname='Grüße'"],
+  ];
+  for (const [name, want] of cases) {
+    await t.step(JSON.stringify(name), () => {
+      assertEquals(dbnameConninfo(name), want);
+      for (const [, cmd] of builders) {
+        const c = cmd.command.endsWith("pg_dump")
+          ? buildDumpCommand(cmd.command, { ...conn, database: name }, { format: "plain" })
+          : cmd.command.endsWith("pg_restore")
+          ? buildPgRestoreCommand(cmd.command, { ...conn, database: name })
+          : buildPsqlRestoreCommand(cmd.command, { ...conn, database: name });
+        assertEquals(c.args.filter((a) => a.startsWith("--dbname=")), [`--dbname=${want}`]);
+        assertEquals(c.env.PGDATABASE, undefined);
+      }
+      const v = buildServerVersionCommand("/bin/psql", { ...conn, database: name });
+      assert(v.args.includes(`--dbname=${want}`));
+    });
+  }
+  await t.step("NUL and empty names are rejected", () => {
+    assertThrows(() => dbnameConninfo("a\0b"), RangeError, "NUL");
+    assertThrows(() => dbnameConninfo(""), RangeError, "empty");
+  });
+});
+
+Deno.test("every builder passes the database exactly once", () => {
+  for (const [name, cmd] of builders) {
+    assertEquals(cmd.args.filter((a) => a.startsWith("--dbname=")).length, 1, name);
+  }
 });

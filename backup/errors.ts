@@ -13,7 +13,9 @@ export type BackupFailureReason =
   /** No pg_dump that can dump this server version. */
   | "ToolNotFound"
   /** Bad key, level or format: retrying will not help. */
-  | "InvalidOptions";
+  | "InvalidOptions"
+  /** The manifest could not be signed (the signing key is unreadable or invalid). */
+  | "SigningFailed";
 
 export type RestoreFailureReason =
   /** psql or pg_restore failed; nothing was committed. */
@@ -25,6 +27,8 @@ export type RestoreFailureReason =
   | "StorageFailed"
   | "Aborted"
   | "ToolNotFound"
+  /** The psql found lacks `\restrict`, without which a plain dump could run meta-commands. */
+  | "ToolTooOld"
   | "InvalidOptions";
 
 /** A failed backup. `message` and `stderr` are redacted and safe for status and Events. */

@@ -72,6 +72,11 @@ export interface BackupOptions {
   metadata?: Record<string, string>;
   /** Recorded in the manifest: the resource this backup is for. */
   source?: BackupSource;
+  /**
+   * Signs the manifest before it is written (the operator's HMAC, backup/manifest.ts). A failure
+   * fails the backup with SigningFailed and leaves no object, like a failed manifest write.
+   */
+  signManifest?: (m: BackupManifest) => Promise<BackupManifest>;
 }
 
 export interface BackupResult {
@@ -124,9 +129,9 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     durationMs: completedAt - startedAt,
     ...(opts.source ? { source: opts.source } : {}),
   };
-  await writeManifest(opts, manifest, log);
+  const written = await writeManifest(opts, manifest, log);
   log.info("Backup completed", { size: manifest.compressedSize, durationMs: manifest.durationMs });
-  return { key: opts.key, manifestKey: manifestKey(opts.key), manifest };
+  return { key: opts.key, manifestKey: manifestKey(opts.key), manifest: written };
 }
 
 interface DumpParams {
@@ -242,20 +247,37 @@ async function dumpToStore(opts: BackupOptions, p: DumpParams): Promise<DumpOutc
   return { uncompressedSize: raw.bytes, compressedSize: stored.bytes, sha256: stored.sha256() };
 }
 
-async function writeManifest(opts: BackupOptions, m: BackupManifest, log: Logger): Promise<void> {
+async function writeManifest(
+  opts: BackupOptions,
+  unsigned: BackupManifest,
+  log: Logger,
+): Promise<BackupManifest> {
   try {
     if (opts.signal?.aborted) throw aborted(opts.signal);
+    const m = opts.signManifest ? await sign(opts.signManifest, unsigned) : unsigned;
     const bytes = encodeManifest(m);
     await opts.store.put(manifestKey(opts.key), new Blob([bytes]).stream(), {
       contentType: "application/json",
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
+    return m;
   } catch (e) {
     await deleteQuietly(opts.store, opts.key, log);
     await deleteQuietly(opts.store, manifestKey(opts.key), log);
     if (e instanceof BackupError) throw e;
     if (opts.signal?.aborted) throw aborted(opts.signal);
     throw storageFailed("Cannot write the backup manifest", e);
+  }
+}
+
+async function sign(
+  hook: (m: BackupManifest) => Promise<BackupManifest>,
+  m: BackupManifest,
+): Promise<BackupManifest> {
+  try {
+    return await hook(m);
+  } catch (e) {
+    throw new BackupError("SigningFailed", `Cannot sign the backup manifest: ${errorMessage(e)}`);
   }
 }
 

@@ -6,7 +6,12 @@
  * at end-of-file, and pg_restore cannot finish the archive without its last bytes. So the last
  * chunk of the stored object is held back until the whole object's size and SHA-256 matched the
  * manifest, and stdin is closed only after that. On any failure the tool is killed *before*
- * stdin is closed; the server then rolls the open transaction back.
+ * stdin is closed; the server then rolls the open transaction back. (A plain dump with large
+ * objects commits early, and a dead operator closes psql's stdin: callers that must not leave
+ * a partial database restore into a scratch database; see controllers/restore.)
+ *
+ * psql runs every plain dump in restricted mode (backup/restrict.ts): no client meta-command in
+ * a dump ever runs, and a psql without `\restrict` is refused (ToolTooOld).
  */
 import { type Clock, systemClock } from "../controllers/runtime/clock.ts";
 import { errorMessage } from "../controllers/runtime/errors.ts";
@@ -24,6 +29,7 @@ import { abortReason, RestoreError, storageDetail, withStderr } from "./errors.t
 import { type BackupManifest, manifestKey, parseManifest } from "./manifest.ts";
 import { parseToolVersion } from "./pg_tools.ts";
 import { type PgToolset, resolveTools } from "./resolve_tools.ts";
+import { psqlHasRestrict, RESTRICT_VERSIONS, restrictedScript, restrictKey } from "./restrict.ts";
 import { StderrTail } from "./stderr_tail.ts";
 import { gunzipStream, holdLast, Meter, tap, throttled } from "./streams.ts";
 import { assertSafeKey } from "./templates.ts";
@@ -51,6 +57,11 @@ export interface RestoreOptions {
    * manifest is missing, the dump is restored without checksum verification.
    */
   requireManifest?: boolean;
+  /**
+   * The manifest, already read (and checked) by the caller with {@link readRestoreManifest}:
+   * the dump is verified against exactly what was checked, not a second read.
+   */
+  manifest?: BackupManifest;
   signal?: AbortSignal;
   onProgress?: (p: RestoreProgress) => void;
   progressIntervalMs?: number;
@@ -85,7 +96,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     throw new RestoreError("InvalidOptions", errorMessage(e));
   }
   if (opts.signal?.aborted) throw aborted(opts.signal);
-  const manifest = await readManifest(opts);
+  const manifest = opts.manifest ?? await readRestoreManifest(opts.store, opts.key, opts);
   const format = manifest?.format ?? opts.format;
   if (!format) {
     throw new RestoreError("InvalidOptions", `Cannot restore "${opts.key}": format is unknown`);
@@ -104,6 +115,14 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     throw toRestoreError(e, opts.signal);
   });
   checkArchiveVersion(format, manifest, tools.toolset);
+  if (format === "plain" && !(await psqlHasRestrict(tools.toolset.psql))) {
+    throw new RestoreError(
+      "ToolTooOld",
+      `Cannot restore "${opts.key}" with psql ${tools.toolset.version} (${tools.toolset.psql}): ` +
+        `it has no \\restrict, which keeps meta-commands in a dump from running on this host; ` +
+        `install psql ${RESTRICT_VERSIONS} or newer`,
+    );
+  }
   const cmd = format === "plain"
     ? buildPsqlRestoreCommand(tools.toolset.psql, opts.connection)
     : buildPgRestoreCommand(
@@ -124,27 +143,51 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   };
 }
 
-async function readManifest(opts: RestoreOptions): Promise<BackupManifest | undefined> {
+/** Largest manifest read: they are a few hundred bytes; anything huge is not one. */
+const MAX_MANIFEST_BYTES = 1 << 20;
+
+/**
+ * Reads and parses the manifest of `key`. Throws RestoreError BackupNotFound (missing unless
+ * `requireManifest` is false, or not a manifest), StorageFailed or Aborted.
+ */
+export async function readRestoreManifest(
+  store: ObjectStore,
+  key: string,
+  opts: { signal?: AbortSignal; requireManifest?: boolean } = {},
+): Promise<BackupManifest | undefined> {
+  try {
+    assertSafeKey(key);
+  } catch (e) {
+    throw new RestoreError("InvalidOptions", errorMessage(e));
+  }
   let text: string;
   try {
-    const s = await opts.store.get(manifestKey(opts.key), pick(opts, "signal"));
-    text = await new Response(s).text();
+    const s = await store.get(manifestKey(key), pick(opts, "signal"));
+    const bytes = new Uint8Array(await new Response(s).arrayBuffer());
+    if (bytes.length > MAX_MANIFEST_BYTES) {
+      throw new RestoreError(
+        "BackupNotFound",
+        `Cannot restore "${key}": "${manifestKey(key)}" is ${bytes.length} bytes, not a manifest`,
+      );
+    }
+    text = new TextDecoder().decode(bytes);
   } catch (e) {
+    if (e instanceof RestoreError) throw e;
     if (opts.signal?.aborted) throw aborted(opts.signal);
     if (e instanceof StorageError && e.reason === "NotFound") {
       if (opts.requireManifest === false) return undefined;
       throw new RestoreError(
         "BackupNotFound",
-        `Cannot restore "${opts.key}": no manifest at "${manifestKey(opts.key)}" ` +
+        `Cannot restore "${key}": no manifest at "${manifestKey(key)}" ` +
           `(the backup does not exist or did not complete)`,
       );
     }
-    throw storageFailed(`Cannot read the manifest of "${opts.key}"`, e);
+    throw storageFailed(`Cannot read the manifest of "${key}"`, e);
   }
   try {
     return parseManifest(text);
   } catch (e) {
-    throw new RestoreError("BackupNotFound", `Cannot restore "${opts.key}": ${errorMessage(e)}`);
+    throw new RestoreError("BackupNotFound", `Cannot restore "${key}": ${errorMessage(e)}`);
   }
 }
 
@@ -243,7 +286,10 @@ async function feed(opts: RestoreOptions, p: FeedParams) {
       );
     }
   });
-  const decoded = p.format === "plain" ? gunzipStream(verified) : verified;
+  // Plain: psql in restricted mode, with a key the dump cannot know.
+  const decoded = p.format === "plain"
+    ? restrictedScript(gunzipStream(verified), restrictKey())
+    : verified;
   const input = tap(decoded, {
     onChunk: (c) => restored.bytes += c.byteLength,
     onError: (e) =>

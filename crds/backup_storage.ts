@@ -11,6 +11,7 @@ import {
   GROUP,
   type KubeObject,
   messageField,
+  namespaceGrantField,
   observedGenerationField,
   secretRef,
   timestamp,
@@ -118,6 +119,24 @@ const spec = obj({
       "AZURE_STORAGE_SAS_TOKEN or AZURE_STORAGE_CONNECTION_STRING.",
   )),
   allowedNamespaces: allowedNamespacesField("BackupStorage"),
+  restores: optional(obj({
+    allowUnsigned: withDefault(
+      bool({
+        description: "Restore dumps whose manifest carries no valid signature of this " +
+          "operator (imports from elsewhere, backups written before manifests were signed, " +
+          "dbtether backup from a terminal). Their manifest, source namespace included, is then " +
+          "taken as written. Default false: only manifests the operator signed are restored.",
+      }),
+      false,
+    ),
+    crossNamespace: namespaceGrantField(
+      "Namespaces whose Restores may restore backups written by other namespaces (or whose " +
+        "manifest names no source) from this storage.",
+    ),
+  }, {
+    description: "Which stored dumps Restores may use. Unset: a Restore uses only dumps this " +
+      "operator signed for a Backup in the Restore's own namespace.",
+  })),
 }, {
   description: "Exactly one provider (s3, gcs, azure, local) and how keys are laid out.",
   rules: [{

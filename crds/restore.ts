@@ -53,8 +53,9 @@ const spec = obj({
   }, { description: "Where to restore." }),
   onConflict: withDefault(
     enumOf(RESTORE_ON_CONFLICT, {
-      description: "fail: the target database must be empty; drop: drop and recreate it " +
-        "before restoring.",
+      description: "fail: the target database must be empty; drop: replace what it holds. " +
+        "Either way the dump is restored into a scratch database and swapped in only when " +
+        "complete and verified.",
     }),
     "fail" as typeof RESTORE_ON_CONFLICT[number],
   ),
@@ -75,6 +76,14 @@ const status = obj({
   sourceBackup: optional(str({ maxLength: 253, description: "The Backup restored, if any." })),
   storageName: optional(str({ maxLength: 253, description: "The BackupStorage read from." })),
   sourcePath: optional(str({ maxLength: 4096, description: "Key of the dump restored." })),
+  clusterName: optional(str({
+    maxLength: 253,
+    description: "The DBCluster restored into (for the cleanup of an interrupted restore).",
+  })),
+  databaseName: optional(str({
+    maxLength: 63,
+    description: "The target database in PostgreSQL.",
+  })),
   sha256: optional(str({
     pattern: "^[a-f0-9]{64}$",
     description: "SHA-256 of the dump as read (checked against the Backup's).",

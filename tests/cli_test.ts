@@ -120,6 +120,20 @@ Deno.test("run flags parse into a frozen config", async (t) => {
       }
     }
   });
+  await t.step("the backup signing Secret: default beside the Lease, or the flag", () => {
+    const d = parseRunConfig({ ...base, args: [], podNamespace: "ops" });
+    assertEquals(d.backupSigningSecret, { namespace: "ops", name: "dbtether-backup-signing" });
+    const f = parseRunConfig({ ...base, args: ["--backup-signing-secret", "sec/keys.v2"] });
+    assertEquals(f.backupSigningSecret, { namespace: "sec", name: "keys.v2" });
+    for (const v of ["keys", "a/b/c", "A/b", "/x"]) {
+      try {
+        parseRunConfig({ ...base, args: ["--backup-signing-secret", v] });
+        assert(false, `accepted ${v}`);
+      } catch (e) {
+        assert(e instanceof ConfigError && /--backup-signing-secret/.test(e.message), v);
+      }
+    }
+  });
   await t.step("pg-db-operator rotation variable", () => {
     const c = parseRunConfig({
       ...base,

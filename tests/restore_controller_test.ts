@@ -2,8 +2,8 @@
  * Restore through the real program: latestFrom picks the newest Completed Backup, onConflict
  * fail refuses a non-empty target, drop replaces it (data equal afterwards), restored objects
  * belong to the Database's owner role (an admin-level user can ALTER them), a Completed
- * Restore never runs again, a shutdown mid-restore leaves nothing half-restored and the retry
- * completes, and the admin password appears in no log, Event or status.
+ * Restore never runs again, a shutdown mid-restore leaves the target untouched and the retry
+ * completes without leftovers, and the admin password appears in no log, Event or status.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { startEnv } from "./helpers/env.ts";
@@ -12,8 +12,10 @@ import {
   backupYaml,
   databaseYaml,
   fingerprint,
-  holdTransaction,
+  freezeRestoreTool,
   type Obj,
+  readyReason,
+  restoreLeftovers,
   restoreYaml,
   secretData,
   SEED,
@@ -150,53 +152,48 @@ spec:
         assertEquals(n.trim(), "1");
       });
 
-      await t.step("shut down mid-restore → rolled back, retried, Completed", async () => {
-        await env.kube.apply(databaseYaml(ns, "third", "rst_third"));
-        await env.waitPhase("database", "third", "Ready", { namespace: ns });
-        // An uncommitted table of the same name: the restore's CREATE TABLE customers waits
-        // on it (unique catalog index) inside its single transaction, after counter_seq.
-        const blocker = holdTransaction(env, "rst_third", "CREATE TABLE public.customers (x int);");
-        await blocker.written;
-        await env.kube.apply(
-          restoreYaml(ns, "midway", "    backupRef:\n      name: first", "third"),
-        );
-        await waitFor("the restore to wait on the uncommitted table", async () =>
-          Number(
-            await env.pg.superSql(
-              "SELECT count(*) FROM pg_stat_activity WHERE datname = 'rst_third' AND " +
-                "application_name = 'dbtether-restore' AND wait_event_type = 'Lock'",
-            ),
-          ) > 0, { timeoutMs: 60_000 });
-        const stopped = env.program!;
-        assertEquals(await env.killProgram("SIGTERM"), 0);
-        stoppedLogs.push(stopped.logs());
-        await assertNoPasswordLeak(env, { logs: stoppedLogs });
-        const after = await env.getJson<Obj>("restore", "midway", ns);
-        assertEquals(after?.status?.phase, "Pending");
-        assertEquals(after?.status?.attempts, 1);
-        assertEquals(
-          after?.status?.conditions?.find((c) => c.type === "Ready")?.reason,
-          "Interrupted",
-        );
-        await blocker.end("ROLLBACK");
-        // Nothing of the first attempt survived: not even counter_seq, created before the wait.
-        const left = await env.pg.superSql(
-          "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace " +
-            "WHERE n.nspname = 'public'",
-          { database: "rst_third" },
-        );
-        assertEquals(left.trim(), "0");
-        await env.startProgram();
-        const done = await waitPhase(env, "restore", "midway", "Completed", {
-          namespace: ns,
-          timeoutMs: 90_000,
-        });
-        assertEquals(done.status?.attempts, 2);
-        const n = await env.pg.superSql("SELECT count(*) FROM customers", {
-          database: "rst_third",
-        });
-        assertEquals(n.trim(), "500");
-      });
+      await t.step(
+        "shut down mid-restore → nothing in the target, retried, Completed",
+        async () => {
+          await env.kube.apply(databaseYaml(ns, "third", "rst_third"));
+          await env.waitPhase("database", "third", "Ready", { namespace: ns });
+          await env.kube.apply(
+            restoreYaml(ns, "midway", "    backupRef:\n      name: first", "third"),
+          );
+          // psql holds still mid-restore (stopped), in the scratch database.
+          const psql = await freezeRestoreTool(env);
+          const stopped = env.program!;
+          assertEquals(await env.killProgram("SIGTERM"), 0);
+          psql.resume();
+          stoppedLogs.push(stopped.logs());
+          await assertNoPasswordLeak(env, { logs: stoppedLogs });
+          const after = await env.getJson<Obj>("restore", "midway", ns);
+          assertEquals(after?.status?.phase, "Pending");
+          assertEquals(after?.status?.attempts, 1);
+          assertEquals(readyReason(after), "Interrupted");
+          // The target never saw any of it.
+          const left = await env.pg.superSql(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace " +
+              "WHERE n.nspname = 'public'",
+            { database: "rst_third" },
+          );
+          assertEquals(left.trim(), "0");
+          await env.startProgram();
+          const done = await waitPhase(env, "restore", "midway", "Completed", {
+            namespace: ns,
+            timeoutMs: 90_000,
+          });
+          assertEquals(done.status?.attempts, 2);
+          const n = await env.pg.superSql("SELECT count(*) FROM customers", {
+            database: "rst_third",
+          });
+          assertEquals(n.trim(), "500");
+          await waitFor(
+            "no leftovers of the restores",
+            async () => (await restoreLeftovers(env)).length === 0,
+          );
+        },
+      );
 
       await t.step(
         "the admin password appears nowhere",

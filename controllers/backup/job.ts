@@ -6,7 +6,12 @@
 import { type Backup, BackupKind } from "../../crds/backup.ts";
 import type { BackupStorage } from "../../crds/backup_storage.ts";
 import { BackupError } from "../../backup/errors.ts";
-import { type BackupManifest, manifestKey, parseManifest } from "../../backup/manifest.ts";
+import {
+  type BackupManifest,
+  manifestKey,
+  parseManifest,
+  signManifest,
+} from "../../backup/manifest.ts";
 import { parseServerVersionNum } from "../../backup/pg_tools.ts";
 import { runBackup } from "../../backup/pipeline.ts";
 import type { ObjectStore } from "../../storage/store.ts";
@@ -154,6 +159,7 @@ async function dumpAndRecord(
         databaseResource: b.spec.databaseRef.name,
         cluster: target.clusterName,
       },
+      signManifest: async (m) => signManifest(m, await shared.keyring.signingKey()),
     });
     await progress.settle();
     await succeed(deps, shared, b, result.manifest);

@@ -12,6 +12,7 @@ import type { ControllerDeps } from "../runtime/shared.ts";
 import { checkStorageNamespace } from "../backup_storage/access.ts";
 import type { ClusterResolver, ResolvedCluster } from "../dbcluster/resolver.ts";
 import { JobRunner } from "./runner.ts";
+import { ManifestKeyring } from "./signing.ts";
 
 export interface BackupMetrics {
   duration: ReturnType<ControllerDeps["metrics"]["histogram"]>;
@@ -27,6 +28,8 @@ export interface BackupShared {
   limiter: BackupLimiter;
   runner: JobRunner;
   metrics: BackupMetrics;
+  /** The keys that sign and verify backup manifests. */
+  keyring: ManifestKeyring;
 }
 
 const shared = new WeakMap<ControllerDeps, BackupShared>();
@@ -36,7 +39,10 @@ export function backupShared(
   deps: ControllerDeps,
   config: Pick<
     Config,
-    "maxConcurrentBackups" | "maxConcurrentBackupsPerCluster" | "backupShutdownGraceMs"
+    | "maxConcurrentBackups"
+    | "maxConcurrentBackupsPerCluster"
+    | "backupShutdownGraceMs"
+    | "backupSigningSecret"
   >,
 ): BackupShared {
   const have = shared.get(deps);
@@ -49,6 +55,7 @@ export function backupShared(
       perCluster: config.maxConcurrentBackupsPerCluster,
       clock: deps.clock,
     }),
+    keyring: new ManifestKeyring(deps.client, config.backupSigningSecret),
     runner: new JobRunner(deps.logger.with({ component: "backup-jobs" }), {
       shutdownGraceMs: config.backupShutdownGraceMs,
       clock: deps.clock,

@@ -26,7 +26,8 @@ export type BackupReason =
   | "StorageFailed"
   | "Aborted"
   | "ToolNotFound"
-  | "InvalidOptions";
+  | "InvalidOptions"
+  | "SigningFailed";
 
 type Phase = NonNullable<BackupStatus["phase"]>;
 

@@ -5,6 +5,7 @@
 import { RetryableError, TerminalError } from "../runtime/errors.ts";
 import type { Logger } from "../runtime/log.ts";
 import { nullLogger } from "../runtime/log.ts";
+import { type Borrower, borrowSessions, giveBack } from "./borrow.ts";
 import {
   databasesDependingOn,
   observeDatabase,
@@ -14,14 +15,13 @@ import {
   observeServer,
   type ObserveServerOptions,
   type ServerSnapshot,
-  sessionsIn,
 } from "./catalog.ts";
 import { databaseRoles, formatMarker, type Marker, parseMarker, sameMarker } from "./names.ts";
 import { createdByUs, roleMarkerOf } from "./claims.ts";
 import { type DatabaseSpec, planDatabaseInside, planDatabaseServer } from "./plan.ts";
 import { planUserInside, planUserServer, userMarker, type UserSpec } from "./plan_user.ts";
 import type { ServerPool, Sql } from "./pool.ts";
-import { ident, userIdent } from "./quote.ts";
+import { type Ident, ident, userIdent } from "./quote.ts";
 import * as st from "./statements.ts";
 import type { Statement } from "./statements.ts";
 
@@ -94,6 +94,11 @@ export class PgExecutor {
     return this.#pool.run(fn, opts).catch((e) => {
       throw mapPgError(e, { server: this.#pool.endpoint });
     });
+  }
+
+  /** Runs a read-only catalog query (bind parameters) on `database` (default maintenance). */
+  query<T>(fn: (sql: Sql) => Promise<T>, database?: string): Promise<T> {
+    return this.#run(fn, database);
   }
 
   /**
@@ -180,13 +185,19 @@ export class PgExecutor {
   /**
    * deletionPolicy Delete: ends the sessions and drops the database, then its roles. The admin
    * is not superuser: it may terminate only sessions of roles whose privileges it has (PG15), so
-   * when `WITH (FORCE)` is refused it makes itself a member of the other sessions' roles first.
+   * when `WITH (FORCE)` is refused it borrows the other sessions' roles (borrow.ts) and gives
+   * them back afterwards; what a killed process borrowed is given back by the next call.
    */
   async dropDatabase(spec: { database: string; marker: Marker }): Promise<ExecResult> {
+    const borrower: Borrower = {
+      kind: "Database",
+      namespace: spec.marker.namespace,
+      name: spec.marker.name,
+    };
+    let changed = await giveBack(this, borrower);
     const roles = databaseRoles(spec.database);
     const snap = await this.#observe({ roles: Object.values(roles), database: spec.database });
     const db = userIdent(spec.database, { adminRole: snap.currentUser });
-    let changed = 0;
     if (snap.database) {
       const claim = parseMarker(snap.database.comment);
       // Only a database this resource claims (or created and had no time to mark) is dropped.
@@ -201,20 +212,7 @@ export class PgExecutor {
       if (snap.database.allowConnections) {
         changed += await this.apply([{ sql: st.alterDatabaseAllowConnections(db, false) }]);
       }
-      try {
-        changed += await this.apply([{ sql: st.dropDatabase(db, { force: true }) }]);
-      } catch (e) {
-        if (!(e instanceof RetryableError) || e.reason !== "PermissionDenied") throw e;
-        const borrowed = await this.#borrowSessionRoles(spec.database, snap);
-        try {
-          changed += borrowed.length;
-          changed += await this.apply([{ sql: st.dropDatabase(db, { force: true }) }]);
-        } finally {
-          // The memberships were only needed to end those sessions.
-          const me = ident(snap.currentUser);
-          changed += await this.apply(borrowed.map((r) => ({ sql: st.revokeRole(ident(r), me) })));
-        }
-      }
+      changed += await this.dropDatabaseForce(db, spec.database, borrower);
     }
     const want = { kind: "Database", namespace: spec.marker.namespace, name: spec.marker.name };
     for (const r of [roles.admin, roles.readwrite, roles.readonly, roles.owner]) {
@@ -226,16 +224,23 @@ export class PgExecutor {
     return { changed };
   }
 
-  /** Makes the admin a member of the roles of sessions it may not terminate; returns them. */
-  async #borrowSessionRoles(database: string, snap: ServerSnapshot): Promise<string[]> {
-    const sessions = await this.#run((sql) => sessionsIn(sql, database));
-    const foreign = [
-      ...new Set(sessions.filter((s) => !s.canSignal && s.role).map((s) => s.role!)),
-    ];
-    await this.apply(
-      foreign.map((r) => ({ sql: st.grantRole(ident(r), ident(snap.currentUser)) })),
-    );
-    return foreign;
+  /**
+   * `DROP DATABASE ... WITH (FORCE)`; when the server refuses to end other roles' sessions,
+   * borrows those roles for `borrower`, drops, and gives them back.
+   */
+  async dropDatabaseForce(db: Ident, name: string, borrower: Borrower): Promise<number> {
+    try {
+      return await this.apply([{ sql: st.dropDatabase(db, { force: true }) }]);
+    } catch (e) {
+      if (!(e instanceof RetryableError) || e.reason !== "PermissionDenied") throw e;
+    }
+    const borrowed = await borrowSessions(this, borrower, [name]);
+    try {
+      return borrowed.length + await this.apply([{ sql: st.dropDatabase(db, { force: true }) }]);
+    } finally {
+      // The memberships were only needed to end those sessions.
+      if (borrowed.length) await giveBack(this, borrower);
+    }
   }
 
   /** Creates or updates a login role and its privileges in each of its databases; idempotent. */

@@ -236,3 +236,32 @@ export function grantOnDatabaseTo(
   if (grantees.length === 0) throw new RangeError("GRANT needs at least one grantee");
   return `GRANT ${list(privs)} ON DATABASE ${db} TO ${list(grantees)}`;
 }
+
+// Issue 7 items 6 and 7 (restores through a scratch database swapped in by rename).
+
+/** Where a scratch database's locale comes from: the database it will replace. */
+export interface DatabaseLocale {
+  encoding: Literal;
+  lcCollate: Literal;
+  lcCtype: Literal;
+  /** ICU databases (PG15+): the provider and its locale. */
+  icuLocale?: Literal;
+}
+
+/** `CREATE DATABASE db OWNER owner TEMPLATE template0` with the given locale. */
+export function createDatabaseFromTemplate0(
+  db: Ident,
+  o: { owner: Ident; locale?: DatabaseLocale },
+): string {
+  let s = `CREATE DATABASE ${db} OWNER ${o.owner} TEMPLATE template0`;
+  const l = o.locale;
+  if (l) {
+    s += ` ENCODING ${l.encoding} LC_COLLATE ${l.lcCollate} LC_CTYPE ${l.lcCtype}`;
+    if (l.icuLocale !== undefined) s += ` LOCALE_PROVIDER icu ICU_LOCALE ${l.icuLocale}`;
+  }
+  return s;
+}
+
+export function alterDatabaseRename(db: Ident, to: Ident): string {
+  return `ALTER DATABASE ${db} RENAME TO ${to}`;
+}

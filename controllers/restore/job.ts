@@ -1,32 +1,53 @@
 /**
- * One restore run, owned by the JobRunner: wait for a slot, prepare the target (empty check,
- * or drop and recreate it through the postgres executor so ownership and grants are the
- * Database's), run the engine, then re-apply grants.
+ * One restore run, owned by the JobRunner: wait for a slot, check that the dump may be used at
+ * all, restore it into a scratch database, swap that in, then re-apply grants.
+ *
+ * The order is what makes a restore safe for everyone else on the server:
+ * 1. The manifest is read and checked (trust.ts: the operator's signature, the source namespace)
+ *    before anything touches PostgreSQL. A refused dump changes nothing.
+ * 2. Whatever an earlier attempt left (scratch database, login role, borrowed memberships, a
+ *    target that refuses connections) is removed; if that attempt already swapped, the restore
+ *    only finishes (grants, status).
+ * 3. onConflict fail: the target must hold nothing (checked again just before the swap).
+ * 4. The dump goes into the scratch database (restore_target.ts), as a temporary login role that
+ *    can act only as the Database's owner role, psql in restricted mode (backup/restrict.ts).
+ *    Only when the tool succeeded and the stored object matched its manifest is it swapped in,
+ *    by renaming in one transaction; the old database is dropped after the Restore is Completed.
+ *    Any failure leaves the target as it was and drops the scratch database.
  *
  * Ownership and grants after a restore: the dump carries no owners or privileges (--no-owner
- * --no-privileges), and psql / pg_restore run as the Database's owner role (`SET ROLE` through
- * PGOPTIONS; the admin is a member of it), so every restored object belongs to `<db>_owner`,
- * like objects its users create, and admin-level users (members of the owner role) can ALTER
- * them. `ensureDatabase` grants the Database's group roles on them again, and every
- * DatabaseUser of the Database is annotated (`dbtether.io/restored-at`) so its controller
- * re-converges its memberships and per-user grants (a drop also recreated the group roles).
+ * --no-privileges), and the session acts as the Database's owner role (`-c role=<owner>`), so
+ * every restored object belongs to `<db>_owner`, like objects its users create.
+ * `ensureDatabase` grants the Database's group roles on them, and the Database and every
+ * DatabaseUser of it are annotated (`dbtether.io/restored-at`) so their controllers re-converge
+ * (the swapped-in database is a new database: per-database role settings start empty).
  */
 import type { Database } from "../../crds/database.ts";
+import { DatabaseKind } from "../../crds/database.ts";
 import { type DatabaseUser, DatabaseUserKind } from "../../crds/database_user.ts";
+import type { KubeObject } from "../../crds/kind.ts";
 import { type Restore, RestoreKind } from "../../crds/restore.ts";
 import type { BackupStorage } from "../../crds/backup_storage.ts";
 import { RestoreError } from "../../backup/errors.ts";
+import { type BackupManifest, verifyManifest } from "../../backup/manifest.ts";
 import { parseServerVersionNum } from "../../backup/pg_tools.ts";
-import { runRestore } from "../../backup/restore.ts";
+import { readRestoreManifest, runRestore } from "../../backup/restore.ts";
 import type { ObjectStore } from "../../storage/store.ts";
 import { StorageError } from "../../storage/store.ts";
 import type { ResolvedCluster } from "../dbcluster/resolver.ts";
-import { observeDatabase } from "../postgres/catalog.ts";
+import { namespaceGranted, needsLabels } from "../dbcluster/namespaces.ts";
 import { PgExecutor } from "../postgres/execute.ts";
 import { databaseRoles } from "../postgres/names.ts";
 import type { DatabaseSpec } from "../postgres/plan.ts";
+import {
+  notEmpty,
+  type RestorePlacement,
+  restorePlacement,
+  RestoreTargetExecutor,
+} from "../postgres/restore_target.ts";
+import { generatePassword, scramVerifier } from "../postgres/scram.ts";
 import { errorMessage, RetryableError, TerminalError } from "../runtime/errors.ts";
-import { MERGE_PATCH } from "../runtime/kube.ts";
+import { MERGE_PATCH, NamespaceResource } from "../runtime/kube.ts";
 import type { Logger } from "../runtime/log.ts";
 import { k8sTime, updateStatus } from "../runtime/objects.ts";
 import type { ControllerDeps } from "../runtime/shared.ts";
@@ -42,6 +63,7 @@ import {
   type RestoreReason,
   runningRestoreStatus,
 } from "./status.ts";
+import { checkTrust } from "./trust.ts";
 
 export const RESTORED_AT_ANNOTATION = "dbtether.io/restored-at";
 const FORCE_ADOPT_ANNOTATION = "dbtether.io/force-adopt";
@@ -70,6 +92,28 @@ export function databaseSpecOf(db: Database): DatabaseSpec {
     revokePublicConnect: db.spec.revokePublicConnect ?? true,
     forceAdopt: db.metadata.annotations?.[FORCE_ADOPT_ANNOTATION] === "true",
   };
+}
+
+/** The role restored objects belong to: the one the Database reports, else its derived name. */
+export function ownerRole(db: Database): string {
+  return db.status?.ownerRole ?? databaseRoles(db.status!.databaseName!).owner;
+}
+
+/**
+ * The server names of a Restore (scratch database, login role, ...). From status when the
+ * target Database is gone (cleanup), so only `databaseName` is needed.
+ */
+export function placementOf(
+  r: Restore,
+  o: { databaseName: string; database?: Database | undefined },
+): RestorePlacement {
+  const ns = r.metadata.namespace ?? "";
+  return restorePlacement({
+    target: o.databaseName,
+    owner: o.database?.status?.ownerRole ?? databaseRoles(o.databaseName).owner,
+    restore: { namespace: ns, name: r.metadata.name, uid: r.metadata.uid ?? "" },
+    database: { namespace: ns, name: r.spec.target.databaseRef.name },
+  });
 }
 
 export async function runRestoreJob(
@@ -116,6 +160,8 @@ export async function runRestoreJob(
       runningRestoreStatus(l, {
         attempt: job.target.attempt,
         source: job.target.source,
+        clusterName: job.target.clusterName,
+        databaseName: job.target.databaseName,
         now: now(),
       }));
     deps.recorder.emit(
@@ -125,7 +171,7 @@ export async function runRestoreJob(
       `Restoring ${job.target.source.path} into database "${job.target.databaseName}"`,
     );
     try {
-      await restoreAndGrant(deps, shared, { ...job, restore: latest }, signal, log);
+      await restoreAndSwap(deps, shared, { ...job, restore: latest }, signal, log);
     } catch (e) {
       await stopped(deps, shared, { ...job, restore: latest }, signal, e, log);
     }
@@ -134,39 +180,157 @@ export async function runRestoreJob(
   }
 }
 
-async function restoreAndGrant(
+interface Outcome {
+  sha256: string;
+  storedBytes: number;
+  durationMs: number;
+}
+
+async function restoreAndSwap(
   deps: ControllerDeps,
   shared: BackupShared,
   job: RestoreJob,
   signal: AbortSignal,
   log: Logger,
 ): Promise<void> {
-  const { target } = job;
-  const spec = databaseSpecOf(job.database);
   const executor = new PgExecutor(job.cluster.pool, { logger: log, signal });
-  await prepareTarget(executor, job, spec);
+  const steps = new RestoreTargetExecutor(executor, { logger: log });
+  const place = placementOf(job.restore, {
+    databaseName: job.target.databaseName,
+    database: job.database,
+  });
   let store: ObjectStore | undefined;
-  let result;
+  let outcome: Outcome;
   try {
     store = await openStore(deps.client, job.storage, { env: job.env, logger: log });
-    const versionNum = job.cluster.cluster.status?.versionNum;
-    await using conn = await openJobConnection(job.cluster.server, target.databaseName);
-    result = await runRestore({
-      store,
-      key: target.source.path,
-      connection: { ...conn.connection, role: ownerRole(job.database) },
-      signal,
-      logger: log,
-      clock: deps.clock,
-      ...(target.source.format ? { format: target.source.format } : {}),
-      ...(job.toolDirs ? { toolDirs: job.toolDirs } : {}),
-      ...(versionNum ? { serverVersion: parseServerVersionNum(versionNum) } : {}),
-    });
+    const manifest = (await readRestoreManifest(store, job.target.source.path, { signal }))!;
+    await checkManifest(deps, shared, job, manifest);
+    if (await steps.swapped(place)) {
+      log.info("An earlier attempt swapped the restored database in; finishing it");
+      outcome = { sha256: manifest.sha256, storedBytes: manifest.compressedSize, durationMs: 0 };
+    } else {
+      await steps.cleanup(place);
+      if (job.restore.spec.onConflict !== "drop") {
+        const n = await steps.targetObjects(place);
+        if (n > 0) throw notEmpty(place.target, n);
+      }
+      outcome = await restoreIntoScratch(deps, job, { store, manifest, steps, place, signal, log });
+    }
   } finally {
     await store?.close().catch(() => {});
   }
+  await finish(deps, shared, job, { executor, steps, place, outcome, log });
+}
+
+async function restoreIntoScratch(
+  deps: ControllerDeps,
+  job: RestoreJob,
+  o: {
+    store: ObjectStore;
+    manifest: BackupManifest;
+    steps: RestoreTargetExecutor;
+    place: RestorePlacement;
+    signal: AbortSignal;
+    log: Logger;
+  },
+): Promise<Outcome> {
+  const { target } = job;
+  // The login role's password lives only in this process and in psql's environment.
+  const password = generatePassword(32);
   try {
-    await executor.ensureDatabase(spec);
+    await o.steps.prepare(o.place, { verifier: await scramVerifier(password) });
+    const versionNum = job.cluster.cluster.status?.versionNum;
+    let result;
+    {
+      await using conn = await openJobConnection(job.cluster.server, o.place.scratch);
+      result = await runRestore({
+        store: o.store,
+        key: target.source.path,
+        manifest: o.manifest,
+        connection: {
+          ...conn.connection,
+          user: o.place.loginRole,
+          password,
+          role: o.place.owner,
+        },
+        signal: o.signal,
+        logger: o.log,
+        clock: deps.clock,
+        ...(target.source.format ? { format: target.source.format } : {}),
+        ...(job.toolDirs ? { toolDirs: job.toolDirs } : {}),
+        ...(versionNum ? { serverVersion: parseServerVersionNum(versionNum) } : {}),
+      });
+    }
+    await o.steps.releaseLoginRole(o.place);
+    await o.steps.swap(o.place, { requireEmpty: job.restore.spec.onConflict !== "drop" });
+    return result;
+  } catch (e) {
+    // On shutdown the next attempt cleans up (no SQL after the signal); on deletion the
+    // reconcile does, once this job ended.
+    if (!o.signal.aborted) {
+      await o.steps.cleanup(o.place).catch((err) =>
+        o.log.warn("Cannot clean up after the failed restore; the next reconcile retries", {
+          error: errorMessage(err),
+        })
+      );
+    }
+    throw e;
+  }
+}
+
+/** Refuses a dump this Restore may not use (trust.ts), before anything touches PostgreSQL. */
+async function checkManifest(
+  deps: ControllerDeps,
+  shared: BackupShared,
+  job: RestoreJob,
+  manifest: BackupManifest,
+): Promise<void> {
+  const ns = job.restore.metadata.namespace ?? "";
+  const restores = job.storage.spec.restores;
+  let keys;
+  try {
+    keys = await shared.keyring.verifyingKeys();
+  } catch (e) {
+    throw new StepError("RestoreFailed", errorMessage(e));
+  }
+  const grant = restores?.crossNamespace;
+  let labels: Record<string, string> = {};
+  if (needsLabels(grant)) {
+    const n = await deps.client.find<KubeObject<unknown, unknown>>(
+      NamespaceResource,
+      undefined,
+      ns,
+    );
+    labels = n?.metadata.labels ?? {};
+  }
+  const decision = checkTrust({
+    manifest,
+    verdict: verifyManifest(manifest, keys),
+    key: job.target.source.path,
+    storage: job.storage.metadata.name,
+    keyring: shared.keyring.describe(),
+    namespace: ns,
+    allowUnsigned: restores?.allowUnsigned ?? false,
+    crossNamespace: namespaceGranted(grant, ns, labels),
+  });
+  if (!decision.ok) throw new StepError(decision.reason, decision.message);
+}
+
+async function finish(
+  deps: ControllerDeps,
+  shared: BackupShared,
+  job: RestoreJob,
+  o: {
+    executor: PgExecutor;
+    steps: RestoreTargetExecutor;
+    place: RestorePlacement;
+    outcome: Outcome;
+    log: Logger;
+  },
+): Promise<void> {
+  const { target } = job;
+  try {
+    await o.executor.ensureDatabase(databaseSpecOf(job.database));
   } catch (e) {
     throw new StepError(
       "GrantsFailed",
@@ -174,61 +338,46 @@ async function restoreAndGrant(
         errorMessage(e),
     );
   }
-  await touchUsers(deps, job.database, log);
+  await touchDependents(deps, job.database, o.log);
   const now = deps.clock.now();
   await updateStatus(deps.client, RestoreKind, job.restore, (l) =>
     completedRestoreStatus(l, {
-      sha256: result.sha256,
-      bytesRead: result.storedBytes,
-      durationMs: result.durationMs,
+      sha256: o.outcome.sha256,
+      bytesRead: o.outcome.storedBytes,
+      durationMs: o.outcome.durationMs,
       database: target.databaseName,
       now,
     }));
   shared.metrics.restores.inc({ result: "Completed" });
-  shared.metrics.restoreDuration.observe(result.durationMs / 1000);
+  shared.metrics.restoreDuration.observe(o.outcome.durationMs / 1000);
   deps.recorder.emit(
     job.restore,
     "Normal",
     "Completed",
     `Restored ${target.source.path} into database "${target.databaseName}" ` +
-      `(${result.storedBytes} bytes in ${result.durationMs} ms)`,
+      `(${o.outcome.storedBytes} bytes in ${o.outcome.durationMs} ms)`,
+  );
+  // The old database: dropped now; if that fails, the reconcile's cleanup drops it.
+  await o.steps.dropReplaced(o.place).catch((e) =>
+    o.log.warn("Cannot drop the replaced database yet", { error: errorMessage(e) })
   );
 }
 
-/** The role restored objects belong to: the one the Database reports, else its derived name. */
-export function ownerRole(db: Database): string {
-  return db.status?.ownerRole ?? databaseRoles(db.status!.databaseName!).owner;
-}
-
-/** onConflict fail: the target must hold no relations; drop: recreate it empty. */
-async function prepareTarget(executor: PgExecutor, job: RestoreJob, spec: DatabaseSpec) {
-  if (job.restore.spec.onConflict === "drop") {
-    await executor.dropDatabase({ database: spec.database, marker: spec.marker });
-    await executor.ensureDatabase(spec);
-    return;
-  }
-  const roles = databaseRoles(spec.database);
-  const snap = await job.cluster.pool.run((sql) => observeDatabase(sql, roles), {
-    database: spec.database,
-  });
-  if (snap.relations.length > 0) {
-    throw new StepError(
-      "TargetNotEmpty",
-      `Cannot restore into database "${spec.database}": it is not empty (` +
-        `${snap.relations.length} tables, views or sequences); use onConflict: drop to ` +
-        `replace it`,
-    );
-  }
-}
-
-/** Annotates the DatabaseUsers of `db` so their controller re-applies their grants. */
-async function touchUsers(deps: ControllerDeps, db: Database, log: Logger): Promise<void> {
+/**
+ * Annotates the Database and its DatabaseUsers so their controllers re-apply extensions,
+ * memberships, role settings and per-user grants on the swapped-in database.
+ */
+async function touchDependents(deps: ControllerDeps, db: Database, log: Logger): Promise<void> {
   const ns = db.metadata.namespace ?? "";
   const refers = (ref: { name: string; namespace?: string | undefined } | undefined, own: string) =>
     ref !== undefined && ref.name === db.metadata.name && (ref.namespace ?? own) === ns;
+  const at = k8sTime(deps.clock.now());
+  const annotate = { metadata: { annotations: { [RESTORED_AT_ANNOTATION]: at } } };
   try {
+    await deps.client.patch(DatabaseKind, ns, db.metadata.name, annotate, {
+      contentType: MERGE_PATCH,
+    });
     const users = await deps.client.list<DatabaseUser>(DatabaseUserKind, {});
-    const at = k8sTime(deps.clock.now());
     for (const u of users.items) {
       const own = u.metadata.namespace ?? "";
       const s = u.spec;
@@ -236,9 +385,9 @@ async function touchUsers(deps: ControllerDeps, db: Database, log: Logger): Prom
         !refers(s.databaseRef, own) && !refers(s.database, own) &&
         !(s.databases ?? []).some((d) => refers(d, own))
       ) continue;
-      await deps.client.patch(DatabaseUserKind, own, u.metadata.name, {
-        metadata: { annotations: { [RESTORED_AT_ANNOTATION]: at } },
-      }, { contentType: MERGE_PATCH });
+      await deps.client.patch(DatabaseUserKind, own, u.metadata.name, annotate, {
+        contentType: MERGE_PATCH,
+      });
     }
   } catch (e) {
     log.warn("Cannot re-enqueue the users of the restored database", { error: errorMessage(e) });
@@ -299,13 +448,23 @@ async function stopped(
   deps.recorder.emit(r, "Warning", "Failed", message);
 }
 
+/** The target refusals restore_target.ts throws as TerminalErrors. */
+const TARGET_REASONS = new Set<string>([
+  "TargetNotEmpty",
+  "TargetNotFound",
+  "ScratchDatabaseTaken",
+]);
+
 function restoreFailure(e: unknown): { reason: RestoreReason; message: string } {
   if (e instanceof StepError) return { reason: e.reason, message: e.message };
   if (e instanceof RestoreError) return { reason: e.reason, message: e.message };
   if (e instanceof StorageError) {
     return { reason: "StorageFailed", message: `Cannot use the backup storage: ${e.message}` };
   }
-  if (e instanceof TerminalError) return { reason: "RestoreFailed", message: e.message };
+  if (e instanceof TerminalError) {
+    const reason = TARGET_REASONS.has(e.reason) ? e.reason as RestoreReason : "RestoreFailed";
+    return { reason, message: e.message };
+  }
   if (e instanceof RetryableError && e.reason === "ClusterUnreachable") {
     return { reason: "ClusterNotReady", message: e.message };
   }

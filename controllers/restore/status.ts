@@ -21,14 +21,22 @@ export type RestoreReason =
   | "NamespaceNotAllowed"
   | "ClusterNotReady"
   | "TargetNotEmpty"
+  | "TargetNotFound"
+  | "TargetBusy"
+  | "ScratchDatabaseTaken"
   | "RetriesExhausted"
   | "GrantsFailed"
+  // Whether the dump may be used at all (trust.ts).
+  | "BackupNotSigned"
+  | "SignatureInvalid"
+  | "CrossNamespaceRestoreNotAllowed"
   // The engine's reasons (backup/errors.ts).
   | "RestoreFailed"
   | "ChecksumMismatch"
   | "StorageFailed"
   | "Aborted"
   | "ToolNotFound"
+  | "ToolTooOld"
   | "InvalidOptions";
 
 type Phase = NonNullable<RestoreStatus["phase"]>;
@@ -64,13 +72,22 @@ export function pendingRestoreStatus(
 
 export function runningRestoreStatus(
   r: Restore,
-  o: { attempt: number; source: RestoreSource; now: number },
+  o: {
+    attempt: number;
+    source: RestoreSource;
+    now: number;
+    /** Where it restores: recorded before anything is done there, for the cleanup. */
+    clusterName: string;
+    databaseName: string;
+  },
 ): RestoreStatus {
   const { completedAt: _c, duration: _d, bytesRead: _b, ...rest } = r.status ?? {};
   return next({ ...r, status: rest }, "Running", {
     attempts: o.attempt,
     storageName: o.source.storageName,
     sourcePath: o.source.path,
+    clusterName: o.clusterName,
+    databaseName: o.databaseName,
     ...(o.source.backupName ? { sourceBackup: o.source.backupName } : {}),
     startedAt: k8sTime(o.now),
   }, {

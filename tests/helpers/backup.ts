@@ -7,6 +7,7 @@
 import { ok as assert } from "node:assert/strict";
 import type { TestEnv } from "./env.ts";
 import type { StorageServer } from "./storage_servers.ts";
+import { budget } from "./timeouts.ts";
 import { waitFor } from "./wait.ts";
 
 export type Obj = {
@@ -65,6 +66,7 @@ export async function fingerprint(env: TestEnv, database: string): Promise<strin
   return parts.map((p) => p.trim()).join("\n");
 }
 
+/** A Database (deletionPolicy Delete); `dbName` may hold any characters (JSON-quoted in YAML). */
 export function databaseYaml(ns: string, name: string, dbName: string): string {
   return `apiVersion: dbtether.io/v1alpha1
 kind: Database
@@ -74,7 +76,7 @@ metadata:
 spec:
   clusterRef:
     name: test-pg
-  databaseName: ${dbName}
+  databaseName: ${JSON.stringify(dbName)}
   deletionPolicy: Delete
 `;
 }
@@ -289,4 +291,155 @@ export function files(dir: string): string[] {
   } catch {
     return [];
   }
+}
+
+/** Pids of the direct children of `parent` whose command name is `name` (from /proc). */
+export function childPids(parent: number, name: string): number[] {
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    let stat: string;
+    try {
+      stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+    } catch {
+      continue; // gone meanwhile
+    }
+    // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (ppid === parent && comm === name) out.push(Number(e.name));
+  }
+  return out;
+}
+
+/**
+ * Waits for the program's restore tool (psql or pg_restore) to start and stops it (SIGSTOP),
+ * so the restore holds still mid-way whatever the machine's speed. Returns its pid; `resume`
+ * sends SIGCONT (the test started nothing else by that pid).
+ */
+export async function freezeRestoreTool(
+  env: TestEnv,
+  tool: "psql" | "pg_restore" = "psql",
+): Promise<{ pid: number; resume(): void }> {
+  const parent = env.program!.process.pid;
+  const pid = await waitFor(`the program to start ${tool}`, () => {
+    const pids = childPids(parent, tool);
+    return pids.length === 1 ? pids[0] : undefined;
+  }, { timeoutMs: budget("backup"), intervalMs: 20 });
+  Deno.kill(pid, "SIGSTOP");
+  return {
+    pid,
+    resume() {
+      try {
+        Deno.kill(pid, "SIGCONT");
+      } catch { /* it exited */ }
+    },
+  };
+}
+
+/**
+ * Writes a dump made outside the operator (a plain SQL script, gzip-compressed) and an
+ * unsigned manifest for it, as an import from elsewhere would look; returns the key.
+ */
+export async function writeForeignDump(
+  dir: string,
+  key: string,
+  sql: string,
+  o: { sourceNamespace?: string } = {},
+): Promise<string> {
+  const raw = new TextEncoder().encode(sql);
+  const gz = new Uint8Array(
+    await new Response(new Blob([raw]).stream().pipeThrough(new CompressionStream("gzip")))
+      .arrayBuffer(),
+  );
+  const sha = Array.from(
+    new Uint8Array(await crypto.subtle.digest("SHA-256", gz)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+  const path = `${dir}/${key}`;
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  await Deno.writeFile(path, gz);
+  const manifest = {
+    manifestVersion: 1,
+    key,
+    format: "plain",
+    compression: "gzip",
+    compressionLevel: 6,
+    uncompressedSize: raw.length,
+    compressedSize: gz.length,
+    sha256: sha,
+    pgDumpVersion: "15.18",
+    serverVersion: "15.18",
+    database: "elsewhere",
+    startedAt: "2026-01-01T00:00:00.000Z",
+    completedAt: "2026-01-01T00:00:01.000Z",
+    durationMs: 1000,
+    ...(o.sourceNamespace
+      ? {
+        source: {
+          namespace: o.sourceNamespace,
+          backup: "forged",
+          backupUid: crypto.randomUUID(),
+          databaseResource: "forged",
+          cluster: "test-pg",
+        },
+      }
+      : {}),
+  };
+  await Deno.writeTextFile(`${path}.manifest.json`, JSON.stringify(manifest, null, 2) + "\n");
+  return key;
+}
+
+/** Databases and roles a restore may leave behind (scratch, replaced, login, borrow). */
+export async function restoreLeftovers(env: TestEnv): Promise<string[]> {
+  const out = await env.pg.superSql(
+    "SELECT 'database ' || datname FROM pg_database " +
+      "WHERE shobj_description(oid, 'pg_database') LIKE 'dbtether:Restore/%' " +
+      "OR datname ~ '_(restore|replaced)_[0-9a-f]{8}$' " +
+      "UNION ALL SELECT 'role ' || rolname FROM pg_roles " +
+      "WHERE rolname LIKE 'dbtether\\_restore\\_%' OR rolname LIKE 'dbtether\\_borrow\\_%' " +
+      "ORDER BY 1",
+  );
+  return out.split("\n").filter(Boolean);
+}
+
+/** The Ready condition's reason of an object. */
+export function readyReason(o: Obj | undefined): string | undefined {
+  return o?.status?.conditions?.find((c) => c.type === "Ready")?.reason;
+}
+
+/**
+ * A psql session of `user` on `database` that stays connected (in `SELECT pg_sleep(600)`) until
+ * it is ended; `status` settles when psql exits; `kill` ends the process the test started.
+ */
+export async function openSession(
+  env: TestEnv,
+  o: { user: string; password: string; database: string },
+): Promise<{ status: Promise<Deno.CommandStatus>; kill(): Promise<void> }> {
+  const child = new Deno.Command(`${env.pg.binDir}/psql`, {
+    args: ["-X", "-h", env.pg.host, "-p", String(env.pg.port), "-U", o.user],
+    clearEnv: true,
+    env: { PATH: "/usr/bin:/bin", PGPASSWORD: o.password, PGDATABASE: o.database },
+    stdin: "piped",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode("SELECT pg_sleep(600);\n"));
+  await waitFor(`a session of ${o.user}`, async () =>
+    Number(
+      await env.pg.superSql(
+        `SELECT count(*) FROM pg_stat_activity WHERE usename = '${o.user.replaceAll("'", "''")}'`,
+      ),
+    ) > 0);
+  return {
+    status: child.status,
+    async kill() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+      await child.status.catch(() => {});
+      await w.close().catch(() => {});
+    },
+  };
 }
