@@ -7,6 +7,7 @@ import { ConfigError, parseRunConfig, RUN_HELP } from "./config.ts";
 import { systemClock } from "./controllers/runtime/clock.ts";
 import { errorMessage } from "./controllers/runtime/errors.ts";
 import { KubeEventRecorder } from "./controllers/runtime/events.ts";
+import { OPEN_FENCE } from "./controllers/runtime/fence.ts";
 import { serveProbes } from "./controllers/runtime/http.ts";
 import { KubeClient, loadKubeConfig } from "./controllers/runtime/kube.ts";
 import { LeaderElector } from "./controllers/runtime/leader.ts";
@@ -128,6 +129,9 @@ async function run(args: string[]): Promise<number> {
     version: VERSION,
     kubeconfig: source,
     namespaces: config.namespaces,
+    // Also the lease holder's name and, as dbtether@<identity>/..., the application_name of
+    // this replica's PostgreSQL sessions.
+    identity: config.identity,
   });
 
   const stop = new AbortController();
@@ -143,13 +147,14 @@ async function run(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));
   Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
 
-  const client = new KubeClient(kc);
+  // The lease's own requests keep the fence open, so they do not pass it; everything else does.
+  const leaseClient = new KubeClient(kc);
   const clock = systemClock;
   const metrics = new Metrics();
   metrics.buildInfo.set({ version: VERSION, deno: Deno.version.deno }, 1);
   const leader = config.leaderElect
     ? new LeaderElector({
-      client,
+      client: leaseClient,
       clock,
       logger: logger.with({ component: "leader-election" }),
       namespace: config.leaderElectionNamespace,
@@ -160,11 +165,16 @@ async function run(args: string[]): Promise<number> {
       retryPeriodMs: config.retryPeriodMs,
     })
     : undefined;
+  const fence = leader?.fence ?? OPEN_FENCE;
+  const client = new KubeClient(kc, { fence });
+  const recorder = new KubeEventRecorder(client, { clock, logger, host: config.identity });
   const manager = new Manager({
     clock,
     logger,
     metrics,
     graceMs: config.gracefulShutdownMs,
+    // Events of the drain are written while the lease is still ours.
+    beforeRelease: () => recorder.flush(),
     ...(leader ? { leader } : {}),
   });
   // Ports first: a taken port is a mistake to report at once, before waiting for the API.
@@ -177,14 +187,14 @@ async function run(args: string[]): Promise<number> {
   });
   const stopServers = () => Promise.all(servers.map((s) => s.shutdown()));
   try {
-    await checkApi(client, logger, config.startupTimeoutMs, stop.signal);
+    await checkApi(leaseClient, logger, config.startupTimeoutMs, stop.signal);
   } catch (e) {
     await stopServers();
     throw e;
   }
-  const recorder = new KubeEventRecorder(client, { clock, logger, host: config.identity });
   const deps: ControllerDeps = {
     client,
+    fence,
     clock,
     logger,
     metrics,
@@ -205,7 +215,6 @@ async function run(args: string[]): Promise<number> {
   const release = registerControllers(deps, { config, env });
 
   const outcome = await manager.run(stop.signal);
-  await recorder.flush();
   await release();
   await stopServers();
   if (outcome === "lost") {

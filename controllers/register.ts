@@ -10,7 +10,7 @@ import { setupDatabaseController } from "./database/reconcile.ts";
 import { setupDatabaseUserController } from "./database_user/reconcile.ts";
 import { setupDBClusterController } from "./dbcluster/reconcile.ts";
 import { ClusterResolver } from "./dbcluster/resolver.ts";
-import { PoolRegistry } from "./postgres/pool.ts";
+import { PoolRegistry } from "./postgres/registry.ts";
 import { setupPostgresDatabaseController } from "./postgres_database/reconcile.ts";
 import { setupRestoreController } from "./restore/reconcile.ts";
 import type { ControllerDeps } from "./runtime/shared.ts";
@@ -33,7 +33,19 @@ export function registerControllers(
   deps: ControllerDeps,
   ctx: RegisterContext,
 ): () => Promise<void> {
-  const pools = new PoolRegistry({ logger: deps.logger.with({ component: "postgres" }) });
+  const pools = new PoolRegistry({
+    logger: deps.logger.with({ component: "postgres" }),
+    fence: deps.fence,
+    applicationName: `dbtether@${ctx.config.identity}`,
+    // Shorter than the time between our fence closing and a successor's start (slot.ts).
+    ...(ctx.config.leaderElect
+      ? {
+        sessionIdleLimitMs: Math.floor(
+          (ctx.config.leaseDurationMs - ctx.config.renewDeadlineMs) * 0.75,
+        ),
+      }
+      : {}),
+  });
   const clusters = deps.informers.for<DBCluster>(DBClusterKind);
   const resolver = new ClusterResolver({ client: deps.client, clusters, pools, env: ctx.env });
   const services: Services = { resolver, pools, config: ctx.config, env: ctx.env };

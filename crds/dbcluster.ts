@@ -86,8 +86,8 @@ const spec = obj({
     int({
       minimum: 1,
       maximum: 100,
-      description: "Size of the connection pool dbtether keeps to this server, across all " +
-        "of its databases.",
+      description: "Size of this DBCluster's connection pool (per replica), across all " +
+        "databases of its server; other DBClusters on the same server have their own.",
     }),
     5,
   ),

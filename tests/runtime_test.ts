@@ -6,6 +6,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { KubeObject } from "../crds/kind.ts";
 import { systemClock } from "../controllers/runtime/clock.ts";
+import { type Condition, setCondition } from "../controllers/runtime/conditions.ts";
 import { Controller, done } from "../controllers/runtime/controller.ts";
 import { TerminalError } from "../controllers/runtime/errors.ts";
 import { KubeEventRecorder } from "../controllers/runtime/events.ts";
@@ -46,6 +47,7 @@ const Widget: Resource = {
   kind: "Widget",
 };
 type W = KubeObject<{ size?: number }, { seen?: number; note?: string }>;
+type WG = KubeObject<{ size?: number }, { observedGeneration?: number; conditions?: Condition[] }>;
 
 function widget(ns: string, name: string, size = 1): W {
   return {
@@ -100,27 +102,64 @@ Deno.test({ name: "controller runtime against a real apiserver", ...opts }, asyn
   });
 
   await t.step("status writes re-read and retry on 409 conflicts", async () => {
+    await client.patch(Widget, "rt", "a", { status: { note: "by another writer" } }, {
+      subresource: "status",
+    }); // makes `stale` out of date
     const stale = await client.get<W>(Widget, "rt", "a");
-    await client.patch(Widget, "rt", "a", { spec: { size: 2 } }); // makes `stale` out of date
+    await client.patch(Widget, "rt", "a", { status: { note: "newer note" } }, {
+      subresource: "status",
+    });
     let calls = 0;
     const wrote = await updateStatus(client, Widget, stale, (latest) => {
       calls++;
-      return { seen: latest.spec.size ?? 0 };
+      return { ...latest.status, seen: latest.spec.size ?? 0 };
     });
     assert(wrote);
     assertEquals(calls, 2, "computed once on the stale object, once on the re-read one");
-    assertEquals((await client.get<W>(Widget, "rt", "a")).status, { seen: 2 });
+    assertEquals((await client.get<W>(Widget, "rt", "a")).status, { note: "newer note", seen: 1 });
     assertEquals(
       await updateStatus(
         client,
         Widget,
         await client.get<W>(Widget, "rt", "a"),
-        () => ({ seen: 2 }),
+        (l) => ({ ...l.status, seen: 1 }),
       ),
       false,
       "no write when nothing changed",
     );
   });
+
+  await t.step(
+    "a status write that conflicts with a spec change keeps the reconciled generation",
+    async () => {
+      const reconciled = await client.get<WG>(Widget, "rt", "b");
+      const gen = reconciled.metadata.generation!;
+      // The spec changes while the reconcile of `reconciled` runs: the write below gets a 409.
+      await client.patch(Widget, "rt", "b", { spec: { size: 7 } });
+      const seen: { size: number | undefined; generation: number | undefined }[] = [];
+      const wrote = await updateStatus(client, Widget, reconciled, (view) => {
+        seen.push({ size: view.spec.size, generation: view.metadata.generation });
+        const at = { generation: view.metadata.generation, now: new Date() };
+        return {
+          observedGeneration: view.metadata.generation ?? 0,
+          conditions: setCondition(view.status?.conditions, {
+            type: "Ready",
+            status: true,
+            reason: "Reconciled",
+            message: `size ${view.spec.size}`,
+          }, at),
+        };
+      });
+      assert(wrote);
+      assertEquals(seen.length, 2, "a conflict, then the write");
+      const now = await client.get<WG>(Widget, "rt", "b");
+      assertEquals(now.metadata.generation, gen + 1, "the spec did change");
+      assertEquals(now.status?.observedGeneration, gen, "the generation that was reconciled");
+      assertEquals(now.status?.conditions?.[0]?.observedGeneration, gen);
+      assertEquals(now.status?.conditions?.[0]?.message, "size 1", "computed for its spec");
+      assertEquals(seen[1], { size: 1, generation: gen });
+    },
+  );
 
   await t.step(
     "failing keys back off exponentially up to the cap; terminal errors wait for a spec change",

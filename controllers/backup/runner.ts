@@ -79,17 +79,21 @@ export class JobRunner {
 
   /**
    * Stops starting jobs, lets running ones go on for the shutdown grace, then aborts the rest
-   * with a shutdown reason and waits for all of them to finish.
+   * with a shutdown reason and waits for all of them to finish. `halt` cuts the grace short.
    */
-  async stop(message = "the operator is shutting down"): Promise<void> {
+  async stop(
+    message = "the operator is shutting down",
+    opts: { halt?: AbortSignal } = {},
+  ): Promise<void> {
     this.#stopped ??= new JobStopped("shutdown", message);
-    if (this.#graceMs > 0 && this.#jobs.size > 0) {
+    if (this.#graceMs > 0 && this.#jobs.size > 0 && !opts.halt?.aborted) {
       this.#logger.info("Letting running backups and restores finish before shutdown", {
         jobs: this.#jobs.size,
         graceMs: this.#graceMs,
       });
       const timer = new AbortController();
-      const grace = this.#clock.sleep(this.#graceMs, timer.signal).catch(() => {});
+      const wake = opts.halt ? AbortSignal.any([timer.signal, opts.halt]) : timer.signal;
+      const grace = this.#clock.sleep(this.#graceMs, wake).catch(() => {});
       await Promise.race([this.#sup.wait(), grace]);
       timer.abort();
     }
@@ -97,13 +101,19 @@ export class JobRunner {
     await this.#sup.wait();
   }
 
-  /** A leader-only runnable: holds until `signal` aborts, then stops every job. */
-  runnable(): (signal: AbortSignal) => Promise<void> {
-    return async (signal) => {
+  /**
+   * A leader-only runnable: holds until `signal` aborts, then stops every job. When the lease
+   * was lost (`halt`), jobs are aborted at once: their child processes (pg_restore, psql,
+   * pg_dump) are killed before another replica can take over.
+   */
+  runnable(): (signal: AbortSignal, ctx?: { halt: AbortSignal }) => Promise<void> {
+    return async (signal, ctx) => {
       if (!signal.aborted) {
         await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
       }
-      await this.stop();
+      const halt = ctx?.halt;
+      if (halt?.aborted) await this.stop("the leader lease was lost", { halt });
+      else await this.stop(undefined, halt ? { halt } : {});
     };
   }
 }

@@ -63,4 +63,25 @@ Deno.test("JobRunner shutdown grace", async (t) => {
     await stopped;
     assert(j.state.aborted instanceof JobStopped);
   });
+
+  await t.step("the lease lost: jobs are aborted at once, grace or not", async () => {
+    for (const during of [false, true]) {
+      const clock = new FakeClock();
+      const runner = new JobRunner(nullLogger, { shutdownGraceMs: 60_000, clock });
+      const j = job();
+      runner.start("a", j.fn);
+      const stop = new AbortController(), halt = new AbortController();
+      const running = runner.runnable()(stop.signal, { halt: halt.signal });
+      if (during) {
+        stop.abort(); // a graceful shutdown began, then the lease was lost during its grace
+        await tick();
+        assertEquals(j.state.aborted, undefined);
+      }
+      halt.abort();
+      stop.abort();
+      await running;
+      assert(j.state.aborted instanceof JobStopped, `aborted (lost during the grace: ${during})`);
+      assertEquals(clock.now(), new FakeClock().now(), "without waiting for the grace");
+    }
+  });
 });

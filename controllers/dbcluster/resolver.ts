@@ -9,7 +9,8 @@ import type { KubeObject } from "../../crds/kind.ts";
 import { NotFoundError, RetryableError } from "../runtime/errors.ts";
 import { type KubeClient, NamespaceResource, SecretResource } from "../runtime/kube.ts";
 import type { InformerSet } from "../runtime/shared.ts";
-import type { PoolRegistry, ServerConfig, ServerPool, SslMode } from "../postgres/pool.ts";
+import type { ServerConfig, ServerPool, SslMode } from "../postgres/pool.ts";
+import type { PoolRegistry } from "../postgres/registry.ts";
 import { namespaceAllowed, needsLabels } from "./namespaces.ts";
 
 type Secret = KubeObject<unknown, unknown> & {
@@ -35,6 +36,11 @@ export interface ResolverOptions {
 }
 
 const decoder = new TextDecoder();
+
+/** The pool owner of a DBCluster (cluster-scoped names cannot contain "/"). */
+export function clusterPoolOwner(name: string): string {
+  return `DBCluster/${name}`;
+}
 
 /** Decodes a Secret's base64 data into strings. */
 export function secretData(s: Secret): Record<string, string> {
@@ -79,7 +85,10 @@ export class ClusterResolver {
       maxConnections: spec.maxConnections,
       ...(ca ? { ca } : {}),
     };
-    return { cluster, server, pool: await this.o.pools.get(server), adminRole: username };
+    // Each DBCluster has its own pool (pool.ts says why): settings of another DBCluster on the
+    // same server never rebuild it.
+    const pool = await this.o.pools.get(server, { owner: clusterPoolOwner(name) });
+    return { cluster, server, pool, adminRole: username };
   }
 
   /** Throws NamespaceNotAllowed unless the DBCluster's allowedNamespaces admits `namespace`. */

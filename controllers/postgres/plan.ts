@@ -53,6 +53,7 @@ export function planDatabaseServer(spec: DatabaseSpec, snap: ServerSnapshot): St
   const roles = databaseRoles(spec.database);
   const want = roleMarkerOf(spec.marker, "Database");
   const out: string[] = [];
+  const created: Statement[] = [];
   checkDatabaseClaim(spec, snap);
   const claim: Omit<ClaimOptions, "want"> = {
     adopt: spec.forceAdopt === true,
@@ -65,10 +66,12 @@ export function planDatabaseServer(spec: DatabaseSpec, snap: ServerSnapshot): St
     const info = snap.roles.get(r);
     const q = ident(r);
     if (!info) {
-      out.push(
-        st.createRole(q, { login: false }),
-        st.commentOnRole(q, literal(formatMarker(want))),
-      );
+      // One transaction (issue 7 item 11): a role left without its marker by a crash or a
+      // deposed leader stopped between the two would be refused by every later reconcile.
+      created.push({
+        sql: st.createRole(q, { login: false }),
+        together: [st.commentOnRole(q, literal(formatMarker(want)))],
+      });
       continue;
     }
     if (info.superuser) {
@@ -108,7 +111,7 @@ export function planDatabaseServer(spec: DatabaseSpec, snap: ServerSnapshot): St
   if (!connect.has(roles.readonly)) {
     out.push(st.grantOnDatabase(["CONNECT"], db, ident(roles.readonly)));
   }
-  return out.map((sql) => ({ sql }));
+  return [...created, ...out.map((sql) => ({ sql }))];
 }
 
 /** What each group role gets by default on objects created later. */

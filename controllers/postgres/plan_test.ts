@@ -26,10 +26,13 @@ function emptySnapshot(): ServerSnapshot {
 }
 
 Deno.test("planDatabaseServer on an empty server creates roles, database, claim, CONNECT", () => {
-  const sql = planDatabaseServer(
+  const plan = planDatabaseServer(
     { database: "app", marker: { namespace: "ns", name: "app" }, revokePublicConnect: true },
     emptySnapshot(),
-  ).map((s) => s.sql);
+  );
+  // Each role commits with its marker, so no interruption leaves an unmarked role behind.
+  assert.equal(plan.filter((s) => /^CREATE ROLE/.test(s.sql) && s.together?.length).length, 4);
+  const sql = plan.flatMap((s) => [s.sql, ...(s.together ?? [])]);
   assert.deepEqual(sql, [
     'CREATE ROLE "app_owner" NOLOGIN',
     `COMMENT ON ROLE "app_owner" IS 'dbtether:Database/ns/app'`,

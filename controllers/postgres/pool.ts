@@ -1,18 +1,30 @@
 /**
- * Connections to PostgreSQL servers. One {@link ServerPool} per server and admin identity
- * (host, port, user, sslMode), holding at most `maxConnections` connections across all databases
- * of that server: managed servers have small connection limits, and a burst of reconciles must not
- * exhaust them.
+ * Connections to PostgreSQL servers. One {@link ServerPool} per *owner* (a DBCluster, or the
+ * operator's libpq environment), holding at most that owner's `maxConnections` connections across
+ * all databases of its server: managed servers have small connection limits, and a burst of
+ * reconciles must not exhaust them.
+ *
+ * Why per owner and not per server: two DBClusters may name the same host, port and user with
+ * different settings (maxConnections, password, CA, timeouts). A pool shared by server key has
+ * one set of settings, so each DBCluster's resolve found the other's settings and rebuilt the
+ * pool, closing connections in use, on every reconcile. Keyed by owner, each DBCluster's pool is
+ * rebuilt only when its own settings change, and each keeps its own bound: two DBClusters on one
+ * server may together open the sum of their bounds, which is what their specs say.
  *
  * Each connection is its own postgres.js client with `max: 1` (a "slot" bound to one database).
  * A request for database D takes an idle slot of D, opens a new slot while below the bound, or
  * closes an idle slot of another database to make room; otherwise it waits. postgres.js closes the
- * socket of a slot idle for `idleTimeoutSeconds` and reopens it on the next use.
+ * socket of a slot idle for `idleTimeoutSeconds` and reopens it on the next use. A run reserves
+ * its slot's connection before its first statement (slot.ts), and every statement passes the
+ * leader fence (guard.ts). The registry of pools is in registry.ts.
  */
 import { checkServerIdentity } from "node:tls";
-import postgres from "postgres";
+import type postgres from "postgres";
+import { type Fence, OPEN_FENCE } from "../runtime/fence.ts";
 import type { Logger } from "../runtime/log.ts";
 import { nullLogger } from "../runtime/log.ts";
+import { StatementGuard } from "./guard.ts";
+import { Slot } from "./slot.ts";
 
 /** postgres.js client type used across this module. */
 export type Sql = postgres.Sql<Record<string, never>>;
@@ -40,7 +52,7 @@ export interface ServerConfig {
   connectTimeoutSeconds?: number;
   /** Database for server-level statements; default `postgres`. */
   maintenanceDatabase?: string;
-  /** Shown in pg_stat_activity; default `dbtether`. */
+  /** Shown in pg_stat_activity; default the registry's, else `dbtether`. */
   applicationName?: string;
 }
 
@@ -51,27 +63,25 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
-/** Options of {@link PoolRegistry}. */
+/** Options of {@link PoolRegistry} and {@link ServerPool}. */
 export interface PoolRegistryOptions {
   logger?: Logger;
-}
-
-/** The key of a server pool: which server, as whom, how. Credentials are not part of it. */
-export function poolKey(cfg: ServerConfig): string {
-  return JSON.stringify([cfg.host, cfg.port, cfg.user, cfg.sslMode ?? "require"]);
-}
-
-/** Everything that, when it changes, needs new connections (the password and CA included). */
-function fingerprint(cfg: ServerConfig): string {
-  return JSON.stringify([
-    cfg.password,
-    cfg.ca ?? null,
-    cfg.maxConnections ?? null,
-    cfg.idleTimeoutSeconds ?? null,
-    cfg.connectTimeoutSeconds ?? null,
-    cfg.maintenanceDatabase ?? null,
-    cfg.applicationName ?? null,
-  ]);
+  /**
+   * Every statement passes this fence before it is sent, and statements in flight are cancelled
+   * when it closes (the leader lease was lost). Default: always open.
+   */
+  fence?: Fence;
+  /**
+   * application_name of sessions whose ServerConfig names none; the registry appends each pool's
+   * owner (`dbtether@<replica>/DBCluster/<name>`), so pg_stat_activity and the server log tell
+   * replicas and DBClusters apart. Default `dbtether`.
+   */
+  applicationName?: string;
+  /**
+   * With leader election: the server ends our sessions idle (in or out of a transaction) this
+   * long; must be shorter than leaseDuration − renewDeadline (slot.ts says why).
+   */
+  sessionIdleLimitMs?: number;
 }
 
 /** TLS options for postgres.js from a libpq-style mode. */
@@ -107,19 +117,15 @@ export function tlsOptions(
   }
 }
 
-interface Slot {
-  database: string;
-  sql: Sql;
-  busy: boolean;
-  lastUsed: number;
-}
-
 /** A bounded set of connections to one server, shared by all its databases. */
 export class ServerPool {
-  readonly key: string;
   readonly max: number;
   readonly #cfg: ServerConfig;
   readonly #log: Logger;
+  readonly #fence: Fence;
+  readonly #appName: string;
+  readonly #idleLimitMs: number | undefined;
+  #major: number | undefined;
   #slots: Slot[] = [];
   #waiters: (() => void)[] = [];
   #closing = 0;
@@ -128,9 +134,11 @@ export class ServerPool {
 
   constructor(cfg: ServerConfig, opts: PoolRegistryOptions = {}) {
     this.#cfg = { ...cfg };
-    this.key = poolKey(cfg);
     this.max = Math.max(1, cfg.maxConnections ?? 5);
     this.#log = opts.logger ?? nullLogger;
+    this.#fence = opts.fence ?? OPEN_FENCE;
+    this.#appName = cfg.applicationName ?? opts.applicationName ?? "dbtether";
+    this.#idleLimitMs = opts.sessionIdleLimitMs;
   }
 
   /** Server host and port, for messages. */
@@ -143,52 +151,89 @@ export class ServerPool {
     return this.#peak;
   }
 
-  /** Runs `fn` on a connection to a database of this server, within the server's bound. */
-  async run<T>(fn: (sql: Sql) => Promise<T>, opts: RunOptions = {}): Promise<T> {
-    const database = opts.database ?? this.#cfg.maintenanceDatabase ?? "postgres";
-    const slot = await this.#acquire(database, opts.signal);
-    try {
-      return await fn(slot.sql);
-    } finally {
-      slot.busy = false;
-      slot.lastUsed = Date.now();
-      this.#waiters.shift()?.();
-    }
+  /**
+   * Runs `fn` on a connection to a database of this server, within the server's bound. Each
+   * statement of `fn` passes the fence; those in flight are cancelled when the fence closes or
+   * `opts.signal` aborts, and the run then rejects with that reason.
+   */
+  run<T>(fn: (sql: Sql) => Promise<T>, opts: RunOptions = {}): Promise<T> {
+    return this.#run(fn, opts);
   }
 
   /**
    * Runs `fn` on a fresh connection as another role (to verify a password by logging in), counted
    * against the same bound and closed afterwards.
    */
-  async withLogin<T>(
+  withLogin<T>(
     login: { user: string; password: string },
     fn: (sql: Sql) => Promise<T>,
     opts: RunOptions = {},
   ): Promise<T> {
+    return this.#run(fn, opts, login);
+  }
+
+  async #run<T>(
+    fn: (sql: Sql) => Promise<T>,
+    opts: RunOptions,
+    login?: { user: string; password: string },
+  ): Promise<T> {
     const database = opts.database ?? this.#cfg.maintenanceDatabase ?? "postgres";
-    const slot = await this.#acquire(database, opts.signal, login);
+    const guard = new StatementGuard(this.#fence, opts.signal);
+    const stop = this.#stopSignal(opts.signal);
     try {
-      return await fn(slot.sql);
-    } finally {
-      this.#slots = this.#slots.filter((s) => s !== slot);
-      this.#closing++;
+      guard.admit();
+      const slot = await this.#acquire(database, stop, login);
       try {
-        await slot.sql.end({ timeout: 5 });
+        // Connected before the first statement passes the fence (slot.ts says why).
+        await slot.ready(stop);
+        return await fn(guard.wrap(slot.sql, () => slot.open));
       } finally {
-        this.#closing--;
-        this.#waiters.shift()?.();
+        await this.#finish(slot, login === undefined);
       }
+    } catch (e) {
+      throw guard.cause(e);
+    } finally {
+      guard.end();
     }
+  }
+
+  // A slot goes back to the pool unless it was a login's, or it lacks the session limits the
+  // server is now known to offer (a new one opens with them on demand).
+  async #finish(slot: Slot, reuse: boolean): Promise<void> {
+    if (reuse && (slot.limited || !this.#wantsSessionLimit())) {
+      slot.busy = false;
+      slot.lastUsed = Date.now();
+      this.#waiters.shift()?.();
+      return;
+    }
+    this.#slots = this.#slots.filter((s) => s !== slot);
+    this.#closing++;
+    try {
+      await slot.end();
+    } finally {
+      this.#closing--;
+      this.#waiters.shift()?.();
+    }
+  }
+
+  // Whether the server is known to offer idle_session_timeout, which we then want everywhere.
+  #wantsSessionLimit(): boolean {
+    return this.#idleLimitMs !== undefined && (this.#major ?? 0) >= 14;
+  }
+
+  // A run waiting for a slot gives up when its own signal aborts or the fence closes.
+  #stopSignal(signal: AbortSignal | undefined): AbortSignal {
+    return signal ? AbortSignal.any([signal, this.#fence.signal]) : this.#fence.signal;
   }
 
   async #acquire(
     database: string,
-    signal?: AbortSignal,
+    signal: AbortSignal,
     login?: { user: string; password: string },
   ): Promise<Slot> {
     for (;;) {
       if (this.#closed) throw new Error(`Cannot use the pool of ${this.endpoint}: it is closed`);
-      signal?.throwIfAborted();
+      signal.throwIfAborted();
       const idle = login ? undefined : this.#slots.find((s) => !s.busy && s.database === database);
       if (idle) {
         idle.busy = true;
@@ -201,7 +246,7 @@ export class ServerPool {
         this.#slots = this.#slots.filter((s) => s !== victim);
         this.#closing++;
         try {
-          await victim.sql.end({ timeout: 5 });
+          await victim.end();
         } finally {
           this.#closing--;
         }
@@ -213,43 +258,42 @@ export class ServerPool {
 
   #open(database: string, login?: { user: string; password: string }): Slot {
     const cfg = this.#cfg;
-    const sql = postgres({
+    // A login slot is never reused: it is closed after its run.
+    const slot = new Slot({
       host: cfg.host,
       port: cfg.port,
       user: login?.user ?? cfg.user,
       password: login?.password ?? cfg.password,
       database,
       ssl: tlsOptions(cfg.sslMode ?? "require", optional({ ca: cfg.ca, host: cfg.host })),
-      max: 1,
-      idle_timeout: cfg.idleTimeoutSeconds ?? 60,
-      connect_timeout: cfg.connectTimeoutSeconds ?? 10,
-      // Statements are logged by the executor in redacted form only; postgres.js must not log.
-      debug: false,
-      onnotice: () => {},
-      // Catalog queries are few and varied: no prepared statements to leak per connection.
-      prepare: false,
-      fetch_types: false,
-      connection: { application_name: cfg.applicationName ?? "dbtether" },
-    }) as unknown as Sql;
-    // A login slot is never reused: `busy` stays true until withLogin closes it.
-    const slot: Slot = { database, sql, busy: true, lastUsed: Date.now() };
+      idleTimeoutSeconds: cfg.idleTimeoutSeconds ?? 60,
+      connectTimeoutSeconds: cfg.connectTimeoutSeconds ?? 10,
+      applicationName: this.#appName,
+      idleLimitMs: this.#idleLimitMs,
+      idleSessionTimeout: this.#wantsSessionLimit(),
+      onServerMajor: (major) => (this.#major = major),
+    });
     this.#slots.push(slot);
     this.#peak = Math.max(this.#peak, this.#slots.length + this.#closing);
-    this.#log.debug("pool slot opened", { server: this.endpoint, database });
+    this.#log.debug("pool slot opened", {
+      server: this.endpoint,
+      database,
+      application: this.#appName,
+    });
     return slot;
   }
 
-  #wait(signal?: AbortSignal): Promise<void> {
+  #wait(signal: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
       const wake = () => {
-        signal?.removeEventListener("abort", onAbort);
+        signal.removeEventListener("abort", onAbort);
         resolve();
       };
       const onAbort = () => {
         this.#waiters = this.#waiters.filter((w) => w !== wake);
-        reject(signal?.reason);
+        reject(signal.reason);
       };
-      signal?.addEventListener("abort", onAbort, { once: true });
+      signal.addEventListener("abort", onAbort, { once: true });
       this.#waiters.push(wake);
     });
   }
@@ -262,50 +306,7 @@ export class ServerPool {
     for (const w of waiters) w(); // they see #closed and throw
     const slots = this.#slots;
     this.#slots = [];
-    await Promise.all(slots.map((s) => s.sql.end({ timeout: timeoutSeconds })));
-  }
-}
-
-/**
- * The process-wide set of server pools, keyed by {@link poolKey}. Asking with changed credentials
- * (the admin password rotated, a new CA) closes the old pool and builds a new one.
- */
-export class PoolRegistry {
-  #pools = new Map<string, { pool: ServerPool; fingerprint: string }>();
-  readonly #opts: PoolRegistryOptions;
-
-  constructor(opts: PoolRegistryOptions = {}) {
-    this.#opts = opts;
-  }
-
-  /** The pool for `cfg`, rebuilt when its credentials changed since the last call. */
-  async get(cfg: ServerConfig): Promise<ServerPool> {
-    const key = poolKey(cfg);
-    const fp = fingerprint(cfg);
-    const have = this.#pools.get(key);
-    if (have && have.fingerprint === fp) return have.pool;
-    if (have) {
-      this.#pools.delete(key);
-      await have.pool.close();
-    }
-    const pool = new ServerPool(cfg, this.#opts);
-    this.#pools.set(key, { pool, fingerprint: fp });
-    return pool;
-  }
-
-  /** Closes and forgets the pool of a server (e.g. its DBCluster was deleted). */
-  async drop(cfg: Pick<ServerConfig, "host" | "port" | "user" | "sslMode">): Promise<void> {
-    const key = poolKey(cfg as ServerConfig);
-    const have = this.#pools.get(key);
-    this.#pools.delete(key);
-    await have?.pool.close();
-  }
-
-  /** Closes all pools. */
-  async close(): Promise<void> {
-    const pools = [...this.#pools.values()];
-    this.#pools.clear();
-    await Promise.all(pools.map((p) => p.pool.close()));
+    await Promise.all(slots.map((s) => s.end(timeoutSeconds)));
   }
 }
 

@@ -1,6 +1,20 @@
 import assert from "node:assert/strict";
-import { startPostgres } from "../../tests/helpers/postgres.ts";
-import { poolKey, PoolRegistry, type ServerConfig, ServerPool, tlsOptions } from "./pool.ts";
+import { type PgServer, startPostgres } from "../../tests/helpers/postgres.ts";
+import { FakeClock } from "../runtime/clock.ts";
+import { LeadershipLostError, LeaseFence } from "../runtime/fence.ts";
+import { type ServerConfig, ServerPool, tlsOptions } from "./pool.ts";
+import { PoolRegistry, sessionName } from "./registry.ts";
+
+/** The test server's non-superuser admin, without TLS. */
+function admin(pg: PgServer): ServerConfig {
+  return {
+    host: pg.host,
+    port: pg.port,
+    user: pg.admin.user,
+    password: pg.admin.password,
+    sslMode: "disable",
+  };
+}
 
 Deno.test("tlsOptions maps libpq modes", () => {
   assert.equal(tlsOptions("disable"), false);
@@ -15,20 +29,34 @@ Deno.test("tlsOptions maps libpq modes", () => {
   });
 });
 
-Deno.test("poolKey ignores credentials", () => {
-  const a: ServerConfig = { host: "h", port: 1, user: "u", password: "p1" };
-  assert.equal(poolKey(a), poolKey({ ...a, password: "p2", ca: "x" }));
-  assert.notEqual(poolKey(a), poolKey({ ...a, sslMode: "verify-full" }));
+Deno.test("sessionName keeps the replica's tag and fits in 63 bytes", async (t) => {
+  const cases: { name: string; tag: string; owner: string; want: string }[] = [
+    {
+      name: "short",
+      tag: "dbtether@pod-1_ab",
+      owner: "DBCluster/a",
+      want: "dbtether@pod-1_ab/DBCluster/a",
+    },
+    {
+      name: "a long owner is cut at the end",
+      tag: "dbtether@pod-1_ab",
+      owner: `DBCluster/${"x".repeat(80)}`,
+      want: `dbtether@pod-1_ab/DBCluster/${"x".repeat(35)}`,
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      const got = sessionName(c.tag, c.owner);
+      assert.equal(got, c.want);
+      assert.ok(new TextEncoder().encode(got).length <= 63);
+    });
+  }
 });
 
 Deno.test("ServerPool bounds connections across databases", async (t) => {
   await using pg = await startPostgres();
   const cfg: ServerConfig = {
-    host: pg.host,
-    port: pg.port,
-    user: pg.admin.user,
-    password: pg.admin.password,
-    sslMode: "disable",
+    ...admin(pg),
     maxConnections: 3,
     applicationName: "dbtether-pool-test",
   };
@@ -77,30 +105,149 @@ Deno.test("ServerPool bounds connections across databases", async (t) => {
   await assert.rejects(pool.run(() => Promise.resolve(1)), /closed/);
 });
 
-Deno.test("PoolRegistry reuses a pool and rebuilds it when the password changes", async () => {
+Deno.test("PoolRegistry: one pool per owner, rebuilt only when that owner's settings change", async (t) => {
   await using pg = await startPostgres();
-  const reg = new PoolRegistry();
+  const reg = new PoolRegistry({ applicationName: "dbtether@reg-test" });
   try {
-    const cfg: ServerConfig = {
-      host: pg.host,
-      port: pg.port,
-      user: pg.admin.user,
-      password: pg.admin.password,
-      sslMode: "disable",
-    };
-    const a = await reg.get(cfg);
-    assert.equal(await reg.get({ ...cfg }), a);
-    await a.run((sql) => sql`SELECT 1`);
-    const b = await reg.get({ ...cfg, password: "wrong" });
-    assert.notEqual(b, a);
-    await assert.rejects(a.run((sql) => sql`SELECT 1`), /closed/);
-    await assert.rejects(b.run((sql) => sql`SELECT 1`), /password authentication failed/);
-    const c = await reg.get(cfg);
-    assert.equal((await c.run((sql) => sql`SELECT 1 AS one`))[0]?.one, 1);
+    const cfg: ServerConfig = admin(pg);
+    await t.step("the same settings reuse the pool; a new password rebuilds it", async () => {
+      const a = await reg.get(cfg, { owner: "DBCluster/one" });
+      assert.equal(await reg.get({ ...cfg }, { owner: "DBCluster/one" }), a);
+      await a.run((sql) => sql`SELECT 1`);
+      const b = await reg.get({ ...cfg, password: "wrong" }, { owner: "DBCluster/one" });
+      assert.notEqual(b, a);
+      await assert.rejects(a.run((sql) => sql`SELECT 1`), /closed/);
+      await assert.rejects(b.run((sql) => sql`SELECT 1`), /password authentication failed/);
+      const c = await reg.get(cfg, { owner: "DBCluster/one" });
+      assert.equal((await c.run((sql) => sql`SELECT 1 AS one`))[0]?.one, 1);
+    });
+
+    await t.step("two owners on one server with different bounds keep their pools", async () => {
+      const small = { ...cfg, maxConnections: 1 };
+      const large = { ...cfg, maxConnections: 3 };
+      const p1 = await reg.get(small, { owner: "DBCluster/small" });
+      const p2 = await reg.get(large, { owner: "DBCluster/large" });
+      for (let i = 0; i < 10; i++) {
+        assert.equal(await reg.get({ ...small }, { owner: "DBCluster/small" }), p1);
+        assert.equal(await reg.get({ ...large }, { owner: "DBCluster/large" }), p2);
+      }
+      const peak = { small: 0, large: 0 };
+      const probe = (pool: ServerPool) =>
+        pool.run(async (sql) => {
+          const rows = await sql<{ app: string; n: number }[]>`
+            SELECT application_name AS app, count(*)::int AS n FROM pg_stat_activity
+            WHERE application_name LIKE 'dbtether@reg-test/%' GROUP BY 1`;
+          for (const r of rows) {
+            if (r.app.endsWith("/small")) peak.small = Math.max(peak.small, r.n);
+            if (r.app.endsWith("/large")) peak.large = Math.max(peak.large, r.n);
+          }
+          await sql`SELECT pg_sleep(0.05)`;
+        });
+      await Promise.all(Array.from({ length: 12 }, (_, i) => probe(i % 2 ? p1 : p2)));
+      assert.ok(p1.peakSlots <= 1 && p2.peakSlots <= 3, `${p1.peakSlots} ${p2.peakSlots}`);
+      assert.equal(peak.small, 1, "the small pool's sessions, by application_name");
+      assert.ok(peak.large >= 2 && peak.large <= 3, `the large pool's sessions: ${peak.large}`);
+    });
   } finally {
     await reg.close();
   }
 });
+
+Deno.test("ServerPool: every statement passes the fence, in-flight ones are cancelled", async (t) => {
+  await using pg = await startPostgres();
+  const server: ServerConfig = admin(pg);
+  const leaseFence = () => {
+    const clock = new FakeClock();
+    return {
+      clock,
+      fence: new LeaseFence({ clock, validForMs: 10_000, monotonic: () => clock.now() }),
+    };
+  };
+  const { clock, fence } = leaseFence();
+  const pool = new ServerPool(server, { fence, applicationName: "dbtether-fence-test" });
+  const count = async () =>
+    (await pg.superSql("SELECT count(*) FROM fenced", { database: "fence_db" })).trim();
+  const running = (what: string) =>
+    pg.superSql(
+      `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbtether-fence-test' ` +
+        `AND state = 'active' AND query LIKE '%${what}%'`,
+    ).then((s) => Number(s.trim()));
+  try {
+    await t.step("a standby's fence refuses statements", async () => {
+      await assert.rejects(pool.run((sql) => sql`SELECT 1`), LeadershipLostError);
+    });
+    fence.renewed(fence.stamp());
+
+    await t.step("an open fence lets statements and transactions through", async () => {
+      await pool.run((sql) => sql.unsafe("CREATE DATABASE fence_db"));
+      await pool.run(async (sql) => {
+        await sql.unsafe("CREATE TABLE fenced (id int)");
+        await sql.begin(async (tx) => {
+          await tx.unsafe("INSERT INTO fenced VALUES (1)");
+        });
+      }, { database: "fence_db" });
+      assert.equal(await count(), "1");
+    });
+
+    await t.step("a transaction the fence closes on before COMMIT rolls back", async () => {
+      const err = await pool.run((sql) =>
+        sql.begin(async (tx) => {
+          await tx.unsafe("INSERT INTO fenced VALUES (2)");
+          clock.advance(10_000); // frozen past the renew deadline, then resumed
+          await tx.unsafe("INSERT INTO fenced VALUES (3)").catch(() => {});
+        }), { database: "fence_db" }).catch((e) => e);
+      assert.ok(err instanceof LeadershipLostError, String(err));
+      assert.equal(await count(), "1");
+      const log = await pg.readLog();
+      assert.ok(!log.includes("VALUES (3)"), "nothing was sent after the fence closed");
+    });
+
+    await t.step("a closed fence refuses every later statement", async () => {
+      await assert.rejects(pool.run((sql) => sql`SELECT 1`), LeadershipLostError);
+    });
+  } finally {
+    await pool.close();
+  }
+
+  await t.step("statements in flight are cancelled when the fence closes", async () => {
+    const { clock: clock2, fence: f2 } = leaseFence();
+    f2.renewed(f2.stamp());
+    const p = new ServerPool(server, { fence: f2, applicationName: "dbtether-fence-test" });
+    try {
+      const sleeping = p.run((sql) => sql`SELECT pg_sleep(120)`).catch((e) => e);
+      await waitUntil(async () => (await running("pg_sleep(120)")) === 1);
+      clock2.advance(10_000);
+      const err = await sleeping;
+      assert.ok(err instanceof LeadershipLostError, String(err));
+      await waitUntil(async () => (await running("pg_sleep(120)")) === 0);
+    } finally {
+      await p.close();
+    }
+  });
+
+  await t.step("a run's own signal cancels its statement on the server", async () => {
+    const p = new ServerPool(server, { applicationName: "dbtether-fence-test" });
+    try {
+      const ac = new AbortController();
+      const sleeping = p.run((sql) => sql`SELECT pg_sleep(121)`, { signal: ac.signal })
+        .catch((e) => e);
+      await waitUntil(async () => (await running("pg_sleep(121)")) === 1);
+      ac.abort(new Error("gave up"));
+      assert.match(String(await sleeping), /gave up/);
+      await waitUntil(async () => (await running("pg_sleep(121)")) === 0);
+    } finally {
+      await p.close();
+    }
+  });
+});
+
+async function waitUntil(f: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (await f()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("Timed out");
+}
 
 async function sh(cmd: string, cwd: string): Promise<void> {
   const out = await new Deno.Command("bash", { args: ["-c", cmd], cwd, stderr: "piped" }).output();
@@ -185,5 +332,40 @@ Deno.test("TLS modes: require, verify-ca and verify-full against a TLS server", 
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ServerPool: with leader election the server ends our idle sessions", async (t) => {
+  await using pg = await startPostgres();
+  const pool = new ServerPool(admin(pg), {
+    sessionIdleLimitMs: 800,
+    applicationName: "dbtether-limit-test",
+  });
+  const show = (name: string) =>
+    pool.run((sql) => sql.unsafe(`SHOW ${name}`)).then((r) => Object.values(r[0]!)[0]);
+  try {
+    await t.step("idle in a transaction: limited on every server", async () => {
+      assert.equal(await show("idle_in_transaction_session_timeout"), "800ms");
+    });
+    await t.step("idle outside one: limited once the server is known to be ≥ 14", async () => {
+      // The first slot was opened before the version was known; it is replaced.
+      assert.equal(await show("idle_session_timeout"), "800ms");
+      assert.equal(await show("idle_session_timeout"), "800ms");
+    });
+    await t.step(
+      "a statement never reconnects: a connection closed mid-run fails the run",
+      async () => {
+        const err = await pool.run(async (sql) => {
+          await sql`SELECT 1`;
+          await new Promise((r) => setTimeout(r, 1500)); // past both limits
+          await sql`SELECT 'after the gap'`;
+        }).catch((e) => e);
+        assert.match(String(err), /connection closed during the run/);
+        assert.ok(!(await pg.readLog()).includes("after the gap"), "it was not sent");
+        assert.equal(await show("application_name"), "dbtether-limit-test", "the next run works");
+      },
+    );
+  } finally {
+    await pool.close();
   }
 });

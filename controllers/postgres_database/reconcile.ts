@@ -189,7 +189,11 @@ export function setupPostgresDatabaseController(
     } catch (e) {
       throw new RetryableError("ServerNotConfigured", errorMessage(e));
     }
-    return { config, pool: await services.pools.get(config), adminRole: config.user };
+    return {
+      config,
+      pool: await services.pools.get(config, { owner: "libpq-environment" }),
+      adminRole: config.user,
+    };
   };
 
   const act = async (

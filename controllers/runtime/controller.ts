@@ -100,24 +100,35 @@ export class Controller {
 
   /**
    * Runs workers until `signal` aborts, then stops taking keys and waits up to `graceMs`
-   * for in-flight reconciles before aborting their context signal.
+   * for in-flight reconciles before aborting their context signal. `halt` aborts that signal at
+   * once (the leader lease was lost: no grace).
    */
-  async run(signal: AbortSignal, opts: { graceMs?: number } = {}): Promise<void> {
+  async run(
+    signal: AbortSignal,
+    opts: { graceMs?: number; halt?: AbortSignal } = {},
+  ): Promise<void> {
     const hard = new AbortController();
+    let hardCancel: (() => void) | undefined;
     const onAbort = () => {
       this.queue.shutDown();
-      const cancel = this.#o.clock.setTimer(
+      hardCancel ??= this.#o.clock.setTimer(
         opts.graceMs ?? 30_000,
         () => hard.abort(new Error("Shutdown grace period ended")),
       );
-      hardCancel = cancel;
     };
-    let hardCancel: (() => void) | undefined;
+    const onHalt = () => {
+      this.queue.shutDown();
+      hard.abort(opts.halt?.reason);
+    };
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });
+    if (opts.halt?.aborted) onHalt();
+    else opts.halt?.addEventListener("abort", onHalt, { once: true });
     const workers = Array.from({ length: this.#o.workers ?? 2 }, () => this.#worker(hard.signal));
     await Promise.all(workers);
     hardCancel?.();
+    signal.removeEventListener("abort", onAbort);
+    opts.halt?.removeEventListener("abort", onHalt);
   }
 
   async #worker(hard: AbortSignal): Promise<void> {

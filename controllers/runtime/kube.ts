@@ -5,6 +5,7 @@
  */
 import { HttpMethod, KubeConfig, RequestContext } from "@kubernetes/client-node";
 import { fetch } from "undici";
+import type { Fence } from "./fence.ts";
 import {
   AlreadyExistsError,
   ConflictError,
@@ -115,13 +116,31 @@ export const APPLY_PATCH = "application/apply-patch+yaml";
 /** The field manager name our writes carry (server-side apply and managedFields). */
 export const FIELD_MANAGER = "dbtether";
 
+/** Per-call options of single-object requests. */
+export interface CallOptions {
+  /** Aborts the request (it rejects with the signal's reason). */
+  signal?: AbortSignal;
+}
+
+export interface KubeClientOptions {
+  /** Per-request limit; default 30 s. */
+  timeoutMs?: number;
+  /**
+   * Every write (POST, PUT, PATCH, DELETE) passes this fence first, and every request is aborted
+   * when it closes: a replica that lost the leader lease makes no further change.
+   */
+  fence?: Fence;
+}
+
 export class KubeClient {
   readonly #kc: KubeConfig;
   readonly #timeoutMs: number;
+  readonly #fence: Fence | undefined;
 
-  constructor(kc: KubeConfig, opts: { timeoutMs?: number } = {}) {
+  constructor(kc: KubeConfig, opts: KubeClientOptions = {}) {
     this.#kc = kc;
     this.#timeoutMs = opts.timeoutMs ?? 30_000;
+    this.#fence = opts.fence;
   }
 
   get kubeConfig(): KubeConfig {
@@ -146,8 +165,13 @@ export class KubeClient {
     return p;
   }
 
-  async get<T>(res: Resource, namespace: string | undefined, name: string): Promise<T> {
-    return await this.request<T>("GET", this.path(res, namespace, name));
+  async get<T>(
+    res: Resource,
+    namespace: string | undefined,
+    name: string,
+    opts: CallOptions = {},
+  ): Promise<T> {
+    return await this.request<T>("GET", this.path(res, namespace, name), opts);
   }
 
   /** Like get, but undefined when the object does not exist. */
@@ -176,8 +200,14 @@ export class KubeClient {
     });
   }
 
-  async create<T>(res: Resource, namespace: string | undefined, obj: unknown): Promise<T> {
+  async create<T>(
+    res: Resource,
+    namespace: string | undefined,
+    obj: unknown,
+    opts: CallOptions = {},
+  ): Promise<T> {
     return await this.request<T>("POST", this.path(res, namespace), {
+      ...opts,
       body: obj,
       query: { fieldManager: FIELD_MANAGER },
     });
@@ -189,8 +219,10 @@ export class KubeClient {
     namespace: string | undefined,
     name: string,
     obj: unknown,
+    opts: CallOptions = {},
   ): Promise<T> {
     return await this.request<T>("PUT", this.path(res, namespace, name), {
+      ...opts,
       body: obj,
       query: { fieldManager: FIELD_MANAGER },
     });
@@ -305,8 +337,12 @@ export class KubeClient {
 
   /** One request; JSON in, JSON out; failures mapped to typed errors. */
   async request<T>(method: HttpMethod, path: string, opts: RequestOptions = {}): Promise<T> {
+    const fence = this.#fence;
+    if (fence && method !== "GET") fence.check();
     const limit = AbortSignal.timeout(this.#timeoutMs);
-    const signal = opts.signal ? AbortSignal.any([opts.signal, limit]) : limit;
+    const signal = AbortSignal.any(
+      [limit, opts.signal, fence?.signal].filter((s): s is AbortSignal => s !== undefined),
+    );
     try {
       const response = await raceAbort(this.#send(method, path, opts, signal), signal);
       const text = await raceAbort(response.text(), signal);

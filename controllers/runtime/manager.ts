@@ -2,7 +2,8 @@
  * Runs informers, controllers and leader-only tasks together. Informers start at once (a
  * standby keeps warm caches); controllers and leader-only tasks run only while leading. On
  * shutdown, controllers stop taking work and drain first, then the lease is released, so two
- * instances never reconcile at the same time.
+ * instances never reconcile at the same time. When the lease is lost, nothing drains: the
+ * leader's fence is closed, and every controller and task is halted at once.
  */
 import type { KubeObject } from "../../crds/kind.ts";
 import type { Clock } from "./clock.ts";
@@ -20,9 +21,23 @@ export interface ManagerOptions {
   leader?: LeaderElector;
   /** How long in-flight reconciles may run after shutdown starts. */
   graceMs?: number;
+  /** Runs after a graceful drain, while the lease is still held (flushes pending Events). */
+  beforeRelease?: () => Promise<void>;
 }
 
-export type Runnable = (signal: AbortSignal) => Promise<void>;
+/** What a leader-only task gets besides its stop signal. */
+export interface RunnableContext {
+  /** Aborts when the lease is lost: stop every side effect now, no grace period. */
+  halt: AbortSignal;
+}
+
+/**
+ * A leader-only task: `signal` aborts when it should wind down (shutdown, lease lost),
+ * `ctx.halt` when it must stop at once.
+ */
+export type Runnable = (signal: AbortSignal, ctx: RunnableContext) => Promise<void>;
+
+const NEVER = new AbortController().signal;
 
 export class Manager {
   readonly #o: ManagerOptions;
@@ -82,44 +97,44 @@ export class Manager {
       if (leader && !(await leader.acquire(signal))) return "stopped";
       this.#state = "leading";
       metrics.leader.set(1);
+      const halt = leader?.fence.signal ?? NEVER;
 
       const work = new AbortController();
       const onStop = () => work.abort(signal.reason);
+      const onHalt = () => work.abort(halt.reason);
       signal.addEventListener("abort", onStop, { once: true });
+      halt.addEventListener("abort", onHalt, { once: true });
       const workers = new Supervisor(logger);
       for (const c of this.#controllers) {
         workers.spawn(
           `controller ${c.name}`,
-          () => c.run(work.signal, { graceMs: this.#o.graceMs ?? 30_000 }),
+          () => c.run(work.signal, { graceMs: this.#o.graceMs ?? 30_000, halt }),
         );
       }
-      for (const r of this.#runnables) workers.spawn(r.name, () => r.fn(work.signal));
+      for (const r of this.#runnables) workers.spawn(r.name, () => r.fn(work.signal, { halt }));
 
       let outcome: "stopped" | "lost" = "stopped";
       if (leader) {
         const holdStop = new AbortController();
         const held = leader.hold(holdStop.signal);
-        const first = await Promise.race([
+        await Promise.race([
           held,
-          new Promise<"signal">((r) =>
-            work.signal.addEventListener("abort", () => r("signal"), { once: true })
-          ),
+          new Promise((r) => work.signal.addEventListener("abort", r, { once: true })),
         ]);
-        if (first === "lost") {
-          outcome = "lost";
-          work.abort(new Error("Leader lease lost"));
-        }
         this.#state = "stopping";
         await workers.wait();
+        if (!halt.aborted) await this.#o.beforeRelease?.();
         holdStop.abort();
-        await held;
+        if ((await held) === "lost") outcome = "lost";
       } else {
         await new Promise((r) => work.signal.addEventListener("abort", r, { once: true }));
         this.#state = "stopping";
         await workers.wait();
+        await this.#o.beforeRelease?.();
       }
       metrics.leader.set(0);
       signal.removeEventListener("abort", onStop);
+      halt.removeEventListener("abort", onHalt);
       return outcome;
     } finally {
       this.#state = "stopping";

@@ -8,38 +8,59 @@ import { ConflictError, NotFoundError } from "./errors.ts";
 import { type KubeClient, MERGE_PATCH, type Resource } from "./kube.ts";
 
 /**
- * Writes `status` computed from the latest object. `compute` returns the desired status, or
- * undefined to write nothing. A 409 re-reads the object and computes again (up to 5 times).
- * Returns whether a write happened.
+ * What a status computation sees: the object exactly as the reconcile acted on it (its spec,
+ * metadata and generation), carrying the status that is on the server now. Only
+ * {@link updateStatus} builds one, from the object it was given and the one it re-read.
+ */
+export type AsReconciled<O extends KubeObject<unknown, unknown>> = O & {
+  readonly [asReconciled]: true;
+};
+declare const asReconciled: unique symbol;
+
+function asReconciledView<O extends KubeObject<unknown, unknown>>(
+  reconciled: O,
+  current: O,
+): AsReconciled<O> {
+  return { ...reconciled, status: current.status } as AsReconciled<O>;
+}
+
+/**
+ * Writes `status` computed for `reconciled`, the object as the reconcile read it and acted on it.
+ * `compute` returns the desired status, or undefined to write nothing. A 409 re-reads the object
+ * and computes again (up to 5 times) — still for the reconciled spec and generation, with only
+ * the status (and the resourceVersion the write is guarded by) taken from the re-read object: a
+ * spec changed in between was not reconciled, so `observedGeneration` (of the status and of each
+ * condition) must not claim it. Returns whether a write happened.
  */
 export async function updateStatus<O extends KubeObject<unknown, unknown>>(
   client: KubeClient,
   res: Resource,
-  obj: O,
-  compute: (latest: O) => O["status"] | undefined,
+  reconciled: O,
+  compute: (view: AsReconciled<O>) => O["status"] | undefined,
 ): Promise<boolean> {
-  let latest = obj;
+  const { namespace, name } = reconciled.metadata;
+  let current = reconciled;
   for (let attempt = 0; attempt < 5; attempt++) {
-    const next = compute(latest);
-    if (next === undefined || jsonEqual(next, latest.status)) return false;
+    const next = compute(asReconciledView(reconciled, current));
+    if (next === undefined || jsonEqual(next, current.status)) return false;
     try {
-      await client.replaceStatus(res, latest.metadata.namespace, latest.metadata.name, {
-        ...latest,
+      await client.replaceStatus(res, namespace, name, {
+        ...reconciled,
+        // The status subresource ignores everything but the status; the write is guarded by
+        // the resourceVersion of the object whose status `next` builds on.
+        metadata: { ...reconciled.metadata, resourceVersion: current.metadata.resourceVersion },
         status: next,
       });
       return true;
     } catch (e) {
       if (e instanceof NotFoundError) return false;
       if (!(e instanceof ConflictError)) throw e;
-      latest = await client.get<O>(
-        res,
-        latest.metadata.namespace,
-        latest.metadata.name,
-      );
+      current = await client.get<O>(res, namespace, name);
+      if (current.metadata.uid !== reconciled.metadata.uid) return false;
     }
   }
   throw new ConflictError(
-    `Cannot update status of ${res.kind} ${latest.metadata.name}: conflicting writes persisted`,
+    `Cannot update status of ${res.kind} ${name}: conflicting writes persisted`,
   );
 }
 

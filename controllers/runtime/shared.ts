@@ -7,6 +7,7 @@ import type { KubeObject } from "../../crds/kind.ts";
 import type { Clock } from "./clock.ts";
 import { Controller, type Reconcile } from "./controller.ts";
 import type { EventRecorder } from "./events.ts";
+import type { Fence } from "./fence.ts";
 import { Informer, type InformerHandler } from "./informer.ts";
 import type { KubeClient, Resource } from "./kube.ts";
 import type { Logger } from "./log.ts";
@@ -85,7 +86,10 @@ export class SharedInformers {
 
 /** What main.ts hands every controller's setup function. */
 export interface ControllerDeps {
+  /** Its writes pass `fence`. */
   client: KubeClient;
+  /** Open while this replica may act (leads); every side effect passes it. */
+  fence: Fence;
   clock: Clock;
   logger: Logger;
   metrics: Metrics;

@@ -1,6 +1,6 @@
 /**
  * A throwaway PostgreSQL server for tests: initdb into a temp dir, listen on a free loopback port,
- * `log_statement=all`, SCRAM for TCP, and an admin role that is NOT superuser
+ * `log_statement=all` (each line tagged `user@database [application_name]`), SCRAM for TCP, and an admin role that is NOT superuser
  * (`LOGIN CREATEDB CREATEROLE`, like the RDS/Aurora master user or the Azure server admin).
  *
  * ```ts
@@ -233,7 +233,8 @@ class Server implements PgServer {
       `port = ${this.port}`,
       `unix_socket_directories = '${this.socketDir}'`,
       "log_statement = 'all'",
-      "log_line_prefix = '%m [%p] %q%u@%d '",
+      // %a: the session's application_name, which tells dbtether replicas apart.
+      "log_line_prefix = '%m [%p] %q%u@%d [%a] '",
       "log_connections = on",
       "password_encryption = 'scram-sha-256'",
       "fsync = off",

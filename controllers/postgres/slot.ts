@@ -1,0 +1,109 @@
+/**
+ * One connection of a {@link ServerPool}: a postgres.js client with `max: 1`, bound to one
+ * database. Before a run's first statement passes the fence, the slot makes sure its connection
+ * is open (a `SELECT 1` when it is not), so the connection (TCP, TLS, authentication) is
+ * established first and a statement that passed the fence is written at once rather than after
+ * a connect that may outlast the lease.
+ *
+ * With leader election the server itself ends our sessions that sit idle, in or out of a
+ * transaction, for `idleLimitMs` (shorter than leaseDuration − renewDeadline): a replica frozen
+ * between the fence check of a statement and its write then finds its session gone, so the
+ * statement cannot run after a successor has started. `idle_session_timeout` exists from
+ * PostgreSQL 14 on; on older servers only the transaction limit applies.
+ */
+import postgres from "postgres";
+import type { Sql } from "./pool.ts";
+
+/** What a slot needs to connect; see ServerConfig for each field. */
+export interface SlotConfig {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+  ssl: false | "prefer" | "require" | Record<string, unknown>;
+  idleTimeoutSeconds: number;
+  connectTimeoutSeconds: number;
+  applicationName: string;
+  /** Server-side idle limits of our sessions, in milliseconds; none when undefined. */
+  idleLimitMs: number | undefined;
+  /** Whether the server has idle_session_timeout (PostgreSQL ≥ 14); false when unknown. */
+  idleSessionTimeout: boolean;
+  /** Called with the server's major version when a connection learns it. */
+  onServerMajor?: (major: number) => void;
+}
+
+export class Slot {
+  readonly database: string;
+  busy = true;
+  lastUsed = Date.now();
+  /** Whether this slot's sessions carry every server-side limit the pool wants. */
+  readonly limited: boolean;
+  readonly sql: Sql;
+  #open = false;
+
+  constructor(cfg: SlotConfig) {
+    this.database = cfg.database;
+    const limits: Record<string, string> = {};
+    if (cfg.idleLimitMs !== undefined) {
+      const ms = String(Math.max(1, Math.floor(cfg.idleLimitMs)));
+      limits.idle_in_transaction_session_timeout = ms;
+      if (cfg.idleSessionTimeout) limits.idle_session_timeout = ms;
+    }
+    this.limited = cfg.idleLimitMs === undefined || cfg.idleSessionTimeout;
+    // The client closes an idle connection before the server's limit would end it.
+    const idle = cfg.idleLimitMs === undefined
+      ? cfg.idleTimeoutSeconds
+      : Math.min(cfg.idleTimeoutSeconds, cfg.idleLimitMs / 2000);
+    this.sql = postgres({
+      host: cfg.host,
+      port: cfg.port,
+      user: cfg.user,
+      password: cfg.password,
+      database: cfg.database,
+      ssl: cfg.ssl,
+      max: 1,
+      idle_timeout: idle,
+      connect_timeout: cfg.connectTimeoutSeconds,
+      // Statements are logged by the executor in redacted form only; postgres.js must not log.
+      debug: false,
+      onnotice: () => {},
+      onclose: () => {
+        this.#open = false;
+      },
+      onparameter: (key: string, value: string) => {
+        const major = Number(/^(\d+)/.exec(value)?.[1]);
+        if (key === "server_version" && major) cfg.onServerMajor?.(major);
+      },
+      // Catalog queries are few and varied: no prepared statements to leak per connection.
+      prepare: false,
+      fetch_types: false,
+      connection: { application_name: cfg.applicationName, ...limits },
+    }) as unknown as Sql;
+  }
+
+  /** Opens the connection unless it is open; rejects when `signal` aborts first. */
+  async ready(signal: AbortSignal): Promise<void> {
+    if (this.#open) return;
+    const probe = this.sql`SELECT 1`;
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      probe.then(() => resolve(), reject).finally(() =>
+        signal.removeEventListener("abort", onAbort)
+      );
+    });
+    this.#open = true;
+  }
+
+  /** Whether the connection is open (it was opened by {@link ready} and has not closed since). */
+  get open(): boolean {
+    return this.#open;
+  }
+
+  /** Ends the connection, waiting up to `timeoutSeconds` for a running statement. */
+  end(timeoutSeconds = 5): Promise<void> {
+    return this.sql.end({ timeout: timeoutSeconds });
+  }
+}
