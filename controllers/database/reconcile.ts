@@ -231,7 +231,7 @@ async function ensureExtensions(
       continue;
     }
     try {
-      await exec.apply([{ sql: createExtension(ident(name)), database: o.database }]);
+      await exec.apply([createExtension(ident(name), o.database)]);
       present.push(name);
     } catch (e) {
       if (!(e instanceof RetryableError) || e.reason === "ClusterUnreachable") throw e;

@@ -193,8 +193,7 @@ export function planDatabaseInside(spec: DatabaseSpec, snap: DatabaseSnapshot): 
       out.push(...planDefaults(creator, roles, snap.defaultAcls, "GRANT"));
     }
   }
-  for (const e of spec.extensions ?? []) {
-    if (!snap.extensions.has(e)) out.push(st.createExtension(ident(e)));
-  }
-  return out.map((sql) => ({ sql, database: spec.database }));
+  const extensions = (spec.extensions ?? []).filter((e) => !snap.extensions.has(e))
+    .map((e) => st.createExtension(ident(e), spec.database));
+  return [...out.map((sql) => ({ sql, database: spec.database })), ...extensions];
 }

@@ -181,9 +181,9 @@ Deno.test("ServerPool: every statement passes the fence, in-flight ones are canc
     await t.step("an open fence lets statements and transactions through", async () => {
       await pool.run((sql) => sql.unsafe("CREATE DATABASE fence_db"));
       await pool.run(async (sql) => {
-        await sql.unsafe("CREATE TABLE fenced (id int)");
+        await sql.unsafe("CREATE TABLE public.fenced (id int)");
         await sql.begin(async (tx) => {
-          await tx.unsafe("INSERT INTO fenced VALUES (1)");
+          await tx.unsafe("INSERT INTO public.fenced VALUES (1)");
         });
       }, { database: "fence_db" });
       assert.equal(await count(), "1");
@@ -192,9 +192,9 @@ Deno.test("ServerPool: every statement passes the fence, in-flight ones are canc
     await t.step("a transaction the fence closes on before COMMIT rolls back", async () => {
       const err = await pool.run((sql) =>
         sql.begin(async (tx) => {
-          await tx.unsafe("INSERT INTO fenced VALUES (2)");
+          await tx.unsafe("INSERT INTO public.fenced VALUES (2)");
           clock.advance(10_000); // frozen past the renew deadline, then resumed
-          await tx.unsafe("INSERT INTO fenced VALUES (3)").catch(() => {});
+          await tx.unsafe("INSERT INTO public.fenced VALUES (3)").catch(() => {});
         }), { database: "fence_db" }).catch((e) => e);
       assert.ok(err instanceof LeadershipLostError, String(err));
       assert.equal(await count(), "1");

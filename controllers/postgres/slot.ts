@@ -78,7 +78,14 @@ export class Slot {
       // Catalog queries are few and varied: no prepared statements to leak per connection.
       prepare: false,
       fetch_types: false,
-      connection: { application_name: cfg.applicationName, ...limits },
+      // pg_catalog first and only: an owner role may `ALTER DATABASE ... SET search_path` to
+      // schemas it controls, and our catalog queries call functions and operators by their
+      // bare names; a startup parameter outranks database and role settings.
+      connection: {
+        application_name: cfg.applicationName,
+        search_path: "pg_catalog, pg_temp",
+        ...limits,
+      },
     }) as unknown as Sql;
   }
 

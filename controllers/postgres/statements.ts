@@ -204,8 +204,17 @@ export function alterDefaultPrivileges(
   return `ALTER DEFAULT PRIVILEGES FOR ROLE ${forRole} ${verb} ${o.grantee}`;
 }
 
-export function createExtension(name: Ident): string {
-  return `CREATE EXTENSION IF NOT EXISTS ${name}`;
+/**
+ * CREATE EXTENSION in `database`, in one transaction with `SET LOCAL search_path TO public`: our
+ * sessions run with `search_path = pg_catalog, pg_temp` (slot.ts), under which an extension that
+ * names no schema of its own would go to pg_catalog; `public` is where it went before.
+ */
+export function createExtension(name: Ident, database: string): Statement {
+  return {
+    sql: "SET LOCAL search_path TO public",
+    together: [`CREATE EXTENSION IF NOT EXISTS ${name}`],
+    database,
+  };
 }
 
 function int(n: number): string {
