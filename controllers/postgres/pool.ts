@@ -29,6 +29,9 @@ import { Slot } from "./slot.ts";
 /** postgres.js client type used across this module. */
 export type Sql = postgres.Sql<Record<string, never>>;
 
+/** A slot idle longer than this is probed before a run (slot.ts `ready` says why). */
+const IDLE_CHECK_MS = 1000;
+
 /** libpq's TLS modes that dbtether supports (no `prefer`/`allow`: no silent plaintext). */
 /** libpq modes; `prefer` (libpq's default) is only reachable through the libpq environment. */
 export type SslMode = "disable" | "prefer" | "require" | "verify-ca" | "verify-full";
@@ -185,7 +188,7 @@ export class ServerPool {
       const slot = await this.#acquire(database, stop, login);
       try {
         // Connected before the first statement passes the fence (slot.ts says why).
-        await slot.ready(stop);
+        await slot.ready(stop, { checkIdleMs: IDLE_CHECK_MS });
         return await fn(guard.wrap(slot.sql, () => slot.open));
       } finally {
         await this.#finish(slot, login === undefined);
@@ -202,7 +205,7 @@ export class ServerPool {
   async #finish(slot: Slot, reuse: boolean): Promise<void> {
     if (reuse && (slot.limited || !this.#wantsSessionLimit())) {
       slot.busy = false;
-      slot.lastUsed = Date.now();
+      slot.lastUsed = slot.lastIdleSince = Date.now();
       this.#waiters.shift()?.();
       return;
     }

@@ -89,11 +89,34 @@ export class Slot {
     }) as unknown as Sql;
   }
 
-  /** Opens the connection unless it is open; rejects when `signal` aborts first. */
-  async ready(signal: AbortSignal): Promise<void> {
-    if (this.#open) return;
+  /**
+   * Opens the connection unless it is open; rejects when `signal` aborts first. A slot that sat
+   * idle longer than `o.checkIdleMs` is probed even when it looks open: a server that restarted
+   * meanwhile leaves a socket the client has not yet seen close, and the run's first statement
+   * would fail on it (runs never reconnect mid-way). A probe that finds the connection lost
+   * connects once more; nothing of the run has been sent yet, so that is safe.
+   */
+  async ready(signal: AbortSignal, o: { checkIdleMs?: number } = {}): Promise<void> {
+    const idle = Date.now() - this.lastIdleSince;
+    if (this.#open && (o.checkIdleMs === undefined || idle <= o.checkIdleMs)) return;
+    for (let attempt = 0;; attempt++) {
+      try {
+        await this.#probe(signal);
+        break;
+      } catch (e) {
+        if (attempt > 0 || signal.aborted || !connectionLost(e)) throw e;
+        this.#open = false;
+      }
+    }
+    this.#open = true;
+  }
+
+  /** When the slot last finished a run (set by the pool). */
+  lastIdleSince = Date.now();
+
+  #probe(signal: AbortSignal): Promise<void> {
     const probe = this.sql`SELECT 1`;
-    await new Promise<void>((resolve, reject) => {
+    return new Promise<void>((resolve, reject) => {
       const onAbort = () => reject(signal.reason);
       if (signal.aborted) return onAbort();
       signal.addEventListener("abort", onAbort, { once: true });
@@ -101,7 +124,6 @@ export class Slot {
         signal.removeEventListener("abort", onAbort)
       );
     });
-    this.#open = true;
   }
 
   /** Whether the connection is open (it was opened by {@link ready} and has not closed since). */
@@ -113,4 +135,20 @@ export class Slot {
   end(timeoutSeconds = 5): Promise<void> {
     return this.sql.end({ timeout: timeoutSeconds });
   }
+}
+
+const LOST = new Set([
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "ECONNRESET",
+  "EPIPE",
+  "57P01", // admin_shutdown: the server restarted
+  "57P02", // crash_shutdown
+]);
+
+/** Whether a failure says the connection is gone (rather than the statement failed). */
+function connectionLost(e: unknown): boolean {
+  const code = typeof e === "object" && e !== null && "code" in e ? String(e.code) : "";
+  return LOST.has(code);
 }

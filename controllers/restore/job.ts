@@ -339,6 +339,11 @@ async function finish(
     );
   }
   await touchDependents(deps, job.database, o.log);
+  // The old database goes before Completed is written, so Completed means it is gone; if the
+  // drop fails, the reconcile's cleanup drops it later.
+  await o.steps.dropReplaced(o.place).catch((e) =>
+    o.log.warn("Cannot drop the replaced database yet", { error: errorMessage(e) })
+  );
   const now = deps.clock.now();
   await updateStatus(deps.client, RestoreKind, job.restore, (l) =>
     completedRestoreStatus(l, {
@@ -356,10 +361,6 @@ async function finish(
     "Completed",
     `Restored ${target.source.path} into database "${target.databaseName}" ` +
       `(${o.outcome.storedBytes} bytes in ${o.outcome.durationMs} ms)`,
-  );
-  // The old database: dropped now; if that fails, the reconcile's cleanup drops it.
-  await o.steps.dropReplaced(o.place).catch((e) =>
-    o.log.warn("Cannot drop the replaced database yet", { error: errorMessage(e) })
   );
 }
 
