@@ -32,8 +32,13 @@ export interface Config {
   healthCheckIntervalMs: number;
   maxConcurrentBackups: number;
   maxConcurrentBackupsPerCluster: number;
-  /** Starts of one Backup (first run and retries after interruptions) before it fails. */
+  /**
+   * Backup: interrupted runs (restarts, crashes, leader changes) before it fails. Restore:
+   * starts of one Restore before it fails.
+   */
   backupMaxAttempts: number;
+  /** How long a Backup's storage failures are retried (0: not at all). */
+  backupStorageRetryForMs: number;
   /** Worker threads compressing one backup (0: compress on the main thread). */
   backupGzipWorkers: number;
   /** How long running dumps may continue after SIGTERM before they are aborted. */
@@ -80,9 +85,12 @@ Flags:
   --max-concurrent-backups-per-cluster N (default 3)
   --backup-gzip-workers N                threads compressing each backup, as independent gzip
                                          members (default 2; 0 compresses on the main thread)
-  --backup-max-attempts N                starts of one Backup or Restore (the first and its
-                                         retries after a shutdown, crash or storage outage)
-                                         before it is Failed (default 3)
+  --backup-max-attempts N                runs of one Backup cut short by a shutdown, crash or
+                                         leader change, and starts of one Restore, before it
+                                         is Failed (default 3)
+  --backup-storage-retry-for DUR         how long a Backup retries storage failures (storage
+                                         unreachable, server errors), with backoff from 5s to
+                                         1m, before it is Failed (default 10m; 0s: no retry)
   --backup-shutdown-grace DUR            how long a running backup or restore may continue
                                          after SIGTERM before it is aborted and left to the
                                          next leader; shorter than --graceful-shutdown-timeout
@@ -201,6 +209,7 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
         "backup-max-attempts": { type: "string", default: "3" },
         "backup-gzip-workers": { type: "string", default: "2" },
         "backup-shutdown-grace": { type: "string", default: "0s" },
+        "backup-storage-retry-for": { type: "string", default: "10m" },
         "pg-tools-dir": { type: "string", multiple: true, default: [] },
         "backup-signing-secret": { type: "string" },
         "postgresdatabase-cluster": { type: "string" },
@@ -275,6 +284,10 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
     backupMaxAttempts: positiveInt(v["backup-max-attempts"], "--backup-max-attempts"),
     backupGzipWorkers: boundedInt(v["backup-gzip-workers"], "--backup-gzip-workers", 0, 16),
     backupShutdownGraceMs,
+    backupStorageRetryForMs: parseDuration(
+      v["backup-storage-retry-for"],
+      "--backup-storage-retry-for",
+    ),
     pgToolsDirs: v["pg-tools-dir"],
     backupSigningSecret: parseSecretRef(
       v["backup-signing-secret"] ?? `${leaderElectionNamespace}/dbtether-backup-signing`,

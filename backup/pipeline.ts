@@ -8,7 +8,8 @@
  *   upload and nothing appears at the key.
  * - A failed or aborted upload kills pg_dump. The first failure decides the reason.
  * - The manifest is written last; its presence marks a complete backup. If it cannot be written
- *   the dump object is deleted.
+ *   the dump object is deleted. Storage never overwrites: a key that holds an object (dump or
+ *   manifest) fails the backup with StorageError AlreadyExists as the cause.
  */
 import { type Clock, systemClock } from "../controllers/runtime/clock.ts";
 import { errorMessage } from "../controllers/runtime/errors.ts";
@@ -262,8 +263,9 @@ async function writeManifest(
     });
     return m;
   } catch (e) {
+    // Only the dump is ours to remove: a put that failed leaves no manifest, and one that was
+    // refused found another writer's manifest there, which must stay.
     await deleteQuietly(opts.store, opts.key, log);
-    await deleteQuietly(opts.store, manifestKey(opts.key), log);
     if (e instanceof BackupError) throw e;
     if (opts.signal?.aborted) throw aborted(opts.signal);
     throw storageFailed("Cannot write the backup manifest", e);

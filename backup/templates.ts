@@ -20,7 +20,15 @@ export type TemplateVariable = typeof TEMPLATE_VARIABLES[number];
 export type TemplateValues = Record<TemplateVariable, string>;
 
 export const DEFAULT_PATH_TEMPLATE = "{{ .ClusterName }}/{{ .DatabaseName }}";
-export const DEFAULT_FILENAME_TEMPLATE = "{{ .Timestamp }}.sql.gz";
+/**
+ * The filename of a Backup that sets none, per dump format: unique per Backup (RunID comes
+ * from its uid; Timestamp alone has one-second resolution, and stored objects are never
+ * overwritten), `.sql.gz` for gzipped SQL, `.dump` for pg_dump's compressed archive.
+ */
+export const DEFAULT_FILENAME_TEMPLATES = {
+  plain: "{{ .Timestamp }}-{{ .RunID }}.sql.gz",
+  custom: "{{ .Timestamp }}-{{ .RunID }}.dump",
+} as const;
 
 /** A template that cannot be used; `message` says which part and why. */
 export class TemplateError extends Error {
@@ -105,7 +113,10 @@ export function assertSafeKey(key: string): void {
 /** Options of {@link renderBackupKey}. */
 export interface BackupKeyOptions {
   pathTemplate?: string;
-  filenameTemplate?: string;
+  /** Default: {@link DEFAULT_FILENAME_TEMPLATES} of `format`. */
+  filenameTemplate?: string | undefined;
+  /** The dump format; picks the default filename. Default plain. */
+  format?: "plain" | "custom" | undefined;
   clusterName: string;
   databaseName: string;
   namespace: string;
@@ -125,7 +136,10 @@ export function renderBackupKey(opts: BackupKeyOptions): string {
   };
   const dir = renderTemplate(opts.pathTemplate ?? DEFAULT_PATH_TEMPLATE, values)
     .replace(/^\/+|\/+$/g, "");
-  const file = renderTemplate(opts.filenameTemplate ?? DEFAULT_FILENAME_TEMPLATE, values);
+  const file = renderTemplate(
+    opts.filenameTemplate ?? DEFAULT_FILENAME_TEMPLATES[opts.format ?? "plain"],
+    values,
+  );
   const key = dir === "" ? file : `${dir}/${file}`;
   assertSafeKey(key);
   return key;

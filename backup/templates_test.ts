@@ -32,7 +32,17 @@ Deno.test("renderBackupKey", async (t) => {
     opts: Partial<typeof base> & Record<string, unknown>;
     want: string;
   }[] = [
-    { name: "defaults", opts: {}, want: "aurora-main/orders/20260304-050607.sql.gz" },
+    { name: "defaults", opts: {}, want: "aurora-main/orders/20260304-050607-r1.sql.gz" },
+    {
+      name: "the default filename of a custom-format dump ends in .dump",
+      opts: { format: "custom" },
+      want: "aurora-main/orders/20260304-050607-r1.dump",
+    },
+    {
+      name: "an explicit filename is used as it is",
+      opts: { filenameTemplate: "{{ .Timestamp }}.sql.gz", format: "custom" },
+      want: "aurora-main/orders/20260304-050607.sql.gz",
+    },
     {
       name: "all variables",
       opts: {
@@ -44,9 +54,9 @@ Deno.test("renderBackupKey", async (t) => {
     {
       name: "trailing and leading slashes of the path are trimmed",
       opts: { pathTemplate: "/backups/{{ .ClusterName }}/" },
-      want: "backups/aurora-main/20260304-050607.sql.gz",
+      want: "backups/aurora-main/20260304-050607-r1.sql.gz",
     },
-    { name: "empty path", opts: { pathTemplate: "" }, want: "20260304-050607.sql.gz" },
+    { name: "empty path", opts: { pathTemplate: "" }, want: "20260304-050607-r1.sql.gz" },
   ];
   for (const c of cases) {
     await t.step(c.name, () => {

@@ -27,14 +27,14 @@ export type BackupFormat = typeof BACKUP_FORMATS[number];
 export const backupTemplateFields = {
   databaseRef: localRef("The Database to back up, in this namespace.", "Name of the Database."),
   storageRef: localRef("The BackupStorage to write to.", "Name of the BackupStorage."),
-  filenameTemplate: withDefault(
-    templateField(
-      "filenameTemplate",
-      "Name of the dump under the storage's pathTemplate, from the variables ClusterName, " +
-        "DatabaseName, Namespace, Timestamp (UTC YYYYMMDD-HHMMSS), Year, Month, Day and RunID.",
-    ),
-    "{{ .Timestamp }}.sql.gz",
-  ),
+  filenameTemplate: optional(templateField(
+    "filenameTemplate",
+    "Name of the dump under the storage's pathTemplate, from the variables ClusterName, " +
+      "DatabaseName, Namespace, Timestamp (UTC YYYYMMDD-HHMMSS), Year, Month, Day and RunID. " +
+      "Unset: {{ .Timestamp }}-{{ .RunID }}.sql.gz for plain, {{ .Timestamp }}-{{ .RunID }}.dump " +
+      "for custom. A stored object is never overwritten: a template without RunID makes two " +
+      "Backups in one second collide, and the second fails with ObjectExists.",
+  )),
   format: withDefault(
     enumOf(BACKUP_FORMATS, {
       description: "plain: SQL text (restored with psql); custom: pg_dump's archive format " +
@@ -108,9 +108,23 @@ const status = obj({
   }, { description: "While Running: how far the dump has got, updated every few seconds." })),
   attempts: optional(int({
     minimum: 0,
-    description: "How many times the backup was started (a run interrupted by a crash or a " +
-      "leader change is retried a bounded number of times).",
+    description: "How many times the backup was started: the first run, retries after an " +
+      "interruption and retries after a storage failure.",
   })),
+  interruptions: optional(int({
+    minimum: 0,
+    description: "How many runs were cut short by an operator restart, crash or leader " +
+      "change; at --backup-max-attempts the Backup fails with RetriesExhausted.",
+  })),
+  storageFailures: optional(int({
+    minimum: 0,
+    description: "How many runs in a row failed on the storage (unreachable, server errors); " +
+      "they are retried with a capped exponential backoff for --backup-storage-retry-for.",
+  })),
+  storageFailingSince: timestamp(
+    "When the storage failures being retried began (the first failure of the current outage).",
+  ),
+  nextRetryAt: timestamp("While Pending after a storage failure: when the next run starts."),
   pgDumpVersion: optional(str({ maxLength: 64, description: "Version of the pg_dump used." })),
   serverVersion: optional(str({ maxLength: 64, description: "Version of the server dumped." })),
   observedGeneration: observedGenerationField,

@@ -3,7 +3,9 @@
  *
  * `uploadStream` stages blocks and commits the block list only after the whole stream was
  * read. Uncommitted blocks are invisible (and garbage-collected by the service after a week),
- * so a failed or aborted put leaves the blob at the key as it was.
+ * so a failed or aborted put leaves the blob at the key as it was. The commit carries
+ * `If-None-Match: *`: a put never replaces a blob. When the signal fires while the commit
+ * completes, the put deletes the blob it committed (no_overwrite.ts).
  *
  * Metadata keys: Azure requires C# identifiers (letters, digits, '_'; no leading digit) and
  * answers InvalidMetadata to anything else, while the portable keys of {@link PutOptions}
@@ -19,15 +21,20 @@ import type { BlobServiceClient, ContainerClient } from "@azure/storage-blob";
 import type { TokenCredential } from "@azure/identity";
 import type { Logger } from "../controllers/runtime/log.ts";
 import {
+  alreadyExists,
+  conditionalPut,
+  PUT_TOKEN_KEY,
+  type StoredVersion,
+  withoutPutToken,
+} from "./no_overwrite.ts";
+import {
   abortable,
   type ObjectInfo,
   type ObjectStore,
-  putFailure,
   type PutOptions,
   type StaticCredentials,
   StorageError,
-  throwIfAborted,
-  trackSource,
+  type TrackedSource,
   validateKey,
 } from "./store.ts";
 
@@ -83,25 +90,52 @@ export class AzureStore implements ObjectStore {
   ): Promise<{ size: number }> {
     validateKey(key);
     if (opts.metadata) toAzureMetadata(opts.metadata);
-    const source = trackSource(body, opts.signal);
+    return await conditionalPut({ body, opts }, {
+      upload: (source, metadata) => this.#upload(key, source, { ...opts, metadata }),
+      inspect: () => this.#inspect(key),
+      remove: (etag) => this.#remove(key, etag),
+      map: (e) => this.#map(e),
+    });
+  }
+
+  async #upload(key: string, source: TrackedSource, opts: PutOptions): Promise<void> {
+    await (await this.#container).getBlockBlobClient(key).uploadStream(
+      // deno-lint-ignore no-explicit-any
+      Readable.fromWeb(source.stream as any),
+      this.#blockSize,
+      this.#concurrency,
+      {
+        ...(opts.signal ? { abortSignal: opts.signal } : {}),
+        ...(opts.contentType ? { blobHTTPHeaders: { blobContentType: opts.contentType } } : {}),
+        ...(opts.metadata ? { metadata: toAzureMetadata(opts.metadata) } : {}),
+        // Put Block List commits only while no blob is at the key.
+        conditions: { ifNoneMatch: "*" },
+      },
+    );
+  }
+
+  /** The blob at `key` with its put token and ETag, or undefined. */
+  async #inspect(key: string): Promise<StoredVersion | undefined> {
     try {
-      throwIfAborted(opts.signal);
-      await (await this.#container).getBlockBlobClient(key).uploadStream(
-        // deno-lint-ignore no-explicit-any
-        Readable.fromWeb(source.stream as any),
-        this.#blockSize,
-        this.#concurrency,
-        {
-          ...(opts.signal ? { abortSignal: opts.signal } : {}),
-          ...(opts.contentType ? { blobHTTPHeaders: { blobContentType: opts.contentType } } : {}),
-          ...(opts.metadata ? { metadata: toAzureMetadata(opts.metadata) } : {}),
-        },
-      );
-      throwIfAborted(opts.signal);
-      return { size: source.bytes };
+      const p = await (await this.#container).getBlobClient(key).getProperties();
+      const token = fromAzureMetadata(p.metadata ?? {})[PUT_TOKEN_KEY];
+      return { token, version: p.etag ?? "" };
     } catch (e) {
-      await source.cancel(e);
-      throw putFailure(e, source, { signal: opts.signal, map: (e) => this.#map(e) });
+      if (this.#map(e, "object").reason === "NotFound") return undefined;
+      throw e;
+    }
+  }
+
+  /** Deletes the blob at `key` if its ETag is still `etag`. */
+  async #remove(key: string, etag: string): Promise<void> {
+    try {
+      await (await this.#container).getBlobClient(key).delete({
+        ...(etag ? { conditions: { ifMatch: etag } } : {}),
+      });
+    } catch (e) {
+      const reason = this.#map(e, "object").reason;
+      // Gone, or replaced since (412): either way not ours to delete any more.
+      if (reason !== "NotFound" && reason !== "AlreadyExists") throw e;
     }
   }
 
@@ -133,7 +167,7 @@ export class AzureStore implements ObjectStore {
         key,
         size: p.contentLength ?? 0,
         lastModified: p.lastModified ?? new Date(0),
-        metadata: fromAzureMetadata(p.metadata ?? {}),
+        metadata: withoutPutToken(fromAzureMetadata(p.metadata ?? {})),
       };
     } catch (e) {
       const mapped = this.#map(e, "object");
@@ -319,6 +353,11 @@ export function mapAzureError(
     return new StorageError("BucketNotFound", `Azure container "${container}" does not exist`, {
       cause: e,
     });
+  }
+  // A conditional write refused (If-None-Match: * on an existing blob), or a conditional delete
+  // of a blob that changed since.
+  if (code === "BlobAlreadyExists" || code === "ConditionNotMet" || status === 412) {
+    return alreadyExists(e);
   }
   if (code === "BlobNotFound" || status === 404) {
     return new StorageError("NotFound", "Object not found", { cause: e });

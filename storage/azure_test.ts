@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { freePort } from "../tests/helpers/free_port.ts";
-import { startAzurite } from "../tests/helpers/storage_servers.ts";
+import { startAzurite, startCommitProxy } from "../tests/helpers/storage_servers.ts";
 import { assertStorageError, runConformance } from "./conformance.ts";
 import { createStore } from "./factory.ts";
 
@@ -11,6 +11,7 @@ Deno.test("azure store passes the conformance suite against Azurite", async (t) 
     t,
     ({ missingBucket }) =>
       azurite.makeStore({ bucket: missingBucket ? "no-such-container" : "test" }),
+    { commitGate: () => startCommitProxy(azurite) },
   );
 });
 

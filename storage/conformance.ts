@@ -17,6 +17,25 @@ export interface ConformanceOptions {
   assertNoLeftovers?: (store: ObjectStore, key: string) => Promise<void>;
   /** Size of the large round-trip object; defaults to 12 MiB + 123 bytes (three S3 parts). */
   largeSize?: number;
+  /**
+   * Opens a store whose completing request can be intercepted (a proxy in front of the
+   * server), for the steps that abort a put while the server completes it and that lose the
+   * server's answer to it. Without it those steps are skipped: local and memory complete
+   * in-process.
+   */
+  commitGate?: () => Promise<CommitGate>;
+}
+
+/** A store behind a proxy that can act on the request completing an object. */
+export interface CommitGate extends AsyncDisposable {
+  readonly store: ObjectStore;
+  /**
+   * Arms the next completing request (S3 PutObject or CompleteMultipartUpload, the last chunk
+   * of a GCS resumable upload, Azure Put Block List): once the server has answered it, `fn`
+   * runs before the answer is passed on; with `drop` the connection is closed instead, as if
+   * the answer was lost. Resolves when that request was handled.
+   */
+  atNextCommit(fn: () => void, opts?: { drop?: boolean }): Promise<void>;
 }
 
 const MiB = 1024 * 1024;
@@ -82,13 +101,57 @@ export async function runConformance(
     assert.equal((await readAll(await store.get(key))).byteLength, 0);
   });
 
-  await step("put overwrites an existing object", async (store) => {
-    const key = `${run}overwrite`;
-    await store.put(key, bytesStream(1000, 1));
-    await store.put(key, bytesStream(10, 2));
-    assert.equal(await sha256(await store.get(key)), await sha256(bytesStream(10, 2)));
-    assert.equal((await store.head(key))?.size, 10);
+  await step("a put to an existing key fails AlreadyExists and keeps the object", async (store) => {
+    const key = `${run}exists`;
+    const first = await sha256(bytesStream(1000, 1));
+    await store.put(key, bytesStream(1000, 1), { metadata: { sha256: first } });
+    // One single-request put and one that takes several parts, chunks or blocks.
+    for (const size of [10, 6 * MiB + 7]) {
+      await assert.rejects(
+        store.put(key, bytesStream(size, 2), { metadata: { sha256: "x" } }),
+        (e) => {
+          assert.ok(e instanceof StorageError && e.reason === "AlreadyExists", String(e));
+          assert.match(e.message, /never overwritten.*\{\{ \.RunID \}\}/);
+          return true;
+        },
+      );
+      assert.equal(await sha256(await store.get(key)), first);
+      assert.equal((await store.head(key))?.size, 1000);
+      assert.equal((await store.head(key))?.metadata["sha256"], first);
+      await opts.assertNoLeftovers?.(store, key);
+    }
   });
+
+  await step(
+    "two puts racing for one key: one wins, the other fails AlreadyExists",
+    async (store) => {
+      const key = `${run}race`;
+      // Both bodies end only when both were read to the end, so both complete at once.
+      let arrived = 0;
+      let release!: () => void;
+      const bothRead = new Promise<void>((r) => (release = r));
+      const body = (seed: number) =>
+        endGated(bytesStream(2 * MiB + seed, seed), async () => {
+          if (++arrived === 2) release();
+          await bothRead;
+        });
+      const results = await Promise.allSettled([store.put(key, body(1)), store.put(key, body(2))]);
+      const won = results.findIndex((r) => r.status === "fulfilled");
+      assert.ok(won >= 0, `no put won: ${results.map((r) => r.status === "rejected" && r.reason)}`);
+      const lost = results[1 - won]!;
+      assert.equal(lost.status, "rejected", "both puts succeeded: one overwrote the other");
+      assert.ok(
+        lost.status === "rejected" && lost.reason instanceof StorageError &&
+          lost.reason.reason === "AlreadyExists",
+        `the losing put failed with ${lost.status === "rejected" && lost.reason}`,
+      );
+      assert.equal(
+        await sha256(await store.get(key)),
+        await sha256(bytesStream(2 * MiB + won + 1, won + 1)),
+      );
+      await opts.assertNoLeftovers?.(store, key);
+    },
+  );
 
   await step(
     "list returns keys under a prefix, sorted, and keeps sibling prefixes apart",
@@ -160,6 +223,45 @@ export async function runConformance(
     await assert.rejects(store.put(key, failingStream(MiB, new Error("boom"))));
     assert.equal(await sha256(await store.get(key)), await sha256(bytesStream(100, 3)));
   });
+
+  if (opts.commitGate) {
+    const gated = (name: string, fn: (gate: CommitGate, store: ObjectStore) => Promise<void>) =>
+      step(name, async (store) => {
+        await using gate = await opts.commitGate!();
+        await fn(gate, store);
+      });
+
+    await gated(
+      "a put aborted while the server completes it leaves nothing",
+      async (gate, store) => {
+        for (const size of [10, 6 * MiB + 7]) {
+          const key = `${run}abort-at-commit/${size}`;
+          const ac = new AbortController();
+          const committed = gate.atNextCommit(() => ac.abort(new Error("shutdown")));
+          await assertStorageError(
+            gate.store.put(key, bytesStream(size), { signal: ac.signal }),
+            "Aborted",
+          );
+          await committed;
+          await noLeftovers(store, key);
+        }
+      },
+    );
+
+    await gated("a put whose completion answer is lost succeeds, once", async (gate, store) => {
+      for (const size of [10, 6 * MiB + 7]) {
+        const key = `${run}lost-answer/${size}`;
+        const committed = gate.atNextCommit(() => {}, { drop: true });
+        const res = await gate.store.put(key, bytesStream(size, 4), { metadata: { sha256: "y" } });
+        await committed;
+        assert.equal(res.size, size);
+        assert.equal(await sha256(await store.get(key)), await sha256(bytesStream(size, 4)));
+        assert.deepEqual((await store.list(key)).map((o) => o.key), [key]);
+        assert.deepEqual((await store.head(key))?.metadata, { sha256: "y" });
+        await opts.assertNoLeftovers?.(store, key);
+      }
+    });
+  }
 
   await step("abortIncompleteUploads finds nothing after clean puts", async (store) => {
     if (!store.abortIncompleteUploads) return;
@@ -237,6 +339,22 @@ function stallingStream(goodBytes: number, onStall: () => void): ReadableStream<
       // Give the backend a moment to send what it buffered, then abort.
       setTimeout(onStall, 200);
       await new Promise(() => {});
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** `source`, whose end is passed on only after `atEnd` resolved. */
+function endGated(
+  source: ReadableStream<Uint8Array>,
+  atEnd: () => Promise<void>,
+): ReadableStream<Uint8Array> {
+  const reader = source.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const r = await reader.read();
+      if (!r.done) return controller.enqueue(r.value);
+      await atEnd();
+      controller.close();
     },
   }, { highWaterMark: 0 });
 }

@@ -3,22 +3,29 @@
  *
  * Every chunk but the last is sent without the total size, so GCS finalizes the object only
  * when the last chunk arrives: a source that fails or a signal that aborts never reaches
- * that point, and the object at the key stays as it was (absent, or the previous version).
+ * that point. The session carries `ifGenerationMatch=0`, so GCS finalizes it only while the
+ * key is free: a put never replaces an object. When the signal fires while the last chunk
+ * completes the object, the put deletes that generation again (no_overwrite.ts).
  */
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { File, Storage, StorageOptions } from "@google-cloud/storage";
 import type { Logger } from "../controllers/runtime/log.ts";
 import {
+  alreadyExists,
+  conditionalPut,
+  PUT_TOKEN_KEY,
+  type StoredVersion,
+  withoutPutToken,
+} from "./no_overwrite.ts";
+import {
   abortable,
   type ObjectInfo,
   type ObjectStore,
-  putFailure,
   type PutOptions,
   type StaticCredentials,
   StorageError,
-  throwIfAborted,
-  trackSource,
+  type TrackedSource,
   validateKey,
 } from "./store.ts";
 
@@ -66,20 +73,30 @@ export class GcsStore implements ObjectStore {
     opts: PutOptions = {},
   ): Promise<{ size: number }> {
     validateKey(key);
-    const source = trackSource(body, opts.signal);
+    return await conditionalPut({ body, opts }, {
+      upload: (source, metadata) => this.#upload(key, source, { ...opts, metadata }),
+      inspect: () => this.#inspect(key),
+      remove: (generation) => this.#remove(key, generation),
+      map: (e) => this.#map(e),
+    });
+  }
+
+  async #upload(key: string, source: TrackedSource, opts: PutOptions): Promise<void> {
     const metadata = {
       ...(opts.contentType ? { contentType: opts.contentType } : {}),
       ...(opts.metadata ? { metadata: opts.metadata } : {}),
     };
-    let session: string | undefined;
+    const file = await this.#file(key);
+    // The session is opened separately because createWriteStream forgets
+    // useAuthWithCustomEndpoint when it opens one itself (@google-cloud/storage 8.4), so
+    // no credentials would reach a custom endpoint. The session URI is the capability the
+    // chunk uploads need; it lets us cancel the session on failure, too. The precondition is
+    // part of the session: GCS finalizes the object only while the key is free.
+    const [session] = await file.createResumableUpload({
+      metadata,
+      preconditionOpts: { ifGenerationMatch: 0 },
+    });
     try {
-      throwIfAborted(opts.signal);
-      const file = await this.#file(key);
-      // The session is opened separately because createWriteStream forgets
-      // useAuthWithCustomEndpoint when it opens one itself (@google-cloud/storage 8.4), so
-      // no credentials would reach a custom endpoint. The session URI is the capability the
-      // chunk uploads need; it lets us cancel the session on failure, too.
-      [session] = await file.createResumableUpload({ metadata });
       const writable = file.createWriteStream({
         resumable: true,
         uri: session,
@@ -91,13 +108,33 @@ export class GcsStore implements ObjectStore {
       });
       // deno-lint-ignore no-explicit-any
       await pipeline(Readable.fromWeb(source.stream as any), writable);
-      throwIfAborted(opts.signal);
-      return { size: source.bytes };
     } catch (e) {
-      await source.cancel(e);
-      if (session) await cancelSession(session);
-      throw putFailure(e, source, { signal: opts.signal, map: (e) => this.#map(e) });
+      await cancelSession(session);
+      throw e;
     }
+  }
+
+  /** The object at `key` with its put token and generation, or undefined. */
+  async #inspect(key: string): Promise<StoredVersion | undefined> {
+    try {
+      const [m] = await (await this.#file(key)).getMetadata();
+      const token = m.metadata?.[PUT_TOKEN_KEY];
+      return {
+        token: typeof token === "string" ? token : undefined,
+        version: String(m.generation),
+      };
+    } catch (e) {
+      if (this.#map(e, "object").reason === "NotFound") return undefined;
+      throw e;
+    }
+  }
+
+  /** Deletes exactly `generation` of the object at `key` (a newer one stays). */
+  async #remove(key: string, generation: string): Promise<void> {
+    const file = (await this.#storage).bucket(this.#bucketName).file(key, {
+      generation: Number(generation),
+    });
+    await file.delete({ ignoreNotFound: true });
   }
 
   async get(key: string, opts: { signal?: AbortSignal } = {}): Promise<ReadableStream<Uint8Array>> {
@@ -129,7 +166,7 @@ export class GcsStore implements ObjectStore {
         key,
         size: Number(m.size ?? 0),
         lastModified: new Date(m.updated ?? 0),
-        metadata: custom,
+        metadata: withoutPutToken(custom),
       };
     } catch (e) {
       const mapped = this.#map(e, "object");
@@ -289,6 +326,8 @@ export function mapGcsError(e: unknown, bucket: string, what: "bucket" | "object
     });
   }
   if (status === 404) return new StorageError("NotFound", "Object not found", { cause: e });
+  // ifGenerationMatch=0 refused: the key holds an object.
+  if (status === 412) return alreadyExists(e);
   if (status === 401 || status === 403) {
     return new StorageError(
       "AccessDenied",

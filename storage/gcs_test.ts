@@ -1,5 +1,5 @@
 import { freePort } from "../tests/helpers/free_port.ts";
-import { startFakeGcs } from "../tests/helpers/storage_servers.ts";
+import { startCommitProxy, startFakeGcs } from "../tests/helpers/storage_servers.ts";
 import { assertStorageError, runConformance } from "./conformance.ts";
 import { createStore } from "./factory.ts";
 
@@ -9,6 +9,7 @@ Deno.test("gcs store passes the conformance suite against fake-gcs-server", asyn
   await runConformance(
     t,
     ({ missingBucket }) => gcs.makeStore({ bucket: missingBucket ? "no-such-bucket" : "test" }),
+    { commitGate: () => startCommitProxy(gcs) },
   );
 });
 

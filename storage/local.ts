@@ -1,12 +1,16 @@
 /**
  * A directory on disk as an object store: for a VM, a mounted volume and the demo.
  *
- * An object is written to a temporary name in its final directory, fsynced, and renamed into
- * place, so a reader never sees a partial object and a crash leaves at most a temporary file
- * (whose name `list` skips). Metadata lives in a sidecar JSON file beside the object. Names
+ * An object is written to a temporary name in its final directory, fsynced, and hard-linked
+ * into place: link(2) fails when the name exists, so a put never replaces an object (rename
+ * would), a reader never sees a partial object, and a crash leaves at most a temporary file
+ * (whose name `list` skips). Metadata lives in a sidecar JSON file beside the object, named by
+ * the object's inode and written before the link: the object and its metadata appear
+ * together, and a put that loses the race for a name cannot touch the winner's sidecar. Names
  * starting with `.dbtether-` are reserved for those files and cannot be used as key segments.
  */
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { alreadyExists } from "./no_overwrite.ts";
 import {
   abortable,
   type ObjectInfo,
@@ -48,27 +52,38 @@ export class LocalStore implements ObjectStore {
   ): Promise<{ size: number }> {
     const path = this.#path(key);
     const source = trackSource(body, opts.signal);
-    const dir = dirname(path);
     const temp = await tempPath(path);
-    let written = false;
+    const made: { temp: boolean; meta: string | undefined } = { temp: false, meta: undefined };
     try {
       throwIfAborted(opts.signal);
       await this.#checkRoot();
-      await Deno.mkdir(dir, { recursive: true });
+      await Deno.mkdir(dirname(path), { recursive: true });
+      // Fails before a whole dump is written; the link below is what guarantees it.
+      if (await statOrUndefined(path)) throw alreadyExists();
       const file = await Deno.open(temp, { write: true, createNew: true, mode: 0o600 });
-      written = true;
+      made.temp = true;
       // pipeTo closes the file on success and aborts (closes) it on failure.
       await source.stream.pipeTo(file.writable);
       throwIfAborted(opts.signal);
       await syncPath(temp);
-      await this.#writeMeta(path, opts.metadata ?? {});
-      await Deno.rename(temp, path);
-      written = false;
-      await syncPath(dir);
+      const ino = (await Deno.stat(temp)).ino;
+      made.meta = await metaPath(path, ino);
+      await writeMeta(path, made.meta, opts.metadata ?? {});
+      await linkNew(temp, path);
+      made.meta = undefined;
+      await syncPath(dirname(path));
+      await Deno.remove(temp).catch(() => {});
+      made.temp = false;
+      if (opts.signal?.aborted) {
+        // Aborted while the object was linked into place: it must not stay at the key.
+        await this.#removeObject(path, ino);
+        throwIfAborted(opts.signal);
+      }
       return { size: source.bytes };
     } catch (e) {
       await source.cancel(e);
-      if (written) await Deno.remove(temp).catch(() => {});
+      if (made.temp) await Deno.remove(temp).catch(() => {});
+      if (made.meta) await Deno.remove(made.meta).catch(() => {});
       throw putFailure(e, source, { signal: opts.signal, map: mapError });
     }
   }
@@ -108,7 +123,7 @@ export class LocalStore implements ObjectStore {
       key,
       size: info.size,
       lastModified: info.mtime ?? new Date(0),
-      metadata: await this.#readMeta(path),
+      metadata: await readMeta(path, info.ino),
     };
   }
 
@@ -127,7 +142,17 @@ export class LocalStore implements ObjectStore {
   async delete(key: string): Promise<void> {
     const path = this.#path(key);
     await this.#checkRoot();
-    for (const p of [path, metaPath(path)]) {
+    const info = await statOrUndefined(path).catch((e) => {
+      throw mapError(e);
+    });
+    if (info && !info.isFile) return;
+    await this.#removeObject(path, info?.ino ?? null);
+  }
+
+  /** Removes the object at `path` and its sidecars; missing files are fine. */
+  async #removeObject(path: string, ino: number | null): Promise<void> {
+    const files = [path, await metaPath(path, ino), legacyMetaPath(path)];
+    for (const p of files) {
       try {
         await Deno.remove(p);
       } catch (e) {
@@ -152,15 +177,22 @@ export class LocalStore implements ObjectStore {
     return Promise.resolve();
   }
 
-  /** Removes the temporary files of puts to `key` that a crash interrupted. */
+  /**
+   * Removes the temporary files of puts to `key` that a crash interrupted, and sidecars that
+   * belong to no object at `key` (a crash between writing one and linking its object).
+   */
   async abortIncompleteUploads(key: string): Promise<number> {
     const path = this.#path(key);
     await this.#checkRoot();
-    const prefix = `${TEMP}${await nameTag(path)}-`;
+    const tag = await nameTag(path);
+    const current = await statOrUndefined(path).catch(() => undefined);
+    const keep = current ? basename(await metaPath(path, current.ino)) : undefined;
     let removed = 0;
     try {
       for await (const e of Deno.readDir(dirname(path))) {
-        if (!e.isFile || !e.name.startsWith(prefix)) continue;
+        const temp = e.name.startsWith(`${TEMP}${tag}-`);
+        const orphan = e.name.startsWith(`${META}${tag}-`) && e.name !== keep;
+        if (!e.isFile || !(temp || orphan)) continue;
         await Deno.remove(join(dirname(path), e.name)).catch(() => {});
         removed++;
       }
@@ -219,37 +251,6 @@ export class LocalStore implements ObjectStore {
       }
     }
   }
-
-  async #writeMeta(path: string, metadata: Record<string, string>): Promise<void> {
-    const meta = metaPath(path);
-    if (Object.keys(metadata).length === 0) {
-      await Deno.remove(meta).catch(() => {});
-      return;
-    }
-    const temp = await tempPath(path);
-    try {
-      await Deno.writeTextFile(temp, JSON.stringify(metadata), { createNew: true, mode: 0o600 });
-      await syncPath(temp);
-      await Deno.rename(temp, meta);
-    } catch (e) {
-      await Deno.remove(temp).catch(() => {});
-      throw e;
-    }
-  }
-
-  async #readMeta(path: string): Promise<Record<string, string>> {
-    try {
-      const parsed: unknown = JSON.parse(await Deno.readTextFile(metaPath(path)));
-      if (parsed && typeof parsed === "object") {
-        return Object.fromEntries(
-          Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === "string"),
-        );
-      }
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw mapError(e);
-    }
-    return {};
-  }
 }
 
 /**
@@ -266,8 +267,73 @@ async function nameTag(path: string): Promise<string> {
   return Array.from(digest.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function metaPath(path: string): string {
-  return join(dirname(path), `${META}${path.slice(path.lastIndexOf("/") + 1)}.json`);
+/** The sidecar of the object with inode `ino` at `path`: `.dbtether-meta-<tag>-<ino>.json`. */
+async function metaPath(path: string, ino: number | null): Promise<string> {
+  return join(dirname(path), `${META}${await nameTag(path)}-${ino ?? 0}.json`);
+}
+
+/** Where versions before no-overwrite kept the sidecar: `.dbtether-meta-<name>.json`. */
+function legacyMetaPath(path: string): string {
+  return join(dirname(path), `${META}${basename(path)}.json`);
+}
+
+/**
+ * Writes a sidecar (also for empty metadata, so that a new object never picks up a stale
+ * legacy sidecar). Replacing is fine: the name is that of an inode this put holds.
+ */
+async function writeMeta(
+  path: string,
+  meta: string,
+  metadata: Record<string, string>,
+): Promise<void> {
+  const temp = await tempPath(path);
+  try {
+    await Deno.writeTextFile(temp, JSON.stringify(metadata), { createNew: true, mode: 0o600 });
+    await syncPath(temp);
+    await Deno.rename(temp, meta);
+  } catch (e) {
+    await Deno.remove(temp).catch(() => {});
+    throw e;
+  }
+}
+
+async function readMeta(path: string, ino: number | null): Promise<Record<string, string>> {
+  for (const p of [await metaPath(path, ino), legacyMetaPath(path)]) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(p);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) continue;
+      throw mapError(e);
+    }
+    const parsed: unknown = JSON.parse(text);
+    if (!parsed || typeof parsed !== "object") return {};
+    return Object.fromEntries(
+      Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === "string"),
+    );
+  }
+  return {};
+}
+
+/** Links `temp` to `path`; AlreadyExists when `path` exists. */
+async function linkNew(temp: string, path: string): Promise<void> {
+  try {
+    await Deno.link(temp, path);
+  } catch (e) {
+    if (e instanceof Deno.errors.AlreadyExists) throw alreadyExists();
+    throw e;
+  }
+}
+
+async function statOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
+  try {
+    return await Deno.lstat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) {
+      return undefined;
+    }
+    throw e;
+  }
 }
 
 /** fsync a file or a directory (the latter makes a rename durable). */

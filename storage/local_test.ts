@@ -10,10 +10,13 @@ Deno.test("local store passes the conformance suite", async (t) => {
     ({ missingBucket }) =>
       new LocalStore({ path: missingBucket ? join(dir.path, "nope") : dir.path }),
     {
-      // No temporary or sidecar file may survive a failed put.
-      assertNoLeftovers: async () => {
+      // No temporary file may survive a failed put, nor a sidecar without its object.
+      assertNoLeftovers: async (store) => {
         const files = await walk(dir.path);
         assert.deepEqual(files.filter((f) => f.includes(".dbtether-tmp-")), []);
+        const sidecars = files.filter((f) => f.includes(".dbtether-meta-"));
+        const objects = (await store.list("")).length;
+        assert.equal(sidecars.length, objects, `sidecars: ${sidecars.length}, objects: ${objects}`);
       },
     },
   );

@@ -2,6 +2,7 @@
  * An in-memory object store for unit tests of other modules. It is the only fake storage
  * backend allowed, and it passes the same conformance suite as the real ones.
  */
+import { alreadyExists } from "./no_overwrite.ts";
 import {
   type ObjectInfo,
   type ObjectStore,
@@ -27,7 +28,10 @@ export interface MemoryStoreOptions {
   chunkSize?: number;
 }
 
-/** An {@link ObjectStore} kept in a Map; objects appear only after their stream completed. */
+/**
+ * An {@link ObjectStore} kept in a Map; objects appear only after their stream completed, and
+ * never replace one.
+ */
 export class MemoryStore implements ObjectStore {
   readonly provider = "memory" as const;
   readonly #objects = new Map<string, Entry>();
@@ -49,9 +53,12 @@ export class MemoryStore implements ObjectStore {
     try {
       throwIfAborted(opts.signal);
       this.#checkBucket();
+      if (this.#objects.has(key)) throw alreadyExists();
       const chunks: Uint8Array[] = [];
       for await (const chunk of source.stream) chunks.push(chunk);
       throwIfAborted(opts.signal);
+      // Checked again at the commit: another put may have completed meanwhile.
+      if (this.#objects.has(key)) throw alreadyExists();
       const data = concat(chunks);
       this.#objects.set(key, {
         data,

@@ -7,9 +7,11 @@
  * grows as the upload proceeds, so small dumps use small parts while a 10,000-part upload still
  * reaches ~4.9 TiB. Memory: about (queueSize + 1) × 5 MiB up to 5 GiB, see PARTS_PER_STEP.
  *
- * A failed or aborted put must leave no incomplete multipart upload: we abort it by its id
- * (in-flight parts are cancelled first); `abortIncompleteUploads` removes what a crash or an
- * unreachable server left behind.
+ * A put never overwrites: PutObject and CompleteMultipartUpload carry `If-None-Match: *`, and
+ * a refusal is told from the SDK's retry of our own completed request by the put token
+ * (no_overwrite.ts). A failed or aborted put must leave no incomplete multipart upload: we
+ * abort it by its id (in-flight parts are cancelled first); `abortIncompleteUploads` removes
+ * what a crash or an unreachable server left behind.
  *
  * The SDK is imported on first use, so a process that never talks to S3 does not pay its
  * memory (about 25 MiB of RSS).
@@ -17,15 +19,20 @@
 import type { CompletedPart, S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import type { Logger } from "../controllers/runtime/log.ts";
 import {
+  alreadyExists,
+  conditionalPut,
+  PUT_TOKEN_KEY,
+  type StoredVersion,
+  withoutPutToken,
+} from "./no_overwrite.ts";
+import {
   abortable,
   type ObjectInfo,
   type ObjectStore,
-  putFailure,
   type PutOptions,
   type StaticCredentials,
   StorageError,
-  throwIfAborted,
-  trackSource,
+  type TrackedSource,
   validateKey,
 } from "./store.ts";
 
@@ -95,54 +102,113 @@ export class S3Store implements ObjectStore {
     opts: PutOptions = {},
   ): Promise<{ size: number }> {
     validateKey(key);
-    const source = trackSource(body, opts.signal);
+    return await conditionalPut({ body, opts }, {
+      upload: (source, metadata) => this.#upload(key, source, { ...opts, metadata }),
+      inspect: () => this.#inspect(key),
+      remove: (etag) => this.#remove(key, etag),
+      map: (e) => this.#map(e),
+    });
+  }
+
+  /**
+   * One upload, conditional on the key being free: a single PutObject for a small stream,
+   * else a multipart upload that is aborted by its id when anything fails.
+   */
+  async #upload(key: string, source: TrackedSource, opts: PutOptions): Promise<void> {
     // Cancels in-flight requests when the put fails (a part failed, the source failed).
     const requests = new AbortController();
-    const target = { Bucket: this.#bucket, Key: key };
-    let uploadId: string | undefined;
     try {
-      throwIfAborted(opts.signal);
-      const [m, client] = await Promise.all([sdk(), this.#client]);
-      const send = { abortSignal: requests.signal };
-      const parts = new PartReader(source.stream);
-      const first = await parts.next(this.#partSize);
-      const headers = {
-        ...(opts.contentType ? { ContentType: opts.contentType } : {}),
-        ...(opts.metadata ? { Metadata: opts.metadata } : {}),
-      };
-      if (first.last) {
-        await client.send(
-          new m.PutObjectCommand({ ...target, ...headers, ...partBody(first.data) }),
-          send,
-        );
-      } else {
-        const created = await client.send(
-          new m.CreateMultipartUploadCommand({ ...target, ...headers }),
-          send,
-        );
-        uploadId = created.UploadId;
-        if (!uploadId) throw new StorageError("StorageError", "S3 returned no multipart upload id");
-        const upload = { m, client, target: { ...target, UploadId: uploadId }, requests };
-        const done = await this.#uploadParts(upload, parts, first);
-        await client.send(
-          new m.CompleteMultipartUploadCommand({
-            ...upload.target,
-            MultipartUpload: { Parts: done },
-          }),
-          send,
-        );
-      }
-      if (opts.signal?.aborted) {
-        // Aborted while the object was being completed: it must not stay at the key.
-        await this.delete(key).catch(() => {});
-        throwIfAborted(opts.signal);
-      }
-      return { size: source.bytes };
+      await this.#send(key, source, opts, requests);
     } catch (e) {
       requests.abort(e);
-      await source.cancel(e);
-      if (uploadId) await this.#abortUpload(key, uploadId);
-      throw putFailure(e, source, { signal: opts.signal, map: (e) => this.#map(e) });
+      throw e;
+    }
+  }
+
+  async #send(
+    key: string,
+    source: TrackedSource,
+    opts: PutOptions,
+    requests: AbortController,
+  ): Promise<void> {
+    const target = { Bucket: this.#bucket, Key: key };
+    const [m, client] = await Promise.all([sdk(), this.#client]);
+    const send = { abortSignal: requests.signal };
+    const parts = new PartReader(source.stream);
+    const first = await parts.next(this.#partSize);
+    const headers = {
+      ...(opts.contentType ? { ContentType: opts.contentType } : {}),
+      ...(opts.metadata ? { Metadata: opts.metadata } : {}),
+    };
+    if (first.last) {
+      await client.send(
+        new m.PutObjectCommand({
+          ...target,
+          ...headers,
+          ...partBody(first.data),
+          IfNoneMatch: "*",
+        }),
+        send,
+      );
+      return;
+    }
+    const created = await client.send(
+      new m.CreateMultipartUploadCommand({ ...target, ...headers }),
+      send,
+    );
+    const uploadId = created.UploadId;
+    if (!uploadId) throw new StorageError("StorageError", "S3 returned no multipart upload id");
+    try {
+      const upload = { m, client, target: { ...target, UploadId: uploadId }, requests };
+      const done = await this.#uploadParts(upload, parts, first);
+      await client.send(
+        new m.CompleteMultipartUploadCommand({
+          ...upload.target,
+          MultipartUpload: { Parts: done },
+          IfNoneMatch: "*",
+        }),
+        send,
+      );
+    } catch (e) {
+      requests.abort(e);
+      await this.#abortUpload(key, uploadId);
+      throw e;
+    }
+  }
+
+  /** The object at `key` with its put token and ETag, or undefined. */
+  async #inspect(key: string): Promise<StoredVersion | undefined> {
+    const { HeadObjectCommand } = await sdk();
+    try {
+      const res = await (await this.#client).send(
+        new HeadObjectCommand({ Bucket: this.#bucket, Key: key }),
+      );
+      return { token: res.Metadata?.[PUT_TOKEN_KEY], version: res.ETag ?? "" };
+    } catch (e) {
+      if (this.#map(e, "object").reason === "NotFound") return undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * Deletes the object at `key` if its ETag is still `etag` (S3 honours If-Match on
+   * DeleteObject; servers that ignore it delete unconditionally, which no-overwrite makes safe
+   * in all but a race with a delete and a new put in between).
+   */
+  async #remove(key: string, etag: string): Promise<void> {
+    const { DeleteObjectCommand } = await sdk();
+    try {
+      await (await this.#client).send(
+        new DeleteObjectCommand({
+          Bucket: this.#bucket,
+          Key: key,
+          ...(etag ? { IfMatch: etag } : {}),
+        }),
+      );
+    } catch (e) {
+      const reason = this.#map(e, "object").reason;
+      // Gone, or replaced since: either way not ours to delete any more.
+      if (reason !== "NotFound" && reason !== "AlreadyExists") throw e;
     }
   }
 
@@ -212,7 +278,7 @@ export class S3Store implements ObjectStore {
         key,
         size: res.ContentLength ?? 0,
         lastModified: res.LastModified ?? new Date(0),
-        metadata: { ...res.Metadata },
+        metadata: withoutPutToken({ ...res.Metadata }),
       };
     } catch (e) {
       const mapped = this.#map(e, "object");
@@ -475,6 +541,12 @@ export function mapS3Error(e: unknown, bucket: string, what: "bucket" | "object"
   const code = err.code ?? err.cause?.code ?? "";
   const status = err.$metadata?.httpStatusCode;
   const detail = status ? `${name} (HTTP ${status})` : name;
+  // A conditional write refused (412), or racing another conditional write (409).
+  if (
+    name === "PreconditionFailed" || name === "ConditionalRequestConflict" || status === 412
+  ) {
+    return alreadyExists(e);
+  }
   if (name === "NoSuchBucket" || (what === "bucket" && (name === "NotFound" || status === 404))) {
     return new StorageError("BucketNotFound", `S3 bucket "${bucket}" does not exist`, { cause: e });
   }

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
 import { freePort } from "../tests/helpers/free_port.ts";
-import { MINIO_PASSWORD, MINIO_USER, startMinio } from "../tests/helpers/storage_servers.ts";
+import {
+  MINIO_PASSWORD,
+  MINIO_USER,
+  startCommitProxy,
+  startMinio,
+} from "../tests/helpers/storage_servers.ts";
 import { assertStorageError, bytesStream, runConformance } from "./conformance.ts";
 import { createStore } from "./factory.ts";
 import { partSize } from "./s3.ts";
@@ -78,6 +83,7 @@ Deno.test("s3 store passes the conformance suite against MinIO", async (t) => {
           );
           assert.deepEqual(res.Uploads ?? [], [], "an incomplete multipart upload was left");
         },
+        commitGate: () => startCommitProxy(minio),
       },
     );
   } finally {

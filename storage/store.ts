@@ -12,6 +12,8 @@ export type StorageErrorReason =
   | "Unreachable"
   | "NotFound"
   | "Aborted"
+  /** A put found an object at its key: stored objects are never overwritten. */
+  | "AlreadyExists"
   | "StorageError";
 
 /** A storage failure; `message` never contains credentials. */
@@ -29,7 +31,10 @@ export interface ObjectInfo {
 }
 
 export interface PutOptions {
-  /** Aborting removes whatever part of the object was written (no object, no upload left). */
+  /**
+   * Aborting removes whatever part of the object was written (no object, no upload left), also
+   * when the abort arrives while the server completes the object.
+   */
   signal?: AbortSignal;
   contentType?: string;
   /**
@@ -43,8 +48,10 @@ export interface PutOptions {
 export interface ObjectStore {
   readonly provider: "s3" | "gcs" | "azure" | "local" | "memory";
   /**
-   * Writes the stream to `key`. The object becomes visible at `key` only when the whole
-   * stream was written; if the stream errors or the signal aborts, nothing is left behind.
+   * Writes the stream to a new object at `key`. The object becomes visible at `key` only when
+   * the whole stream was written; if the stream errors or the signal aborts, nothing is left
+   * behind. Never overwrites: when an object exists at `key` (or another writer creates one
+   * first), put fails with StorageError("AlreadyExists") and that object stays as it was.
    */
   put(key: string, body: ReadableStream<Uint8Array>, opts?: PutOptions): Promise<{ size: number }>;
   /** Reads an object; throws StorageError("NotFound") when it does not exist. */
@@ -124,6 +131,8 @@ export interface TrackedSource {
   readonly bytes: number;
   /** Set when the source stream itself errored (for example pg_dump died). */
   readonly failed: boolean;
+  /** Set when the source ended cleanly: only then can the server have completed an object. */
+  readonly ended: boolean;
   readonly error: unknown;
   /** Cancels the source (after a storage failure, so the producer stops); never throws. */
   cancel(reason?: unknown): Promise<void>;
@@ -135,7 +144,7 @@ export interface TrackedSource {
  */
 export function trackSource(body: ReadableStream<Uint8Array>, signal?: AbortSignal): TrackedSource {
   const reader = body.getReader();
-  const state = { bytes: 0, failed: false, error: undefined as unknown };
+  const state = { bytes: 0, failed: false, ended: false, error: undefined as unknown };
   let onAbort: (() => void) | undefined;
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
@@ -159,6 +168,7 @@ export function trackSource(body: ReadableStream<Uint8Array>, signal?: AbortSign
       }
       if (r.done) {
         if (onAbort) signal?.removeEventListener("abort", onAbort);
+        state.ended = true;
         controller.close();
         return;
       }
@@ -177,6 +187,9 @@ export function trackSource(body: ReadableStream<Uint8Array>, signal?: AbortSign
     },
     get failed() {
       return state.failed;
+    },
+    get ended() {
+      return state.ended;
     },
     get error() {
       return state.error;

@@ -23,7 +23,9 @@ import {
 } from "./helpers/backup.ts";
 import { freePort } from "./helpers/free_port.ts";
 import { startAzurite, startFakeGcs, startMinio } from "./helpers/storage_servers.ts";
+import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { LocalStore } from "../storage/local.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -242,3 +244,195 @@ Deno.test({ name: "Backup ttlAfterCompletion and metrics", ...opts }, async (t) 
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+/** A Backup of Database "source" on `storage`, with `template` when given (else the default). */
+function keyedBackup(ns: string, name: string, o: { storage: string; template?: string }) {
+  const line = o.template ? `  filenameTemplate: ${JSON.stringify(o.template)}\n` : "";
+  return backupYaml(ns, name, "source", o.storage).replace(/^ {2}filenameTemplate: .*\n/m, line);
+}
+
+type Keyed = Obj & { metadata: { name: string; creationTimestamp: string } };
+
+/**
+ * Creates two Backups in one request until both carry the same creation second (the
+ * Timestamp variable's resolution); `template(i)` may vary per try so that tries never share
+ * a key. Returns their names.
+ */
+async function twins(
+  env: TestEnv,
+  ns: string,
+  o: { prefix: string; storage: string; template?: (i: number) => string },
+): Promise<[string, string]> {
+  for (let i = 0; i < 10; i++) {
+    const names: [string, string] = [`${o.prefix}-${i}-a`, `${o.prefix}-${i}-b`];
+    const template = o.template?.(i);
+    await env.kube.apply(
+      names.map((n) =>
+        keyedBackup(ns, n, { storage: o.storage, ...(template ? { template } : {}) })
+      )
+        .join("---\n"),
+    );
+    const [a, b] = await Promise.all(names.map((n) => env.getJson<Keyed>("backup", n, ns)));
+    if (a?.metadata.creationTimestamp === b?.metadata.creationTimestamp) return names;
+  }
+  throw new Error("Could not create two Backups within one second");
+}
+
+/** Terminal phase of a Backup, waited for. */
+async function settled(env: TestEnv, ns: string, name: string): Promise<Obj> {
+  return await waitFor(`Backup ${name} to complete or fail`, async () => {
+    const b = await env.getJson<Obj>("backup", name, ns);
+    const phase = b?.status?.phase;
+    return phase === "Completed" || phase === "Failed" ? b : undefined;
+  }, { timeoutMs: budget("backup") });
+}
+
+async function sha256Of(stream: ReadableStream<Uint8Array>): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", await new Response(stream).arrayBuffer());
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+const reasonOf = (o: Obj | undefined) =>
+  o?.status?.conditions?.find((c) => c.type === "Ready")?.reason;
+
+Deno.test(
+  { name: "Backup keys never collide and stored backups are never overwritten", ...opts },
+  async (t) => {
+    await using env = await startEnv({ pg: true, program: true });
+    await env.kube.apply(env.clusterManifest("test-pg"));
+    await using minio = await startMinio();
+    await minio.createBucket("backups");
+    const localDir = await Deno.makeTempDir({ prefix: "dbtether-keys-" });
+    const stores = {
+      local: new LocalStore({ path: localDir }),
+      minio: minio.makeStore({ bucket: "backups" }),
+    };
+    try {
+      await env.kube.apply(storageYaml("local", { localPath: localDir }));
+      await env.kube.apply(storageYaml("minio", { server: minio }));
+      await waitPhase(env, "backupstorage", "local", "Ready");
+      await waitPhase(env, "backupstorage", "minio", "Ready");
+      const ns = await env.namespace("keys");
+      await env.kube.apply(databaseYaml(ns, "source", "keys_src"));
+      await env.waitPhase("database", "source", "Ready", { namespace: ns });
+      assertEquals((await env.pg.psql(SEED, { database: "keys_src" })).code, 0);
+      const source = await fingerprint(env, "keys_src");
+      let copies = 0;
+      /** Restores a Backup into a new database; returns its fingerprint. */
+      const restored = async (backup: string) => {
+        const n = ++copies;
+        await env.kube.apply(databaseYaml(ns, `copy-${n}`, `keys_copy_${n}`));
+        await env.waitPhase("database", `copy-${n}`, "Ready", { namespace: ns });
+        await env.kube.apply(
+          restoreYaml(ns, `restore-${n}`, `    backupRef:\n      name: ${backup}`, `copy-${n}`),
+        );
+        await waitPhase(env, "restore", `restore-${n}`, "Completed", {
+          namespace: ns,
+          timeoutMs: budget("backup"),
+        });
+        return await fingerprint(env, `keys_copy_${n}`);
+      };
+
+      await t.step(
+        "default template, two Backups in one second: two keys, both restorable",
+        async () => {
+          const [a, b] = await twins(env, ns, { prefix: "default", storage: "minio" });
+          const done = [await settled(env, ns, a), await settled(env, ns, b)];
+          for (const d of done) {
+            assertEquals(
+              d.status?.phase,
+              "Completed",
+              JSON.stringify(d.status),
+            );
+          }
+          const [pa, pb] = done.map((d) => d.status!.path!);
+          assert(pa !== pb, `both wrote ${pa}`);
+          for (const [i, d] of done.entries()) {
+            const runId = d.metadata.uid.replace(/-/g, "").slice(0, 8);
+            assert(d.status!.path!.endsWith(`-${runId}.sql.gz`), String(d.status?.path));
+            assertEquals(await sha256Of(await stores.minio.get(d.status!.path!)), d.status?.sha256);
+            assertEquals(await restored([a, b][i]!), source);
+          }
+        },
+      );
+
+      for (const storage of ["local", "minio"] as const) {
+        await t.step(
+          `${storage}: {{ .Timestamp }}.sql.gz twice in one second → one Completed, one ObjectExists`,
+          async () => {
+            const [a, b] = await twins(env, ns, {
+              prefix: `ts-${storage}`,
+              storage,
+              template: (i) => `${storage}-${i}-{{ .Timestamp }}.sql.gz`,
+            });
+            const both = [await settled(env, ns, a), await settled(env, ns, b)];
+            const won = both.find((x) => x.status?.phase === "Completed");
+            const lost = both.find((x) => x.status?.phase === "Failed");
+            assert(won && lost, `phases ${both.map((x) => x.status?.phase)}: one must fail`);
+            assertEquals(reasonOf(lost), "ObjectExists", JSON.stringify(lost.status));
+            assertEquals(lost.status?.path, won.status?.path);
+            const winner = [a, b].find((n) => n !== (lost as Keyed).metadata.name);
+            assert(
+              lost.status?.message?.includes(`written by Backup "${winner}"`) &&
+                lost.status.message.includes("include {{ .RunID }} in filenameTemplate"),
+              String(lost.status?.message),
+            );
+            const key = won.status!.path!;
+            assertEquals(await sha256Of(await stores[storage].get(key)), won.status?.sha256);
+            const under = (await stores[storage].list(key)).map((o) => o.key);
+            assertEquals(under, [key, `${key}.manifest.json`]);
+            assertEquals(await restored((won as Keyed).metadata.name), source);
+          },
+        );
+      }
+
+      await t.step(
+        "a tenant naming another tenant's key fails ObjectExists; nothing of theirs changes",
+        async () => {
+          // A platform whose pathTemplate does not separate databases: every key is <cluster>/<file>.
+          await env.kube.apply(
+            storageYaml("flat", { localPath: localDir }) + `  pathTemplate: "{{ .ClusterName }}"\n`,
+          );
+          await waitPhase(env, "backupstorage", "flat", "Ready");
+          const victim = await env.namespace("victim");
+          await env.kube.apply(databaseYaml(victim, "source", "keys_victim"));
+          await env.waitPhase("database", "source", "Ready", { namespace: victim });
+          assertEquals((await env.pg.psql(SEED, { database: "keys_victim" })).code, 0);
+          await env.kube.apply(keyedBackup(victim, "nightly", { storage: "flat" }));
+          const theirs = await waitPhase(env, "backup", "nightly", "Completed", {
+            namespace: victim,
+            timeoutMs: budget("backup"),
+          });
+          const key = theirs.status!.path!;
+          const manifestBefore = await new Response(await stores.local.get(`${key}.manifest.json`))
+            .text();
+          // The attacker backs up its own database to the victim's file name.
+          await env.kube.apply(
+            keyedBackup(ns, "squat", { storage: "flat", template: key.split("/").pop()! }),
+          );
+          const refused = await waitPhase(env, "backup", "squat", "Failed", {
+            namespace: ns,
+            timeoutMs: budget("backup"),
+          });
+          assertEquals(reasonOf(refused), "ObjectExists", JSON.stringify(refused.status));
+          assertEquals(refused.status?.path, key);
+          const message = refused.status?.message ?? "";
+          assert(message.includes("written by a Backup of another namespace"), message);
+          assert(!message.includes(victim) && !message.includes("nightly"), message);
+          assertEquals(await sha256Of(await stores.local.get(key)), theirs.status?.sha256);
+          assertEquals(
+            await new Response(await stores.local.get(`${key}.manifest.json`)).text(),
+            manifestBefore,
+          );
+          const after = await env.getJson<Obj>("backup", "nightly", victim);
+          assertEquals(after?.status, theirs.status);
+        },
+      );
+
+      await t.step("the admin password appears nowhere", () => assertNoPasswordLeak(env));
+    } finally {
+      await stores.minio.close();
+      await Deno.remove(localDir, { recursive: true }).catch(() => {});
+    }
+  },
+);

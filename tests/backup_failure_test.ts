@@ -1,13 +1,15 @@
 /**
  * Backup failures through the real program: a bad admin password, pg_dump's connection killed,
- * the program shut down mid-backup, and the S3 server (MinIO) killed mid-upload. Each ends with
- * a specific reason (or, for the shutdown and the storage outage, a single Completed after a
- * retry with the same key), no object at the final key and no incomplete multipart upload,
- * and the admin password in no log, Event or status.
+ * the program shut down mid-backup, and the S3 server (MinIO) killed mid-upload and kept down
+ * for 40 s (retried until it is back) or past --backup-storage-retry-for (Failed, naming the
+ * storage error). Each ends with a specific reason (or, for the shutdown and the outage, a
+ * single Completed after a retry with the same key), no object at the final key and no
+ * incomplete multipart upload, and the admin password in no log, Event or status.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
 import { startEnv } from "./helpers/env.ts";
+import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
 import {
   assertNoPasswordLeak,
@@ -137,8 +139,20 @@ Deno.test({ name: "Backup failures end with a reason and leave no object", ...op
 const BIG = `CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v
   FROM generate_series(1, 1100000) g;`;
 
+/** The status fields of a Backup that retries. */
+type Retried = Obj & {
+  status?: Obj["status"] & {
+    interruptions?: number;
+    storageFailures?: number;
+    nextRetryAt?: string;
+  };
+};
+
+const readyReason = (o: Obj | undefined) =>
+  o?.status?.conditions?.find((c) => c.type === "Ready")?.reason;
+
 Deno.test({
-  name: "Backup: MinIO killed mid-upload → retried, one Completed, no upload left",
+  name: "Backup: a storage outage is retried for a duration, not a count, and named when final",
   ...opts,
 }, async (t) => {
   await using env = await startEnv({ pg: true, program: true });
@@ -165,70 +179,107 @@ Deno.test({
     ((await s3.send(new ListMultipartUploadsCommand({ Bucket: "backups", Prefix: key })))
       .Uploads ?? []).filter((u) => u.Key === key);
   const store = minio.makeStore({ bucket: "backups" });
-  try {
-    await env.kube.apply(backupYaml(ns, "cut", "big", "minio"));
-    const running = await waitPhase(env, "backup", "cut", "Running", {
+  /** Starts a Backup and kills MinIO once its multipart upload is under way; returns the key. */
+  const cutMidUpload = async (name: string) => {
+    await env.kube.apply(backupYaml(ns, name, "big", "minio"));
+    const running = await waitPhase(env, "backup", name, "Running", {
       namespace: ns,
-      timeoutMs: 90_000,
+      timeoutMs: budget("backup"),
     });
     const key = running.status!.path!;
-
+    await waitFor("a multipart upload at the key", async () => (await uploads(key)).length > 0, {
+      timeoutMs: budget("backup"),
+      intervalMs: 50,
+    });
+    await minio.stop({ hard: true });
+    return key;
+  };
+  try {
     await t.step(
-      "killed once a multipart upload is under way → Pending StorageFailed",
+      "MinIO down mid-upload for 40 s → retried until it is back, one Completed",
       async () => {
-        await waitFor(
-          "a multipart upload at the key",
-          async () => (await uploads(key)).length > 0,
-          {
-            timeoutMs: 120_000,
-            intervalMs: 50,
-          },
-        );
-        await minio.stop({ hard: true });
-        const b = await waitFor("the Backup to report the storage failure", async () => {
-          const o = await env.getJson<Obj>("backup", "cut", ns);
-          const ready = o?.status?.conditions?.find((c) => c.type === "Ready");
-          return ready?.reason === "StorageFailed" && o?.status?.phase !== "Running"
+        const key = await cutMidUpload("cut");
+        const downAt = Date.now();
+        const retrying = await waitFor("the Backup to wait for its next retry", async () => {
+          const o = await env.getJson<Retried>("backup", "cut", ns);
+          return o?.status?.phase === "Pending" && readyReason(o) === "StorageFailed" &&
+              o.status.nextRetryAt
             ? o
             : undefined;
-        }, { timeoutMs: 120_000 });
-        assertEquals(b.status?.phase, "Pending", JSON.stringify(b.status));
+        });
         assert(
-          /will be retried with the same key/.test(b.status?.message ?? ""),
-          String(b.status?.message),
+          /Unreachable.*; retrying at \S+ \(the storage has been failing for/.test(
+            retrying.status?.message ?? "",
+          ),
+          String(retrying.status?.message),
         );
-        await assertNoPasswordLeak(env);
+        // Well past what three attempts with 10 s and 20 s of backoff covered before.
+        while (Date.now() - downAt < 40_000) {
+          const o = await env.getJson<Retried>("backup", "cut", ns);
+          assert(o?.status?.phase !== "Failed", `Failed during the outage: ${o?.status?.message}`);
+          await new Promise((r) => setTimeout(r, 1_000));
+        }
         await minio.start();
+        const done = await waitPhase(env, "backup", "cut", "Completed", {
+          namespace: ns,
+          timeoutMs: budget("recovery"),
+        }) as Retried;
+        assertEquals(done.status?.path, key);
+        assert((done.status?.attempts ?? 0) >= 2, `attempts ${done.status?.attempts}`);
+        assertEquals(done.status?.interruptions ?? 0, 0, "storage failures are not interruptions");
+        assertEquals(done.status?.nextRetryAt, undefined);
+        assertEquals(await uploads(key), [], "an incomplete multipart upload was left");
+        assertEquals(await sha256(await store.get(key)), done.status?.sha256);
+        const ev = await env.kube.kubectl(["get", "events", "-n", ns, "-o", "json"]);
+        const reasons = (JSON.parse(ev.stdout).items as {
+          reason: string;
+          count?: number;
+          involvedObject: { name: string };
+        }[]).filter((e) => e.involvedObject.name === "cut");
+        const count = (r: string) =>
+          reasons.filter((e) => e.reason === r).reduce((n, e) => n + (e.count ?? 1), 0);
+        assertEquals(count("Completed"), 1);
+        assert(count("Retrying") >= 1, "a Retrying Event");
+        await assertNoPasswordLeak(env);
       },
     );
 
-    await t.step("the retry cleans up and completes with the same key", async () => {
-      const done = await waitPhase(env, "backup", "cut", "Completed", {
-        namespace: ns,
-        timeoutMs: 180_000,
-      });
-      assertEquals(done.status?.path, key);
-      assert((done.status?.attempts ?? 0) >= 2, `attempts ${done.status?.attempts}`);
-      assertEquals(await uploads(key), [], "an incomplete multipart upload was left");
-      assertEquals((await store.head(key))?.size, done.status?.sizeBytes);
-      const ev = await env.kube.kubectl(["get", "events", "-n", ns, "-o", "json"]);
-      const reasons = (JSON.parse(ev.stdout).items as {
-        reason: string;
-        count?: number;
-        involvedObject: { name: string };
-      }[]).filter((e) => e.involvedObject.name === "cut");
-      const count = (r: string) =>
-        reasons.filter((e) => e.reason === r).reduce((n, e) => n + (e.count ?? 1), 0);
-      assertEquals(count("Completed"), 1);
-      assert(count("Retrying") >= 1, "a Retrying Event");
-    });
-
-    await t.step("the admin password appears nowhere", () => assertNoPasswordLeak(env));
+    await t.step(
+      "MinIO down past --backup-storage-retry-for → Failed StorageFailed, saying so",
+      async () => {
+        const stopped = env.program!;
+        assertEquals(await env.killProgram("SIGTERM"), 0);
+        await env.startProgram(["--backup-storage-retry-for", "20s"]);
+        const key = await cutMidUpload("down");
+        const failed = await waitPhase(env, "backup", "down", "Failed", {
+          namespace: ns,
+          timeoutMs: budget("recovery"),
+        }) as Retried;
+        assertEquals(readyReason(failed), "StorageFailed", JSON.stringify(failed.status));
+        assert(
+          /Unreachable.*; gave up after retrying for \S+ \(\d+ failed runs; --backup-storage-retry-for 20s\)/
+            .test(failed.status?.message ?? ""),
+          String(failed.status?.message),
+        );
+        assert(!/interrupted/i.test(failed.status?.message ?? ""), "not blamed on interruptions");
+        assertEquals(failed.status?.interruptions ?? 0, 0);
+        assert((failed.status?.storageFailures ?? 0) >= 2, `${failed.status?.storageFailures}`);
+        await minio.start();
+        assertEquals(await store.head(key), undefined, "an object at the final key");
+        await assertNoPasswordLeak(env, { logs: [stopped.logs()] });
+      },
+    );
   } finally {
     s3.destroy();
     await store.close();
+    if (!minio.running()) await minio.start().catch(() => {});
   }
 });
+
+async function sha256(stream: ReadableStream<Uint8Array>): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", await new Response(stream).arrayBuffer());
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 Deno.test({
   name: "Backup: --backup-shutdown-grace lets a running dump finish on SIGTERM",

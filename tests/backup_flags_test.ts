@@ -54,6 +54,26 @@ Deno.test("backup flags: defaults, values and errors", async (t) => {
   });
 });
 
+Deno.test("--backup-storage-retry-for", async (t) => {
+  await t.step("defaults to 10m; any duration, 0s for no retries", () => {
+    assertEquals(run().backupStorageRetryForMs, 600_000);
+    assertEquals(run("--backup-storage-retry-for", "40s").backupStorageRetryForMs, 40_000);
+    assertEquals(run("--backup-storage-retry-for=2h").backupStorageRetryForMs, 7_200_000);
+    assertEquals(run("--backup-storage-retry-for", "0s").backupStorageRetryForMs, 0);
+  });
+  await t.step("rejects what is not a duration, in one line", () => {
+    throws(() => run("--backup-storage-retry-for", "forever"), (e: unknown) => {
+      assert(e instanceof ConfigError, String(e));
+      assert(/^Invalid --backup-storage-retry-for "forever": use a duration/.test(e.message));
+      assert(!e.message.includes("\n"), e.message);
+      return true;
+    });
+  });
+  await t.step("--help documents it", () => {
+    assert(/--backup-storage-retry-for DUR .*\(default 10m; 0s: no retry\)/s.test(RUN_HELP));
+  });
+});
+
 Deno.test("--backup-gzip-workers", async (t) => {
   const run = (...args: string[]) => parseRunConfig({ args, env: {}, hostname: "h" });
   await t.step("defaults to 2 and accepts 0 (main thread) to 16", () => {

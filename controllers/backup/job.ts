@@ -6,36 +6,28 @@
 import { type Backup, BackupKind } from "../../crds/backup.ts";
 import type { BackupStorage } from "../../crds/backup_storage.ts";
 import { BackupError } from "../../backup/errors.ts";
-import {
-  type BackupManifest,
-  manifestKey,
-  parseManifest,
-  signManifest,
-} from "../../backup/manifest.ts";
+import { type BackupManifest, manifestKey, signManifest } from "../../backup/manifest.ts";
 import { parseServerVersionNum } from "../../backup/pg_tools.ts";
 import { runBackup } from "../../backup/pipeline.ts";
 import type { ObjectStore } from "../../storage/store.ts";
 import { StorageError } from "../../storage/store.ts";
 import type { ResolvedCluster } from "../dbcluster/resolver.ts";
-import { errorMessage } from "../runtime/errors.ts";
 import type { Logger } from "../runtime/log.ts";
 import { updateStatus } from "../runtime/objects.ts";
 import type { ControllerDeps } from "../runtime/shared.ts";
 import { openStore } from "../backup_storage/access.ts";
 import { openJobConnection } from "./connection.ts";
+import {
+  BACKUP_UID_METADATA,
+  classifyKey,
+  type KeyClaimant,
+  observeKey,
+  takenMessage,
+} from "./key_owner.ts";
+import { BackupOutcomes, isTerminal, type RunningJob, storageFailure } from "./outcome.ts";
 import type { BackupTarget } from "./plan.ts";
 import { acquireSlot, type BackupShared } from "./shared.ts";
-import { JobStopped } from "./runner.ts";
-import {
-  type BackupReason,
-  completedStatus,
-  failedStatus,
-  interruptedStatus,
-  pendingStatus,
-  progressStatus,
-  queuedStatus,
-  runningStatus,
-} from "./status.ts";
+import { progressStatus, queuedStatus, runningStatus } from "./status.ts";
 
 /** How often progress reaches the status while running. */
 export const PROGRESS_INTERVAL_MS = 5000;
@@ -47,8 +39,8 @@ export interface BackupJob {
   cluster: ResolvedCluster;
   toolDirs: string[] | undefined;
   env: Record<string, string | undefined>;
-  /** `--backup-max-attempts`: a storage failure before the last attempt is retried. */
-  maxAttempts: number;
+  /** `--backup-storage-retry-for`: how long storage failures are retried. */
+  storageRetryForMs: number;
   /** `--backup-gzip-workers`: gzip threads per backup (0: on the main thread). */
   gzipWorkers?: number;
 }
@@ -67,6 +59,7 @@ export async function runBackupJob(
   const write = (compute: (latest: Backup) => Backup["status"] | undefined) =>
     updateStatus(deps.client, BackupKind, b, compute);
   const now = () => deps.clock.now();
+  const outcomes = new BackupOutcomes(deps, shared);
   let lease;
   try {
     lease = await acquireSlot(shared.limiter, {
@@ -79,7 +72,7 @@ export async function runBackupJob(
       },
     });
   } catch (e) {
-    await onStopped(deps, shared, job, signal, e, log);
+    await outcomes.stopped({ ...job, startedAt: now() }, { signal, error: e, log });
     return;
   }
   try {
@@ -89,12 +82,13 @@ export async function runBackupJob(
       b.metadata.name,
     );
     if (!latest || latest.metadata.uid !== b.metadata.uid || isTerminal(latest)) return;
+    const startedAt = now();
     await updateStatus(deps.client, BackupKind, latest, (l) =>
       runningStatus(l, {
         ...target,
         attempt: target.attempt,
         format: b.spec.format ?? "plain",
-        now: now(),
+        now: startedAt,
       }));
     deps.recorder.emit(
       latest,
@@ -103,7 +97,11 @@ export async function runBackupJob(
       `Backing up database "${target.databaseName}" to ${target.key}` +
         (target.attempt > 1 ? ` (attempt ${target.attempt})` : ""),
     );
-    await dumpAndRecord(deps, shared, { ...job, backup: latest }, signal, log);
+    await dumpAndRecord(deps, outcomes, { ...job, backup: latest, startedAt }, {
+      signal,
+      log,
+      sign: async (m) => signManifest(m, await shared.keyring.signingKey()),
+    });
   } finally {
     lease.release();
   }
@@ -111,27 +109,23 @@ export async function runBackupJob(
 
 async function dumpAndRecord(
   deps: ControllerDeps,
-  shared: BackupShared,
-  job: BackupJob,
-  signal: AbortSignal,
-  log: Logger,
+  outcomes: BackupOutcomes,
+  job: RunningJob,
+  o: {
+    signal: AbortSignal;
+    log: Logger;
+    /** Signs the manifest with the operator's key (controllers/backup/signing.ts). */
+    sign: (m: BackupManifest) => Promise<BackupManifest>;
+  },
 ): Promise<void> {
+  const { signal, log } = o;
   const { backup: b, target } = job;
+  const me = claimant(b);
   let store: ObjectStore | undefined;
   const progress = new ProgressWriter(deps, b);
   try {
     store = await openStore(deps.client, job.storage, { env: job.env, logger: log });
-    if (target.retry) {
-      // A previous attempt may have finished the dump and the manifest, then died before
-      // recording it: the manifest proves success, so record it rather than dump again.
-      const manifest = await readManifest(store, target.key);
-      if (manifest) {
-        log.info("Backup found complete in storage after an interruption");
-        await succeed(deps, shared, b, manifest);
-        return;
-      }
-      await store.abortIncompleteUploads?.(target.key);
-    }
+    if (await settleKey(outcomes, { job, store, me, log })) return;
     const versionNum = job.cluster.cluster.status?.versionNum;
     await using conn = await openJobConnection(job.cluster.server, target.databaseName);
     const result = await runBackup({
@@ -149,20 +143,21 @@ async function dumpAndRecord(
       ...(job.gzipWorkers !== undefined ? { gzipWorkers: job.gzipWorkers } : {}),
       ...(versionNum ? { serverVersion: parseServerVersionNum(versionNum) } : {}),
       metadata: {
-        "dbtether-namespace": b.metadata.namespace ?? "",
-        "dbtether-backup": b.metadata.name,
+        "dbtether-namespace": me.namespace,
+        "dbtether-backup": me.name,
+        [BACKUP_UID_METADATA]: me.uid,
       },
       source: {
-        namespace: b.metadata.namespace ?? "",
-        backup: b.metadata.name,
-        backupUid: b.metadata.uid ?? "",
+        namespace: me.namespace,
+        backup: me.name,
+        backupUid: me.uid,
         databaseResource: b.spec.databaseRef.name,
         cluster: target.clusterName,
       },
-      signManifest: async (m) => signManifest(m, await shared.keyring.signingKey()),
+      signManifest: o.sign,
     });
     await progress.settle();
-    await succeed(deps, shared, b, result.manifest);
+    await outcomes.succeed(b, result.manifest);
   } catch (e) {
     await progress.settle();
     // The SDK aborts its multipart upload on failure, but not when the server was gone at that
@@ -170,127 +165,72 @@ async function dumpAndRecord(
     if (store && storageFailure(e) && !signal.aborted) {
       await store.abortIncompleteUploads?.(target.key).catch(() => 0);
     }
-    await onStopped(deps, shared, job, signal, e, log);
+    if (store && alreadyExists(e) && !signal.aborted) {
+      const message = await takenMessageAt(store, target.key, me);
+      await outcomes.fail(b, { reason: "ObjectExists", message, log });
+      return;
+    }
+    await outcomes.stopped(job, { signal, error: e, log });
   } finally {
     await store?.close().catch(() => {});
   }
 }
 
-async function succeed(
-  deps: ControllerDeps,
-  shared: BackupShared,
-  b: Backup,
-  manifest: BackupManifest,
-): Promise<void> {
-  const now = deps.clock.now();
-  await updateStatus(
-    deps.client,
-    BackupKind,
-    b,
-    (l) => isTerminal(l) ? undefined : completedStatus(l, { manifest, now }),
-  );
-  const labels = { namespace: b.metadata.namespace ?? "", database: b.spec.databaseRef.name };
-  shared.metrics.duration.observe(labels, manifest.durationMs / 1000);
-  shared.metrics.sizeBytes.set(labels, manifest.compressedSize);
-  shared.metrics.bytesTotal.inc(labels, manifest.compressedSize);
-  shared.metrics.lastSuccess.set(labels, Math.floor(now / 1000));
-  deps.recorder.emit(
-    b,
-    "Normal",
-    "Completed",
-    `Backed up to ${manifest.key} (${manifest.compressedSize} bytes in ${manifest.durationMs} ms)`,
-  );
-}
-
-/** Records why the job ended without success: interrupted, deleted, or failed. */
-async function onStopped(
-  deps: ControllerDeps,
-  shared: BackupShared,
-  job: BackupJob,
-  signal: AbortSignal,
-  e: unknown,
-  log: Logger,
-): Promise<void> {
-  const b = job.backup;
-  const now = deps.clock.now();
-  const stopped = signal.aborted && signal.reason instanceof JobStopped ? signal.reason : undefined;
-  if (stopped?.why === "deleted") return;
-  if (stopped?.why === "shutdown") {
-    log.info("Backup interrupted by shutdown; the next leader retries it");
-    await updateStatus(
-      deps.client,
-      BackupKind,
-      b,
-      (l) =>
-        isTerminal(l) ? undefined : interruptedStatus(l, {
-          message: `Interrupted: ${stopped.message}; will be retried with the same key`,
-          now,
-        }),
-    ).catch((err) => log.warn("Cannot record the interruption", { error: err }));
-    return;
-  }
-  const { reason, message } = failure(e);
-  const attempt = job.target.attempt;
-  if (storageFailure(e) && attempt < job.maxAttempts) {
-    log.warn("Backup upload failed; it will be retried", { reason, error: message, attempt });
-    await updateStatus(
-      deps.client,
-      BackupKind,
-      b,
-      (l) =>
-        isTerminal(l) ? undefined : pendingStatus(l, {
-          reason: "StorageFailed",
-          message: `${message}; will be retried with the same key (attempt ${attempt} of ` +
-            `${job.maxAttempts})`,
-          now,
-        }),
-    );
-    deps.recorder.emit(b, "Warning", "Retrying", message);
-    return;
-  }
-  log.warn("Backup failed", { reason, error: message });
-  await updateStatus(
-    deps.client,
-    BackupKind,
-    b,
-    (l) => isTerminal(l) ? undefined : failedStatus(l, { reason, message, now }),
-  );
-  shared.metrics.failures.inc({ reason });
-  deps.recorder.emit(b, "Warning", "Failed", message);
-}
-
 /**
- * Whether `e` is the storage's failure (unreachable, a server error, the server going away
- * mid-upload) rather than pg_dump's or a bad configuration: worth retrying.
+ * Looks at the key before dumping: records this Backup's own complete backup, fails when
+ * another writer's objects are there, removes this Backup's own leftovers. Returns whether the
+ * job is done.
  */
-function storageFailure(e: unknown): boolean {
-  const cause = e instanceof BackupError && e.reason === "StorageFailed" ? e.cause : e;
-  return cause instanceof StorageError &&
-    (cause.reason === "Unreachable" || cause.reason === "StorageError");
-}
-
-function failure(e: unknown): { reason: BackupReason; message: string } {
-  if (e instanceof BackupError) return { reason: e.reason, message: e.message };
-  if (e instanceof StorageError) {
-    return { reason: "StorageFailed", message: `Cannot use the backup storage: ${e.message}` };
+async function settleKey(
+  outcomes: BackupOutcomes,
+  o: { job: RunningJob; store: ObjectStore; me: KeyClaimant; log: Logger },
+): Promise<boolean> {
+  const { job, store, log } = o;
+  const key = job.target.key;
+  const state = classifyKey(await observeKey(store, key), o.me);
+  switch (state.kind) {
+    case "complete":
+      // A previous run finished the dump and the manifest, then died before recording it.
+      log.info("Backup found complete in storage after an interruption");
+      await outcomes.succeed(job.backup, state.manifest);
+      return true;
+    case "taken":
+      await outcomes.fail(job.backup, { reason: "ObjectExists", message: state.message, log });
+      return true;
+    case "leftovers":
+      log.info("Removing what an interrupted run of this Backup left at its key", state);
+      // The manifest first: a crash in between leaves a dump without manifest, still ours.
+      if (state.manifest) await store.delete(manifestKey(key));
+      if (state.dump) await store.delete(key);
+      break;
+    case "free":
+      break;
   }
-  return { reason: "DumpFailed", message: `Backup failed: ${errorMessage(e)}` };
-}
-
-function isTerminal(b: Backup): boolean {
-  return b.status?.phase === "Completed" || b.status?.phase === "Failed";
-}
-
-async function readManifest(store: ObjectStore, key: string) {
-  try {
-    const text = await new Response(await store.get(manifestKey(key))).text();
-    return parseManifest(text);
-  } catch (e) {
-    if (e instanceof StorageError && e.reason === "NotFound") return undefined;
-    // An unreadable manifest is not proof of success: dump again.
-    if (!(e instanceof StorageError)) return undefined;
-    throw e;
+  if (job.target.retry || state.kind === "leftovers") {
+    await store.abortIncompleteUploads?.(key);
+    await store.abortIncompleteUploads?.(manifestKey(key));
   }
+  return false;
+}
+
+function claimant(b: Backup): KeyClaimant {
+  return {
+    uid: b.metadata.uid ?? "",
+    namespace: b.metadata.namespace ?? "",
+    name: b.metadata.name,
+  };
+}
+
+/** Whether the storage refused a write because an object is at the key. */
+function alreadyExists(e: unknown): boolean {
+  const cause = e instanceof BackupError ? e.cause : e;
+  return cause instanceof StorageError && cause.reason === "AlreadyExists";
+}
+
+/** After a refused write: why, naming the writer when the key shows it. */
+async function takenMessageAt(store: ObjectStore, key: string, me: KeyClaimant): Promise<string> {
+  const state = await observeKey(store, key).then((o) => classifyKey(o, me), () => undefined);
+  return state?.kind === "taken" ? state.message : takenMessage(key, me, {});
 }
 
 /** Writes progress to status without overlapping writes; the latest value wins. */

@@ -4,13 +4,18 @@
  *
  * Invariants:
  * - A terminal phase (Completed, Failed) never runs again; Completed only ever comes from the
- *   engine's success (or, after a crash, from the manifest it wrote last).
- * - The key is deterministic (creation time + uid prefix), and once recorded in status.path it
- *   is reused, so a retry after a crash overwrites the same key.
+ *   engine's success (or, after a crash, from the manifest it wrote last, if it is this
+ *   Backup's: key_owner.ts).
+ * - The key is deterministic (creation time + uid prefix by default), and once recorded in
+ *   status.path it is reused. Storage never overwrites, so a retry writes the key again only
+ *   after it removed its own leftovers there.
  * - A Backup Running in status but not in this process was interrupted (crash, leader change):
- *   it is retried while attempts < maxAttempts, then Failed.
- * - A Backup put back to Pending by a storage failure (reason StorageFailed) is retried the
- *   same way, after a backoff, so a storage outage of a few seconds does not fail it.
+ *   the interruption is recorded first, then the Backup is retried while interruptions <
+ *   maxAttempts, then Failed (RetriesExhausted).
+ * - A storage failure is not an interruption: the job puts the Backup back to Pending
+ *   (reason StorageFailed, status.nextRetryAt) with a capped exponential backoff while the
+ *   storage has been failing for less than the retry window (storageRetry), so an outage of
+ *   minutes does not fail it.
  */
 import type { Backup } from "../../crds/backup.ts";
 import type { BackupStorage } from "../../crds/backup_storage.ts";
@@ -18,15 +23,16 @@ import type { Database } from "../../crds/database.ts";
 import { renderBackupKey, TemplateError } from "../../backup/templates.ts";
 import type { BackupReason } from "./status.ts";
 
-/** How many times a backup is started before an interruption counts as failure. */
+/** How many interrupted runs (restarts, crashes, leader changes) fail a Backup. */
 export const DEFAULT_MAX_ATTEMPTS = 3;
 /** How often a Backup waiting for a dependency looks again. */
 export const WAIT_RECHECK_MS = 15_000;
-/**
- * Delay before retrying after a storage failure, doubled per attempt (10 s, 20 s, 40 s, ...),
- * counted from the start of the failed attempt.
- */
-export const STORAGE_RETRY_BASE_MS = 10_000;
+/** Delay before the first retry after a storage failure; doubled per failure in a row. */
+export const STORAGE_RETRY_BASE_MS = 5_000;
+/** The longest delay between two retries after storage failures. */
+export const STORAGE_RETRY_MAX_MS = 60_000;
+/** `--backup-storage-retry-for`: how long storage failures are retried by default. */
+export const DEFAULT_STORAGE_RETRY_FOR_MS = 10 * 60_000;
 
 export interface BackupObservation {
   backup: Backup;
@@ -36,6 +42,7 @@ export interface BackupObservation {
   /** Whether this process runs (or queues) a job for this Backup. */
   runningHere: boolean;
   now: number;
+  /** `--backup-max-attempts`: interruptions that fail the Backup. */
   maxAttempts?: number;
 }
 
@@ -57,6 +64,8 @@ export type BackupAction =
   | { kind: "delete" }
   | { kind: "wait"; reason: BackupReason; message: string; afterMs: number }
   | { kind: "fail"; reason: BackupReason; message: string }
+  /** Record that the run was cut short (status Running, but no job here), then retry. */
+  | { kind: "interrupted"; message: string }
   | { kind: "start"; target: BackupTarget };
 
 /** The uid-derived run id: stable for this Backup across retries and restarts. */
@@ -82,14 +91,22 @@ export function planBackup(o: BackupObservation): BackupAction {
   if (phase === "Completed") return planTtl(b, o.now);
   if (phase === "Failed") return { kind: "none" };
   if (o.runningHere) return { kind: "none" };
+  if (phase === "Running") {
+    return {
+      kind: "interrupted",
+      message: "Interrupted: the operator stopped while the backup ran (a restart, crash or " +
+        "leader change); it will be retried with the same key",
+    };
+  }
   const attempts = b.status?.attempts ?? 0;
+  const interruptions = b.status?.interruptions ?? 0;
   const max = o.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
-  if (attempts >= max) {
+  if (interruptions >= max) {
     return {
       kind: "fail",
       reason: "RetriesExhausted",
-      message: `Backup was interrupted ${attempts} times (operator restarts or leader ` +
-        `changes): giving up after ${max} attempts`,
+      message: `Backup was interrupted ${interruptions} times (operator restarts, crashes or ` +
+        `leader changes): giving up (--backup-max-attempts ${max})`,
     };
   }
   const backoff = storageBackoff(b, o.now);
@@ -110,6 +127,7 @@ export function planBackup(o: BackupObservation): BackupAction {
         databaseName,
         namespace: b.metadata.namespace ?? "",
         runId: runId(b),
+        format: b.spec.format,
         at: new Date(b.metadata.creationTimestamp ?? o.now),
       });
     } catch (e) {
@@ -125,7 +143,7 @@ export function planBackup(o: BackupObservation): BackupAction {
       databaseName,
       storageName: storage.metadata.name,
       attempt: attempts + 1,
-      retry: attempts > 0 || phase === "Running",
+      retry: attempts > 0,
     },
   };
 }
@@ -158,7 +176,9 @@ function dependencies(o: BackupObservation): BackupAction | undefined {
       `Waiting for BackupStorage "${b.spec.storageRef.name}": it does not exist`,
     );
   }
-  if (!storageReady(o.storage)) {
+  // A Backup retrying storage failures keeps trying (its retry window bounds it) rather than
+  // waiting without end for a probe that may not come for minutes.
+  if (!storageReady(o.storage) && !retryingStorage(b)) {
     const why = o.storage.status?.message;
     return wait(
       "StorageNotReady",
@@ -168,15 +188,49 @@ function dependencies(o: BackupObservation): BackupAction | undefined {
   return undefined;
 }
 
-/** After a storage failure: wait until the backoff from the failed attempt's start passed. */
-function storageBackoff(b: Backup, now: number): BackupAction | undefined {
+function retryingStorage(b: Backup): boolean {
   const ready = b.status?.conditions?.find((c) => c.type === "Ready");
-  if (b.status?.phase !== "Pending" || ready?.reason !== "StorageFailed") return undefined;
-  const startedAt = b.status.startedAt ? Date.parse(b.status.startedAt) : NaN;
-  if (Number.isNaN(startedAt)) return undefined;
-  const attempts = Math.max(1, b.status.attempts ?? 1);
-  const due = startedAt + STORAGE_RETRY_BASE_MS * 2 ** (attempts - 1);
+  return b.status?.phase === "Pending" && ready?.reason === "StorageFailed";
+}
+
+/** After a storage failure: wait until status.nextRetryAt. */
+function storageBackoff(b: Backup, now: number): BackupAction | undefined {
+  if (!retryingStorage(b)) return undefined;
+  const due = b.status?.nextRetryAt ? Date.parse(b.status.nextRetryAt) : NaN;
   return due > now ? { kind: "requeue", afterMs: due - now } : undefined;
+}
+
+/** Options of {@link storageRetry}. */
+export interface StorageRetryInput {
+  /** The Backup's status before the failed run's outcome is recorded. */
+  status: Backup["status"];
+  failedAt: number;
+  /** When the failed run started. */
+  startedAt: number;
+  /** `--backup-storage-retry-for`. */
+  retryForMs: number;
+}
+
+/** Whether a run that failed on the storage is retried, and when. */
+export type StorageRetry =
+  | { retry: true; since: number; failures: number; nextRetryAt: number }
+  | { retry: false; since: number; failures: number };
+
+/**
+ * Storage failures are retried while the storage has been failing for less than the retry
+ * window: from the first failure of the outage, after delays of 5 s, 10 s, 20 s, ... up to
+ * 60 s, the last one cut to the window's end. A run that went on for longer than the window
+ * before it failed saw the storage work: its failure starts a new outage.
+ */
+export function storageRetry(o: StorageRetryInput): StorageRetry {
+  const prev = o.status?.storageFailingSince ? Date.parse(o.status.storageFailingSince) : NaN;
+  const continues = !Number.isNaN(prev) && o.failedAt - o.startedAt < o.retryForMs;
+  const since = continues ? prev : o.failedAt;
+  const failures = (continues ? o.status?.storageFailures ?? 0 : 0) + 1;
+  if (o.failedAt - since >= o.retryForMs) return { retry: false, since, failures };
+  const delay = Math.min(STORAGE_RETRY_MAX_MS, STORAGE_RETRY_BASE_MS * 2 ** (failures - 1));
+  const nextRetryAt = Math.min(o.failedAt + delay, since + o.retryForMs);
+  return { retry: true, since, failures, nextRetryAt };
 }
 
 function planTtl(b: Backup, now: number): BackupAction {

@@ -2,7 +2,14 @@ import { assert, assertEquals } from "../../backup/test_assert.ts";
 import type { Backup } from "../../crds/backup.ts";
 import type { BackupStorage } from "../../crds/backup_storage.ts";
 import type { Database } from "../../crds/database.ts";
-import { type BackupAction, parseGoDuration, planBackup, runId } from "./plan.ts";
+import {
+  type BackupAction,
+  parseGoDuration,
+  planBackup,
+  runId,
+  storageRetry,
+  type StorageRetryInput,
+} from "./plan.ts";
 
 const NOW = Date.UTC(2026, 0, 2, 3, 4, 5);
 const ready = [{
@@ -78,14 +85,27 @@ Deno.test("planBackup", async (t) => {
       "none",
     ],
     [
-      "running elsewhere (crash): retried with the recorded key",
-      plan(
-        backup({ phase: "Running", attempts: 1, path: "kept/key.sql.gz" }),
-      ),
+      "running elsewhere (crash): the interruption is recorded first",
+      plan(backup({ phase: "Running", attempts: 1, path: "kept/key.sql.gz" })),
+      "interrupted",
+    ],
+    [
+      "interrupted and recorded: retried with the recorded key",
+      plan(backup({ ...interrupted(1), attempts: 1, path: "kept/key.sql.gz" })),
       "start",
       { key: "kept/key.sql.gz", attempt: 2, retry: true },
     ],
-    ["interrupted too often: failed", plan(backup({ phase: "Running", attempts: 3 })), "fail"],
+    [
+      "interrupted as often as --backup-max-attempts: failed",
+      plan(backup({ ...interrupted(3), attempts: 3 })),
+      "fail",
+    ],
+    [
+      "storage failures are not interruptions: still retried after many runs",
+      plan(backup({ ...storageFailed(NOW - 1), attempts: 9, interruptions: 2 })),
+      "start",
+      { attempt: 10, retry: true },
+    ],
     ["completed is never re-run", plan(backup({ phase: "Completed", attempts: 1 })), "none"],
     ["failed is never re-run", plan(backup({ phase: "Failed", attempts: 1 })), "none"],
     ["database missing: wait", plan(backup(), { db: null }), "wait"],
@@ -111,20 +131,32 @@ Deno.test("planBackup", async (t) => {
       }
     });
   }
-  await t.step("after a storage failure: retried after a backoff doubling per attempt", () => {
-    const failed = (attempts: number, startedAgoMs: number) =>
-      backup({
-        phase: "Pending",
-        attempts,
-        path: key,
-        startedAt: new Date(NOW - startedAgoMs).toISOString().replace(/\.\d{3}Z$/, "Z"),
-        conditions: [{ ...ready[0]!, status: "False", reason: "StorageFailed" }],
-      });
-    assertEquals(plan(failed(1, 4_000)), { kind: "requeue", afterMs: 6_000 });
-    assertEquals(plan(failed(2, 4_000)), { kind: "requeue", afterMs: 16_000 });
-    const due = plan(failed(1, 10_000));
+  await t.step("after a storage failure: waits until status.nextRetryAt", () => {
+    assertEquals(plan(backup({ ...storageFailed(NOW + 6_000), attempts: 1 })), {
+      kind: "requeue",
+      afterMs: 6_000,
+    });
+    const due = plan(backup({ ...storageFailed(NOW), attempts: 1, path: key }));
     assertEquals(due.kind === "start" && [due.target.attempt, due.target.retry], [2, true]);
-    assertEquals(plan(failed(3, 0)).kind, "fail");
+  });
+  await t.step("retrying storage failures does not wait for the storage's next probe", () => {
+    const notReady = { ...storage, status: { phase: "Failed" as const } };
+    const due = plan(backup({ ...storageFailed(NOW), attempts: 2 }), { storage: notReady });
+    assertEquals(due.kind, "start");
+    assertEquals(plan(backup(), { storage: notReady }).kind, "wait");
+  });
+  await t.step("without filenameTemplate the key is unique per Backup, by format", () => {
+    const untemplated = (b: Backup) => {
+      delete b.spec.filenameTemplate;
+      return b;
+    };
+    const plain = plan(untemplated(backup()));
+    assertEquals(plain.kind === "start" && plain.target.key, key);
+    const custom = plan(untemplated(backup(undefined, { format: "custom" })));
+    assertEquals(
+      custom.kind === "start" && custom.target.key,
+      "main/app_db/20260102-030405-0a1b2c3d.dump",
+    );
   });
   await t.step("the key is the same on every attempt", () => {
     const a = plan(backup());
@@ -141,9 +173,75 @@ Deno.test("planBackup", async (t) => {
   await t.step("reasons are specific", () => {
     const a = plan(backup(), { db: null });
     assertEquals(a.kind === "wait" && a.reason, "DatabaseNotFound");
-    const f = plan(backup({ phase: "Running", attempts: 3 }));
+    const f = plan(backup({ ...interrupted(3), attempts: 3 }));
     assertEquals(f.kind === "fail" && f.reason, "RetriesExhausted");
+    assert(f.kind === "fail" && /interrupted 3 times/.test(f.message));
   });
+});
+
+function interrupted(interruptions: number): Backup["status"] {
+  return {
+    phase: "Pending",
+    interruptions,
+    conditions: [{ ...ready[0]!, status: "False", reason: "Interrupted" }],
+  };
+}
+
+function storageFailed(nextRetryAt: number): Backup["status"] {
+  return {
+    phase: "Pending",
+    nextRetryAt: new Date(nextRetryAt).toISOString().replace(/\.\d{3}Z$/, "Z"),
+    conditions: [{ ...ready[0]!, status: "False", reason: "StorageFailed" }],
+  };
+}
+
+Deno.test("storageRetry: backoff over a window, not a count", async (t) => {
+  const s = 1000;
+  const at = (ms: number) => new Date(ms).toISOString();
+  const input = (o: Partial<StorageRetryInput> & { since?: number; failures?: number }) => ({
+    status: o.since === undefined
+      ? undefined
+      : { storageFailingSince: at(o.since), storageFailures: o.failures ?? 1 },
+    failedAt: o.failedAt ?? NOW,
+    startedAt: o.startedAt ?? NOW - 2 * s,
+    retryForMs: o.retryForMs ?? 600 * s,
+  });
+  const cases: [string, StorageRetryInput, ReturnType<typeof storageRetry>][] = [
+    [
+      "the first failure starts the outage and retries after 5 s",
+      input({}),
+      { retry: true, since: NOW, failures: 1, nextRetryAt: NOW + 5 * s },
+    ],
+    [
+      "the delay doubles per failure in a row",
+      input({ since: NOW - 30 * s, failures: 3 }),
+      { retry: true, since: NOW - 30 * s, failures: 4, nextRetryAt: NOW + 40 * s },
+    ],
+    [
+      "and stays at 60 s",
+      input({ since: NOW - 300 * s, failures: 9 }),
+      { retry: true, since: NOW - 300 * s, failures: 10, nextRetryAt: NOW + 60 * s },
+    ],
+    [
+      "the last retry is at the window's end",
+      input({ since: NOW - 590 * s, failures: 12 }),
+      { retry: true, since: NOW - 590 * s, failures: 13, nextRetryAt: NOW + 10 * s },
+    ],
+    [
+      "past the window: no retry",
+      input({ since: NOW - 600 * s, failures: 13 }),
+      { retry: false, since: NOW - 600 * s, failures: 14 },
+    ],
+    [
+      "a run that worked for longer than the window starts a new outage",
+      input({ since: NOW - 3600 * s, failures: 5, startedAt: NOW - 1800 * s }),
+      { retry: true, since: NOW, failures: 1, nextRetryAt: NOW + 5 * s },
+    ],
+    ["0s: never retried", input({ retryForMs: 0 }), { retry: false, since: NOW, failures: 1 }],
+  ];
+  for (const [name, got, want] of cases) {
+    await t.step(name, () => assertEquals(storageRetry(got), want));
+  }
 });
 
 Deno.test("runId is the uid's first 8 hex digits", () => {

@@ -4,8 +4,10 @@
  *
  * The dump itself runs outside the reconcile, in the JobRunner (job.ts), so a long backup
  * never holds a queue worker. On shutdown the runner aborts running dumps (no object is left
- * at the key) and puts their Backups back to Pending with reason Interrupted; the next leader
- * retries them with the same key, at most `--backup-max-attempts` starts in all.
+ * at the key) and puts their Backups back to Pending with reason Interrupted; a Backup found
+ * Running with no job here (a crash) is recorded Interrupted too. The next leader retries
+ * them with the same key, until `--backup-max-attempts` interruptions. Storage failures are
+ * retried by the job's outcome for `--backup-storage-retry-for`, and are not interruptions.
  */
 import type { Config } from "../../config.ts";
 import { type Backup, BackupKind } from "../../crds/backup.ts";
@@ -20,7 +22,10 @@ import { runBackupJob } from "./job.ts";
 import { type BackupAction, type BackupTarget, planBackup } from "./plan.ts";
 import { JobStopped } from "./runner.ts";
 import { backupShared, resolveJobCluster, toolDirsOf } from "./shared.ts";
-import { failedStatus, pendingStatus } from "./status.ts";
+import { failedStatus, interruptedStatus, pendingStatus } from "./status.ts";
+
+/** How soon a Backup found Running with no job here is planned again. */
+const INTERRUPTED_RECHECK_MS = 1_000;
 
 /** What the Backup controller needs beyond the runtime (a subset of register's Services). */
 export interface BackupServices {
@@ -73,6 +78,21 @@ export function setupBackupController(deps: ControllerDeps, services: BackupServ
         shared.metrics.failures.inc({ reason: action.reason });
         deps.recorder.emit(b, "Warning", "Failed", action.message);
         return done;
+      case "interrupted": {
+        const recorded = await updateStatus(
+          deps.client,
+          BackupKind,
+          b,
+          (l) =>
+            l.status?.phase === "Running" && !shared.runner.has(objectKey(l))
+              ? interruptedStatus(l, { message: action.message, now })
+              : undefined,
+        );
+        if (recorded) deps.recorder.emit(b, "Warning", "Interrupted", action.message);
+        // Status-only changes do not come back through the watch, and a job that just ended
+        // leaves the cache a moment behind (Running, but no job here): look again shortly.
+        return requeueAfter(INTERRUPTED_RECHECK_MS);
+      }
       case "start":
         return await start(b, action.target);
     }
@@ -105,7 +125,7 @@ export function setupBackupController(deps: ControllerDeps, services: BackupServ
           cluster,
           toolDirs,
           env: services.env,
-          maxAttempts: services.config.backupMaxAttempts,
+          storageRetryForMs: services.config.backupStorageRetryForMs,
           gzipWorkers: services.config.backupGzipWorkers,
         }, signal),
       () => controller.enqueue(key),

@@ -21,6 +21,8 @@ export type BackupReason =
   | "ClusterNotReady"
   | "InvalidTemplate"
   | "RetriesExhausted"
+  /** Another writer's object (or manifest) is at the key; stored objects are never overwritten. */
+  | "ObjectExists"
   // The engine's reasons (backup/errors.ts).
   | "DumpFailed"
   | "StorageFailed"
@@ -50,9 +52,9 @@ function withReady(
   };
 }
 
-/** Keeps what earlier attempts recorded (attempts, path, ...), drops progress. */
+/** Keeps what earlier attempts recorded (attempts, path, ...), drops progress and the retry time. */
 function base(b: Backup, phase: Phase): BackupStatus {
-  const { progress: _p, ...rest } = b.status ?? {};
+  const { progress: _p, nextRetryAt: _n, ...rest } = b.status ?? {};
   return { ...rest, phase };
 }
 
@@ -168,9 +170,53 @@ export function failedStatus(
   }, { ok: false, ...o });
 }
 
-/** Back to Pending after the operator stopped mid-backup: the next leader retries. */
+/** Back to Pending after the operator stopped mid-backup, counted: the next leader retries. */
 export function interruptedStatus(b: Backup, o: { message: string; now: number }): BackupStatus {
-  return pendingStatus(b, { reason: "Interrupted", ...o });
+  const status = pendingStatus(b, { reason: "Interrupted", ...o });
+  return { ...status, interruptions: (b.status?.interruptions ?? 0) + 1 };
+}
+
+/** What {@link storageRetryStatus} and {@link storageFailedStatus} record. */
+export interface StorageOutage {
+  /** The storage failure, e.g. "Cannot upload the backup: Unreachable: ...". */
+  detail: string;
+  since: number;
+  failures: number;
+  retryForMs: number;
+  now: number;
+}
+
+/** Pending after a storage failure, until `nextRetryAt`. */
+export function storageRetryStatus(
+  b: Backup,
+  o: StorageOutage & { nextRetryAt: number },
+): BackupStatus {
+  const status = pendingStatus(b, {
+    reason: "StorageFailed",
+    message: `${o.detail}; retrying at ${k8sTime(o.nextRetryAt)} (the storage has been ` +
+      `failing for ${humanDuration(o.now - o.since)}; retried for up to ` +
+      `${humanDuration(o.retryForMs)}, then the Backup fails)`,
+    now: o.now,
+  });
+  return { ...status, ...outageFields(o), nextRetryAt: k8sTime(o.nextRetryAt) };
+}
+
+/** Failed after the storage kept failing for the whole retry window. */
+export function storageFailedStatus(b: Backup, o: StorageOutage): BackupStatus {
+  const retried = o.failures > 1
+    ? `gave up after retrying for ${humanDuration(o.now - o.since)} (${o.failures} failed ` +
+      `runs; --backup-storage-retry-for ${humanDuration(o.retryForMs)})`
+    : "not retried (--backup-storage-retry-for 0s)";
+  const status = failedStatus(b, {
+    reason: "StorageFailed",
+    message: `${o.detail}; ${retried}`,
+    now: o.now,
+  });
+  return { ...status, ...outageFields(o) };
+}
+
+function outageFields(o: StorageOutage): Partial<BackupStatus> {
+  return { storageFailures: o.failures, storageFailingSince: k8sTime(o.since) };
 }
 
 /** 12.3 MiB, 512 B. */

@@ -11,6 +11,8 @@ import {
   progressStatus,
   queuedStatus,
   runningStatus,
+  storageFailedStatus,
+  storageRetryStatus,
 } from "./status.ts";
 
 const NOW = Date.UTC(2026, 0, 2, 3, 4, 5);
@@ -45,16 +47,18 @@ const manifest: BackupManifest = {
   durationMs: 83_000,
 };
 
+const runArgs = {
+  attempt: 2,
+  key: "c/d/x.sql.gz",
+  clusterName: "c",
+  databaseName: "d",
+  storageName: "s",
+  format: "plain" as const,
+  now: NOW,
+};
+
 Deno.test("Backup status transitions", async (t) => {
-  const running = runningStatus(b({ phase: "Pending", attempts: 1 }), {
-    attempt: 2,
-    key: "c/d/x.sql.gz",
-    clusterName: "c",
-    databaseName: "d",
-    storageName: "s",
-    format: "plain",
-    now: NOW,
-  });
+  const running = runningStatus(b({ phase: "Pending", attempts: 1 }), runArgs);
   await t.step("running records the attempt, key and start", () => {
     assertEquals(running.phase, "Running");
     assertEquals(running.attempts, 2);
@@ -90,11 +94,48 @@ Deno.test("Backup status transitions", async (t) => {
     assertEquals(f.message, "Backup failed: x");
     assertEquals(f.attempts, 2);
   });
-  await t.step("interrupted goes back to Pending keeping attempts", () => {
+  await t.step("interrupted goes back to Pending keeping attempts, and is counted", () => {
     const i = interruptedStatus(b(running), { message: "Interrupted", now: NOW });
     assertEquals(i.phase, "Pending");
     assertEquals(i.attempts, 2);
+    assertEquals(i.interruptions, 1);
     assertEquals(i.conditions?.[0]?.reason, "Interrupted");
+    const again = interruptedStatus(b({ ...i, phase: "Running" }), { message: "x", now: NOW });
+    assertEquals(again.interruptions, 2);
+  });
+  const outage = {
+    detail: "Cannot upload the backup: Unreachable: S3 endpoint is unreachable: ECONNREFUSED",
+    since: NOW - 35_000,
+    failures: 4,
+    retryForMs: 600_000,
+    now: NOW,
+  };
+  await t.step("a storage failure in the window: Pending with the next retry time", () => {
+    const r = storageRetryStatus(b(running), { ...outage, nextRetryAt: NOW + 40_000 });
+    assertEquals(r.phase, "Pending");
+    assertEquals(r.conditions?.[0]?.reason, "StorageFailed");
+    assertEquals(r.nextRetryAt, "2026-01-02T03:04:45Z");
+    assertEquals([r.storageFailures, r.storageFailingSince], [4, "2026-01-02T03:03:30Z"]);
+    assertEquals(r.interruptions, undefined);
+    assertEquals(
+      r.message,
+      `${outage.detail}; retrying at 2026-01-02T03:04:45Z (the storage has been failing for ` +
+        `35s; retried for up to 10m, then the Backup fails)`,
+    );
+    const next = runningStatus(b(r), { ...runArgs, attempt: 3 });
+    assertEquals(next.nextRetryAt, undefined);
+    assertEquals(next.storageFailures, 4);
+  });
+  await t.step("past the window: Failed, naming the storage error and how long", () => {
+    const f = storageFailedStatus(b(running), { ...outage, since: NOW - 612_000, failures: 14 });
+    assertEquals(f.phase, "Failed");
+    assertEquals(f.conditions?.[0]?.reason, "StorageFailed");
+    assertEquals(
+      f.message,
+      `${outage.detail}; gave up after retrying for 10m12s (14 failed runs; ` +
+        `--backup-storage-retry-for 10m)`,
+    );
+    assertEquals(f.nextRetryAt, undefined);
   });
   await t.step("queued says its position", () => {
     const q = queuedStatus(b(), { position: 2, now: NOW });

@@ -11,6 +11,7 @@
  * Binaries come from scripts/install-storage-servers.sh (cached outside the repo; the first run
  * builds them). Disposing kills the server and removes its data, also when the test failed.
  */
+import { Buffer } from "node:buffer";
 import { freePort } from "./free_port.ts";
 import { createStore } from "../../storage/factory.ts";
 import type { ObjectStore, StaticCredentials, StorageLocation } from "../../storage/store.ts";
@@ -26,8 +27,13 @@ export interface StorageServer extends AsyncDisposable {
   location(bucket: string): StorageLocation;
   /** Creates a bucket (container); succeeds when it exists. */
   createBucket(name: string): Promise<void>;
-  /** A store on `bucket` (default "test") with the server's static credentials. */
-  makeStore(opts?: { bucket?: string; credentials?: StaticCredentials }): ObjectStore;
+  /**
+   * A store on `bucket` (default "test") with the server's static credentials; `endpoint`
+   * reaches the server through something else (a proxy).
+   */
+  makeStore(
+    opts?: { bucket?: string; credentials?: StaticCredentials; endpoint?: string },
+  ): ObjectStore;
   /** The server's output so far. */
   readLog(): Promise<string>;
   /**
@@ -206,7 +212,7 @@ function server(
     location,
     createBucket,
     makeStore: (opts = {}) =>
-      createStore(location(opts.bucket ?? "test"), {
+      createStore(at(location(opts.bucket ?? "test"), opts.endpoint), {
         // fake-gcs-server has no credentials: the client then sends none to the emulator.
         credentials: opts.credentials ??
           (Object.keys(credentials).length ? credentials : undefined),
@@ -222,6 +228,126 @@ function server(
     running: () => proc.running(),
     [Symbol.asyncDispose]: () => proc.dispose(),
   };
+}
+
+/** `location` with its endpoint replaced by `endpoint`, when given. */
+function at(location: StorageLocation, endpoint: string | undefined): StorageLocation {
+  if (!endpoint) return location;
+  if (location.s3) return { s3: { ...location.s3, endpoint } };
+  if (location.gcs) return { gcs: { ...location.gcs, endpoint } };
+  if (location.azure) return { azure: { ...location.azure, endpoint } };
+  return location;
+}
+
+// ------------------------------------------------------------------------------------------
+// A proxy that acts on the request completing an object
+
+/** A store behind a proxy that can act on the request completing an object. */
+export interface CommitProxy extends AsyncDisposable {
+  /** The server's endpoint through the proxy. */
+  readonly endpoint: string;
+  /** A store on `bucket` (default "test") through the proxy. */
+  readonly store: ObjectStore;
+  /**
+   * Arms the next completing request (S3 PutObject or CompleteMultipartUpload, the last chunk
+   * of a GCS resumable upload, Azure Put Blob or Put Block List): once the server has answered
+   * it in full, `fn` runs before the answer is passed on; with `drop` the connection is closed
+   * instead, as if the answer was lost. Resolves when that request was handled.
+   */
+  atNextCommit(fn: () => void, opts?: { drop?: boolean }): Promise<void>;
+}
+
+/**
+ * Starts a loopback HTTP proxy in front of `server`. It forwards requests unchanged (the Host
+ * header too, which S3 signatures cover) and rewrites the upload URLs GCS hands out, so the
+ * chunks of a resumable upload pass through it as well.
+ */
+export async function startCommitProxy(
+  server: StorageServer,
+  opts: { bucket?: string } = {},
+): Promise<CommitProxy> {
+  const http = await import("node:http");
+  const upstream = new URL(server.endpoint);
+  const port = freePort();
+  const endpoint = server.endpoint.replace(upstream.host, `127.0.0.1:${port}`);
+  let armed: { fn: () => void; drop: boolean; done: () => void } | undefined;
+  const rewrite = (headers: Record<string, string | string[] | undefined>) => {
+    const out = { ...headers };
+    for (const h of ["location", "x-goog-upload-url"]) {
+      const v = out[h];
+      if (typeof v === "string") out[h] = v.replace(upstream.origin, new URL(endpoint).origin);
+    }
+    return out;
+  };
+  const proxy = http.createServer((req, res) => {
+    const commit = isCommit(server.provider, req.method ?? "", req.url ?? "", req.headers);
+    const up = http.request({
+      host: upstream.hostname,
+      port: upstream.port,
+      method: req.method,
+      path: req.url,
+      headers: req.headers,
+    }, async (answer) => {
+      const arm = commit ? armed : undefined;
+      if (!arm) {
+        res.writeHead(answer.statusCode ?? 502, rewrite(answer.headers));
+        answer.pipe(res);
+        return;
+      }
+      armed = undefined;
+      // The whole answer first: only then has the server surely completed the object.
+      const chunks: Uint8Array[] = [];
+      for await (const c of answer) chunks.push(c as Uint8Array);
+      arm.fn();
+      if (arm.drop) {
+        // What a load balancer answers when the server's answer did not reach it.
+        res.writeHead(502, { connection: "close", "content-length": "0" });
+        res.end();
+      } else {
+        res.writeHead(answer.statusCode ?? 502, rewrite(answer.headers));
+        res.end(Buffer.concat(chunks));
+      }
+      arm.done();
+    });
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => proxy.listen(port, "127.0.0.1", r));
+  const store = server.makeStore({ bucket: opts.bucket ?? "test", endpoint });
+  return {
+    endpoint,
+    store,
+    atNextCommit: (fn, o = {}) =>
+      new Promise<void>((done) => (armed = { fn, drop: o.drop ?? false, done })),
+    async [Symbol.asyncDispose]() {
+      await store.close();
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
+    },
+  };
+}
+
+function isCommit(
+  provider: StorageServer["provider"],
+  method: string,
+  url: string,
+  headers: Record<string, string | string[] | undefined>,
+): boolean {
+  const has = (param: string) => new RegExp(`[?&]${param}=`).test(url);
+  switch (provider) {
+    case "s3":
+      return (method === "POST" && has("uploadId")) ||
+        (method === "PUT" && !has("partNumber") && !has("uploadId") &&
+          headers["x-amz-copy-source"] === undefined);
+    case "gcs":
+      // The last chunk is the one that states the total size: "bytes 0-99/100", "bytes */100".
+      return method === "PUT" && has("upload_id") &&
+        /\/\d+$/.test(String(headers["content-range"] ?? ""));
+    case "azure":
+      return method === "PUT" &&
+        (/[?&]comp=blocklist/.test(url) ||
+          (!has("comp") && headers["x-ms-blob-type"] !== undefined));
+  }
 }
 
 // ------------------------------------------------------------------------------------------

@@ -1,0 +1,158 @@
+/**
+ * How a backup run ends, recorded: Completed from the manifest, back to Pending after an
+ * interruption or a storage failure within the retry window, or Failed with a reason. Every
+ * status write goes through updateStatus (409-safe) and never touches a terminal Backup.
+ */
+import { type Backup, BackupKind } from "../../crds/backup.ts";
+import { BackupError, storageDetail } from "../../backup/errors.ts";
+import type { BackupManifest } from "../../backup/manifest.ts";
+import { StorageError } from "../../storage/store.ts";
+import { errorMessage } from "../runtime/errors.ts";
+import type { Logger } from "../runtime/log.ts";
+import { updateStatus } from "../runtime/objects.ts";
+import type { ControllerDeps } from "../runtime/shared.ts";
+import type { BackupJob } from "./job.ts";
+import { storageRetry } from "./plan.ts";
+import { JobStopped } from "./runner.ts";
+import type { BackupShared } from "./shared.ts";
+import {
+  type BackupReason,
+  completedStatus,
+  failedStatus,
+  interruptedStatus,
+  storageFailedStatus,
+  storageRetryStatus,
+} from "./status.ts";
+
+/** A job with the time its run started (for the storage retry window). */
+export type RunningJob = BackupJob & { startedAt: number };
+
+/** Records the outcomes of backup runs for one controller (its deps, metrics and Events). */
+export class BackupOutcomes {
+  constructor(private readonly deps: ControllerDeps, private readonly shared: BackupShared) {}
+
+  /** Completed from the manifest the engine wrote last (the proof it succeeded). */
+  async succeed(b: Backup, manifest: BackupManifest): Promise<void> {
+    const { deps, shared } = this;
+    const now = deps.clock.now();
+    await updateStatus(
+      deps.client,
+      BackupKind,
+      b,
+      (l) => isTerminal(l) ? undefined : completedStatus(l, { manifest, now }),
+    );
+    const labels = { namespace: b.metadata.namespace ?? "", database: b.spec.databaseRef.name };
+    shared.metrics.duration.observe(labels, manifest.durationMs / 1000);
+    shared.metrics.sizeBytes.set(labels, manifest.compressedSize);
+    shared.metrics.bytesTotal.inc(labels, manifest.compressedSize);
+    shared.metrics.lastSuccess.set(labels, Math.floor(now / 1000));
+    deps.recorder.emit(
+      b,
+      "Normal",
+      "Completed",
+      `Backed up to ${manifest.key} (${manifest.compressedSize} bytes in ${manifest.durationMs} ms)`,
+    );
+  }
+
+  /** Why the run ended without success: deleted, interrupted, storage, or failed. */
+  async stopped(job: RunningJob, o: { signal: AbortSignal; error: unknown; log: Logger }) {
+    const { signal, error, log } = o;
+    const b = job.backup;
+    const now = this.deps.clock.now();
+    const stopped = signal.aborted && signal.reason instanceof JobStopped
+      ? signal.reason
+      : undefined;
+    if (stopped?.why === "deleted") return;
+    if (stopped?.why === "shutdown") {
+      log.info("Backup interrupted by shutdown; the next leader retries it");
+      await updateStatus(
+        this.deps.client,
+        BackupKind,
+        b,
+        (l) =>
+          isTerminal(l) ? undefined : interruptedStatus(l, {
+            message: `Interrupted: ${stopped.message}; will be retried with the same key`,
+            now,
+          }),
+      ).catch((err) => log.warn("Cannot record the interruption", { error: err }));
+      return;
+    }
+    if (storageFailure(error)) {
+      await this.#storageFailed(job, failure(error).message, log);
+      return;
+    }
+    await this.fail(b, { ...failure(error), log });
+  }
+
+  /** Failed for good: status, metric, Event. */
+  async fail(b: Backup, f: { reason: BackupReason; message: string; log: Logger }) {
+    const { deps } = this;
+    f.log.warn("Backup failed", { reason: f.reason, error: f.message });
+    const now = deps.clock.now();
+    const failed = { reason: f.reason, message: f.message, now };
+    await updateStatus(
+      deps.client,
+      BackupKind,
+      b,
+      (l) => isTerminal(l) ? undefined : failedStatus(l, failed),
+    );
+    this.shared.metrics.failures.inc({ reason: f.reason });
+    deps.recorder.emit(b, "Warning", "Failed", f.message);
+  }
+
+  /** A run failed on the storage: Pending until the next retry, or Failed after the window. */
+  async #storageFailed(job: RunningJob, detail: string, log: Logger): Promise<void> {
+    const { deps } = this;
+    const b = job.backup;
+    const now = deps.clock.now();
+    let gaveUp = false;
+    await updateStatus(deps.client, BackupKind, b, (l) => {
+      if (isTerminal(l)) return undefined;
+      const decision = storageRetry({
+        status: l.status,
+        failedAt: now,
+        startedAt: job.startedAt,
+        retryForMs: job.storageRetryForMs,
+      });
+      gaveUp = !decision.retry;
+      const outage = { detail, ...decision, retryForMs: job.storageRetryForMs, now };
+      return decision.retry
+        ? storageRetryStatus(l, { ...outage, nextRetryAt: decision.nextRetryAt })
+        : storageFailedStatus(l, outage);
+    });
+    if (gaveUp) {
+      log.warn("Backup failed: the storage kept failing", { error: detail });
+      this.shared.metrics.failures.inc({ reason: "StorageFailed" });
+      deps.recorder.emit(b, "Warning", "Failed", detail);
+      return;
+    }
+    log.warn("Backup upload failed; it will be retried", { error: detail });
+    deps.recorder.emit(b, "Warning", "Retrying", detail);
+  }
+}
+
+/**
+ * Whether `e` is the storage's failure (unreachable, a server error, the server going away
+ * mid-upload) rather than pg_dump's or a bad configuration: worth retrying.
+ */
+export function storageFailure(e: unknown): boolean {
+  const cause = e instanceof BackupError && e.reason === "StorageFailed" ? e.cause : e;
+  return cause instanceof StorageError &&
+    (cause.reason === "Unreachable" || cause.reason === "StorageError");
+}
+
+function failure(e: unknown): { reason: BackupReason; message: string } {
+  if (e instanceof BackupError) return { reason: e.reason, message: e.message };
+  if (e instanceof StorageError) {
+    return {
+      reason: "StorageFailed",
+      message: `Cannot use the backup storage: ${storageDetail(e)}`,
+    };
+  }
+  return { reason: "DumpFailed", message: `Backup failed: ${errorMessage(e)}` };
+}
+
+/** Completed or Failed: never runs again. */
+export function isTerminal(b: Backup): boolean {
+  return b.status?.phase === "Completed" || b.status?.phase === "Failed";
+}
