@@ -4,23 +4,22 @@
  */
 import { parseArgs } from "node:util";
 import { parseAddress } from "./controllers/runtime/http.ts";
-import type { LogFormat, LogLevel } from "./controllers/runtime/log.ts";
+import type { LogFormat, LogLevel } from "./lib/log.ts";
+import type { ControllerSettings } from "./controllers/services/services.ts";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-export interface Config {
+/** Every flag of `dbtether run`; what the controllers read is declared in ControllerSettings. */
+export interface Config extends ControllerSettings {
   kubeconfig?: string;
   logLevel: LogLevel;
   logFormat: LogFormat;
   metricsAddress: string;
   healthAddress: string;
-  leaderElect: boolean;
   leaderElectionId: string;
   leaderElectionNamespace: string;
-  leaseDurationMs: number;
-  renewDeadlineMs: number;
   retryPeriodMs: number;
   workers: number;
   /** Namespaces to watch; empty means all. */
@@ -29,31 +28,6 @@ export interface Config {
   startupTimeoutMs: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
-  healthCheckIntervalMs: number;
-  maxConcurrentBackups: number;
-  maxConcurrentBackupsPerCluster: number;
-  /**
-   * Backup: interrupted runs (restarts, crashes, leader changes) before it fails. Restore:
-   * starts of one Restore before it fails.
-   */
-  backupMaxAttempts: number;
-  /** How long a Backup's storage failures are retried (0: not at all). */
-  backupStorageRetryForMs: number;
-  /** Worker threads compressing one backup (0: compress on the main thread). */
-  backupGzipWorkers: number;
-  /** How long running dumps may continue after SIGTERM before they are aborted. */
-  backupShutdownGraceMs: number;
-  pgToolsDirs: string[];
-  /** The Secret whose keys sign backup manifests (created by the operator when missing). */
-  backupSigningSecret: { namespace: string; name: string };
-  /** PostgresDatabase (pg-db-operator compatibility). */
-  postgresDatabase: {
-    enabled: boolean;
-    /** DBCluster to use; when absent, the libpq environment (PGHOST, ...) names the server. */
-    cluster?: string;
-    rotationIntervalMs?: number;
-  };
-  identity: string;
 }
 
 export const RUN_HELP = `Usage: dbtether run [flags]

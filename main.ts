@@ -4,14 +4,14 @@
  * controllers and runs them.
  */
 import { ConfigError, parseRunConfig, RUN_HELP } from "./config.ts";
-import { systemClock } from "./controllers/runtime/clock.ts";
-import { errorMessage } from "./controllers/runtime/errors.ts";
+import { systemClock } from "./lib/clock.ts";
+import { errorMessage } from "./lib/errors.ts";
 import { KubeEventRecorder } from "./controllers/runtime/events.ts";
-import { OPEN_FENCE } from "./controllers/runtime/fence.ts";
+import { OPEN_FENCE } from "./lib/fence.ts";
 import { serveProbes } from "./controllers/runtime/http.ts";
 import { KubeClient, loadKubeConfig } from "./controllers/runtime/kube.ts";
 import { LeaderElector } from "./controllers/runtime/leader.ts";
-import { createLogger, type Logger } from "./controllers/runtime/log.ts";
+import { createLogger, type Logger } from "./lib/log.ts";
 import { Manager } from "./controllers/runtime/manager.ts";
 import { Metrics } from "./controllers/runtime/metrics.ts";
 import { type ControllerDeps, SharedInformers } from "./controllers/runtime/shared.ts";

@@ -4,7 +4,7 @@
  * failed, 2 bad command line; 130 interrupted.
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import { errorMessage } from "../controllers/runtime/errors.ts";
+import { errorMessage } from "../lib/errors.ts";
 import { createStore } from "../storage/factory.ts";
 import { type ObjectStore, StorageError, type StorageLocation } from "../storage/store.ts";
 import { parseStorageUrl } from "../storage/url.ts";

@@ -1,6 +1,6 @@
 /** Typed failures of backups and restores, with CamelCase reasons for status conditions. */
 
-import { errorMessage } from "../controllers/runtime/errors.ts";
+import { errorMessage } from "../lib/errors.ts";
 import { StorageError } from "../storage/store.ts";
 
 export type BackupFailureReason =

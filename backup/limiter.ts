@@ -5,7 +5,7 @@
  * is at its limit does not block waiters of other clusters behind it (no head-of-line blocking),
  * but it keeps its place and runs before any later waiter of its own cluster.
  */
-import { type Clock, systemClock } from "../controllers/runtime/clock.ts";
+import { type Clock, systemClock } from "../lib/clock.ts";
 
 /** Options of {@link BackupLimiter}. */
 export interface LimiterOptions {

@@ -1,5 +1,5 @@
-import { assertEquals, assertRejects, assertThrows } from "./test_assert.ts";
-import { FakeClock } from "../controllers/runtime/clock.ts";
+import { assertEquals, assertRejects, assertThrows } from "../tests/helpers/assert.ts";
+import { FakeClock } from "../lib/clock.ts";
 import { BackupLimiter, type Lease } from "./limiter.ts";
 
 /** Records which jobs got a slot, in order, without awaiting each other. */

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertThrows } from "./test_assert.ts";
+import { assert, assertEquals, assertThrows } from "../tests/helpers/assert.ts";
 import {
   type BackupManifest,
   canonicalManifest,

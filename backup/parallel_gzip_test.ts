@@ -1,7 +1,7 @@
 import { gunzipSync, gzipSync } from "node:zlib";
 import { parallelGzip } from "./parallel_gzip.ts";
 import { gunzipStream } from "./streams.ts";
-import { assert, assertEquals, assertRejects } from "./test_assert.ts";
+import { assert, assertEquals, assertRejects } from "../tests/helpers/assert.ts";
 
 const KiB = 1024;
 

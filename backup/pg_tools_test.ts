@@ -1,4 +1,4 @@
-import { assertEquals, assertRejects } from "./test_assert.ts";
+import { assertEquals, assertRejects } from "../tests/helpers/assert.ts";
 import {
   defaultToolDirs,
   findPgTools,

@@ -11,9 +11,9 @@
  *   the dump object is deleted. Storage never overwrites: a key that holds an object (dump or
  *   manifest) fails the backup with StorageError AlreadyExists as the cause.
  */
-import { type Clock, systemClock } from "../controllers/runtime/clock.ts";
-import { errorMessage } from "../controllers/runtime/errors.ts";
-import { type Logger, nullLogger } from "../controllers/runtime/log.ts";
+import { type Clock, systemClock } from "../lib/clock.ts";
+import { errorMessage } from "../lib/errors.ts";
+import { type Logger, nullLogger } from "../lib/log.ts";
 import type { ObjectStore } from "../storage/store.ts";
 import {
   buildDumpCommand,

@@ -13,9 +13,9 @@
  * psql runs every plain dump in restricted mode (backup/restrict.ts): no client meta-command in
  * a dump ever runs, and a psql without `\restrict` is refused (ToolTooOld).
  */
-import { type Clock, systemClock } from "../controllers/runtime/clock.ts";
-import { errorMessage } from "../controllers/runtime/errors.ts";
-import { type Logger, nullLogger } from "../controllers/runtime/log.ts";
+import { type Clock, systemClock } from "../lib/clock.ts";
+import { errorMessage } from "../lib/errors.ts";
+import { type Logger, nullLogger } from "../lib/log.ts";
 import { type ObjectStore, StorageError } from "../storage/store.ts";
 import {
   buildPgRestoreCommand,

@@ -6,7 +6,7 @@
 import { createGunzip, createGzip } from "node:zlib";
 import { createHash, type Hash } from "node:crypto";
 import type { Transform } from "node:stream";
-import type { Clock } from "../controllers/runtime/clock.ts";
+import type { Clock } from "../lib/clock.ts";
 
 const CHUNK = 64 * 1024;
 

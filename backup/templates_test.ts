@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "./test_assert.ts";
+import { assertEquals, assertThrows } from "../tests/helpers/assert.ts";
 import {
   assertSafeKey,
   renderBackupKey,

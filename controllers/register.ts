@@ -2,29 +2,21 @@
  * The list of controllers `dbtether run` starts, and the services they share (the DBCluster
  * resolver and the PostgreSQL connection pools). main.ts calls this once.
  */
-import type { Config } from "../config.ts";
 import { type DBCluster, DBClusterKind } from "../crds/dbcluster.ts";
 import { setupBackupController } from "./backup/reconcile.ts";
 import { setupBackupStorageController } from "./backup_storage/reconcile.ts";
 import { setupDatabaseController } from "./database/reconcile.ts";
 import { setupDatabaseUserController } from "./database_user/reconcile.ts";
 import { setupDBClusterController } from "./dbcluster/reconcile.ts";
-import { ClusterResolver } from "./dbcluster/resolver.ts";
+import { ClusterResolver } from "./services/resolver.ts";
+import type { ControllerSettings, Services } from "./services/services.ts";
 import { PoolRegistry } from "./postgres/registry.ts";
 import { setupPostgresDatabaseController } from "./postgres_database/reconcile.ts";
 import { setupRestoreController } from "./restore/reconcile.ts";
 import type { ControllerDeps } from "./runtime/shared.ts";
 
 export interface RegisterContext {
-  config: Readonly<Config>;
-  env: Record<string, string>;
-}
-
-/** What controllers share beyond the runtime: one resolver, one pool registry. */
-export interface Services {
-  resolver: ClusterResolver;
-  pools: PoolRegistry;
-  config: Readonly<Config>;
+  config: Readonly<ControllerSettings>;
   env: Record<string, string>;
 }
 

@@ -11,7 +11,6 @@ import {
   GROUP,
   identifierRules,
   type KubeObject,
-  MAX_IDENTIFIER_BYTES,
   messageField,
   namespaceName,
   objectName,
@@ -20,6 +19,7 @@ import {
   timestamp,
   VERSION,
 } from "./kind.ts";
+import { MAX_IDENTIFIER_BYTES } from "../controllers/postgres/limits.ts";
 
 /** Privilege levels, each including the one before it. */
 export const PRIVILEGE_LEVELS = ["readonly", "readwrite", "admin", "owner"] as const;

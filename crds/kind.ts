@@ -14,38 +14,22 @@ import {
   type Schema,
   str,
 } from "./schema.ts";
+import type { ResourceKind } from "../controllers/runtime/types.ts";
+import {
+  MAX_IDENTIFIER_BYTES,
+  RESERVED_NAMES,
+  RESERVED_PREFIXES,
+} from "../controllers/postgres/limits.ts";
 
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
-}
-
-export interface ObjectMeta {
-  name: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  finalizers?: string[];
-  ownerReferences?: OwnerReference[];
-}
-
-/** A Kubernetes object as read from the apiserver. */
-export interface KubeObject<Spec = unknown, Status = unknown> {
-  apiVersion: string;
-  kind: string;
-  metadata: ObjectMeta;
-  spec: Spec;
-  status?: Status;
-}
+/** The object shapes live in the runtime; the kinds re-export them for their own modules. */
+export type {
+  Condition,
+  KubeObject,
+  ObjectMeta,
+  ObjectOf,
+  OwnerReference,
+  ResourceKind,
+} from "../controllers/runtime/types.ts";
 
 /** metav1.Condition. */
 export const conditionSchema = obj({
@@ -56,14 +40,6 @@ export const conditionSchema = obj({
   observedGeneration: optional(int({ minimum: 0 })),
   lastTransitionTime: str({ format: "date-time" }),
 });
-export type Condition = {
-  type: string;
-  status: "True" | "False" | "Unknown";
-  reason: string;
-  message: string;
-  observedGeneration?: number;
-  lastTransitionTime: string;
-};
 
 /** The conditions list every status carries, keyed by type. */
 export const conditionsField = optional(
@@ -99,21 +75,6 @@ export interface KindOptions<Spec, Status> {
    */
   rules?: { rule: string; message: string }[];
 }
-
-/** Everything the runtime needs to address a kind over the API. */
-export interface ResourceKind<Spec = unknown, Status = unknown> {
-  group: string;
-  version: string;
-  kind: string;
-  plural: string;
-  namespaced: boolean;
-  apiVersion: string;
-  /** Phantom: the object type. */
-  readonly __object?: KubeObject<Spec, Status>;
-}
-
-/** The object type of a kind. */
-export type ObjectOf<K> = K extends ResourceKind<infer S, infer T> ? KubeObject<S, T> : never;
 
 export interface KindDefinition<Spec, Status> extends ResourceKind<Spec, Status> {
   crd: Record<string, unknown>;
@@ -188,27 +149,6 @@ export const ageColumn: PrinterColumn = {
 
 // ---------------------------------------------------------------------------------------------
 // Fields several kinds share.
-
-/** Names PostgreSQL or a managed service reserves; compared case-insensitively. */
-export const RESERVED_NAMES = [
-  "postgres",
-  "template0",
-  "template1",
-  "public",
-  "none",
-  "current_user",
-  "session_user",
-  "current_role",
-  "user",
-  "all",
-  "rdsadmin",
-] as const;
-
-/** Prefixes PostgreSQL (`pg_`) and Amazon RDS (`rds_`) reserve for their own roles. */
-export const RESERVED_PREFIXES = ["pg_", "rds_"] as const;
-
-/** The byte length PostgreSQL keeps of an identifier (NAMEDATALEN - 1). */
-export const MAX_IDENTIFIER_BYTES = 63;
 
 /**
  * CEL rules that a PostgreSQL identifier given by the CEL expression `expr` must pass: at most

@@ -59,7 +59,7 @@ const LAYERS: readonly Layer[] = [
   {
     name: "kind",
     match: (p) => /^controllers\/[a-z_]+\//.test(p),
-    may: ["services", "crds", "runtime", "postgres", "backup", ...ENGINE],
+    may: ["kind", "services", "crds", "runtime", "postgres", "backup", ...ENGINE],
   },
   {
     name: "register",
@@ -163,7 +163,9 @@ export function checkImports(files: ReadonlyMap<string, string>): Violation[] {
           imports: dep,
           rule: `${from.name} may import only ${from.may.join(", ")} (not ${to.name})`,
         });
-      } else if (from.name === "kind" && kindFolder(file) !== kindFolder(dep)) {
+      } else if (
+        from.name === "kind" && to.name === "kind" && kindFolder(file) !== kindFolder(dep)
+      ) {
         out.push({
           file,
           imports: dep,

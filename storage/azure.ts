@@ -19,7 +19,7 @@
 import { Readable } from "node:stream";
 import type { BlobServiceClient, ContainerClient } from "@azure/storage-blob";
 import type { TokenCredential } from "@azure/identity";
-import type { Logger } from "../controllers/runtime/log.ts";
+import type { Logger } from "../lib/log.ts";
 import {
   alreadyExists,
   conditionalPut,

@@ -2,7 +2,7 @@
  * Builds the {@link ObjectStore} for a {@link StorageLocation}: the one place that knows which
  * backend serves which spec.
  */
-import type { Logger } from "../controllers/runtime/log.ts";
+import type { Logger } from "../lib/log.ts";
 import { AzureStore } from "./azure.ts";
 import { GcsStore } from "./gcs.ts";
 import { LocalStore } from "./local.ts";

@@ -10,7 +10,7 @@
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { File, Storage, StorageOptions } from "@google-cloud/storage";
-import type { Logger } from "../controllers/runtime/log.ts";
+import type { Logger } from "../lib/log.ts";
 import {
   alreadyExists,
   conditionalPut,

@@ -17,7 +17,7 @@
  * memory (about 25 MiB of RSS).
  */
 import type { CompletedPart, S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
-import type { Logger } from "../controllers/runtime/log.ts";
+import type { Logger } from "../lib/log.ts";
 import {
   alreadyExists,
   conditionalPut,

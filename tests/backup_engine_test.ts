@@ -11,7 +11,7 @@ import { BackupError, RestoreError } from "../backup/errors.ts";
 import { runBackup } from "../backup/pipeline.ts";
 import { runRestore } from "../backup/restore.ts";
 import { manifestKey } from "../backup/manifest.ts";
-import { assert, assertEquals, assertRejects } from "../backup/test_assert.ts";
+import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 
 const FIXTURE = `
 CREATE SCHEMA shop;

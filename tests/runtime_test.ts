@@ -5,14 +5,14 @@
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { KubeObject } from "../crds/kind.ts";
-import { systemClock } from "../controllers/runtime/clock.ts";
+import { systemClock } from "../lib/clock.ts";
 import { type Condition, setCondition } from "../controllers/runtime/conditions.ts";
 import { Controller, done } from "../controllers/runtime/controller.ts";
-import { TerminalError } from "../controllers/runtime/errors.ts";
+import { TerminalError } from "../lib/errors.ts";
 import { KubeEventRecorder } from "../controllers/runtime/events.ts";
 import { Informer } from "../controllers/runtime/informer.ts";
 import { KubeClient, loadKubeConfig, type Resource } from "../controllers/runtime/kube.ts";
-import { nullLogger } from "../controllers/runtime/log.ts";
+import { nullLogger } from "../lib/log.ts";
 import { updateStatus } from "../controllers/runtime/objects.ts";
 import { startKube } from "./helpers/kube.ts";
 import { startProgram } from "./helpers/program.ts";

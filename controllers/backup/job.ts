@@ -11,12 +11,12 @@ import { parseServerVersionNum } from "../../backup/pg_tools.ts";
 import { runBackup } from "../../backup/pipeline.ts";
 import type { ObjectStore } from "../../storage/store.ts";
 import { StorageError } from "../../storage/store.ts";
-import type { ResolvedCluster } from "../dbcluster/resolver.ts";
-import type { Logger } from "../runtime/log.ts";
+import type { ResolvedCluster } from "../services/resolver.ts";
+import type { Logger } from "../../lib/log.ts";
 import { updateStatus } from "../runtime/objects.ts";
 import type { ControllerDeps } from "../runtime/shared.ts";
-import { openStore } from "../backup_storage/access.ts";
-import { openJobConnection } from "./connection.ts";
+import { openStore } from "../services/storage_access.ts";
+import { openJobConnection } from "../services/job_connection.ts";
 import {
   BACKUP_UID_METADATA,
   classifyKey,
@@ -26,7 +26,7 @@ import {
 } from "./key_owner.ts";
 import { BackupOutcomes, isTerminal, type RunningJob, storageFailure } from "./outcome.ts";
 import type { BackupTarget } from "./plan.ts";
-import { acquireSlot, type BackupShared } from "./shared.ts";
+import { acquireSlot, type BackupShared } from "../services/backup_shared.ts";
 import { progressStatus, queuedStatus, runningStatus } from "./status.ts";
 
 /** How often progress reaches the status while running. */
@@ -114,7 +114,7 @@ async function dumpAndRecord(
   o: {
     signal: AbortSignal;
     log: Logger;
-    /** Signs the manifest with the operator's key (controllers/backup/signing.ts). */
+    /** Signs the manifest with the operator's key (controllers/services/signing.ts). */
     sign: (m: BackupManifest) => Promise<BackupManifest>;
   },
 ): Promise<void> {

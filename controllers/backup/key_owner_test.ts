@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../../backup/test_assert.ts";
+import { assert, assertEquals } from "../../tests/helpers/assert.ts";
 import type { BackupManifest } from "../../backup/manifest.ts";
 import { MemoryStore } from "../../storage/memory.ts";
 import {

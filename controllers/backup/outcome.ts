@@ -7,14 +7,14 @@ import { type Backup, BackupKind } from "../../crds/backup.ts";
 import { BackupError, storageDetail } from "../../backup/errors.ts";
 import type { BackupManifest } from "../../backup/manifest.ts";
 import { StorageError } from "../../storage/store.ts";
-import { errorMessage } from "../runtime/errors.ts";
-import type { Logger } from "../runtime/log.ts";
+import { errorMessage } from "../../lib/errors.ts";
+import type { Logger } from "../../lib/log.ts";
 import { updateStatus } from "../runtime/objects.ts";
 import type { ControllerDeps } from "../runtime/shared.ts";
 import type { BackupJob } from "./job.ts";
 import { storageRetry } from "./plan.ts";
-import { JobStopped } from "./runner.ts";
-import type { BackupShared } from "./shared.ts";
+import { JobStopped } from "../services/job_runner.ts";
+import type { BackupShared } from "../services/backup_shared.ts";
 import {
   type BackupReason,
   completedStatus,

@@ -22,6 +22,7 @@ import type { BackupStorage } from "../../crds/backup_storage.ts";
 import type { Database } from "../../crds/database.ts";
 import { renderBackupKey, TemplateError } from "../../backup/templates.ts";
 import type { BackupReason } from "./status.ts";
+import { databaseReady } from "../services/readiness.ts";
 
 /** How many interrupted runs (restarts, crashes, leader changes) fail a Backup. */
 export const DEFAULT_MAX_ATTEMPTS = 3;
@@ -71,13 +72,6 @@ export type BackupAction =
 /** The uid-derived run id: stable for this Backup across retries and restarts. */
 export function runId(b: Backup): string {
   return (b.metadata.uid ?? b.metadata.name).replace(/-/g, "").slice(0, 8);
-}
-
-/** Whether a Database is usable: Ready, with its PostgreSQL name known. */
-export function databaseReady(d: Database): boolean {
-  const ready = d.status?.conditions?.find((c) => c.type === "Ready")?.status === "True" ||
-    d.status?.phase === "Ready";
-  return ready && !!d.status?.databaseName && !d.metadata.deletionTimestamp;
 }
 
 function storageReady(s: BackupStorage): boolean {

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../../backup/test_assert.ts";
+import { assert, assertEquals } from "../../tests/helpers/assert.ts";
 import type { Backup } from "../../crds/backup.ts";
 import type { BackupStorage } from "../../crds/backup_storage.ts";
 import type { Database } from "../../crds/database.ts";
@@ -10,6 +10,7 @@ import {
   storageRetry,
   type StorageRetryInput,
 } from "./plan.ts";
+import { kubeTime } from "../../lib/time.ts";
 
 const NOW = Date.UTC(2026, 0, 2, 3, 4, 5);
 const ready = [{
@@ -190,7 +191,7 @@ function interrupted(interruptions: number): Backup["status"] {
 function storageFailed(nextRetryAt: number): Backup["status"] {
   return {
     phase: "Pending",
-    nextRetryAt: new Date(nextRetryAt).toISOString().replace(/\.\d{3}Z$/, "Z"),
+    nextRetryAt: kubeTime(nextRetryAt),
     conditions: [{ ...ready[0]!, status: "False", reason: "StorageFailed" }],
   };
 }

@@ -9,30 +9,25 @@
  * them with the same key, until `--backup-max-attempts` interruptions. Storage failures are
  * retried by the job's outcome for `--backup-storage-retry-for`, and are not interruptions.
  */
-import type { Config } from "../../config.ts";
+import type { Services } from "../services/services.ts";
 import { type Backup, BackupKind } from "../../crds/backup.ts";
 import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage.ts";
 import { type Database, DatabaseKind } from "../../crds/database.ts";
-import type { ClusterResolver } from "../dbcluster/resolver.ts";
 import { type Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
 import { objectKey } from "../runtime/informer.ts";
 import { updateStatus } from "../runtime/objects.ts";
 import { addController, type ControllerDeps } from "../runtime/shared.ts";
 import { runBackupJob } from "./job.ts";
 import { type BackupAction, type BackupTarget, planBackup } from "./plan.ts";
-import { JobStopped } from "./runner.ts";
-import { backupShared, resolveJobCluster, toolDirsOf } from "./shared.ts";
+import { JobStopped } from "../services/job_runner.ts";
+import { backupShared, resolveJobCluster, toolDirsOf } from "../services/backup_shared.ts";
 import { failedStatus, interruptedStatus, pendingStatus } from "./status.ts";
 
 /** How soon a Backup found Running with no job here is planned again. */
 const INTERRUPTED_RECHECK_MS = 1_000;
 
-/** What the Backup controller needs beyond the runtime (a subset of register's Services). */
-export interface BackupServices {
-  resolver: ClusterResolver;
-  config: Readonly<Config>;
-  env: Record<string, string | undefined>;
-}
+/** What the Backup and Restore controllers need beyond the runtime. */
+export type BackupServices = Pick<Services, "resolver" | "config" | "env">;
 
 export function setupBackupController(deps: ControllerDeps, services: BackupServices): Controller {
   const backups = deps.informers.for<Backup>(BackupKind);

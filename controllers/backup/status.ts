@@ -2,10 +2,11 @@
  * Pure status transitions of a Backup. Every function takes the latest object and returns the
  * whole next status; the reconciler writes it only when it changed.
  */
+import { humanDuration, humanSize } from "../../lib/format.ts";
 import type { Backup, BackupFormat, BackupStatus } from "../../crds/backup.ts";
 import type { BackupManifest } from "../../backup/manifest.ts";
 import { setCondition } from "../runtime/conditions.ts";
-import { k8sTime } from "../runtime/objects.ts";
+import { kubeTime } from "../../lib/time.ts";
 
 /** Reasons of a Backup's Ready condition, declared once. */
 export type BackupReason =
@@ -104,8 +105,8 @@ export function runningStatus(
     databaseName: o.databaseName,
     storageName: o.storageName,
     format: o.format,
-    startedAt: k8sTime(o.now),
-    progress: { bytes: 0, uncompressedBytes: 0, updatedAt: k8sTime(o.now) },
+    startedAt: kubeTime(o.now),
+    progress: { bytes: 0, uncompressedBytes: 0, updatedAt: kubeTime(o.now) },
   }, {
     ok: false,
     reason: "Running",
@@ -124,7 +125,11 @@ export function progressStatus(
   if (b.status?.phase !== "Running") return undefined;
   return {
     ...b.status,
-    progress: { bytes: o.bytes, uncompressedBytes: o.uncompressedBytes, updatedAt: k8sTime(o.now) },
+    progress: {
+      bytes: o.bytes,
+      uncompressedBytes: o.uncompressedBytes,
+      updatedAt: kubeTime(o.now),
+    },
   };
 }
 
@@ -145,8 +150,8 @@ export function completedStatus(
     pgDumpVersion: m.pgDumpVersion,
     serverVersion: m.serverVersion,
     duration: humanDuration(m.durationMs),
-    startedAt: b.status?.startedAt ?? k8sTime(Date.parse(m.startedAt)),
-    completedAt: k8sTime(Date.parse(m.completedAt) || o.now),
+    startedAt: b.status?.startedAt ?? kubeTime(Date.parse(m.startedAt)),
+    completedAt: kubeTime(Date.parse(m.completedAt) || o.now),
   }, {
     ok: true,
     reason: "Completed",
@@ -163,7 +168,7 @@ export function failedStatus(
   const started = b.status?.startedAt ? Date.parse(b.status.startedAt) : undefined;
   return withReady(b, {
     ...base(b, "Failed"),
-    completedAt: k8sTime(o.now),
+    completedAt: kubeTime(o.now),
     ...(started !== undefined && b.status?.phase === "Running"
       ? { duration: humanDuration(o.now - started) }
       : {}),
@@ -193,12 +198,12 @@ export function storageRetryStatus(
 ): BackupStatus {
   const status = pendingStatus(b, {
     reason: "StorageFailed",
-    message: `${o.detail}; retrying at ${k8sTime(o.nextRetryAt)} (the storage has been ` +
+    message: `${o.detail}; retrying at ${kubeTime(o.nextRetryAt)} (the storage has been ` +
       `failing for ${humanDuration(o.now - o.since)}; retried for up to ` +
       `${humanDuration(o.retryForMs)}, then the Backup fails)`,
     now: o.now,
   });
-  return { ...status, ...outageFields(o), nextRetryAt: k8sTime(o.nextRetryAt) };
+  return { ...status, ...outageFields(o), nextRetryAt: kubeTime(o.nextRetryAt) };
 }
 
 /** Failed after the storage kept failing for the whole retry window. */
@@ -216,28 +221,5 @@ export function storageFailedStatus(b: Backup, o: StorageOutage): BackupStatus {
 }
 
 function outageFields(o: StorageOutage): Partial<BackupStatus> {
-  return { storageFailures: o.failures, storageFailingSince: k8sTime(o.since) };
-}
-
-/** 12.3 MiB, 512 B. */
-export function humanSize(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${bytes} B` : `${v.toFixed(1)} ${units[i]}`;
-}
-
-/** 950ms, 12s, 3m4s, 2h5m: the DURATION column. */
-export function humanDuration(ms: number): string {
-  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60), rs = s % 60;
-  if (m < 60) return rs ? `${m}m${rs}s` : `${m}m`;
-  const h = Math.floor(m / 60), rm = m % 60;
-  return rm ? `${h}h${rm}m` : `${h}h`;
+  return { storageFailures: o.failures, storageFailingSince: kubeTime(o.since) };
 }

@@ -1,11 +1,9 @@
-import { assert, assertEquals } from "../../backup/test_assert.ts";
+import { assert, assertEquals } from "../../tests/helpers/assert.ts";
 import type { Backup } from "../../crds/backup.ts";
 import type { BackupManifest } from "../../backup/manifest.ts";
 import {
   completedStatus,
   failedStatus,
-  humanDuration,
-  humanSize,
   interruptedStatus,
   ordinal,
   progressStatus,
@@ -143,12 +141,7 @@ Deno.test("Backup status transitions", async (t) => {
   });
 });
 
-Deno.test("human formats", () => {
-  assertEquals(humanSize(512), "512 B");
-  assertEquals(humanSize(12.3 * 1024 * 1024), "12.3 MiB");
-  assertEquals(humanDuration(950), "950ms");
-  assertEquals(humanDuration(12_000), "12s");
-  assertEquals(humanDuration(7_500_000), "2h5m");
+Deno.test("ordinal numbers for the queue position", () => {
   assertEquals(
     [1, 2, 3, 4, 11, 12, 21, 22].map(ordinal).join(","),
     "1st,2nd,3rd,4th,11th,12th,21st,22nd",

@@ -8,12 +8,12 @@ import type { KubeObject } from "../../crds/kind.ts";
 import type { ObjectStore } from "../../storage/store.ts";
 import { StorageError } from "../../storage/store.ts";
 import { type Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
-import { errorMessage } from "../runtime/errors.ts";
+import { errorMessage } from "../../lib/errors.ts";
 import { objectKey } from "../runtime/informer.ts";
 import { SecretResource } from "../runtime/kube.ts";
 import { updateStatus } from "../runtime/objects.ts";
 import { addController, type ControllerDeps } from "../runtime/shared.ts";
-import { openStore, storageProvider, storagesUsingSecret } from "./access.ts";
+import { openStore, storageProvider, storagesUsingSecret } from "../services/storage_access.ts";
 import {
   PROBE_INTERVAL_MS,
   PROBE_RETRY_MS,

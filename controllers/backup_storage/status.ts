@@ -7,7 +7,7 @@ import type {
   StorageProvider,
 } from "../../crds/backup_storage.ts";
 import { setCondition } from "../runtime/conditions.ts";
-import { k8sTime } from "../runtime/objects.ts";
+import { kubeTime } from "../../lib/time.ts";
 
 /** Reasons of the Ready condition, declared once. */
 export type StorageReadyReason =
@@ -62,7 +62,7 @@ export function storageStatus(
     phase: outcome.ok ? "Ready" : "Failed",
     ...(opts.provider ? { provider: opts.provider } : {}),
     message,
-    lastValidation: k8sTime(opts.now),
+    lastValidation: kubeTime(opts.now),
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
     conditions,
   };

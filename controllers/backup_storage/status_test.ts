@@ -1,6 +1,10 @@
-import { assertEquals } from "../../backup/test_assert.ts";
+import { assertEquals } from "../../tests/helpers/assert.ts";
 import type { BackupStorage } from "../../crds/backup_storage.ts";
-import { storageLocation, storageProvider, storagesUsingSecret } from "./access.ts";
+import {
+  storageLocation,
+  storageProvider,
+  storagesUsingSecret,
+} from "../services/storage_access.ts";
 import { probeReason, storageStatus } from "./status.ts";
 
 const NOW = Date.UTC(2026, 0, 2, 3, 4, 5);

@@ -5,15 +5,15 @@
  */
 import { type Database, DatabaseKind } from "../../crds/database.ts";
 import { type DBCluster, DBClusterKind } from "../../crds/dbcluster.ts";
-import type { Services } from "../register.ts";
-import { getCondition } from "../runtime/conditions.ts";
+import type { Services } from "../services/services.ts";
+import { clusterChangeMatters } from "../services/cluster_changes.ts";
 import {
   type Controller,
   done,
   type ReconcileContext,
   type Result,
 } from "../runtime/controller.ts";
-import { errorMessage, RetryableError, TerminalError } from "../runtime/errors.ts";
+import { errorMessage, RetryableError, TerminalError } from "../../lib/errors.ts";
 import { objectKey } from "../runtime/informer.ts";
 import { setFinalizer, updateStatus } from "../runtime/objects.ts";
 import { addController, type ControllerDeps } from "../runtime/shared.ts";
@@ -23,8 +23,8 @@ import { databaseRoles } from "../postgres/names.ts";
 import type { ServerPool } from "../postgres/pool.ts";
 import { ident } from "../postgres/quote.ts";
 import { createExtension } from "../postgres/statements.ts";
-import { adoptionConsent } from "../dbcluster/adoption.ts";
-import type { ResolvedCluster } from "../dbcluster/resolver.ts";
+import { adoptionConsent } from "../services/adoption.ts";
+import type { ResolvedCluster } from "../services/resolver.ts";
 import {
   type Blocked,
   type ClusterState,
@@ -44,15 +44,6 @@ const NOT_OURS: ReadonlySet<string> = new Set([
 /** Keys of the Databases that use DBCluster `name`, from the informer cache. */
 export function databasesOfCluster(databases: readonly Database[], name: string): string[] {
   return databases.filter((d) => d.spec.clusterRef.name === name).map(objectKey);
-}
-
-/** Whether a DBCluster change can change what its Databases do. */
-export function clusterChangeMatters(c: DBCluster, old: DBCluster | undefined): boolean {
-  if (!old) return true;
-  const ready = (x: DBCluster) => getCondition(x.status?.conditions, "Ready")?.status;
-  return c.metadata.generation !== old.metadata.generation ||
-    c.status?.phase !== old.status?.phase || ready(c) !== ready(old) ||
-    c.metadata.deletionTimestamp !== old.metadata.deletionTimestamp;
 }
 
 export function setupDatabaseController(deps: ControllerDeps, services: Services): Controller {

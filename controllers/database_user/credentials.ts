@@ -14,14 +14,15 @@ import type { UserDatabase } from "../postgres/plan_user.ts";
 import type { ServerPool } from "../postgres/pool.ts";
 import { generatePassword, scramVerifier } from "../postgres/scram.ts";
 import type { TablePrivilege } from "../postgres/statements.ts";
-import { parseGoDuration } from "../runtime/duration.ts";
-import { RetryableError } from "../runtime/errors.ts";
+import { parseGoDuration } from "../../lib/duration.ts";
+import { RetryableError } from "../../lib/errors.ts";
 import { type KubeClient, SecretResource } from "../runtime/kube.ts";
 import { ADOPT_ANNOTATION, type DatabaseTarget } from "./plan.ts";
 import { loginRoles, type PasswordReason } from "./rotation.ts";
 import type { Secret } from "./secret.ts";
 import { decodeData, readCredentials } from "./secret.ts";
 import { commitPending, type CredentialsState, type Pending, stateSecret } from "./state.ts";
+import { kubeTime } from "../../lib/time.ts";
 
 /** What the credential steps of one reconcile work with. */
 export interface CredentialsContext {
@@ -151,7 +152,7 @@ export async function applyPending(
       `Cannot verify the new password of role ${JSON.stringify(p.role)}: login refused`,
     );
   }
-  return commitPending(state, new Date(c.now()).toISOString().replace(/\.\d{3}Z$/, "Z"));
+  return commitPending(state, kubeTime(c.now()));
 }
 
 /**
@@ -175,7 +176,7 @@ export async function importFromSecret(
   return {
     role: creds.username,
     password: creds.password,
-    updatedAt: o.updatedAt ?? new Date(c.now()).toISOString().replace(/\.\d{3}Z$/, "Z"),
+    updatedAt: o.updatedAt ?? kubeTime(c.now()),
     ...(o.lastRequest === undefined ? {} : { lastRequest: o.lastRequest }),
     secrets: [],
   };

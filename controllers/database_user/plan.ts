@@ -7,7 +7,7 @@ import type { Database } from "../../crds/database.ts";
 import type { DatabaseUser, PrivilegeLevel } from "../../crds/database_user.ts";
 import type { OwnerReference } from "../../crds/kind.ts";
 import { getCondition, isTrue } from "../runtime/conditions.ts";
-import { RetryableError, TerminalError } from "../runtime/errors.ts";
+import { RetryableError, TerminalError } from "../../lib/errors.ts";
 import { objectKey } from "../runtime/informer.ts";
 import type { PasswordReason } from "./rotation.ts";
 import { rotationTarget } from "./rotation.ts";
@@ -22,7 +22,7 @@ import {
   type Secret,
   type SecretConflictReason,
 } from "./secret.ts";
-import { isStateSecretName, otherOwner } from "./secret_owner.ts";
+import { isStateSecretName, otherOwner } from "../services/secret_owner.ts";
 import { type CredentialsState, stateSecretName } from "./state.ts";
 
 /** Annotations a user sets on a DatabaseUser (adoption needs the DBCluster's consent). */

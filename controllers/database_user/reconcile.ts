@@ -8,17 +8,17 @@ import { type Database, DatabaseKind } from "../../crds/database.ts";
 import { type DBCluster, DBClusterKind } from "../../crds/dbcluster.ts";
 import { type DatabaseUser, DatabaseUserKind } from "../../crds/database_user.ts";
 import type { KubeObject, OwnerReference } from "../../crds/kind.ts";
-import type { Services } from "../register.ts";
+import type { Services } from "../services/services.ts";
 import { PgExecutor } from "../postgres/execute.ts";
 import { type Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
-import { ConflictError, errorMessage, RetryableError, TerminalError } from "../runtime/errors.ts";
+import { ConflictError, errorMessage, RetryableError, TerminalError } from "../../lib/errors.ts";
 import { objectKey } from "../runtime/informer.ts";
 import { SecretResource } from "../runtime/kube.ts";
-import type { Logger } from "../runtime/log.ts";
+import type { Logger } from "../../lib/log.ts";
 import { hasFinalizer, setFinalizer, updateStatus } from "../runtime/objects.ts";
 import { addController, type ControllerDeps } from "../runtime/shared.ts";
-import { clusterChangeMatters } from "../database/reconcile.ts";
-import { adoptionConsent } from "../dbcluster/adoption.ts";
+import { clusterChangeMatters } from "../services/cluster_changes.ts";
+import { adoptionConsent } from "../services/adoption.ts";
 import {
   applyPending,
   beginPending,
@@ -44,7 +44,7 @@ import {
 } from "./plan.ts";
 import { decideRotation, loginRoles, rotationPeriodMs, untilRotation } from "./rotation.ts";
 import { isOurs, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type Secret } from "./secret.ts";
-import { referencedBy } from "./secret_owner.ts";
+import { referencedBy } from "../services/secret_owner.ts";
 import { type CredentialsState, parseState, STATE_LABEL, stateSecretName } from "./state.ts";
 import { computeStatus, type StatusInput } from "./status.ts";
 

@@ -4,7 +4,7 @@
  * requeueAfter.
  */
 import type { DatabaseUserSpec } from "../../crds/database_user.ts";
-import { parseGoDuration } from "../runtime/duration.ts";
+import { parseGoDuration } from "../../lib/duration.ts";
 import { alternateUserName } from "../postgres/names.ts";
 
 /** Why a new password is generated, declared once. */

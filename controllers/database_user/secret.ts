@@ -4,6 +4,11 @@
  * decision what to do with a Secret of the wanted name that already exists.
  */
 import type { DatabaseUser, DatabaseUserSpec } from "../../crds/database_user.ts";
+import {
+  MANAGED_BY_ANNOTATION,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+} from "../services/secret_owner.ts";
 import type { KubeObject, OwnerReference } from "../../crds/kind.ts";
 
 /** A Secret as read from or written to the API. */
@@ -13,9 +18,7 @@ export type Secret = KubeObject<undefined, undefined> & {
   stringData?: Record<string, string>;
 };
 
-export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
-export const MANAGED_BY_VALUE = "dbtether";
-export const MANAGED_BY_ANNOTATION = "dbtether.io/managed-by";
+export { MANAGED_BY_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE };
 export const DATABASE_ANNOTATION = "dbtether.io/database";
 
 type SecretSpec = DatabaseUserSpec["secret"];

@@ -17,7 +17,7 @@ import {
   MANAGED_BY_VALUE,
   type Secret,
 } from "./secret.ts";
-import { STATE_LABEL } from "./secret_owner.ts";
+import { STATE_LABEL } from "../services/secret_owner.ts";
 
 const A = "dbtether.io/";
 const UPDATED_AT = `${A}password-updated-at`;

@@ -6,6 +6,7 @@ import type { DatabaseUser, DatabaseUserStatus, PrivilegeLevel } from "../../crd
 import type { RoleAdoptionRefusal } from "../postgres/adoption.ts";
 import { setCondition } from "../runtime/conditions.ts";
 import { type DatabaseEntry, entryLabel } from "./plan.ts";
+import { kubeTime } from "../../lib/time.ts";
 
 /** Reasons of the Ready condition, declared once. */
 export type ReadyReason =
@@ -102,12 +103,7 @@ export function computeStatus(user: DatabaseUser, i: StatusInput): DatabaseUserS
   if (i.activeRole !== undefined) out.activeRole = i.activeRole;
   if (i.passwordUpdatedAt !== undefined) out.passwordUpdatedAt = i.passwordUpdatedAt;
   if (i.lastRotateRequest !== undefined) out.lastRotateRequest = i.lastRotateRequest;
-  if (i.nextRotation !== undefined) out.nextRotation = k8sTime(i.nextRotation);
+  if (i.nextRotation !== undefined) out.nextRotation = kubeTime(i.nextRotation);
   else if (i.ready.reason === "Ready") delete out.nextRotation;
   return out;
-}
-
-/** RFC 3339 without fractions, as Kubernetes writes timestamps. */
-export function k8sTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 }

@@ -5,8 +5,8 @@
  * a converged server it sends catalog queries only.
  */
 import type { IsolationMode } from "../../crds/dbcluster.ts";
-import { errorMessage } from "../runtime/errors.ts";
-import type { Logger } from "../runtime/log.ts";
+import { errorMessage } from "../../lib/errors.ts";
+import type { Logger } from "../../lib/log.ts";
 import { observeIsolation } from "../postgres/catalog.ts";
 import { mapPgError, PgExecutor } from "../postgres/execute.ts";
 import { type IsolationBlockReason, planIsolation } from "../postgres/plan_isolation.ts";

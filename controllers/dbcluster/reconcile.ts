@@ -14,14 +14,14 @@ import {
   requeueAfter,
   type Result,
 } from "../runtime/controller.ts";
-import { parseGoDuration } from "../runtime/duration.ts";
-import { errorMessage, RetryableError } from "../runtime/errors.ts";
+import { parseGoDuration } from "../../lib/duration.ts";
+import { errorMessage, RetryableError } from "../../lib/errors.ts";
 import { SecretResource } from "../runtime/kube.ts";
 import { updateStatus } from "../runtime/objects.ts";
 import { addController, type ControllerDeps } from "../runtime/shared.ts";
 import { mapPgError } from "../postgres/execute.ts";
 import { enforceIsolation } from "./isolation.ts";
-import type { ClusterResolver } from "./resolver.ts";
+import type { ClusterResolver } from "../services/resolver.ts";
 import { type CheckOutcome, clusterStatus, isolationTransition, shortVersion } from "./status.ts";
 
 export interface DBClusterControllerOptions {

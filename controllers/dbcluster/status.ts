@@ -4,7 +4,7 @@
  */
 import type { DBCluster, DBClusterStatus } from "../../crds/dbcluster.ts";
 import { type ConditionInput, getCondition, setCondition } from "../runtime/conditions.ts";
-import { k8sTime } from "../runtime/objects.ts";
+import { kubeTime } from "../../lib/time.ts";
 import type { IsolationOutcome, IsolationReason } from "./isolation.ts";
 
 export type CheckOutcome =
@@ -38,7 +38,7 @@ export function clusterStatus(c: DBCluster, outcome: CheckOutcome, now: number):
     ...old,
     phase: outcome.ok ? "Connected" : "Failed",
     message: outcome.ok ? `Connected to PostgreSQL ${outcome.version}` : outcome.message,
-    lastCheckTime: k8sTime(now),
+    lastCheckTime: kubeTime(now),
     conditions,
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
   };
@@ -74,7 +74,7 @@ export function isolationRecord(
     const prev = before.get(name);
     const row: DatabaseRecord = { name, publicConnect: false };
     if (granted !== undefined) {
-      row.restrictedAt = k8sTime(now);
+      row.restrictedAt = kubeTime(now);
       row.grantedRoles = granted;
     } else if (prev && !prev.publicConnect && prev.restrictedAt !== undefined) {
       row.restrictedAt = prev.restrictedAt;

@@ -3,12 +3,30 @@
  * roles, the adoption annotations, the platform team's consent (DBCluster spec.adoption) and the
  * rules of adoption.ts. Refusals are TerminalErrors with a reason from {@link RefusalReason}.
  */
-import { TerminalError } from "../runtime/errors.ts";
+import { TerminalError } from "../../lib/errors.ts";
 import { roleAdoptionProblem, type RoleAdoptionRefusal } from "./adoption.ts";
 import type { ServerSnapshot } from "./catalog.ts";
 import { databaseRoles, formatMarker, type Marker, parseMarker, sameMarker } from "./names.ts";
-import type { DatabaseSpec } from "./plan.ts";
 import { ident, literal } from "./quote.ts";
+
+/** What a Database resource wants on the server. */
+export interface DatabaseSpec {
+  database: string;
+  /** Marker of the resource (`dbtether:<ns>/<name>`); its roles get the kind `Database`. */
+  marker: Marker;
+  revokePublicConnect: boolean;
+  extensions?: readonly string[];
+  /**
+   * The adoption annotation is set: take over an existing database that no resource claims, or
+   * one claimed by another resource of the same namespace, with its roles. Needs `consent`.
+   */
+  forceAdopt?: boolean;
+  /** The platform team's consent; absent means not granted. */
+  consent?: AdoptionConsent;
+  /** The annotation that asks for adoption, for messages; default dbtether.io/force-adopt. */
+  adoptAnnotation?: string;
+}
+
 import * as st from "./statements.ts";
 
 /** Reasons of refusals, declared once. */

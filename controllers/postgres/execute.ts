@@ -2,9 +2,9 @@
  * The imperative shell around the planners: observe, plan, run. Each method is idempotent: a
  * second call on a converged server sends only catalog queries. Statements are logged redacted.
  */
-import { RetryableError, TerminalError } from "../runtime/errors.ts";
-import type { Logger } from "../runtime/log.ts";
-import { nullLogger } from "../runtime/log.ts";
+import { RetryableError, TerminalError } from "../../lib/errors.ts";
+import type { Logger } from "../../lib/log.ts";
+import { nullLogger } from "../../lib/log.ts";
 import { type Borrower, borrowSessions, giveBack } from "./borrow.ts";
 import {
   databasesDependingOn,

@@ -6,8 +6,8 @@
  * finishing the statement). A transaction passes the fence again right before its COMMIT, so a
  * replica frozen mid-transaction rolls back instead of committing after its successor started.
  */
-import type { Fence } from "../runtime/fence.ts";
-import type { Sql } from "./pool.ts";
+import type { Fence } from "../../lib/fence.ts";
+import type { Sql } from "./slot.ts";
 
 interface Cancellable {
   cancel(): unknown;

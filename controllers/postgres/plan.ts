@@ -6,10 +6,10 @@
  */
 import type { DatabaseSnapshot, DefaultAcl, Membership, ServerSnapshot } from "./catalog.ts";
 import {
-  type AdoptionConsent,
   checkDatabaseClaim,
   type ClaimOptions,
   claimRole,
+  type DatabaseSpec,
   FORCE_ADOPT_ANNOTATION,
   refuse,
   roleMarkerOf,
@@ -18,7 +18,6 @@ import {
   type DatabaseRoles,
   databaseRoles,
   formatMarker,
-  type Marker,
   parseMarker,
   sameMarker,
 } from "./names.ts";
@@ -26,23 +25,7 @@ import { catalogIdent, ident, literal, qualified, userIdent } from "./quote.ts";
 import * as st from "./statements.ts";
 import type { DefaultObjects, Statement, TablePrivilege } from "./statements.ts";
 
-/** What a Database resource wants on the server. */
-export interface DatabaseSpec {
-  database: string;
-  /** Marker of the resource (`dbtether:<ns>/<name>`); its roles get the kind `Database`. */
-  marker: Marker;
-  revokePublicConnect: boolean;
-  extensions?: readonly string[];
-  /**
-   * The adoption annotation is set: take over an existing database that no resource claims, or
-   * one claimed by another resource of the same namespace, with its roles. Needs `consent`.
-   */
-  forceAdopt?: boolean;
-  /** The platform team's consent; absent means not granted. */
-  consent?: AdoptionConsent;
-  /** The annotation that asks for adoption, for messages; default dbtether.io/force-adopt. */
-  adoptAnnotation?: string;
-}
+export type { DatabaseSpec } from "./claims.ts";
 
 function isMember(snap: ServerSnapshot, role: string, member: string): Membership | undefined {
   return snap.memberships.find((m) => m.role === role && m.member === member);

@@ -2,7 +2,7 @@
  * Pure planners for login roles (DatabaseUser): attributes, password verifier, memberships by
  * privilege level, role settings, fallback default privileges and additional grants.
  */
-import { RetryableError } from "../runtime/errors.ts";
+import { RetryableError } from "../../lib/errors.ts";
 import type { DefaultAcl, DirectGrant, ServerSnapshot } from "./catalog.ts";
 import {
   type DatabaseRoles,

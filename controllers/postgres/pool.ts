@@ -19,15 +19,14 @@
  * leader fence (guard.ts). The registry of pools is in registry.ts.
  */
 import { checkServerIdentity } from "node:tls";
-import type postgres from "postgres";
-import { type Fence, OPEN_FENCE } from "../runtime/fence.ts";
-import type { Logger } from "../runtime/log.ts";
-import { nullLogger } from "../runtime/log.ts";
+import { type Fence, OPEN_FENCE } from "../../lib/fence.ts";
+import type { Logger } from "../../lib/log.ts";
+import { nullLogger } from "../../lib/log.ts";
 import { StatementGuard } from "./guard.ts";
 import { Slot } from "./slot.ts";
 
-/** postgres.js client type used across this module. */
-export type Sql = postgres.Sql<Record<string, never>>;
+export type { Sql } from "./slot.ts";
+import type { Sql } from "./slot.ts";
 
 /** A slot idle longer than this is probed before a run (slot.ts `ready` says why). */
 const IDLE_CHECK_MS = 1000;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { type PgServer, startPostgres } from "../../tests/helpers/postgres.ts";
-import { FakeClock } from "../runtime/clock.ts";
-import { LeadershipLostError, LeaseFence } from "../runtime/fence.ts";
+import { FakeClock } from "../../lib/clock.ts";
+import { LeadershipLostError, LeaseFence } from "../../lib/fence.ts";
 import { type ServerConfig, ServerPool, tlsOptions } from "./pool.ts";
 import { PoolRegistry, sessionName } from "./registry.ts";
 

@@ -5,8 +5,8 @@
  * postgres.js can quote identifiers (`sql(name)`), but it splits on dots (`"a"."b"`), so names
  * with dots would silently change meaning; we quote ourselves.
  */
-import { MAX_IDENTIFIER_BYTES, RESERVED_NAMES, RESERVED_PREFIXES } from "../../crds/kind.ts";
-import { TerminalError } from "../runtime/errors.ts";
+import { MAX_IDENTIFIER_BYTES, RESERVED_NAMES, RESERVED_PREFIXES } from "./limits.ts";
+import { TerminalError } from "../../lib/errors.ts";
 
 declare const identBrand: unique symbol;
 declare const literalBrand: unique symbol;
@@ -17,14 +17,14 @@ export type Ident = string & { readonly [identBrand]: true };
 export type Literal = string & { readonly [literalBrand]: true };
 
 /** PostgreSQL's NAMEDATALEN - 1: longer names are silently truncated by the server. */
-export { MAX_IDENTIFIER_BYTES } from "../../crds/kind.ts";
+export { MAX_IDENTIFIER_BYTES } from "./limits.ts";
 
 /**
  * Names a user may not choose for a database or role, and prefixes reserved by PostgreSQL
  * (`pg_`) and RDS (`rds_`); compared case-insensitively. One list with the CRDs' admission
  * rules, so admission and the SQL module never disagree.
  */
-export { RESERVED_NAMES, RESERVED_PREFIXES } from "../../crds/kind.ts";
+export { RESERVED_NAMES, RESERVED_PREFIXES } from "./limits.ts";
 
 /** A name that cannot be used; retrying does not help until the spec changes. */
 export class InvalidIdentifierError extends TerminalError {

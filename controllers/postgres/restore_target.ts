@@ -25,9 +25,9 @@ import type { PgExecutor } from "./execute.ts";
 import { boundedName, formatMarker, type Marker, parseMarker, sameMarker } from "./names.ts";
 import { ident, literal } from "./quote.ts";
 import * as st from "./statements.ts";
-import { TerminalError } from "../runtime/errors.ts";
-import type { Logger } from "../runtime/log.ts";
-import { nullLogger } from "../runtime/log.ts";
+import { TerminalError } from "../../lib/errors.ts";
+import type { Logger } from "../../lib/log.ts";
+import { nullLogger } from "../../lib/log.ts";
 
 /** Every name a Restore uses on the server, and the markers that prove they are its own. */
 export interface RestorePlacement {

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../../backup/test_assert.ts";
+import { assert, assertEquals } from "../../tests/helpers/assert.ts";
 import { borrowRole } from "./borrow.ts";
 import { formatMarker, parseMarker } from "./names.ts";
 import { utf8Length } from "./quote.ts";

@@ -12,7 +12,9 @@
  * PostgreSQL 14 on; on older servers only the transaction limit applies.
  */
 import postgres from "postgres";
-import type { Sql } from "./pool.ts";
+
+/** postgres.js client type used across this module. */
+export type Sql = postgres.Sql<Record<string, never>>;
 
 /** What a slot needs to connect; see ServerConfig for each field. */
 export interface SlotConfig {

@@ -5,7 +5,7 @@
  */
 import type { KubeObject } from "../../crds/kind.ts";
 import { type PostgresDatabase, PostgresDatabaseKind } from "../../crds/postgres_database.ts";
-import type { Services } from "../register.ts";
+import type { Services } from "../services/services.ts";
 import {
   type Controller,
   done,
@@ -13,13 +13,13 @@ import {
   requeueAfter,
   type Result,
 } from "../runtime/controller.ts";
-import { errorMessage, RetryableError, TerminalError } from "../runtime/errors.ts";
+import { errorMessage, RetryableError, TerminalError } from "../../lib/errors.ts";
 import { MERGE_PATCH, SecretResource } from "../runtime/kube.ts";
 import { isOwnedBy, ownerRef, setFinalizer, updateStatus } from "../runtime/objects.ts";
 import { addController, type ControllerDeps } from "../runtime/shared.ts";
-import { adoptionConsent, NO_CLUSTER_CONSENT } from "../dbcluster/adoption.ts";
-import { secretData as decodeSecret, serverFromLibpqEnv } from "../dbcluster/resolver.ts";
-import { otherOwner, referencedBy } from "../database_user/secret_owner.ts";
+import { adoptionConsent, NO_CLUSTER_CONSENT } from "../services/adoption.ts";
+import { secretData as decodeSecret, serverFromLibpqEnv } from "../services/resolver.ts";
+import { otherOwner, referencedBy } from "../services/secret_owner.ts";
 import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage.ts";
 import { type DBCluster, DBClusterKind } from "../../crds/dbcluster.ts";
 import type { AdoptionConsent } from "../postgres/claims.ts";

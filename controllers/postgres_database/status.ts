@@ -4,6 +4,7 @@
  */
 import type { PostgresDatabase, PostgresDatabaseStatus } from "../../crds/postgres_database.ts";
 import { getCondition, setCondition } from "../runtime/conditions.ts";
+import { kubeTime } from "../../lib/time.ts";
 
 /** Reasons a PostgresDatabase reports besides those of the server and the postgres module. */
 export type PgdbReason = "Ready" | "Reconciling" | "SecretExistsUnmanaged" | "SecretOwnedByOther";
@@ -38,7 +39,7 @@ export function computePgdbStatus(
   const c = getCondition(conditions, "Ready")!;
   const updated = outcome.passwordUpdatedAt === undefined
     ? old.passwordUpdatedAt
-    : new Date(outcome.passwordUpdatedAt).toISOString().replace(/\.\d{3}Z$/, "Z");
+    : kubeTime(outcome.passwordUpdatedAt);
   return {
     phase: c.status === "True" ? "Ready" : c.reason === "Reconciling" ? "Pending" : "Failed",
     message: c.message,

@@ -34,8 +34,8 @@ import { parseServerVersionNum } from "../../backup/pg_tools.ts";
 import { readRestoreManifest, runRestore } from "../../backup/restore.ts";
 import type { ObjectStore } from "../../storage/store.ts";
 import { StorageError } from "../../storage/store.ts";
-import type { ResolvedCluster } from "../dbcluster/resolver.ts";
-import { namespaceGranted, needsLabels } from "../dbcluster/namespaces.ts";
+import type { ResolvedCluster } from "../services/resolver.ts";
+import { namespaceGranted, needsLabels } from "../services/namespaces.ts";
 import { PgExecutor } from "../postgres/execute.ts";
 import { databaseRoles } from "../postgres/names.ts";
 import type { DatabaseSpec } from "../postgres/plan.ts";
@@ -46,15 +46,16 @@ import {
   RestoreTargetExecutor,
 } from "../postgres/restore_target.ts";
 import { generatePassword, scramVerifier } from "../postgres/scram.ts";
-import { errorMessage, RetryableError, TerminalError } from "../runtime/errors.ts";
+import { errorMessage, RetryableError, TerminalError } from "../../lib/errors.ts";
 import { MERGE_PATCH, NamespaceResource } from "../runtime/kube.ts";
-import type { Logger } from "../runtime/log.ts";
-import { k8sTime, updateStatus } from "../runtime/objects.ts";
+import type { Logger } from "../../lib/log.ts";
+import { updateStatus } from "../runtime/objects.ts";
+import { kubeTime } from "../../lib/time.ts";
 import type { ControllerDeps } from "../runtime/shared.ts";
-import { openStore } from "../backup_storage/access.ts";
-import { openJobConnection } from "../backup/connection.ts";
-import { JobStopped } from "../backup/runner.ts";
-import { acquireSlot, type BackupShared } from "../backup/shared.ts";
+import { openStore } from "../services/storage_access.ts";
+import { openJobConnection } from "../services/job_connection.ts";
+import { JobStopped } from "../services/job_runner.ts";
+import { acquireSlot, type BackupShared } from "../services/backup_shared.ts";
 import type { RestoreTarget } from "./plan.ts";
 import {
   completedRestoreStatus,
@@ -372,7 +373,7 @@ async function touchDependents(deps: ControllerDeps, db: Database, log: Logger):
   const ns = db.metadata.namespace ?? "";
   const refers = (ref: { name: string; namespace?: string | undefined } | undefined, own: string) =>
     ref !== undefined && ref.name === db.metadata.name && (ref.namespace ?? own) === ns;
-  const at = k8sTime(deps.clock.now());
+  const at = kubeTime(deps.clock.now());
   const annotate = { metadata: { annotations: { [RESTORED_AT_ANNOTATION]: at } } };
   try {
     await deps.client.patch(DatabaseKind, ns, db.metadata.name, annotate, {

@@ -7,7 +7,7 @@
 import type { Backup } from "../../crds/backup.ts";
 import type { Database } from "../../crds/database.ts";
 import type { Restore } from "../../crds/restore.ts";
-import { databaseReady } from "../backup/plan.ts";
+import { databaseReady } from "../services/readiness.ts";
 import type { RestoreReason } from "./status.ts";
 
 export const DEFAULT_MAX_ATTEMPTS = 3;

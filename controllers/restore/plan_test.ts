@@ -1,4 +1,4 @@
-import { assertEquals } from "../../backup/test_assert.ts";
+import { assertEquals } from "../../tests/helpers/assert.ts";
 import type { Backup } from "../../crds/backup.ts";
 import type { Database } from "../../crds/database.ts";
 import type { Restore } from "../../crds/restore.ts";

@@ -19,15 +19,15 @@ import {
   requeueAfter,
   type Result,
 } from "../runtime/controller.ts";
-import { RetryableError } from "../runtime/errors.ts";
+import { RetryableError } from "../../lib/errors.ts";
 import { objectKey } from "../runtime/informer.ts";
 import { hasFinalizer, setFinalizer, updateStatus } from "../runtime/objects.ts";
 import { PgExecutor } from "../postgres/execute.ts";
 import { RestoreTargetExecutor } from "../postgres/restore_target.ts";
 import { addController, type ControllerDeps } from "../runtime/shared.ts";
-import type { BackupServices } from "../backup/reconcile.ts";
-import { JobStopped } from "../backup/runner.ts";
-import { backupShared, resolveJobCluster, toolDirsOf } from "../backup/shared.ts";
+import type { Services } from "../services/services.ts";
+import { JobStopped } from "../services/job_runner.ts";
+import { backupShared, resolveJobCluster, toolDirsOf } from "../services/backup_shared.ts";
 import { placementOf, runRestoreJob } from "./job.ts";
 import { planRestore, type RestoreTarget, WAIT_RECHECK_MS } from "./plan.ts";
 import { failedRestoreStatus, pendingRestoreStatus } from "./status.ts";
@@ -35,7 +35,10 @@ import { failedRestoreStatus, pendingRestoreStatus } from "./status.ts";
 /** Held while a Restore may have left something on the server. */
 export const RESTORE_FINALIZER = "dbtether.io/restore-cleanup";
 
-export function setupRestoreController(deps: ControllerDeps, services: BackupServices): Controller {
+export function setupRestoreController(
+  deps: ControllerDeps,
+  services: Pick<Services, "resolver" | "config" | "env">,
+): Controller {
   const restores = deps.informers.for<Restore>(RestoreKind);
   const backups = deps.informers.for<Backup>(BackupKind);
   const databases = deps.informers.for<Database>(DatabaseKind);

@@ -1,8 +1,8 @@
 /** Pure status transitions of a Restore. */
 import type { Restore, RestoreStatus } from "../../crds/restore.ts";
 import { setCondition } from "../runtime/conditions.ts";
-import { k8sTime } from "../runtime/objects.ts";
-import { humanDuration } from "../backup/status.ts";
+import { kubeTime } from "../../lib/time.ts";
+import { humanDuration } from "../../lib/format.ts";
 import type { RestoreSource } from "./plan.ts";
 
 /** Reasons of a Restore's Ready condition, declared once. */
@@ -89,7 +89,7 @@ export function runningRestoreStatus(
     clusterName: o.clusterName,
     databaseName: o.databaseName,
     ...(o.source.backupName ? { sourceBackup: o.source.backupName } : {}),
-    startedAt: k8sTime(o.now),
+    startedAt: kubeTime(o.now),
   }, {
     ok: false,
     reason: "Running",
@@ -106,7 +106,7 @@ export function completedRestoreStatus(
     sha256: o.sha256,
     bytesRead: o.bytesRead,
     duration: humanDuration(o.durationMs),
-    completedAt: k8sTime(o.now),
+    completedAt: kubeTime(o.now),
   }, {
     ok: true,
     reason: "Completed",
@@ -121,7 +121,7 @@ export function failedRestoreStatus(
 ): RestoreStatus {
   const started = r.status?.startedAt ? Date.parse(r.status.startedAt) : undefined;
   return next(r, "Failed", {
-    completedAt: k8sTime(o.now),
+    completedAt: kubeTime(o.now),
     ...(started !== undefined && r.status?.phase === "Running"
       ? { duration: humanDuration(o.now - started) }
       : {}),

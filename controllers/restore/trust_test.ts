@@ -1,4 +1,4 @@
-import { assertEquals } from "../../backup/test_assert.ts";
+import { assertEquals } from "../../tests/helpers/assert.ts";
 import type { BackupManifest, SignatureVerdict } from "../../backup/manifest.ts";
 import { checkTrust, type TrustInput } from "./trust.ts";
 

@@ -2,7 +2,8 @@
  * Pure helpers for metav1.Condition lists: set a condition keeping lastTransitionTime unless
  * the status flips, and compare lists ignoring timestamps to decide whether to write.
  */
-import type { Condition } from "../../crds/kind.ts";
+import type { Condition } from "./types.ts";
+import { kubeTime } from "../../lib/time.ts";
 
 export type { Condition };
 
@@ -26,9 +27,7 @@ export function setCondition(
     status,
     reason: c.reason,
     message: truncate(c.message, 32_000),
-    lastTransitionTime: old && old.status === status
-      ? old.lastTransitionTime
-      : opts.now.toISOString().replace(/\.\d{3}Z$/, "Z"),
+    lastTransitionTime: old && old.status === status ? old.lastTransitionTime : kubeTime(opts.now),
   };
   if (opts.generation !== undefined) next.observedGeneration = opts.generation;
   const rest = (list ?? []).filter((x) => x.type !== c.type);

@@ -5,11 +5,11 @@
  * - A TerminalError (bad spec) is not retried; the next change of the object re-queues it.
  * Informer events are mapped to keys; events never carry meaning beyond "look again".
  */
-import type { KubeObject } from "../../crds/kind.ts";
-import type { Clock } from "./clock.ts";
-import { errorMessage, RetryableError, TerminalError } from "./errors.ts";
+import type { KubeObject } from "./types.ts";
+import type { Clock } from "../../lib/clock.ts";
+import { errorMessage, RetryableError, TerminalError } from "../../lib/errors.ts";
 import { type InformerHandler, objectKey } from "./informer.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../../lib/log.ts";
 import type { Metrics } from "./metrics.ts";
 import { WorkQueue } from "./queue.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { FakeClock } from "./clock.ts";
+import { FakeClock } from "../../lib/clock.ts";
 import { Controller, done } from "./controller.ts";
-import { nullLogger } from "./log.ts";
+import { nullLogger } from "../../lib/log.ts";
 
 Deno.test("Controller.run: shutdown grace, and halt without one", async (t) => {
   for (const how of ["halt", "grace"] as const) {

@@ -4,10 +4,11 @@
  * bucket (burst 25, one token per five minutes, as client-go's spam filter) so a failing object
  * cannot flood the API. Emitting never throws: events are best effort.
  */
-import type { KubeObject } from "../../crds/kind.ts";
-import type { Clock } from "./clock.ts";
+import type { KubeObject } from "./types.ts";
+import type { Clock } from "../../lib/clock.ts";
 import { EventResource, type KubeClient, MERGE_PATCH } from "./kube.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../../lib/log.ts";
+import { kubeTime } from "../../lib/time.ts";
 
 export type EventType = "Normal" | "Warning";
 
@@ -67,7 +68,7 @@ export class KubeEventRecorder implements EventRecorder {
     message: string,
   ) {
     const now = this.opts.clock.now();
-    const ts = new Date(now).toISOString().replace(/\.\d{3}Z$/, "Z");
+    const ts = kubeTime(now);
     const namespace = obj.metadata.namespace ?? "default";
     const key = `${obj.metadata.uid}|${type}|${reason}|${message}`;
     const seen = this.#seen.get(key);

@@ -2,7 +2,7 @@
  * The probe and metrics endpoints: /healthz (the process is alive), /readyz (caches synced
  * and, with leader election, leading or standing by healthy) and /metrics (Prometheus).
  */
-import type { Logger } from "./log.ts";
+import type { Logger } from "../../lib/log.ts";
 import type { Metrics } from "./metrics.ts";
 
 export interface ProbeState {

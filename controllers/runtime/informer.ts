@@ -4,11 +4,11 @@
  * re-watches after a jittered, capped backoff, so an unreachable apiserver never causes a
  * hot loop. Handlers receive the object; they enqueue keys, they never act on events.
  */
-import type { KubeObject } from "../../crds/kind.ts";
-import type { Clock } from "./clock.ts";
-import { GoneError } from "./errors.ts";
+import type { KubeObject } from "./types.ts";
+import type { Clock } from "../../lib/clock.ts";
+import { GoneError } from "../../lib/errors.ts";
 import type { KubeClient, Resource } from "./kube.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../../lib/log.ts";
 
 export type InformerHandler<T> = (obj: T, old: T | undefined, deleted: boolean) => void;
 

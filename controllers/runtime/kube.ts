@@ -5,14 +5,14 @@
  */
 import { HttpMethod, KubeConfig, RequestContext } from "@kubernetes/client-node";
 import { fetch } from "undici";
-import type { Fence } from "./fence.ts";
+import type { Fence } from "../../lib/fence.ts";
 import {
   AlreadyExistsError,
   ConflictError,
   ForbiddenError,
   GoneError,
   NotFoundError,
-} from "./errors.ts";
+} from "../../lib/errors.ts";
 
 /** How to address a resource type over the API. */
 export interface Resource {

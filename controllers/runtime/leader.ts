@@ -7,11 +7,17 @@
  * aborted when that time is up, and then the lease is lost for good (the process exits). On
  * shutdown it releases the lease so a successor starts at once.
  */
-import type { Clock } from "./clock.ts";
-import { AlreadyExistsError, ConflictError, errorMessage, NotFoundError } from "./errors.ts";
-import { LeaseFence, type Stamp } from "./fence.ts";
+import type { Clock } from "../../lib/clock.ts";
+import {
+  AlreadyExistsError,
+  ConflictError,
+  errorMessage,
+  NotFoundError,
+} from "../../lib/errors.ts";
+import { LeaseFence, type Stamp } from "../../lib/fence.ts";
 import { type KubeClient, LeaseResource } from "./kube.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../../lib/log.ts";
+import { kubeMicroTime } from "../../lib/time.ts";
 
 export interface LeaderOptions {
   /** A client without a fence: the lease requests are what keeps the fence open. */
@@ -41,11 +47,6 @@ interface Lease {
   kind: string;
   metadata: { name: string; namespace: string; resourceVersion?: string };
   spec: LeaseSpec;
-}
-
-/** Micro-time as the Lease API writes it. */
-function microTime(ms: number): string {
-  return new Date(ms).toISOString().replace("Z", "000Z");
 }
 
 export class LeaderElector {
@@ -143,7 +144,7 @@ export class LeaderElector {
           ...lease.spec,
           holderIdentity: null,
           leaseDurationSeconds: 1,
-          renewTime: microTime(this.#o.clock.now()),
+          renewTime: kubeMicroTime(this.#o.clock.now()),
         },
       }, { signal: AbortSignal.timeout(this.#o.renewDeadlineMs) });
       this.#o.logger.info("Released the leader lease");
@@ -195,7 +196,7 @@ export class LeaderElector {
       const spec: LeaseSpec = holder === identity
         ? {
           ...lease.spec,
-          renewTime: microTime(sent.wall),
+          renewTime: kubeMicroTime(sent.wall),
           leaseDurationSeconds: Math.ceil(this.#o.leaseDurationMs / 1000),
         }
         : this.#desired(sent, (lease.spec.leaseTransitions ?? 0) + (holder ? 1 : 0));
@@ -216,8 +217,8 @@ export class LeaderElector {
     return {
       holderIdentity: this.#o.identity,
       leaseDurationSeconds: Math.ceil(this.#o.leaseDurationMs / 1000),
-      acquireTime: microTime(sent.wall),
-      renewTime: microTime(sent.wall),
+      acquireTime: kubeMicroTime(sent.wall),
+      renewTime: kubeMicroTime(sent.wall),
       leaseTransitions: transitions,
     };
   }

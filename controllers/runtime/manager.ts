@@ -5,12 +5,12 @@
  * instances never reconcile at the same time. When the lease is lost, nothing drains: the
  * leader's fence is closed, and every controller and task is halted at once.
  */
-import type { KubeObject } from "../../crds/kind.ts";
-import type { Clock } from "./clock.ts";
+import type { KubeObject } from "./types.ts";
+import type { Clock } from "../../lib/clock.ts";
 import type { Controller } from "./controller.ts";
 import type { Informer } from "./informer.ts";
 import type { LeaderElector } from "./leader.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../../lib/log.ts";
 import type { Metrics } from "./metrics.ts";
 import { Supervisor } from "./supervisor.ts";
 

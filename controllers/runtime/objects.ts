@@ -2,9 +2,9 @@
  * Object helpers every reconciler uses: status writes through the /status subresource that
  * happen only when something changed and survive 409 conflicts, finalizers, ownerReferences.
  */
-import type { KubeObject, OwnerReference } from "../../crds/kind.ts";
+import type { KubeObject, OwnerReference } from "./types.ts";
 import { jsonEqual } from "./conditions.ts";
-import { ConflictError, NotFoundError } from "./errors.ts";
+import { ConflictError, NotFoundError } from "../../lib/errors.ts";
 import { type KubeClient, MERGE_PATCH, type Resource } from "./kube.ts";
 
 /**
@@ -119,9 +119,4 @@ export function isOwnedBy(
   owner: KubeObject<unknown, unknown>,
 ): boolean {
   return (obj.metadata.ownerReferences ?? []).some((r) => r.uid === owner.metadata.uid);
-}
-
-/** RFC 3339 without fractions, as Kubernetes writes timestamps. */
-export function k8sTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 }

@@ -3,7 +3,7 @@
  * worker at a time (a key added while being processed is queued again when the worker is
  * done), retried with per-key capped exponential backoff, and re-added after a delay.
  */
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../../lib/clock.ts";
 
 export interface QueueOptions {
   clock: Clock;

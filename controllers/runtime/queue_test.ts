@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { FakeClock } from "./clock.ts";
+import { FakeClock } from "../../lib/clock.ts";
 import { WorkQueue } from "./queue.ts";
 
 Deno.test("work queue", async (t) => {
@@ -55,7 +55,7 @@ Deno.test("work queue", async (t) => {
 });
 
 Deno.test("systemClock timers longer than setTimeout's 24.8-day limit do not fire at once", async () => {
-  const { systemClock } = await import("./clock.ts");
+  const { systemClock } = await import("../../lib/clock.ts");
   let fired = false;
   const cancel = systemClock.setTimer(30 * 86_400_000, () => (fired = true));
   await new Promise((r) => setTimeout(r, 50));

@@ -3,14 +3,14 @@
  * (one per watched namespace when --namespaces restricts them), shared by all controllers that
  * read that resource, so each object is listed and watched once.
  */
-import type { KubeObject } from "../../crds/kind.ts";
-import type { Clock } from "./clock.ts";
+import type { KubeObject } from "./types.ts";
+import type { Clock } from "../../lib/clock.ts";
 import { Controller, type Reconcile } from "./controller.ts";
 import type { EventRecorder } from "./events.ts";
-import type { Fence } from "./fence.ts";
+import type { Fence } from "../../lib/fence.ts";
 import { Informer, type InformerHandler } from "./informer.ts";
 import type { KubeClient, Resource } from "./kube.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../../lib/log.ts";
 import type { Manager } from "./manager.ts";
 import type { Metrics } from "./metrics.ts";
 

@@ -2,7 +2,7 @@
  * Owns background tasks so none floats: each is started through `spawn`, logged if it fails,
  * and awaited by `wait` at shutdown.
  */
-import type { Logger } from "./log.ts";
+import type { Logger } from "../../lib/log.ts";
 
 export class Supervisor {
   readonly #tasks = new Set<Promise<void>>();

@@ -6,7 +6,7 @@
  */
 import type { DBCluster } from "../../crds/dbcluster.ts";
 import type { KubeObject } from "../../crds/kind.ts";
-import { NotFoundError, RetryableError } from "../runtime/errors.ts";
+import { NotFoundError, RetryableError } from "../../lib/errors.ts";
 import { type KubeClient, NamespaceResource, SecretResource } from "../runtime/kube.ts";
 import type { InformerSet } from "../runtime/shared.ts";
 import type { ServerConfig, ServerPool, SslMode } from "../postgres/pool.ts";

@@ -5,7 +5,11 @@
  * DBCluster or BackupStorage reads its credentials from.
  */
 import type { KubeObject, ObjectMeta } from "../../crds/kind.ts";
-import { MANAGED_BY_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from "./secret.ts";
+
+/** How dbtether marks the Secrets it writes (the label is the Kubernetes recommended one). */
+export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
+export const MANAGED_BY_VALUE = "dbtether";
+export const MANAGED_BY_ANNOTATION = "dbtether.io/managed-by";
 
 /** Marks a DatabaseUser's credentials record, so it is never taken for an application's Secret. */
 export const STATE_LABEL = "dbtether.io/credentials-state";

@@ -16,11 +16,11 @@ import {
   StorageError,
   type StorageLocation,
 } from "../../storage/store.ts";
-import { namespaceAllowed, needsLabels } from "../dbcluster/namespaces.ts";
-import { secretData } from "../dbcluster/resolver.ts";
-import { RetryableError } from "../runtime/errors.ts";
+import { namespaceAllowed, needsLabels } from "./namespaces.ts";
+import { secretData } from "./resolver.ts";
+import { RetryableError } from "../../lib/errors.ts";
 import { type KubeClient, NamespaceResource, SecretResource } from "../runtime/kube.ts";
-import type { Logger } from "../runtime/log.ts";
+import type { Logger } from "../../lib/log.ts";
 
 type Secret = KubeObject<unknown, unknown> & { data?: Record<string, string> };
 

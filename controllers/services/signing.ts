@@ -14,7 +14,7 @@
  */
 import type { KubeObject } from "../../crds/kind.ts";
 import { type SigningKey, signingKey } from "../../backup/manifest.ts";
-import { AlreadyExistsError, errorMessage } from "../runtime/errors.ts";
+import { AlreadyExistsError, errorMessage } from "../../lib/errors.ts";
 import { type KubeClient, SecretResource } from "../runtime/kube.ts";
 
 /** The Secret entry that signs; every entry verifies. */

@@ -3,15 +3,15 @@
  * (restores count against the same limits as backups), the runner of long jobs, and the
  * backup metrics. Created once per set of controller dependencies.
  */
-import type { Config } from "../../config.ts";
+import type { ControllerSettings } from "./services.ts";
 import { BackupLimiter, type Lease } from "../../backup/limiter.ts";
-import type { Clock } from "../runtime/clock.ts";
+import type { Clock } from "../../lib/clock.ts";
 import type { BackupStorage } from "../../crds/backup_storage.ts";
-import { RetryableError } from "../runtime/errors.ts";
+import { RetryableError } from "../../lib/errors.ts";
 import type { ControllerDeps } from "../runtime/shared.ts";
-import { checkStorageNamespace } from "../backup_storage/access.ts";
-import type { ClusterResolver, ResolvedCluster } from "../dbcluster/resolver.ts";
-import { JobRunner } from "./runner.ts";
+import { checkStorageNamespace } from "./storage_access.ts";
+import type { ClusterResolver, ResolvedCluster } from "./resolver.ts";
+import { JobRunner } from "./job_runner.ts";
 import { ManifestKeyring } from "./signing.ts";
 
 export interface BackupMetrics {
@@ -38,7 +38,7 @@ const shared = new WeakMap<ControllerDeps, BackupShared>();
 export function backupShared(
   deps: ControllerDeps,
   config: Pick<
-    Config,
+    ControllerSettings,
     | "maxConcurrentBackups"
     | "maxConcurrentBackupsPerCluster"
     | "backupShutdownGraceMs"
@@ -173,6 +173,6 @@ export async function resolveJobCluster(
 }
 
 /** `--pg-tools-dir`, or undefined for the default search. */
-export function toolDirsOf(config: Pick<Config, "pgToolsDirs">): string[] | undefined {
+export function toolDirsOf(config: Pick<ControllerSettings, "pgToolsDirs">): string[] | undefined {
   return config.pgToolsDirs.length ? [...config.pgToolsDirs] : undefined;
 }

@@ -4,8 +4,8 @@
  * run for hours. Every job belongs to this runner's supervisor, which the manager awaits at
  * shutdown (a leader-only runnable), so none floats.
  */
-import { type Clock, systemClock } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/log.ts";
+import { type Clock, systemClock } from "../../lib/clock.ts";
+import type { Logger } from "../../lib/log.ts";
 import { Supervisor } from "../runtime/supervisor.ts";
 
 /** Why a job was stopped from outside: the process shuts down, or its object went away. */

@@ -1,7 +1,7 @@
-import { assert, assertEquals } from "../../backup/test_assert.ts";
-import { FakeClock } from "../runtime/clock.ts";
-import { nullLogger } from "../runtime/log.ts";
-import { JobRunner, JobStopped } from "./runner.ts";
+import { assert, assertEquals } from "../../tests/helpers/assert.ts";
+import { FakeClock } from "../../lib/clock.ts";
+import { nullLogger } from "../../lib/log.ts";
+import { JobRunner, JobStopped } from "./job_runner.ts";
 
 /** A job that ends when told to, or when aborted (recording why). */
 function job() {

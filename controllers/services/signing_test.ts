@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../../backup/test_assert.ts";
+import { assert, assertEquals } from "../../tests/helpers/assert.ts";
 import { keysOf, SIGNING_ENTRY } from "./signing.ts";
 
 const b64 = (n: number, fill: number) => btoa(String.fromCharCode(...new Uint8Array(n).fill(fill)));
