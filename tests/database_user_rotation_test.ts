@@ -15,7 +15,10 @@ async function secretData(
   name: string,
   ns: string,
 ): Promise<Record<string, string> | undefined> {
-  const s = await env.client.find<{ data?: Record<string, string> }>(SecretResource, ns, name);
+  const s = await env.client.find<{ data?: Record<string, string> }>(SecretResource, {
+    namespace: ns,
+    name,
+  });
   if (!s?.data) return undefined;
   const dec = (v: string) =>
     new TextDecoder().decode(Uint8Array.from(atob(v), (c) => c.charCodeAt(0)));

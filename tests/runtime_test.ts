@@ -72,7 +72,9 @@ Deno.test({ name: "controller runtime against a real apiserver", ...opts }, asyn
   });
   await kube.kubectl(["create", "namespace", "rt"], { check: true });
   const client = clientFor(kube.kubeconfigPath);
-  for (const n of ["a", "b", "c"]) await client.create(Widget, "rt", widget("rt", n));
+  for (const n of ["a", "b", "c"]) {
+    await client.create(Widget, { namespace: "rt", body: widget("rt", n) });
+  }
 
   const stop = new AbortController();
   const informer = new Informer<W>({
@@ -95,35 +97,47 @@ Deno.test({ name: "controller runtime against a real apiserver", ...opts }, asyn
     await kube.stopApiserver();
     await new Promise((r) => setTimeout(r, 1500));
     await kube.startApiserver();
-    await client.create(Widget, "rt", widget("rt", "after-restart"));
+    await client.create(Widget, { namespace: "rt", body: widget("rt", "after-restart") });
     await waitFor("the new object in the cache", () => informer.get("rt/after-restart"), {
       timeoutMs: 30_000,
     });
   });
 
   await t.step("status writes re-read and retry on 409 conflicts", async () => {
-    await client.patch(Widget, "rt", "a", { status: { note: "by another writer" } }, {
+    await client.patch(Widget, {
+      namespace: "rt",
+      name: "a",
+      body: { status: { note: "by another writer" } },
       subresource: "status",
     }); // makes `stale` out of date
-    const stale = await client.get<W>(Widget, "rt", "a");
-    await client.patch(Widget, "rt", "a", { status: { note: "newer note" } }, {
+    const stale = await client.get<W>(Widget, { namespace: "rt", name: "a" });
+    await client.patch(Widget, {
+      namespace: "rt",
+      name: "a",
+      body: { status: { note: "newer note" } },
       subresource: "status",
     });
     let calls = 0;
-    const wrote = await updateStatus(client, Widget, stale, (latest) => {
-      calls++;
-      return { ...latest.status, seen: latest.spec.size ?? 0 };
+    const wrote = await updateStatus(client, {
+      resource: Widget,
+      object: stale,
+      compute: (latest) => {
+        calls++;
+        return { ...latest.status, seen: latest.spec.size ?? 0 };
+      },
     });
     assert(wrote);
     assertEquals(calls, 2, "computed once on the stale object, once on the re-read one");
-    assertEquals((await client.get<W>(Widget, "rt", "a")).status, { note: "newer note", seen: 1 });
+    assertEquals((await client.get<W>(Widget, { namespace: "rt", name: "a" })).status, {
+      note: "newer note",
+      seen: 1,
+    });
     assertEquals(
-      await updateStatus(
-        client,
-        Widget,
-        await client.get<W>(Widget, "rt", "a"),
-        (l) => ({ ...l.status, seen: 1 }),
-      ),
+      await updateStatus(client, {
+        resource: Widget,
+        object: await client.get<W>(Widget, { namespace: "rt", name: "a" }),
+        compute: (l) => ({ ...l.status, seen: 1 }),
+      }),
       false,
       "no write when nothing changed",
     );
@@ -132,27 +146,31 @@ Deno.test({ name: "controller runtime against a real apiserver", ...opts }, asyn
   await t.step(
     "a status write that conflicts with a spec change keeps the reconciled generation",
     async () => {
-      const reconciled = await client.get<WG>(Widget, "rt", "b");
+      const reconciled = await client.get<WG>(Widget, { namespace: "rt", name: "b" });
       const gen = reconciled.metadata.generation!;
       // The spec changes while the reconcile of `reconciled` runs: the write below gets a 409.
-      await client.patch(Widget, "rt", "b", { spec: { size: 7 } });
+      await client.patch(Widget, { namespace: "rt", name: "b", body: { spec: { size: 7 } } });
       const seen: { size: number | undefined; generation: number | undefined }[] = [];
-      const wrote = await updateStatus(client, Widget, reconciled, (view) => {
-        seen.push({ size: view.spec.size, generation: view.metadata.generation });
-        const at = { generation: view.metadata.generation, now: new Date() };
-        return {
-          observedGeneration: view.metadata.generation ?? 0,
-          conditions: setCondition(view.status?.conditions, {
-            type: "Ready",
-            status: true,
-            reason: "Reconciled",
-            message: `size ${view.spec.size}`,
-          }, at),
-        };
+      const wrote = await updateStatus(client, {
+        resource: Widget,
+        object: reconciled,
+        compute: (view) => {
+          seen.push({ size: view.spec.size, generation: view.metadata.generation });
+          const at = { generation: view.metadata.generation, now: new Date() };
+          return {
+            observedGeneration: view.metadata.generation ?? 0,
+            conditions: setCondition(view.status?.conditions, {
+              type: "Ready",
+              status: true,
+              reason: "Reconciled",
+              message: `size ${view.spec.size}`,
+            }, at),
+          };
+        },
       });
       assert(wrote);
       assertEquals(seen.length, 2, "a conflict, then the write");
-      const now = await client.get<WG>(Widget, "rt", "b");
+      const now = await client.get<WG>(Widget, { namespace: "rt", name: "b" });
       assertEquals(now.metadata.generation, gen + 1, "the spec did change");
       assertEquals(now.status?.observedGeneration, gen, "the generation that was reconciled");
       assertEquals(now.status?.conditions?.[0]?.observedGeneration, gen);
@@ -201,12 +219,15 @@ Deno.test({ name: "controller runtime against a real apiserver", ...opts }, asyn
       );
       await new Promise((r) => setTimeout(r, 800));
       assertEquals(calls.get("rt/c")?.length, 1, "a terminal error is not retried");
-      await client.patch(Widget, "rt", "c", { spec: { size: 5 } });
+      await client.patch(Widget, { namespace: "rt", name: "c", body: { spec: { size: 5 } } });
       await waitFor(
         "a reconcile after the spec change",
         () => (calls.get("rt/c")?.length ?? 0) >= 2,
       );
-      await client.patch(Widget, "rt", "c", { status: { note: "status only" } }, {
+      await client.patch(Widget, {
+        namespace: "rt",
+        name: "c",
+        body: { status: { note: "status only" } },
         subresource: "status",
       });
       await new Promise((r) => setTimeout(r, 500));
@@ -218,7 +239,7 @@ Deno.test({ name: "controller runtime against a real apiserver", ...opts }, asyn
 
   await t.step("events are recorded, and repeats are aggregated", async () => {
     const rec = new KubeEventRecorder(client, { clock: systemClock, logger: nullLogger });
-    const w = await client.get<W>(Widget, "rt", "a");
+    const w = await client.get<W>(Widget, { namespace: "rt", name: "a" });
     rec.emit(w, "Warning", "TestFailure", "something failed");
     rec.emit(w, "Warning", "TestFailure", "something failed");
     rec.emit(w, "Normal", "TestReady", "all good");
@@ -270,11 +291,11 @@ Deno.test({ name: "informer re-lists after 410 Gone", ...opts }, async () => {
   await informer.waitForSync();
   // Churn elsewhere moves etcd's revision on; compaction then drops the informer's revision.
   for (let i = 0; i < 40 && relists === 0; i++) {
-    await client.create(Widget, "busy", widget("busy", `w${i}`));
+    await client.create(Widget, { namespace: "busy", body: widget("busy", `w${i}`) });
     await new Promise((r) => setTimeout(r, 150));
   }
   await waitFor("a 410 and a re-list", () => relists > 0, { timeoutMs: 30_000 });
-  await client.create(Widget, "quiet", widget("quiet", "later"));
+  await client.create(Widget, { namespace: "quiet", body: widget("quiet", "later") });
   await waitFor("the object created after the re-list", () => informer.get("quiet/later"));
   stop.abort();
   await running;

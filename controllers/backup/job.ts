@@ -57,7 +57,7 @@ export async function runBackupJob(
     key: target.key,
   });
   const write = (compute: (latest: Backup) => Backup["status"] | undefined) =>
-    updateStatus(deps.client, BackupKind, b, compute);
+    updateStatus(deps.client, { resource: BackupKind, object: b, compute });
   const now = () => deps.clock.now();
   const outcomes = new BackupOutcomes(deps, shared);
   let lease;
@@ -76,20 +76,23 @@ export async function runBackupJob(
     return;
   }
   try {
-    const latest = await deps.client.find<Backup>(
-      BackupKind,
-      b.metadata.namespace,
-      b.metadata.name,
-    );
+    const latest = await deps.client.find<Backup>(BackupKind, {
+      namespace: b.metadata.namespace,
+      name: b.metadata.name,
+    });
     if (!latest || latest.metadata.uid !== b.metadata.uid || isTerminal(latest)) return;
     const startedAt = now();
-    await updateStatus(deps.client, BackupKind, latest, (l) =>
-      runningStatus(l, {
-        ...target,
-        attempt: target.attempt,
-        format: b.spec.format ?? "plain",
-        now: startedAt,
-      }));
+    await updateStatus(deps.client, {
+      resource: BackupKind,
+      object: latest,
+      compute: (l) =>
+        runningStatus(l, {
+          ...target,
+          attempt: target.attempt,
+          format: b.spec.format ?? "plain",
+          now: startedAt,
+        }),
+    });
     deps.recorder.emit(
       latest,
       "Normal",
@@ -248,17 +251,16 @@ class ProgressWriter {
     while (this.#pending) {
       const p = this.#pending;
       this.#pending = undefined;
-      await updateStatus(
-        this.deps.client,
-        BackupKind,
-        this.b,
-        (l) =>
+      await updateStatus(this.deps.client, {
+        resource: BackupKind,
+        object: this.b,
+        compute: (l) =>
           progressStatus(l, {
             bytes: p.bytes,
             uncompressedBytes: p.raw,
             now: this.deps.clock.now(),
           }),
-      )
+      })
         .catch(() => {});
     }
     this.#inFlight = undefined;

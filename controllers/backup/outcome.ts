@@ -35,12 +35,11 @@ export class BackupOutcomes {
   async succeed(b: Backup, manifest: BackupManifest): Promise<void> {
     const { deps, shared } = this;
     const now = deps.clock.now();
-    await updateStatus(
-      deps.client,
-      BackupKind,
-      b,
-      (l) => isTerminal(l) ? undefined : completedStatus(l, { manifest, now }),
-    );
+    await updateStatus(deps.client, {
+      resource: BackupKind,
+      object: b,
+      compute: (l) => isTerminal(l) ? undefined : completedStatus(l, { manifest, now }),
+    });
     const labels = { namespace: b.metadata.namespace ?? "", database: b.spec.databaseRef.name };
     shared.metrics.duration.observe(labels, manifest.durationMs / 1000);
     shared.metrics.sizeBytes.set(labels, manifest.compressedSize);
@@ -65,16 +64,15 @@ export class BackupOutcomes {
     if (stopped?.why === "deleted") return;
     if (stopped?.why === "shutdown") {
       log.info("Backup interrupted by shutdown; the next leader retries it");
-      await updateStatus(
-        this.deps.client,
-        BackupKind,
-        b,
-        (l) =>
+      await updateStatus(this.deps.client, {
+        resource: BackupKind,
+        object: b,
+        compute: (l) =>
           isTerminal(l) ? undefined : interruptedStatus(l, {
             message: `Interrupted: ${stopped.message}; will be retried with the same key`,
             now,
           }),
-      ).catch((err) => log.warn("Cannot record the interruption", { error: err }));
+      }).catch((err) => log.warn("Cannot record the interruption", { error: err }));
       return;
     }
     if (storageFailure(error)) {
@@ -90,12 +88,11 @@ export class BackupOutcomes {
     f.log.warn("Backup failed", { reason: f.reason, error: f.message });
     const now = deps.clock.now();
     const failed = { reason: f.reason, message: f.message, now };
-    await updateStatus(
-      deps.client,
-      BackupKind,
-      b,
-      (l) => isTerminal(l) ? undefined : failedStatus(l, failed),
-    );
+    await updateStatus(deps.client, {
+      resource: BackupKind,
+      object: b,
+      compute: (l) => isTerminal(l) ? undefined : failedStatus(l, failed),
+    });
     this.shared.metrics.failures.inc({ reason: f.reason });
     deps.recorder.emit(b, "Warning", "Failed", f.message);
   }
@@ -106,19 +103,23 @@ export class BackupOutcomes {
     const b = job.backup;
     const now = deps.clock.now();
     let gaveUp = false;
-    await updateStatus(deps.client, BackupKind, b, (l) => {
-      if (isTerminal(l)) return undefined;
-      const decision = storageRetry({
-        status: l.status,
-        failedAt: now,
-        startedAt: job.startedAt,
-        retryForMs: job.storageRetryForMs,
-      });
-      gaveUp = !decision.retry;
-      const outage = { detail, ...decision, retryForMs: job.storageRetryForMs, now };
-      return decision.retry
-        ? storageRetryStatus(l, { ...outage, nextRetryAt: decision.nextRetryAt })
-        : storageFailedStatus(l, outage);
+    await updateStatus(deps.client, {
+      resource: BackupKind,
+      object: b,
+      compute: (l) => {
+        if (isTerminal(l)) return undefined;
+        const decision = storageRetry({
+          status: l.status,
+          failedAt: now,
+          startedAt: job.startedAt,
+          retryForMs: job.storageRetryForMs,
+        });
+        gaveUp = !decision.retry;
+        const outage = { detail, ...decision, retryForMs: job.storageRetryForMs, now };
+        return decision.retry
+          ? storageRetryStatus(l, { ...outage, nextRetryAt: decision.nextRetryAt })
+          : storageFailedStatus(l, outage);
+      },
     });
     if (gaveUp) {
       log.warn("Backup failed: the storage kept failing", { error: detail });

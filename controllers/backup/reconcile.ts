@@ -61,28 +61,37 @@ export function setupBackupController(deps: ControllerDeps, services: BackupServ
       case "requeue":
         return requeueAfter(action.afterMs);
       case "delete":
-        await deps.client.delete(BackupKind, b.metadata.namespace, b.metadata.name, {
+        await deps.client.delete(BackupKind, {
+          namespace: b.metadata.namespace,
+          name: b.metadata.name,
           ...(b.metadata.uid ? { uid: b.metadata.uid } : {}),
         });
         return done;
       case "wait":
-        await updateStatus(deps.client, BackupKind, b, (l) => pendingStatus(l, { ...action, now }));
+        await updateStatus(deps.client, {
+          resource: BackupKind,
+          object: b,
+          compute: (l) => pendingStatus(l, { ...action, now }),
+        });
         return requeueAfter(action.afterMs);
       case "fail":
-        await updateStatus(deps.client, BackupKind, b, (l) => failedStatus(l, { ...action, now }));
+        await updateStatus(deps.client, {
+          resource: BackupKind,
+          object: b,
+          compute: (l) => failedStatus(l, { ...action, now }),
+        });
         shared.metrics.failures.inc({ reason: action.reason });
         deps.recorder.emit(b, "Warning", "Failed", action.message);
         return done;
       case "interrupted": {
-        const recorded = await updateStatus(
-          deps.client,
-          BackupKind,
-          b,
-          (l) =>
+        const recorded = await updateStatus(deps.client, {
+          resource: BackupKind,
+          object: b,
+          compute: (l) =>
             l.status?.phase === "Running" && !shared.runner.has(objectKey(l))
               ? interruptedStatus(l, { message: action.message, now })
               : undefined,
-        );
+        });
         if (recorded) deps.recorder.emit(b, "Warning", "Interrupted", action.message);
         // Status-only changes do not come back through the watch, and a job that just ended
         // leaves the cache a moment behind (Running, but no job here): look again shortly.
@@ -101,12 +110,11 @@ export function setupBackupController(deps: ControllerDeps, services: BackupServ
       namespace: ns,
       clusterName: target.clusterName,
       onWait: (reason, message) =>
-        updateStatus(
-          deps.client,
-          BackupKind,
-          b,
-          (l) => pendingStatus(l, { reason, message, now: deps.clock.now() }),
-        ),
+        updateStatus(deps.client, {
+          resource: BackupKind,
+          object: b,
+          compute: (l) => pendingStatus(l, { reason, message, now: deps.clock.now() }),
+        }),
     });
     const key = objectKey(b);
     const toolDirs = toolDirsOf(services.config);

@@ -43,12 +43,11 @@ export function setupBackupStorageController(
     const provider = storageProvider(obj.spec);
     const outcome = await probe(deps, obj, services);
     const now = deps.clock.now();
-    await updateStatus(
-      deps.client,
-      BackupStorageKind,
-      obj,
-      (latest) => storageStatus(latest, outcome, { provider, now }),
-    );
+    await updateStatus(deps.client, {
+      resource: BackupStorageKind,
+      object: obj,
+      compute: (latest) => storageStatus(latest, outcome, { provider, now }),
+    });
     if (!outcome.ok) {
       deps.logger.warn("Backup storage not usable", {
         storage: key,

@@ -15,7 +15,7 @@ import {
 } from "../runtime/controller.ts";
 import { errorMessage, RetryableError, TerminalError } from "../../lib/errors.ts";
 import { objectKey } from "../runtime/informer.ts";
-import { setFinalizer, updateStatus } from "../runtime/objects.ts";
+import { addFinalizer, removeFinalizer, updateStatus } from "../runtime/objects.ts";
 import { addController, type ControllerDeps } from "../runtime/shared.ts";
 import { observeDatabase } from "../postgres/catalog.ts";
 import { mapPgError, PgExecutor } from "../postgres/execute.ts";
@@ -89,9 +89,13 @@ export function setupDatabaseController(deps: ControllerDeps, services: Services
     }
     if (failure) outcome.failure = { reason: failure.reason, message: failure.message };
     let written: Database["status"] | undefined;
-    await updateStatus(client, DatabaseKind, current, (latest) => {
-      written = computeDatabaseStatus(latest, outcome, { now: new Date(clock.now()) });
-      return written;
+    await updateStatus(client, {
+      resource: DatabaseKind,
+      object: current,
+      compute: (latest) => {
+        written = computeDatabaseStatus(latest, outcome, { now: new Date(clock.now()) });
+        return written;
+      },
     });
     const event = written && readyTransition(db.status, written);
     if (event) recorder.emit(current, event.type, event.reason, event.message);
@@ -134,7 +138,11 @@ export function setupDatabaseController(deps: ControllerDeps, services: Services
     };
     switch (action.kind) {
       case "addFinalizer":
-        return await setFinalizer(client, DatabaseKind, db, FINALIZER, true) as Database;
+        return await addFinalizer(client, {
+          resource: DatabaseKind,
+          object: db,
+          finalizer: FINALIZER,
+        }) as Database;
       case "ensureDatabase":
         await exec().ensureDatabase(action.spec);
         outcome.ensured = true;
@@ -182,7 +190,7 @@ export function setupDatabaseController(deps: ControllerDeps, services: Services
             `Nothing was cleaned up in PostgreSQL: ${action.skippedCleanup.message}`,
           );
         }
-        await setFinalizer(client, DatabaseKind, db, FINALIZER, false);
+        await removeFinalizer(client, { resource: DatabaseKind, object: db, finalizer: FINALIZER });
         return "gone";
     }
   };

@@ -112,8 +112,12 @@ export async function writeState(
   const s = stateSecret(state, { owner: c.user, ownerRef: c.ownerRef, existing });
   const ns = c.user.metadata.namespace;
   return existing
-    ? await c.client.replace<Secret>(SecretResource, ns, s.metadata.name, s)
-    : await c.client.create<Secret>(SecretResource, ns, s);
+    ? await c.client.replace<Secret>(SecretResource, {
+      namespace: ns,
+      name: s.metadata.name,
+      body: s,
+    })
+    : await c.client.create<Secret>(SecretResource, { namespace: ns, body: s });
 }
 
 /** Records a new password as pending. Nothing reaches PostgreSQL before this write returns. */

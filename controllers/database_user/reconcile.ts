@@ -15,7 +15,7 @@ import { ConflictError, errorMessage, RetryableError, TerminalError } from "../.
 import { objectKey } from "../runtime/informer.ts";
 import { SecretResource } from "../runtime/kube.ts";
 import type { Logger } from "../../lib/log.ts";
-import { hasFinalizer, setFinalizer, updateStatus } from "../runtime/objects.ts";
+import { addFinalizer, hasFinalizer, removeFinalizer, updateStatus } from "../runtime/objects.ts";
 import { addController, type ControllerDeps } from "../runtime/shared.ts";
 import { clusterChangeMatters } from "../services/cluster_changes.ts";
 import { adoptionConsent } from "../services/adoption.ts";
@@ -99,7 +99,11 @@ export function setupDatabaseUserController(deps: ControllerDeps, services: Serv
       ...(ns ? { namespace: ns } : {}),
     });
     // The finalizer goes on before the first statement that changes the server.
-    user = await setFinalizer(client, DatabaseUserKind, user, FINALIZER, true) as DatabaseUser;
+    user = await addFinalizer(client, {
+      resource: DatabaseUserKind,
+      object: user,
+      finalizer: FINALIZER,
+    }) as DatabaseUser;
     const exec = new PgExecutor(resolved.pool, { logger: log, signal });
     const c: CredentialsContext = {
       user,
@@ -122,10 +126,13 @@ export function setupDatabaseUserController(deps: ControllerDeps, services: Serv
     const wanted = secretTargets(user, targets);
     const existing = new Map<string, Secret>();
     for (const w of wanted) {
-      const s = await client.find<Secret>(SecretResource, ns, w.name);
+      const s = await client.find<Secret>(SecretResource, { namespace: ns, name: w.name });
       if (s) existing.set(w.name, s);
     }
-    let stateObj = await client.find<Secret>(SecretResource, ns, stateSecretName(user));
+    let stateObj = await client.find<Secret>(SecretResource, {
+      namespace: ns,
+      name: stateSecretName(user),
+    });
     if (stateObj && !isOurs(stateObj, user)) {
       throw new RetryableError(
         "SecretConflict",
@@ -239,11 +246,15 @@ export function setupDatabaseUserController(deps: ControllerDeps, services: Serv
     for (const a of actions) {
       if (a.kind === "conflict") conflicts.push(a);
       else if (a.kind === "delete") {
-        await client.delete(SecretResource, ns, a.name, { uid: a.uid });
+        await client.delete(SecretResource, { namespace: ns, name: a.name, uid: a.uid });
       } else if (a.create) {
-        await client.create(SecretResource, ns, a.secret);
+        await client.create(SecretResource, { namespace: ns, body: a.secret });
       } else {
-        await client.replace(SecretResource, ns, a.secret.metadata.name, a.secret);
+        await client.replace(SecretResource, {
+          namespace: ns,
+          name: a.secret.metadata.name,
+          body: a.secret,
+        });
       }
     }
     if (conflicts.length) {
@@ -276,11 +287,17 @@ export function setupDatabaseUserController(deps: ControllerDeps, services: Serv
     }
     // No garbage collector is assumed: the Secrets go with the user explicitly.
     for (const s of ownedSecrets(user)) {
-      await client.delete(SecretResource, s.metadata.namespace, s.metadata.name, {
+      await client.delete(SecretResource, {
+        namespace: s.metadata.namespace,
+        name: s.metadata.name,
         ...(s.metadata.uid ? { uid: s.metadata.uid } : {}),
       });
     }
-    await setFinalizer(client, DatabaseUserKind, user, FINALIZER, false);
+    await removeFinalizer(client, {
+      resource: DatabaseUserKind,
+      object: user,
+      finalizer: FINALIZER,
+    });
     return done;
   };
 
@@ -288,13 +305,17 @@ export function setupDatabaseUserController(deps: ControllerDeps, services: Serv
     user: DatabaseUser,
     input: Omit<StatusInput, "entries" | "username" | "now">,
   ) =>
-    updateStatus(client, DatabaseUserKind, user, (latest) =>
-      computeStatus(latest, {
-        ...input,
-        entries: databaseEntries(latest),
-        username: usernameOf(latest),
-        now: clock.now(),
-      }));
+    updateStatus(client, {
+      resource: DatabaseUserKind,
+      object: user,
+      compute: (latest) =>
+        computeStatus(latest, {
+          ...input,
+          entries: databaseEntries(latest),
+          username: usernameOf(latest),
+          now: clock.now(),
+        }),
+    });
 
   const reconcile = async (
     key: string,

@@ -85,9 +85,13 @@ export function setupDBClusterController(
     checked.set(key, { ...inputs, at: now });
     const before = cluster.status?.phase;
     let written: DBCluster["status"] | undefined;
-    await updateStatus(client, DBClusterKind, cluster, (latest) => {
-      written = clusterStatus(latest, outcome, clock.now());
-      return written;
+    await updateStatus(client, {
+      resource: DBClusterKind,
+      object: cluster,
+      compute: (latest) => {
+        written = clusterStatus(latest, outcome, clock.now());
+        return written;
+      },
     });
     if (outcome.ok) {
       const iso = outcome.isolation;

@@ -15,7 +15,13 @@ import {
 } from "../runtime/controller.ts";
 import { errorMessage, RetryableError, TerminalError } from "../../lib/errors.ts";
 import { MERGE_PATCH, SecretResource } from "../runtime/kube.ts";
-import { isOwnedBy, ownerRef, setFinalizer, updateStatus } from "../runtime/objects.ts";
+import {
+  addFinalizer,
+  isOwnedBy,
+  ownerRef,
+  removeFinalizer,
+  updateStatus,
+} from "../runtime/objects.ts";
 import { addController, type ControllerDeps } from "../runtime/shared.ts";
 import { adoptionConsent, NO_CLUSTER_CONSENT } from "../services/adoption.ts";
 import { secretData as decodeSecret, serverFromLibpqEnv } from "../services/resolver.ts";
@@ -72,7 +78,10 @@ export function setupPostgresDatabaseController(
     const ns = p.metadata.namespace ?? "";
     const secretName = p.spec.targetSecret.name;
     // observe
-    const rawSecret = await client.find<Secret>(SecretResource, ns, secretName);
+    const rawSecret = await client.find<Secret>(SecretResource, {
+      namespace: ns,
+      name: secretName,
+    });
     const readers = [
       ...referencedBy("DBCluster", clusters.list(), { namespace: ns, name: secretName }),
       ...referencedBy("BackupStorage", storages.list(), { namespace: ns, name: secretName }),
@@ -158,9 +167,13 @@ export function setupPostgresDatabaseController(
     if (failure) outcome.failure = { reason: failure.reason, message: failure.message };
     // status
     let written: PostgresDatabase["status"] | undefined;
-    await updateStatus(client, PostgresDatabaseKind, current, (latest) => {
-      written = computePgdbStatus(latest, outcome, { now: new Date(clock.now()) });
-      return written;
+    await updateStatus(client, {
+      resource: PostgresDatabaseKind,
+      object: current,
+      compute: (latest) => {
+        written = computePgdbStatus(latest, outcome, { now: new Date(clock.now()) });
+        return written;
+      },
     });
     const before = p.status?.conditions?.find((c) => c.type === "Ready");
     const after = written?.conditions?.find((c) => c.type === "Ready");
@@ -214,13 +227,11 @@ export function setupPostgresDatabaseController(
     };
     switch (action.kind) {
       case "addFinalizer":
-        return await setFinalizer(
-          client,
-          PostgresDatabaseKind,
-          p,
-          FINALIZER,
-          true,
-        ) as PostgresDatabase;
+        return await addFinalizer(client, {
+          resource: PostgresDatabaseKind,
+          object: p,
+          finalizer: FINALIZER,
+        }) as PostgresDatabase;
       case "ensureDatabase":
         await exec().ensureDatabase(action.spec);
         return p;
@@ -257,19 +268,27 @@ export function setupPostgresDatabaseController(
           ownerReferences: [ownerRef(p)],
         };
         if (action.create) {
-          await client.create(SecretResource, ns, {
-            apiVersion: "v1",
-            kind: "Secret",
-            metadata: { name: p.spec.targetSecret.name, namespace: ns, ...metadata },
-            type: "Opaque",
-            data,
+          await client.create(SecretResource, {
+            namespace: ns,
+            body: {
+              apiVersion: "v1",
+              kind: "Secret",
+              metadata: { name: p.spec.targetSecret.name, namespace: ns, ...metadata },
+              type: "Opaque",
+              data,
+            },
           });
         } else {
           // A patch in place: the Secret keeps its uid and never disappears for its readers.
-          await client.patch(SecretResource, ns, p.spec.targetSecret.name, {
-            metadata: { ...metadata, resourceVersion: o.secret?.metadata.resourceVersion },
-            data,
-          }, { contentType: MERGE_PATCH });
+          await client.patch(SecretResource, {
+            namespace: ns,
+            name: p.spec.targetSecret.name,
+            body: {
+              metadata: { ...metadata, resourceVersion: o.secret?.metadata.resourceVersion },
+              data,
+            },
+            contentType: MERGE_PATCH,
+          });
         }
         if (run.rotated) {
           recorder.emit(
@@ -284,12 +303,18 @@ export function setupPostgresDatabaseController(
         return p;
       }
       case "deleteSecret":
-        await client.delete(SecretResource, ns, action.name, {
+        await client.delete(SecretResource, {
+          namespace: ns,
+          name: action.name,
           ...(o.secret?.metadata.uid ? { uid: o.secret.metadata.uid } : {}),
         });
         return p;
       case "removeFinalizer":
-        await setFinalizer(client, PostgresDatabaseKind, p, FINALIZER, false);
+        await removeFinalizer(client, {
+          resource: PostgresDatabaseKind,
+          object: p,
+          finalizer: FINALIZER,
+        });
         return "gone";
     }
   };

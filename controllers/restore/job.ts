@@ -137,12 +137,16 @@ export async function runRestoreJob(
       signal,
       clock: deps.clock,
       onWaiting: async (position) => {
-        await updateStatus(deps.client, RestoreKind, r, (l) =>
-          pendingRestoreStatus(l, {
-            reason: "WaitingForSlot",
-            message: `Waiting for a backup slot (position ${position} in queue)`,
-            now: now(),
-          }));
+        await updateStatus(deps.client, {
+          resource: RestoreKind,
+          object: r,
+          compute: (l) =>
+            pendingRestoreStatus(l, {
+              reason: "WaitingForSlot",
+              message: `Waiting for a backup slot (position ${position} in queue)`,
+              now: now(),
+            }),
+        });
       },
     });
   } catch (e) {
@@ -150,21 +154,24 @@ export async function runRestoreJob(
     return;
   }
   try {
-    const latest = await deps.client.find<Restore>(
-      RestoreKind,
-      r.metadata.namespace,
-      r.metadata.name,
-    );
+    const latest = await deps.client.find<Restore>(RestoreKind, {
+      namespace: r.metadata.namespace,
+      name: r.metadata.name,
+    });
     if (!latest || latest.metadata.uid !== r.metadata.uid) return;
     if (latest.status?.phase === "Completed" || latest.status?.phase === "Failed") return;
-    await updateStatus(deps.client, RestoreKind, latest, (l) =>
-      runningRestoreStatus(l, {
-        attempt: job.target.attempt,
-        source: job.target.source,
-        clusterName: job.target.clusterName,
-        databaseName: job.target.databaseName,
-        now: now(),
-      }));
+    await updateStatus(deps.client, {
+      resource: RestoreKind,
+      object: latest,
+      compute: (l) =>
+        runningRestoreStatus(l, {
+          attempt: job.target.attempt,
+          source: job.target.source,
+          clusterName: job.target.clusterName,
+          databaseName: job.target.databaseName,
+          now: now(),
+        }),
+    });
     deps.recorder.emit(
       latest,
       "Normal",
@@ -297,11 +304,7 @@ async function checkManifest(
   const grant = restores?.crossNamespace;
   let labels: Record<string, string> = {};
   if (needsLabels(grant)) {
-    const n = await deps.client.find<KubeObject<unknown, unknown>>(
-      NamespaceResource,
-      undefined,
-      ns,
-    );
+    const n = await deps.client.find<KubeObject<unknown, unknown>>(NamespaceResource, { name: ns });
     labels = n?.metadata.labels ?? {};
   }
   const decision = checkTrust({
@@ -346,14 +349,18 @@ async function finish(
     o.log.warn("Cannot drop the replaced database yet", { error: errorMessage(e) })
   );
   const now = deps.clock.now();
-  await updateStatus(deps.client, RestoreKind, job.restore, (l) =>
-    completedRestoreStatus(l, {
-      sha256: o.outcome.sha256,
-      bytesRead: o.outcome.storedBytes,
-      durationMs: o.outcome.durationMs,
-      database: target.databaseName,
-      now,
-    }));
+  await updateStatus(deps.client, {
+    resource: RestoreKind,
+    object: job.restore,
+    compute: (l) =>
+      completedRestoreStatus(l, {
+        sha256: o.outcome.sha256,
+        bytesRead: o.outcome.storedBytes,
+        durationMs: o.outcome.durationMs,
+        database: target.databaseName,
+        now,
+      }),
+  });
   shared.metrics.restores.inc({ result: "Completed" });
   shared.metrics.restoreDuration.observe(o.outcome.durationMs / 1000);
   deps.recorder.emit(
@@ -376,7 +383,10 @@ async function touchDependents(deps: ControllerDeps, db: Database, log: Logger):
   const at = kubeTime(deps.clock.now());
   const annotate = { metadata: { annotations: { [RESTORED_AT_ANNOTATION]: at } } };
   try {
-    await deps.client.patch(DatabaseKind, ns, db.metadata.name, annotate, {
+    await deps.client.patch(DatabaseKind, {
+      namespace: ns,
+      name: db.metadata.name,
+      body: annotate,
       contentType: MERGE_PATCH,
     });
     const users = await deps.client.list<DatabaseUser>(DatabaseUserKind, {});
@@ -387,7 +397,10 @@ async function touchDependents(deps: ControllerDeps, db: Database, log: Logger):
         !refers(s.databaseRef, own) && !refers(s.database, own) &&
         !(s.databases ?? []).some((d) => refers(d, own))
       ) continue;
-      await deps.client.patch(DatabaseUserKind, own, u.metadata.name, annotate, {
+      await deps.client.patch(DatabaseUserKind, {
+        namespace: own,
+        name: u.metadata.name,
+        body: annotate,
         contentType: MERGE_PATCH,
       });
     }
@@ -410,11 +423,10 @@ async function stopped(
   if (why?.why === "deleted") return;
   if (why?.why === "shutdown") {
     log.info("Restore interrupted by shutdown; the next leader retries it");
-    await updateStatus(
-      deps.client,
-      RestoreKind,
-      r,
-      (l) =>
+    await updateStatus(deps.client, {
+      resource: RestoreKind,
+      object: r,
+      compute: (l) =>
         l.status?.phase === "Completed" || l.status?.phase === "Failed"
           ? undefined
           : pendingRestoreStatus(l, {
@@ -422,30 +434,28 @@ async function stopped(
             message: `Interrupted: ${why.message}; will be retried`,
             now,
           }),
-    ).catch(() => {});
+    }).catch(() => {});
     return;
   }
   const { reason, message } = restoreFailure(e);
   if (reason === "ClusterNotReady") {
     // The server is unreachable: not the dump's fault; retry through the controller's backoff.
-    await updateStatus(
-      deps.client,
-      RestoreKind,
-      r,
-      (l) => pendingRestoreStatus(l, { reason, message, now }),
-    ).catch(() => {});
+    await updateStatus(deps.client, {
+      resource: RestoreKind,
+      object: r,
+      compute: (l) => pendingRestoreStatus(l, { reason, message, now }),
+    }).catch(() => {});
     return;
   }
   log.warn("Restore failed", { reason, error: message });
-  await updateStatus(
-    deps.client,
-    RestoreKind,
-    r,
-    (l) =>
+  await updateStatus(deps.client, {
+    resource: RestoreKind,
+    object: r,
+    compute: (l) =>
       l.status?.phase === "Completed"
         ? undefined
         : failedRestoreStatus(l, { reason, message, now }),
-  );
+  });
   shared.metrics.restores.inc({ result: reason });
   deps.recorder.emit(r, "Warning", "Failed", message);
 }

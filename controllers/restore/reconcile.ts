@@ -21,7 +21,7 @@ import {
 } from "../runtime/controller.ts";
 import { RetryableError } from "../../lib/errors.ts";
 import { objectKey } from "../runtime/informer.ts";
-import { hasFinalizer, setFinalizer, updateStatus } from "../runtime/objects.ts";
+import { addFinalizer, hasFinalizer, removeFinalizer, updateStatus } from "../runtime/objects.ts";
 import { PgExecutor } from "../postgres/execute.ts";
 import { RestoreTargetExecutor } from "../postgres/restore_target.ts";
 import { addController, type ControllerDeps } from "../runtime/shared.ts";
@@ -73,20 +73,18 @@ export function setupRestoreController(
       case "none":
         return done;
       case "wait":
-        await updateStatus(
-          deps.client,
-          RestoreKind,
-          r,
-          (l) => pendingRestoreStatus(l, { ...action, now }),
-        );
+        await updateStatus(deps.client, {
+          resource: RestoreKind,
+          object: r,
+          compute: (l) => pendingRestoreStatus(l, { ...action, now }),
+        });
         return requeueAfter(action.afterMs);
       case "fail":
-        await updateStatus(
-          deps.client,
-          RestoreKind,
-          r,
-          (l) => failedRestoreStatus(l, { ...action, now }),
-        );
+        await updateStatus(deps.client, {
+          resource: RestoreKind,
+          object: r,
+          compute: (l) => failedRestoreStatus(l, { ...action, now }),
+        });
         shared.metrics.restores.inc({ result: action.reason });
         deps.recorder.emit(r, "Warning", "Failed", action.message);
         return done;
@@ -119,7 +117,11 @@ export function setupRestoreController(
         );
       }
     }
-    await setFinalizer(deps.client, RestoreKind, r, RESTORE_FINALIZER, false);
+    await removeFinalizer(deps.client, {
+      resource: RestoreKind,
+      object: r,
+      finalizer: RESTORE_FINALIZER,
+    });
   };
 
   // One restore at a time per target database: two swaps into one database would race.
@@ -130,12 +132,17 @@ export function setupRestoreController(
     const where = JSON.stringify([target.clusterName, target.databaseName]);
     const other = busy.get(where);
     if (other !== undefined && other !== objectKey(r)) {
-      await updateStatus(deps.client, RestoreKind, r, (l) =>
-        pendingRestoreStatus(l, {
-          reason: "TargetBusy",
-          message: `Waiting for Restore ${other} into database "${target.databaseName}" to finish`,
-          now: deps.clock.now(),
-        }));
+      await updateStatus(deps.client, {
+        resource: RestoreKind,
+        object: r,
+        compute: (l) =>
+          pendingRestoreStatus(l, {
+            reason: "TargetBusy",
+            message:
+              `Waiting for Restore ${other} into database "${target.databaseName}" to finish`,
+            now: deps.clock.now(),
+          }),
+      });
       return requeueAfter(WAIT_RECHECK_MS);
     }
     const storage = storages.get(target.source.storageName)!;
@@ -145,18 +152,21 @@ export function setupRestoreController(
       namespace: ns,
       clusterName: target.clusterName,
       onWait: (reason, message) =>
-        updateStatus(
-          deps.client,
-          RestoreKind,
-          r,
-          (l) => pendingRestoreStatus(l, { reason, message, now: deps.clock.now() }),
-        ),
+        updateStatus(deps.client, {
+          resource: RestoreKind,
+          object: r,
+          compute: (l) => pendingRestoreStatus(l, { reason, message, now: deps.clock.now() }),
+        }),
     });
     const key = objectKey(r);
     const toolDirs = toolDirsOf(services.config);
     // Before the job makes anything on the server: it is cleaned up even if the Restore is
     // deleted while this process is down.
-    const owned = await setFinalizer(deps.client, RestoreKind, r, RESTORE_FINALIZER, true);
+    const owned = await addFinalizer(deps.client, {
+      resource: RestoreKind,
+      object: r,
+      finalizer: RESTORE_FINALIZER,
+    });
     const started = shared.runner.start(
       `restore:${key}`,
       (signal) =>

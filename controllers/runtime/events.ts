@@ -75,39 +75,49 @@ export class KubeEventRecorder implements EventRecorder {
     if (seen && now - seen.lastAt < 600_000) {
       seen.count++;
       seen.lastAt = now;
-      await this.client.patch(EventResource, seen.namespace, seen.name, {
-        count: seen.count,
-        lastTimestamp: ts,
-      }, { contentType: MERGE_PATCH });
+      await this.client.patch(EventResource, {
+        namespace: seen.namespace,
+        name: seen.name,
+        body: {
+          count: seen.count,
+          lastTimestamp: ts,
+        },
+        contentType: MERGE_PATCH,
+      });
       return;
     }
     const name = `${obj.metadata.name}.${now.toString(16)}${
       Math.floor(Math.random() * 0xffff).toString(16)
     }`;
-    await this.client.create(EventResource, namespace, {
-      apiVersion: "v1",
-      kind: "Event",
-      metadata: { name, namespace },
-      involvedObject: {
-        apiVersion: obj.apiVersion,
-        kind: obj.kind,
-        name: obj.metadata.name,
-        ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}),
-        ...(obj.metadata.uid ? { uid: obj.metadata.uid } : {}),
-        ...(obj.metadata.resourceVersion ? { resourceVersion: obj.metadata.resourceVersion } : {}),
+    await this.client.create(EventResource, {
+      namespace,
+      body: {
+        apiVersion: "v1",
+        kind: "Event",
+        metadata: { name, namespace },
+        involvedObject: {
+          apiVersion: obj.apiVersion,
+          kind: obj.kind,
+          name: obj.metadata.name,
+          ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}),
+          ...(obj.metadata.uid ? { uid: obj.metadata.uid } : {}),
+          ...(obj.metadata.resourceVersion
+            ? { resourceVersion: obj.metadata.resourceVersion }
+            : {}),
+        },
+        type,
+        reason,
+        message: message.slice(0, 1024),
+        source: {
+          component: this.opts.component ?? "dbtether",
+          ...(this.opts.host ? { host: this.opts.host } : {}),
+        },
+        reportingComponent: this.opts.component ?? "dbtether",
+        reportingInstance: this.opts.host ?? "dbtether",
+        firstTimestamp: ts,
+        lastTimestamp: ts,
+        count: 1,
       },
-      type,
-      reason,
-      message: message.slice(0, 1024),
-      source: {
-        component: this.opts.component ?? "dbtether",
-        ...(this.opts.host ? { host: this.opts.host } : {}),
-      },
-      reportingComponent: this.opts.component ?? "dbtether",
-      reportingInstance: this.opts.host ?? "dbtether",
-      firstTimestamp: ts,
-      lastTimestamp: ts,
-      count: 1,
     });
     this.#seen.set(key, { name, namespace, count: 1, first: ts, lastAt: now });
     if (this.#seen.size > 5000) this.#seen.delete(this.#seen.keys().next().value!);

@@ -73,7 +73,7 @@ const METADATA_LIST =
 const METADATA_ONE =
   "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json";
 
-export interface ListOptions {
+export interface ListOptions extends CallOptions {
   namespace?: string;
   metadataOnly?: boolean;
   labelSelector?: string;
@@ -116,10 +116,49 @@ export const APPLY_PATCH = "application/apply-patch+yaml";
 /** The field manager name our writes carry (server-side apply and managedFields). */
 export const FIELD_MANAGER = "dbtether";
 
-/** Per-call options of single-object requests. */
+/** Per-call options of every request. */
 export interface CallOptions {
   /** Aborts the request (it rejects with the signal's reason). */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
+}
+
+/** Which object: its namespace (absent for cluster-scoped kinds) and name. */
+export interface ObjectRef {
+  namespace?: string | undefined;
+  name: string;
+}
+
+/** A read of one object. */
+export type ObjectRequest = ObjectRef & CallOptions;
+
+/** A create: the namespace (absent for cluster-scoped kinds) and the object. */
+export interface CreateRequest extends CallOptions {
+  namespace?: string | undefined;
+  body: unknown;
+}
+
+/** A PUT or apply of one object. */
+export interface WriteRequest extends ObjectRequest {
+  body: unknown;
+}
+
+/** A PATCH of one object or one of its subresources. */
+export interface PatchRequest extends WriteRequest {
+  /** Default JSON merge patch. */
+  contentType?: string;
+  subresource?: string;
+}
+
+/** A delete of one object. */
+export interface DeleteRequest extends ObjectRequest {
+  /** Delete only the object with this uid (a precondition). */
+  uid?: string | undefined;
+  propagationPolicy?: "Background" | "Foreground" | "Orphan";
+}
+
+/** `{ signal }` when there is one (exactOptionalPropertyTypes forbids an explicit undefined). */
+function signalOf(o: CallOptions): { signal?: AbortSignal } {
+  return o.signal ? { signal: o.signal } : {};
 }
 
 export interface KubeClientOptions {
@@ -165,23 +204,15 @@ export class KubeClient {
     return p;
   }
 
-  async get<T>(
-    res: Resource,
-    namespace: string | undefined,
-    name: string,
-    opts: CallOptions = {},
-  ): Promise<T> {
-    return await this.request<T>("GET", this.path(res, namespace, name), opts);
+  /** Reads one object. */
+  async get<T>(res: Resource, o: ObjectRequest): Promise<T> {
+    return await this.request<T>("GET", this.path(res, o.namespace, o.name), signalOf(o));
   }
 
   /** Like get, but undefined when the object does not exist. */
-  async find<T>(
-    res: Resource,
-    namespace: string | undefined,
-    name: string,
-  ): Promise<T | undefined> {
+  async find<T>(res: Resource, o: ObjectRequest): Promise<T | undefined> {
     try {
-      return await this.get<T>(res, namespace, name);
+      return await this.get<T>(res, o);
     } catch (e) {
       if (e instanceof NotFoundError) return undefined;
       throw e;
@@ -191,6 +222,7 @@ export class KubeClient {
   async list<T>(res: Resource, opts: ListOptions = {}): Promise<ListResult<T>> {
     return await this.request<ListResult<T>>("GET", this.path(res, opts.namespace), {
       ...(opts.metadataOnly ? { accept: METADATA_LIST } : {}),
+      ...signalOf(opts),
       query: {
         labelSelector: opts.labelSelector,
         fieldSelector: opts.fieldSelector,
@@ -200,86 +232,63 @@ export class KubeClient {
     });
   }
 
-  async create<T>(
-    res: Resource,
-    namespace: string | undefined,
-    obj: unknown,
-    opts: CallOptions = {},
-  ): Promise<T> {
-    return await this.request<T>("POST", this.path(res, namespace), {
-      ...opts,
-      body: obj,
+  /** POST: fails with AlreadyExistsError when the name is taken. */
+  async create<T>(res: Resource, o: CreateRequest): Promise<T> {
+    return await this.request<T>("POST", this.path(res, o.namespace), {
+      ...signalOf(o),
+      body: o.body,
       query: { fieldManager: FIELD_MANAGER },
     });
   }
 
-  /** PUT: fails with ConflictError when `obj.metadata.resourceVersion` is stale. */
-  async replace<T>(
-    res: Resource,
-    namespace: string | undefined,
-    name: string,
-    obj: unknown,
-    opts: CallOptions = {},
-  ): Promise<T> {
-    return await this.request<T>("PUT", this.path(res, namespace, name), {
-      ...opts,
-      body: obj,
+  /** PUT: fails with ConflictError when `body.metadata.resourceVersion` is stale. */
+  async replace<T>(res: Resource, o: WriteRequest): Promise<T> {
+    return await this.request<T>("PUT", this.path(res, o.namespace, o.name), {
+      ...signalOf(o),
+      body: o.body,
       query: { fieldManager: FIELD_MANAGER },
     });
   }
 
-  async replaceStatus<T>(
-    res: Resource,
-    namespace: string | undefined,
-    name: string,
-    obj: unknown,
-  ): Promise<T> {
-    return await this.request<T>("PUT", this.path(res, namespace, name, "status"), {
-      body: obj,
+  /** PUT to the status subresource; ConflictError on a stale resourceVersion. */
+  async replaceStatus<T>(res: Resource, o: WriteRequest): Promise<T> {
+    return await this.request<T>("PUT", this.path(res, o.namespace, o.name, "status"), {
+      ...signalOf(o),
+      body: o.body,
       query: { fieldManager: FIELD_MANAGER },
     });
   }
 
-  async patch<T>(
-    res: Resource,
-    namespace: string | undefined,
-    name: string,
-    patch: unknown,
-    opts: { contentType?: string; subresource?: string } = {},
-  ): Promise<T> {
-    return await this.request<T>("PATCH", this.path(res, namespace, name, opts.subresource), {
-      body: patch,
-      contentType: opts.contentType ?? MERGE_PATCH,
+  /** PATCH with `contentType` (default JSON merge patch), optionally of a subresource. */
+  async patch<T>(res: Resource, o: PatchRequest): Promise<T> {
+    return await this.request<T>("PATCH", this.path(res, o.namespace, o.name, o.subresource), {
+      ...signalOf(o),
+      body: o.body,
+      contentType: o.contentType ?? MERGE_PATCH,
       query: { fieldManager: FIELD_MANAGER },
     });
   }
 
   /** Server-side apply with our field manager, forcing ownership of the fields we set. */
-  async apply<T>(
-    res: Resource,
-    namespace: string | undefined,
-    name: string,
-    obj: unknown,
-  ): Promise<T> {
-    return await this.request<T>("PATCH", this.path(res, namespace, name), {
-      body: obj,
+  async apply<T>(res: Resource, o: WriteRequest): Promise<T> {
+    return await this.request<T>("PATCH", this.path(res, o.namespace, o.name), {
+      ...signalOf(o),
+      body: o.body,
       contentType: APPLY_PATCH,
       query: { fieldManager: FIELD_MANAGER, force: true },
     });
   }
 
-  /** Deletes; a missing object is not an error. */
-  async delete(
-    res: Resource,
-    namespace: string | undefined,
-    name: string,
-    opts: { uid?: string; propagationPolicy?: "Background" | "Foreground" | "Orphan" } = {},
-  ): Promise<void> {
+  /** Deletes; a missing object is not an error. `uid` makes it a precondition. */
+  async delete(res: Resource, o: DeleteRequest): Promise<void> {
     const body: Record<string, unknown> = { apiVersion: "v1", kind: "DeleteOptions" };
-    if (opts.uid) body.preconditions = { uid: opts.uid };
-    if (opts.propagationPolicy) body.propagationPolicy = opts.propagationPolicy;
+    if (o.uid) body.preconditions = { uid: o.uid };
+    if (o.propagationPolicy) body.propagationPolicy = o.propagationPolicy;
     try {
-      await this.request("DELETE", this.path(res, namespace, name), { body });
+      await this.request("DELETE", this.path(res, o.namespace, o.name), {
+        ...signalOf(o),
+        body,
+      });
     } catch (e) {
       if (e instanceof NotFoundError) return;
       throw e;

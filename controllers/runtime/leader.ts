@@ -138,15 +138,20 @@ export class LeaderElector {
     this.fence.close("the leader lease was released");
     const lease = this.#lease;
     try {
-      await this.#o.client.replace(LeaseResource, this.#o.namespace, this.#o.name, {
-        ...lease,
-        spec: {
-          ...lease.spec,
-          holderIdentity: null,
-          leaseDurationSeconds: 1,
-          renewTime: kubeMicroTime(this.#o.clock.now()),
+      await this.#o.client.replace(LeaseResource, {
+        namespace: this.#o.namespace,
+        name: this.#o.name,
+        body: {
+          ...lease,
+          spec: {
+            ...lease.spec,
+            holderIdentity: null,
+            leaseDurationSeconds: 1,
+            renewTime: kubeMicroTime(this.#o.clock.now()),
+          },
         },
-      }, { signal: AbortSignal.timeout(this.#o.renewDeadlineMs) });
+        signal: AbortSignal.timeout(this.#o.renewDeadlineMs),
+      });
       this.#o.logger.info("Released the leader lease");
     } catch (e) {
       this.#o.logger.warn("Cannot release the leader lease", { error: errorMessage(e) });
@@ -165,16 +170,20 @@ export class LeaderElector {
     try {
       let lease: Lease;
       try {
-        lease = await client.get<Lease>(LeaseResource, namespace, name, { signal });
+        lease = await client.get<Lease>(LeaseResource, { namespace, name, signal });
       } catch (e) {
         if (!(e instanceof NotFoundError)) throw e;
         const sent = this.fence.stamp();
-        this.#lease = await client.create<Lease>(LeaseResource, namespace, {
-          apiVersion: "coordination.k8s.io/v1",
-          kind: "Lease",
-          metadata: { name, namespace },
-          spec: this.#desired(sent, 0),
-        }, { signal });
+        this.#lease = await client.create<Lease>(LeaseResource, {
+          namespace,
+          body: {
+            apiVersion: "coordination.k8s.io/v1",
+            kind: "Lease",
+            metadata: { name, namespace },
+            spec: this.#desired(sent, 0),
+          },
+          signal,
+        });
         return this.#won(sent);
       }
       const seenAt = this.#o.clock.now();
@@ -200,10 +209,15 @@ export class LeaderElector {
           leaseDurationSeconds: Math.ceil(this.#o.leaseDurationMs / 1000),
         }
         : this.#desired(sent, (lease.spec.leaseTransitions ?? 0) + (holder ? 1 : 0));
-      this.#lease = await client.replace<Lease>(LeaseResource, namespace, name, {
-        ...lease,
-        spec,
-      }, { signal });
+      this.#lease = await client.replace<Lease>(LeaseResource, {
+        namespace,
+        name,
+        body: {
+          ...lease,
+          spec,
+        },
+        signal,
+      });
       return this.#won(sent);
     } catch (e) {
       if (!(e instanceof ConflictError || e instanceof AlreadyExistsError)) {

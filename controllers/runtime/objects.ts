@@ -24,6 +24,16 @@ function asReconciledView<O extends KubeObject<unknown, unknown>>(
   return { ...reconciled, status: current.status } as AsReconciled<O>;
 }
 
+/** A status write: the object as reconciled, and the status computed from the latest copy. */
+export interface StatusUpdate<O extends KubeObject<unknown, unknown>> {
+  resource: Resource;
+  /** The object exactly as the reconcile acted on it. */
+  object: O;
+  /** The next status from a view of the latest object; undefined writes nothing. */
+  compute: (view: AsReconciled<O>) => O["status"] | undefined;
+  signal?: AbortSignal | undefined;
+}
+
 /**
  * Writes `status` computed for `reconciled`, the object as the reconcile read it and acted on it.
  * `compute` returns the desired status, or undefined to write nothing. A 409 re-reads the object
@@ -34,28 +44,33 @@ function asReconciledView<O extends KubeObject<unknown, unknown>>(
  */
 export async function updateStatus<O extends KubeObject<unknown, unknown>>(
   client: KubeClient,
-  res: Resource,
-  reconciled: O,
-  compute: (view: AsReconciled<O>) => O["status"] | undefined,
+  o: StatusUpdate<O>,
 ): Promise<boolean> {
+  const { resource: res, object: reconciled, compute } = o;
+  const signal = o.signal ? { signal: o.signal } : {};
   const { namespace, name } = reconciled.metadata;
   let current = reconciled;
   for (let attempt = 0; attempt < 5; attempt++) {
     const next = compute(asReconciledView(reconciled, current));
     if (next === undefined || jsonEqual(next, current.status)) return false;
     try {
-      await client.replaceStatus(res, namespace, name, {
-        ...reconciled,
-        // The status subresource ignores everything but the status; the write is guarded by
-        // the resourceVersion of the object whose status `next` builds on.
-        metadata: { ...reconciled.metadata, resourceVersion: current.metadata.resourceVersion },
-        status: next,
+      await client.replaceStatus(res, {
+        ...signal,
+        namespace,
+        name,
+        body: {
+          ...reconciled,
+          // The status subresource ignores everything but the status; the write is guarded by
+          // the resourceVersion of the object whose status `next` builds on.
+          metadata: { ...reconciled.metadata, resourceVersion: current.metadata.resourceVersion },
+          status: next,
+        },
       });
       return true;
     } catch (e) {
       if (e instanceof NotFoundError) return false;
       if (!(e instanceof ConflictError)) throw e;
-      current = await client.get<O>(res, namespace, name);
+      current = await client.get<O>(res, { namespace, name, ...signal });
       if (current.metadata.uid !== reconciled.metadata.uid) return false;
     }
   }
@@ -68,17 +83,40 @@ export function hasFinalizer(obj: KubeObject<unknown, unknown>, f: string): bool
   return obj.metadata.finalizers?.includes(f) ?? false;
 }
 
+/** Which finalizer on which object. */
+export interface FinalizerChange<O extends KubeObject<unknown, unknown>> {
+  resource: Resource;
+  object: O;
+  finalizer: string;
+  signal?: AbortSignal | undefined;
+}
+
+/** Adds `finalizer` (before the first external side effect); returns the patched object. */
+export async function addFinalizer<O extends KubeObject<unknown, unknown>>(
+  client: KubeClient,
+  o: FinalizerChange<O>,
+): Promise<O> {
+  return await setFinalizer(client, o, true) as O;
+}
+
+/** Removes `finalizer` (once cleanup is done); a deleted object is not an error. */
+export async function removeFinalizer<O extends KubeObject<unknown, unknown>>(
+  client: KubeClient,
+  o: FinalizerChange<O>,
+): Promise<O> {
+  return await setFinalizer(client, o, false) as O;
+}
+
 /**
- * Adds or removes a finalizer with a JSON patch guarded by a `test` of the current list, so a
+ * Adds or removes a finalizer with a merge patch guarded by the object's resourceVersion, so a
  * concurrent change fails with a conflict instead of being overwritten.
  */
-export async function setFinalizer(
+async function setFinalizer(
   client: KubeClient,
-  res: Resource,
-  obj: KubeObject<unknown, unknown>,
-  f: string,
+  o: FinalizerChange<KubeObject<unknown, unknown>>,
   present: boolean,
 ): Promise<KubeObject<unknown, unknown>> {
+  const { resource: res, object: obj, finalizer: f } = o;
   const current = obj.metadata.finalizers ?? [];
   if (current.includes(f) === present) return obj;
   const next = present ? [...current, f] : current.filter((x) => x !== f);
@@ -89,7 +127,11 @@ export async function setFinalizer(
     },
   };
   try {
-    return await client.patch(res, obj.metadata.namespace, obj.metadata.name, patch, {
+    return await client.patch(res, {
+      ...(o.signal ? { signal: o.signal } : {}),
+      namespace: obj.metadata.namespace,
+      name: obj.metadata.name,
+      body: patch,
       contentType: MERGE_PATCH,
     });
   } catch (e) {

@@ -17,11 +17,9 @@ export async function adoptionConsent(
   const grant = o.cluster.spec.adoption?.allowedNamespaces;
   let labels: Record<string, string> = {};
   if (grant?.selector) {
-    const ns = await client.find<KubeObject<unknown, unknown>>(
-      NamespaceResource,
-      undefined,
-      o.namespace,
-    );
+    const ns = await client.find<KubeObject<unknown, unknown>>(NamespaceResource, {
+      name: o.namespace,
+    });
     labels = ns?.metadata.labels ?? {};
   }
   return {

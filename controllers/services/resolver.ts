@@ -96,7 +96,7 @@ export class ClusterResolver {
     const allowed = cluster.spec.allowedNamespaces;
     let labels: Record<string, string> = {};
     if (needsLabels(allowed)) {
-      const ns = await this.o.client.find<Namespace>(NamespaceResource, undefined, namespace);
+      const ns = await this.o.client.find<Namespace>(NamespaceResource, { name: namespace });
       labels = ns?.metadata.labels ?? {};
     }
     if (!namespaceAllowed(allowed, namespace, labels)) {
@@ -178,7 +178,7 @@ export class ClusterResolver {
 
   async #secret(namespace: string, name: string): Promise<Secret | undefined> {
     try {
-      return await this.o.client.get<Secret>(SecretResource, namespace, name);
+      return await this.o.client.get<Secret>(SecretResource, { namespace, name });
     } catch (e) {
       if (e instanceof NotFoundError) return undefined;
       throw e;

@@ -94,7 +94,10 @@ export class ManifestKeyring {
 
   async #read(): Promise<Secret | undefined> {
     try {
-      return await this.#client.find<Secret>(SecretResource, this.ref.namespace, this.ref.name);
+      return await this.#client.find<Secret>(SecretResource, {
+        namespace: this.ref.namespace,
+        name: this.ref.name,
+      });
     } catch (e) {
       throw new Error(
         `Cannot read the backup signing keys from the ${this.#where}: ${errorMessage(e)}`,
@@ -122,7 +125,10 @@ export class ManifestKeyring {
       data: { [SIGNING_ENTRY]: btoa(s) },
     };
     try {
-      return await this.#client.create<Secret>(SecretResource, this.ref.namespace, body);
+      return await this.#client.create<Secret>(SecretResource, {
+        namespace: this.ref.namespace,
+        body,
+      });
     } catch (e) {
       if (e instanceof AlreadyExistsError) {
         const again = await this.#read();

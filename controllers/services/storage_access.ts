@@ -47,7 +47,10 @@ export async function storageCredentials(
 ): Promise<StaticCredentials | undefined> {
   const ref = storage.spec.credentialsSecretRef;
   if (!ref) return undefined;
-  const secret = await client.find<Secret>(SecretResource, ref.namespace, ref.name);
+  const secret = await client.find<Secret>(SecretResource, {
+    namespace: ref.namespace,
+    name: ref.name,
+  });
   if (!secret) {
     throw new StorageError(
       "CredentialsMissing",
@@ -96,11 +99,9 @@ export async function checkStorageNamespace(
   const allowed = storage.spec.allowedNamespaces;
   let labels: Record<string, string> = {};
   if (needsLabels(allowed)) {
-    const ns = await client.find<KubeObject<unknown, unknown>>(
-      NamespaceResource,
-      undefined,
-      namespace,
-    );
+    const ns = await client.find<KubeObject<unknown, unknown>>(NamespaceResource, {
+      name: namespace,
+    });
     labels = ns?.metadata.labels ?? {};
   }
   if (!namespaceAllowed(allowed, namespace, labels)) {
