@@ -17,18 +17,10 @@ import {
   timestamp,
   VERSION,
 } from "./kind.ts";
+import { TEMPLATE_VARIABLES } from "../backup/templates.ts";
 
-/** Variables pathTemplate and filenameTemplate may use (the engine's list: backup/templates.ts). */
-export const TEMPLATE_VARIABLES = [
-  "ClusterName",
-  "DatabaseName",
-  "Namespace",
-  "Timestamp",
-  "Year",
-  "Month",
-  "Day",
-  "RunID",
-] as const;
+/** Variables pathTemplate and filenameTemplate may use: the engine's list. */
+export { TEMPLATE_VARIABLES };
 
 /** The storage providers. */
 export const STORAGE_PROVIDERS = ["s3", "gcs", "azure", "local"] as const;

@@ -1,21 +1,9 @@
-import nodeAssert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
 import { ALL_KINDS } from "./all.ts";
 import { describeDrift, findDrift, renderEverything } from "./generate.ts";
 import type { KindDefinition, PrinterColumn } from "./kind.ts";
 import { applyDefaults, kindSchema, validateObject } from "./validate.ts";
-import { TEMPLATE_VARIABLES } from "./backup_storage.ts";
-import { TEMPLATE_VARIABLES as ENGINE_TEMPLATE_VARIABLES } from "../backup/templates.ts";
-
-// jsr:@std/assert is unreachable here: node:assert prints the same diffs.
-function assert(cond: unknown, message?: string): asserts cond {
-  if (message === undefined) nodeAssert.ok(cond);
-  else nodeAssert.ok(cond, message);
-}
-function assertEquals(actual: unknown, expected: unknown, message?: string): void {
-  if (message === undefined) nodeAssert.deepStrictEqual(actual, expected);
-  else nodeAssert.deepStrictEqual(actual, expected, message);
-}
+import { assert, assertEquals } from "../tests/helpers/assert.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const SEEDS = `${ROOT}/../shared/seeds`;
@@ -124,10 +112,6 @@ Deno.test("printer columns are those the README shows", async () => {
       .map((c) => c.name.toUpperCase());
     assertEquals(columns, headers, plural);
   }
-});
-
-Deno.test("template variables match the backup engine's", () => {
-  assertEquals([...TEMPLATE_VARIABLES], [...ENGINE_TEMPLATE_VARIABLES]);
 });
 
 function user(spec: Record<string, unknown>): Manifest {

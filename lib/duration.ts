@@ -29,14 +29,3 @@ export function parseGoDuration(text: string, field = "duration"): number {
   }
   return Math.round(total);
 }
-
-/** A compact human form: 950ms, 12s, 3m4s, 2h5m. */
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60), rs = s % 60;
-  if (m < 60) return rs ? `${m}m${rs}s` : `${m}m`;
-  const h = Math.floor(m / 60), rm = m % 60;
-  return rm ? `${h}h${rm}m` : `${h}h`;
-}

@@ -12,7 +12,8 @@
  *   controllers/register.ts            wires the controllers
  *   controllers/<kind>/                one folder per kind; never another kind's folder
  *   controllers/services/              what several kinds share: DBCluster resolution
- *   crds/                              the schemas and the types of the kinds
+ *   crds/                              the schemas and the types of the kinds (they may read
+ *                                      the engine's lists, e.g. backup template variables)
  *   controllers/runtime/               informers, queues, leader election, status helpers
  *   controllers/postgres/              the one module that builds SQL
  *   backup/                            the streaming engine
@@ -49,7 +50,7 @@ const LAYERS: readonly Layer[] = [
   {
     name: "crds",
     match: (p) => p.startsWith("crds/"),
-    may: ["crds", "runtime", "postgres", ...LEAF],
+    may: ["crds", "runtime", "postgres", "backup", ...ENGINE],
   },
   {
     name: "services",
