@@ -6,7 +6,7 @@
  * tenant's database; the application keeps logging in and reading its table, the server log
  * shows no mutating statement, and the victims survive deletion with deletionPolicy Delete.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import {
   adoptionGrant,

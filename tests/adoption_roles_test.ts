@@ -7,7 +7,7 @@
  * attributes, memberships or comment change. The allowed case (a granted namespace, a plain
  * unmarked login role) works.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
 import {
   adoptionGrant,

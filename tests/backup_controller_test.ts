@@ -5,7 +5,7 @@
  * (local, MinIO S3, fake-gcs-server, Azurite), restored into a new database through a Restore
  * resource, and both compare equal (row counts and a checksum of every table).
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import {
   assertNoPasswordLeak,

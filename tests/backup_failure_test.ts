@@ -6,7 +6,7 @@
  * single Completed after a retry with the same key), no object at the final key and no
  * incomplete multipart upload, and the admin password in no log, Event or status.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
 import { startEnv } from "./helpers/env.ts";
 import { budget } from "./helpers/timeouts.ts";

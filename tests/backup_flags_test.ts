@@ -2,7 +2,7 @@
  * The backup flags of `dbtether run`: --backup-max-attempts and --backup-shutdown-grace parse
  * into the Config, are documented in --help, and bad values are one-line ConfigErrors.
  */
-import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
+import { assert, assertEquals, assertMatch, assertThrows } from "./helpers/assert.ts";
 import { ConfigError, parseRunConfig, RUN_HELP } from "../config.ts";
 
 const base = { args: [], env: {}, hostname: "test-host" };
@@ -40,12 +40,9 @@ Deno.test("backup flags: defaults, values and errors", async (t) => {
   ];
   for (const [args, want] of bad) {
     await t.step(`rejects ${args.join(" ")}`, () => {
-      throws(() => run(...args), (e: unknown) => {
-        assert(e instanceof ConfigError, String(e));
-        assert(want.test(e.message), e.message);
-        assert(!e.message.includes("\n"), "one line");
-        return true;
-      });
+      const e = assertThrows(() => run(...args), ConfigError);
+      assert(want.test(e.message), e.message);
+      assert(!e.message.includes("\n"), "one line");
     });
   }
   await t.step("--help documents both flags", () => {
@@ -62,12 +59,9 @@ Deno.test("--backup-storage-retry-for", async (t) => {
     assertEquals(run("--backup-storage-retry-for", "0s").backupStorageRetryForMs, 0);
   });
   await t.step("rejects what is not a duration, in one line", () => {
-    throws(() => run("--backup-storage-retry-for", "forever"), (e: unknown) => {
-      assert(e instanceof ConfigError, String(e));
-      assert(/^Invalid --backup-storage-retry-for "forever": use a duration/.test(e.message));
-      assert(!e.message.includes("\n"), e.message);
-      return true;
-    });
+    const e = assertThrows(() => run("--backup-storage-retry-for", "forever"), ConfigError);
+    assert(/^Invalid --backup-storage-retry-for "forever": use a duration/.test(e.message));
+    assert(!e.message.includes("\n"), e.message);
   });
   await t.step("--help documents it", () => {
     assert(/--backup-storage-retry-for DUR .*\(default 10m; 0s: no retry\)/s.test(RUN_HELP));
@@ -82,16 +76,14 @@ Deno.test("--backup-gzip-workers", async (t) => {
     assert(run("--backup-gzip-workers", "16").backupGzipWorkers === 16);
   });
   await t.step("rejects -1 in one line", () => {
-    throws(() => run("--backup-gzip-workers=-1"), (e: unknown) => {
-      assert(e instanceof ConfigError && /--backup-gzip-workers/.test(e.message));
-      assert(!e.message.includes("\n"), e.message);
-      return true;
-    });
+    const e = assertThrows(() => run("--backup-gzip-workers=-1"));
+    assert(e instanceof ConfigError && /--backup-gzip-workers/.test(e.message));
+    assert(!e.message.includes("\n"), e.message);
   });
   for (const bad of ["17", "two"]) {
     await t.step(`rejects ${bad}`, () => {
-      throws(
-        () => run("--backup-gzip-workers", bad),
+      assertMatch(
+        String(assertThrows(() => run("--backup-gzip-workers", bad))),
         /Invalid --backup-gzip-workers ".*": expected a whole number from 0 to 16/,
       );
     });

@@ -3,7 +3,7 @@
  * and a clear message (no stack trace) when no cluster is reachable. Runs the real program with
  * the binary's permission flags.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { loadKubeConfig } from "../controllers/runtime/kube.ts";
 import { ConfigError, parseRunConfig } from "../config.ts";
 import { runProgram } from "./helpers/program.ts";

@@ -5,7 +5,7 @@
  * the master user), and objects of an admin-level user, are usable by the groups at once;
  * existing ones get their grants back at reconcile; a converged reconcile sends nothing.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";

@@ -3,7 +3,7 @@
  * the real `dbtether run`: the README manifests, columns, deletion policies, claims, extension
  * failures, the namespace allow-list and idempotence.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import { freePort } from "./helpers/free_port.ts";
 import { waitFor } from "./helpers/wait.ts";

@@ -3,7 +3,7 @@
  * subprocess: scheduled rotation (interval) end to end and no rotation in between (days),
  * perDatabase Secrets, the owner level and downgrades, and recovery after a server outage.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import { waitFor } from "./helpers/wait.ts";

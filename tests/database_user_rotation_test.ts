@@ -3,7 +3,7 @@
  * client that re-reads the Secret and reconnects every 50 ms, and `dbtether run` killed with
  * SIGKILL at random moments while 50 users are created.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import postgres from "postgres";
 import { SecretResource } from "../controllers/runtime/kube.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";

@@ -4,7 +4,7 @@
  * isolation, passwords never in the server log, InPlace rotation, templates and onConflict,
  * deletion policies, cross-namespace references, unmanaged roles, idempotence.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import { waitFor } from "./helpers/wait.ts";
 

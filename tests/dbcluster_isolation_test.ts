@@ -4,7 +4,7 @@
  * before the DBCluster, `postgres` owned by a group role the admin is a member of (as
  * cloudsqlsuperuser on Cloud SQL), and a database whose owner the admin cannot act for.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import { pointReadmeAtServer, readmeManifests } from "./helpers/seed.ts";
 import { budget } from "./helpers/timeouts.ts";

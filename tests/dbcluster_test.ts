@@ -2,7 +2,7 @@
  * DBCluster against a real apiserver and a real PostgreSQL: connection, version, the README's
  * columns, credential problems, credentials from the environment, and an outage.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
 import { waitFor } from "./helpers/wait.ts";
 

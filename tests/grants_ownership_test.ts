@@ -4,7 +4,7 @@
  * whose name holds a control character, which any role that may create tables can make, no
  * longer stops the Database: it is quoted like any other and every table gets its grants.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import { logMark, type Obj, readyOf, resource, runsAs, secretData } from "./helpers/tenant.ts";
 import { waitFor } from "./helpers/wait.ts";

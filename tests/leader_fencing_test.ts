@@ -13,7 +13,7 @@
  *   its pg_dump child is killed before the standby's first statement, and it exits 1 although
  *   every request it had open to the apiserver still hangs.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import {
   backupYaml,

@@ -4,7 +4,7 @@
  * pg_database (and the user logs in with it), or is rejected at admission with a message that
  * says why. Nothing else in the server changes.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { databaseRoles } from "../controllers/postgres/names.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import { waitFor } from "./helpers/wait.ts";

@@ -2,7 +2,7 @@
  * PostgresDatabase (pg-db-operator compatibility) against a real apiserver and PostgreSQL, with
  * the program configured as pg-db-operator was: the libpq environment and the rotation variable.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
 import type { PgServer } from "./helpers/postgres.ts";
 import { waitFor } from "./helpers/wait.ts";

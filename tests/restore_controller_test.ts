@@ -5,7 +5,7 @@
  * Restore never runs again, a shutdown mid-restore leaves the target untouched and the retry
  * completes without leftovers, and the admin password appears in no log, Event or status.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
 import {
   assertNoPasswordLeak,

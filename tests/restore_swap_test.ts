@@ -12,7 +12,7 @@
  * - A program killed while it holds a borrowed membership (dropping a Database with another
  *   role's session open) gives it back after the restart.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import {
   backupYaml,

@@ -15,7 +15,7 @@
  *   owner role (`SET ROLE NONE`, `SET SESSION AUTHORIZATION DEFAULT`) to touch other tenants'
  *   roles; the signing key appears in no log, Event or status.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { createHash } from "node:crypto";
 import { dbnameConninfo } from "../backup/dump_command.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";

@@ -6,7 +6,7 @@
  * a pinned search_path the admin would call them with its CREATEROLE privileges. Real program,
  * real apiserver, real PostgreSQL with a non-superuser admin.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";

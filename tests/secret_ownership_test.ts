@@ -6,7 +6,7 @@
  * victim's Secrets keep every byte, its password still logs in, and each attacker's status says
  * why.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import { type Obj, readyOf, resource, runsAs, secretData, waitReason } from "./helpers/tenant.ts";
 

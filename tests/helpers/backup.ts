@@ -4,7 +4,7 @@
  * show the status on timeout, and the no-leak assertion every failure test ends with.
  * Importing this module registers no test, so each test file runs alone.
  */
-import { ok as assert } from "node:assert/strict";
+import { assert } from "./assert.ts";
 import type { TestEnv } from "./env.ts";
 import type { StorageServer } from "./storage_servers.ts";
 import { budget } from "./timeouts.ts";
