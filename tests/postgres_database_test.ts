@@ -4,6 +4,7 @@
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
+import { decodeSecretData } from "./helpers/fixtures.ts";
 import type { PgServer } from "./helpers/postgres.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -14,8 +15,7 @@ type Secret = {
   metadata: { uid: string; labels?: Record<string, string>; ownerReferences?: { kind: string }[] };
   data: Record<string, string>;
 };
-const decode = (s: Secret) =>
-  Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, atob(v)]));
+const decode = (s: Secret) => decodeSecretData(s.data);
 
 const README_PGDB =
   (await Deno.readTextFile(new URL("../examples/postgres_database.yaml", import.meta.url)))
