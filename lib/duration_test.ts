@@ -1,20 +1,20 @@
 import { assertEquals, assertThrows } from "../tests/helpers/assert.ts";
 import { formatDuration, parseGoDuration } from "./duration.ts";
 
-Deno.test("Go durations", async (t) => {
-  await t.step("parse", () => {
+Deno.test("Go durations: parsed into and formatted from milliseconds", async (t) => {
+  await t.step("5m, 1h30m, 500ms, 1.5s and 0 parse into milliseconds", () => {
     const cases: [string, number][] = [["5m", 300_000], ["1h30m", 5_400_000], ["500ms", 500], [
       "1.5s",
       1500,
     ], ["0", 0]];
     for (const [s, ms] of cases) assertEquals(parseGoDuration(s), ms, s);
   });
-  await t.step("reject", () => {
+  await t.step("what is not a Go duration is refused, naming the field", () => {
     for (const s of ["", "5", "5 m", "1d", "m5", "5m garbage"]) {
       assertThrows(() => parseGoDuration(s, "spec.x"), Error, "Invalid spec.x");
     }
   });
-  await t.step("format", () => {
+  await t.step("milliseconds format as 950ms, 12s, 3m4s, 2h5m", () => {
     assertEquals([950, 12_000, 184_000, 7_500_000].map(formatDuration), [
       "950ms",
       "12s",

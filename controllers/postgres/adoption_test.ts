@@ -11,7 +11,7 @@ function reach(
   return { roles: [r("legacy", { self: true, ...self }), ...groups], databases: dbs };
 }
 
-Deno.test("roleAdoptionProblem", async (t) => {
+Deno.test("roleAdoptionProblem: why a role may not be adopted, or nothing", async (t) => {
   const table: [string, string, RoleReach, string | undefined, RegExp?][] = [
     ["a plain login role", "legacy", reach({}), undefined],
     [
@@ -129,7 +129,7 @@ Deno.test("roleAdoptionProblem", async (t) => {
   }
 });
 
-Deno.test("isPredefinedRole", () => {
+Deno.test("isPredefinedRole: pg_, rds_ and azure_pg_ roles in any case, not look-alikes", () => {
   for (
     const n of ["pg_read_all_data", "PG_MONITOR", "rds_superuser", "rds_password", "azure_pg_admin"]
   ) {

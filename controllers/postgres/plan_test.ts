@@ -276,7 +276,7 @@ Deno.test("names: bounded, deterministic, distinct for long names", () => {
   assertStrictEquals(boundedName("short", "_owner"), "short_owner");
 });
 
-Deno.test("markers format and parse", () => {
+Deno.test("ownership markers: formatted, parsed back, and anything else is no marker", () => {
   assertStrictEquals(formatMarker({ namespace: "ns", name: "n" }), "dbtether:ns/n");
   assertEquals(parseMarker("dbtether:ns/n"), { namespace: "ns", name: "n" });
   assertEquals(parseMarker("dbtether:DatabaseUser/ns/n"), {

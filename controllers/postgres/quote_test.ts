@@ -88,7 +88,7 @@ Deno.test("ident allows system names but still checks structure", () => {
   assertThrows(() => ident("a".repeat(64)), InvalidIdentifierError);
 });
 
-Deno.test("qualified and parseTableName", async (t) => {
+Deno.test("qualified joins quoted names; parseTableName splits schema.table, quotes honoured", async (t) => {
   assertStrictEquals(qualified(ident("s"), ident("t.x")), '"s"."t.x"');
   const cases: [string, { schema?: string; name: string }][] = [
     ["orders", { name: "orders" }],

@@ -1,8 +1,8 @@
 /**
- * What many integration tests read back from the world the same way: an object's conditions,
- * waiting for a Ready reason, a Secret's data, and whether a login works. One copy here instead
- * of one per test file, so that a fix (the status shown on a timeout, a Secret value that is not
- * ASCII) reaches every test.
+ * What many tests read back from the world the same way: an object's conditions, waiting for a
+ * Ready reason, a Secret's data, whether a login works; and a throwaway kubeconfig. One copy here
+ * instead of one per test file, so that a fix (the status shown on a timeout, a Secret value that
+ * is not ASCII) reaches every test.
  *
  * ```ts
  * const u = await waitReason(env, { kind: "databaseuser", namespace: ns, name: "evil", reason });
@@ -102,4 +102,18 @@ export async function runsAs(
   o: { sql?: string } = {},
 ): Promise<boolean> {
   return (await pg.psql(o.sql ?? "SELECT 1", login)).code === 0;
+}
+
+/**
+ * A kubeconfig whose one context points at `server` with a token no server accepts: enough for
+ * the program to pick a cluster, for tests that never reach one.
+ */
+export function kubeconfigText(server: string): string {
+  return `apiVersion: v1
+kind: Config
+clusters: [{ name: c, cluster: { server: "${server}", insecure-skip-tls-verify: true } }]
+users: [{ name: u, user: { token: not-a-real-token } }]
+contexts: [{ name: x, context: { cluster: c, user: u } }]
+current-context: x
+`;
 }
