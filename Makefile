@@ -10,10 +10,11 @@ KUBECONFIG_DEV := .dev/kubeconfig
 .PHONY: help deps lint fmt test unit demo dev-up dev-down run compile bench crds clean
 
 help:
+	@echo "make help      this list"
 	@echo "make demo      start a local apiserver + PostgreSQL + MinIO, run dbtether on examples/"
 	@echo "make test      lint and run every test (installs what it needs)"
-	@echo "make unit      the unit tests only (fast, no servers)"
-	@echo "make lint      deno fmt --check, deno lint, deno check, CRD staleness"
+	@echo "make unit      every test beside its module (fast; the pool and SCRAM tests start a PostgreSQL)"
+	@echo "make lint      deno fmt --check, deno lint, deno check, CRD staleness, import layers (lint:imports)"
 	@echo "make fmt       format the code (deno fmt)"
 	@echo "make deps      install what the tests and the demo need (Deno, PostgreSQL, test servers)"
 	@echo "make dev-up    start the local environment in the background (.dev/env); make dev-down stops it"
@@ -33,6 +34,7 @@ lint:
 	$(DENO) lint
 	$(DENO) check main.ts $$(git ls-files '*.ts' | grep -v '^main.ts$$')
 	$(DENO) run --allow-read --allow-write --allow-run crds/generate.ts --check
+	$(DENO) task lint:imports
 
 fmt:
 	$(DENO) fmt
@@ -43,8 +45,13 @@ crds:
 test: deps lint
 	scripts/test.sh
 
+# Every test beside its module; tests/ holds the integration tests (make test runs those too).
+# storage/ is listed file by file: its other tests start MinIO, Azurite and fake-gcs-server.
+UNIT_TESTS := config_test.ts controllers crds backup lib scripts \
+	storage/memory_test.ts storage/local_test.ts storage/url_test.ts storage/factory_test.ts
+
 unit:
-	$(DENO) test -A controllers crds backup/templates_test.ts backup/dump_command_test.ts backup/limiter_test.ts
+	$(DENO) test -A $(UNIT_TESTS)
 
 demo: deps
 	$(DENO) run -A scripts/dev.ts demo

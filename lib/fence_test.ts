@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { assertStrictEquals, assertThrows } from "../tests/helpers/assert.ts";
 import { type Clock, FakeClock } from "./clock.ts";
 import { LeadershipLostError, LeaseFence, OPEN_FENCE } from "./fence.ts";
 
@@ -20,15 +20,15 @@ class FrozenClock implements Clock {
 Deno.test("LeaseFence", async (t) => {
   await t.step("the open fence of a process without leader election never closes", () => {
     OPEN_FENCE.check();
-    assert.equal(OPEN_FENCE.signal.aborted, false);
+    assertStrictEquals(OPEN_FENCE.signal.aborted, false);
   });
 
   await t.step("standing by: closed to side effects, but not lost", () => {
     const clock = new FakeClock();
     const f = new LeaseFence({ clock, validForMs: 10_000, monotonic: () => clock.now() });
-    assert.throws(() => f.check(), LeadershipLostError);
-    assert.equal(f.signal.aborted, false);
-    assert.equal(f.remainingMs(), 0);
+    assertThrows(() => f.check(), LeadershipLostError);
+    assertStrictEquals(f.signal.aborted, false);
+    assertStrictEquals(f.remainingMs(), 0);
   });
 
   await t.step("open for validForMs after the renewal was sent, then closed for good", () => {
@@ -38,15 +38,15 @@ Deno.test("LeaseFence", async (t) => {
     clock.advance(3_000); // the renewal took 3 s to succeed
     f.renewed(sent);
     f.check();
-    assert.equal(f.remainingMs(), 7_000);
+    assertStrictEquals(f.remainingMs(), 7_000);
     clock.advance(6_999);
     f.check();
-    assert.equal(f.signal.aborted, false);
+    assertStrictEquals(f.signal.aborted, false);
     clock.advance(1); // the timer fires at expiry: in-flight work is cancelled on time
-    assert.equal(f.signal.aborted, true);
-    assert.throws(() => f.check(), /not renewed within 10000 ms/);
+    assertStrictEquals(f.signal.aborted, true);
+    assertThrows(() => f.check(), Error, "not renewed within 10000 ms");
     f.renewed(f.stamp());
-    assert.throws(() => f.check(), LeadershipLostError, "a closed fence never reopens");
+    assertThrows(() => f.check(), LeadershipLostError, undefined, "a closed fence never reopens");
   });
 
   await t.step("a frozen process whose timer has not fired is stopped by the clock", () => {
@@ -56,9 +56,9 @@ Deno.test("LeaseFence", async (t) => {
     f.check();
     clock.wall += 30_000;
     clock.mono += 30_000;
-    assert.equal(f.signal.aborted, false, "no timer ran");
-    assert.throws(() => f.check(), LeadershipLostError);
-    assert.equal(f.signal.aborted, true, "the check closes it and cancels what is in flight");
+    assertStrictEquals(f.signal.aborted, false, "no timer ran");
+    assertThrows(() => f.check(), LeadershipLostError);
+    assertStrictEquals(f.signal.aborted, true, "the check closes it and cancels what is in flight");
   });
 
   const cases = [
@@ -72,7 +72,7 @@ Deno.test("LeaseFence", async (t) => {
       f.renewed(f.stamp());
       clock.wall += c.wall;
       clock.mono += c.mono;
-      assert.throws(() => f.check(), LeadershipLostError);
+      assertThrows(() => f.check(), LeadershipLostError);
     });
   }
 
@@ -83,7 +83,7 @@ Deno.test("LeaseFence", async (t) => {
     clock.advance(2_000);
     f.renewed(f.stamp());
     f.renewed(early);
-    assert.equal(f.remainingMs(), 10_000);
+    assertStrictEquals(f.remainingMs(), 10_000);
   });
 
   await t.step("close stops at once, with the reason", () => {
@@ -91,8 +91,8 @@ Deno.test("LeaseFence", async (t) => {
     const f = new LeaseFence({ clock, validForMs: 10_000, monotonic: () => clock.now() });
     f.renewed(f.stamp());
     f.close('replica "b" holds the leader lease');
-    assert.equal(f.signal.aborted, true);
-    assert.throws(() => f.check(), /replica "b" holds the leader lease/);
-    assert.equal(clock.pending(), 0, "its timer is cancelled");
+    assertStrictEquals(f.signal.aborted, true);
+    assertThrows(() => f.check(), Error, 'replica "b" holds the leader lease');
+    assertStrictEquals(clock.pending(), 0, "its timer is cancelled");
   });
 });

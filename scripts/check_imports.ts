@@ -4,7 +4,7 @@
  * imports `tests/`. Reads the sources as text; prints each violation with the rule it breaks and
  * exits 1 when there is one.
  *
- *   deno run --allow-read --allow-run scripts/check_imports.ts [--verbose]
+ *   deno task lint:imports   (deno run --allow-read --allow-run scripts/check_imports.ts)
  *
  * The layers, top to bottom (a module may import its own layer and any layer below):
  *

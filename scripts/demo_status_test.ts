@@ -1,4 +1,4 @@
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { assertEquals } from "../tests/helpers/assert.ts";
 import { type DemoObject, isDone, pendingOf, progressLine } from "./demo_status.ts";
 
 const obj = (kind: string, name: string, status?: DemoObject["status"], ns?: string) => ({

@@ -6,19 +6,10 @@
  * tenant's database; the application keeps logging in and reading its table, the server log
  * shows no mutating statement, and the victims survive deletion with deletionPolicy Delete.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
-import {
-  adoptionGrant,
-  logMark,
-  mutatingSince,
-  readyOf,
-  resource,
-  runsAs,
-  secretData,
-  waitReason,
-  warnings,
-} from "./helpers/tenant.ts";
+import { readyOf, runsAs, secretData, waitReason } from "./helpers/fixtures.ts";
+import { adoptionGrant, logMark, mutatingSince, resource, warnings } from "./helpers/tenant.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -74,7 +65,7 @@ Deno.test({
     CREATE DATABASE legacy_db OWNER app_legacy;
     GRANT app_legacy TO "${env.pg.admin.user}";
   `);
-  assert(await runsAs(env.pg, APP, "CREATE TABLE t (id int); INSERT INTO t VALUES (42)"));
+  assert(await runsAs(env.pg, APP, { sql: "CREATE TABLE t (id int); INSERT INTO t VALUES (42)" }));
   // Tenant A's database, with a user and data.
   await env.kube.apply(database("a-db", victim, { databaseName: "a_db", policy: "Retain" }));
   await env.kube.apply(resource("DatabaseUser", {
@@ -87,11 +78,14 @@ Deno.test({
     "SET ROLE a_db_owner; CREATE TABLE orders (id int); INSERT INTO orders VALUES (7); RESET ROLE",
     { database: "a_db" },
   );
-  const a = (await secretData(env, "alice-credentials", victim))!;
+  const a = (await secretData(env, { namespace: victim, name: "alice-credentials" }))!;
   const alice = { user: "alice", password: a.password!, database: "a_db" };
   const victimsIntact = async () => {
-    assert(await runsAs(env.pg, APP, "SELECT * FROM t"), "the application still reads t");
-    assert(await runsAs(env.pg, alice, "SELECT * FROM orders"), "alice still reads orders");
+    assert(await runsAs(env.pg, APP, { sql: "SELECT * FROM t" }), "the application still reads t");
+    assert(
+      await runsAs(env.pg, alice, { sql: "SELECT * FROM orders" }),
+      "alice still reads orders",
+    );
     assertEquals(await comment(env, "legacy_db"), "none");
     assertEquals(await comment(env, "a_db"), `dbtether:${victim}/a-db`);
   };
@@ -103,7 +97,7 @@ Deno.test({
     const d = await waitReason(env, {
       kind: "database",
       name: "grab",
-      ns: denied,
+      namespace: denied,
       reason: "DatabaseExistsUnmanaged",
     });
     assertEquals(d.status?.phase, "Failed");
@@ -122,7 +116,7 @@ Deno.test({
     const d = await waitReason(env, {
       kind: "database",
       name: "grab",
-      ns: denied,
+      namespace: denied,
       reason: "AdoptionNotAllowed",
     });
     assert(/spec\.adoption\.allowedNamespaces/.test(readyOf(d)!.message), readyOf(d)!.message);
@@ -137,7 +131,7 @@ Deno.test({
       const d = await waitReason(env, {
         kind: "database",
         name: name!,
-        ns: ns!,
+        namespace: ns!,
         reason: "DatabaseClaimedByOther",
       });
       assert(readyOf(d)!.message.includes(`dbtether:${victim}/a-db`), readyOf(d)!.message);
@@ -164,7 +158,7 @@ Deno.test({
     await waitReason(env, {
       kind: "pgdb",
       name: "pg-alice",
-      ns: granted,
+      namespace: granted,
       reason: "RoleClaimedByOther",
     });
     assertEquals(
@@ -174,13 +168,13 @@ Deno.test({
     await waitReason(env, {
       kind: "pgdb",
       name: "pg-grab",
-      ns: denied,
+      namespace: denied,
       reason: "DatabaseExistsUnmanaged",
     });
     await waitReason(env, {
       kind: "pgdb",
       name: "pg-adopt",
-      ns: denied,
+      namespace: denied,
       reason: "AdoptionNotAllowed",
     });
   });
@@ -232,7 +226,7 @@ Deno.test({
       spec: "name: legacy_pgdb\ntargetSecret: { name: pg-legacy-secret }\n",
     }));
     await env.waitPhase("pgdb", "pg-legacy", "Ready", { namespace: granted });
-    const s = (await secretData(env, "pg-legacy-secret", granted))!;
+    const s = (await secretData(env, { namespace: granted, name: "pg-legacy-secret" }))!;
     assert(
       await runsAs(env.pg, {
         user: "legacy_pgdb",

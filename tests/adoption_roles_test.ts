@@ -7,17 +7,10 @@
  * attributes, memberships or comment change. The allowed case (a granted namespace, a plain
  * unmarked login role) works.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
-import {
-  adoptionGrant,
-  readyOf,
-  resource,
-  rolesSnapshot,
-  runsAs,
-  secretData,
-  waitReason,
-} from "./helpers/tenant.ts";
+import { readyOf, runsAs, secretData, waitReason } from "./helpers/fixtures.ts";
+import { adoptionGrant, resource, rolesSnapshot } from "./helpers/tenant.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -78,7 +71,7 @@ Deno.test({
     await env.waitPhase("database", n!, "Ready", { namespace: ns! });
   }
   await env.waitPhase("databaseuser", "alice", "Ready", { namespace: victim });
-  const aliceSecret = (await secretData(env, "alice-credentials", victim))!;
+  const aliceSecret = (await secretData(env, { namespace: victim, name: "alice-credentials" }))!;
   const alice = { user: "alice", password: aliceSecret.password!, database: "shop" };
   await env.pg.superSql(
     "SET ROLE shop_owner; CREATE TABLE orders (id int); INSERT INTO orders VALUES (1); RESET ROLE;",
@@ -133,10 +126,14 @@ Deno.test({
   await t.step("every refused adoption says why, in status and in an Event", async () => {
     for (const [name, ns, role] of cases) await env.kube.apply(attacker(name, ns, role));
     for (const [name, ns, role, reason] of cases) {
-      const u = await waitReason(env, { kind: "databaseuser", name, ns, reason });
+      const u = await waitReason(env, { kind: "databaseuser", name, namespace: ns, reason });
       assertEquals(u.status?.phase, "Failed");
       assert(readyOf(u)!.message.includes(JSON.stringify(role)), readyOf(u)!.message);
-      assertEquals(await secretData(env, `${name}-credentials`, ns), undefined, name);
+      assertEquals(
+        await secretData(env, { namespace: ns, name: `${name}-credentials` }),
+        undefined,
+        name,
+      );
     }
     const consent = await env.getJson<{ status?: { message?: string } }>(
       "databaseuser",
@@ -157,7 +154,10 @@ Deno.test({
 
   await t.step("no role changed: passwords, attributes, memberships, comments", async () => {
     assertEquals(await rolesSnapshot(env.pg), before);
-    assert(await runsAs(env.pg, alice, "SELECT * FROM orders"), "alice still logs in and reads");
+    assert(
+      await runsAs(env.pg, alice, { sql: "SELECT * FROM orders" }),
+      "alice still logs in and reads",
+    );
     const logins: [string, string][] = [["legacy_other", "legacy-other-pw"], [
       "creator",
       "creator-pw",
@@ -166,11 +166,9 @@ Deno.test({
       assert(await runsAs(env.pg, { user, password, database: "postgres" }), user);
     }
     assert(
-      await runsAs(
-        env.pg,
-        { user: "shop_holder", password: "holder-pw", database: "shop" },
-        "SELECT * FROM orders",
-      ),
+      await runsAs(env.pg, { user: "shop_holder", password: "holder-pw", database: "shop" }, {
+        sql: "SELECT * FROM orders",
+      }),
       "the platform's own member of tenant A's group keeps its access",
     );
   });
@@ -188,7 +186,10 @@ Deno.test({
       ], { check: true });
     }
     assertEquals(await rolesSnapshot(env.pg), before);
-    assert(await runsAs(env.pg, alice, "SELECT * FROM orders"), "alice still logs in and reads");
+    assert(
+      await runsAs(env.pg, alice, { sql: "SELECT * FROM orders" }),
+      "alice still logs in and reads",
+    );
   });
 
   await t.step("without the annotation an unmarked role is refused, not taken", async () => {
@@ -200,7 +201,7 @@ Deno.test({
     await waitReason(env, {
       kind: "databaseuser",
       name: "legacy",
-      ns: granted,
+      namespace: granted,
       reason: "RoleExistsUnmanaged",
     });
     assert(
@@ -218,7 +219,7 @@ Deno.test({
       "dbtether.io/adopt=true",
     ], { check: true });
     await env.waitPhase("databaseuser", "legacy", "Ready", { namespace: granted });
-    const s = (await secretData(env, "legacy-credentials", granted))!;
+    const s = (await secretData(env, { namespace: granted, name: "legacy-credentials" }))!;
     assertEquals(s.username, "legacy_app");
     assert(await runsAs(env.pg, { user: "legacy_app", password: s.password!, database: "bdb" }));
     assertEquals(
@@ -262,19 +263,19 @@ Deno.test({
       await waitReason(env, {
         kind: "database",
         name: "sneaky",
-        ns: granted,
+        namespace: granted,
         reason: "RoleIsPrivileged",
       });
       await waitReason(env, {
         kind: "database",
         name: "quiet",
-        ns: granted,
+        namespace: granted,
         reason: "RoleInheritsPrivileges",
       });
       await waitReason(env, {
         kind: "database",
         name: "plain",
-        ns: granted,
+        namespace: granted,
         reason: "RoleExistsUnmanaged",
       });
       assertEquals(await rolesSnapshot(env.pg), snap);

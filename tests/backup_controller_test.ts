@@ -5,7 +5,7 @@
  * (local, MinIO S3, fake-gcs-server, Azurite), restored into a new database through a Restore
  * resource, and both compare equal (row counts and a checksum of every table).
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import {
   assertNoPasswordLeak,
@@ -21,6 +21,7 @@ import {
   storageYaml,
   waitPhase,
 } from "./helpers/backup.ts";
+import { readyReason } from "./helpers/fixtures.ts";
 import { freePort } from "./helpers/free_port.ts";
 import { startAzurite, startFakeGcs, startMinio } from "./helpers/storage_servers.ts";
 import { budget } from "./helpers/timeouts.ts";
@@ -121,12 +122,10 @@ Deno.test({ name: "BackupStorage probe reasons", ...opts }, async (t) => {
   await using env = await startEnv({ program: true });
   await using minio = await startMinio();
   await minio.createBucket("backups");
-  const reason = (o: Obj | undefined) =>
-    o?.status?.conditions?.find((c) => c.type === "Ready")?.reason;
   await t.step("missing bucket → BucketNotFound", async () => {
     await env.kube.apply(storageYaml("nobucket", { server: minio, bucket: "no-such-bucket" }));
     assertEquals(
-      reason(await waitPhase(env, "backupstorage", "nobucket", "Failed")),
+      readyReason(await waitPhase(env, "backupstorage", "nobucket", "Failed")),
       "BucketNotFound",
     );
   });
@@ -138,7 +137,7 @@ Deno.test({ name: "BackupStorage probe reasons", ...opts }, async (t) => {
       ),
     );
     assertEquals(
-      reason(await waitPhase(env, "backupstorage", "wrongkey", "Failed")),
+      readyReason(await waitPhase(env, "backupstorage", "wrongkey", "Failed")),
       "AccessDenied",
     );
     await env.kube.apply(storageYaml("wrongkey", { server: minio }));
@@ -165,7 +164,7 @@ spec:
     namespace: default
 `);
     assertEquals(
-      reason(await waitPhase(env, "backupstorage", "nosecret", "Failed")),
+      readyReason(await waitPhase(env, "backupstorage", "nosecret", "Failed")),
       "CredentialsMissing",
     );
   });
@@ -292,9 +291,6 @@ async function sha256Of(stream: ReadableStream<Uint8Array>): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-const reasonOf = (o: Obj | undefined) =>
-  o?.status?.conditions?.find((c) => c.type === "Ready")?.reason;
-
 Deno.test(
   { name: "Backup keys never collide and stored backups are never overwritten", ...opts },
   async (t) => {
@@ -369,7 +365,7 @@ Deno.test(
             const won = both.find((x) => x.status?.phase === "Completed");
             const lost = both.find((x) => x.status?.phase === "Failed");
             assert(won && lost, `phases ${both.map((x) => x.status?.phase)}: one must fail`);
-            assertEquals(reasonOf(lost), "ObjectExists", JSON.stringify(lost.status));
+            assertEquals(readyReason(lost), "ObjectExists", JSON.stringify(lost.status));
             assertEquals(lost.status?.path, won.status?.path);
             const winner = [a, b].find((n) => n !== (lost as Keyed).metadata.name);
             assert(
@@ -414,7 +410,7 @@ Deno.test(
             namespace: ns,
             timeoutMs: budget("backup"),
           });
-          assertEquals(reasonOf(refused), "ObjectExists", JSON.stringify(refused.status));
+          assertEquals(readyReason(refused), "ObjectExists", JSON.stringify(refused.status));
           assertEquals(refused.status?.path, key);
           const message = refused.status?.message ?? "";
           assert(message.includes("written by a Backup of another namespace"), message);

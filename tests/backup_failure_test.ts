@@ -6,9 +6,10 @@
  * single Completed after a retry with the same key), no object at the final key and no
  * incomplete multipart upload, and the admin password in no log, Event or status.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
 import { startEnv } from "./helpers/env.ts";
+import { readyReason } from "./helpers/fixtures.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
 import {
@@ -147,9 +148,6 @@ type Retried = Obj & {
     nextRetryAt?: string;
   };
 };
-
-const readyReason = (o: Obj | undefined) =>
-  o?.status?.conditions?.find((c) => c.type === "Ready")?.reason;
 
 Deno.test({
   name: "Backup: a storage outage is retried for a duration, not a count, and named when final",

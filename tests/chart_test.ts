@@ -4,7 +4,7 @@
  * account and holding only the chart's permissions, runs DBCluster → Database → DatabaseUser to
  * Ready with leader election on.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
 import { startProgram } from "./helpers/program.ts";
 

@@ -1,28 +1,18 @@
 /**
- * The command line as users meet it: help texts, flag errors, the kubeconfig resolution order
- * and a clear message (no stack trace) when no cluster is reachable. Runs the real program with
- * the binary's permission flags.
+ * The command line as users meet it: help texts, flag errors as the program prints them and a
+ * clear message (no stack trace) when no cluster is reachable. Runs the real program with the
+ * binary's permission flags. Flag parsing itself is tested in config_test.ts, the kubeconfig
+ * resolution order in controllers/runtime/kube_test.ts.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { loadKubeConfig } from "../controllers/runtime/kube.ts";
-import { ConfigError, parseRunConfig } from "../config.ts";
+import { assert, assertEquals } from "./helpers/assert.ts";
+import { kubeconfigText } from "./helpers/fixtures.ts";
 import { runProgram } from "./helpers/program.ts";
 import { startKube } from "./helpers/kube.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const noTrace = (s: string) => !/\bat .*\.ts:\d+|Stack backtrace|Uncaught/.test(s);
 
-function kubeconfigText(server: string): string {
-  return `apiVersion: v1
-kind: Config
-clusters: [{ name: c, cluster: { server: "${server}", insecure-skip-tls-verify: true } }]
-users: [{ name: u, user: { token: not-a-real-token } }]
-contexts: [{ name: x, context: { cluster: c, user: u } }]
-current-context: x
-`;
-}
-
-Deno.test({ name: "help and version", ...opts }, async (t) => {
+Deno.test({ name: "help, version, crds and an unknown command", ...opts }, async (t) => {
   await t.step("dbtether --help lists the commands with examples", async () => {
     const r = await runProgram(["--help"]);
     assertEquals(r.code, 0);
@@ -38,178 +28,21 @@ Deno.test({ name: "help and version", ...opts }, async (t) => {
       assert(/Example/.test(r.stdout), r.stdout);
     });
   }
-  await t.step("version", async () => {
+  await t.step("dbtether version prints the version and the Deno version", async () => {
     const r = await runProgram(["version"]);
     assertEquals(r.code, 0);
     assert(/^dbtether \S+ \(deno 2\.9\.\d+\)$/m.test(r.stdout), r.stdout);
   });
-  await t.step("an unknown command exits 2 with help", async () => {
+  await t.step("an unknown command exits 2 and names it", async () => {
     const r = await runProgram(["frobnicate"]);
     assertEquals(r.code, 2);
     assert(/unknown command "frobnicate"/.test(r.stderr));
   });
-  await t.step("crds prints every CRD", async () => {
+  await t.step("dbtether crds prints all 8 CRDs", async () => {
     const r = await runProgram(["crds"]);
     assertEquals(r.code, 0);
     assertEquals(r.stdout.match(/^kind: CustomResourceDefinition$/gm)?.length, 8);
   });
-});
-
-Deno.test("run flags parse into a frozen config", async (t) => {
-  const base = { env: {}, hostname: "h" };
-  await t.step("defaults", () => {
-    const c = parseRunConfig({ ...base, args: [] });
-    assertEquals([c.workers, c.leaderElect, c.metricsAddress, c.healthAddress, c.namespaces], [
-      2,
-      false,
-      ":8080",
-      ":8081",
-      [],
-    ]);
-    assert(Object.isFrozen(c));
-  });
-  await t.step("values", () => {
-    const c = parseRunConfig({
-      ...base,
-      args: [
-        "--workers",
-        "4",
-        "--leader-elect",
-        "--namespaces",
-        "a, b",
-        "--lease-duration",
-        "20s",
-        "--log-format",
-        "text",
-      ],
-      podNamespace: "ops",
-    });
-    assertEquals([
-      c.workers,
-      c.leaderElect,
-      c.namespaces,
-      c.leaseDurationMs,
-      c.leaderElectionNamespace,
-      c.logFormat,
-    ], [
-      4,
-      true,
-      ["a", "b"],
-      20_000,
-      "ops",
-      "text",
-    ]);
-  });
-  await t.step("bad values are one-line ConfigErrors", () => {
-    const bad: [string[], RegExp][] = [
-      [["--workers", "0"], /Invalid --workers "0"/],
-      [
-        ["--log-level", "loud"],
-        /Invalid --log-level "loud": expected one of debug, info, warn, error/,
-      ],
-      [["--lease-duration", "5s"], /lease-duration > --renew-deadline/],
-      [["--graceful-shutdown-timeout", "soon"], /Invalid --graceful-shutdown-timeout "soon"/],
-      [["--no-such-flag"], /Unknown option '--no-such-flag'/],
-    ];
-    for (const [args, re] of bad) {
-      try {
-        parseRunConfig({ ...base, args });
-        assert(false, `accepted ${args}`);
-      } catch (e) {
-        assert(e instanceof ConfigError && re.test(e.message), `${args}: ${(e as Error).message}`);
-      }
-    }
-  });
-  await t.step("the backup signing Secret: default beside the Lease, or the flag", () => {
-    const d = parseRunConfig({ ...base, args: [], podNamespace: "ops" });
-    assertEquals(d.backupSigningSecret, { namespace: "ops", name: "dbtether-backup-signing" });
-    const f = parseRunConfig({ ...base, args: ["--backup-signing-secret", "sec/keys.v2"] });
-    assertEquals(f.backupSigningSecret, { namespace: "sec", name: "keys.v2" });
-    for (const v of ["keys", "a/b/c", "A/b", "/x"]) {
-      try {
-        parseRunConfig({ ...base, args: ["--backup-signing-secret", v] });
-        assert(false, `accepted ${v}`);
-      } catch (e) {
-        assert(e instanceof ConfigError && /--backup-signing-secret/.test(e.message), v);
-      }
-    }
-  });
-  await t.step("pg-db-operator rotation variable", () => {
-    const c = parseRunConfig({
-      ...base,
-      args: [],
-      env: { PG_DB_OPERATOR_PASSWORD_ROTATION_INTERVAL_SECONDS: "3600" },
-    });
-    assertEquals(c.postgresDatabase.rotationIntervalMs, 3_600_000);
-    assertEquals(
-      parseRunConfig({ ...base, args: [] }).postgresDatabase.rotationIntervalMs,
-      undefined,
-      "unset: no rotation",
-    );
-  });
-});
-
-Deno.test("kubeconfig resolution order: flag, $KUBECONFIG, ~/.kube/config, in-cluster", async (t) => {
-  const dir = await Deno.makeTempDir();
-  const write = async (name: string, server: string) => {
-    await Deno.mkdir(`${dir}/${name}`.replace(/\/[^/]+$/, ""), { recursive: true });
-    await Deno.writeTextFile(`${dir}/${name}`, kubeconfigText(server));
-    return `${dir}/${name}`;
-  };
-  const flag = await write("flag.yaml", "https://flag.example:6443");
-  const envPath = await write("env.yaml", "https://env.example:6443");
-  await write("home/.kube/config", "https://home.example:6443");
-  const exists = (p: string) => {
-    try {
-      return Deno.statSync(p).isFile;
-    } catch {
-      return false;
-    }
-  };
-  const server = (o: Parameters<typeof loadKubeConfig>[0]) =>
-    loadKubeConfig(o).kc.getCurrentCluster()?.server;
-  const home = `${dir}/home`;
-  await t.step("the flag wins", () => {
-    assertEquals(
-      server({ path: flag, env: { KUBECONFIG: envPath, HOME: home }, exists }),
-      "https://flag.example:6443",
-    );
-  });
-  await t.step("then $KUBECONFIG (first existing entry)", () => {
-    assertEquals(
-      server({ env: { KUBECONFIG: `${dir}/missing:${envPath}`, HOME: home }, exists }),
-      "https://env.example:6443",
-    );
-  });
-  await t.step("then ~/.kube/config", () => {
-    assertEquals(server({ env: { HOME: home }, exists }), "https://home.example:6443");
-  });
-  await t.step("then in-cluster (needs KUBERNETES_SERVICE_HOST)", () => {
-    // client-node reads the service account token from its fixed path; absent here, so it throws.
-    let msg = "";
-    try {
-      loadKubeConfig({
-        env: { HOME: `${dir}/nowhere`, KUBERNETES_SERVICE_HOST: "10.0.0.1" },
-        exists,
-      });
-    } catch (e) {
-      msg = (e as Error).message;
-    }
-    assert(!/Cannot find a Kubernetes configuration/.test(msg), "in-cluster was attempted");
-  });
-  await t.step("nothing at all: a clear error", () => {
-    let msg = "";
-    try {
-      loadKubeConfig({ env: { HOME: `${dir}/nowhere` }, exists });
-    } catch (e) {
-      msg = (e as Error).message;
-    }
-    assert(
-      /Cannot find a Kubernetes configuration: pass --kubeconfig, set \$KUBECONFIG/.test(msg),
-      msg,
-    );
-  });
-  await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test({ name: "run: clear errors, no stack traces", ...opts }, async (t) => {

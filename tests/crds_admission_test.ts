@@ -3,7 +3,13 @@
  * `kubectl get` shows the README's columns, and bad input is rejected at admission with a
  * message that says why (OpenAPI validation and the CEL rules, which the unit tests cannot run).
  */
-import nodeAssert from "node:assert/strict";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertNotStrictEquals,
+  assertStrictEquals,
+} from "./helpers/assert.ts";
 import { startKube } from "./helpers/kube.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -317,15 +323,15 @@ Deno.test({
       await kube.kubectl(["create", "namespace", "postgres-operator-system"], { check: true });
       for (const block of await yamlBlocks(DBTETHER_README)) await kube.apply(block);
       const get = (what: string) => kube.kubectl(["get", what, "-A"], { check: true });
-      nodeAssert.deepEqual(
+      assertEquals(
         header((await kube.kubectl(["get", "dbclusters"], { check: true })).stdout),
         ["NAME", "ENDPOINT", "PHASE", "VERSION", "AGE"],
       );
-      nodeAssert.deepEqual(
+      assertEquals(
         header((await get("databases")).stdout),
         ["NAMESPACE", "NAME", "CLUSTER", "DATABASE", "PHASE", "AGE"],
       );
-      nodeAssert.deepEqual(
+      assertEquals(
         header((await get("databaseusers")).stdout),
         ["NAMESPACE", "NAME", "DATABASE", "USERNAME", "PRIVILEGES", "PHASE", "AGE"],
       );
@@ -341,54 +347,54 @@ Deno.test({
         ], { check: true })).stdout,
       );
       // Server-side defaults are what the README documents.
-      nodeAssert.equal(u.spec.password.length, 16);
-      nodeAssert.equal(u.spec.connectionLimit, -1);
-      nodeAssert.equal(u.spec.secret.template, "raw");
+      assertStrictEquals(u.spec.password.length, 16);
+      assertStrictEquals(u.spec.connectionLimit, -1);
+      assertStrictEquals(u.spec.secret.template, "raw");
     });
 
     await t.step("the pg-db-operator README's PostgresDatabase applies verbatim", async () => {
       const blocks = (await yamlBlocks(PG_DB_OPERATOR_README)).filter((b) =>
         b.includes("kind: PostgresDatabase")
       );
-      nodeAssert.equal(blocks.length, 1);
+      assertStrictEquals(blocks.length, 1);
       for (const block of blocks) {
         await kube.kubectl(["apply", "-n", ns, "-f", "-"], { stdin: block, check: true });
       }
       const r = await kube.kubectl(["get", "pgdb", "-n", ns, "pg-db-test"], { check: true });
-      nodeAssert.deepEqual(header(r.stdout), ["NAME", "DATABASE", "SECRET", "PHASE", "AGE"]);
+      assertEquals(header(r.stdout), ["NAME", "DATABASE", "SECRET", "PHASE", "AGE"]);
     });
 
     await t.step("kubectl explain describes the fields", async () => {
       const r = await kube.kubectl(["explain", "databaseusers.spec.password.length"], {
         check: true,
       });
-      nodeAssert.match(r.stdout, /Length of generated passwords/);
+      assertMatch(r.stdout, /Length of generated passwords/);
     });
 
     for (const c of REJECTED) {
       await t.step(`rejects: ${c.name}`, async () => {
         const r = await applyDryRun(kube, c.manifest, ns);
-        nodeAssert.notEqual(r.code, 0, `accepted: ${r.stdout}`);
-        nodeAssert.ok(r.stderr.includes(c.expect), `expected "${c.expect}" in: ${r.stderr}`);
+        assertNotStrictEquals(r.code, 0, `accepted: ${r.stdout}`);
+        assert(r.stderr.includes(c.expect), `expected "${c.expect}" in: ${r.stderr}`);
       });
     }
 
     for (const c of ACCEPTED) {
       await t.step(`accepts: ${c.name}`, async () => {
         const r = await applyDryRun(kube, c.manifest, ns);
-        nodeAssert.equal(r.code, 0, r.stderr);
+        assertStrictEquals(r.code, 0, r.stderr);
       });
     }
 
     await t.step("identifiers and one-shot specs are immutable", async () => {
       const apply = (m: unknown) =>
         kube.kubectl(["apply", "-n", ns, "-f", "-"], { stdin: JSON.stringify(m) });
-      nodeAssert.equal((await apply(database("imm", { databaseName: "one" }))).code, 0);
+      assertStrictEquals((await apply(database("imm", { databaseName: "one" }))).code, 0);
       const r = await apply(database("imm", { databaseName: "two" }));
-      nodeAssert.ok(r.stderr.includes("databaseName is immutable"), r.stderr);
-      nodeAssert.equal((await apply(backup({}))).code, 0);
+      assert(r.stderr.includes("databaseName is immutable"), r.stderr);
+      assertStrictEquals((await apply(backup({}))).code, 0);
       const b = await apply(backup({ format: "custom" }));
-      nodeAssert.ok(b.stderr.includes("a Backup's spec is immutable"), b.stderr);
+      assert(b.stderr.includes("a Backup's spec is immutable"), b.stderr);
     });
   },
 });

@@ -5,8 +5,9 @@
  * the master user), and objects of an admin-level user, are usable by the groups at once;
  * existing ones get their grants back at reconcile; a converged reconcile sends nothing.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
+import { secretData } from "./helpers/fixtures.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -14,13 +15,6 @@ const opts = { sanitizeOps: false, sanitizeResources: false };
 const MUTATING = /statement: (CREATE|ALTER|DROP|GRANT|REVOKE|COMMENT|REASSIGN)\b/i;
 
 type Login = { user: string; password: string; database: string };
-
-async function secretData(env: TestEnv, name: string, ns: string) {
-  const s = await env.getJson<{ data?: Record<string, string> }>("secret", name, ns);
-  const dec = (v: string) =>
-    new TextDecoder().decode(Uint8Array.from(atob(v), (c) => c.charCodeAt(0)));
-  return Object.fromEntries(Object.entries(s?.data ?? {}).map(([k, v]) => [k, dec(v)]));
-}
 
 function user(name: string, ns: string, privileges: string): string {
   return `apiVersion: dbtether.io/v1alpha1
@@ -56,7 +50,7 @@ spec:
   const creds: Record<string, Login> = {};
   for (const n of ["ro", "rw", "adm"]) {
     await env.waitPhase("databaseuser", n, "Ready", { namespace: ns });
-    const d = await secretData(env, `${n}-credentials`, ns);
+    const d = (await secretData(env, { namespace: ns, name: `${n}-credentials` })) ?? {};
     creds[n] = { user: d.username!, password: d.password!, database: "shop" };
   }
   const as = (who: string, sql: string) => env.pg.psql(sql, creds[who]!);

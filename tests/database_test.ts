@@ -3,21 +3,20 @@
  * the real `dbtether run`: the README manifests, columns, deletion policies, claims, extension
  * failures, the namespace allow-list and idempotence.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
+import { conditionOf, readyOf } from "./helpers/fixtures.ts";
 import { freePort } from "./helpers/free_port.ts";
+import { mutatingSince } from "./helpers/tenant.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const MUTATING = /(statement|execute [^:]*): (CREATE|ALTER|DROP|GRANT|REVOKE|COMMENT|REASSIGN)\b/i;
 
 type Cond = { type: string; status: string; reason: string; message: string };
 type Db = {
   metadata: { resourceVersion: string; finalizers?: string[] };
   status?: { phase?: string; message?: string; databaseName?: string; conditions?: Cond[] };
 };
-const cond = (d: Db | undefined, type = "Ready") =>
-  d?.status?.conditions?.find((c) => c.type === type);
 
 const README_DBCLUSTER = `apiVersion: dbtether.io/v1alpha1
 kind: DBCluster
@@ -47,11 +46,6 @@ const README_DATABASE = await Deno.readTextFile(
 
 async function sql(env: TestEnv, q: string, database = "postgres"): Promise<string> {
   return (await env.pg.superSql(q, { database })).trim();
-}
-
-async function mutating(env: TestEnv): Promise<string[]> {
-  const log = await env.pg.readLog();
-  return log.split("\n").filter((l) => l.includes(`${env.pg.admin.user}@`) && MUTATING.test(l));
 }
 
 function database(
@@ -96,7 +90,7 @@ Deno.test(
         const d = await env.waitPhase("database", "my-app-db", "Failed", {
           namespace: "default",
         }) as Db;
-        assertEquals(cond(d)?.reason, "ClusterUnreachable");
+        assertEquals(readyOf(d)?.reason, "ClusterUnreachable");
         assertEquals(d.status?.databaseName, "my_app");
       },
     );
@@ -241,7 +235,7 @@ Deno.test(
           database({ name: "second", ns, extra: "  databaseName: shared_db\n" }),
         );
         const d = await env.waitPhase("database", "second", "Failed", { namespace: ns }) as Db;
-        assertEquals(cond(d)?.reason, "DatabaseClaimedByOther");
+        assertEquals(readyOf(d)?.reason, "DatabaseClaimedByOther");
         assert(d.status?.message?.includes(`dbtether:${ns}/first`), String(d.status?.message));
         assert(d.status?.message?.includes("dbtether.io/force-adopt"), String(d.status?.message));
         await env.kube.kubectl([
@@ -255,11 +249,11 @@ Deno.test(
         // The annotation alone is not enough: the platform team must allow adoption.
         const refused = await waitFor("AdoptionNotAllowed", async () => {
           const x = await env.getJson<Db>("database", "second", ns);
-          return cond(x)?.reason === "AdoptionNotAllowed" ? x : undefined;
+          return readyOf(x)?.reason === "AdoptionNotAllowed" ? x : undefined;
         });
         assert(
-          /spec\.adoption\.allowedNamespaces/.test(cond(refused)!.message),
-          cond(refused)!.message,
+          /spec\.adoption\.allowedNamespaces/.test(readyOf(refused)!.message),
+          readyOf(refused)!.message,
         );
         assertEquals(
           await sql(
@@ -289,8 +283,11 @@ Deno.test(
           database({ name: "ext", ns, extra: "  extensions: [pg_trgm, no_such_extension]\n" }),
         );
         const d = await env.waitPhase("database", "ext", "Failed", { namespace: ns }) as Db;
-        assertEquals(cond(d)?.reason, "ExtensionFailed");
-        assertEquals([cond(d, "ExtensionsReady")?.status, cond(d, "ExtensionsReady")?.reason], [
+        assertEquals(readyOf(d)?.reason, "ExtensionFailed");
+        assertEquals([
+          conditionOf(d, "ExtensionsReady")?.status,
+          conditionOf(d, "ExtensionsReady")?.reason,
+        ], [
           "False",
           "ExtensionFailed",
         ]);
@@ -321,7 +318,7 @@ Deno.test(
         await env.kube.apply(database({ name: "idem", ns }));
         await env.waitPhase("database", "idem", "Ready", { namespace: ns });
         await new Promise((r) => setTimeout(r, 1500));
-        const before = (await mutating(env)).length;
+        const before = (await mutatingSince(env, 0)).length;
         assert(before > 0, "the log shows the statements that created it");
         const reads = async () =>
           (await env.pg.readLog()).split("\n").filter((l) => l.includes("'idem'")).length;
@@ -341,7 +338,7 @@ Deno.test(
           await waitFor(`reconcile ${i}`, async () => (await reads()) > seen);
         }
         await new Promise((r) => setTimeout(r, 2000));
-        const after = await mutating(env);
+        const after = await mutatingSince(env, 0);
         assertEquals(after.length, before, after.slice(before).join("\n"));
         assertEquals((await env.getJson<Db>("database", "idem", ns))!.metadata.resourceVersion, rv);
       },
@@ -374,7 +371,7 @@ Deno.test({
     database({ name: "nope", ns: denied, extra: "  databaseName: forbidden_db\n" }),
   );
   const d = await env.waitPhase("database", "nope", "Failed", { namespace: denied }) as Db;
-  assertEquals(cond(d)?.reason, "NamespaceNotAllowed");
+  assertEquals(readyOf(d)?.reason, "NamespaceNotAllowed");
   assertEquals(d.status?.databaseName, "forbidden_db");
   assertEquals(d.metadata.finalizers, undefined, "no finalizer: nothing was done on the server");
   await new Promise((r) => setTimeout(r, 1500));

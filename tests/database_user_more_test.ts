@@ -3,9 +3,10 @@
  * subprocess: scheduled rotation (interval) end to end and no rotation in between (days),
  * perDatabase Secrets, the owner level and downgrades, and recovery after a server outage.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
+import { readyOf, runsAs, secretData, waitReason } from "./helpers/fixtures.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -25,20 +26,7 @@ type Obj = {
 };
 type Creds = { user: string; password: string; database: string };
 
-const ready = (o: Obj | undefined) => o?.status?.conditions?.find((c) => c.type === "Ready");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function secretData(env: TestEnv, name: string, ns: string) {
-  const s = await env.getJson<Obj>("secret", name, ns);
-  if (!s?.data) return undefined;
-  const dec = (v: string) =>
-    new TextDecoder().decode(Uint8Array.from(atob(v), (c) => c.charCodeAt(0)));
-  return Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, dec(v)]));
-}
-
-async function canLogin(env: TestEnv, c: Creds): Promise<boolean> {
-  return (await env.pg.psql("SELECT 1", c)).code === 0;
-}
 
 function database(name: string, ns: string, cluster = "main"): string {
   return `apiVersion: dbtether.io/v1alpha1
@@ -70,15 +58,8 @@ async function readyCreds(env: TestEnv, name: string, ns: string, secret = `${na
     const logs = env.program?.logs().split("\n").slice(-5).join("\n") ?? "program not running";
     throw new Error(`${(e as Error).message}: ${JSON.stringify(u?.status)}\n${logs}`);
   });
-  const d = (await secretData(env, secret, ns))!;
+  const d = (await secretData(env, { namespace: ns, name: secret }))!;
   return { user: d.username!, password: d.password!, database: d.database! };
-}
-
-async function waitReason(env: TestEnv, kind: string, name: string, ns: string, reason: string) {
-  return await waitFor(`${kind} ${name} Ready reason ${reason}`, async () => {
-    const u = await env.getJson<Obj>(kind, name, ns);
-    return ready(u)?.reason === reason ? u : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 250 });
 }
 
 /** Changes an annotation of a Database 10 times: each queues a reconcile of its users. */
@@ -137,7 +118,7 @@ Deno.test(
         (await env.getJson<Obj>("secret", "monthly-credentials", ns))!.metadata.resourceVersion,
         rvBefore,
       );
-      assert(await canLogin(env, c));
+      assert(await runsAs(env.pg, c));
     });
 
     await t.step("rotation.interval: rotates on schedule; new works, old fails", async () => {
@@ -148,7 +129,7 @@ Deno.test(
       const first = await readyCreds(env, "tick", ns);
       const u1 = (await env.getJson<Obj>("databaseuser", "tick", ns))!.status!;
       const second = await waitFor("scheduled rotation", async () => {
-        const d = await secretData(env, "tick-credentials", ns);
+        const d = await secretData(env, { namespace: ns, name: "tick-credentials" });
         return d && d.password !== first.password ? d : undefined;
       }, { timeoutMs: 30_000, intervalMs: 250 });
       const u2 = await waitFor("status after the rotation", async () => {
@@ -161,11 +142,12 @@ Deno.test(
       const now: Creds = { user: second.username!, password: second.password!, database: "sched" };
       // The next rotation may land while we check: accept a newer Secret, never a stale one.
       assert(
-        await canLogin(env, now) ||
-          (await secretData(env, "tick-credentials", ns))!.password !== second.password,
+        await runsAs(env.pg, now) ||
+          (await secretData(env, { namespace: ns, name: "tick-credentials" }))!.password !==
+            second.password,
         "the rotated password logs in",
       );
-      assert(!(await canLogin(env, first)), "the old password fails");
+      assert(!(await runsAs(env.pg, first)), "the old password fails");
       await env.kube.kubectl(["delete", "databaseuser", "tick", "-n", ns, "--timeout=60s"], {
         check: true,
       });
@@ -185,9 +167,9 @@ secretGeneration: perDatabase`,
       await readyCreds(env, "multi", ns, "multi-pa-credentials");
       const u = (await env.getJson<Obj>("databaseuser", "multi", ns))!;
       assertEquals(u.status?.secretNames, ["multi-pa-credentials", "multi-pb-credentials"]);
-      assertEquals(await secretData(env, "multi-credentials", ns), undefined);
-      const a = (await secretData(env, "multi-pa-credentials", ns))!;
-      const b = (await secretData(env, "multi-pb-credentials", ns))!;
+      assertEquals(await secretData(env, { namespace: ns, name: "multi-credentials" }), undefined);
+      const a = (await secretData(env, { namespace: ns, name: "multi-pa-credentials" }))!;
+      const b = (await secretData(env, { namespace: ns, name: "multi-pb-credentials" }))!;
       assertEquals([a.database, b.database, a.username, b.username], [
         "pa",
         "pb",
@@ -206,8 +188,8 @@ secretGeneration: perDatabase`,
       ]);
       assertEquals([a.databases, b.databases], ["pa,pb", "pa,pb"]);
       assertEquals([new URL(a.uri!).pathname, new URL(b.uri!).pathname], ["/pa", "/pb"]);
-      assert(await canLogin(env, { user: "multi", password: a.password!, database: "pa" }));
-      assert(await canLogin(env, { user: "multi", password: b.password!, database: "pb" }));
+      assert(await runsAs(env.pg, { user: "multi", password: a.password!, database: "pa" }));
+      assert(await runsAs(env.pg, { user: "multi", password: b.password!, database: "pb" }));
       const w = await env.pg.psql("CREATE TEMP TABLE x (i int); SELECT 1", {
         user: "multi",
         password: a.password!,
@@ -227,7 +209,10 @@ secretGeneration: perDatabase`,
       await forceReconciles(env, "pb", ns);
       assertEquals(passwordStatements((await env.pg.readLog()).slice(logBefore)), []);
       assertEquals(await rvs(), before);
-      assertEquals((await secretData(env, "multi-pb-credentials", ns))!.password, b.password);
+      assertEquals(
+        (await secretData(env, { namespace: ns, name: "multi-pb-credentials" }))!.password,
+        b.password,
+      );
     });
 
     await t.step("owner: owns existing objects; a second owner is refused", async () => {
@@ -251,15 +236,20 @@ secretGeneration: perDatabase`,
       assertEquals(r.code, 0, r.stderr);
       assertEquals(r.stdout.trim(), "own_owner");
       await env.kube.apply(user("boss2", ns, "database: { name: own, privileges: owner }"));
-      const refused = await waitReason(env, "databaseuser", "boss2", ns, "OwnerExists");
+      const refused = await waitReason(env, {
+        kind: "databaseuser",
+        namespace: ns,
+        name: "boss2",
+        reason: "OwnerExists",
+      });
       assertEquals(refused.status?.phase, "Failed");
       assert(
         /Cannot make "boss2" owner of database "own": "boss" is its owner already/.test(
-          ready(refused)!.message,
+          readyOf(refused)!.message,
         ),
-        ready(refused)!.message,
+        readyOf(refused)!.message,
       );
-      assertEquals(await secretData(env, "boss2-credentials", ns), undefined);
+      assertEquals(await secretData(env, { namespace: ns, name: "boss2-credentials" }), undefined);
     });
 
     await t.step("downgrades revoke: admin → readonly, readwrite → readonly", async () => {
@@ -318,7 +308,12 @@ Deno.test(
 
     await t.step("server down: ClusterUnreachable on the Database and the users", async () => {
       await env.pg.stop();
-      await waitReason(env, "dbcluster", "main", "", "ClusterUnreachable").catch(async () => {
+      await waitReason(env, {
+        kind: "dbcluster",
+        namespace: "",
+        name: "main",
+        reason: "ClusterUnreachable",
+      }).catch(async () => {
         // DBCluster reasons may differ; its phase is what counts.
         await env.waitPhase("dbcluster", "main", "Failed");
       });
@@ -328,9 +323,14 @@ Deno.test(
           "rot",
         ]]
       ) {
-        const o = await waitReason(env, kind!, name!, ns, "ClusterUnreachable");
-        assertEquals(ready(o)?.status, "False");
-        assert(!ready(o)!.message.includes(plain.password));
+        const o = await waitReason(env, {
+          kind: kind!,
+          namespace: ns,
+          name: name!,
+          reason: "ClusterUnreachable",
+        });
+        assertEquals(readyOf(o)?.status, "False");
+        assert(!readyOf(o)!.message.includes(plain.password));
       }
       // Long enough for the per-key backoff (200 ms doubling, capped at 3m) to grow past 50 s,
       // well beyond the react budget recovery is allowed below.
@@ -359,7 +359,7 @@ Deno.test(
         `Connected after ${connected} ms; ${times.join(", ")}`,
       );
       console.log(`Connected after ${connected} ms; Ready: ${times.join(", ")}`);
-      assert(await canLogin(env, plain), "the Secret's password still works");
+      assert(await runsAs(env.pg, plain), "the Secret's password still works");
     });
   },
 );

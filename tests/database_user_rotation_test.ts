@@ -3,33 +3,20 @@
  * client that re-reads the Secret and reconnects every 50 ms, and `dbtether run` killed with
  * SIGKILL at random moments while 50 users are created.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import postgres from "postgres";
 import { SecretResource } from "../controllers/runtime/kube.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
+import { decodeSecretData, runsAs } from "./helpers/fixtures.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 // Read through the API client, not kubectl: the client below re-reads it every 50 ms.
-async function secretData(
+async function apiSecretData(
   env: TestEnv,
-  name: string,
-  ns: string,
+  ref: { namespace: string; name: string },
 ): Promise<Record<string, string> | undefined> {
-  const s = await env.client.find<{ data?: Record<string, string> }>(SecretResource, {
-    namespace: ns,
-    name,
-  });
-  if (!s?.data) return undefined;
-  const dec = (v: string) =>
-    new TextDecoder().decode(Uint8Array.from(atob(v), (c) => c.charCodeAt(0)));
-  return Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, dec(v)]));
-}
-
-async function canLogin(
-  env: TestEnv,
-  o: { user: string; password: string; database: string },
-): Promise<boolean> {
-  return (await env.pg.psql("SELECT 1", o)).code === 0;
+  const s = await env.client.find<{ data?: Record<string, string> }>(SecretResource, ref);
+  return s?.data ? decodeSecretData(s.data) : undefined;
 }
 
 const database = (name: string, ns: string) =>
@@ -66,7 +53,7 @@ spec:
     const errors: string[] = [];
     const client = (async () => {
       while (!stop) {
-        const d = await secretData(env, "alt-credentials", ns);
+        const d = await apiSecretData(env, { namespace: ns, name: "alt-credentials" });
         if (d) {
           seen.add(d.password!);
           attempts++;
@@ -94,7 +81,8 @@ spec:
     })();
     const roles: string[] = [];
     for (let i = 1; i <= 10; i++) {
-      const before = (await secretData(env, "alt-credentials", ns))!.password;
+      const before =
+        (await apiSecretData(env, { namespace: ns, name: "alt-credentials" }))!.password;
       await env.kube.kubectl([
         "annotate",
         "--overwrite",
@@ -105,7 +93,7 @@ spec:
         `dbtether.io/rotate=${i}`,
       ], { check: true });
       const d = await waitFor(`rotation ${i}`, async () => {
-        const x = await secretData(env, "alt-credentials", ns);
+        const x = await apiSecretData(env, { namespace: ns, name: "alt-credentials" });
         return x && x.password !== before ? x : undefined;
       }, { timeoutMs: 30_000 });
       roles.push(d.username!);
@@ -219,10 +207,10 @@ spec:
     for (const n of names) {
       const d = await waitFor(
         `Secret of ${n}`,
-        async () => await secretData(env, `${n}-credentials`, ns),
+        async () => await apiSecretData(env, { namespace: ns, name: `${n}-credentials` }),
       );
       assert(
-        await canLogin(env, { user: d.username!, password: d.password!, database: "many" }),
+        await runsAs(env.pg, { user: d.username!, password: d.password!, database: "many" }),
         `${n} logs in`,
       );
     }

@@ -4,8 +4,9 @@
  * isolation, passwords never in the server log, InPlace rotation, templates and onConflict,
  * deletion policies, cross-namespace references, unmanaged roles, idempotence.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { startEnv, type TestEnv } from "./helpers/env.ts";
+import { assert, assertEquals } from "./helpers/assert.ts";
+import { startEnv } from "./helpers/env.ts";
+import { readyOf, runsAs, secretData, waitReason } from "./helpers/fixtures.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -22,32 +23,6 @@ type Obj = {
   data?: Record<string, string>;
 };
 
-const ready = (o: Obj | undefined) => o?.status?.conditions?.find((c) => c.type === "Ready");
-
-async function secretData(
-  env: TestEnv,
-  name: string,
-  ns: string,
-): Promise<Record<string, string> | undefined> {
-  const s = await env.getJson<Obj>("secret", name, ns);
-  if (!s?.data) return undefined;
-  return Object.fromEntries(
-    Object.entries(s.data).map(([k, v]) => [
-      k,
-      new TextDecoder().decode(
-        Uint8Array.from(atob(v), (c) => c.charCodeAt(0)),
-      ),
-    ]),
-  );
-}
-
-async function canLogin(
-  env: TestEnv,
-  o: { user: string; password: string; database: string },
-): Promise<boolean> {
-  return (await env.pg.psql("SELECT 1", o)).code === 0;
-}
-
 function database(name: string, ns: string, extra = ""): string {
   return `apiVersion: dbtether.io/v1alpha1
 kind: Database
@@ -56,13 +31,6 @@ spec:
   clusterRef: { name: main }
   deletionPolicy: Delete
 ${extra}`;
-}
-
-async function waitReason(env: TestEnv, name: string, ns: string, reason: string) {
-  return await waitFor(`DatabaseUser ${name} Ready reason ${reason}`, async () => {
-    const u = await env.getJson<Obj>("databaseuser", name, ns);
-    return ready(u)?.reason === reason ? u : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 250 });
 }
 
 const README_DATABASE = `apiVersion: dbtether.io/v1alpha1
@@ -105,7 +73,8 @@ Deno.test({ name: "DatabaseUser end to end", ...opts }, async (t) => {
       await env.kube.apply(README_DATABASE);
       await env.kube.apply(README_USER);
       await env.waitPhase("databaseuser", "my-app-readonly", "Ready", { namespace: "default" });
-      const data = (await secretData(env, "my-app-readonly-credentials", "default"))!;
+      const data =
+        (await secretData(env, { namespace: "default", name: "my-app-readonly-credentials" }))!;
       assertEquals(Object.keys(data).sort(), [
         "database",
         "host",
@@ -122,7 +91,11 @@ Deno.test({ name: "DatabaseUser end to end", ...opts }, async (t) => {
       assertEquals(data.password!.length, 16);
       passwords.push(data.password!);
       assert(
-        await canLogin(env, { user: data.username!, password: data.password!, database: "my_app" }),
+        await runsAs(env.pg, {
+          user: data.username!,
+          password: data.password!,
+          database: "my_app",
+        }),
       );
       const table =
         (await env.kube.kubectl(["get", "databaseusers", "-A"], { check: true })).stdout;
@@ -156,7 +129,7 @@ Deno.test({ name: "DatabaseUser end to end", ...opts }, async (t) => {
   const creds = async (user: string) => {
     const name = `${user}-credentials`;
     await env.waitPhase("databaseuser", user, "Ready", { namespace: ns });
-    const d = (await secretData(env, name, ns))!;
+    const d = (await secretData(env, { namespace: ns, name }))!;
     passwords.push(d.password!);
     return { user: d.username!, password: d.password!, database: d.database! };
   };
@@ -197,10 +170,10 @@ spec:
     assert((await q(ro, "INSERT INTO later VALUES (2)")).code !== 0, "readonly cannot INSERT");
     assert((await q(rw, "CREATE TABLE nope (id int)")).code !== 0, "readwrite cannot CREATE TABLE");
     assert(
-      !(await canLogin(env, { ...oth, database: "shop" })),
+      !(await runsAs(env.pg, { ...oth, database: "shop" })),
       "user of other cannot connect to shop",
     );
-    assert(await canLogin(env, oth));
+    assert(await runsAs(env.pg, oth));
   });
 
   await t.step(
@@ -234,18 +207,18 @@ spec:
         check: true,
       });
       const after = await waitFor("rotated Secret", async () => {
-        const d = await secretData(env, "ro-credentials", ns);
+        const d = await secretData(env, { namespace: ns, name: "ro-credentials" });
         return d && d.password !== before.password ? d : undefined;
       });
       passwords.push(after.password!);
       assert(
-        await canLogin(env, {
+        await runsAs(env.pg, {
           user: after.username!,
           password: after.password!,
           database: after.database!,
         }),
       );
-      assert(!(await canLogin(env, before)), "old password fails");
+      assert(!(await runsAs(env.pg, before)), "old password fails");
       const out = await session.output();
       assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
       assert(new TextDecoder().decode(out.stdout).includes("42"));
@@ -261,12 +234,12 @@ spec:
     await env.kube.kubectl(["delete", "secret", "rw-credentials", "-n", ns], { check: true });
     const after = await waitFor(
       "recreated Secret",
-      async () => await secretData(env, "rw-credentials", ns),
+      async () => await secretData(env, { namespace: ns, name: "rw-credentials" }),
     );
     passwords.push(after.password!);
     assert(after.password !== before.password);
     assert(
-      await canLogin(env, {
+      await runsAs(env.pg, {
         user: after.username!,
         password: after.password!,
         database: after.database!,
@@ -344,14 +317,14 @@ spec:
     }
     for (const [name, , keys] of cases) {
       await env.waitPhase("databaseuser", name, "Ready", { namespace: ns });
-      const d = (await secretData(env, `${name}-credentials`, ns))!;
+      const d = (await secretData(env, { namespace: ns, name: `${name}-credentials` }))!;
       assertEquals(Object.keys(d).sort(), keys);
     }
-    const dsn = (await secretData(env, "t-dsn-credentials", ns))!.dsn!;
+    const dsn = (await secretData(env, { namespace: ns, name: "t-dsn-credentials" }))!.dsn!;
     const u = new URL(dsn);
     passwords.push(decodeURIComponent(u.password));
     assert(
-      await canLogin(env, {
+      await runsAs(env.pg, {
         user: decodeURIComponent(u.username),
         password: decodeURIComponent(u.password),
         database: "tpl",
@@ -372,16 +345,24 @@ spec:
   secret: { onConflict: ${mode} }
 `);
     }
-    const fail = await waitReason(env, "c-fail", ns, "SecretConflict");
-    assert(ready(fail)?.message.includes("onConflict"), String(ready(fail)?.message));
+    const fail = await waitReason(env, {
+      kind: "databaseuser",
+      namespace: ns,
+      name: "c-fail",
+      reason: "SecretConflict",
+    });
+    assert(readyOf(fail)?.message.includes("onConflict"), String(readyOf(fail)?.message));
     await env.waitPhase("databaseuser", "c-adopt", "Ready", { namespace: ns });
-    assertEquals((await secretData(env, "c-adopt-credentials", ns))!.foreign, undefined);
+    assertEquals(
+      (await secretData(env, { namespace: ns, name: "c-adopt-credentials" }))!.foreign,
+      undefined,
+    );
     await env.waitPhase("databaseuser", "c-merge", "Ready", { namespace: ns });
-    const merged = (await secretData(env, "c-merge-credentials", ns))!;
+    const merged = (await secretData(env, { namespace: ns, name: "c-merge-credentials" }))!;
     assertEquals(merged.foreign, "keep-me");
     passwords.push(merged.password!);
     assert(
-      await canLogin(env, { user: merged.username!, password: merged.password!, database: "tpl" }),
+      await runsAs(env.pg, { user: merged.username!, password: merged.password!, database: "tpl" }),
     );
   });
 
@@ -394,12 +375,17 @@ metadata: { name: xns, namespace: ${ns} }
 spec:
   databaseRef: { name: shared, namespace: ${other} }
 `);
-    const refused = await waitReason(env, "xns", ns, "CrossNamespaceNotAllowed");
+    const refused = await waitReason(env, {
+      kind: "databaseuser",
+      namespace: ns,
+      name: "xns",
+      reason: "CrossNamespaceNotAllowed",
+    });
     assertEquals(refused.status?.phase, "Failed");
     await env.kube.apply(database("shared", other, `  allowedUserNamespaces: [${ns}]\n`));
     await env.waitPhase("databaseuser", "xns", "Ready", { namespace: ns });
     const c = await creds("xns");
-    assert(await canLogin(env, c));
+    assert(await runsAs(env.pg, c));
   });
 
   await t.step("an unmanaged role is refused, then adopted by annotation and consent", async () => {
@@ -410,9 +396,14 @@ metadata: { name: legacy, namespace: ${ns} }
 spec:
   databaseRef: { name: tpl }
 `);
-    await waitReason(env, "legacy", ns, "RoleExistsUnmanaged");
+    await waitReason(env, {
+      kind: "databaseuser",
+      namespace: ns,
+      name: "legacy",
+      reason: "RoleExistsUnmanaged",
+    });
     assertEquals(
-      await secretData(env, "legacy-credentials", ns),
+      await secretData(env, { namespace: ns, name: "legacy-credentials" }),
       undefined,
       "no Secret for a refused role",
     );
@@ -425,12 +416,17 @@ spec:
       "dbtether.io/adopt=true",
     ], { check: true });
     // Adoption needs the platform team's consent on the DBCluster.
-    await waitReason(env, "legacy", ns, "AdoptionNotAllowed");
+    await waitReason(env, {
+      kind: "databaseuser",
+      namespace: ns,
+      name: "legacy",
+      reason: "AdoptionNotAllowed",
+    });
     await env.kube.apply(env.clusterManifest("main", {
       extraSpec: `  adoption:\n    allowedNamespaces:\n      names: [${ns}]\n`,
     }));
     const c = await creds("legacy");
-    assert(await canLogin(env, c));
+    assert(await runsAs(env.pg, c));
   });
 
   await t.step(
@@ -451,8 +447,8 @@ spec:
         (await env.pg.superSql(`SELECT rolcanlogin FROM pg_roles WHERE rolname = 'keep'`)).trim(),
         "f",
       );
-      assert(!(await canLogin(env, keep)));
-      assertEquals(await secretData(env, "keep-credentials", ns), undefined);
+      assert(!(await runsAs(env.pg, keep)));
+      assertEquals(await secretData(env, { namespace: ns, name: "keep-credentials" }), undefined);
       // adm owns a table it created after RESET ROLE.
       const adm = await creds("adm");
       assertEquals(

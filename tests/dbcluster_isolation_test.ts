@@ -4,8 +4,9 @@
  * before the DBCluster, `postgres` owned by a group role the admin is a member of (as
  * cloudsqlsuperuser on Cloud SQL), and a database whose owner the admin cannot act for.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
+import { conditionOf, secretData } from "./helpers/fixtures.ts";
 import { pointReadmeAtServer, readmeManifests } from "./helpers/seed.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -32,8 +33,6 @@ type Cluster = {
 };
 type Login = { user: string; password: string; database: string };
 
-const condition = (c: Cluster | undefined, type: string) =>
-  c?.status?.conditions?.find((x) => x.type === type);
 const row = (c: Cluster | undefined, name: string) =>
   c?.status?.isolation?.databases?.find((d) => d.name === name);
 
@@ -64,13 +63,6 @@ const legacy = (database: string): Login => ({
 
 async function login(env: TestEnv, o: Login) {
   return await env.pg.psql("SELECT current_user", o);
-}
-
-async function secretData(env: TestEnv, name: string, ns: string) {
-  const s = await env.getJson<{ data?: Record<string, string> }>("secret", name, ns);
-  const dec = (v: string) =>
-    new TextDecoder().decode(Uint8Array.from(atob(v), (c) => c.charCodeAt(0)));
-  return Object.fromEntries(Object.entries(s?.data ?? {}).map(([k, v]) => [k, dec(v)]));
 }
 
 /** The ACL of a database as the superuser sees it (empty: the default, PUBLIC may connect). */
@@ -145,15 +137,16 @@ Deno.test({
     await env.waitPhase("dbcluster", "my-aurora-cluster", "Connected");
     await env.waitPhase("database", "my-app-db", "Ready", { namespace: "default" });
     await env.waitPhase("databaseuser", "my-app-readonly", "Ready", { namespace: "default" });
-    const d = await secretData(env, "my-app-readonly-credentials", "default");
+    const d =
+      (await secretData(env, { namespace: "default", name: "my-app-readonly-credentials" })) ?? {};
     ro = { user: d.username!, password: d.password!, database: d.database! };
     const c = await waitFor("the Isolated condition", async () => {
       const c = await env.getJson<Cluster>("dbcluster", "my-aurora-cluster");
       return row(c, "postgres")?.publicConnect === false && row(c, "legacy") ? c : undefined;
     });
-    assertEquals(condition(c, "Ready")?.status, "True", "isolation never fails Ready");
+    assertEquals(conditionOf(c, "Ready")?.status, "True", "isolation never fails Ready");
     assertEquals(c.status?.phase, "Connected");
-    const iso = condition(c, "Isolated")!;
+    const iso = conditionOf(c, "Isolated")!;
     assertEquals([iso.status, iso.reason], ["False", "OwnerNotActable"]);
     assert(/database "hr": its owner "postgres"/.test(iso.message), iso.message);
     assert(/spec\.isolation to Keep/.test(iso.message), iso.message);
@@ -236,7 +229,9 @@ Deno.test({
       "dbtether.io/rotate=after-isolation",
     ], { check: true });
     const now = await waitFor("the rotated password", async () => {
-      const d = await secretData(env, "my-app-readonly-credentials", "default");
+      const d =
+        (await secretData(env, { namespace: "default", name: "my-app-readonly-credentials" })) ??
+          {};
       return d.password && d.password !== ro.password ? d : undefined;
     }, { timeoutMs: budget("ready") });
     const fresh = { ...ro, password: now.password! };
@@ -270,7 +265,7 @@ spec:
   privileges: readonly
 `);
   await env.waitPhase("databaseuser", "shop-ro", "Ready", { namespace: ns });
-  const d = await secretData(env, "shop-ro-credentials", ns);
+  const d = (await secretData(env, { namespace: ns, name: "shop-ro-credentials" })) ?? {};
   const ro = { user: d.username!, password: d.password!, database: "shop" };
 
   await t.step(
@@ -278,11 +273,11 @@ spec:
     async () => {
       const c = await waitFor("IsolationKept", async () => {
         const c = await env.getJson<Cluster>("dbcluster", "main");
-        return condition(c, "Isolated")?.reason === "IsolationKept" ? c : undefined;
+        return conditionOf(c, "Isolated")?.reason === "IsolationKept" ? c : undefined;
       });
-      assertEquals(condition(c, "Ready")?.status, "True");
-      assertEquals(condition(c, "Isolated")?.status, "False");
-      assert(/spec\.isolation is Keep/.test(condition(c, "Isolated")!.message));
+      assertEquals(conditionOf(c, "Ready")?.status, "True");
+      assertEquals(conditionOf(c, "Isolated")?.status, "False");
+      assert(/spec\.isolation is Keep/.test(conditionOf(c, "Isolated")!.message));
       assertEquals(c.status?.isolation?.mode, "Keep");
       assertEquals(c.status?.isolation?.databases, [
         { name: "hr", publicConnect: true, reason: "IsolationKept" },

@@ -4,7 +4,7 @@
  * either (the other's settings used to close it on every resolve), and each bound holds in
  * pg_stat_activity (sessions are named `dbtether@<replica>/DBCluster/<name>`).
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";

@@ -2,8 +2,9 @@
  * DBCluster against a real apiserver and a real PostgreSQL: connection, version, the README's
  * columns, credential problems, credentials from the environment, and an outage.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
+import { readyOf } from "./helpers/fixtures.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -16,7 +17,6 @@ type Cluster = {
     conditions?: { type: string; status: string; reason: string }[];
   };
 };
-const ready = (c: Cluster | undefined) => c?.status?.conditions?.find((x) => x.type === "Ready");
 
 Deno.test({
   name: "DBCluster connects, reports its version and reacts to credential changes and outages",
@@ -34,7 +34,7 @@ Deno.test({
     async () => {
       const c = await env.waitPhase("dbcluster", "main", "Connected") as Cluster;
       assertEquals(c.status?.version, env.pg.version);
-      assertEquals(ready(c)?.reason, "Connected");
+      assertEquals(readyOf(c)?.reason, "Connected");
       const table = (await env.kube.kubectl(["get", "dbclusters"], { check: true })).stdout;
       assert(/^NAME\s+ENDPOINT\s+PHASE\s+VERSION\s+AGE$/m.test(table), table);
       assert(
@@ -64,7 +64,8 @@ Deno.test({
       await waitFor(
         "AuthenticationFailed",
         async () =>
-          ready(await env.getJson<Cluster>("dbcluster", "main"))?.reason === "AuthenticationFailed",
+          readyOf(await env.getJson<Cluster>("dbcluster", "main"))?.reason ===
+            "AuthenticationFailed",
       );
       const c = await env.getJson<Cluster>("dbcluster", "main");
       assertEquals(c?.status?.phase, "Failed");
@@ -92,7 +93,7 @@ Deno.test({
       await waitFor(
         "ClusterUnreachable",
         async () =>
-          ready(await env.getJson<Cluster>("dbcluster", "main"))?.reason === "ClusterUnreachable",
+          readyOf(await env.getJson<Cluster>("dbcluster", "main"))?.reason === "ClusterUnreachable",
         { timeoutMs: 20_000 },
       );
       assert(Date.now() - stoppedAt < 15_000, "noticed within a few health intervals");
@@ -116,7 +117,8 @@ spec:
     await waitFor(
       "CredentialsMissing",
       async () =>
-        ready(await env.getJson<Cluster>("dbcluster", "nosecret"))?.reason === "CredentialsMissing",
+        readyOf(await env.getJson<Cluster>("dbcluster", "nosecret"))?.reason ===
+          "CredentialsMissing",
     );
     const events = (await env.kube.kubectl([
       "get",

@@ -4,7 +4,7 @@
  * and every command of its closing tour works; a controller that exits at start stops the demo
  * at once with the controller's own error.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
 

@@ -4,7 +4,7 @@
  * environment leaves it as it is, and a stale pid file is cleaned up rather than trusted.
  * `DBTETHER_DEV_DIR` keeps the test away from a developer's own `.dev`.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { alive, parseProcesses, type ProcessId } from "../scripts/dev_processes.ts";
 
 const root = new URL("../", import.meta.url).pathname;

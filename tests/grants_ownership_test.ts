@@ -4,9 +4,10 @@
  * whose name holds a control character, which any role that may create tables can make, no
  * longer stops the Database: it is quoted like any other and every table gets its grants.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
-import { logMark, type Obj, readyOf, resource, runsAs, secretData } from "./helpers/tenant.ts";
+import { type Obj, readyOf, runsAs, secretData } from "./helpers/fixtures.ts";
+import { logMark, resource } from "./helpers/tenant.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -14,7 +15,7 @@ type Creds = { user: string; password: string; database: string };
 
 async function credentials(env: TestEnv, name: string, ns: string): Promise<Creds> {
   await env.waitPhase("databaseuser", name, "Ready", { namespace: ns });
-  const d = (await secretData(env, `${name}-credentials`, ns))!;
+  const d = (await secretData(env, { namespace: ns, name: `${name}-credentials` }))!;
   return { user: d.username!, password: d.password!, database: d.database! };
 }
 
@@ -69,28 +70,22 @@ Deno.test(
       // The migration tool steps out of the owner role (SET ROLE NONE: RESET ROLE would go back to
       // the role setting, the owner role) and creates a table of its own.
       assert(
-        await runsAs(
-          env.pg,
-          mig,
-          "SET ROLE NONE; CREATE TABLE orders (id int); INSERT INTO orders VALUES (1)",
-        ),
+        await runsAs(env.pg, mig, {
+          sql: "SET ROLE NONE; CREATE TABLE orders (id int); INSERT INTO orders VALUES (1)",
+        }),
       );
       // A third party with GRANT OPTION hands SELECT on it to the readonly user.
       await env.pg.superSql("CREATE ROLE helper LOGIN PASSWORD 'helper-pw'");
       assert(
-        await runsAs(
-          env.pg,
-          mig,
-          "SET ROLE NONE; GRANT SELECT ON orders TO helper WITH GRANT OPTION",
-        ),
+        await runsAs(env.pg, mig, {
+          sql: "SET ROLE NONE; GRANT SELECT ON orders TO helper WITH GRANT OPTION",
+        }),
       );
       await env.pg.superSql("GRANT CONNECT ON DATABASE shop TO helper");
       assert(
-        await runsAs(
-          env.pg,
-          { user: "helper", password: "helper-pw", database: "shop" },
-          `GRANT SELECT ON orders TO ro`,
-        ),
+        await runsAs(env.pg, { user: "helper", password: "helper-pw", database: "shop" }, {
+          sql: `GRANT SELECT ON orders TO ro`,
+        }),
       );
       const mark = await logMark(env.pg);
       for (const limit of [5, 6]) {
@@ -98,10 +93,15 @@ Deno.test(
         await reconcileUser(env, "ro", ns, limit);
       }
       assert(
-        await runsAs(env.pg, mig, "SET ROLE NONE; TRUNCATE orders; INSERT INTO orders VALUES (2)"),
+        await runsAs(env.pg, mig, {
+          sql: "SET ROLE NONE; TRUNCATE orders; INSERT INTO orders VALUES (2)",
+        }),
         "TRUNCATE still works for the owner",
       );
-      assert(await runsAs(env.pg, ro, "SELECT * FROM orders"), "the third party's grant stays");
+      assert(
+        await runsAs(env.pg, ro, { sql: "SELECT * FROM orders" }),
+        "the third party's grant stays",
+      );
       assertEquals(
         (await env.pg.superSql(
           "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'orders'",
@@ -125,7 +125,7 @@ Deno.test(
         mig,
       );
       assertEquals(made.code, 0, made.stderr);
-      assert(!(await runsAs(env.pg, ro, "SELECT * FROM plain_t")));
+      assert(!(await runsAs(env.pg, ro, { sql: "SELECT * FROM plain_t" })));
       await env.kube.kubectl([
         "annotate",
         "--overwrite",
@@ -139,9 +139,12 @@ Deno.test(
       });
       await waitFor(
         "readonly can read plain_t again",
-        () => runsAs(env.pg, ro, "SELECT * FROM plain_t"),
+        () => runsAs(env.pg, ro, { sql: "SELECT * FROM plain_t" }),
       );
-      assert(await runsAs(env.pg, ro, 'SELECT * FROM "a\nb"'), "the odd table got its grant too");
+      assert(
+        await runsAs(env.pg, ro, { sql: 'SELECT * FROM "a\nb"' }),
+        "the odd table got its grant too",
+      );
       const d = await env.getJson<Obj>("database", "shop", ns);
       assertEquals([d?.status?.phase, readyOf(d)?.reason], ["Ready", "DatabaseReady"]);
     });

@@ -13,8 +13,9 @@
  *   its pg_dump child is killed before the standby's first statement, and it exits 1 although
  *   every request it had open to the apiserver still hangs.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
+import { secretData } from "./helpers/fixtures.ts";
 import {
   backupYaml,
   databaseYaml,
@@ -143,11 +144,6 @@ async function allReady(env: TestEnv, ns: string, kind: string, n: number): Prom
     );
 }
 
-async function secretPassword(env: TestEnv, name: string, ns: string): Promise<string> {
-  const s = await env.getJson<{ data?: Record<string, string> }>("secret", name, ns);
-  return atob(s?.data?.password ?? "");
-}
-
 /** Every Database and DatabaseUser of the burst is exactly as declared, nothing more. */
 async function assertDeclaredState(env: TestEnv, ns: string, databases: number, users: number) {
   const q = (sql: string) => env.pg.superSql(sql).then((s) => s.trim());
@@ -174,7 +170,9 @@ async function assertDeclaredState(env: TestEnv, ns: string, databases: number, 
   }
   for (let i = 0; i < users; i++) {
     const user = `fuser-${i}`;
-    const password = await secretPassword(env, `${user}-credentials`, ns);
+    const password =
+      (await secretData(env, { namespace: ns, name: `${user}-credentials` }))?.password ??
+        "";
     const login = await env.pg.psql("SELECT current_user", {
       user,
       password,

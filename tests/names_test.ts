@@ -4,9 +4,10 @@
  * pg_database (and the user logs in with it), or is rejected at admission with a message that
  * says why. Nothing else in the server changes.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { databaseRoles } from "../controllers/postgres/names.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
+import { secretData } from "./helpers/fixtures.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -32,14 +33,6 @@ type Obj = {
   };
   data?: Record<string, string>;
 };
-
-async function secretData(env: TestEnv, name: string, ns: string) {
-  const s = await env.getJson<Obj>("secret", name, ns);
-  if (!s?.data) return undefined;
-  const dec = (v: string) =>
-    new TextDecoder().decode(Uint8Array.from(atob(v), (c) => c.charCodeAt(0)));
-  return Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, dec(v)]));
-}
 
 /** Role names with their attributes, and database names: what "the server" is here. */
 async function snapshot(env: TestEnv): Promise<{ roles: Set<string>; dbs: Set<string> }> {
@@ -93,7 +86,7 @@ Deno.test({ name: "hostile role and database names", ...opts }, async (t) => {
     }
     for (const [i, n] of HOSTILE.entries()) {
       await env.waitPhase("databaseuser", `u${i}`, "Ready", { namespace: ns, timeoutMs: 90_000 });
-      const d = (await secretData(env, `u${i}-credentials`, ns))!;
+      const d = (await secretData(env, { namespace: ns, name: `u${i}-credentials` }))!;
       assertEquals([d.username, d.database], [n, n]);
       const r = await env.pg.psql("SELECT current_user, current_database()", {
         user: n,
@@ -164,7 +157,7 @@ Deno.test({ name: "hostile role and database names", ...opts }, async (t) => {
       return c && c.reason !== "Ready" && o?.status?.phase === "Failed" ? c : undefined;
     }, { timeoutMs: 60_000 });
     assert(/admin role/.test(u.message), u.message);
-    assertEquals(await secretData(env, "as-admin-credentials", ns), undefined);
+    assertEquals(await secretData(env, { namespace: ns, name: "as-admin-credentials" }), undefined);
     const r = await env.pg.psql("SELECT 1");
     assertEquals(r.code, 0, "the admin still logs in");
   });

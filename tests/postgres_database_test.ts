@@ -2,8 +2,9 @@
  * PostgresDatabase (pg-db-operator compatibility) against a real apiserver and PostgreSQL, with
  * the program configured as pg-db-operator was: the libpq environment and the rotation variable.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
+import { decodeSecretData } from "./helpers/fixtures.ts";
 import type { PgServer } from "./helpers/postgres.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -14,8 +15,7 @@ type Secret = {
   metadata: { uid: string; labels?: Record<string, string>; ownerReferences?: { kind: string }[] };
   data: Record<string, string>;
 };
-const decode = (s: Secret) =>
-  Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, atob(v)]));
+const decode = (s: Secret) => decodeSecretData(s.data);
 
 const README_PGDB =
   (await Deno.readTextFile(new URL("../examples/postgres_database.yaml", import.meta.url)))

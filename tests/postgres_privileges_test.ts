@@ -2,7 +2,14 @@
  * The privilege model against a real PostgreSQL, driven as the NON-superuser admin role
  * (LOGIN CREATEDB CREATEROLE), as on RDS, Aurora and Azure.
  */
-import assert from "node:assert/strict";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertNotStrictEquals,
+  assertRejects,
+  assertStrictEquals,
+} from "./helpers/assert.ts";
 import { PgExecutor } from "../controllers/postgres/execute.ts";
 import type { DatabaseSpec } from "../controllers/postgres/plan.ts";
 import type { UserSpec } from "../controllers/postgres/plan_user.ts";
@@ -80,48 +87,52 @@ Deno.test("privilege model against a real server as a non-superuser admin", asyn
       const owner = await pg.superSql(
         "SELECT pg_get_userbyid(datdba), shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'app'",
       );
-      assert.equal(owner.trim(), "app_owner|dbtether:team-a/app");
+      assertStrictEquals(owner.trim(), "app_owner|dbtether:team-a/app");
       const login = await as(ro, "SELECT current_user");
-      assert.equal(login.code, 0, login.stderr);
-      assert.ok(
+      assertStrictEquals(login.code, 0, login.stderr);
+      assert(
         await ex.verifyLogin({ user: "app_ro", password: ro.password }, { database: "app" }),
       );
-      assert.ok(!(await ex.verifyLogin({ user: "app_ro", password: "wrong-password" })));
+      assert(!(await ex.verifyLogin({ user: "app_ro", password: "wrong-password" })));
     });
 
     await t.step(
       "a table created later by an admin user is usable by readonly and readwrite",
       async () => {
         const r = await as(adm, "CREATE TABLE items (id serial PRIMARY KEY, name text)");
-        assert.equal(r.code, 0, r.stderr);
+        assertStrictEquals(r.code, 0, r.stderr);
         const owner = await pg.superSql(
           "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'items'",
           { database: "app" },
         );
-        assert.equal(owner.trim(), "app_owner", "objects of admin users belong to the owner role");
+        assertStrictEquals(
+          owner.trim(),
+          "app_owner",
+          "objects of admin users belong to the owner role",
+        );
         const ins = await as(rw, "INSERT INTO items (name) VALUES ('a') RETURNING id");
-        assert.equal(ins.code, 0, ins.stderr);
+        assertStrictEquals(ins.code, 0, ins.stderr);
         const sel = await as(ro, "SELECT name FROM items");
-        assert.equal(sel.stdout.trim(), "a");
+        assertStrictEquals(sel.stdout.trim(), "a");
       },
     );
 
     await t.step("readonly cannot INSERT, readwrite cannot CREATE TABLE", async () => {
       const ins = await as(ro, "INSERT INTO items (name) VALUES ('x')");
-      assert.notEqual(ins.code, 0);
-      assert.match(ins.stderr, /permission denied/);
+      assertNotStrictEquals(ins.code, 0);
+      assertMatch(ins.stderr, /permission denied/);
       const create = await as(rw, "CREATE TABLE rw_table (id int)");
-      assert.notEqual(create.code, 0);
-      assert.match(create.stderr, /permission denied for schema public/);
+      assertNotStrictEquals(create.code, 0);
+      assertMatch(create.stderr, /permission denied for schema public/);
     });
 
     await t.step("a user of database A cannot connect to database B", async () => {
       const r = await as(ro, "SELECT 1", "other");
-      assert.notEqual(r.code, 0);
-      assert.match(r.stderr, /permission denied for database "other"/);
+      assertNotStrictEquals(r.code, 0);
+      assertMatch(r.stderr, /permission denied for database "other"/);
       const back = await as(otherUser, "SELECT 1", "app");
-      assert.notEqual(back.code, 0);
-      assert.equal((await as(otherUser, "SELECT 1", "other")).code, 0);
+      assertNotStrictEquals(back.code, 0);
+      assertStrictEquals((await as(otherUser, "SELECT 1", "other")).code, 0);
     });
 
     await t.step("existing tables get grants when a database is reconciled again", async () => {
@@ -130,58 +141,58 @@ Deno.test("privilege model against a real server as a non-superuser admin", asyn
         "SET ROLE app_owner; ALTER DEFAULT PRIVILEGES FOR ROLE app_owner REVOKE SELECT ON TABLES FROM app_readonly; CREATE TABLE legacy (id int); RESET ROLE",
         { database: "app" },
       );
-      assert.notEqual((await as(ro, "SELECT * FROM legacy")).code, 0);
+      assertNotStrictEquals((await as(ro, "SELECT * FROM legacy")).code, 0);
       await ex.ensureDatabase(dbSpec("app"));
-      assert.equal((await as(ro, "SELECT * FROM legacy")).code, 0);
+      assertStrictEquals((await as(ro, "SELECT * FROM legacy")).code, 0);
     });
 
     await t.step("running everything again sends no mutating statement", async () => {
       const before = await mutatingCount(pg);
-      assert.ok(before > 0);
+      assert(before > 0);
       let changed = 0;
       changed += (await ex.ensureDatabase(dbSpec("app"))).changed;
       changed += (await ex.ensureDatabase(dbSpec("other"))).changed;
       for (const u of [ro, rw, adm, otherUser]) changed += (await ex.ensureUser(steady(u))).changed;
       const log = (await pg.readLog()).split("\n").filter((l) => MUTATING.test(l));
-      assert.equal(await mutatingCount(pg), before, log.slice(-5).join("\n"));
-      assert.equal(changed, 0);
+      assertStrictEquals(await mutatingCount(pg), before, log.slice(-5).join("\n"));
+      assertStrictEquals(changed, 0);
     });
 
     await t.step("downgrading revokes what the old level granted", async () => {
       await ex.ensureUser({ ...steady(rw), databases: [{ name: "app", level: "readonly" }] });
       const ins = await as(rw, "INSERT INTO items (name) VALUES ('y')");
-      assert.notEqual(ins.code, 0);
-      assert.equal((await as(rw, "SELECT count(*) FROM items")).code, 0);
+      assertNotStrictEquals(ins.code, 0);
+      assertStrictEquals((await as(rw, "SELECT count(*) FROM items")).code, 0);
       await ex.ensureUser({ ...steady(adm), databases: [{ name: "app", level: "readonly" }] });
       const create = await as(adm, "CREATE TABLE adm_table (id int)");
-      assert.notEqual(create.code, 0);
+      assertNotStrictEquals(create.code, 0);
       const who = await as(adm, "SELECT current_user");
-      assert.equal(who.stdout.trim(), "app_adm", "the role setting is gone");
+      assertStrictEquals(who.stdout.trim(), "app_adm", "the role setting is gone");
       const member = await pg.superSql(
         "SELECT count(*) FROM pg_auth_members WHERE member = 'app_adm'::regrole",
       );
-      assert.equal(member.trim(), "1", "only app_readonly remains");
+      assertStrictEquals(member.trim(), "1", "only app_readonly remains");
       // ...and upgrading again restores it.
       await ex.ensureUser(steady(adm));
-      assert.equal((await as(adm, "CREATE TABLE adm_table (id int)")).code, 0);
+      assertStrictEquals((await as(adm, "CREATE TABLE adm_table (id int)")).code, 0);
     });
 
     await t.step("an unmanaged role and a foreign claim are refused", async () => {
       await pg.psql("CREATE ROLE squatter LOGIN");
       const sq = await user("squatter", [{ name: "app", level: "readonly" }]);
-      await assert.rejects(ex.ensureUser(sq.spec), /not created by dbtether/);
+      await assertRejects(() => ex.ensureUser(sq.spec), Error, "not created by dbtether");
       await ex.ensureUser({ ...sq.spec, adopt: true, consent: { granted: true, how: "" } });
-      assert.equal((await as(sq, "SELECT 1")).code, 0);
+      assertStrictEquals((await as(sq, "SELECT 1")).code, 0);
       const stolen = { ...dbSpec("app"), marker: { namespace: "team-b", name: "app" } };
-      await assert.rejects(ex.ensureDatabase(stolen), /belongs to dbtether:team-a\/app/);
+      await assertRejects(() => ex.ensureDatabase(stolen), Error, "belongs to dbtether:team-a/app");
     });
 
     await t.step("a second owner is refused", async () => {
       const o1 = await user("app_owner_user", [{ name: "app", level: "owner" }]);
       const o2 = await user("app_owner_user2", [{ name: "app", level: "owner" }]);
       await ex.ensureUser(o1.spec);
-      await assert.rejects(ex.ensureUser(o2.spec), /is its owner already/);
-      assert.equal((await as(o1, "CREATE TABLE by_owner (id int)")).code, 0);
+      await assertRejects(() => ex.ensureUser(o2.spec), Error, "is its owner already");
+      assertStrictEquals((await as(o1, "CREATE TABLE by_owner (id int)")).code, 0);
     });
 
     await t.step("deleting a user who owns tables reassigns them to the owner role", async () => {
@@ -190,33 +201,33 @@ Deno.test("privilege model against a real server as a non-superuser admin", asyn
         adm,
         "RESET ROLE; CREATE TABLE own_table (id int); INSERT INTO own_table VALUES (1)",
       );
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(
+      assertStrictEquals(r.code, 0, r.stderr);
+      assertStrictEquals(
         (await as(ro, "SELECT * FROM own_table")).code,
         0,
         "fallback default privileges",
       );
       await ex.dropUser(adm.spec);
       const roles = await pg.superSql("SELECT count(*) FROM pg_roles WHERE rolname = 'app_adm'");
-      assert.equal(roles.trim(), "0");
+      assertStrictEquals(roles.trim(), "0");
       const owner = await pg.superSql(
         "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'own_table'",
         { database: "app" },
       );
-      assert.equal(owner.trim(), "app_owner");
+      assertStrictEquals(owner.trim(), "app_owner");
     });
 
     await t.step("Retain makes the role NOLOGIN", async () => {
       await ex.retainUser(rw.spec);
-      assert.notEqual((await as(rw, "SELECT 1")).code, 0);
+      assertNotStrictEquals((await as(rw, "SELECT 1")).code, 0);
       const login = await pg.superSql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app_rw'");
-      assert.equal(login.trim(), "f");
+      assertStrictEquals(login.trim(), "f");
     });
 
     await t.step("Retain of a database removes only the claim", async () => {
       await ex.releaseDatabase({ database: "other", marker: dbSpec("other").marker });
-      assert.equal(await ex.claimOf("other"), null);
-      assert.equal((await as(otherUser, "SELECT 1", "other")).code, 0);
+      assertStrictEquals(await ex.claimOf("other"), null);
+      assertStrictEquals((await as(otherUser, "SELECT 1", "other")).code, 0);
     });
 
     await t.step("Delete drops a database with open sessions of other users", async () => {
@@ -229,22 +240,22 @@ Deno.test("privilege model against a real server as a non-superuser admin", asyn
         await new Promise((r) => setTimeout(r, 100));
       }
       await ex.dropDatabase({ database: "app", marker: dbSpec("app").marker });
-      assert.notEqual((await sleeper).code, 0, "the session was terminated");
+      assertNotStrictEquals((await sleeper).code, 0, "the session was terminated");
       const borrowed = await pg.superSql(
         `SELECT count(*) FROM pg_auth_members WHERE member = '${pg.admin.user}'::regrole
            AND roleid = 'app_ro'::regrole`,
       );
-      assert.equal(borrowed.trim(), "0", "the admin gave back the membership it borrowed");
+      assertStrictEquals(borrowed.trim(), "0", "the admin gave back the membership it borrowed");
       const left = await pg.superSql(
         "SELECT count(*) FROM pg_database WHERE datname = 'app'",
       );
-      assert.equal(left.trim(), "0");
+      assertStrictEquals(left.trim(), "0");
     });
 
     await t.step("no plaintext password in the server log", async () => {
       const log = await pg.readLog();
-      for (const u of [ro, rw, adm, otherUser]) assert.ok(!log.includes(u.password));
-      assert.match(log, /PASSWORD 'SCRAM-SHA-256\$4096:/);
+      for (const u of [ro, rw, adm, otherUser]) assert(!log.includes(u.password));
+      assertMatch(log, /PASSWORD 'SCRAM-SHA-256\$4096:/);
     });
   } finally {
     await pool.close();
@@ -298,9 +309,9 @@ Deno.test("hostile names round-trip exactly and change nothing else", async () =
         password,
         database: name,
       });
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stdout.trim().split("|")[1], name);
-      assert.equal(r.stdout.trim().split("|")[2], name);
+      assertStrictEquals(r.code, 0, r.stderr);
+      assertStrictEquals(r.stdout.trim().split("|")[1], name);
+      assertStrictEquals(r.stdout.trim().split("|")[2], name);
     }
     const logged = await mutatingCount(pg);
     for (const name of names) {
@@ -315,29 +326,35 @@ Deno.test("hostile names round-trip exactly and change nothing else", async () =
         marker: { namespace: "ns", name: "u" + i },
         databases: [{ name, level: "admin" }],
       });
-      assert.equal(again.changed + user.changed, 0, `second pass for ${JSON.stringify(name)}`);
+      assertStrictEquals(
+        again.changed + user.changed,
+        0,
+        `second pass for ${JSON.stringify(name)}`,
+      );
     }
-    assert.equal(await mutatingCount(pg), logged);
+    assertStrictEquals(await mutatingCount(pg), logged);
     const after = await snapshot();
     const added = [...after].filter((x) => !before.has(x)).sort();
     const removed = [...before].filter((x) => !after.has(x));
-    assert.deepEqual(removed, []);
+    assertEquals(removed, []);
     const { databaseRoles } = await import("../controllers/postgres/names.ts");
     const expected = names.flatMap((n) => [
       "d:" + n,
       "r:" + n,
       ...Object.values(databaseRoles(n)).map((r) => "r:" + r),
     ]).sort();
-    assert.deepEqual(added, expected);
-    await assert.rejects(
-      ex.ensureDatabase({
-        database: "a".repeat(64),
-        marker: { namespace: "ns", name: "long" },
-        revokePublicConnect: true,
-      }),
-      /64 bytes long/,
+    assertEquals(added, expected);
+    await assertRejects(
+      () =>
+        ex.ensureDatabase({
+          database: "a".repeat(64),
+          marker: { namespace: "ns", name: "long" },
+          revokePublicConnect: true,
+        }),
+      Error,
+      "64 bytes long",
     );
-    assert.deepEqual(await snapshot(), after, "a rejected name changes nothing");
+    assertEquals(await snapshot(), after, "a rejected name changes nothing");
   } finally {
     await pool.close();
   }

@@ -3,7 +3,7 @@
  * admin password replaced as the README tells users to, reach the state its "Check status"
  * section shows, and the generated Secret logs in.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
 import { pointReadmeAtServer, readmeManifests } from "./helpers/seed.ts";
 

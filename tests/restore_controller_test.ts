@@ -5,7 +5,7 @@
  * Restore never runs again, a shutdown mid-restore leaves the target untouched and the retry
  * completes without leftovers, and the admin password appears in no log, Event or status.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
 import {
   assertNoPasswordLeak,
@@ -14,14 +14,13 @@ import {
   fingerprint,
   freezeRestoreTool,
   type Obj,
-  readyReason,
   restoreLeftovers,
   restoreYaml,
-  secretData,
   SEED,
   storageYaml,
   waitPhase,
 } from "./helpers/backup.ts";
+import { readyReason, secretData } from "./helpers/fixtures.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -114,7 +113,8 @@ spec:
   database: { name: other, privileges: admin }
 `);
           await env.waitPhase("databaseuser", "other-admin", "Ready", { namespace: ns });
-          const c = await secretData(env, "other-admin-credentials", ns);
+          const c = (await secretData(env, { namespace: ns, name: "other-admin-credentials" })) ??
+            {};
           const login = { user: c.username!, password: c.password!, database: "rst_other" };
           for (
             const sql of [

@@ -12,7 +12,7 @@
  * - A program killed while it holds a borrowed membership (dropping a Database with another
  *   role's session open) gives it back after the restart.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import {
   backupYaml,
@@ -22,14 +22,13 @@ import {
   holdTransaction,
   type Obj,
   openSession,
-  readyReason,
   restoreLeftovers,
   restoreYaml,
-  secretData,
   SEED,
   storageYaml,
   waitPhase,
 } from "./helpers/backup.ts";
+import { readyReason, secretData } from "./helpers/fixtures.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -165,7 +164,7 @@ spec:
     );
 
     await t.step("a drop-restore equals the backup and ends other roles' sessions", async () => {
-      const viewer = await secretData(env, "viewer-credentials", ns);
+      const viewer = (await secretData(env, { namespace: ns, name: "viewer-credentials" })) ?? {};
       const session = await openSession(env, {
         user: viewer.username!,
         password: viewer.password!,

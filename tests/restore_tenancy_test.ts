@@ -15,7 +15,7 @@
  *   owner role (`SET ROLE NONE`, `SET SESSION AUTHORIZATION DEFAULT`) to touch other tenants'
  *   roles; the signing key appears in no log, Event or status.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { createHash } from "node:crypto";
 import { dbnameConninfo } from "../backup/dump_command.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
@@ -25,14 +25,13 @@ import {
   databaseYaml,
   fingerprint,
   type Obj,
-  readyReason,
   restoreLeftovers,
   restoreYaml,
-  secretData,
   SEED,
   waitPhase,
   writeForeignDump,
 } from "./helpers/backup.ts";
+import { readyReason, secretData } from "./helpers/fixtures.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -177,8 +176,8 @@ spec:
     const aPath = aBackup.status!.path!;
     await waitPhase(env, "databaseuser", "a-app", "Ready", { namespace: na });
     await waitPhase(env, "databaseuser", "b-app", "Ready", { namespace: nb });
-    const aUser = await secretData(env, "a-app-credentials", na);
-    const bUser = await secretData(env, "b-app-credentials", nb);
+    const aUser = (await secretData(env, { namespace: na, name: "a-app-credentials" })) ?? {};
+    const bUser = (await secretData(env, { namespace: nb, name: "b-app-credentials" })) ?? {};
 
     /**
      * A Restore in B into a fresh, empty Database of its own (so that each attack stands on its

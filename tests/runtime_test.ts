@@ -3,7 +3,7 @@
  * after an apiserver restart, 410 re-list, status conflict retry, backoff, terminal errors,
  * Events, and leader election between two real processes with a SIGKILL failover.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import type { KubeObject } from "../crds/kind.ts";
 import { systemClock } from "../lib/clock.ts";
 import { type Condition, setCondition } from "../controllers/runtime/conditions.ts";

@@ -6,8 +6,9 @@
  * a pinned search_path the admin would call them with its CREATEROLE privileges. Real program,
  * real apiserver, real PostgreSQL with a non-superuser admin.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
+import { secretData } from "./helpers/fixtures.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -35,14 +36,8 @@ spec:
   privileges: admin
 `);
   await env.waitPhase("databaseuser", "mallory", "Ready", { namespace: ns });
-  const s = await env.getJson<{ data: Record<string, string> }>(
-    "secret",
-    "mallory-credentials",
-    ns,
-  );
-  const password = new TextDecoder().decode(
-    Uint8Array.from(atob(s!.data.password!), (c) => c.charCodeAt(0)),
-  );
+  const password = (await secretData(env, { namespace: ns, name: "mallory-credentials" }))!
+    .password!;
   // As the tenant: a trap schema first in the database's search_path, with functions of the
   // names and text arguments the operator's catalog queries call, logging who called them.
   const trap = await env.pg.psql(

@@ -6,9 +6,10 @@
  * victim's Secrets keep every byte, its password still logs in, and each attacker's status says
  * why.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
-import { type Obj, readyOf, resource, runsAs, secretData, waitReason } from "./helpers/tenant.ts";
+import { type Obj, readyOf, runsAs, secretData, waitReason } from "./helpers/fixtures.ts";
+import { resource } from "./helpers/tenant.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -45,7 +46,7 @@ Deno.test({
     spec: "databaseRef: { name: app }\n",
   }));
   await env.waitPhase("databaseuser", "victim", "Ready", { namespace: ns });
-  const creds = (await secretData(env, "victim-credentials", ns))!;
+  const creds = (await secretData(env, { namespace: ns, name: "victim-credentials" }))!;
   const before = {
     state: await secretState(env, "dbtether-victim-state", ns),
     app: await secretState(env, "victim-credentials", ns),
@@ -85,13 +86,13 @@ Deno.test({
       spec: "name: evil_pgdb\ntargetSecret: { name: victim-credentials }\n",
     }));
     for (const [name, , reason] of cases) {
-      const u = await waitReason(env, { kind: "databaseuser", name, ns, reason });
+      const u = await waitReason(env, { kind: "databaseuser", name, namespace: ns, reason });
       assertEquals(u.status?.phase, "Failed", name);
     }
     const p = await waitReason(env, {
       kind: "pgdb",
       name: "evil-pgdb",
-      ns,
+      namespace: ns,
       reason: "SecretOwnedByOther",
     });
     assert(/DatabaseUser "victim"/.test(readyOf(p)!.message), readyOf(p)!.message);
@@ -123,7 +124,7 @@ stringData: { foreign: "x" }
 `);
     await env.kube.apply(attacker("adopter", "  name: loose\n  onConflict: Adopt\n"));
     await env.waitPhase("databaseuser", "adopter", "Ready", { namespace: ns });
-    const d = (await secretData(env, "loose", ns))!;
+    const d = (await secretData(env, { namespace: ns, name: "loose" }))!;
     assert(await runsAs(env.pg, { user: d.username!, password: d.password!, database: "app" }));
   });
 });

@@ -4,7 +4,7 @@
  * and re-reads the object. The status it writes must still say the generation it reconciled (the
  * status and the Ready condition), not the newer one; the next reconcile then writes the newer.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "./helpers/assert.ts";
 import { DatabaseKind } from "../crds/database.ts";
 import { startEnv } from "./helpers/env.ts";
 import { holdTransaction } from "./helpers/backup.ts";

@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { assert, assertMatch, assertStrictEquals } from "../../tests/helpers/assert.ts";
 import { isPredefinedRole, roleAdoptionProblem } from "./adoption.ts";
 import type { ReachedRole, RoleReach } from "./reach.ts";
 import { reachedRole as r } from "./fixtures_test_util.ts";
@@ -11,7 +11,7 @@ function reach(
   return { roles: [r("legacy", { self: true, ...self }), ...groups], databases: dbs };
 }
 
-Deno.test("roleAdoptionProblem", async (t) => {
+Deno.test("roleAdoptionProblem: why a role may not be adopted, or nothing", async (t) => {
   const table: [string, string, RoleReach, string | undefined, RegExp?][] = [
     ["a plain login role", "legacy", reach({}), undefined],
     [
@@ -123,17 +123,17 @@ Deno.test("roleAdoptionProblem", async (t) => {
   for (const [name, role, rr, want, message] of table) {
     await t.step(name, () => {
       const p = roleAdoptionProblem(role, rr, { adminRole: "admin", namespace: "ns" });
-      assert.equal(p?.reason, want, p?.message ?? "no refusal");
-      if (message) assert.match(p!.message, message);
+      assertStrictEquals(p?.reason, want, p?.message ?? "no refusal");
+      if (message) assertMatch(p!.message, message);
     });
   }
 });
 
-Deno.test("isPredefinedRole", () => {
+Deno.test("isPredefinedRole: pg_, rds_ and azure_pg_ roles in any case, not look-alikes", () => {
   for (
     const n of ["pg_read_all_data", "PG_MONITOR", "rds_superuser", "rds_password", "azure_pg_admin"]
   ) {
-    assert.ok(isPredefinedRole(n), n);
+    assert(isPredefinedRole(n), n);
   }
-  for (const n of ["app", "pgadmin", "rdsx", "azure_app"]) assert.ok(!isPredefinedRole(n), n);
+  for (const n of ["app", "pgadmin", "rdsx", "azure_app"]) assert(!isPredefinedRole(n), n);
 });

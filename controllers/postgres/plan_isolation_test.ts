@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { assertEquals, assertMatch, assertStrictEquals } from "../../tests/helpers/assert.ts";
 import type { IsolationSnapshot, ServerDatabase, ServerRole } from "./catalog.ts";
 import { planIsolation } from "./plan_isolation.ts";
 
@@ -39,12 +39,12 @@ const snap = (databases: ServerDatabase[], roles = ROLES): IsolationSnapshot => 
 Deno.test("planIsolation", async (t) => {
   await t.step("restricts postgres: grants to unmarked login roles, then revokes PUBLIC", () => {
     const plan = planIsolation(snap([db("postgres")]));
-    assert.deepEqual(plan.closed, []);
-    assert.deepEqual(plan.blocked, []);
-    assert.equal(plan.restrict.length, 1);
+    assertEquals(plan.closed, []);
+    assertEquals(plan.blocked, []);
+    assertStrictEquals(plan.restrict.length, 1);
     const r = plan.restrict[0]!;
-    assert.deepEqual(r.grantees, ["admin", "legacy"], "no NOLOGIN, superuser or marked role");
-    assert.deepEqual(r.statement, {
+    assertEquals(r.grantees, ["admin", "legacy"], "no NOLOGIN, superuser or marked role");
+    assertEquals(r.statement, {
       sql: 'GRANT CONNECT ON DATABASE "postgres" TO "admin", "legacy"',
       together: ['REVOKE CONNECT ON DATABASE "postgres" FROM PUBLIC'],
     });
@@ -58,22 +58,22 @@ Deno.test("planIsolation", async (t) => {
       // Between CREATE DATABASE ... OWNER shop_owner and its COMMENT.
       db("fresh", { owner: "fresh_owner", ownerComment: "dbtether:Database/ns/fresh" }),
     ]));
-    assert.deepEqual(plan, { closed: [], restrict: [], blocked: [] });
+    assertEquals(plan, { closed: [], restrict: [], blocked: [] });
   });
 
   await t.step("a database PUBLIC cannot connect to is closed: nothing to send", () => {
     const plan = planIsolation(snap([db("postgres", { publicConnectBy: [] })]));
-    assert.deepEqual(plan, { closed: ["postgres"], restrict: [], blocked: [] });
+    assertEquals(plan, { closed: ["postgres"], restrict: [], blocked: [] });
   });
 
   await t.step("roles with their own CONNECT entry are not granted again", () => {
     const plan = planIsolation(snap([db("hr", { connect: ["cloud_owner", "legacy"] })]));
-    assert.deepEqual(plan.restrict[0]!.grantees, ["admin"]);
+    assertEquals(plan.restrict[0]!.grantees, ["admin"]);
   });
 
   await t.step("no one to grant: the revoke alone", () => {
     const plan = planIsolation(snap([db("hr", { connect: ["admin", "legacy"] })]));
-    assert.deepEqual(plan.restrict[0]!.statement, {
+    assertEquals(plan.restrict[0]!.statement, {
       sql: 'REVOKE CONNECT ON DATABASE "hr" FROM PUBLIC',
     });
   });
@@ -82,7 +82,7 @@ Deno.test("planIsolation", async (t) => {
     const plan = planIsolation(
       snap([db('we"ird db')], [role("admin"), role('o\'brien "x"'), role("Ünï Côdé")]),
     );
-    assert.equal(
+    assertStrictEquals(
       plan.restrict[0]!.statement.sql,
       'GRANT CONNECT ON DATABASE "we""ird db" TO "admin", "o\'brien ""x""", "Ünï Côdé"',
     );
@@ -118,10 +118,10 @@ Deno.test("planIsolation", async (t) => {
   for (const c of blockedCases) {
     await t.step(`reported, not restricted: ${c.name}`, () => {
       const plan = planIsolation(snap([c.db], c.roles));
-      assert.deepEqual(plan.restrict, []);
-      assert.equal(plan.blocked.length, 1);
-      assert.equal(plan.blocked[0]!.reason, c.reason);
-      assert.match(plan.blocked[0]!.message, c.message);
+      assertEquals(plan.restrict, []);
+      assertStrictEquals(plan.blocked.length, 1);
+      assertStrictEquals(plan.blocked[0]!.reason, c.reason);
+      assertMatch(plan.blocked[0]!.message, c.message);
     });
   }
 });

@@ -1,4 +1,10 @@
-import assert from "node:assert/strict";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertNotStrictEquals,
+  assertStrictEquals,
+} from "../../tests/helpers/assert.ts";
 import type {
   DatabaseInfo,
   DatabaseSnapshot,
@@ -31,9 +37,12 @@ Deno.test("planDatabaseServer on an empty server creates roles, database, claim,
     emptySnapshot(),
   );
   // Each role commits with its marker, so no interruption leaves an unmarked role behind.
-  assert.equal(plan.filter((s) => /^CREATE ROLE/.test(s.sql) && s.together?.length).length, 4);
+  assertStrictEquals(
+    plan.filter((s) => /^CREATE ROLE/.test(s.sql) && s.together?.length).length,
+    4,
+  );
   const sql = plan.flatMap((s) => [s.sql, ...(s.together ?? [])]);
-  assert.deepEqual(sql, [
+  assertEquals(sql, [
     'CREATE ROLE "app_owner" NOLOGIN',
     `COMMENT ON ROLE "app_owner" IS 'dbtether:Database/ns/app'`,
     'CREATE ROLE "app_readonly" NOLOGIN',
@@ -182,15 +191,15 @@ Deno.test("planDatabaseServer: who may take an existing database", async (t) => 
   for (const [name, s, db, snap, want] of table) {
     await t.step(name, () => {
       snap.database = db;
-      assert.equal(reasonOf(() => planDatabaseServer(s, snap)), want);
+      assertStrictEquals(reasonOf(() => planDatabaseServer(s, snap)), want);
     });
   }
   await t.step("an adopted database changes owner and claim; a refused one sends nothing", () => {
     const snap = emptySnapshot();
     snap.database = dbRow();
     const sql = planDatabaseServer(adopt, snap).map((s) => s.sql);
-    assert.ok(sql.includes('ALTER DATABASE "app" OWNER TO "app_owner"'));
-    assert.ok(sql.includes(`COMMENT ON DATABASE "app" IS 'dbtether:ns/app'`));
+    assert(sql.includes('ALTER DATABASE "app" OWNER TO "app_owner"'));
+    assert(sql.includes(`COMMENT ON DATABASE "app" IS 'dbtether:ns/app'`));
   });
   await t.step("an unmarked group role is judged like any adopted role", () => {
     const snap = emptySnapshot();
@@ -199,9 +208,9 @@ Deno.test("planDatabaseServer: who may take an existing database", async (t) => 
     const reach = noReach("app_owner");
     reach.roles[0]!.createRole = true;
     snap.reach = new Map([["app_owner", reach]]);
-    assert.equal(reasonOf(() => planDatabaseServer(adopt, snap)), "RoleIsPrivileged");
+    assertStrictEquals(reasonOf(() => planDatabaseServer(adopt, snap)), "RoleIsPrivileged");
     snap.reach = new Map([["app_owner", noReach("app_owner")]]);
-    assert.equal(reasonOf(() => planDatabaseServer(adopt, snap)), "ok");
+    assertStrictEquals(reasonOf(() => planDatabaseServer(adopt, snap)), "ok");
   });
 });
 
@@ -229,13 +238,13 @@ Deno.test("planUserServer: who may take an existing role", async (t) => {
       const snap = emptySnapshot();
       snap.roles.set("u", role("u", { canLogin: true, comment }));
       snap.reach = new Map([["u", noReach("u")]]);
-      assert.equal(reasonOf(() => planUserServer(s, snap)), want);
+      assertStrictEquals(reasonOf(() => planUserServer(s, snap)), want);
     });
   }
   await t.step("the admin role is refused by name, whatever the annotations", () => {
     const snap = emptySnapshot();
     snap.roles.set("admin", role("admin", { canLogin: true }));
-    assert.equal(
+    assertStrictEquals(
       reasonOf(() => planUserServer({ ...adopt, username: "admin" }, snap)),
       "InvalidName",
     );
@@ -245,52 +254,52 @@ Deno.test("planUserServer: who may take an existing role", async (t) => {
     snap.roles.set("u", role("u", { canLogin: true }));
     snap.reach = new Map([["u", noReach("u")]]);
     const sql = planUserServer(adopt, snap).map((s) => s.sql);
-    assert.deepEqual(sql, [`COMMENT ON ROLE "u" IS 'dbtether:DatabaseUser/ns/u'`]);
+    assertEquals(sql, [`COMMENT ON ROLE "u" IS 'dbtether:DatabaseUser/ns/u'`]);
   });
 });
 
 Deno.test("levelMemberships: each level's group roles", () => {
   const r = databaseRoles("d");
-  assert.deepEqual([...levelMemberships("readonly", r)], [["d_readonly", false]]);
-  assert.deepEqual([...levelMemberships("readwrite", r)], [["d_readwrite", false]]);
-  assert.deepEqual([...levelMemberships("admin", r)], [["d_admin", false], ["d_owner", false]]);
-  assert.ok([...levelMemberships("owner", r).values()].every((admin) => admin));
+  assertEquals([...levelMemberships("readonly", r)], [["d_readonly", false]]);
+  assertEquals([...levelMemberships("readwrite", r)], [["d_readwrite", false]]);
+  assertEquals([...levelMemberships("admin", r)], [["d_admin", false], ["d_owner", false]]);
+  assert([...levelMemberships("owner", r).values()].every((admin) => admin));
 });
 
 Deno.test("names: bounded, deterministic, distinct for long names", () => {
   const long = "x".repeat(60);
   const a = databaseRoles(long);
-  assert.ok(utf8Length(a.readwrite) <= 63);
-  assert.equal(databaseRoles(long).readwrite, a.readwrite);
-  assert.notEqual(databaseRoles(long + "y").readwrite, a.readwrite);
-  assert.ok(utf8Length(boundedName("é".repeat(40), "_owner")) <= 63);
-  assert.equal(boundedName("short", "_owner"), "short_owner");
+  assert(utf8Length(a.readwrite) <= 63);
+  assertStrictEquals(databaseRoles(long).readwrite, a.readwrite);
+  assertNotStrictEquals(databaseRoles(long + "y").readwrite, a.readwrite);
+  assert(utf8Length(boundedName("é".repeat(40), "_owner")) <= 63);
+  assertStrictEquals(boundedName("short", "_owner"), "short_owner");
 });
 
-Deno.test("markers format and parse", () => {
-  assert.equal(formatMarker({ namespace: "ns", name: "n" }), "dbtether:ns/n");
-  assert.deepEqual(parseMarker("dbtether:ns/n"), { namespace: "ns", name: "n" });
-  assert.deepEqual(parseMarker("dbtether:DatabaseUser/ns/n"), {
+Deno.test("ownership markers: formatted, parsed back, and anything else is no marker", () => {
+  assertStrictEquals(formatMarker({ namespace: "ns", name: "n" }), "dbtether:ns/n");
+  assertEquals(parseMarker("dbtether:ns/n"), { namespace: "ns", name: "n" });
+  assertEquals(parseMarker("dbtether:DatabaseUser/ns/n"), {
     kind: "DatabaseUser",
     namespace: "ns",
     name: "n",
   });
   for (const bad of [null, "", "app comment", "dbtether:", "dbtether:a//b", "dbtether:a/b/c/d"]) {
-    assert.equal(parseMarker(bad), undefined);
+    assertStrictEquals(parseMarker(bad), undefined);
   }
 });
 
 Deno.test("redact hides password literals; isMutating classifies statements", () => {
-  assert.equal(
+  assertStrictEquals(
     redact(`CREATE ROLE "u" LOGIN PASSWORD 'SCRAM-SHA-256$4096:abc$def:ghi'`),
     `CREATE ROLE "u" LOGIN PASSWORD '<redacted>'`,
   );
-  assert.equal(
+  assertStrictEquals(
     redact(`ALTER ROLE "u" password E'it''s\\\\x'`),
     `ALTER ROLE "u" PASSWORD '<redacted>'`,
   );
-  assert.ok(isMutating("GRANT x TO y"));
-  assert.ok(!isMutating("SELECT 1"));
+  assert(isMutating("GRANT x TO y"));
+  assert(!isMutating("SELECT 1"));
 });
 
 Deno.test("planUserServer creates a role and its marker in one transaction", () => {
@@ -301,9 +310,9 @@ Deno.test("planUserServer creates a role and its marker in one transaction", () 
     passwordVerifier: "SCRAM-SHA-256$4096:c2FsdA==$a2V5:a2V5",
   };
   const [create, ...rest] = planUserServer(spec, emptySnapshot());
-  assert.match(create!.sql, /^CREATE ROLE "u" LOGIN/);
-  assert.deepEqual(create!.together, [`COMMENT ON ROLE "u" IS 'dbtether:DatabaseUser/ns/u'`]);
-  assert.ok(!rest.some((s) => s.sql.startsWith("COMMENT ON ROLE")));
+  assertMatch(create!.sql, /^CREATE ROLE "u" LOGIN/);
+  assertEquals(create!.together, [`COMMENT ON ROLE "u" IS 'dbtether:DatabaseUser/ns/u'`]);
+  assert(!rest.some((s) => s.sql.startsWith("COMMENT ON ROLE")));
 });
 
 Deno.test("planUserInside manages only the grants dbtether makes", async (t) => {
@@ -329,13 +338,13 @@ Deno.test("planUserInside manages only the grants dbtether makes", async (t) => 
     const own = ["SELECT", "TRUNCATE", "INSERT"].map((p) =>
       g("orders", p, { grantor: "mig", owner: "mig" })
     );
-    assert.deepEqual(plan(db(), own, ["orders"]), []);
+    assertEquals(plan(db(), own, ["orders"]), []);
   });
   await t.step("grants made by someone other than the owner are never revoked", () => {
-    assert.deepEqual(plan(db(), [g("t", "SELECT", { grantor: "bob", owner: "shop_owner" })]), []);
+    assertEquals(plan(db(), [g("t", "SELECT", { grantor: "bob", owner: "shop_owner" })]), []);
   });
   await t.step("a grant recorded by the owner and no longer declared is revoked", () => {
-    assert.deepEqual(
+    assertEquals(
       plan(db(), [g("t", "DELETE", { grantor: "shop_owner", owner: "shop_owner" })]),
       [
         'REVOKE DELETE ON TABLE "public"."t" FROM "mig"',
@@ -344,17 +353,17 @@ Deno.test("planUserInside manages only the grants dbtether makes", async (t) => 
   });
   await t.step("declared grants are made once; none on tables the user owns", () => {
     const d = db([{ tables: ["t", "orders"], privileges: ["SELECT", "TRUNCATE"] }]);
-    assert.deepEqual(plan(d, [], ["orders"]), [
+    assertEquals(plan(d, [], ["orders"]), [
       'GRANT SELECT, TRUNCATE ON TABLE "public"."t" TO "mig"',
     ]);
     const have = ["SELECT", "TRUNCATE"].map((p) =>
       g("t", p, { grantor: "shop_owner", owner: "shop_owner" })
     );
-    assert.deepEqual(plan(d, have, ["orders"]), []);
+    assertEquals(plan(d, have, ["orders"]), []);
   });
   await t.step("a grant by another grantor does not count as dbtether's", () => {
     const d = db([{ tables: ["t"], privileges: ["SELECT"] }]);
-    assert.deepEqual(plan(d, [g("t", "SELECT", { grantor: "bob", owner: "shop_owner" })]), [
+    assertEquals(plan(d, [g("t", "SELECT", { grantor: "bob", owner: "shop_owner" })]), [
       'GRANT SELECT ON TABLE "public"."t" TO "mig"',
     ]);
   });
@@ -398,7 +407,7 @@ Deno.test("planDatabaseInside gives the groups defaults for what the admin creat
 
   await t.step("for the owner role, the admin and other roles the admin acts for", () => {
     const sql = planDatabaseInside(spec, inside(["admin", "migrator"])).map((s) => s.sql);
-    assert.deepEqual(sql, [
+    assertEquals(sql, [
       ...defaults("app_owner"),
       ...defaults("admin"),
       ...defaults("migrator"),
@@ -407,12 +416,12 @@ Deno.test("planDatabaseInside gives the groups defaults for what the admin creat
 
   await t.step("the owner role listed as a creator is not planned twice", () => {
     const sql = planDatabaseInside(spec, inside(["app_owner"])).map((s) => s.sql);
-    assert.deepEqual(sql, defaults("app_owner"));
+    assertEquals(sql, defaults("app_owner"));
   });
 
   await t.step("nothing when every default is there", () => {
     const have = [...acls("app_owner"), ...acls("admin")];
-    assert.deepEqual(planDatabaseInside(spec, inside(["admin"], have)), []);
+    assertEquals(planDatabaseInside(spec, inside(["admin"], have)), []);
   });
 });
 
@@ -436,7 +445,7 @@ Deno.test("planDatabaseInside quotes catalog names with control characters", () 
     extensions: new Set(),
     creators: [],
   }).map((s) => s.sql);
-  assert.ok(
+  assert(
     sql.includes(
       'GRANT SELECT ON TABLE "public"."a\nb", "public"."plain", "public"."q""t\u001b" TO "app_readonly"',
     ),

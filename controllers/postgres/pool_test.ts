@@ -1,4 +1,11 @@
-import assert from "node:assert/strict";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertNotStrictEquals,
+  assertRejects,
+  assertStrictEquals,
+} from "../../tests/helpers/assert.ts";
 import { type PgServer, startPostgres } from "../../tests/helpers/postgres.ts";
 import { FakeClock } from "../../lib/clock.ts";
 import { LeadershipLostError, LeaseFence } from "../../lib/fence.ts";
@@ -17,13 +24,13 @@ function admin(pg: PgServer): ServerConfig {
 }
 
 Deno.test("tlsOptions maps libpq modes", () => {
-  assert.equal(tlsOptions("disable"), false);
-  assert.equal(tlsOptions("require"), "require");
+  assertStrictEquals(tlsOptions("disable"), false);
+  assertStrictEquals(tlsOptions("require"), "require");
   const ca = tlsOptions("require", { ca: "PEM" }) as Record<string, unknown>;
-  assert.equal(ca.rejectUnauthorized, true);
-  assert.equal(typeof ca.checkServerIdentity, "function");
-  assert.deepEqual(tlsOptions("verify-full"), { rejectUnauthorized: true });
-  assert.deepEqual(tlsOptions("verify-full", { ca: "PEM" }), {
+  assertStrictEquals(ca.rejectUnauthorized, true);
+  assertStrictEquals(typeof ca.checkServerIdentity, "function");
+  assertEquals(tlsOptions("verify-full"), { rejectUnauthorized: true });
+  assertEquals(tlsOptions("verify-full", { ca: "PEM" }), {
     rejectUnauthorized: true,
     ca: "PEM",
   });
@@ -47,8 +54,8 @@ Deno.test("sessionName keeps the replica's tag and fits in 63 bytes", async (t) 
   for (const c of cases) {
     await t.step(c.name, () => {
       const got = sessionName(c.tag, c.owner);
-      assert.equal(got, c.want);
-      assert.ok(new TextEncoder().encode(got).length <= 63);
+      assertStrictEquals(got, c.want);
+      assert(new TextEncoder().encode(got).length <= 63);
     });
   }
 });
@@ -61,14 +68,14 @@ Deno.test("ServerPool bounds connections across databases", async (t) => {
     applicationName: "dbtether-pool-test",
   };
   const dbs = ["d1", "d2", "d3", "d4", "d5"];
-  for (const d of dbs) assert.equal((await pg.psql(`CREATE DATABASE ${d}`)).code, 0);
+  for (const d of dbs) assertStrictEquals((await pg.psql(`CREATE DATABASE ${d}`)).code, 0);
   const pool = new ServerPool(cfg);
   try {
     await t.step("queries run in the requested database", async () => {
       const rows = await pool.run((sql) => sql`SELECT current_database() AS db`, {
         database: "d2",
       });
-      assert.equal(rows[0]?.db, "d2");
+      assertStrictEquals(rows[0]?.db, "d2");
     });
 
     await t.step("30 concurrent queries over 5 databases never exceed 3 connections", async () => {
@@ -83,9 +90,9 @@ Deno.test("ServerPool bounds connections across databases", async (t) => {
           return row?.db;
         }, { database: dbs[i % dbs.length]! }));
       const got = await Promise.all(jobs);
-      assert.deepEqual(got, Array.from({ length: 30 }, (_, i) => dbs[i % dbs.length]));
-      assert.ok(pool.peakSlots <= 3, `peak slots ${pool.peakSlots}`);
-      assert.ok(serverPeak <= 3, `server saw ${serverPeak}`);
+      assertEquals(got, Array.from({ length: 30 }, (_, i) => dbs[i % dbs.length]));
+      assert(pool.peakSlots <= 3, `peak slots ${pool.peakSlots}`);
+      assert(serverPeak <= 3, `server saw ${serverPeak}`);
     });
 
     await t.step("an aborted wait rejects without leaking the slot", async () => {
@@ -94,15 +101,15 @@ Deno.test("ServerPool bounds connections across databases", async (t) => {
       const holders = [1, 2, 3].map(() => pool.run(() => hold.promise));
       const waiting = pool.run(() => Promise.resolve(1), { signal: ac.signal });
       ac.abort(new Error("gave up"));
-      await assert.rejects(waiting, /gave up/);
+      await assertRejects(() => waiting, Error, "gave up");
       hold.resolve();
       await Promise.all(holders);
-      assert.equal(await pool.run(() => Promise.resolve(2)), 2);
+      assertStrictEquals(await pool.run(() => Promise.resolve(2)), 2);
     });
   } finally {
     await pool.close();
   }
-  await assert.rejects(pool.run(() => Promise.resolve(1)), /closed/);
+  await assertRejects(() => pool.run(() => Promise.resolve(1)), Error, "closed");
 });
 
 Deno.test("PoolRegistry: one pool per owner, rebuilt only when that owner's settings change", async (t) => {
@@ -112,14 +119,18 @@ Deno.test("PoolRegistry: one pool per owner, rebuilt only when that owner's sett
     const cfg: ServerConfig = admin(pg);
     await t.step("the same settings reuse the pool; a new password rebuilds it", async () => {
       const a = await reg.get(cfg, { owner: "DBCluster/one" });
-      assert.equal(await reg.get({ ...cfg }, { owner: "DBCluster/one" }), a);
+      assertStrictEquals(await reg.get({ ...cfg }, { owner: "DBCluster/one" }), a);
       await a.run((sql) => sql`SELECT 1`);
       const b = await reg.get({ ...cfg, password: "wrong" }, { owner: "DBCluster/one" });
-      assert.notEqual(b, a);
-      await assert.rejects(a.run((sql) => sql`SELECT 1`), /closed/);
-      await assert.rejects(b.run((sql) => sql`SELECT 1`), /password authentication failed/);
+      assertNotStrictEquals(b, a);
+      await assertRejects(() => a.run((sql) => sql`SELECT 1`), Error, "closed");
+      await assertRejects(
+        () => b.run((sql) => sql`SELECT 1`),
+        Error,
+        "password authentication failed",
+      );
       const c = await reg.get(cfg, { owner: "DBCluster/one" });
-      assert.equal((await c.run((sql) => sql`SELECT 1 AS one`))[0]?.one, 1);
+      assertStrictEquals((await c.run((sql) => sql`SELECT 1 AS one`))[0]?.one, 1);
     });
 
     await t.step("two owners on one server with different bounds keep their pools", async () => {
@@ -128,8 +139,8 @@ Deno.test("PoolRegistry: one pool per owner, rebuilt only when that owner's sett
       const p1 = await reg.get(small, { owner: "DBCluster/small" });
       const p2 = await reg.get(large, { owner: "DBCluster/large" });
       for (let i = 0; i < 10; i++) {
-        assert.equal(await reg.get({ ...small }, { owner: "DBCluster/small" }), p1);
-        assert.equal(await reg.get({ ...large }, { owner: "DBCluster/large" }), p2);
+        assertStrictEquals(await reg.get({ ...small }, { owner: "DBCluster/small" }), p1);
+        assertStrictEquals(await reg.get({ ...large }, { owner: "DBCluster/large" }), p2);
       }
       const peak = { small: 0, large: 0 };
       const probe = (pool: ServerPool) =>
@@ -144,9 +155,9 @@ Deno.test("PoolRegistry: one pool per owner, rebuilt only when that owner's sett
           await sql`SELECT pg_sleep(0.05)`;
         });
       await Promise.all(Array.from({ length: 12 }, (_, i) => probe(i % 2 ? p1 : p2)));
-      assert.ok(p1.peakSlots <= 1 && p2.peakSlots <= 3, `${p1.peakSlots} ${p2.peakSlots}`);
-      assert.equal(peak.small, 1, "the small pool's sessions, by application_name");
-      assert.ok(peak.large >= 2 && peak.large <= 3, `the large pool's sessions: ${peak.large}`);
+      assert(p1.peakSlots <= 1 && p2.peakSlots <= 3, `${p1.peakSlots} ${p2.peakSlots}`);
+      assertStrictEquals(peak.small, 1, "the small pool's sessions, by application_name");
+      assert(peak.large >= 2 && peak.large <= 3, `the large pool's sessions: ${peak.large}`);
     });
   } finally {
     await reg.close();
@@ -174,7 +185,7 @@ Deno.test("ServerPool: every statement passes the fence, in-flight ones are canc
     ).then((s) => Number(s.trim()));
   try {
     await t.step("a standby's fence refuses statements", async () => {
-      await assert.rejects(pool.run((sql) => sql`SELECT 1`), LeadershipLostError);
+      await assertRejects(() => pool.run((sql) => sql`SELECT 1`), LeadershipLostError);
     });
     fence.renewed(fence.stamp());
 
@@ -186,7 +197,7 @@ Deno.test("ServerPool: every statement passes the fence, in-flight ones are canc
           await tx.unsafe("INSERT INTO public.fenced VALUES (1)");
         });
       }, { database: "fence_db" });
-      assert.equal(await count(), "1");
+      assertStrictEquals(await count(), "1");
     });
 
     await t.step("a transaction the fence closes on before COMMIT rolls back", async () => {
@@ -196,14 +207,14 @@ Deno.test("ServerPool: every statement passes the fence, in-flight ones are canc
           clock.advance(10_000); // frozen past the renew deadline, then resumed
           await tx.unsafe("INSERT INTO public.fenced VALUES (3)").catch(() => {});
         }), { database: "fence_db" }).catch((e) => e);
-      assert.ok(err instanceof LeadershipLostError, String(err));
-      assert.equal(await count(), "1");
+      assert(err instanceof LeadershipLostError, String(err));
+      assertStrictEquals(await count(), "1");
       const log = await pg.readLog();
-      assert.ok(!log.includes("VALUES (3)"), "nothing was sent after the fence closed");
+      assert(!log.includes("VALUES (3)"), "nothing was sent after the fence closed");
     });
 
     await t.step("a closed fence refuses every later statement", async () => {
-      await assert.rejects(pool.run((sql) => sql`SELECT 1`), LeadershipLostError);
+      await assertRejects(() => pool.run((sql) => sql`SELECT 1`), LeadershipLostError);
     });
   } finally {
     await pool.close();
@@ -218,7 +229,7 @@ Deno.test("ServerPool: every statement passes the fence, in-flight ones are canc
       await waitUntil(async () => (await running("pg_sleep(120)")) === 1);
       clock2.advance(10_000);
       const err = await sleeping;
-      assert.ok(err instanceof LeadershipLostError, String(err));
+      assert(err instanceof LeadershipLostError, String(err));
       await waitUntil(async () => (await running("pg_sleep(120)")) === 0);
     } finally {
       await p.close();
@@ -233,7 +244,7 @@ Deno.test("ServerPool: every statement passes the fence, in-flight ones are canc
         .catch((e) => e);
       await waitUntil(async () => (await running("pg_sleep(121)")) === 1);
       ac.abort(new Error("gave up"));
-      assert.match(String(await sleeping), /gave up/);
+      assertMatch(String(await sleeping), /gave up/);
       await waitUntil(async () => (await running("pg_sleep(121)")) === 0);
     } finally {
       await p.close();
@@ -314,20 +325,20 @@ Deno.test("TLS modes: require, verify-ca and verify-full against a TLS server", 
       };
       const rightName = cert === "server.crt";
       await t.step(`${cert}: disable connects without TLS`, async () => {
-        assert.equal(await tryMode({ sslMode: "disable" }), false);
+        assertStrictEquals(await tryMode({ sslMode: "disable" }), false);
       });
       await t.step(`${cert}: require connects with TLS, no verification`, async () => {
-        assert.equal(await tryMode({ sslMode: "require" }), true);
+        assertStrictEquals(await tryMode({ sslMode: "require" }), true);
       });
       await t.step(`${cert}: verify-ca accepts the right CA, rejects another`, async () => {
-        assert.equal(await tryMode({ sslMode: "verify-ca", ca }), true);
-        assert.notEqual(await tryMode({ sslMode: "verify-ca", ca: other }), true);
-        assert.notEqual(await tryMode({ sslMode: "require", ca: other }), true);
+        assertStrictEquals(await tryMode({ sslMode: "verify-ca", ca }), true);
+        assertNotStrictEquals(await tryMode({ sslMode: "verify-ca", ca: other }), true);
+        assertNotStrictEquals(await tryMode({ sslMode: "require", ca: other }), true);
       });
       await t.step(`${cert}: verify-full checks the name`, async () => {
         const got = await tryMode({ sslMode: "verify-full", ca });
-        if (rightName) assert.equal(got, true);
-        else assert.notEqual(got, true);
+        if (rightName) assertStrictEquals(got, true);
+        else assertNotStrictEquals(got, true);
       });
     }
   } finally {
@@ -345,12 +356,12 @@ Deno.test("ServerPool: with leader election the server ends our idle sessions", 
     pool.run((sql) => sql.unsafe(`SHOW ${name}`)).then((r) => Object.values(r[0]!)[0]);
   try {
     await t.step("idle in a transaction: limited on every server", async () => {
-      assert.equal(await show("idle_in_transaction_session_timeout"), "800ms");
+      assertStrictEquals(await show("idle_in_transaction_session_timeout"), "800ms");
     });
     await t.step("idle outside one: limited once the server is known to be ≥ 14", async () => {
       // The first slot was opened before the version was known; it is replaced.
-      assert.equal(await show("idle_session_timeout"), "800ms");
-      assert.equal(await show("idle_session_timeout"), "800ms");
+      assertStrictEquals(await show("idle_session_timeout"), "800ms");
+      assertStrictEquals(await show("idle_session_timeout"), "800ms");
     });
     await t.step(
       "a statement never reconnects: a connection closed mid-run fails the run",
@@ -360,9 +371,13 @@ Deno.test("ServerPool: with leader election the server ends our idle sessions", 
           await new Promise((r) => setTimeout(r, 1500)); // past both limits
           await sql`SELECT 'after the gap'`;
         }).catch((e) => e);
-        assert.match(String(err), /connection closed during the run/);
-        assert.ok(!(await pg.readLog()).includes("after the gap"), "it was not sent");
-        assert.equal(await show("application_name"), "dbtether-limit-test", "the next run works");
+        assertMatch(String(err), /connection closed during the run/);
+        assert(!(await pg.readLog()).includes("after the gap"), "it was not sent");
+        assertStrictEquals(
+          await show("application_name"),
+          "dbtether-limit-test",
+          "the next run works",
+        );
       },
     );
   } finally {

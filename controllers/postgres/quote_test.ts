@@ -1,4 +1,9 @@
-import assert from "node:assert/strict";
+import {
+  assertEquals,
+  assertMatch,
+  assertStrictEquals,
+  assertThrows,
+} from "../../tests/helpers/assert.ts";
 import {
   catalogIdent,
   ident,
@@ -27,7 +32,7 @@ Deno.test("userIdent quotes hostile names exactly", async (t) => {
     ["日本語".repeat(7), `"${"日本語".repeat(7)}"`], // 63 bytes
   ];
   for (const [name, want] of cases) {
-    await t.step(JSON.stringify(name), () => assert.equal(userIdent(name), want));
+    await t.step(JSON.stringify(name), () => assertStrictEquals(userIdent(name), want));
   }
 });
 
@@ -59,32 +64,32 @@ Deno.test("userIdent rejects invalid and reserved names", async (t) => {
   ];
   for (const [name, want] of cases) {
     await t.step(JSON.stringify(name), () => {
-      assert.throws(() => userIdent(name, { adminRole: "dbtether_admin" }), (e: unknown) => {
-        assert.ok(e instanceof InvalidIdentifierError);
-        assert.equal(e.reason, "InvalidName");
-        assert.match(e.message, /^Invalid name .*: /);
-        assert.match(e.message, want);
-        return true;
-      });
+      const e = assertThrows(
+        () => userIdent(name, { adminRole: "dbtether_admin" }),
+        InvalidIdentifierError,
+      );
+      assertStrictEquals(e.reason, "InvalidName");
+      assertMatch(e.message, /^Invalid name .*: /);
+      assertMatch(e.message, want);
     });
   }
 });
 
 Deno.test("identifierProblem accepts 63 bytes and names near reserved ones", () => {
   for (const ok of ["a".repeat(63), "postgres2", "my_pg_db", "publicity", "rds", "all_users"]) {
-    assert.equal(identifierProblem(ok, { adminRole: "dbtether_admin" }), undefined, ok);
+    assertStrictEquals(identifierProblem(ok, { adminRole: "dbtether_admin" }), undefined, ok);
   }
 });
 
 Deno.test("ident allows system names but still checks structure", () => {
-  assert.equal(ident("public"), '"public"');
-  assert.equal(ident("pg_catalog"), '"pg_catalog"');
-  assert.throws(() => ident(""), InvalidIdentifierError);
-  assert.throws(() => ident("a".repeat(64)), InvalidIdentifierError);
+  assertStrictEquals(ident("public"), '"public"');
+  assertStrictEquals(ident("pg_catalog"), '"pg_catalog"');
+  assertThrows(() => ident(""), InvalidIdentifierError);
+  assertThrows(() => ident("a".repeat(64)), InvalidIdentifierError);
 });
 
-Deno.test("qualified and parseTableName", async (t) => {
-  assert.equal(qualified(ident("s"), ident("t.x")), '"s"."t.x"');
+Deno.test("qualified joins quoted names; parseTableName splits schema.table, quotes honoured", async (t) => {
+  assertStrictEquals(qualified(ident("s"), ident("t.x")), '"s"."t.x"');
   const cases: [string, { schema?: string; name: string }][] = [
     ["orders", { name: "orders" }],
     ["sales.orders", { schema: "sales", name: "orders" }],
@@ -92,10 +97,12 @@ Deno.test("qualified and parseTableName", async (t) => {
     ['"a.b"', { name: "a.b" }],
   ];
   for (const [ref, want] of cases) {
-    await t.step(ref, () => assert.deepEqual(parseTableName(ref), want));
+    await t.step(ref, () => assertEquals(parseTableName(ref), want));
   }
   for (const bad of ["a.b.c", ".x", "x.", '"open', '"a"b']) {
-    await t.step(`rejects ${bad}`, () => assert.throws(() => parseTableName(bad)));
+    await t.step(`rejects ${bad}`, () => {
+      assertThrows(() => parseTableName(bad));
+    });
   }
 });
 
@@ -107,8 +114,8 @@ Deno.test("literal quotes like quote_literal and rejects NUL", async (t) => {
     ["'; DROP ROLE x; --", "'''; DROP ROLE x; --'"],
     ["dbtether:ns/name", "'dbtether:ns/name'"],
   ];
-  for (const [v, want] of cases) await t.step(v, () => assert.equal(literal(v), want));
-  assert.throws(() => literal("a\0b"), /NUL/);
+  for (const [v, want] of cases) await t.step(v, () => assertStrictEquals(literal(v), want));
+  assertThrows(() => literal("a\0b"), Error, "NUL");
 });
 
 Deno.test("catalogIdent quotes every name the server can hold, control characters included", async (t) => {
@@ -120,10 +127,10 @@ Deno.test("catalogIdent quotes every name the server can hold, control character
     ["pg_catalog", '"pg_catalog"'],
   ];
   for (const [name, want] of cases) {
-    await t.step(JSON.stringify(name), () => assert.equal(catalogIdent(name), want));
+    await t.step(JSON.stringify(name), () => assertStrictEquals(catalogIdent(name), want));
   }
   await t.step("NUL and empty names are refused", () => {
-    assert.throws(() => catalogIdent("a\0b"), InvalidIdentifierError);
-    assert.throws(() => catalogIdent(""), InvalidIdentifierError);
+    assertThrows(() => catalogIdent("a\0b"), InvalidIdentifierError);
+    assertThrows(() => catalogIdent(""), InvalidIdentifierError);
   });
 });

@@ -1,4 +1,10 @@
-import assert from "node:assert/strict";
+import {
+  assert,
+  assertMatch,
+  assertNotStrictEquals,
+  assertStrictEquals,
+  assertThrows,
+} from "../../tests/helpers/assert.ts";
 import { startPostgres } from "../../tests/helpers/postgres.ts";
 import { literal } from "./quote.ts";
 import { generatePassword, PASSWORD_ALPHABET, scramMatches, scramVerifier } from "./scram.ts";
@@ -6,14 +12,14 @@ import { generatePassword, PASSWORD_ALPHABET, scramMatches, scramVerifier } from
 Deno.test("generatePassword: length bounds, alphabet, classes", () => {
   for (const n of [12, 16, 33, 64]) {
     const pw = generatePassword(n);
-    assert.equal(pw.length, n);
-    assert.ok([...pw].every((c) => PASSWORD_ALPHABET.includes(c)));
-    assert.match(pw, /[A-Z]/);
-    assert.match(pw, /[a-z]/);
-    assert.match(pw, /[0-9]/);
+    assertStrictEquals(pw.length, n);
+    assert([...pw].every((c) => PASSWORD_ALPHABET.includes(c)));
+    assertMatch(pw, /[A-Z]/);
+    assertMatch(pw, /[a-z]/);
+    assertMatch(pw, /[0-9]/);
   }
-  for (const bad of [0, 11, 65, 16.5]) assert.throws(() => generatePassword(bad), RangeError);
-  assert.notEqual(generatePassword(), generatePassword());
+  for (const bad of [0, 11, 65, 16.5]) assertThrows(() => generatePassword(bad), RangeError);
+  assertNotStrictEquals(generatePassword(), generatePassword());
 });
 
 Deno.test("generatePassword is unbiased: rejected bytes are skipped", () => {
@@ -24,7 +30,7 @@ Deno.test("generatePassword is unbiased: rejected bytes are skipped", () => {
     for (let j = 0; j < b.length; j++) b[j] = bytes[i++ % bytes.length]!;
   };
   const pw = generatePassword(12, { alphabet: "abc", random });
-  assert.equal(pw, "abcabcabcabc");
+  assertStrictEquals(pw, "abcabcabcabc");
   // Statistical check on the real RNG: every character shows up at a similar rate.
   const counts = new Map<string, number>();
   for (let k = 0; k < 400; k++) {
@@ -33,7 +39,7 @@ Deno.test("generatePassword is unbiased: rejected bytes are skipped", () => {
   const expected = (400 * 64) / PASSWORD_ALPHABET.length;
   for (const c of PASSWORD_ALPHABET) {
     const n = counts.get(c) ?? 0;
-    assert.ok(Math.abs(n - expected) < expected * 0.3, `${c}: ${n} vs ${expected}`);
+    assert(Math.abs(n - expected) < expected * 0.3, `${c}: ${n} vs ${expected}`);
   }
 });
 
@@ -41,14 +47,14 @@ Deno.test("scramVerifier has PostgreSQL's format and a fixed salt gives a fixed 
   const salt = new Uint8Array(16);
   const a = await scramVerifier("pencil", { salt });
   const b = await scramVerifier("pencil", { salt });
-  assert.equal(a, b);
-  assert.match(
+  assertStrictEquals(a, b);
+  assertMatch(
     a,
     /^SCRAM-SHA-256\$4096:AAAAAAAAAAAAAAAAAAAAAA==\$[A-Za-z0-9+/]{43}=:[A-Za-z0-9+/]{43}=$/,
   );
-  assert.notEqual(await scramVerifier("pencil"), await scramVerifier("pencil"));
-  assert.ok(await scramMatches("pencil", a));
-  assert.ok(!(await scramMatches("pencil2", a)));
+  assertNotStrictEquals(await scramVerifier("pencil"), await scramVerifier("pencil"));
+  assert(await scramMatches("pencil", a));
+  assert(!(await scramMatches("pencil2", a)));
 });
 
 Deno.test("PostgreSQL accepts our verifiers and ours match its own", async (t) => {
@@ -59,16 +65,16 @@ Deno.test("PostgreSQL accepts our verifiers and ours match its own", async (t) =
       const role = `scram_user_${i}`;
       const verifier = await scramVerifier(password);
       const r = await pg.psql(`CREATE ROLE ${role} LOGIN PASSWORD ${literal(verifier)}`);
-      assert.equal(r.code, 0, r.stderr);
+      assertStrictEquals(r.code, 0, r.stderr);
       const stored = await pg.superSql(
         `SELECT rolpassword FROM pg_authid WHERE rolname = '${role}'`,
       );
-      assert.equal(stored.trim(), verifier, "stored as given, not re-hashed");
+      assertStrictEquals(stored.trim(), verifier, "stored as given, not re-hashed");
       const ok = await pg.psql("SELECT current_user", { user: role, password });
-      assert.equal(ok.code, 0, ok.stderr);
-      assert.equal(ok.stdout.trim(), role);
+      assertStrictEquals(ok.code, 0, ok.stderr);
+      assertStrictEquals(ok.stdout.trim(), role);
       const bad = await pg.psql("SELECT 1", { user: role, password: password + "x" });
-      assert.notEqual(bad.code, 0);
+      assertNotStrictEquals(bad.code, 0);
     });
   }
   await t.step("a verifier PostgreSQL computed matches with scramMatches", async () => {
@@ -76,11 +82,11 @@ Deno.test("PostgreSQL accepts our verifiers and ours match its own", async (t) =
     const stored =
       (await pg.superSql(`SELECT rolpassword FROM pg_authid WHERE rolname = 'server_made'`))
         .trim();
-    assert.ok(await scramMatches("Zebra-42_x", stored));
-    assert.ok(!(await scramMatches("Zebra-42_y", stored)));
+    assert(await scramMatches("Zebra-42_x", stored));
+    assert(!(await scramMatches("Zebra-42_y", stored)));
   });
   await t.step("no plaintext password in the server log", async () => {
     const log = await pg.readLog();
-    for (const p of passwords) assert.ok(!log.includes(p));
+    for (const p of passwords) assert(!log.includes(p));
   });
 });

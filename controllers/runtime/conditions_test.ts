@@ -1,7 +1,7 @@
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { assertEquals } from "../../tests/helpers/assert.ts";
 import { jsonEqual, setCondition } from "./conditions.ts";
 
-Deno.test("conditions", async (t) => {
+Deno.test("conditions: transition time moves only on a flip; equality ignores key order", async (t) => {
   const t0 = new Date("2026-01-01T00:00:00Z");
   const t1 = new Date("2026-01-01T01:00:00Z");
   await t.step("lastTransitionTime moves only when the status flips", () => {

@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { assertStrictEquals } from "../../tests/helpers/assert.ts";
 import { FakeClock } from "../../lib/clock.ts";
 import { Controller, done } from "./controller.ts";
 import { nullLogger } from "../../lib/log.ts";
@@ -30,7 +30,7 @@ Deno.test("Controller.run: shutdown grace, and halt without one", async (t) => {
         if (how === "halt") halt.abort(new Error("lease lost"));
         else clock.advance(30_000);
         await running;
-        assert.equal(
+        assertStrictEquals(
           (aborted as Error).message,
           how === "halt" ? "lease lost" : "Shutdown grace period ended",
         );

@@ -1,8 +1,8 @@
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { assertEquals } from "../../tests/helpers/assert.ts";
 import { FakeClock } from "../../lib/clock.ts";
 import { WorkQueue } from "./queue.ts";
 
-Deno.test("work queue", async (t) => {
+Deno.test("work queue: one worker per key, capped backoff, delayed adds, shutdown", async (t) => {
   await t.step("deduplicates keys waiting in the queue", async () => {
     const q = new WorkQueue({ clock: new FakeClock() });
     q.add("a");

@@ -1,4 +1,4 @@
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { assertEquals } from "../../tests/helpers/assert.ts";
 import type { ObjectMeta } from "../../crds/kind.ts";
 import { isStateSecretName, otherOwner, referencedBy } from "./secret_owner.ts";
 
@@ -12,7 +12,7 @@ const ref = (
   ...(o.controller ? { controller: true } : {}),
 });
 
-Deno.test("otherOwner", async (t) => {
+Deno.test("otherOwner names who else owns a Secret; nothing when nobody or we do", async (t) => {
   const self = { uid: "me", name: "evil" };
   const table: [string, Partial<ObjectMeta>, string | undefined][] = [
     ["nobody's Secret", {}, undefined],
@@ -105,7 +105,7 @@ Deno.test("referencedBy finds every *SecretRef of cluster-scoped resources", () 
   ]);
 });
 
-Deno.test("isStateSecretName", () => {
+Deno.test("isStateSecretName: dbtether-<name>-state only", () => {
   for (const n of ["dbtether-x-state", "dbtether-a-b-1234567890-state"]) {
     assertEquals(isStateSecretName(n), true);
   }

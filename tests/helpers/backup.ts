@@ -4,7 +4,7 @@
  * show the status on timeout, and the no-leak assertion every failure test ends with.
  * Importing this module registers no test, so each test file runs alone.
  */
-import { ok as assert } from "node:assert/strict";
+import { assert } from "./assert.ts";
 import type { TestEnv } from "./env.ts";
 import type { StorageServer } from "./storage_servers.ts";
 import { budget } from "./timeouts.ts";
@@ -259,20 +259,6 @@ export async function holdLock(env: TestEnv, database: string, table: string) {
   return { release: () => tx.end() };
 }
 
-/** The decoded data of a Secret. */
-export async function secretData(
-  env: TestEnv,
-  name: string,
-  ns: string,
-): Promise<Record<string, string>> {
-  const s = await env.getJson<{ data?: Record<string, string> }>("secret", name, ns);
-  return Object.fromEntries(
-    Object.entries(s?.data ?? {}).map((
-      [k, v],
-    ) => [k, new TextDecoder().decode(Uint8Array.from(atob(v), (c) => c.charCodeAt(0)))]),
-  );
-}
-
 /** Waits until pg_dump of a backup is connected to `database` (blocked on the lock). */
 export async function dumpConnected(env: TestEnv, database: string): Promise<void> {
   await waitFor("pg_dump to connect", async () =>
@@ -401,11 +387,6 @@ export async function restoreLeftovers(env: TestEnv): Promise<string[]> {
       "ORDER BY 1",
   );
   return out.split("\n").filter(Boolean);
-}
-
-/** The Ready condition's reason of an object. */
-export function readyReason(o: Obj | undefined): string | undefined {
-  return o?.status?.conditions?.find((c) => c.type === "Ready")?.reason;
 }
 
 /**

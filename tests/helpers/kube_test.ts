@@ -2,7 +2,7 @@
  * The Kubernetes test environment itself: it starts with authentication on, installs the CRDs,
  * and leaves nothing behind when it stops, including when the test using it fails.
  */
-import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
+import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { startKube } from "./kube.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -52,11 +52,15 @@ Deno.test(
   { name: "startKube: cleanup also happens when the test body throws", ...opts },
   async () => {
     let dir = "";
-    await rejects(async () => {
-      await using kube = await startKube({ crds: false });
-      dir = kube.dir;
-      throw new Error("the test failed");
-    }, /the test failed/);
+    await assertRejects(
+      async () => {
+        await using kube = await startKube({ crds: false });
+        dir = kube.dir;
+        throw new Error("the test failed");
+      },
+      Error,
+      "the test failed",
+    );
     assertEquals(await pidsOf(dir), []);
     assert(!(await exists(dir)));
   },

@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { assert, assertMatch, assertNotStrictEquals, assertStrictEquals } from "./assert.ts";
 import { startPostgres } from "./postgres.ts";
 
 function exists(path: string): boolean {
@@ -16,38 +16,38 @@ Deno.test("startPostgres gives a non-superuser admin, psql, stop/start and clean
     await using pg = await startPostgres();
     dir = pg.dir;
     assert(exists(dir));
-    assert.match(pg.version, /^\d+\.\d+$/);
+    assertMatch(pg.version, /^\d+\.\d+$/);
 
     await t.step("the admin is LOGIN CREATEDB CREATEROLE and not superuser", async () => {
       const row = await pg.superSql(
         `SELECT rolsuper, rolcanlogin, rolcreatedb, rolcreaterole FROM pg_roles
          WHERE rolname = '${pg.admin.user}'`,
       );
-      assert.equal(row.trim(), "f|t|t|t");
+      assertStrictEquals(row.trim(), "f|t|t|t");
     });
 
     await t.step("psql runs as the admin over TCP with SCRAM", async () => {
       const r = await pg.psql("SELECT current_user, current_setting('is_superuser')");
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stdout.trim(), `${pg.admin.user}|off`);
+      assertStrictEquals(r.code, 0, r.stderr);
+      assertStrictEquals(r.stdout.trim(), `${pg.admin.user}|off`);
       const bad = await pg.psql("SELECT 1", { password: "wrong" });
-      assert.notEqual(bad.code, 0);
-      assert.match(bad.stderr, /password authentication failed/);
+      assertNotStrictEquals(bad.code, 0);
+      assertMatch(bad.stderr, /password authentication failed/);
     });
 
     await t.step("the admin password is not in the server log", async () => {
       const log = await pg.readLog();
-      assert.match(log, /SHOW server_version/);
+      assertMatch(log, /SHOW server_version/);
       assert(!log.includes(pg.admin.password));
     });
 
     await t.step("stop makes the server unreachable, start brings it back", async () => {
       await pg.stop();
       const down = await pg.psql("SELECT 1");
-      assert.notEqual(down.code, 0);
+      assertNotStrictEquals(down.code, 0);
       await pg.start();
       const up = await pg.psql("SELECT 1");
-      assert.equal(up.stdout.trim(), "1");
+      assertStrictEquals(up.stdout.trim(), "1");
     });
   }
   assert(!exists(dir), "the temp dir is removed on dispose");
@@ -58,10 +58,10 @@ Deno.test("startPostgres cleans up when the test body throws", async () => {
   try {
     await using pg = await startPostgres({ adminName: "other_admin" });
     dir = pg.dir;
-    assert.equal((await pg.psql("SELECT current_user")).stdout.trim(), "other_admin");
+    assertStrictEquals((await pg.psql("SELECT current_user")).stdout.trim(), "other_admin");
     throw new Error("boom");
   } catch (e) {
-    assert.equal((e as Error).message, "boom");
+    assertStrictEquals((e as Error).message, "boom");
   }
   assert(dir !== "" && !exists(dir));
 });

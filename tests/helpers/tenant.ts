@@ -1,38 +1,20 @@
 /**
- * What the tenant-safety tests share: manifests a tenant may apply in its own namespace, waiting
- * for a Ready reason, reading Secrets, and snapshots of the server's roles and memberships (read
- * as the bootstrap superuser, so passwords are compared as their stored verifiers).
+ * What the tenant-safety tests share: manifests a tenant may apply in its own namespace,
+ * snapshots of the server's roles and memberships (read as the bootstrap superuser, so passwords
+ * are compared as their stored verifiers), the statements the admin sent, and Warning Events.
+ * Reading conditions and Secrets, and waiting for a reason, are in fixtures.ts.
  *
  * ```ts
  * await env.kube.apply(resource("DatabaseUser", { name: "evil", ns, spec: "username: alice\n" }));
- * const u = await waitReason(env, "databaseuser", "evil", ns, "RoleClaimedByOther");
+ * const before = await rolesSnapshot(env.pg);
  * ```
  */
 import type { TestEnv } from "./env.ts";
 import type { PgServer } from "./postgres.ts";
-import { budget } from "./timeouts.ts";
-import { waitFor } from "./wait.ts";
-
-export type Cond = { type: string; status: string; reason: string; message: string };
-export type Obj = {
-  metadata: {
-    name: string;
-    resourceVersion: string;
-    generation?: number;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    ownerReferences?: { kind: string; name: string; uid: string }[];
-  };
-  status?: { phase?: string; message?: string; observedGeneration?: number; conditions?: Cond[] };
-  data?: Record<string, string>;
-};
 
 /** Mutating statements as PostgreSQL logs them with log_statement=all. */
 export const MUTATING =
   /(statement|execute [^:]*): (CREATE|ALTER|DROP|GRANT|REVOKE|COMMENT|REASSIGN)\b/i;
-
-export const readyOf = (o: Obj | undefined) =>
-  o?.status?.conditions?.find((c) => c.type === "Ready");
 
 /** A namespaced dbtether object as YAML; `spec` is indented YAML without the `spec:` line. */
 export function resource(
@@ -55,42 +37,6 @@ ${o.spec.replace(/^(?=.)/gm, "  ")}`;
 /** DBCluster spec lines granting adoption to `namespaces` (clusterManifest's extraSpec). */
 export function adoptionGrant(namespaces: readonly string[]): string {
   return `  adoption:\n    allowedNamespaces:\n      names: [${namespaces.join(", ")}]\n`;
-}
-
-/** Waits until the object's Ready condition has `reason`; returns the object. */
-export async function waitReason(
-  env: TestEnv,
-  o: { kind: string; name: string; ns: string; reason: string },
-): Promise<Obj> {
-  return await waitFor(`${o.kind} ${o.ns}/${o.name} Ready reason ${o.reason}`, async () => {
-    const x = await env.getJson<Obj>(o.kind, o.name, o.ns);
-    return readyOf(x)?.reason === o.reason ? x : undefined;
-  }, { timeoutMs: budget("ready"), intervalMs: 250 }).catch(async (e) => {
-    const x = await env.getJson<Obj>(o.kind, o.name, o.ns);
-    throw new Error(`${(e as Error).message}; status: ${JSON.stringify(x?.status)}`);
-  });
-}
-
-/** A Secret's data decoded, or undefined when it does not exist. */
-export async function secretData(
-  env: TestEnv,
-  name: string,
-  ns: string,
-): Promise<Record<string, string> | undefined> {
-  const s = await env.getJson<Obj>("secret", name, ns);
-  if (!s?.data) return undefined;
-  const dec = (v: string) =>
-    new TextDecoder().decode(Uint8Array.from(atob(v), (c) => c.charCodeAt(0)));
-  return Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, dec(v)]));
-}
-
-/** Whether `user` logs in to `database` with `password` and `sql` succeeds. */
-export async function runsAs(
-  pg: PgServer,
-  o: { user: string; password: string; database: string },
-  sql = "SELECT 1",
-): Promise<boolean> {
-  return (await pg.psql(sql, o)).code === 0;
 }
 
 /**
