@@ -1,4 +1,4 @@
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { assertEquals } from "../../tests/helpers/assert.ts";
 import type { PostgresDatabase } from "../../crds/postgres_database.ts";
 import { FINALIZER, type PgdbInputs, planPostgresDatabase, type SecretState } from "./plan.ts";
 import { computePgdbStatus } from "./status.ts";
