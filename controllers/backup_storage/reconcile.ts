@@ -6,13 +6,8 @@
 import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage.ts";
 import type { ObjectStore } from "../../storage/store.ts";
 import { StorageError } from "../../storage/store.ts";
-import {
-  type Controller,
-  done,
-  type ReconcileContext,
-  requeueAfter,
-  type Result,
-} from "../runtime/controller.ts";
+import type { Controller, ReconcileContext, Result } from "../runtime/controller.ts";
+import { done, requeueAfter } from "../runtime/controller.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import { updateStatus } from "../runtime/objects.ts";
 import { type Reconciler, startController } from "../runtime/reconciler.ts";

@@ -1,27 +1,11 @@
 import { assertEquals } from "../../tests/helpers/assert.ts";
 import type { DBCluster } from "../../crds/dbcluster.ts";
+import { cluster } from "./fixtures_test_util.ts";
 import { checkEvents, checkInterval, planDBCluster } from "./plan.ts";
 import { clusterStatus } from "./status.ts";
 
 const T0 = Date.parse("2026-03-01T10:00:00Z");
 const MIN = 60_000;
-
-function cluster(o: { phase?: "Connected" | "Failed"; interval?: string } = {}): DBCluster {
-  return {
-    apiVersion: "dbtether.io/v1alpha1",
-    kind: "DBCluster",
-    metadata: { name: "main", generation: 3 },
-    spec: {
-      endpoint: "127.0.0.1",
-      port: 5432,
-      sslMode: "disable",
-      maxConnections: 5,
-      healthCheckInterval: o.interval ?? "",
-      isolation: "Restrict",
-    },
-    ...(o.phase ? { status: { phase: o.phase } } : {}),
-  };
-}
 
 Deno.test("checkInterval: spec.healthCheckInterval, else the flag", async (t) => {
   const cases = [
@@ -32,7 +16,10 @@ Deno.test("checkInterval: spec.healthCheckInterval, else the flag", async (t) =>
   ];
   for (const c of cases) {
     await t.step(c.name, () => {
-      assertEquals(checkInterval(cluster({ interval: c.interval }), 5 * MIN), c.want);
+      assertEquals(
+        checkInterval(cluster(undefined, { healthCheckInterval: c.interval }), 5 * MIN),
+        c.want,
+      );
     });
   }
 });

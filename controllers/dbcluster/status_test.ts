@@ -1,27 +1,10 @@
 import { assert, assertEquals } from "../../tests/helpers/assert.ts";
-import type { DBCluster } from "../../crds/dbcluster.ts";
+import { cluster } from "./fixtures_test_util.ts";
 import type { IsolationOutcome } from "./isolation.ts";
 import { clusterStatus, isolationCondition, isolationTransition } from "./status.ts";
 
 const T0 = Date.parse("2026-03-01T10:00:00Z");
 const T1 = Date.parse("2026-03-01T10:05:00Z");
-
-function cluster(status?: DBCluster["status"]): DBCluster {
-  return {
-    apiVersion: "dbtether.io/v1alpha1",
-    kind: "DBCluster",
-    metadata: { name: "main", generation: 3 },
-    spec: {
-      endpoint: "127.0.0.1",
-      port: 5432,
-      sslMode: "disable",
-      maxConnections: 5,
-      healthCheckInterval: "5m",
-      isolation: "Restrict",
-    },
-    ...(status ? { status } : {}),
-  };
-}
 
 const ok = (isolation?: IsolationOutcome) => ({
   ok: true as const,
