@@ -1,19 +1,18 @@
 /**
  * BackupStorage controller: probes the location (reachable, writable) and reports Ready or a
  * precise reason. Re-probes periodically, on spec changes, and when its credentials Secret
- * changes.
+ * changes (watches.ts).
  */
 import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage.ts";
-import type { KubeObject } from "../../crds/kind.ts";
 import type { ObjectStore } from "../../storage/store.ts";
 import { StorageError } from "../../storage/store.ts";
-import { type Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
+import type { Controller, ReconcileContext, Result } from "../runtime/controller.ts";
+import { done, requeueAfter } from "../runtime/controller.ts";
 import { errorMessage } from "../../lib/errors.ts";
-import { objectKey } from "../runtime/informer.ts";
-import { SecretResource } from "../runtime/kube.ts";
 import { updateStatus } from "../runtime/objects.ts";
-import { addController, type ControllerDeps } from "../runtime/shared.ts";
-import { openStore, storageProvider, storagesUsingSecret } from "../services/storage_access.ts";
+import { type Reconciler, startController } from "../runtime/reconciler.ts";
+import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
+import { openStore, storageProvider } from "../services/storage_access.ts";
 import {
   PROBE_INTERVAL_MS,
   PROBE_RETRY_MS,
@@ -21,6 +20,7 @@ import {
   probeReason,
   storageStatus,
 } from "./status.ts";
+import { backupStorageWatches } from "./watches.ts";
 
 /** What the storage controllers need beyond the runtime (a subset of register's Services). */
 export interface StorageServices {
@@ -29,80 +29,106 @@ export interface StorageServices {
 
 const PROBE_TIMEOUT_MS = 30_000;
 
-export function setupBackupStorageController(
-  deps: ControllerDeps,
-  services: StorageServices,
-): Controller {
-  const storages = deps.informers.for<BackupStorage>(BackupStorageKind);
-  const secrets = deps.informers.for<KubeObject<unknown, unknown>>(SecretResource, {
-    metadataOnly: true,
-  });
-  const reconcile = async (key: string): Promise<Result> => {
-    const obj = storages.get(key);
+/** Probes one BackupStorage and writes its status. */
+export class BackupStorageReconciler implements Reconciler {
+  readonly #deps: ControllerDeps;
+  readonly #services: StorageServices;
+  readonly #storages: InformerSet<BackupStorage>;
+
+  constructor(deps: ControllerDeps, services: StorageServices) {
+    this.#deps = deps;
+    this.#services = services;
+    this.#storages = deps.informers.for<BackupStorage>(BackupStorageKind);
+  }
+
+  async reconcile(key: string, ctx: ReconcileContext): Promise<Result> {
+    const obj = this.#storages.get(key);
     if (!obj || obj.metadata.deletionTimestamp) return done;
     const provider = storageProvider(obj.spec);
-    const outcome = await probe(deps, obj, services);
-    const now = deps.clock.now();
-    await updateStatus(deps.client, {
+    const outcome = await this.#probe(obj, ctx);
+    const now = this.#deps.clock.now();
+    await updateStatus(this.#deps.client, {
       resource: BackupStorageKind,
       object: obj,
       compute: (latest) => storageStatus(latest, outcome, { provider, now }),
+      signal: ctx.signal,
     });
     if (!outcome.ok) {
-      deps.logger.warn("Backup storage not usable", {
+      ctx.logger.warn("Backup storage not usable", {
         storage: key,
         reason: outcome.reason,
         error: outcome.message,
       });
     }
     return requeueAfter(outcome.ok ? PROBE_INTERVAL_MS : PROBE_RETRY_MS);
-  };
-  const controller = addController(deps, "backupstorage", reconcile);
-  controller.watch(storages);
-  controller.watch(
-    secrets,
-    (s) => storagesUsingSecret(storages.list(), s.metadata.namespace ?? "", s.metadata.name),
-  );
-  return controller;
-}
+  }
 
-async function probe(
-  deps: ControllerDeps,
-  obj: BackupStorage,
-  services: StorageServices,
-): Promise<ProbeOutcome> {
-  let store: ObjectStore | undefined;
-  try {
-    store = await openStore(deps.client, obj, {
-      env: services.env,
-      logger: deps.logger.with({ storage: objectKey(obj) }),
-    });
-    await withTimeout(store.probe(), PROBE_TIMEOUT_MS, obj.metadata.name);
-    return { ok: true };
-  } catch (e) {
-    if (e instanceof StorageError) {
-      return { ok: false, reason: probeReason(e.reason), message: e.message };
+  async #probe(obj: BackupStorage, ctx: ReconcileContext): Promise<ProbeOutcome> {
+    let store: ObjectStore | undefined;
+    try {
+      store = await openStore(this.#deps.client, obj, {
+        env: this.#services.env,
+        logger: ctx.logger,
+        signal: ctx.signal,
+      });
+      await withTimeout(store.probe(), {
+        ms: PROBE_TIMEOUT_MS,
+        name: obj.metadata.name,
+        signal: ctx.signal,
+      });
+      return { ok: true };
+    } catch (e) {
+      // Storage failures carry their own reasons (storage/store.ts), mapped to Ready reasons.
+      if (e instanceof StorageError) {
+        return { ok: false, reason: probeReason(e.reason), message: e.message };
+      }
+      return {
+        ok: false,
+        reason: "StorageError",
+        message: `Cannot probe BackupStorage "${obj.metadata.name}": ${errorMessage(e)}`,
+      };
+    } finally {
+      await store?.close().catch(() => {});
     }
-    return {
-      ok: false,
-      reason: "StorageError",
-      message: `Cannot probe BackupStorage "${obj.metadata.name}": ${errorMessage(e)}`,
-    };
-  } finally {
-    await store?.close().catch(() => {});
   }
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, name: string): Promise<T> {
+/** Starts the BackupStorage controller. */
+export function setupBackupStorageController(
+  deps: ControllerDeps,
+  services: StorageServices,
+): Controller {
+  return startController(deps, {
+    name: "backupstorage",
+    reconciler: new BackupStorageReconciler(deps, services),
+    watches: backupStorageWatches(deps),
+  });
+}
+
+/**
+ * The store's probe takes no signal, so the reconcile stops waiting for it when the probe takes
+ * too long or the reconcile is cancelled.
+ */
+function withTimeout<T>(
+  p: Promise<T>,
+  o: { ms: number; name: string; signal: AbortSignal },
+): Promise<T> {
   let cancel: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
   const timeout = new Promise<never>((_, reject) => {
     cancel = setTimeout(() =>
       reject(
         new StorageError(
           "Unreachable",
-          `Cannot probe BackupStorage "${name}": no answer within ${ms / 1000} s`,
+          `Cannot probe BackupStorage "${o.name}": no answer within ${o.ms / 1000} s`,
         ),
-      ), ms);
+      ), o.ms);
+    onAbort = () => reject(o.signal.reason);
+    if (o.signal.aborted) onAbort();
+    else o.signal.addEventListener("abort", onAbort, { once: true });
   });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(cancel));
+  return Promise.race([p, timeout]).finally(() => {
+    clearTimeout(cancel);
+    if (onAbort) o.signal.removeEventListener("abort", onAbort);
+  });
 }

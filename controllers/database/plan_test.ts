@@ -1,4 +1,4 @@
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { assertEquals } from "../../tests/helpers/assert.ts";
 import type { Database } from "../../crds/database.ts";
 import { type ClusterState, databaseNameOf, FINALIZER, planDatabase } from "./plan.ts";
 

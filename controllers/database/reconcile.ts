@@ -1,22 +1,21 @@
 /**
  * The Database controller: observe (the object, its DBCluster) → plan (plan.ts) → act (the
  * idempotent calls of the postgres module) → status (status.ts, written only when it changed).
- * Databases are re-queued when their DBCluster changes in a way that matters.
+ * Databases are re-queued when their DBCluster changes in a way that matters (watches.ts).
  */
 import { type Database, DatabaseKind } from "../../crds/database.ts";
-import { type DBCluster, DBClusterKind } from "../../crds/dbcluster.ts";
 import type { Services } from "../services/services.ts";
-import { clusterChangeMatters } from "../services/cluster_changes.ts";
 import {
   type Controller,
   done,
   type ReconcileContext,
   type Result,
 } from "../runtime/controller.ts";
-import { errorMessage, RetryableError, TerminalError } from "../../lib/errors.ts";
-import { objectKey } from "../runtime/informer.ts";
+import { RetryableError, TerminalError } from "../../lib/errors.ts";
+import { type Failure, failureOf } from "../runtime/failure.ts";
 import { addFinalizer, removeFinalizer, updateStatus } from "../runtime/objects.ts";
-import { addController, type ControllerDeps } from "../runtime/shared.ts";
+import { type Reconciler, startController } from "../runtime/reconciler.ts";
+import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
 import { observeDatabase } from "../postgres/catalog.ts";
 import { mapPgError, PgExecutor } from "../postgres/execute.ts";
 import { databaseRoles } from "../postgres/names.ts";
@@ -34,6 +33,9 @@ import {
   wantsAdoption,
 } from "./plan.ts";
 import { computeDatabaseStatus, type DatabaseOutcome, readyTransition } from "./status.ts";
+import { databaseWatches } from "./watches.ts";
+
+export { databasesOfCluster } from "./watches.ts";
 
 /** Refusals of dropDatabase that mean "not this resource's database". */
 const NOT_OURS: ReadonlySet<string> = new Set([
@@ -41,170 +43,191 @@ const NOT_OURS: ReadonlySet<string> = new Set([
   "DatabaseExistsUnmanaged",
 ]);
 
-/** Keys of the Databases that use DBCluster `name`, from the informer cache. */
-export function databasesOfCluster(databases: readonly Database[], name: string): string[] {
-  return databases.filter((d) => d.spec.clusterRef.name === name).map(objectKey);
+/** What one action works on: the latest object, the server (when resolved), the context. */
+interface Step {
+  db: Database;
+  pool: ServerPool | undefined;
+  ctx: ReconcileContext;
+  outcome: DatabaseOutcome;
 }
 
-export function setupDatabaseController(deps: ControllerDeps, services: Services): Controller {
-  const { client, clock, recorder, informers } = deps;
-  const databases = informers.for<Database>(DatabaseKind);
-  const clusters = informers.for<DBCluster>(DBClusterKind);
+/** Reconciles one Database: resolve its DBCluster, plan, run the actions, write status. */
+export class DatabaseReconciler implements Reconciler {
+  readonly #deps: ControllerDeps;
+  readonly #services: Services;
+  readonly #databases: InformerSet<Database>;
 
-  const reconcile = async (key: string, ctx: ReconcileContext): Promise<Result> => {
-    const db = databases.get(key);
+  constructor(deps: ControllerDeps, services: Services) {
+    this.#deps = deps;
+    this.#services = services;
+    this.#databases = deps.informers.for<Database>(DatabaseKind);
+  }
+
+  async reconcile(key: string, ctx: ReconcileContext): Promise<Result> {
+    const db = this.#databases.get(key);
     if (!db) return done;
-    const resolved = await resolve(db);
-    const cluster: ClusterState = "reason" in resolved
-      ? { kind: "unavailable", reason: resolved.reason, message: resolved.message }
-      : {
-        kind: "ready",
-        adminRole: resolved.adminRole,
-        ...(wantsAdoption(db)
-          ? {
-            consent: await adoptionConsent(client, {
-              cluster: resolved.cluster,
-              namespace: db.metadata.namespace ?? "",
-            }),
-          }
-          : {}),
-      };
-    const plan = planDatabase(db, cluster);
+    const resolved = await this.#resolve(db, ctx);
+    const plan = planDatabase(db, await this.#clusterState(db, resolved, ctx));
     const outcome: DatabaseOutcome = { ensured: false };
-    let failure: Blocked | undefined = plan.blocked;
+    let failure: Blocked | Failure | undefined = plan.blocked;
     let current = db;
     try {
       for (const action of plan.actions) {
         const pool = "pool" in resolved ? resolved.pool : undefined;
-        const next = await act(action, { db: current, pool, ctx, outcome });
+        const next = await this.#act(action, { db: current, pool, ctx, outcome });
         if (next === "gone") return done;
         current = next;
       }
     } catch (e) {
-      failure = {
-        reason: e instanceof RetryableError || e instanceof TerminalError ? e.reason : "Error",
-        message: errorMessage(e),
-        terminal: e instanceof TerminalError,
-      };
+      failure = failureOf(e);
     }
     if (failure) outcome.failure = { reason: failure.reason, message: failure.message };
-    let written: Database["status"] | undefined;
-    await updateStatus(client, {
-      resource: DatabaseKind,
-      object: current,
-      compute: (latest) => {
-        written = computeDatabaseStatus(latest, outcome, { now: new Date(clock.now()) });
-        return written;
-      },
-    });
-    const event = written && readyTransition(db.status, written);
-    if (event) recorder.emit(current, event.type, event.reason, event.message);
+    const written = await this.#writeStatus(db, { current, outcome, ctx });
     if (failure?.terminal) throw new TerminalError(failure.reason, failure.message);
     if (failure) throw new RetryableError(failure.reason, failure.message);
-    const extFailed = outcome.extensions?.failed ?? [];
-    if (extFailed.length) {
+    if (outcome.extensions?.failed.length) {
       // Retried with capped backoff: an admin may allow the extension later.
       throw new RetryableError("ExtensionFailed", written?.message ?? "Extension failed");
     }
     return done;
-  };
+  }
 
-  const resolve = async (
+  /** Writes the status when it changed, and an Event when Ready changed. */
+  async #writeStatus(
     db: Database,
-  ): Promise<ResolvedCluster | { reason: string; message: string }> => {
+    o: { current: Database; outcome: DatabaseOutcome; ctx: ReconcileContext },
+  ): Promise<Database["status"] | undefined> {
+    const { client, clock, recorder } = this.#deps;
+    let written: Database["status"] | undefined;
+    await updateStatus(client, {
+      resource: DatabaseKind,
+      object: o.current,
+      compute: (latest) => {
+        written = computeDatabaseStatus(latest, o.outcome, { now: new Date(clock.now()) });
+        return written;
+      },
+      signal: o.ctx.signal,
+    });
+    const event = written && readyTransition(db.status, written);
+    if (event) recorder.emit(o.current, event.type, event.reason, event.message);
+    return written;
+  }
+
+  /** The DBCluster, or why it cannot be used now (a retryable refusal of the resolver). */
+  async #resolve(
+    db: Database,
+    ctx: ReconcileContext,
+  ): Promise<ResolvedCluster | { reason: string; message: string }> {
     try {
-      return await services.resolver.resolve(db.spec.clusterRef.name, {
+      return await this.#services.resolver.resolve(db.spec.clusterRef.name, {
         namespace: db.metadata.namespace ?? "",
+        signal: ctx.signal,
       });
     } catch (e) {
       if (e instanceof RetryableError) return { reason: e.reason, message: e.message };
       throw e;
     }
-  };
+  }
 
-  const act = async (
-    action: DatabaseAction,
-    o: {
-      db: Database;
-      pool: ServerPool | undefined;
-      ctx: ReconcileContext;
-      outcome: DatabaseOutcome;
-    },
-  ): Promise<Database | "gone"> => {
-    const { db, pool, ctx, outcome } = o;
-    const exec = () => {
-      if (!pool) throw new Error(`Cannot run ${action.kind}: no connection to the server`);
-      return new PgExecutor(pool, { logger: ctx.logger, signal: ctx.signal });
-    };
+  async #clusterState(
+    db: Database,
+    resolved: ResolvedCluster | { reason: string; message: string },
+    ctx: ReconcileContext,
+  ): Promise<ClusterState> {
+    if ("reason" in resolved) {
+      return { kind: "unavailable", reason: resolved.reason, message: resolved.message };
+    }
+    if (!wantsAdoption(db)) return { kind: "ready", adminRole: resolved.adminRole };
+    const consent = await adoptionConsent(this.#deps.client, {
+      cluster: resolved.cluster,
+      namespace: db.metadata.namespace ?? "",
+      signal: ctx.signal,
+    });
+    return { kind: "ready", adminRole: resolved.adminRole, consent };
+  }
+
+  async #act(action: DatabaseAction, o: Step): Promise<Database | "gone"> {
+    const { client } = this.#deps;
+    const { db, ctx } = o;
     switch (action.kind) {
       case "addFinalizer":
         return await addFinalizer(client, {
           resource: DatabaseKind,
           object: db,
           finalizer: FINALIZER,
-        }) as Database;
+          signal: ctx.signal,
+        });
       case "ensureDatabase":
-        await exec().ensureDatabase(action.spec);
-        outcome.ensured = true;
+        await executor(action, o).ensureDatabase(action.spec);
+        o.outcome.ensured = true;
         return db;
       case "ensureExtensions":
-        outcome.extensions = await ensureExtensions(exec(), pool!, {
+        o.outcome.extensions = await ensureExtensions(executor(action, o), o.pool!, {
           database: action.database,
           extensions: action.extensions,
           signal: ctx.signal,
         });
         return db;
       case "releaseDatabase":
-        if ((await exec().releaseDatabase(action)).changed) {
-          recorder.emit(
-            db,
-            "Normal",
-            "Released",
-            `Released database ${JSON.stringify(action.database)}; it is kept`,
-          );
+        if ((await executor(action, o).releaseDatabase(action)).changed) {
+          const what = `Released database ${JSON.stringify(action.database)}; it is kept`;
+          this.#deps.recorder.emit(db, "Normal", "Released", what);
         }
         return db;
       case "dropDatabase":
-        try {
-          if ((await exec().dropDatabase(action)).changed) {
-            recorder.emit(
-              db,
-              "Normal",
-              "Dropped",
-              `Dropped database ${JSON.stringify(action.database)}`,
-            );
-          }
-        } catch (e) {
-          // The resource never had (or lost) the claim: the database is someone else's and
-          // stays, and the resource may go.
-          if (!(e instanceof TerminalError) || !NOT_OURS.has(e.reason)) throw e;
-          recorder.emit(db, "Warning", "NotDropped", `${e.message}; it was left as it is`);
-        }
+        await this.#drop(action, o);
         return db;
       case "removeFinalizer":
-        if (action.skippedCleanup) {
-          recorder.emit(
-            db,
-            "Warning",
-            "CleanupSkipped",
-            `Nothing was cleaned up in PostgreSQL: ${action.skippedCleanup.message}`,
-          );
-        }
-        await removeFinalizer(client, { resource: DatabaseKind, object: db, finalizer: FINALIZER });
-        return "gone";
+        return await this.#finalize(action, o);
     }
-  };
+  }
 
-  const controller = addController(deps, "database", reconcile);
-  controller.watch(databases);
-  controller.watch(
-    clusters,
-    (c, old, deleted) =>
-      deleted || clusterChangeMatters(c, old)
-        ? databasesOfCluster(databases.list(), c.metadata.name)
-        : [],
-  );
-  return controller;
+  async #drop(action: Extract<DatabaseAction, { kind: "dropDatabase" }>, o: Step): Promise<void> {
+    const { recorder } = this.#deps;
+    try {
+      if ((await executor(action, o).dropDatabase(action)).changed) {
+        const what = `Dropped database ${JSON.stringify(action.database)}`;
+        recorder.emit(o.db, "Normal", "Dropped", what);
+      }
+    } catch (e) {
+      // The resource never had (or lost) the claim: the database is someone else's and
+      // stays, and the resource may go.
+      if (!(e instanceof TerminalError) || !NOT_OURS.has(e.reason)) throw e;
+      recorder.emit(o.db, "Warning", "NotDropped", `${e.message}; it was left as it is`);
+    }
+  }
+
+  async #finalize(
+    action: Extract<DatabaseAction, { kind: "removeFinalizer" }>,
+    o: Step,
+  ): Promise<"gone"> {
+    if (action.skippedCleanup) {
+      const why = `Nothing was cleaned up in PostgreSQL: ${action.skippedCleanup.message}`;
+      this.#deps.recorder.emit(o.db, "Warning", "CleanupSkipped", why);
+    }
+    await removeFinalizer(this.#deps.client, {
+      resource: DatabaseKind,
+      object: o.db,
+      finalizer: FINALIZER,
+      signal: o.ctx.signal,
+    });
+    return "gone";
+  }
+}
+
+/** Starts the Database controller. */
+export function setupDatabaseController(deps: ControllerDeps, services: Services): Controller {
+  return startController(deps, {
+    name: "database",
+    reconciler: new DatabaseReconciler(deps, services),
+    watches: databaseWatches(deps),
+  });
+}
+
+/** The executor for an action that needs the server; the planner only plans those when ready. */
+function executor(action: DatabaseAction, o: Step): PgExecutor {
+  if (!o.pool) throw new Error(`Cannot run ${action.kind}: no connection to the server`);
+  return new PgExecutor(o.pool, { logger: o.ctx.logger, signal: o.ctx.signal });
 }
 
 /**

@@ -1,4 +1,4 @@
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "../../tests/helpers/assert.ts";
 import type { Database } from "../../crds/database.ts";
 import { computeDatabaseStatus, type DatabaseOutcome, readyTransition } from "./status.ts";
 

@@ -1,27 +1,10 @@
-import assert from "node:assert/strict";
-import type { DBCluster } from "../../crds/dbcluster.ts";
+import { assert, assertEquals } from "../../tests/helpers/assert.ts";
+import { cluster } from "./fixtures_test_util.ts";
 import type { IsolationOutcome } from "./isolation.ts";
 import { clusterStatus, isolationCondition, isolationTransition } from "./status.ts";
 
 const T0 = Date.parse("2026-03-01T10:00:00Z");
 const T1 = Date.parse("2026-03-01T10:05:00Z");
-
-function cluster(status?: DBCluster["status"]): DBCluster {
-  return {
-    apiVersion: "dbtether.io/v1alpha1",
-    kind: "DBCluster",
-    metadata: { name: "main", generation: 3 },
-    spec: {
-      endpoint: "127.0.0.1",
-      port: 5432,
-      sslMode: "disable",
-      maxConnections: 5,
-      healthCheckInterval: "5m",
-      isolation: "Restrict",
-    },
-    ...(status ? { status } : {}),
-  };
-}
 
 const ok = (isolation?: IsolationOutcome) => ({
   ok: true as const,
@@ -40,7 +23,7 @@ const restricted: IsolationOutcome = {
 Deno.test("DBCluster isolation status", async (t) => {
   await t.step("records when dbtether restricted a database, and keeps it later", () => {
     const first = clusterStatus(cluster(), ok(restricted), T0);
-    assert.deepEqual(first.isolation, {
+    assertEquals(first.isolation, {
       mode: "Restrict",
       databases: [
         { name: "legacy", publicConnect: false },
@@ -57,12 +40,12 @@ Deno.test("DBCluster isolation status", async (t) => {
       ok({ ...restricted, restricted: [] }),
       T1,
     );
-    assert.deepEqual(later.isolation, first.isolation, "restrictedAt is not moved");
+    assertEquals(later.isolation, first.isolation, "restrictedAt is not moved");
     const iso = later.conditions?.find((c) => c.type === "Isolated");
-    assert.equal(iso?.status, "True");
-    assert.equal(iso?.reason, "Restricted");
-    assert.equal(iso?.observedGeneration, 3);
-    assert.equal(later.conditions?.find((c) => c.type === "Ready")?.status, "True");
+    assertEquals(iso?.status, "True");
+    assertEquals(iso?.reason, "Restricted");
+    assertEquals(iso?.observedGeneration, 3);
+    assertEquals(later.conditions?.find((c) => c.type === "Ready")?.status, "True");
   });
 
   await t.step("a failed check keeps the last isolation record and condition", () => {
@@ -72,8 +55,8 @@ Deno.test("DBCluster isolation status", async (t) => {
       { ok: false, reason: "ClusterUnreachable", message: "down" },
       T1,
     );
-    assert.deepEqual(failed.isolation, first.isolation);
-    assert.equal(failed.conditions?.find((c) => c.type === "Isolated")?.reason, "Restricted");
+    assertEquals(failed.isolation, first.isolation);
+    assertEquals(failed.conditions?.find((c) => c.type === "Isolated")?.reason, "Restricted");
   });
 
   const cases: {
@@ -140,9 +123,9 @@ Deno.test("DBCluster isolation status", async (t) => {
   for (const c of cases) {
     await t.step(`Isolated condition: ${c.name}`, () => {
       const cond = isolationCondition(c.outcome);
-      assert.equal(cond.status, c.status);
-      assert.equal(cond.reason, c.reason);
-      assert.match(cond.message, c.message);
+      assertEquals(cond.status, c.status);
+      assertEquals(cond.reason, c.reason);
+      assert(c.message.test(cond.message), `${cond.message} does not match ${c.message}`);
     });
   }
 
@@ -154,17 +137,17 @@ Deno.test("DBCluster isolation status", async (t) => {
       open: [{ database: "hr", reason: "OwnerNotActable", message: "Cannot restrict hr" }],
     };
     const a = clusterStatus(cluster(), ok(restricted), T0);
-    assert.equal(isolationTransition(undefined, a), undefined, "restrictions have their own");
+    assertEquals(isolationTransition(undefined, a), undefined, "restrictions have their own");
     const b = clusterStatus(cluster(a), ok(blocked), T1);
-    assert.equal(isolationTransition(a, b)?.type, "Warning");
-    assert.equal(isolationTransition(a, b)?.reason, "OwnerNotActable");
+    assertEquals(isolationTransition(a, b)?.type, "Warning");
+    assertEquals(isolationTransition(a, b)?.reason, "OwnerNotActable");
     const c = clusterStatus(cluster(b), ok(blocked), T1);
-    assert.equal(isolationTransition(b, c), undefined);
+    assertEquals(isolationTransition(b, c), undefined);
     const kept = clusterStatus(
       cluster(c),
       ok({ ...blocked, mode: "Keep", open: [{ ...blocked.open[0]!, reason: "IsolationKept" }] }),
       T1,
     );
-    assert.equal(isolationTransition(c, kept)?.type, "Normal");
+    assertEquals(isolationTransition(c, kept)?.type, "Normal");
   });
 });

@@ -5,11 +5,17 @@
  * no usable Secret or when rotation is due by time, never because an event arrived.
  */
 import type { PostgresDatabase } from "../../crds/postgres_database.ts";
-import type { Marker } from "../postgres/names.ts";
+import { TerminalError } from "../../lib/errors.ts";
+import type { KubeObject } from "../runtime/types.ts";
+import { isOwnedBy } from "../runtime/objects.ts";
+import type { ObserveServerOptions, ServerSnapshot } from "../postgres/catalog.ts";
+import { formatMarker, type Marker } from "../postgres/names.ts";
 import { ADOPT_ANNOTATION, type AdoptionConsent } from "../postgres/claims.ts";
 import type { DatabaseSpec as PgDatabaseSpec } from "../postgres/plan.ts";
-import type { UserSpec } from "../postgres/plan_user.ts";
+import { checkUserClaim, type UserSpec } from "../postgres/plan_user.ts";
 import { identifierProblem } from "../postgres/quote.ts";
+import { secretData as decodeSecret } from "../services/resolver.ts";
+import { otherOwner } from "../services/secret_owner.ts";
 
 export const FINALIZER = "dbtether.io/finalizer";
 /**
@@ -55,7 +61,14 @@ export type PgdbAction =
   | { kind: "addFinalizer" }
   | { kind: "ensureDatabase"; spec: PgDatabaseSpec }
   | { kind: "ensureRole"; spec: UserSpec; password: PasswordSource }
-  | { kind: "writeSecret"; data: Record<string, string>; create: boolean }
+  | {
+    kind: "writeSecret";
+    /** The Secret's data; PGPASSWORD is the password the role has after ensureRole. */
+    data: Record<string, string>;
+    create: boolean;
+    /** The Event a new password announces (only when ensureRole made one). */
+    announce?: "SecretCreated" | "PasswordRotated";
+  }
   | { kind: "deleteSecret"; name: string }
   | { kind: "removeFinalizer" };
 
@@ -73,6 +86,77 @@ export interface PgdbInputs {
   rotationIntervalMs?: number;
   /** The platform team's answer to adoption, read when the adopt annotation is set. */
   consent?: AdoptionConsent;
+}
+
+/** A Secret as read from the API (data base64-encoded). */
+export type ObservedSecret = KubeObject<unknown, unknown> & { data?: Record<string, string> };
+
+/**
+ * The target Secret as the planner needs it: whether it is ours, whom else it belongs to
+ * (`readers`: the DBClusters and BackupStorages that read credentials from it), its data.
+ */
+export function secretStateOf(
+  p: PostgresDatabase,
+  o: { secret: ObservedSecret | undefined; readers: readonly string[] },
+): SecretState | undefined {
+  const secret = o.secret;
+  if (!secret) return undefined;
+  const claimedBy = otherOwner(secret, { uid: p.metadata.uid }) ??
+    (o.readers.length ? `${o.readers.join(", ")}, which reads credentials from it` : undefined);
+  return {
+    ownedByUs: isOwnedBy(secret, p),
+    ...(claimedBy === undefined ? {} : { claimedBy }),
+    data: decodeSecret(secret),
+    ...(secret.metadata.creationTimestamp
+      ? { creationTimestamp: secret.metadata.creationTimestamp }
+      : {}),
+  };
+}
+
+/** Whether this reconcile needs the server: a deleting object only removes its Secret. */
+export function needsServer(p: PostgresDatabase): boolean {
+  return !p.metadata.deletionTimestamp;
+}
+
+/** What to read from the server: the role, and the roles adoption may take (with consent). */
+export function serverQueryOf(
+  p: PostgresDatabase,
+  consent: AdoptionConsent | undefined,
+): ObserveServerOptions {
+  const role = loginRoleOf(p, consent);
+  return {
+    roles: [p.spec.name],
+    ...(role.adopt && consent?.granted
+      ? { adoptable: { roles: [role.username], marker: formatMarker(role.marker) } }
+      : {}),
+  };
+}
+
+/** The server as the planner sees it, from the connection and what it holds. */
+export function serverStateOf(
+  p: PostgresDatabase,
+  o: {
+    host: string;
+    port: number;
+    adminRole: string;
+    snap: ServerSnapshot;
+    consent: AdoptionConsent | undefined;
+  },
+): ServerState {
+  const state: ServerState = {
+    kind: "ready",
+    host: o.host,
+    port: o.port,
+    adminRole: o.adminRole,
+    roleExists: o.snap.roles.has(p.spec.name),
+  };
+  try {
+    checkUserClaim(loginRoleOf(p, o.consent), o.snap);
+  } catch (e) {
+    if (!(e instanceof TerminalError)) throw e;
+    state.roleRefusal = { reason: e.reason, message: e.message };
+  }
+  return state;
 }
 
 export function markerOf(p: PostgresDatabase): Marker {
@@ -199,7 +283,13 @@ export function planPostgresDatabase(p: PostgresDatabase, i: PgdbInputs): PgdbPl
   const same = i.secret !== undefined && i.secret.ownedByUs &&
     Object.entries(data).every(([k, v]) => i.secret!.data[k] === v);
   if (password === "new" || !same) {
-    actions.push({ kind: "writeSecret", data, create: i.secret === undefined });
+    const create = i.secret === undefined;
+    actions.push({
+      kind: "writeSecret",
+      data,
+      create,
+      ...(password === "new" ? { announce: create ? "SecretCreated" : "PasswordRotated" } : {}),
+    });
   }
   const plan: PgdbPlan = { actions };
   if (interval !== undefined) {

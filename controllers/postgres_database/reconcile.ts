@@ -3,7 +3,6 @@
  * Secret, the server and whether the role exists) → plan (plan.ts) → act → status (status.ts).
  * The server is the DBCluster named by --postgresdatabase-cluster, else the libpq environment.
  */
-import type { KubeObject } from "../../crds/kind.ts";
 import { type PostgresDatabase, PostgresDatabaseKind } from "../../crds/postgres_database.ts";
 import type { Services } from "../services/services.ts";
 import {
@@ -14,18 +13,14 @@ import {
   type Result,
 } from "../runtime/controller.ts";
 import { errorMessage, RetryableError, TerminalError } from "../../lib/errors.ts";
+import { type Failure, failureOf } from "../runtime/failure.ts";
 import { MERGE_PATCH, SecretResource } from "../runtime/kube.ts";
-import {
-  addFinalizer,
-  isOwnedBy,
-  ownerRef,
-  removeFinalizer,
-  updateStatus,
-} from "../runtime/objects.ts";
-import { addController, type ControllerDeps } from "../runtime/shared.ts";
+import { addFinalizer, ownerRef, removeFinalizer, updateStatus } from "../runtime/objects.ts";
+import { type Reconciler, startController } from "../runtime/reconciler.ts";
+import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
 import { adoptionConsent, NO_CLUSTER_CONSENT } from "../services/adoption.ts";
-import { secretData as decodeSecret, serverFromLibpqEnv } from "../services/resolver.ts";
-import { otherOwner, referencedBy } from "../services/secret_owner.ts";
+import { serverFromLibpqEnv } from "../services/resolver.ts";
+import { referencedBy } from "../services/secret_owner.ts";
 import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage.ts";
 import { type DBCluster, DBClusterKind } from "../../crds/dbcluster.ts";
 import type { AdoptionConsent } from "../postgres/claims.ts";
@@ -35,19 +30,20 @@ import type { ServerConfig, ServerPool } from "../postgres/pool.ts";
 import { generatePassword, scramVerifier } from "../postgres/scram.ts";
 import {
   FINALIZER,
-  loginRoleOf,
   MANAGED_BY_LABEL,
+  needsServer,
+  type ObservedSecret,
   type PgdbAction,
+  type PgdbPlan,
   planPostgresDatabase,
-  type SecretState,
+  secretStateOf,
+  serverQueryOf,
   type ServerState,
+  serverStateOf,
   wantsAdoption,
 } from "./plan.ts";
-import { checkUserClaim } from "../postgres/plan_user.ts";
-import { formatMarker } from "../postgres/names.ts";
-import { computePgdbStatus, type PgdbOutcome } from "./status.ts";
-
-type Secret = KubeObject<unknown, unknown> & { data?: Record<string, string>; type?: string };
+import { computePgdbStatus, type PgdbOutcome, readyEvent } from "./status.ts";
+import { postgresDatabaseWatches } from "./watches.ts";
 
 const PASSWORD_LENGTH = 24;
 
@@ -59,290 +55,290 @@ interface Server {
   cluster?: DBCluster;
 }
 
-export function setupPostgresDatabaseController(
-  deps: ControllerDeps,
-  services: Services,
-): Controller {
-  const { client, clock, recorder, informers } = deps;
-  const objects = informers.for<PostgresDatabase>(PostgresDatabaseKind);
-  const secrets = informers.for<KubeObject<unknown, unknown>>(SecretResource, {
-    metadataOnly: true,
-  });
-  const settings = services.config.postgresDatabase;
-  const clusters = informers.for<DBCluster>(DBClusterKind);
-  const storages = informers.for<BackupStorage>(BackupStorageKind);
+/** What the actions of one reconcile share. */
+interface Run {
+  p: PostgresDatabase;
+  server: Server | undefined;
+  secret: ObservedSecret | undefined;
+  ctx: ReconcileContext;
+  /** The role's password once ensureRole ran (the Secret's, until a new one is made). */
+  password: string | undefined;
+  rotated: boolean;
+}
 
-  const reconcile = async (key: string, ctx: ReconcileContext): Promise<Result> => {
-    const p = objects.get(key);
+/** Reconciles one PostgresDatabase: its database, its login role and its Secret. */
+export class PostgresDatabaseReconciler implements Reconciler {
+  readonly #deps: ControllerDeps;
+  readonly #services: Services;
+  readonly #objects: InformerSet<PostgresDatabase>;
+  readonly #clusters: InformerSet<DBCluster>;
+  readonly #storages: InformerSet<BackupStorage>;
+
+  constructor(deps: ControllerDeps, services: Services) {
+    this.#deps = deps;
+    this.#services = services;
+    this.#objects = deps.informers.for<PostgresDatabase>(PostgresDatabaseKind);
+    this.#clusters = deps.informers.for<DBCluster>(DBClusterKind);
+    this.#storages = deps.informers.for<BackupStorage>(BackupStorageKind);
+  }
+
+  async reconcile(key: string, ctx: ReconcileContext): Promise<Result> {
+    const p = this.#objects.get(key);
     if (!p) return done;
-    const ns = p.metadata.namespace ?? "";
-    const secretName = p.spec.targetSecret.name;
-    // observe
-    const rawSecret = await client.find<Secret>(SecretResource, {
-      namespace: ns,
-      name: secretName,
+    const rawSecret = await this.#deps.client.find<ObservedSecret>(SecretResource, {
+      namespace: p.metadata.namespace ?? "",
+      name: p.spec.targetSecret.name,
+      signal: ctx.signal,
     });
-    const readers = [
-      ...referencedBy("DBCluster", clusters.list(), { namespace: ns, name: secretName }),
-      ...referencedBy("BackupStorage", storages.list(), { namespace: ns, name: secretName }),
-    ];
-    const claimedBy = rawSecret &&
-      (otherOwner(rawSecret, { uid: p.metadata.uid }) ??
-        (readers.length ? `${readers.join(", ")}, which reads credentials from it` : undefined));
-    const secret: SecretState | undefined = rawSecret && {
-      ownedByUs: isOwnedBy(rawSecret, p),
-      ...(claimedBy === undefined ? {} : { claimedBy }),
-      data: decodeSecret(rawSecret),
-      ...(rawSecret.metadata.creationTimestamp
-        ? { creationTimestamp: rawSecret.metadata.creationTimestamp }
-        : {}),
-    };
-    let server: Server | undefined;
-    let state: ServerState;
-    let consent: AdoptionConsent | undefined;
-    if (p.metadata.deletionTimestamp) {
-      state = { kind: "unavailable", reason: "Deleting", message: "Deleting" };
-    } else {
-      try {
-        server = await connect(ns);
-        if (wantsAdoption(p)) {
-          consent = server.cluster
-            ? await adoptionConsent(client, { cluster: server.cluster, namespace: ns })
-            : NO_CLUSTER_CONSENT;
-        }
-        const role = loginRoleOf(p, consent);
-        const snap = await server.pool.run((sql) =>
-          observeServer(sql, {
-            roles: [p.spec.name],
-            ...(role.adopt && consent?.granted
-              ? { adoptable: { roles: [role.username], marker: formatMarker(role.marker) } }
-              : {}),
-          }), { signal: ctx.signal }).catch((e) => {
-            throw mapPgError(e, { server: server!.pool.endpoint });
-          });
-        state = {
-          kind: "ready",
-          host: server.config.host,
-          port: server.config.port,
-          adminRole: server.adminRole,
-          roleExists: snap.roles.has(p.spec.name),
-          ...roleRefusal(() => checkUserClaim(role, snap)),
-        };
-      } catch (e) {
-        if (!(e instanceof RetryableError)) throw e;
-        state = { kind: "unavailable", reason: e.reason, message: e.message };
-      }
-    }
-    // plan
-    const now = clock.now();
+    const secret = secretStateOf(p, { secret: rawSecret, readers: this.#readers(p) });
+    const { server, state, consent } = await this.#observeServer(p, ctx);
+    const now = this.#deps.clock.now();
+    const rotationIntervalMs = this.#services.config.postgresDatabase.rotationIntervalMs;
     const plan = planPostgresDatabase(p, {
       server: state,
       secret,
       now,
       ...(consent ? { consent } : {}),
-      ...(settings.rotationIntervalMs === undefined
-        ? {}
-        : { rotationIntervalMs: settings.rotationIntervalMs }),
+      ...(rotationIntervalMs === undefined ? {} : { rotationIntervalMs }),
     });
-    // act
+    const run: Run = {
+      p,
+      server,
+      secret: rawSecret,
+      ctx,
+      password: secret?.data.PGPASSWORD,
+      rotated: false,
+    };
     const outcome: PgdbOutcome = { converged: false };
-    let failure = plan.blocked;
-    let current = p;
-    const run = { password: secret?.data.PGPASSWORD, rotated: false };
-    try {
-      for (const action of plan.actions) {
-        const next = await act(action, { p: current, server, ctx, run, secret: rawSecret });
-        if (next === "gone") return done;
-        current = next;
-      }
-      outcome.converged = !failure;
-      if (run.rotated) outcome.passwordUpdatedAt = now;
-    } catch (e) {
-      failure = {
-        reason: e instanceof RetryableError || e instanceof TerminalError ? e.reason : "Error",
-        message: errorMessage(e),
-        terminal: e instanceof TerminalError,
-      };
-    }
+    const failure = await this.#execute(plan, { run, outcome, now });
+    if (failure === "gone") return done;
     if (failure) outcome.failure = { reason: failure.reason, message: failure.message };
-    // status
-    let written: PostgresDatabase["status"] | undefined;
-    await updateStatus(client, {
-      resource: PostgresDatabaseKind,
-      object: current,
-      compute: (latest) => {
-        written = computePgdbStatus(latest, outcome, { now: new Date(clock.now()) });
-        return written;
-      },
-    });
-    const before = p.status?.conditions?.find((c) => c.type === "Ready");
-    const after = written?.conditions?.find((c) => c.type === "Ready");
-    if (after && (before?.status !== after.status || before.reason !== after.reason)) {
-      recorder.emit(
-        current,
-        after.status === "True" ? "Normal" : "Warning",
-        after.reason,
-        after.message,
-      );
-    }
+    await this.#writeStatus(p, { current: run.p, outcome, ctx });
     if (failure?.terminal) throw new TerminalError(failure.reason, failure.message);
     if (failure) throw new RetryableError(failure.reason, failure.message);
     return plan.rotateInMs === undefined ? done : requeueAfter(plan.rotateInMs);
-  };
+  }
+
+  /** Runs the plan's actions in order; the first failure stops them and is returned. */
+  async #execute(
+    plan: PgdbPlan,
+    o: { run: Run; outcome: PgdbOutcome; now: number },
+  ): Promise<Failure | "gone" | undefined> {
+    try {
+      for (const action of plan.actions) {
+        const next = await this.#act(action, o.run);
+        if (next === "gone") return "gone";
+        o.run.p = next;
+      }
+    } catch (e) {
+      return failureOf(e);
+    }
+    if (plan.blocked) return plan.blocked;
+    o.outcome.converged = true;
+    if (o.run.rotated) o.outcome.passwordUpdatedAt = o.now;
+    return undefined;
+  }
+
+  /** The DBClusters and BackupStorages that read credentials from the target Secret. */
+  #readers(p: PostgresDatabase): string[] {
+    const ref = { namespace: p.metadata.namespace ?? "", name: p.spec.targetSecret.name };
+    return [
+      ...referencedBy("DBCluster", this.#clusters.list(), ref),
+      ...referencedBy("BackupStorage", this.#storages.list(), ref),
+    ];
+  }
+
+  /** Connects and reads the role, or says why the server cannot be used now. */
+  async #observeServer(
+    p: PostgresDatabase,
+    ctx: ReconcileContext,
+  ): Promise<{ server?: Server; state: ServerState; consent?: AdoptionConsent }> {
+    if (!needsServer(p)) {
+      return { state: { kind: "unavailable", reason: "Deleting", message: "Deleting" } };
+    }
+    const ns = p.metadata.namespace ?? "";
+    try {
+      const server = await this.#connect(ns, ctx);
+      const consent = !wantsAdoption(p)
+        ? undefined
+        : server.cluster
+        ? await adoptionConsent(this.#deps.client, {
+          cluster: server.cluster,
+          namespace: ns,
+          signal: ctx.signal,
+        })
+        : NO_CLUSTER_CONSENT;
+      const snap = await server.pool.run(
+        (sql) => observeServer(sql, serverQueryOf(p, consent)),
+        { signal: ctx.signal },
+      ).catch((e) => {
+        throw mapPgError(e, { server: server.pool.endpoint });
+      });
+      const state = serverStateOf(p, {
+        host: server.config.host,
+        port: server.config.port,
+        adminRole: server.adminRole,
+        snap,
+        consent,
+      });
+      return { server, state, ...(consent ? { consent } : {}) };
+    } catch (e) {
+      if (!(e instanceof RetryableError)) throw e;
+      return { state: { kind: "unavailable", reason: e.reason, message: e.message } };
+    }
+  }
 
   /** The server: the configured DBCluster, else the libpq environment of the operator. */
-  const connect = async (namespace: string): Promise<Server> => {
-    if (settings.cluster !== undefined) {
-      const r = await services.resolver.resolve(settings.cluster, { namespace });
+  async #connect(namespace: string, ctx: ReconcileContext): Promise<Server> {
+    const { config: settings, resolver, env, pools } = this.#services;
+    const cluster = settings.postgresDatabase.cluster;
+    if (cluster !== undefined) {
+      const r = await resolver.resolve(cluster, { namespace, signal: ctx.signal });
       return { config: r.server, pool: r.pool, adminRole: r.adminRole, cluster: r.cluster };
     }
     let config: ServerConfig;
     try {
-      config = serverFromLibpqEnv(services.env);
+      config = serverFromLibpqEnv(env);
     } catch (e) {
       throw new RetryableError("ServerNotConfigured", errorMessage(e));
     }
     return {
       config,
-      pool: await services.pools.get(config, { owner: "libpq-environment" }),
+      pool: await pools.get(config, { owner: "libpq-environment" }),
       adminRole: config.user,
     };
-  };
+  }
 
-  const act = async (
-    action: PgdbAction,
-    o: {
-      p: PostgresDatabase;
-      server: Server | undefined;
-      ctx: ReconcileContext;
-      run: { password: string | undefined; rotated: boolean };
-      secret: Secret | undefined;
-    },
-  ): Promise<PostgresDatabase | "gone"> => {
-    const { p, ctx, run } = o;
-    const ns = p.metadata.namespace ?? "";
-    const exec = () => {
-      if (!o.server) throw new Error(`Cannot run ${action.kind}: no connection to the server`);
-      return new PgExecutor(o.server.pool, { logger: ctx.logger, signal: ctx.signal });
-    };
+  async #act(action: PgdbAction, run: Run): Promise<PostgresDatabase | "gone"> {
+    const { client } = this.#deps;
+    const { p, ctx } = run;
+    const change = { resource: PostgresDatabaseKind, object: p, finalizer: FINALIZER };
     switch (action.kind) {
       case "addFinalizer":
-        return await addFinalizer(client, {
-          resource: PostgresDatabaseKind,
-          object: p,
-          finalizer: FINALIZER,
-        }) as PostgresDatabase;
+        return await addFinalizer(client, { ...change, signal: ctx.signal });
       case "ensureDatabase":
-        await exec().ensureDatabase(action.spec);
+        await executor(action, run).ensureDatabase(action.spec);
         return p;
-      case "ensureRole": {
-        if (action.password === "keep") {
-          await exec().ensureUser(action.spec);
-          return p;
-        }
-        const password = action.password === "new"
-          ? generatePassword(PASSWORD_LENGTH)
-          : run.password!;
-        const e = exec();
-        await e.ensureUser({ ...action.spec, passwordVerifier: await scramVerifier(password) });
-        // Verified before the Secret changes, so the Secret never holds a password that fails.
-        if (
-          !await e.verifyLogin({ user: action.spec.username, password }, { database: p.spec.name })
-        ) {
-          throw new RetryableError(
-            "PasswordVerificationFailed",
-            `Cannot log in as role ${
-              JSON.stringify(action.spec.username)
-            } with its new password: ` +
-              "check pg_hba.conf and password_encryption (scram-sha-256) on the server",
-          );
-        }
-        run.password = password;
-        run.rotated = action.password === "new";
+      case "ensureRole":
+        await this.#ensureRole(action, run);
         return p;
-      }
-      case "writeSecret": {
-        const data = encode({ ...action.data, PGPASSWORD: run.password ?? "" });
-        const metadata = {
-          labels: { [MANAGED_BY_LABEL]: "dbtether" },
-          ownerReferences: [ownerRef(p)],
-        };
-        if (action.create) {
-          await client.create(SecretResource, {
-            namespace: ns,
-            body: {
-              apiVersion: "v1",
-              kind: "Secret",
-              metadata: { name: p.spec.targetSecret.name, namespace: ns, ...metadata },
-              type: "Opaque",
-              data,
-            },
-          });
-        } else {
-          // A patch in place: the Secret keeps its uid and never disappears for its readers.
-          await client.patch(SecretResource, {
-            namespace: ns,
-            name: p.spec.targetSecret.name,
-            body: {
-              metadata: { ...metadata, resourceVersion: o.secret?.metadata.resourceVersion },
-              data,
-            },
-            contentType: MERGE_PATCH,
-          });
-        }
-        if (run.rotated) {
-          recorder.emit(
-            p,
-            "Normal",
-            action.create ? "SecretCreated" : "PasswordRotated",
-            `Secret ${JSON.stringify(p.spec.targetSecret.name)} ${
-              action.create ? "created" : "has a new password"
-            }`,
-          );
-        }
+      case "writeSecret":
+        await this.#writeSecret(action, run);
         return p;
-      }
       case "deleteSecret":
         await client.delete(SecretResource, {
-          namespace: ns,
+          namespace: p.metadata.namespace ?? "",
           name: action.name,
-          ...(o.secret?.metadata.uid ? { uid: o.secret.metadata.uid } : {}),
+          ...(run.secret?.metadata.uid ? { uid: run.secret.metadata.uid } : {}),
+          signal: ctx.signal,
         });
         return p;
       case "removeFinalizer":
-        await removeFinalizer(client, {
-          resource: PostgresDatabaseKind,
-          object: p,
-          finalizer: FINALIZER,
-        });
+        await removeFinalizer(client, { ...change, signal: ctx.signal });
         return "gone";
     }
-  };
+  }
 
-  const controller = addController(deps, "postgresdatabase", reconcile);
-  controller.watch(objects);
-  // A deleted or edited Secret brings its PostgresDatabase back to converge it.
-  controller.watch(secrets, (s, old, deleted) => {
-    if (!deleted && old && s.metadata.resourceVersion === old.metadata.resourceVersion) return [];
-    const ns = s.metadata.namespace;
-    return (s.metadata.ownerReferences ?? [])
-      .filter((r) =>
-        r.kind === PostgresDatabaseKind.kind && r.apiVersion === PostgresDatabaseKind.apiVersion
-      )
-      .map((r) => `${ns}/${r.name}`);
-  });
-  return controller;
+  async #ensureRole(action: Extract<PgdbAction, { kind: "ensureRole" }>, run: Run) {
+    const exec = executor(action, run);
+    if (action.password === "keep") {
+      await exec.ensureUser(action.spec);
+      return;
+    }
+    const password = action.password === "new" ? generatePassword(PASSWORD_LENGTH) : run.password!;
+    await exec.ensureUser({ ...action.spec, passwordVerifier: await scramVerifier(password) });
+    // Verified before the Secret changes, so the Secret never holds a password that fails.
+    const user = action.spec.username;
+    if (!await exec.verifyLogin({ user, password }, { database: run.p.spec.name })) {
+      throw new RetryableError(
+        "PasswordVerificationFailed",
+        `Cannot log in as role ${JSON.stringify(user)} with its new password: ` +
+          "check pg_hba.conf and password_encryption (scram-sha-256) on the server",
+      );
+    }
+    run.password = password;
+    run.rotated = action.password === "new";
+  }
+
+  async #writeSecret(action: Extract<PgdbAction, { kind: "writeSecret" }>, run: Run) {
+    const { p, ctx } = run;
+    const ns = p.metadata.namespace ?? "";
+    const name = p.spec.targetSecret.name;
+    const data = encode({ ...action.data, PGPASSWORD: run.password ?? "" });
+    const metadata = { labels: { [MANAGED_BY_LABEL]: "dbtether" }, ownerReferences: [ownerRef(p)] };
+    if (action.create) {
+      await this.#deps.client.create(SecretResource, {
+        namespace: ns,
+        body: {
+          apiVersion: "v1",
+          kind: "Secret",
+          metadata: { name, namespace: ns, ...metadata },
+          type: "Opaque",
+          data,
+        },
+        signal: ctx.signal,
+      });
+    } else {
+      // A patch in place: the Secret keeps its uid and never disappears for its readers.
+      await this.#deps.client.patch(SecretResource, {
+        namespace: ns,
+        name,
+        body: {
+          metadata: { ...metadata, resourceVersion: run.secret?.metadata.resourceVersion },
+          data,
+        },
+        contentType: MERGE_PATCH,
+        signal: ctx.signal,
+      });
+    }
+    if (action.announce) {
+      const what = action.create ? "created" : "has a new password";
+      this.#deps.recorder.emit(
+        p,
+        "Normal",
+        action.announce,
+        `Secret ${JSON.stringify(name)} ${what}`,
+      );
+    }
+  }
+
+  /** Writes the status when it changed, and an Event when Ready changed. */
+  async #writeStatus(
+    p: PostgresDatabase,
+    o: { current: PostgresDatabase; outcome: PgdbOutcome; ctx: ReconcileContext },
+  ): Promise<void> {
+    const { client, clock, recorder } = this.#deps;
+    let written: PostgresDatabase["status"] | undefined;
+    await updateStatus(client, {
+      resource: PostgresDatabaseKind,
+      object: o.current,
+      compute: (latest) => {
+        written = computePgdbStatus(latest, o.outcome, { now: new Date(clock.now()) });
+        return written;
+      },
+      signal: o.ctx.signal,
+    });
+    const event = written && readyEvent(p.status, written);
+    if (event) recorder.emit(o.current, event.type, event.reason, event.message);
+  }
 }
 
-/** The refusal a claim check throws, as ServerState's roleRefusal. */
-function roleRefusal(check: () => unknown): { roleRefusal?: { reason: string; message: string } } {
-  try {
-    check();
-    return {};
-  } catch (e) {
-    if (!(e instanceof TerminalError)) throw e;
-    return { roleRefusal: { reason: e.reason, message: e.message } };
-  }
+/** Starts the PostgresDatabase controller. */
+export function setupPostgresDatabaseController(
+  deps: ControllerDeps,
+  services: Services,
+): Controller {
+  return startController(deps, {
+    name: "postgresdatabase",
+    reconciler: new PostgresDatabaseReconciler(deps, services),
+    watches: postgresDatabaseWatches(deps),
+  });
+}
+
+/** The executor for an action that needs the server; the planner only plans those when ready. */
+function executor(action: PgdbAction, run: Run): PgExecutor {
+  if (!run.server) throw new Error(`Cannot run ${action.kind}: no connection to the server`);
+  return new PgExecutor(run.server.pool, { logger: run.ctx.logger, signal: run.ctx.signal });
 }
 
 function encode(data: Record<string, string>): Record<string, string> {

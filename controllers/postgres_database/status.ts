@@ -49,3 +49,14 @@ export function computePgdbStatus(
     conditions,
   };
 }
+
+/** The Event for a change of the Ready condition (status or reason), or undefined. */
+export function readyEvent(
+  before: PostgresDatabaseStatus | undefined,
+  after: PostgresDatabaseStatus,
+): { type: "Normal" | "Warning"; reason: string; message: string } | undefined {
+  const a = getCondition(before?.conditions, "Ready");
+  const b = getCondition(after.conditions, "Ready");
+  if (!b || (a && a.status === b.status && a.reason === b.reason)) return undefined;
+  return { type: b.status === "True" ? "Normal" : "Warning", reason: b.reason, message: b.message };
+}

@@ -44,12 +44,14 @@ export function storageProvider(spec: BackupStorageSpec): StorageProvider | unde
 export async function storageCredentials(
   client: KubeClient,
   storage: BackupStorage,
+  opts: { signal?: AbortSignal | undefined } = {},
 ): Promise<StaticCredentials | undefined> {
   const ref = storage.spec.credentialsSecretRef;
   if (!ref) return undefined;
   const secret = await client.find<Secret>(SecretResource, {
     namespace: ref.namespace,
     name: ref.name,
+    signal: opts.signal,
   });
   if (!secret) {
     throw new StorageError(
@@ -74,6 +76,8 @@ export interface OpenStoreOptions {
   /** Workload-identity environment handed to the SDKs (the operator's environment). */
   env?: Record<string, string | undefined>;
   logger?: Logger;
+  /** Cancels the read of the credentials Secret. */
+  signal?: AbortSignal | undefined;
 }
 
 /** Opens the store of a BackupStorage; the caller closes it. Throws StorageError. */
@@ -82,7 +86,7 @@ export async function openStore(
   storage: BackupStorage,
   opts: OpenStoreOptions = {},
 ): Promise<ObjectStore> {
-  const credentials = await storageCredentials(client, storage);
+  const credentials = await storageCredentials(client, storage, { signal: opts.signal });
   return createStore(storageLocation(storage.spec), {
     credentials,
     env: opts.env,
