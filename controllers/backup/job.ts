@@ -4,14 +4,12 @@
  * updateStatus (409-safe); the engine's errors are already redacted.
  */
 import { type Backup, BackupKind } from "../../crds/backup.ts";
-import type { BackupStorage } from "../../crds/backup_storage.ts";
 import { BackupError } from "../../backup/errors.ts";
 import { type BackupManifest, manifestKey, signManifest } from "../../backup/manifest.ts";
 import { parseServerVersionNum } from "../../backup/pg_tools.ts";
 import { runBackup } from "../../backup/pipeline.ts";
 import type { ObjectStore } from "../../storage/store.ts";
 import { StorageError } from "../../storage/store.ts";
-import type { ResolvedCluster } from "../services/resolver.ts";
 import type { Logger } from "../../lib/log.ts";
 import { updateStatus } from "../runtime/objects.ts";
 import type { ControllerDeps } from "../runtime/shared.ts";
@@ -24,40 +22,35 @@ import {
   observeKey,
   takenMessage,
 } from "./key_owner.ts";
-import { BackupOutcomes, isTerminal, type RunningJob, storageFailure } from "./outcome.ts";
-import type { BackupTarget } from "./plan.ts";
+import type { BackupJob, RunningJob } from "./job_spec.ts";
+import { BackupOutcomes, isTerminal, storageFailure } from "./outcome.ts";
 import { acquireSlot, type BackupShared } from "../services/backup_shared.ts";
 import { progressStatus, queuedStatus, runningStatus } from "./status.ts";
 
 /** How often progress reaches the status while running. */
 export const PROGRESS_INTERVAL_MS = 5000;
 
-export interface BackupJob {
-  backup: Backup;
-  target: BackupTarget;
-  storage: BackupStorage;
-  cluster: ResolvedCluster;
-  toolDirs: string[] | undefined;
-  env: Record<string, string | undefined>;
-  /** `--backup-storage-retry-for`: how long storage failures are retried. */
-  storageRetryForMs: number;
-  /** `--backup-gzip-workers`: gzip threads per backup (0: on the main thread). */
-  gzipWorkers?: number;
+/** What {@link runBackupJob} runs with. */
+export interface BackupJobRun {
+  shared: BackupShared;
+  job: BackupJob;
+  /** The job's signal: aborted on shutdown or when the Backup is deleted. */
+  signal: AbortSignal;
 }
 
-export async function runBackupJob(
-  deps: ControllerDeps,
-  shared: BackupShared,
-  job: BackupJob,
-  signal: AbortSignal,
-): Promise<void> {
+/**
+ * Runs one backup. Reads and progress writes pass the job's signal; the writes that record how
+ * the run ended (outcome.ts) do not, so an interruption is recorded after the abort.
+ */
+export async function runBackupJob(deps: ControllerDeps, run: BackupJobRun): Promise<void> {
+  const { shared, job, signal } = run;
   const { backup: b, target } = job;
   const log = deps.logger.with({
     backup: `${b.metadata.namespace}/${b.metadata.name}`,
     key: target.key,
   });
   const write = (compute: (latest: Backup) => Backup["status"] | undefined) =>
-    updateStatus(deps.client, { resource: BackupKind, object: b, compute });
+    updateStatus(deps.client, { resource: BackupKind, object: b, compute, signal });
   const now = () => deps.clock.now();
   const outcomes = new BackupOutcomes(deps, shared);
   let lease;
@@ -79,6 +72,7 @@ export async function runBackupJob(
     const latest = await deps.client.find<Backup>(BackupKind, {
       namespace: b.metadata.namespace,
       name: b.metadata.name,
+      signal,
     });
     if (!latest || latest.metadata.uid !== b.metadata.uid || isTerminal(latest)) return;
     const startedAt = now();
@@ -92,6 +86,7 @@ export async function runBackupJob(
           format: b.spec.format ?? "plain",
           now: startedAt,
         }),
+      signal,
     });
     deps.recorder.emit(
       latest,
@@ -103,7 +98,7 @@ export async function runBackupJob(
     await dumpAndRecord(deps, outcomes, { ...job, backup: latest, startedAt }, {
       signal,
       log,
-      sign: async (m) => signManifest(m, await shared.keyring.signingKey()),
+      sign: async (m) => signManifest(m, await shared.keyring.signingKey({ signal })),
     });
   } finally {
     lease.release();
@@ -125,9 +120,9 @@ async function dumpAndRecord(
   const { backup: b, target } = job;
   const me = claimant(b);
   let store: ObjectStore | undefined;
-  const progress = new ProgressWriter(deps, b);
+  const progress = new ProgressWriter(deps, { backup: b, signal });
   try {
-    store = await openStore(deps.client, job.storage, { env: job.env, logger: log });
+    store = await openStore(deps.client, job.storage, { env: job.env, logger: log, signal });
     if (await settleKey(outcomes, { job, store, me, log })) return;
     const versionNum = job.cluster.cluster.status?.versionNum;
     await using conn = await openJobConnection(job.cluster.server, target.databaseName);
@@ -240,7 +235,10 @@ async function takenMessageAt(store: ObjectStore, key: string, me: KeyClaimant):
 class ProgressWriter {
   #inFlight: Promise<void> | undefined;
   #pending: { bytes: number; raw: number } | undefined;
-  constructor(private readonly deps: ControllerDeps, private readonly b: Backup) {}
+  constructor(
+    private readonly deps: ControllerDeps,
+    private readonly o: { backup: Backup; signal: AbortSignal },
+  ) {}
 
   push(bytes: number, raw: number): void {
     this.#pending = { bytes, raw };
@@ -253,13 +251,14 @@ class ProgressWriter {
       this.#pending = undefined;
       await updateStatus(this.deps.client, {
         resource: BackupKind,
-        object: this.b,
+        object: this.o.backup,
         compute: (l) =>
           progressStatus(l, {
             bytes: p.bytes,
             uncompressedBytes: p.raw,
             now: this.deps.clock.now(),
           }),
+        signal: this.o.signal,
       })
         .catch(() => {});
     }

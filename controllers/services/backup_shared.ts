@@ -1,9 +1,10 @@
 /**
  * What the Backup and Restore controllers share in one process: the concurrency limiter
  * (restores count against the same limits as backups), the runner of long jobs, and the
- * backup metrics. Created once per set of controller dependencies.
+ * backup metrics, and the manifest keyring. register.ts builds them once ({@link createBackupShared})
+ * and hands the same object to both controllers at construction.
  */
-import type { ControllerSettings } from "./services.ts";
+import type { ControllerSettings, Services } from "./services.ts";
 import { BackupLimiter, type Lease } from "../../backup/limiter.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { BackupStorage } from "../../crds/backup_storage.ts";
@@ -24,6 +25,14 @@ export interface BackupMetrics {
   restoreDuration: ReturnType<ControllerDeps["metrics"]["histogram"]>;
 }
 
+/**
+ * What the Backup and Restore controllers are constructed with: the shared services and the
+ * one {@link BackupShared} of this process.
+ */
+export type JobServices = Pick<Services, "resolver" | "config" | "env"> & {
+  jobs: BackupShared;
+};
+
 export interface BackupShared {
   limiter: BackupLimiter;
   runner: JobRunner;
@@ -32,21 +41,23 @@ export interface BackupShared {
   keyring: ManifestKeyring;
 }
 
-const shared = new WeakMap<ControllerDeps, BackupShared>();
+/** The settings {@link createBackupShared} reads. */
+export type BackupSharedSettings = Pick<
+  ControllerSettings,
+  | "maxConcurrentBackups"
+  | "maxConcurrentBackupsPerCluster"
+  | "backupShutdownGraceMs"
+  | "backupSigningSecret"
+>;
 
-/** The limiter, runner and metrics of this process (one per `deps`). */
-export function backupShared(
+/**
+ * Builds what the Backup and Restore controllers share and registers the job runner as a
+ * leader-only runnable. Call once per process (register.ts); both controllers get the result.
+ */
+export function createBackupShared(
   deps: ControllerDeps,
-  config: Pick<
-    ControllerSettings,
-    | "maxConcurrentBackups"
-    | "maxConcurrentBackupsPerCluster"
-    | "backupShutdownGraceMs"
-    | "backupSigningSecret"
-  >,
+  config: BackupSharedSettings,
 ): BackupShared {
-  const have = shared.get(deps);
-  if (have) return have;
   const m = deps.metrics;
   const buckets = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400];
   const s: BackupShared = {
@@ -101,7 +112,6 @@ export function backupShared(
     },
   };
   deps.manager.addLeaderRunnable("backup-jobs", s.runner.runnable());
-  shared.set(deps, s);
   return s;
 }
 
@@ -150,18 +160,22 @@ export type JobWaitReason = "NamespaceNotAllowed" | "ClusterNotReady";
  * `onWait` records why (status), then the error propagates so the key backs off.
  */
 export async function resolveJobCluster(
-  deps: ControllerDeps,
-  services: { resolver: ClusterResolver },
+  deps: Pick<ControllerDeps, "client"> & { resolver: ClusterResolver },
   o: {
     storage: BackupStorage;
     namespace: string;
     clusterName: string;
     onWait: (reason: JobWaitReason, message: string) => Promise<unknown>;
+    signal: AbortSignal;
   },
 ): Promise<ResolvedCluster> {
   try {
-    await checkStorageNamespace(deps.client, o.storage, o.namespace);
-    return await services.resolver.resolve(o.clusterName, { namespace: o.namespace });
+    await checkStorageNamespace(deps.client, {
+      storage: o.storage,
+      namespace: o.namespace,
+      signal: o.signal,
+    });
+    return await deps.resolver.resolve(o.clusterName, { namespace: o.namespace });
   } catch (e) {
     if (!(e instanceof RetryableError)) throw e;
     await o.onWait(

@@ -1,4 +1,4 @@
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { assertEquals } from "../../tests/helpers/assert.ts";
 import { namespaceAllowed, namespaceGranted } from "./namespaces.ts";
 
 Deno.test("namespace allow-lists", async (t) => {

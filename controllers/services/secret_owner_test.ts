@@ -1,4 +1,4 @@
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { assertEquals } from "../../tests/helpers/assert.ts";
 import type { ObjectMeta } from "../../crds/kind.ts";
 import { isStateSecretName, otherOwner, referencedBy } from "./secret_owner.ts";
 

@@ -44,12 +44,14 @@ export function storageProvider(spec: BackupStorageSpec): StorageProvider | unde
 export async function storageCredentials(
   client: KubeClient,
   storage: BackupStorage,
+  opts: { signal?: AbortSignal } = {},
 ): Promise<StaticCredentials | undefined> {
   const ref = storage.spec.credentialsSecretRef;
   if (!ref) return undefined;
   const secret = await client.find<Secret>(SecretResource, {
     namespace: ref.namespace,
     name: ref.name,
+    ...(opts.signal ? { signal: opts.signal } : {}),
   });
   if (!secret) {
     throw new StorageError(
@@ -74,6 +76,8 @@ export interface OpenStoreOptions {
   /** Workload-identity environment handed to the SDKs (the operator's environment). */
   env?: Record<string, string | undefined>;
   logger?: Logger;
+  /** Cancels reading the credentials Secret. */
+  signal?: AbortSignal;
 }
 
 /** Opens the store of a BackupStorage; the caller closes it. Throws StorageError. */
@@ -82,7 +86,11 @@ export async function openStore(
   storage: BackupStorage,
   opts: OpenStoreOptions = {},
 ): Promise<ObjectStore> {
-  const credentials = await storageCredentials(client, storage);
+  const credentials = await storageCredentials(
+    client,
+    storage,
+    opts.signal ? { signal: opts.signal } : {},
+  );
   return createStore(storageLocation(storage.spec), {
     credentials,
     env: opts.env,
@@ -93,14 +101,15 @@ export async function openStore(
 /** Throws RetryableError NamespaceNotAllowed unless `namespace` may use the storage. */
 export async function checkStorageNamespace(
   client: KubeClient,
-  storage: BackupStorage,
-  namespace: string,
+  o: { storage: BackupStorage; namespace: string; signal?: AbortSignal },
 ): Promise<void> {
+  const { storage, namespace } = o;
   const allowed = storage.spec.allowedNamespaces;
   let labels: Record<string, string> = {};
   if (needsLabels(allowed)) {
     const ns = await client.find<KubeObject<unknown, unknown>>(NamespaceResource, {
       name: namespace,
+      ...(o.signal ? { signal: o.signal } : {}),
     });
     labels = ns?.metadata.labels ?? {};
   }
