@@ -7,7 +7,7 @@ import { type Backup, BackupKind } from "../../crds/backup.ts";
 import { BackupError } from "../../backup/errors.ts";
 import { type BackupManifest, manifestKey, signManifest } from "../../backup/manifest.ts";
 import { parseServerVersionNum } from "../../backup/pg_tools.ts";
-import { runBackup } from "../../backup/pipeline.ts";
+import { type BackupOptions, runBackup } from "../../backup/pipeline.ts";
 import type { ObjectStore } from "../../storage/store.ts";
 import { StorageError } from "../../storage/store.ts";
 import type { Logger } from "../../lib/log.ts";
@@ -69,33 +69,9 @@ export async function runBackupJob(deps: ControllerDeps, run: BackupJobRun): Pro
     return;
   }
   try {
-    const latest = await deps.client.find<Backup>(BackupKind, {
-      namespace: b.metadata.namespace,
-      name: b.metadata.name,
-      signal,
-    });
-    if (!latest || latest.metadata.uid !== b.metadata.uid || isTerminal(latest)) return;
-    const startedAt = now();
-    await updateStatus(deps.client, {
-      resource: BackupKind,
-      object: latest,
-      compute: (l) =>
-        runningStatus(l, {
-          ...target,
-          attempt: target.attempt,
-          format: b.spec.format ?? "plain",
-          now: startedAt,
-        }),
-      signal,
-    });
-    deps.recorder.emit(
-      latest,
-      "Normal",
-      "Started",
-      `Backing up database "${target.databaseName}" to ${target.key}` +
-        (target.attempt > 1 ? ` (attempt ${target.attempt})` : ""),
-    );
-    await dumpAndRecord(deps, outcomes, { ...job, backup: latest, startedAt }, {
+    const running = await markRunning(deps, { job, signal });
+    if (!running) return;
+    await dumpAndRecord(deps, outcomes, running, {
       signal,
       log,
       sign: async (m) => signManifest(m, await shared.keyring.signingKey({ signal })),
@@ -103,6 +79,42 @@ export async function runBackupJob(deps: ControllerDeps, run: BackupJobRun): Pro
   } finally {
     lease.release();
   }
+}
+
+/** Records Running on the latest Backup; undefined when it went away or finished meanwhile. */
+async function markRunning(
+  deps: ControllerDeps,
+  o: { job: BackupJob; signal: AbortSignal },
+): Promise<RunningJob | undefined> {
+  const { job, signal } = o;
+  const { backup: b, target } = job;
+  const latest = await deps.client.find<Backup>(BackupKind, {
+    namespace: b.metadata.namespace,
+    name: b.metadata.name,
+    signal,
+  });
+  if (!latest || latest.metadata.uid !== b.metadata.uid || isTerminal(latest)) return undefined;
+  const startedAt = deps.clock.now();
+  await updateStatus(deps.client, {
+    resource: BackupKind,
+    object: latest,
+    compute: (l) =>
+      runningStatus(l, {
+        ...target,
+        attempt: target.attempt,
+        format: b.spec.format ?? "plain",
+        now: startedAt,
+      }),
+    signal,
+  });
+  deps.recorder.emit(
+    latest,
+    "Normal",
+    "Started",
+    `Backing up database "${target.databaseName}" to ${target.key}` +
+      (target.attempt > 1 ? ` (attempt ${target.attempt})` : ""),
+  );
+  return { ...job, backup: latest, startedAt };
 }
 
 async function dumpAndRecord(
@@ -124,34 +136,15 @@ async function dumpAndRecord(
   try {
     store = await openStore(deps.client, job.storage, { env: job.env, logger: log, signal });
     if (await settleKey(outcomes, { job, store, me, log })) return;
-    const versionNum = job.cluster.cluster.status?.versionNum;
     await using conn = await openJobConnection(job.cluster.server, target.databaseName);
     const result = await runBackup({
+      ...engineOptions(job, me),
       connection: conn.connection,
       store,
-      key: target.key,
-      format: b.spec.format ?? "plain",
-      compressionLevel: b.spec.compression?.level ?? 6,
       signal,
       logger: log,
       clock: deps.clock,
-      progressIntervalMs: PROGRESS_INTERVAL_MS,
       onProgress: (p) => progress.push(p.compressedBytes, p.uncompressedBytes),
-      ...(job.toolDirs ? { toolDirs: job.toolDirs } : {}),
-      ...(job.gzipWorkers !== undefined ? { gzipWorkers: job.gzipWorkers } : {}),
-      ...(versionNum ? { serverVersion: parseServerVersionNum(versionNum) } : {}),
-      metadata: {
-        "dbtether-namespace": me.namespace,
-        "dbtether-backup": me.name,
-        [BACKUP_UID_METADATA]: me.uid,
-      },
-      source: {
-        namespace: me.namespace,
-        backup: me.name,
-        backupUid: me.uid,
-        databaseResource: b.spec.databaseRef.name,
-        cluster: target.clusterName,
-      },
       signManifest: o.sign,
     });
     await progress.settle();
@@ -209,6 +202,33 @@ async function settleKey(
     await store.abortIncompleteUploads?.(manifestKey(key));
   }
   return false;
+}
+
+/** The engine's options that follow from the job alone: what to dump, how, and who wrote it. */
+function engineOptions(job: RunningJob, me: KeyClaimant) {
+  const { backup: b, target } = job;
+  const versionNum = job.cluster.cluster.status?.versionNum;
+  return {
+    key: target.key,
+    format: b.spec.format ?? "plain",
+    compressionLevel: b.spec.compression?.level ?? 6,
+    progressIntervalMs: PROGRESS_INTERVAL_MS,
+    ...(job.toolDirs ? { toolDirs: job.toolDirs } : {}),
+    ...(job.gzipWorkers !== undefined ? { gzipWorkers: job.gzipWorkers } : {}),
+    ...(versionNum ? { serverVersion: parseServerVersionNum(versionNum) } : {}),
+    metadata: {
+      "dbtether-namespace": me.namespace,
+      "dbtether-backup": me.name,
+      [BACKUP_UID_METADATA]: me.uid,
+    },
+    source: {
+      namespace: me.namespace,
+      backup: me.name,
+      backupUid: me.uid,
+      databaseResource: b.spec.databaseRef.name,
+      cluster: target.clusterName,
+    },
+  } satisfies Partial<BackupOptions>;
 }
 
 function claimant(b: Backup): KeyClaimant {

@@ -22,10 +22,16 @@ import {
 } from "../runtime/controller.ts";
 import { objectKey } from "../runtime/informer.ts";
 import { updateStatus } from "../runtime/objects.ts";
-import { type Reconciler, startController } from "../runtime/reconciler.ts";
+import type { Reconciler } from "../runtime/reconciler.ts";
 import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
 import { JobStopped } from "../services/job_runner.ts";
-import { type JobServices, resolveJobCluster, toolDirsOf } from "../services/backup_shared.ts";
+import {
+  type JobReconcilerServices,
+  type JobServices,
+  resolveJobCluster,
+  startJobController,
+  toolDirsOf,
+} from "../services/backup_shared.ts";
 import { runBackupJob } from "./job.ts";
 import { type BackupAction, type BackupTarget, planBackup } from "./plan.ts";
 import { failedStatus, interruptedStatus, pendingStatus } from "./status.ts";
@@ -33,12 +39,6 @@ import { backupWatches } from "./watches.ts";
 
 /** How soon a Backup found Running with no job here is planned again. */
 const INTERRUPTED_RECHECK_MS = 1_000;
-
-/** What the Backup reconciler is constructed with. */
-export type BackupReconcilerServices = JobServices & {
-  /** Queues a key again (a job that ended re-queues its Backup). */
-  enqueue: (key: string) => void;
-};
 
 /** The Backup controller's {@link Reconciler}: one key, gather → plan → execute. */
 export class BackupReconciler implements Reconciler {
@@ -48,7 +48,7 @@ export class BackupReconciler implements Reconciler {
 
   constructor(
     private readonly deps: ControllerDeps,
-    private readonly services: BackupReconcilerServices,
+    private readonly services: JobReconcilerServices,
   ) {
     this.#backups = deps.informers.for<Backup>(BackupKind);
     this.#databases = deps.informers.for<Database>(DatabaseKind);
@@ -163,15 +163,9 @@ export class BackupReconciler implements Reconciler {
 
 /** Starts the Backup controller with the process's shared job machinery. */
 export function setupBackupController(deps: ControllerDeps, services: JobServices): Controller {
-  const reconciler = new BackupReconciler(deps, {
-    ...services,
-    // A job's end re-queues its key; the controller exists by the time any job ends.
-    enqueue: (key) => controller.enqueue(key),
-  });
-  const controller = startController(deps, {
+  return startJobController(deps, {
     name: "backup",
-    reconciler,
+    reconciler: (enqueue) => new BackupReconciler(deps, { ...services, enqueue }),
     watches: backupWatches(deps),
   });
-  return controller;
 }

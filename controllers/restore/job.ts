@@ -195,34 +195,12 @@ async function restoreIntoScratch(
     place: RestorePlacement;
   },
 ): Promise<RestoreOutcome> {
-  const { deps, job, signal, log } = step;
-  const { target } = job;
+  const { job, signal, log } = step;
   // The login role's password lives only in this process and in psql's environment.
   const password = generatePassword(32);
   try {
     await o.steps.prepare(o.place, { verifier: await scramVerifier(password) });
-    const versionNum = job.cluster.cluster.status?.versionNum;
-    let result;
-    {
-      await using conn = await openJobConnection(job.cluster.server, o.place.scratch);
-      result = await runRestore({
-        store: o.store,
-        key: target.source.path,
-        manifest: o.manifest,
-        connection: {
-          ...conn.connection,
-          user: o.place.loginRole,
-          password,
-          role: o.place.owner,
-        },
-        signal,
-        logger: log,
-        clock: deps.clock,
-        ...(target.source.format ? { format: target.source.format } : {}),
-        ...(job.toolDirs ? { toolDirs: job.toolDirs } : {}),
-        ...(versionNum ? { serverVersion: parseServerVersionNum(versionNum) } : {}),
-      });
-    }
+    const result = await runTool(step, { ...o, password });
     await o.steps.releaseLoginRole(o.place);
     await o.steps.swap(o.place, { requireEmpty: job.restore.spec.onConflict !== "drop" });
     return result;
@@ -238,6 +216,34 @@ async function restoreIntoScratch(
     }
     throw e;
   }
+}
+
+/** Runs psql or pg_restore into the scratch database as the login role, acting as the owner. */
+async function runTool(
+  step: Step,
+  o: { store: ObjectStore; manifest: BackupManifest; place: RestorePlacement; password: string },
+): Promise<RestoreOutcome> {
+  const { deps, job, signal, log } = step;
+  const { target } = job;
+  const versionNum = job.cluster.cluster.status?.versionNum;
+  await using conn = await openJobConnection(job.cluster.server, o.place.scratch);
+  return await runRestore({
+    store: o.store,
+    key: target.source.path,
+    manifest: o.manifest,
+    connection: {
+      ...conn.connection,
+      user: o.place.loginRole,
+      password: o.password,
+      role: o.place.owner,
+    },
+    signal,
+    logger: log,
+    clock: deps.clock,
+    ...(target.source.format ? { format: target.source.format } : {}),
+    ...(job.toolDirs ? { toolDirs: job.toolDirs } : {}),
+    ...(versionNum ? { serverVersion: parseServerVersionNum(versionNum) } : {}),
+  });
 }
 
 /** Refuses a dump this Restore may not use (trust.ts), before anything touches PostgreSQL. */

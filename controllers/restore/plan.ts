@@ -129,6 +129,7 @@ export function findSource(o: RestoreObservation): Found {
   return { fail: "InvalidSource", message: "Restore has no usable source" };
 }
 
+/** The next step of a live Restore: none, wait, fail, or start a job. */
 export function planRestore(o: RestoreObservation): RestoreAction {
   const r = o.restore;
   const phase = r.status?.phase;
@@ -145,22 +146,25 @@ export function planRestore(o: RestoreObservation): RestoreAction {
       message: `Restore was interrupted ${attempts} times: giving up after ${max} attempts`,
     };
   }
-  const wait = (reason: RestoreReason, message: string): RestoreAction => ({
-    kind: "wait",
-    reason,
-    message,
-    afterMs: WAIT_RECHECK_MS,
-  });
   const found = findSource(o);
   if ("fail" in found) return { kind: "fail", reason: found.fail, message: found.message };
   if ("wait" in found) return wait(found.wait, found.message);
-  if (!o.storageExists(found.source.storageName)) {
+  return planStart(o, found.source, attempts);
+}
+
+function wait(reason: RestoreReason, message: string): RestoreAction {
+  return { kind: "wait", reason, message, afterMs: WAIT_RECHECK_MS };
+}
+
+/** The source is known: wait for its storage and the target, then start. */
+function planStart(o: RestoreObservation, source: RestoreSource, attempts: number): RestoreAction {
+  if (!o.storageExists(source.storageName)) {
     return wait(
       "StorageNotFound",
-      `Waiting for BackupStorage "${found.source.storageName}": it does not exist`,
+      `Waiting for BackupStorage "${source.storageName}": it does not exist`,
     );
   }
-  const ref = r.spec.target.databaseRef.name;
+  const ref = o.restore.spec.target.databaseRef.name;
   if (!o.target) {
     return wait("DatabaseNotFound", `Waiting for target Database "${ref}": it does not exist`);
   }
@@ -168,7 +172,7 @@ export function planRestore(o: RestoreObservation): RestoreAction {
     return wait("DatabaseNotReady", `Waiting for target Database "${ref}" to be Ready`);
   }
   const target: RestoreTarget = {
-    source: found.source,
+    source,
     clusterName: o.target.spec.clusterRef.name,
     databaseName: o.target.status!.databaseName!,
     attempt: attempts + 1,

@@ -25,10 +25,16 @@ import { objectKey } from "../runtime/informer.ts";
 import { addFinalizer, hasFinalizer, removeFinalizer, updateStatus } from "../runtime/objects.ts";
 import { PgExecutor } from "../postgres/execute.ts";
 import { RestoreTargetExecutor } from "../postgres/restore_target.ts";
-import { type Reconciler, startController } from "../runtime/reconciler.ts";
+import type { Reconciler } from "../runtime/reconciler.ts";
 import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
 import { JobStopped } from "../services/job_runner.ts";
-import { type JobServices, resolveJobCluster, toolDirsOf } from "../services/backup_shared.ts";
+import {
+  type JobReconcilerServices,
+  type JobServices,
+  resolveJobCluster,
+  startJobController,
+  toolDirsOf,
+} from "../services/backup_shared.ts";
 import { runRestoreJob } from "./job.ts";
 import { placementOf } from "./job_spec.ts";
 import { planRelease, planRestore, type RestoreAction, type RestoreTarget } from "./plan.ts";
@@ -37,12 +43,6 @@ import { restoreWatches } from "./watches.ts";
 
 /** Held while a Restore may have left something on the server. */
 export const RESTORE_FINALIZER = "dbtether.io/restore-cleanup";
-
-/** What the Restore reconciler is constructed with. */
-export type RestoreReconcilerServices = JobServices & {
-  /** Queues a key again (a job that ended re-queues its Restore). */
-  enqueue: (key: string) => void;
-};
 
 /** The job runner's key of a Restore (Backups use their own key). */
 const jobKey = (key: string) => `restore:${key}`;
@@ -58,7 +58,7 @@ export class RestoreReconciler implements Reconciler {
 
   constructor(
     private readonly deps: ControllerDeps,
-    private readonly services: RestoreReconcilerServices,
+    private readonly services: JobReconcilerServices,
   ) {
     this.#restores = deps.informers.for<Restore>(RestoreKind);
     this.#backups = deps.informers.for<Backup>(BackupKind);
@@ -205,15 +205,9 @@ function busyKey(w: { clusterName: string; databaseName: string }): string {
 
 /** Starts the Restore controller with the process's shared job machinery. */
 export function setupRestoreController(deps: ControllerDeps, services: JobServices): Controller {
-  const reconciler = new RestoreReconciler(deps, {
-    ...services,
-    // A job's end re-queues its key; the controller exists by the time any job ends.
-    enqueue: (key) => controller.enqueue(key),
-  });
-  const controller = startController(deps, {
+  return startJobController(deps, {
     name: "restore",
-    reconciler,
+    reconciler: (enqueue) => new RestoreReconciler(deps, { ...services, enqueue }),
     watches: restoreWatches(deps),
   });
-  return controller;
 }

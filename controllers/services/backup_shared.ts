@@ -10,6 +10,8 @@ import type { Clock } from "../../lib/clock.ts";
 import type { BackupStorage } from "../../crds/backup_storage.ts";
 import { RetryableError } from "../../lib/errors.ts";
 import type { ControllerDeps } from "../runtime/shared.ts";
+import type { Controller } from "../runtime/controller.ts";
+import { type Reconciler, startController, type Watches } from "../runtime/reconciler.ts";
 import { checkStorageNamespace } from "./storage_access.ts";
 import type { ClusterResolver, ResolvedCluster } from "./resolver.ts";
 import { JobRunner } from "./job_runner.ts";
@@ -31,6 +33,12 @@ export interface BackupMetrics {
  */
 export type JobServices = Pick<Services, "resolver" | "config" | "env"> & {
   jobs: BackupShared;
+};
+
+/** What a Backup or Restore reconciler is constructed with. */
+export type JobReconcilerServices = JobServices & {
+  /** Queues a key again (a job that ended re-queues its object). */
+  enqueue: (key: string) => void;
 };
 
 export interface BackupShared {
@@ -58,8 +66,6 @@ export function createBackupShared(
   deps: ControllerDeps,
   config: BackupSharedSettings,
 ): BackupShared {
-  const m = deps.metrics;
-  const buckets = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400];
   const s: BackupShared = {
     limiter: new BackupLimiter({
       global: config.maxConcurrentBackups,
@@ -71,48 +77,54 @@ export function createBackupShared(
       shutdownGraceMs: config.backupShutdownGraceMs,
       clock: deps.clock,
     }),
-    metrics: {
-      duration: m.histogram(
-        "dbtether_backup_duration_seconds",
-        "Duration of successful backups.",
-        ["namespace", "database"],
-        buckets,
-      ),
-      sizeBytes: m.gauge(
-        "dbtether_backup_size_bytes",
-        "Stored (compressed) size of the last successful backup.",
-        ["namespace", "database"],
-      ),
-      bytesTotal: m.counter(
-        "dbtether_backup_bytes_total",
-        "Stored bytes written by successful backups.",
-        ["namespace", "database"],
-      ),
-      lastSuccess: m.gauge(
-        "dbtether_backup_last_success_timestamp_seconds",
-        "Unix time of the last successful backup.",
-        ["namespace", "database"],
-      ),
-      failures: m.counter(
-        "dbtether_backup_failures_total",
-        "Failed backups by reason.",
-        ["reason"],
-      ),
-      restores: m.counter(
-        "dbtether_restore_total",
-        "Finished restores by result (Completed or a failure reason).",
-        ["result"],
-      ),
-      restoreDuration: m.histogram(
-        "dbtether_restore_duration_seconds",
-        "Duration of successful restores.",
-        [],
-        buckets,
-      ),
-    },
+    metrics: backupMetrics(deps.metrics),
   };
   deps.manager.addLeaderRunnable("backup-jobs", s.runner.runnable());
   return s;
+}
+
+/** The metrics of backups and restores, registered once. */
+function backupMetrics(m: ControllerDeps["metrics"]): BackupMetrics {
+  const buckets = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400];
+  return {
+    duration: m.histogram(
+      "dbtether_backup_duration_seconds",
+      "Duration of successful backups.",
+      ["namespace", "database"],
+      buckets,
+    ),
+    sizeBytes: m.gauge(
+      "dbtether_backup_size_bytes",
+      "Stored (compressed) size of the last successful backup.",
+      ["namespace", "database"],
+    ),
+    bytesTotal: m.counter(
+      "dbtether_backup_bytes_total",
+      "Stored bytes written by successful backups.",
+      ["namespace", "database"],
+    ),
+    lastSuccess: m.gauge(
+      "dbtether_backup_last_success_timestamp_seconds",
+      "Unix time of the last successful backup.",
+      ["namespace", "database"],
+    ),
+    failures: m.counter(
+      "dbtether_backup_failures_total",
+      "Failed backups by reason.",
+      ["reason"],
+    ),
+    restores: m.counter(
+      "dbtether_restore_total",
+      "Finished restores by result (Completed or a failure reason).",
+      ["result"],
+    ),
+    restoreDuration: m.histogram(
+      "dbtether_restore_duration_seconds",
+      "Duration of successful restores.",
+      [],
+      buckets,
+    ),
+  };
 }
 
 /**
@@ -189,4 +201,23 @@ export async function resolveJobCluster(
 /** `--pg-tools-dir`, or undefined for the default search. */
 export function toolDirsOf(config: Pick<ControllerSettings, "pgToolsDirs">): string[] | undefined {
   return config.pgToolsDirs.length ? [...config.pgToolsDirs] : undefined;
+}
+
+/** Options of {@link startJobController}. */
+export interface JobControllerOptions {
+  name: string;
+  /** Builds the reconciler, given how a job that ended re-queues its key. */
+  reconciler: (enqueue: (key: string) => void) => Reconciler;
+  watches: Watches;
+}
+
+/**
+ * Starts a controller whose reconciles start jobs (Backup, Restore): a job outlives the
+ * reconcile that started it and re-queues its key when it ends.
+ */
+export function startJobController(deps: ControllerDeps, o: JobControllerOptions): Controller {
+  // The controller exists before any job can end, so the late reference is safe.
+  const reconciler = o.reconciler((key) => controller.enqueue(key));
+  const controller = startController(deps, { name: o.name, reconciler, watches: o.watches });
+  return controller;
 }
