@@ -4,18 +4,13 @@
  * other.
  */
 import type { Backup } from "../../crds/backup.ts";
-import type { BackupStorage } from "../../crds/backup_storage.ts";
-import type { ResolvedCluster } from "../services/resolver.ts";
+import type { JobInputs } from "../services/backup_shared.ts";
 import type { BackupTarget } from "./plan.ts";
 
 /** Everything one backup run needs, decided before it starts. */
-export interface BackupJob {
+export interface BackupJob extends JobInputs {
   backup: Backup;
   target: BackupTarget;
-  storage: BackupStorage;
-  cluster: ResolvedCluster;
-  toolDirs: string[] | undefined;
-  env: Record<string, string | undefined>;
   /** `--backup-storage-retry-for`: how long storage failures are retried. */
   storageRetryForMs: number;
   /** `--backup-gzip-workers`: gzip threads per backup (0: on the main thread). */

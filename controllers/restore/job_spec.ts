@@ -4,25 +4,20 @@
  * depend on it rather than on each other.
  */
 import type { Database } from "../../crds/database.ts";
-import type { BackupStorage } from "../../crds/backup_storage.ts";
 import type { Restore } from "../../crds/restore.ts";
 import { databaseRoles } from "../postgres/names.ts";
 import type { DatabaseSpec } from "../postgres/plan.ts";
 import { type RestorePlacement, restorePlacement } from "../postgres/restore_target.ts";
-import type { ResolvedCluster } from "../services/resolver.ts";
+import type { JobInputs } from "../services/backup_shared.ts";
 import type { RestoreTarget } from "./plan.ts";
 
 const FORCE_ADOPT_ANNOTATION = "dbtether.io/force-adopt";
 
 /** Everything one restore run needs, decided before it starts. */
-export interface RestoreJob {
+export interface RestoreJob extends JobInputs {
   restore: Restore;
   target: RestoreTarget;
   database: Database;
-  storage: BackupStorage;
-  cluster: ResolvedCluster;
-  toolDirs: string[] | undefined;
-  env: Record<string, string | undefined>;
 }
 
 /** What a finished restore read: recorded in status, metrics and the Completed Event. */

@@ -27,6 +27,16 @@ export interface BackupMetrics {
   restoreDuration: ReturnType<ControllerDeps["metrics"]["histogram"]>;
 }
 
+/** What every backup or restore run is given: where, on which server, with which tools. */
+export interface JobInputs {
+  storage: BackupStorage;
+  cluster: ResolvedCluster;
+  /** `--pg-tools-dir` ({@link toolDirsOf}). */
+  toolDirs: string[] | undefined;
+  /** Workload-identity environment for the storage SDKs. */
+  env: Record<string, string | undefined>;
+}
+
 /**
  * What the Backup and Restore controllers are constructed with: the shared services and the
  * one {@link BackupShared} of this process.
