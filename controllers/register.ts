@@ -13,6 +13,7 @@ import type { ControllerSettings, Services } from "./services/services.ts";
 import { PoolRegistry } from "./postgres/registry.ts";
 import { setupPostgresDatabaseController } from "./postgres_database/reconcile.ts";
 import { setupRestoreController } from "./restore/reconcile.ts";
+import { createBackupShared } from "./services/backup_shared.ts";
 import type { ControllerDeps } from "./runtime/shared.ts";
 
 export interface RegisterContext {
@@ -49,8 +50,10 @@ export function registerControllers(
   setupDatabaseUserController(deps, services);
   if (ctx.config.postgresDatabase.enabled) setupPostgresDatabaseController(deps, services);
   setupBackupStorageController(deps, services);
-  setupBackupController(deps, services);
-  setupRestoreController(deps, services);
+  // Restores count against the same job limits as backups: one limiter, runner and keyring.
+  const jobs = createBackupShared(deps, ctx.config);
+  setupBackupController(deps, { ...services, jobs });
+  setupRestoreController(deps, { ...services, jobs });
 
   return () => pools.close();
 }

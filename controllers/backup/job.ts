@@ -4,14 +4,12 @@
  * updateStatus (409-safe); the engine's errors are already redacted.
  */
 import { type Backup, BackupKind } from "../../crds/backup.ts";
-import type { BackupStorage } from "../../crds/backup_storage.ts";
 import { BackupError } from "../../backup/errors.ts";
 import { type BackupManifest, manifestKey, signManifest } from "../../backup/manifest.ts";
 import { parseServerVersionNum } from "../../backup/pg_tools.ts";
-import { runBackup } from "../../backup/pipeline.ts";
+import { type BackupOptions, runBackup } from "../../backup/pipeline.ts";
 import type { ObjectStore } from "../../storage/store.ts";
 import { StorageError } from "../../storage/store.ts";
-import type { ResolvedCluster } from "../services/resolver.ts";
 import type { Logger } from "../../lib/log.ts";
 import { updateStatus } from "../runtime/objects.ts";
 import type { ControllerDeps } from "../runtime/shared.ts";
@@ -24,40 +22,35 @@ import {
   observeKey,
   takenMessage,
 } from "./key_owner.ts";
-import { BackupOutcomes, isTerminal, type RunningJob, storageFailure } from "./outcome.ts";
-import type { BackupTarget } from "./plan.ts";
+import type { BackupJob, RunningJob } from "./job_spec.ts";
+import { BackupOutcomes, isTerminal, storageFailure } from "./outcome.ts";
 import { acquireSlot, type BackupShared } from "../services/backup_shared.ts";
 import { progressStatus, queuedStatus, runningStatus } from "./status.ts";
 
 /** How often progress reaches the status while running. */
 export const PROGRESS_INTERVAL_MS = 5000;
 
-export interface BackupJob {
-  backup: Backup;
-  target: BackupTarget;
-  storage: BackupStorage;
-  cluster: ResolvedCluster;
-  toolDirs: string[] | undefined;
-  env: Record<string, string | undefined>;
-  /** `--backup-storage-retry-for`: how long storage failures are retried. */
-  storageRetryForMs: number;
-  /** `--backup-gzip-workers`: gzip threads per backup (0: on the main thread). */
-  gzipWorkers?: number;
+/** What {@link runBackupJob} runs with. */
+export interface BackupJobRun {
+  shared: BackupShared;
+  job: BackupJob;
+  /** The job's signal: aborted on shutdown or when the Backup is deleted. */
+  signal: AbortSignal;
 }
 
-export async function runBackupJob(
-  deps: ControllerDeps,
-  shared: BackupShared,
-  job: BackupJob,
-  signal: AbortSignal,
-): Promise<void> {
+/**
+ * Runs one backup. Reads and progress writes pass the job's signal; the writes that record how
+ * the run ended (outcome.ts) do not, so an interruption is recorded after the abort.
+ */
+export async function runBackupJob(deps: ControllerDeps, run: BackupJobRun): Promise<void> {
+  const { shared, job, signal } = run;
   const { backup: b, target } = job;
   const log = deps.logger.with({
     backup: `${b.metadata.namespace}/${b.metadata.name}`,
     key: target.key,
   });
   const write = (compute: (latest: Backup) => Backup["status"] | undefined) =>
-    updateStatus(deps.client, { resource: BackupKind, object: b, compute });
+    updateStatus(deps.client, { resource: BackupKind, object: b, compute, signal });
   const now = () => deps.clock.now();
   const outcomes = new BackupOutcomes(deps, shared);
   let lease;
@@ -76,38 +69,52 @@ export async function runBackupJob(
     return;
   }
   try {
-    const latest = await deps.client.find<Backup>(BackupKind, {
-      namespace: b.metadata.namespace,
-      name: b.metadata.name,
-    });
-    if (!latest || latest.metadata.uid !== b.metadata.uid || isTerminal(latest)) return;
-    const startedAt = now();
-    await updateStatus(deps.client, {
-      resource: BackupKind,
-      object: latest,
-      compute: (l) =>
-        runningStatus(l, {
-          ...target,
-          attempt: target.attempt,
-          format: b.spec.format ?? "plain",
-          now: startedAt,
-        }),
-    });
-    deps.recorder.emit(
-      latest,
-      "Normal",
-      "Started",
-      `Backing up database "${target.databaseName}" to ${target.key}` +
-        (target.attempt > 1 ? ` (attempt ${target.attempt})` : ""),
-    );
-    await dumpAndRecord(deps, outcomes, { ...job, backup: latest, startedAt }, {
+    const running = await markRunning(deps, { job, signal });
+    if (!running) return;
+    await dumpAndRecord(deps, outcomes, running, {
       signal,
       log,
-      sign: async (m) => signManifest(m, await shared.keyring.signingKey()),
+      sign: async (m) => signManifest(m, await shared.keyring.signingKey({ signal })),
     });
   } finally {
     lease.release();
   }
+}
+
+/** Records Running on the latest Backup; undefined when it went away or finished meanwhile. */
+async function markRunning(
+  deps: ControllerDeps,
+  o: { job: BackupJob; signal: AbortSignal },
+): Promise<RunningJob | undefined> {
+  const { job, signal } = o;
+  const { backup: b, target } = job;
+  const latest = await deps.client.find<Backup>(BackupKind, {
+    namespace: b.metadata.namespace,
+    name: b.metadata.name,
+    signal,
+  });
+  if (!latest || latest.metadata.uid !== b.metadata.uid || isTerminal(latest)) return undefined;
+  const startedAt = deps.clock.now();
+  await updateStatus(deps.client, {
+    resource: BackupKind,
+    object: latest,
+    compute: (l) =>
+      runningStatus(l, {
+        ...target,
+        attempt: target.attempt,
+        format: b.spec.format ?? "plain",
+        now: startedAt,
+      }),
+    signal,
+  });
+  deps.recorder.emit(
+    latest,
+    "Normal",
+    "Started",
+    `Backing up database "${target.databaseName}" to ${target.key}` +
+      (target.attempt > 1 ? ` (attempt ${target.attempt})` : ""),
+  );
+  return { ...job, backup: latest, startedAt };
 }
 
 async function dumpAndRecord(
@@ -125,38 +132,19 @@ async function dumpAndRecord(
   const { backup: b, target } = job;
   const me = claimant(b);
   let store: ObjectStore | undefined;
-  const progress = new ProgressWriter(deps, b);
+  const progress = new ProgressWriter(deps, { backup: b, signal });
   try {
-    store = await openStore(deps.client, job.storage, { env: job.env, logger: log });
+    store = await openStore(deps.client, job.storage, { env: job.env, logger: log, signal });
     if (await settleKey(outcomes, { job, store, me, log })) return;
-    const versionNum = job.cluster.cluster.status?.versionNum;
     await using conn = await openJobConnection(job.cluster.server, target.databaseName);
     const result = await runBackup({
+      ...engineOptions(job, me),
       connection: conn.connection,
       store,
-      key: target.key,
-      format: b.spec.format ?? "plain",
-      compressionLevel: b.spec.compression?.level ?? 6,
       signal,
       logger: log,
       clock: deps.clock,
-      progressIntervalMs: PROGRESS_INTERVAL_MS,
       onProgress: (p) => progress.push(p.compressedBytes, p.uncompressedBytes),
-      ...(job.toolDirs ? { toolDirs: job.toolDirs } : {}),
-      ...(job.gzipWorkers !== undefined ? { gzipWorkers: job.gzipWorkers } : {}),
-      ...(versionNum ? { serverVersion: parseServerVersionNum(versionNum) } : {}),
-      metadata: {
-        "dbtether-namespace": me.namespace,
-        "dbtether-backup": me.name,
-        [BACKUP_UID_METADATA]: me.uid,
-      },
-      source: {
-        namespace: me.namespace,
-        backup: me.name,
-        backupUid: me.uid,
-        databaseResource: b.spec.databaseRef.name,
-        cluster: target.clusterName,
-      },
       signManifest: o.sign,
     });
     await progress.settle();
@@ -216,6 +204,33 @@ async function settleKey(
   return false;
 }
 
+/** The engine's options that follow from the job alone: what to dump, how, and who wrote it. */
+function engineOptions(job: RunningJob, me: KeyClaimant) {
+  const { backup: b, target } = job;
+  const versionNum = job.cluster.cluster.status?.versionNum;
+  return {
+    key: target.key,
+    format: b.spec.format ?? "plain",
+    compressionLevel: b.spec.compression?.level ?? 6,
+    progressIntervalMs: PROGRESS_INTERVAL_MS,
+    ...(job.toolDirs ? { toolDirs: job.toolDirs } : {}),
+    ...(job.gzipWorkers !== undefined ? { gzipWorkers: job.gzipWorkers } : {}),
+    ...(versionNum ? { serverVersion: parseServerVersionNum(versionNum) } : {}),
+    metadata: {
+      "dbtether-namespace": me.namespace,
+      "dbtether-backup": me.name,
+      [BACKUP_UID_METADATA]: me.uid,
+    },
+    source: {
+      namespace: me.namespace,
+      backup: me.name,
+      backupUid: me.uid,
+      databaseResource: b.spec.databaseRef.name,
+      cluster: target.clusterName,
+    },
+  } satisfies Partial<BackupOptions>;
+}
+
 function claimant(b: Backup): KeyClaimant {
   return {
     uid: b.metadata.uid ?? "",
@@ -240,7 +255,10 @@ async function takenMessageAt(store: ObjectStore, key: string, me: KeyClaimant):
 class ProgressWriter {
   #inFlight: Promise<void> | undefined;
   #pending: { bytes: number; raw: number } | undefined;
-  constructor(private readonly deps: ControllerDeps, private readonly b: Backup) {}
+  constructor(
+    private readonly deps: ControllerDeps,
+    private readonly o: { backup: Backup; signal: AbortSignal },
+  ) {}
 
   push(bytes: number, raw: number): void {
     this.#pending = { bytes, raw };
@@ -253,13 +271,14 @@ class ProgressWriter {
       this.#pending = undefined;
       await updateStatus(this.deps.client, {
         resource: BackupKind,
-        object: this.b,
+        object: this.o.backup,
         compute: (l) =>
           progressStatus(l, {
             bytes: p.bytes,
             uncompressedBytes: p.raw,
             now: this.deps.clock.now(),
           }),
+        signal: this.o.signal,
       })
         .catch(() => {});
     }

@@ -7,11 +7,11 @@ import { type Backup, BackupKind } from "../../crds/backup.ts";
 import { BackupError, storageDetail } from "../../backup/errors.ts";
 import type { BackupManifest } from "../../backup/manifest.ts";
 import { StorageError } from "../../storage/store.ts";
-import { errorMessage } from "../../lib/errors.ts";
+import { failureOf } from "../runtime/failure.ts";
 import type { Logger } from "../../lib/log.ts";
 import { updateStatus } from "../runtime/objects.ts";
 import type { ControllerDeps } from "../runtime/shared.ts";
-import type { BackupJob } from "./job.ts";
+import type { RunningJob } from "./job_spec.ts";
 import { storageRetry } from "./plan.ts";
 import { JobStopped } from "../services/job_runner.ts";
 import type { BackupShared } from "../services/backup_shared.ts";
@@ -23,9 +23,6 @@ import {
   storageFailedStatus,
   storageRetryStatus,
 } from "./status.ts";
-
-/** A job with the time its run started (for the storage retry window). */
-export type RunningJob = BackupJob & { startedAt: number };
 
 /** Records the outcomes of backup runs for one controller (its deps, metrics and Events). */
 export class BackupOutcomes {
@@ -76,10 +73,10 @@ export class BackupOutcomes {
       return;
     }
     if (storageFailure(error)) {
-      await this.#storageFailed(job, failure(error).message, log);
+      await this.#storageFailed(job, backupFailure(error).message, log);
       return;
     }
-    await this.fail(b, { ...failure(error), log });
+    await this.fail(b, { ...backupFailure(error), log });
   }
 
   /** Failed for good: status, metric, Event. */
@@ -142,7 +139,12 @@ export function storageFailure(e: unknown): boolean {
     (cause.reason === "Unreachable" || cause.reason === "StorageError");
 }
 
-function failure(e: unknown): { reason: BackupReason; message: string } {
+/**
+ * The reason and message a failed run records. The engine's reasons are Backup reasons as they
+ * are; the storage's failures are StorageFailed; anything else (failureOf: a connection error,
+ * a bug) is the dump's failure.
+ */
+export function backupFailure(e: unknown): { reason: BackupReason; message: string } {
   if (e instanceof BackupError) return { reason: e.reason, message: e.message };
   if (e instanceof StorageError) {
     return {
@@ -150,7 +152,7 @@ function failure(e: unknown): { reason: BackupReason; message: string } {
       message: `Cannot use the backup storage: ${storageDetail(e)}`,
     };
   }
-  return { reason: "DumpFailed", message: `Backup failed: ${errorMessage(e)}` };
+  return { reason: "DumpFailed", message: `Backup failed: ${failureOf(e).message}` };
 }
 
 /** Completed or Failed: never runs again. */

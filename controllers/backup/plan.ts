@@ -92,7 +92,6 @@ export function planBackup(o: BackupObservation): BackupAction {
         "leader change); it will be retried with the same key",
     };
   }
-  const attempts = b.status?.attempts ?? 0;
   const interruptions = b.status?.interruptions ?? 0;
   const max = o.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   if (interruptions >= max) {
@@ -107,8 +106,13 @@ export function planBackup(o: BackupObservation): BackupAction {
   if (backoff) return backoff;
   const wait = dependencies(o);
   if (wait) return wait;
-  const db = o.database!;
-  const storage = o.storage!;
+  return planStart(o, o.database!, o.storage!);
+}
+
+/** Everything is Ready: start, at the recorded key or at the one the templates render. */
+function planStart(o: BackupObservation, db: Database, storage: BackupStorage): BackupAction {
+  const b = o.backup;
+  const attempts = b.status?.attempts ?? 0;
   const clusterName = db.spec.clusterRef.name;
   const databaseName = db.status!.databaseName!;
   let key = b.status?.path;

@@ -1,6 +1,7 @@
 /**
- * Backup controller: observe (Backup, Database, BackupStorage, whether a job runs here) →
- * plan (plan.ts) → act (start a job, wait, fail, delete after TTL) → status (status.ts).
+ * Backup controller: gather (Backup, Database, BackupStorage, whether a job runs here) →
+ * plan (plan.ts) → execute (start a job, wait, fail, delete after TTL) → status (status.ts,
+ * written through updateStatus, which writes only when it changed).
  *
  * The dump itself runs outside the reconcile, in the JobRunner (job.ts), so a long backup
  * never holds a queue worker. On shutdown the runner aborts running dumps (no object is left
@@ -9,152 +10,162 @@
  * them with the same key, until `--backup-max-attempts` interruptions. Storage failures are
  * retried by the job's outcome for `--backup-storage-retry-for`, and are not interruptions.
  */
-import type { Services } from "../services/services.ts";
 import { type Backup, BackupKind } from "../../crds/backup.ts";
 import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage.ts";
 import { type Database, DatabaseKind } from "../../crds/database.ts";
-import { type Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
+import {
+  type Controller,
+  done,
+  type ReconcileContext,
+  requeueAfter,
+  type Result,
+} from "../runtime/controller.ts";
 import { objectKey } from "../runtime/informer.ts";
 import { updateStatus } from "../runtime/objects.ts";
-import { addController, type ControllerDeps } from "../runtime/shared.ts";
+import type { Reconciler } from "../runtime/reconciler.ts";
+import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
+import { JobStopped } from "../services/job_runner.ts";
+import {
+  type JobReconcilerServices,
+  type JobServices,
+  resolveJobCluster,
+  startJobController,
+  toolDirsOf,
+} from "../services/backup_shared.ts";
 import { runBackupJob } from "./job.ts";
 import { type BackupAction, type BackupTarget, planBackup } from "./plan.ts";
-import { JobStopped } from "../services/job_runner.ts";
-import { backupShared, resolveJobCluster, toolDirsOf } from "../services/backup_shared.ts";
 import { failedStatus, interruptedStatus, pendingStatus } from "./status.ts";
+import { backupWatches } from "./watches.ts";
 
 /** How soon a Backup found Running with no job here is planned again. */
 const INTERRUPTED_RECHECK_MS = 1_000;
 
-/** What the Backup and Restore controllers need beyond the runtime. */
-export type BackupServices = Pick<Services, "resolver" | "config" | "env">;
+/** The Backup controller's {@link Reconciler}: one key, gather → plan → execute. */
+export class BackupReconciler implements Reconciler {
+  readonly #backups: InformerSet<Backup>;
+  readonly #databases: InformerSet<Database>;
+  readonly #storages: InformerSet<BackupStorage>;
 
-export function setupBackupController(deps: ControllerDeps, services: BackupServices): Controller {
-  const backups = deps.informers.for<Backup>(BackupKind);
-  const databases = deps.informers.for<Database>(DatabaseKind);
-  const storages = deps.informers.for<BackupStorage>(BackupStorageKind);
-  const shared = backupShared(deps, services.config);
+  constructor(
+    private readonly deps: ControllerDeps,
+    private readonly services: JobReconcilerServices,
+  ) {
+    this.#backups = deps.informers.for<Backup>(BackupKind);
+    this.#databases = deps.informers.for<Database>(DatabaseKind);
+    this.#storages = deps.informers.for<BackupStorage>(BackupStorageKind);
+  }
 
-  const reconcile = async (key: string): Promise<Result> => {
-    const b = backups.get(key);
+  async reconcile(key: string, ctx: ReconcileContext): Promise<Result> {
+    const { jobs, config } = this.services;
+    const b = this.#backups.get(key);
     if (!b || b.metadata.deletionTimestamp) {
-      shared.runner.abort(key, new JobStopped("deleted", "the Backup was deleted"));
+      jobs.runner.abort(key, new JobStopped("deleted", "the Backup was deleted"));
       return done;
     }
     const ns = b.metadata.namespace ?? "";
     const action = planBackup({
       backup: b,
-      database: databases.get(`${ns}/${b.spec.databaseRef.name}`),
-      storage: storages.get(b.spec.storageRef.name),
-      runningHere: shared.runner.has(key),
-      now: deps.clock.now(),
-      maxAttempts: services.config.backupMaxAttempts,
+      database: this.#databases.get(`${ns}/${b.spec.databaseRef.name}`),
+      storage: this.#storages.get(b.spec.storageRef.name),
+      runningHere: jobs.runner.has(key),
+      now: this.deps.clock.now(),
+      maxAttempts: config.backupMaxAttempts,
     });
-    return await act(b, action);
-  };
+    return await this.#execute(b, action, ctx);
+  }
 
-  const act = async (b: Backup, action: BackupAction): Promise<Result> => {
-    const now = deps.clock.now();
+  async #execute(b: Backup, action: BackupAction, ctx: ReconcileContext): Promise<Result> {
     switch (action.kind) {
       case "none":
         return done;
       case "requeue":
         return requeueAfter(action.afterMs);
       case "delete":
-        await deps.client.delete(BackupKind, {
+        await this.deps.client.delete(BackupKind, {
           namespace: b.metadata.namespace,
           name: b.metadata.name,
           ...(b.metadata.uid ? { uid: b.metadata.uid } : {}),
+          signal: ctx.signal,
         });
         return done;
       case "wait":
-        await updateStatus(deps.client, {
-          resource: BackupKind,
-          object: b,
-          compute: (l) => pendingStatus(l, { ...action, now }),
-        });
+        await this.#writeStatus(b, ctx, (l, now) => pendingStatus(l, { ...action, now }));
         return requeueAfter(action.afterMs);
       case "fail":
-        await updateStatus(deps.client, {
-          resource: BackupKind,
-          object: b,
-          compute: (l) => failedStatus(l, { ...action, now }),
-        });
-        shared.metrics.failures.inc({ reason: action.reason });
-        deps.recorder.emit(b, "Warning", "Failed", action.message);
+        await this.#writeStatus(b, ctx, (l, now) => failedStatus(l, { ...action, now }));
+        this.services.jobs.metrics.failures.inc({ reason: action.reason });
+        this.deps.recorder.emit(b, "Warning", "Failed", action.message);
         return done;
-      case "interrupted": {
-        const recorded = await updateStatus(deps.client, {
-          resource: BackupKind,
-          object: b,
-          compute: (l) =>
-            l.status?.phase === "Running" && !shared.runner.has(objectKey(l))
-              ? interruptedStatus(l, { message: action.message, now })
-              : undefined,
-        });
-        if (recorded) deps.recorder.emit(b, "Warning", "Interrupted", action.message);
-        // Status-only changes do not come back through the watch, and a job that just ended
-        // leaves the cache a moment behind (Running, but no job here): look again shortly.
-        return requeueAfter(INTERRUPTED_RECHECK_MS);
-      }
+      case "interrupted":
+        return await this.#interrupted(b, action.message, ctx);
       case "start":
-        return await start(b, action.target);
+        return await this.#start(b, action.target, ctx);
     }
-  };
+  }
 
-  const start = async (b: Backup, target: BackupTarget): Promise<Result> => {
-    const storage = storages.get(b.spec.storageRef.name)!;
-    const ns = b.metadata.namespace ?? "";
-    const cluster = await resolveJobCluster(deps, services, {
+  /** Writes the status `compute` returns for the latest object (only when it changed). */
+  #writeStatus(
+    b: Backup,
+    ctx: ReconcileContext,
+    compute: (latest: Backup, now: number) => Backup["status"] | undefined,
+  ): Promise<unknown> {
+    return updateStatus(this.deps.client, {
+      resource: BackupKind,
+      object: b,
+      compute: (l) => compute(l, this.deps.clock.now()),
+      signal: ctx.signal,
+    });
+  }
+
+  async #interrupted(b: Backup, message: string, ctx: ReconcileContext): Promise<Result> {
+    const runner = this.services.jobs.runner;
+    const recorded = await this.#writeStatus(b, ctx, (l, now) =>
+      // Checked again on the latest object: a job may have started or ended meanwhile.
+      l.status?.phase === "Running" && !runner.has(objectKey(l))
+        ? interruptedStatus(l, { message, now })
+        : undefined);
+    if (recorded) this.deps.recorder.emit(b, "Warning", "Interrupted", message);
+    // Status-only changes do not come back through the watch, and a job that just ended
+    // leaves the cache a moment behind (Running, but no job here): look again shortly.
+    return requeueAfter(INTERRUPTED_RECHECK_MS);
+  }
+
+  async #start(b: Backup, target: BackupTarget, ctx: ReconcileContext): Promise<Result> {
+    const { deps, services } = this;
+    const storage = this.#storages.get(b.spec.storageRef.name)!;
+    const cluster = await resolveJobCluster({ client: deps.client, resolver: services.resolver }, {
       storage,
-      namespace: ns,
+      namespace: b.metadata.namespace ?? "",
       clusterName: target.clusterName,
       onWait: (reason, message) =>
-        updateStatus(deps.client, {
-          resource: BackupKind,
-          object: b,
-          compute: (l) => pendingStatus(l, { reason, message, now: deps.clock.now() }),
-        }),
+        this.#writeStatus(b, ctx, (l, now) => pendingStatus(l, { reason, message, now })),
+      signal: ctx.signal,
     });
     const key = objectKey(b);
-    const toolDirs = toolDirsOf(services.config);
-    shared.runner.start(
+    const job = {
+      backup: b,
+      target,
+      storage,
+      cluster,
+      toolDirs: toolDirsOf(services.config),
+      env: services.env,
+      storageRetryForMs: services.config.backupStorageRetryForMs,
+      gzipWorkers: services.config.backupGzipWorkers,
+    };
+    services.jobs.runner.start(
       key,
-      (signal) =>
-        runBackupJob(deps, shared, {
-          backup: b,
-          target,
-          storage,
-          cluster,
-          toolDirs,
-          env: services.env,
-          storageRetryForMs: services.config.backupStorageRetryForMs,
-          gzipWorkers: services.config.backupGzipWorkers,
-        }, signal),
-      () => controller.enqueue(key),
+      (signal) => runBackupJob(deps, { shared: services.jobs, job, signal }),
+      () => services.enqueue(key),
     );
     return done;
-  };
-
-  const controller = addController(deps, "backup", reconcile);
-  controller.watch(backups);
-  // A Backup waiting for its Database or storage starts as soon as they become Ready.
-  controller.watch(
-    databases,
-    (d) =>
-      waitingBackups(backups.list(), (x) =>
-        x.metadata.namespace === d.metadata.namespace &&
-        x.spec.databaseRef.name === d.metadata.name),
-  );
-  controller.watch(
-    storages,
-    (s) => waitingBackups(backups.list(), (x) => x.spec.storageRef.name === s.metadata.name),
-  );
-  return controller;
+  }
 }
 
-function waitingBackups(all: Backup[], match: (b: Backup) => boolean): string[] {
-  return all.filter((b) =>
-    match(b) && b.status?.phase !== "Completed" && b.status?.phase !== "Failed"
-  ).map(objectKey);
+/** Starts the Backup controller with the process's shared job machinery. */
+export function setupBackupController(deps: ControllerDeps, services: JobServices): Controller {
+  return startJobController(deps, {
+    name: "backup",
+    reconciler: (enqueue) => new BackupReconciler(deps, { ...services, enqueue }),
+    watches: backupWatches(deps),
+  });
 }

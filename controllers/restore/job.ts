@@ -22,112 +22,61 @@
  * DatabaseUser of it are annotated (`dbtether.io/restored-at`) so their controllers re-converge
  * (the swapped-in database is a new database: per-database role settings start empty).
  */
-import type { Database } from "../../crds/database.ts";
-import { DatabaseKind } from "../../crds/database.ts";
-import { type DatabaseUser, DatabaseUserKind } from "../../crds/database_user.ts";
-import type { KubeObject } from "../../crds/kind.ts";
 import { type Restore, RestoreKind } from "../../crds/restore.ts";
-import type { BackupStorage } from "../../crds/backup_storage.ts";
-import { RestoreError } from "../../backup/errors.ts";
+import type { KubeObject } from "../runtime/types.ts";
 import { type BackupManifest, verifyManifest } from "../../backup/manifest.ts";
 import { parseServerVersionNum } from "../../backup/pg_tools.ts";
 import { readRestoreManifest, runRestore } from "../../backup/restore.ts";
 import type { ObjectStore } from "../../storage/store.ts";
-import { StorageError } from "../../storage/store.ts";
-import type { ResolvedCluster } from "../services/resolver.ts";
 import { namespaceGranted, needsLabels } from "../services/namespaces.ts";
 import { PgExecutor } from "../postgres/execute.ts";
-import { databaseRoles } from "../postgres/names.ts";
-import type { DatabaseSpec } from "../postgres/plan.ts";
 import {
   notEmpty,
   type RestorePlacement,
-  restorePlacement,
   RestoreTargetExecutor,
 } from "../postgres/restore_target.ts";
 import { generatePassword, scramVerifier } from "../postgres/scram.ts";
-import { errorMessage, RetryableError, TerminalError } from "../../lib/errors.ts";
-import { MERGE_PATCH, NamespaceResource } from "../runtime/kube.ts";
+import { errorMessage } from "../../lib/errors.ts";
+import { NamespaceResource } from "../runtime/kube.ts";
 import type { Logger } from "../../lib/log.ts";
 import { updateStatus } from "../runtime/objects.ts";
-import { kubeTime } from "../../lib/time.ts";
 import type { ControllerDeps } from "../runtime/shared.ts";
 import { openStore } from "../services/storage_access.ts";
 import { openJobConnection } from "../services/job_connection.ts";
-import { JobStopped } from "../services/job_runner.ts";
 import { acquireSlot, type BackupShared } from "../services/backup_shared.ts";
-import type { RestoreTarget } from "./plan.ts";
-import {
-  completedRestoreStatus,
-  failedRestoreStatus,
-  pendingRestoreStatus,
-  type RestoreReason,
-  runningRestoreStatus,
-} from "./status.ts";
+import { StepError } from "./failure.ts";
+import { databaseSpecOf, placementOf, type RestoreJob, type RestoreOutcome } from "./job_spec.ts";
+import { RestoreOutcomes, touchDependents } from "./outcome.ts";
+import { pendingRestoreStatus, runningRestoreStatus } from "./status.ts";
 import { checkTrust } from "./trust.ts";
 
-export const RESTORED_AT_ANNOTATION = "dbtether.io/restored-at";
-const FORCE_ADOPT_ANNOTATION = "dbtether.io/force-adopt";
-
-export interface RestoreJob {
-  restore: Restore;
-  target: RestoreTarget;
-  database: Database;
-  storage: BackupStorage;
-  cluster: ResolvedCluster;
-  toolDirs: string[] | undefined;
-  env: Record<string, string | undefined>;
+/** What {@link runRestoreJob} runs with. */
+export interface RestoreJobRun {
+  shared: BackupShared;
+  job: RestoreJob;
+  /** The job's signal: aborted on shutdown or when the Restore is deleted. */
+  signal: AbortSignal;
 }
 
-class StepError extends Error {
-  constructor(readonly reason: RestoreReason, message: string) {
-    super(message);
-  }
+/** What the steps of one run share. */
+interface Step {
+  deps: ControllerDeps;
+  shared: BackupShared;
+  outcomes: RestoreOutcomes;
+  job: RestoreJob;
+  signal: AbortSignal;
+  log: Logger;
 }
 
-/** The postgres module's view of a Database resource. */
-export function databaseSpecOf(db: Database): DatabaseSpec {
-  return {
-    database: db.status!.databaseName!,
-    marker: { namespace: db.metadata.namespace ?? "", name: db.metadata.name },
-    revokePublicConnect: db.spec.revokePublicConnect ?? true,
-    forceAdopt: db.metadata.annotations?.[FORCE_ADOPT_ANNOTATION] === "true",
-  };
-}
-
-/** The role restored objects belong to: the one the Database reports, else its derived name. */
-export function ownerRole(db: Database): string {
-  return db.status?.ownerRole ?? databaseRoles(db.status!.databaseName!).owner;
-}
-
-/**
- * The server names of a Restore (scratch database, login role, ...). From status when the
- * target Database is gone (cleanup), so only `databaseName` is needed.
- */
-export function placementOf(
-  r: Restore,
-  o: { databaseName: string; database?: Database | undefined },
-): RestorePlacement {
-  const ns = r.metadata.namespace ?? "";
-  return restorePlacement({
-    target: o.databaseName,
-    owner: o.database?.status?.ownerRole ?? databaseRoles(o.databaseName).owner,
-    restore: { namespace: ns, name: r.metadata.name, uid: r.metadata.uid ?? "" },
-    database: { namespace: ns, name: r.spec.target.databaseRef.name },
-  });
-}
-
-export async function runRestoreJob(
-  deps: ControllerDeps,
-  shared: BackupShared,
-  job: RestoreJob,
-  signal: AbortSignal,
-): Promise<void> {
+/** Runs one restore: slot, Running, restore and swap, outcome. */
+export async function runRestoreJob(deps: ControllerDeps, run: RestoreJobRun): Promise<void> {
+  const { shared, job, signal } = run;
   const r = job.restore;
   const log = deps.logger.with({
     restore: `${r.metadata.namespace}/${r.metadata.name}`,
     key: job.target.source.path,
   });
+  const outcomes = new RestoreOutcomes(deps, shared);
   const now = () => deps.clock.now();
   let lease;
   try {
@@ -146,61 +95,67 @@ export async function runRestoreJob(
               message: `Waiting for a backup slot (position ${position} in queue)`,
               now: now(),
             }),
+          signal,
         });
       },
     });
   } catch (e) {
-    await stopped(deps, shared, job, signal, e, log);
+    await outcomes.stopped(r, { signal, error: e, log });
     return;
   }
   try {
-    const latest = await deps.client.find<Restore>(RestoreKind, {
-      namespace: r.metadata.namespace,
-      name: r.metadata.name,
-    });
-    if (!latest || latest.metadata.uid !== r.metadata.uid) return;
-    if (latest.status?.phase === "Completed" || latest.status?.phase === "Failed") return;
-    await updateStatus(deps.client, {
-      resource: RestoreKind,
-      object: latest,
-      compute: (l) =>
-        runningRestoreStatus(l, {
-          attempt: job.target.attempt,
-          source: job.target.source,
-          clusterName: job.target.clusterName,
-          databaseName: job.target.databaseName,
-          now: now(),
-        }),
-    });
-    deps.recorder.emit(
-      latest,
-      "Normal",
-      "Started",
-      `Restoring ${job.target.source.path} into database "${job.target.databaseName}"`,
-    );
+    const latest = await markRunning(deps, { job, signal });
+    if (!latest) return;
+    const step = { deps, shared, outcomes, job: { ...job, restore: latest }, signal, log };
     try {
-      await restoreAndSwap(deps, shared, { ...job, restore: latest }, signal, log);
+      await restoreAndSwap(step);
     } catch (e) {
-      await stopped(deps, shared, { ...job, restore: latest }, signal, e, log);
+      await outcomes.stopped(latest, { signal, error: e, log });
     }
   } finally {
     lease.release();
   }
 }
 
-interface Outcome {
-  sha256: string;
-  storedBytes: number;
-  durationMs: number;
+/** Records Running on the latest Restore; undefined when it went away or finished meanwhile. */
+async function markRunning(
+  deps: ControllerDeps,
+  o: { job: RestoreJob; signal: AbortSignal },
+): Promise<Restore | undefined> {
+  const { job, signal } = o;
+  const r = job.restore;
+  const latest = await deps.client.find<Restore>(RestoreKind, {
+    namespace: r.metadata.namespace,
+    name: r.metadata.name,
+    signal,
+  });
+  if (!latest || latest.metadata.uid !== r.metadata.uid) return undefined;
+  if (latest.status?.phase === "Completed" || latest.status?.phase === "Failed") return undefined;
+  await updateStatus(deps.client, {
+    resource: RestoreKind,
+    object: latest,
+    compute: (l) =>
+      runningRestoreStatus(l, {
+        attempt: job.target.attempt,
+        source: job.target.source,
+        clusterName: job.target.clusterName,
+        databaseName: job.target.databaseName,
+        now: deps.clock.now(),
+      }),
+    signal,
+  });
+  deps.recorder.emit(
+    latest,
+    "Normal",
+    "Started",
+    `Restoring ${job.target.source.path} into database "${job.target.databaseName}"`,
+  );
+  return latest;
 }
 
-async function restoreAndSwap(
-  deps: ControllerDeps,
-  shared: BackupShared,
-  job: RestoreJob,
-  signal: AbortSignal,
-  log: Logger,
-): Promise<void> {
+/** Checks the dump, then restores into a scratch database and swaps it in (or finishes a swap). */
+async function restoreAndSwap(step: Step): Promise<void> {
+  const { deps, job, signal, log } = step;
   const executor = new PgExecutor(job.cluster.pool, { logger: log, signal });
   const steps = new RestoreTargetExecutor(executor, { logger: log });
   const place = placementOf(job.restore, {
@@ -208,11 +163,11 @@ async function restoreAndSwap(
     database: job.database,
   });
   let store: ObjectStore | undefined;
-  let outcome: Outcome;
+  let outcome: RestoreOutcome;
   try {
-    store = await openStore(deps.client, job.storage, { env: job.env, logger: log });
+    store = await openStore(deps.client, job.storage, { env: job.env, logger: log, signal });
     const manifest = (await readRestoreManifest(store, job.target.source.path, { signal }))!;
-    await checkManifest(deps, shared, job, manifest);
+    await checkManifest(step, manifest);
     if (await steps.swapped(place)) {
       log.info("An earlier attempt swapped the restored database in; finishing it");
       outcome = { sha256: manifest.sha256, storedBytes: manifest.compressedSize, durationMs: 0 };
@@ -222,62 +177,39 @@ async function restoreAndSwap(
         const n = await steps.targetObjects(place);
         if (n > 0) throw notEmpty(place.target, n);
       }
-      outcome = await restoreIntoScratch(deps, job, { store, manifest, steps, place, signal, log });
+      outcome = await restoreIntoScratch(step, { store, manifest, steps, place });
     }
   } finally {
     await store?.close().catch(() => {});
   }
-  await finish(deps, shared, job, { executor, steps, place, outcome, log });
+  await finish(step, { executor, steps, place, outcome });
 }
 
+/** Restores into the scratch database as the temporary login role, then swaps it in. */
 async function restoreIntoScratch(
-  deps: ControllerDeps,
-  job: RestoreJob,
+  step: Step,
   o: {
     store: ObjectStore;
     manifest: BackupManifest;
     steps: RestoreTargetExecutor;
     place: RestorePlacement;
-    signal: AbortSignal;
-    log: Logger;
   },
-): Promise<Outcome> {
-  const { target } = job;
+): Promise<RestoreOutcome> {
+  const { job, signal, log } = step;
   // The login role's password lives only in this process and in psql's environment.
   const password = generatePassword(32);
   try {
     await o.steps.prepare(o.place, { verifier: await scramVerifier(password) });
-    const versionNum = job.cluster.cluster.status?.versionNum;
-    let result;
-    {
-      await using conn = await openJobConnection(job.cluster.server, o.place.scratch);
-      result = await runRestore({
-        store: o.store,
-        key: target.source.path,
-        manifest: o.manifest,
-        connection: {
-          ...conn.connection,
-          user: o.place.loginRole,
-          password,
-          role: o.place.owner,
-        },
-        signal: o.signal,
-        logger: o.log,
-        clock: deps.clock,
-        ...(target.source.format ? { format: target.source.format } : {}),
-        ...(job.toolDirs ? { toolDirs: job.toolDirs } : {}),
-        ...(versionNum ? { serverVersion: parseServerVersionNum(versionNum) } : {}),
-      });
-    }
+    const result = await runTool(step, { ...o, password });
     await o.steps.releaseLoginRole(o.place);
     await o.steps.swap(o.place, { requireEmpty: job.restore.spec.onConflict !== "drop" });
     return result;
   } catch (e) {
     // On shutdown the next attempt cleans up (no SQL after the signal); on deletion the
     // reconcile does, once this job ended.
-    if (!o.signal.aborted) {
+    if (!signal.aborted) {
       await o.steps.cleanup(o.place).catch((err) =>
-        o.log.warn("Cannot clean up after the failed restore; the next reconcile retries", {
+        log.warn("Cannot clean up after the failed restore; the next reconcile retries", {
           error: errorMessage(err),
         })
       );
@@ -286,25 +218,52 @@ async function restoreIntoScratch(
   }
 }
 
+/** Runs psql or pg_restore into the scratch database as the login role, acting as the owner. */
+async function runTool(
+  step: Step,
+  o: { store: ObjectStore; manifest: BackupManifest; place: RestorePlacement; password: string },
+): Promise<RestoreOutcome> {
+  const { deps, job, signal, log } = step;
+  const { target } = job;
+  const versionNum = job.cluster.cluster.status?.versionNum;
+  await using conn = await openJobConnection(job.cluster.server, o.place.scratch);
+  return await runRestore({
+    store: o.store,
+    key: target.source.path,
+    manifest: o.manifest,
+    connection: {
+      ...conn.connection,
+      user: o.place.loginRole,
+      password: o.password,
+      role: o.place.owner,
+    },
+    signal,
+    logger: log,
+    clock: deps.clock,
+    ...(target.source.format ? { format: target.source.format } : {}),
+    ...(job.toolDirs ? { toolDirs: job.toolDirs } : {}),
+    ...(versionNum ? { serverVersion: parseServerVersionNum(versionNum) } : {}),
+  });
+}
+
 /** Refuses a dump this Restore may not use (trust.ts), before anything touches PostgreSQL. */
-async function checkManifest(
-  deps: ControllerDeps,
-  shared: BackupShared,
-  job: RestoreJob,
-  manifest: BackupManifest,
-): Promise<void> {
+async function checkManifest(step: Step, manifest: BackupManifest): Promise<void> {
+  const { deps, shared, job, signal } = step;
   const ns = job.restore.metadata.namespace ?? "";
   const restores = job.storage.spec.restores;
   let keys;
   try {
-    keys = await shared.keyring.verifyingKeys();
+    keys = await shared.keyring.verifyingKeys({ signal });
   } catch (e) {
     throw new StepError("RestoreFailed", errorMessage(e));
   }
   const grant = restores?.crossNamespace;
   let labels: Record<string, string> = {};
   if (needsLabels(grant)) {
-    const n = await deps.client.find<KubeObject<unknown, unknown>>(NamespaceResource, { name: ns });
+    const n = await deps.client.find<KubeObject<unknown, unknown>>(NamespaceResource, {
+      name: ns,
+      signal,
+    });
     labels = n?.metadata.labels ?? {};
   }
   const decision = checkTrust({
@@ -320,19 +279,17 @@ async function checkManifest(
   if (!decision.ok) throw new StepError(decision.reason, decision.message);
 }
 
+/** Re-applies the grants, re-enqueues the dependents, drops the old database, then Completed. */
 async function finish(
-  deps: ControllerDeps,
-  shared: BackupShared,
-  job: RestoreJob,
+  step: Step,
   o: {
     executor: PgExecutor;
     steps: RestoreTargetExecutor;
     place: RestorePlacement;
-    outcome: Outcome;
-    log: Logger;
+    outcome: RestoreOutcome;
   },
 ): Promise<void> {
-  const { target } = job;
+  const { job, log } = step;
   try {
     await o.executor.ensureDatabase(databaseSpecOf(job.database));
   } catch (e) {
@@ -342,143 +299,11 @@ async function finish(
         errorMessage(e),
     );
   }
-  await touchDependents(deps, job.database, o.log);
+  await touchDependents(step.deps, { database: job.database, log, signal: step.signal });
   // The old database goes before Completed is written, so Completed means it is gone; if the
   // drop fails, the reconcile's cleanup drops it later.
   await o.steps.dropReplaced(o.place).catch((e) =>
-    o.log.warn("Cannot drop the replaced database yet", { error: errorMessage(e) })
+    log.warn("Cannot drop the replaced database yet", { error: errorMessage(e) })
   );
-  const now = deps.clock.now();
-  await updateStatus(deps.client, {
-    resource: RestoreKind,
-    object: job.restore,
-    compute: (l) =>
-      completedRestoreStatus(l, {
-        sha256: o.outcome.sha256,
-        bytesRead: o.outcome.storedBytes,
-        durationMs: o.outcome.durationMs,
-        database: target.databaseName,
-        now,
-      }),
-  });
-  shared.metrics.restores.inc({ result: "Completed" });
-  shared.metrics.restoreDuration.observe(o.outcome.durationMs / 1000);
-  deps.recorder.emit(
-    job.restore,
-    "Normal",
-    "Completed",
-    `Restored ${target.source.path} into database "${target.databaseName}" ` +
-      `(${o.outcome.storedBytes} bytes in ${o.outcome.durationMs} ms)`,
-  );
-}
-
-/**
- * Annotates the Database and its DatabaseUsers so their controllers re-apply extensions,
- * memberships, role settings and per-user grants on the swapped-in database.
- */
-async function touchDependents(deps: ControllerDeps, db: Database, log: Logger): Promise<void> {
-  const ns = db.metadata.namespace ?? "";
-  const refers = (ref: { name: string; namespace?: string | undefined } | undefined, own: string) =>
-    ref !== undefined && ref.name === db.metadata.name && (ref.namespace ?? own) === ns;
-  const at = kubeTime(deps.clock.now());
-  const annotate = { metadata: { annotations: { [RESTORED_AT_ANNOTATION]: at } } };
-  try {
-    await deps.client.patch(DatabaseKind, {
-      namespace: ns,
-      name: db.metadata.name,
-      body: annotate,
-      contentType: MERGE_PATCH,
-    });
-    const users = await deps.client.list<DatabaseUser>(DatabaseUserKind, {});
-    for (const u of users.items) {
-      const own = u.metadata.namespace ?? "";
-      const s = u.spec;
-      if (
-        !refers(s.databaseRef, own) && !refers(s.database, own) &&
-        !(s.databases ?? []).some((d) => refers(d, own))
-      ) continue;
-      await deps.client.patch(DatabaseUserKind, {
-        namespace: own,
-        name: u.metadata.name,
-        body: annotate,
-        contentType: MERGE_PATCH,
-      });
-    }
-  } catch (e) {
-    log.warn("Cannot re-enqueue the users of the restored database", { error: errorMessage(e) });
-  }
-}
-
-async function stopped(
-  deps: ControllerDeps,
-  shared: BackupShared,
-  job: RestoreJob,
-  signal: AbortSignal,
-  e: unknown,
-  log: Logger,
-): Promise<void> {
-  const r = job.restore;
-  const now = deps.clock.now();
-  const why = signal.aborted && signal.reason instanceof JobStopped ? signal.reason : undefined;
-  if (why?.why === "deleted") return;
-  if (why?.why === "shutdown") {
-    log.info("Restore interrupted by shutdown; the next leader retries it");
-    await updateStatus(deps.client, {
-      resource: RestoreKind,
-      object: r,
-      compute: (l) =>
-        l.status?.phase === "Completed" || l.status?.phase === "Failed"
-          ? undefined
-          : pendingRestoreStatus(l, {
-            reason: "Interrupted",
-            message: `Interrupted: ${why.message}; will be retried`,
-            now,
-          }),
-    }).catch(() => {});
-    return;
-  }
-  const { reason, message } = restoreFailure(e);
-  if (reason === "ClusterNotReady") {
-    // The server is unreachable: not the dump's fault; retry through the controller's backoff.
-    await updateStatus(deps.client, {
-      resource: RestoreKind,
-      object: r,
-      compute: (l) => pendingRestoreStatus(l, { reason, message, now }),
-    }).catch(() => {});
-    return;
-  }
-  log.warn("Restore failed", { reason, error: message });
-  await updateStatus(deps.client, {
-    resource: RestoreKind,
-    object: r,
-    compute: (l) =>
-      l.status?.phase === "Completed"
-        ? undefined
-        : failedRestoreStatus(l, { reason, message, now }),
-  });
-  shared.metrics.restores.inc({ result: reason });
-  deps.recorder.emit(r, "Warning", "Failed", message);
-}
-
-/** The target refusals restore_target.ts throws as TerminalErrors. */
-const TARGET_REASONS = new Set<string>([
-  "TargetNotEmpty",
-  "TargetNotFound",
-  "ScratchDatabaseTaken",
-]);
-
-function restoreFailure(e: unknown): { reason: RestoreReason; message: string } {
-  if (e instanceof StepError) return { reason: e.reason, message: e.message };
-  if (e instanceof RestoreError) return { reason: e.reason, message: e.message };
-  if (e instanceof StorageError) {
-    return { reason: "StorageFailed", message: `Cannot use the backup storage: ${e.message}` };
-  }
-  if (e instanceof TerminalError) {
-    const reason = TARGET_REASONS.has(e.reason) ? e.reason as RestoreReason : "RestoreFailed";
-    return { reason, message: e.message };
-  }
-  if (e instanceof RetryableError && e.reason === "ClusterUnreachable") {
-    return { reason: "ClusterNotReady", message: e.message };
-  }
-  return { reason: "RestoreFailed", message: `Restore failed: ${errorMessage(e)}` };
+  await step.outcomes.completed(job, o.outcome);
 }

@@ -8,7 +8,7 @@ import type { Backup } from "../../crds/backup.ts";
 import type { Database } from "../../crds/database.ts";
 import type { Restore } from "../../crds/restore.ts";
 import { databaseReady } from "../services/readiness.ts";
-import type { RestoreReason } from "./status.ts";
+import type { RestoreReason } from "./reasons.ts";
 
 export const DEFAULT_MAX_ATTEMPTS = 3;
 export const WAIT_RECHECK_MS = 15_000;
@@ -30,6 +30,13 @@ export interface RestoreObservation {
   storageExists: (name: string) => boolean;
   runningHere: boolean;
   maxAttempts?: number;
+  /**
+   * The key of another Restore this process runs into the same database, if any: one restore
+   * at a time per target database, since two swaps into one database would race.
+   */
+  targetBusy?: (where: { clusterName: string; databaseName: string }) => string | undefined;
+  /** This Restore's key (`namespace/name`), to tell its own job from another's. */
+  key?: string;
 }
 
 export interface RestoreTarget {
@@ -122,6 +129,7 @@ export function findSource(o: RestoreObservation): Found {
   return { fail: "InvalidSource", message: "Restore has no usable source" };
 }
 
+/** The next step of a live Restore: none, wait, fail, or start a job. */
 export function planRestore(o: RestoreObservation): RestoreAction {
   const r = o.restore;
   const phase = r.status?.phase;
@@ -138,36 +146,60 @@ export function planRestore(o: RestoreObservation): RestoreAction {
       message: `Restore was interrupted ${attempts} times: giving up after ${max} attempts`,
     };
   }
-  const wait = (reason: RestoreReason, message: string): RestoreAction => ({
-    kind: "wait",
-    reason,
-    message,
-    afterMs: WAIT_RECHECK_MS,
-  });
   const found = findSource(o);
   if ("fail" in found) return { kind: "fail", reason: found.fail, message: found.message };
   if ("wait" in found) return wait(found.wait, found.message);
-  if (!o.storageExists(found.source.storageName)) {
+  return planStart(o, found.source, attempts);
+}
+
+function wait(reason: RestoreReason, message: string): RestoreAction {
+  return { kind: "wait", reason, message, afterMs: WAIT_RECHECK_MS };
+}
+
+/** The source is known: wait for its storage and the target, then start. */
+function planStart(o: RestoreObservation, source: RestoreSource, attempts: number): RestoreAction {
+  if (!o.storageExists(source.storageName)) {
     return wait(
       "StorageNotFound",
-      `Waiting for BackupStorage "${found.source.storageName}": it does not exist`,
+      `Waiting for BackupStorage "${source.storageName}": it does not exist`,
     );
   }
-  const ref = r.spec.target.databaseRef.name;
+  const ref = o.restore.spec.target.databaseRef.name;
   if (!o.target) {
     return wait("DatabaseNotFound", `Waiting for target Database "${ref}": it does not exist`);
   }
   if (!databaseReady(o.target)) {
     return wait("DatabaseNotReady", `Waiting for target Database "${ref}" to be Ready`);
   }
-  return {
-    kind: "start",
-    target: {
-      source: found.source,
-      clusterName: o.target.spec.clusterRef.name,
-      databaseName: o.target.status!.databaseName!,
-      attempt: attempts + 1,
-      retry: attempts > 0,
-    },
+  const target: RestoreTarget = {
+    source,
+    clusterName: o.target.spec.clusterRef.name,
+    databaseName: o.target.status!.databaseName!,
+    attempt: attempts + 1,
+    retry: attempts > 0,
   };
+  const other = o.targetBusy?.(target);
+  if (other !== undefined && other !== o.key) {
+    return wait(
+      "TargetBusy",
+      `Waiting for Restore ${other} into database "${target.databaseName}" to finish`,
+    );
+  }
+  return { kind: "start", target };
+}
+
+/**
+ * What a deleted or finished Restore still needs, or undefined while it is live: a deleted
+ * one's job is aborted; once no job of it runs here, what it may have left on the server is
+ * removed (then its finalizer). The job re-queues the key when it ended, so the cleanup runs
+ * after the job, never beside it.
+ */
+export function planRelease(
+  o: { restore: Restore | undefined; runningHere: boolean },
+): { abort: boolean; cleanup: boolean } | undefined {
+  const r = o.restore;
+  const deleted = !r || Boolean(r.metadata.deletionTimestamp);
+  const phase = r?.status?.phase;
+  if (!deleted && phase !== "Completed" && phase !== "Failed") return undefined;
+  return { abort: deleted, cleanup: r !== undefined && !o.runningHere };
 }

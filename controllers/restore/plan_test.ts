@@ -2,7 +2,7 @@ import { assertEquals } from "../../tests/helpers/assert.ts";
 import type { Backup } from "../../crds/backup.ts";
 import type { Database } from "../../crds/database.ts";
 import type { Restore } from "../../crds/restore.ts";
-import { latestBackup, planRestore } from "./plan.ts";
+import { latestBackup, planRelease, planRestore } from "./plan.ts";
 
 const ready = [{
   type: "Ready",
@@ -98,4 +98,68 @@ Deno.test("planRestore", async (t) => {
     const a = plan(rst({ backupRef: { name: "new" } }), { target: null });
     assertEquals(a.kind === "wait" && a.reason, "DatabaseNotFound");
   });
+});
+
+Deno.test("planRestore: one restore at a time per target database", async (t) => {
+  const busyWith = (key: string | undefined) =>
+    planRestore({
+      restore: rst({ backupRef: { name: "new" } }),
+      target,
+      backups,
+      storageExists: (n) => n === "s",
+      runningHere: false,
+      key: "n/r",
+      targetBusy: (w) => w.clusterName === "main" && w.databaseName === "copy_db" ? key : undefined,
+    });
+  await t.step("another Restore into the same database: wait (TargetBusy)", () => {
+    const a = busyWith("n/other");
+    assertEquals(a.kind === "wait" && [a.reason, a.message], [
+      "TargetBusy",
+      'Waiting for Restore n/other into database "copy_db" to finish',
+    ]);
+  });
+  await t.step("no other Restore, or this one's own entry: start", () => {
+    assertEquals(busyWith(undefined).kind, "start");
+    assertEquals(busyWith("n/r").kind, "start");
+  });
+});
+
+Deno.test("planRelease", async (t) => {
+  const cases: [string, Restore | undefined, boolean, ReturnType<typeof planRelease>][] = [
+    ["a live Restore: nothing to release", rst({ backupRef: { name: "new" } }), false, undefined],
+    ["gone from the cache: abort its job", undefined, true, { abort: true, cleanup: false }],
+    [
+      "deleted, job still running: abort, clean up after the job",
+      {
+        ...rst({ backupRef: { name: "new" } }),
+        metadata: { name: "r", namespace: "n", deletionTimestamp: "2026-01-01T00:00:00Z" },
+      },
+      true,
+      { abort: true, cleanup: false },
+    ],
+    [
+      "deleted, no job here: clean up",
+      {
+        ...rst({ backupRef: { name: "new" } }),
+        metadata: { name: "r", namespace: "n", deletionTimestamp: "2026-01-01T00:00:00Z" },
+      },
+      false,
+      { abort: true, cleanup: true },
+    ],
+    [
+      "Completed, no job here: clean up",
+      rst({ backupRef: { name: "new" } }, { phase: "Completed" }),
+      false,
+      { abort: false, cleanup: true },
+    ],
+    [
+      "Failed, job still ending: wait for it",
+      rst({ backupRef: { name: "new" } }, { phase: "Failed" }),
+      true,
+      { abort: false, cleanup: false },
+    ],
+  ];
+  for (const [name, restore, runningHere, want] of cases) {
+    await t.step(name, () => assertEquals(planRelease({ restore, runningHere }), want));
+  }
 });

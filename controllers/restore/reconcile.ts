@@ -1,7 +1,8 @@
 /**
- * Restore controller: observe (Restore, its source Backup or storage, the target Database) →
- * plan (plan.ts) → act (wait, fail, or start a job in the shared JobRunner) → status.
- * One-shot: a Completed or Failed Restore never runs again.
+ * Restore controller: gather (Restore, its source Backup or storage, the target Database, the
+ * jobs of this process) → plan (plan.ts) → execute (wait, fail, clean up, or start a job in the
+ * shared JobRunner) → status (status.ts, written only when it changed). One-shot: a Completed
+ * or Failed Restore never runs again.
  *
  * A finalizer is added before a job starts (before anything is made on the server). Once the
  * Restore is finished, or deleted, and no job of it runs here, what it may have left on the
@@ -24,92 +25,121 @@ import { objectKey } from "../runtime/informer.ts";
 import { addFinalizer, hasFinalizer, removeFinalizer, updateStatus } from "../runtime/objects.ts";
 import { PgExecutor } from "../postgres/execute.ts";
 import { RestoreTargetExecutor } from "../postgres/restore_target.ts";
-import { addController, type ControllerDeps } from "../runtime/shared.ts";
-import type { Services } from "../services/services.ts";
+import type { Reconciler } from "../runtime/reconciler.ts";
+import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
 import { JobStopped } from "../services/job_runner.ts";
-import { backupShared, resolveJobCluster, toolDirsOf } from "../services/backup_shared.ts";
-import { placementOf, runRestoreJob } from "./job.ts";
-import { planRestore, type RestoreTarget, WAIT_RECHECK_MS } from "./plan.ts";
+import {
+  type JobReconcilerServices,
+  type JobServices,
+  resolveJobCluster,
+  startJobController,
+  toolDirsOf,
+} from "../services/backup_shared.ts";
+import { runRestoreJob } from "./job.ts";
+import { placementOf } from "./job_spec.ts";
+import { planRelease, planRestore, type RestoreAction, type RestoreTarget } from "./plan.ts";
 import { failedRestoreStatus, pendingRestoreStatus } from "./status.ts";
+import { restoreWatches } from "./watches.ts";
 
 /** Held while a Restore may have left something on the server. */
 export const RESTORE_FINALIZER = "dbtether.io/restore-cleanup";
 
-export function setupRestoreController(
-  deps: ControllerDeps,
-  services: Pick<Services, "resolver" | "config" | "env">,
-): Controller {
-  const restores = deps.informers.for<Restore>(RestoreKind);
-  const backups = deps.informers.for<Backup>(BackupKind);
-  const databases = deps.informers.for<Database>(DatabaseKind);
-  const storages = deps.informers.for<BackupStorage>(BackupStorageKind);
-  const shared = backupShared(deps, services.config);
+/** The job runner's key of a Restore (Backups use their own key). */
+const jobKey = (key: string) => `restore:${key}`;
 
-  const reconcile = async (key: string, ctx: ReconcileContext): Promise<Result> => {
-    const r = restores.get(key);
-    const job = `restore:${key}`;
-    if (!r || r.metadata.deletionTimestamp) {
-      shared.runner.abort(job, new JobStopped("deleted", "the Restore was deleted"));
-      // The job re-queues the key when it ended; clean up after it, not beside it.
-      if (r && !shared.runner.has(job)) await release(r, ctx);
+/** The Restore controller's {@link Reconciler}: one key, gather → plan → execute. */
+export class RestoreReconciler implements Reconciler {
+  readonly #restores: InformerSet<Restore>;
+  readonly #backups: InformerSet<Backup>;
+  readonly #databases: InformerSet<Database>;
+  readonly #storages: InformerSet<BackupStorage>;
+  /** The Restore running into each target database (`[cluster, database]` as JSON). */
+  readonly #busy = new Map<string, string>();
+
+  constructor(
+    private readonly deps: ControllerDeps,
+    private readonly services: JobReconcilerServices,
+  ) {
+    this.#restores = deps.informers.for<Restore>(RestoreKind);
+    this.#backups = deps.informers.for<Backup>(BackupKind);
+    this.#databases = deps.informers.for<Database>(DatabaseKind);
+    this.#storages = deps.informers.for<BackupStorage>(BackupStorageKind);
+  }
+
+  async reconcile(key: string, ctx: ReconcileContext): Promise<Result> {
+    const { runner } = this.services.jobs;
+    const r = this.#restores.get(key);
+    const release = planRelease({ restore: r, runningHere: runner.has(jobKey(key)) });
+    if (release) {
+      if (release.abort) {
+        runner.abort(jobKey(key), new JobStopped("deleted", "the Restore was deleted"));
+      }
+      if (r && release.cleanup) await this.#cleanup(r, ctx);
       return done;
     }
-    const phase = r.status?.phase;
-    if (phase === "Completed" || phase === "Failed") {
-      if (!shared.runner.has(job)) await release(r, ctx);
-      return done;
-    }
-    const ns = r.metadata.namespace ?? "";
+    const ns = r!.metadata.namespace ?? "";
     const action = planRestore({
-      restore: r,
-      target: databases.get(`${ns}/${r.spec.target.databaseRef.name}`),
-      backups: backups.list().filter((b) => b.metadata.namespace === ns),
-      storageExists: (name) => storages.get(name) !== undefined,
-      runningHere: shared.runner.has(`restore:${key}`),
-      maxAttempts: services.config.backupMaxAttempts,
+      restore: r!,
+      target: this.#databaseOf(r!),
+      backups: this.#backups.list().filter((b) => b.metadata.namespace === ns),
+      storageExists: (name) => this.#storages.get(name) !== undefined,
+      runningHere: runner.has(jobKey(key)),
+      maxAttempts: this.services.config.backupMaxAttempts,
+      targetBusy: (w) => this.#busy.get(busyKey(w)),
+      key,
     });
-    const now = deps.clock.now();
+    return await this.#execute(r!, action, ctx);
+  }
+
+  async #execute(r: Restore, action: RestoreAction, ctx: ReconcileContext): Promise<Result> {
     switch (action.kind) {
       case "none":
         return done;
       case "wait":
-        await updateStatus(deps.client, {
-          resource: RestoreKind,
-          object: r,
-          compute: (l) => pendingRestoreStatus(l, { ...action, now }),
-        });
+        await this.#writeStatus(r, ctx, (l, now) => pendingRestoreStatus(l, { ...action, now }));
         return requeueAfter(action.afterMs);
       case "fail":
-        await updateStatus(deps.client, {
-          resource: RestoreKind,
-          object: r,
-          compute: (l) => failedRestoreStatus(l, { ...action, now }),
-        });
-        shared.metrics.restores.inc({ result: action.reason });
-        deps.recorder.emit(r, "Warning", "Failed", action.message);
+        await this.#writeStatus(r, ctx, (l, now) => failedRestoreStatus(l, { ...action, now }));
+        this.services.jobs.metrics.restores.inc({ result: action.reason });
+        this.deps.recorder.emit(r, "Warning", "Failed", action.message);
         return done;
       case "start":
-        return await start(r, action.target);
+        return await this.#start(r, action.target, ctx);
     }
-  };
+  }
+
+  #databaseOf(r: Restore): Database | undefined {
+    return this.#databases.get(`${r.metadata.namespace ?? ""}/${r.spec.target.databaseRef.name}`);
+  }
+
+  #writeStatus(
+    r: Restore,
+    ctx: ReconcileContext,
+    compute: (latest: Restore, now: number) => Restore["status"] | undefined,
+  ): Promise<unknown> {
+    return updateStatus(this.deps.client, {
+      resource: RestoreKind,
+      object: r,
+      compute: (l) => compute(l, this.deps.clock.now()),
+      signal: ctx.signal,
+    });
+  }
 
   /** Removes what the Restore may have left on the server, then its finalizer. */
-  const release = async (r: Restore, ctx: ReconcileContext): Promise<void> => {
+  async #cleanup(r: Restore, ctx: ReconcileContext): Promise<void> {
     if (!hasFinalizer(r, RESTORE_FINALIZER)) return;
     const cluster = r.status?.clusterName;
     const databaseName = r.status?.databaseName;
     if (cluster && databaseName && r.metadata.uid) {
-      const ns = r.metadata.namespace ?? "";
       try {
         // Cluster-level work: our own leftovers are removed even if the namespace lost access.
-        const resolved = await services.resolver.resolve(cluster);
-        const database = databases.get(`${ns}/${r.spec.target.databaseRef.name}`);
+        const resolved = await this.services.resolver.resolve(cluster);
         const exec = new PgExecutor(resolved.pool, { logger: ctx.logger, signal: ctx.signal });
         await new RestoreTargetExecutor(exec, { logger: ctx.logger })
-          .cleanup(placementOf(r, { databaseName, database }));
+          .cleanup(placementOf(r, { databaseName, database: this.#databaseOf(r) }));
       } catch (e) {
         if (!(e instanceof RetryableError && e.reason === "ClusterNotFound")) throw e;
-        deps.recorder.emit(
+        this.deps.recorder.emit(
           r,
           "Warning",
           "CleanupSkipped",
@@ -117,88 +147,67 @@ export function setupRestoreController(
         );
       }
     }
-    await removeFinalizer(deps.client, {
+    await removeFinalizer(this.deps.client, {
       resource: RestoreKind,
       object: r,
       finalizer: RESTORE_FINALIZER,
+      signal: ctx.signal,
     });
-  };
+  }
 
-  // One restore at a time per target database: two swaps into one database would race.
-  const busy = new Map<string, string>();
-
-  const start = async (r: Restore, target: RestoreTarget): Promise<Result> => {
-    const ns = r.metadata.namespace ?? "";
-    const where = JSON.stringify([target.clusterName, target.databaseName]);
-    const other = busy.get(where);
-    if (other !== undefined && other !== objectKey(r)) {
-      await updateStatus(deps.client, {
-        resource: RestoreKind,
-        object: r,
-        compute: (l) =>
-          pendingRestoreStatus(l, {
-            reason: "TargetBusy",
-            message:
-              `Waiting for Restore ${other} into database "${target.databaseName}" to finish`,
-            now: deps.clock.now(),
-          }),
-      });
-      return requeueAfter(WAIT_RECHECK_MS);
-    }
-    const storage = storages.get(target.source.storageName)!;
-    const database = databases.get(`${ns}/${r.spec.target.databaseRef.name}`)!;
-    const cluster = await resolveJobCluster(deps, services, {
+  async #start(r: Restore, target: RestoreTarget, ctx: ReconcileContext): Promise<Result> {
+    const { deps, services } = this;
+    const storage = this.#storages.get(target.source.storageName)!;
+    const database = this.#databaseOf(r)!;
+    const cluster = await resolveJobCluster({ client: deps.client, resolver: services.resolver }, {
       storage,
-      namespace: ns,
+      namespace: r.metadata.namespace ?? "",
       clusterName: target.clusterName,
       onWait: (reason, message) =>
-        updateStatus(deps.client, {
-          resource: RestoreKind,
-          object: r,
-          compute: (l) => pendingRestoreStatus(l, { reason, message, now: deps.clock.now() }),
-        }),
+        this.#writeStatus(r, ctx, (l, now) => pendingRestoreStatus(l, { reason, message, now })),
+      signal: ctx.signal,
     });
     const key = objectKey(r);
-    const toolDirs = toolDirsOf(services.config);
     // Before the job makes anything on the server: it is cleaned up even if the Restore is
     // deleted while this process is down.
     const owned = await addFinalizer(deps.client, {
       resource: RestoreKind,
       object: r,
       finalizer: RESTORE_FINALIZER,
+      signal: ctx.signal,
     });
-    const started = shared.runner.start(
-      `restore:${key}`,
-      (signal) =>
-        runRestoreJob(deps, shared, {
-          restore: owned as Restore,
-          target,
-          database,
-          storage,
-          cluster,
-          toolDirs,
-          env: services.env,
-        }, signal),
+    const job = {
+      restore: owned as Restore,
+      target,
+      database,
+      storage,
+      cluster,
+      toolDirs: toolDirsOf(services.config),
+      env: services.env,
+    };
+    const where = busyKey(target);
+    const started = services.jobs.runner.start(
+      jobKey(key),
+      (signal) => runRestoreJob(deps, { shared: services.jobs, job, signal }),
       () => {
-        busy.delete(where);
-        controller.enqueue(key);
+        this.#busy.delete(where);
+        services.enqueue(key);
       },
     );
-    if (started) busy.set(where, key);
+    if (started) this.#busy.set(where, key);
     return done;
-  };
+  }
+}
 
-  const controller = addController(deps, "restore", reconcile);
-  controller.watch(restores);
-  const waiting = (match: (r: Restore) => boolean) =>
-    restores.list().filter((r) =>
-      match(r) && r.status?.phase !== "Completed" && r.status?.phase !== "Failed"
-    ).map(objectKey);
-  controller.watch(backups, (b) => waiting((r) => r.metadata.namespace === b.metadata.namespace));
-  controller.watch(databases, (d) =>
-    waiting((r) =>
-      r.metadata.namespace === d.metadata.namespace &&
-      r.spec.target.databaseRef.name === d.metadata.name
-    ));
-  return controller;
+function busyKey(w: { clusterName: string; databaseName: string }): string {
+  return JSON.stringify([w.clusterName, w.databaseName]);
+}
+
+/** Starts the Restore controller with the process's shared job machinery. */
+export function setupRestoreController(deps: ControllerDeps, services: JobServices): Controller {
+  return startJobController(deps, {
+    name: "restore",
+    reconciler: (enqueue) => new RestoreReconciler(deps, { ...services, enqueue }),
+    watches: restoreWatches(deps),
+  });
 }

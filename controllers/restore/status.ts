@@ -4,40 +4,7 @@ import { setCondition } from "../runtime/conditions.ts";
 import { kubeTime } from "../../lib/time.ts";
 import { humanDuration } from "../../lib/format.ts";
 import type { RestoreSource } from "./plan.ts";
-
-/** Reasons of a Restore's Ready condition, declared once. */
-export type RestoreReason =
-  | "Completed"
-  | "Running"
-  | "WaitingForSlot"
-  | "Interrupted"
-  | "BackupNotFound"
-  | "BackupNotCompleted"
-  | "BackupFailed"
-  | "InvalidSource"
-  | "StorageNotFound"
-  | "DatabaseNotFound"
-  | "DatabaseNotReady"
-  | "NamespaceNotAllowed"
-  | "ClusterNotReady"
-  | "TargetNotEmpty"
-  | "TargetNotFound"
-  | "TargetBusy"
-  | "ScratchDatabaseTaken"
-  | "RetriesExhausted"
-  | "GrantsFailed"
-  // Whether the dump may be used at all (trust.ts).
-  | "BackupNotSigned"
-  | "SignatureInvalid"
-  | "CrossNamespaceRestoreNotAllowed"
-  // The engine's reasons (backup/errors.ts).
-  | "RestoreFailed"
-  | "ChecksumMismatch"
-  | "StorageFailed"
-  | "Aborted"
-  | "ToolNotFound"
-  | "ToolTooOld"
-  | "InvalidOptions";
+import type { RestoreReason } from "./reasons.ts";
 
 type Phase = NonNullable<RestoreStatus["phase"]>;
 

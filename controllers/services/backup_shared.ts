@@ -1,14 +1,17 @@
 /**
  * What the Backup and Restore controllers share in one process: the concurrency limiter
  * (restores count against the same limits as backups), the runner of long jobs, and the
- * backup metrics. Created once per set of controller dependencies.
+ * backup metrics, and the manifest keyring. register.ts builds them once ({@link createBackupShared})
+ * and hands the same object to both controllers at construction.
  */
-import type { ControllerSettings } from "./services.ts";
+import type { ControllerSettings, Services } from "./services.ts";
 import { BackupLimiter, type Lease } from "../../backup/limiter.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { BackupStorage } from "../../crds/backup_storage.ts";
 import { RetryableError } from "../../lib/errors.ts";
 import type { ControllerDeps } from "../runtime/shared.ts";
+import type { Controller } from "../runtime/controller.ts";
+import { type Reconciler, startController, type Watches } from "../runtime/reconciler.ts";
 import { checkStorageNamespace } from "./storage_access.ts";
 import type { ClusterResolver, ResolvedCluster } from "./resolver.ts";
 import { JobRunner } from "./job_runner.ts";
@@ -24,6 +27,30 @@ export interface BackupMetrics {
   restoreDuration: ReturnType<ControllerDeps["metrics"]["histogram"]>;
 }
 
+/** What every backup or restore run is given: where, on which server, with which tools. */
+export interface JobInputs {
+  storage: BackupStorage;
+  cluster: ResolvedCluster;
+  /** `--pg-tools-dir` ({@link toolDirsOf}). */
+  toolDirs: string[] | undefined;
+  /** Workload-identity environment for the storage SDKs. */
+  env: Record<string, string | undefined>;
+}
+
+/**
+ * What the Backup and Restore controllers are constructed with: the shared services and the
+ * one {@link BackupShared} of this process.
+ */
+export type JobServices = Pick<Services, "resolver" | "config" | "env"> & {
+  jobs: BackupShared;
+};
+
+/** What a Backup or Restore reconciler is constructed with. */
+export type JobReconcilerServices = JobServices & {
+  /** Queues a key again (a job that ended re-queues its object). */
+  enqueue: (key: string) => void;
+};
+
 export interface BackupShared {
   limiter: BackupLimiter;
   runner: JobRunner;
@@ -32,23 +59,23 @@ export interface BackupShared {
   keyring: ManifestKeyring;
 }
 
-const shared = new WeakMap<ControllerDeps, BackupShared>();
+/** The settings {@link createBackupShared} reads. */
+export type BackupSharedSettings = Pick<
+  ControllerSettings,
+  | "maxConcurrentBackups"
+  | "maxConcurrentBackupsPerCluster"
+  | "backupShutdownGraceMs"
+  | "backupSigningSecret"
+>;
 
-/** The limiter, runner and metrics of this process (one per `deps`). */
-export function backupShared(
+/**
+ * Builds what the Backup and Restore controllers share and registers the job runner as a
+ * leader-only runnable. Call once per process (register.ts); both controllers get the result.
+ */
+export function createBackupShared(
   deps: ControllerDeps,
-  config: Pick<
-    ControllerSettings,
-    | "maxConcurrentBackups"
-    | "maxConcurrentBackupsPerCluster"
-    | "backupShutdownGraceMs"
-    | "backupSigningSecret"
-  >,
+  config: BackupSharedSettings,
 ): BackupShared {
-  const have = shared.get(deps);
-  if (have) return have;
-  const m = deps.metrics;
-  const buckets = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400];
   const s: BackupShared = {
     limiter: new BackupLimiter({
       global: config.maxConcurrentBackups,
@@ -60,49 +87,54 @@ export function backupShared(
       shutdownGraceMs: config.backupShutdownGraceMs,
       clock: deps.clock,
     }),
-    metrics: {
-      duration: m.histogram(
-        "dbtether_backup_duration_seconds",
-        "Duration of successful backups.",
-        ["namespace", "database"],
-        buckets,
-      ),
-      sizeBytes: m.gauge(
-        "dbtether_backup_size_bytes",
-        "Stored (compressed) size of the last successful backup.",
-        ["namespace", "database"],
-      ),
-      bytesTotal: m.counter(
-        "dbtether_backup_bytes_total",
-        "Stored bytes written by successful backups.",
-        ["namespace", "database"],
-      ),
-      lastSuccess: m.gauge(
-        "dbtether_backup_last_success_timestamp_seconds",
-        "Unix time of the last successful backup.",
-        ["namespace", "database"],
-      ),
-      failures: m.counter(
-        "dbtether_backup_failures_total",
-        "Failed backups by reason.",
-        ["reason"],
-      ),
-      restores: m.counter(
-        "dbtether_restore_total",
-        "Finished restores by result (Completed or a failure reason).",
-        ["result"],
-      ),
-      restoreDuration: m.histogram(
-        "dbtether_restore_duration_seconds",
-        "Duration of successful restores.",
-        [],
-        buckets,
-      ),
-    },
+    metrics: backupMetrics(deps.metrics),
   };
   deps.manager.addLeaderRunnable("backup-jobs", s.runner.runnable());
-  shared.set(deps, s);
   return s;
+}
+
+/** The metrics of backups and restores, registered once. */
+function backupMetrics(m: ControllerDeps["metrics"]): BackupMetrics {
+  const buckets = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400];
+  return {
+    duration: m.histogram(
+      "dbtether_backup_duration_seconds",
+      "Duration of successful backups.",
+      ["namespace", "database"],
+      buckets,
+    ),
+    sizeBytes: m.gauge(
+      "dbtether_backup_size_bytes",
+      "Stored (compressed) size of the last successful backup.",
+      ["namespace", "database"],
+    ),
+    bytesTotal: m.counter(
+      "dbtether_backup_bytes_total",
+      "Stored bytes written by successful backups.",
+      ["namespace", "database"],
+    ),
+    lastSuccess: m.gauge(
+      "dbtether_backup_last_success_timestamp_seconds",
+      "Unix time of the last successful backup.",
+      ["namespace", "database"],
+    ),
+    failures: m.counter(
+      "dbtether_backup_failures_total",
+      "Failed backups by reason.",
+      ["reason"],
+    ),
+    restores: m.counter(
+      "dbtether_restore_total",
+      "Finished restores by result (Completed or a failure reason).",
+      ["result"],
+    ),
+    restoreDuration: m.histogram(
+      "dbtether_restore_duration_seconds",
+      "Duration of successful restores.",
+      [],
+      buckets,
+    ),
+  };
 }
 
 /**
@@ -150,18 +182,22 @@ export type JobWaitReason = "NamespaceNotAllowed" | "ClusterNotReady";
  * `onWait` records why (status), then the error propagates so the key backs off.
  */
 export async function resolveJobCluster(
-  deps: ControllerDeps,
-  services: { resolver: ClusterResolver },
+  deps: Pick<ControllerDeps, "client"> & { resolver: ClusterResolver },
   o: {
     storage: BackupStorage;
     namespace: string;
     clusterName: string;
     onWait: (reason: JobWaitReason, message: string) => Promise<unknown>;
+    signal: AbortSignal;
   },
 ): Promise<ResolvedCluster> {
   try {
-    await checkStorageNamespace(deps.client, o.storage, o.namespace);
-    return await services.resolver.resolve(o.clusterName, { namespace: o.namespace });
+    await checkStorageNamespace(deps.client, {
+      storage: o.storage,
+      namespace: o.namespace,
+      signal: o.signal,
+    });
+    return await deps.resolver.resolve(o.clusterName, { namespace: o.namespace });
   } catch (e) {
     if (!(e instanceof RetryableError)) throw e;
     await o.onWait(
@@ -175,4 +211,23 @@ export async function resolveJobCluster(
 /** `--pg-tools-dir`, or undefined for the default search. */
 export function toolDirsOf(config: Pick<ControllerSettings, "pgToolsDirs">): string[] | undefined {
   return config.pgToolsDirs.length ? [...config.pgToolsDirs] : undefined;
+}
+
+/** Options of {@link startJobController}. */
+export interface JobControllerOptions {
+  name: string;
+  /** Builds the reconciler, given how a job that ended re-queues its key. */
+  reconciler: (enqueue: (key: string) => void) => Reconciler;
+  watches: Watches;
+}
+
+/**
+ * Starts a controller whose reconciles start jobs (Backup, Restore): a job outlives the
+ * reconcile that started it and re-queues its key when it ends.
+ */
+export function startJobController(deps: ControllerDeps, o: JobControllerOptions): Controller {
+  // The controller exists before any job can end, so the late reference is safe.
+  const reconciler = o.reconciler((key) => controller.enqueue(key));
+  const controller = startController(deps, { name: o.name, reconciler, watches: o.watches });
+  return controller;
 }

@@ -68,9 +68,9 @@ export class ManifestKeyring {
   }
 
   /** The key that signs; creates the Secret when it does not exist. */
-  async signingKey(): Promise<SigningKey> {
-    let secret = await this.#read();
-    if (!secret) secret = await this.#create();
+  async signingKey(opts: { signal?: AbortSignal } = {}): Promise<SigningKey> {
+    let secret = await this.#read(opts.signal);
+    if (!secret) secret = await this.#create(opts.signal);
     const { signing, invalid } = keysOf(secret.data);
     if (!signing) {
       throw new Error(
@@ -83,8 +83,8 @@ export class ManifestKeyring {
   }
 
   /** Every key that verifies; none when the Secret does not exist. */
-  async verifyingKeys(): Promise<SigningKey[]> {
-    return keysOf((await this.#read())?.data).all;
+  async verifyingKeys(opts: { signal?: AbortSignal } = {}): Promise<SigningKey[]> {
+    return keysOf((await this.#read(opts.signal))?.data).all;
   }
 
   /** A description for messages: where the keys are, never what they are. */
@@ -92,11 +92,12 @@ export class ManifestKeyring {
     return this.#where;
   }
 
-  async #read(): Promise<Secret | undefined> {
+  async #read(signal?: AbortSignal): Promise<Secret | undefined> {
     try {
       return await this.#client.find<Secret>(SecretResource, {
         namespace: this.ref.namespace,
         name: this.ref.name,
+        ...(signal ? { signal } : {}),
       });
     } catch (e) {
       throw new Error(
@@ -105,7 +106,7 @@ export class ManifestKeyring {
     }
   }
 
-  async #create(): Promise<Secret> {
+  async #create(signal?: AbortSignal): Promise<Secret> {
     const bytes = crypto.getRandomValues(new Uint8Array(GENERATED_KEY_BYTES));
     let s = "";
     for (const b of bytes) s += String.fromCharCode(b);
@@ -128,10 +129,11 @@ export class ManifestKeyring {
       return await this.#client.create<Secret>(SecretResource, {
         namespace: this.ref.namespace,
         body,
+        ...(signal ? { signal } : {}),
       });
     } catch (e) {
       if (e instanceof AlreadyExistsError) {
-        const again = await this.#read();
+        const again = await this.#read(signal);
         if (again) return again;
       }
       throw new Error(`Cannot create the backup signing key ${this.#where}: ${errorMessage(e)}`);

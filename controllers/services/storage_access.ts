@@ -97,14 +97,15 @@ export async function openStore(
 /** Throws RetryableError NamespaceNotAllowed unless `namespace` may use the storage. */
 export async function checkStorageNamespace(
   client: KubeClient,
-  storage: BackupStorage,
-  namespace: string,
+  o: { storage: BackupStorage; namespace: string; signal?: AbortSignal },
 ): Promise<void> {
+  const { storage, namespace } = o;
   const allowed = storage.spec.allowedNamespaces;
   let labels: Record<string, string> = {};
   if (needsLabels(allowed)) {
     const ns = await client.find<KubeObject<unknown, unknown>>(NamespaceResource, {
       name: namespace,
+      ...(o.signal ? { signal: o.signal } : {}),
     });
     labels = ns?.metadata.labels ?? {};
   }
