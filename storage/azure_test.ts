@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { assert } from "../tests/helpers/assert.ts";
 import { freePort } from "../tests/helpers/free_port.ts";
 import { startAzurite, startCommitProxy } from "../tests/helpers/storage_servers.ts";
 import { assertStorageError, runConformance } from "./conformance.ts";
@@ -25,7 +25,7 @@ Deno.test("azure store maps failures to reasons without leaking secrets", async 
     try {
       const err = await store.probe().catch((e) => e);
       await assertStorageError(Promise.reject(err), "AccessDenied");
-      assert.ok(!String(err.message).includes(wrong));
+      assert(!String(err.message).includes(wrong));
     } finally {
       await store.close();
     }
