@@ -20,27 +20,10 @@ import { Readable } from "node:stream";
 import type { BlobServiceClient, ContainerClient } from "@azure/storage-blob";
 import type { TokenCredential } from "@azure/identity";
 import type { Logger } from "../lib/log.ts";
+import { CloudStore, type StoredObject } from "./cloud.ts";
+import { storageErrorOf, type Subject, unreachableCodes, type Verdict } from "./errors.ts";
 import {
-  guarded,
-  type MapError,
-  storageErrorOf,
-  type Subject,
-  unreachableCodes,
-  type Verdict,
-} from "./errors.ts";
-import {
-  ConditionalStore,
-  PUT_TOKEN_KEY,
-  type StoredVersion,
-  withoutPutToken,
-} from "./no_overwrite.ts";
-import {
-  abortable,
-  byKey,
-  type CallOptions,
-  type ObjectHead,
   type ObjectInfo,
-  type ObjectStore,
   type PutOptions,
   type StaticCredentials,
   StorageError,
@@ -77,7 +60,7 @@ export interface AzureStoreOptions {
 }
 
 /** An {@link ObjectStore} on one Azure Blob container. */
-export class AzureStore extends ConditionalStore implements ObjectStore {
+export class AzureStore extends CloudStore {
   readonly provider = "azure" as const;
   readonly #container: Promise<ContainerClient>;
   readonly #name: string;
@@ -121,127 +104,62 @@ export class AzureStore extends ConditionalStore implements ObjectStore {
     );
   }
 
-  /** The blob at `key` with its put token and ETag, or undefined. */
-  protected async inspect(key: string): Promise<StoredVersion | undefined> {
-    return await guarded(
-      async () => {
-        const p = await (await this.#container).getBlobClient(key).getProperties();
-        const token = fromAzureMetadata(p.metadata ?? {})[PUT_TOKEN_KEY];
-        return { token, version: p.etag ?? "" };
-      },
-      this.#map,
-      { what: "object", ifNotFound: () => undefined },
-    );
-  }
-
-  /**
-   * Deletes the blob at `key` if its ETag is still `etag`. Gone, or replaced since (412):
-   * either way not ours to delete any more, and the put reports its own failure.
-   */
+  /** Deletes the blob at `key` if its ETag is still `etag`. */
   protected async remove(key: string, etag: string): Promise<void> {
-    await guarded(
-      async () => {
-        const conditions = etag ? { conditions: { ifMatch: etag } } : {};
-        await (await this.#container).getBlobClient(key).delete(conditions);
-      },
-      this.#map,
-      { what: "object", ifNotFound: () => undefined },
-    );
+    const conditions = etag ? { conditions: { ifMatch: etag } } : {};
+    await (await this.#container).getBlobClient(key).delete(conditions);
   }
 
-  protected mapError(e: unknown): StorageError {
-    return this.#map(e, "bucket");
+  protected async stat(key: string, signal?: AbortSignal): Promise<StoredObject> {
+    const p = await (await this.#container).getBlobClient(key).getProperties(send(signal));
+    return {
+      key,
+      size: p.contentLength ?? 0,
+      lastModified: p.lastModified ?? new Date(0),
+      metadata: fromAzureMetadata(p.metadata ?? {}),
+      version: p.etag ?? "",
+    };
   }
 
-  async get(key: string, opts: CallOptions = {}): Promise<ReadableStream<Uint8Array>> {
-    validateKey(key);
-    return await guarded(
-      async () => {
-        const blob = (await this.#container).getBlobClient(key);
-        const res = await blob.download(0, undefined, send(opts.signal));
-        if (!res.readableStreamBody) {
-          throw new StorageError("StorageError", "Azure returned a blob without a body");
-        }
-        const stream = Readable.toWeb(res.readableStreamBody as Readable);
-        return abortable(stream as ReadableStream<Uint8Array>, opts.signal);
-      },
-      this.#map,
-      { signal: opts.signal, what: "object" },
-    );
+  protected async download(key: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    const blob = (await this.#container).getBlobClient(key);
+    const res = await blob.download(0, undefined, send(signal));
+    if (!res.readableStreamBody) {
+      throw new StorageError("StorageError", "Azure returned a blob without a body");
+    }
+    return Readable.toWeb(res.readableStreamBody as Readable) as ReadableStream<Uint8Array>;
   }
 
-  async head(key: string, opts: CallOptions = {}): Promise<ObjectHead | undefined> {
-    validateKey(key);
-    return await guarded(
-      async () => {
-        const blob = (await this.#container).getBlobClient(key);
-        const p = await blob.getProperties(send(opts.signal));
-        return {
-          key,
-          size: p.contentLength ?? 0,
-          lastModified: p.lastModified ?? new Date(0),
-          metadata: withoutPutToken(fromAzureMetadata(p.metadata ?? {})),
-        };
-      },
-      this.#map,
-      { signal: opts.signal, what: "object", ifNotFound: () => undefined },
-    );
+  protected async listAll(prefix: string, signal?: AbortSignal): Promise<ObjectInfo[]> {
+    const out: ObjectInfo[] = [];
+    const options = { ...(prefix ? { prefix } : {}), ...send(signal) };
+    for await (const b of (await this.#container).listBlobsFlat(options)) {
+      out.push({
+        key: b.name,
+        size: b.properties.contentLength ?? 0,
+        lastModified: b.properties.lastModified,
+      });
+    }
+    return out;
   }
 
-  async list(prefix: string, opts: CallOptions = {}): Promise<ObjectInfo[]> {
-    validateKey(prefix, "prefix");
-    return await guarded(
-      async () => {
-        const out: ObjectInfo[] = [];
-        const container = await this.#container;
-        const options = { ...(prefix ? { prefix } : {}), ...send(opts.signal) };
-        for await (const b of container.listBlobsFlat(options)) {
-          out.push({
-            key: b.name,
-            size: b.properties.contentLength ?? 0,
-            lastModified: b.properties.lastModified,
-          });
-        }
-        return out.sort(byKey);
-      },
-      this.#map,
-      { signal: opts.signal },
-    );
+  protected async deleteObject(key: string, signal?: AbortSignal): Promise<void> {
+    await (await this.#container).getBlobClient(key).deleteIfExists(send(signal));
   }
 
-  async delete(key: string, opts: CallOptions = {}): Promise<void> {
-    validateKey(key);
-    await guarded(
-      async () => {
-        await (await this.#container).getBlobClient(key).deleteIfExists(send(opts.signal));
-      },
-      this.#map,
-      { signal: opts.signal, what: "object", ifNotFound: () => undefined },
-    );
-  }
-
-  async probe(opts: CallOptions = {}): Promise<void> {
+  protected async probeBucket(signal?: AbortSignal): Promise<void> {
     // Writing is the check, and it needs only Storage Blob Data Contributor on the container.
-    await guarded(
-      async () => {
-        const blob = (await this.#container).getBlockBlobClient(
-          `.dbtether-probe/${crypto.randomUUID()}`,
-        );
-        await blob.upload(new Uint8Array(), 0, send(opts.signal));
-        // Not cancelled: once the probe blob exists, removing it is what leaves no trace.
-        await blob.deleteIfExists();
-      },
-      this.#map,
-      { signal: opts.signal },
+    const blob = (await this.#container).getBlockBlobClient(
+      `.dbtether-probe/${crypto.randomUUID()}`,
     );
+    await blob.upload(new Uint8Array(), 0, send(signal));
+    // Not cancelled: once the probe blob exists, removing it is what leaves no trace.
+    await blob.deleteIfExists();
   }
 
-  close(): Promise<void> {
-    return Promise.resolve();
+  protected mapError(e: unknown, what: Subject): StorageError {
+    return mapAzureError(e, this.#name, what);
   }
-
-  /** Maps an SDK error; `what` says whether a 404 means the blob or the container. */
-  readonly #map: MapError = (e, what = "bucket") => mapAzureError(e, this.#name, what);
 }
 
 /** The SDK's per-request options for `signal`. */

@@ -1,7 +1,7 @@
 import { assert } from "../tests/helpers/assert.ts";
 import { freePort } from "../tests/helpers/free_port.ts";
 import { startAzurite, startCommitProxy } from "../tests/helpers/storage_servers.ts";
-import { assertStorageError, runConformance } from "./conformance.ts";
+import { assertStorageError, runConformance } from "../tests/helpers/storage_conformance.ts";
 import { createStore } from "./factory.ts";
 
 Deno.test("azure store passes the conformance suite against Azurite", async (t) => {

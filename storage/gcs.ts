@@ -14,32 +14,14 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { File, Storage, StorageOptions } from "@google-cloud/storage";
 import type { Logger } from "../lib/log.ts";
+import { CloudStore, type StoredObject } from "./cloud.ts";
+import { NETWORK_ERROR_CODES, storageErrorOf, type Subject, type Verdict } from "./errors.ts";
 import {
-  guarded,
-  type MapError,
-  NETWORK_ERROR_CODES,
-  storageErrorOf,
-  type Subject,
-  type Verdict,
-} from "./errors.ts";
-import {
-  ConditionalStore,
-  PUT_TOKEN_KEY,
-  type StoredVersion,
-  withoutPutToken,
-} from "./no_overwrite.ts";
-import {
-  abortable,
-  byKey,
-  type CallOptions,
-  type ObjectHead,
   type ObjectInfo,
-  type ObjectStore,
   type PutOptions,
   type StaticCredentials,
   StorageError,
   type TrackedSource,
-  validateKey,
 } from "./store.ts";
 
 const MiB = 1024 * 1024;
@@ -64,7 +46,7 @@ export interface GcsStoreOptions {
 }
 
 /** An {@link ObjectStore} on one GCS bucket. */
-export class GcsStore extends ConditionalStore implements ObjectStore {
+export class GcsStore extends CloudStore {
   readonly provider = "gcs" as const;
   readonly #storage: Promise<Storage>;
   readonly #bucketName: string;
@@ -114,22 +96,6 @@ export class GcsStore extends ConditionalStore implements ObjectStore {
     }
   }
 
-  /** The object at `key` with its put token and generation, or undefined. */
-  protected async inspect(key: string): Promise<StoredVersion | undefined> {
-    return await guarded(
-      async () => {
-        const [m] = await (await this.#file(key)).getMetadata();
-        const token = m.metadata?.[PUT_TOKEN_KEY];
-        return {
-          token: typeof token === "string" ? token : undefined,
-          version: String(m.generation),
-        };
-      },
-      this.#map,
-      { what: "object", ifNotFound: () => undefined },
-    );
-  }
-
   /** Deletes exactly `generation` of the object at `key` (a newer one stays). */
   protected async remove(key: string, generation: string): Promise<void> {
     const file = (await this.#storage).bucket(this.#bucketName).file(key, {
@@ -138,105 +104,60 @@ export class GcsStore extends ConditionalStore implements ObjectStore {
     await file.delete({ ignoreNotFound: true });
   }
 
-  protected mapError(e: unknown): StorageError {
-    return this.#map(e, "bucket");
+  protected async stat(key: string): Promise<StoredObject> {
+    const [m] = await (await this.#file(key)).getMetadata();
+    const metadata: Record<string, string> = {};
+    for (const [k, v] of Object.entries(m.metadata ?? {})) {
+      if (v !== null && v !== undefined) metadata[k] = String(v);
+    }
+    return {
+      key,
+      size: Number(m.size ?? 0),
+      lastModified: new Date(m.updated ?? 0),
+      metadata,
+      version: String(m.generation),
+    };
   }
 
-  async get(key: string, opts: CallOptions = {}): Promise<ReadableStream<Uint8Array>> {
-    validateKey(key);
-    const file = await guarded(
-      async () => {
-        const file = await this.#file(key);
-        // Fails early with NotFound instead of as a stream error on the first read.
-        await file.getMetadata();
-        return file;
-      },
-      this.#map,
-      { signal: opts.signal, what: "object" },
-    );
+  protected async download(key: string): Promise<ReadableStream<Uint8Array>> {
+    const file = await this.#file(key);
+    // Fails early with NotFound instead of as a stream error on the first read.
+    await file.getMetadata();
     // Under Deno the library's read pipeline prints a MaxListenersExceededWarning once per
     // download; it is harmless (listeners of one finished pipeline), not a leak across calls.
-    const stream = ReadableStream.from<Uint8Array>(file.createReadStream());
-    return abortable(stream, opts.signal);
+    return ReadableStream.from<Uint8Array>(file.createReadStream());
   }
 
-  async head(key: string, opts: CallOptions = {}): Promise<ObjectHead | undefined> {
-    validateKey(key);
-    return await guarded(
-      async () => {
-        const [m] = await (await this.#file(key)).getMetadata();
-        const custom: Record<string, string> = {};
-        for (const [k, v] of Object.entries(m.metadata ?? {})) {
-          if (v !== null && v !== undefined) custom[k] = String(v);
-        }
-        return {
-          key,
-          size: Number(m.size ?? 0),
-          lastModified: new Date(m.updated ?? 0),
-          metadata: withoutPutToken(custom),
-        };
-      },
-      this.#map,
-      { signal: opts.signal, what: "object", ifNotFound: () => undefined },
-    );
+  protected async listAll(prefix: string): Promise<ObjectInfo[]> {
+    const [files] = await (await this.#storage).bucket(this.#bucketName).getFiles({
+      autoPaginate: true,
+      ...(prefix ? { prefix } : {}),
+    });
+    return files.map((f) => ({
+      key: f.name,
+      size: Number(f.metadata.size ?? 0),
+      lastModified: new Date(f.metadata.updated ?? 0),
+    }));
   }
 
-  async list(prefix: string, opts: CallOptions = {}): Promise<ObjectInfo[]> {
-    validateKey(prefix, "prefix");
-    return await guarded(
-      async () => {
-        const [files] = await (await this.#storage).bucket(this.#bucketName).getFiles({
-          autoPaginate: true,
-          ...(prefix ? { prefix } : {}),
-        });
-        return files
-          .filter((f) => f.name.startsWith(prefix))
-          .map((f) => ({
-            key: f.name,
-            size: Number(f.metadata.size ?? 0),
-            lastModified: new Date(f.metadata.updated ?? 0),
-          }))
-          .sort(byKey);
-      },
-      this.#map,
-      { signal: opts.signal },
-    );
+  protected async deleteObject(key: string): Promise<void> {
+    await (await this.#file(key)).delete({ ignoreNotFound: true });
   }
 
-  async delete(key: string, opts: CallOptions = {}): Promise<void> {
-    validateKey(key);
-    await guarded(
-      async () => {
-        await (await this.#file(key)).delete({ ignoreNotFound: true });
-      },
-      this.#map,
-      { signal: opts.signal, what: "object", ifNotFound: () => undefined },
-    );
-  }
-
-  async probe(opts: CallOptions = {}): Promise<void> {
+  protected async probeBucket(): Promise<void> {
     // Writing is the check: roles/storage.objectAdmin grants no storage.buckets.get.
-    await guarded(
-      async () => {
-        const file = await this.#file(`.dbtether-probe/${crypto.randomUUID()}`);
-        await file.save(new Uint8Array(), { resumable: false });
-        await file.delete({ ignoreNotFound: true });
-      },
-      this.#map,
-      { signal: opts.signal },
-    );
+    const file = await this.#file(`.dbtether-probe/${crypto.randomUUID()}`);
+    await file.save(new Uint8Array(), { resumable: false });
+    await file.delete({ ignoreNotFound: true });
   }
 
-  close(): Promise<void> {
-    return Promise.resolve();
+  protected mapError(e: unknown, what: Subject): StorageError {
+    return mapGcsError(e, this.#bucketName, what);
   }
 
   async #file(key: string): Promise<File> {
     return (await this.#storage).bucket(this.#bucketName).file(key);
   }
-
-  /** Maps a client error; `what` says whether a 404 means the object or the bucket. */
-  readonly #map: MapError = (e, what = "bucket") => mapGcsError(e, this.#bucketName, what);
 }
 
 /**

@@ -1,6 +1,10 @@
 import { assertEquals, assertStrictEquals, assertThrows } from "../tests/helpers/assert.ts";
 import { join } from "node:path";
-import { assertStorageError, bytesStream, runConformance } from "./conformance.ts";
+import {
+  assertStorageError,
+  bytesStream,
+  runConformance,
+} from "../tests/helpers/storage_conformance.ts";
 import { LocalStore } from "./local.ts";
 
 Deno.test("local store passes the conformance suite", async (t) => {

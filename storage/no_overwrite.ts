@@ -10,18 +10,10 @@
  * if it carries our token, so {@link settlePut} keeps it (a lost response) or deletes exactly
  * that version (an abort), and never touches another writer's object.
  *
- * {@link ConditionalStore} is the one put of S3, GCS and Azure; each supplies the requests.
+ * `CloudStore.put` (cloud.ts) is the one put of S3, GCS and Azure.
  */
 import { alreadyExists } from "./errors.ts";
-import {
-  putFailure,
-  type PutOptions,
-  StorageError,
-  throwIfAborted,
-  type TrackedSource,
-  trackSource,
-  validateKey,
-} from "./store.ts";
+import { putFailure, StorageError, type TrackedSource } from "./store.ts";
 
 /** Metadata key of the put token; `head` does not return it. */
 export const PUT_TOKEN_KEY = "dbtether-put";
@@ -49,61 +41,6 @@ export function withoutPutToken(metadata: Record<string, string>): Record<string
 export interface StoredVersion {
   token: string | undefined;
   version: string;
-}
-
-/**
- * The base of the cloud backends: {@link put} is conditional on the key being free and settles
- * with {@link settlePut}; a backend supplies the requests.
- */
-export abstract class ConditionalStore {
-  /** Writes a new object at `key`, never over another (see `ObjectStore.put`). */
-  async put(
-    key: string,
-    body: ReadableStream<Uint8Array>,
-    opts: PutOptions = {},
-  ): Promise<{ size: number }> {
-    validateKey(key);
-    const signal = opts.signal;
-    const source = trackSource(body, signal);
-    const token = newPutToken();
-    let failure: { error: unknown } | undefined;
-    try {
-      throwIfAborted(signal);
-      await this.upload(key, source, { ...opts, metadata: withPutToken(opts.metadata, token) });
-    } catch (e) {
-      failure = { error: e };
-      await source.cancel(e);
-    }
-    await settlePut({
-      token,
-      failure,
-      source,
-      signal,
-      inspect: () => this.inspect(key),
-      remove: (version) => this.remove(key, version),
-      map: (e) => this.mapError(e),
-    });
-    return { size: source.bytes };
-  }
-
-  /**
-   * Uploads `source` as a new object at `key`, conditional on the key being free, with
-   * `opts.metadata` (which holds the put token); cleans up its own upload state when it fails.
-   */
-  protected abstract upload(
-    key: string,
-    source: TrackedSource,
-    opts: PutOptions & { metadata: Record<string, string> },
-  ): Promise<void>;
-  /** The object now at `key`, or undefined. */
-  protected abstract inspect(key: string): Promise<StoredVersion | undefined>;
-  /**
-   * Deletes `version` of the object at `key`, and nothing newer. Its failure is ignored: the
-   * put reports its own.
-   */
-  protected abstract remove(key: string, version: string): Promise<void>;
-  /** Maps an SDK error; AlreadyExists for a refused conditional write. */
-  protected abstract mapError(e: unknown): StorageError;
 }
 
 /** Options of {@link settlePut}. */

@@ -14,21 +14,8 @@
  */
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import type { Logger } from "../lib/log.ts";
-import {
-  type CallPlan,
-  guarded,
-  type MapError,
-  storageErrorOf,
-  type Subject,
-  unreachableCodes,
-  type Verdict,
-} from "./errors.ts";
-import {
-  ConditionalStore,
-  PUT_TOKEN_KEY,
-  type StoredVersion,
-  withoutPutToken,
-} from "./no_overwrite.ts";
+import { CloudStore, type StoredObject } from "./cloud.ts";
+import { guarded, storageErrorOf, type Subject, unreachableCodes, type Verdict } from "./errors.ts";
 import {
   abortUpload,
   MAX_PART,
@@ -38,12 +25,8 @@ import {
   uploadObject,
 } from "./s3_multipart.ts";
 import {
-  abortable,
-  byKey,
   type CallOptions,
-  type ObjectHead,
   type ObjectInfo,
-  type ObjectStore,
   type PutOptions,
   type StaticCredentials,
   StorageError,
@@ -82,7 +65,7 @@ export interface S3StoreOptions {
 }
 
 /** An {@link ObjectStore} on one S3 bucket. */
-export class S3Store extends ConditionalStore implements ObjectStore {
+export class S3Store extends CloudStore {
   readonly provider = "s3" as const;
   readonly #client: Promise<S3Client>;
   readonly #bucket: string;
@@ -107,126 +90,116 @@ export class S3Store extends ConditionalStore implements ObjectStore {
     await uploadObject(await this.#session(), { key, source, opts, tuning: this.#tuning });
   }
 
-  /** The object at `key` with its put token and ETag, or undefined. */
-  protected inspect(key: string): Promise<StoredVersion | undefined> {
-    return this.#call(async ({ m, client }) => {
-      const res = await client.send(new m.HeadObjectCommand(this.#at(key)));
-      return { token: res.Metadata?.[PUT_TOKEN_KEY], version: res.ETag ?? "" };
-    }, { what: "object", ifNotFound: () => undefined });
-  }
-
   /**
    * Deletes the object at `key` if its ETag is still `etag` (S3 honours If-Match on
    * DeleteObject; servers that ignore it delete unconditionally, which no-overwrite makes safe
-   * in all but a race with a delete and a new put in between). Gone, or replaced since (412):
-   * either way not ours to delete any more, and the put reports its own failure.
+   * in all but a race with a delete and a new put in between).
    */
   protected async remove(key: string, etag: string): Promise<void> {
-    await this.#call(async ({ m, client }) => {
-      const target = { ...this.#at(key), ...(etag ? { IfMatch: etag } : {}) };
-      await client.send(new m.DeleteObjectCommand(target));
-    }, { what: "object", ifNotFound: () => undefined });
+    const { m, client } = await this.#session();
+    await client.send(
+      new m.DeleteObjectCommand({ ...this.#at(key), ...(etag ? { IfMatch: etag } : {}) }),
+    );
   }
 
-  protected mapError(e: unknown): StorageError {
-    return this.#map(e, "bucket");
+  protected async stat(key: string, signal?: AbortSignal): Promise<StoredObject> {
+    const { m, client } = await this.#session();
+    const res = await client.send(new m.HeadObjectCommand(this.#at(key)), send(signal));
+    return {
+      key,
+      size: res.ContentLength ?? 0,
+      lastModified: res.LastModified ?? new Date(0),
+      metadata: { ...res.Metadata },
+      version: res.ETag ?? "",
+    };
   }
 
-  async get(key: string, opts: CallOptions = {}): Promise<ReadableStream<Uint8Array>> {
-    validateKey(key);
-    return await this.#call(async ({ m, client }) => {
-      const res = await client.send(new m.GetObjectCommand(this.#at(key)), send(opts.signal));
-      if (!res.Body) throw new StorageError("StorageError", "S3 returned an object without a body");
-      return abortable(res.Body.transformToWebStream() as ReadableStream<Uint8Array>, opts.signal);
-    }, { signal: opts.signal, what: "object" });
+  protected async download(key: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    const { m, client } = await this.#session();
+    const res = await client.send(new m.GetObjectCommand(this.#at(key)), send(signal));
+    if (!res.Body) throw new StorageError("StorageError", "S3 returned an object without a body");
+    return res.Body.transformToWebStream() as ReadableStream<Uint8Array>;
   }
 
-  async head(key: string, opts: CallOptions = {}): Promise<ObjectHead | undefined> {
-    validateKey(key);
-    return await this.#call(async ({ m, client }) => {
-      const res = await client.send(new m.HeadObjectCommand(this.#at(key)), send(opts.signal));
-      return {
-        key,
-        size: res.ContentLength ?? 0,
-        lastModified: res.LastModified ?? new Date(0),
-        metadata: withoutPutToken({ ...res.Metadata }),
-      };
-    }, { signal: opts.signal, what: "object", ifNotFound: () => undefined });
+  protected async listAll(prefix: string, signal?: AbortSignal): Promise<ObjectInfo[]> {
+    const { m, client } = await this.#session();
+    const out: ObjectInfo[] = [];
+    let token: string | undefined;
+    do {
+      const res = await client.send(
+        new m.ListObjectsV2Command({
+          Bucket: this.#bucket,
+          Prefix: prefix,
+          ...(token ? { ContinuationToken: token } : {}),
+        }),
+        send(signal),
+      );
+      for (const o of res.Contents ?? []) {
+        if (o.Key === undefined) continue;
+        out.push({ key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0) });
+      }
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+    return out;
   }
 
-  async list(prefix: string, opts: CallOptions = {}): Promise<ObjectInfo[]> {
-    validateKey(prefix, "prefix");
-    return await this.#call(async ({ m, client }) => {
-      const out: ObjectInfo[] = [];
-      let token: string | undefined;
-      do {
-        const res = await client.send(
-          new m.ListObjectsV2Command({
-            Bucket: this.#bucket,
-            Prefix: prefix,
-            ...(token ? { ContinuationToken: token } : {}),
-          }),
-          send(opts.signal),
-        );
-        for (const o of res.Contents ?? []) {
-          if (o.Key === undefined) continue;
-          out.push({ key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0) });
-        }
-        token = res.IsTruncated ? res.NextContinuationToken : undefined;
-      } while (token);
-      return out.sort(byKey);
-    }, { signal: opts.signal });
+  protected async deleteObject(key: string, signal?: AbortSignal): Promise<void> {
+    const { m, client } = await this.#session();
+    await client.send(new m.DeleteObjectCommand(this.#at(key)), send(signal));
   }
 
-  async delete(key: string, opts: CallOptions = {}): Promise<void> {
-    validateKey(key);
-    await this.#call(async ({ m, client }) => {
-      await client.send(new m.DeleteObjectCommand(this.#at(key)), send(opts.signal));
-    }, { signal: opts.signal, what: "object", ifNotFound: () => undefined });
-  }
-
-  async probe(opts: CallOptions = {}): Promise<void> {
+  protected async probeBucket(signal?: AbortSignal): Promise<void> {
+    const { m, client } = await this.#session();
     const key = `.dbtether-probe/${crypto.randomUUID()}`;
-    await this.#call(async ({ m, client }) => {
-      await client.send(new m.HeadBucketCommand({ Bucket: this.#bucket }), send(opts.signal));
-      const empty = { ...this.#at(key), Body: new Uint8Array() };
-      await client.send(new m.PutObjectCommand(empty), send(opts.signal));
-      // Not cancelled: once the probe object exists, removing it is what leaves no trace.
-      await client.send(new m.DeleteObjectCommand(this.#at(key)));
-    }, { signal: opts.signal });
+    await client.send(new m.HeadBucketCommand({ Bucket: this.#bucket }), send(signal));
+    await client.send(
+      new m.PutObjectCommand({ ...this.#at(key), Body: new Uint8Array() }),
+      send(signal),
+    );
+    // Not cancelled: once the probe object exists, removing it is what leaves no trace.
+    await client.send(new m.DeleteObjectCommand(this.#at(key)));
+  }
+
+  protected mapError(e: unknown, what: Subject): StorageError {
+    return mapS3Error(e, this.#bucket, what);
   }
 
   async abortIncompleteUploads(key: string, opts: CallOptions = {}): Promise<number> {
     validateKey(key);
-    return await this.#call(async (session) => {
-      const { signal } = opts;
-      let aborted = 0;
-      let keyMarker: string | undefined;
-      let uploadIdMarker: string | undefined;
-      do {
-        const res = await session.client.send(
-          new session.m.ListMultipartUploadsCommand({
-            Bucket: this.#bucket,
-            Prefix: key,
-            ...(keyMarker ? { KeyMarker: keyMarker } : {}),
-            ...(uploadIdMarker ? { UploadIdMarker: uploadIdMarker } : {}),
-          }),
-          send(signal),
-        );
-        for (const u of res.Uploads ?? []) {
-          if (u.Key !== key || !u.UploadId) continue;
-          await abortUpload(session, { key, uploadId: u.UploadId, throwOnError: true, signal });
-          aborted++;
-        }
-        const more = res.IsTruncated === true;
-        keyMarker = more ? res.NextKeyMarker : undefined;
-        uploadIdMarker = more ? res.NextUploadIdMarker : undefined;
-      } while (keyMarker);
-      return aborted;
-    }, { signal: opts.signal });
+    const { signal } = opts;
+    return await guarded(
+      async () => {
+        const session = await this.#session();
+        let aborted = 0;
+        let keyMarker: string | undefined;
+        let uploadIdMarker: string | undefined;
+        do {
+          const res = await session.client.send(
+            new session.m.ListMultipartUploadsCommand({
+              Bucket: this.#bucket,
+              Prefix: key,
+              ...(keyMarker ? { KeyMarker: keyMarker } : {}),
+              ...(uploadIdMarker ? { UploadIdMarker: uploadIdMarker } : {}),
+            }),
+            send(signal),
+          );
+          for (const u of res.Uploads ?? []) {
+            if (u.Key !== key || !u.UploadId) continue;
+            await abortUpload(session, { key, uploadId: u.UploadId, throwOnError: true, signal });
+            aborted++;
+          }
+          const more = res.IsTruncated === true;
+          keyMarker = more ? res.NextKeyMarker : undefined;
+          uploadIdMarker = more ? res.NextUploadIdMarker : undefined;
+        } while (keyMarker);
+        return aborted;
+      },
+      (e, what) => this.mapError(e, what),
+      { signal },
+    );
   }
 
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     (await this.#client.catch(() => undefined))?.destroy();
   }
 
@@ -236,16 +209,9 @@ export class S3Store extends ConditionalStore implements ObjectStore {
 
   async #session(): Promise<S3Session> {
     const [m, client] = await Promise.all([sdk(), this.#client]);
-    return { m, client, bucket: this.#bucket, logger: this.#logger, map: this.#map };
+    const map = (e: unknown, what: Subject) => this.mapError(e, what);
+    return { m, client, bucket: this.#bucket, logger: this.#logger, map };
   }
-
-  /** Runs one call with the SDK under its signal, mapping its failure ({@link guarded}). */
-  #call<T>(run: (s: S3Session) => Promise<T>, plan: CallPlan<T>): Promise<T> {
-    return guarded(async () => await run(await this.#session()), this.#map, plan);
-  }
-
-  /** Maps an SDK error; `what` says whether a 404 means the object or the bucket. */
-  readonly #map: MapError = (e, what = "bucket") => mapS3Error(e, this.#bucket, what);
 }
 
 /** The SDK's per-request options for `signal`. */

@@ -12,7 +12,11 @@ import {
   startCommitProxy,
   startMinio,
 } from "../tests/helpers/storage_servers.ts";
-import { assertStorageError, bytesStream, runConformance } from "./conformance.ts";
+import {
+  assertStorageError,
+  bytesStream,
+  runConformance,
+} from "../tests/helpers/storage_conformance.ts";
 import { createStore } from "./factory.ts";
 import { partSize } from "./s3_multipart.ts";
 

@@ -24,7 +24,7 @@ import {
   startFakeGcs,
   startMinio,
 } from "../tests/helpers/storage_servers.ts";
-import { assertStorageError, bytesStream } from "./conformance.ts";
+import { assertStorageError, bytesStream } from "../tests/helpers/storage_conformance.ts";
 import { createStore } from "./factory.ts";
 import type { ObjectStore } from "./store.ts";
 

@@ -2,14 +2,8 @@
  * The conformance suite every storage backend passes (the pattern of Hono's router tests):
  * each backend's test calls `runConformance(t, makeStore)` against a real server.
  */
-import {
-  assert,
-  assertEquals,
-  assertMatch,
-  assertRejects,
-  assertStrictEquals,
-} from "../tests/helpers/assert.ts";
-import { type ObjectStore, StorageError } from "./store.ts";
+import { assert, assertEquals, assertMatch, assertRejects, assertStrictEquals } from "./assert.ts";
+import { type ObjectStore, StorageError } from "../../storage/store.ts";
 
 /** Builds a store for one step; `missingBucket` asks for a store whose bucket does not exist. */
 export type MakeStore = (opts: { missingBucket?: boolean }) => ObjectStore | Promise<ObjectStore>;
