@@ -18,7 +18,7 @@ import {
   UsageError,
 } from "./cli_support.ts";
 import type { DumpFormat } from "./dump_command.ts";
-import { BackupError, RestoreError } from "./errors.ts";
+import { JobError, RestoreError } from "./errors.ts";
 import { isManifestKey, MANIFEST_SUFFIX } from "./manifest.ts";
 import { defaultToolDirs } from "./pg_tools.ts";
 import { runBackup } from "./pipeline.ts";
@@ -141,11 +141,9 @@ async function command(
       err(`dbtether ${c.verb}: ${msg} (see dbtether ${c.verb} --help)\n`);
       return 2;
     }
-    const reason = e instanceof BackupError || e instanceof RestoreError ? ` [${e.reason}]` : "";
+    const reason = e instanceof JobError ? ` [${e.reason}]` : "";
     err(`\ndbtether ${c.verb}: ${errorMessage(e).replaceAll("\n", " | ")}${reason}\n`);
-    return (e instanceof BackupError || e instanceof RestoreError) && e.reason === "Aborted"
-      ? 130
-      : 1;
+    return e instanceof JobError && e.reason === "Aborted" ? 130 : 1;
   } finally {
     own?.dispose();
   }
@@ -154,7 +152,7 @@ async function command(
 function isUsage(e: unknown): boolean {
   if (e instanceof UsageError || e instanceof TemplateError) return true;
   if (e instanceof StorageError && e.reason === "InvalidConfiguration") return true;
-  if ((e instanceof BackupError || e instanceof RestoreError) && e.reason === "InvalidOptions") {
+  if (e instanceof JobError && e.reason === "InvalidOptions") {
     return true;
   }
   // node:util parseArgs: unknown option, missing value.

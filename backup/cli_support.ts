@@ -2,11 +2,15 @@
  * Pieces of `dbtether backup` / `dbtether restore` that do not run anything: the connection
  * from flags and libpq variables, byte and rate formatting, and the progress reporter.
  */
+import { DbtetherError } from "../lib/errors.ts";
 import type { PgConnection, SslMode } from "./dump_command.ts";
 
-/** A bad command line: printed as one line, exit code 2. */
-export class UsageError extends Error {
+/** A bad command line: printed as one line, exit code 2. Terminal: the same line fails again. */
+export class UsageError extends DbtetherError<"InvalidUsage"> {
   override name = "UsageError";
+  constructor(message: string, options?: ErrorOptions) {
+    super("InvalidUsage", message, { ...options, terminal: true });
+  }
 }
 
 export const CONNECTION_OPTIONS = {

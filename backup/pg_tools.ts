@@ -4,6 +4,7 @@
  * pg_dump refuses servers newer than itself, and a newer pg_dump may emit syntax an older server
  * cannot restore, so we pick the *smallest* major version that is >= the server's major.
  */
+import { DbtetherError } from "../lib/errors.ts";
 import { buildServerVersionCommand, connectionSecrets, type PgConnection } from "./dump_command.ts";
 import { redact } from "./stderr_tail.ts";
 
@@ -21,9 +22,15 @@ export interface PgToolset {
 /** Default search pattern: Debian/Ubuntu's side-by-side installs. `*` matches one segment. */
 export const DEFAULT_TOOL_DIRS = ["/usr/lib/postgresql/*/bin"];
 
-/** No tool can serve the server; `message` names the version and the directories searched. */
-export class ToolNotFoundError extends Error {
+/**
+ * No tool can serve the server; `message` names the version and the directories searched. Not
+ * terminal: installing the tools (a new image) fixes it without a change of the spec.
+ */
+export class ToolNotFoundError extends DbtetherError<"ToolNotFound"> {
   override name = "ToolNotFoundError";
+  constructor(message: string, options?: ErrorOptions) {
+    super("ToolNotFound", message, { ...options });
+  }
 }
 
 /** The default search list: the Debian pattern, then each PATH entry (pass `Deno.env` PATH). */
@@ -163,11 +170,11 @@ export async function findPgTools(
   );
 }
 
-/** A tool ran but failed; `stderr` is redacted. */
-export class ToolFailedError extends Error {
+/** A tool ran but failed (the server cannot be reached, say); `stderr` is redacted. */
+export class ToolFailedError extends DbtetherError<"ToolFailed"> {
   override name = "ToolFailedError";
   constructor(message: string, readonly stderr: string) {
-    super(message);
+    super("ToolFailed", message);
   }
 }
 

@@ -21,13 +21,17 @@ import {
   type DumpFormat,
   type PgConnection,
 } from "./dump_command.ts";
-import { abortReason, BackupError, storageDetail, withStderr } from "./errors.ts";
+import { BackupError, jobFailures, withStderr } from "./errors.ts";
 import { type BackupManifest, type BackupSource, encodeManifest, manifestKey } from "./manifest.ts";
 import { type PgToolset, resolveTools } from "./resolve_tools.ts";
 import { StderrTail } from "./stderr_tail.ts";
 import { parallelGzip } from "./parallel_gzip.ts";
 import { gzipFromPipe, Meter, tap, throttled } from "./streams.ts";
 import { assertSafeKey, TemplateError } from "./templates.ts";
+
+/** The failures a backup shares with a restore, as BackupErrors. */
+const failures = jobFailures(BackupError, { name: "Backup", fallback: "DumpFailed" });
+const { aborted, storageFailed } = failures;
 
 /** Default of {@link BackupOptions.gzipWorkers}: measured best on 2 cores (bench/RESULTS.md). */
 export const DEFAULT_GZIP_WORKERS = 2;
@@ -101,7 +105,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     require: [],
     ...pick(opts, "tools", "toolDirs", "serverVersion", "signal"),
   }).catch((e) => {
-    throw toBackupError(e, opts.signal);
+    throw failures.from(e, opts.signal);
   });
   log.info("Backup started", { pgDump: tools.toolset.pgDump, server: tools.server.version });
   const dump = await dumpToStore(opts, {
@@ -327,31 +331,8 @@ function dumpFailed(status: Deno.CommandStatus, tail: StderrTail): BackupError {
   const how = status.signal
     ? `pg_dump was killed by ${status.signal}`
     : `pg_dump exited ${status.code}`;
-  return new BackupError(
-    "DumpFailed",
-    withStderr(`Backup failed: ${how}`, tail.lines()),
-    tail.lines(),
-  );
-}
-
-function aborted(signal: AbortSignal): BackupError {
-  const why = abortReason(signal);
-  return new BackupError("Aborted", `Backup aborted: ${why}`);
-}
-
-function storageFailed(what: string, e: unknown): BackupError {
-  const detail = storageDetail(e);
-  return new BackupError("StorageFailed", `${what}: ${detail}`, [], { cause: e });
-}
-
-function toBackupError(e: unknown, signal: AbortSignal | undefined): BackupError {
-  if (e instanceof BackupError) return e;
-  if (signal?.aborted) return aborted(signal);
-  const reason = (e as { name?: string })?.name === "ToolNotFoundError"
-    ? "ToolNotFound"
-    : "DumpFailed";
-  const stderr = (e as { stderr?: string })?.stderr;
-  return new BackupError(reason, errorMessage(e), stderr ? stderr.split("\n") : []);
+  const stderr = tail.lines();
+  return new BackupError("DumpFailed", withStderr(`Backup failed: ${how}`, stderr), { stderr });
 }
 
 /** The named optional fields of `o` that are set (for exactOptionalPropertyTypes). */

@@ -25,7 +25,7 @@ import {
   type PgConnection,
   type ToolCommand,
 } from "./dump_command.ts";
-import { abortReason, RestoreError, storageDetail, withStderr } from "./errors.ts";
+import { jobFailures, RestoreError, withStderr } from "./errors.ts";
 import { type BackupManifest, manifestKey, parseManifest } from "./manifest.ts";
 import { parseToolVersion } from "./pg_tools.ts";
 import { type PgToolset, resolveTools } from "./resolve_tools.ts";
@@ -34,6 +34,10 @@ import { StderrTail } from "./stderr_tail.ts";
 import { gunzipStream, holdLast, Meter, tap, throttled } from "./streams.ts";
 import { assertSafeKey } from "./templates.ts";
 import { pick } from "./pipeline.ts";
+
+/** The failures a restore shares with a backup, as RestoreErrors. */
+const failures = jobFailures(RestoreError, { name: "Restore", fallback: "RestoreFailed" });
+const { aborted, storageFailed } = failures;
 
 export interface RestoreProgress {
   /** Bytes read from storage so far. */
@@ -112,7 +116,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     require: [format === "plain" ? "psql" : "pgRestore"],
     ...pick(opts, "tools", "toolDirs", "serverVersion", "signal"),
   }).catch((e) => {
-    throw toRestoreError(e, opts.signal);
+    throw failures.from(e, opts.signal);
   });
   checkArchiveVersion(format, manifest, tools.toolset);
   if (format === "plain" && !(await psqlHasRestrict(tools.toolset.psql))) {
@@ -340,31 +344,11 @@ function restoreFailed(status: Deno.CommandStatus, tail: StderrTail, detail?: st
   const lines = tail.lines();
   const base = `Restore failed: the restore tool ${how}`;
   const msg = lines.length ? withStderr(base, lines) : detail ? `${base}: ${detail}` : base;
-  return new RestoreError("RestoreFailed", msg, lines);
+  return new RestoreError("RestoreFailed", msg, { stderr: lines });
 }
 
 function withTail(e: RestoreError, tail: StderrTail): RestoreError {
   return e.stderr.length || !tail.lines().length
     ? e
-    : new RestoreError(e.reason, e.message, tail.lines(), { cause: e.cause });
-}
-
-function aborted(signal: AbortSignal): RestoreError {
-  const why = abortReason(signal);
-  return new RestoreError("Aborted", `Restore aborted: ${why}`);
-}
-
-function storageFailed(what: string, e: unknown): RestoreError {
-  const detail = storageDetail(e);
-  return new RestoreError("StorageFailed", `${what}: ${detail}`, [], { cause: e });
-}
-
-function toRestoreError(e: unknown, signal: AbortSignal | undefined): RestoreError {
-  if (e instanceof RestoreError) return e;
-  if (signal?.aborted) return aborted(signal);
-  const reason = (e as { name?: string })?.name === "ToolNotFoundError"
-    ? "ToolNotFound"
-    : "RestoreFailed";
-  const stderr = (e as { stderr?: string })?.stderr;
-  return new RestoreError(reason, errorMessage(e), stderr ? stderr.split("\n") : []);
+    : new RestoreError(e.reason, e.message, { stderr: tail.lines(), cause: e.cause });
 }

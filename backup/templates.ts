@@ -3,6 +3,7 @@
  * Deliberately tiny: variables only, no functions or pipelines, so a template can be validated
  * when the resource is admitted and renders the same way on every run.
  */
+import { DbtetherError } from "../lib/errors.ts";
 
 /** The variables a template may reference. */
 export const TEMPLATE_VARIABLES = [
@@ -30,9 +31,15 @@ export const DEFAULT_FILENAME_TEMPLATES = {
   custom: "{{ .Timestamp }}-{{ .RunID }}.dump",
 } as const;
 
-/** A template that cannot be used; `message` says which part and why. */
-export class TemplateError extends Error {
+/**
+ * A template that cannot be used; `message` says which part and why. Terminal: only a change
+ * of the spec (the template, or what it renders) fixes it.
+ */
+export class TemplateError extends DbtetherError<"InvalidTemplate"> {
   override name = "TemplateError";
+  constructor(message: string, options?: ErrorOptions) {
+    super("InvalidTemplate", message, { ...options, terminal: true });
+  }
 }
 
 const KNOWN = new Set<string>(TEMPLATE_VARIABLES);

@@ -20,17 +20,10 @@ import { Readable } from "node:stream";
 import type { BlobServiceClient, ContainerClient } from "@azure/storage-blob";
 import type { TokenCredential } from "@azure/identity";
 import type { Logger } from "../lib/log.ts";
+import { CloudStore, type StoredObject } from "./cloud.ts";
+import { storageErrorOf, type Subject, unreachableCodes, type Verdict } from "./errors.ts";
 import {
-  alreadyExists,
-  conditionalPut,
-  PUT_TOKEN_KEY,
-  type StoredVersion,
-  withoutPutToken,
-} from "./no_overwrite.ts";
-import {
-  abortable,
   type ObjectInfo,
-  type ObjectStore,
   type PutOptions,
   type StaticCredentials,
   StorageError,
@@ -67,7 +60,7 @@ export interface AzureStoreOptions {
 }
 
 /** An {@link ObjectStore} on one Azure Blob container. */
-export class AzureStore implements ObjectStore {
+export class AzureStore extends CloudStore {
   readonly provider = "azure" as const;
   readonly #container: Promise<ContainerClient>;
   readonly #name: string;
@@ -75,6 +68,7 @@ export class AzureStore implements ObjectStore {
   readonly #concurrency: number;
 
   constructor(opts: AzureStoreOptions) {
+    super();
     this.#name = opts.container;
     this.#blockSize = opts.blockSize ?? 8 * MiB;
     this.#concurrency = opts.concurrency ?? 4;
@@ -83,29 +77,25 @@ export class AzureStore implements ObjectStore {
     this.#container.catch(() => {});
   }
 
-  async put(
+  override async put(
     key: string,
     body: ReadableStream<Uint8Array>,
     opts: PutOptions = {},
   ): Promise<{ size: number }> {
+    // A bad metadata key fails before the stream is touched.
     validateKey(key);
     if (opts.metadata) toAzureMetadata(opts.metadata);
-    return await conditionalPut({ body, opts }, {
-      upload: (source, metadata) => this.#upload(key, source, { ...opts, metadata }),
-      inspect: () => this.#inspect(key),
-      remove: (etag) => this.#remove(key, etag),
-      map: (e) => this.#map(e),
-    });
+    return await super.put(key, body, opts);
   }
 
-  async #upload(key: string, source: TrackedSource, opts: PutOptions): Promise<void> {
+  protected async upload(key: string, source: TrackedSource, opts: PutOptions): Promise<void> {
     await (await this.#container).getBlockBlobClient(key).uploadStream(
       // deno-lint-ignore no-explicit-any
       Readable.fromWeb(source.stream as any),
       this.#blockSize,
       this.#concurrency,
       {
-        ...(opts.signal ? { abortSignal: opts.signal } : {}),
+        ...send(opts.signal),
         ...(opts.contentType ? { blobHTTPHeaders: { blobContentType: opts.contentType } } : {}),
         ...(opts.metadata ? { metadata: toAzureMetadata(opts.metadata) } : {}),
         // Put Block List commits only while no blob is at the key.
@@ -114,116 +104,67 @@ export class AzureStore implements ObjectStore {
     );
   }
 
-  /** The blob at `key` with its put token and ETag, or undefined. */
-  async #inspect(key: string): Promise<StoredVersion | undefined> {
-    try {
-      const p = await (await this.#container).getBlobClient(key).getProperties();
-      const token = fromAzureMetadata(p.metadata ?? {})[PUT_TOKEN_KEY];
-      return { token, version: p.etag ?? "" };
-    } catch (e) {
-      if (this.#map(e, "object").reason === "NotFound") return undefined;
-      throw e;
-    }
-  }
-
   /** Deletes the blob at `key` if its ETag is still `etag`. */
-  async #remove(key: string, etag: string): Promise<void> {
-    try {
-      await (await this.#container).getBlobClient(key).delete({
-        ...(etag ? { conditions: { ifMatch: etag } } : {}),
-      });
-    } catch (e) {
-      const reason = this.#map(e, "object").reason;
-      // Gone, or replaced since (412): either way not ours to delete any more.
-      if (reason !== "NotFound" && reason !== "AlreadyExists") throw e;
-    }
+  protected async remove(key: string, etag: string): Promise<void> {
+    const conditions = etag ? { conditions: { ifMatch: etag } } : {};
+    await (await this.#container).getBlobClient(key).delete(conditions);
   }
 
-  async get(key: string, opts: { signal?: AbortSignal } = {}): Promise<ReadableStream<Uint8Array>> {
-    validateKey(key);
-    try {
-      const res = await (await this.#container).getBlobClient(key).download(
-        0,
-        undefined,
-        opts.signal ? { abortSignal: opts.signal } : {},
-      );
-      if (!res.readableStreamBody) {
-        throw new StorageError("StorageError", "Azure returned a blob without a body");
-      }
-      const stream = Readable.toWeb(res.readableStreamBody as Readable);
-      return abortable(stream as ReadableStream<Uint8Array>, opts.signal);
-    } catch (e) {
-      throw this.#map(e, "object");
-    }
+  protected async stat(key: string, signal?: AbortSignal): Promise<StoredObject> {
+    const p = await (await this.#container).getBlobClient(key).getProperties(send(signal));
+    return {
+      key,
+      size: p.contentLength ?? 0,
+      lastModified: p.lastModified ?? new Date(0),
+      metadata: fromAzureMetadata(p.metadata ?? {}),
+      version: p.etag ?? "",
+    };
   }
 
-  async head(
-    key: string,
-  ): Promise<(ObjectInfo & { metadata: Record<string, string> }) | undefined> {
-    validateKey(key);
-    try {
-      const p = await (await this.#container).getBlobClient(key).getProperties();
-      return {
-        key,
-        size: p.contentLength ?? 0,
-        lastModified: p.lastModified ?? new Date(0),
-        metadata: withoutPutToken(fromAzureMetadata(p.metadata ?? {})),
-      };
-    } catch (e) {
-      const mapped = this.#map(e, "object");
-      if (mapped.reason === "NotFound") return undefined;
-      throw mapped;
+  protected async download(key: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    const blob = (await this.#container).getBlobClient(key);
+    const res = await blob.download(0, undefined, send(signal));
+    if (!res.readableStreamBody) {
+      throw new StorageError("StorageError", "Azure returned a blob without a body");
     }
+    return Readable.toWeb(res.readableStreamBody as Readable) as ReadableStream<Uint8Array>;
   }
 
-  async list(prefix: string): Promise<ObjectInfo[]> {
-    validateKey(prefix, "prefix");
+  protected async listAll(prefix: string, signal?: AbortSignal): Promise<ObjectInfo[]> {
     const out: ObjectInfo[] = [];
-    try {
-      const container = await this.#container;
-      for await (const b of container.listBlobsFlat(prefix ? { prefix } : {})) {
-        out.push({
-          key: b.name,
-          size: b.properties.contentLength ?? 0,
-          lastModified: b.properties.lastModified,
-        });
-      }
-    } catch (e) {
-      throw this.#map(e);
+    const options = { ...(prefix ? { prefix } : {}), ...send(signal) };
+    for await (const b of (await this.#container).listBlobsFlat(options)) {
+      out.push({
+        key: b.name,
+        size: b.properties.contentLength ?? 0,
+        lastModified: b.properties.lastModified,
+      });
     }
-    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return out;
   }
 
-  async delete(key: string): Promise<void> {
-    validateKey(key);
-    try {
-      await (await this.#container).getBlobClient(key).deleteIfExists();
-    } catch (e) {
-      const mapped = this.#map(e, "object");
-      if (mapped.reason !== "NotFound") throw mapped;
-    }
+  protected async deleteObject(key: string, signal?: AbortSignal): Promise<void> {
+    await (await this.#container).getBlobClient(key).deleteIfExists(send(signal));
   }
 
-  async probe(): Promise<void> {
+  protected async probeBucket(signal?: AbortSignal): Promise<void> {
     // Writing is the check, and it needs only Storage Blob Data Contributor on the container.
-    try {
-      const blob = (await this.#container).getBlockBlobClient(
-        `.dbtether-probe/${crypto.randomUUID()}`,
-      );
-      await blob.upload(new Uint8Array(), 0);
-      await blob.deleteIfExists();
-    } catch (e) {
-      throw this.#map(e);
-    }
+    const blob = (await this.#container).getBlockBlobClient(
+      `.dbtether-probe/${crypto.randomUUID()}`,
+    );
+    await blob.upload(new Uint8Array(), 0, send(signal));
+    // Not cancelled: once the probe blob exists, removing it is what leaves no trace.
+    await blob.deleteIfExists();
   }
 
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  #map(e: unknown, what: "bucket" | "object" = "bucket"): StorageError {
+  protected mapError(e: unknown, what: Subject): StorageError {
     return mapAzureError(e, this.#name, what);
   }
+}
+
+/** The SDK's per-request options for `signal`. */
+function send(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
+  return signal ? { abortSignal: signal } : {};
 }
 
 const AZURE_METADATA_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -326,64 +267,44 @@ async function tokenCredential(
   });
 }
 
-const UNREACHABLE = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EPIPE",
-  "REQUEST_SEND_ERROR",
-]);
+const UNREACHABLE = unreachableCodes("REQUEST_SEND_ERROR");
 
 /** Maps an Azure SDK error to a StorageError whose message names no key and no secret. */
-export function mapAzureError(
-  e: unknown,
-  container: string,
-  what: "bucket" | "object",
-): StorageError {
+export function mapAzureError(e: unknown, container: string, what: Subject): StorageError {
   if (e instanceof StorageError) return e;
+  const scope = { provider: "Azure", noun: "container", name: container } as const;
+  return storageErrorOf(e, azureVerdict(e, what), scope);
+}
+
+function azureVerdict(e: unknown, what: Subject): Verdict {
   const err = (e ?? {}) as { name?: string; statusCode?: number; code?: string; message?: string };
   const status = err.statusCode;
   const code = err.code ?? "";
   const name = err.name ?? "Error";
   if (code === "ContainerNotFound" || (what === "bucket" && status === 404)) {
-    return new StorageError("BucketNotFound", `Azure container "${container}" does not exist`, {
-      cause: e,
-    });
+    return { reason: "BucketNotFound" };
   }
   // A conditional write refused (If-None-Match: * on an existing blob), or a conditional delete
   // of a blob that changed since.
   if (code === "BlobAlreadyExists" || code === "ConditionNotMet" || status === 412) {
-    return alreadyExists(e);
+    return { reason: "AlreadyExists" };
   }
-  if (code === "BlobNotFound" || status === 404) {
-    return new StorageError("NotFound", "Object not found", { cause: e });
-  }
+  if (code === "BlobNotFound" || status === 404) return { reason: "NotFound" };
   if (status === 401 || status === 403) {
-    return new StorageError(
-      "AccessDenied",
-      `Azure access to container "${container}" denied: ${code || `HTTP ${status}`}`,
-      { cause: e },
-    );
+    return { reason: "AccessDenied", detail: code || `HTTP ${status}` };
   }
   if (name === "CredentialUnavailableError" || name === "AggregateAuthenticationError") {
-    return new StorageError(
-      "CredentialsMissing",
-      "No Azure credentials: no static key and no workload identity found",
-      { cause: e },
-    );
+    return {
+      reason: "CredentialsMissing",
+      message: "No Azure credentials: no static key and no workload identity found",
+    };
   }
   if (name === "AuthenticationError") {
-    return new StorageError("AccessDenied", "Azure authentication failed: token request rejected", {
-      cause: e,
-    });
+    return {
+      reason: "AccessDenied",
+      message: "Azure authentication failed: token request rejected",
+    };
   }
-  if (UNREACHABLE.has(code)) {
-    return new StorageError("Unreachable", `Azure endpoint is unreachable: ${code}`, { cause: e });
-  }
-  const detail = code || (status ? `HTTP ${status}` : name);
-  return new StorageError("StorageError", `Azure request failed: ${detail}`, { cause: e });
+  if (UNREACHABLE.has(code)) return { reason: "Unreachable", detail: code };
+  return { reason: "StorageError", detail: code || (status ? `HTTP ${status}` : name) };
 }

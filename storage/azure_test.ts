@@ -1,7 +1,7 @@
-import assert from "node:assert/strict";
+import { assert } from "../tests/helpers/assert.ts";
 import { freePort } from "../tests/helpers/free_port.ts";
 import { startAzurite, startCommitProxy } from "../tests/helpers/storage_servers.ts";
-import { assertStorageError, runConformance } from "./conformance.ts";
+import { assertStorageError, runConformance } from "../tests/helpers/storage_conformance.ts";
 import { createStore } from "./factory.ts";
 
 Deno.test("azure store passes the conformance suite against Azurite", async (t) => {
@@ -25,7 +25,7 @@ Deno.test("azure store maps failures to reasons without leaking secrets", async 
     try {
       const err = await store.probe().catch((e) => e);
       await assertStorageError(Promise.reject(err), "AccessDenied");
-      assert.ok(!String(err.message).includes(wrong));
+      assert(!String(err.message).includes(wrong));
     } finally {
       await store.close();
     }

@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { assert, assertStrictEquals, assertThrows } from "../tests/helpers/assert.ts";
 import { createStore, locationProvider } from "./factory.ts";
 import { StorageError } from "./store.ts";
 
@@ -12,30 +12,25 @@ Deno.test("createStore", async (t) => {
     ] as const;
     for (const [location, provider] of cases) {
       const store = createStore(location, { credentials: credentialsFor(provider) });
-      assert.equal(store.provider, provider);
+      assertStrictEquals(store.provider, provider);
       await store.close();
     }
   });
 
   await t.step("requires exactly one backend", () => {
     for (const location of [{}, { s3: { bucket: "b" }, local: { path: "/tmp" } }]) {
-      assert.throws(() => locationProvider(location), (e) => {
-        assert.ok(e instanceof StorageError);
-        return e.reason === "InvalidConfiguration";
-      });
+      const e = assertThrows(() => locationProvider(location), StorageError);
+      assertStrictEquals(e.reason, "InvalidConfiguration");
     }
   });
 
   await t.step("incomplete static credentials say which keys are missing, not their values", () => {
-    assert.throws(
+    const e = assertThrows(
       () => createStore({ s3: { bucket: "b" } }, { credentials: { accessKeyId: "AKIDSECRET" } }),
-      (e) => {
-        assert.ok(e instanceof StorageError);
-        assert.equal(e.reason, "CredentialsMissing");
-        assert.ok(!e.message.includes("AKIDSECRET"));
-        return true;
-      },
+      StorageError,
     );
+    assertStrictEquals(e.reason, "CredentialsMissing");
+    assert(!e.message.includes("AKIDSECRET"));
   });
 });
 

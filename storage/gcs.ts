@@ -6,27 +6,22 @@
  * that point. The session carries `ifGenerationMatch=0`, so GCS finalizes it only while the
  * key is free: a put never replaces an object. When the signal fires while the last chunk
  * completes the object, the put deletes that generation again (no_overwrite.ts).
+ *
+ * The library takes no AbortSignal outside its uploads (8.4: its promise methods cannot be
+ * cancelled), so a call whose signal fires rejects at once and its request runs on unheard.
  */
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { File, Storage, StorageOptions } from "@google-cloud/storage";
 import type { Logger } from "../lib/log.ts";
+import { CloudStore, type StoredObject } from "./cloud.ts";
+import { NETWORK_ERROR_CODES, storageErrorOf, type Subject, type Verdict } from "./errors.ts";
 import {
-  alreadyExists,
-  conditionalPut,
-  PUT_TOKEN_KEY,
-  type StoredVersion,
-  withoutPutToken,
-} from "./no_overwrite.ts";
-import {
-  abortable,
   type ObjectInfo,
-  type ObjectStore,
   type PutOptions,
   type StaticCredentials,
   StorageError,
   type TrackedSource,
-  validateKey,
 } from "./store.ts";
 
 const MiB = 1024 * 1024;
@@ -51,13 +46,14 @@ export interface GcsStoreOptions {
 }
 
 /** An {@link ObjectStore} on one GCS bucket. */
-export class GcsStore implements ObjectStore {
+export class GcsStore extends CloudStore {
   readonly provider = "gcs" as const;
   readonly #storage: Promise<Storage>;
   readonly #bucketName: string;
   readonly #chunkSize: number;
 
   constructor(opts: GcsStoreOptions) {
+    super();
     this.#bucketName = opts.bucket;
     this.#chunkSize = Math.max(1, Math.round((opts.chunkSize ?? 8 * MiB) / (256 * 1024))) *
       256 * 1024;
@@ -67,21 +63,7 @@ export class GcsStore implements ObjectStore {
     this.#storage.catch(() => {});
   }
 
-  async put(
-    key: string,
-    body: ReadableStream<Uint8Array>,
-    opts: PutOptions = {},
-  ): Promise<{ size: number }> {
-    validateKey(key);
-    return await conditionalPut({ body, opts }, {
-      upload: (source, metadata) => this.#upload(key, source, { ...opts, metadata }),
-      inspect: () => this.#inspect(key),
-      remove: (generation) => this.#remove(key, generation),
-      map: (e) => this.#map(e),
-    });
-  }
-
-  async #upload(key: string, source: TrackedSource, opts: PutOptions): Promise<void> {
+  protected async upload(key: string, source: TrackedSource, opts: PutOptions): Promise<void> {
     const metadata = {
       ...(opts.contentType ? { contentType: opts.contentType } : {}),
       ...(opts.metadata ? { metadata: opts.metadata } : {}),
@@ -114,118 +96,67 @@ export class GcsStore implements ObjectStore {
     }
   }
 
-  /** The object at `key` with its put token and generation, or undefined. */
-  async #inspect(key: string): Promise<StoredVersion | undefined> {
-    try {
-      const [m] = await (await this.#file(key)).getMetadata();
-      const token = m.metadata?.[PUT_TOKEN_KEY];
-      return {
-        token: typeof token === "string" ? token : undefined,
-        version: String(m.generation),
-      };
-    } catch (e) {
-      if (this.#map(e, "object").reason === "NotFound") return undefined;
-      throw e;
-    }
-  }
-
   /** Deletes exactly `generation` of the object at `key` (a newer one stays). */
-  async #remove(key: string, generation: string): Promise<void> {
+  protected async remove(key: string, generation: string): Promise<void> {
     const file = (await this.#storage).bucket(this.#bucketName).file(key, {
       generation: Number(generation),
     });
     await file.delete({ ignoreNotFound: true });
   }
 
-  async get(key: string, opts: { signal?: AbortSignal } = {}): Promise<ReadableStream<Uint8Array>> {
-    validateKey(key);
-    const file = await this.#file(key);
-    try {
-      // Fails early with NotFound instead of as a stream error on the first read.
-      await file.getMetadata();
-    } catch (e) {
-      throw this.#map(e, "object");
+  protected async stat(key: string): Promise<StoredObject> {
+    const [m] = await (await this.#file(key)).getMetadata();
+    const metadata: Record<string, string> = {};
+    for (const [k, v] of Object.entries(m.metadata ?? {})) {
+      if (v !== null && v !== undefined) metadata[k] = String(v);
     }
+    return {
+      key,
+      size: Number(m.size ?? 0),
+      lastModified: new Date(m.updated ?? 0),
+      metadata,
+      version: String(m.generation),
+    };
+  }
+
+  protected async download(key: string): Promise<ReadableStream<Uint8Array>> {
+    const file = await this.#file(key);
+    // Fails early with NotFound instead of as a stream error on the first read.
+    await file.getMetadata();
     // Under Deno the library's read pipeline prints a MaxListenersExceededWarning once per
     // download; it is harmless (listeners of one finished pipeline), not a leak across calls.
-    const stream = ReadableStream.from<Uint8Array>(file.createReadStream());
-    return abortable(stream, opts.signal);
+    return ReadableStream.from<Uint8Array>(file.createReadStream());
   }
 
-  async head(
-    key: string,
-  ): Promise<(ObjectInfo & { metadata: Record<string, string> }) | undefined> {
-    validateKey(key);
-    try {
-      const [m] = await (await this.#file(key)).getMetadata();
-      const custom: Record<string, string> = {};
-      for (const [k, v] of Object.entries(m.metadata ?? {})) {
-        if (v !== null && v !== undefined) custom[k] = String(v);
-      }
-      return {
-        key,
-        size: Number(m.size ?? 0),
-        lastModified: new Date(m.updated ?? 0),
-        metadata: withoutPutToken(custom),
-      };
-    } catch (e) {
-      const mapped = this.#map(e, "object");
-      if (mapped.reason === "NotFound") return undefined;
-      throw mapped;
-    }
+  protected async listAll(prefix: string): Promise<ObjectInfo[]> {
+    const [files] = await (await this.#storage).bucket(this.#bucketName).getFiles({
+      autoPaginate: true,
+      ...(prefix ? { prefix } : {}),
+    });
+    return files.map((f) => ({
+      key: f.name,
+      size: Number(f.metadata.size ?? 0),
+      lastModified: new Date(f.metadata.updated ?? 0),
+    }));
   }
 
-  async list(prefix: string): Promise<ObjectInfo[]> {
-    validateKey(prefix, "prefix");
-    try {
-      const [files] = await (await this.#storage).bucket(this.#bucketName).getFiles({
-        autoPaginate: true,
-        ...(prefix ? { prefix } : {}),
-      });
-      return files
-        .filter((f) => f.name.startsWith(prefix))
-        .map((f) => ({
-          key: f.name,
-          size: Number(f.metadata.size ?? 0),
-          lastModified: new Date(f.metadata.updated ?? 0),
-        }))
-        .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    } catch (e) {
-      throw this.#map(e);
-    }
+  protected async deleteObject(key: string): Promise<void> {
+    await (await this.#file(key)).delete({ ignoreNotFound: true });
   }
 
-  async delete(key: string): Promise<void> {
-    validateKey(key);
-    try {
-      await (await this.#file(key)).delete({ ignoreNotFound: true });
-    } catch (e) {
-      const mapped = this.#map(e, "object");
-      if (mapped.reason !== "NotFound") throw mapped;
-    }
-  }
-
-  async probe(): Promise<void> {
+  protected async probeBucket(): Promise<void> {
     // Writing is the check: roles/storage.objectAdmin grants no storage.buckets.get.
-    try {
-      const file = await this.#file(`.dbtether-probe/${crypto.randomUUID()}`);
-      await file.save(new Uint8Array(), { resumable: false });
-      await file.delete({ ignoreNotFound: true });
-    } catch (e) {
-      throw this.#map(e);
-    }
+    const file = await this.#file(`.dbtether-probe/${crypto.randomUUID()}`);
+    await file.save(new Uint8Array(), { resumable: false });
+    await file.delete({ ignoreNotFound: true });
   }
 
-  close(): Promise<void> {
-    return Promise.resolve();
+  protected mapError(e: unknown, what: Subject): StorageError {
+    return mapGcsError(e, this.#bucketName, what);
   }
 
   async #file(key: string): Promise<File> {
     return (await this.#storage).bucket(this.#bucketName).file(key);
-  }
-
-  #map(e: unknown, what: "bucket" | "object" = "bucket"): StorageError {
-    return mapGcsError(e, this.#bucketName, what);
   }
 }
 
@@ -296,20 +227,13 @@ function adcFile(path: string): NonNullable<StorageOptions["credentials"]> {
   }
 }
 
-const UNREACHABLE = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EPIPE",
-]);
-
 /** Maps a GCS client error to a StorageError whose message names no key and no secret. */
-export function mapGcsError(e: unknown, bucket: string, what: "bucket" | "object"): StorageError {
+export function mapGcsError(e: unknown, bucket: string, what: Subject): StorageError {
   if (e instanceof StorageError) return e;
+  return storageErrorOf(e, gcsVerdict(e, what), { provider: "GCS", noun: "bucket", name: bucket });
+}
+
+function gcsVerdict(e: unknown, what: Subject): Verdict {
   const err = (e ?? {}) as {
     code?: number | string;
     message?: string;
@@ -320,39 +244,22 @@ export function mapGcsError(e: unknown, bucket: string, what: "bucket" | "object
   const code = typeof err.code === "string" ? err.code : err.cause?.code ?? "";
   const message = err.message ?? "";
   const bucketMissing = /bucket/i.test(message) && /not (exist|found)/i.test(message);
-  if (status === 404 && (what === "bucket" || bucketMissing)) {
-    return new StorageError("BucketNotFound", `GCS bucket "${bucket}" does not exist`, {
-      cause: e,
-    });
-  }
-  if (status === 404) return new StorageError("NotFound", "Object not found", { cause: e });
+  if (status === 404 && (what === "bucket" || bucketMissing)) return { reason: "BucketNotFound" };
+  if (status === 404) return { reason: "NotFound" };
   // ifGenerationMatch=0 refused: the key holds an object.
-  if (status === 412) return alreadyExists(e);
-  if (status === 401 || status === 403) {
-    return new StorageError(
-      "AccessDenied",
-      `GCS access to bucket "${bucket}" denied: HTTP ${status}`,
-      {
-        cause: e,
-      },
-    );
-  }
+  if (status === 412) return { reason: "AlreadyExists" };
+  if (status === 401 || status === 403) return { reason: "AccessDenied", detail: `HTTP ${status}` };
   if (/default credentials|could not load the credentials|no credentials/i.test(message)) {
-    return new StorageError(
-      "CredentialsMissing",
-      "No GCS credentials: no service-account key and no Application Default Credentials found",
-      { cause: e },
-    );
+    return {
+      reason: "CredentialsMissing",
+      message:
+        "No GCS credentials: no service-account key and no Application Default Credentials found",
+    };
   }
-  if (UNREACHABLE.has(code) || /ECONNREFUSED|ENOTFOUND|ETIMEDOUT|socket hang up/.test(message)) {
-    return new StorageError(
-      "Unreachable",
-      `GCS endpoint is unreachable: ${code || "connection failed"}`,
-      {
-        cause: e,
-      },
-    );
+  const lost = /ECONNREFUSED|ENOTFOUND|ETIMEDOUT|socket hang up/.test(message);
+  if (NETWORK_ERROR_CODES.has(code) || lost) {
+    return { reason: "Unreachable", detail: code || "connection failed" };
   }
   const detail = status ? `HTTP ${status}` : (e instanceof Error ? e.name : "unknown error");
-  return new StorageError("StorageError", `GCS request failed: ${detail}`, { cause: e });
+  return { reason: "StorageError", detail };
 }

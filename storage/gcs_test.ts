@@ -1,6 +1,6 @@
 import { freePort } from "../tests/helpers/free_port.ts";
 import { startCommitProxy, startFakeGcs } from "../tests/helpers/storage_servers.ts";
-import { assertStorageError, runConformance } from "./conformance.ts";
+import { assertStorageError, runConformance } from "../tests/helpers/storage_conformance.ts";
 import { createStore } from "./factory.ts";
 
 Deno.test("gcs store passes the conformance suite against fake-gcs-server", async (t) => {

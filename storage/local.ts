@@ -8,11 +8,17 @@
  * the object's inode and written before the link: the object and its metadata appear
  * together, and a put that loses the race for a name cannot touch the winner's sidecar. Names
  * starting with `.dbtether-` are reserved for those files and cannot be used as key segments.
+ *
+ * File-system calls take no signal; each call checks its signal before it starts (and `list`
+ * before each directory), and a local call is over in moments anyway.
  */
 import { basename, dirname, join } from "node:path";
-import { alreadyExists } from "./no_overwrite.ts";
+import { alreadyExists, requestAborted } from "./errors.ts";
 import {
   abortable,
+  byKey,
+  type CallOptions,
+  type ObjectHead,
   type ObjectInfo,
   type ObjectStore,
   putFailure,
@@ -88,9 +94,9 @@ export class LocalStore implements ObjectStore {
     }
   }
 
-  async get(key: string, opts: { signal?: AbortSignal } = {}): Promise<ReadableStream<Uint8Array>> {
+  async get(key: string, opts: CallOptions = {}): Promise<ReadableStream<Uint8Array>> {
     const path = this.#path(key);
-    await this.#checkRoot();
+    await this.#ready(opts.signal);
     let file: Deno.FsFile;
     try {
       file = await Deno.open(path, { read: true });
@@ -104,11 +110,9 @@ export class LocalStore implements ObjectStore {
     return abortable(file.readable, opts.signal);
   }
 
-  async head(
-    key: string,
-  ): Promise<(ObjectInfo & { metadata: Record<string, string> }) | undefined> {
+  async head(key: string, opts: CallOptions = {}): Promise<ObjectHead | undefined> {
     const path = this.#path(key);
-    await this.#checkRoot();
+    await this.#ready(opts.signal);
     let info: Deno.FileInfo;
     try {
       info = await Deno.stat(path);
@@ -127,21 +131,20 @@ export class LocalStore implements ObjectStore {
     };
   }
 
-  async list(prefix: string): Promise<ObjectInfo[]> {
+  async list(prefix: string, opts: CallOptions = {}): Promise<ObjectInfo[]> {
     validateKey(prefix, "prefix");
-    await this.#checkRoot();
+    await this.#ready(opts.signal);
     // Only the directory the prefix names up to its last '/' can hold matching keys.
     const cut = prefix.lastIndexOf("/");
     const start = cut < 0 ? "" : prefix.slice(0, cut);
     const out: ObjectInfo[] = [];
-    await this.#walk(start, prefix, out);
-    out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    return out;
+    await this.#walk(start, { prefix, out, signal: opts.signal });
+    return out.sort(byKey);
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, opts: CallOptions = {}): Promise<void> {
     const path = this.#path(key);
-    await this.#checkRoot();
+    await this.#ready(opts.signal);
     const info = await statOrUndefined(path).catch((e) => {
       throw mapError(e);
     });
@@ -162,8 +165,8 @@ export class LocalStore implements ObjectStore {
     }
   }
 
-  async probe(): Promise<void> {
-    await this.#checkRoot();
+  async probe(opts: CallOptions = {}): Promise<void> {
+    await this.#ready(opts.signal);
     const temp = join(this.#root, `${TEMP}probe-${crypto.randomUUID()}`);
     try {
       await Deno.writeFile(temp, new Uint8Array(), { createNew: true, mode: 0o600 });
@@ -181,9 +184,9 @@ export class LocalStore implements ObjectStore {
    * Removes the temporary files of puts to `key` that a crash interrupted, and sidecars that
    * belong to no object at `key` (a crash between writing one and linking its object).
    */
-  async abortIncompleteUploads(key: string): Promise<number> {
+  async abortIncompleteUploads(key: string, opts: CallOptions = {}): Promise<number> {
     const path = this.#path(key);
-    await this.#checkRoot();
+    await this.#ready(opts.signal);
     const tag = await nameTag(path);
     const current = await statOrUndefined(path).catch(() => undefined);
     const keep = current ? basename(await metaPath(path, current.ino)) : undefined;
@@ -214,6 +217,12 @@ export class LocalStore implements ObjectStore {
     return join(this.#root, key);
   }
 
+  /** Throws Aborted when the signal fired, then checks the root like a bucket. */
+  async #ready(signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted) throw requestAborted(signal);
+    await this.#checkRoot();
+  }
+
   async #checkRoot(): Promise<void> {
     let info: Deno.FileInfo;
     try {
@@ -229,7 +238,9 @@ export class LocalStore implements ObjectStore {
     }
   }
 
-  async #walk(rel: string, prefix: string, out: ObjectInfo[]): Promise<void> {
+  async #walk(rel: string, w: Walk): Promise<void> {
+    if (w.signal?.aborted) throw requestAborted(w.signal);
+    const { prefix, out } = w;
     const dir = rel === "" ? this.#root : join(this.#root, rel);
     let entries: Deno.DirEntry[];
     try {
@@ -244,13 +255,20 @@ export class LocalStore implements ObjectStore {
       if (entry.isDirectory) {
         // Descend only where keys below can still match the prefix.
         const k = key + "/";
-        if (k.startsWith(prefix) || prefix.startsWith(k)) await this.#walk(key, prefix, out);
+        if (k.startsWith(prefix) || prefix.startsWith(k)) await this.#walk(key, w);
       } else if (entry.isFile && key.startsWith(prefix)) {
         const info = await Deno.stat(join(this.#root, key)).catch(() => undefined);
         if (info) out.push({ key, size: info.size, lastModified: info.mtime ?? new Date(0) });
       }
     }
   }
+}
+
+/** One `list` walk: what it looks for, where it collects, and its signal. */
+interface Walk {
+  prefix: string;
+  out: ObjectInfo[];
+  signal: AbortSignal | undefined;
 }
 
 /**

@@ -1,6 +1,10 @@
-import assert from "node:assert/strict";
+import { assertEquals, assertStrictEquals, assertThrows } from "../tests/helpers/assert.ts";
 import { join } from "node:path";
-import { assertStorageError, bytesStream, runConformance } from "./conformance.ts";
+import {
+  assertStorageError,
+  bytesStream,
+  runConformance,
+} from "../tests/helpers/storage_conformance.ts";
 import { LocalStore } from "./local.ts";
 
 Deno.test("local store passes the conformance suite", async (t) => {
@@ -13,10 +17,14 @@ Deno.test("local store passes the conformance suite", async (t) => {
       // No temporary file may survive a failed put, nor a sidecar without its object.
       assertNoLeftovers: async (store) => {
         const files = await walk(dir.path);
-        assert.deepEqual(files.filter((f) => f.includes(".dbtether-tmp-")), []);
+        assertEquals(files.filter((f) => f.includes(".dbtether-tmp-")), []);
         const sidecars = files.filter((f) => f.includes(".dbtether-meta-"));
         const objects = (await store.list("")).length;
-        assert.equal(sidecars.length, objects, `sidecars: ${sidecars.length}, objects: ${objects}`);
+        assertStrictEquals(
+          sidecars.length,
+          objects,
+          `sidecars: ${sidecars.length}, objects: ${objects}`,
+        );
       },
     },
   );
@@ -28,8 +36,8 @@ Deno.test("local store", async (t) => {
 
   await t.step("writes objects as plain files under the root", async () => {
     await store.put("c/db/1.sql.gz", bytesStream(10), { metadata: { sha256: "x" } });
-    assert.equal((await Deno.stat(join(dir.path, "c/db/1.sql.gz"))).size, 10);
-    assert.deepEqual((await store.list("c/")).map((o) => o.key), ["c/db/1.sql.gz"]);
+    assertStrictEquals((await Deno.stat(join(dir.path, "c/db/1.sql.gz"))).size, 10);
+    assertEquals((await store.list("c/")).map((o) => o.key), ["c/db/1.sql.gz"]);
   });
 
   await t.step("rejects reserved names and keys escaping the root", async () => {
@@ -42,7 +50,7 @@ Deno.test("local store", async (t) => {
 
   await t.step("a directory is not an object", async () => {
     await assertStorageError(store.get("c/db"), "NotFound");
-    assert.equal(await store.head("c/db"), undefined);
+    assertStrictEquals(await store.head("c/db"), undefined);
   });
 
   await t.step("abortIncompleteUploads removes a crashed put's temporary file", async () => {
@@ -65,16 +73,16 @@ Deno.test("local store", async (t) => {
       (await Array.fromAsync(Deno.readDir(join(dir.path, "crashed")))).filter((e) =>
         e.name.startsWith(".dbtether-tmp-")
       );
-    assert.equal((await temps()).length, 1);
-    assert.equal(await store.abortIncompleteUploads("crashed/other"), 0);
-    assert.equal(await store.abortIncompleteUploads("crashed/dump"), 1);
-    assert.equal((await temps()).length, 0);
+    assertStrictEquals((await temps()).length, 1);
+    assertStrictEquals(await store.abortIncompleteUploads("crashed/other"), 0);
+    assertStrictEquals(await store.abortIncompleteUploads("crashed/dump"), 1);
+    assertStrictEquals((await temps()).length, 0);
     ac.abort();
     await put;
   });
 
   await t.step("requires an absolute path", () => {
-    assert.throws(() => new LocalStore({ path: "relative" }));
+    assertThrows(() => new LocalStore({ path: "relative" }));
   });
 });
 

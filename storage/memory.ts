@@ -2,8 +2,11 @@
  * An in-memory object store for unit tests of other modules. It is the only fake storage
  * backend allowed, and it passes the same conformance suite as the real ones.
  */
-import { alreadyExists } from "./no_overwrite.ts";
+import { alreadyExists, requestAborted } from "./errors.ts";
 import {
+  byKey,
+  type CallOptions,
+  type ObjectHead,
   type ObjectInfo,
   type ObjectStore,
   putFailure,
@@ -72,8 +75,8 @@ export class MemoryStore implements ObjectStore {
     }
   }
 
-  get(key: string, opts: { signal?: AbortSignal } = {}): Promise<ReadableStream<Uint8Array>> {
-    return settle(() => this.#get(key, opts.signal));
+  get(key: string, opts: CallOptions = {}): Promise<ReadableStream<Uint8Array>> {
+    return settle(opts.signal, () => this.#get(key, opts.signal));
   }
 
   #get(key: string, signal: AbortSignal | undefined): ReadableStream<Uint8Array> {
@@ -94,8 +97,8 @@ export class MemoryStore implements ObjectStore {
     });
   }
 
-  head(key: string): Promise<(ObjectInfo & { metadata: Record<string, string> }) | undefined> {
-    return settle(() => {
+  head(key: string, opts: CallOptions = {}): Promise<ObjectHead | undefined> {
+    return settle(opts.signal, () => {
       validateKey(key);
       this.#checkBucket();
       const entry = this.#objects.get(key);
@@ -109,8 +112,8 @@ export class MemoryStore implements ObjectStore {
     });
   }
 
-  list(prefix: string): Promise<ObjectInfo[]> {
-    return settle(() => {
+  list(prefix: string, opts: CallOptions = {}): Promise<ObjectInfo[]> {
+    return settle(opts.signal, () => {
       validateKey(prefix, "prefix");
       this.#checkBucket();
       const out: ObjectInfo[] = [];
@@ -118,20 +121,20 @@ export class MemoryStore implements ObjectStore {
         if (!key.startsWith(prefix)) continue;
         out.push({ key, size: entry.data.byteLength, lastModified: entry.lastModified });
       }
-      return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      return out.sort(byKey);
     });
   }
 
-  delete(key: string): Promise<void> {
-    return settle(() => {
+  delete(key: string, opts: CallOptions = {}): Promise<void> {
+    return settle(opts.signal, () => {
       validateKey(key);
       this.#checkBucket();
       this.#objects.delete(key);
     });
   }
 
-  probe(): Promise<void> {
-    return settle(() => this.#checkBucket());
+  probe(opts: CallOptions = {}): Promise<void> {
+    return settle(opts.signal, () => this.#checkBucket());
   }
 
   close(): Promise<void> {
@@ -143,9 +146,13 @@ export class MemoryStore implements ObjectStore {
   }
 }
 
-/** Runs `fn` and turns a synchronous throw into a rejected promise, as an async API must. */
-function settle<T>(fn: () => T): Promise<T> {
+/**
+ * Runs `fn` unless `signal` fired, and turns a synchronous throw into a rejected promise, as an
+ * async API must.
+ */
+function settle<T>(signal: AbortSignal | undefined, fn: () => T): Promise<T> {
   try {
+    if (signal?.aborted) throw requestAborted(signal);
     return Promise.resolve(fn());
   } catch (e) {
     return Promise.reject(e);

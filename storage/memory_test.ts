@@ -1,4 +1,4 @@
-import { runConformance } from "./conformance.ts";
+import { runConformance } from "../tests/helpers/storage_conformance.ts";
 import { MemoryStore } from "./memory.ts";
 
 Deno.test("memory store passes the conformance suite", async (t) => {

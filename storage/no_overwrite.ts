@@ -9,15 +9,11 @@
  * fire while the server completes the object. In both cases the object at the key is ours only
  * if it carries our token, so {@link settlePut} keeps it (a lost response) or deletes exactly
  * that version (an abort), and never touches another writer's object.
+ *
+ * `CloudStore.put` (cloud.ts) is the one put of S3, GCS and Azure.
  */
-import {
-  putFailure,
-  type PutOptions,
-  StorageError,
-  throwIfAborted,
-  type TrackedSource,
-  trackSource,
-} from "./store.ts";
+import { alreadyExists } from "./errors.ts";
+import { putFailure, StorageError, type TrackedSource } from "./store.ts";
 
 /** Metadata key of the put token; `head` does not return it. */
 export const PUT_TOKEN_KEY = "dbtether-put";
@@ -41,63 +37,10 @@ export function withoutPutToken(metadata: Record<string, string>): Record<string
   return rest;
 }
 
-/** The refusal of a put to a key that holds an object. */
-export function alreadyExists(cause?: unknown): StorageError {
-  return new StorageError(
-    "AlreadyExists",
-    "An object already exists at this key and is never overwritten: give each write its own " +
-      "key (for a Backup, include {{ .RunID }} in filenameTemplate)",
-    cause === undefined ? undefined : { cause },
-  );
-}
-
 /** The object at a key as a backend sees it: its put token and its version (ETag, generation). */
 export interface StoredVersion {
   token: string | undefined;
   version: string;
-}
-
-/** What a backend supplies to {@link conditionalPut}. */
-export interface ConditionalBackend {
-  /**
-   * Uploads `source` as a new object at the key, conditional on the key being free, with
-   * `metadata` (which holds the put token); cleans up its own upload state when it fails.
-   */
-  upload(source: TrackedSource, metadata: Record<string, string>): Promise<void>;
-  /** The object now at the key, or undefined. */
-  inspect(): Promise<StoredVersion | undefined>;
-  /** Deletes `version` of the object at the key, and nothing newer. */
-  remove(version: string): Promise<void>;
-  /** Maps an SDK error; AlreadyExists for a refused conditional write. */
-  map(e: unknown): StorageError;
-}
-
-/** One put of `body` through `backend`: upload, then {@link settlePut}. */
-export async function conditionalPut(
-  put: { body: ReadableStream<Uint8Array>; opts: PutOptions },
-  backend: ConditionalBackend,
-): Promise<{ size: number }> {
-  const signal = put.opts.signal;
-  const source = trackSource(put.body, signal);
-  const token = newPutToken();
-  let failure: { error: unknown } | undefined;
-  try {
-    throwIfAborted(signal);
-    await backend.upload(source, withPutToken(put.opts.metadata, token));
-  } catch (e) {
-    failure = { error: e };
-    await source.cancel(e);
-  }
-  await settlePut({
-    token,
-    failure,
-    source,
-    signal,
-    inspect: () => backend.inspect(),
-    remove: (version) => backend.remove(version),
-    map: (e) => backend.map(e),
-  });
-  return { size: source.bytes };
 }
 
 /** Options of {@link settlePut}. */

@@ -1,11 +1,7 @@
 /**
  * Amazon S3 and S3-compatible servers (MinIO, Ceph, R2, ...).
  *
- * Uploads are our own multipart loop on `@aws-sdk/client-s3` rather than lib-storage's Upload:
- * parts are copied into a few reused buffers (lib-storage concatenates the stream's chunks into a
- * fresh buffer per part and keeps the remainder's whole backing store alive), and the part size
- * grows as the upload proceeds, so small dumps use small parts while a 10,000-part upload still
- * reaches ~4.9 TiB. Memory: about (queueSize + 1) × 5 MiB up to 5 GiB, see PARTS_PER_STEP.
+ * Uploads are our own multipart loop on `@aws-sdk/client-s3` (s3_multipart.ts says why).
  *
  * A put never overwrites: PutObject and CompleteMultipartUpload carry `If-None-Match: *`, and
  * a refusal is told from the SDK's retry of our own completed request by the put token
@@ -16,19 +12,21 @@
  * The SDK is imported on first use, so a process that never talks to S3 does not pay its
  * memory (about 25 MiB of RSS).
  */
-import type { CompletedPart, S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
+import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import type { Logger } from "../lib/log.ts";
+import { CloudStore, type StoredObject } from "./cloud.ts";
+import { guarded, storageErrorOf, type Subject, unreachableCodes, type Verdict } from "./errors.ts";
 import {
-  alreadyExists,
-  conditionalPut,
-  PUT_TOKEN_KEY,
-  type StoredVersion,
-  withoutPutToken,
-} from "./no_overwrite.ts";
+  abortUpload,
+  MAX_PART,
+  MIN_PART,
+  type PartTuning,
+  type S3Session,
+  uploadObject,
+} from "./s3_multipart.ts";
 import {
-  abortable,
+  type CallOptions,
   type ObjectInfo,
-  type ObjectStore,
   type PutOptions,
   type StaticCredentials,
   StorageError,
@@ -36,17 +34,7 @@ import {
   validateKey,
 } from "./store.ts";
 
-const MiB = 1024 * 1024;
 const sdk = () => import("@aws-sdk/client-s3");
-type Sdk = Awaited<ReturnType<typeof sdk>>;
-/** S3's limits: parts of 5 MiB to 5 GiB (but the last), at most 10,000 of them. */
-const MIN_PART = 5 * MiB;
-const MAX_PART = 5 * 1024 * MiB;
-/**
- * The part size doubles every this many parts: 1,000 parts of 5 MiB cover 5 GiB, and 10,000
- * parts starting at 5 MiB cover 4.9 TiB (5 MiB × 1,000 × (2^10 − 1)), near S3's 5 TiB limit.
- */
-const PARTS_PER_STEP = 1000;
 
 /** Options of {@link S3Store}. */
 export interface S3StoreOptions {
@@ -77,117 +65,29 @@ export interface S3StoreOptions {
 }
 
 /** An {@link ObjectStore} on one S3 bucket. */
-export class S3Store implements ObjectStore {
+export class S3Store extends CloudStore {
   readonly provider = "s3" as const;
   readonly #client: Promise<S3Client>;
   readonly #bucket: string;
   readonly #logger: Logger | undefined;
-  readonly #partSize: number;
-  readonly #queueSize: number;
+  readonly #tuning: PartTuning;
 
   constructor(opts: S3StoreOptions) {
+    super();
     this.#bucket = opts.bucket;
     this.#logger = opts.logger;
-    this.#partSize = Math.min(MAX_PART, Math.max(MIN_PART, opts.partSize ?? MIN_PART));
-    this.#queueSize = Math.max(1, opts.queueSize ?? 2);
+    this.#tuning = {
+      partSize: Math.min(MAX_PART, Math.max(MIN_PART, opts.partSize ?? MIN_PART)),
+      queueSize: Math.max(1, opts.queueSize ?? 2),
+    };
     const config = clientConfig(opts);
     this.#client = sdk().then((m) => new m.S3Client(config));
     // A failed import surfaces in the first operation, not as an unhandled rejection.
     this.#client.catch(() => {});
   }
 
-  async put(
-    key: string,
-    body: ReadableStream<Uint8Array>,
-    opts: PutOptions = {},
-  ): Promise<{ size: number }> {
-    validateKey(key);
-    return await conditionalPut({ body, opts }, {
-      upload: (source, metadata) => this.#upload(key, source, { ...opts, metadata }),
-      inspect: () => this.#inspect(key),
-      remove: (etag) => this.#remove(key, etag),
-      map: (e) => this.#map(e),
-    });
-  }
-
-  /**
-   * One upload, conditional on the key being free: a single PutObject for a small stream,
-   * else a multipart upload that is aborted by its id when anything fails.
-   */
-  async #upload(key: string, source: TrackedSource, opts: PutOptions): Promise<void> {
-    // Cancels in-flight requests when the put fails (a part failed, the source failed).
-    const requests = new AbortController();
-    try {
-      await this.#send(key, source, opts, requests);
-    } catch (e) {
-      requests.abort(e);
-      throw e;
-    }
-  }
-
-  async #send(
-    key: string,
-    source: TrackedSource,
-    opts: PutOptions,
-    requests: AbortController,
-  ): Promise<void> {
-    const target = { Bucket: this.#bucket, Key: key };
-    const [m, client] = await Promise.all([sdk(), this.#client]);
-    const send = { abortSignal: requests.signal };
-    const parts = new PartReader(source.stream);
-    const first = await parts.next(this.#partSize);
-    const headers = {
-      ...(opts.contentType ? { ContentType: opts.contentType } : {}),
-      ...(opts.metadata ? { Metadata: opts.metadata } : {}),
-    };
-    if (first.last) {
-      await client.send(
-        new m.PutObjectCommand({
-          ...target,
-          ...headers,
-          ...partBody(first.data),
-          IfNoneMatch: "*",
-        }),
-        send,
-      );
-      return;
-    }
-    const created = await client.send(
-      new m.CreateMultipartUploadCommand({ ...target, ...headers }),
-      send,
-    );
-    const uploadId = created.UploadId;
-    if (!uploadId) throw new StorageError("StorageError", "S3 returned no multipart upload id");
-    try {
-      const upload = { m, client, target: { ...target, UploadId: uploadId }, requests };
-      const done = await this.#uploadParts(upload, parts, first);
-      await client.send(
-        new m.CompleteMultipartUploadCommand({
-          ...upload.target,
-          MultipartUpload: { Parts: done },
-          IfNoneMatch: "*",
-        }),
-        send,
-      );
-    } catch (e) {
-      requests.abort(e);
-      await this.#abortUpload(key, uploadId);
-      throw e;
-    }
-  }
-
-  /** The object at `key` with its put token and ETag, or undefined. */
-  async #inspect(key: string): Promise<StoredVersion | undefined> {
-    const { HeadObjectCommand } = await sdk();
-    try {
-      const res = await (await this.#client).send(
-        new HeadObjectCommand({ Bucket: this.#bucket, Key: key }),
-      );
-      return { token: res.Metadata?.[PUT_TOKEN_KEY], version: res.ETag ?? "" };
-    } catch (e) {
-      if (this.#map(e, "object").reason === "NotFound") return undefined;
-      throw e;
-    }
+  protected async upload(key: string, source: TrackedSource, opts: PutOptions): Promise<void> {
+    await uploadObject(await this.#session(), { key, source, opts, tuning: this.#tuning });
   }
 
   /**
@@ -195,268 +95,128 @@ export class S3Store implements ObjectStore {
    * DeleteObject; servers that ignore it delete unconditionally, which no-overwrite makes safe
    * in all but a race with a delete and a new put in between).
    */
-  async #remove(key: string, etag: string): Promise<void> {
-    const { DeleteObjectCommand } = await sdk();
-    try {
-      await (await this.#client).send(
-        new DeleteObjectCommand({
-          Bucket: this.#bucket,
-          Key: key,
-          ...(etag ? { IfMatch: etag } : {}),
-        }),
-      );
-    } catch (e) {
-      const reason = this.#map(e, "object").reason;
-      // Gone, or replaced since: either way not ours to delete any more.
-      if (reason !== "NotFound" && reason !== "AlreadyExists") throw e;
-    }
+  protected async remove(key: string, etag: string): Promise<void> {
+    const { m, client } = await this.#session();
+    await client.send(
+      new m.DeleteObjectCommand({ ...this.#at(key), ...(etag ? { IfMatch: etag } : {}) }),
+    );
   }
 
-  /** Uploads `first` and every following part, a bounded number at a time; in part order. */
-  async #uploadParts(
-    u: { m: Sdk; client: S3Client; target: UploadTarget; requests: AbortController },
-    parts: PartReader,
-    first: Part,
-  ): Promise<CompletedPart[]> {
-    const done: CompletedPart[] = [];
-    const running = new Set<Promise<void>>();
-    let failure: { error: unknown } | undefined;
-    let part = first;
-    for (let n = 1;; n++) {
-      if (part.data.byteLength === 0 && n > 1) break; // the input ended on a part boundary
-      const PartNumber = n;
-      const { data } = part;
-      const request = u.client.send(
-        new u.m.UploadPartCommand({ ...u.target, PartNumber, ...partBody(data) }),
-        { abortSignal: u.requests.signal },
-      ).then((res) => {
-        done.push({ PartNumber, ...(res.ETag ? { ETag: res.ETag } : {}) });
-        parts.recycle(data.buffer as ArrayBuffer);
-      }).catch((error: unknown) => {
-        failure ??= { error };
-        u.requests.abort(error);
-      }).finally(() => running.delete(request));
-      running.add(request);
-      if (part.last) break;
-      const size = partSize(this.#partSize, n + 1);
-      // Bytes in flight stay at queueSize × the first part size (at least one part).
-      const limit = Math.max(1, Math.floor((this.#queueSize * this.#partSize) / size));
-      while (running.size >= limit && !failure) await Promise.race(running);
-      if (failure) break;
-      part = await parts.next(size);
-    }
-    await Promise.all(running);
-    if (failure) throw failure.error;
-    return done.sort((a, b) => a.PartNumber! - b.PartNumber!);
+  protected async stat(key: string, signal?: AbortSignal): Promise<StoredObject> {
+    const { m, client } = await this.#session();
+    const res = await client.send(new m.HeadObjectCommand(this.#at(key)), send(signal));
+    return {
+      key,
+      size: res.ContentLength ?? 0,
+      lastModified: res.LastModified ?? new Date(0),
+      metadata: { ...res.Metadata },
+      version: res.ETag ?? "",
+    };
   }
 
-  async get(key: string, opts: { signal?: AbortSignal } = {}): Promise<ReadableStream<Uint8Array>> {
-    validateKey(key);
-    try {
-      const { GetObjectCommand } = await sdk();
-      const res = await (await this.#client).send(
-        new GetObjectCommand({ Bucket: this.#bucket, Key: key }),
-        opts.signal ? { abortSignal: opts.signal } : {},
-      );
-      if (!res.Body) throw new StorageError("StorageError", "S3 returned an object without a body");
-      return abortable(res.Body.transformToWebStream() as ReadableStream<Uint8Array>, opts.signal);
-    } catch (e) {
-      throw this.#map(e, "object");
-    }
+  protected async download(key: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    const { m, client } = await this.#session();
+    const res = await client.send(new m.GetObjectCommand(this.#at(key)), send(signal));
+    if (!res.Body) throw new StorageError("StorageError", "S3 returned an object without a body");
+    return res.Body.transformToWebStream() as ReadableStream<Uint8Array>;
   }
 
-  async head(
-    key: string,
-  ): Promise<(ObjectInfo & { metadata: Record<string, string> }) | undefined> {
-    validateKey(key);
-    try {
-      const { HeadObjectCommand } = await sdk();
-      const res = await (await this.#client).send(
-        new HeadObjectCommand({ Bucket: this.#bucket, Key: key }),
-      );
-      return {
-        key,
-        size: res.ContentLength ?? 0,
-        lastModified: res.LastModified ?? new Date(0),
-        metadata: withoutPutToken({ ...res.Metadata }),
-      };
-    } catch (e) {
-      const mapped = this.#map(e, "object");
-      if (mapped.reason === "NotFound") return undefined;
-      throw mapped;
-    }
-  }
-
-  async list(prefix: string): Promise<ObjectInfo[]> {
-    validateKey(prefix, "prefix");
+  protected async listAll(prefix: string, signal?: AbortSignal): Promise<ObjectInfo[]> {
+    const { m, client } = await this.#session();
     const out: ObjectInfo[] = [];
     let token: string | undefined;
-    try {
-      const { ListObjectsV2Command } = await sdk();
-      const client = await this.#client;
-      do {
-        const res = await client.send(
-          new ListObjectsV2Command({
-            Bucket: this.#bucket,
-            Prefix: prefix,
-            ...(token ? { ContinuationToken: token } : {}),
-          }),
-        );
-        for (const o of res.Contents ?? []) {
-          if (o.Key === undefined) continue;
-          out.push({ key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0) });
-        }
-        token = res.IsTruncated ? res.NextContinuationToken : undefined;
-      } while (token);
-    } catch (e) {
-      throw this.#map(e);
-    }
-    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  }
-
-  async delete(key: string): Promise<void> {
-    validateKey(key);
-    try {
-      const { DeleteObjectCommand } = await sdk();
-      await (await this.#client).send(
-        new DeleteObjectCommand({ Bucket: this.#bucket, Key: key }),
+    do {
+      const res = await client.send(
+        new m.ListObjectsV2Command({
+          Bucket: this.#bucket,
+          Prefix: prefix,
+          ...(token ? { ContinuationToken: token } : {}),
+        }),
+        send(signal),
       );
-    } catch (e) {
-      const mapped = this.#map(e, "object");
-      if (mapped.reason !== "NotFound") throw mapped;
-    }
+      for (const o of res.Contents ?? []) {
+        if (o.Key === undefined) continue;
+        out.push({ key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0) });
+      }
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+    return out;
   }
 
-  async probe(): Promise<void> {
+  protected async deleteObject(key: string, signal?: AbortSignal): Promise<void> {
+    const { m, client } = await this.#session();
+    await client.send(new m.DeleteObjectCommand(this.#at(key)), send(signal));
+  }
+
+  protected async probeBucket(signal?: AbortSignal): Promise<void> {
+    const { m, client } = await this.#session();
     const key = `.dbtether-probe/${crypto.randomUUID()}`;
-    try {
-      const { HeadBucketCommand, PutObjectCommand, DeleteObjectCommand } = await sdk();
-      const client = await this.#client;
-      await client.send(new HeadBucketCommand({ Bucket: this.#bucket }));
-      await client.send(
-        new PutObjectCommand({ Bucket: this.#bucket, Key: key, Body: new Uint8Array() }),
-      );
-      await client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: key }));
-    } catch (e) {
-      throw this.#map(e);
-    }
+    await client.send(new m.HeadBucketCommand({ Bucket: this.#bucket }), send(signal));
+    await client.send(
+      new m.PutObjectCommand({ ...this.#at(key), Body: new Uint8Array() }),
+      send(signal),
+    );
+    // Not cancelled: once the probe object exists, removing it is what leaves no trace.
+    await client.send(new m.DeleteObjectCommand(this.#at(key)));
   }
 
-  async abortIncompleteUploads(key: string): Promise<number> {
+  protected mapError(e: unknown, what: Subject): StorageError {
+    return mapS3Error(e, this.#bucket, what);
+  }
+
+  async abortIncompleteUploads(key: string, opts: CallOptions = {}): Promise<number> {
     validateKey(key);
-    let aborted = 0;
-    try {
-      const { ListMultipartUploadsCommand } = await sdk();
-      const client = await this.#client;
-      let keyMarker: string | undefined;
-      let uploadIdMarker: string | undefined;
-      do {
-        const res = await client.send(
-          new ListMultipartUploadsCommand({
-            Bucket: this.#bucket,
-            Prefix: key,
-            ...(keyMarker ? { KeyMarker: keyMarker } : {}),
-            ...(uploadIdMarker ? { UploadIdMarker: uploadIdMarker } : {}),
-          }),
-        );
-        for (const u of res.Uploads ?? []) {
-          if (u.Key !== key || !u.UploadId) continue;
-          await this.#abortUpload(key, u.UploadId, { throwOnError: true });
-          aborted++;
-        }
-        const more = res.IsTruncated === true;
-        keyMarker = more ? res.NextKeyMarker : undefined;
-        uploadIdMarker = more ? res.NextUploadIdMarker : undefined;
-      } while (keyMarker);
-    } catch (e) {
-      throw this.#map(e);
-    }
-    return aborted;
+    const { signal } = opts;
+    return await guarded(
+      async () => {
+        const session = await this.#session();
+        let aborted = 0;
+        let keyMarker: string | undefined;
+        let uploadIdMarker: string | undefined;
+        do {
+          const res = await session.client.send(
+            new session.m.ListMultipartUploadsCommand({
+              Bucket: this.#bucket,
+              Prefix: key,
+              ...(keyMarker ? { KeyMarker: keyMarker } : {}),
+              ...(uploadIdMarker ? { UploadIdMarker: uploadIdMarker } : {}),
+            }),
+            send(signal),
+          );
+          for (const u of res.Uploads ?? []) {
+            if (u.Key !== key || !u.UploadId) continue;
+            await abortUpload(session, { key, uploadId: u.UploadId, throwOnError: true, signal });
+            aborted++;
+          }
+          const more = res.IsTruncated === true;
+          keyMarker = more ? res.NextKeyMarker : undefined;
+          uploadIdMarker = more ? res.NextUploadIdMarker : undefined;
+        } while (keyMarker);
+        return aborted;
+      },
+      (e, what) => this.mapError(e, what),
+      { signal },
+    );
   }
 
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     (await this.#client.catch(() => undefined))?.destroy();
   }
 
-  async #abortUpload(
-    key: string,
-    uploadId: string,
-    opts: { throwOnError?: boolean } = {},
-  ): Promise<void> {
-    try {
-      const { AbortMultipartUploadCommand } = await sdk();
-      await (await this.#client).send(
-        new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: key, UploadId: uploadId }),
-      );
-    } catch (e) {
-      // NoSuchUpload: lib-storage already aborted it, which is the usual case.
-      if (this.#map(e, "object").reason === "NotFound") return;
-      if (opts.throwOnError) throw e;
-      this.#logger?.warn("Cannot abort an incomplete multipart upload", {
-        bucket: this.#bucket,
-        error: this.#map(e).message,
-      });
-    }
+  #at(key: string): { Bucket: string; Key: string } {
+    return { Bucket: this.#bucket, Key: key };
   }
 
-  /** Maps an SDK error; `what` says whether a 404 means the object or the bucket. */
-  #map(e: unknown, what: "bucket" | "object" = "bucket"): StorageError {
-    return mapS3Error(e, this.#bucket, what);
+  async #session(): Promise<S3Session> {
+    const [m, client] = await Promise.all([sdk(), this.#client]);
+    const map = (e: unknown, what: Subject) => this.mapError(e, what);
+    return { m, client, bucket: this.#bucket, logger: this.#logger, map };
   }
 }
 
-interface UploadTarget {
-  Bucket: string;
-  Key: string;
-  UploadId: string;
-}
-
-/** Size of part `n` (1-based): `first`, doubled every PARTS_PER_STEP parts, at most 5 GiB. */
-export function partSize(first: number, n: number): number {
-  return Math.min(MAX_PART, first * 2 ** Math.floor((n - 1) / PARTS_PER_STEP));
-}
-
-function partBody(data: Uint8Array) {
-  return { Body: data, ContentLength: data.byteLength };
-}
-
-interface Part {
-  data: Uint8Array;
-  /** The source ended with this part. */
-  last: boolean;
-}
-
-/**
- * Cuts a stream into parts, copying its chunks into reused buffers: a buffer comes back through
- * `recycle` once its part was uploaded.
- */
-class PartReader {
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
-  #spare: ArrayBuffer[] = [];
-  #leftover: Uint8Array | undefined;
-
-  constructor(source: ReadableStream<Uint8Array>) {
-    this.#reader = source.getReader();
-  }
-
-  async next(size: number): Promise<Part> {
-    let buf = this.#spare.pop();
-    if (!buf || buf.byteLength !== size) buf = new ArrayBuffer(size);
-    let length = 0;
-    while (length < size) {
-      const chunk = this.#leftover ?? (await this.#reader.read()).value;
-      if (!chunk) return { data: new Uint8Array(buf, 0, length), last: true };
-      const n = Math.min(chunk.byteLength, size - length);
-      new Uint8Array(buf, length, n).set(chunk.subarray(0, n));
-      this.#leftover = n < chunk.byteLength ? chunk.subarray(n) : undefined;
-      length += n;
-    }
-    return { data: new Uint8Array(buf), last: false };
-  }
-
-  recycle(buf: ArrayBuffer): void {
-    this.#spare.push(buf);
-  }
+/** The SDK's per-request options for `signal`. */
+function send(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
+  return signal ? { abortSignal: signal } : {};
 }
 
 function clientConfig(opts: S3StoreOptions): S3ClientConfig {
@@ -515,22 +275,15 @@ const ACCESS_DENIED = new Set([
   "AllAccessDisabled",
   "AccountProblem",
 ]);
-const UNREACHABLE = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EPIPE",
-  "TimeoutError",
-  "RequestTimeout",
-]);
+const UNREACHABLE = unreachableCodes("TimeoutError", "RequestTimeout");
 
 /** Maps an AWS SDK error to a StorageError whose message names no key and no secret. */
-export function mapS3Error(e: unknown, bucket: string, what: "bucket" | "object"): StorageError {
+export function mapS3Error(e: unknown, bucket: string, what: Subject): StorageError {
   if (e instanceof StorageError) return e;
+  return storageErrorOf(e, s3Verdict(e, what), { provider: "S3", noun: "bucket", name: bucket });
+}
+
+function s3Verdict(e: unknown, what: Subject): Verdict {
   const err = (e ?? {}) as {
     name?: string;
     code?: string;
@@ -545,33 +298,27 @@ export function mapS3Error(e: unknown, bucket: string, what: "bucket" | "object"
   if (
     name === "PreconditionFailed" || name === "ConditionalRequestConflict" || status === 412
   ) {
-    return alreadyExists(e);
+    return { reason: "AlreadyExists" };
   }
   if (name === "NoSuchBucket" || (what === "bucket" && (name === "NotFound" || status === 404))) {
-    return new StorageError("BucketNotFound", `S3 bucket "${bucket}" does not exist`, { cause: e });
+    return { reason: "BucketNotFound" };
   }
   if (name === "NoSuchKey" || name === "NoSuchUpload" || name === "NotFound" || status === 404) {
-    return new StorageError("NotFound", "Object not found", { cause: e });
+    return { reason: "NotFound" };
   }
-  if (ACCESS_DENIED.has(name) || status === 403) {
-    return new StorageError("AccessDenied", `S3 access to bucket "${bucket}" denied: ${detail}`, {
-      cause: e,
-    });
-  }
+  if (ACCESS_DENIED.has(name) || status === 403) return { reason: "AccessDenied", detail };
   if (name === "CredentialsProviderError" || name === "CredentialsMissing") {
-    return new StorageError(
-      "CredentialsMissing",
-      "No S3 credentials: no static keys and no workload identity found by the SDK's chain",
-      { cause: e },
-    );
+    return {
+      reason: "CredentialsMissing",
+      message:
+        "No S3 credentials: no static keys and no workload identity found by the SDK's chain",
+    };
   }
   if (/region is missing/i.test(err instanceof Error ? err.message : "")) {
-    return new StorageError("InvalidConfiguration", "S3 region is not configured", { cause: e });
+    return { reason: "InvalidConfiguration", message: "S3 region is not configured" };
   }
   if (UNREACHABLE.has(code) || UNREACHABLE.has(name) || status === 503) {
-    return new StorageError("Unreachable", `S3 endpoint is unreachable: ${code || detail}`, {
-      cause: e,
-    });
+    return { reason: "Unreachable", detail: code || detail };
   }
-  return new StorageError("StorageError", `S3 request failed: ${detail}`, { cause: e });
+  return { reason: "StorageError", detail };
 }

@@ -1,4 +1,9 @@
-import assert from "node:assert/strict";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStrictEquals,
+} from "../tests/helpers/assert.ts";
 import { ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
 import { freePort } from "../tests/helpers/free_port.ts";
 import {
@@ -7,9 +12,13 @@ import {
   startCommitProxy,
   startMinio,
 } from "../tests/helpers/storage_servers.ts";
-import { assertStorageError, bytesStream, runConformance } from "./conformance.ts";
+import {
+  assertStorageError,
+  bytesStream,
+  runConformance,
+} from "../tests/helpers/storage_conformance.ts";
 import { createStore } from "./factory.ts";
-import { partSize } from "./s3.ts";
+import { partSize } from "./s3_multipart.ts";
 
 const MiB = 1024 * 1024;
 
@@ -21,11 +30,11 @@ Deno.test("s3 part size doubles every 1,000 parts, up to S3's 5 GiB", () => {
     [2001, 20 * MiB],
     [10000, 5 * MiB * 512],
   ];
-  for (const [n, want] of table) assert.equal(partSize(5 * MiB, n), want, `part ${n}`);
-  assert.equal(partSize(64 * MiB, 10000), 5 * 1024 * MiB);
+  for (const [n, want] of table) assertStrictEquals(partSize(5 * MiB, n), want, `part ${n}`);
+  assertStrictEquals(partSize(64 * MiB, 10000), 5 * 1024 * MiB);
   let total = 0;
   for (let n = 1; n <= 10000; n++) total += partSize(5 * MiB, n);
-  assert.ok(total > 4.8 * 2 ** 40, `10,000 parts hold only ${total} bytes`);
+  assert(total > 4.8 * 2 ** 40, `10,000 parts hold only ${total} bytes`);
 });
 
 Deno.test("s3 store round-trips multipart objects at and around part boundaries", async (t) => {
@@ -44,13 +53,13 @@ Deno.test("s3 store round-trips multipart objects at and around part boundaries"
     for (const size of [5 * MiB, 10 * MiB, 12 * MiB + 3]) {
       await t.step(`${size} bytes`, async () => {
         const key = `parts/${size}`;
-        assert.equal((await store.put(key, bytesStream(size, 3))).size, size);
-        assert.equal((await store.head(key))?.size, size);
-        assert.deepEqual(await digest(await store.get(key)), await digest(bytesStream(size, 3)));
+        assertStrictEquals((await store.put(key, bytesStream(size, 3))).size, size);
+        assertStrictEquals((await store.head(key))?.size, size);
+        assertEquals(await digest(await store.get(key)), await digest(bytesStream(size, 3)));
         const res = await client.send(
           new ListMultipartUploadsCommand({ Bucket: "test", Prefix: key }),
         );
-        assert.deepEqual(res.Uploads ?? [], []);
+        assertEquals(res.Uploads ?? [], []);
       });
     }
   } finally {
@@ -81,7 +90,7 @@ Deno.test("s3 store passes the conformance suite against MinIO", async (t) => {
           const res = await client.send(
             new ListMultipartUploadsCommand({ Bucket: "test", Prefix: key }),
           );
-          assert.deepEqual(res.Uploads ?? [], [], "an incomplete multipart upload was left");
+          assertEquals(res.Uploads ?? [], [], "an incomplete multipart upload was left");
         },
         commitGate: () => startCommitProxy(minio),
       },
@@ -125,10 +134,10 @@ Deno.test("s3 store aborts the multipart upload it started when the source fails
         controller.error(new Error("pg_dump was killed"));
       },
     });
-    await assert.rejects(store.put("mp/dump.sql.gz", body), /pg_dump was killed/);
-    assert.ok(sawUpload, "the put never started a multipart upload");
-    assert.deepEqual(await uploads(), []);
-    assert.equal(await store.head("mp/dump.sql.gz"), undefined);
+    await assertRejects(() => store.put("mp/dump.sql.gz", body), Error, "pg_dump was killed");
+    assert(sawUpload, "the put never started a multipart upload");
+    assertEquals(await uploads(), []);
+    assertStrictEquals(await store.head("mp/dump.sql.gz"), undefined);
   } finally {
     await store.close();
     client.destroy();
@@ -169,10 +178,10 @@ Deno.test("s3 store: a server that dies mid-upload leaves an upload that a retry
     });
     await assertStorageError(store.put(key, body), "Unreachable");
     await minio.start();
-    assert.equal((await uploads()).length, 1, "the crashed upload should still be there");
-    assert.equal(await store.abortIncompleteUploads!(key), 1);
-    assert.deepEqual(await uploads(), []);
-    assert.equal(await store.head(key), undefined);
+    assertStrictEquals((await uploads()).length, 1, "the crashed upload should still be there");
+    assertStrictEquals(await store.abortIncompleteUploads!(key), 1);
+    assertEquals(await uploads(), []);
+    assertStrictEquals(await store.head(key), undefined);
   } finally {
     await store.close();
     client.destroy();
@@ -193,10 +202,10 @@ Deno.test("s3 store maps failures to reasons without leaking secrets", async (t)
     try {
       const err = await store.probe().catch((e) => e);
       await assertStorageError(Promise.reject(err), "AccessDenied");
-      assert.ok(!String(err.message).includes("wrong-secret-value"));
+      assert(!String(err.message).includes("wrong-secret-value"));
       await assertStorageError(store.put("k/secret-key-name", bytesStream(10)), "AccessDenied");
       const putErr = await store.put("k/secret-key-name", bytesStream(10)).catch((e) => e);
-      assert.ok(!String(putErr.message).includes("secret-key-name"));
+      assert(!String(putErr.message).includes("secret-key-name"));
     } finally {
       await store.close();
     }

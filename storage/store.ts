@@ -2,6 +2,7 @@
  * The one interface every storage backend implements. Keys are '/'-separated paths without a
  * leading slash; a backend maps them onto its own namespace (bucket, container, directory).
  */
+import { DbtetherError } from "../lib/errors.ts";
 
 /** Why a storage operation failed, as a CamelCase reason for status conditions. */
 export type StorageErrorReason =
@@ -16,11 +17,15 @@ export type StorageErrorReason =
   | "AlreadyExists"
   | "StorageError";
 
-/** A storage failure; `message` never contains credentials. */
-export class StorageError extends Error {
+/**
+ * A storage failure; `message` never contains credentials. Only InvalidConfiguration (a bad
+ * URL, key or metadata key: the spec's fault) is terminal; the rest can heal outside the spec
+ * (a bucket created, a role granted, the server back).
+ */
+export class StorageError extends DbtetherError<StorageErrorReason> {
   override name = "StorageError";
-  constructor(readonly reason: StorageErrorReason, message: string, options?: ErrorOptions) {
-    super(message, options);
+  constructor(reason: StorageErrorReason, message: string, options?: ErrorOptions) {
+    super(reason, message, { ...options, terminal: reason === "InvalidConfiguration" });
   }
 }
 
@@ -30,7 +35,26 @@ export interface ObjectInfo {
   lastModified: Date;
 }
 
-export interface PutOptions {
+/** What `head` returns: the object's info and its metadata. */
+export interface ObjectHead extends ObjectInfo {
+  metadata: Record<string, string>;
+}
+
+/** Orders objects by key, as `list` returns them. */
+export function byKey(a: ObjectInfo, b: ObjectInfo): number {
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
+/** Options of every {@link ObjectStore} call. */
+export interface CallOptions {
+  /**
+   * Cancels the call: it rejects with StorageError("Aborted") at once, and a call that had not
+   * started changes nothing.
+   */
+  signal?: AbortSignal | undefined;
+}
+
+export interface PutOptions extends CallOptions {
   /**
    * Aborting removes whatever part of the object was written (no object, no upload left), also
    * when the abort arrives while the server completes the object.
@@ -54,16 +78,19 @@ export interface ObjectStore {
    * first), put fails with StorageError("AlreadyExists") and that object stays as it was.
    */
   put(key: string, body: ReadableStream<Uint8Array>, opts?: PutOptions): Promise<{ size: number }>;
-  /** Reads an object; throws StorageError("NotFound") when it does not exist. */
-  get(key: string, opts?: { signal?: AbortSignal }): Promise<ReadableStream<Uint8Array>>;
+  /**
+   * Reads an object; throws StorageError("NotFound") when it does not exist. The signal also
+   * cancels the stream.
+   */
+  get(key: string, opts?: CallOptions): Promise<ReadableStream<Uint8Array>>;
   /** Metadata of one object, or undefined when it does not exist. */
-  head(key: string): Promise<(ObjectInfo & { metadata: Record<string, string> }) | undefined>;
+  head(key: string, opts?: CallOptions): Promise<ObjectHead | undefined>;
   /** Every object whose key starts with `prefix` (a plain string prefix), sorted by key. */
-  list(prefix: string): Promise<ObjectInfo[]>;
+  list(prefix: string, opts?: CallOptions): Promise<ObjectInfo[]>;
   /** Deletes an object; deleting a missing object succeeds. */
-  delete(key: string): Promise<void>;
+  delete(key: string, opts?: CallOptions): Promise<void>;
   /** Checks that the bucket/container exists and is writable; throws StorageError. */
-  probe(): Promise<void>;
+  probe(opts?: CallOptions): Promise<void>;
   /** Releases clients and sockets. */
   close(): Promise<void>;
   /**
@@ -74,7 +101,7 @@ export interface ObjectStore {
    * Optional (added after the first version): GCS resumable sessions and Azure uncommitted
    * blocks are invisible and expire by themselves, so those backends do not implement it.
    */
-  abortIncompleteUploads?(key: string): Promise<number>;
+  abortIncompleteUploads?(key: string, opts?: CallOptions): Promise<number>;
 }
 
 /** Which backend and where: mirrors BackupStorage's spec (exactly one field set). */

@@ -1,4 +1,4 @@
-import assert from "node:assert/strict";
+import { assert, assertEquals, assertStrictEquals, assertThrows } from "../tests/helpers/assert.ts";
 import { StorageError } from "./store.ts";
 import { parseStorageUrl } from "./url.ts";
 
@@ -38,7 +38,7 @@ Deno.test("parseStorageUrl", async (t) => {
     ["file:///var/backups/", { location: { local: { path: "/var/backups" } }, prefix: "" }],
   ];
   for (const [input, expected] of ok) {
-    await t.step(input, () => assert.deepEqual(parseStorageUrl(input), expected));
+    await t.step(input, () => assertEquals(parseStorageUrl(input), expected));
   }
   const bad = [
     "not a url",
@@ -54,12 +54,9 @@ Deno.test("parseStorageUrl", async (t) => {
   ];
   for (const input of bad) {
     await t.step(`rejects ${input}`, () => {
-      assert.throws(() => parseStorageUrl(input), (e) => {
-        assert.ok(e instanceof StorageError);
-        assert.equal(e.reason, "InvalidConfiguration");
-        assert.ok(!e.message.includes("secret"));
-        return true;
-      });
+      const e = assertThrows(() => parseStorageUrl(input), StorageError);
+      assertStrictEquals(e.reason, "InvalidConfiguration");
+      assert(!e.message.includes("secret"));
     });
   }
 });

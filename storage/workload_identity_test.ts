@@ -10,7 +10,7 @@
  * identity library speaks https only and Node's https trusts a test CA only through
  * NODE_EXTRA_CA_CERTS at process start.
  */
-import assert from "node:assert/strict";
+import { assert, assertEquals, assertMatch, assertStrictEquals } from "../tests/helpers/assert.ts";
 import {
   makeTestTls,
   startAwsSts,
@@ -24,7 +24,7 @@ import {
   startFakeGcs,
   startMinio,
 } from "../tests/helpers/storage_servers.ts";
-import { assertStorageError, bytesStream } from "./conformance.ts";
+import { assertStorageError, bytesStream } from "../tests/helpers/storage_conformance.ts";
 import { createStore } from "./factory.ts";
 import type { ObjectStore } from "./store.ts";
 
@@ -50,9 +50,9 @@ Deno.test("AWS IRSA: web identity token file + role ARN yield credentials (env o
   };
   await withStore(createStore(minio.location("test"), { env }), exercise);
   const exchange = sts.requests.find((r) => r.form["Action"] === "AssumeRoleWithWebIdentity");
-  assert.ok(exchange, "the SDK never called STS");
-  assert.equal(exchange.form["RoleArn"], ROLE_ARN);
-  assert.equal(exchange.form["RoleSessionName"], "dbtether");
+  assert(exchange, "the SDK never called STS");
+  assertStrictEquals(exchange.form["RoleArn"], ROLE_ARN);
+  assertStrictEquals(exchange.form["RoleSessionName"], "dbtether");
 
   // A token STS rejects is reported as such, without the token in the message.
   const wrong = await writeToken(dir.path, "aws-wrong");
@@ -63,7 +63,7 @@ Deno.test("AWS IRSA: web identity token file + role ARN yield credentials (env o
     async (store) => {
       const err = await store.probe().catch((e) => e);
       await assertStorageError(Promise.reject(err), "AccessDenied");
-      assert.ok(!String(err.message).includes(wrong.value));
+      assert(!String(err.message).includes(wrong.value));
     },
   );
 });
@@ -87,7 +87,7 @@ Deno.test("AWS IRSA: the SDK's default chain reads a pod's environment (subproce
     AWS_EC2_METADATA_DISABLED: "true",
     DBTETHER_TEST_S3_ENDPOINT: minio.endpoint,
   });
-  assert.ok(sts.requests.some((r) => r.form["WebIdentityToken"] === token.value));
+  assert(sts.requests.some((r) => r.form["WebIdentityToken"] === token.value));
 });
 
 Deno.test({
@@ -131,11 +131,11 @@ Deno.test("GCS workload identity federation: an external-account ADC file yields
     createStore(location, { env: { GOOGLE_APPLICATION_CREDENTIALS: adc } }),
     exercise,
   );
-  assert.ok(sts.requests.some((r) => r.form["subject_token"] === token.value));
+  assert(sts.requests.some((r) => r.form["subject_token"] === token.value));
   // The federated token reached the storage API on every request.
-  assert.ok(proxy.authorizations.length > 0);
+  assert(proxy.authorizations.length > 0);
   for (const line of proxy.authorizations) {
-    assert.match(line, / Bearer ya29\.federated-test-token$/, `sent without the token: ${line}`);
+    assertMatch(line, / Bearer ya29\.federated-test-token$/, `sent without the token: ${line}`);
   }
 });
 
@@ -179,9 +179,9 @@ Deno.test({
     };
     await withStore(createStore(azurite.location("test"), { env }), exercise);
     const grant = entra.requests.find((r) => r.form["grant_type"] === "client_credentials");
-    assert.ok(grant, "the SDK never asked the authority for a token");
-    assert.equal(grant.form["client_assertion"], token.value);
-    assert.match(grant.form["scope"] ?? "", /storage\.azure\.com/);
+    assert(grant, "the SDK never asked the authority for a token");
+    assertStrictEquals(grant.form["client_assertion"], token.value);
+    assertMatch(grant.form["scope"] ?? "", /storage\.azure\.com/);
 
     // A token the storage service rejects (wrong audience) is AccessDenied.
     await using other = await startEntraAuthority({
@@ -202,14 +202,14 @@ Deno.test({
 async function exercise(store: ObjectStore): Promise<void> {
   await store.probe();
   const key = `wi/${crypto.randomUUID()}.sql.gz`;
-  assert.equal((await store.put(key, bytesStream(3 * 1024 * 1024))).size, 3 * 1024 * 1024);
-  assert.deepEqual((await store.list("wi/")).map((o) => o.key), [key]);
-  assert.equal(
+  assertStrictEquals((await store.put(key, bytesStream(3 * 1024 * 1024))).size, 3 * 1024 * 1024);
+  assertEquals((await store.list("wi/")).map((o) => o.key), [key]);
+  assertStrictEquals(
     (await new Response(await store.get(key)).arrayBuffer()).byteLength,
     3 * 1024 * 1024,
   );
   await store.delete(key);
-  assert.equal(await store.head(key), undefined);
+  assertStrictEquals(await store.head(key), undefined);
 }
 
 async function withStore(store: ObjectStore, fn: (store: ObjectStore) => Promise<void>) {
@@ -248,7 +248,7 @@ async function runInner(name: string, env: Record<string, string>): Promise<void
     stderr: "piped",
   }).output();
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  assert.ok(out.success && /1 passed/.test(text), `inner test "${name}" failed:\n${text}`);
+  assert(out.success && /1 passed/.test(text), `inner test "${name}" failed:\n${text}`);
 }
 
 async function tempDir(): Promise<{ path: string } & AsyncDisposable> {

@@ -2,8 +2,8 @@
  * The conformance suite every storage backend passes (the pattern of Hono's router tests):
  * each backend's test calls `runConformance(t, makeStore)` against a real server.
  */
-import assert from "node:assert/strict";
-import { type ObjectStore, StorageError } from "./store.ts";
+import { assert, assertEquals, assertMatch, assertRejects, assertStrictEquals } from "./assert.ts";
+import { type ObjectStore, StorageError } from "../../storage/store.ts";
 
 /** Builds a store for one step; `missingBucket` asks for a store whose bucket does not exist. */
 export type MakeStore = (opts: { missingBucket?: boolean }) => ObjectStore | Promise<ObjectStore>;
@@ -57,8 +57,8 @@ export async function runConformance(
       }
     });
   const noLeftovers = async (store: ObjectStore, key: string) => {
-    assert.equal(await store.head(key), undefined, "an object was left at the key");
-    assert.deepEqual(await store.list(key), [], "an object was left under the key");
+    assertStrictEquals(await store.head(key), undefined, "an object was left at the key");
+    assertEquals(await store.list(key), [], "an object was left under the key");
     await opts.assertNoLeftovers?.(store, key);
   };
 
@@ -83,22 +83,22 @@ export async function runConformance(
       // A '-' in a key: Azure needs it mapped (its keys are C# identifiers).
       metadata: { sha256: expected, "dbtether-format": "plain" },
     });
-    assert.equal(res.size, size);
-    assert.equal(await sha256(await store.get(key)), expected);
+    assertStrictEquals(res.size, size);
+    assertStrictEquals(await sha256(await store.get(key)), expected);
     const head = await store.head(key);
-    assert.ok(head, "head found nothing after put");
-    assert.equal(head.key, key);
-    assert.equal(head.size, size);
-    assert.equal(head.metadata["sha256"], expected);
-    assert.equal(head.metadata["dbtether-format"], "plain");
-    assert.ok(Math.abs(head.lastModified.getTime() - Date.now()) < 5 * 60_000);
+    assert(head, "head found nothing after put");
+    assertStrictEquals(head.key, key);
+    assertStrictEquals(head.size, size);
+    assertStrictEquals(head.metadata["sha256"], expected);
+    assertStrictEquals(head.metadata["dbtether-format"], "plain");
+    assert(Math.abs(head.lastModified.getTime() - Date.now()) < 5 * 60_000);
   });
 
   await step("put of an empty stream stores an empty object", async (store) => {
     const key = `${run}empty`;
-    assert.equal((await store.put(key, bytesStream(0))).size, 0);
-    assert.equal((await store.head(key))?.size, 0);
-    assert.equal((await readAll(await store.get(key))).byteLength, 0);
+    assertStrictEquals((await store.put(key, bytesStream(0))).size, 0);
+    assertStrictEquals((await store.head(key))?.size, 0);
+    assertStrictEquals((await readAll(await store.get(key))).byteLength, 0);
   });
 
   await step("a put to an existing key fails AlreadyExists and keeps the object", async (store) => {
@@ -107,17 +107,14 @@ export async function runConformance(
     await store.put(key, bytesStream(1000, 1), { metadata: { sha256: first } });
     // One single-request put and one that takes several parts, chunks or blocks.
     for (const size of [10, 6 * MiB + 7]) {
-      await assert.rejects(
-        store.put(key, bytesStream(size, 2), { metadata: { sha256: "x" } }),
-        (e) => {
-          assert.ok(e instanceof StorageError && e.reason === "AlreadyExists", String(e));
-          assert.match(e.message, /never overwritten.*\{\{ \.RunID \}\}/);
-          return true;
-        },
+      const e = await assertRejects(
+        () => store.put(key, bytesStream(size, 2), { metadata: { sha256: "x" } }),
       );
-      assert.equal(await sha256(await store.get(key)), first);
-      assert.equal((await store.head(key))?.size, 1000);
-      assert.equal((await store.head(key))?.metadata["sha256"], first);
+      assert(e instanceof StorageError && e.reason === "AlreadyExists", String(e));
+      assertMatch(e.message, /never overwritten.*\{\{ \.RunID \}\}/);
+      assertStrictEquals(await sha256(await store.get(key)), first);
+      assertStrictEquals((await store.head(key))?.size, 1000);
+      assertStrictEquals((await store.head(key))?.metadata["sha256"], first);
       await opts.assertNoLeftovers?.(store, key);
     }
   });
@@ -137,15 +134,15 @@ export async function runConformance(
         });
       const results = await Promise.allSettled([store.put(key, body(1)), store.put(key, body(2))]);
       const won = results.findIndex((r) => r.status === "fulfilled");
-      assert.ok(won >= 0, `no put won: ${results.map((r) => r.status === "rejected" && r.reason)}`);
+      assert(won >= 0, `no put won: ${results.map((r) => r.status === "rejected" && r.reason)}`);
       const lost = results[1 - won]!;
-      assert.equal(lost.status, "rejected", "both puts succeeded: one overwrote the other");
-      assert.ok(
+      assertStrictEquals(lost.status, "rejected", "both puts succeeded: one overwrote the other");
+      assert(
         lost.status === "rejected" && lost.reason instanceof StorageError &&
           lost.reason.reason === "AlreadyExists",
         `the losing put failed with ${lost.status === "rejected" && lost.reason}`,
       );
-      assert.equal(
+      assertStrictEquals(
         await sha256(await store.get(key)),
         await sha256(bytesStream(2 * MiB + won + 1, won + 1)),
       );
@@ -161,15 +158,15 @@ export async function runConformance(
       for (const [i, key] of keys.entries()) await store.put(key, bytesStream(i + 1));
       const listed = async (p: string) => (await store.list(base + p)).map((o) => o.key);
       const full = (ks: string[]) => ks.map((k) => base + k);
-      assert.deepEqual(await listed("a/b/"), full(["a/b/1", "a/b/2", "a/b/deep/x"]));
-      assert.deepEqual(await listed("a/bc/"), full(["a/bc/1"]));
-      assert.deepEqual(await listed("a/b"), full(["a/b/1", "a/b/2", "a/b/deep/x", "a/bc/1"]));
-      assert.deepEqual(await listed(""), full(["a/b/1", "a/b/2", "a/b/deep/x", "a/bc/1", "z"]));
-      assert.deepEqual(await listed("a/b/1"), full(["a/b/1"]));
-      assert.deepEqual(await listed("nothing/"), []);
+      assertEquals(await listed("a/b/"), full(["a/b/1", "a/b/2", "a/b/deep/x"]));
+      assertEquals(await listed("a/bc/"), full(["a/bc/1"]));
+      assertEquals(await listed("a/b"), full(["a/b/1", "a/b/2", "a/b/deep/x", "a/bc/1"]));
+      assertEquals(await listed(""), full(["a/b/1", "a/b/2", "a/b/deep/x", "a/bc/1", "z"]));
+      assertEquals(await listed("a/b/1"), full(["a/b/1"]));
+      assertEquals(await listed("nothing/"), []);
       const one = (await store.list(base + "a/bc/"))[0];
-      assert.equal(one?.size, 3);
-      assert.ok(one.lastModified instanceof Date);
+      assertStrictEquals(one?.size, 3);
+      assert(one.lastModified instanceof Date);
     },
   );
 
@@ -177,30 +174,28 @@ export async function runConformance(
     const base = `${run}many/`;
     const keys = Array.from({ length: 1005 }, (_, i) => `${base}${String(i).padStart(4, "0")}`);
     await pool(keys, 16, (key) => store.put(key, bytesStream(1)));
-    assert.deepEqual((await store.list(base)).map((o) => o.key), keys);
+    assertEquals((await store.list(base)).map((o) => o.key), keys);
   });
 
   await step("delete removes an object and is idempotent", async (store) => {
     const key = `${run}delete/me`;
     await store.put(key, bytesStream(5));
     await store.delete(key);
-    assert.equal(await store.head(key), undefined);
+    assertStrictEquals(await store.head(key), undefined);
     await store.delete(key);
     await store.delete(`${run}delete/never-existed`);
   });
 
   await step("get and head of a missing object", async (store) => {
     await assertStorageError(store.get(`${run}missing`), "NotFound");
-    assert.equal(await store.head(`${run}missing`), undefined);
+    assertStrictEquals(await store.head(`${run}missing`), undefined);
   });
 
   await step("a put whose source errors midway leaves nothing at the key", async (store) => {
     const key = `${run}broken/source`;
     const boom = new Error("pg_dump exited with status 1");
-    await assert.rejects(store.put(key, failingStream(6 * MiB + 7, boom)), (e) => {
-      assert.equal(e, boom, "put must report the source's own error");
-      return true;
-    });
+    const e = await assertRejects(() => store.put(key, failingStream(6 * MiB + 7, boom)));
+    assertStrictEquals(e, boom, "put must report the source's own error");
     await noLeftovers(store, key);
   });
 
@@ -217,11 +212,44 @@ export async function runConformance(
     await noLeftovers(store, key);
   });
 
+  await step(
+    "every call with a fired signal rejects at once with Aborted and changes nothing",
+    async (store) => {
+      const base = `${run}signal/`;
+      const key = `${base}kept`;
+      await store.put(key, bytesStream(10, 5), { metadata: { sha256: "z" } });
+      const state = async () => ({ list: await store.list(base), head: await store.head(key) });
+      const before = await state();
+      const why = new Error("shutdown");
+      const signal = AbortSignal.abort(why);
+      const calls: [string, () => Promise<unknown>][] = [
+        ["get", () => store.get(key, { signal })],
+        ["head", () => store.head(key, { signal })],
+        ["list", () => store.list(base, { signal })],
+        ["delete", () => store.delete(key, { signal })],
+        ["probe", () => store.probe({ signal })],
+        ["put", () => store.put(`${base}new`, bytesStream(10), { signal })],
+      ];
+      const cleanup = store.abortIncompleteUploads?.bind(store);
+      if (cleanup) calls.push(["abortIncompleteUploads", () => cleanup(key, { signal })]);
+      for (const [name, call] of calls) {
+        const started = performance.now();
+        const e = await assertRejects(call, StorageError);
+        const ms = Math.round(performance.now() - started);
+        assertStrictEquals(e.reason, "Aborted", `${name}: ${e.reason}: ${e.message}`);
+        assertStrictEquals(e.cause, why, `${name}: the abort error's cause is not the signal's`);
+        assert(ms < 1000, `${name} took ${ms} ms to reject`);
+      }
+      assertEquals(await state(), before);
+      assertEquals(await store.list(".dbtether-probe/"), [], "an aborted probe left its object");
+    },
+  );
+
   await step("a failed put keeps the previous object intact", async (store) => {
     const key = `${run}keep/previous`;
     await store.put(key, bytesStream(100, 3));
-    await assert.rejects(store.put(key, failingStream(MiB, new Error("boom"))));
-    assert.equal(await sha256(await store.get(key)), await sha256(bytesStream(100, 3)));
+    await assertRejects(() => store.put(key, failingStream(MiB, new Error("boom"))));
+    assertStrictEquals(await sha256(await store.get(key)), await sha256(bytesStream(100, 3)));
   });
 
   if (opts.commitGate) {
@@ -254,10 +282,10 @@ export async function runConformance(
         const committed = gate.atNextCommit(() => {}, { drop: true });
         const res = await gate.store.put(key, bytesStream(size, 4), { metadata: { sha256: "y" } });
         await committed;
-        assert.equal(res.size, size);
-        assert.equal(await sha256(await store.get(key)), await sha256(bytesStream(size, 4)));
-        assert.deepEqual((await store.list(key)).map((o) => o.key), [key]);
-        assert.deepEqual((await store.head(key))?.metadata, { sha256: "y" });
+        assertStrictEquals(res.size, size);
+        assertStrictEquals(await sha256(await store.get(key)), await sha256(bytesStream(size, 4)));
+        assertEquals((await store.list(key)).map((o) => o.key), [key]);
+        assertEquals((await store.head(key))?.metadata, { sha256: "y" });
         await opts.assertNoLeftovers?.(store, key);
       }
     });
@@ -266,10 +294,10 @@ export async function runConformance(
   await step("abortIncompleteUploads finds nothing after clean puts", async (store) => {
     if (!store.abortIncompleteUploads) return;
     const key = `${run}incomplete/none`;
-    assert.equal(await store.abortIncompleteUploads(key), 0);
+    assertStrictEquals(await store.abortIncompleteUploads(key), 0);
     await store.put(key, bytesStream(10));
-    assert.equal(await store.abortIncompleteUploads(key), 0);
-    assert.equal((await store.head(key))?.size, 10);
+    assertStrictEquals(await store.abortIncompleteUploads(key), 0);
+    assertStrictEquals((await store.head(key))?.size, 10);
   });
 
   await step("invalid keys are rejected", async (store) => {
@@ -283,17 +311,15 @@ export async function runConformance(
 
   await step("cleanup", async (store) => {
     await pool((await store.list(run)).map((o) => o.key), 16, (key) => store.delete(key));
-    assert.deepEqual(await store.list(run), []);
+    assertEquals(await store.list(run), []);
   });
 }
 
 /** Asserts that `p` rejects with a StorageError of the given reason. */
 export async function assertStorageError(p: Promise<unknown>, reason: string): Promise<void> {
-  await assert.rejects(p, (e) => {
-    assert.ok(e instanceof StorageError, `expected StorageError(${reason}), got ${e}`);
-    assert.equal(e.reason, reason, `expected ${reason}, got ${e.reason}: ${e.message}`);
-    return true;
-  });
+  const e = await assertRejects(() => p);
+  assert(e instanceof StorageError, `expected StorageError(${reason}), got ${e}`);
+  assertStrictEquals(e.reason, reason, `expected ${reason}, got ${e.reason}: ${e.message}`);
 }
 
 /** Deterministic pseudo-random bytes in irregular chunk sizes (seeded xorshift). */

@@ -1,0 +1,133 @@
+/**
+ * What the backends share in turning a failure into a {@link StorageError}: the network error
+ * codes that mean "unreachable", one builder for the messages (so S3's, GCS's and Azure's
+ * "access denied" read alike and name no key and no secret), the refusal of a put to a taken
+ * key, and {@link guarded}, which every call but put goes through for its signal and its error
+ * mapping.
+ *
+ * Each cloud backend keeps its own classifier (which SDK name, code or status means what):
+ * that part differs per SDK; how the classification becomes an error does not.
+ */
+import { type CallOptions, StorageError, type StorageErrorReason } from "./store.ts";
+
+/** Node's codes for a connection that could not be made or was lost on the way. */
+export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EPIPE",
+]);
+
+/** The network codes plus a backend's own names for the same (an SDK's timeout error). */
+export function unreachableCodes(...extra: string[]): ReadonlySet<string> {
+  return new Set([...NETWORK_ERROR_CODES, ...extra]);
+}
+
+/** Where a backend's objects live, as its messages name it: `S3 bucket "backups"`. */
+export interface StoreScope {
+  provider: "S3" | "GCS" | "Azure";
+  noun: "bucket" | "container";
+  name: string;
+}
+
+/**
+ * What a backend's classifier made of an SDK error. The common reasons get their message from
+ * {@link storageErrorOf}; `detail` is the safe part a backend adds (an error name, a status).
+ * A verdict with its own `message` is for what only that backend says.
+ */
+export type Verdict =
+  | { reason: "BucketNotFound" | "NotFound" | "AlreadyExists" }
+  | { reason: "AccessDenied" | "Unreachable" | "StorageError"; detail: string }
+  | { reason: StorageErrorReason; message: string };
+
+/** Builds the StorageError of a verdict, with `e` as its cause. */
+export function storageErrorOf(e: unknown, verdict: Verdict, scope: StoreScope): StorageError {
+  if ("message" in verdict) return new StorageError(verdict.reason, verdict.message, { cause: e });
+  const where = `${scope.noun} "${scope.name}"`;
+  const [reason, message] = ((): [StorageErrorReason, string] => {
+    switch (verdict.reason) {
+      case "BucketNotFound":
+        return [verdict.reason, `${scope.provider} ${where} does not exist`];
+      case "NotFound":
+        return [verdict.reason, "Object not found"];
+      case "AlreadyExists":
+        return [verdict.reason, ALREADY_EXISTS];
+      case "AccessDenied":
+        return [verdict.reason, `${scope.provider} access to ${where} denied: ${verdict.detail}`];
+      case "Unreachable":
+        return [verdict.reason, `${scope.provider} endpoint is unreachable: ${verdict.detail}`];
+      case "StorageError":
+        return [verdict.reason, `${scope.provider} request failed: ${verdict.detail}`];
+    }
+  })();
+  return new StorageError(reason, message, { cause: e });
+}
+
+const ALREADY_EXISTS =
+  "An object already exists at this key and is never overwritten: give each write its own " +
+  "key (for a Backup, include {{ .RunID }} in filenameTemplate)";
+
+/** The refusal of a put to a key that holds an object. */
+export function alreadyExists(cause?: unknown): StorageError {
+  return new StorageError(
+    "AlreadyExists",
+    ALREADY_EXISTS,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+/** The error of a call (other than put) whose signal fired. */
+export function requestAborted(signal: AbortSignal): StorageError {
+  return new StorageError("Aborted", "Storage request aborted", { cause: signal.reason });
+}
+
+/** What a backend's mapper is told: whether a 404 means the object or the bucket. */
+export type Subject = "bucket" | "object";
+
+/** Maps a failure that is not yet a StorageError. */
+export type MapError = (e: unknown, what: Subject) => StorageError;
+
+/** How one call runs under {@link guarded}. */
+export interface CallPlan<T> extends CallOptions {
+  /** What a 404 means; default the bucket. */
+  what?: Subject;
+  /** What the call returns when its failure maps to NotFound; absent: it throws. */
+  ifNotFound?: () => T;
+}
+
+/**
+ * Runs one store call under its signal: rejects with Aborted before it starts when the signal
+ * has fired, and as soon as it fires during the call. The request itself is cancelled by the
+ * signal `run` hands to its SDK; where an SDK takes none (GCS, the file system) it runs on and
+ * its result is dropped. Any other failure goes through `map`.
+ */
+export async function guarded<T>(
+  run: () => Promise<T>,
+  map: MapError,
+  plan: CallPlan<T> = {},
+): Promise<T> {
+  const signal = plan.signal;
+  if (signal?.aborted) throw requestAborted(signal);
+  try {
+    return await untilAborted(run(), signal);
+  } catch (e) {
+    if (signal?.aborted) throw requestAborted(signal);
+    const mapped = e instanceof StorageError ? e : map(e, plan.what ?? "bucket");
+    if (plan.ifNotFound && mapped.reason === "NotFound") return plan.ifNotFound();
+    throw mapped;
+  }
+}
+
+/** `p`, or a rejection as soon as `signal` fires (`p`'s own outcome is then ignored). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(requestAborted(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    void p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
