@@ -37,7 +37,7 @@ Deno.test("storageFailure: only an unreachable or failing storage is retried", a
     ["unreachable", new StorageError("Unreachable", "down"), true],
     [
       "the engine's StorageFailed caused by a server error",
-      new BackupError("StorageFailed", "x", [], { cause: new StorageError("StorageError", "500") }),
+      new BackupError("StorageFailed", "x", { cause: new StorageError("StorageError", "500") }),
       true,
     ],
     ["access denied is configuration", new StorageError("AccessDenied", "no"), false],

@@ -123,19 +123,3 @@ export async function assertRejects<E extends Error = Error>(
   }
   throw new Error(`Expected promise to reject${suffix}`);
 }
-
-/** Asserts that `actual` and `expected` are the same value (Object.is), not only alike. */
-export function assertStrictEquals<T>(
-  actual: unknown,
-  expected: T,
-  msg?: string,
-): asserts actual is T {
-  if (msg === undefined) assert.strictEqual(actual, expected);
-  else assert.strictEqual(actual, expected, msg);
-}
-
-/** Asserts that `actual` matches `expected`. */
-export function assertMatch(actual: string, expected: RegExp, msg?: string): void {
-  if (msg === undefined) assert.match(actual, expected);
-  else assert.match(actual, expected, msg);
-}
