@@ -135,7 +135,7 @@ async function dumpAndRecord(
   const progress = new ProgressWriter(deps, { backup: b, signal });
   try {
     store = await openStore(deps.client, job.storage, { env: job.env, logger: log, signal });
-    if (await settleKey(outcomes, { job, store, me, log })) return;
+    if (await settleKey(outcomes, { job, store, me, log, signal })) return;
     await using conn = await openJobConnection(job.cluster.server, target.databaseName);
     const result = await runBackup({
       ...engineOptions(job, me),
@@ -154,10 +154,10 @@ async function dumpAndRecord(
     // The SDK aborts its multipart upload on failure, but not when the server was gone at that
     // moment; try once more now (the next attempt also does, before it uploads).
     if (store && storageFailure(e) && !signal.aborted) {
-      await store.abortIncompleteUploads?.(target.key).catch(() => 0);
+      await store.abortIncompleteUploads?.(target.key, { signal }).catch(() => 0);
     }
     if (store && alreadyExists(e) && !signal.aborted) {
-      const message = await takenMessageAt(store, target.key, me);
+      const message = await takenMessageAt(store, { key: target.key, me, signal });
       await outcomes.fail(b, { reason: "ObjectExists", message, log });
       return;
     }
@@ -174,11 +174,11 @@ async function dumpAndRecord(
  */
 async function settleKey(
   outcomes: BackupOutcomes,
-  o: { job: RunningJob; store: ObjectStore; me: KeyClaimant; log: Logger },
+  o: { job: RunningJob; store: ObjectStore; me: KeyClaimant; log: Logger; signal: AbortSignal },
 ): Promise<boolean> {
-  const { job, store, log } = o;
+  const { job, store, log, signal } = o;
   const key = job.target.key;
-  const state = classifyKey(await observeKey(store, key), o.me);
+  const state = classifyKey(await observeKey(store, key, { signal }), o.me);
   switch (state.kind) {
     case "complete":
       // A previous run finished the dump and the manifest, then died before recording it.
@@ -191,8 +191,8 @@ async function settleKey(
     case "leftovers":
       log.info("Removing what an interrupted run of this Backup left at its key", state);
       // The manifest first: a crash in between leaves a dump without manifest, still ours.
-      if (state.manifest) await store.delete(manifestKey(key));
-      if (state.dump) await store.delete(key);
+      if (state.manifest) await store.delete(manifestKey(key), { signal });
+      if (state.dump) await store.delete(key, { signal });
       break;
     case "free":
       break;
@@ -246,8 +246,15 @@ function alreadyExists(e: unknown): boolean {
 }
 
 /** After a refused write: why, naming the writer when the key shows it. */
-async function takenMessageAt(store: ObjectStore, key: string, me: KeyClaimant): Promise<string> {
-  const state = await observeKey(store, key).then((o) => classifyKey(o, me), () => undefined);
+async function takenMessageAt(
+  store: ObjectStore,
+  o: { key: string; me: KeyClaimant; signal: AbortSignal },
+): Promise<string> {
+  const { key, me, signal } = o;
+  const state = await observeKey(store, key, { signal }).then(
+    (obs) => classifyKey(obs, me),
+    () => undefined,
+  );
   return state?.kind === "taken" ? state.message : takenMessage(key, me, {});
 }
 

@@ -10,7 +10,7 @@
  * nothing about other namespaces from a collision.
  */
 import { type BackupManifest, manifestKey, parseManifest } from "../../backup/manifest.ts";
-import { type ObjectStore, StorageError } from "../../storage/store.ts";
+import { type CallOptions, type ObjectStore, StorageError } from "../../storage/store.ts";
 
 /** Object metadata naming the Backup that wrote a dump. */
 export const BACKUP_UID_METADATA = "dbtether-backup-uid";
@@ -97,12 +97,16 @@ function writerOf(dump: { metadata: Record<string, string> }) {
 }
 
 /** Reads what is at `key` and beside it (head of the dump, the manifest's text). */
-export async function observeKey(store: ObjectStore, key: string): Promise<KeyObservation> {
-  const head = await store.head(key);
+export async function observeKey(
+  store: ObjectStore,
+  key: string,
+  opts: CallOptions = {},
+): Promise<KeyObservation> {
+  const head = await store.head(key, opts);
   const dump = head ? { size: head.size, metadata: head.metadata } : undefined;
   let manifest: KeyObservation["manifest"];
   try {
-    const text = await new Response(await store.get(manifestKey(key))).text();
+    const text = await new Response(await store.get(manifestKey(key), opts)).text();
     try {
       manifest = { parsed: parseManifest(text) };
     } catch {

@@ -71,7 +71,7 @@ export class BackupStorageReconciler implements Reconciler {
         logger: ctx.logger,
         signal: ctx.signal,
       });
-      await withTimeout(store.probe(), {
+      await withTimeout(store.probe({ signal: ctx.signal }), {
         ms: PROBE_TIMEOUT_MS,
         name: obj.metadata.name,
         signal: ctx.signal,
@@ -106,8 +106,8 @@ export function setupBackupStorageController(
 }
 
 /**
- * The store's probe takes no signal, so the reconcile stops waiting for it when the probe takes
- * too long or the reconcile is cancelled.
+ * Bounds the probe: a server that accepts the connection and never answers must not hold the
+ * reconcile. The probe also gets the reconcile's signal (the SDKs cancel their requests with it).
  */
 function withTimeout<T>(
   p: Promise<T>,
