@@ -10,22 +10,7 @@
  */
 import { type CallOptions, StorageError, type StorageErrorReason } from "./store.ts";
 
-/** Node's codes for a connection that could not be made or was lost on the way. */
-export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EPIPE",
-]);
-
-/** The network codes plus a backend's own names for the same (an SDK's timeout error). */
-export function unreachableCodes(...extra: string[]): ReadonlySet<string> {
-  return new Set([...NETWORK_ERROR_CODES, ...extra]);
-}
+export { NETWORK_ERROR_CODES, unreachableCodes } from "../lib/network.ts";
 
 /** Where a backend's objects live, as its messages name it: `S3 bucket "backups"`. */
 export interface StoreScope {

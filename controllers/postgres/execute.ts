@@ -24,6 +24,7 @@ import type { ServerPool, Sql } from "./pool.ts";
 import { type Ident, ident, userIdent } from "./quote.ts";
 import * as st from "./statements.ts";
 import type { Statement } from "./statements.ts";
+import { unreachableCodes } from "../../lib/network.ts";
 
 /** Reasons of failures mapped from the driver, declared once. */
 export type PgFailureReason =
@@ -32,19 +33,15 @@ export type PgFailureReason =
   | "PermissionDenied"
   | "SqlFailed";
 
-const UNREACHABLE = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "ENOTFOUND",
-  "EHOSTUNREACH",
+/** The network codes, postgres.js's own, and the server's "going away" SQLSTATEs. */
+const UNREACHABLE = unreachableCodes(
   "CONNECT_TIMEOUT",
   "CONNECTION_CLOSED",
   "CONNECTION_ENDED",
   "CONNECTION_DESTROYED",
   "57P01", // admin_shutdown
   "57P03", // cannot_connect_now (starting up, shutting down)
-]);
+);
 
 /** Maps a driver error to a RetryableError with a reason; `statement` is redacted first. */
 export function mapPgError(e: unknown, o: { server: string; statement?: string }): Error {
