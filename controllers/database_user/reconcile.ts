@@ -107,6 +107,7 @@ export class DatabaseUserReconciler implements Reconciler {
     const ns = user.metadata.namespace;
     const resolved = await this.#services.resolver.resolve(checked.clusterName, {
       ...(ns ? { namespace: ns } : {}),
+      signal: ctx.signal,
     });
     const c = await this.#context(user, { targets: checked.targets, resolved, ctx });
     const observed = await this.#observe(c, {
@@ -181,7 +182,7 @@ export class DatabaseUserReconciler implements Reconciler {
   }
 
   async #executor(clusterName: string, ctx: ReconcileContext): Promise<PgExecutor> {
-    const resolved = await this.#services.resolver.resolve(clusterName);
+    const resolved = await this.#services.resolver.resolve(clusterName, { signal: ctx.signal });
     return new PgExecutor(resolved.pool, { logger: ctx.logger, signal: ctx.signal });
   }
 
@@ -206,6 +207,7 @@ export class DatabaseUserReconciler implements Reconciler {
           consent: await adoptionConsent(client, {
             cluster: resolved.cluster,
             namespace: user.metadata.namespace ?? "default",
+            signal: ctx.signal,
           }),
         }
         : {}),

@@ -12,13 +12,14 @@ import { namespaceGranted } from "./namespaces.ts";
 /** Whether resources of `namespace` may adopt existing databases and roles on `cluster`. */
 export async function adoptionConsent(
   client: KubeClient,
-  o: { cluster: DBCluster; namespace: string },
+  o: { cluster: DBCluster; namespace: string; signal?: AbortSignal },
 ): Promise<AdoptionConsent> {
   const grant = o.cluster.spec.adoption?.allowedNamespaces;
   let labels: Record<string, string> = {};
   if (grant?.selector) {
     const ns = await client.find<KubeObject<unknown, unknown>>(NamespaceResource, {
       name: o.namespace,
+      ...(o.signal ? { signal: o.signal } : {}),
     });
     labels = ns?.metadata.labels ?? {};
   }

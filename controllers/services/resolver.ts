@@ -62,9 +62,12 @@ export class ClusterResolver {
   /**
    * Resolves `name` for a user in `namespace` (omit for cluster-level work). Throws
    * RetryableError with reason ClusterNotFound, NamespaceNotAllowed, CredentialsMissing or
-   * CASecretMissing; no SQL is sent before all checks passed.
+   * CASecretMissing; no SQL is sent before all checks passed. `signal` stops its API reads.
    */
-  async resolve(name: string, opts: { namespace?: string } = {}): Promise<ResolvedCluster> {
+  async resolve(
+    name: string,
+    opts: { namespace?: string; signal?: AbortSignal } = {},
+  ): Promise<ResolvedCluster> {
     const cluster = this.o.clusters.get(name);
     if (!cluster) {
       throw new RetryableError(
@@ -72,10 +75,13 @@ export class ClusterResolver {
         `DBCluster "${name}" does not exist: create it or fix clusterRef.name`,
       );
     }
-    if (opts.namespace !== undefined) await this.checkNamespace(cluster, opts.namespace);
-    const { username, password } = await this.#credentials(cluster);
+    const signal = opts.signal ? { signal: opts.signal } : {};
+    if (opts.namespace !== undefined) {
+      await this.checkNamespace(cluster, opts.namespace, signal);
+    }
+    const { username, password } = await this.#credentials(cluster, signal);
     const spec = cluster.spec;
-    const ca = await this.#ca(cluster);
+    const ca = await this.#ca(cluster, signal);
     const server: ServerConfig = {
       host: spec.endpoint,
       port: spec.port,
@@ -92,11 +98,15 @@ export class ClusterResolver {
   }
 
   /** Throws NamespaceNotAllowed unless the DBCluster's allowedNamespaces admits `namespace`. */
-  async checkNamespace(cluster: DBCluster, namespace: string): Promise<void> {
+  async checkNamespace(
+    cluster: DBCluster,
+    namespace: string,
+    o: { signal?: AbortSignal } = {},
+  ): Promise<void> {
     const allowed = cluster.spec.allowedNamespaces;
     let labels: Record<string, string> = {};
     if (needsLabels(allowed)) {
-      const ns = await this.o.client.find<Namespace>(NamespaceResource, { name: namespace });
+      const ns = await this.o.client.find<Namespace>(NamespaceResource, { ...o, name: namespace });
       labels = ns?.metadata.labels ?? {};
     }
     if (!namespaceAllowed(allowed, namespace, labels)) {
@@ -118,7 +128,10 @@ export class ClusterResolver {
     }).map((c) => c.metadata.name);
   }
 
-  async #credentials(cluster: DBCluster): Promise<{ username: string; password: string }> {
+  async #credentials(
+    cluster: DBCluster,
+    o: { signal?: AbortSignal },
+  ): Promise<{ username: string; password: string }> {
     const name = cluster.metadata.name;
     const fromEnv = cluster.spec.credentialsFromEnv;
     if (fromEnv) {
@@ -140,7 +153,7 @@ export class ClusterResolver {
         `DBCluster "${name}" sets neither credentialsSecretRef nor credentialsFromEnv`,
       );
     }
-    const secret = await this.#secret(ref.namespace, ref.name);
+    const secret = await this.#secret(ref.namespace, ref.name, o);
     if (!secret) {
       throw new RetryableError(
         "CredentialsMissing",
@@ -160,10 +173,10 @@ export class ClusterResolver {
     return { username, password };
   }
 
-  async #ca(cluster: DBCluster): Promise<string | undefined> {
+  async #ca(cluster: DBCluster, o: { signal?: AbortSignal }): Promise<string | undefined> {
     const ref = cluster.spec.caSecretRef;
     if (!ref) return undefined;
-    const secret = await this.#secret(ref.namespace, ref.name);
+    const secret = await this.#secret(ref.namespace, ref.name, o);
     const key = ref.key ?? "ca.crt";
     const pem = secret ? secretData(secret)[key] : undefined;
     if (!pem) {
@@ -176,9 +189,13 @@ export class ClusterResolver {
     return pem;
   }
 
-  async #secret(namespace: string, name: string): Promise<Secret | undefined> {
+  async #secret(
+    namespace: string,
+    name: string,
+    o: { signal?: AbortSignal },
+  ): Promise<Secret | undefined> {
     try {
-      return await this.o.client.get<Secret>(SecretResource, { namespace, name });
+      return await this.o.client.get<Secret>(SecretResource, { ...o, namespace, name });
     } catch (e) {
       if (e instanceof NotFoundError) return undefined;
       throw e;
