@@ -37,7 +37,7 @@ import {
   ROTATE_ANNOTATION,
   usernameOf,
 } from "./spec.ts";
-import { type CredentialsState, parseState, STATE_LABEL } from "./state.ts";
+import { type CredentialsState, parseState, type Pending, STATE_LABEL } from "./state.ts";
 import { type ReadyFailure, readyFailure } from "./status.ts";
 
 /** Why nothing (more) can be done now; `terminal`: only a spec change helps. */
@@ -104,6 +104,9 @@ export interface ObservedUser {
   now: number;
 }
 
+/** A record that holds a password about to be set. */
+export type PendingState = CredentialsState & { pending: Pending };
+
 /** One step of a DatabaseUser pass; each is idempotent. */
 export type UserAction =
   | { kind: "addFinalizer" }
@@ -118,7 +121,7 @@ export type UserAction =
     request?: string;
   }
   /** Set the recorded pending password, verify it by logging in, write the committed record. */
-  | { kind: "applyPending"; state: CredentialsState }
+  | { kind: "applyPending"; state: PendingState }
   /** Make the login roles, their grants and settings match the spec. */
   | { kind: "ensureRoles"; state: CredentialsState }
   /** Write and delete application Secrets (in this order, as planSecrets listed them). */
@@ -220,7 +223,7 @@ function credentialsAction(o: ObservedUser, state: CredentialsState): UserAction
         ...(step.request === undefined ? {} : { request: step.request }),
       };
     case "apply":
-      return { kind: "applyPending", state };
+      return { kind: "applyPending", state: { ...state, pending: state.pending! } };
   }
 }
 

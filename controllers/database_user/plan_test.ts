@@ -2,6 +2,7 @@ import { assert, assertEquals } from "../../tests/helpers/assert.ts";
 import type { DatabaseUser } from "../../crds/database_user.ts";
 import {
   type ObservedUser,
+  type PendingState,
   planCredentials,
   planDeletion,
   planTargets,
@@ -183,7 +184,7 @@ Deno.test("planUser: one credentials step per pass, the record before the verifi
     });
   });
   await t.step("a recorded pending password is applied, and nothing else runs in that pass", () => {
-    const state: CredentialsState = {
+    const state: PendingState = {
       secrets: [],
       pending: { role: "my-app-readonly", password: "new", reason: "Created" },
     };

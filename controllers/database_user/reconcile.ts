@@ -36,6 +36,7 @@ import {
   type DeletionAction,
   importCandidate,
   type ObservedUser,
+  type PendingState,
   planDeletion,
   planTargets,
   planUser,
@@ -284,8 +285,9 @@ export class DatabaseUserReconciler implements Reconciler {
     }
   }
 
-  async #applyPending(state: Extract<UserAction, { kind: "applyPending" }>["state"], run: Run) {
-    const reason = state.pending!.reason;
+  /** Sets the recorded pending password, verifies it, and records it as the current one. */
+  async #applyPending(state: PendingState, run: Run): Promise<void> {
+    const reason = state.pending.reason;
     const committed = await applyPending(run.c, state);
     run.record = await writeState(run.c, committed, run.record);
     this.#deps.recorder.emit(
