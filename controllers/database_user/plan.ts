@@ -278,16 +278,10 @@ function planConverge(o: ObservedUser, state: CredentialsState, first: UserActio
 /** One step of deleting a user; each is idempotent. */
 export type DeletionAction =
   /** deletionPolicy Retain: the role stays, without LOGIN. */
-  | { kind: "retainRole"; role: string; marker: Marker }
-  | { kind: "dropRole"; role: string; marker: Marker }
+  | { kind: "retainRole"; clusterName: string; role: string; marker: Marker }
+  | { kind: "dropRole"; clusterName: string; role: string; marker: Marker }
   | { kind: "deleteSecret"; namespace: string | undefined; name: string; uid?: string }
   | { kind: "removeFinalizer" };
-
-/** What deleting a user does, and the DBCluster its role actions run on. */
-export interface DeletionPlan {
-  clusterName?: string;
-  actions: DeletionAction[];
-}
 
 /**
  * Plans the deletion of `user`: every login role it may have had (both of Alternating, and the
@@ -298,8 +292,8 @@ export interface DeletionPlan {
 export function planDeletion(
   user: DatabaseUser,
   o: { databases: readonly (Database | undefined)[]; owned: readonly Secret[] },
-): DeletionPlan {
-  if (!user.metadata.finalizers?.includes(FINALIZER)) return { actions: [] };
+): DeletionAction[] {
+  if (!user.metadata.finalizers?.includes(FINALIZER)) return [];
   const clusterName =
     o.databases.map((d) => d?.spec.clusterRef.name).find((n) => n !== undefined) ??
       user.status?.clusterName;
@@ -309,7 +303,7 @@ export function planDeletion(
     if (user.status?.activeRole) roles.add(user.status.activeRole);
     const marker = { namespace: user.metadata.namespace ?? "default", name: user.metadata.name };
     const kind = user.spec.deletionPolicy === "Retain" ? "retainRole" : "dropRole";
-    for (const role of roles) actions.push({ kind, role, marker });
+    for (const role of roles) actions.push({ kind, clusterName, role, marker });
   }
   for (const s of o.owned) {
     actions.push({
@@ -320,7 +314,7 @@ export function planDeletion(
     });
   }
   actions.push({ kind: "removeFinalizer" });
-  return clusterName ? { clusterName, actions } : { actions };
+  return actions;
 }
 
 /** What to do about the password. */

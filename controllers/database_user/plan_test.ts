@@ -285,41 +285,35 @@ Deno.test("planDeletion: retain or drop each role, then the Secrets and the fina
   const marker = { namespace: "default", name: "my-app-readonly" };
   const owned = [appSecret(makeUser())];
   await t.step("without the finalizer there is nothing to do", () => {
-    assertEquals(planDeletion(makeUser(), { databases: [makeDatabase("my-app-db")], owned }), {
-      actions: [],
-    });
+    assertEquals(planDeletion(makeUser(), { databases: [makeDatabase("my-app-db")], owned }), []);
   });
   await t.step("Delete drops both login roles on the Database's DBCluster", () => {
     const u = finalized(makeUser());
-    assertEquals(planDeletion(u, { databases: [makeDatabase("my-app-db")], owned }), {
-      clusterName: "c",
-      actions: [
-        { kind: "dropRole", role: "my-app-readonly", marker },
-        { kind: "dropRole", role: "my-app-readonly_b", marker },
-        {
-          kind: "deleteSecret",
-          namespace: "default",
-          name: "my-app-readonly-credentials",
-          uid: "uid-my-app-readonly-credentials",
-        },
-        { kind: "removeFinalizer" },
-      ],
-    });
+    assertEquals(planDeletion(u, { databases: [makeDatabase("my-app-db")], owned }), [
+      { kind: "dropRole", clusterName: "c", role: "my-app-readonly", marker },
+      { kind: "dropRole", clusterName: "c", role: "my-app-readonly_b", marker },
+      {
+        kind: "deleteSecret",
+        namespace: "default",
+        name: "my-app-readonly-credentials",
+        uid: "uid-my-app-readonly-credentials",
+      },
+      { kind: "removeFinalizer" },
+    ]);
   });
   await t.step("Retain keeps the roles (and the one status names), on the recorded cluster", () => {
     const u = finalized(makeUser({ deletionPolicy: "Retain" }));
     u.status = { clusterName: "old", activeRole: "legacy" };
     const p = planDeletion(u, { databases: [undefined], owned: [] });
-    assertEquals(p.clusterName, "old");
-    assertEquals(p.actions.map((a) => a.kind === "retainRole" ? a.role : a.kind), [
-      "my-app-readonly",
-      "my-app-readonly_b",
-      "legacy",
+    assertEquals(p.map((a) => a.kind === "retainRole" ? `${a.clusterName}: ${a.role}` : a.kind), [
+      "old: my-app-readonly",
+      "old: my-app-readonly_b",
+      "old: legacy",
       "removeFinalizer",
     ]);
   });
   await t.step("no DBCluster known: no role is touched", () => {
     const p = planDeletion(finalized(makeUser()), { databases: [undefined], owned });
-    assertEquals(p.actions.map((a) => a.kind), ["deleteSecret", "removeFinalizer"]);
+    assertEquals(p.map((a) => a.kind), ["deleteSecret", "removeFinalizer"]);
   });
 });

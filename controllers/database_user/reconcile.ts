@@ -146,16 +146,17 @@ export class DatabaseUserReconciler implements Reconciler {
 
   /** Deletion: retain or drop the roles (planDeletion), delete the Secrets, drop the finalizer. */
   async finalize(user: DatabaseUser, ctx: ReconcileContext): Promise<Result> {
-    const plan = planDeletion(user, {
+    const actions = planDeletion(user, {
       databases: databaseEntries(user).map((e) =>
         this.#i.databases.get(`${e.namespace}/${e.name}`)
       ),
       owned: this.#owned(user),
     });
     let exec: PgExecutor | undefined;
-    for (const a of plan.actions) {
+    for (const a of actions) {
       if (a.kind === "retainRole" || a.kind === "dropRole") {
-        exec ??= await this.#executor(plan.clusterName!, ctx);
+        // Every role action names the same DBCluster; it is resolved once, when first needed.
+        exec ??= await this.#executor(a.clusterName, ctx);
         await releaseRole(exec, a);
       } else await this.#finalizeStep(user, a, ctx);
     }
