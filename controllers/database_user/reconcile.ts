@@ -9,13 +9,8 @@ import { type DatabaseUser, DatabaseUserKind } from "../../crds/database_user.ts
 import type { Services } from "../services/services.ts";
 import type { ResolvedCluster } from "../services/resolver.ts";
 import { PgExecutor } from "../postgres/execute.ts";
-import {
-  type Controller,
-  done,
-  type ReconcileContext,
-  requeueAfter,
-  type Result,
-} from "../runtime/controller.ts";
+import type { Controller, ReconcileContext, Result } from "../runtime/controller.ts";
+import { done, requeueAfter } from "../runtime/controller.ts";
 import { ConflictError, RetryableError, TerminalError } from "../../lib/errors.ts";
 import { SecretResource } from "../runtime/kube.ts";
 import { addFinalizer, removeFinalizer, updateStatus } from "../runtime/objects.ts";
@@ -46,15 +41,8 @@ import {
 import { untilRotation } from "./rotation.ts";
 import { isOurs, type Secret } from "./secret.ts";
 import { type SecretChange, secretTargets } from "./secret_plan.ts";
-import {
-  ADOPT_ANNOTATION,
-  databaseEntries,
-  type DatabaseTarget,
-  FINALIZER,
-  ownerRefOf,
-  ROTATE_ANNOTATION,
-  usernameOf,
-} from "./spec.ts";
+import { ADOPT_ANNOTATION, FINALIZER, ROTATE_ANNOTATION } from "./spec.ts";
+import { databaseEntries, type DatabaseTarget, ownerRefOf, usernameOf } from "./spec.ts";
 import { parseState, stateSecretName } from "./state.ts";
 import { computeStatus, type ReadyFailure, readyFailure, type StatusInput } from "./status.ts";
 import { databaseUserWatches, type UserInformers, userInformers } from "./watches.ts";
