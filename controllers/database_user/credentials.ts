@@ -5,7 +5,7 @@
  * before PostgreSQL sees a new verifier; see docs/design/rotation.md.
  */
 import type { DatabaseUser } from "../../crds/database_user.ts";
-import type { OwnerReference } from "../../crds/kind.ts";
+import type { OwnerReference } from "../runtime/types.ts";
 import { observeServer } from "../postgres/catalog.ts";
 import type { PgExecutor } from "../postgres/execute.ts";
 import { mapPgError } from "../postgres/execute.ts";
@@ -17,7 +17,7 @@ import type { TablePrivilege } from "../postgres/statements.ts";
 import { parseGoDuration } from "../../lib/duration.ts";
 import { RetryableError } from "../../lib/errors.ts";
 import { type KubeClient, SecretResource } from "../runtime/kube.ts";
-import { ADOPT_ANNOTATION, type DatabaseTarget } from "./plan.ts";
+import { ADOPT_ANNOTATION, type DatabaseTarget } from "./spec.ts";
 import { loginRoles, type PasswordReason } from "./rotation.ts";
 import type { Secret } from "./secret.ts";
 import { decodeData, readCredentials } from "./secret.ts";
@@ -34,6 +34,8 @@ export interface CredentialsContext {
   pool: ServerPool;
   exec: PgExecutor;
   now: () => number;
+  /** The reconcile's: every API call and statement of the steps stops with it. */
+  signal: AbortSignal;
   /** The DBCluster's answer to adoption, read when the user asks for it. */
   consent?: AdoptionConsent;
 }
@@ -75,9 +77,11 @@ export async function ensureRoles(
   set?: { role: string; password: string },
 ): Promise<number> {
   const roles = rolesOf(c, state);
-  const snap = await c.pool.run((sql) => observeServer(sql, { roles })).catch((e) => {
-    throw mapPgError(e, { server: c.pool.endpoint });
-  });
+  const snap = await c.pool.run((sql) => observeServer(sql, { roles }), { signal: c.signal }).catch(
+    (e) => {
+      throw mapPgError(e, { server: c.pool.endpoint });
+    },
+  );
   const idle = c.user.spec.idleInTransactionTimeout;
   let changed = 0;
   for (const r of roles) {
@@ -113,11 +117,12 @@ export async function writeState(
   const ns = c.user.metadata.namespace;
   return existing
     ? await c.client.replace<Secret>(SecretResource, {
+      signal: c.signal,
       namespace: ns,
       name: s.metadata.name,
       body: s,
     })
-    : await c.client.create<Secret>(SecretResource, { namespace: ns, body: s });
+    : await c.client.create<Secret>(SecretResource, { signal: c.signal, namespace: ns, body: s });
 }
 
 /** Records a new password as pending. Nothing reaches PostgreSQL before this write returns. */

@@ -1,4 +1,5 @@
 /** A DatabaseUser for unit tests, with the defaults the apiserver would apply. */
+import type { Database } from "../../crds/database.ts";
 import type { DatabaseUser, DatabaseUserSpec } from "../../crds/database_user.ts";
 
 export function makeUser(
@@ -28,4 +29,32 @@ export function makeUser(
       ...spec,
     } as DatabaseUserSpec,
   };
+}
+
+/** A Database on DBCluster `c` (or `o.cluster`), Ready unless `o.ready` is false. */
+export function makeDatabase(
+  name: string,
+  o: { ns?: string; ready?: boolean; allowed?: string[]; cluster?: string } = {},
+): Database {
+  return {
+    apiVersion: "dbtether.io/v1alpha1",
+    kind: "Database",
+    metadata: { name, namespace: o.ns ?? "default" },
+    spec: {
+      clusterRef: { name: o.cluster ?? "c" },
+      deletionPolicy: "Retain",
+      revokePublicConnect: true,
+      ...(o.allowed ? { allowedUserNamespaces: o.allowed } : {}),
+    },
+    status: {
+      databaseName: name.replaceAll("-", "_"),
+      conditions: [{
+        type: "Ready",
+        status: o.ready === false ? "False" : "True",
+        reason: "Ready",
+        message: "",
+        lastTransitionTime: "2026-01-01T00:00:00Z",
+      }],
+    },
+  } as Database;
 }

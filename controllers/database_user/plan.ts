@@ -1,149 +1,320 @@
 /**
- * Pure decisions of the DatabaseUser controller: which databases (and with which levels) the
- * spec names, whether each referenced Database may be used, what to do about the credentials
- * (import, start a rotation, finish one, nothing), and which Secrets to write or delete.
+ * Pure decisions of the DatabaseUser controller, from observed state only:
+ * - {@link planTargets}: whether the spec can be acted on at all (names, Databases, one server);
+ * - {@link planUser}: one pass of a live user — either one credentials step, after which the
+ *   reconciler requeues at once and the next pass reads the record back, or (the record
+ *   settled) the roles, grants and Secrets;
+ * - {@link planDeletion}: what deleting a user means for its roles (retain or drop) and Secrets.
+ *
+ * The invariant of the credentials record (docs/design/rotation.md) is kept by the shape of the
+ * plan: a new password is only ever *recorded* (`recordPending`), and a verifier is only ever
+ * set (`applyPending`) for a pending password read back from the record in a later pass, so
+ * PostgreSQL never sees a password the record does not hold.
  */
 import type { Database } from "../../crds/database.ts";
-import type { DatabaseUser, PrivilegeLevel } from "../../crds/database_user.ts";
-import type { OwnerReference } from "../../crds/kind.ts";
-import { getCondition, isTrue } from "../runtime/conditions.ts";
-import { RetryableError, TerminalError } from "../../lib/errors.ts";
-import { objectKey } from "../runtime/informer.ts";
-import type { PasswordReason } from "./rotation.ts";
-import { rotationTarget } from "./rotation.ts";
+import type { DatabaseUser } from "../../crds/database_user.ts";
+import { DbtetherError } from "../../lib/errors.ts";
+import type { Marker } from "../postgres/names.ts";
+import { identifierProblem } from "../postgres/quote.ts";
 import {
-  type Connection,
-  decideSecret,
-  desiredSecret,
-  isOurs,
-  perDatabaseSecretName,
-  primarySecretName,
-  renderData,
-  type Secret,
-  type SecretConflictReason,
-} from "./secret.ts";
-import { isStateSecretName, otherOwner } from "../services/secret_owner.ts";
-import { type CredentialsState, stateSecretName } from "./state.ts";
+  decideRotation,
+  loginRoles,
+  type PasswordReason,
+  rotationPeriodMs,
+  rotationTarget,
+} from "./rotation.ts";
+import { isOurs, type Secret, type SecretConflictReason } from "./secret.ts";
+import { planSecrets, type SecretChange, secretTargets } from "./secret_plan.ts";
+import {
+  checkDatabase,
+  checkSecretName,
+  clusterOf,
+  databaseEntries,
+  type DatabaseEntry,
+  type DatabaseTarget,
+  FINALIZER,
+  ownerRefOf,
+  ROTATE_ANNOTATION,
+  usernameOf,
+} from "./spec.ts";
+import { type CredentialsState, parseState, type Pending, STATE_LABEL } from "./state.ts";
+import { type ReadyFailure, readyFailure } from "./status.ts";
 
-/** Annotations a user sets on a DatabaseUser (adoption needs the DBCluster's consent). */
-export { ADOPT_ANNOTATION } from "../postgres/claims.ts";
-export const ROTATE_ANNOTATION = "dbtether.io/rotate";
-export const FINALIZER = "dbtether.io/databaseuser";
+/** Why nothing (more) can be done now; `terminal`: only a spec change helps. */
+export type Blocked = ReadyFailure;
 
-/** Reasons of a Database that are about its server, passed on to its users as they are. */
-const CLUSTER_REASONS: ReadonlySet<string> = new Set([
-  "ClusterUnreachable",
-  "ClusterNotFound",
-  "AuthenticationFailed",
-  "CredentialsMissing",
-]);
-
-/** One Database entry of the spec, whichever form it was written in. */
-export interface DatabaseEntry {
-  name: string;
-  namespace: string;
-  level: PrivilegeLevel;
-}
-
-/** The entries of `databaseRef`, `database` or `databases`, with defaults applied. */
-export function databaseEntries(user: DatabaseUser): DatabaseEntry[] {
-  const s = user.spec;
-  const ns = user.metadata.namespace ?? "default";
-  const list = s.databaseRef
-    ? [{ name: s.databaseRef.name, namespace: s.databaseRef.namespace }]
-    : s.database
-    ? [s.database]
-    : s.databases ?? [];
-  return list.map((e) => ({
-    name: e.name,
-    namespace: e.namespace ?? ns,
-    level: ("privileges" in e && e.privileges) || s.privileges,
-  }));
-}
-
-/** The role name: spec.username, else metadata.name exactly. */
-export function usernameOf(user: DatabaseUser): string {
-  return user.spec.username ?? user.metadata.name;
-}
-
-/** "name" in the user's namespace, "namespace/name" otherwise. */
-export function entryLabel(e: DatabaseEntry, userNamespace: string | undefined): string {
-  return e.namespace === (userNamespace ?? "default") ? e.name : `${e.namespace}/${e.name}`;
-}
-
-/** A usable Database of the user. */
-export interface DatabaseTarget extends DatabaseEntry {
-  /** The name in PostgreSQL. */
-  pgName: string;
-  clusterName: string;
-}
+/** The Databases of a user, checked, and their one DBCluster; or why they cannot be used. */
+export type TargetsPlan =
+  | { kind: "targets"; targets: DatabaseTarget[]; clusterName: string }
+  | { kind: "blocked"; blocked: Blocked };
 
 /**
- * Checks one referenced Database: it exists, admits the user's namespace, and is Ready.
- * Throws RetryableError (DatabaseNotFound, DatabaseNotReady) or TerminalError
- * (CrossNamespaceNotAllowed).
+ * Checks what the spec names before anything is read from the server: the Secret name, the role
+ * name (`InvalidUsername`, terminal: a metadata.name that is no PostgreSQL identifier needs a
+ * spec.username), each Database (`lookup` reads the informer cache), and their one DBCluster.
+ * The admin role's own name is refused later by the SQL module (`InvalidName`), which knows it.
  */
-export function checkDatabase(
+export function planTargets(
   user: DatabaseUser,
-  e: DatabaseEntry,
-  db: Database | undefined,
-): DatabaseTarget {
-  const label = JSON.stringify(entryLabel(e, user.metadata.namespace));
-  const ns = user.metadata.namespace ?? "default";
-  if (e.namespace !== ns && db && !(db.spec.allowedUserNamespaces ?? []).includes(ns)) {
-    throw new TerminalError(
-      "CrossNamespaceNotAllowed",
-      `Cannot use Database ${label}: it does not list namespace ${
-        JSON.stringify(ns)
-      } in spec.allowedUserNamespaces`,
-    );
-  }
-  if (!db) {
-    throw new RetryableError("DatabaseNotFound", `Database ${label} does not exist`);
-  }
-  const pgName = db.status?.databaseName;
-  if (!pgName || !isTrue(db.status?.conditions, "Ready")) {
-    const cond = getCondition(db.status?.conditions, "Ready");
-    // The server's own trouble is the user's too: say so, rather than "not Ready yet".
-    if (cond && CLUSTER_REASONS.has(cond.reason)) {
-      throw new RetryableError(
-        cond.reason,
-        `Database ${label} is not Ready: ${cond.message}`,
-      );
+  lookup: (e: DatabaseEntry) => Database | undefined,
+): TargetsPlan {
+  try {
+    checkSecretName(user);
+    const username = usernameOf(user);
+    const problem = identifierProblem(username);
+    if (problem) {
+      const hint = user.spec.username === undefined ? " (set spec.username)" : "";
+      return {
+        kind: "blocked",
+        blocked: {
+          reason: "InvalidUsername",
+          message: `Cannot use role name ${JSON.stringify(username)}: it ${problem}${hint}`,
+          terminal: true,
+        },
+      };
     }
-    throw new RetryableError("DatabaseNotReady", `Database ${label} is not Ready yet`);
+    const targets = databaseEntries(user).map((e) => checkDatabase(user, e, lookup(e)));
+    return { kind: "targets", targets, clusterName: clusterOf(targets) };
+  } catch (e) {
+    // The checks of spec.ts throw domain errors; anything else is a bug and goes on up.
+    if (!(e instanceof DbtetherError)) throw e;
+    return { kind: "blocked", blocked: readyFailure(e) };
   }
-  return { ...e, pgName, clusterName: db.spec.clusterRef.name };
+}
+
+/** What one pass of a live user observed (after {@link planTargets} let it through). */
+export interface ObservedUser {
+  user: DatabaseUser;
+  targets: readonly DatabaseTarget[];
+  clusterName: string;
+  server: { host: string; port: number };
+  /** The credentials record as read from the API (undefined: there is none). */
+  record: Secret | undefined;
+  /** The application Secrets of {@link secretTargets} that exist, by name. */
+  existing: ReadonlyMap<string, Secret>;
+  /** The Secrets this user owns (informer cache), the record included. */
+  owned: readonly Secret[];
+  /** Cluster-scoped resources that read a Secret of that name (secret_owner.ts). */
+  readers: ReadonlyMap<string, readonly string[]>;
+  /**
+   * When the record holds no password: the application Secret {@link importCandidate} named,
+   * and the record rebuilt from it if its password logged in (undefined: it did not).
+   */
+  imported?: { secret: string; state: CredentialsState | undefined };
+  now: number;
+}
+
+/** A record that holds a password about to be set. */
+export type PendingState = CredentialsState & { pending: Pending };
+
+/** One step of a DatabaseUser pass; each is idempotent. */
+export type UserAction =
+  | { kind: "addFinalizer" }
+  /** Write the record rebuilt from an application Secret whose password logged in. */
+  | { kind: "recordImported"; state: CredentialsState }
+  /** Generate a password for `role` and write it to the record as pending; nothing else. */
+  | {
+    kind: "recordPending";
+    state: CredentialsState;
+    role: string;
+    reason: PasswordReason;
+    request?: string;
+  }
+  /** Set the recorded pending password, verify it by logging in, write the committed record. */
+  | { kind: "applyPending"; state: PendingState }
+  /** Make the login roles, their grants and settings match the spec. */
+  | { kind: "ensureRoles"; state: CredentialsState }
+  /** Write and delete application Secrets (in this order, as planSecrets listed them). */
+  | { kind: "writeSecrets"; changes: SecretChange[] }
+  /** Write the record naming the application Secrets that now hold its password. */
+  | { kind: "recordSecrets"; state: CredentialsState };
+
+/** What status says after a converged pass. */
+export interface UserOutcome {
+  clusterName: string;
+  secretNames: string[];
+  state: CredentialsState;
+  /** When the next scheduled rotation is due (ms). */
+  next: number | undefined;
+}
+
+/** One pass of a live user. */
+export type UserPlan =
+  /** Nothing may run; the reason goes to status. */
+  | { kind: "blocked"; blocked: Blocked }
+  /** One credentials step (after the finalizer): requeue at once, and read the record back. */
+  | { kind: "credentials"; actions: UserAction[] }
+  /** The record is settled: roles and Secrets converge; Ready unless `blocked`. */
+  | { kind: "converge"; actions: UserAction[]; blocked?: Blocked; outcome: UserOutcome };
+
+/** Plans one pass of a live user from what it observed. */
+export function planUser(o: ObservedUser): UserPlan {
+  if (o.record && !isOurs(o.record, o.user)) {
+    return {
+      kind: "blocked",
+      blocked: {
+        reason: "SecretConflict",
+        message: `Cannot keep credentials in Secret ${
+          JSON.stringify(o.record.metadata.name)
+        }: it exists and does not belong to this DatabaseUser`,
+        terminal: false,
+      },
+    };
+  }
+  const state = parseState(o.record);
+  // The finalizer goes on before the first action that changes anything.
+  const first: UserAction[] = o.user.metadata.finalizers?.includes(FINALIZER)
+    ? []
+    : [{ kind: "addFinalizer" }];
+  const step = credentialsAction(o, state);
+  if (step) return { kind: "credentials", actions: [...first, step] };
+  return planConverge(o, state, first);
 }
 
 /**
- * Keys of the DatabaseUsers on DBCluster `name`: through their Databases (from the informer
- * cache), or the cluster recorded in their status when a Database is gone.
+ * The application Secret to import a password from when the record holds none (it was deleted,
+ * or the Secret comes from the Go dbtether): the first wanted Secret that exists and is ours.
  */
-export function usersOfCluster(
-  users: readonly DatabaseUser[],
-  databases: readonly Database[],
-  name: string,
-): string[] {
-  const onCluster = new Set(
-    databases.filter((d) => d.spec.clusterRef.name === name).map(objectKey),
-  );
-  return users.filter((u) =>
-    u.status?.clusterName === name ||
-    databaseEntries(u).some((e) => onCluster.has(`${e.namespace}/${e.name}`))
-  ).map(objectKey);
+export function importCandidate(
+  o: Pick<ObservedUser, "user" | "targets" | "existing">,
+  state: CredentialsState,
+): string | undefined {
+  if (state.pending || state.password !== undefined) return undefined;
+  return secretTargets(o.user, o.targets).find((w) => {
+    const s = o.existing.get(w.name);
+    return s !== undefined && isOurs(s, o.user);
+  })?.name;
 }
 
-/** The one DBCluster of all targets; a role lives on one server. */
-export function clusterOf(targets: readonly DatabaseTarget[]): string {
-  const names = [...new Set(targets.map((t) => t.clusterName))];
-  if (names.length !== 1) {
-    throw new TerminalError(
-      "DatabasesOnDifferentClusters",
-      `Cannot create one role for databases on different DBClusters: ${names.join(", ")}`,
-    );
+function credentialsAction(o: ObservedUser, state: CredentialsState): UserAction | undefined {
+  const { user } = o;
+  const wanted = secretTargets(user, o.targets);
+  const requested = user.metadata.annotations?.[ROTATE_ANNOTATION];
+  const decision = decideRotation({
+    now: o.now,
+    rotation: user.spec.rotation,
+    updatedAt: state.updatedAt ? Date.parse(state.updatedAt) : undefined,
+    requested,
+    lastRequest: state.lastRequest,
+    deletedSecrets: state.secrets.filter((n) =>
+      wanted.some((w) => w.name === n) && !o.existing.has(n)
+    ),
+  });
+  const step = planCredentials({
+    state,
+    username: usernameOf(user),
+    alternating: user.spec.rotation?.strategy === "Alternating",
+    importFrom: o.imported?.secret,
+    due: decision.reason,
+    request: requested,
+    importFailed: o.imported !== undefined && o.imported.state === undefined,
+  });
+  switch (step.kind) {
+    case "steady":
+      return undefined;
+    case "import":
+      return { kind: "recordImported", state: o.imported!.state! };
+    case "begin":
+      return {
+        kind: "recordPending",
+        state,
+        role: step.role,
+        reason: step.reason,
+        ...(step.request === undefined ? {} : { request: step.request }),
+      };
+    case "apply":
+      return { kind: "applyPending", state: { ...state, pending: state.pending! } };
   }
-  return names[0]!;
+}
+
+function planConverge(o: ObservedUser, state: CredentialsState, first: UserAction[]): UserPlan {
+  const { user, targets } = o;
+  const wanted = secretTargets(user, targets);
+  const secrets = planSecrets({
+    user,
+    ownerRef: ownerRefOf(user),
+    wanted,
+    conn: {
+      host: o.server.host,
+      port: o.server.port,
+      databases: targets.map((t) => t.pgName),
+      username: state.role!,
+      password: state.password!,
+    },
+    existing: o.existing,
+    owned: o.owned.filter((s) => s.metadata.labels?.[STATE_LABEL] !== "true"),
+    referencedBy: (name) => o.readers.get(name) ?? [],
+  });
+  const actions: UserAction[] = [...first, { kind: "ensureRoles", state }];
+  const conflicts: { reason: SecretConflictReason; message: string }[] = [];
+  const changes: SecretChange[] = [];
+  for (const a of secrets) {
+    if (a.kind === "conflict") conflicts.push(a);
+    else changes.push(a);
+  }
+  if (changes.length) actions.push({ kind: "writeSecrets", changes });
+  const written = wanted.map((w) => w.name).sort();
+  if (!conflicts.length && JSON.stringify(state.secrets) !== JSON.stringify(written)) {
+    actions.push({ kind: "recordSecrets", state: { ...state, secrets: written } });
+  }
+  const period = rotationPeriodMs(user.spec.rotation);
+  const outcome: UserOutcome = {
+    clusterName: o.clusterName,
+    secretNames: wanted.map((w) => w.name),
+    state,
+    next: period !== undefined && state.updatedAt
+      ? Date.parse(state.updatedAt) + period
+      : undefined,
+  };
+  if (!conflicts.length) return { kind: "converge", actions, outcome };
+  const blocked: Blocked = {
+    reason: conflicts[0]!.reason,
+    message: conflicts.map((x) => x.message).join("; "),
+    terminal: false,
+  };
+  return { kind: "converge", actions, blocked, outcome };
+}
+
+/** One step of deleting a user; each is idempotent. */
+export type DeletionAction =
+  /** deletionPolicy Retain: the role stays, without LOGIN. */
+  | { kind: "retainRole"; clusterName: string; role: string; marker: Marker }
+  | { kind: "dropRole"; clusterName: string; role: string; marker: Marker }
+  | { kind: "deleteSecret"; namespace: string | undefined; name: string; uid?: string }
+  | { kind: "removeFinalizer" };
+
+/**
+ * Plans the deletion of `user`: every login role it may have had (both of Alternating, and the
+ * one status names) retained or dropped by deletionPolicy on the DBCluster of its Databases (or
+ * the one status recorded, when they are gone; none known: no role is touched), then its
+ * Secrets — no garbage collector is assumed — and the finalizer.
+ */
+export function planDeletion(
+  user: DatabaseUser,
+  o: { databases: readonly (Database | undefined)[]; owned: readonly Secret[] },
+): DeletionAction[] {
+  if (!user.metadata.finalizers?.includes(FINALIZER)) return [];
+  const clusterName =
+    o.databases.map((d) => d?.spec.clusterRef.name).find((n) => n !== undefined) ??
+      user.status?.clusterName;
+  const actions: DeletionAction[] = [];
+  if (clusterName) {
+    const roles = new Set(loginRoles(usernameOf(user), true));
+    if (user.status?.activeRole) roles.add(user.status.activeRole);
+    const marker = { namespace: user.metadata.namespace ?? "default", name: user.metadata.name };
+    const kind = user.spec.deletionPolicy === "Retain" ? "retainRole" : "dropRole";
+    for (const role of roles) actions.push({ kind, clusterName, role, marker });
+  }
+  for (const s of o.owned) {
+    actions.push({
+      kind: "deleteSecret",
+      namespace: s.metadata.namespace,
+      name: s.metadata.name,
+      ...(s.metadata.uid ? { uid: s.metadata.uid } : {}),
+    });
+  }
+  actions.push({ kind: "removeFinalizer" });
+  return actions;
 }
 
 /** What to do about the password. */
@@ -192,93 +363,4 @@ export function planCredentials(i: {
     reason: i.due,
     ...(i.request === undefined ? {} : { request: i.request }),
   };
-}
-
-/** An application Secret the user should have. */
-export interface SecretTarget {
-  name: string;
-  /** The Database resource it describes (annotation dbtether.io/database). */
-  databaseResource: string;
-  database: string;
-}
-
-/** The application Secrets of the spec: one primary, or one per database. */
-export function secretTargets(user: DatabaseUser, targets: readonly DatabaseTarget[]) {
-  if (user.spec.secretGeneration === "perDatabase") {
-    return targets.map((t) => ({
-      name: perDatabaseSecretName(user, t.name),
-      databaseResource: t.name,
-      database: t.pgName,
-    }));
-  }
-  const first = targets[0]!;
-  return [{ name: primarySecretName(user), databaseResource: first.name, database: first.pgName }];
-}
-
-export type SecretAction =
-  | { kind: "write"; secret: Secret; create: boolean }
-  | { kind: "delete"; name: string; uid: string }
-  | { kind: "conflict"; name: string; reason: SecretConflictReason; message: string };
-
-/**
- * Refuses a `spec.secret.name` of the form of a credentials record (`dbtether-<name>-state`,
- * the user's own included): an application Secret there would overwrite a record or squat the
- * name of a user created later.
- */
-export function checkSecretName(user: DatabaseUser): void {
-  const name = user.spec.secret.name;
-  if (name === undefined) return;
-  if (name === stateSecretName(user) || isStateSecretName(name)) {
-    throw new TerminalError(
-      "SecretNameReserved",
-      `Cannot use spec.secret.name ${JSON.stringify(name)}: names of the form ` +
-        `dbtether-<name>-state are reserved for the credentials records of DatabaseUsers`,
-    );
-  }
-}
-
-/**
- * Writes for the Secrets that differ from what the record says, deletes for Secrets this user
- * owns that the spec no longer names (the credentials record excluded), conflicts by onConflict.
- */
-export function planSecrets(o: {
-  user: DatabaseUser;
-  ownerRef: OwnerReference;
-  wanted: readonly SecretTarget[];
-  conn: Omit<Connection, "database">;
-  existing: ReadonlyMap<string, Secret>;
-  owned: readonly Secret[];
-  /** Cluster-scoped resources that read a Secret of that name (secret_owner.ts referencedBy). */
-  referencedBy?: (name: string) => readonly string[];
-}): SecretAction[] {
-  const out: SecretAction[] = [];
-  for (const w of o.wanted) {
-    const existing = o.existing.get(w.name);
-    const readers = o.referencedBy?.(w.name) ?? [];
-    const claimedBy = existing &&
-      (otherOwner(existing, { uid: o.user.metadata.uid, name: o.user.metadata.name }) ??
-        (readers.length ? `${readers.join(", ")}, which reads credentials from it` : undefined));
-    const d = decideSecret(existing, o.user, { claimedBy });
-    if (d.kind === "conflict") {
-      out.push({ kind: "conflict", name: w.name, reason: d.reason, message: d.message });
-      continue;
-    }
-    const secret = desiredSecret({
-      name: w.name,
-      owner: o.user,
-      ownerRef: o.ownerRef,
-      databaseResource: w.databaseResource,
-      data: renderData({ ...o.conn, database: w.database }, o.user.spec.secret),
-      existing,
-      keepForeignKeys: d.kind === "update" && d.keepForeignKeys,
-    });
-    if (secret) out.push({ kind: "write", secret, create: d.kind === "create" });
-  }
-  const names = new Set(o.wanted.map((w) => w.name));
-  for (const s of o.owned) {
-    if (!names.has(s.metadata.name) && isOurs(s, o.user) && s.metadata.uid) {
-      out.push({ kind: "delete", name: s.metadata.name, uid: s.metadata.uid });
-    }
-  }
-  return out;
 }

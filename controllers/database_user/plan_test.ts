@@ -1,96 +1,78 @@
-import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
-import type { Database } from "../../crds/database.ts";
+import { assert, assertEquals } from "../../tests/helpers/assert.ts";
+import type { DatabaseUser } from "../../crds/database_user.ts";
 import {
-  checkDatabase,
-  checkSecretName,
-  databaseEntries,
+  type ObservedUser,
+  type PendingState,
   planCredentials,
-  planSecrets,
-  secretTargets,
-  usernameOf,
-  usersOfCluster,
+  planDeletion,
+  planTargets,
+  planUser,
+  type UserAction,
+  type UserPlan,
 } from "./plan.ts";
-import { makeUser } from "./fixtures_test_util.ts";
 import type { Secret } from "./secret.ts";
+import { type DatabaseTarget, FINALIZER, ownerRefOf } from "./spec.ts";
+import { type CredentialsState, stateSecret } from "./state.ts";
+import { makeDatabase, makeUser } from "./fixtures_test_util.ts";
 
-function db(name: string, o: { ns?: string; ready?: boolean; allowed?: string[] } = {}): Database {
-  return {
-    apiVersion: "dbtether.io/v1alpha1",
-    kind: "Database",
-    metadata: { name, namespace: o.ns ?? "default" },
-    spec: {
-      clusterRef: { name: "c" },
-      deletionPolicy: "Retain",
-      revokePublicConnect: true,
-      ...(o.allowed ? { allowedUserNamespaces: o.allowed } : {}),
-    },
-    status: {
-      databaseName: name.replaceAll("-", "_"),
-      conditions: [{
-        type: "Ready",
-        status: o.ready === false ? "False" : "True",
-        reason: "Ready",
-        message: "",
-        lastTransitionTime: "2026-01-01T00:00:00Z",
-      }],
-    },
-  } as Database;
+const NOW = Date.UTC(2026, 0, 10);
+const DAY = 86_400_000;
+
+/** A user that already has its finalizer (the common case after the first pass). */
+function finalized(user: DatabaseUser): DatabaseUser {
+  return { ...user, metadata: { ...user.metadata, finalizers: [FINALIZER] } };
 }
 
-Deno.test("spec forms", async (t) => {
-  await t.step("README form, username = metadata.name exactly", () => {
-    const u = makeUser();
-    assertEquals(usernameOf(u), "my-app-readonly");
-    assertEquals(databaseEntries(u), [{
-      name: "my-app-db",
-      namespace: "default",
-      level: "readonly",
-    }]);
-  });
-  await t.step("v0.9 database and databases forms", () => {
-    const a = makeUser({ database: { name: "x", privileges: "readwrite" } });
-    assertEquals(databaseEntries(a), [{ name: "x", namespace: "default", level: "readwrite" }]);
-    const b = makeUser({
-      privileges: "admin",
-      databases: [{ name: "x" }, { name: "y", namespace: "other", privileges: "readonly" }],
-    });
-    assertEquals(databaseEntries(b), [
-      { name: "x", namespace: "default", level: "admin" },
-      { name: "y", namespace: "other", level: "readonly" },
-    ]);
-  });
-});
+const target: DatabaseTarget = {
+  name: "my-app-db",
+  namespace: "default",
+  level: "readonly",
+  pgName: "my_app_db",
+  clusterName: "c",
+};
 
-Deno.test("checkDatabase", async (t) => {
-  const u = makeUser({ databaseRef: { name: "d", namespace: "other" } });
-  const e = databaseEntries(u)[0]!;
-  await t.step("cross-namespace refused unless allowed", () => {
-    throws(() => checkDatabase(u, e, db("d", { ns: "other" })), {
-      reason: "CrossNamespaceNotAllowed",
-    });
-    assertEquals(checkDatabase(u, e, db("d", { ns: "other", allowed: ["default"] })).pgName, "d");
-  });
-  await t.step("waits for Ready", () => {
-    throws(
-      () =>
-        checkDatabase(
-          makeUser(),
-          { name: "d", namespace: "default", level: "readonly" },
-          db("d", { ready: false }),
-        ),
-      { reason: "DatabaseNotReady" },
-    );
-    throws(
-      () =>
-        checkDatabase(
-          makeUser(),
-          { name: "d", namespace: "default", level: "readonly" },
-          undefined,
-        ),
-      { reason: "DatabaseNotFound" },
-    );
-  });
-});
+function record(user: DatabaseUser, state: CredentialsState): Secret {
+  return stateSecret(state, { owner: user, ownerRef: ownerRefOf(user), existing: undefined });
+}
+
+function appSecret(user: DatabaseUser, name = "my-app-readonly-credentials"): Secret {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: {
+      name,
+      namespace: "default",
+      uid: `uid-${name}`,
+      ownerReferences: [ownerRefOf(user)],
+    },
+    spec: undefined,
+    data: {},
+  };
+}
+
+function observed(user: DatabaseUser, o: Partial<ObservedUser> = {}): ObservedUser {
+  return {
+    user,
+    targets: [target],
+    clusterName: "c",
+    server: { host: "db.example", port: 5432 },
+    record: undefined,
+    existing: new Map(),
+    owned: [],
+    readers: new Map(),
+    now: NOW,
+    ...o,
+  };
+}
+
+const settled: CredentialsState = {
+  role: "my-app-readonly",
+  password: "p",
+  updatedAt: new Date(NOW - DAY).toISOString().replace(/\.\d+Z$/, "Z"),
+  secrets: ["my-app-readonly-credentials"],
+};
+
+const kinds = (p: { actions: readonly UserAction[] }) => p.actions.map((a) => a.kind);
 
 Deno.test("planCredentials", async (t) => {
   const base = {
@@ -136,158 +118,202 @@ Deno.test("planCredentials", async (t) => {
   });
 });
 
-Deno.test("planSecrets", async (t) => {
-  const ref = {
-    apiVersion: "dbtether.io/v1alpha1",
-    kind: "DatabaseUser",
-    name: "u",
-    uid: "uid-1",
-    controller: true,
-  };
-  const conn = { host: "h", port: 5432, databases: ["a", "b"], username: "u", password: "p" };
-  await t.step("perDatabase: one Secret per database, stale ones deleted", () => {
-    const u = makeUser({
-      secretGeneration: "perDatabase",
-      databases: [{ name: "a" }, { name: "b" }],
-    }, { name: "u" });
-    const targets = [
-      {
-        name: "a",
-        namespace: "default",
-        level: "readonly" as const,
-        pgName: "a",
-        clusterName: "c",
-      },
-      {
-        name: "b",
-        namespace: "default",
-        level: "readonly" as const,
-        pgName: "b",
-        clusterName: "c",
-      },
+Deno.test("planTargets: what the spec names, checked before the server is asked", async (t) => {
+  const lookup = (dbs: Record<string, ReturnType<typeof makeDatabase>>) => (e: { name: string }) =>
+    dbs[e.name];
+  const ready = { "my-app-db": makeDatabase("my-app-db") };
+  await t.step("an invalid username is InvalidUsername, terminal (not InvalidName)", () => {
+    const cases: [string, DatabaseUser][] = [
+      ["metadata.name longer than 63 bytes", makeUser({}, { name: "a".repeat(70) })],
+      ["a reserved metadata.name", makeUser({}, { name: "postgres" })],
+      ["a reserved prefix in spec.username", makeUser({ username: "pg_app" })],
     ];
-    const wanted = secretTargets(u, targets);
-    assertEquals(wanted.map((w) => w.name), ["u-a-credentials", "u-b-credentials"]);
-    const stale: Secret = {
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: { name: "u-old-credentials", uid: "s9", ownerReferences: [ref] },
-      spec: undefined,
-    };
-    const actions = planSecrets({
-      user: u,
-      ownerRef: ref,
-      wanted,
-      conn,
-      existing: new Map(),
-      owned: [stale],
-    });
-    assertEquals(actions.map((a) => a.kind), ["write", "write", "delete"]);
-  });
-  await t.step("Adopt and Merge never take a Secret that belongs to someone else", () => {
-    const target = [{ name: "x", databaseResource: "a", database: "a" }];
-    const secret = (meta: Partial<Secret["metadata"]>): Secret => ({
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: { name: "x", ...meta },
-      spec: undefined,
-      data: {},
-    });
-    const cases: [string, Secret, string[], string][] = [
-      ["nobody's", secret({}), [], "write"],
-      [
-        "another user's",
-        secret({ ownerReferences: [{ ...ref, uid: "v", name: "v" }] }),
-        [],
-        "conflict:SecretOwnedByOther",
-      ],
-      [
-        "a credentials record",
-        secret({ labels: { "dbtether.io/credentials-state": "true" } }),
-        [],
-        "conflict:SecretOwnedByOther",
-      ],
-      [
-        "a DBCluster's credentials",
-        secret({}),
-        ['DBCluster "main"'],
-        "conflict:SecretOwnedByOther",
-      ],
-    ];
-    for (const mode of ["Adopt", "Merge"] as const) {
-      const u = makeUser({ secret: { template: "raw", onConflict: mode, name: "x" } }, {
-        name: "u",
-      });
-      for (const [what, s, readers, want] of cases) {
-        const [a] = planSecrets({
-          user: u,
-          ownerRef: ref,
-          wanted: target,
-          conn,
-          existing: new Map([["x", s]]),
-          owned: [],
-          referencedBy: () => readers,
-        });
-        assertEquals(
-          a!.kind === "conflict" ? `conflict:${a!.reason}` : a!.kind,
-          want,
-          `${mode}: ${what}`,
-        );
-      }
+    for (const [what, user] of cases) {
+      const p = planTargets(user, lookup(ready));
+      assertEquals(p.kind === "blocked" && p.blocked.reason, "InvalidUsername", what);
+      assertEquals(p.kind === "blocked" && p.blocked.terminal, true, what);
     }
   });
-});
-
-Deno.test("checkSecretName refuses names of credentials records", async (t) => {
-  const cases: [string, string | undefined, boolean][] = [
-    ["unset", undefined, true],
-    ["an ordinary name", "app-db", true],
-    ["another user's record", "dbtether-victim-state", false],
-    ["its own record", "dbtether-u-state", false],
-  ];
-  for (const [name, secretName, ok] of cases) {
-    await t.step(name, () => {
-      const u = makeUser({
-        secret: {
-          template: "raw",
-          onConflict: "Adopt",
-          ...(secretName ? { name: secretName } : {}),
-        },
-      }, { name: "u" });
-      if (ok) checkSecretName(u);
-      else throws(() => checkSecretName(u), { reason: "SecretNameReserved" });
+  await t.step("a defaulted username says to set spec.username", () => {
+    const p = planTargets(makeUser({}, { name: "postgres" }), lookup(ready));
+    assert(p.kind === "blocked" && /set spec\.username/.test(p.blocked.message));
+  });
+  await t.step("the checks of spec.ts become blocked reasons", () => {
+    const missing = planTargets(makeUser(), lookup({}));
+    assertEquals(missing.kind === "blocked" && missing.blocked, {
+      reason: "DatabaseNotFound",
+      message: 'Database "my-app-db" does not exist',
+      terminal: false,
     });
-  }
-});
-
-Deno.test("a Database's server trouble is the user's reason too", async (t) => {
-  const failing = (reason: string): Database => {
-    const d = db("x", { ready: false });
-    d.status!.conditions![0] = { ...d.status!.conditions![0]!, reason, message: "server down" };
-    return d;
-  };
-  const entry = { name: "x", namespace: "default", level: "readonly" as const };
-  for (
-    const [reason, want] of [
-      ["ClusterUnreachable", "ClusterUnreachable"],
-      ["AuthenticationFailed", "AuthenticationFailed"],
-      ["ClaimedByOther", "DatabaseNotReady"],
-    ] as const
-  ) {
-    await t.step(`${reason} → ${want}`, () => {
-      throws(() => checkDatabase(makeUser(), entry, failing(reason)), (e: Error) => {
-        assertEquals((e as Error & { reason: string }).reason, want);
-        return true;
-      });
+    const reserved = makeUser({
+      secret: { template: "raw", onConflict: "Fail", name: "dbtether-x-state" },
     });
-  }
+    const p = planTargets(reserved, lookup(ready));
+    assertEquals(p.kind === "blocked" && p.blocked.reason, "SecretNameReserved");
+    const split = makeUser({ databases: [{ name: "a" }, { name: "b" }] });
+    const q = planTargets(
+      split,
+      lookup({
+        a: makeDatabase("a"),
+        b: makeDatabase("b", { cluster: "other" }),
+      }),
+    );
+    assertEquals(q.kind === "blocked" && q.blocked.reason, "DatabasesOnDifferentClusters");
+  });
+  await t.step("usable Databases give the targets and their DBCluster", () => {
+    const p = planTargets(makeUser(), lookup(ready));
+    assertEquals(p, { kind: "targets", targets: [target], clusterName: "c" });
+  });
 });
 
-Deno.test("usersOfCluster: through the Databases, or the status when a Database is gone", () => {
-  const a = makeUser({ databaseRef: { name: "x" } }, { name: "a" });
-  const b = makeUser({ databaseRef: { name: "gone" } }, { name: "b" });
-  b.status = { clusterName: "c" };
-  const c = makeUser({ databaseRef: { name: "x" } }, { name: "c", namespace: "other" });
-  assertEquals(usersOfCluster([a, b, c], [db("x")], "c"), ["default/a", "default/b"]);
-  assertEquals(usersOfCluster([a, b, c], [db("x")], "d"), []);
+Deno.test("planUser: one credentials step per pass, the record before the verifier", async (t) => {
+  const user = makeUser();
+  await t.step("a new user: finalizer, then the password is only recorded", () => {
+    const p = planUser(observed(user));
+    assertEquals(p.kind, "credentials");
+    assertEquals(kinds(p as Extract<UserPlan, { kind: "credentials" }>), [
+      "addFinalizer",
+      "recordPending",
+    ]);
+    const step = (p as Extract<UserPlan, { kind: "credentials" }>).actions[1];
+    assertEquals(step, {
+      kind: "recordPending",
+      state: { secrets: [] },
+      role: "my-app-readonly",
+      reason: "Created",
+    });
+  });
+  await t.step("a recorded pending password is applied, and nothing else runs in that pass", () => {
+    const state: PendingState = {
+      secrets: [],
+      pending: { role: "my-app-readonly", password: "new", reason: "Created" },
+    };
+    const u = finalized(user);
+    const p = planUser(observed(u, { record: record(u, state) }));
+    assertEquals(p, { kind: "credentials", actions: [{ kind: "applyPending", state }] });
+  });
+  await t.step("no recorded password: import the one of an old Secret that logs in", () => {
+    const u = finalized(user);
+    const s = appSecret(u);
+    const imported: CredentialsState = { role: "my-app-readonly", password: "old", secrets: [] };
+    const existing = new Map([[s.metadata.name, s]]);
+    const ok = planUser(
+      observed(u, { existing, imported: { secret: s.metadata.name, state: imported } }),
+    );
+    assertEquals(ok, {
+      kind: "credentials",
+      actions: [{ kind: "recordImported", state: imported }],
+    });
+    const refused = planUser(observed(u, {
+      existing,
+      imported: { secret: s.metadata.name, state: undefined },
+    }));
+    assertEquals(kinds(refused as Extract<UserPlan, { kind: "credentials" }>), ["recordPending"]);
+  });
+  await t.step("a deleted Secret and a new rotate request start a rotation", () => {
+    const u = finalized(user);
+    const deleted = planUser(observed(u, { record: record(u, settled) }));
+    assertEquals(
+      deleted.kind === "credentials" && deleted.actions[0]?.kind === "recordPending" &&
+        deleted.actions[0].reason,
+      "SecretDeleted",
+    );
+    const asked = finalized(makeUser({}, { annotations: { "dbtether.io/rotate": "1" } }));
+    const s = appSecret(asked);
+    const p = planUser(observed(asked, {
+      record: record(asked, settled),
+      existing: new Map([[s.metadata.name, s]]),
+    }));
+    assertEquals(
+      p.kind === "credentials" && p.actions[0],
+      {
+        kind: "recordPending",
+        state: settled,
+        role: "my-app-readonly",
+        reason: "Requested",
+        request: "1",
+      },
+    );
+  });
+  await t.step("a record of someone else is a conflict, and nothing runs", () => {
+    const other = makeUser({}, { name: "other" });
+    other.metadata.uid = "uid-2";
+    const foreign = {
+      ...record(other, settled),
+      metadata: { ...record(other, settled).metadata, name: "dbtether-my-app-readonly-state" },
+    };
+    const p = planUser(observed(finalized(user), { record: foreign }));
+    assertEquals(p.kind === "blocked" && p.blocked.reason, "SecretConflict");
+  });
+});
+
+Deno.test("planUser: a settled record converges roles and Secrets", async (t) => {
+  const user = finalized(makeUser({ rotation: { days: 30, strategy: "InPlace" } }));
+  await t.step("first time: roles, the Secret written, then the record names it", () => {
+    const state = { ...settled, secrets: [] };
+    const p = planUser(observed(user, { record: record(user, state) }));
+    assert(p.kind === "converge");
+    assertEquals(kinds(p), ["ensureRoles", "writeSecrets", "recordSecrets"]);
+    assertEquals(p.blocked, undefined);
+    assertEquals(p.outcome.secretNames, ["my-app-readonly-credentials"]);
+    assertEquals(p.outcome.next, NOW - DAY + 30 * DAY);
+    const last = p.actions[2];
+    assertEquals(last?.kind === "recordSecrets" && last.state.secrets, [
+      "my-app-readonly-credentials",
+    ]);
+  });
+  await t.step(
+    "a Secret that belongs to someone else blocks, and the record is not updated",
+    () => {
+      const state = { ...settled, secrets: [] };
+      const theirs: Secret = {
+        ...appSecret(user),
+        metadata: { name: "my-app-readonly-credentials", namespace: "default" },
+      };
+      const p = planUser(observed(user, {
+        record: record(user, state),
+        existing: new Map([[theirs.metadata.name, theirs]]),
+      }));
+      assert(p.kind === "converge");
+      assertEquals(kinds(p), ["ensureRoles"]);
+      assertEquals(p.blocked?.reason, "SecretConflict");
+    },
+  );
+});
+
+Deno.test("planDeletion: retain or drop each role, then the Secrets and the finalizer", async (t) => {
+  const marker = { namespace: "default", name: "my-app-readonly" };
+  const owned = [appSecret(makeUser())];
+  await t.step("without the finalizer there is nothing to do", () => {
+    assertEquals(planDeletion(makeUser(), { databases: [makeDatabase("my-app-db")], owned }), []);
+  });
+  await t.step("Delete drops both login roles on the Database's DBCluster", () => {
+    const u = finalized(makeUser());
+    assertEquals(planDeletion(u, { databases: [makeDatabase("my-app-db")], owned }), [
+      { kind: "dropRole", clusterName: "c", role: "my-app-readonly", marker },
+      { kind: "dropRole", clusterName: "c", role: "my-app-readonly_b", marker },
+      {
+        kind: "deleteSecret",
+        namespace: "default",
+        name: "my-app-readonly-credentials",
+        uid: "uid-my-app-readonly-credentials",
+      },
+      { kind: "removeFinalizer" },
+    ]);
+  });
+  await t.step("Retain keeps the roles (and the one status names), on the recorded cluster", () => {
+    const u = finalized(makeUser({ deletionPolicy: "Retain" }));
+    u.status = { clusterName: "old", activeRole: "legacy" };
+    const p = planDeletion(u, { databases: [undefined], owned: [] });
+    assertEquals(p.map((a) => a.kind === "retainRole" ? `${a.clusterName}: ${a.role}` : a.kind), [
+      "old: my-app-readonly",
+      "old: my-app-readonly_b",
+      "old: legacy",
+      "removeFinalizer",
+    ]);
+  });
+  await t.step("no DBCluster known: no role is touched", () => {
+    const p = planDeletion(finalized(makeUser()), { databases: [undefined], owned });
+    assertEquals(p.map((a) => a.kind), ["deleteSecret", "removeFinalizer"]);
+  });
 });

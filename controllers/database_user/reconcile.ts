@@ -1,24 +1,23 @@
 /**
- * The DatabaseUser controller: observe (the user, its Databases, its Secrets and credentials
- * record) → plan (plan.ts, rotation.ts: pure) → act (roles and grants through PgExecutor,
- * password steps through credentials.ts, Secrets) → status (status.ts; written only when changed).
+ * The DatabaseUser controller's shell. Each pass gathers (the user, its Databases, its Secrets
+ * and credentials record), plans (plan.ts: pure), executes the actions (roles and grants through
+ * PgExecutor, the password steps through credentials.ts, Secrets), and writes status (status.ts)
+ * only when it changed. A credentials step ends the pass with an immediate requeue, so the next
+ * pass plans from the record as stored.
  */
-import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage.ts";
-import { type Database, DatabaseKind } from "../../crds/database.ts";
-import { type DBCluster, DBClusterKind } from "../../crds/dbcluster.ts";
 import { type DatabaseUser, DatabaseUserKind } from "../../crds/database_user.ts";
-import type { KubeObject, OwnerReference } from "../../crds/kind.ts";
 import type { Services } from "../services/services.ts";
+import type { ResolvedCluster } from "../services/resolver.ts";
 import { PgExecutor } from "../postgres/execute.ts";
-import { type Controller, done, requeueAfter, type Result } from "../runtime/controller.ts";
-import { ConflictError, errorMessage, RetryableError, TerminalError } from "../../lib/errors.ts";
-import { objectKey } from "../runtime/informer.ts";
+import type { Controller, ReconcileContext, Result } from "../runtime/controller.ts";
+import { done, requeueAfter } from "../runtime/controller.ts";
+import { ConflictError, RetryableError, TerminalError } from "../../lib/errors.ts";
 import { SecretResource } from "../runtime/kube.ts";
-import type { Logger } from "../../lib/log.ts";
-import { addFinalizer, hasFinalizer, removeFinalizer, updateStatus } from "../runtime/objects.ts";
-import { addController, type ControllerDeps } from "../runtime/shared.ts";
-import { clusterChangeMatters } from "../services/cluster_changes.ts";
+import { addFinalizer, removeFinalizer, updateStatus } from "../runtime/objects.ts";
+import { type Reconciler, startController } from "../runtime/reconciler.ts";
+import type { ControllerDeps } from "../runtime/shared.ts";
 import { adoptionConsent } from "../services/adoption.ts";
+import { referencedBy } from "../services/secret_owner.ts";
 import {
   applyPending,
   beginPending,
@@ -28,284 +27,306 @@ import {
   writeState,
 } from "./credentials.ts";
 import {
-  ADOPT_ANNOTATION,
-  checkDatabase,
-  checkSecretName,
-  clusterOf,
-  databaseEntries,
-  type DatabaseTarget,
-  FINALIZER,
-  planCredentials,
-  planSecrets,
-  ROTATE_ANNOTATION,
-  secretTargets,
-  usernameOf,
-  usersOfCluster,
+  type Blocked,
+  type DeletionAction,
+  importCandidate,
+  type ObservedUser,
+  type PendingState,
+  planDeletion,
+  planTargets,
+  planUser,
+  type UserAction,
+  type UserOutcome,
 } from "./plan.ts";
-import { decideRotation, loginRoles, rotationPeriodMs, untilRotation } from "./rotation.ts";
-import { isOurs, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type Secret } from "./secret.ts";
-import { referencedBy } from "../services/secret_owner.ts";
-import { type CredentialsState, parseState, STATE_LABEL, stateSecretName } from "./state.ts";
-import { computeStatus, type StatusInput } from "./status.ts";
+import { untilRotation } from "./rotation.ts";
+import { isOurs, type Secret } from "./secret.ts";
+import { type SecretChange, secretTargets } from "./secret_plan.ts";
+import { ADOPT_ANNOTATION, FINALIZER, ROTATE_ANNOTATION } from "./spec.ts";
+import { databaseEntries, type DatabaseTarget, ownerRefOf, usernameOf } from "./spec.ts";
+import { parseState, stateSecretName } from "./state.ts";
+import { computeStatus, type ReadyFailure, readyFailure, type StatusInput } from "./status.ts";
+import { databaseUserWatches, type UserInformers, userInformers } from "./watches.ts";
 
-type Meta = KubeObject<unknown, unknown>;
+/** How a live user's pass ended. */
+export type Pass =
+  /** A credentials step ran: look again at once. */
+  | { kind: "step" }
+  | { kind: "blocked"; blocked: Blocked }
+  | { kind: "ready"; outcome: UserOutcome };
 
-/** The outcome of a converged reconcile, for status. */
-interface Converged {
-  clusterName: string;
-  secretNames: string[];
-  state: CredentialsState;
-  next: number | undefined;
+/** What the actions of one pass share: the credentials context and the record as stored. */
+interface Run {
+  c: CredentialsContext;
+  record: Secret | undefined;
 }
 
-/** Registers the DatabaseUser controller with the manager. */
-export function setupDatabaseUserController(deps: ControllerDeps, services: Services): Controller {
-  const { client, clock, recorder, informers } = deps;
-  const users = informers.for<DatabaseUser>(DatabaseUserKind);
-  const databases = informers.for<Database>(DatabaseKind);
-  const clusters = informers.for<DBCluster>(DBClusterKind);
-  const storages = informers.for<BackupStorage>(BackupStorageKind);
-  // Metadata is enough: Secrets are read on demand; this only says which ones exist and changed.
-  const secrets = informers.for<Meta>(SecretResource, {
-    labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
-    metadataOnly: true,
-  });
+/** Reconciles DatabaseUsers: roles, grants, passwords and Secrets. */
+export class DatabaseUserReconciler implements Reconciler {
+  readonly #deps: ControllerDeps;
+  readonly #services: Services;
+  readonly #i: UserInformers;
 
-  const ownerRefOf = (u: DatabaseUser): OwnerReference => ({
-    apiVersion: DatabaseUserKind.apiVersion,
-    kind: DatabaseUserKind.kind,
-    name: u.metadata.name,
-    uid: u.metadata.uid!,
-    controller: true,
-    blockOwnerDeletion: true,
-  });
-  const ownedSecrets = (u: DatabaseUser): Meta[] =>
-    secrets.list().filter((s) =>
-      s.metadata.namespace === u.metadata.namespace &&
-      (s.metadata.ownerReferences ?? []).some((r) => r.uid === u.metadata.uid)
-    );
+  constructor(deps: ControllerDeps, services: Services) {
+    this.#deps = deps;
+    this.#services = services;
+    this.#i = userInformers(deps.informers);
+  }
 
-  const targetsOf = (user: DatabaseUser): DatabaseTarget[] =>
-    databaseEntries(user).map((e) =>
-      checkDatabase(user, e, databases.get(`${e.namespace}/${e.name}`))
-    );
+  async reconcile(key: string, ctx: ReconcileContext): Promise<Result> {
+    const user = this.#i.users.get(key);
+    if (!user) return done;
+    if (user.metadata.deletionTimestamp) return await this.finalize(user, ctx);
+    let pass: Pass;
+    try {
+      pass = await this.converge(user, ctx);
+    } catch (e) {
+      // A stale copy of an object we wrote: look again, there is nothing to report.
+      if (e instanceof ConflictError) throw e;
+      return await this.#fail(user, readyFailure(e), { ctx, cause: e });
+    }
+    if (pass.kind === "step") return requeueAfter(0);
+    if (pass.kind === "blocked") return await this.#fail(user, pass.blocked, { ctx });
+    return await this.#ready(user, pass.outcome, ctx);
+  }
 
-  const converge = async (user: DatabaseUser, log: Logger, signal: AbortSignal) => {
+  /** One pass of a live user: gather, plan, execute. Throws what an action threw. */
+  async converge(user: DatabaseUser, ctx: ReconcileContext): Promise<Pass> {
+    const checked = planTargets(user, (e) => this.#i.databases.get(`${e.namespace}/${e.name}`));
+    if (checked.kind === "blocked") return checked;
     const ns = user.metadata.namespace;
-    checkSecretName(user);
-    const targets = targetsOf(user);
-    const clusterName = clusterOf(targets);
-    const resolved = await services.resolver.resolve(clusterName, {
+    const resolved = await this.#services.resolver.resolve(checked.clusterName, {
       ...(ns ? { namespace: ns } : {}),
+      signal: ctx.signal,
     });
-    // The finalizer goes on before the first statement that changes the server.
-    user = await addFinalizer(client, {
-      resource: DatabaseUserKind,
-      object: user,
-      finalizer: FINALIZER,
-    }) as DatabaseUser;
-    const exec = new PgExecutor(resolved.pool, { logger: log, signal });
-    const c: CredentialsContext = {
+    const c = await this.#context(user, { targets: checked.targets, resolved, ctx });
+    const observed = await this.#observe(c, {
+      clusterName: checked.clusterName,
+      server: resolved.server,
+    });
+    const plan = planUser(observed);
+    if (plan.kind === "blocked") return plan;
+    const run: Run = { c, record: observed.record };
+    for (const action of plan.actions) await this.#act(action, run);
+    if (plan.kind === "credentials") return { kind: "step" };
+    if (plan.blocked) return { kind: "blocked", blocked: plan.blocked };
+    return { kind: "ready", outcome: plan.outcome };
+  }
+
+  /** Writes and deletes application Secrets of a user in `namespace`. */
+  async writeSecrets(
+    namespace: string | undefined,
+    changes: readonly SecretChange[],
+    o: { signal: AbortSignal },
+  ): Promise<void> {
+    const { client } = this.#deps;
+    const { signal } = o;
+    for (const a of changes) {
+      if (a.kind === "delete") {
+        await client.delete(SecretResource, { signal, namespace, name: a.name, uid: a.uid });
+      } else if (a.create) {
+        await client.create(SecretResource, { signal, namespace, body: a.secret });
+      } else {
+        const name = a.secret.metadata.name;
+        await client.replace(SecretResource, { signal, namespace, name, body: a.secret });
+      }
+    }
+  }
+
+  /** Deletion: retain or drop the roles (planDeletion), delete the Secrets, drop the finalizer. */
+  async finalize(user: DatabaseUser, ctx: ReconcileContext): Promise<Result> {
+    const actions = planDeletion(user, {
+      databases: databaseEntries(user).map((e) =>
+        this.#i.databases.get(`${e.namespace}/${e.name}`)
+      ),
+      owned: this.#owned(user),
+    });
+    let exec: PgExecutor | undefined;
+    for (const a of actions) {
+      if (a.kind === "retainRole" || a.kind === "dropRole") {
+        // Every role action names the same DBCluster; it is resolved once, when first needed.
+        exec ??= await this.#executor(a.clusterName, ctx);
+        await releaseRole(exec, a);
+      } else await this.#finalizeStep(user, a, ctx);
+    }
+    return done;
+  }
+
+  async #finalizeStep(
+    user: DatabaseUser,
+    a: Exclude<DeletionAction, { kind: "retainRole" | "dropRole" }>,
+    ctx: ReconcileContext,
+  ): Promise<void> {
+    const { client } = this.#deps;
+    const { signal } = ctx;
+    if (a.kind === "deleteSecret") {
+      const { namespace, name } = a;
+      await client.delete(SecretResource, { signal, namespace, name, ...uidOf(a) });
+    } else {
+      await removeFinalizer(client, {
+        resource: DatabaseUserKind,
+        object: user,
+        finalizer: FINALIZER,
+        signal,
+      });
+    }
+  }
+
+  async #executor(clusterName: string, ctx: ReconcileContext): Promise<PgExecutor> {
+    const resolved = await this.#services.resolver.resolve(clusterName, { signal: ctx.signal });
+    return new PgExecutor(resolved.pool, { logger: ctx.logger, signal: ctx.signal });
+  }
+
+  async #context(
+    user: DatabaseUser,
+    o: { targets: DatabaseTarget[]; resolved: ResolvedCluster; ctx: ReconcileContext },
+  ): Promise<CredentialsContext> {
+    const { client, clock } = this.#deps;
+    const { resolved, ctx } = o;
+    return {
       user,
       ownerRef: ownerRefOf(user),
       username: usernameOf(user),
-      targets,
+      targets: o.targets,
       client,
       pool: resolved.pool,
-      exec,
+      exec: new PgExecutor(resolved.pool, { logger: ctx.logger, signal: ctx.signal }),
       now: () => clock.now(),
+      signal: ctx.signal,
       ...(user.metadata.annotations?.[ADOPT_ANNOTATION] === "true"
         ? {
           consent: await adoptionConsent(client, {
             cluster: resolved.cluster,
-            namespace: ns ?? "default",
+            namespace: user.metadata.namespace ?? "default",
+            signal: ctx.signal,
           }),
         }
         : {}),
     };
-    const wanted = secretTargets(user, targets);
+  }
+
+  /**
+   * Reads what the planner needs: the wanted Secrets and the record (from the API, not the
+   * cache: the previous pass may just have written them), and — only when the record holds no
+   * password — whether an old application Secret's password still logs in.
+   */
+  async #observe(
+    c: CredentialsContext,
+    o: { clusterName: string; server: { host: string; port: number } },
+  ): Promise<ObservedUser> {
+    const { client, clock } = this.#deps;
+    const { user, signal } = c;
+    const namespace = user.metadata.namespace;
+    const wanted = secretTargets(user, c.targets);
     const existing = new Map<string, Secret>();
     for (const w of wanted) {
-      const s = await client.find<Secret>(SecretResource, { namespace: ns, name: w.name });
+      const s = await client.find<Secret>(SecretResource, { signal, namespace, name: w.name });
       if (s) existing.set(w.name, s);
     }
-    let stateObj = await client.find<Secret>(SecretResource, {
-      namespace: ns,
-      name: stateSecretName(user),
-    });
-    if (stateObj && !isOurs(stateObj, user)) {
-      throw new RetryableError(
-        "SecretConflict",
-        `Cannot keep credentials in Secret ${
-          JSON.stringify(stateObj.metadata.name)
-        }: it exists and does not belong to this DatabaseUser`,
-      );
-    }
-    let state = parseState(stateObj);
-    const requested = user.metadata.annotations?.[ROTATE_ANNOTATION];
-    const decision = decideRotation({
+    const name = stateSecretName(user);
+    const record = await client.find<Secret>(SecretResource, { signal, namespace, name });
+    const observed: ObservedUser = {
+      user,
+      targets: c.targets,
+      ...o,
+      record,
+      existing,
+      owned: this.#owned(user),
+      readers: new Map(wanted.map((w) => [w.name, this.#readers(namespace, w.name)])),
       now: clock.now(),
-      rotation: user.spec.rotation,
-      updatedAt: state.updatedAt ? Date.parse(state.updatedAt) : undefined,
-      requested,
-      lastRequest: state.lastRequest,
-      deletedSecrets: state.secrets.filter((n) =>
-        wanted.some((w) => w.name === n) && !existing.has(n)
-      ),
-    });
-    const importFrom = wanted.find((w) => {
-      const s = existing.get(w.name);
-      return s !== undefined && isOurs(s, user);
-    })?.name;
-    let importFailed = false;
-    let rotated = false;
-    for (let round = 0; round < 4; round++) {
-      const step = planCredentials({
-        state,
-        username: c.username,
-        alternating: user.spec.rotation?.strategy === "Alternating",
-        importFrom,
-        due: rotated ? undefined : decision.reason,
-        request: requested,
-        importFailed,
+    };
+    const ours = !record || isOurs(record, user);
+    const candidate = ours ? importCandidate(observed, parseState(record)) : undefined;
+    if (candidate !== undefined) {
+      const state = await importFromSecret(c, existing.get(candidate)!, {
+        lastRequest: user.metadata.annotations?.[ROTATE_ANNOTATION],
+        updatedAt: user.status?.passwordUpdatedAt,
       });
-      if (step.kind === "steady") break;
-      if (step.kind === "import") {
-        const imported = await importFromSecret(c, existing.get(step.secret)!, {
-          lastRequest: requested,
-          updatedAt: user.status?.passwordUpdatedAt,
+      observed.imported = { secret: candidate, state };
+    }
+    return observed;
+  }
+
+  async #act(a: UserAction, run: Run): Promise<void> {
+    const { c } = run;
+    switch (a.kind) {
+      case "addFinalizer":
+        c.user = await addFinalizer(this.#deps.client, {
+          resource: DatabaseUserKind,
+          object: c.user,
+          finalizer: FINALIZER,
+          signal: c.signal,
         });
-        if (!imported) importFailed = true;
-        else {
-          state = imported;
-          stateObj = await writeState(c, state, stateObj);
-        }
-        continue;
-      }
-      if (step.kind === "begin") {
-        state = beginPending(c, state, step);
-        stateObj = await writeState(c, state, stateObj);
-        continue;
-      }
-      const reason = state.pending!.reason;
-      state = await applyPending(c, state);
-      stateObj = await writeState(c, state, stateObj);
-      rotated = true;
-      recorder.emit(
-        user,
-        "Normal",
-        reason === "Created" ? "PasswordSet" : "PasswordRotated",
-        `New password for role ${JSON.stringify(state.role)} verified and recorded (${reason})`,
-      );
+        return;
+      case "recordImported":
+      case "recordSecrets":
+        run.record = await writeState(c, a.state, run.record);
+        return;
+      case "recordPending":
+        run.record = await writeState(c, beginPending(c, a.state, a), run.record);
+        return;
+      case "applyPending":
+        return await this.#applyPending(a.state, run);
+      case "ensureRoles":
+        await ensureRoles(c, a.state);
+        return;
+      case "writeSecrets":
+        return await this.writeSecrets(c.user.metadata.namespace, a.changes, c);
     }
-    await ensureRoles(c, state);
-    await writeSecrets(c, { wanted, existing, state, server: resolved.server });
-    const written = wanted.map((w) => w.name).sort();
-    if (JSON.stringify(state.secrets) !== JSON.stringify(written)) {
-      state = { ...state, secrets: written };
-      stateObj = await writeState(c, state, stateObj);
-    }
-    const period = rotationPeriodMs(user.spec.rotation);
-    const next = period !== undefined && state.updatedAt
-      ? Date.parse(state.updatedAt) + period
-      : undefined;
-    return { clusterName, secretNames: wanted.map((w) => w.name), state, next } as Converged;
-  };
+  }
 
-  const writeSecrets = async (
-    c: CredentialsContext,
-    o: {
-      wanted: ReturnType<typeof secretTargets>;
-      existing: Map<string, Secret>;
-      state: CredentialsState;
-      server: { host: string; port: number };
-    },
-  ) => {
-    const ns = c.user.metadata.namespace;
-    const actions = planSecrets({
-      user: c.user,
-      ownerRef: c.ownerRef,
-      wanted: o.wanted,
-      conn: {
-        host: o.server.host,
-        port: o.server.port,
-        databases: c.targets.map((t) => t.pgName),
-        username: o.state.role!,
-        password: o.state.password!,
-      },
-      existing: o.existing,
-      owned: ownedSecrets(c.user).filter((s) =>
-        s.metadata.labels?.[STATE_LABEL] !== "true"
-      ) as Secret[],
-      referencedBy: (name) => [
-        ...referencedBy("DBCluster", clusters.list(), { namespace: ns ?? "default", name }),
-        ...referencedBy("BackupStorage", storages.list(), { namespace: ns ?? "default", name }),
-      ],
-    });
-    const conflicts: { reason: string; message: string }[] = [];
-    for (const a of actions) {
-      if (a.kind === "conflict") conflicts.push(a);
-      else if (a.kind === "delete") {
-        await client.delete(SecretResource, { namespace: ns, name: a.name, uid: a.uid });
-      } else if (a.create) {
-        await client.create(SecretResource, { namespace: ns, body: a.secret });
-      } else {
-        await client.replace(SecretResource, {
-          namespace: ns,
-          name: a.secret.metadata.name,
-          body: a.secret,
-        });
-      }
-    }
-    if (conflicts.length) {
-      throw new RetryableError(conflicts[0]!.reason, conflicts.map((x) => x.message).join("; "));
-    }
-  };
+  /** Sets the recorded pending password, verifies it, and records it as the current one. */
+  async #applyPending(state: PendingState, run: Run): Promise<void> {
+    const reason = state.pending.reason;
+    const committed = await applyPending(run.c, state);
+    run.record = await writeState(run.c, committed, run.record);
+    this.#deps.recorder.emit(
+      run.c.user,
+      "Normal",
+      reason === "Created" ? "PasswordSet" : "PasswordRotated",
+      `New password for role ${JSON.stringify(committed.role)} verified and recorded (${reason})`,
+    );
+  }
 
-  const finalize = async (user: DatabaseUser): Promise<Result> => {
-    if (!hasFinalizer(user, FINALIZER)) return done;
-    const fromDatabases = databaseEntries(user)
-      .map((e) => databases.get(`${e.namespace}/${e.name}`)?.spec.clusterRef.name)
-      .find((n) => n !== undefined);
-    const clusterName = fromDatabases ?? user.status?.clusterName;
-    if (clusterName) {
-      const resolved = await services.resolver.resolve(clusterName);
-      const exec = new PgExecutor(resolved.pool, { logger: deps.logger });
-      const username = usernameOf(user);
-      const roles = new Set(loginRoles(username, true));
-      if (user.status?.activeRole) roles.add(user.status.activeRole);
-      const marker = { namespace: user.metadata.namespace ?? "default", name: user.metadata.name };
-      for (const r of roles) {
-        try {
-          if (user.spec.deletionPolicy === "Retain") await exec.retainUser({ username: r, marker });
-          else await exec.dropUser({ username: r, marker });
-        } catch (e) {
-          // A role this user never owned (refused as unmanaged) is left alone.
-          if (!(e instanceof TerminalError && e.reason === "RoleExistsUnmanaged")) throw e;
-        }
-      }
+  async #ready(user: DatabaseUser, r: UserOutcome, ctx: ReconcileContext): Promise<Result> {
+    const wasReady = user.status?.phase === "Ready";
+    await this.#writeStatus(user, {
+      ready: { reason: "Ready", message: `Role ${JSON.stringify(usernameOf(user))} is ready` },
+      clusterName: r.clusterName,
+      secretNames: r.secretNames,
+      activeRole: r.state.role,
+      passwordUpdatedAt: r.state.updatedAt,
+      lastRotateRequest: r.state.lastRequest,
+      nextRotation: r.next,
+    }, ctx);
+    if (!wasReady) {
+      this.#deps.recorder.emit(user, "Normal", "Ready", "Role, grants and Secret are ready");
     }
-    // No garbage collector is assumed: the Secrets go with the user explicitly.
-    for (const s of ownedSecrets(user)) {
-      await client.delete(SecretResource, {
-        namespace: s.metadata.namespace,
-        name: s.metadata.name,
-        ...(s.metadata.uid ? { uid: s.metadata.uid } : {}),
-      });
-    }
-    await removeFinalizer(client, {
-      resource: DatabaseUserKind,
-      object: user,
-      finalizer: FINALIZER,
-    });
-    return done;
-  };
+    const now = this.#deps.clock.now();
+    return r.next === undefined ? done : requeueAfter(untilRotation(r.next, now));
+  }
 
-  const writeStatus = (
+  /** Records a failure (Event on a new reason, status) and hands it to the runtime's retry. */
+  async #fail(
+    user: DatabaseUser,
+    f: ReadyFailure,
+    o: { ctx: ReconcileContext; cause?: unknown },
+  ): Promise<never> {
+    if (user.status?.conditions?.find((x) => x.type === "Ready")?.reason !== f.reason) {
+      this.#deps.recorder.emit(user, "Warning", f.reason, f.message);
+    }
+    await this.#writeStatus(user, { ready: f }, o.ctx);
+    if (f.terminal && !(o.cause instanceof TerminalError)) {
+      throw new TerminalError(f.reason, f.message, { cause: o.cause });
+    }
+    throw o.cause ?? new RetryableError(f.reason, f.message);
+  }
+
+  #writeStatus(
     user: DatabaseUser,
     input: Omit<StatusInput, "entries" | "username" | "now">,
-  ) =>
-    updateStatus(client, {
+    ctx: ReconcileContext,
+  ): Promise<boolean> {
+    return updateStatus(this.#deps.client, {
       resource: DatabaseUserKind,
       object: user,
       compute: (latest) =>
@@ -313,72 +334,53 @@ export function setupDatabaseUserController(deps: ControllerDeps, services: Serv
           ...input,
           entries: databaseEntries(latest),
           username: usernameOf(latest),
-          now: clock.now(),
+          now: this.#deps.clock.now(),
         }),
+      signal: ctx.signal,
     });
+  }
 
-  const reconcile = async (
-    key: string,
-    ctx: { logger: Logger; signal: AbortSignal },
-  ): Promise<Result> => {
-    const user = users.get(key);
-    if (!user) return done;
-    if (user.metadata.deletionTimestamp) return await finalize(user);
-    try {
-      const r = await converge(user, ctx.logger, ctx.signal);
-      const wasReady = user.status?.phase === "Ready";
-      await writeStatus(user, {
-        ready: { reason: "Ready", message: `Role ${JSON.stringify(usernameOf(user))} is ready` },
-        clusterName: r.clusterName,
-        secretNames: r.secretNames,
-        activeRole: r.state.role,
-        passwordUpdatedAt: r.state.updatedAt,
-        lastRotateRequest: r.state.lastRequest,
-        nextRotation: r.next,
-      });
-      if (!wasReady) recorder.emit(user, "Normal", "Ready", "Role, grants and Secret are ready");
-      return r.next === undefined ? done : requeueAfter(untilRotation(r.next, clock.now()));
-    } catch (e) {
-      if (e instanceof ConflictError) throw e;
-      const reason = e instanceof TerminalError || e instanceof RetryableError
-        ? e.reason
-        : e instanceof Error && e.name === "InvalidIdentifierError"
-        ? "InvalidUsername"
-        : "ReconcileFailed";
-      const terminal = e instanceof TerminalError || reason === "InvalidUsername";
-      const message = errorMessage(e);
-      if (user.status?.conditions?.find((x) => x.type === "Ready")?.reason !== reason) {
-        recorder.emit(user, "Warning", reason, message);
-      }
-      await writeStatus(user, { ready: { reason, message, terminal } });
-      if (terminal && !(e instanceof TerminalError)) throw new TerminalError(reason, message);
-      throw e;
-    }
-  };
+  /** The Secrets this user owns, from the metadata-only informer. */
+  #owned(u: DatabaseUser): Secret[] {
+    return this.#i.secrets.list().filter((s) =>
+      s.metadata.namespace === u.metadata.namespace &&
+      (s.metadata.ownerReferences ?? []).some((r) => r.uid === u.metadata.uid)
+    ) as Secret[];
+  }
 
-  const controller = addController(deps, "databaseuser", reconcile);
-  controller.watch(users);
-  controller.watch(
-    databases,
-    (db) =>
-      users.list().filter((u) =>
-        databaseEntries(u).some((e) =>
-          e.name === db.metadata.name && e.namespace === db.metadata.namespace
-        )
-      ).map(objectKey),
-  );
-  // A server that comes back (or goes away) concerns every user on it at once, not after each
-  // user's backoff has run out.
-  controller.watch(
-    clusters,
-    (c, old, deleted) =>
-      deleted || clusterChangeMatters(c, old)
-        ? usersOfCluster(users.list(), databases.list(), c.metadata.name)
-        : [],
-  );
-  controller.watch(secrets, (s) =>
-    (s.metadata.ownerReferences ?? [])
-      .filter((r) => r.kind === DatabaseUserKind.kind && s.metadata.namespace)
-      .map((r) => `${s.metadata.namespace}/${r.name}`));
-  return controller;
+  /** Cluster-scoped resources that read Secret `name` of the user's namespace. */
+  #readers(namespace: string | undefined, name: string): string[] {
+    const ref = { namespace: namespace ?? "default", name };
+    return [
+      ...referencedBy("DBCluster", this.#i.clusters.list(), ref),
+      ...referencedBy("BackupStorage", this.#i.storages.list(), ref),
+    ];
+  }
+}
+
+/** Retains or drops one login role; a role this user never owned is left alone. */
+async function releaseRole(
+  exec: PgExecutor,
+  a: Extract<DeletionAction, { kind: "retainRole" | "dropRole" }>,
+): Promise<void> {
+  try {
+    if (a.kind === "retainRole") await exec.retainUser({ username: a.role, marker: a.marker });
+    else await exec.dropUser({ username: a.role, marker: a.marker });
+  } catch (e) {
+    // Refused as unmanaged: the role exists but was never this user's.
+    if (!(e instanceof TerminalError && e.reason === "RoleExistsUnmanaged")) throw e;
+  }
+}
+
+function uidOf(a: { uid?: string }): { uid?: string } {
+  return a.uid ? { uid: a.uid } : {};
+}
+
+/** Registers the DatabaseUser controller with the manager. */
+export function setupDatabaseUserController(deps: ControllerDeps, services: Services): Controller {
+  return startController(deps, {
+    name: "databaseuser",
+    reconciler: new DatabaseUserReconciler(deps, services),
+    watches: databaseUserWatches(deps),
+  });
 }

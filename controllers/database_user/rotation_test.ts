@@ -1,4 +1,4 @@
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { assert, assertEquals } from "../../tests/helpers/assert.ts";
 import {
   decideRotation,
   loginRoles,

@@ -1,4 +1,4 @@
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { assertEquals } from "../../tests/helpers/assert.ts";
 import { commitPending, parseState, stateSecret } from "./state.ts";
 import { makeUser } from "./fixtures_test_util.ts";
 

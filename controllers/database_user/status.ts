@@ -3,35 +3,78 @@
  * the phase derived from it, and the summaries the printer columns show.
  */
 import type { DatabaseUser, DatabaseUserStatus, PrivilegeLevel } from "../../crds/database_user.ts";
-import type { RoleAdoptionRefusal } from "../postgres/adoption.ts";
+import type { RefusalReason } from "../postgres/claims.ts";
+import type { PgFailureReason } from "../postgres/execute.ts";
+import { type Failure, failureOf } from "../runtime/failure.ts";
 import { setCondition } from "../runtime/conditions.ts";
-import { type DatabaseEntry, entryLabel } from "./plan.ts";
+import { type DatabaseEntry, entryLabel } from "./spec.ts";
 import { kubeTime } from "../../lib/time.ts";
 
-/** Reasons of the Ready condition, declared once. */
-export type ReadyReason =
-  | "Ready"
-  | "DatabaseNotFound"
-  | "DatabaseNotReady"
-  | "CrossNamespaceNotAllowed"
-  | "DatabasesOnDifferentClusters"
-  | "ClusterNotFound"
-  | "NamespaceNotAllowed"
-  | "CredentialsMissing"
-  | "ClusterUnreachable"
-  | "AuthenticationFailed"
-  | "RoleExistsUnmanaged"
-  | "RoleClaimedByOther"
-  | "RoleIsDatabaseRole"
-  | "AdoptionNotAllowed"
-  | RoleAdoptionRefusal
-  | "OwnerExists"
-  | "SecretConflict"
-  | "SecretOwnedByOther"
-  | "SecretNameReserved"
-  | "PasswordVerificationFailed"
-  | "Deleting"
-  | "ReconcileFailed";
+/**
+ * Reasons of the Ready condition, declared once: the checks of the spec, the DBCluster's
+ * resolver, the SQL module's failures and refusals, the Secrets, and the password steps.
+ */
+export const READY_REASONS = [
+  "Ready",
+  "DatabaseNotFound",
+  "DatabaseNotReady",
+  "CrossNamespaceNotAllowed",
+  "DatabasesOnDifferentClusters",
+  "InvalidUsername",
+  "InvalidName",
+  "ClusterNotFound",
+  "NamespaceNotAllowed",
+  "CredentialsMissing",
+  "CASecretMissing",
+  "ClusterUnreachable",
+  "AuthenticationFailed",
+  "PermissionDenied",
+  "SqlFailed",
+  "RoleExistsUnmanaged",
+  "RoleClaimedByOther",
+  "RoleIsDatabaseRole",
+  "DatabaseClaimedByOther",
+  "DatabaseExistsUnmanaged",
+  "AdoptionNotAllowed",
+  "RoleIsAdmin",
+  "RoleIsSuperuser",
+  "RoleIsPrivileged",
+  "RoleIsPredefined",
+  "RoleInheritsPrivileges",
+  "RoleHasForeignAccess",
+  "OwnerExists",
+  "SecretConflict",
+  "SecretOwnedByOther",
+  "SecretNameReserved",
+  "PasswordVerificationFailed",
+  "LeadershipLost",
+  "Deleting",
+  "ReconcileFailed",
+] as const;
+
+/** A reason of the Ready condition. */
+export type ReadyReason = typeof READY_REASONS[number];
+
+// The SQL module's reasons reach a user as they are: the type check fails if one is missing.
+const _everySqlReason: [Exclude<RefusalReason | PgFailureReason, ReadyReason>] extends [never]
+  ? true
+  : never = true;
+void _everySqlReason;
+
+const KNOWN: ReadonlySet<string> = new Set(READY_REASONS);
+
+/** Why a reconcile could not make the user Ready. */
+export type ReadyFailure = Failure<ReadyReason>;
+
+/**
+ * The one mapping of a thrown value to a Ready reason ({@link failureOf}). A reason this kind
+ * does not declare (an API error such as `Forbidden`, or anything unexpected) is
+ * `ReconcileFailed`, with the error's message.
+ */
+export function readyFailure(e: unknown): ReadyFailure {
+  const f = failureOf(e, { fallback: "ReconcileFailed" });
+  return KNOWN.has(f.reason) ? f as ReadyFailure : { ...f, reason: "ReconcileFailed" };
+}
 
 const WAITING: ReadonlySet<string> = new Set(["DatabaseNotFound", "DatabaseNotReady", "Deleting"]);
 
@@ -51,7 +94,7 @@ export interface StatusInput {
   entries: readonly DatabaseEntry[];
   username: string;
   now: number;
-  ready: { reason: ReadyReason | string; message: string; terminal?: boolean };
+  ready: { reason: ReadyReason; message: string; terminal?: boolean };
   clusterName?: string | undefined;
   secretNames?: readonly string[] | undefined;
   activeRole?: string | undefined;

@@ -1,5 +1,13 @@
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { computeStatus, databasesSummary, privilegesSummary } from "./status.ts";
+import { assertEquals } from "../../tests/helpers/assert.ts";
+import { ForbiddenError, RetryableError } from "../../lib/errors.ts";
+import { InvalidIdentifierError } from "../postgres/quote.ts";
+import {
+  computeStatus,
+  databasesSummary,
+  privilegesSummary,
+  readyFailure,
+  type StatusInput,
+} from "./status.ts";
 import { makeUser } from "./fixtures_test_util.ts";
 
 Deno.test("summaries", () => {
@@ -27,7 +35,12 @@ Deno.test("computeStatus", async (t) => {
     );
   });
   await t.step("same input twice gives the same status (no write)", () => {
-    const input = { entries, username: "x", now, ready: { reason: "Ready", message: "ok" } };
+    const input: StatusInput = {
+      entries,
+      username: "x",
+      now,
+      ready: { reason: "Ready", message: "ok" },
+    };
     const a = computeStatus(u, input);
     const b = computeStatus({ ...u, status: a }, { ...input, now: now + 1000 });
     assertEquals(a, b);
@@ -47,5 +60,24 @@ Deno.test("computeStatus", async (t) => {
       ready: { reason: "RoleExistsUnmanaged", message: "m", terminal: true },
     });
     assertEquals(fail.phase, "Failed");
+  });
+});
+
+Deno.test("readyFailure: one mapping of thrown values to the declared reasons", async (t) => {
+  await t.step("reasons of the SQL module and the resolver pass as they are", () => {
+    assertEquals(readyFailure(new InvalidIdentifierError("Invalid name: admin")), {
+      reason: "InvalidName",
+      message: "Invalid name: admin",
+      terminal: true,
+    });
+    assertEquals(readyFailure(new RetryableError("ClusterUnreachable", "down")).terminal, false);
+  });
+  await t.step("API errors and anything unexpected are ReconcileFailed", () => {
+    assertEquals(readyFailure(new ForbiddenError("no")).reason, "ReconcileFailed");
+    assertEquals(readyFailure(new TypeError("x")), {
+      reason: "ReconcileFailed",
+      message: "x",
+      terminal: false,
+    });
   });
 });

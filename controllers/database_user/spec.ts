@@ -1,0 +1,146 @@
+/**
+ * What the spec of a DatabaseUser says, read and checked without I/O: the databases it names
+ * (whichever form it was written in) and whether each may be used, the role name, the one
+ * DBCluster they share, and names it may not use. Pure; the checks throw the domain errors the
+ * planner (plan.ts) turns into a blocked reason.
+ */
+import type { Database } from "../../crds/database.ts";
+import type { DatabaseUser, PrivilegeLevel } from "../../crds/database_user.ts";
+import { DatabaseUserKind } from "../../crds/database_user.ts";
+import type { OwnerReference } from "../runtime/types.ts";
+import { getCondition, isTrue } from "../runtime/conditions.ts";
+import { RetryableError, TerminalError } from "../../lib/errors.ts";
+import { isStateSecretName } from "../services/secret_owner.ts";
+import { stateSecretName } from "./state.ts";
+
+/** Annotations a user sets on a DatabaseUser (adoption needs the DBCluster's consent). */
+export { ADOPT_ANNOTATION } from "../postgres/claims.ts";
+export const ROTATE_ANNOTATION = "dbtether.io/rotate";
+export const FINALIZER = "dbtether.io/databaseuser";
+
+/** Reasons of a Database that are about its server, passed on to its users as they are. */
+const CLUSTER_REASONS: ReadonlySet<string> = new Set([
+  "ClusterUnreachable",
+  "ClusterNotFound",
+  "AuthenticationFailed",
+  "CredentialsMissing",
+]);
+
+/** One Database entry of the spec, whichever form it was written in. */
+export interface DatabaseEntry {
+  name: string;
+  namespace: string;
+  level: PrivilegeLevel;
+}
+
+/** The entries of `databaseRef`, `database` or `databases`, with defaults applied. */
+export function databaseEntries(user: DatabaseUser): DatabaseEntry[] {
+  const s = user.spec;
+  const ns = user.metadata.namespace ?? "default";
+  const list = s.databaseRef
+    ? [{ name: s.databaseRef.name, namespace: s.databaseRef.namespace }]
+    : s.database
+    ? [s.database]
+    : s.databases ?? [];
+  return list.map((e) => ({
+    name: e.name,
+    namespace: e.namespace ?? ns,
+    level: ("privileges" in e && e.privileges) || s.privileges,
+  }));
+}
+
+/** The role name: spec.username, else metadata.name exactly. */
+export function usernameOf(user: DatabaseUser): string {
+  return user.spec.username ?? user.metadata.name;
+}
+
+/** "name" in the user's namespace, "namespace/name" otherwise. */
+export function entryLabel(e: DatabaseEntry, userNamespace: string | undefined): string {
+  return e.namespace === (userNamespace ?? "default") ? e.name : `${e.namespace}/${e.name}`;
+}
+
+/** A usable Database of the user. */
+export interface DatabaseTarget extends DatabaseEntry {
+  /** The name in PostgreSQL. */
+  pgName: string;
+  clusterName: string;
+}
+
+/**
+ * Checks one referenced Database: it exists, admits the user's namespace, and is Ready.
+ * Throws RetryableError (DatabaseNotFound, DatabaseNotReady) or TerminalError
+ * (CrossNamespaceNotAllowed).
+ */
+export function checkDatabase(
+  user: DatabaseUser,
+  e: DatabaseEntry,
+  db: Database | undefined,
+): DatabaseTarget {
+  const label = JSON.stringify(entryLabel(e, user.metadata.namespace));
+  const ns = user.metadata.namespace ?? "default";
+  if (e.namespace !== ns && db && !(db.spec.allowedUserNamespaces ?? []).includes(ns)) {
+    throw new TerminalError(
+      "CrossNamespaceNotAllowed",
+      `Cannot use Database ${label}: it does not list namespace ${
+        JSON.stringify(ns)
+      } in spec.allowedUserNamespaces`,
+    );
+  }
+  if (!db) {
+    throw new RetryableError("DatabaseNotFound", `Database ${label} does not exist`);
+  }
+  const pgName = db.status?.databaseName;
+  if (!pgName || !isTrue(db.status?.conditions, "Ready")) {
+    const cond = getCondition(db.status?.conditions, "Ready");
+    // The server's own trouble is the user's too: say so, rather than "not Ready yet".
+    if (cond && CLUSTER_REASONS.has(cond.reason)) {
+      throw new RetryableError(
+        cond.reason,
+        `Database ${label} is not Ready: ${cond.message}`,
+      );
+    }
+    throw new RetryableError("DatabaseNotReady", `Database ${label} is not Ready yet`);
+  }
+  return { ...e, pgName, clusterName: db.spec.clusterRef.name };
+}
+
+/** The one DBCluster of all targets; a role lives on one server. */
+export function clusterOf(targets: readonly DatabaseTarget[]): string {
+  const names = [...new Set(targets.map((t) => t.clusterName))];
+  if (names.length !== 1) {
+    throw new TerminalError(
+      "DatabasesOnDifferentClusters",
+      `Cannot create one role for databases on different DBClusters: ${names.join(", ")}`,
+    );
+  }
+  return names[0]!;
+}
+
+/**
+ * Refuses a `spec.secret.name` of the form of a credentials record (`dbtether-<name>-state`,
+ * the user's own included): an application Secret there would overwrite a record or squat the
+ * name of a user created later.
+ */
+export function checkSecretName(user: DatabaseUser): void {
+  const name = user.spec.secret.name;
+  if (name === undefined) return;
+  if (name === stateSecretName(user) || isStateSecretName(name)) {
+    throw new TerminalError(
+      "SecretNameReserved",
+      `Cannot use spec.secret.name ${JSON.stringify(name)}: names of the form ` +
+        `dbtether-<name>-state are reserved for the credentials records of DatabaseUsers`,
+    );
+  }
+}
+
+/** The controller reference every Secret of the user carries. */
+export function ownerRefOf(u: DatabaseUser): OwnerReference {
+  return {
+    apiVersion: DatabaseUserKind.apiVersion,
+    kind: DatabaseUserKind.kind,
+    name: u.metadata.name,
+    uid: u.metadata.uid!,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}

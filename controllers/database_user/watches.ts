@@ -1,0 +1,98 @@
+/**
+ * Which events concern which DatabaseUsers: the user itself, the Databases it names, a DBCluster
+ * whose change matters to everyone on it (services/cluster_changes.ts), and the Secrets it owns.
+ * Events only say "look again"; the reconcile reads the current state.
+ */
+import type { BackupStorage } from "../../crds/backup_storage.ts";
+import { BackupStorageKind } from "../../crds/backup_storage.ts";
+import { type Database, DatabaseKind } from "../../crds/database.ts";
+import { type DBCluster, DBClusterKind } from "../../crds/dbcluster.ts";
+import { type DatabaseUser, DatabaseUserKind } from "../../crds/database_user.ts";
+import type { KubeObject } from "../runtime/types.ts";
+import { objectKey } from "../runtime/informer.ts";
+import { SecretResource } from "../runtime/kube.ts";
+import type { Watches } from "../runtime/reconciler.ts";
+import type { ControllerDeps, InformerSet, SharedInformers } from "../runtime/shared.ts";
+import { clusterChangeMatters } from "../services/cluster_changes.ts";
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from "./secret.ts";
+import { databaseEntries } from "./spec.ts";
+
+/** A Secret's metadata, as the metadata-only informer holds it. */
+export type SecretMeta = KubeObject<unknown, unknown>;
+
+/** The shared informers the DatabaseUser controller reads. */
+export interface UserInformers {
+  users: InformerSet<DatabaseUser>;
+  databases: InformerSet<Database>;
+  clusters: InformerSet<DBCluster>;
+  storages: InformerSet<BackupStorage>;
+  /** Metadata is enough: Secrets are read on demand; this says which exist and changed. */
+  secrets: InformerSet<SecretMeta>;
+}
+
+/** The informers of {@link UserInformers}, created once and shared with other controllers. */
+export function userInformers(informers: SharedInformers): UserInformers {
+  return {
+    users: informers.for<DatabaseUser>(DatabaseUserKind),
+    databases: informers.for<Database>(DatabaseKind),
+    clusters: informers.for<DBCluster>(DBClusterKind),
+    storages: informers.for<BackupStorage>(BackupStorageKind),
+    secrets: informers.for<SecretMeta>(SecretResource, {
+      labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
+      metadataOnly: true,
+    }),
+  };
+}
+
+/**
+ * Keys of the DatabaseUsers on DBCluster `name`: through their Databases (from the informer
+ * cache), or the cluster recorded in their status when a Database is gone.
+ */
+export function usersOfCluster(
+  users: readonly DatabaseUser[],
+  databases: readonly Database[],
+  name: string,
+): string[] {
+  const onCluster = new Set(
+    databases.filter((d) => d.spec.clusterRef.name === name).map(objectKey),
+  );
+  return users.filter((u) =>
+    u.status?.clusterName === name ||
+    databaseEntries(u).some((e) => onCluster.has(`${e.namespace}/${e.name}`))
+  ).map(objectKey);
+}
+
+/** Keys of the users that name Database `db`. */
+export function usersOfDatabase(users: readonly DatabaseUser[], db: Database): string[] {
+  return users.filter((u) =>
+    databaseEntries(u).some((e) =>
+      e.name === db.metadata.name && e.namespace === db.metadata.namespace
+    )
+  ).map(objectKey);
+}
+
+/** Keys of the DatabaseUsers that own Secret `s`. */
+export function ownersOfSecret(s: SecretMeta): string[] {
+  return (s.metadata.ownerReferences ?? [])
+    .filter((r) => r.kind === DatabaseUserKind.kind && s.metadata.namespace)
+    .map((r) => `${s.metadata.namespace}/${r.name}`);
+}
+
+/** The events that re-queue DatabaseUsers. */
+export function databaseUserWatches(deps: Pick<ControllerDeps, "informers">): Watches {
+  const i = userInformers(deps.informers);
+  return (controller) => {
+    controller.watch(i.users);
+    controller.watch(i.databases, (db) => usersOfDatabase(i.users.list(), db));
+    // A server that comes back (or goes away) concerns every user on it at once, not after each
+    // user's backoff has run out.
+    controller.watch(
+      i.clusters,
+      (c, old, deleted) =>
+        deleted || clusterChangeMatters(c, old)
+          ? usersOfCluster(i.users.list(), i.databases.list(), c.metadata.name)
+          : [],
+    );
+    controller.watch(i.secrets, ownersOfSecret);
+  };
+}
