@@ -22,6 +22,7 @@ import type { BackupStorage } from "../../crds/backup_storage.ts";
 import type { Database } from "../../crds/database.ts";
 import { renderBackupKey, TemplateError } from "../../backup/templates.ts";
 import type { BackupReason } from "./status.ts";
+import { parseGoDuration } from "../../lib/duration.ts";
 import { databaseReady } from "../services/readiness.ts";
 
 /** How many interrupted runs (restarts, crashes, leader changes) fail a Backup. */
@@ -237,29 +238,4 @@ function planTtl(b: Backup, now: number): BackupAction {
   if (!ttl || Number.isNaN(completedAt)) return { kind: "none" };
   const due = completedAt + parseGoDuration(ttl);
   return due <= now ? { kind: "delete" } : { kind: "requeue", afterMs: due - now };
-}
-
-const UNITS: Record<string, number> = {
-  ns: 1e-6,
-  us: 1e-3,
-  "µs": 1e-3,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-};
-
-/** Milliseconds of a Go duration (validated at admission); throws on bad input. */
-export function parseGoDuration(text: string): number {
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
-  let total = 0;
-  let end = 0;
-  for (let m = re.exec(text); m; m = re.exec(text)) {
-    total += Number(m[1]) * UNITS[m[2]!]!;
-    end = re.lastIndex;
-  }
-  if (!text || end !== text.length) {
-    throw new Error(`Invalid duration "${text}": use a duration such as 30s, 5m or 1h30m`);
-  }
-  return Math.round(total);
 }

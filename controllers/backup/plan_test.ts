@@ -4,7 +4,6 @@ import type { BackupStorage } from "../../crds/backup_storage.ts";
 import type { Database } from "../../crds/database.ts";
 import {
   type BackupAction,
-  parseGoDuration,
   planBackup,
   runId,
   storageRetry,
@@ -247,17 +246,4 @@ Deno.test("storageRetry: backoff over a window, not a count", async (t) => {
 
 Deno.test("runId is the uid's first 8 hex digits", () => {
   assertEquals(runId(backup()), "0a1b2c3d");
-});
-
-Deno.test("parseGoDuration", () => {
-  assertEquals(parseGoDuration("1h30m"), 5_400_000);
-  assertEquals(parseGoDuration("90s"), 90_000);
-  assertEquals(parseGoDuration("1.5h"), 5_400_000);
-  let msg = "";
-  try {
-    parseGoDuration("1d");
-  } catch (e) {
-    msg = (e as Error).message;
-  }
-  assert(/Invalid duration "1d"/.test(msg), msg);
 });
