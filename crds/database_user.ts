@@ -20,6 +20,7 @@ import {
   VERSION,
 } from "./kind.ts";
 import { MAX_IDENTIFIER_BYTES } from "../controllers/postgres/limits.ts";
+import { TABLE_PRIVILEGES as PG_TABLE_PRIVILEGES } from "../controllers/postgres/statements.ts";
 
 /** Privilege levels, each including the one before it. */
 export const PRIVILEGE_LEVELS = ["readonly", "readwrite", "admin", "owner"] as const;
@@ -27,16 +28,7 @@ export const PRIVILEGE_LEVELS = ["readonly", "readwrite", "admin", "owner"] as c
 export type PrivilegeLevel = typeof PRIVILEGE_LEVELS[number];
 
 /** Table privileges `additionalGrants` may give. */
-export const TABLE_PRIVILEGES = [
-  "SELECT",
-  "INSERT",
-  "UPDATE",
-  "DELETE",
-  "TRUNCATE",
-  "REFERENCES",
-  "TRIGGER",
-  "USAGE",
-] as const;
+export const TABLE_PRIVILEGES = [...PG_TABLE_PRIVILEGES, "USAGE"] as const;
 
 /** Key layouts of the credentials Secret (see docs/crds/databaseuser.md). */
 export const SECRET_TEMPLATES = ["raw", "DB", "DATABASE", "POSTGRES", "dsn", "custom"] as const;

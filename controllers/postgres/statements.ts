@@ -14,15 +14,8 @@ export interface Statement {
   together?: string[];
 }
 
-export type TablePrivilege =
-  | "SELECT"
-  | "INSERT"
-  | "UPDATE"
-  | "DELETE"
-  | "TRUNCATE"
-  | "REFERENCES"
-  | "TRIGGER";
-export const TABLE_PRIVILEGES: readonly TablePrivilege[] = [
+/** The privileges GRANT … ON TABLE knows. */
+export const TABLE_PRIVILEGES = [
   "SELECT",
   "INSERT",
   "UPDATE",
@@ -30,7 +23,8 @@ export const TABLE_PRIVILEGES: readonly TablePrivilege[] = [
   "TRUNCATE",
   "REFERENCES",
   "TRIGGER",
-];
+] as const;
+export type TablePrivilege = typeof TABLE_PRIVILEGES[number];
 export type SequencePrivilege = "SELECT" | "USAGE" | "UPDATE";
 export type SchemaPrivilege = "USAGE" | "CREATE";
 export type DatabasePrivilege = "CONNECT" | "TEMPORARY" | "CREATE";
