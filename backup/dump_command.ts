@@ -140,11 +140,7 @@ export function buildDumpCommand(
   if (opts.lockWaitTimeoutSeconds !== undefined) {
     args.push(`--lock-wait-timeout=${Math.round(opts.lockWaitTimeoutSeconds * 1000)}`);
   }
-  return {
-    command: pgDump,
-    args,
-    env: connectionEnv({ ...conn, applicationName: appName(conn, "backup") }),
-  };
+  return toolCommand(pgDump, { conn, purpose: "backup", args: args });
 }
 
 /**
@@ -152,8 +148,9 @@ export function buildDumpCommand(
  * committed before psql reads end-of-file on stdin, so killing psql earlier rolls back.
  */
 export function buildPsqlRestoreCommand(psql: string, conn: PgConnection): ToolCommand {
-  return {
-    command: psql,
+  return toolCommand(psql, {
+    conn,
+    purpose: "restore",
     args: [
       "--no-psqlrc",
       "--no-password",
@@ -163,8 +160,7 @@ export function buildPsqlRestoreCommand(psql: string, conn: PgConnection): ToolC
       "--single-transaction",
       "--file=-",
     ],
-    env: connectionEnv({ ...conn, applicationName: appName(conn, "restore") }),
-  };
+  });
 }
 
 /** argv/env for `pg_restore` applying a custom-format archive read from stdin. */
@@ -181,17 +177,14 @@ export function buildPgRestoreCommand(
     dbnameArg(conn),
   ];
   if (!opts.includeOwnership) args.push("--no-owner", "--no-privileges");
-  return {
-    command: pgRestore,
-    args,
-    env: connectionEnv({ ...conn, applicationName: appName(conn, "restore") }),
-  };
+  return toolCommand(pgRestore, { conn, purpose: "restore", args: args });
 }
 
 /** argv/env for `psql` printing the server's `server_version_num` (e.g. `150018`). */
 export function buildServerVersionCommand(psql: string, conn: PgConnection): ToolCommand {
-  return {
-    command: psql,
+  return toolCommand(psql, {
+    conn,
+    purpose: "version",
     args: [
       "--no-psqlrc",
       "--no-password",
@@ -200,8 +193,16 @@ export function buildServerVersionCommand(psql: string, conn: PgConnection): Too
       "--no-align",
       "--command=SHOW server_version_num",
     ],
-    env: connectionEnv({ ...conn, applicationName: appName(conn, "version") }),
-  };
+  });
+}
+
+/** A tool's command line with the connection's environment and an application_name. */
+function toolCommand(
+  command: string,
+  o: { conn: PgConnection; purpose: string; args: string[] },
+): ToolCommand {
+  const applicationName = appName(o.conn, o.purpose);
+  return { command, args: o.args, env: connectionEnv({ ...o.conn, applicationName }) };
 }
 
 function appName(conn: PgConnection, what: string): string {
