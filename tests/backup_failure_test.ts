@@ -9,7 +9,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
 import { startEnv } from "./helpers/env.ts";
-import { readyReason } from "./helpers/fixtures.ts";
+import { mergePatch, readyReason } from "./helpers/fixtures.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
 import {
@@ -97,17 +97,9 @@ Deno.test({ name: "Backup failures end with a reason and leave no object", ...op
     await t.step(
       "bad admin password → Failed DumpFailed (or waiting on the Database), no object",
       async () => {
-        await env.kube.kubectl([
-          "patch",
-          "secret",
-          "test-pg-admin",
-          "-n",
-          "default",
-          "--type",
-          "merge",
-          "-p",
-          JSON.stringify({ stringData: { password: "wrong-password-123" } }),
-        ], { check: true });
+        await mergePatch(env, { kind: "secret", namespace: "default", name: "test-pg-admin" }, {
+          stringData: { password: "wrong-password-123" },
+        });
         await env.kube.apply(backupYaml(ns, "badpw", "app", "local"));
         // Whoever notices first: pg_dump fails to log in (Failed, DumpFailed), or the Database
         // controller takes the Database out of Ready and the Backup waits, saying why.

@@ -5,6 +5,7 @@
  * resolution order in controllers/runtime/kube_test.ts.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
+import { runArgs } from "./helpers/env.ts";
 import { kubeconfigText } from "./helpers/fixtures.ts";
 import { runProgram } from "./helpers/program.ts";
 import { startKube } from "./helpers/kube.ts";
@@ -151,15 +152,7 @@ Deno.test({ name: "run: clear errors, no stack traces", ...opts }, async (t) => 
 Deno.test({ name: "run: SIGTERM shuts down cleanly with exit 0", ...opts }, async () => {
   await using kube = await startKube({ crds: true });
   const { startProgram } = await import("./helpers/program.ts");
-  await using p = await startProgram([
-    "run",
-    "--kubeconfig",
-    kube.kubeconfigPath,
-    "--metrics-bind-address",
-    "0",
-    "--health-probe-bind-address",
-    "0",
-  ]);
+  await using p = await startProgram(runArgs(kube.kubeconfigPath));
   const deadline = Date.now() + 30_000;
   while (!/Caches synced/.test(p.logs()) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 100));

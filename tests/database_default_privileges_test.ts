@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
-import { secretData } from "./helpers/fixtures.ts";
+import { annotate, secretData } from "./helpers/fixtures.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -122,15 +122,11 @@ spec:
   const reconcileOnce = async (tag: string) => {
     for (const step of ["a", "b"]) {
       const seen = (await reconcileMarks()).length;
-      await env.kube.kubectl([
-        "annotate",
-        "--overwrite",
-        "database",
-        "shop",
-        "-n",
-        ns,
+      await annotate(
+        env,
+        { kind: "database", namespace: ns, name: "shop" },
         `test.dbtether.io/poke=${tag}-${step}`,
-      ], { check: true });
+      );
       await waitFor(
         `Database reconcile ${tag}-${step}`,
         async () => (await reconcileMarks()).length > seen,

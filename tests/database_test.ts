@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
-import { conditionOf, readyOf } from "./helpers/fixtures.ts";
+import { annotate, conditionOf, mergePatch, readyOf } from "./helpers/fixtures.ts";
 import { freePort } from "./helpers/free_port.ts";
 import { mutatingSince } from "./helpers/tenant.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -297,17 +297,9 @@ Deno.test(
           "1",
         );
         assert(env.program?.process.pid, "the program keeps running");
-        await env.kube.kubectl([
-          "patch",
-          "database",
-          "ext",
-          "-n",
-          ns,
-          "--type",
-          "merge",
-          "-p",
-          '{"spec":{"extensions":["pg_trgm"]}}',
-        ], { check: true });
+        await mergePatch(env, { kind: "database", namespace: ns, name: "ext" }, {
+          spec: { extensions: ["pg_trgm"] },
+        });
         await env.waitPhase("database", "ext", "Ready", { namespace: ns });
       },
     );
@@ -325,15 +317,7 @@ Deno.test(
         let rv = "";
         for (let i = 0; i < 10; i++) {
           const seen = await reads();
-          await env.kube.kubectl([
-            "annotate",
-            "--overwrite",
-            "database",
-            "idem",
-            "-n",
-            ns,
-            `test/touch=${i}`,
-          ], { check: true });
+          await annotate(env, { kind: "database", namespace: ns, name: "idem" }, `test/touch=${i}`);
           rv = (await env.getJson<Db>("database", "idem", ns))!.metadata.resourceVersion;
           await waitFor(`reconcile ${i}`, async () => (await reads()) > seen);
         }

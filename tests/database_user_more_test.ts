@@ -6,7 +6,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
-import { readyOf, runsAs, secretData, waitReason } from "./helpers/fixtures.ts";
+import { annotate, readyOf, runsAs, secretData, waitReason } from "./helpers/fixtures.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -65,9 +65,10 @@ async function readyCreds(env: TestEnv, name: string, ns: string, secret = `${na
 /** Changes an annotation of a Database 10 times: each queues a reconcile of its users. */
 async function forceReconciles(env: TestEnv, db: string, ns: string) {
   for (let i = 0; i < 10; i++) {
-    await env.kube.kubectl(
-      ["annotate", "--overwrite", "database", db, "-n", ns, `test/force=${Date.now()}-${i}`],
-      { check: true },
+    await annotate(
+      env,
+      { kind: "database", namespace: ns, name: db },
+      `test/force=${Date.now()}-${i}`,
     );
     await sleep(300);
   }

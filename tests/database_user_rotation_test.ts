@@ -7,7 +7,7 @@ import { assert, assertEquals } from "./helpers/assert.ts";
 import postgres from "postgres";
 import { SecretResource } from "../controllers/runtime/kube.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
-import { decodeSecretData, runsAs } from "./helpers/fixtures.ts";
+import { annotate, decodeSecretData, runsAs } from "./helpers/fixtures.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 // Read through the API client, not kubectl: the client below re-reads it every 50 ms.
@@ -83,15 +83,11 @@ spec:
     for (let i = 1; i <= 10; i++) {
       const before =
         (await apiSecretData(env, { namespace: ns, name: "alt-credentials" }))!.password;
-      await env.kube.kubectl([
-        "annotate",
-        "--overwrite",
-        "databaseuser",
-        "alt",
-        "-n",
-        ns,
+      await annotate(
+        env,
+        { kind: "databaseuser", namespace: ns, name: "alt" },
         `dbtether.io/rotate=${i}`,
-      ], { check: true });
+      );
       const d = await waitFor(`rotation ${i}`, async () => {
         const x = await apiSecretData(env, { namespace: ns, name: "alt-credentials" });
         return x && x.password !== before ? x : undefined;

@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
-import { readyOf, runsAs, secretData, waitReason } from "./helpers/fixtures.ts";
+import { annotate, readyOf, runsAs, secretData, waitReason } from "./helpers/fixtures.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -260,15 +260,7 @@ spec:
       const logBefore = (await env.pg.readLog()).length;
       for (let i = 0; i < 10; i++) {
         // The Database maps to its users: each change queues a reconcile of "ro" without touching it.
-        await env.kube.kubectl([
-          "annotate",
-          "--overwrite",
-          "database",
-          "shop",
-          "-n",
-          ns,
-          `test/force=${i}`,
-        ], { check: true });
+        await annotate(env, { kind: "database", namespace: ns, name: "shop" }, `test/force=${i}`);
         await new Promise((r) => setTimeout(r, 300));
       }
       await new Promise((r) => setTimeout(r, 2000));

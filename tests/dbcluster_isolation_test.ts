@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
-import { conditionOf, secretData } from "./helpers/fixtures.ts";
+import { conditionOf, mergePatch, secretData } from "./helpers/fixtures.ts";
 import { pointReadmeAtServer, readmeManifests } from "./helpers/seed.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -115,10 +115,7 @@ async function applyReadme(env: TestEnv): Promise<void> {
 
 /** `kubectl patch --type merge` of a cluster-scoped DBCluster. */
 async function patchCluster(env: TestEnv, name: string, spec: Record<string, unknown>) {
-  await env.kube.kubectl(
-    ["patch", "dbcluster", name, "--type", "merge", "-p", JSON.stringify({ spec })],
-    { check: true },
-  );
+  await mergePatch(env, { kind: "dbcluster", name }, { spec });
 }
 
 Deno.test({

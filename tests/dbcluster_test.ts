@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
-import { readyOf } from "./helpers/fixtures.ts";
+import { mergePatch, readyOf } from "./helpers/fixtures.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -50,17 +50,9 @@ Deno.test({
   await t.step(
     "a wrong password gives AuthenticationFailed; fixing the Secret reconnects at once",
     async () => {
-      await env.kube.kubectl([
-        "patch",
-        "secret",
-        "main-admin",
-        "-n",
-        "default",
-        "--type",
-        "merge",
-        "-p",
-        '{"stringData":{"password":"wrong-password"}}',
-      ], { check: true });
+      await mergePatch(env, { kind: "secret", namespace: "default", name: "main-admin" }, {
+        stringData: { password: "wrong-password" },
+      });
       await waitFor(
         "AuthenticationFailed",
         async () =>
@@ -70,17 +62,9 @@ Deno.test({
       const c = await env.getJson<Cluster>("dbcluster", "main");
       assertEquals(c?.status?.phase, "Failed");
       assert(!c?.status?.message?.includes("wrong-password"), "no password in status");
-      await env.kube.kubectl([
-        "patch",
-        "secret",
-        "main-admin",
-        "-n",
-        "default",
-        "--type",
-        "merge",
-        "-p",
-        JSON.stringify({ stringData: { password: env.pg.admin.password } }),
-      ], { check: true });
+      await mergePatch(env, { kind: "secret", namespace: "default", name: "main-admin" }, {
+        stringData: { password: env.pg.admin.password },
+      });
       await env.waitPhase("dbcluster", "main", "Connected", { timeoutMs: 15_000 });
     },
   );

@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
-import { type Obj, readyOf, runsAs, secretData } from "./helpers/fixtures.ts";
+import { annotate, mergePatch, type Obj, readyOf, runsAs, secretData } from "./helpers/fixtures.ts";
 import { logMark, resource } from "./helpers/tenant.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -21,17 +21,9 @@ async function credentials(env: TestEnv, name: string, ns: string): Promise<Cred
 
 /** Changes the user's spec and waits until a reconcile of that generation wrote its status. */
 async function reconcileUser(env: TestEnv, name: string, ns: string, limit: number) {
-  await env.kube.kubectl([
-    "patch",
-    "databaseuser",
-    name,
-    "-n",
-    ns,
-    "--type",
-    "merge",
-    "-p",
-    JSON.stringify({ spec: { connectionLimit: limit } }),
-  ], { check: true });
+  await mergePatch(env, { kind: "databaseuser", namespace: ns, name }, {
+    spec: { connectionLimit: limit },
+  });
   await waitFor(`DatabaseUser ${name} reconciled with connectionLimit ${limit}`, async () => {
     const u = await env.getJson<Obj>("databaseuser", name, ns);
     return u?.status?.phase === "Ready" && u.status.observedGeneration === u.metadata.generation;
@@ -126,17 +118,7 @@ Deno.test(
       );
       assertEquals(made.code, 0, made.stderr);
       assert(!(await runsAs(env.pg, ro, { sql: "SELECT * FROM plain_t" })));
-      await env.kube.kubectl([
-        "annotate",
-        "--overwrite",
-        "database",
-        "shop",
-        "-n",
-        ns,
-        "test/touch=1",
-      ], {
-        check: true,
-      });
+      await annotate(env, { kind: "database", namespace: ns, name: "shop" }, "test/touch=1");
       await waitFor(
         "readonly can read plain_t again",
         () => runsAs(env.pg, ro, { sql: "SELECT * FROM plain_t" }),

@@ -14,7 +14,7 @@
  *   every request it had open to the apiserver still hangs.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { startEnv, type TestEnv } from "./helpers/env.ts";
+import { startEnv, type TestEnv, testRunArgs } from "./helpers/env.ts";
 import { secretData } from "./helpers/fixtures.ts";
 import {
   backupYaml,
@@ -45,21 +45,7 @@ async function startReplica(
   o: { kubeconfig?: string; lease: string[] },
 ): Promise<Replica> {
   const program = await startProgram([
-    "run",
-    "--kubeconfig",
-    o.kubeconfig ?? env.kube.kubeconfigPath,
-    "--metrics-bind-address",
-    "0",
-    "--health-probe-bind-address",
-    "0",
-    "--log-format",
-    "json",
-    "--log-level",
-    "debug",
-    "--backoff-base",
-    "200ms",
-    "--backoff-max",
-    "2s",
+    ...testRunArgs(o.kubeconfig ?? env.kube.kubeconfigPath, { backoffMax: "2s" }),
     "--leader-elect",
     "--leader-election-namespace",
     "default",

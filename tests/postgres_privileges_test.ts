@@ -57,6 +57,17 @@ async function user(
 }
 
 /** Same spec without a new password: what a steady-state reconcile sends. */
+/** A pool that connects as the test server's (non-superuser) admin, as the operator does. */
+function adminPool(pg: PgServer): ServerPool {
+  return new ServerPool({
+    host: pg.host,
+    port: pg.port,
+    user: pg.admin.user,
+    password: pg.admin.password,
+    sslMode: "disable",
+  });
+}
+
 function steady(u: TestUser): UserSpec {
   const { passwordVerifier: _, ...rest } = u.spec;
   return rest;
@@ -64,13 +75,7 @@ function steady(u: TestUser): UserSpec {
 
 Deno.test("privilege model against a real server as a non-superuser admin", async (t) => {
   await using pg = await startPostgres();
-  const pool = new ServerPool({
-    host: pg.host,
-    port: pg.port,
-    user: pg.admin.user,
-    password: pg.admin.password,
-    sslMode: "disable",
-  });
+  const pool = adminPool(pg);
   const ex = new PgExecutor(pool);
   const as = (u: TestUser, sql: string, database = "app") =>
     pg.psql(sql, { user: u.spec.username, password: u.password, database });
@@ -264,13 +269,7 @@ Deno.test("privilege model against a real server as a non-superuser admin", asyn
 
 Deno.test("hostile names round-trip exactly and change nothing else", async () => {
   await using pg = await startPostgres();
-  const pool = new ServerPool({
-    host: pg.host,
-    port: pg.port,
-    user: pg.admin.user,
-    password: pg.admin.password,
-    sslMode: "disable",
-  });
+  const pool = adminPool(pg);
   const ex = new PgExecutor(pool);
   const snapshot = async () =>
     new Set(

@@ -59,6 +59,37 @@ export interface StartEnvOptions {
 
 let counter = 0;
 
+/** `dbtether run` against `kubeconfig` with the metrics and health-probe servers on port 0. */
+export function runArgs(kubeconfig: string): string[] {
+  return [
+    "run",
+    "--kubeconfig",
+    kubeconfig,
+    "--metrics-bind-address",
+    "0",
+    "--health-probe-bind-address",
+    "0",
+  ];
+}
+
+/**
+ * `runArgs` plus what the tests read and wait for: JSON debug logs and a short retry backoff
+ * (200ms, at most `backoffMax`, default 5s).
+ */
+export function testRunArgs(kubeconfig: string, o: { backoffMax?: string } = {}): string[] {
+  return [
+    ...runArgs(kubeconfig),
+    "--log-format",
+    "json",
+    "--log-level",
+    "debug",
+    "--backoff-base",
+    "200ms",
+    "--backoff-max",
+    o.backoffMax ?? "5s",
+  ];
+}
+
 export async function startEnv(opts: StartEnvOptions = {}): Promise<TestEnv> {
   const cleanups: (() => Promise<unknown>)[] = [];
   const dispose = async () => {
@@ -81,21 +112,7 @@ export async function startEnv(opts: StartEnvOptions = {}): Promise<TestEnv> {
 
     const start = async (extra: string[] = [], extraEnv: Record<string, string> = {}) => {
       program = await startProgram([
-        "run",
-        "--kubeconfig",
-        kube.kubeconfigPath,
-        "--metrics-bind-address",
-        "0",
-        "--health-probe-bind-address",
-        "0",
-        "--log-format",
-        "json",
-        "--log-level",
-        "debug",
-        "--backoff-base",
-        "200ms",
-        "--backoff-max",
-        "5s",
+        ...testRunArgs(kube.kubeconfigPath),
         ...(opts.programArgs ?? []),
         ...extra,
       ], { env: { ...opts.programEnv, ...extraEnv } });

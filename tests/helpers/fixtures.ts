@@ -117,3 +117,28 @@ contexts: [{ name: x, context: { cluster: c, user: u } }]
 current-context: x
 `;
 }
+
+/** One object as kubectl names it: `namespace` "" (or absent) for a cluster-scoped kind. */
+export type KubectlRef = { kind: string; namespace?: string; name: string };
+
+function kubectlTarget(ref: KubectlRef): string[] {
+  return [ref.kind, ref.name, ...(ref.namespace ? ["-n", ref.namespace] : [])];
+}
+
+/**
+ * `kubectl annotate --overwrite` of one object with `annotation` ("key=value"); fails the test
+ * when kubectl does. Tests use it to queue a reconcile without changing the spec.
+ */
+export async function annotate(env: TestEnv, ref: KubectlRef, annotation: string): Promise<void> {
+  await env.kube.kubectl(["annotate", "--overwrite", ...kubectlTarget(ref), annotation], {
+    check: true,
+  });
+}
+
+/** `kubectl patch --type merge` of one object with `patch` (sent as JSON); fails on error. */
+export async function mergePatch(env: TestEnv, ref: KubectlRef, patch: unknown): Promise<void> {
+  await env.kube.kubectl(
+    ["patch", ...kubectlTarget(ref), "--type", "merge", "-p", JSON.stringify(patch)],
+    { check: true },
+  );
+}

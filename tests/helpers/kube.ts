@@ -111,35 +111,7 @@ async function makeCerts(dir: string): Promise<void> {
       "keyUsage=critical,digitalSignature,keyEncipherment",
     ].join("\n") + "\n",
   );
-  await o([
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-subj",
-    "/CN=kube-apiserver",
-    "-keyout",
-    "server.key",
-    "-out",
-    "server.csr",
-  ]);
-  await o([
-    "x509",
-    "-req",
-    "-in",
-    "server.csr",
-    "-CA",
-    "ca.crt",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-days",
-    "3650",
-    "-out",
-    "server.crt",
-    "-extfile",
-    "server.ext",
-  ]);
+  await signedCert(dir, "server", "/CN=kube-apiserver");
   await clientCert(dir, "admin", "admin", ["system:masters"]);
   await o(["genrsa", "-out", "sa.key", "2048"]);
   await o(["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);
@@ -156,7 +128,16 @@ async function clientCert(
     `${dir}/${file}.ext`,
     "extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n",
   );
-  await must("openssl", [
+  await signedCert(dir, file, subj);
+}
+
+/**
+ * A new key `<file>.key` and its certificate `<file>.crt` for `subj`, signed by the test CA in
+ * `dir` with the extensions in `<file>.ext`.
+ */
+async function signedCert(dir: string, file: string, subj: string): Promise<void> {
+  const o = (args: string[]) => must("openssl", args, { cwd: dir });
+  await o([
     "req",
     "-newkey",
     "rsa:2048",
@@ -167,8 +148,8 @@ async function clientCert(
     `${file}.key`,
     "-out",
     `${file}.csr`,
-  ], { cwd: dir });
-  await must("openssl", [
+  ]);
+  await o([
     "x509",
     "-req",
     "-in",
@@ -184,7 +165,7 @@ async function clientCert(
     `${file}.crt`,
     "-extfile",
     `${file}.ext`,
-  ], { cwd: dir });
+  ]);
 }
 
 async function kubeconfig(dir: string, server: string, file: string): Promise<string> {

@@ -86,7 +86,8 @@ export function findBinDir(): string {
   return best.dir;
 }
 
-function exists(path: string): boolean {
+/** Whether anything exists at `path`. */
+export function exists(path: string): boolean {
   try {
     Deno.statSync(path);
     return true;

@@ -1,14 +1,5 @@
 import { assert, assertMatch, assertNotStrictEquals, assertStrictEquals } from "./assert.ts";
-import { startPostgres } from "./postgres.ts";
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { exists, startPostgres } from "./postgres.ts";
 
 Deno.test("startPostgres gives a non-superuser admin, psql, stop/start and cleanup", async (t) => {
   let dir = "";

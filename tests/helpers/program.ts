@@ -39,9 +39,9 @@ function baseEnv(extra: Record<string, string> = {}): Record<string, string> {
   return { ...env, ...extra };
 }
 
-/** Runs `dbtether <args>` to completion. */
-export async function runProgram(args: string[], opts: ProgramOptions = {}) {
-  const out = await new Deno.Command(Deno.execPath(), {
+/** `dbtether <args>` as the binary runs it, with its output piped and no stdin. */
+async function programCommand(args: string[], opts: ProgramOptions): Promise<Deno.Command> {
+  return new Deno.Command(Deno.execPath(), {
     args: ["run", "--quiet", ...(await permissionFlags()), `${repoRoot}main.ts`, ...args],
     env: baseEnv(opts.env),
     clearEnv: true,
@@ -49,7 +49,12 @@ export async function runProgram(args: string[], opts: ProgramOptions = {}) {
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  });
+}
+
+/** Runs `dbtether <args>` to completion. */
+export async function runProgram(args: string[], opts: ProgramOptions = {}) {
+  const out = await (await programCommand(args, opts)).output();
   const d = new TextDecoder();
   return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
 }
@@ -67,15 +72,7 @@ export async function startProgram(
   args: string[],
   opts: ProgramOptions = {},
 ): Promise<RunningProgram> {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", ...(await permissionFlags()), `${repoRoot}main.ts`, ...args],
-    env: baseEnv(opts.env),
-    clearEnv: true,
-    cwd: opts.cwd ?? repoRoot,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const process = (await programCommand(args, opts)).spawn();
   let text = "";
   const d = new TextDecoder();
   const collect = async (s: ReadableStream<Uint8Array>) => {
