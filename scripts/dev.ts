@@ -12,6 +12,9 @@
  * only while they still point into it, so a run tearing down late never removes the files of
  * the run after it. `.dev/serve.pid` names the background run: `<pid> <start time> <run id>`.
  * `DBTETHER_DEV_DIR` moves `.dev` elsewhere (the tests of this script use a temp dir).
+ *
+ * Over 400 lines: a developer tool (not shipped) whose three commands share the process
+ * tracking and the per-run files; splitting it would scatter the ownership rules above.
  */
 import { parseAllDocuments, stringify } from "yaml";
 import { startKube } from "../tests/helpers/kube.ts";

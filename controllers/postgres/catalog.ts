@@ -4,6 +4,9 @@
  *
  * The pools run postgres.js without `fetch_types`, so arrays would arrive as unparsed text:
  * array results are returned as JSON, array parameters are sent as JSON text.
+ *
+ * A little over 400 lines: one query per snapshot the planners read, kept together so the
+ * catalog reads can be reviewed side by side (every one is read-only and parameterised).
  */
 import type { Sql } from "./pool.ts";
 import { observeRoleReach, type RoleReach } from "./reach.ts";

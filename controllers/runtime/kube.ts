@@ -2,6 +2,10 @@
  * A thin Kubernetes REST client on top of client-node's KubeConfig (authentication, TLS) and
  * undici (the HTTP client client-node itself uses). It speaks raw paths so every kind, built-in
  * or custom, goes through the same code, and maps API failures once into typed errors.
+ *
+ * Over 400 lines on purpose: the request shapes, the one `request` path (authentication, the
+ * leader fence, timeouts, error mapping) and the watch stream that shares it stay in one place,
+ * so no call can bypass the fence or the error mapping.
  */
 import { HttpMethod, KubeConfig, RequestContext } from "@kubernetes/client-node";
 import { fetch } from "undici";
