@@ -44,8 +44,7 @@ export function registerControllers(
   const services: Services = { resolver, pools, config: ctx.config, env: ctx.env };
 
   setupDBClusterController(deps, { resolver, defaultIntervalMs: ctx.config.healthCheckIntervalMs });
-  // One line per controller below; each takes (deps, services).
-  void services;
+  // One line per controller; each gets the runtime (deps) and the shared services.
   setupDatabaseController(deps, services);
   setupDatabaseUserController(deps, services);
   if (ctx.config.postgresDatabase.enabled) setupPostgresDatabaseController(deps, services);
