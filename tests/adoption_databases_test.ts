@@ -165,18 +165,12 @@ Deno.test({
       (await env.pg.superSql("SELECT count(*) FROM pg_database WHERE datname = 'alice'")).trim(),
       "0",
     );
-    await waitReason(env, {
-      kind: "pgdb",
-      name: "pg-grab",
-      namespace: denied,
-      reason: "DatabaseExistsUnmanaged",
-    });
-    await waitReason(env, {
-      kind: "pgdb",
-      name: "pg-adopt",
-      namespace: denied,
-      reason: "AdoptionNotAllowed",
-    });
+    for (
+      const [name, reason] of [
+        ["pg-grab", "DatabaseExistsUnmanaged"],
+        ["pg-adopt", "AdoptionNotAllowed"],
+      ] as const
+    ) await waitReason(env, { kind: "pgdb", name, namespace: denied, reason });
   });
 
   await t.step("no mutating statement reached the server; the victims are intact", async () => {

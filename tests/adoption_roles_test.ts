@@ -260,24 +260,13 @@ Deno.test({
       await env.kube.apply(
         resource("Database", { name: "plain", ns: granted, spec: spec("sneaky") }),
       );
-      await waitReason(env, {
-        kind: "database",
-        name: "sneaky",
-        namespace: granted,
-        reason: "RoleIsPrivileged",
-      });
-      await waitReason(env, {
-        kind: "database",
-        name: "quiet",
-        namespace: granted,
-        reason: "RoleInheritsPrivileges",
-      });
-      await waitReason(env, {
-        kind: "database",
-        name: "plain",
-        namespace: granted,
-        reason: "RoleExistsUnmanaged",
-      });
+      for (
+        const [name, reason] of [
+          ["sneaky", "RoleIsPrivileged"],
+          ["quiet", "RoleInheritsPrivileges"],
+          ["plain", "RoleExistsUnmanaged"],
+        ] as const
+      ) await waitReason(env, { kind: "database", name, namespace: granted, reason });
       assertEquals(await rolesSnapshot(env.pg), snap);
       assertEquals(
         (await env.pg.superSql(

@@ -8,22 +8,24 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import { annotate, secretData } from "./helpers/fixtures.ts";
+import { resource } from "./helpers/tenant.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const MUTATING = /statement: (CREATE|ALTER|DROP|GRANT|REVOKE|COMMENT|REASSIGN)\b/i;
 
+/** The Database "shop" on DBCluster "main", dropped with its object. */
+const SHOP_SPEC = "clusterRef: { name: main }\ndeletionPolicy: Delete\n";
+
 type Login = { user: string; password: string; database: string };
 
 function user(name: string, ns: string, privileges: string): string {
-  return `apiVersion: dbtether.io/v1alpha1
-kind: DatabaseUser
-metadata: { name: ${name}, namespace: ${ns} }
-spec:
-  databaseRef: { name: shop }
-  privileges: ${privileges}
-`;
+  return resource("DatabaseUser", {
+    name,
+    ns,
+    spec: `databaseRef: { name: shop }\nprivileges: ${privileges}\n`,
+  });
 }
 
 async function logLines(env: TestEnv, pick: (l: string) => boolean): Promise<string[]> {
@@ -37,13 +39,7 @@ Deno.test({
   await using env = await startEnv({ pg: true, program: true });
   const ns = await env.namespace("later");
   await env.kube.apply(env.clusterManifest("main"));
-  await env.kube.apply(`apiVersion: dbtether.io/v1alpha1
-kind: Database
-metadata: { name: shop, namespace: ${ns} }
-spec:
-  clusterRef: { name: main }
-  deletionPolicy: Delete
-`);
+  await env.kube.apply(resource("Database", { name: "shop", ns, spec: SHOP_SPEC }));
   for (const [n, p] of [["ro", "readonly"], ["rw", "readwrite"], ["adm", "admin"]]) {
     await env.kube.apply(user(n!, ns, p!));
   }

@@ -8,6 +8,7 @@ import postgres from "postgres";
 import { SecretResource } from "../controllers/runtime/kube.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import { annotate, decodeSecretData, runsAs } from "./helpers/fixtures.ts";
+import { resource } from "./helpers/tenant.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 // Read through the API client, not kubectl: the client below re-reads it every 50 ms.
@@ -20,12 +21,7 @@ async function apiSecretData(
 }
 
 const database = (name: string, ns: string) =>
-  `apiVersion: dbtether.io/v1alpha1
-kind: Database
-metadata: { name: ${name}, namespace: ${ns} }
-spec:
-  clusterRef: { name: main }
-`;
+  resource("Database", { name, ns, spec: "clusterRef: { name: main }\n" });
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -39,14 +35,12 @@ Deno.test(
     await env.kube.apply(env.clusterManifest("main"));
     const ns = await env.namespace("alt");
     await env.kube.apply(database("app", ns));
-    await env.kube.apply(`apiVersion: dbtether.io/v1alpha1
-kind: DatabaseUser
-metadata: { name: alt, namespace: ${ns} }
-spec:
-  databaseRef: { name: app }
-  privileges: readwrite
-  rotation: { strategy: Alternating }
-`);
+    await env.kube.apply(resource("DatabaseUser", {
+      name: "alt",
+      ns,
+      spec:
+        "databaseRef: { name: app }\nprivileges: readwrite\nrotation: { strategy: Alternating }\n",
+    }));
     await env.waitPhase("databaseuser", "alt", "Ready", { namespace: ns });
     const seen = new Set<string>();
     let attempts = 0, failures = 0, stop = false;
@@ -156,27 +150,18 @@ spec:
         ], { check: true });
       }
     }
+    /** `kubectl get databaseusers` of the namespace in the `output` format. */
+    const users = (output: string) =>
+      env.kube.kubectl(["get", "databaseusers", "-n", ns, "-o", output]);
     const allReady = waitFor("all 50 users Ready", async () => {
-      const r = await env.kube.kubectl([
-        "get",
-        "databaseusers",
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={.items[*].status.phase}",
-      ]);
+      const r = await users("jsonpath={.items[*].status.phase}");
       const phases = r.stdout.split(" ").filter(Boolean);
       return phases.length === 50 && phases.every((p) => p === "Ready");
     }, { timeoutMs: 180_000, intervalMs: 1000 });
     await allReady.catch(async (e) => {
-      const r = await env.kube.kubectl([
-        "get",
-        "databaseusers",
-        "-n",
-        ns,
-        "-o",
+      const r = await users(
         "custom-columns=NAME:.metadata.name,PHASE:.status.phase,MESSAGE:.status.message",
-      ]);
+      );
       throw new Error(`${(e as Error).message}\n${r.stdout}`);
     });
     const roles = (await env.pg.superSql(

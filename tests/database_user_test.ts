@@ -7,6 +7,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
 import { annotate, readyOf, runsAs, secretData, waitReason } from "./helpers/fixtures.ts";
+import { resource } from "./helpers/tenant.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -424,13 +425,11 @@ spec:
   await t.step(
     "deletion: Retain keeps the role NOLOGIN; Delete drops it even when it owns tables",
     async () => {
-      await env.kube.apply(`apiVersion: dbtether.io/v1alpha1
-kind: DatabaseUser
-metadata: { name: keep, namespace: ${ns} }
-spec:
-  databaseRef: { name: tpl }
-  deletionPolicy: Retain
-`);
+      await env.kube.apply(resource("DatabaseUser", {
+        name: "keep",
+        ns,
+        spec: "databaseRef: { name: tpl }\ndeletionPolicy: Retain\n",
+      }));
       const keep = await creds("keep");
       await env.kube.kubectl(["delete", "databaseuser", "keep", "-n", ns, "--timeout=60s"], {
         check: true,

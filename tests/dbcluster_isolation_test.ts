@@ -7,6 +7,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import { conditionOf, mergePatch, secretData } from "./helpers/fixtures.ts";
+import { resource } from "./helpers/tenant.ts";
 import { pointReadmeAtServer, readmeManifests } from "./helpers/seed.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -247,20 +248,16 @@ Deno.test({
   await env.kube.apply(env.clusterManifest("main", {
     extraSpec: "  isolation: Keep\n  healthCheckInterval: 2s\n",
   }));
-  await env.kube.apply(`apiVersion: dbtether.io/v1alpha1
-kind: Database
-metadata: { name: shop, namespace: ${ns} }
-spec:
-  clusterRef: { name: main }
-  deletionPolicy: Delete
----
-apiVersion: dbtether.io/v1alpha1
-kind: DatabaseUser
-metadata: { name: shop-ro, namespace: ${ns} }
-spec:
-  databaseRef: { name: shop }
-  privileges: readonly
-`);
+  await env.kube.apply(resource("Database", {
+    name: "shop",
+    ns,
+    spec: "clusterRef: { name: main }\ndeletionPolicy: Delete\n",
+  }));
+  await env.kube.apply(resource("DatabaseUser", {
+    name: "shop-ro",
+    ns,
+    spec: "databaseRef: { name: shop }\nprivileges: readonly\n",
+  }));
   await env.waitPhase("databaseuser", "shop-ro", "Ready", { namespace: ns });
   const d = (await secretData(env, { namespace: ns, name: "shop-ro-credentials" })) ?? {};
   const ro = { user: d.username!, password: d.password!, database: "shop" };

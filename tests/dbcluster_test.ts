@@ -18,6 +18,19 @@ type Cluster = {
   };
 };
 
+/** A DBCluster `name` at 127.0.0.1:`port` without TLS; `credentials` is its one credentials line. */
+function localCluster(name: string, port: number, credentials: string): string {
+  return `apiVersion: dbtether.io/v1alpha1
+kind: DBCluster
+metadata: { name: ${name} }
+spec:
+  endpoint: 127.0.0.1
+  port: ${port}
+  sslMode: disable
+  ${credentials}
+`;
+}
+
 Deno.test({
   name: "DBCluster connects, reports its version and reacts to credential changes and outages",
   ...opts,
@@ -89,15 +102,13 @@ Deno.test({
   );
 
   await t.step("a missing Secret gives CredentialsMissing", async () => {
-    await env.kube.apply(`apiVersion: dbtether.io/v1alpha1
-kind: DBCluster
-metadata: { name: nosecret }
-spec:
-  endpoint: 127.0.0.1
-  port: ${env.pg.port}
-  sslMode: disable
-  credentialsSecretRef: { name: does-not-exist, namespace: default }
-`);
+    await env.kube.apply(
+      localCluster(
+        "nosecret",
+        env.pg.port,
+        "credentialsSecretRef: { name: does-not-exist, namespace: default }",
+      ),
+    );
     await waitFor(
       "CredentialsMissing",
       async () =>
@@ -122,15 +133,13 @@ spec:
 Deno.test({ name: "DBCluster with credentialsFromEnv", ...opts }, async () => {
   await using env = await startEnv({ pg: true });
   await env.startProgram([], { ADMIN_USER: env.pg.admin.user, ADMIN_PASS: env.pg.admin.password });
-  await env.kube.apply(`apiVersion: dbtether.io/v1alpha1
-kind: DBCluster
-metadata: { name: fromenv }
-spec:
-  endpoint: 127.0.0.1
-  port: ${env.pg.port}
-  sslMode: disable
-  credentialsFromEnv: { username: ADMIN_USER, password: ADMIN_PASS }
-`);
+  await env.kube.apply(
+    localCluster(
+      "fromenv",
+      env.pg.port,
+      "credentialsFromEnv: { username: ADMIN_USER, password: ADMIN_PASS }",
+    ),
+  );
   try {
     await env.waitPhase("dbcluster", "fromenv", "Connected");
   } catch (e) {

@@ -9,6 +9,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
 import { secretData } from "./helpers/fixtures.ts";
+import { resource } from "./helpers/tenant.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -21,20 +22,16 @@ Deno.test({
   await using env = await startEnv({ pg: true, program: true });
   const ns = await env.namespace("sp");
   await env.kube.apply(env.clusterManifest("main"));
-  await env.kube.apply(`apiVersion: dbtether.io/v1alpha1
-kind: Database
-metadata: { name: shop, namespace: ${ns} }
-spec:
-  clusterRef: { name: main }
-  extensions: [pg_trgm]
----
-apiVersion: dbtether.io/v1alpha1
-kind: DatabaseUser
-metadata: { name: mallory, namespace: ${ns} }
-spec:
-  databaseRef: { name: shop }
-  privileges: admin
-`);
+  await env.kube.apply(resource("Database", {
+    name: "shop",
+    ns,
+    spec: "clusterRef: { name: main }\nextensions: [pg_trgm]\n",
+  }));
+  await env.kube.apply(resource("DatabaseUser", {
+    name: "mallory",
+    ns,
+    spec: "databaseRef: { name: shop }\nprivileges: admin\n",
+  }));
   await env.waitPhase("databaseuser", "mallory", "Ready", { namespace: ns });
   const password = (await secretData(env, { namespace: ns, name: "mallory-credentials" }))!
     .password!;

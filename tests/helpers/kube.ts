@@ -398,7 +398,8 @@ async function installCrds(kubectl: KubeEnv["kubectl"]): Promise<void> {
   ], { check: true });
 }
 
-async function exists(p: string): Promise<boolean> {
+/** Whether anything exists at `p`. */
+export async function exists(p: string): Promise<boolean> {
   try {
     await Deno.stat(p);
     return true;

@@ -3,22 +3,13 @@
  * and leaves nothing behind when it stops, including when the test using it fails.
  */
 import { assert, assertEquals, assertRejects } from "./assert.ts";
-import { startKube } from "./kube.ts";
+import { exists, startKube } from "./kube.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 function pidsOf(pattern: string): Promise<string[]> {
   return new Deno.Command("pgrep", { args: ["-f", pattern], stdout: "piped" }).output()
     .then((o) => new TextDecoder().decode(o.stdout).split("\n").filter(Boolean));
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test({
