@@ -6,6 +6,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import { annotate, conditionOf, mergePatch, readyOf } from "./helpers/fixtures.ts";
+import { psqlSession } from "./helpers/postgres.ts";
 import { freePort } from "./helpers/free_port.ts";
 import { mutatingSince } from "./helpers/tenant.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -177,23 +178,11 @@ Deno.test(
           env,
           "CREATE ROLE holder LOGIN PASSWORD 'holder-pw-123'; GRANT drop_me_readonly TO holder",
         );
-        const session = new Deno.Command(`${env.pg.binDir}/psql`, {
-          args: [
-            "-h",
-            env.pg.host,
-            "-p",
-            String(env.pg.port),
-            "-U",
-            "holder",
-            "-d",
-            "drop_me",
-            "-c",
-            "SELECT pg_sleep(120)",
-          ],
-          env: { PGPASSWORD: "holder-pw-123" },
-          stdout: "null",
-          stderr: "null",
-        }).spawn();
+        const session = psqlSession(
+          env.pg,
+          { user: "holder", password: "holder-pw-123", database: "drop_me" },
+          { args: ["-c", "SELECT pg_sleep(120)"], output: "null" },
+        );
         try {
           await waitFor("the session", async () =>
             (await sql(

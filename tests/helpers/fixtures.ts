@@ -10,6 +10,7 @@
  * assert(await runsAs(env.pg, { user: creds!.username!, password: creds!.password!, database }));
  * ```
  */
+import { assertEquals } from "./assert.ts";
 import type { TestEnv } from "./env.ts";
 import type { PgServer } from "./postgres.ts";
 import { budget } from "./timeouts.ts";
@@ -74,6 +75,19 @@ export async function waitReason<T extends Conditioned<{ type: string; reason: s
     const x = await env.getJson<T>(o.kind, o.name, o.namespace);
     throw new Error(`${(e as Error).message}; status: ${JSON.stringify(x?.status)}`);
   });
+}
+
+/**
+ * Waits like `waitReason`, then asserts the object's phase is Failed: a refusal the user must
+ * fix, which the operator does not retry as a transient error. Returns the object.
+ */
+export async function waitRefused(
+  env: TestEnv,
+  o: { kind: string; namespace: string; name: string; reason: string },
+): Promise<Obj> {
+  const x = await waitReason<Obj>(env, o);
+  assertEquals(x.status?.phase, "Failed");
+  return x;
 }
 
 /** A Secret's `data` with each value decoded from base64 as UTF-8. */

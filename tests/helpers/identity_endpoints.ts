@@ -35,6 +35,9 @@ export interface TestTls extends AsyncDisposable {
   readonly keyPem: string;
 }
 
+/** openssl req flags for a new unencrypted P-256 key (both the CA's and the server's). */
+const P256_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+
 /**
  * Creates a CA and a server certificate for 127.0.0.1/localhost with openssl. A separate CA
  * is needed because rustls (behind Deno's TLS) rejects a CA certificate used as a server's.
@@ -57,11 +60,7 @@ export async function makeTestTls(): Promise<TestTls> {
     await run([
       "req",
       "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
+      ...P256_KEY,
       "-keyout",
       "ca.key",
       "-out",
@@ -77,11 +76,7 @@ export async function makeTestTls(): Promise<TestTls> {
     ]);
     await run([
       "req",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
+      ...P256_KEY,
       "-keyout",
       "server.key",
       "-out",

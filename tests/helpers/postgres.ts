@@ -86,6 +86,24 @@ export function findBinDir(): string {
   return best.dir;
 }
 
+/**
+ * A psql session over TCP as `login`, started in the background with `args` after the
+ * connection flags (e.g. `["-c", "SELECT pg_sleep(120)"]`): for tests that keep a connection
+ * open while something else happens. The caller ends it (kill, or `output()`).
+ */
+export function psqlSession(
+  pg: PgServer,
+  login: { user: string; password: string; database: string },
+  o: { args: string[]; output: "piped" | "null" },
+): Deno.ChildProcess {
+  return new Deno.Command(`${pg.binDir}/psql`, {
+    args: ["-h", pg.host, "-p", String(pg.port), "-U", login.user, "-d", login.database, ...o.args],
+    env: { PGPASSWORD: login.password },
+    stdout: o.output,
+    stderr: o.output,
+  }).spawn();
+}
+
 /** Whether anything exists at `path`. */
 export function exists(path: string): boolean {
   try {
