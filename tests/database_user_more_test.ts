@@ -11,6 +11,7 @@ import {
   readyOf,
   runsAs,
   secretData,
+  type UserObj,
   waitReason,
   waitRefused,
 } from "./helpers/fixtures.ts";
@@ -18,19 +19,7 @@ import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-type Obj = {
-  metadata: { resourceVersion: string; generation?: number };
-  status?: {
-    phase?: string;
-    message?: string;
-    observedGeneration?: number;
-    passwordUpdatedAt?: string;
-    nextRotation?: string;
-    secretNames?: string[];
-    conditions?: { type: string; status: string; reason: string; message: string }[];
-  };
-  data?: Record<string, string>;
-};
+type Obj = UserObj;
 type Creds = { user: string; password: string; database: string };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -11,6 +11,7 @@ import {
   readyOf,
   runsAs,
   secretData,
+  type UserObj,
   waitReason,
   waitRefused,
 } from "./helpers/fixtures.ts";
@@ -20,17 +21,7 @@ import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-type Obj = {
-  metadata: { resourceVersion: string; annotations?: Record<string, string> };
-  status?: {
-    phase?: string;
-    message?: string;
-    passwordUpdatedAt?: string;
-    activeRole?: string;
-    conditions?: { type: string; status: string; reason: string; message: string }[];
-  };
-  data?: Record<string, string>;
-};
+type Obj = UserObj;
 
 function database(name: string, ns: string, extra = ""): string {
   return `apiVersion: dbtether.io/v1alpha1

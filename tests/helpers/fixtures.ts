@@ -33,6 +33,16 @@ export type Obj = {
   data?: Record<string, string>;
 };
 
+/** A DatabaseUser (or one of its Secrets) as the tests read it: `Obj` plus the user's status. */
+export type UserObj = Obj & {
+  status?: {
+    passwordUpdatedAt?: string;
+    nextRotation?: string;
+    secretNames?: string[];
+    activeRole?: string;
+  };
+};
+
 /** Anything with status conditions (each test types its objects' other fields itself). */
 export type Conditioned<C extends { type: string } = { type: string }> = {
   status?: { conditions?: C[] };
