@@ -8,8 +8,8 @@ import { LocalStore } from "../storage/local.ts";
 import { type ObjectStore, StorageError } from "../storage/store.ts";
 import type { PgConnection } from "../backup/dump_command.ts";
 import { BackupError, RestoreError } from "../backup/errors.ts";
-import { runBackup } from "../backup/pipeline.ts";
-import { runRestore } from "../backup/restore.ts";
+import { type BackupProgress, runBackup } from "../backup/pipeline.ts";
+import { type RestoreProgress, runRestore } from "../backup/restore.ts";
 import { manifestKey } from "../backup/manifest.ts";
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 
@@ -106,6 +106,21 @@ async function killPgDump(): Promise<void> {
 }
 
 /** A store whose put reads slowly, so a test can act while the backup is mid-stream. */
+/**
+ * Run options that report progress at every step and abort the run (an Error with `reason`) at
+ * the first report `when` accepts: a shutdown at a chosen point of the stream.
+ */
+function abortWhen<P>(when: (p: P) => boolean, reason = "shutdown") {
+  const ctl = new AbortController();
+  return {
+    signal: ctl.signal,
+    progressIntervalMs: 0,
+    onProgress: (p: P) => {
+      if (when(p)) ctl.abort(new Error(reason));
+    },
+  };
+}
+
 function slowStore(inner: ObjectStore, delayMs: number): ObjectStore {
   return wrapPut(inner, (body) =>
     body.pipeThrough(
@@ -293,16 +308,11 @@ Deno.test("backup failures leave no object at the key", opts, async (t) => {
 
   await t.step("abort mid-backup: Aborted, pg_dump killed, nothing stored", async () => {
     const store = slowStore(new MemoryStore(), 5);
-    const ctl = new AbortController();
     const p = runBackup({
       connection: conn(pg, "src"),
       store,
       key: "k/d.sql.gz",
-      signal: ctl.signal,
-      progressIntervalMs: 0,
-      onProgress: (p) => {
-        if (p.compressedBytes > 64 * 1024) ctl.abort(new Error("operator shutting down"));
-      },
+      ...abortWhen((p: BackupProgress) => p.compressedBytes > 64 * 1024, "operator shutting down"),
     });
     const e = await assertRejects(() => p, BackupError);
     assertEquals(e.reason, "Aborted");
@@ -389,18 +399,13 @@ Deno.test("restore failures commit nothing", opts, async (t) => {
 
   await t.step("abort mid-restore: Aborted, nothing committed", async () => {
     await sql(pg, "CREATE DATABASE t3");
-    const ctl = new AbortController();
     const e = await assertRejects(
       () =>
         runRestore({
           store: slowStore(store, 0),
           key,
           connection: conn(pg, "t3"),
-          signal: ctl.signal,
-          progressIntervalMs: 0,
-          onProgress: (p) => {
-            if (p.storedBytes > 0) ctl.abort(new Error("shutdown"));
-          },
+          ...abortWhen((p: RestoreProgress) => p.storedBytes > 0),
         }),
       RestoreError,
     );
@@ -522,18 +527,13 @@ Deno.test({
     try {
       await t.step("abort after several parts", async () => {
         const store = minio.makeStore({ bucket: "backups" });
-        const ctl = new AbortController();
         const e = await assertRejects(
           () =>
             runBackup({
               connection: conn(pg, "src"),
               store,
               key: "k/abort.sql.gz",
-              signal: ctl.signal,
-              progressIntervalMs: 0,
-              onProgress: (p) => {
-                if (p.compressedBytes > 20e6) ctl.abort(new Error("shutdown"));
-              },
+              ...abortWhen((p: BackupProgress) => p.compressedBytes > 20e6),
             }),
           BackupError,
         );
