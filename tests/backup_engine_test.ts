@@ -499,10 +499,7 @@ Deno.test({
   ...opts,
   ignore: !findMinio(),
   fn: async (t) => {
-    const { startMinio, MINIO_USER, MINIO_PASSWORD } = await import(
-      "./helpers/storage_servers.ts"
-    );
-    const { S3Client, ListMultipartUploadsCommand } = await import("@aws-sdk/client-s3");
+    const { openUploads, startMinio } = await import("./helpers/storage_servers.ts");
     await using pg = await startPostgres();
     await sql(pg, "CREATE DATABASE src");
     // ~160 MB of poorly compressible dump (~90 MB stored), so uploads span several 16 MiB
@@ -516,77 +513,66 @@ Deno.test({
     );
     await using minio = await startMinio();
     await minio.createBucket("backups");
-    const client = new S3Client({
-      endpoint: minio.endpoint,
-      region: "us-east-1",
-      forcePathStyle: true,
-      credentials: { accessKeyId: MINIO_USER, secretAccessKey: MINIO_PASSWORD },
+    const uploads = () => openUploads(minio, { bucket: "backups" });
+    await t.step("abort after several parts", async () => {
+      const store = minio.makeStore({ bucket: "backups" });
+      const e = await assertRejects(
+        () =>
+          runBackup({
+            connection: conn(pg, "src"),
+            store,
+            key: "k/abort.sql.gz",
+            ...abortWhen((p: BackupProgress) => p.compressedBytes > 20e6),
+          }),
+        BackupError,
+      );
+      assertEquals(e.reason, "Aborted");
+      assertEquals(await keys(store, "k/"), []);
+      assertEquals(await uploads(), []);
+      await store.close();
     });
-    const uploads = async () =>
-      (await client.send(new ListMultipartUploadsCommand({ Bucket: "backups" }))).Uploads ?? [];
-    try {
-      await t.step("abort after several parts", async () => {
-        const store = minio.makeStore({ bucket: "backups" });
-        const e = await assertRejects(
-          () =>
-            runBackup({
-              connection: conn(pg, "src"),
-              store,
-              key: "k/abort.sql.gz",
-              ...abortWhen((p: BackupProgress) => p.compressedBytes > 20e6),
-            }),
-          BackupError,
-        );
-        assertEquals(e.reason, "Aborted");
-        assertEquals(await keys(store, "k/"), []);
-        assertEquals(await uploads(), []);
-        await store.close();
-      });
-      await t.step("pg_dump killed after several parts", async () => {
-        const store = minio.makeStore({ bucket: "backups" });
-        let pids: number[] | undefined;
-        let killed = false;
-        const e = await assertRejects(
-          () =>
-            runBackup({
-              connection: conn(pg, "src"),
-              store,
-              key: "k/killed.sql.gz",
-              progressIntervalMs: 0,
-              onProgress: (p) => {
-                // Find pg_dump early, kill it synchronously once several parts went out.
-                if (!pids) {
-                  pids = [];
-                  void pgDumpChildren().then((found) => pids = found);
+    await t.step("pg_dump killed after several parts", async () => {
+      const store = minio.makeStore({ bucket: "backups" });
+      let pids: number[] | undefined;
+      let killed = false;
+      const e = await assertRejects(
+        () =>
+          runBackup({
+            connection: conn(pg, "src"),
+            store,
+            key: "k/killed.sql.gz",
+            progressIntervalMs: 0,
+            onProgress: (p) => {
+              // Find pg_dump early, kill it synchronously once several parts went out.
+              if (!pids) {
+                pids = [];
+                void pgDumpChildren().then((found) => pids = found);
+              }
+              if (killed || p.compressedBytes < 20e6 || !pids.length) return;
+              killed = true;
+              for (const pid of pids) {
+                try {
+                  Deno.kill(pid, "SIGKILL");
+                } catch {
+                  // exited meanwhile: the assertions below will say so
                 }
-                if (killed || p.compressedBytes < 20e6 || !pids.length) return;
-                killed = true;
-                for (const pid of pids) {
-                  try {
-                    Deno.kill(pid, "SIGKILL");
-                  } catch {
-                    // exited meanwhile: the assertions below will say so
-                  }
-                }
-              },
-            }),
-          BackupError,
-        );
-        assert(killed, "the test did not get to kill pg_dump");
-        assertEquals(e.reason, "DumpFailed");
-        assertEquals(await keys(store, "k/"), []);
-        assertEquals(await uploads(), []);
-        await store.close();
-      });
-      await t.step("the same store still takes a full backup", async () => {
-        const store = minio.makeStore({ bucket: "backups" });
-        const b = await runBackup({ connection: conn(pg, "src"), store, key: "k/ok.sql.gz" });
-        assert(b.manifest.compressedSize > 40e6, `only ${b.manifest.compressedSize} B`);
-        assertEquals(await keys(store, "k/"), ["k/ok.sql.gz", "k/ok.sql.gz.manifest.json"]);
-        await store.close();
-      });
-    } finally {
-      client.destroy();
-    }
+              }
+            },
+          }),
+        BackupError,
+      );
+      assert(killed, "the test did not get to kill pg_dump");
+      assertEquals(e.reason, "DumpFailed");
+      assertEquals(await keys(store, "k/"), []);
+      assertEquals(await uploads(), []);
+      await store.close();
+    });
+    await t.step("the same store still takes a full backup", async () => {
+      const store = minio.makeStore({ bucket: "backups" });
+      const b = await runBackup({ connection: conn(pg, "src"), store, key: "k/ok.sql.gz" });
+      assert(b.manifest.compressedSize > 40e6, `only ${b.manifest.compressedSize} B`);
+      assertEquals(await keys(store, "k/"), ["k/ok.sql.gz", "k/ok.sql.gz.manifest.json"]);
+      await store.close();
+    });
   },
 });

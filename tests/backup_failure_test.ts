@@ -7,7 +7,6 @@
  * incomplete multipart upload, and the admin password in no log, Event or status.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
 import { startEnv } from "./helpers/env.ts";
 import { mergePatch, readyReason } from "./helpers/fixtures.ts";
 import { budget } from "./helpers/timeouts.ts";
@@ -24,7 +23,7 @@ import {
   storageYaml,
   waitPhase,
 } from "./helpers/backup.ts";
-import { MINIO_PASSWORD, startMinio } from "./helpers/storage_servers.ts";
+import { openUploads, startMinio } from "./helpers/storage_servers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -156,18 +155,8 @@ Deno.test({
   await env.waitPhase("database", "big", "Ready", { namespace: ns });
   const seeded = await env.pg.psql(SEED + BIG, { database: "s3_big" });
   assertEquals(seeded.code, 0, seeded.stderr);
-  const s3 = new S3Client({
-    endpoint: minio.endpoint,
-    region: "us-east-1",
-    forcePathStyle: true,
-    credentials: {
-      accessKeyId: minio.credentials["accessKeyId"]!,
-      secretAccessKey: MINIO_PASSWORD,
-    },
-  });
   const uploads = async (key: string) =>
-    ((await s3.send(new ListMultipartUploadsCommand({ Bucket: "backups", Prefix: key })))
-      .Uploads ?? []).filter((u) => u.Key === key);
+    (await openUploads(minio, { bucket: "backups", prefix: key })).filter((u) => u.Key === key);
   const store = minio.makeStore({ bucket: "backups" });
   /** Starts a Backup and kills MinIO once its multipart upload is under way; returns the key. */
   const cutMidUpload = async (name: string) => {
@@ -260,7 +249,6 @@ Deno.test({
       },
     );
   } finally {
-    s3.destroy();
     await store.close();
     if (!minio.running()) await minio.start().catch(() => {});
   }

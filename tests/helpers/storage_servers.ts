@@ -54,6 +54,26 @@ export const AZURITE_KEY =
   "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /** Starts MinIO (single drive, which supports multipart uploads). */
+/**
+ * The multipart uploads a MinIO server still holds in `bucket` (those under `prefix`), read
+ * with the AWS SDK and the root credentials: what an aborted upload may have left behind.
+ */
+export async function openUploads(minio: StorageServer, o: { bucket: string; prefix?: string }) {
+  const { ListMultipartUploadsCommand, S3Client } = await import("@aws-sdk/client-s3");
+  const client = new S3Client({
+    endpoint: minio.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: MINIO_USER, secretAccessKey: MINIO_PASSWORD },
+  });
+  try {
+    const list = new ListMultipartUploadsCommand({ Bucket: o.bucket, Prefix: o.prefix });
+    return (await client.send(list)).Uploads ?? [];
+  } finally {
+    client.destroy();
+  }
+}
+
 export async function startMinio(): Promise<StorageServer> {
   const cmd = await storageServerBinary("minio");
   const port = freePort();
