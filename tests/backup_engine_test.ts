@@ -513,7 +513,11 @@ Deno.test({
     );
     await using minio = await startMinio();
     await minio.createBucket("backups");
-    const uploads = () => openUploads(minio, { bucket: "backups" });
+    /** Neither an object under k/ nor an unfinished multipart upload is left in the bucket. */
+    const assertNothingStored = async (store: ObjectStore) => {
+      assertEquals(await keys(store, "k/"), []);
+      assertEquals(await openUploads(minio, { bucket: "backups" }), []);
+    };
     await t.step("abort after several parts", async () => {
       const store = minio.makeStore({ bucket: "backups" });
       const e = await assertRejects(
@@ -527,8 +531,7 @@ Deno.test({
         BackupError,
       );
       assertEquals(e.reason, "Aborted");
-      assertEquals(await keys(store, "k/"), []);
-      assertEquals(await uploads(), []);
+      await assertNothingStored(store);
       await store.close();
     });
     await t.step("pg_dump killed after several parts", async () => {
@@ -563,8 +566,7 @@ Deno.test({
       );
       assert(killed, "the test did not get to kill pg_dump");
       assertEquals(e.reason, "DumpFailed");
-      assertEquals(await keys(store, "k/"), []);
-      assertEquals(await uploads(), []);
+      await assertNothingStored(store);
       await store.close();
     });
     await t.step("the same store still takes a full backup", async () => {
