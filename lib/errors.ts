@@ -43,6 +43,11 @@ export class RetryableError<R extends string = string> extends DbtetherError<R> 
 }
 
 /** The Kubernetes API answered 404. */
+/** The reasons of the API errors below, as a status records them. */
+export const API_REASONS = ["NotFound", "Conflict", "Gone", "Forbidden", "AlreadyExists"] as const;
+/** The reason of an API error. */
+export type ApiReason = typeof API_REASONS[number];
+
 export class NotFoundError extends DbtetherError<"NotFound"> {
   override name = "NotFoundError";
   constructor(message: string, options?: ErrorOptions) {

@@ -9,6 +9,7 @@ import { type AdoptionConsent, FORCE_ADOPT_ANNOTATION } from "../postgres/claims
 import type { DatabaseSpec as PgDatabaseSpec } from "../postgres/plan.ts";
 import type { Marker } from "../postgres/names.ts";
 import { identifierProblem } from "../postgres/quote.ts";
+import type { DatabaseFailure, DatabaseReason } from "./reasons.ts";
 
 /** The finalizer every dbtether kind uses. */
 export const FINALIZER = "dbtether.io/finalizer";
@@ -26,7 +27,7 @@ export type ClusterState =
     /** The DBCluster's answer to adoption for the Database's namespace, read when asked. */
     consent?: AdoptionConsent;
   }
-  | { kind: "unavailable"; reason: string; message: string };
+  | { kind: "unavailable"; reason: DatabaseReason; message: string };
 
 /** One step of a Database reconcile; each is idempotent. */
 export type DatabaseAction =
@@ -35,14 +36,10 @@ export type DatabaseAction =
   | { kind: "ensureExtensions"; database: string; extensions: readonly string[] }
   | { kind: "releaseDatabase"; database: string; marker: Marker }
   | { kind: "dropDatabase"; database: string; marker: Marker }
-  | { kind: "removeFinalizer"; skippedCleanup?: { reason: string; message: string } };
+  | { kind: "removeFinalizer"; skippedCleanup?: { reason: DatabaseReason; message: string } };
 
 /** Why nothing (more) can be done now. `terminal`: only a spec change helps. */
-export interface Blocked {
-  reason: string;
-  message: string;
-  terminal: boolean;
-}
+export type Blocked = DatabaseFailure;
 
 export interface DatabasePlan {
   actions: DatabaseAction[];

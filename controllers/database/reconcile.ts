@@ -12,7 +12,6 @@ import {
   type Result,
 } from "../runtime/controller.ts";
 import { RetryableError, TerminalError } from "../../lib/errors.ts";
-import { type Failure, failureOf } from "../runtime/failure.ts";
 import { addFinalizer, removeFinalizer, updateStatus } from "../runtime/objects.ts";
 import { type Reconciler, startController } from "../runtime/reconciler.ts";
 import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
@@ -34,6 +33,7 @@ import {
 } from "./plan.ts";
 import { computeDatabaseStatus, type DatabaseOutcome, readyTransition } from "./status.ts";
 import { databaseWatches } from "./watches.ts";
+import { type DatabaseFailure, databaseFailure } from "./reasons.ts";
 
 export { databasesOfCluster } from "./watches.ts";
 
@@ -69,7 +69,7 @@ export class DatabaseReconciler implements Reconciler {
     const resolved = await this.#resolve(db, ctx);
     const plan = planDatabase(db, await this.#clusterState(db, resolved, ctx));
     const outcome: DatabaseOutcome = { ensured: false };
-    let failure: Blocked | Failure | undefined = plan.blocked;
+    let failure: Blocked | undefined = plan.blocked;
     let current = db;
     try {
       for (const action of plan.actions) {
@@ -79,7 +79,7 @@ export class DatabaseReconciler implements Reconciler {
         current = next;
       }
     } catch (e) {
-      failure = failureOf(e);
+      failure = databaseFailure(e);
     }
     if (failure) outcome.failure = { reason: failure.reason, message: failure.message };
     const written = await this.#writeStatus(db, { current, outcome, ctx });
@@ -117,21 +117,21 @@ export class DatabaseReconciler implements Reconciler {
   async #resolve(
     db: Database,
     ctx: ReconcileContext,
-  ): Promise<ResolvedCluster | { reason: string; message: string }> {
+  ): Promise<ResolvedCluster | DatabaseFailure> {
     try {
       return await this.#services.resolver.resolve(db.spec.clusterRef.name, {
         namespace: db.metadata.namespace ?? "",
         signal: ctx.signal,
       });
     } catch (e) {
-      if (e instanceof RetryableError) return { reason: e.reason, message: e.message };
+      if (e instanceof RetryableError) return databaseFailure(e);
       throw e;
     }
   }
 
   async #clusterState(
     db: Database,
-    resolved: ResolvedCluster | { reason: string; message: string },
+    resolved: ResolvedCluster | DatabaseFailure,
     ctx: ReconcileContext,
   ): Promise<ClusterState> {
     if ("reason" in resolved) {

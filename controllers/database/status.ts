@@ -3,25 +3,26 @@
  * Conditions are the source of truth; `phase` and `message` summarise them for kubectl.
  */
 import type { Database, DatabaseStatus } from "../../crds/database.ts";
-import { getCondition, setCondition } from "../runtime/conditions.ts";
-import type { Condition } from "../runtime/conditions.ts";
+import {
+  type Condition,
+  type ConditionEvent,
+  conditionEvent,
+  getCondition,
+  setCondition,
+} from "../runtime/conditions.ts";
 import { databaseRoles } from "../postgres/names.ts";
 import { databaseNameOf } from "./plan.ts";
+import type { DatabaseReason } from "./reasons.ts";
 
 /** Condition types of a Database. */
 export type DatabaseConditionType = "Ready" | "ExtensionsReady";
-/** Reasons a Database reports, declared once. */
-export type DatabaseReason =
-  | "DatabaseReady"
-  | "Reconciling"
-  | "Deleting"
-  | "ExtensionsCreated"
-  | "ExtensionFailed";
+/** Reasons of the ExtensionsReady condition. */
+export type ExtensionsReason = "ExtensionsCreated" | "ExtensionFailed";
 
 /** What one reconcile found and did. */
 export interface DatabaseOutcome {
   /** The failure that stopped the reconcile (from the plan or from an action). */
-  failure?: { reason: string; message: string };
+  failure?: { reason: DatabaseReason; message: string };
   /** ensureDatabase succeeded. */
   ensured: boolean;
   /** Outcome of the extensions step, when it ran. */
@@ -137,17 +138,13 @@ function phaseOf(db: Database, ready: Condition): NonNullable<DatabaseStatus["ph
   return PENDING_REASONS.has(ready.reason) ? "Pending" : "Failed";
 }
 
+/** Ready reasons that are a step on the way: their Events are Normal. */
+const ON_THE_WAY: ReadonlySet<string> = new Set(["Reconciling", "Deleting"]);
+
 /** An Event for a change of the Ready condition, or undefined when nothing changed. */
 export function readyTransition(
   before: DatabaseStatus | undefined,
   after: DatabaseStatus,
-): { type: "Normal" | "Warning"; reason: string; message: string } | undefined {
-  const a = getCondition(before?.conditions, "Ready");
-  const b = getCondition(after.conditions, "Ready");
-  if (!b || (a && a.status === b.status && a.reason === b.reason)) return undefined;
-  if (b.status === "True") return { type: "Normal", reason: b.reason, message: b.message };
-  if (b.reason === "Reconciling" || b.reason === "Deleting") {
-    return { type: "Normal", reason: b.reason, message: b.message };
-  }
-  return { type: "Warning", reason: b.reason, message: b.message };
+): ConditionEvent | undefined {
+  return conditionEvent(before?.conditions, after.conditions, "Ready", ON_THE_WAY);
 }

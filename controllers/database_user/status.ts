@@ -3,9 +3,10 @@
  * the phase derived from it, and the summaries the printer columns show.
  */
 import type { DatabaseUser, DatabaseUserStatus, PrivilegeLevel } from "../../crds/database_user.ts";
-import type { RefusalReason } from "../postgres/claims.ts";
-import type { PgFailureReason } from "../postgres/execute.ts";
-import { type Failure, failureOf } from "../runtime/failure.ts";
+import { REFUSAL_REASONS } from "../postgres/claims.ts";
+import { PG_FAILURE_REASONS } from "../postgres/execute.ts";
+import { RESOLVER_REASONS } from "../services/resolver.ts";
+import { type Failure, failureIn } from "../runtime/failure.ts";
 import { setCondition } from "../runtime/conditions.ts";
 import { type DatabaseEntry, entryLabel } from "./spec.ts";
 import { kubeTime } from "../../lib/time.ts";
@@ -22,27 +23,9 @@ export const READY_REASONS = [
   "DatabasesOnDifferentClusters",
   "InvalidUsername",
   "InvalidName",
-  "ClusterNotFound",
-  "NamespaceNotAllowed",
-  "CredentialsMissing",
-  "CASecretMissing",
-  "ClusterUnreachable",
-  "AuthenticationFailed",
-  "PermissionDenied",
-  "SqlFailed",
-  "RoleExistsUnmanaged",
-  "RoleClaimedByOther",
-  "RoleIsDatabaseRole",
-  "DatabaseClaimedByOther",
-  "DatabaseExistsUnmanaged",
-  "AdoptionNotAllowed",
-  "RoleIsAdmin",
-  "RoleIsSuperuser",
-  "RoleIsPrivileged",
-  "RoleIsPredefined",
-  "RoleInheritsPrivileges",
-  "RoleHasForeignAccess",
-  "OwnerExists",
+  ...RESOLVER_REASONS,
+  ...PG_FAILURE_REASONS,
+  ...REFUSAL_REASONS,
   "SecretConflict",
   "SecretOwnedByOther",
   "SecretNameReserved",
@@ -55,26 +38,18 @@ export const READY_REASONS = [
 /** A reason of the Ready condition. */
 export type ReadyReason = typeof READY_REASONS[number];
 
-// The SQL module's reasons reach a user as they are: the type check fails if one is missing.
-const _everySqlReason: [Exclude<RefusalReason | PgFailureReason, ReadyReason>] extends [never]
-  ? true
-  : never = true;
-void _everySqlReason;
-
-const KNOWN: ReadonlySet<string> = new Set(READY_REASONS);
-
 /** Why a reconcile could not make the user Ready. */
 export type ReadyFailure = Failure<ReadyReason>;
 
 /**
- * The one mapping of a thrown value to a Ready reason ({@link failureOf}). A reason this kind
+ * The one mapping of a thrown value to a Ready reason ({@link failureIn}). A reason this kind
  * does not declare (an API error such as `Forbidden`, or anything unexpected) is
  * `ReconcileFailed`, with the error's message.
  */
-export function readyFailure(e: unknown): ReadyFailure {
-  const f = failureOf(e, { fallback: "ReconcileFailed" });
-  return KNOWN.has(f.reason) ? f as ReadyFailure : { ...f, reason: "ReconcileFailed" };
-}
+export const readyFailure: (e: unknown) => ReadyFailure = failureIn(
+  READY_REASONS,
+  "ReconcileFailed",
+);
 
 const WAITING: ReadonlySet<string> = new Set(["DatabaseNotFound", "DatabaseNotReady", "Deleting"]);
 

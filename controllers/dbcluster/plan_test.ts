@@ -77,7 +77,7 @@ Deno.test("planDBCluster: check unless nothing changed inside the interval", asy
 
 Deno.test("checkEvents: what a check announces", async (t) => {
   const ok = { ok: true as const, version: "15.4", versionNum: 150004 };
-  const failed = { ok: false as const, reason: "ClusterUnreachable", message: "down" };
+  const failed = { ok: false as const, reason: "ClusterUnreachable" as const, message: "down" };
   const reasons = (before: DBCluster, outcome: typeof ok | typeof failed) => {
     const written = clusterStatus(before, outcome, T0);
     return checkEvents({ before: before.status, written }, outcome).map((e) =>

@@ -15,7 +15,7 @@ import {
   type Result,
 } from "../runtime/controller.ts";
 import { RetryableError } from "../../lib/errors.ts";
-import { failureOf } from "../runtime/failure.ts";
+import { checkFailure } from "./reasons.ts";
 import { SecretResource } from "../runtime/kube.ts";
 import { updateStatus } from "../runtime/objects.ts";
 import { type Reconciler, startController } from "../runtime/reconciler.ts";
@@ -115,7 +115,7 @@ export class DBClusterReconciler implements Reconciler {
       });
       return { ok: true, version: shortVersion(row.v), versionNum: Number(row.n), isolation };
     } catch (e) {
-      const { reason, message } = failureOf(e, { fallback: "CheckFailed" });
+      const { reason, message } = checkFailure(e);
       return { ok: false, reason, message };
     }
   }

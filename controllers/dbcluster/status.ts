@@ -3,13 +3,20 @@
  * it. Pure.
  */
 import type { DBCluster, DBClusterStatus } from "../../crds/dbcluster.ts";
-import { type ConditionInput, getCondition, setCondition } from "../runtime/conditions.ts";
+import {
+  type ConditionEvent,
+  conditionEvent,
+  type ConditionInput,
+  getCondition,
+  setCondition,
+} from "../runtime/conditions.ts";
 import { kubeTime } from "../../lib/time.ts";
 import type { IsolationOutcome, IsolationReason } from "./isolation.ts";
+import type { CheckFailureReason } from "./reasons.ts";
 
 export type CheckOutcome =
   | { ok: true; version: string; versionNum: number; isolation?: IsolationOutcome }
-  | { ok: false; reason: string; message: string };
+  | { ok: false; reason: CheckFailureReason; message: string };
 
 /** "15.4 (Debian 15.4-1)" or "15.4" → "15.4"; RDS/Aurora report the plain form. */
 export function shortVersion(serverVersion: string): string {
@@ -139,6 +146,8 @@ export function isolationCondition(o: IsolationOutcome): ConditionInput & {
   };
 }
 
+const KEPT: ReadonlySet<string> = new Set(["IsolationKept"]);
+
 /**
  * Whether the Isolated condition changed in a way worth an Event (status or reason), comparing
  * the status before a check with the one written after it.
@@ -146,11 +155,8 @@ export function isolationCondition(o: IsolationOutcome): ConditionInput & {
 export function isolationTransition(
   before: DBClusterStatus | undefined,
   after: DBClusterStatus,
-): { type: "Normal" | "Warning"; reason: string; message: string } | undefined {
-  const a = getCondition(before?.conditions, "Isolated");
-  const b = getCondition(after.conditions, "Isolated");
-  if (!b || (a && a.status === b.status && a.reason === b.reason)) return undefined;
-  if (b.status === "True") return undefined; // each restriction has its own Event
-  const type = b.reason === "IsolationKept" ? "Normal" : "Warning";
-  return { type, reason: b.reason, message: b.message };
+): ConditionEvent | undefined {
+  // Each restriction has its own Event; IsolationKept is what the platform team asked for.
+  if (getCondition(after.conditions, "Isolated")?.status === "True") return undefined;
+  return conditionEvent(before?.conditions, after.conditions, "Isolated", KEPT);
 }

@@ -13,13 +13,16 @@ import type { ReachedRole, RoleReach } from "./reach.ts";
 import { formatMarker, parseMarker } from "./names.ts";
 
 /** Reasons an adoption is refused although the platform team allowed adoption. */
-export type RoleAdoptionRefusal =
-  | "RoleIsAdmin"
-  | "RoleIsSuperuser"
-  | "RoleIsPrivileged"
-  | "RoleIsPredefined"
-  | "RoleInheritsPrivileges"
-  | "RoleHasForeignAccess";
+export const ROLE_ADOPTION_REFUSALS = [
+  "RoleIsAdmin",
+  "RoleIsSuperuser",
+  "RoleIsPrivileged",
+  "RoleIsPredefined",
+  "RoleInheritsPrivileges",
+  "RoleHasForeignAccess",
+] as const;
+/** A reason of {@link ROLE_ADOPTION_REFUSALS}. */
+export type RoleAdoptionRefusal = typeof ROLE_ADOPTION_REFUSALS[number];
 
 /**
  * Roles of the managed services that stand for their admin: membership in any of them is

@@ -4,7 +4,7 @@
  * rules of adoption.ts. Refusals are TerminalErrors with a reason from {@link RefusalReason}.
  */
 import { TerminalError } from "../../lib/errors.ts";
-import { roleAdoptionProblem, type RoleAdoptionRefusal } from "./adoption.ts";
+import { ROLE_ADOPTION_REFUSALS, roleAdoptionProblem } from "./adoption.ts";
 import type { ServerSnapshot } from "./catalog.ts";
 import { databaseRoles, formatMarker, type Marker, parseMarker, sameMarker } from "./names.ts";
 import { ident, literal } from "./quote.ts";
@@ -30,15 +30,18 @@ export interface DatabaseSpec {
 import * as st from "./statements.ts";
 
 /** Reasons of refusals, declared once. */
-export type RefusalReason =
-  | "DatabaseClaimedByOther"
-  | "DatabaseExistsUnmanaged"
-  | "AdoptionNotAllowed"
-  | "RoleExistsUnmanaged"
-  | "RoleClaimedByOther"
-  | "RoleIsDatabaseRole"
-  | "OwnerExists"
-  | RoleAdoptionRefusal;
+export const REFUSAL_REASONS = [
+  "DatabaseClaimedByOther",
+  "DatabaseExistsUnmanaged",
+  "AdoptionNotAllowed",
+  "RoleExistsUnmanaged",
+  "RoleClaimedByOther",
+  "RoleIsDatabaseRole",
+  "OwnerExists",
+  ...ROLE_ADOPTION_REFUSALS,
+] as const;
+/** A reason of {@link REFUSAL_REASONS}. */
+export type RefusalReason = typeof REFUSAL_REASONS[number];
 export type WaitReason = "DatabaseNotReady";
 
 /** Take over an existing database (and its roles): the Database's adoption annotation. */

@@ -27,11 +27,14 @@ import type { Statement } from "./statements.ts";
 import { unreachableCodes } from "../../lib/network.ts";
 
 /** Reasons of failures mapped from the driver, declared once. */
-export type PgFailureReason =
-  | "ClusterUnreachable"
-  | "AuthenticationFailed"
-  | "PermissionDenied"
-  | "SqlFailed";
+export const PG_FAILURE_REASONS = [
+  "ClusterUnreachable",
+  "AuthenticationFailed",
+  "PermissionDenied",
+  "SqlFailed",
+] as const;
+/** A reason of {@link PG_FAILURE_REASONS}. */
+export type PgFailureReason = typeof PG_FAILURE_REASONS[number];
 
 /** The network codes, postgres.js's own, and the server's "going away" SQLSTATEs. */
 const UNREACHABLE = unreachableCodes(

@@ -16,6 +16,7 @@ import { checkUserClaim, type UserSpec } from "../postgres/plan_user.ts";
 import { identifierProblem } from "../postgres/quote.ts";
 import { secretData as decodeSecret } from "../services/resolver.ts";
 import { otherOwner } from "../services/secret_owner.ts";
+import { type PgdbFailure, pgdbFailure, type PgdbReason } from "./reasons.ts";
 
 export const FINALIZER = "dbtether.io/finalizer";
 /**
@@ -35,9 +36,9 @@ export type ServerState =
     adminRole: string;
     roleExists: boolean;
     /** Why the existing role may not be used (plan_user.ts checkUserClaim), before any SQL. */
-    roleRefusal?: { reason: string; message: string };
+    roleRefusal?: { reason: PgdbReason; message: string };
   }
-  | { kind: "unavailable"; reason: string; message: string };
+  | { kind: "unavailable"; reason: PgdbReason; message: string };
 
 /** The target Secret as observed: undefined when it does not exist. */
 export interface SecretState {
@@ -74,7 +75,7 @@ export type PgdbAction =
 
 export interface PgdbPlan {
   actions: PgdbAction[];
-  blocked?: { reason: string; message: string; terminal: boolean };
+  blocked?: PgdbFailure;
   /** When the next rotation is due (ms from now), if rotation is on. */
   rotateInMs?: number;
 }
@@ -154,7 +155,8 @@ export function serverStateOf(
     checkUserClaim(loginRoleOf(p, o.consent), o.snap);
   } catch (e) {
     if (!(e instanceof TerminalError)) throw e;
-    state.roleRefusal = { reason: e.reason, message: e.message };
+    const { reason, message } = pgdbFailure(e);
+    state.roleRefusal = { reason, message };
   }
   return state;
 }

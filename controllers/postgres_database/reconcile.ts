@@ -13,7 +13,7 @@ import {
   type Result,
 } from "../runtime/controller.ts";
 import { errorMessage, RetryableError, TerminalError } from "../../lib/errors.ts";
-import { type Failure, failureOf } from "../runtime/failure.ts";
+import { type PgdbFailure, pgdbFailure } from "./reasons.ts";
 import { MERGE_PATCH, SecretResource } from "../runtime/kube.ts";
 import { addFinalizer, ownerRef, removeFinalizer, updateStatus } from "../runtime/objects.ts";
 import { type Reconciler, startController } from "../runtime/reconciler.ts";
@@ -123,7 +123,7 @@ export class PostgresDatabaseReconciler implements Reconciler {
   async #execute(
     plan: PgdbPlan,
     o: { run: Run; outcome: PgdbOutcome; now: number },
-  ): Promise<Failure | "gone" | undefined> {
+  ): Promise<PgdbFailure | "gone" | undefined> {
     try {
       for (const action of plan.actions) {
         const next = await this.#act(action, o.run);
@@ -131,7 +131,7 @@ export class PostgresDatabaseReconciler implements Reconciler {
         o.run.p = next;
       }
     } catch (e) {
-      return failureOf(e);
+      return pgdbFailure(e);
     }
     if (plan.blocked) return plan.blocked;
     o.outcome.converged = true;
@@ -184,7 +184,8 @@ export class PostgresDatabaseReconciler implements Reconciler {
       return { server, state, ...(consent ? { consent } : {}) };
     } catch (e) {
       if (!(e instanceof RetryableError)) throw e;
-      return { state: { kind: "unavailable", reason: e.reason, message: e.message } };
+      const { reason, message } = pgdbFailure(e);
+      return { state: { kind: "unavailable", reason, message } };
     }
   }
 

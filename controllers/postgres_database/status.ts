@@ -3,14 +3,17 @@
  * Secret's name and when its password last changed.
  */
 import type { PostgresDatabase, PostgresDatabaseStatus } from "../../crds/postgres_database.ts";
-import { getCondition, setCondition } from "../runtime/conditions.ts";
+import {
+  type ConditionEvent,
+  conditionEvent,
+  getCondition,
+  setCondition,
+} from "../runtime/conditions.ts";
 import { kubeTime } from "../../lib/time.ts";
-
-/** Reasons a PostgresDatabase reports besides those of the server and the postgres module. */
-export type PgdbReason = "Ready" | "Reconciling" | "SecretExistsUnmanaged" | "SecretOwnedByOther";
+import type { PgdbReason } from "./reasons.ts";
 
 export interface PgdbOutcome {
-  failure?: { reason: string; message: string };
+  failure?: { reason: PgdbReason; message: string };
   /** Every action ran. */
   converged: boolean;
   /** A new password reached the Secret at this time (ms). */
@@ -54,9 +57,6 @@ export function computePgdbStatus(
 export function readyEvent(
   before: PostgresDatabaseStatus | undefined,
   after: PostgresDatabaseStatus,
-): { type: "Normal" | "Warning"; reason: string; message: string } | undefined {
-  const a = getCondition(before?.conditions, "Ready");
-  const b = getCondition(after.conditions, "Ready");
-  if (!b || (a && a.status === b.status && a.reason === b.reason)) return undefined;
-  return { type: b.status === "True" ? "Normal" : "Warning", reason: b.reason, message: b.message };
+): ConditionEvent | undefined {
+  return conditionEvent(before?.conditions, after.conditions, "Ready");
 }

@@ -45,6 +45,33 @@ export function isTrue(list: readonly Condition[] | undefined, type: string): bo
   return getCondition(list, type)?.status === "True";
 }
 
+/** The Event that reports a change of a condition. */
+export interface ConditionEvent {
+  type: "Normal" | "Warning";
+  reason: string;
+  message: string;
+}
+
+const NO_REASONS: ReadonlySet<string> = new Set();
+
+/**
+ * The Event for a change of condition `type` (its status or its reason) between two lists, or
+ * undefined when it did not change. `True` is Normal; anything else is a Warning unless its
+ * reason is in `normal` (a step on the way, such as Reconciling).
+ */
+export function conditionEvent(
+  before: readonly Condition[] | undefined,
+  after: readonly Condition[] | undefined,
+  type: string,
+  normal: ReadonlySet<string> = NO_REASONS,
+): ConditionEvent | undefined {
+  const a = getCondition(before, type);
+  const b = getCondition(after, type);
+  if (!b || (a && a.status === b.status && a.reason === b.reason)) return undefined;
+  const ok = b.status === "True" || normal.has(b.reason);
+  return { type: ok ? "Normal" : "Warning", reason: b.reason, message: b.message };
+}
+
 /** Deep equality of two JSON values, for "write status only when it changed". */
 export function jsonEqual(a: unknown, b: unknown): boolean {
   return stableStringify(a) === stableStringify(b);

@@ -40,3 +40,18 @@ export function failureOf<R extends string = string>(
   }
   return { reason: opts.fallback ?? "Error", message: errorMessage(e), terminal: false };
 }
+
+/**
+ * The closed mapping of one kind: a reason in `known` is kept, any other (an error this kind
+ * does not expect) becomes `fallback` with the error's message.
+ */
+export function failureIn<const R extends string>(
+  known: readonly R[],
+  fallback: NoInfer<R>,
+): (e: unknown) => Failure<R> {
+  const set: ReadonlySet<string> = new Set(known);
+  return (e) => {
+    const f = failureOf(e, { fallback });
+    return set.has(f.reason) ? f as Failure<R> : { ...f, reason: fallback };
+  };
+}

@@ -19,6 +19,16 @@ type Secret = KubeObject<unknown, unknown> & {
 };
 type Namespace = KubeObject<unknown, unknown>;
 
+/** Why a DBCluster cannot be used (the reasons {@link ClusterResolver.resolve} throws). */
+export const RESOLVER_REASONS = [
+  "ClusterNotFound",
+  "NamespaceNotAllowed",
+  "CredentialsMissing",
+  "CASecretMissing",
+] as const;
+/** A reason of {@link RESOLVER_REASONS}. */
+export type ResolverReason = typeof RESOLVER_REASONS[number];
+
 /** A DBCluster made usable: never log `server` (it holds the admin password). */
 export interface ResolvedCluster {
   cluster: DBCluster;
@@ -71,7 +81,7 @@ export class ClusterResolver {
     const call = opts.signal ? { signal: opts.signal } : {};
     const cluster = this.o.clusters.get(name);
     if (!cluster) {
-      throw new RetryableError(
+      throw new RetryableError<ResolverReason>(
         "ClusterNotFound",
         `DBCluster "${name}" does not exist: create it or fix clusterRef.name`,
       );
@@ -111,7 +121,7 @@ export class ClusterResolver {
       labels = ns?.metadata.labels ?? {};
     }
     if (!namespaceAllowed(allowed, namespace, labels)) {
-      throw new RetryableError(
+      throw new RetryableError<ResolverReason>(
         "NamespaceNotAllowed",
         `Namespace "${namespace}" may not use DBCluster "${cluster.metadata.name}": ` +
           "it is not in the DBCluster's spec.allowedNamespaces",
@@ -139,7 +149,7 @@ export class ClusterResolver {
       const username = this.o.env[fromEnv.username];
       const password = this.o.env[fromEnv.password];
       if (!username || !password) {
-        throw new RetryableError(
+        throw new RetryableError<ResolverReason>(
           "CredentialsMissing",
           `Cannot read the admin credentials of DBCluster "${name}": environment variable ` +
             `${!username ? fromEnv.username : fromEnv.password} of the operator is not set`,
@@ -149,14 +159,14 @@ export class ClusterResolver {
     }
     const ref = cluster.spec.credentialsSecretRef;
     if (!ref) {
-      throw new RetryableError(
+      throw new RetryableError<ResolverReason>(
         "CredentialsMissing",
         `DBCluster "${name}" sets neither credentialsSecretRef nor credentialsFromEnv`,
       );
     }
     const secret = await this.#secret({ namespace: ref.namespace, name: ref.name, ...call });
     if (!secret) {
-      throw new RetryableError(
+      throw new RetryableError<ResolverReason>(
         "CredentialsMissing",
         `Cannot read the admin credentials of DBCluster "${name}": Secret ${ref.namespace}/${ref.name} does not exist`,
       );
@@ -165,7 +175,7 @@ export class ClusterResolver {
     const username = data.username ?? data.user;
     const password = data.password;
     if (!username || !password) {
-      throw new RetryableError(
+      throw new RetryableError<ResolverReason>(
         "CredentialsMissing",
         `Cannot read the admin credentials of DBCluster "${name}": Secret ${ref.namespace}/${ref.name} ` +
           `has no "${!username ? "username" : "password"}" key`,
@@ -181,7 +191,7 @@ export class ClusterResolver {
     const key = ref.key ?? "ca.crt";
     const pem = secret ? secretData(secret)[key] : undefined;
     if (!pem) {
-      throw new RetryableError(
+      throw new RetryableError<ResolverReason>(
         "CASecretMissing",
         `Cannot read the CA of DBCluster "${cluster.metadata.name}": Secret ${ref.namespace}/${ref.name} ` +
           (secret ? `has no "${key}" key` : "does not exist"),
