@@ -47,6 +47,25 @@ export interface ToolCommand {
   env: Record<string, string>;
 }
 
+/**
+ * The process of a built invocation: its arguments and only its own environment (`clearEnv`),
+ * stdout and stderr piped unless told otherwise; `signal` kills it.
+ */
+export function toolProcess(
+  cmd: ToolCommand,
+  o: { stdin?: "null" | "piped"; stdout?: "null" | "piped"; signal?: AbortSignal } = {},
+): Deno.Command {
+  return new Deno.Command(cmd.command, {
+    args: cmd.args,
+    env: cmd.env,
+    clearEnv: true,
+    stdin: o.stdin ?? "null",
+    stdout: o.stdout ?? "piped",
+    stderr: "piped",
+    ...(o.signal ? { signal: o.signal } : {}),
+  });
+}
+
 /** The secrets a ToolCommand carries, for redaction of anything a tool prints. */
 export function connectionSecrets(conn: PgConnection): string[] {
   return conn.password ? [conn.password] : [];

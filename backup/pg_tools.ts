@@ -5,7 +5,12 @@
  * cannot restore, so we pick the *smallest* major version that is >= the server's major.
  */
 import { DbtetherError } from "../lib/errors.ts";
-import { buildServerVersionCommand, connectionSecrets, type PgConnection } from "./dump_command.ts";
+import {
+  buildServerVersionCommand,
+  connectionSecrets,
+  type PgConnection,
+  toolProcess,
+} from "./dump_command.ts";
 import { redact } from "./stderr_tail.ts";
 
 /** One directory of client tools of one major version. */
@@ -185,15 +190,7 @@ export async function queryServerVersion(
   opts: { signal?: AbortSignal } = {},
 ): Promise<{ version: string; major: number; num: number }> {
   const cmd = buildServerVersionCommand(psql, conn);
-  const out = await new Deno.Command(cmd.command, {
-    args: cmd.args,
-    env: cmd.env,
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    ...(opts.signal ? { signal: opts.signal } : {}),
-  }).output();
+  const out = await toolProcess(cmd, opts).output();
   const dec = new TextDecoder();
   const stderr = redact(dec.decode(out.stderr).trim(), connectionSecrets(conn));
   const num = Number(dec.decode(out.stdout).trim());

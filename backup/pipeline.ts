@@ -20,13 +20,14 @@ import {
   connectionSecrets,
   type DumpFormat,
   type PgConnection,
+  toolProcess,
 } from "./dump_command.ts";
 import { BackupError, jobFailures, withStderr } from "./errors.ts";
 import { type BackupManifest, type BackupSource, encodeManifest, manifestKey } from "./manifest.ts";
-import { type PgToolset, resolveTools } from "./resolve_tools.ts";
+import { type PgToolset, resolveTools, type ToolJobOptions } from "./resolve_tools.ts";
 import { StderrTail } from "./stderr_tail.ts";
 import { parallelGzip } from "./parallel_gzip.ts";
-import { gzipFromPipe, Meter, tap, throttled } from "./streams.ts";
+import { gzipFromPipe, Meter, onAbort, progressReporter, tap } from "./streams.ts";
 import { assertSafeKey, TemplateError } from "./templates.ts";
 
 /** The failures a backup shares with a restore, as BackupErrors. */
@@ -46,7 +47,7 @@ export interface BackupProgress {
 }
 
 /** Options of {@link runBackup}. */
-export interface BackupOptions {
+export interface BackupOptions extends ToolJobOptions<Omit<BackupProgress, "elapsedMs">> {
   connection: PgConnection;
   store: ObjectStore;
   /** Final object key (see templates.ts); the manifest goes to `<key>.manifest.json`. */
@@ -60,17 +61,6 @@ export interface BackupOptions {
    * parallel_gzip.ts); 0 compresses on the calling thread as one gzip member. Default 2.
    */
   gzipWorkers?: number;
-  signal?: AbortSignal;
-  onProgress?: (p: BackupProgress) => void;
-  /** Minimum time between two onProgress calls; default 2000 ms. */
-  progressIntervalMs?: number;
-  logger?: Logger;
-  clock?: Clock;
-  /** Tools to use; by default found in `toolDirs` for the server's version. */
-  tools?: PgToolset;
-  toolDirs?: string[];
-  /** The server's version when the caller knows it (saves a psql round trip). */
-  serverVersion?: { major: number; version: string };
   includeOwnership?: boolean;
   lockWaitTimeoutSeconds?: number;
   /** Extra metadata stored with the dump object. */
@@ -162,14 +152,7 @@ async function dumpToStore(opts: BackupOptions, p: DumpParams): Promise<DumpOutc
   });
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(cmd.command, {
-      args: cmd.args,
-      env: cmd.env,
-      clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    child = toolProcess(cmd).spawn();
   } catch (e) {
     throw new BackupError("ToolNotFound", `Cannot start pg_dump: ${errorMessage(e)}`);
   }
@@ -185,19 +168,14 @@ async function dumpToStore(opts: BackupOptions, p: DumpParams): Promise<DumpOutc
     uploadCtl.abort(cause);
     kill(child);
   };
-  const onAbort = () => fail(aborted(opts.signal!));
-  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  const stopListening = onAbort(opts.signal, () => fail(aborted(opts.signal!)));
 
   const raw = new Meter();
   const stored = new Meter();
-  const onProgress = opts.onProgress;
-  const progress = throttled(
-    p.clock,
-    opts.progressIntervalMs ?? 2000,
-    onProgress &&
-      ((elapsedMs) =>
-        onProgress({ uncompressedBytes: raw.bytes, compressedBytes: stored.bytes, elapsedMs })),
-  );
+  const progress = progressReporter(p.clock, opts, () => ({
+    uncompressedBytes: raw.bytes,
+    compressedBytes: stored.bytes,
+  }));
   // Set when the upload stopped reading: pg_dump then dies of a closed pipe, which is a
   // consequence of the storage failure, not a dump failure.
   let uploadGaveUp = false;
@@ -238,7 +216,7 @@ async function dumpToStore(opts: BackupOptions, p: DumpParams): Promise<DumpOutc
     await stderrDone;
     throw cause ?? storageFailed("Cannot upload the backup", e);
   } finally {
-    opts.signal?.removeEventListener("abort", onAbort);
+    stopListening();
   }
   // Unreachable in practice (the body only ends after a clean exit), but never trust a dump
   // whose process did not exit 0: remove it.

@@ -1,5 +1,8 @@
 /** Which client tools to run for one server: shared by backup and restore. */
+import type { Clock } from "../lib/clock.ts";
+import type { Logger } from "../lib/log.ts";
 import type { PgConnection } from "./dump_command.ts";
+import type { ProgressOptions } from "./streams.ts";
 import {
   DEFAULT_TOOL_DIRS,
   findPgTools,
@@ -11,15 +14,28 @@ import {
 
 export type { PgToolset };
 
-/** Options of {@link resolveTools}. */
-export interface ResolveToolsOptions {
-  connection: PgConnection;
+/** Which tools to run, as a caller may choose them. */
+export interface ToolChoice {
   /** Tools the caller chose; still checked against the server's version. */
   tools?: PgToolset;
+  /** Where to look for toolsets otherwise; default {@link DEFAULT_TOOL_DIRS}. */
   toolDirs?: string[];
+  /** The server's version when the caller knows it (saves a psql round trip). */
   serverVersion?: { major: number; version: string };
+}
+
+/** Options of {@link resolveTools}. */
+export interface ResolveToolsOptions extends ToolChoice {
+  connection: PgConnection;
   require: ("psql" | "pgRestore")[];
   signal?: AbortSignal;
+}
+
+/** What a dump and a restore both take: cancellation, reporting, and the tools to run. */
+export interface ToolJobOptions<P> extends ToolChoice, ProgressOptions<P> {
+  signal?: AbortSignal;
+  logger?: Logger;
+  clock?: Clock;
 }
 
 export interface ResolvedTools {

@@ -24,14 +24,15 @@ import {
   type DumpFormat,
   type PgConnection,
   type ToolCommand,
+  toolProcess,
 } from "./dump_command.ts";
 import { jobFailures, RestoreError, withStderr } from "./errors.ts";
 import { type BackupManifest, manifestKey, parseManifest } from "./manifest.ts";
 import { parseToolVersion } from "./pg_tools.ts";
-import { type PgToolset, resolveTools } from "./resolve_tools.ts";
+import { type PgToolset, resolveTools, type ToolJobOptions } from "./resolve_tools.ts";
 import { psqlHasRestrict, RESTRICT_VERSIONS, restrictedScript, restrictKey } from "./restrict.ts";
 import { StderrTail } from "./stderr_tail.ts";
-import { gunzipStream, holdLast, Meter, tap, throttled } from "./streams.ts";
+import { gunzipStream, holdLast, Meter, onAbort, progressReporter, tap } from "./streams.ts";
 import { assertSafeKey } from "./templates.ts";
 import { pick } from "./pipeline.ts";
 
@@ -48,7 +49,7 @@ export interface RestoreProgress {
 }
 
 /** Options of {@link runRestore}. */
-export interface RestoreOptions {
+export interface RestoreOptions extends ToolJobOptions<Omit<RestoreProgress, "elapsedMs">> {
   store: ObjectStore;
   /** The dump object's key (not the manifest's). */
   key: string;
@@ -66,14 +67,6 @@ export interface RestoreOptions {
    * the dump is verified against exactly what was checked, not a second read.
    */
   manifest?: BackupManifest;
-  signal?: AbortSignal;
-  onProgress?: (p: RestoreProgress) => void;
-  progressIntervalMs?: number;
-  logger?: Logger;
-  clock?: Clock;
-  tools?: PgToolset;
-  toolDirs?: string[];
-  serverVersion?: { major: number; version: string };
   /** pg_restore only: keep ownership and privileges from the archive. */
   includeOwnership?: boolean;
 }
@@ -234,15 +227,8 @@ async function feed(opts: RestoreOptions, p: FeedParams) {
   }
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(p.cmd.command, {
-      args: p.cmd.args,
-      env: p.cmd.env,
-      clearEnv: true,
-      stdin: "piped",
-      // psql prints the results of the dump's SELECTs (set_config, setval): nobody reads them.
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
+    // psql prints the results of the dump's SELECTs (set_config, setval): nobody reads them.
+    child = toolProcess(p.cmd, { stdin: "piped", stdout: "null" }).spawn();
   } catch (e) {
     await source.cancel().catch(() => {});
     throw new RestoreError("ToolNotFound", `Cannot start ${p.cmd.command}: ${errorMessage(e)}`);
@@ -252,23 +238,18 @@ async function feed(opts: RestoreOptions, p: FeedParams) {
     onLine: (line) => p.log.debug("restore stderr", { line }),
   });
   const stderrDone = tail.drain(child.stderr);
-  const onAbort = () => {
+  const stopListening = onAbort(opts.signal, () => {
     setCause(aborted(opts.signal!));
     killHard(child);
     ctl.abort(cause);
-  };
-  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  });
 
   const stored = new Meter();
   const restored = new Meter();
-  const onProgress = opts.onProgress;
-  const progress = throttled(
-    p.clock,
-    opts.progressIntervalMs ?? 2000,
-    onProgress &&
-      ((elapsedMs) =>
-        onProgress({ storedBytes: stored.bytes, restoredBytes: restored.bytes, elapsedMs })),
-  );
+  const progress = progressReporter(p.clock, opts, () => ({
+    storedBytes: stored.bytes,
+    restoredBytes: restored.bytes,
+  }));
   const read = tap(source, {
     onChunk: (c) => {
       stored.update(c);
@@ -309,11 +290,11 @@ async function feed(opts: RestoreOptions, p: FeedParams) {
     await closeQuietly(child.stdin);
     const status = await child.status;
     await stderrDone;
-    opts.signal?.removeEventListener("abort", onAbort);
+    stopListening();
     if (cause) throw withTail(cause, tail);
     throw restoreFailed(status, tail, errorMessage(e));
   }
-  opts.signal?.removeEventListener("abort", onAbort);
+  stopListening();
   await closeQuietly(child.stdin);
   const status = await child.status;
   await stderrDone;

@@ -280,3 +280,33 @@ export function throttled(
     emit(now - start);
   };
 }
+
+/** What a job's caller asks of its progress reports. */
+export interface ProgressOptions<P> {
+  onProgress?: ((p: P & { elapsedMs: number }) => void) | undefined;
+  /** Minimum time between two reports; default 2000 ms. */
+  progressIntervalMs?: number | undefined;
+}
+
+/**
+ * The throttled reporter of a job ({@link throttled}): each report is `snapshot()` (the meters'
+ * counts) with the elapsed time.
+ */
+export function progressReporter<P>(
+  clock: Clock,
+  opts: ProgressOptions<P>,
+  snapshot: () => P,
+): (final: boolean) => void {
+  const onProgress = opts.onProgress;
+  return throttled(
+    clock,
+    opts.progressIntervalMs ?? 2000,
+    onProgress && ((elapsedMs) => onProgress({ ...snapshot(), elapsedMs })),
+  );
+}
+
+/** Calls `f` once when `signal` aborts; the returned function stops listening. */
+export function onAbort(signal: AbortSignal | undefined, f: () => void): () => void {
+  signal?.addEventListener("abort", f, { once: true });
+  return () => signal?.removeEventListener("abort", f);
+}

@@ -114,6 +114,11 @@ Deno.test("printer columns are those the README shows", async () => {
   }
 });
 
+/** A cluster-scoped or default-namespace object of `kind` with `spec`. */
+function kindObject(kind: string, spec: Record<string, unknown>): Manifest {
+  return { apiVersion: "dbtether.io/v1alpha1", kind, metadata: { name: "x" }, spec };
+}
+
 function user(spec: Record<string, unknown>): Manifest {
   return {
     apiVersion: "dbtether.io/v1alpha1",
@@ -179,92 +184,55 @@ const BAD: { name: string; manifest: Manifest; path: string }[] = [
   },
   {
     name: "DBCluster without endpoint",
-    manifest: {
-      apiVersion: "dbtether.io/v1alpha1",
-      kind: "DBCluster",
-      metadata: { name: "c" },
-      spec: { credentialsFromEnv: { username: "U", password: "P" } },
-    },
+    manifest: kindObject("DBCluster", { credentialsFromEnv: { username: "U", password: "P" } }),
     path: "spec.endpoint",
   },
   {
     name: "DBCluster port 70000",
-    manifest: {
-      apiVersion: "dbtether.io/v1alpha1",
-      kind: "DBCluster",
-      metadata: { name: "c" },
-      spec: { endpoint: "h", port: 70000 },
-    },
+    manifest: kindObject("DBCluster", { endpoint: "h", port: 70000 }),
     path: "spec.port",
   },
   {
     name: "DBCluster sslMode prefer",
-    manifest: {
-      apiVersion: "dbtether.io/v1alpha1",
-      kind: "DBCluster",
-      metadata: { name: "c" },
-      spec: { endpoint: "h", sslMode: "prefer" },
-    },
+    manifest: kindObject("DBCluster", { endpoint: "h", sslMode: "prefer" }),
     path: "spec.sslMode",
   },
   {
     name: "Database name with capitals in clusterRef",
-    manifest: {
-      apiVersion: "dbtether.io/v1alpha1",
-      kind: "Database",
-      metadata: { name: "d" },
-      spec: { clusterRef: { name: "Main" } },
-    },
+    manifest: kindObject("Database", { clusterRef: { name: "Main" } }),
     path: "spec.clusterRef.name",
   },
   {
     name: "Database deletionPolicy Orphan",
-    manifest: {
-      apiVersion: "dbtether.io/v1alpha1",
-      kind: "Database",
-      metadata: { name: "d" },
-      spec: { clusterRef: { name: "c" }, deletionPolicy: "Orphan" },
-    },
+    manifest: kindObject("Database", { clusterRef: { name: "c" }, deletionPolicy: "Orphan" }),
     path: "spec.deletionPolicy",
   },
   {
     name: "BackupStorage local path relative",
-    manifest: {
-      apiVersion: "dbtether.io/v1alpha1",
-      kind: "BackupStorage",
-      metadata: { name: "s" },
-      spec: { local: { path: "backups" } },
-    },
+    manifest: kindObject("BackupStorage", { local: { path: "backups" } }),
     path: "spec.local.path",
   },
   {
     name: "Backup compression level 10",
-    manifest: {
-      apiVersion: "dbtether.io/v1alpha1",
-      kind: "Backup",
-      metadata: { name: "b" },
-      spec: { databaseRef: { name: "d" }, storageRef: { name: "s" }, compression: { level: 10 } },
-    },
+    manifest: kindObject("Backup", {
+      databaseRef: { name: "d" },
+      storageRef: { name: "s" },
+      compression: { level: 10 },
+    }),
     path: "spec.compression.level",
   },
   {
     name: "Backup without storageRef",
-    manifest: {
-      apiVersion: "dbtether.io/v1alpha1",
-      kind: "Backup",
-      metadata: { name: "b" },
-      spec: { databaseRef: { name: "d" } },
-    },
+    manifest: kindObject("Backup", { databaseRef: { name: "d" } }),
     path: "spec.storageRef",
   },
   {
     name: "BackupSchedule cron with four fields",
-    manifest: {
-      apiVersion: "dbtether.io/v1alpha1",
-      kind: "BackupSchedule",
-      metadata: { name: "b" },
-      spec: { databaseRef: { name: "d" }, storageRef: { name: "s" }, schedule: "0 2 * *" },
-    },
+    manifest: kindObject("BackupSchedule", {
+      databaseRef: { name: "d" },
+      storageRef: { name: "s" },
+      schedule: "0 2 * *",
+    }),
     path: "spec.schedule",
   },
   {
@@ -335,38 +303,22 @@ Deno.test("good inputs beyond the READMEs pass structural validation", async (t)
       secret: { template: "custom", keys: { password: "PW" } },
       idleInTransactionTimeout: "1m30s",
     }),
-    {
-      apiVersion: "dbtether.io/v1alpha1",
-      kind: "BackupStorage",
-      metadata: { name: "s" },
-      spec: { s3: { bucket: "bkt", region: "eu-west-1" } },
-    },
-    {
-      apiVersion: "dbtether.io/v1alpha1",
-      kind: "Backup",
-      metadata: { name: "b" },
-      spec: { databaseRef: { name: "d" }, storageRef: { name: "s" }, ttlAfterCompletion: "1h" },
-    },
-    {
-      apiVersion: "dbtether.io/v1alpha1",
-      kind: "BackupSchedule",
-      metadata: { name: "b" },
-      spec: {
-        databaseRef: { name: "d" },
-        storageRef: { name: "s" },
-        schedule: "0 2 * * *",
-        retention: { keepLast: 7, keepDaily: 7 },
-      },
-    },
-    {
-      apiVersion: "dbtether.io/v1alpha1",
-      kind: "Restore",
-      metadata: { name: "r" },
-      spec: {
-        source: { path: "a/b.sql.gz", storageRef: { name: "s" } },
-        target: { databaseRef: { name: "d" } },
-      },
-    },
+    kindObject("BackupStorage", { s3: { bucket: "bkt", region: "eu-west-1" } }),
+    kindObject("Backup", {
+      databaseRef: { name: "d" },
+      storageRef: { name: "s" },
+      ttlAfterCompletion: "1h",
+    }),
+    kindObject("BackupSchedule", {
+      databaseRef: { name: "d" },
+      storageRef: { name: "s" },
+      schedule: "0 2 * * *",
+      retention: { keepLast: 7, keepDaily: 7 },
+    }),
+    kindObject("Restore", {
+      source: { path: "a/b.sql.gz", storageRef: { name: "s" } },
+      target: { databaseRef: { name: "d" } },
+    }),
   ];
   for (const m of good) {
     const clean = JSON.parse(JSON.stringify(m)) as Manifest;

@@ -19,8 +19,7 @@
 import { Readable } from "node:stream";
 import type { BlobServiceClient, ContainerClient } from "@azure/storage-blob";
 import type { TokenCredential } from "@azure/identity";
-import type { Logger } from "../lib/log.ts";
-import { CloudStore, type StoredObject } from "./cloud.ts";
+import { CloudStore, type CloudStoreOptions, type StoredObject } from "./cloud.ts";
 import { storageErrorOf, type Subject, unreachableCodes, type Verdict } from "./errors.ts";
 import {
   type ObjectInfo,
@@ -39,20 +38,15 @@ const KNOWN_AUTHORITIES = [
   "login.chinacloudapi.cn",
 ];
 
-/** Options of {@link AzureStore}. */
-export interface AzureStoreOptions {
+/**
+ * Options of {@link AzureStore}. `endpoint` is the blob service URL (default
+ * `https://<account>.blob.core.windows.net`); `credentials` an account key, a SAS token or a
+ * connection string, absent meaning workload identity, whose `env` holds
+ * AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_AUTHORITY_HOST.
+ */
+export interface AzureStoreOptions extends CloudStoreOptions {
   storageAccount: string;
   container: string;
-  /** The blob service URL; default `https://<account>.blob.core.windows.net`. */
-  endpoint?: string | undefined;
-  /** An account key, a SAS token or a connection string; absent means workload identity. */
-  credentials?: StaticCredentials | undefined;
-  /**
-   * Workload-identity settings passed explicitly instead of through the process environment:
-   * AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_AUTHORITY_HOST.
-   */
-  env?: Record<string, string | undefined> | undefined;
-  logger?: Logger | undefined;
   /** Block size; memory use is about blockSize × concurrency. Default 8 MiB. */
   blockSize?: number | undefined;
   /** Blocks staged concurrently. Default 4. */

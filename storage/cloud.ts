@@ -4,6 +4,7 @@
  * without overwriting (no_overwrite.ts). A backend supplies only its SDK's requests, which
  * throw the SDK's own errors.
  */
+import type { Logger } from "../lib/log.ts";
 import { guarded, type Subject } from "./errors.ts";
 import {
   newPutToken,
@@ -20,12 +21,27 @@ import {
   type ObjectInfo,
   type ObjectStore,
   type PutOptions,
+  type StaticCredentials,
   StorageError,
   throwIfAborted,
   type TrackedSource,
   trackSource,
   validateKey,
 } from "./store.ts";
+
+/** What every cloud backend takes besides its bucket and its upload tuning. */
+export interface CloudStoreOptions {
+  /** A compatible server's, an emulator's or a private endpoint's URL. */
+  endpoint?: string | undefined;
+  /** Static credentials; absent means the cloud's workload identity (each backend says how). */
+  credentials?: StaticCredentials | undefined;
+  /**
+   * The workload-identity variables the backend names, passed explicitly instead of read from
+   * the process environment.
+   */
+  env?: Record<string, string | undefined> | undefined;
+  logger?: Logger | undefined;
+}
 
 /** What a backend's `stat` returns: `head`'s answer with the put token, and the version. */
 export interface StoredObject extends ObjectHead {

@@ -13,8 +13,7 @@
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { File, Storage, StorageOptions } from "@google-cloud/storage";
-import type { Logger } from "../lib/log.ts";
-import { CloudStore, type StoredObject } from "./cloud.ts";
+import { CloudStore, type CloudStoreOptions, type StoredObject } from "./cloud.ts";
 import { NETWORK_ERROR_CODES, storageErrorOf, type Subject, type Verdict } from "./errors.ts";
 import {
   type ObjectInfo,
@@ -26,21 +25,15 @@ import {
 
 const MiB = 1024 * 1024;
 
-/** Options of {@link GcsStore}. */
-export interface GcsStoreOptions {
+/**
+ * Options of {@link GcsStore}. `endpoint` is an emulator's or a private endpoint's URL; without a
+ * service-account JSON key in `credentials`, Application Default Credentials are used, whose
+ * `env` holds GOOGLE_APPLICATION_CREDENTIALS (a service-account or external-account JSON file)
+ * and GOOGLE_CLOUD_PROJECT.
+ */
+export interface GcsStoreOptions extends CloudStoreOptions {
   bucket: string;
   project?: string | undefined;
-  /** An emulator's or a private endpoint's URL. */
-  endpoint?: string | undefined;
-  /** A service-account JSON key; absent means Application Default Credentials. */
-  credentials?: StaticCredentials | undefined;
-  /**
-   * Workload-identity settings passed explicitly instead of through the process environment:
-   * GOOGLE_APPLICATION_CREDENTIALS (a service-account or external-account JSON file) and
-   * GOOGLE_CLOUD_PROJECT.
-   */
-  env?: Record<string, string | undefined> | undefined;
-  logger?: Logger | undefined;
   /** Resumable upload chunk size, a multiple of 256 KiB; memory use is about one chunk. */
   chunkSize?: number | undefined;
 }

@@ -14,7 +14,7 @@
  */
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import type { Logger } from "../lib/log.ts";
-import { CloudStore, type StoredObject } from "./cloud.ts";
+import { CloudStore, type CloudStoreOptions, type StoredObject } from "./cloud.ts";
 import { guarded, storageErrorOf, type Subject, unreachableCodes, type Verdict } from "./errors.ts";
 import {
   abortUpload,
@@ -36,22 +36,16 @@ import {
 
 const sdk = () => import("@aws-sdk/client-s3");
 
-/** Options of {@link S3Store}. */
-export interface S3StoreOptions {
+/**
+ * Options of {@link S3Store}. An S3-compatible `endpoint` usually needs path-style addressing.
+ * Without static keys the SDK's default chain is used (IRSA / EKS Pod Identity, ...); `env` holds
+ * AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN, AWS_ROLE_SESSION_NAME, AWS_ENDPOINT_URL_STS,
+ * AWS_REGION / AWS_DEFAULT_REGION.
+ */
+export interface S3StoreOptions extends CloudStoreOptions {
   bucket: string;
   region?: string | undefined;
-  /** An S3-compatible server's URL; path-style addressing is usually needed with it. */
-  endpoint?: string | undefined;
   forcePathStyle?: boolean | undefined;
-  /** Static keys; absent means the SDK's default chain (IRSA / EKS Pod Identity, ...). */
-  credentials?: StaticCredentials | undefined;
-  /**
-   * Workload-identity settings passed to the SDK explicitly instead of through the process
-   * environment: AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN, AWS_ROLE_SESSION_NAME,
-   * AWS_ENDPOINT_URL_STS, AWS_REGION / AWS_DEFAULT_REGION.
-   */
-  env?: Record<string, string | undefined> | undefined;
-  logger?: Logger | undefined;
   /**
    * First multipart part size (at least 5 MiB, default 5 MiB); doubles every 1,000 parts.
    * Memory use is about (queueSize + 1) × partSize while parts are that small.

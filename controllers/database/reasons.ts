@@ -3,10 +3,8 @@
  * and the reconciler all name them, and the planner and the status import each other's helpers.
  */
 import { API_REASONS } from "../../lib/errors.ts";
-import { REFUSAL_REASONS } from "../postgres/claims.ts";
-import { PG_FAILURE_REASONS } from "../postgres/execute.ts";
 import { type Failure, failureIn } from "../runtime/failure.ts";
-import { RESOLVER_REASONS } from "../services/resolver.ts";
+import { SERVER_WORK_REASONS } from "../services/reasons.ts";
 
 /**
  * Reasons of the Ready condition, declared once: this kind's own, the DBCluster's resolver, the
@@ -18,11 +16,8 @@ export const READY_REASONS = [
   "Deleting",
   "ExtensionFailed",
   "InvalidName",
-  ...RESOLVER_REASONS,
-  ...PG_FAILURE_REASONS,
-  ...REFUSAL_REASONS,
+  ...SERVER_WORK_REASONS,
   ...API_REASONS,
-  "LeadershipLost",
   "Error",
 ] as const;
 

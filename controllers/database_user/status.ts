@@ -3,9 +3,7 @@
  * the phase derived from it, and the summaries the printer columns show.
  */
 import type { DatabaseUser, DatabaseUserStatus, PrivilegeLevel } from "../../crds/database_user.ts";
-import { REFUSAL_REASONS } from "../postgres/claims.ts";
-import { PG_FAILURE_REASONS } from "../postgres/execute.ts";
-import { RESOLVER_REASONS } from "../services/resolver.ts";
+import { SERVER_WORK_REASONS } from "../services/reasons.ts";
 import { type Failure, failureIn } from "../runtime/failure.ts";
 import { setCondition } from "../runtime/conditions.ts";
 import { type DatabaseEntry, entryLabel } from "./spec.ts";
@@ -23,14 +21,11 @@ export const READY_REASONS = [
   "DatabasesOnDifferentClusters",
   "InvalidUsername",
   "InvalidName",
-  ...RESOLVER_REASONS,
-  ...PG_FAILURE_REASONS,
-  ...REFUSAL_REASONS,
+  ...SERVER_WORK_REASONS,
   "SecretConflict",
   "SecretOwnedByOther",
   "SecretNameReserved",
   "PasswordVerificationFailed",
-  "LeadershipLost",
   "Deleting",
   "ReconcileFailed",
 ] as const;

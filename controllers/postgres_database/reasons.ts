@@ -3,10 +3,8 @@
  * status and the reconciler all name them.
  */
 import { API_REASONS } from "../../lib/errors.ts";
-import { REFUSAL_REASONS } from "../postgres/claims.ts";
-import { PG_FAILURE_REASONS } from "../postgres/execute.ts";
 import { type Failure, failureIn } from "../runtime/failure.ts";
-import { RESOLVER_REASONS } from "../services/resolver.ts";
+import { SERVER_WORK_REASONS } from "../services/reasons.ts";
 
 /**
  * Reasons of the Ready condition, declared once: this kind's own (the Secret, the server from
@@ -22,11 +20,8 @@ export const READY_REASONS = [
   "SecretOwnedByOther",
   "ServerNotConfigured",
   "PasswordVerificationFailed",
-  ...RESOLVER_REASONS,
-  ...PG_FAILURE_REASONS,
-  ...REFUSAL_REASONS,
+  ...SERVER_WORK_REASONS,
   ...API_REASONS,
-  "LeadershipLost",
   "Error",
 ] as const;
 

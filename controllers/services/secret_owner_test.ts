@@ -71,32 +71,17 @@ Deno.test("otherOwner names who else owns a Secret; nothing when nobody or we do
   }
 });
 
+/** A cluster-scoped object with `spec`, as referencedBy reads it. */
+function clusterObject(name: string, spec: Record<string, unknown>) {
+  return { apiVersion: "x", kind: "", metadata: { name }, spec };
+}
+
 Deno.test("referencedBy finds every *SecretRef of cluster-scoped resources", () => {
   const objects = [
-    {
-      apiVersion: "x",
-      kind: "",
-      metadata: { name: "main" },
-      spec: { credentialsSecretRef: { name: "admin", namespace: "team" } },
-    },
-    {
-      apiVersion: "x",
-      kind: "",
-      metadata: { name: "ca" },
-      spec: { caSecretRef: { name: "admin", namespace: "team", key: "ca.crt" } },
-    },
-    {
-      apiVersion: "x",
-      kind: "",
-      metadata: { name: "other" },
-      spec: { credentialsSecretRef: { name: "admin", namespace: "elsewhere" } },
-    },
-    {
-      apiVersion: "x",
-      kind: "",
-      metadata: { name: "nested" },
-      spec: { signing: { keySecretRef: { name: "admin", namespace: "team" } } },
-    },
+    clusterObject("main", { credentialsSecretRef: { name: "admin", namespace: "team" } }),
+    clusterObject("ca", { caSecretRef: { name: "admin", namespace: "team", key: "ca.crt" } }),
+    clusterObject("other", { credentialsSecretRef: { name: "admin", namespace: "elsewhere" } }),
+    clusterObject("nested", { signing: { keySecretRef: { name: "admin", namespace: "team" } } }),
   ];
   assertEquals(referencedBy("DBCluster", objects, { namespace: "team", name: "admin" }), [
     'DBCluster "main"',
