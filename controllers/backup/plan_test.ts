@@ -10,15 +10,9 @@ import {
   type StorageRetryInput,
 } from "./plan.ts";
 import { kubeTime } from "../../lib/time.ts";
+import { READY, readyDatabase } from "../../tests/helpers/objects.ts";
 
 const NOW = Date.UTC(2026, 0, 2, 3, 4, 5);
-const ready = [{
-  type: "Ready",
-  status: "True" as const,
-  reason: "Ready",
-  message: "",
-  lastTransitionTime: "2026-01-01T00:00:00Z",
-}];
 
 function backup(status: Backup["status"] = undefined, spec: Partial<Backup["spec"]> = {}): Backup {
   return {
@@ -43,19 +37,13 @@ function backup(status: Backup["status"] = undefined, spec: Partial<Backup["spec
   };
 }
 
-const db: Database = {
-  apiVersion: "dbtether.io/v1alpha1",
-  kind: "Database",
-  metadata: { name: "app", namespace: "team" },
-  spec: { clusterRef: { name: "main" }, deletionPolicy: "Retain", revokePublicConnect: true },
-  status: { phase: "Ready", databaseName: "app_db", conditions: ready },
-};
+const db = readyDatabase("app", "team");
 const storage: BackupStorage = {
   apiVersion: "dbtether.io/v1alpha1",
   kind: "BackupStorage",
   metadata: { name: "s" },
   spec: { local: { path: "/x" }, pathTemplate: "{{ .ClusterName }}/{{ .DatabaseName }}" },
-  status: { phase: "Ready", conditions: ready },
+  status: { phase: "Ready", conditions: READY },
 };
 
 function plan(
@@ -183,7 +171,7 @@ function interrupted(interruptions: number): Backup["status"] {
   return {
     phase: "Pending",
     interruptions,
-    conditions: [{ ...ready[0]!, status: "False", reason: "Interrupted" }],
+    conditions: [{ ...READY[0]!, status: "False", reason: "Interrupted" }],
   };
 }
 
@@ -191,7 +179,7 @@ function storageFailed(nextRetryAt: number): Backup["status"] {
   return {
     phase: "Pending",
     nextRetryAt: kubeTime(nextRetryAt),
-    conditions: [{ ...ready[0]!, status: "False", reason: "StorageFailed" }],
+    conditions: [{ ...READY[0]!, status: "False", reason: "StorageFailed" }],
   };
 }
 

@@ -13,15 +13,10 @@
 import { type Backup, BackupKind } from "../../crds/backup.ts";
 import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage.ts";
 import { type Database, DatabaseKind } from "../../crds/database.ts";
-import {
-  type Controller,
-  done,
-  type ReconcileContext,
-  requeueAfter,
-  type Result,
-} from "../runtime/controller.ts";
+import type { Controller, ReconcileContext, Result } from "../runtime/controller.ts";
+import { done, requeueAfter } from "../runtime/controller.ts";
 import { objectKey } from "../runtime/informer.ts";
-import { updateStatus } from "../runtime/objects.ts";
+import { type StatusWriter, statusWriter } from "../runtime/objects.ts";
 import type { Reconciler } from "../runtime/reconciler.ts";
 import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
 import { JobStopped } from "../services/job_runner.ts";
@@ -45,6 +40,8 @@ export class BackupReconciler implements Reconciler {
   readonly #backups: InformerSet<Backup>;
   readonly #databases: InformerSet<Database>;
   readonly #storages: InformerSet<BackupStorage>;
+  /** Writes the status computed for the latest object (only when it changed). */
+  readonly #writeStatus: StatusWriter<Backup>;
 
   constructor(
     private readonly deps: ControllerDeps,
@@ -53,6 +50,7 @@ export class BackupReconciler implements Reconciler {
     this.#backups = deps.informers.for<Backup>(BackupKind);
     this.#databases = deps.informers.for<Database>(DatabaseKind);
     this.#storages = deps.informers.for<BackupStorage>(BackupStorageKind);
+    this.#writeStatus = statusWriter(deps, BackupKind);
   }
 
   async reconcile(key: string, ctx: ReconcileContext): Promise<Result> {
@@ -101,20 +99,6 @@ export class BackupReconciler implements Reconciler {
       case "start":
         return await this.#start(b, action.target, ctx);
     }
-  }
-
-  /** Writes the status `compute` returns for the latest object (only when it changed). */
-  #writeStatus(
-    b: Backup,
-    ctx: ReconcileContext,
-    compute: (latest: Backup, now: number) => Backup["status"] | undefined,
-  ): Promise<unknown> {
-    return updateStatus(this.deps.client, {
-      resource: BackupKind,
-      object: b,
-      compute: (l) => compute(l, this.deps.clock.now()),
-      signal: ctx.signal,
-    });
   }
 
   async #interrupted(b: Backup, message: string, ctx: ReconcileContext): Promise<Result> {

@@ -6,7 +6,7 @@ import { humanDuration, humanSize } from "../../lib/format.ts";
 import type { Backup, BackupFormat, BackupStatus } from "../../crds/backup.ts";
 import type { BackupManifest } from "../../backup/manifest.ts";
 import { setCondition } from "../runtime/conditions.ts";
-import { kubeTime } from "../../lib/time.ts";
+import { jobEnd, kubeTime } from "../../lib/time.ts";
 
 /** Reasons of a Backup's Ready condition, declared once. */
 export type BackupReason =
@@ -165,13 +165,10 @@ export function failedStatus(
   b: Backup,
   o: { reason: BackupReason; message: string; now: number },
 ): BackupStatus {
-  const started = b.status?.startedAt ? Date.parse(b.status.startedAt) : undefined;
+  const running = b.status?.phase === "Running";
   return withReady(b, {
     ...base(b, "Failed"),
-    completedAt: kubeTime(o.now),
-    ...(started !== undefined && b.status?.phase === "Running"
-      ? { duration: humanDuration(o.now - started) }
-      : {}),
+    ...jobEnd({ startedAt: b.status?.startedAt, running, now: o.now }),
   }, { ok: false, ...o });
 }
 

@@ -5,12 +5,8 @@
  */
 import { type Database, DatabaseKind } from "../../crds/database.ts";
 import type { Services } from "../services/services.ts";
-import {
-  type Controller,
-  done,
-  type ReconcileContext,
-  type Result,
-} from "../runtime/controller.ts";
+import type { Controller, ReconcileContext, Result } from "../runtime/controller.ts";
+import { done } from "../runtime/controller.ts";
 import { RetryableError, TerminalError } from "../../lib/errors.ts";
 import { addFinalizer, removeFinalizer, updateStatus } from "../runtime/objects.ts";
 import { type Reconciler, startController } from "../runtime/reconciler.ts";

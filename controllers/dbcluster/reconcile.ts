@@ -7,13 +7,8 @@
  */
 import { type DBCluster, DBClusterKind } from "../../crds/dbcluster.ts";
 import type { KubeObject } from "../runtime/types.ts";
-import {
-  type Controller,
-  done,
-  type ReconcileContext,
-  requeueAfter,
-  type Result,
-} from "../runtime/controller.ts";
+import type { Controller, ReconcileContext, Result } from "../runtime/controller.ts";
+import { done, requeueAfter } from "../runtime/controller.ts";
 import { RetryableError } from "../../lib/errors.ts";
 import { checkFailure } from "./reasons.ts";
 import { SecretResource } from "../runtime/kube.ts";

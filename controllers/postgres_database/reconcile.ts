@@ -5,13 +5,8 @@
  */
 import { type PostgresDatabase, PostgresDatabaseKind } from "../../crds/postgres_database.ts";
 import type { Services } from "../services/services.ts";
-import {
-  type Controller,
-  done,
-  type ReconcileContext,
-  requeueAfter,
-  type Result,
-} from "../runtime/controller.ts";
+import type { Controller, ReconcileContext, Result } from "../runtime/controller.ts";
+import { done, requeueAfter } from "../runtime/controller.ts";
 import { errorMessage, RetryableError, TerminalError } from "../../lib/errors.ts";
 import { type PgdbFailure, pgdbFailure } from "./reasons.ts";
 import { MERGE_PATCH, SecretResource } from "../runtime/kube.ts";

@@ -3,21 +3,9 @@ import type { Backup } from "../../crds/backup.ts";
 import type { Database } from "../../crds/database.ts";
 import type { Restore } from "../../crds/restore.ts";
 import { latestBackup, planRelease, planRestore } from "./plan.ts";
+import { readyDatabase } from "../../tests/helpers/objects.ts";
 
-const ready = [{
-  type: "Ready",
-  status: "True" as const,
-  reason: "Ready",
-  message: "",
-  lastTransitionTime: "2026-01-01T00:00:00Z",
-}];
-const target: Database = {
-  apiVersion: "dbtether.io/v1alpha1",
-  kind: "Database",
-  metadata: { name: "copy", namespace: "n" },
-  spec: { clusterRef: { name: "main" }, deletionPolicy: "Retain", revokePublicConnect: true },
-  status: { phase: "Ready", databaseName: "copy_db", conditions: ready },
-};
+const target = readyDatabase("copy", "n");
 const bk = (name: string, phase: string, completedAt?: string, db = "app"): Backup => ({
   apiVersion: "dbtether.io/v1alpha1",
   kind: "Backup",

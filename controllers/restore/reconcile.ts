@@ -13,16 +13,17 @@ import { type Backup, BackupKind } from "../../crds/backup.ts";
 import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage.ts";
 import { type Database, DatabaseKind } from "../../crds/database.ts";
 import { type Restore, RestoreKind } from "../../crds/restore.ts";
-import {
-  type Controller,
-  done,
-  type ReconcileContext,
-  requeueAfter,
-  type Result,
-} from "../runtime/controller.ts";
+import type { Controller, ReconcileContext, Result } from "../runtime/controller.ts";
+import { done, requeueAfter } from "../runtime/controller.ts";
 import { RetryableError } from "../../lib/errors.ts";
 import { objectKey } from "../runtime/informer.ts";
-import { addFinalizer, hasFinalizer, removeFinalizer, updateStatus } from "../runtime/objects.ts";
+import {
+  addFinalizer,
+  hasFinalizer,
+  removeFinalizer,
+  type StatusWriter,
+  statusWriter,
+} from "../runtime/objects.ts";
 import { PgExecutor } from "../postgres/execute.ts";
 import { RestoreTargetExecutor } from "../postgres/restore_target.ts";
 import type { Reconciler } from "../runtime/reconciler.ts";
@@ -55,6 +56,8 @@ export class RestoreReconciler implements Reconciler {
   readonly #storages: InformerSet<BackupStorage>;
   /** The Restore running into each target database (`[cluster, database]` as JSON). */
   readonly #busy = new Map<string, string>();
+  /** Writes the status computed for the latest object (only when it changed). */
+  readonly #writeStatus: StatusWriter<Restore>;
 
   constructor(
     private readonly deps: ControllerDeps,
@@ -64,6 +67,7 @@ export class RestoreReconciler implements Reconciler {
     this.#backups = deps.informers.for<Backup>(BackupKind);
     this.#databases = deps.informers.for<Database>(DatabaseKind);
     this.#storages = deps.informers.for<BackupStorage>(BackupStorageKind);
+    this.#writeStatus = statusWriter(deps, RestoreKind);
   }
 
   async reconcile(key: string, ctx: ReconcileContext): Promise<Result> {
@@ -110,19 +114,6 @@ export class RestoreReconciler implements Reconciler {
 
   #databaseOf(r: Restore): Database | undefined {
     return this.#databases.get(`${r.metadata.namespace ?? ""}/${r.spec.target.databaseRef.name}`);
-  }
-
-  #writeStatus(
-    r: Restore,
-    ctx: ReconcileContext,
-    compute: (latest: Restore, now: number) => Restore["status"] | undefined,
-  ): Promise<unknown> {
-    return updateStatus(this.deps.client, {
-      resource: RestoreKind,
-      object: r,
-      compute: (l) => compute(l, this.deps.clock.now()),
-      signal: ctx.signal,
-    });
   }
 
   /** Removes what the Restore may have left on the server, then its finalizer. */

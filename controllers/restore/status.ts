@@ -1,7 +1,7 @@
 /** Pure status transitions of a Restore. */
 import type { Restore, RestoreStatus } from "../../crds/restore.ts";
 import { setCondition } from "../runtime/conditions.ts";
-import { kubeTime } from "../../lib/time.ts";
+import { jobEnd, kubeTime } from "../../lib/time.ts";
 import { humanDuration } from "../../lib/format.ts";
 import type { RestoreSource } from "./plan.ts";
 import type { RestoreReason } from "./reasons.ts";
@@ -86,11 +86,9 @@ export function failedRestoreStatus(
   r: Restore,
   o: { reason: RestoreReason; message: string; now: number },
 ): RestoreStatus {
-  const started = r.status?.startedAt ? Date.parse(r.status.startedAt) : undefined;
-  return next(r, "Failed", {
-    completedAt: kubeTime(o.now),
-    ...(started !== undefined && r.status?.phase === "Running"
-      ? { duration: humanDuration(o.now - started) }
-      : {}),
-  }, { ok: false, ...o });
+  const running = r.status?.phase === "Running";
+  return next(r, "Failed", jobEnd({ startedAt: r.status?.startedAt, running, now: o.now }), {
+    ok: false,
+    ...o,
+  });
 }

@@ -4,6 +4,7 @@
  */
 import type { KubeObject, OwnerReference } from "./types.ts";
 import { jsonEqual } from "./conditions.ts";
+import type { Clock } from "../../lib/clock.ts";
 import { ConflictError, NotFoundError } from "../../lib/errors.ts";
 import { type KubeClient, MERGE_PATCH, type Resource } from "./kube.ts";
 
@@ -32,6 +33,27 @@ export interface StatusUpdate<O extends KubeObject<unknown, unknown>> {
   /** The next status from a view of the latest object; undefined writes nothing. */
   compute: (view: AsReconciled<O>) => O["status"] | undefined;
   signal?: AbortSignal | undefined;
+}
+
+/** Writes the status `compute` returns at `now` for a view of the latest `object`. */
+export type StatusWriter<O extends KubeObject<unknown, unknown>> = (
+  object: O,
+  ctx: { signal?: AbortSignal | undefined },
+  compute: (latest: AsReconciled<O>, now: number) => O["status"] | undefined,
+) => Promise<boolean>;
+
+/** The {@link updateStatus} of one kind, with the time of each attempt from `clock`. */
+export function statusWriter<O extends KubeObject<unknown, unknown>>(
+  deps: { client: KubeClient; clock: Clock },
+  resource: Resource,
+): StatusWriter<O> {
+  return (object, ctx, compute) =>
+    updateStatus(deps.client, {
+      resource,
+      object,
+      compute: (l) => compute(l, deps.clock.now()),
+      signal: ctx.signal,
+    });
 }
 
 /**
