@@ -168,6 +168,29 @@ spec:
       "CredentialsMissing",
     );
   });
+  await t.step("an endpoint that accepts and never answers → Unreachable, bounded", async () => {
+    // A loopback listener that takes every connection and never sends a byte.
+    const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const held: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const c of silent) held.push(c);
+    })().catch(() => {});
+    try {
+      const endpoint = `http://127.0.0.1:${silent.addr.port}`;
+      await env.kube.apply(
+        storageYaml("silent", { server: minio }).replace(minio.endpoint, endpoint),
+      );
+      const failed = await waitPhase(env, "backupstorage", "silent", "Failed", {
+        timeoutMs: budget("backup"),
+      });
+      assertEquals(readyReason(failed), "Unreachable");
+      assert(held.length > 0, "the probe connected to the silent endpoint");
+    } finally {
+      silent.close();
+      for (const c of held) c.close();
+      await accepting;
+    }
+  });
 });
 
 Deno.test({ name: "Backup ttlAfterCompletion and metrics", ...opts }, async (t) => {

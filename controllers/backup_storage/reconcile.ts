@@ -65,19 +65,24 @@ export class BackupStorageReconciler implements Reconciler {
 
   async #probe(obj: BackupStorage, ctx: ReconcileContext): Promise<ProbeOutcome> {
     let store: ObjectStore | undefined;
+    // Bounded: a server that accepts the connection and never answers must not hold the
+    // reconcile. The SDKs cancel their requests with the signal.
+    const timeout = AbortSignal.timeout(PROBE_TIMEOUT_MS);
+    const signal = AbortSignal.any([ctx.signal, timeout]);
     try {
       store = await openStore(this.#deps.client, obj, {
         env: this.#services.env,
         logger: ctx.logger,
-        signal: ctx.signal,
+        signal,
       });
-      await withTimeout(store.probe({ signal: ctx.signal }), {
-        ms: PROBE_TIMEOUT_MS,
-        name: obj.metadata.name,
-        signal: ctx.signal,
-      });
+      await store.probe({ signal });
       return { ok: true };
     } catch (e) {
+      if (timeout.aborted && !ctx.signal.aborted) {
+        const message = `Cannot probe BackupStorage "${obj.metadata.name}": no answer within ` +
+          `${PROBE_TIMEOUT_MS / 1000} s`;
+        return { ok: false, reason: probeReason("Unreachable"), message };
+      }
       // Storage failures carry their own reasons (storage/store.ts), mapped to Ready reasons.
       if (e instanceof StorageError) {
         return { ok: false, reason: probeReason(e.reason), message: e.message };
@@ -102,33 +107,5 @@ export function setupBackupStorageController(
     name: "backupstorage",
     reconciler: new BackupStorageReconciler(deps, services),
     watches: backupStorageWatches(deps),
-  });
-}
-
-/**
- * Bounds the probe: a server that accepts the connection and never answers must not hold the
- * reconcile. The probe also gets the reconcile's signal (the SDKs cancel their requests with it).
- */
-function withTimeout<T>(
-  p: Promise<T>,
-  o: { ms: number; name: string; signal: AbortSignal },
-): Promise<T> {
-  let cancel: ReturnType<typeof setTimeout> | undefined;
-  let onAbort: (() => void) | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    cancel = setTimeout(() =>
-      reject(
-        new StorageError(
-          "Unreachable",
-          `Cannot probe BackupStorage "${o.name}": no answer within ${o.ms / 1000} s`,
-        ),
-      ), o.ms);
-    onAbort = () => reject(o.signal.reason);
-    if (o.signal.aborted) onAbort();
-    else o.signal.addEventListener("abort", onAbort, { once: true });
-  });
-  return Promise.race([p, timeout]).finally(() => {
-    clearTimeout(cancel);
-    if (onAbort) o.signal.removeEventListener("abort", onAbort);
   });
 }
