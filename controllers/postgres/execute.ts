@@ -86,6 +86,11 @@ export class PgExecutor {
     this.#signal = opts.signal;
   }
 
+  /** Closes this pool's idle connections to `databases`, whose sessions were just ended. */
+  closeIdleSessions(databases: readonly string[]): Promise<void> {
+    return this.#pool.closeIdle(databases);
+  }
+
   #run<T>(fn: (sql: Sql) => Promise<T>, database?: string): Promise<T> {
     const opts = {
       ...(database === undefined ? {} : { database }),

@@ -199,6 +199,25 @@ export class ServerPool {
     }
   }
 
+  /**
+   * Closes the idle connections to `databases`: their sessions were just ended on the server
+   * (pg_terminate_backend before a rename or a drop), and a socket the client has not yet seen
+   * close would fail the next run's first statement.
+   */
+  async closeIdle(databases: readonly string[]): Promise<void> {
+    const names = new Set(databases);
+    const idle = this.#slots.filter((s) => !s.busy && names.has(s.database));
+    if (!idle.length) return;
+    this.#slots = this.#slots.filter((s) => !idle.includes(s));
+    this.#closing += idle.length;
+    try {
+      await Promise.all(idle.map((s) => s.end().catch(() => {})));
+    } finally {
+      this.#closing -= idle.length;
+      for (const _ of idle) this.#waiters.shift()?.();
+    }
+  }
+
   // A slot goes back to the pool unless it was a login's, or it lacks the session limits the
   // server is now known to offer (a new one opens with them on demand).
   async #finish(slot: Slot, reuse: boolean): Promise<void> {

@@ -95,6 +95,25 @@ Deno.test("ServerPool bounds connections across databases", async (t) => {
       assert(serverPeak <= 3, `server saw ${serverPeak}`);
     });
 
+    await t.step("closeIdle closes the idle sessions of the named databases only", async () => {
+      const sessions = async (db: string) => {
+        const rows = await pool.run((sql) =>
+          sql<{ n: number }[]>`
+            SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE application_name = 'dbtether-pool-test' AND datname = ${db}`, { database: "d1" });
+        return rows[0]?.n;
+      };
+      await pool.run((sql) => sql`SELECT 1`, { database: "d4" });
+      assertStrictEquals(await sessions("d4"), 1);
+      await pool.closeIdle(["d4", "no-such-database"]);
+      assertStrictEquals(await sessions("d4"), 0);
+      assertStrictEquals(await sessions("d1"), 1, "the other database's session stays");
+      const rows = await pool.run((sql) => sql`SELECT current_database() AS db`, {
+        database: "d4",
+      });
+      assertStrictEquals(rows[0]?.db, "d4", "the next run opens a new session");
+    });
+
     await t.step("an aborted wait rejects without leaking the slot", async () => {
       const ac = new AbortController();
       const hold = Promise.withResolvers<void>();

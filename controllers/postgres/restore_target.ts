@@ -274,6 +274,8 @@ export class RestoreTargetExecutor {
     try {
       await borrowSessions(this.#exec, p.borrower, [p.target, p.scratch]);
       const ended = await endSessions(this.#exec, [p.target, p.scratch]);
+      // Our own pool's idle sessions there were among them.
+      await this.#exec.closeIdleSessions([p.target, p.scratch]);
       if (ended) this.#log.info("Ended sessions before the swap", { sessions: ended });
       const replaced = ident(p.replaced);
       const scratch = ident(p.scratch);
