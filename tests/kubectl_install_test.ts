@@ -13,6 +13,7 @@ import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
 import { freePort } from "./helpers/free_port.ts";
 import { serviceAccountKubeconfig } from "./helpers/install.ts";
+import { waitCrdsEstablished } from "./helpers/kube.ts";
 import { startProgram } from "./helpers/program.ts";
 import { pointReadmeAtServer } from "./helpers/seed.ts";
 import { budget } from "./helpers/timeouts.ts";
@@ -46,14 +47,7 @@ Deno.test(
       async () => {
         const crds = await apply("config/crd/bases/");
         assertEquals(crds.code, 0, crds.stderr);
-        await env.kube.kubectl([
-          "wait",
-          "--for=condition=Established",
-          "--timeout=60s",
-          "crd",
-          "-l",
-          "app.kubernetes.io/part-of=dbtether",
-        ], { check: true });
+        await waitCrdsEstablished(env.kube.kubectl);
         const rbac = await apply("config/rbac/");
         assertEquals(rbac.code, 0, rbac.stderr);
         const manager = await apply("config/manager/");
