@@ -2,8 +2,10 @@
  * The Argo CD health check of docs/gitops/health.lua, run with Lua 5.1 (the dialect of Argo CD's
  * gopher-lua) on real objects: every example dbtether reconciled is Healthy, a Database refused
  * for claiming a database it did not create is Degraded with its reason, an object dbtether has not
- * seen yet is Progressing. docs/gitops.md carries the script verbatim.
+ * seen yet is Progressing. docs/gitops.md registers the script, verbatim, for every kind.
  */
+import { parse, parseAllDocuments } from "yaml";
+import { ALL_KINDS } from "../crds/all.ts";
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
 import { applyExamples, waitExamplesReady } from "./helpers/install.ts";
@@ -45,10 +47,19 @@ async function health(obj: unknown): Promise<{ status: string; message: string }
   return { status: status!, message: rest.join("\n") };
 }
 
-Deno.test({ name: "docs/gitops.md carries health.lua verbatim", ...opts }, async () => {
+Deno.test({ name: "docs/gitops.md gives every kind health.lua verbatim", ...opts }, async () => {
   const doc = await Deno.readTextFile(`${root}docs/gitops.md`);
-  const indented = SCRIPT.split("\n").map((l) => (l ? `    ${l}` : l)).join("\n");
-  assertEquals(doc.split(indented).length - 1, 2, "once per registered kind");
+  const cm = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)]
+    .flatMap((m) => parseAllDocuments(m[1]!).map((d) => d.toJS()))
+    .find((o) => o?.kind === "ConfigMap");
+  // Argo CD reads this key as YAML, anchors included.
+  const custom = parse(cm.data["resource.customizations"]) as Record<
+    string,
+    { "health.lua": string }
+  >;
+  const kinds = ALL_KINDS.map((k) => `${k.group}/${k.kind}`).sort();
+  assertEquals(Object.keys(custom).sort(), kinds);
+  for (const k of kinds) assertEquals(custom[k]!["health.lua"], SCRIPT, k);
 });
 
 Deno.test({ name: "the Argo CD health check reads dbtether's status", ...opts }, async (t) => {
