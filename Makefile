@@ -4,10 +4,12 @@ SHELL := /bin/bash
 DENO  := scripts/deno
 # The permission flags of the binary; `run`, the demo and the tests use exactly these.
 PERMS := $(shell scripts/permissions.sh | tr '\n' ' ')
-TARGET ?= x86_64-unknown-linux-gnu
+# Release targets: the controller runs on Linux (x64, arm64); the CLI (backup, restore, crds)
+# also on macOS.
+TARGETS ?= x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-apple-darwin aarch64-apple-darwin
 KUBECONFIG_DEV := .dev/kubeconfig
 
-.PHONY: help deps lint fmt test unit demo dev-up dev-down run compile bench crds clean
+.PHONY: help deps lint fmt test unit demo dev-up dev-down run compile bench crds manifests clean
 
 help:
 	@echo "make help      this list"
@@ -21,7 +23,8 @@ help:
 	@echo "make dev-down  stop the local environment; returns once every process has exited"
 	@echo "make run       run the controllers against \$$KUBECONFIG, or .dev/kubeconfig when dev is up"
 	@echo "make crds      regenerate crds/generated, chart/crds and the reference tables"
-	@echo "make compile   build the single binary (dist/dbtether) with the least-privilege flags"
+	@echo "make manifests regenerate config/ and deploy/install.yaml (kubectl install) from the chart"
+	@echo "make compile   build the release binaries (dist/dbtether-<target>, dist/SHA256SUMS)"
 	@echo "make bench     backup throughput and memory benchmark (writes bench/RESULTS.md)"
 	@echo "make clean     remove dist/ and the test log"
 
@@ -41,6 +44,10 @@ fmt:
 
 crds:
 	$(DENO) run --allow-read --allow-write --allow-run crds/generate.ts
+
+# The kubectl install path, rendered from the chart (helm is built from its Go module).
+manifests: crds
+	$(DENO) run --allow-read --allow-write --allow-run --allow-env scripts/manifests.ts
 
 test: deps lint
 	scripts/test.sh
@@ -74,10 +81,12 @@ run:
 	$(DENO) run $(PERMS) main.ts run --log-format text $$ports $(ARGS)
 
 # `deno compile` downloads its runtime (denort) from dl.deno.land on first use: it works on a
-# normal build machine, not in an offline sandbox.
+# normal build machine, not in an offline sandbox. The Dockerfile runs the same scripts/compile.sh.
 compile:
 	$(DENO) install --frozen --quiet
-	$(DENO) compile $(PERMS) --include backup/gzip_worker.ts --target $(TARGET) --output dist/dbtether main.ts
+	rm -rf dist && mkdir -p dist
+	for t in $(TARGETS); do DENO=$(DENO) scripts/compile.sh $$t dist/dbtether-$$t || exit 1; done
+	cd dist && sha256sum dbtether-* > SHA256SUMS
 
 bench: deps
 	$(DENO) run -A bench/backup_bench.ts

@@ -13,6 +13,8 @@ start=$SECONDS
 say() { printf 'install-deps: %s\n' "$*" >&2; }
 
 command -v openssl >/dev/null || { say "installing openssl"; apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
+# Lua 5.1 (Argo CD's dialect) runs docs/gitops/health.lua in tests/gitops_test.ts.
+command -v lua5.1 >/dev/null || { say "installing lua5.1"; apt-get update -qq && apt-get install -y -qq lua5.1 >/dev/null; }
 command -v go >/dev/null || { say "Go is required (it builds kube-apiserver, etcd and the storage servers)"; exit 1; }
 
 scripts/deno --version >/dev/null

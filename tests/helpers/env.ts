@@ -10,7 +10,7 @@
  * ```
  */
 import { KubeClient, loadKubeConfig } from "../../controllers/runtime/kube.ts";
-import { type KubeEnv, startKube } from "./kube.ts";
+import { type KubeEnv, startKube, type StartKubeOptions } from "./kube.ts";
 import { type PgServer, startPostgres, type StartPostgresOptions } from "./postgres.ts";
 import { type RunningProgram, startProgram } from "./program.ts";
 import { budget } from "./timeouts.ts";
@@ -49,6 +49,8 @@ export interface TestEnv extends AsyncDisposable {
 }
 
 export interface StartEnvOptions {
+  /** Options of the apiserver (e.g. `crds: false` for a test that installs them itself). */
+  kube?: StartKubeOptions;
   pg?: boolean | StartPostgresOptions;
   program?: boolean;
   /** Extra `dbtether run` flags (the kubeconfig and probe addresses are set for you). */
@@ -96,7 +98,7 @@ export async function startEnv(opts: StartEnvOptions = {}): Promise<TestEnv> {
     for (const c of cleanups.reverse()) await c().catch(() => {});
   };
   try {
-    const kube = await startKube();
+    const kube = await startKube(opts.kube);
     cleanups.push(() => kube.stop());
     const pg = opts.pg
       ? await startPostgres(typeof opts.pg === "object" ? opts.pg : {})

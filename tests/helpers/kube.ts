@@ -388,6 +388,11 @@ async function installCrds(kubectl: KubeEnv["kubectl"]): Promise<void> {
   const args = ["apply", "--server-side", "--force-conflicts"];
   for (const f of files) args.push("-f", f);
   await kubectl(args, { check: true });
+  await waitCrdsEstablished(kubectl);
+}
+
+/** Waits until every CRD of ours (label app.kubernetes.io/part-of=dbtether) is Established. */
+export async function waitCrdsEstablished(kubectl: KubeEnv["kubectl"]): Promise<void> {
   await kubectl([
     "wait",
     "--for=condition=Established",

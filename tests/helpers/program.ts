@@ -20,6 +20,12 @@ export interface ProgramOptions {
   /** Replace the environment entirely (default: inherit PATH/HOME only). */
   clearEnv?: boolean;
   cwd?: string;
+  /**
+   * Permission flags of the binary to leave out, e.g. `--allow-write` (Deno 2.9 ignores a
+   * `--deny-write` given with `--allow-write` and `--allow-run=<paths>`, so narrowing means
+   * leaving a flag out).
+   */
+  withoutPermissions?: string[];
 }
 
 function baseEnv(extra: Record<string, string> = {}): Record<string, string> {
@@ -42,7 +48,13 @@ function baseEnv(extra: Record<string, string> = {}): Record<string, string> {
 /** `dbtether <args>` as the binary runs it, with its output piped and no stdin. */
 async function programCommand(args: string[], opts: ProgramOptions): Promise<Deno.Command> {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", ...(await permissionFlags()), `${repoRoot}main.ts`, ...args],
+    args: [
+      "run",
+      "--quiet",
+      ...(await permissionFlags()).filter((f) => !opts.withoutPermissions?.includes(f)),
+      `${repoRoot}main.ts`,
+      ...args,
+    ],
     env: baseEnv(opts.env),
     clearEnv: true,
     cwd: opts.cwd ?? repoRoot,

@@ -1,0 +1,69 @@
+/**
+ * The runtime needs no writable path, so the image runs with a read-only root filesystem: the
+ * program, with every file write denied (the binary's permissions without `--allow-write`,
+ * and no writable TMPDIR or HOME), connects a DBCluster, creates a Database and a DatabaseUser with
+ * its Secret, backs the database up to S3 (MinIO) and restores it into a second Database, all
+ * to Ready/Completed, and the restored data equals the source. (A `local` BackupStorage and the
+ * CA file of a DBCluster with caSecretRef are the documented exceptions.)
+ */
+import { assertEquals, assertMatch } from "./helpers/assert.ts";
+import {
+  backupYaml,
+  databaseYaml,
+  fingerprint,
+  restoreYaml,
+  SEED,
+  storageYaml,
+  waitPhase,
+} from "./helpers/backup.ts";
+import { startEnv, testRunArgs } from "./helpers/env.ts";
+import { startProgram } from "./helpers/program.ts";
+import { startMinio } from "./helpers/storage_servers.ts";
+import { budget } from "./helpers/timeouts.ts";
+import { waitFor } from "./helpers/wait.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+Deno.test({ name: "the program runs with every file write denied", ...opts }, async () => {
+  await using env = await startEnv({ pg: true });
+  await using minio = await startMinio();
+  await minio.createBucket("backups");
+  await using program = await startProgram(testRunArgs(env.kube.kubeconfigPath), {
+    withoutPermissions: ["--allow-write"],
+    env: { TMPDIR: "/nonexistent", HOME: "/nonexistent" },
+  });
+  const ns = await env.namespace("readonly");
+  await env.kube.apply(env.clusterManifest("test-pg"));
+  await env.kube.apply(databaseYaml(ns, "src", "readonly_src"));
+  await env.kube.apply(databaseYaml(ns, "copy", "readonly_copy"));
+  await env.kube.apply(`apiVersion: dbtether.io/v1alpha1
+kind: DatabaseUser
+metadata: { name: app, namespace: ${ns} }
+spec: { databaseRef: { name: src }, privileges: readwrite }
+`);
+  await waitPhase(env, "databaseuser", "app", "Ready", { namespace: ns });
+  await waitPhase(env, "database", "copy", "Ready", { namespace: ns });
+  const seeded = await env.pg.psql(SEED, { database: "readonly_src" });
+  assertEquals(seeded.code, 0, seeded.stderr);
+  await env.kube.apply(storageYaml("readonly-s3", { server: minio, secretNs: ns }));
+  await env.kube.apply(backupYaml(ns, "b1", "src", "readonly-s3"));
+  await waitPhase(env, "backup", "b1", "Completed", { namespace: ns, timeoutMs: budget("backup") });
+  await env.kube.apply(restoreYaml(ns, "r1", "    backupRef:\n      name: b1", "copy"));
+  await waitPhase(env, "restore", "r1", "Completed", {
+    namespace: ns,
+    timeoutMs: budget("backup"),
+  });
+  assertEquals(await fingerprint(env, "readonly_copy"), await fingerprint(env, "readonly_src"));
+  assertEquals(program.logs().match(/NotCapable|write access|PermissionDenied/gi) ?? [], []);
+
+  // The control: writes really are denied, so a backup to a local directory cannot be written.
+  const dir = await Deno.makeTempDir({ prefix: "dbtether-readonly-" });
+  await env.kube.apply(storageYaml("readonly-local", { localPath: dir }));
+  await env.kube.apply(backupYaml(ns, "b2", "src", "readonly-local"));
+  const refused = await waitFor("backup b2 to report the denied write", async () => {
+    const b = await env.getJson<{ status?: { message?: string } }>("backup", "b2", ns);
+    return /NotCapable/.test(b?.status?.message ?? "") ? b : undefined;
+  });
+  assertMatch(refused.status!.message!, /Local storage failed/);
+  await Deno.remove(dir, { recursive: true });
+});
