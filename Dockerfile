@@ -6,7 +6,7 @@ COPY deno.json deno.lock ./
 RUN deno install --frozen
 COPY . .
 # The same least-privilege flags the tests run with (scripts/permissions.sh).
-RUN deno compile $(bash scripts/permissions.sh | tr '\n' ' ') --include backup/gzip_worker.ts --output /out/dbtether main.ts
+RUN deno compile $(bash scripts/permissions.sh | tr '\n' ' ') --include backup/compress_worker.ts --output /out/dbtether main.ts
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -77,7 +77,7 @@ run:
 # normal build machine, not in an offline sandbox.
 compile:
 	$(DENO) install --frozen --quiet
-	$(DENO) compile $(PERMS) --include backup/gzip_worker.ts --target $(TARGET) --output dist/dbtether main.ts
+	$(DENO) compile $(PERMS) --include backup/compress_worker.ts --target $(TARGET) --output dist/dbtether main.ts
 
 bench: deps
 	$(DENO) run -A bench/backup_bench.ts
