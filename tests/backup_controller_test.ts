@@ -474,17 +474,7 @@ Deno.test({ name: "zstd Backup and Restore through the operator (MinIO)", ...opt
   await waitPhase(env, "backupstorage", "minio", "Ready");
   // No filenameTemplate: the default name follows the codec.
   const backup = (name: string, compression: string) =>
-    `apiVersion: dbtether.io/v1alpha1
-kind: Backup
-metadata:
-  name: ${name}
-  namespace: ${ns}
-spec:
-  databaseRef:
-    name: source
-  storageRef:
-    name: minio
-${compression}`;
+    backupYaml(ns, name, "source", "minio", compression).replace(/^ {2}filenameTemplate:.*\n/m, "");
   const head = async (key: string) => {
     const bytes = new Uint8Array(await new Response(await bucket.get(key)).arrayBuffer());
     return { bytes, magic: [...bytes.subarray(0, 4)] };
