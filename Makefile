@@ -22,7 +22,7 @@ help:
 	@echo "make run       run the controllers against \$$KUBECONFIG, or .dev/kubeconfig when dev is up"
 	@echo "make crds      regenerate crds/generated, chart/crds and the reference tables"
 	@echo "make compile   build the single binary (dist/dbtether) with the least-privilege flags"
-	@echo "make bench     backup throughput and memory benchmark (writes bench/RESULTS.md)"
+	@echo "make bench     backup and restore benchmarks (writes bench/RESULTS.md; BENCH_ARGS=...)"
 	@echo "make clean     remove dist/ and the test log"
 
 deps:
@@ -79,8 +79,10 @@ compile:
 	$(DENO) install --frozen --quiet
 	$(DENO) compile $(PERMS) --include backup/compress_worker.ts --target $(TARGET) --output dist/dbtether main.ts
 
+# BENCH_ARGS, e.g. "--rows-large 1800000 --rows-small 360000 --no-s3", go to both benchmarks.
 bench: deps
-	$(DENO) run -A bench/backup_bench.ts
+	$(DENO) run -A bench/backup_bench.ts $(BENCH_ARGS)
+	$(DENO) run -A bench/restore_bench.ts $(BENCH_ARGS)
 
 clean:
 	rm -rf dist .dev/test-output.log

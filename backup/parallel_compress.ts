@@ -14,7 +14,8 @@
  * worker is freed only by a full GC, while the copy dies young (measured: ~35 MB less peak RSS).
  *
  * Cost: each member restarts the codec's window (deflate's 32 KiB, zstd's history): ~0.1% larger
- * gzip output at 1 MiB segments, a little more for zstd, whose window is larger.
+ * gzip output at 1 MiB segments; for zstd, whose window is much larger, +5% on the benchmark dump
+ * (65.4 vs 62.0 MB at level 3, bench/RESULTS.md), still below gzip -6's size.
  */
 import type { CompressionAlgorithm } from "./compression.ts";
 import type { CompressDone, CompressTask } from "./compress_worker.ts";
