@@ -25,7 +25,7 @@ help:
 	@echo "make crds      regenerate crds/generated, chart/crds and the reference tables"
 	@echo "make manifests regenerate config/ and deploy/install.yaml (kubectl install) from the chart"
 	@echo "make compile   build the release binaries (dist/dbtether-<target>, dist/SHA256SUMS)"
-	@echo "make bench     backup throughput and memory benchmark (writes bench/RESULTS.md)"
+	@echo "make bench     backup and restore benchmarks (writes bench/RESULTS.md; BENCH_ARGS=...)"
 	@echo "make clean     remove dist/ and the test log"
 
 deps:
@@ -88,8 +88,10 @@ compile:
 	for t in $(TARGETS); do DENO=$(DENO) scripts/compile.sh $$t dist/dbtether-$$t || exit 1; done
 	cd dist && sha256sum dbtether-* > SHA256SUMS
 
+# BENCH_ARGS, e.g. "--rows-large 1800000 --rows-small 360000 --no-s3", go to both benchmarks.
 bench: deps
-	$(DENO) run -A bench/backup_bench.ts
+	$(DENO) run -A bench/backup_bench.ts $(BENCH_ARGS)
+	$(DENO) run -A bench/restore_bench.ts $(BENCH_ARGS)
 
 clean:
 	rm -rf dist .dev/test-output.log

@@ -18,6 +18,13 @@ import {
   UsageError,
 } from "./cli_support.ts";
 import type { DumpFormat } from "./dump_command.ts";
+import {
+  type CompressionAlgorithm,
+  defaultLevel,
+  isCompressionAlgorithm,
+  levelProblem,
+  PLAIN_EXTENSIONS,
+} from "./compression.ts";
 import { JobError, RestoreError } from "./errors.ts";
 import { isManifestKey, MANIFEST_SUFFIX } from "./manifest.ts";
 import { defaultToolDirs } from "./pg_tools.ts";
@@ -39,7 +46,7 @@ export interface CliDeps {
 
 export const BACKUP_HELP = `Usage: dbtether backup [flags] --to URL
 
-Backs up one database with pg_dump, streamed through gzip straight into object storage. The
+Backs up one database with pg_dump, streamed through gzip or zstd straight into object storage. The
 object appears only when the dump completed; a <key>${MANIFEST_SUFFIX} written last records
 its size, SHA-256 and versions. That manifest is not signed: a Restore in a cluster uses it only
 where the BackupStorage sets spec.restores.allowUnsigned. Progress goes to stdout: a bar on a terminal, JSON lines
@@ -51,15 +58,17 @@ Storage:
                                 (S3-compatible: s3://b/p?endpoint=http://host:9000&forcePathStyle=true)
       --key NAME                object name under the URL's prefix (overrides the templates)
       --path-template T         default "{{ .DatabaseName }}"
-      --filename-template T     default "{{ .Timestamp }}.sql.gz" (".dump" for custom)
+      --filename-template T     default "{{ .Timestamp }}.sql.gz" (".sql.zst" for zstd,
+                                ".dump" for custom)
   Templates know ClusterName (the host), DatabaseName, Namespace (empty), Timestamp (UTC
   YYYYMMDD-HHMMSS), Year, Month, Day, RunID. Credentials: each cloud's default chain
   (AWS_*, GOOGLE_APPLICATION_CREDENTIALS, AZURE_*).
 
 Dump:
-  -F, --format plain|custom     plain SQL gzip-compressed by dbtether (default), or pg_dump's
+  -F, --format plain|custom     plain SQL compressed by dbtether (default), or pg_dump's
                                 custom archive (pg_dump compresses it; restored with pg_restore)
-  -Z, --compression-level N     0-9, default 6
+  -C, --compression gzip|zstd   default gzip (zstd in a custom archive needs pg_dump 16+)
+  -Z, --compression-level N     gzip 0-9, default 6; zstd 1-19, default 3
       --include-ownership       keep OWNER TO and GRANT statements (off: restores into other
                                 clusters and as a non-superuser work)
       --json                    JSON lines on stdout even on a terminal
@@ -73,7 +82,7 @@ Examples:
 
 export const RESTORE_HELP = `Usage: dbtether restore [flags] --from URL
 
-Restores one backup into an (empty) database: storage → SHA-256 check → gunzip →
+Restores one backup into an (empty) database: storage → SHA-256 check → gunzip or zstd -d →
 psql --single-transaction (pg_restore for custom archives). Nothing is committed unless the
 whole object matched its manifest and every statement succeeded (a plain dump with large
 objects commits those early: restore into a new database). psql runs in \\restrict mode, so no
@@ -186,10 +195,17 @@ function format(v: string | undefined): DumpFormat | undefined {
   throw new UsageError(`Invalid format "${v}": expected plain or custom`);
 }
 
-function level(v: string | undefined): number {
-  const n = Number(v ?? 6);
-  if (!/^\d$/.test(v ?? "6")) throw new UsageError(`Invalid compression level "${v}": use 0 to 9`);
-  return n;
+function algorithm(v: string | undefined): CompressionAlgorithm {
+  if (v === undefined) return "gzip";
+  if (isCompressionAlgorithm(v)) return v;
+  throw new UsageError(`Invalid compression "${v}": expected gzip or zstd`);
+}
+
+function level(v: string | undefined, a: CompressionAlgorithm): number {
+  if (v === undefined) return defaultLevel(a);
+  const bad = /^\d{1,2}$/.test(v) ? levelProblem(a, Number(v)) : `invalid ${a} level "${v}"`;
+  if (bad) throw new UsageError(`Invalid compression level: ${bad}`);
+  return Number(v);
 }
 
 function common(ctx: Ctx, values: Record<string, unknown>) {
@@ -212,12 +228,14 @@ async function backup(argv: string[], ctx: Ctx): Promise<void> {
     "path-template": { type: "string" },
     "filename-template": { type: "string" },
     format: { type: "string", short: "F" },
+    compression: { type: "string", short: "C" },
     "compression-level": { type: "string", short: "Z" },
     "include-ownership": { type: "boolean" },
   });
   if (!v.to) throw new UsageError("Missing --to URL: where to store the backup");
   const fmt = format(v.format) ?? "plain";
-  const lvl = level(v["compression-level"]);
+  const codec = algorithm(v.compression);
+  const lvl = level(v["compression-level"], codec);
   const { location, prefix } = parseStorageUrl(v.to);
   const c = common(ctx, v);
   const at = (ctx.deps.now ?? (() => new Date()))();
@@ -225,7 +243,7 @@ async function backup(argv: string[], ctx: Ctx): Promise<void> {
   const name = v.key ?? renderBackupKey({
     pathTemplate: v["path-template"] ?? "{{ .DatabaseName }}",
     filenameTemplate: v["filename-template"] ??
-      (fmt === "plain" ? "{{ .Timestamp }}.sql.gz" : "{{ .Timestamp }}.dump"),
+      `{{ .Timestamp }}${fmt === "custom" ? ".dump" : PLAIN_EXTENSIONS[codec]}`,
     clusterName: c.conn.host.replace(/^\/+/, "").replaceAll("/", "_"),
     databaseName: c.conn.database,
     namespace: "",
@@ -244,6 +262,7 @@ async function backup(argv: string[], ctx: Ctx): Promise<void> {
       store,
       key: prefix + name,
       format: fmt,
+      compression: codec,
       compressionLevel: lvl,
       signal: ctx.signal,
       toolDirs: c.toolDirs,

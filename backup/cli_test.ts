@@ -28,7 +28,15 @@ Deno.test("bad command lines exit 2 with one clear line and no stack trace", asy
     ["backup without --to", backupCommand, [], /Missing --to URL/],
     ["unknown flag", backupCommand, ["--to", "file:///tmp", "--bogus"], /bogus/],
     ["bad format", backupCommand, ["--to", "file:///tmp", "-F", "tar"], /Invalid format "tar"/],
-    ["bad level", backupCommand, ["--to", "file:///tmp", "-Z", "11"], /compression level "11"/],
+    ["bad level", backupCommand, ["--to", "file:///tmp", "-Z", "11"], /invalid gzip level 11/],
+    ["bad level text", backupCommand, ["--to", "file:///tmp", "-Z", "x"], /gzip level "x"/],
+    [
+      "zstd level 0",
+      backupCommand,
+      ["--to", "file:///tmp", "-C", "zstd", "-Z", "0"],
+      /invalid zstd level 0 \(use 1 to 19\)/,
+    ],
+    ["bad codec", backupCommand, ["--to", "file:///tmp", "-C", "lz4"], /Invalid compression "lz4"/],
     ["bad URL", backupCommand, ["--to", "ftp://x/y"], /unsupported scheme/],
     [
       "unknown template variable",

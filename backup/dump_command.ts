@@ -12,6 +12,7 @@
  *   called `host=evil dbname=x` would otherwise send our credentials to `evil`. A conninfo
  *   string that holds nothing but a quoted `dbname` cannot set anything else.
  */
+import { type CompressionAlgorithm, defaultLevel, levelProblem } from "./compression.ts";
 
 export type DumpFormat = "plain" | "custom";
 export type SslMode = "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full";
@@ -133,7 +134,11 @@ export function dbnameArg(conn: Pick<PgConnection, "database">): string {
 /** Options of {@link buildDumpCommand}. */
 export interface DumpCommandOptions {
   format: DumpFormat;
-  /** For `custom`, pg_dump's own compression level (0-9); ignored for `plain`. */
+  /**
+   * For `custom`, pg_dump's own codec (default gzip; zstd needs pg_dump 16+) and level (gzip
+   * 0-9, zstd 1-19); ignored for `plain`.
+   */
+  compression?: CompressionAlgorithm;
   compressionLevel?: number;
   /**
    * Keep `ALTER ... OWNER TO` and GRANT/REVOKE in the dump. Off by default: the roles of the
@@ -152,9 +157,7 @@ export function buildDumpCommand(
   opts: DumpCommandOptions,
 ): ToolCommand {
   const args = ["--no-password", dbnameArg(conn), `--format=${opts.format}`];
-  if (opts.format === "custom") {
-    args.push(`--compress=${clampLevel(opts.compressionLevel ?? 6)}`);
-  }
+  if (opts.format === "custom") args.push(customCompressArg(opts));
   if (!opts.includeOwnership) args.push("--no-owner", "--no-privileges");
   if (opts.lockWaitTimeoutSeconds !== undefined) {
     args.push(`--lock-wait-timeout=${Math.round(opts.lockWaitTimeoutSeconds * 1000)}`);
@@ -228,9 +231,11 @@ function appName(conn: PgConnection, what: string): string {
   return conn.applicationName ?? `dbtether-${what}`;
 }
 
-function clampLevel(level: number): number {
-  if (!Number.isInteger(level) || level < 0 || level > 9) {
-    throw new RangeError(`Invalid compression level ${level}: must be an integer from 0 to 9`);
-  }
-  return level;
+/** `--compress=6` for gzip (what every pg_dump reads), `--compress=zstd:3` for zstd. */
+function customCompressArg(opts: DumpCommandOptions): string {
+  const algorithm = opts.compression ?? "gzip";
+  const level = opts.compressionLevel ?? defaultLevel(algorithm);
+  const bad = levelProblem(algorithm, level);
+  if (bad) throw new RangeError(`Invalid compression: ${bad}`);
+  return algorithm === "gzip" ? `--compress=${level}` : `--compress=zstd:${level}`;
 }

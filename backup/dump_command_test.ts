@@ -94,6 +94,13 @@ Deno.test("pg_dump argv", async (t) => {
       "--lock-wait-timeout=30000",
     ]);
   });
+  await t.step("custom with zstd: pg_dump 16's --compress=zstd:N, default level 3", () => {
+    const at = (o: { compressionLevel?: number }) =>
+      buildDumpCommand("pg_dump", conn, { format: "custom", compression: "zstd", ...o }).args;
+    assert(at({}).includes("--compress=zstd:3"));
+    assert(at({ compressionLevel: 19 }).includes("--compress=zstd:19"));
+    assertThrows(() => at({ compressionLevel: 0 }), RangeError, "invalid zstd level 0");
+  });
   await t.step("invalid level", () => {
     assertThrows(
       () => buildDumpCommand("pg_dump", conn, { format: "custom", compressionLevel: 12 }),

@@ -10,6 +10,7 @@
 import { Buffer } from "node:buffer";
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { DumpFormat } from "./dump_command.ts";
+import { type CompressionAlgorithm, isCompressionAlgorithm } from "./compression.ts";
 
 export const MANIFEST_SUFFIX = ".manifest.json";
 
@@ -35,8 +36,16 @@ export interface BackupManifest {
   /** The dump object's key. */
   key: string;
   format: DumpFormat;
-  /** "gzip" for plain (compressed by dbtether); "pg_dump" for custom (pg_dump compresses). */
-  compression: "gzip" | "pg_dump";
+  /**
+   * Who compressed: for plain, the codec dbtether compressed with ("gzip" or "zstd"); "pg_dump"
+   * for custom (pg_dump compresses inside its archive).
+   */
+  compression: CompressionAlgorithm | "pg_dump";
+  /**
+   * The codec, for both formats (for custom, the one pg_dump used). Absent in manifests written
+   * before zstd existed: those are gzip.
+   */
+  compressionAlgorithm?: CompressionAlgorithm;
   compressionLevel: number;
   /** Bytes pg_dump wrote (for custom format, already compressed by pg_dump). */
   uncompressedSize: number;
@@ -142,6 +151,12 @@ export function verifyManifest(m: BackupManifest, keys: readonly SigningKey[]): 
   return want.length === have.length && timingSafeEqual(want, have) ? "valid" : "invalid";
 }
 
+/** The codec a manifest records (gzip for manifests older than the field). */
+export function manifestAlgorithm(m: BackupManifest): CompressionAlgorithm {
+  if (m.compressionAlgorithm) return m.compressionAlgorithm;
+  return m.compression === "zstd" ? "zstd" : "gzip";
+}
+
 export function manifestKey(key: string): string {
   return key + MANIFEST_SUFFIX;
 }
@@ -167,7 +182,8 @@ export function parseManifest(text: string): BackupManifest {
     !m || m.manifestVersion !== 1 || typeof m.key !== "string" ||
     (m.format !== "plain" && m.format !== "custom") ||
     typeof m.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(m.sha256) ||
-    typeof m.compressedSize !== "number"
+    typeof m.compressedSize !== "number" ||
+    (m.compressionAlgorithm !== undefined && !isCompressionAlgorithm(m.compressionAlgorithm))
   ) {
     throw new Error("Invalid backup manifest: missing or malformed fields");
   }

@@ -26,8 +26,14 @@ import { BackupError, jobFailures, withStderr } from "./errors.ts";
 import { type BackupManifest, type BackupSource, encodeManifest, manifestKey } from "./manifest.ts";
 import { type PgToolset, resolveTools, type ToolJobOptions } from "./resolve_tools.ts";
 import { StderrTail } from "./stderr_tail.ts";
-import { parallelGzip } from "./parallel_gzip.ts";
-import { gzipFromPipe, Meter, onAbort, progressReporter, tap } from "./streams.ts";
+import { parallelCompress } from "./parallel_compress.ts";
+import { compressFromPipe, Meter, onAbort, progressReporter, tap } from "./streams.ts";
+import {
+  type CompressionAlgorithm,
+  CONTENT_TYPES,
+  defaultLevel,
+  levelProblem,
+} from "./compression.ts";
 import { assertSafeKey, TemplateError } from "./templates.ts";
 
 /** The failures a backup shares with a restore, as BackupErrors. */
@@ -54,11 +60,17 @@ export interface BackupOptions extends ToolJobOptions<Omit<BackupProgress, "elap
   key: string;
   /** Default plain. */
   format?: DumpFormat;
-  /** gzip level for plain, pg_dump's level for custom; default 6. */
+  /**
+   * The codec: dbtether's for plain, pg_dump's inside a custom archive (zstd there needs
+   * pg_dump 16 or newer). Default gzip.
+   */
+  compression?: CompressionAlgorithm;
+  /** The codec's level (gzip 0-9, default 6; zstd 1-19, default 3). */
   compressionLevel?: number;
   /**
-   * Workers compressing a plain dump in parallel (independent 1 MiB gzip members, see
-   * parallel_gzip.ts); 0 compresses on the calling thread as one gzip member. Default 2.
+   * Workers compressing a plain dump in parallel (independent 1 MiB gzip members or zstd
+   * frames, see parallel_compress.ts); 0 compresses on the calling thread as one member.
+   * Default 2. (Named for gzip, which came first; it applies to zstd alike.)
    */
   gzipWorkers?: number;
   includeOwnership?: boolean;
@@ -85,9 +97,10 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   const clock = opts.clock ?? systemClock;
   const log = (opts.logger ?? nullLogger).with({ key: opts.key });
   const format = opts.format ?? "plain";
-  const level = opts.compressionLevel ?? 6;
+  const algorithm = opts.compression ?? "gzip";
+  const level = opts.compressionLevel ?? defaultLevel(algorithm);
   const workers = opts.gzipWorkers ?? DEFAULT_GZIP_WORKERS;
-  checkOptions(opts.key, format, level, workers);
+  checkOptions(opts.key, { format, algorithm, level, workers });
   if (opts.signal?.aborted) throw aborted(opts.signal);
   const startedAt = clock.now();
   const tools = await resolveTools({
@@ -97,9 +110,11 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   }).catch((e) => {
     throw failures.from(e, opts.signal);
   });
+  checkCustomCodec(format, algorithm, tools.toolset);
   log.info("Backup started", { pgDump: tools.toolset.pgDump, server: tools.server.version });
   const dump = await dumpToStore(opts, {
     format,
+    algorithm,
     level,
     workers,
     toolset: tools.toolset,
@@ -111,7 +126,8 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     manifestVersion: 1,
     key: opts.key,
     format,
-    compression: format === "plain" ? "gzip" : "pg_dump",
+    compression: format === "plain" ? algorithm : "pg_dump",
+    compressionAlgorithm: algorithm,
     compressionLevel: level,
     uncompressedSize: dump.uncompressedSize,
     compressedSize: dump.compressedSize,
@@ -131,6 +147,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
 
 interface DumpParams {
   format: DumpFormat;
+  algorithm: CompressionAlgorithm;
   level: number;
   workers: number;
   toolset: PgToolset;
@@ -147,6 +164,7 @@ interface DumpOutcome {
 async function dumpToStore(opts: BackupOptions, p: DumpParams): Promise<DumpOutcome> {
   const cmd = buildDumpCommand(p.toolset.pgDump, opts.connection, {
     format: p.format,
+    compression: p.algorithm,
     compressionLevel: p.level,
     ...pick(opts, "includeOwnership", "lockWaitTimeoutSeconds"),
   });
@@ -193,11 +211,12 @@ async function dumpToStore(opts: BackupOptions, p: DumpParams): Promise<DumpOutc
       }
     },
   };
+  const codec = { algorithm: p.algorithm, level: p.level };
   const compressed = p.format !== "plain"
     ? tap(child.stdout, { ...hooks, beforeClose: hooks.beforeEnd })
     : p.workers > 0
-    ? parallelGzip(child.stdout, { ...hooks, level: p.level, workers: p.workers })
-    : gzipFromPipe(child.stdout, p.level, hooks);
+    ? parallelCompress(child.stdout, { ...hooks, ...codec, workers: p.workers })
+    : compressFromPipe(child.stdout, codec, hooks);
   const body = tap(compressed, {
     onChunk: (c) => {
       stored.update(c);
@@ -207,7 +226,7 @@ async function dumpToStore(opts: BackupOptions, p: DumpParams): Promise<DumpOutc
   try {
     await opts.store.put(opts.key, body, {
       signal: uploadCtl.signal,
-      contentType: p.format === "plain" ? "application/gzip" : "application/octet-stream",
+      contentType: p.format === "plain" ? CONTENT_TYPES[p.algorithm] : "application/octet-stream",
       metadata: { ...opts.metadata, "dbtether-format": p.format },
     });
   } catch (e) {
@@ -265,7 +284,15 @@ async function sign(
   }
 }
 
-function checkOptions(key: string, format: DumpFormat, level: number, workers: number): void {
+interface CheckedOptions {
+  format: DumpFormat;
+  algorithm: CompressionAlgorithm;
+  level: number;
+  workers: number;
+}
+
+function checkOptions(key: string, o: CheckedOptions): void {
+  const { format, algorithm, level, workers } = o;
   try {
     assertSafeKey(key);
   } catch (e) {
@@ -278,15 +305,27 @@ function checkOptions(key: string, format: DumpFormat, level: number, workers: n
       `Invalid backup format "${format}": use plain or custom`,
     );
   }
-  if (!Number.isInteger(level) || level < 0 || level > 9) {
-    throw new BackupError("InvalidOptions", `Invalid compression level ${level}: use 0 to 9`);
-  }
+  const bad = levelProblem(algorithm, level);
+  if (bad) throw new BackupError("InvalidOptions", `Invalid compression: ${bad}`);
   if (!Number.isInteger(workers) || workers < 0 || workers > MAX_GZIP_WORKERS) {
     throw new BackupError(
       "InvalidOptions",
       `Invalid number of gzip workers ${workers}: use 0 to ${MAX_GZIP_WORKERS}`,
     );
   }
+}
+
+/** pg_dump writes zstd into a custom archive from 16 on (`--compress=zstd:N`). */
+export const MIN_PG_DUMP_FOR_ZSTD = 16;
+
+function checkCustomCodec(format: DumpFormat, algorithm: CompressionAlgorithm, t: PgToolset) {
+  if (format !== "custom" || algorithm !== "zstd" || t.major >= MIN_PG_DUMP_FOR_ZSTD) return;
+  throw new BackupError(
+    "InvalidOptions",
+    `Cannot write a custom-format backup with zstd: pg_dump ${t.version} compresses its ` +
+      `archives with gzip only (zstd needs pg_dump ${MIN_PG_DUMP_FOR_ZSTD} or newer); use ` +
+      `format plain with zstd, or gzip for custom`,
+  );
 }
 
 function kill(child: Deno.ChildProcess): void {

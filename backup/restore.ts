@@ -1,6 +1,7 @@
 /**
- * The restore engine: `store.get` → SHA-256 check → gunzip → `psql --single-transaction` stdin
- * (or the custom archive → `pg_restore --single-transaction`).
+ * The restore engine: `store.get` → SHA-256 check → gunzip or zstd -d → `psql
+ * --single-transaction` stdin (or the custom archive → `pg_restore --single-transaction`). The
+ * codec of a plain dump is read from its first bytes and must match the manifest's.
  *
  * Nothing is committed before the tool reads the very end of its input: psql issues COMMIT only
  * at end-of-file, and pg_restore cannot finish the archive without its last bytes. So the last
@@ -27,12 +28,13 @@ import {
   toolProcess,
 } from "./dump_command.ts";
 import { jobFailures, RestoreError, withStderr } from "./errors.ts";
-import { type BackupManifest, manifestKey, parseManifest } from "./manifest.ts";
+import { type BackupManifest, manifestAlgorithm, manifestKey, parseManifest } from "./manifest.ts";
+import { detectingDecompress } from "./decompress.ts";
 import { parseToolVersion } from "./pg_tools.ts";
 import { type PgToolset, resolveTools, type ToolJobOptions } from "./resolve_tools.ts";
 import { psqlHasRestrict, RESTRICT_VERSIONS, restrictedScript, restrictKey } from "./restrict.ts";
 import { StderrTail } from "./stderr_tail.ts";
-import { gunzipStream, holdLast, Meter, onAbort, progressReporter, tap } from "./streams.ts";
+import { holdLast, Meter, onAbort, progressReporter, tap } from "./streams.ts";
 import { assertSafeKey } from "./templates.ts";
 import { pick } from "./pipeline.ts";
 
@@ -272,8 +274,9 @@ async function feed(opts: RestoreOptions, p: FeedParams) {
     }
   });
   // Plain: psql in restricted mode, with a key the dump cannot know.
+  const expected = p.manifest ? manifestAlgorithm(p.manifest) : undefined;
   const decoded = p.format === "plain"
-    ? restrictedScript(gunzipStream(verified), restrictKey())
+    ? restrictedScript(detectingDecompress(verified, { expected }), restrictKey())
     : verified;
   const input = tap(decoded, {
     onChunk: (c) => restored.bytes += c.byteLength,

@@ -3,12 +3,41 @@
  * so a slow consumer (the upload) stops reads from the producer (pg_dump's pipe), and memory
  * stays bounded whatever the database size.
  */
-import { createGunzip, createGzip } from "node:zlib";
+import {
+  constants,
+  createGunzip,
+  createGzip,
+  createZstdCompress,
+  createZstdDecompress,
+} from "node:zlib";
 import { createHash, type Hash } from "node:crypto";
 import type { Transform } from "node:stream";
 import type { Clock } from "../lib/clock.ts";
+import type { CompressionAlgorithm } from "./compression.ts";
+import { zstdFrames } from "./zstd_frames.ts";
 
 const CHUNK = 64 * 1024;
+
+/** A codec and its level (compression.ts; callers checked the range). */
+export interface Compression {
+  algorithm: CompressionAlgorithm;
+  level: number;
+}
+
+function compressor(c: Compression): Transform {
+  return c.algorithm === "zstd"
+    ? createZstdCompress({
+      chunkSize: CHUNK,
+      params: { [constants.ZSTD_c_compressionLevel]: c.level },
+    })
+    : createGzip({ level: c.level, chunkSize: CHUNK });
+}
+
+function decompressor(algorithm: CompressionAlgorithm): Transform {
+  return algorithm === "zstd"
+    ? createZstdDecompress({ chunkSize: CHUNK })
+    : createGunzip({ chunkSize: CHUNK });
+}
 
 /**
  * Runs `source` through a node:zlib transform, bridged by hand: it measured faster and leaner
@@ -72,7 +101,7 @@ async function pump(reader: ReadableStreamDefaultReader<Uint8Array>, z: Transfor
   }
 }
 
-/** Hooks of {@link gzipFromPipe}, standing in for a {@link tap} on its input. */
+/** Hooks of {@link compressFromPipe}, standing in for a {@link tap} on its input. */
 export interface PipeHooks {
   onChunk?: (chunk: Uint8Array) => void;
   /** Awaited at the end of input; throwing errors the output instead of finishing it. */
@@ -81,14 +110,15 @@ export interface PipeHooks {
 }
 
 /**
- * gzip-compresses a byte stream (a child's stdout) reading it with a BYOB reader into two
- * reused buffers: a buffer is read into again only after zlib has consumed it. Reading with
- * a default reader allocates a fresh 64 KiB chunk per read, which V8 frees lazily; on a
- * multi-GB dump that garbage alone measured ~70 MB of RSS. With BYOB it is ~0.
+ * Compresses a byte stream (a child's stdout) as one gzip member or zstd frame, on this thread,
+ * reading it with a BYOB reader into two reused buffers: a buffer is read into again only after
+ * zlib has consumed it. Reading with a default reader allocates a fresh 64 KiB chunk per read,
+ * which V8 frees lazily; on a multi-GB dump that garbage alone measured ~70 MB of RSS. With BYOB
+ * it is ~0.
  */
-export function gzipFromPipe(
+export function compressFromPipe(
   source: ReadableStream<Uint8Array>,
-  level: number,
+  c: Compression,
   hooks: PipeHooks = {},
 ): ReadableStream<Uint8Array> {
   let reader: ReadableStreamBYOBReader;
@@ -101,9 +131,9 @@ export function gzipFromPipe(
       ...(hooks.beforeEnd ? { beforeClose: hooks.beforeEnd } : {}),
       ...(hooks.onCancel ? { onCancel: hooks.onCancel } : {}),
     });
-    return gzipStream(tapped, level);
+    return compressStream(tapped, c);
   }
-  const z = createGzip({ level, chunkSize: CHUNK });
+  const z = compressor(c);
   return zlibOutput(z, () => pumpByob(reader, z, hooks), (reason) => {
     hooks.onCancel?.(reason);
     return reader.cancel(reason);
@@ -154,17 +184,25 @@ function drained(z: Transform): Promise<void> {
   });
 }
 
-/** gzip-compresses a stream at `level` (0-9). */
-export function gzipStream(
+/** Compresses a stream as one gzip member or zstd frame. */
+export function compressStream(
   source: ReadableStream<Uint8Array>,
-  level: number,
+  c: Compression,
 ): ReadableStream<Uint8Array> {
-  return throughZlib(source, createGzip({ level, chunkSize: CHUNK }));
+  return throughZlib(source, compressor(c));
 }
 
-/** Decompresses a gzip stream; a truncated or corrupt input errors the stream. */
-export function gunzipStream(source: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
-  return throughZlib(source, createGunzip({ chunkSize: CHUNK }));
+/**
+ * Decompresses a gzip or zstd stream (any number of concatenated members or frames); a
+ * truncated or corrupt input errors the stream.
+ */
+export function decompressStream(
+  source: ReadableStream<Uint8Array>,
+  algorithm: CompressionAlgorithm,
+): ReadableStream<Uint8Array> {
+  // zstd one frame per write: see zstd_frames.ts for the decoder's quirk this works around.
+  const input = algorithm === "zstd" ? source.pipeThrough(zstdFrames()) : source;
+  return throughZlib(input, decompressor(algorithm));
 }
 
 /** Counts bytes and hashes them incrementally (node:crypto; WebCrypto cannot digest a stream). */

@@ -4,6 +4,7 @@
  * when the resource is admitted and renders the same way on every run.
  */
 import { DbtetherError } from "../lib/errors.ts";
+import type { CompressionAlgorithm } from "./compression.ts";
 
 /** The variables a template may reference. */
 export const TEMPLATE_VARIABLES = [
@@ -24,12 +25,25 @@ export const DEFAULT_PATH_TEMPLATE = "{{ .ClusterName }}/{{ .DatabaseName }}";
 /**
  * The filename of a Backup that sets none, per dump format: unique per Backup (RunID comes
  * from its uid; Timestamp alone has one-second resolution, and stored objects are never
- * overwritten), `.sql.gz` for gzipped SQL, `.dump` for pg_dump's compressed archive.
+ * overwritten), `.sql.gz` for gzipped SQL, `.sql.zst` for zstd, `.dump` for pg_dump's
+ * compressed archive (whichever codec pg_dump used inside).
  */
 export const DEFAULT_FILENAME_TEMPLATES = {
   plain: "{{ .Timestamp }}-{{ .RunID }}.sql.gz",
+  plainZstd: "{{ .Timestamp }}-{{ .RunID }}.sql.zst",
   custom: "{{ .Timestamp }}-{{ .RunID }}.dump",
 } as const;
+
+/** The filename template of a Backup that sets none. */
+export function defaultFilenameTemplate(
+  format: "plain" | "custom" = "plain",
+  algorithm: CompressionAlgorithm = "gzip",
+): string {
+  if (format === "custom") return DEFAULT_FILENAME_TEMPLATES.custom;
+  return algorithm === "zstd"
+    ? DEFAULT_FILENAME_TEMPLATES.plainZstd
+    : DEFAULT_FILENAME_TEMPLATES.plain;
+}
 
 /**
  * A template that cannot be used; `message` says which part and why. Terminal: only a change
@@ -122,8 +136,9 @@ export interface BackupKeyOptions {
   pathTemplate?: string;
   /** Default: {@link DEFAULT_FILENAME_TEMPLATES} of `format`. */
   filenameTemplate?: string | undefined;
-  /** The dump format; picks the default filename. Default plain. */
+  /** The dump format and codec pick the default filename. Default plain, gzip. */
   format?: "plain" | "custom" | undefined;
+  compression?: CompressionAlgorithm | undefined;
   clusterName: string;
   databaseName: string;
   namespace: string;
@@ -144,7 +159,7 @@ export function renderBackupKey(opts: BackupKeyOptions): string {
   const dir = renderTemplate(opts.pathTemplate ?? DEFAULT_PATH_TEMPLATE, values)
     .replace(/^\/+|\/+$/g, "");
   const file = renderTemplate(
-    opts.filenameTemplate ?? DEFAULT_FILENAME_TEMPLATES[opts.format ?? "plain"],
+    opts.filenameTemplate ?? defaultFilenameTemplate(opts.format, opts.compression),
     values,
   );
   const key = dir === "" ? file : `${dir}/${file}`;

@@ -39,6 +39,21 @@ Deno.test("renderBackupKey", async (t) => {
       want: "aurora-main/orders/20260304-050607-r1.dump",
     },
     {
+      name: "the default filename of a zstd plain dump ends in .sql.zst",
+      opts: { compression: "zstd" },
+      want: "aurora-main/orders/20260304-050607-r1.sql.zst",
+    },
+    {
+      name: "custom keeps .dump whatever codec pg_dump uses inside",
+      opts: { format: "custom", compression: "zstd" },
+      want: "aurora-main/orders/20260304-050607-r1.dump",
+    },
+    {
+      name: "an explicit filename is used as it is, even if it names another codec",
+      opts: { filenameTemplate: "{{ .Timestamp }}.sql.gz", compression: "zstd" },
+      want: "aurora-main/orders/20260304-050607.sql.gz",
+    },
+    {
       name: "an explicit filename is used as it is",
       opts: { filenameTemplate: "{{ .Timestamp }}.sql.gz", format: "custom" },
       want: "aurora-main/orders/20260304-050607.sql.gz",

@@ -6,18 +6,22 @@
  * Keeps a PostgreSQL cluster with two generated databases in a cache directory
  * ($DBTETHER_BENCH_DIR, default /var/tmp/dbtether-bench; generated once, reused), then measures
  * in one run, on the large database: `pg_dump > /dev/null` (the floor), `pg_dump | gzip -6`,
- * and dbtether's engine to local storage and to MinIO (S3); and dbtether's peak RSS on both
- * databases. Each engine run is a separate process that reports its own VmHWM. Results go to
- * bench/RESULTS.md between the `bench:begin`/`bench:end` markers (the notes around stay).
+ * `pg_dump | pigz -6`, `pg_dump | zstd -3 -T0`, and dbtether's engine with gzip and zstd to
+ * local storage and to MinIO (S3); and dbtether's peak RSS on both databases. Every run is
+ * wrapped in /usr/bin/time for CPU seconds (user + system of the whole pipeline, pg_dump
+ * included; the server's backend not) and the peak RSS of its largest process; each engine
+ * run is a separate process that also reports its own VmHWM. Results go to bench/RESULTS.md
+ * between the `bench:begin`/`bench:end` markers (the notes around stay).
  */
 import { parseArgs } from "node:util";
 import { freePort } from "../tests/helpers/free_port.ts";
 import { runBackup } from "../backup/pipeline.ts";
+import type { CompressionAlgorithm } from "../backup/compression.ts";
 import { LocalStore } from "../storage/local.ts";
 import { createStore } from "../storage/factory.ts";
 import type { StaticCredentials, StorageLocation } from "../storage/store.ts";
 
-const BIN = "/usr/lib/postgresql/15/bin";
+export const BIN = "/usr/lib/postgresql/15/bin";
 const ROOT = new URL("..", import.meta.url).pathname;
 
 interface ChildSpec {
@@ -30,6 +34,8 @@ interface ChildSpec {
   s3?: { partSize?: number; queueSize?: number };
   /** runBackup's gzipWorkers (its default otherwise). */
   gzipWorkers?: number;
+  /** Default gzip. */
+  compression?: CompressionAlgorithm;
 }
 
 interface ChildResult {
@@ -37,26 +43,8 @@ interface ChildResult {
   uncompressed: number;
   compressed: number;
   hwmMb: number;
-}
-
-if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      child: { type: "string" },
-      "rows-large": { type: "string", default: "9000000" },
-      "rows-small": { type: "string", default: "1800000" },
-      "no-s3": { type: "boolean", default: false },
-    },
-  });
-  if (values.child) await child(JSON.parse(values.child) as ChildSpec);
-  else {
-    await main({
-      rowsLarge: Number(values["rows-large"]),
-      rowsSmall: Number(values["rows-small"]),
-      s3: !values["no-s3"],
-    });
-  }
+  /** user + system CPU seconds of the process and its children (from /usr/bin/time). */
+  cpu?: number;
 }
 
 /** The engine run, in its own process so its peak RSS is its own. */
@@ -79,6 +67,7 @@ async function child(spec: ChildSpec): Promise<void> {
     key: spec.key,
     toolDirs: [BIN],
     ...(spec.gzipWorkers !== undefined ? { gzipWorkers: spec.gzipWorkers } : {}),
+    ...(spec.compression ? { compression: spec.compression } : {}),
   });
   const seconds = (performance.now() - t0) / 1000;
   await store.close();
@@ -98,6 +87,13 @@ interface Options {
   s3: boolean;
 }
 
+/** The `pg_dump | tool` baselines, measured in the same run as the engine. */
+const BASELINES = [
+  { name: "`pg_dump \\| gzip -6 > file`", pipe: "gzip -6", ext: "gz", codec: "gzip" },
+  { name: "`pg_dump \\| pigz -6 > file`", pipe: "pigz -6", ext: "gz", codec: "gzip" },
+  { name: "`pg_dump \\| zstd -3 -T0 > file`", pipe: "zstd -q -3 -T0", ext: "zst", codec: "zstd" },
+] as const;
+
 async function main(opts: Options): Promise<void> {
   const dir = Deno.env.get("DBTETHER_BENCH_DIR") ?? "/var/tmp/dbtether-bench";
   await Deno.mkdir(`${dir}/out`, { recursive: true });
@@ -106,140 +102,227 @@ async function main(opts: Options): Promise<void> {
   try {
     await ensureDatabase(pg, "bench_large", opts.rowsLarge);
     await ensureDatabase(pg, "bench_small", opts.rowsSmall);
-    const env = { PGHOST: pg.socketDir, PGPORT: String(pg.port), PGUSER: "postgres" };
+    const env = pgEnv(pg);
     const dumpCmd = `${BIN}/pg_dump --no-owner --no-privileges bench_large`;
     log("floor: pg_dump > /dev/null");
     const floor = await timed(`${dumpCmd} > /dev/null`, env);
-    log("pg_dump | gzip -6");
-    const gz = `${dir}/out/large.sql.gz`;
-    const gzip = await timed(`${dumpCmd} | gzip -6 > ${gz}`, env);
-    const gzipSize = (await Deno.stat(gz)).size;
-    await Deno.remove(gz);
-    // The operator runs with --max-semi-space-size=1 (see docs/design/in_process_backups.md):
-    // measured both ways.
-    const SEMI = ["--v8-flags=--max-semi-space-size=1"];
-    const local = { local: `${dir}/out` };
-    // [row name, database, target, V8 flags, gzip workers (default when undefined)]
-    type Run = [string, string, ChildSpec["target"], string[], number?];
-    const runs: Run[] = [
-      ["dbtether → local", "bench_large", local, SEMI],
-      ["dbtether → local", "bench_small", local, SEMI],
-      ["dbtether → local, 1 gzip worker", "bench_large", local, SEMI, 1],
-      ["dbtether → local, gzip on the main thread", "bench_large", local, SEMI, 0],
-      ["dbtether → local, default V8 flags", "bench_large", local, []],
-      ["dbtether → local, default V8 flags", "bench_small", local, []],
-    ];
-    let minio: AsyncDisposable | undefined;
-    if (opts.s3) {
-      const { startMinio, MINIO_USER, MINIO_PASSWORD } = await import(
-        "../tests/helpers/storage_servers.ts"
-      );
-      const m = await startMinio();
-      minio = m;
-      await m.createBucket("bench");
-      const target = {
-        location: m.location("bench"),
-        credentials: { accessKeyId: MINIO_USER, secretAccessKey: MINIO_PASSWORD },
-      };
-      runs.push(["dbtether → S3 (MinIO)", "bench_large", target, SEMI]);
-      runs.push(["dbtether → S3 (MinIO)", "bench_small", target, SEMI]);
-      runs.push(["dbtether → S3 (MinIO), gzip on the main thread", "bench_large", target, SEMI, 0]);
+    const base: Record<string, Timed & { size: number }> = {};
+    for (const b of BASELINES) {
+      log(`pg_dump | ${b.pipe}`);
+      const f = `${dir}/out/large.sql.${b.ext}`;
+      const r = await timed(`${dumpCmd} | ${b.pipe} > ${f}`, env);
+      base[b.pipe] = { ...r, size: (await Deno.stat(f)).size };
+      await Deno.remove(f);
     }
-    const results: { name: string; db: string; r: ChildResult }[] = [];
-    try {
-      for (const [name, db, target, flags, gzipWorkers] of runs) {
-        log(`${name} (${db})`);
-        const key = `bench/${db}-${Date.now()}.sql.gz`;
-        const spec: ChildSpec = {
-          socketDir: pg.socketDir,
-          port: pg.port,
-          database: db,
-          target,
-          key,
-        };
-        if (gzipWorkers !== undefined) spec.gzipWorkers = gzipWorkers;
-        const r = await engine(spec, flags);
-        results.push({ name, db, r });
-        if ("local" in target) await Deno.remove(`${target.local}/${key}`).catch(() => {});
-      }
-    } finally {
-      await minio?.[Symbol.asyncDispose]();
-    }
+    const results = await engineRuns(pg, dir, opts);
     const large = results.find((x) => x.db === "bench_large")!.r.uncompressed;
     const mbps = (s: number, bytes = large) => (bytes / 1e6 / s).toFixed(0);
-    rows.push(["`pg_dump > /dev/null` (floor)", "large", mb(large), mbps(floor), "—", "—", "—"]);
+    const ratio = (baseline: number, s: number) => `${(baseline / s).toFixed(2)}×`;
+    const matching = (c: CompressionAlgorithm) =>
+      base[c === "gzip" ? "pigz -6" : "zstd -q -3 -T0"]!;
+    const dash = ["—", "—", "—", "—"];
     rows.push([
-      "`pg_dump \\| gzip -6 > file`",
+      "`pg_dump > /dev/null` (floor)",
       "large",
       mb(large),
-      mbps(gzip),
-      mb(gzipSize),
-      "1.00×",
+      mbps(floor.seconds),
       "—",
+      ...dash.slice(0, 3),
+      floor.cpu.toFixed(1),
+      `${floor.rssMb.toFixed(0)} MB`,
     ]);
-    for (const { name, db, r } of results) {
+    for (const b of BASELINES) {
+      const r = base[b.pipe]!;
+      rows.push([
+        b.name,
+        "large",
+        mb(large),
+        mbps(r.seconds),
+        mb(r.size),
+        ratio(base["gzip -6"]!.seconds, r.seconds),
+        ratio(matching(b.codec).seconds, r.seconds),
+        ratio(floor.seconds, r.seconds),
+        r.cpu.toFixed(1),
+        `${r.rssMb.toFixed(0)} MB`,
+      ]);
+    }
+    for (const { name, db, codec, r } of results) {
+      const isLarge = db === "bench_large";
       rows.push([
         name,
-        db === "bench_large" ? "large" : "small",
+        isLarge ? "large" : "small",
         mb(r.uncompressed),
         mbps(r.seconds, r.uncompressed),
         mb(r.compressed),
-        db === "bench_large" ? `${(gzip / r.seconds).toFixed(2)}×` : "—",
+        isLarge ? ratio(base["gzip -6"]!.seconds, r.seconds) : "—",
+        isLarge ? ratio(matching(codec).seconds, r.seconds) : "—",
+        isLarge ? ratio(floor.seconds, r.seconds) : "—",
+        r.cpu?.toFixed(1) ?? "—",
         `${r.hwmMb.toFixed(0)} MB`,
       ]);
     }
-    await writeResults({ rows, gzipSize, opts });
+    await writeSection("bench", {
+      header: BACKUP_HEADER,
+      rows,
+      command: `scripts/deno run -A bench/backup_bench.ts --rows-large ${opts.rowsLarge} ` +
+        `--rows-small ${opts.rowsSmall}${opts.s3 ? "" : " --no-s3"}`,
+    });
   } finally {
     await pg.stop();
   }
 }
 
-function log(msg: string): void {
+const BACKUP_HEADER = [
+  "pipeline",
+  "db",
+  "plain dump",
+  "MB/s of dump",
+  "stored",
+  "× gzip -6",
+  "× same-codec baseline",
+  "× floor",
+  "CPU s",
+  "peak RSS",
+];
+
+/** libpq's environment for the bench cluster. */
+export function pgEnv(pg: Cluster): Record<string, string> {
+  return { PGHOST: pg.socketDir, PGPORT: String(pg.port), PGUSER: "postgres" };
+}
+
+interface EngineResult {
+  name: string;
+  db: string;
+  codec: CompressionAlgorithm;
+  r: ChildResult;
+}
+
+async function engineRuns(pg: Cluster, dir: string, opts: Options): Promise<EngineResult[]> {
+  // The operator runs with --max-semi-space-size=1 (see docs/design/in_process_backups.md).
+  const SEMI = ["--v8-flags=--max-semi-space-size=1"];
+  const local = { local: `${dir}/out` };
+  // [row name, database, target, codec, gzip workers (default when undefined)]
+  type Run = [string, string, ChildSpec["target"], CompressionAlgorithm, number?];
+  const runs: Run[] = [
+    ["dbtether gzip → local", "bench_large", local, "gzip"],
+    ["dbtether gzip → local", "bench_small", local, "gzip"],
+    ["dbtether gzip → local, on the main thread", "bench_large", local, "gzip", 0],
+    ["dbtether zstd → local", "bench_large", local, "zstd"],
+    ["dbtether zstd → local", "bench_small", local, "zstd"],
+    ["dbtether zstd → local, on the main thread", "bench_large", local, "zstd", 0],
+  ];
+  let minio: AsyncDisposable | undefined;
+  if (opts.s3) {
+    const { startMinio, MINIO_USER, MINIO_PASSWORD } = await import(
+      "../tests/helpers/storage_servers.ts"
+    );
+    const m = await startMinio();
+    minio = m;
+    await m.createBucket("bench");
+    const target = {
+      location: m.location("bench"),
+      credentials: { accessKeyId: MINIO_USER, secretAccessKey: MINIO_PASSWORD },
+    };
+    runs.push(["dbtether gzip → S3 (MinIO)", "bench_large", target, "gzip"]);
+    runs.push(["dbtether zstd → S3 (MinIO)", "bench_large", target, "zstd"]);
+    runs.push(["dbtether zstd → S3 (MinIO)", "bench_small", target, "zstd"]);
+  }
+  const results: EngineResult[] = [];
+  try {
+    for (const [name, db, target, codec, gzipWorkers] of runs) {
+      log(`${name} (${db})`);
+      const key = `bench/${db}-${Date.now()}.sql.${codec === "gzip" ? "gz" : "zst"}`;
+      const spec: ChildSpec = {
+        socketDir: pg.socketDir,
+        port: pg.port,
+        database: db,
+        target,
+        key,
+        compression: codec,
+      };
+      if (gzipWorkers !== undefined) spec.gzipWorkers = gzipWorkers;
+      const r = await engine(spec, SEMI);
+      results.push({ name, db, codec, r });
+      if ("local" in target) {
+        await Deno.remove(`${target.local}/${key}`).catch(() => {});
+        await Deno.remove(`${target.local}/${key}.manifest.json`).catch(() => {});
+      }
+    }
+  } finally {
+    await minio?.[Symbol.asyncDispose]();
+  }
+  return results;
+}
+
+export function log(msg: string): void {
   console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 }
 
-function mb(bytes: number): string {
+export function mb(bytes: number): string {
   return `${(bytes / 1e6).toFixed(0)} MB`;
 }
 
 async function engine(spec: ChildSpec, flags: string[]): Promise<ChildResult> {
   const self = new URL(import.meta.url).pathname;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...flags, self, "--child", JSON.stringify(spec)],
-    stdout: "piped",
-    stderr: "inherit",
-  }).output();
-  if (!out.success) throw new Error(`Engine run failed: exit ${out.code}`);
-  const r = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+  const { stdout, cpu } = await underTime(
+    [Deno.execPath(), "run", "-A", ...flags, self, "--child", JSON.stringify(spec)],
+    {},
+  );
+  const r = { ...JSON.parse(stdout.trim().split("\n").at(-1)!), cpu } as ChildResult;
   log(`  ${JSON.stringify(r)}`);
   return r;
 }
 
-async function timed(script: string, env: Record<string, string>): Promise<number> {
-  const t0 = performance.now();
-  const out = await new Deno.Command("bash", {
-    args: ["-o", "pipefail", "-c", script],
-    env,
-    stdout: "inherit",
-    stderr: "inherit",
-  }).output();
-  if (!out.success) throw new Error(`Command failed: ${script}`);
-  const s = (performance.now() - t0) / 1000;
-  log(`  ${s.toFixed(1)} s`);
-  return s;
+/** Wall seconds, CPU seconds (user + system, children included) and the largest peak RSS. */
+export interface Timed {
+  seconds: number;
+  cpu: number;
+  rssMb: number;
+}
+
+/** Runs `argv` under /usr/bin/time; its stdout and what time measured. */
+export async function underTime(
+  argv: string[],
+  env: Record<string, string>,
+): Promise<Timed & { stdout: string }> {
+  const report = await Deno.makeTempFile({ prefix: "dbtether-bench-time-" });
+  try {
+    const t0 = performance.now();
+    const out = await new Deno.Command("/usr/bin/time", {
+      args: ["-f", "%U %S %M", "-o", report, ...argv],
+      env,
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    const seconds = (performance.now() - t0) / 1000;
+    if (!out.success) throw new Error(`Command failed (exit ${out.code}): ${argv.join(" ")}`);
+    const [user, sys, rssKb] = (await Deno.readTextFile(report)).trim().split("\n").at(-1)!
+      .split(" ").map(Number);
+    const stdout = new TextDecoder().decode(out.stdout);
+    return { seconds, cpu: user! + sys!, rssMb: rssKb! / 1024, stdout };
+  } finally {
+    await Deno.remove(report).catch(() => {});
+  }
+}
+
+/** Runs a bash pipeline (pipefail) under /usr/bin/time. */
+export async function timed(script: string, env: Record<string, string>): Promise<Timed> {
+  const { stdout: _, ...r } = await underTime(["bash", "-o", "pipefail", "-c", script], env);
+  log(`  ${r.seconds.toFixed(1)} s, ${r.cpu.toFixed(1)} CPU s, ${r.rssMb.toFixed(0)} MB`);
+  return r;
 }
 
 // ---------------------------------------------------------------------------------------------
 // The cached cluster
 
-interface Cluster {
+export interface Cluster {
   socketDir: string;
   port: number;
   sql(query: string, db?: string): Promise<string>;
   stop(): Promise<void>;
 }
 
-async function cluster(dir: string): Promise<Cluster> {
+export async function cluster(dir: string): Promise<Cluster> {
   const data = `${dir}/data`;
   const socketDir = `${dir}/socket`;
   const asPg = Deno.uid() === 0 ? ["runuser", "-u", "postgres", "--"] : [];
@@ -324,7 +407,7 @@ async function cluster(dir: string): Promise<Cluster> {
  * Rows of ~180 bytes of dump each: ids, an md5 (hex: compresses about 2:1), a timestamp and a
  * note built from a small vocabulary (compresses well), so gzip has realistic work.
  */
-async function ensureDatabase(pg: Cluster, name: string, rows: number): Promise<void> {
+export async function ensureDatabase(pg: Cluster, name: string, rows: number): Promise<void> {
   const marker = await pg.sql(
     `SELECT description FROM pg_shdescription d JOIN pg_database b ON b.oid = d.objoid
      WHERE b.datname = '${name}'`,
@@ -348,7 +431,7 @@ async function ensureDatabase(pg: Cluster, name: string, rows: number): Promise<
 // ---------------------------------------------------------------------------------------------
 // Results
 
-async function machine(): Promise<string> {
+export async function machine(): Promise<string> {
   const mem = /MemTotal:\s+(\d+)/.exec(await Deno.readTextFile("/proc/meminfo"))?.[1];
   const cpu = /model name\s+:\s+(.*)/.exec(await Deno.readTextFile("/proc/cpuinfo"))?.[1];
   const load = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
@@ -357,28 +440,23 @@ async function machine(): Promise<string> {
     `Deno ${Deno.version.deno}, PostgreSQL 15 client and server`;
 }
 
-async function writeResults(
-  p: { rows: string[][]; gzipSize: number; opts: Options },
+/**
+ * Replaces the table between the `<marker>:begin`/`<marker>:end` comments of bench/RESULTS.md
+ * (appends it when they are missing).
+ */
+export async function writeSection(
+  marker: string,
+  p: { header: string[]; rows: string[][]; command: string },
 ): Promise<void> {
-  const header = [
-    "pipeline",
-    "db",
-    "plain dump",
-    "MB/s of dump",
-    "stored",
-    "× gzip -6 speed",
-    "peak RSS",
-  ];
-  const table = [header, header.map(() => "---"), ...p.rows].map((r) => `| ${r.join(" | ")} |`);
+  const table = [p.header, p.header.map(() => "---"), ...p.rows].map((r) => `| ${r.join(" | ")} |`);
   const section = [
-    "<!-- bench:begin (written by bench/backup_bench.ts; edit outside the markers) -->",
-    `Run ${new Date().toISOString()} — \`scripts/deno run -A bench/backup_bench.ts --rows-large ` +
-    `${p.opts.rowsLarge} --rows-small ${p.opts.rowsSmall}${p.opts.s3 ? "" : " --no-s3"}\``,
+    `<!-- ${marker}:begin (written by bench/; edit outside the markers) -->`,
+    `Run ${new Date().toISOString()} — \`${p.command}\``,
     "",
     `Machine: ${await machine()}`,
     "",
     ...table,
-    "<!-- bench:end -->",
+    `<!-- ${marker}:end -->`,
   ].join("\n");
   console.log(section);
   const path = `${ROOT}bench/RESULTS.md`;
@@ -386,9 +464,30 @@ async function writeResults(
   try {
     text = await Deno.readTextFile(path);
   } catch {
-    text = "# Backup benchmark results\n\n";
+    text = "# Benchmark results\n\n";
   }
-  const re = /<!-- bench:begin[\s\S]*?<!-- bench:end -->/;
+  const re = new RegExp(`<!-- ${marker}:begin[\\s\\S]*?<!-- ${marker}:end -->`);
   text = re.test(text) ? text.replace(re, section) : `${text.trimEnd()}\n\n${section}\n`;
   await Deno.writeTextFile(path, text);
+}
+
+/** The command line of both benchmarks (`make bench` passes one set of options to each). */
+export const BENCH_OPTIONS = {
+  child: { type: "string" },
+  "rows-large": { type: "string", default: "9000000" },
+  "rows-small": { type: "string", default: "1800000" },
+  "no-s3": { type: "boolean", default: false },
+} as const;
+
+// Last: main() reads the constants above, which a top-level await earlier would not see yet.
+if (import.meta.main) {
+  const { values } = parseArgs({ args: Deno.args, options: BENCH_OPTIONS });
+  if (values.child) await child(JSON.parse(values.child) as ChildSpec);
+  else {
+    await main({
+      rowsLarge: Number(values["rows-large"]),
+      rowsSmall: Number(values["rows-small"]),
+      s3: !values["no-s3"],
+    });
+  }
 }

@@ -1,5 +1,5 @@
 /**
- * Backup: one pg_dump of a Database, streamed through gzip into a BackupStorage by the
+ * Backup: one pg_dump of a Database, streamed through gzip or zstd into a BackupStorage by the
  * operator process itself.
  */
 import { enumOf, type Infer, int, obj, optional, str, withDefault } from "./schema.ts";
@@ -17,6 +17,11 @@ import {
   VERSION,
 } from "./kind.ts";
 import { templateField } from "./backup_storage.ts";
+import {
+  COMPRESSION_ALGORITHMS,
+  COMPRESSION_LEVELS,
+  type CompressionAlgorithm,
+} from "../backup/compression.ts";
 
 /** Dump formats: plain SQL (restored with psql) or pg_dump's custom format (pg_restore). */
 export const BACKUP_FORMATS = ["plain", "custom"] as const;
@@ -31,8 +36,9 @@ export const backupTemplateFields = {
     "filenameTemplate",
     "Name of the dump under the storage's pathTemplate, from the variables ClusterName, " +
       "DatabaseName, Namespace, Timestamp (UTC YYYYMMDD-HHMMSS), Year, Month, Day and RunID. " +
-      "Unset: {{ .Timestamp }}-{{ .RunID }}.sql.gz for plain, {{ .Timestamp }}-{{ .RunID }}.dump " +
-      "for custom. A stored object is never overwritten: a template without RunID makes two " +
+      "Unset: {{ .Timestamp }}-{{ .RunID }}.sql.gz for plain with gzip, .sql.zst for plain with " +
+      "zstd, {{ .Timestamp }}-{{ .RunID }}.dump for custom. The name does not decide how a " +
+      "restore decompresses (the manifest and the object's first bytes do). A stored object is never overwritten: a template without RunID makes two " +
       "Backups in one second collide, and the second fails with ObjectExists.",
   )),
   format: withDefault(
@@ -42,16 +48,44 @@ export const backupTemplateFields = {
     }),
     "plain" as BackupFormat,
   ),
-  compression: withDefault(
-    obj({
-      level: withDefault(
-        int({ minimum: 0, maximum: 9, description: "gzip level; 0 stores uncompressed." }),
-        6,
-      ),
-    }, { description: "Compression of the stored dump." }),
-    {} as { level: number },
-  ),
+  compression: withDefault(compression(), {} as {
+    algorithm: CompressionAlgorithm;
+    level?: number;
+  }),
 };
+
+/** spec.compression: the codec, and a level whose range depends on it (checked by CEL). */
+function compression() {
+  const { gzip, zstd } = COMPRESSION_LEVELS;
+  return obj({
+    algorithm: withDefault(
+      enumOf(COMPRESSION_ALGORITHMS, {
+        description: "gzip (default) or zstd. For plain, dbtether compresses the SQL with it; " +
+          "for custom, pg_dump compresses inside the archive (zstd there needs pg_dump 16 or " +
+          "newer, and pg_restore 16 or newer to restore).",
+      }),
+      "gzip" as CompressionAlgorithm,
+    ),
+    level: optional(int({
+      minimum: Math.min(gzip.min, zstd.min),
+      maximum: Math.max(gzip.max, zstd.max),
+      description: `gzip: ${gzip.min}-${gzip.max}, default ${gzip.default} (0 stores ` +
+        `uncompressed); zstd: ${zstd.min}-${zstd.max}, default ${zstd.default}.`,
+    })),
+  }, {
+    description: "Compression of the stored dump.",
+    rules: [
+      {
+        rule: `self.algorithm != 'gzip' || !has(self.level) || self.level <= ${gzip.max}`,
+        message: `gzip levels are ${gzip.min} to ${gzip.max}`,
+      },
+      {
+        rule: `self.algorithm != 'zstd' || !has(self.level) || self.level >= ${zstd.min}`,
+        message: `zstd levels are ${zstd.min} to ${zstd.max}`,
+      },
+    ],
+  });
+}
 
 const spec = obj({
   ...backupTemplateFields,

@@ -212,14 +212,24 @@ const BAD: { name: string; manifest: Manifest; path: string }[] = [
     manifest: kindObject("BackupStorage", { local: { path: "backups" } }),
     path: "spec.local.path",
   },
+  // gzip level 10 (valid for zstd) is refused by a CEL rule: tests/crds_admission_test.ts.
   {
-    name: "Backup compression level 10",
+    name: "Backup compression level 20",
     manifest: kindObject("Backup", {
       databaseRef: { name: "d" },
       storageRef: { name: "s" },
-      compression: { level: 10 },
+      compression: { algorithm: "zstd", level: 20 },
     }),
     path: "spec.compression.level",
+  },
+  {
+    name: "Backup compression algorithm lz4",
+    manifest: kindObject("Backup", {
+      databaseRef: { name: "d" },
+      storageRef: { name: "s" },
+      compression: { algorithm: "lz4" },
+    }),
+    path: "spec.compression.algorithm",
   },
   {
     name: "Backup without storageRef",

@@ -14,6 +14,6 @@ if [[ ${1:-} == --print ]]; then print=true; shift; fi
 [[ $# -eq 2 ]] || { echo "usage: scripts/compile.sh [--print] TARGET OUTPUT" >&2; exit 2; }
 target=$1 output=$2
 mapfile -t perms < <(bash scripts/permissions.sh)
-cmd=("${DENO:-deno}" compile "${perms[@]}" --include backup/gzip_worker.ts
+cmd=("${DENO:-deno}" compile "${perms[@]}" --include backup/compress_worker.ts
   --target "$target" --output "$output" main.ts)
 if $print; then printf '%s\n' "${cmd[@]}"; else "${cmd[@]}"; fi

@@ -57,7 +57,7 @@ Deno.test("scripts/compile.sh passes exactly the program's permission flags", as
     "compile",
     ...perms,
     "--include",
-    "backup/gzip_worker.ts",
+    "backup/compress_worker.ts",
     "--target",
     "T",
     "--output",

@@ -455,3 +455,77 @@ Deno.test(
     }
   },
 );
+
+Deno.test({ name: "zstd Backup and Restore through the operator (MinIO)", ...opts }, async (t) => {
+  await using env = await startEnv({ pg: true, program: true });
+  await env.kube.apply(env.clusterManifest("test-pg"));
+  await using minio = await startMinio();
+  await minio.createBucket("backups");
+  const bucket = minio.makeStore({ bucket: "backups" });
+  const ns = await env.namespace("zstd");
+  await env.kube.apply(
+    storageYaml("minio", { server: minio }) + "---\n" + databaseYaml(ns, "source", "src_zstd") +
+      "---\n" + databaseYaml(ns, "copy", "dst_zstd"),
+  );
+  await env.waitPhase("database", "source", "Ready", { namespace: ns });
+  await env.waitPhase("database", "copy", "Ready", { namespace: ns });
+  const seeded = await env.pg.psql(SEED, { database: "src_zstd" });
+  assertEquals(seeded.code, 0, seeded.stderr);
+  await waitPhase(env, "backupstorage", "minio", "Ready");
+  // No filenameTemplate: the default name follows the codec.
+  const backup = (name: string, compression: string) =>
+    backupYaml(ns, name, "source", "minio", compression).replace(/^ {2}filenameTemplate:.*\n/m, "");
+  const head = async (key: string) => {
+    const bytes = new Uint8Array(await new Response(await bucket.get(key)).arrayBuffer());
+    return { bytes, magic: [...bytes.subarray(0, 4)] };
+  };
+  try {
+    await t.step("a zstd Backup completes with a valid .sql.zst object", async () => {
+      await env.kube.apply(backup("bz", "  compression:\n    algorithm: zstd\n"));
+      const b = await waitPhase(env, "backup", "bz", "Completed", {
+        namespace: ns,
+        timeoutMs: budget("backup"),
+      });
+      const uidPrefix = b.metadata.uid.replace(/-/g, "").slice(0, 8);
+      const key = String(b.status?.path);
+      assert(key.endsWith(`-${uidPrefix}.sql.zst`), key);
+      const { bytes, magic } = await head(key);
+      assertEquals(magic, [0x28, 0xb5, 0x2f, 0xfd]);
+      assertEquals(bytes.length, b.status?.sizeBytes);
+      const zstdT = await new Deno.Command("zstd", { args: ["-t", "-q"], stdin: "piped" })
+        .spawn();
+      await new Blob([bytes as BufferSource]).stream().pipeTo(zstdT.stdin);
+      assertEquals((await zstdT.status).code, 0, "zstd -t");
+      const manifest = JSON.parse(
+        new TextDecoder().decode((await head(`${key}.manifest.json`)).bytes),
+      );
+      assertEquals([manifest.compression, manifest.compressionLevel], ["zstd", 3]);
+    });
+
+    await t.step("a Restore from it equals the source", async () => {
+      await env.kube.apply(restoreYaml(ns, "rz", "    backupRef:\n      name: bz", "copy"));
+      await waitPhase(env, "restore", "rz", "Completed", {
+        namespace: ns,
+        timeoutMs: budget("backup"),
+      });
+      assertEquals(await fingerprint(env, "dst_zstd"), await fingerprint(env, "src_zstd"));
+    });
+
+    await t.step("a Backup without compression is gzip, .sql.gz, as before", async () => {
+      await env.kube.apply(backup("bg", ""));
+      const b = await waitPhase(env, "backup", "bg", "Completed", {
+        namespace: ns,
+        timeoutMs: budget("backup"),
+      });
+      const key = String(b.status?.path);
+      assert(key.endsWith(".sql.gz"), key);
+      assertEquals((await head(key)).magic.slice(0, 2), [0x1f, 0x8b]);
+      const spec = JSON.parse(
+        (await env.kube.kubectl(["get", "backup", "bg", "-n", ns, "-o", "json"])).stdout,
+      ).spec;
+      assertEquals(spec.compression, { algorithm: "gzip" });
+    });
+  } finally {
+    await bucket.close();
+  }
+});

@@ -578,3 +578,168 @@ Deno.test({
     });
   },
 });
+
+/** Runs a real command-line tool on `input`; its exit code and stdout. */
+async function cli(cmd: string, args: string[], input: Uint8Array) {
+  const p = new Deno.Command(cmd, { args, stdin: "piped", stdout: "piped", stderr: "piped" })
+    .spawn();
+  const body = new Blob([input as BufferSource]).stream();
+  const [out] = await Promise.all([p.output(), body.pipeTo(p.stdin).catch(() => {})]);
+  return { code: out.code, stdout: out.stdout, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+async function readAll(store: ObjectStore, key: string): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(await store.get(key)).arrayBuffer());
+}
+
+const hasZstd = await cli("zstd", ["--version"], new Uint8Array()).then(() => true, () => false);
+
+Deno.test("zstd backups: valid zstd objects that restore to the source", opts, async (t) => {
+  await using pg = await startPostgres();
+  const want = await createSource(pg, "src");
+  const minioBin = findMinio();
+  let store: ObjectStore = new MemoryStore({ chunkSize: 7919 });
+  let server: AsyncDisposable | undefined;
+  if (minioBin) {
+    const { startMinio } = await import("./helpers/storage_servers.ts");
+    const minio = await startMinio();
+    await minio.createBucket("backups");
+    store = minio.makeStore({ bucket: "backups" });
+    server = minio;
+  }
+  let n = 0;
+  const restoreInto = async (
+    key: string,
+    o: { requireManifest?: boolean; format?: "plain" } = {},
+  ) => {
+    const target = `zdst${n++}`;
+    await sql(pg, `CREATE DATABASE ${target}`);
+    await runRestore({ store, key, connection: conn(pg, target), ...o });
+    return target;
+  };
+  try {
+    for (const workers of [2, 0]) {
+      await t.step(`zstd, default level, ${workers} workers`, async () => {
+        const key = `c1/src/w${workers}.sql.zst`;
+        const b = await runBackup({
+          connection: conn(pg, "src"),
+          store,
+          key,
+          compression: "zstd",
+          gzipWorkers: workers,
+        });
+        assertEquals(b.manifest.compression, "zstd");
+        assertEquals(b.manifest.compressionAlgorithm, "zstd");
+        assertEquals(b.manifest.compressionLevel, 3);
+        const bytes = await readAll(store, key);
+        assertEquals([...bytes.subarray(0, 4)], [0x28, 0xb5, 0x2f, 0xfd]);
+        assertEquals(bytes.length, b.manifest.compressedSize);
+        if (hasZstd) {
+          const test = await cli("zstd", ["-t", "-q"], bytes);
+          assertEquals(test.code, 0, test.stderr);
+          const plain = await cli("zstd", ["-dc"], bytes);
+          assertEquals(plain.stdout.length, b.manifest.uncompressedSize);
+        }
+        const target = await restoreInto(key);
+        assertEquals(await sql(pg, FINGERPRINT, target), want);
+        assertEquals(await sql(pg, "SELECT count(*) FROM shop.orders", target), "20000");
+      });
+    }
+
+    await t.step("gzip unchanged: gzip object, manifest as before, restores", async () => {
+      const key = "c1/src/g.sql.gz";
+      const b = await runBackup({ connection: conn(pg, "src"), store, key });
+      assertEquals(b.manifest.compression, "gzip");
+      assertEquals(b.manifest.compressionLevel, 6);
+      const bytes = await readAll(store, key);
+      assertEquals([...bytes.subarray(0, 2)], [0x1f, 0x8b]);
+      assertEquals((await cli("gzip", ["-t"], bytes)).code, 0);
+      assertEquals(await sql(pg, FINGERPRINT, await restoreInto(key)), want);
+    });
+
+    await t.step("the codec comes from the bytes, not the name", async () => {
+      // A zstd dump stored under a .sql.gz name, restored without a manifest.
+      const key = "c1/src/misnamed.sql.gz";
+      await runBackup({ connection: conn(pg, "src"), store, key, compression: "zstd" });
+      await store.delete(manifestKey(key));
+      const target = await restoreInto(key, { requireManifest: false, format: "plain" });
+      assertEquals(await sql(pg, FINGERPRINT, target), want);
+    });
+
+    await t.step("bytes that disagree with the manifest: refused, nothing restored", async () => {
+      // A gzip backup's object replaced by zstd bytes, the manifest's size and SHA-256 made to
+      // match: only the codec check can notice.
+      const key = "c1/src/swapped.sql.gz";
+      const b = await runBackup({ connection: conn(pg, "src"), store, key });
+      const zkey = "c1/src/swapped-src.sql.zst";
+      const z = await runBackup({
+        connection: conn(pg, "src"),
+        store,
+        key: zkey,
+        compression: "zstd",
+      });
+      const bytes = await readAll(store, zkey);
+      await store.delete(manifestKey(key));
+      await store.delete(key);
+      await store.put(key, new Blob([bytes as BufferSource]).stream());
+      const forged = { ...b.manifest, sha256: z.manifest.sha256, compressedSize: bytes.length };
+      await store.put(
+        manifestKey(key),
+        new Blob([JSON.stringify(forged)]).stream(),
+      );
+      const target = `zdst${n++}`;
+      await sql(pg, `CREATE DATABASE ${target}`);
+      const e = await assertRejects(
+        () => runRestore({ store, key, connection: conn(pg, target) }),
+        RestoreError,
+        "its manifest says gzip, but the object is a zstd stream",
+      );
+      assertEquals(e.reason, "ChecksumMismatch");
+      assertEquals(
+        await sql(pg, "SELECT count(*) FROM pg_tables WHERE schemaname = 'shop'", target),
+        "0",
+      );
+    });
+
+    await t.step("custom format with zstd: pg_dump 16+ only", async () => {
+      const key = "c1/src/custom-zstd.dump";
+      const run = () =>
+        runBackup({
+          connection: conn(pg, "src"),
+          store,
+          key,
+          format: "custom",
+          compression: "zstd",
+        });
+      if (Number(pg.version.split(".")[0]) >= 16) {
+        const b = await run();
+        assertEquals(b.manifest.compression, "pg_dump");
+        assertEquals(b.manifest.compressionAlgorithm, "zstd");
+        assertEquals(await sql(pg, FINGERPRINT, await restoreInto(key)), want);
+      } else {
+        const e = await assertRejects(run, BackupError, "zstd needs pg_dump 16 or newer");
+        assertEquals(e.reason, "InvalidOptions");
+        assertEquals(await keys(store, key), []);
+      }
+    });
+
+    await t.step("a level outside the algorithm's range: InvalidOptions", async () => {
+      const e = await assertRejects(
+        () =>
+          runBackup({
+            connection: conn(pg, "src"),
+            store,
+            key: "c1/src/bad.sql.zst",
+            compression: "zstd",
+            compressionLevel: 0,
+          }),
+        BackupError,
+        "invalid zstd level 0 (use 1 to 19)",
+      );
+      assertEquals(e.reason, "InvalidOptions");
+    });
+  } finally {
+    await store.close();
+    await server?.[Symbol.asyncDispose]();
+  }
+});

@@ -226,6 +226,41 @@ const REJECTED: { name: string; manifest: unknown; expect: string }[] = [
     expect: "filenameTemplate may only use {{ .Name }}",
   },
   {
+    name: "Backup compression algorithm lz4",
+    manifest: backup({ compression: { algorithm: "lz4" } }),
+    expect: 'Unsupported value: "lz4"',
+  },
+  {
+    name: "Backup gzip level 10 (a zstd level)",
+    manifest: backup({ compression: { level: 10 } }),
+    expect: "gzip levels are 0 to 9",
+  },
+  {
+    name: "Backup zstd level 0 (a gzip level)",
+    manifest: backup({ compression: { algorithm: "zstd", level: 0 } }),
+    expect: "zstd levels are 1 to 19",
+  },
+  {
+    name: "Backup zstd level 20",
+    manifest: backup({ compression: { algorithm: "zstd", level: 20 } }),
+    expect: "should be less than or equal to 19",
+  },
+  {
+    name: "BackupSchedule template with compression lz4",
+    manifest: {
+      apiVersion: API,
+      kind: "BackupSchedule",
+      metadata: { name: "bs" },
+      spec: {
+        schedule: "0 2 * * *",
+        databaseRef: { name: "d" },
+        storageRef: { name: "s" },
+        compression: { algorithm: "lz4" },
+      },
+    },
+    expect: 'Unsupported value: "lz4"',
+  },
+  {
     name: "Restore from a Backup and a path",
     manifest: restore({ backupRef: { name: "b" }, path: "x.sql.gz", storageRef: { name: "s" } }),
     expect: "exactly one of source.backupRef, source.latestFrom and source.path must be set",
@@ -244,6 +279,15 @@ const REJECTED: { name: string; manifest: unknown; expect: string }[] = [
 
 /** Each must be accepted. */
 const ACCEPTED: { name: string; manifest: unknown }[] = [
+  {
+    name: "Backup zstd level 19",
+    manifest: backup({ compression: { algorithm: "zstd", level: 19 } }),
+  },
+  {
+    name: "Backup gzip level 0",
+    manifest: backup({ compression: { algorithm: "gzip", level: 0 } }),
+  },
+  { name: "Backup zstd, default level", manifest: backup({ compression: { algorithm: "zstd" } }) },
   {
     name: "DBCluster from environment",
     manifest: cluster({ credentialsFromEnv: { username: "PGUSER", password: "PGPASSWORD" } }),

@@ -7,6 +7,7 @@ import { type Backup, BackupKind } from "../../crds/backup.ts";
 import { BackupError } from "../../backup/errors.ts";
 import { type BackupManifest, manifestKey, signManifest } from "../../backup/manifest.ts";
 import { parseServerVersionNum } from "../../backup/pg_tools.ts";
+import { defaultLevel } from "../../backup/compression.ts";
 import { type BackupOptions, runBackup } from "../../backup/pipeline.ts";
 import type { ObjectStore } from "../../storage/store.ts";
 import { StorageError } from "../../storage/store.ts";
@@ -211,7 +212,9 @@ function engineOptions(job: RunningJob, me: KeyClaimant) {
   return {
     key: target.key,
     format: b.spec.format ?? "plain",
-    compressionLevel: b.spec.compression?.level ?? 6,
+    compression: b.spec.compression?.algorithm ?? "gzip",
+    compressionLevel: b.spec.compression?.level ??
+      defaultLevel(b.spec.compression?.algorithm ?? "gzip"),
     progressIntervalMs: PROGRESS_INTERVAL_MS,
     ...(job.toolDirs ? { toolDirs: job.toolDirs } : {}),
     ...(job.gzipWorkers !== undefined ? { gzipWorkers: job.gzipWorkers } : {}),

@@ -127,6 +127,7 @@ function planStart(o: BackupObservation, db: Database, storage: BackupStorage): 
         namespace: b.metadata.namespace ?? "",
         runId: runId(b),
         format: b.spec.format,
+        compression: b.spec.compression?.algorithm,
         at: new Date(b.metadata.creationTimestamp ?? o.now),
       });
     } catch (e) {

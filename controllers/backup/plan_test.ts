@@ -30,7 +30,7 @@ function backup(status: Backup["status"] = undefined, spec: Partial<Backup["spec
       storageRef: { name: "s" },
       filenameTemplate: "{{ .Timestamp }}-{{ .RunID }}.sql.gz",
       format: "plain",
-      compression: { level: 6 },
+      compression: { algorithm: "gzip", level: 6 },
       ...spec,
     },
     ...(status ? { status } : {}),

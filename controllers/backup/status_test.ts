@@ -23,7 +23,7 @@ const b = (status?: Backup["status"]): Backup => ({
     storageRef: { name: "s" },
     filenameTemplate: "x",
     format: "plain",
-    compression: { level: 6 },
+    compression: { algorithm: "gzip", level: 6 },
   },
   ...(status ? { status } : {}),
 });

@@ -15,7 +15,7 @@ const bk = (name: string, phase: string, completedAt?: string, db = "app"): Back
     storageRef: { name: "s" },
     filenameTemplate: "x",
     format: "plain",
-    compression: { level: 6 },
+    compression: { algorithm: "gzip", level: 6 },
   },
   status: {
     phase: phase as "Completed",

@@ -1,8 +1,10 @@
 /**
- * pigz-style gzip: the input is cut into fixed segments, each compressed into an independent
- * gzip member by a small pool of Workers, and the members are emitted in input order.
- * Concatenated gzip members are one valid gzip stream (RFC 1952 §2.2): gunzip, `gzip -t`,
- * node:zlib's gunzip and so our restore read it as a whole.
+ * pigz-style compression: the input is cut into fixed segments, each compressed into an
+ * independent gzip member or zstd frame by a small pool of Workers, and they are emitted in
+ * input order. Concatenated gzip members are one valid gzip stream (RFC 1952 §2.2), and
+ * concatenated zstd frames one valid zstd stream (RFC 8878 §3.1): gunzip, `gzip -t`, `zstd -t`,
+ * node:zlib's decompressors and so our restore read it as a whole. (The libzstd in Deno's
+ * node:zlib has no worker threads of its own: `ZSTD_c_nbWorkers` fails, hence this pool.)
  *
  * Memory is bounded: at most `2 × workers` segments are submitted and not yet taken by the
  * consumer, plus the one being filled. When the consumer (the upload) stops reading, the queue
@@ -11,37 +13,46 @@
  * copied for the consumer only when the consumer asks for it: a buffer transferred in from a
  * worker is freed only by a full GC, while the copy dies young (measured: ~35 MB less peak RSS).
  *
- * Cost: each member restarts deflate's 32 KiB window, ~0.1% larger output at 1 MiB segments.
+ * Cost: each member restarts the codec's window (deflate's 32 KiB, zstd's history): ~0.1% larger
+ * gzip output at 1 MiB segments; for zstd, whose window is much larger, +5% on the benchmark dump
+ * (65.4 vs 62.0 MB at level 3, bench/RESULTS.md), still below gzip -6's size.
  */
-import type { GzipDone, GzipTask } from "./gzip_worker.ts";
+import type { CompressionAlgorithm } from "./compression.ts";
+import type { CompressDone, CompressTask } from "./compress_worker.ts";
 import type { PipeHooks } from "./streams.ts";
 
 const MiB = 1024 * 1024;
 
-/** Options of {@link parallelGzip}. */
-export interface ParallelGzipOptions extends PipeHooks {
-  /** gzip level 0-9. */
+/** Options of {@link parallelCompress}. */
+export interface ParallelCompressOptions extends PipeHooks {
+  /** Default gzip. */
+  algorithm?: CompressionAlgorithm;
+  /** The algorithm's level (compression.ts; the caller checked the range). */
   level: number;
   /** Workers compressing concurrently (≥ 1). */
   workers: number;
-  /** Uncompressed bytes per gzip member; default 1 MiB. */
+  /** Uncompressed bytes per member or frame; default 1 MiB. */
   segmentSize?: number;
 }
 
 /**
- * gzip-compresses `source` in Workers. `onChunk` sees each input segment, `beforeEnd` is awaited
+ * Compresses `source` in Workers. `onChunk` sees each input segment, `beforeEnd` is awaited
  * at the end of input (throwing errors the output instead of ending it), and `onCancel` is called
  * when the consumer cancels. The workers are terminated when the output ends, errors or is
  * cancelled.
  */
-export function parallelGzip(
+export function parallelCompress(
   source: ReadableStream<Uint8Array>,
-  opts: ParallelGzipOptions,
+  opts: ParallelCompressOptions,
 ): ReadableStream<Uint8Array> {
   const segmentSize = opts.segmentSize ?? MiB;
   const capacity = 2 * opts.workers;
   const input = segmentReader(source);
-  const pool = new GzipPool(opts.workers, opts.level, outputBound(segmentSize));
+  const pool = new CompressPool(opts.workers, {
+    algorithm: opts.algorithm ?? "gzip",
+    level: opts.level,
+    outputSize: outputBound(segmentSize),
+  });
   const queue: Promise<Compressed>[] = [];
   let ended = false;
   let failure: { error: unknown } | undefined;
@@ -62,7 +73,7 @@ export function parallelGzip(
       if (pool.closed) return;
       const seg = await input.fill(spare.pop() ?? new ArrayBuffer(segmentSize));
       if (pool.closed) return; // cancelled or failed while reading
-      // An empty input still makes one (empty) member: zero bytes are not a gzip stream.
+      // An empty input still makes one (empty) member: zero bytes are no gzip or zstd stream.
       if (seg.length > 0 || first) {
         opts.onChunk?.(new Uint8Array(seg.buf, 0, seg.length));
         const member = pool.compress(seg.buf, seg.length, (buf) => spare.push(buf));
@@ -117,7 +128,11 @@ export function parallelGzip(
   }, { highWaterMark: 0 });
 }
 
-/** Room for one member of a `segment`-byte input even if deflate falls back to stored blocks. */
+/**
+ * Room for one member of a `segment`-byte input even if the codec falls back to stored blocks
+ * (deflate adds 5 bytes per 16 KiB block, zstd 3 per 128 KiB block). Should a codec need more, the
+ * worker sees the output full and falls back to its one-shot call (compress_worker.ts).
+ */
 function outputBound(segment: number): number {
   return segment + (segment >> 10) + 1024;
 }
@@ -176,23 +191,34 @@ interface Pending {
   recycle: (buf: ArrayBuffer) => void;
 }
 
+interface PoolOptions {
+  algorithm: CompressionAlgorithm;
+  level: number;
+  /** Bytes of each output buffer. */
+  outputSize: number;
+}
+
 /** The Workers; segment `seq` goes to worker `seq mod n`, which answers in order. */
-class GzipPool {
+class CompressPool {
   readonly #workers: Worker[] = [];
   readonly #pending = new Map<number, Pending>();
   readonly #outputs: ArrayBuffer[] = [];
+  readonly #algorithm: CompressionAlgorithm;
   readonly #level: number;
   readonly #outputSize: number;
   #seq = 0;
   #closed = false;
 
-  constructor(size: number, level: number, outputSize: number) {
-    this.#level = level;
-    this.#outputSize = outputSize;
+  constructor(size: number, o: PoolOptions) {
+    this.#algorithm = o.algorithm;
+    this.#level = o.level;
+    this.#outputSize = o.outputSize;
     for (let i = 0; i < size; i++) {
       // A literal URL relative to this module, so `deno compile --include` can embed it.
-      const w = new Worker(new URL("./gzip_worker.ts", import.meta.url).href, { type: "module" });
-      w.onmessage = (e: MessageEvent<GzipDone>) => this.#done(e.data);
+      const w = new Worker(new URL("./compress_worker.ts", import.meta.url).href, {
+        type: "module",
+      });
+      w.onmessage = (e: MessageEvent<CompressDone>) => this.#done(e.data);
       w.onerror = (e) => {
         // Handled here: unhandled, a worker's error would take the whole process down.
         e.preventDefault();
@@ -210,7 +236,14 @@ class GzipPool {
   compress(buf: ArrayBuffer, length: number, recycle: (buf: ArrayBuffer) => void) {
     if (this.#closed) return Promise.reject(new Error("Compression workers were stopped"));
     const out = this.#outputs.pop() ?? new ArrayBuffer(this.#outputSize);
-    const task: GzipTask = { seq: this.#seq++, buf, length, level: this.#level, out };
+    const task: CompressTask = {
+      seq: this.#seq++,
+      buf,
+      length,
+      algorithm: this.#algorithm,
+      level: this.#level,
+      out,
+    };
     return new Promise<Compressed>((resolve, reject) => {
       this.#pending.set(task.seq, { resolve, reject, recycle });
       this.#workers[task.seq % this.#workers.length]!.postMessage(task, [buf, out]);
@@ -229,7 +262,7 @@ class GzipPool {
     this.#fail(new Error("Compression workers were stopped"));
   }
 
-  #done(msg: GzipDone): void {
+  #done(msg: CompressDone): void {
     const p = this.#pending.get(msg.seq);
     if (!p) return;
     this.#pending.delete(msg.seq);
