@@ -96,6 +96,7 @@ const status = obj({
   lastBackupTime: timestamp("The slot of the last Backup created."),
   lastSuccessfulBackup: name("Name of the newest Backup of this schedule that completed."),
   lastSuccessfulTime: timestamp("When the newest successful Backup completed."),
+  lastFailedBackup: name("Name of the newest Backup of this schedule that failed."),
   nextScheduledTime: timestamp("The next slot."),
   managedBackups: optional(int({
     minimum: 0,
@@ -108,6 +109,10 @@ const status = obj({
   retention: optional(obj({
     lastRunTime: timestamp("When the policy was last applied."),
     appliedAfter: name("The successful Backup the policy was last applied after."),
+    appliedGeneration: optional(int({
+      minimum: 0,
+      description: "The spec generation the policy was last applied with.",
+    })),
     deletedTotal: optional(int({
       minimum: 0,
       description: "Backups this schedule's retention deleted (resource and stored object).",
