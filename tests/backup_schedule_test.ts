@@ -106,23 +106,29 @@ async function slotsAndRetention(env: TestEnv, minio: StorageServer): Promise<vo
   await env.kube.apply(
     scheduleYaml(ns, "nightly", minutely("app", "minio", "  retention:\n    keepLast: 2\n")),
   );
-  const seen = new Set<string>();
+  const completedSeen = new Set<string>();
   const done = await waitFor("three slots backed up and retention applied", async () => {
-    for (const b of await backupsIn(env, ns)) seen.add(b.metadata.name);
-    const s = await schedule(env, ns, "nightly");
-    const completed = (await backupsIn(env, ns)).filter((b) => b.status?.phase === "Completed");
-    const newest = completed.at(-1)?.metadata.name;
-    const ok = seen.size >= 3 && newest !== undefined &&
-      s?.status?.retention?.appliedAfter === newest && completed.length === 2;
-    return ok ? s : undefined;
-  }, { timeoutMs: budget("bulk"), intervalMs: 1000 });
+    const list = await backupsIn(env, ns);
+    for (const b of list) if (b.status?.phase === "Completed") completedSeen.add(b.metadata.name);
+    return completedSeen.size >= 3 && list.length < completedSeen.size;
+  }, { timeoutMs: budget("bulk"), intervalMs: 1000 }).then(() => schedule(env, ns, "nightly"));
   await mergePatch(env, { kind: "backupschedule", namespace: ns, name: "nightly" }, {
     spec: { suspend: true },
   });
-
-  const left = (await backupsIn(env, ns)).filter((b) => b.status?.phase === "Completed");
-  const names = [...seen].sort();
-  assertEquals(left.map((b) => b.metadata.name), names.slice(-2), "the two newest stay");
+  // A Backup created just before the suspension still finishes, and retention follows it.
+  const left = await waitFor("every Backup finished and retention applied after it", async () => {
+    const list = await backupsIn(env, ns);
+    for (const b of list) if (b.status?.phase === "Completed") completedSeen.add(b.metadata.name);
+    const s = await schedule(env, ns, "nightly");
+    const finished = list.every((b) => b.status?.phase === "Completed");
+    const applied = s?.status?.retention?.appliedAfter === [...completedSeen].sort().at(-1);
+    return finished && applied && list.length === 2 && list;
+  }, { timeoutMs: budget("backup") });
+  assertEquals(
+    left.map((b) => b.metadata.name),
+    [...completedSeen].sort().slice(-2),
+    "the two newest stay",
+  );
   for (const b of left) {
     assert(SLOT_NAME.test(b.metadata.name), b.metadata.name);
     const slot = Date.parse(b.metadata.annotations?.[SLOT_ANNOTATION] ?? "");
@@ -131,11 +137,12 @@ async function slotsAndRetention(env: TestEnv, minio: StorageServer): Promise<vo
     assert(Date.parse(b.metadata.creationTimestamp) - slot < budget("react"), "on time");
     assertEquals(b.metadata.labels?.["dbtether.io/schedule"], "nightly");
     assertEquals(b.metadata.labels?.["dbtether.io/schedule-namespace"], ns);
-    assertEquals(b.metadata.ownerReferences?.[0]?.uid, done.metadata.uid);
+    assertEquals(b.metadata.ownerReferences?.[0]?.uid, done?.metadata.uid);
   }
   const keys = left.flatMap((b) => [b.status!.path!, `${b.status!.path!}.manifest.json`]).sort();
   assertEquals(await stored(minio, "test-pg/bks_ret/"), keys, "exactly the kept dumps stored");
-  assert((done.status?.retention?.deletedTotal ?? 0) >= 1);
+  const final = await schedule(env, ns, "nightly");
+  assert((final?.status?.retention?.deletedTotal ?? 0) >= 1);
   assert((await eventReasons(env, ns, "BackupSchedule")).includes("RetentionDeleted"));
 
   const suspended = await waitFor("phase Suspended", async () => {
@@ -264,7 +271,7 @@ async function hostileTenant(env: TestEnv): Promise<void> {
     const s = await waitFor(`${name}: Ready=False ${reason}`, async () => {
       const s = await schedule(env, ns, name);
       return readyOf(s)?.reason === reason && s;
-    });
+    }, { timeoutMs: budget("backup") });
     assertEquals(s.status?.phase, "Failed");
     return readyOf(s)!.message;
   };

@@ -42,7 +42,7 @@ export type SlotAction =
   /** Nothing is due; look again at `next`. */
   | { kind: "idle"; next: number | undefined }
   /** The storage cannot be used: no Backup is created, the reason is reported. */
-  | { kind: "blocked"; slot: number; reason: StorageBlock; message: string; next: Next }
+  | { kind: "blocked"; reason: StorageBlock; message: string; next: Next }
   | { kind: "create"; slot: number; name: string; missed: number; next: Next }
   /** Replace: delete the running Backups, then create. */
   | { kind: "replace"; slot: number; name: string; running: string[]; missed: number; next: Next }
@@ -94,6 +94,10 @@ export function planSlot(o: ScheduleObservation): SlotAction {
   const cron = o.parsed.schedule;
   const next = cron.nextAfter(o.now);
   if (o.schedule.spec.suspend) return { kind: "suspended", next };
+  // Reported at once, not only when a slot comes: the storage is unusable for every slot.
+  if (!o.storage.ok) {
+    return { kind: "blocked", reason: o.storage.reason, message: o.storage.message, next };
+  }
   const since = handledUpTo(o.schedule, o.owned);
   const slot = cron.latestAtOrBefore(o.now);
   if (slot === undefined || slot <= since) return { kind: "idle", next };
@@ -115,9 +119,6 @@ function planStart(
   s: { cron: SlotSchedule; slot: number; name: string; missed: number; next: Next },
 ): SlotAction {
   const { slot, name, missed, next } = s;
-  if (!o.storage.ok) {
-    return { kind: "blocked", slot, reason: o.storage.reason, message: o.storage.message, next };
-  }
   const running = o.owned.filter(backupRunning).map((b) => b.metadata.name).sort();
   if (running.length === 0) return { kind: "create", slot, name, missed, next };
   switch (o.schedule.spec.concurrencyPolicy) {

@@ -123,13 +123,13 @@ Deno.test("planSlot", async (t) => {
       { kind: "taken", slot: H10, name: "nightly-20260102-1000", next: H11 },
     ],
     [
-      "storage not allowed: blocked, nothing created",
+      "storage not allowed: blocked at once, nothing created",
       plan(schedule(), {
         now: "2026-01-02T10:00:10Z",
         owned: [scheduled("2026-01-02T09:00:00Z", "Completed")],
         storage: { ok: false, reason: "NamespaceNotAllowed", message: "no" },
       }),
-      { kind: "blocked", slot: H10, reason: "NamespaceNotAllowed", message: "no", next: H11 },
+      { kind: "blocked", reason: "NamespaceNotAllowed", message: "no", next: H11 },
     ],
     [
       "suspended: nothing, next slot still reported",
