@@ -235,3 +235,28 @@ function justified(j: Justification): boolean {
   const newestInPeriod = past.find((x) => key(x) === key(c)) === c;
   return newestInPeriod && periods.indexOf(key(c)) < count;
 }
+
+Deno.test("retention: the worked example of docs/crds/backupschedule.md", () => {
+  const nightly = Array.from({ length: 45 }, (_, i) => {
+    const t = Date.UTC(2026, 0, 1 + i, 1, 0); // 02:00 in Berlin (CET)
+    return { id: new Date(t).toISOString().slice(0, 10), time: t };
+  });
+  const r = applyRetention(nightly, { keepDaily: 7, keepWeekly: 4, keepMonthly: 3 }, {
+    now: Date.UTC(2026, 1, 15),
+    timeZone: "Europe/Berlin",
+  });
+  assertEquals(r.keep.map((k) => `${k.id} ${k.reasons.join(",")}`), [
+    "2026-02-14 daily,weekly,monthly",
+    "2026-02-13 daily",
+    "2026-02-12 daily",
+    "2026-02-11 daily",
+    "2026-02-10 daily",
+    "2026-02-09 daily",
+    "2026-02-08 daily,weekly",
+    "2026-02-01 weekly",
+    "2026-01-31 monthly",
+    "2026-01-25 weekly",
+    "2026-01-01 oldest monthly",
+  ]);
+  assertEquals(r.remove.length, 34);
+});
