@@ -9,6 +9,7 @@ import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import { databaseYaml, dumpConnected, holdLock, SEED, storageYaml } from "./helpers/backup.ts";
 import { mergePatch, readyOf } from "./helpers/fixtures.ts";
+import { runProgram } from "./helpers/program.ts";
 import { startMinio, type StorageServer } from "./helpers/storage_servers.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -41,7 +42,12 @@ type ScheduleObj = {
     lastFailedBackup?: string;
     nextScheduledTime?: string;
     managedBackups?: number;
-    retention?: { appliedAfter?: string; deletedTotal?: number; lastDeleted?: string[] };
+    retention?: {
+      appliedAfter?: string;
+      deletedTotal?: number;
+      lastDeleted?: string[];
+      wouldDelete?: string[];
+    };
     conditions?: Cond[];
   };
 };
@@ -162,6 +168,48 @@ async function slotsAndRetention(env: TestEnv, minio: StorageServer): Promise<vo
   const cols = await env.kube.kubectl(["get", "bks", "nightly", "-n", ns]);
   assert(/DATABASE\s+SCHEDULE\s+PHASE\s+LAST BACKUP\s+NEXT\s+AGE/.test(cols.stdout), cols.stdout);
   assert(/app\s+\* \* \* \* \*\s+Suspended/.test(cols.stdout), cols.stdout);
+  await byHand(env, minio, { ns, kept: left });
+}
+
+/**
+ * dryRun in the spec reports and deletes nothing; `dbtether backups list` shows the rule that
+ * keeps each Backup; `backups forget --dry-run` lists, `--yes` deletes from API and bucket.
+ */
+async function byHand(
+  env: TestEnv,
+  minio: StorageServer,
+  o: { ns: string; kept: BackupObj[] },
+): Promise<void> {
+  const { ns } = o;
+  const [older, newer] = o.kept.map((b) => b.metadata.name);
+  const cli = async (...args: string[]) => {
+    const r = await runProgram(["backups", ...args, "--kubeconfig", env.kube.kubeconfigPath]);
+    assertEquals(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout);
+  };
+  const rows = await cli("list", "-n", ns, "-o", "json");
+  assertEquals(rows.map((r: { name: string; keptBy: string[] }) => [r.name, r.keptBy]), [
+    [newer, ["last"]],
+    [older, ["last"]],
+  ]);
+  await mergePatch(env, { kind: "backupschedule", namespace: ns, name: "nightly" }, {
+    spec: { retention: { keepLast: 1, dryRun: true } },
+  });
+  await waitFor("status.retention.wouldDelete", async () => {
+    const s = await schedule(env, ns, "nightly");
+    return JSON.stringify(s?.status?.retention?.wouldDelete) === JSON.stringify([older]);
+  });
+  assert((await eventReasons(env, ns, "BackupSchedule")).includes("RetentionDryRun"));
+  assertEquals((await backupsIn(env, ns)).length, 2, "dryRun deletes nothing");
+  const dry = await cli("forget", "-n", ns, "--schedule", "nightly", "--dry-run", "-o", "json");
+  assertEquals(dry.backups, [{ backup: older, deleted: false }]);
+  assertEquals((await backupsIn(env, ns)).length, 2, "--dry-run deletes nothing");
+  const yes = await cli("forget", "-n", ns, "--schedule", "nightly", "--yes", "-o", "json");
+  assertEquals(yes.backups, [{ backup: older, deleted: true }]);
+  const left = await backupsIn(env, ns);
+  assertEquals(left.map((b) => b.metadata.name), [newer]);
+  const path = left[0]!.status!.path!;
+  assertEquals(await stored(minio, "test-pg/bks_ret/"), [path, `${path}.manifest.json`]);
 }
 
 /**

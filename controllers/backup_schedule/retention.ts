@@ -4,17 +4,15 @@
  * Backup resource, guarded by its uid. A Backup whose objects cannot be proven its own, or
  * whose BackupStorage is gone or no longer open to the namespace, is kept and reported.
  */
-import { type Backup, BackupKind } from "../../crds/backup.ts";
+import type { Backup } from "../../crds/backup.ts";
 import type { BackupSchedule } from "../../crds/backup_schedule.ts";
 import type { BackupStorage } from "../../crds/backup_storage.ts";
-import { errorMessage } from "../../lib/errors.ts";
 import type { ReconcileContext } from "../runtime/controller.ts";
 import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
-import { checkStorageNamespace, openStore } from "../services/storage_access.ts";
 import type { ScheduleMetrics } from "./metrics.ts";
 import { planRetention } from "./retention_plan.ts";
 import type { RetentionOutcome } from "./status.ts";
-import { deleteStoredBackup } from "./stored.ts";
+import { deleteScheduledBackup } from "./stored.ts";
 
 export class RetentionRunner {
   constructor(
@@ -54,43 +52,19 @@ export class RetentionRunner {
 
   /** Deletes one Backup and its stored objects; false (and a Warning) when it is kept. */
   async #delete(s: BackupSchedule, b: Backup, ctx: ReconcileContext): Promise<boolean> {
-    const refuse = (why: string) => {
-      this.deps.recorder.emit(
-        s,
-        "Warning",
-        "RetentionRefused",
-        `Retention keeps Backup "${b.metadata.name}": ${why}`,
-      );
-      return false;
-    };
-    const storage = this.o.storages.get(b.spec.storageRef.name);
-    if (!storage) return refuse(`BackupStorage "${b.spec.storageRef.name}" does not exist`);
-    try {
-      await checkStorageNamespace(this.deps.client, {
-        storage,
-        namespace: b.metadata.namespace ?? "",
-        signal: ctx.signal,
-      });
-    } catch (e) {
-      return refuse(errorMessage(e));
-    }
-    const store = await openStore(this.deps.client, storage, {
+    const kept = await deleteScheduledBackup(this.deps.client, b, {
+      storage: this.o.storages.get(b.spec.storageRef.name),
       env: this.o.env,
       logger: ctx.logger,
       signal: ctx.signal,
     });
-    try {
-      const r = await deleteStoredBackup(store, b, { signal: ctx.signal });
-      if (r.kind === "refused") return refuse(r.message);
-    } finally {
-      await store.close();
-    }
-    await this.deps.client.delete(BackupKind, {
-      namespace: b.metadata.namespace,
-      name: b.metadata.name,
-      ...(b.metadata.uid ? { uid: b.metadata.uid } : {}),
-      signal: ctx.signal,
-    });
-    return true;
+    if (kept === undefined) return true;
+    this.deps.recorder.emit(
+      s,
+      "Warning",
+      "RetentionRefused",
+      `Retention keeps Backup "${b.metadata.name}": ${kept}`,
+    );
+    return false;
   }
 }

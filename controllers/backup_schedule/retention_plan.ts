@@ -45,7 +45,12 @@ export function backupTime(b: Backup): number {
 /** Plans retention for `schedule` over the Backups it owns. */
 export function planRetention(
   schedule: BackupSchedule,
-  o: { owned: readonly Backup[]; now: number },
+  o: {
+    owned: readonly Backup[];
+    now: number;
+    /** By hand (`dbtether backups forget`): apply even if already applied after this success. */
+    manual?: boolean;
+  },
 ): RetentionPlan {
   const live = o.owned.filter((b) => !b.metadata.deletionTimestamp);
   const complete = live.filter(completeRecord);
@@ -56,7 +61,7 @@ export function planRetention(
   if (!newest) return { kind: "none", why: "NoSuccess" };
   const applied = schedule.status?.retention;
   if (
-    applied?.appliedAfter === newest.metadata.name &&
+    !o.manual && applied?.appliedAfter === newest.metadata.name &&
     applied.appliedGeneration === schedule.metadata.generation
   ) {
     return { kind: "none", why: "AlreadyApplied" };

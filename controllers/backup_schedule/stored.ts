@@ -8,10 +8,15 @@
  * uid, or the dump's metadata does (key_owner.ts). Nothing is listed by prefix, so a sibling
  * prefix or another writer's object at the same key is never touched.
  */
-import type { Backup } from "../../crds/backup.ts";
+import { type Backup, BackupKind } from "../../crds/backup.ts";
+import type { BackupStorage } from "../../crds/backup_storage.ts";
 import { manifestKey } from "../../backup/manifest.ts";
+import { errorMessage } from "../../lib/errors.ts";
+import type { Logger } from "../../lib/log.ts";
 import type { ObjectStore } from "../../storage/store.ts";
+import type { KubeClient } from "../runtime/kube.ts";
 import { BACKUP_UID_METADATA, classifyKey, observeKey } from "../services/key_owner.ts";
+import { checkStorageNamespace, openStore } from "../services/storage_access.ts";
 
 export type StoredDeletion =
   | { kind: "deleted"; objects: number }
@@ -56,4 +61,53 @@ export async function deleteStoredBackup(
     objects++;
   }
   return { kind: "deleted", objects };
+}
+
+/** Options of {@link deleteScheduledBackup}. */
+export interface DeleteScheduledOptions {
+  /** The Backup's BackupStorage, undefined when it does not exist. */
+  storage: BackupStorage | undefined;
+  env: Record<string, string | undefined>;
+  logger?: Logger;
+  signal?: AbortSignal;
+}
+
+/**
+ * Deletes a Backup the way retention does: its stored objects (if provably its own), then the
+ * resource (uid precondition). Returns why it was kept instead, or undefined when it is gone.
+ */
+export async function deleteScheduledBackup(
+  client: KubeClient,
+  b: Backup,
+  o: DeleteScheduledOptions,
+): Promise<string | undefined> {
+  const signal = o.signal ? { signal: o.signal } : {};
+  if (!o.storage) return `BackupStorage "${b.spec.storageRef.name}" does not exist`;
+  try {
+    await checkStorageNamespace(client, {
+      storage: o.storage,
+      namespace: b.metadata.namespace ?? "",
+      ...signal,
+    });
+  } catch (e) {
+    return errorMessage(e);
+  }
+  const store = await openStore(client, o.storage, {
+    env: o.env,
+    ...(o.logger ? { logger: o.logger } : {}),
+    ...signal,
+  });
+  try {
+    const r = await deleteStoredBackup(store, b, signal);
+    if (r.kind === "refused") return r.message;
+  } finally {
+    await store.close();
+  }
+  await client.delete(BackupKind, {
+    namespace: b.metadata.namespace,
+    name: b.metadata.name,
+    ...(b.metadata.uid ? { uid: b.metadata.uid } : {}),
+    ...signal,
+  });
+  return undefined;
 }
