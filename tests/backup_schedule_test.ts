@@ -10,6 +10,7 @@ import { startEnv, type TestEnv } from "./helpers/env.ts";
 import { databaseYaml, dumpConnected, holdLock, SEED, storageYaml } from "./helpers/backup.ts";
 import { mergePatch, readyOf } from "./helpers/fixtures.ts";
 import { runProgram } from "./helpers/program.ts";
+import { holder, startReplica } from "./helpers/replicas.ts";
 import { startMinio, type StorageServer } from "./helpers/storage_servers.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -415,3 +416,64 @@ Deno.test({ name: "BackupSchedule against the real servers", ...opts }, async (t
     });
   }
 });
+
+Deno.test(
+  { name: "BackupSchedule: a leader killed mid-backup, one Backup per slot", ...opts },
+  async () => {
+    await using env = await startEnv({ pg: true });
+    await using minio = await startMinio();
+    await minio.createBucket("backups");
+    await env.kube.apply(env.clusterManifest("test-pg"));
+    await env.kube.apply(storageYaml("minio", { server: minio }));
+    const lease = ["--lease-duration", "8s", "--renew-deadline", "5s", "--retry-period", "1s"];
+    const replicas = [await startReplica(env, { lease }), await startReplica(env, { lease })];
+    await using _a = replicas[0]!.program;
+    await using _b = replicas[1]!.program;
+    await env.waitPhase("backupstorage", "minio", "Ready");
+    const ns = await env.namespace("bks-ha");
+    await database(env, ns, "bks_ha");
+    const lock = await holdLock(env, "bks_ha", "orders");
+    let running: BackupObj;
+    try {
+      await env.kube.apply(scheduleYaml(ns, "ha", minutely("app", "minio")));
+      running = await waitFor("the slot's Backup to run", async () => {
+        return (await backupsIn(env, ns)).find((b) => b.status?.phase === "Running");
+      }, { timeoutMs: budget("backup") });
+      await dumpConnected(env, "bks_ha");
+      const h = await holder(env);
+      const leader = replicas.find((r) => r.identity === h);
+      assert(leader, `the lease holder ${h} is one of the replicas`);
+      await leader.program.stop("SIGKILL");
+      const standby = replicas.find((r) => r !== leader)!;
+      await waitFor(
+        "the standby to take the lease",
+        async () => (await holder(env)) === standby.identity,
+        {
+          timeoutMs: budget("failover"),
+        },
+      );
+    } finally {
+      await lock.release();
+    }
+    await env.waitPhase("backup", running.metadata.name, "Completed", {
+      namespace: ns,
+      timeoutMs: budget("failover") + budget("backup"),
+    });
+    // The new leader also makes the next slots, one Backup each.
+    await waitFor("a Backup of a later slot made by the new leader", async () => {
+      const list = await backupsIn(env, ns);
+      return list.some((b) =>
+        b.metadata.name > running.metadata.name && b.status?.phase === "Completed"
+      );
+    }, { timeoutMs: budget("backup") + budget("failover") });
+    await mergePatch(env, { kind: "backupschedule", namespace: ns, name: "ha" }, {
+      spec: { suspend: true },
+    });
+    const slots = (await backupsIn(env, ns)).map((b) => b.metadata.annotations?.[SLOT_ANNOTATION]);
+    assertEquals(new Set(slots).size, slots.length, `one Backup per slot: ${slots.join(", ")}`);
+    const forSlot = (await backupsIn(env, ns)).filter((b) =>
+      b.metadata.annotations?.[SLOT_ANNOTATION] === running.metadata.annotations?.[SLOT_ANNOTATION]
+    );
+    assertEquals(forSlot.map((b) => b.metadata.uid), [running.metadata.uid]);
+  },
+);

@@ -12,7 +12,7 @@ import { type Backup, BackupKind } from "../../crds/backup.ts";
 import { type BackupSchedule, BackupScheduleKind } from "../../crds/backup_schedule.ts";
 import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage.ts";
 import { parseSchedule } from "../../backup/slots.ts";
-import { AlreadyExistsError, RetryableError } from "../../lib/errors.ts";
+import { AlreadyExistsError, errorMessage, RetryableError } from "../../lib/errors.ts";
 import {
   type Controller,
   done,
@@ -90,7 +90,12 @@ export class BackupScheduleReconciler implements Reconciler {
     if (acted.created) owned = [...owned.filter((b) => b !== acted.created), acted.created];
     const retention = action.kind === "invalid"
       ? undefined
-      : await this.#retention.run(s, { owned, now, ctx });
+      : await this.#retention.run(s, { owned, now, ctx }).catch((e: unknown) => {
+        // The slot is done whatever retention meets (storage down): report it, and let the
+        // next reconcile try again, since nothing was recorded as applied.
+        this.deps.recorder.emit(s, "Warning", "RetentionFailed", errorMessage(e));
+        return undefined;
+      });
     if (retention) {
       const gone = new Set(retention.deleted);
       owned = owned.filter((b) => !gone.has(b.metadata.name));
