@@ -28,6 +28,7 @@ Commands:
   run       run the controllers against a Kubernetes cluster
   backup    back up one database to object storage from a terminal
   restore   restore one database from object storage from a terminal
+  backups   list scheduled Backups and the rule keeping each; apply retention by hand
   crds      print the CustomResourceDefinitions (kubectl apply -f -)
   version   print the version
 
@@ -37,6 +38,7 @@ Examples:
   dbtether run --kubeconfig ~/.kube/config --log-format text
   dbtether crds | kubectl apply --server-side -f -
   dbtether backup --database orders --to s3://backups/orders/
+  dbtether backups list -n shop -o json
 `;
 
 const out = (s: string) => Deno.stdout.writeSync(new TextEncoder().encode(s));
@@ -254,6 +256,15 @@ async function main(argv: string[]): Promise<number> {
       const cli = await import("./backup/cli.ts");
       const fn = cmd === "backup" ? cli.backupCommand : cli.restoreCommand;
       return await fn(rest, { env: Deno.env.toObject(), stdout: Deno.stdout, stderr: Deno.stderr });
+    }
+    case "backups": {
+      const { backupsCommand } = await import("./controllers/backup_schedule/cli.ts");
+      return await backupsCommand(rest, {
+        env: Deno.env.toObject(),
+        stdout: Deno.stdout,
+        stderr: Deno.stderr,
+        exists: fileExists,
+      });
     }
     default:
       err(`dbtether: unknown command "${cmd}"\n\n${HELP}`);

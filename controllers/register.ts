@@ -4,6 +4,7 @@
  */
 import { type DBCluster, DBClusterKind } from "../crds/dbcluster.ts";
 import { setupBackupController } from "./backup/reconcile.ts";
+import { setupBackupScheduleController } from "./backup_schedule/reconcile.ts";
 import { setupBackupStorageController } from "./backup_storage/reconcile.ts";
 import { setupDatabaseController } from "./database/reconcile.ts";
 import { setupDatabaseUserController } from "./database_user/reconcile.ts";
@@ -53,6 +54,7 @@ export function registerControllers(
   const jobs = createBackupShared(deps, ctx.config);
   setupBackupController(deps, { ...services, jobs });
   setupRestoreController(deps, { ...services, jobs });
+  setupBackupScheduleController(deps, services);
 
   return () => pools.close();
 }

@@ -19,7 +19,14 @@ import { backupTemplateFields } from "./backup.ts";
 export const CONCURRENCY_POLICIES = ["Forbid", "Allow", "Replace"] as const;
 
 // Five fields (minute hour day-of-month month day-of-week) or a descriptor, as in dbtether.
-const CRON = "^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\\S+\\s+){4}\\S+)$";
+// Field values are checked by the parser (status reason InvalidSchedule); admission rejects
+// what no cron field can contain.
+const FIELD = "[0-9A-Za-z*,/?#-]+";
+const CRON =
+  `^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(${FIELD}\\s+){4}${FIELD})$`;
+// IANA names: Area/Location[/Sublocation], or UTC, Etc/GMT+5 and the like. Unknown names
+// that match are reported by the controller (InvalidSchedule).
+const TIME_ZONE = "^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$";
 
 const keep = (description: string) => optional(int({ minimum: 0, maximum: 10000, description }));
 
@@ -35,6 +42,7 @@ const spec = obj({
   timeZone: optional(str({
     minLength: 1,
     maxLength: 64,
+    pattern: TIME_ZONE,
     description: "IANA time zone of the schedule, e.g. Europe/Berlin; default UTC.",
   })),
   suspend: withDefault(
@@ -43,45 +51,81 @@ const spec = obj({
   ),
   concurrencyPolicy: withDefault(
     enumOf(CONCURRENCY_POLICIES, {
-      description: "When a slot comes while the previous Backup still runs: Forbid (skip " +
-        "the slot), Allow (run both) or Replace (cancel the running one).",
+      description: "When a slot comes while the previous Backup still runs: Forbid (wait " +
+        "for it, then run the slot if startingDeadlineSeconds allows), Allow (run both) or " +
+        "Replace (delete the running Backup, then run the slot).",
     }),
     "Forbid" as typeof CONCURRENCY_POLICIES[number],
   ),
   startingDeadlineSeconds: optional(int({
     minimum: 0,
-    description: "A slot missed (operator down) by more than this is skipped; unset: only " +
-      "the most recent missed slot runs.",
+    description: "A slot that cannot start within this many seconds of its time (operator " +
+      "down, previous Backup still running) is skipped and reported; unset: it runs late. " +
+      "Missed slots always collapse into one run, the most recent.",
   })),
   retention: optional(obj({
     keepLast: keep("Keep the N most recent completed backups."),
     keepDaily: keep("Keep the newest backup of each of the last N days that have one."),
     keepWeekly: keep("Keep the newest backup of each of the last N weeks that have one."),
     keepMonthly: keep("Keep the newest backup of each of the last N months that have one."),
+    keepYearly: keep("Keep the newest backup of each of the last N years that have one."),
+    dryRun: withDefault(
+      bool({
+        description: "Only report what the policy would delete (status.retention.wouldDelete " +
+          "and an Event); delete nothing.",
+      }),
+      false,
+    ),
   }, {
-    description: "Which completed Backups of this schedule to keep; a backup kept by any " +
-      "rule stays. Unset or empty keeps everything.",
+    description: "Which completed Backups of this schedule to keep, with restic's forget " +
+      "semantics: days, weeks (Monday to Sunday), months and years in the schedule's time " +
+      "zone; a backup kept by any rule stays. Unset or empty keeps everything.",
   })),
 }, { description: "What to back up, when, and what to keep." });
 
 /** The phases a BackupSchedule reports. */
 export const BACKUP_SCHEDULE_PHASES = ["Active", "Suspended", "Failed"] as const;
 
+const name = (description: string) => optional(str({ maxLength: 253, description }));
+
 const status = obj({
   phase: optional(enumOf(BACKUP_SCHEDULE_PHASES, { description: "Summary of the conditions." })),
   message: messageField,
-  lastScheduleTime: timestamp("The slot of the last Backup created."),
-  lastBackup: optional(str({ maxLength: 253, description: "Name of the last Backup created." })),
-  lastSuccessfulBackup: optional(str({
-    maxLength: 253,
-    description: "Name of the last Backup that completed.",
+  lastScheduleTime: timestamp("The last slot handled: a Backup created for it, or skipped."),
+  lastBackup: name("Name of the last Backup created."),
+  lastBackupTime: timestamp("The slot of the last Backup created."),
+  lastSuccessfulBackup: name("Name of the newest Backup of this schedule that completed."),
+  lastSuccessfulTime: timestamp("When the newest successful Backup completed."),
+  lastFailedBackup: name("Name of the newest Backup of this schedule that failed."),
+  nextScheduledTime: timestamp("The next slot."),
+  managedBackups: optional(int({
+    minimum: 0,
+    description: "How many Backups of this schedule exist.",
   })),
-  lastSuccessfulTime: timestamp("When the last successful Backup completed."),
-  nextScheduleTime: timestamp("The next slot."),
   active: optional(arr(str({ maxLength: 253 }), {
     maxItems: 64,
     description: "Backups of this schedule that are Pending or Running.",
   })),
+  retention: optional(obj({
+    lastRunTime: timestamp("When the policy was last applied."),
+    appliedAfter: name("The successful Backup the policy was last applied after."),
+    appliedGeneration: optional(int({
+      minimum: 0,
+      description: "The spec generation the policy was last applied with.",
+    })),
+    deletedTotal: optional(int({
+      minimum: 0,
+      description: "Backups this schedule's retention deleted (resource and stored object).",
+    })),
+    lastDeleted: optional(arr(str({ maxLength: 253 }), {
+      maxItems: 64,
+      description: "The Backups deleted by the last run.",
+    })),
+    wouldDelete: optional(arr(str({ maxLength: 253 }), {
+      maxItems: 64,
+      description: "With dryRun: the Backups the policy would delete now.",
+    })),
+  }, { description: "What the retention policy did." })),
   observedGeneration: observedGenerationField,
   conditions: conditionsField,
 });
@@ -108,10 +152,11 @@ export const BackupScheduleKind = defineKind({
   spec,
   status: optional(status),
   printerColumns: [
-    { name: "Database", type: "string", jsonPath: ".spec.databaseRef.name", priority: 1 },
+    { name: "Database", type: "string", jsonPath: ".spec.databaseRef.name" },
     { name: "Schedule", type: "string", jsonPath: ".spec.schedule" },
-    { name: "Suspend", type: "boolean", jsonPath: ".spec.suspend" },
-    { name: "Last Backup", type: "date", jsonPath: ".status.lastScheduleTime" },
+    { name: "Phase", type: "string", jsonPath: ".status.phase" },
+    { name: "Last Backup", type: "date", jsonPath: ".status.lastBackupTime" },
+    { name: "Next", type: "date", jsonPath: ".status.nextScheduledTime" },
     ageColumn,
   ],
 });

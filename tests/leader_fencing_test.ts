@@ -14,7 +14,7 @@
  *   every request it had open to the apiserver still hangs.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { startEnv, type TestEnv, testRunArgs } from "./helpers/env.ts";
+import { startEnv, type TestEnv } from "./helpers/env.ts";
 import { secretData } from "./helpers/fixtures.ts";
 import {
   backupYaml,
@@ -25,7 +25,7 @@ import {
   storageYaml,
   waitPhase,
 } from "./helpers/backup.ts";
-import { type RunningProgram, startProgram } from "./helpers/program.ts";
+import { holder, type Replica, startReplica } from "./helpers/replicas.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -34,41 +34,6 @@ const opts = { sanitizeOps: false, sanitizeResources: false };
 /** Statements that change something, as the server logs them (simple or extended protocol). */
 const MUTATING =
   /(?:statement|execute [^:]*): (?:CREATE|ALTER|DROP|GRANT|REVOKE|COMMENT|REASSIGN|COMMIT|INSERT|UPDATE|DELETE|TRUNCATE)\b/i;
-
-interface Replica {
-  program: RunningProgram;
-  identity: string;
-}
-
-async function startReplica(
-  env: TestEnv,
-  o: { kubeconfig?: string; lease: string[] },
-): Promise<Replica> {
-  const program = await startProgram([
-    ...testRunArgs(o.kubeconfig ?? env.kube.kubeconfigPath, { backoffMax: "2s" }),
-    "--leader-elect",
-    "--leader-election-namespace",
-    "default",
-    ...o.lease,
-  ]);
-  const identity = await waitFor("the replica's identity in its log", () => {
-    for (const line of program.logs().split("\n")) {
-      if (!line.includes('"Starting dbtether"')) continue;
-      return (JSON.parse(line) as { identity?: string }).identity;
-    }
-    return undefined;
-  });
-  return { program, identity };
-}
-
-async function holder(env: TestEnv): Promise<string | undefined> {
-  const lease = await env.getJson<{ spec?: { holderIdentity?: string } }>(
-    "lease",
-    "dbtether-leader",
-    "default",
-  );
-  return lease?.spec?.holderIdentity ?? undefined;
-}
 
 /** Lines of the server log written by sessions of `replica`'s pools. */
 function tagOf(r: Replica): string {

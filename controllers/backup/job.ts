@@ -22,7 +22,7 @@ import {
   type KeyClaimant,
   observeKey,
   takenMessage,
-} from "./key_owner.ts";
+} from "../services/key_owner.ts";
 import type { BackupJob, RunningJob } from "./job_spec.ts";
 import { BackupOutcomes, isTerminal, storageFailure } from "./outcome.ts";
 import { acquireSlot, type BackupShared } from "../services/backup_shared.ts";

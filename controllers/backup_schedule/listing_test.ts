@@ -1,0 +1,23 @@
+import { assertEquals } from "../../tests/helpers/assert.ts";
+import { renderRows, scheduleRows } from "./listing.ts";
+import { schedule, scheduled } from "./fixtures_test_util.ts";
+
+Deno.test("backups list: rows newest first with the rule that keeps each", () => {
+  const s = schedule({ retention: { keepLast: 1, dryRun: false } });
+  const rows = scheduleRows(s, [
+    scheduled("2026-01-09T10:00:00Z", "Completed", { extra: { size: "1.0 KiB" } }),
+    scheduled("2026-01-09T11:00:00Z", "Completed", { extra: { size: "1.1 KiB" } }),
+    scheduled("2026-01-09T12:00:00Z", "Failed"),
+  ], Date.parse("2026-01-10T00:00:00Z"));
+  assertEquals(rows.map((r) => [r.name, r.state, r.keptBy]), [
+    ["nightly-20260109-1200", "Failed", null],
+    ["nightly-20260109-1100", "Completed", ["last"]],
+    ["nightly-20260109-1000", "Completed", []],
+  ]);
+  const text = renderRows(rows).split("\n");
+  assertEquals(
+    text[0],
+    "SCHEDULE  NAME                   TIME                      SIZE     STATE      VERIFIED  KEPT BY",
+  );
+  assertEquals(text[3]?.endsWith("(expires)"), true);
+});

@@ -1,0 +1,241 @@
+/**
+ * BackupSchedule controller: gather (the schedule, the Backups it owns, whether its namespace
+ * may use the BackupStorage) → plan the slot (plan.ts) → act (create the slot's Backup, whose
+ * deterministic name is the fence) → retention (retention_plan.ts, stored.ts) → status
+ * (status.ts, written only when it changed) → requeue at the next slot.
+ *
+ * The Backups themselves are run by the Backup controller; this one only creates them, owned
+ * by the schedule (controller ownerReference) and labelled with it. Deleting a schedule has no
+ * finalizer and deletes nothing in storage.
+ */
+import { type Backup, BackupKind } from "../../crds/backup.ts";
+import { type BackupSchedule, BackupScheduleKind } from "../../crds/backup_schedule.ts";
+import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage.ts";
+import { parseSchedule } from "../../backup/slots.ts";
+import { AlreadyExistsError, errorMessage, RetryableError } from "../../lib/errors.ts";
+import {
+  type Controller,
+  done,
+  type ReconcileContext,
+  requeueAfter,
+  type Result,
+} from "../runtime/controller.ts";
+import { ownerRef, updateStatus } from "../runtime/objects.ts";
+import { type Reconciler, startController } from "../runtime/reconciler.ts";
+import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
+import type { Services } from "../services/services.ts";
+import { checkStorageNamespace } from "../services/storage_access.ts";
+import { type ScheduleMetrics, scheduleMetrics } from "./metrics.ts";
+import {
+  SCHEDULE_LABEL,
+  SCHEDULE_NAMESPACE_LABEL,
+  scheduleToken,
+  SLOT_ANNOTATION,
+} from "./names.ts";
+import {
+  ownsBackup,
+  planSlot,
+  recheckAfterMs,
+  type SlotAction,
+  type StorageAccess,
+} from "./plan.ts";
+import { RetentionRunner } from "./retention.ts";
+import {
+  computeScheduleStatus,
+  type ScheduleEvent,
+  scheduleEvents,
+  type ScheduleOutcome,
+} from "./status.ts";
+import { backupScheduleWatches } from "./watches.ts";
+
+/** Slack after a slot's instant before it is planned, so the clock has surely passed it. */
+const SLOT_SLACK_MS = 100;
+
+/** The BackupSchedule controller's {@link Reconciler}. */
+export class BackupScheduleReconciler implements Reconciler {
+  readonly #schedules: InformerSet<BackupSchedule>;
+  readonly #backups: InformerSet<Backup>;
+  readonly #storages: InformerSet<BackupStorage>;
+  readonly #retention: RetentionRunner;
+
+  constructor(
+    private readonly deps: ControllerDeps,
+    private readonly o: { services: Services; metrics: ScheduleMetrics },
+  ) {
+    this.#schedules = deps.informers.for<BackupSchedule>(BackupScheduleKind);
+    this.#backups = deps.informers.for<Backup>(BackupKind);
+    this.#storages = deps.informers.for<BackupStorage>(BackupStorageKind);
+    this.#retention = new RetentionRunner(deps, {
+      storages: this.#storages,
+      env: o.services.env,
+      metrics: o.metrics,
+    });
+  }
+
+  async reconcile(key: string, ctx: ReconcileContext): Promise<Result> {
+    const s = this.#schedules.get(key);
+    if (!s || s.metadata.deletionTimestamp) return done;
+    const ns = s.metadata.namespace ?? "";
+    const now = this.deps.clock.now();
+    let owned = this.#ownedBy(s);
+    const action = planSlot({
+      schedule: s,
+      parsed: parseSchedule(s.spec.schedule, s.spec.timeZone ?? "UTC"),
+      owned,
+      backupNamed: (name) => this.#backups.get(`${ns}/${name}`),
+      storage: await this.#storageAccess(s, ctx),
+      now,
+    });
+    const acted = await this.#act(s, action, ctx);
+    if (acted.created) owned = [...owned.filter((b) => b !== acted.created), acted.created];
+    const retention = action.kind === "invalid"
+      ? undefined
+      : await this.#retention.run(s, { owned, now, ctx }).catch((e: unknown) => {
+        // The slot is done whatever retention meets (storage down): report it, and let the
+        // next reconcile try again, since nothing was recorded as applied.
+        this.deps.recorder.emit(s, "Warning", "RetentionFailed", errorMessage(e));
+        return undefined;
+      });
+    if (retention) {
+      const gone = new Set(retention.deleted);
+      owned = owned.filter((b) => !gone.has(b.metadata.name));
+    }
+    await this.#writeStatus(s, { action: acted.action, owned, now, retention }, ctx);
+    this.o.metrics.observe(s, acted.action);
+    const after = recheckAfterMs(acted.action, this.deps.clock.now());
+    return after === undefined ? done : requeueAfter(after + SLOT_SLACK_MS);
+  }
+
+  #ownedBy(s: BackupSchedule): Backup[] {
+    return this.#backups.list().filter((b) =>
+      b.metadata.namespace === s.metadata.namespace && ownsBackup(s, b)
+    );
+  }
+
+  async #storageAccess(s: BackupSchedule, ctx: ReconcileContext): Promise<StorageAccess> {
+    const name = s.spec.storageRef.name;
+    const storage = this.#storages.get(name);
+    if (!storage) {
+      return {
+        ok: false,
+        reason: "StorageNotFound",
+        message: `BackupStorage "${name}" does not exist: no Backup is created until it does`,
+      };
+    }
+    try {
+      await checkStorageNamespace(this.deps.client, {
+        storage,
+        namespace: s.metadata.namespace ?? "",
+        signal: ctx.signal,
+      });
+      return { ok: true };
+    } catch (e) {
+      if (!(e instanceof RetryableError) || e.reason !== "NamespaceNotAllowed") throw e;
+      return { ok: false, reason: "NamespaceNotAllowed", message: e.message };
+    }
+  }
+
+  async #act(
+    s: BackupSchedule,
+    action: SlotAction,
+    ctx: ReconcileContext,
+  ): Promise<{ action: SlotAction; created?: Backup }> {
+    if (action.kind === "replace") {
+      for (const name of action.running) {
+        const b = this.#backups.get(`${s.metadata.namespace}/${name}`);
+        await this.deps.client.delete(BackupKind, {
+          namespace: s.metadata.namespace,
+          name,
+          ...(b?.metadata.uid ? { uid: b.metadata.uid } : {}),
+          signal: ctx.signal,
+        });
+      }
+    }
+    if (action.kind !== "create" && action.kind !== "replace") return { action };
+    try {
+      const created = await this.deps.client.create<Backup>(BackupKind, {
+        namespace: s.metadata.namespace,
+        body: scheduledBackup(s, action.slot, action.name),
+        signal: ctx.signal,
+      });
+      ctx.logger.info("Created scheduled Backup", { backup: action.name, slot: action.slot });
+      return { action, created };
+    } catch (e) {
+      if (!(e instanceof AlreadyExistsError)) throw e;
+      // The fence: the slot's Backup exists. Ours (a retry, a restart, another leader's
+      // attempt) means the slot is done; anyone else's is never adopted.
+      const existing = await this.deps.client.find<Backup>(BackupKind, {
+        namespace: s.metadata.namespace,
+        name: action.name,
+        signal: ctx.signal,
+      });
+      if (existing && ownsBackup(s, existing)) {
+        return { action: { kind: "idle", next: action.next }, created: existing };
+      }
+      return {
+        action: { kind: "taken", slot: action.slot, name: action.name, next: action.next },
+      };
+    }
+  }
+
+  async #writeStatus(
+    s: BackupSchedule,
+    outcome: ScheduleOutcome,
+    ctx: ReconcileContext,
+  ): Promise<void> {
+    let events: ScheduleEvent[] = [];
+    const written = await updateStatus(this.deps.client, {
+      resource: BackupScheduleKind,
+      object: s,
+      compute: (view) => {
+        const next = computeScheduleStatus(view, outcome);
+        events = scheduleEvents(view.status, next, outcome);
+        return next;
+      },
+      signal: ctx.signal,
+    });
+    if (!written) return;
+    for (const e of events) this.deps.recorder.emit(s, e.type, e.reason, e.message);
+  }
+}
+
+/** The Backup a schedule creates for `slot`. */
+export function scheduledBackup(s: BackupSchedule, slot: number, name: string): Backup {
+  const { databaseRef, storageRef, filenameTemplate, format, compression } = s.spec;
+  return {
+    apiVersion: BackupKind.apiVersion,
+    kind: "Backup",
+    metadata: {
+      name,
+      namespace: s.metadata.namespace ?? "",
+      labels: {
+        [SCHEDULE_LABEL]: scheduleToken(s.metadata.name),
+        [SCHEDULE_NAMESPACE_LABEL]: s.metadata.namespace ?? "",
+      },
+      annotations: { [SLOT_ANNOTATION]: new Date(slot).toISOString() },
+      ownerReferences: [ownerRef(s)],
+    },
+    spec: {
+      databaseRef: { name: databaseRef.name },
+      storageRef: { name: storageRef.name },
+      ...(filenameTemplate === undefined ? {} : { filenameTemplate }),
+      format,
+      compression,
+    },
+  };
+}
+
+/** Starts the BackupSchedule controller. */
+export function setupBackupScheduleController(
+  deps: ControllerDeps,
+  services: Services,
+): Controller {
+  return startController(deps, {
+    name: "backupschedule",
+    reconciler: new BackupScheduleReconciler(deps, {
+      services,
+      metrics: scheduleMetrics(deps.metrics),
+    }),
+    watches: backupScheduleWatches(deps),
+  });
+}
