@@ -24,7 +24,7 @@ export function schedule(
       storageRef: { name: "s" },
       schedule: "0 * * * *",
       format: "plain",
-      compression: { level: 6 },
+      compression: { algorithm: "gzip", level: 6 },
       suspend: false,
       concurrencyPolicy: "Forbid",
       ...spec,
@@ -62,7 +62,7 @@ export function scheduled(
       databaseRef: { name: "app" },
       storageRef: { name: "s" },
       format: "plain",
-      compression: { level: 6 },
+      compression: { algorithm: "gzip", level: 6 },
     },
     ...(phase
       ? {
