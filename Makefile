@@ -16,7 +16,7 @@ help:
 	@echo "make unit      every test beside its module (fast; the pool and SCRAM tests start a PostgreSQL)"
 	@echo "make lint      deno fmt --check, deno lint, deno check, CRD staleness, import layers (lint:imports)"
 	@echo "make fmt       format the code (deno fmt)"
-	@echo "make deps      install what the tests and the demo need (Deno, PostgreSQL, test servers)"
+	@echo "make deps      install what the tests and the demo need (Deno, PostgreSQL 13-18, test servers)"
 	@echo "make dev-up    start the local environment in the background (.dev/env); make dev-down stops it"
 	@echo "make dev-down  stop the local environment; returns once every process has exited"
 	@echo "make run       run the controllers against \$$KUBECONFIG, or .dev/kubeconfig when dev is up"

@@ -12,7 +12,7 @@
 import { KubeClient, loadKubeConfig } from "../../controllers/runtime/kube.ts";
 import { type KubeEnv, startKube } from "./kube.ts";
 import { type PgServer, startPostgres, type StartPostgresOptions } from "./postgres.ts";
-import { type RunningProgram, startProgram } from "./program.ts";
+import { pgToolArgs, type RunningProgram, startProgram } from "./program.ts";
 import { budget } from "./timeouts.ts";
 import { waitFor } from "./wait.ts";
 
@@ -113,6 +113,7 @@ export async function startEnv(opts: StartEnvOptions = {}): Promise<TestEnv> {
     const start = async (extra: string[] = [], extraEnv: Record<string, string> = {}) => {
       program = await startProgram([
         ...testRunArgs(kube.kubeconfigPath),
+        ...pgToolArgs(),
         ...(opts.programArgs ?? []),
         ...extra,
       ], { env: { ...opts.programEnv, ...extraEnv } });

@@ -10,8 +10,12 @@
  *
  * The bootstrap superuser is reachable only through the unix socket in the temp dir (trust), and
  * only for assertions (`superSql`); code under test must use `admin`.
+ *
+ * The server's major is `DBTETHER_PG_VERSION` (13–18, default the newest), from the servers
+ * scripts/install-postgres.sh installs (pg_install.ts); `major` picks another one.
  */
 import { freePort } from "./free_port.ts";
+import { clientInstall, serverInstall } from "./pg_install.ts";
 
 /** Result of running psql. */
 export interface PsqlResult {
@@ -33,8 +37,8 @@ export interface StartPostgresOptions {
   adminName?: string;
   /** Extra lines appended to postgresql.conf. */
   extraConf?: string[];
-  /** Directory with initdb/pg_ctl/postgres/psql; default: the newest /usr/lib/postgresql/N/bin. */
-  binDir?: string;
+  /** The server's major; default `DBTETHER_PG_VERSION`, else the newest. */
+  major?: number;
 }
 
 /** A running test server; `await using` stops it and removes its files. */
@@ -46,8 +50,13 @@ export interface PgServer extends AsyncDisposable {
   readonly superuser: string;
   readonly socketDir: string;
   readonly logFile: string;
+  /** The server's initdb/pg_ctl/postgres. */
   readonly binDir: string;
-  /** Short server version, e.g. "15.18". */
+  /** psql, pg_dump and pg_restore for this server (the smallest installed major >= its own). */
+  readonly clientDir: string;
+  /** The server's major, e.g. 18. */
+  readonly major: number;
+  /** Short server version, e.g. "18.6". */
   readonly version: string;
   /** The temp dir holding data, socket and log. */
   readonly dir: string;
@@ -65,27 +74,6 @@ export interface PgServer extends AsyncDisposable {
 
 const SUPERUSER = "postgres";
 
-/** The newest /usr/lib/postgresql/N/bin that has initdb, or an error naming the install script. */
-export function findBinDir(): string {
-  let best: { ver: number; dir: string } | undefined;
-  try {
-    for (const e of Deno.readDirSync("/usr/lib/postgresql")) {
-      const ver = Number(e.name);
-      const dir = `/usr/lib/postgresql/${e.name}/bin`;
-      if (!Number.isInteger(ver) || !exists(`${dir}/initdb`)) continue;
-      if (!best || ver > best.ver) best = { ver, dir };
-    }
-  } catch {
-    // no such directory: fall through to the error
-  }
-  if (!best) {
-    throw new Error(
-      "Cannot find PostgreSQL: no /usr/lib/postgresql/*/bin/initdb; run scripts/install-postgres.sh",
-    );
-  }
-  return best.dir;
-}
-
 /**
  * A psql session over TCP as `login`, started in the background with `args` after the
  * connection flags (e.g. `["-c", "SELECT pg_sleep(120)"]`): for tests that keep a connection
@@ -96,7 +84,7 @@ export function psqlSession(
   login: { user: string; password: string; database: string },
   o: { args: string[]; output: "piped" | "null" },
 ): Deno.ChildProcess {
-  return new Deno.Command(`${pg.binDir}/psql`, {
+  return new Deno.Command(`${pg.clientDir}/psql`, {
     args: ["-h", pg.host, "-p", String(pg.port), "-U", login.user, "-d", login.database, ...o.args],
     env: { PGPASSWORD: login.password },
     stdout: o.output,
@@ -116,11 +104,19 @@ export function exists(path: string): boolean {
 
 /** Starts a fresh server. Retries on a port taken between choosing and binding it. */
 export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PgServer> {
-  const binDir = opts.binDir ?? findBinDir();
+  const install = serverInstall(opts.major);
+  const clients = clientInstall(install.major);
   const runAs = await serverOsUser();
   const dir = await Deno.makeTempDir({ prefix: "dbtether-pg-" });
   try {
-    const server = new Server({ dir, binDir, runAs, opts });
+    const server = new Server({
+      dir,
+      binDir: install.binDir,
+      clientDir: clients.binDir,
+      major: install.major,
+      runAs,
+      opts,
+    });
     await server.init();
     return server;
   } catch (e) {
@@ -159,6 +155,8 @@ function randomPassword(): string {
 interface ServerInit {
   dir: string;
   binDir: string;
+  clientDir: string;
+  major: number;
   runAs: OsUser;
   opts: StartPostgresOptions;
 }
@@ -171,6 +169,8 @@ class Server implements PgServer {
   readonly socketDir: string;
   readonly logFile: string;
   readonly binDir: string;
+  readonly clientDir: string;
+  readonly major: number;
   readonly dir: string;
   version = "";
   #dataDir: string;
@@ -182,6 +182,8 @@ class Server implements PgServer {
   constructor(init: ServerInit) {
     this.dir = init.dir;
     this.binDir = init.binDir;
+    this.clientDir = init.clientDir;
+    this.major = init.major;
     this.#runAs = init.runAs;
     this.#opts = init.opts;
     this.#dataDir = `${init.dir}/data`;
@@ -333,7 +335,7 @@ class Server implements PgServer {
     sql: string,
     o: { args: string[]; env: Record<string, string> },
   ): Promise<PsqlResult> {
-    const child = new Deno.Command(`${this.binDir}/psql`, {
+    const child = new Deno.Command(`${this.clientDir}/psql`, {
       args: ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", ...o.args, "-f", "-"],
       // A clean environment: no PGHOST/PGUSER/... of the developer's shell leaks in.
       clearEnv: true,

@@ -1,5 +1,6 @@
 import { assert, assertMatch, assertNotStrictEquals, assertStrictEquals } from "./assert.ts";
 import { exists, startPostgres } from "./postgres.ts";
+import { selectedMajor } from "./pg_install.ts";
 
 Deno.test("startPostgres gives a non-superuser admin, psql, stop/start and cleanup", async (t) => {
   let dir = "";
@@ -8,6 +9,13 @@ Deno.test("startPostgres gives a non-superuser admin, psql, stop/start and clean
     dir = pg.dir;
     assert(exists(dir));
     assertMatch(pg.version, /^\d+\.\d+$/);
+
+    await t.step("the server is the major DBTETHER_PG_VERSION picks", async () => {
+      assertStrictEquals(pg.major, selectedMajor());
+      const num = Number(await pg.superSql("SHOW server_version_num"));
+      assertStrictEquals(Math.floor(num / 10000), pg.major);
+      assertStrictEquals(pg.version.split(".")[0], String(pg.major));
+    });
 
     await t.step("the admin is LOGIN CREATEDB CREATEROLE and not superuser", async () => {
       const row = await pg.superSql(
