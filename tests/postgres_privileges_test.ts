@@ -16,7 +16,7 @@ import type { UserSpec } from "../controllers/postgres/plan_user.ts";
 import type { PrivilegeLevel } from "../controllers/postgres/names.ts";
 import { ServerPool } from "../controllers/postgres/pool.ts";
 import { generatePassword, scramVerifier } from "../controllers/postgres/scram.ts";
-import { type PgServer, startPostgres } from "./helpers/postgres.ts";
+import { type PgServer, publicSchemaFix, startPostgres } from "./helpers/postgres.ts";
 
 const MUTATING = /statement: (CREATE|ALTER|DROP|GRANT|REVOKE|COMMENT|REASSIGN)\b/i;
 
@@ -75,6 +75,9 @@ function steady(u: TestUser): UserSpec {
 
 Deno.test("privilege model against a real server as a non-superuser admin", async (t) => {
   await using pg = await startPostgres();
+  // 13/14: the one-time step docs/design/privileges.md asks of the operator (the admin cannot
+  // revoke PUBLIC's CREATE on a superuser's `public`); postgres_majors_test.ts pins why.
+  if (pg.major < 15) await pg.superSql(publicSchemaFix(pg), { database: "template1" });
   const pool = adminPool(pg);
   const ex = new PgExecutor(pool);
   const as = (u: TestUser, sql: string, database = "app") =>
@@ -246,11 +249,13 @@ Deno.test("privilege model against a real server as a non-superuser admin", asyn
       }
       await ex.dropDatabase({ database: "app", marker: dbSpec("app").marker });
       assertNotStrictEquals((await sleeper).code, 0, "the session was terminated");
+      // Given back: the admin has app_ro's privileges no more (on 16+ it stays a member with
+      // ADMIN OPTION only, from creating the role), and no borrow role is left.
       const borrowed = await pg.superSql(
-        `SELECT count(*) FROM pg_auth_members WHERE member = '${pg.admin.user}'::regrole
-           AND roleid = 'app_ro'::regrole`,
+        `SELECT pg_has_role('${pg.admin.user}', 'app_ro', 'USAGE'),
+                (SELECT count(*) FROM pg_roles WHERE rolname LIKE 'dbtether\\_borrow\\_%')`,
       );
-      assertStrictEquals(borrowed.trim(), "0", "the admin gave back the membership it borrowed");
+      assertStrictEquals(borrowed.trim(), "f|0", "the admin gave back the membership it borrowed");
       const left = await pg.superSql(
         "SELECT count(*) FROM pg_database WHERE datname = 'app'",
       );

@@ -16,6 +16,7 @@
  */
 import { freePort } from "./free_port.ts";
 import { clientInstall, serverInstall } from "./pg_install.ts";
+import { makeServerCerts } from "./tls.ts";
 
 /** Result of running psql. */
 export interface PsqlResult {
@@ -39,6 +40,19 @@ export interface StartPostgresOptions {
   extraConf?: string[];
   /** The server's major; default `DBTETHER_PG_VERSION`, else the newest. */
   major?: number;
+  /**
+   * Makes the admin a member of a non-superuser group of this name with what RDS gives its
+   * `rds_superuser` (NOLOGIN, member of pg_monitor and pg_signal_backend), like the master user of
+   * RDS/Aurora (Azure's `azure_pg_admin` and Cloud SQL's `cloudsqlsuperuser` are alike).
+   */
+  adminGroup?: string;
+  /**
+   * TLS with a certificate for IP 127.0.0.1 signed by a CA made for this server (`caFile`);
+   * default true, as every cloud server speaks TLS. False: a plaintext server (sslMode disable).
+   */
+  tls?: boolean;
+  /** More loopback addresses to listen on, e.g. "127.0.0.2" (not in the certificate). */
+  extraListen?: string[];
 }
 
 /** A running test server; `await using` stops it and removes its files. */
@@ -46,6 +60,8 @@ export interface PgServer extends AsyncDisposable {
   readonly host: string;
   readonly port: number;
   readonly admin: { readonly user: string; readonly password: string };
+  /** The CA that signed the server certificate (PEM file); undefined without TLS. */
+  readonly caFile: string | undefined;
   /** The bootstrap superuser (socket only). */
   readonly superuser: string;
   readonly socketDir: string;
@@ -90,6 +106,15 @@ export function psqlSession(
     stdout: o.output,
     stderr: o.output,
   }).spawn();
+}
+
+/**
+ * 13/14: the statement docs/design/privileges.md gives operators for template1: `public` owned
+ * by pg_database_owner as from 15 (14), or by the admin role (13 has no pg_database_owner).
+ */
+export function publicSchemaFix(pg: PgServer): string {
+  const owner = pg.major >= 14 ? "pg_database_owner" : `"${pg.admin.user}"`;
+  return `ALTER SCHEMA public OWNER TO ${owner}`;
 }
 
 /** Whether anything exists at `path`. */
@@ -163,6 +188,7 @@ interface ServerInit {
 
 class Server implements PgServer {
   readonly host = "127.0.0.1";
+  caFile: string | undefined;
   port = 0;
   readonly admin: { user: string; password: string };
   readonly superuser = SUPERUSER;
@@ -212,6 +238,7 @@ class Server implements PgServer {
       "--auth-host=scram-sha-256",
     ]);
     await this.#writeHba();
+    if (this.#opts.tls ?? true) await this.#makeCerts();
     // Our settings live in their own file, so ALTER SYSTEM (postgresql.auto.conf) stays usable.
     await Deno.writeTextFile(`${this.#dataDir}/postgresql.conf`, "include 'dbtether.conf'\n", {
       append: true,
@@ -229,28 +256,56 @@ class Server implements PgServer {
     }
     const v = await this.superSql("SHOW server_version");
     this.version = v.match(/^\d+(\.\d+)?/)?.[0] ?? v.trim();
+    const admin = `"${this.admin.user.replaceAll('"', '""')}"`;
     // The admin's password must not land in the log (log_statement=all): tests grep it for secrets.
+    // createrole_self_grant stays unset (16+), as on the clouds.
     await this.superSql(
       `SET log_statement = 'none';
-       CREATE ROLE "${this.admin.user.replaceAll('"', '""')}" LOGIN CREATEDB CREATEROLE
-         PASSWORD '${this.admin.password}';`,
+       CREATE ROLE ${admin} LOGIN CREATEDB CREATEROLE PASSWORD '${this.admin.password}';`,
     );
+    const group = this.#opts.adminGroup;
+    if (group) {
+      const g = `"${group.replaceAll('"', '""')}"`;
+      await this.superSql(
+        `CREATE ROLE ${g} NOLOGIN; GRANT pg_monitor, pg_signal_backend TO ${g};
+         GRANT ${g} TO ${admin};`,
+      );
+    }
   }
 
   async #writeHba(): Promise<void> {
     // Socket: only the bootstrap superuser, for test inspection. TCP: SCRAM for everyone.
     const hba = [
       `local all ${SUPERUSER} trust`,
-      "host all all 127.0.0.1/32 scram-sha-256",
+      "host all all 127.0.0.0/8 scram-sha-256",
       "",
     ].join("\n");
     await Deno.writeTextFile(`${this.#dataDir}/pg_hba.conf`, hba);
   }
 
+  async #makeCerts(): Promise<void> {
+    const tls = `${this.dir}/tls`;
+    await Deno.mkdir(tls);
+    const certs = await makeServerCerts(tls, {
+      cn: "dbtether-test-pg",
+      subjectAltName: "IP:127.0.0.1",
+    });
+    // The server refuses a key others can read, and runs as the `postgres` OS user when we are root.
+    await Deno.chmod(certs.keyFile, 0o600);
+    const { uid, gid } = this.#runAs;
+    if (uid !== null) {
+      for (const f of [tls, certs.certFile, certs.keyFile]) await Deno.chown(f, uid, gid);
+    }
+    this.caFile = certs.caFile;
+  }
+
   async #writeConf(): Promise<void> {
     const lines = [
       "# dbtether test server",
-      "listen_addresses = '127.0.0.1'",
+      `listen_addresses = '${[this.host, ...(this.#opts.extraListen ?? [])].join(",")}'`,
+      ...(this.caFile
+        ? ["ssl = on", "ssl_cert_file = '../tls/server.crt'", "ssl_key_file = '../tls/server.key'"]
+        : []),
       `port = ${this.port}`,
       `unix_socket_directories = '${this.socketDir}'`,
       "log_statement = 'all'",

@@ -34,6 +34,29 @@ Deno.test("startPostgres gives a non-superuser admin, psql, stop/start and clean
       assertMatch(bad.stderr, /password authentication failed/);
     });
 
+    await t.step("TLS is on: psql verifies the server against the helper's CA", async () => {
+      const out = await new Deno.Command(`${pg.clientDir}/psql`, {
+        args: ["-X", "-A", "-t", "-h", pg.host, "-p", String(pg.port), "-U", pg.admin.user],
+        env: {
+          PGPASSWORD: pg.admin.password,
+          PGDATABASE: "postgres",
+          PGSSLMODE: "verify-full",
+          PGSSLROOTCERT: pg.caFile!,
+        },
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const w = out.stdin.getWriter();
+      await w.write(
+        new TextEncoder().encode("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"),
+      );
+      await w.close();
+      const r = await out.output();
+      const dec = new TextDecoder();
+      assertStrictEquals(dec.decode(r.stdout).trim(), "t", dec.decode(r.stderr));
+    });
+
     await t.step("the admin password is not in the server log", async () => {
       const log = await pg.readLog();
       assertMatch(log, /SHOW server_version/);
