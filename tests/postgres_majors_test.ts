@@ -125,7 +125,7 @@ Deno.test("the test admin is set up as the clouds do it", async () => {
 });
 
 Deno.test("readwrite users and schema public: closed from 15, on 13/14 after template1's revoke", async () => {
-  await using pg = await startPostgres();
+  await using pg = await startPostgres({ fixPublicSchema: false });
   const { ex, pool } = executor(pg);
   try {
     const canCreate = async (database: string) => {

@@ -51,6 +51,12 @@ export interface StartPostgresOptions {
    * default true, as every cloud server speaks TLS. False: a plaintext server (sslMode disable).
    */
   tls?: boolean;
+  /**
+   * 13/14: apply the one-time fix docs/design/privileges.md asks of operators (template1's
+   * `public` owned as from 15, `publicSchemaFix`); default true. False shows the server as
+   * initdb leaves it.
+   */
+  fixPublicSchema?: boolean;
   /** More loopback addresses to listen on, e.g. "127.0.0.2" (not in the certificate). */
   extraListen?: string[];
 }
@@ -112,7 +118,7 @@ export function psqlSession(
  * 13/14: the statement docs/design/privileges.md gives operators for template1: `public` owned
  * by pg_database_owner as from 15 (14), or by the admin role (13 has no pg_database_owner).
  */
-export function publicSchemaFix(pg: PgServer): string {
+export function publicSchemaFix(pg: Pick<PgServer, "major" | "admin">): string {
   const owner = pg.major >= 14 ? "pg_database_owner" : `"${pg.admin.user}"`;
   return `ALTER SCHEMA public OWNER TO ${owner}`;
 }
@@ -263,6 +269,9 @@ class Server implements PgServer {
       `SET log_statement = 'none';
        CREATE ROLE ${admin} LOGIN CREATEDB CREATEROLE PASSWORD '${this.admin.password}';`,
     );
+    if (this.major < 15 && (this.#opts.fixPublicSchema ?? true)) {
+      await this.superSql(publicSchemaFix(this), { database: "template1" });
+    }
     const group = this.#opts.adminGroup;
     if (group) {
       const g = `"${group.replaceAll('"', '""')}"`;
