@@ -1,5 +1,6 @@
 # The dbtether image: one `deno compile`d binary plus the PostgreSQL client tools of every
-# supported major version (pg_dump must be at least the server's major version).
+# supported major version (pg_dump must be at least the server's major version); the list must
+# equal SUPPORTED_PG_MAJORS in lib/pg_majors.ts (scripts/dockerfile_test.ts checks it).
 # The build stage runs on the build machine and cross-compiles for the image's platform.
 FROM --platform=$BUILDPLATFORM denoland/deno:2.9.6 AS build
 ARG TARGETARCH
@@ -21,6 +22,7 @@ RUN apt-get update \
  && /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y \
  && apt-get install -y --no-install-recommends \
       postgresql-client-13 postgresql-client-14 postgresql-client-15 postgresql-client-16 postgresql-client-17 \
+      postgresql-client-18 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/dbtether /usr/local/bin/dbtether
 # OCI annotations; the release build passes VERSION and REVISION.

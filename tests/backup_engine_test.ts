@@ -3,6 +3,7 @@
  * MinIO when it is installed): round trips, failure injection, bounded memory.
  */
 import { type PgServer, startPostgres } from "./helpers/postgres.ts";
+import { clientToolDirs } from "./helpers/pg_install.ts";
 import { MemoryStore } from "../storage/memory.ts";
 import { LocalStore } from "../storage/local.ts";
 import { type ObjectStore, StorageError } from "../storage/store.ts";
@@ -56,6 +57,9 @@ SELECT string_agg(line, E'\\n' ORDER BY line) FROM (
   SELECT format('seq %s.%s last=%s', schemaname, sequencename, last_value)
   FROM pg_sequences WHERE schemaname IN ('shop', 'public')
 ) x;`;
+
+/** The test servers' client tools (outside the engine's default search path). */
+const TOOLS = { toolDirs: clientToolDirs() };
 
 function conn(pg: PgServer, database: string, password = pg.admin.password): PgConnection {
   return { host: pg.host, port: pg.port, user: pg.admin.user, password, database };
@@ -205,6 +209,7 @@ Deno.test("backup and restore round trip", opts, async (t) => {
             const key = `c1/src/${format}-${n}.dump`;
             const progress: number[] = [];
             const b = await runBackup({
+              ...TOOLS,
               connection: conn(pg, "src"),
               store,
               key,
@@ -222,7 +227,7 @@ Deno.test("backup and restore round trip", opts, async (t) => {
             assertEquals(head?.size, b.manifest.compressedSize);
             const target = `dst${n++}`;
             await sql(pg, `CREATE DATABASE ${target}`);
-            const r = await runRestore({ store, key, connection: conn(pg, target) });
+            const r = await runRestore({ store, key, ...TOOLS, connection: conn(pg, target) });
             assertEquals(r.sha256, b.manifest.sha256);
             assertEquals(await sql(pg, FINGERPRINT, target), want);
             // Sequences continue where they were, and the view works.
@@ -256,6 +261,7 @@ Deno.test("backup failures leave no object at the key", opts, async (t) => {
       const e = await assertRejects(
         () =>
           runBackup({
+            ...TOOLS,
             connection: conn(pg, "src", "wrong-secret-123"),
             store,
             key: "k/a.sql.gz",
@@ -276,6 +282,7 @@ Deno.test("backup failures leave no object at the key", opts, async (t) => {
     const e = await assertRejects(
       () =>
         runBackup({
+          ...TOOLS,
           connection: conn(pg, "src"),
           store,
           key: "k/b.sql.gz",
@@ -297,7 +304,7 @@ Deno.test("backup failures leave no object at the key", opts, async (t) => {
   await t.step("storage fails mid-upload: StorageFailed, pg_dump killed", async () => {
     const store = failingStore(new MemoryStore(), 256 * 1024);
     const e = await assertRejects(
-      () => runBackup({ connection: conn(pg, "src"), store, key: "k/c.sql.gz" }),
+      () => runBackup({ ...TOOLS, connection: conn(pg, "src"), store, key: "k/c.sql.gz" }),
       BackupError,
     );
     assertEquals(e.reason, "StorageFailed");
@@ -309,6 +316,7 @@ Deno.test("backup failures leave no object at the key", opts, async (t) => {
   await t.step("abort mid-backup: Aborted, pg_dump killed, nothing stored", async () => {
     const store = slowStore(new MemoryStore(), 5);
     const p = runBackup({
+      ...TOOLS,
       connection: conn(pg, "src"),
       store,
       key: "k/d.sql.gz",
@@ -325,6 +333,7 @@ Deno.test("backup failures leave no object at the key", opts, async (t) => {
     const e = await assertRejects(
       () =>
         runBackup({
+          ...TOOLS,
           connection: conn(pg, "src"),
           store: new MemoryStore(),
           key: "k/e.sql.gz",
@@ -339,7 +348,8 @@ Deno.test("backup failures leave no object at the key", opts, async (t) => {
 
   await t.step("unsafe key: InvalidOptions", async () => {
     const e = await assertRejects(
-      () => runBackup({ connection: conn(pg, "src"), store: new MemoryStore(), key: "../x" }),
+      () =>
+        runBackup({ ...TOOLS, connection: conn(pg, "src"), store: new MemoryStore(), key: "../x" }),
       BackupError,
     );
     assertEquals(e.reason, "InvalidOptions");
@@ -351,7 +361,7 @@ Deno.test("restore failures commit nothing", opts, async (t) => {
   await createSource(pg, "src");
   const store = new MemoryStore();
   const key = "k/src.sql.gz";
-  const b = await runBackup({ connection: conn(pg, "src"), store, key });
+  const b = await runBackup({ ...TOOLS, connection: conn(pg, "src"), store, key });
   const tables = (db: string) =>
     sql(pg, "SELECT count(*) FROM pg_tables WHERE schemaname IN ('shop','public')", db);
 
@@ -368,7 +378,7 @@ Deno.test("restore failures commit nothing", opts, async (t) => {
     await store.put(manifestKey(tampered), new Blob([m.replace(key, tampered)]).stream());
     await sql(pg, "CREATE DATABASE t1");
     const e = await assertRejects(
-      () => runRestore({ store, key: tampered, connection: conn(pg, "t1") }),
+      () => runRestore({ store, key: tampered, ...TOOLS, connection: conn(pg, "t1") }),
       RestoreError,
     );
     assertEquals(e.reason, "ChecksumMismatch");
@@ -380,7 +390,7 @@ Deno.test("restore failures commit nothing", opts, async (t) => {
     // The target already has one of the tables: the dump's CREATE TABLE fails half way.
     await sql(pg, "CREATE SCHEMA shop; CREATE TABLE shop.orders (x int)", "t2");
     const e = await assertRejects(
-      () => runRestore({ store, key, connection: conn(pg, "t2") }),
+      () => runRestore({ store, key, ...TOOLS, connection: conn(pg, "t2") }),
       RestoreError,
     );
     assertEquals(e.reason, "RestoreFailed");
@@ -391,7 +401,7 @@ Deno.test("restore failures commit nothing", opts, async (t) => {
   await t.step("no manifest: BackupNotFound", async () => {
     await store.put("k/partial.sql.gz", await store.get(key));
     const e = await assertRejects(
-      () => runRestore({ store, key: "k/partial.sql.gz", connection: conn(pg, "t2") }),
+      () => runRestore({ store, key: "k/partial.sql.gz", ...TOOLS, connection: conn(pg, "t2") }),
       RestoreError,
     );
     assertEquals(e.reason, "BackupNotFound");
@@ -404,6 +414,7 @@ Deno.test("restore failures commit nothing", opts, async (t) => {
         runRestore({
           store: slowStore(store, 0),
           key,
+          ...TOOLS,
           connection: conn(pg, "t3"),
           ...abortWhen((p: RestoreProgress) => p.storedBytes > 0),
         }),
@@ -415,7 +426,7 @@ Deno.test("restore failures commit nothing", opts, async (t) => {
 
   await t.step("a good restore still works after all that", async () => {
     await sql(pg, "CREATE DATABASE t4");
-    const r = await runRestore({ store, key, connection: conn(pg, "t4") });
+    const r = await runRestore({ store, key, ...TOOLS, connection: conn(pg, "t4") });
     assertEquals(r.storedBytes, b.manifest.compressedSize);
     assertEquals(await sql(pg, FINGERPRINT, "t4"), await sql(pg, FINGERPRINT, "src"));
   });
@@ -438,7 +449,12 @@ Deno.test("memory stays bounded while backing up a few hundred MB", opts, async 
     let peak = before;
     const timer = setInterval(() => peak = Math.max(peak, Deno.memoryUsage().rss), 20);
     try {
-      const b = await runBackup({ connection: conn(pg, "big"), store, key: "big.sql.gz" });
+      const b = await runBackup({
+        ...TOOLS,
+        connection: conn(pg, "big"),
+        store,
+        key: "big.sql.gz",
+      });
       assert(b.manifest.uncompressedSize > 300e6, `dump only ${b.manifest.uncompressedSize} B`);
     } finally {
       clearInterval(timer);
@@ -468,6 +484,7 @@ Deno.test("dbtether backup / restore commands round trip through file://", opts,
         PGUSER: pg.admin.user,
         PGPASSWORD: pg.admin.password,
         PGDATABASE: database,
+        PATH: pg.clientDir,
       },
       stdout: {
         writeSync: (p: Uint8Array) => (out.push(dec.decode(p)), p.length),
@@ -523,6 +540,7 @@ Deno.test({
       const e = await assertRejects(
         () =>
           runBackup({
+            ...TOOLS,
             connection: conn(pg, "src"),
             store,
             key: "k/abort.sql.gz",
@@ -541,6 +559,7 @@ Deno.test({
       const e = await assertRejects(
         () =>
           runBackup({
+            ...TOOLS,
             connection: conn(pg, "src"),
             store,
             key: "k/killed.sql.gz",
@@ -571,7 +590,12 @@ Deno.test({
     });
     await t.step("the same store still takes a full backup", async () => {
       const store = minio.makeStore({ bucket: "backups" });
-      const b = await runBackup({ connection: conn(pg, "src"), store, key: "k/ok.sql.gz" });
+      const b = await runBackup({
+        ...TOOLS,
+        connection: conn(pg, "src"),
+        store,
+        key: "k/ok.sql.gz",
+      });
       assert(b.manifest.compressedSize > 40e6, `only ${b.manifest.compressedSize} B`);
       assertEquals(await keys(store, "k/"), ["k/ok.sql.gz", "k/ok.sql.gz.manifest.json"]);
       await store.close();

@@ -174,10 +174,12 @@ Deno.test(
           database({ name: "drop-me", ns, extra: "  deletionPolicy: Delete\n" }),
         );
         await env.waitPhase("database", "drop-me", "Ready", { namespace: ns });
-        await sql(
-          env,
+        // Made with the master user, as on a cloud (no superuser there); a role a superuser
+        // made is tests/postgres_majors_test.ts's case.
+        const made = await env.pg.psql(
           "CREATE ROLE holder LOGIN PASSWORD 'holder-pw-123'; GRANT drop_me_readonly TO holder",
         );
+        assertEquals(made.code, 0, made.stderr);
         const session = psqlSession(
           env.pg,
           { user: "holder", password: "holder-pw-123", database: "drop_me" },

@@ -18,7 +18,7 @@ type Cluster = {
   };
 };
 
-/** A DBCluster `name` at 127.0.0.1:`port` without TLS; `credentials` is its one credentials line. */
+/** A DBCluster `name` at 127.0.0.1:`port` (sslMode: the default, require); `credentials` is its one credentials line. */
 function localCluster(name: string, port: number, credentials: string): string {
   return `apiVersion: dbtether.io/v1alpha1
 kind: DBCluster
@@ -26,7 +26,6 @@ metadata: { name: ${name} }
 spec:
   endpoint: 127.0.0.1
   port: ${port}
-  sslMode: disable
   ${credentials}
 `;
 }

@@ -38,7 +38,10 @@ Deno.test(
       const clusters = await get("dbclusters");
       assert(/^NAME\s+ENDPOINT\s+PHASE\s+VERSION\s+AGE$/m.test(clusters), clusters);
       assert(
-        /^my-aurora-cluster\s+127\.0\.0\.1\s+Connected\s+15\.\d+\s+\S+$/m.test(clusters),
+        new RegExp(
+          `^my-aurora-cluster\\s+127\\.0\\.0\\.1\\s+Connected\\s+${env.pg.major}\\.\\d+\\s+\\S+$`,
+          "m",
+        ).test(clusters),
         clusters,
       );
       const dbs = await get("databases", true);

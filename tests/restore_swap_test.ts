@@ -186,7 +186,7 @@ spec:
       });
       assert(!ended!.success, "the viewer's psql failed when its session was ended");
       const member = await env.pg.superSql(
-        `SELECT pg_has_role('${env.pg.admin.user}', '${viewer.username}', 'MEMBER')`,
+        `SELECT pg_has_role('${env.pg.admin.user}', '${viewer.username}', 'USAGE')`,
       );
       assertEquals(member.trim(), "f", "the admin still holds the viewer's role");
       // The viewer reads the restored data (grants re-applied to the new database).
@@ -249,11 +249,13 @@ spec:
       async () => {
         await env.kube.apply(databaseYaml(ns, "doomed", "t14_doomed"));
         await waitPhase(env, "database", "doomed", "Ready", { namespace: ns });
-        // A role the admin cannot act for, with a session holding the database open.
-        await env.pg.superSql(
+        // A role the admin made (with the master user, as on a cloud) but cannot act for (16+:
+        // it holds it WITH ADMIN OPTION only), with a session holding the database open.
+        const made = await env.pg.psql(
           "CREATE ROLE victim14 LOGIN PASSWORD 'victim14-pw'; " +
             "GRANT CONNECT ON DATABASE t14_doomed TO victim14;",
         );
+        assertEquals(made.code, 0, made.stderr);
         sessions.push(
           await openSession(env, {
             user: "victim14",
@@ -261,12 +263,13 @@ spec:
             database: "t14_doomed",
           }),
         );
-        // DROP DATABASE removes its pg_shdepend rows after ending the sessions: a lock on that
-        // catalog holds the drop between borrowing and giving back.
+        // DROP DATABASE removes the database's settings after ending the sessions: a lock on
+        // pg_db_role_setting holds the drop between borrowing and giving back. (Not pg_shdepend:
+        // from 16 a membership grant records its grantor there, so borrowing would wait too.)
         const lock = holdTransaction(
           env,
           "postgres",
-          "LOCK TABLE pg_catalog.pg_shdepend IN SHARE MODE;",
+          "LOCK TABLE pg_catalog.pg_db_role_setting IN SHARE MODE;",
         );
         await lock.written;
         const admin = env.pg.admin.user;
@@ -283,7 +286,7 @@ spec:
           "the admin to borrow the victim's role and wait in DROP DATABASE",
           async () =>
             (await env.pg.superSql(
-              `SELECT pg_has_role('${admin}', 'victim14', 'MEMBER') AND EXISTS (SELECT 1 ` +
+              `SELECT pg_has_role('${admin}', 'victim14', 'USAGE') AND EXISTS (SELECT 1 ` +
                 "FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'DROP DATABASE%')",
             )).trim() === "t",
           { timeoutMs: budget("ready") },
@@ -299,7 +302,7 @@ spec:
           },
         );
         const member = await env.pg.superSql(
-          `SELECT pg_has_role('${admin}', 'victim14', 'MEMBER')`,
+          `SELECT pg_has_role('${admin}', 'victim14', 'USAGE')`,
         );
         assertEquals(member.trim(), "f", "the admin kept the borrowed membership");
         assertEquals(await restoreLeftovers(env), []);

@@ -186,6 +186,11 @@ export interface SchemaInfo {
   name: string;
   readonlyUsage: boolean;
   adminCreate: boolean;
+  /**
+   * D_owner may create here: as the owner (via pg_database_owner from 15) or by a grant. Up to
+   * 14 `public` is not the database owner's, and admin-level users create as D_owner.
+   */
+  ownerCreate: boolean;
   publicCreate: boolean;
 }
 
@@ -218,12 +223,13 @@ export interface DatabaseSnapshot {
 /** Reads schemas, relations and default privileges for the database's group roles. */
 export async function observeDatabase(
   sql: Sql,
-  groups: { readonly: string; admin: string; readwrite: string },
+  groups: { readonly: string; admin: string; readwrite: string; owner: string },
 ): Promise<DatabaseSnapshot> {
   const schemas = await sql<SchemaInfo[]>`
     SELECT n.nspname AS name,
            has_schema_privilege(${groups.readonly}, n.oid, 'USAGE') AS "readonlyUsage",
            has_schema_privilege(${groups.admin}, n.oid, 'CREATE') AS "adminCreate",
+           has_schema_privilege(${groups.owner}, n.oid, 'CREATE') AS "ownerCreate",
            EXISTS (SELECT 1 FROM aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
                    WHERE a.grantee = 0 AND a.privilege_type = 'CREATE') AS "publicCreate"
     FROM pg_namespace n
@@ -322,7 +328,9 @@ export async function sessionsIn(
 ): Promise<{ pid: number; role: string | null; canSignal: boolean }[]> {
   const rows = await sql<{ pid: number; role: string | null; canSignal: boolean }[]>`
     SELECT pid, usename AS role,
-           (usesysid IS NOT NULL AND pg_has_role(current_user, usesysid, 'USAGE')) AS "canSignal"
+           (usesysid IS NOT NULL AND (pg_has_role(current_user, usesysid, 'USAGE')
+              OR (pg_has_role(current_user, 'pg_signal_backend', 'USAGE')
+                  AND NOT (SELECT rolsuper FROM pg_roles WHERE oid = usesysid)))) AS "canSignal"
     FROM pg_stat_activity WHERE datname = ${database} AND pid <> pg_backend_pid()`;
   return rows.map((r) => ({ ...r }));
 }

@@ -5,7 +5,7 @@
 import { RetryableError, TerminalError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { nullLogger } from "../../lib/log.ts";
-import { type Borrower, borrowSessions, giveBack } from "./borrow.ts";
+import { type Borrower, borrowSessions, giveBack, sessionsBlockedError } from "./borrow.ts";
 import {
   databasesDependingOn,
   observeDatabase,
@@ -239,9 +239,15 @@ export class PgExecutor {
     } catch (e) {
       if (!(e instanceof RetryableError) || e.reason !== "PermissionDenied") throw e;
     }
-    const borrowed = await borrowSessions(this, borrower, [name]);
+    const { borrowed, blocked } = await borrowSessions(this, borrower, [name]);
     try {
       return borrowed.length + await this.apply([{ sql: st.dropDatabase(db, { force: true }) }]);
+    } catch (e) {
+      const denied = e instanceof RetryableError && e.reason === "PermissionDenied";
+      if (denied && blocked.length) {
+        throw sessionsBlockedError(`drop database ${JSON.stringify(name)}`, blocked, e);
+      }
+      throw e;
     } finally {
       // The memberships were only needed to end those sessions.
       if (borrowed.length) await giveBack(this, borrower);

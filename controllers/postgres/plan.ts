@@ -152,8 +152,13 @@ export function planDatabaseInside(spec: DatabaseSpec, snap: DatabaseSnapshot): 
   if (publicCreate.length) out.push(st.revokeOnSchemas(["CREATE"], publicCreate, "PUBLIC"));
   const usage = schemas((s) => !s.readonlyUsage);
   if (usage.length) out.push(st.grantOnSchemas(["USAGE"], usage, ident(roles.readonly)));
-  const create = schemas((s) => !s.adminCreate);
+  // Where PUBLIC's CREATE is revoked now, D_admin's CREATE may have come through PUBLIC only.
+  const create = schemas((s) => !s.adminCreate || s.publicCreate);
   if (create.length) out.push(st.grantOnSchemas(["CREATE"], create, ident(roles.admin)));
+  const ownerCreate = schemas((s) => !s.ownerCreate || s.publicCreate);
+  if (ownerCreate.length) {
+    out.push(st.grantOnSchemas(["CREATE"], ownerCreate, ident(roles.owner)));
+  }
   const rels = (pick: (r: DatabaseSnapshot["relations"][number]) => boolean) =>
     snap.relations.filter(pick).map((r) => qualified(catalogIdent(r.schema), catalogIdent(r.name)));
   const seq = (r: { kind: string }) => r.kind === "S";

@@ -452,3 +452,36 @@ Deno.test("planDatabaseInside quotes catalog names with control characters", () 
     sql.join("\n"),
   );
 });
+
+Deno.test("planDatabaseInside: PUBLIC's CREATE on public is revoked and D_admin granted its own", () => {
+  // 13/14 (and adopted databases): D_admin's CREATE came through PUBLIC only.
+  const spec = {
+    database: "app",
+    marker: { namespace: "ns", name: "app" },
+    revokePublicConnect: true,
+  };
+  const snap = (publicCreate: boolean) => ({
+    schemas: [{
+      name: "public",
+      readonlyUsage: true,
+      adminCreate: true,
+      ownerCreate: !publicCreate,
+      publicCreate,
+    }],
+    relations: [],
+    defaultAcls: [],
+    extensions: new Set<string>(),
+    creators: [],
+  });
+  const sql = planDatabaseInside(spec, snap(true)).map((s) => s.sql)
+    .filter((s) => s.includes("ON SCHEMA "));
+  assertEquals(sql, [
+    'REVOKE CREATE ON SCHEMA "public" FROM PUBLIC',
+    'GRANT CREATE ON SCHEMA "public" TO "app_admin"',
+    'GRANT CREATE ON SCHEMA "public" TO "app_owner"',
+  ]);
+  assertEquals(
+    planDatabaseInside(spec, snap(false)).map((s) => s.sql).filter((s) => s.includes("ON SCHEMA ")),
+    [],
+  );
+});

@@ -19,6 +19,7 @@
  * leader fence (guard.ts). The registry of pools is in registry.ts.
  */
 import { checkServerIdentity } from "node:tls";
+import { looksLikeTlsRefusal, serverAcceptsTls, tlsRefusedError } from "./tls_probe.ts";
 import { type Fence, OPEN_FENCE } from "../../lib/fence.ts";
 import type { Logger } from "../../lib/log.ts";
 import { nullLogger } from "../../lib/log.ts";
@@ -193,7 +194,7 @@ export class ServerPool {
         await this.#finish(slot, login === undefined);
       }
     } catch (e) {
-      throw guard.cause(e);
+      throw await this.#explainTls(guard.cause(e));
     } finally {
       guard.end();
     }
@@ -216,6 +217,14 @@ export class ServerPool {
       this.#closing -= idle.length;
       for (const _ of idle) this.#waiters.shift()?.();
     }
+  }
+
+  // A server that declines TLS makes postgres.js fail with a socket error: say what to set.
+  async #explainTls(e: unknown): Promise<unknown> {
+    const mode = this.#cfg.sslMode ?? "require";
+    if (mode === "disable" || !looksLikeTlsRefusal(e)) return e;
+    if ((await serverAcceptsTls(this.#cfg.host, this.#cfg.port)) !== false) return e;
+    return tlsRefusedError(this.endpoint, mode, e);
   }
 
   // A slot goes back to the pool unless it was a login's, or it lacks the session limits the

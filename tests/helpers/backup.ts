@@ -214,7 +214,7 @@ export async function assertNoPasswordLeak(
  * (its locks held, its catalog rows uncommitted) until `end()` commits or rolls it back.
  */
 export function holdTransaction(env: TestEnv, database: string, sql: string) {
-  const child = new Deno.Command(`${env.pg.binDir}/psql`, {
+  const child = new Deno.Command(`${env.pg.clientDir}/psql`, {
     args: [
       "-X",
       "-q",
@@ -397,7 +397,7 @@ export async function openSession(
   env: TestEnv,
   o: { user: string; password: string; database: string },
 ): Promise<{ status: Promise<Deno.CommandStatus>; kill(): Promise<void> }> {
-  const child = new Deno.Command(`${env.pg.binDir}/psql`, {
+  const child = new Deno.Command(`${env.pg.clientDir}/psql`, {
     args: ["-X", "-h", env.pg.host, "-p", String(env.pg.port), "-U", o.user],
     clearEnv: true,
     env: { PATH: "/usr/bin:/bin", PGPASSWORD: o.password, PGDATABASE: o.database },

@@ -12,7 +12,7 @@
 import { KubeClient, loadKubeConfig } from "../../controllers/runtime/kube.ts";
 import { type KubeEnv, startKube, type StartKubeOptions } from "./kube.ts";
 import { type PgServer, startPostgres, type StartPostgresOptions } from "./postgres.ts";
-import { type RunningProgram, startProgram } from "./program.ts";
+import { pgToolArgs, type RunningProgram, startProgram } from "./program.ts";
 import { budget } from "./timeouts.ts";
 import { waitFor } from "./wait.ts";
 
@@ -25,7 +25,10 @@ export interface TestEnv extends AsyncDisposable {
   readonly program: RunningProgram | undefined;
   /** Creates a namespace with a unique suffix; returns its name. */
   namespace(prefix: string, labels?: Record<string, string>): Promise<string>;
-  /** A DBCluster named `name` pointing at the test server, plus its admin Secret, as YAML. */
+  /**
+   * A DBCluster named `name` pointing at the test server, plus its admin Secret, as YAML. The
+   * server speaks TLS, so sslMode is the default (require); `disable` only for a plaintext server.
+   */
   clusterManifest(name: string, opts?: { secretNamespace?: string; extraSpec?: string }): string;
   /** Starts (or restarts) `dbtether run` with the configured arguments (plus extra ones). */
   startProgram(extraArgs?: string[], extraEnv?: Record<string, string>): Promise<RunningProgram>;
@@ -115,6 +118,7 @@ export async function startEnv(opts: StartEnvOptions = {}): Promise<TestEnv> {
     const start = async (extra: string[] = [], extraEnv: Record<string, string> = {}) => {
       program = await startProgram([
         ...testRunArgs(kube.kubeconfigPath),
+        ...pgToolArgs(),
         ...(opts.programArgs ?? []),
         ...extra,
       ], { env: { ...opts.programEnv, ...extraEnv } });
@@ -181,8 +185,7 @@ metadata:
 spec:
   endpoint: ${pg.host}
   port: ${pg.port}
-  sslMode: disable
-  credentialsSecretRef:
+${pg.caFile ? "" : "  sslMode: disable\n"}  credentialsSecretRef:
     name: ${name}-admin
     namespace: ${ns}
 ${o.extraSpec ?? ""}`;

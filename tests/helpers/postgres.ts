@@ -10,8 +10,13 @@
  *
  * The bootstrap superuser is reachable only through the unix socket in the temp dir (trust), and
  * only for assertions (`superSql`); code under test must use `admin`.
+ *
+ * The server's major is `DBTETHER_PG_VERSION` (13–18, default the newest), from the servers
+ * scripts/install-postgres.sh installs (pg_install.ts); `major` picks another one.
  */
 import { freePort } from "./free_port.ts";
+import { clientInstall, serverInstall } from "./pg_install.ts";
+import { makeServerCerts } from "./tls.ts";
 
 /** Result of running psql. */
 export interface PsqlResult {
@@ -33,8 +38,27 @@ export interface StartPostgresOptions {
   adminName?: string;
   /** Extra lines appended to postgresql.conf. */
   extraConf?: string[];
-  /** Directory with initdb/pg_ctl/postgres/psql; default: the newest /usr/lib/postgresql/N/bin. */
-  binDir?: string;
+  /** The server's major; default `DBTETHER_PG_VERSION`, else the newest. */
+  major?: number;
+  /**
+   * Makes the admin a member of a non-superuser group of this name with what RDS gives its
+   * `rds_superuser` (NOLOGIN, member of pg_monitor and pg_signal_backend), like the master user of
+   * RDS/Aurora (Azure's `azure_pg_admin` and Cloud SQL's `cloudsqlsuperuser` are alike).
+   */
+  adminGroup?: string;
+  /**
+   * TLS with a certificate for IP 127.0.0.1 signed by a CA made for this server (`caFile`);
+   * default true, as every cloud server speaks TLS. False: a plaintext server (sslMode disable).
+   */
+  tls?: boolean;
+  /**
+   * 13/14: apply the one-time fix docs/design/privileges.md asks of operators (template1's
+   * `public` owned as from 15, `publicSchemaFix`); default true. False shows the server as
+   * initdb leaves it.
+   */
+  fixPublicSchema?: boolean;
+  /** More loopback addresses to listen on, e.g. "127.0.0.2" (not in the certificate). */
+  extraListen?: string[];
 }
 
 /** A running test server; `await using` stops it and removes its files. */
@@ -42,12 +66,19 @@ export interface PgServer extends AsyncDisposable {
   readonly host: string;
   readonly port: number;
   readonly admin: { readonly user: string; readonly password: string };
+  /** The CA that signed the server certificate (PEM file); undefined without TLS. */
+  readonly caFile: string | undefined;
   /** The bootstrap superuser (socket only). */
   readonly superuser: string;
   readonly socketDir: string;
   readonly logFile: string;
+  /** The server's initdb/pg_ctl/postgres. */
   readonly binDir: string;
-  /** Short server version, e.g. "15.18". */
+  /** psql, pg_dump and pg_restore for this server (the smallest installed major >= its own). */
+  readonly clientDir: string;
+  /** The server's major, e.g. 18. */
+  readonly major: number;
+  /** Short server version, e.g. "18.6". */
   readonly version: string;
   /** The temp dir holding data, socket and log. */
   readonly dir: string;
@@ -65,27 +96,6 @@ export interface PgServer extends AsyncDisposable {
 
 const SUPERUSER = "postgres";
 
-/** The newest /usr/lib/postgresql/N/bin that has initdb, or an error naming the install script. */
-export function findBinDir(): string {
-  let best: { ver: number; dir: string } | undefined;
-  try {
-    for (const e of Deno.readDirSync("/usr/lib/postgresql")) {
-      const ver = Number(e.name);
-      const dir = `/usr/lib/postgresql/${e.name}/bin`;
-      if (!Number.isInteger(ver) || !exists(`${dir}/initdb`)) continue;
-      if (!best || ver > best.ver) best = { ver, dir };
-    }
-  } catch {
-    // no such directory: fall through to the error
-  }
-  if (!best) {
-    throw new Error(
-      "Cannot find PostgreSQL: no /usr/lib/postgresql/*/bin/initdb; run scripts/install-postgres.sh",
-    );
-  }
-  return best.dir;
-}
-
 /**
  * A psql session over TCP as `login`, started in the background with `args` after the
  * connection flags (e.g. `["-c", "SELECT pg_sleep(120)"]`): for tests that keep a connection
@@ -96,12 +106,21 @@ export function psqlSession(
   login: { user: string; password: string; database: string },
   o: { args: string[]; output: "piped" | "null" },
 ): Deno.ChildProcess {
-  return new Deno.Command(`${pg.binDir}/psql`, {
+  return new Deno.Command(`${pg.clientDir}/psql`, {
     args: ["-h", pg.host, "-p", String(pg.port), "-U", login.user, "-d", login.database, ...o.args],
     env: { PGPASSWORD: login.password },
     stdout: o.output,
     stderr: o.output,
   }).spawn();
+}
+
+/**
+ * 13/14: the statement docs/design/privileges.md gives operators for template1: `public` owned
+ * by pg_database_owner as from 15 (14), or by the admin role (13 has no pg_database_owner).
+ */
+export function publicSchemaFix(pg: Pick<PgServer, "major" | "admin">): string {
+  const owner = pg.major >= 14 ? "pg_database_owner" : `"${pg.admin.user}"`;
+  return `ALTER SCHEMA public OWNER TO ${owner}`;
 }
 
 /** Whether anything exists at `path`. */
@@ -116,11 +135,19 @@ export function exists(path: string): boolean {
 
 /** Starts a fresh server. Retries on a port taken between choosing and binding it. */
 export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PgServer> {
-  const binDir = opts.binDir ?? findBinDir();
+  const install = serverInstall(opts.major);
+  const clients = clientInstall(install.major);
   const runAs = await serverOsUser();
   const dir = await Deno.makeTempDir({ prefix: "dbtether-pg-" });
   try {
-    const server = new Server({ dir, binDir, runAs, opts });
+    const server = new Server({
+      dir,
+      binDir: install.binDir,
+      clientDir: clients.binDir,
+      major: install.major,
+      runAs,
+      opts,
+    });
     await server.init();
     return server;
   } catch (e) {
@@ -159,18 +186,23 @@ function randomPassword(): string {
 interface ServerInit {
   dir: string;
   binDir: string;
+  clientDir: string;
+  major: number;
   runAs: OsUser;
   opts: StartPostgresOptions;
 }
 
 class Server implements PgServer {
   readonly host = "127.0.0.1";
+  caFile: string | undefined;
   port = 0;
   readonly admin: { user: string; password: string };
   readonly superuser = SUPERUSER;
   readonly socketDir: string;
   readonly logFile: string;
   readonly binDir: string;
+  readonly clientDir: string;
+  readonly major: number;
   readonly dir: string;
   version = "";
   #dataDir: string;
@@ -182,6 +214,8 @@ class Server implements PgServer {
   constructor(init: ServerInit) {
     this.dir = init.dir;
     this.binDir = init.binDir;
+    this.clientDir = init.clientDir;
+    this.major = init.major;
     this.#runAs = init.runAs;
     this.#opts = init.opts;
     this.#dataDir = `${init.dir}/data`;
@@ -210,6 +244,7 @@ class Server implements PgServer {
       "--auth-host=scram-sha-256",
     ]);
     await this.#writeHba();
+    if (this.#opts.tls ?? true) await this.#makeCerts();
     // Our settings live in their own file, so ALTER SYSTEM (postgresql.auto.conf) stays usable.
     await Deno.writeTextFile(`${this.#dataDir}/postgresql.conf`, "include 'dbtether.conf'\n", {
       append: true,
@@ -227,28 +262,59 @@ class Server implements PgServer {
     }
     const v = await this.superSql("SHOW server_version");
     this.version = v.match(/^\d+(\.\d+)?/)?.[0] ?? v.trim();
+    const admin = `"${this.admin.user.replaceAll('"', '""')}"`;
     // The admin's password must not land in the log (log_statement=all): tests grep it for secrets.
+    // createrole_self_grant stays unset (16+), as on the clouds.
     await this.superSql(
       `SET log_statement = 'none';
-       CREATE ROLE "${this.admin.user.replaceAll('"', '""')}" LOGIN CREATEDB CREATEROLE
-         PASSWORD '${this.admin.password}';`,
+       CREATE ROLE ${admin} LOGIN CREATEDB CREATEROLE PASSWORD '${this.admin.password}';`,
     );
+    if (this.major < 15 && (this.#opts.fixPublicSchema ?? true)) {
+      await this.superSql(publicSchemaFix(this), { database: "template1" });
+    }
+    const group = this.#opts.adminGroup;
+    if (group) {
+      const g = `"${group.replaceAll('"', '""')}"`;
+      await this.superSql(
+        `CREATE ROLE ${g} NOLOGIN; GRANT pg_monitor, pg_signal_backend TO ${g};
+         GRANT ${g} TO ${admin};`,
+      );
+    }
   }
 
   async #writeHba(): Promise<void> {
     // Socket: only the bootstrap superuser, for test inspection. TCP: SCRAM for everyone.
     const hba = [
       `local all ${SUPERUSER} trust`,
-      "host all all 127.0.0.1/32 scram-sha-256",
+      "host all all 127.0.0.0/8 scram-sha-256",
       "",
     ].join("\n");
     await Deno.writeTextFile(`${this.#dataDir}/pg_hba.conf`, hba);
   }
 
+  async #makeCerts(): Promise<void> {
+    const tls = `${this.dir}/tls`;
+    await Deno.mkdir(tls);
+    const certs = await makeServerCerts(tls, {
+      cn: "dbtether-test-pg",
+      subjectAltName: "IP:127.0.0.1",
+    });
+    // The server refuses a key others can read, and runs as the `postgres` OS user when we are root.
+    await Deno.chmod(certs.keyFile, 0o600);
+    const { uid, gid } = this.#runAs;
+    if (uid !== null) {
+      for (const f of [tls, certs.certFile, certs.keyFile]) await Deno.chown(f, uid, gid);
+    }
+    this.caFile = certs.caFile;
+  }
+
   async #writeConf(): Promise<void> {
     const lines = [
       "# dbtether test server",
-      "listen_addresses = '127.0.0.1'",
+      `listen_addresses = '${[this.host, ...(this.#opts.extraListen ?? [])].join(",")}'`,
+      ...(this.caFile
+        ? ["ssl = on", "ssl_cert_file = '../tls/server.crt'", "ssl_key_file = '../tls/server.key'"]
+        : []),
       `port = ${this.port}`,
       `unix_socket_directories = '${this.socketDir}'`,
       "log_statement = 'all'",
@@ -333,7 +399,7 @@ class Server implements PgServer {
     sql: string,
     o: { args: string[]; env: Record<string, string> },
   ): Promise<PsqlResult> {
-    const child = new Deno.Command(`${this.binDir}/psql`, {
+    const child = new Deno.Command(`${this.clientDir}/psql`, {
       args: ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", ...o.args, "-f", "-"],
       // A clean environment: no PGHOST/PGUSER/... of the developer's shell leaks in.
       clearEnv: true,

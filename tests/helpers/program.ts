@@ -1,7 +1,11 @@
 /**
- * Runs the dbtether program the way users do: `deno run` with exactly the permission flags
- * `make compile` bakes into the binary (scripts/permissions.sh).
+ * Runs the dbtether program the way users do: `deno run` with the permission flags `make
+ * compile` bakes into the binary (scripts/permissions.sh), with one widening: `--allow-run` also
+ * lists the client tools of the test servers (scripts/install-postgres.sh installs them outside
+ * the distributions' paths the binary allows), which `pgToolArgs()` hands to the program.
  */
+import { clientToolDirs } from "./pg_install.ts";
+
 const repoRoot = new URL("../../", import.meta.url).pathname;
 let cachedFlags: string[] | undefined;
 
@@ -11,8 +15,18 @@ export async function permissionFlags(): Promise<string[]> {
     args: [`${repoRoot}scripts/permissions.sh`],
     stdout: "piped",
   }).output();
-  cachedFlags = new TextDecoder().decode(out.stdout).split("\n").filter(Boolean);
+  const tools = clientToolDirs().flatMap((d) =>
+    ["pg_dump", "pg_restore", "psql"].map((t) => `${d}/${t}`)
+  );
+  cachedFlags = new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).map((f) =>
+    f.startsWith("--allow-run=") && tools.length ? `${f},${tools.join(",")}` : f
+  );
   return cachedFlags;
+}
+
+/** `--pg-tools-dir` for each installed test PostgreSQL with client tools. */
+export function pgToolArgs(): string[] {
+  return clientToolDirs().flatMap((d) => ["--pg-tools-dir", d]);
 }
 
 export interface ProgramOptions {

@@ -44,6 +44,7 @@ export async function pointReadmeAtServer(env: TestEnv): Promise<void> {
     stringData: { username: env.pg.admin.user, password: env.pg.admin.password },
   });
   await patch(["dbcluster", "my-aurora-cluster"], {
-    spec: { endpoint: env.pg.host, port: env.pg.port, sslMode: "disable" },
+    // Nothing else: the README's sslMode (the default, require) works, the server speaks TLS.
+    spec: { endpoint: env.pg.host, port: env.pg.port },
   });
 }
