@@ -84,9 +84,10 @@ const LAYERS: readonly Layer[] = [
   },
 ];
 
+// `*_test_util.ts`: fixtures only the tests beside them import (shipping code may not).
 const isTest = (p: string) =>
-  p.endsWith("_test.ts") || p.startsWith("tests/") || p.startsWith("scripts/") ||
-  p.startsWith("bench/");
+  p.endsWith("_test.ts") || p.endsWith("_test_util.ts") || p.startsWith("tests/") ||
+  p.startsWith("scripts/") || p.startsWith("bench/");
 
 function layerOf(path: string): Layer | undefined {
   // Most specific first: the kind matcher also matches runtime/postgres/services.
@@ -152,7 +153,7 @@ export function checkImports(files: ReadonlyMap<string, string>): Violation[] {
         out.push({
           file,
           imports: dep,
-          rule: "code that ships must not import tests/ or *_test.ts",
+          rule: "code that ships must not import tests/, *_test.ts or *_test_util.ts",
         });
         continue;
       }

@@ -15,7 +15,7 @@ function tree(files: Record<string, string[]>): Map<string, string> {
 }
 
 const KIND_RULE = "a kind's folder must not import another kind's (share it through services/)";
-const TESTS_RULE = "code that ships must not import tests/ or *_test.ts";
+const TESTS_RULE = "code that ships must not import tests/, *_test.ts or *_test_util.ts";
 
 Deno.test("check_imports reports each broken rule and nothing for a layered tree", async (t) => {
   const cases: [string, Record<string, string[]>, Violation[]][] = [
@@ -91,6 +91,19 @@ Deno.test("check_imports reports each broken rule and nothing for a layered tree
       "shipped code imports a *_test.ts",
       { "backup/cli.ts": ["./cli_test.ts"], "backup/cli_test.ts": [] },
       [{ file: "backup/cli.ts", imports: "backup/cli_test.ts", rule: TESTS_RULE }],
+    ],
+    [
+      "a *_test_util.ts fixture may import tests/; shipped code may not import the fixture",
+      {
+        "controllers/database/fixtures_test_util.ts": ["../../tests/helpers/objects.ts"],
+        "tests/helpers/objects.ts": [],
+        "controllers/database/plan.ts": ["./fixtures_test_util.ts"],
+      },
+      [{
+        file: "controllers/database/plan.ts",
+        imports: "controllers/database/fixtures_test_util.ts",
+        rule: TESTS_RULE,
+      }],
     ],
   ];
   for (const [name, files, want] of cases) {

@@ -13,7 +13,7 @@ import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
 import { type Obj, readyOf, waitReason } from "./helpers/fixtures.ts";
 import { applyExamples, serviceAccountKubeconfig, waitExamplesReady } from "./helpers/install.ts";
-import { startProgram } from "./helpers/program.ts";
+import { pgToolArgs, startProgram } from "./helpers/program.ts";
 import { runArgs } from "./helpers/env.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -82,6 +82,8 @@ Deno.test(
     const program = (extra: string[] = []) =>
       startProgram([
         ...runArgs(kubeconfig),
+        // The client tools of the test server's major (the image carries every major's).
+        ...pgToolArgs(),
         "--leader-elect",
         "--leader-election-namespace",
         NS,

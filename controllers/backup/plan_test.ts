@@ -10,7 +10,7 @@ import {
   type StorageRetryInput,
 } from "./plan.ts";
 import { kubeTime } from "../../lib/time.ts";
-import { READY, readyDatabase } from "../../tests/helpers/objects.ts";
+import { backupTemplate, READY, readyDatabase } from "../../tests/helpers/objects.ts";
 
 const NOW = Date.UTC(2026, 0, 2, 3, 4, 5);
 
@@ -25,14 +25,7 @@ function backup(status: Backup["status"] = undefined, spec: Partial<Backup["spec
       creationTimestamp: "2026-01-02T03:04:05Z",
       generation: 1,
     },
-    spec: {
-      databaseRef: { name: "app" },
-      storageRef: { name: "s" },
-      filenameTemplate: "{{ .Timestamp }}-{{ .RunID }}.sql.gz",
-      format: "plain",
-      compression: { algorithm: "gzip", level: 6 },
-      ...spec,
-    },
+    spec: backupTemplate({ filenameTemplate: "{{ .Timestamp }}-{{ .RunID }}.sql.gz", ...spec }),
     ...(status ? { status } : {}),
   };
 }

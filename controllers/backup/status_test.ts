@@ -1,4 +1,5 @@
 import { assert, assertEquals } from "../../tests/helpers/assert.ts";
+import { backupTemplate } from "../../tests/helpers/objects.ts";
 import type { Backup } from "../../crds/backup.ts";
 import type { BackupManifest } from "../../backup/manifest.ts";
 import {
@@ -18,13 +19,7 @@ const b = (status?: Backup["status"]): Backup => ({
   apiVersion: "dbtether.io/v1alpha1",
   kind: "Backup",
   metadata: { name: "b", namespace: "n", generation: 1 },
-  spec: {
-    databaseRef: { name: "d" },
-    storageRef: { name: "s" },
-    filenameTemplate: "x",
-    format: "plain",
-    compression: { algorithm: "gzip", level: 6 },
-  },
+  spec: backupTemplate({ filenameTemplate: "x" }),
   ...(status ? { status } : {}),
 });
 

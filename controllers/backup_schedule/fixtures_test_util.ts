@@ -1,6 +1,7 @@
 /** BackupSchedule and Backup objects for the unit tests of this folder. */
 import type { Backup } from "../../crds/backup.ts";
 import type { BackupSchedule } from "../../crds/backup_schedule.ts";
+import { backupTemplate } from "../../tests/helpers/objects.ts";
 import { backupNameForSlot, SLOT_ANNOTATION } from "./names.ts";
 
 export const SCHEDULE_UID = "5c0e0000-0000-4000-8000-000000000001";
@@ -19,16 +20,12 @@ export function schedule(
       generation: 1,
       creationTimestamp: o.created ?? "2026-01-01T00:00:00Z",
     },
-    spec: {
-      databaseRef: { name: "app" },
-      storageRef: { name: "s" },
+    spec: backupTemplate({
       schedule: "0 * * * *",
-      format: "plain",
-      compression: { algorithm: "gzip", level: 6 },
       suspend: false,
-      concurrencyPolicy: "Forbid",
+      concurrencyPolicy: "Forbid" as const,
       ...spec,
-    },
+    }),
     ...(o.status ? { status: o.status } : {}),
   };
 }

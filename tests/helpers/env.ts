@@ -78,8 +78,8 @@ export function runArgs(kubeconfig: string): string[] {
 }
 
 /**
- * `runArgs` plus what the tests read and wait for: JSON debug logs and a short retry backoff
- * (200ms, at most `backoffMax`, default 5s).
+ * `runArgs` plus what the tests read and wait for: JSON debug logs, a short retry backoff
+ * (200ms, at most `backoffMax`, default 5s), and the client tools of the test servers' majors.
  */
 export function testRunArgs(kubeconfig: string, o: { backoffMax?: string } = {}): string[] {
   return [
@@ -92,6 +92,7 @@ export function testRunArgs(kubeconfig: string, o: { backoffMax?: string } = {})
     "200ms",
     "--backoff-max",
     o.backoffMax ?? "5s",
+    ...pgToolArgs(),
   ];
 }
 
@@ -118,7 +119,6 @@ export async function startEnv(opts: StartEnvOptions = {}): Promise<TestEnv> {
     const start = async (extra: string[] = [], extraEnv: Record<string, string> = {}) => {
       program = await startProgram([
         ...testRunArgs(kube.kubeconfigPath),
-        ...pgToolArgs(),
         ...(opts.programArgs ?? []),
         ...extra,
       ], { env: { ...opts.programEnv, ...extraEnv } });

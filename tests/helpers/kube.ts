@@ -9,6 +9,7 @@
  * ```
  */
 import { freePort } from "./free_port.ts";
+import { makeCa } from "./tls.ts";
 
 const decoder = new TextDecoder();
 
@@ -84,25 +85,7 @@ export async function envtestBinaries(): Promise<string> {
 
 async function makeCerts(dir: string): Promise<void> {
   const o = (args: string[]) => must("openssl", args, { cwd: dir });
-  await o([
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-days",
-    "3650",
-    "-subj",
-    "/CN=dbtether-test-ca",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.crt",
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign",
-  ]);
+  await makeCa(dir, "dbtether-test-ca");
   await Deno.writeTextFile(
     `${dir}/server.ext`,
     [

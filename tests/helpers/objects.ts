@@ -21,3 +21,17 @@ export function readyDatabase(name: string, namespace: string): Database {
     status: { phase: "Ready", databaseName: `${name}_db`, conditions: READY },
   };
 }
+
+/**
+ * The spec fields a Backup and a BackupSchedule share, as the tests start from them: Database
+ * "app" to storage "s", plain SQL with gzip 6; `over` replaces or adds fields.
+ */
+export function backupTemplate<T extends object>(over: T) {
+  return {
+    databaseRef: { name: "app" },
+    storageRef: { name: "s" },
+    format: "plain" as const,
+    compression: { algorithm: "gzip" as const, level: 6 },
+    ...over,
+  };
+}

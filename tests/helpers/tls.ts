@@ -1,6 +1,6 @@
 /**
  * A throwaway CA and server certificates for the test PostgreSQL servers (P-256 keys: fast to
- * make on a loaded 2-core box), made with openssl like the apiserver's in kube.ts.
+ * make on a loaded 2-core box), made with openssl; kube.ts makes the apiserver's CA with makeCa too.
  */
 
 /** The PEM files of one CA and one server certificate it signed. */
