@@ -12,6 +12,9 @@
  * included; the server's backend not) and the peak RSS of its largest process; each engine
  * run is a separate process that also reports its own VmHWM. Results go to bench/RESULTS.md
  * between the `bench:begin`/`bench:end` markers (the notes around stay).
+ *
+ * Longer than 400 lines on purpose: the database set-up, the baselines, the measured runs and
+ * the table writer belong to one same-run measurement; restore_bench.ts imports what it shares.
  */
 import { parseArgs } from "node:util";
 import { freePort } from "../tests/helpers/free_port.ts";
