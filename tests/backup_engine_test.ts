@@ -638,7 +638,7 @@ Deno.test("zstd backups: valid zstd objects that restore to the source", opts, a
   ) => {
     const target = `zdst${n++}`;
     await sql(pg, `CREATE DATABASE ${target}`);
-    await runRestore({ store, key, connection: conn(pg, target), ...o });
+    await runRestore({ ...TOOLS, store, key, connection: conn(pg, target), ...o });
     return target;
   };
   try {
@@ -646,6 +646,7 @@ Deno.test("zstd backups: valid zstd objects that restore to the source", opts, a
       await t.step(`zstd, default level, ${workers} workers`, async () => {
         const key = `c1/src/w${workers}.sql.zst`;
         const b = await runBackup({
+          ...TOOLS,
           connection: conn(pg, "src"),
           store,
           key,
@@ -672,7 +673,7 @@ Deno.test("zstd backups: valid zstd objects that restore to the source", opts, a
 
     await t.step("gzip unchanged: gzip object, manifest as before, restores", async () => {
       const key = "c1/src/g.sql.gz";
-      const b = await runBackup({ connection: conn(pg, "src"), store, key });
+      const b = await runBackup({ ...TOOLS, connection: conn(pg, "src"), store, key });
       assertEquals(b.manifest.compression, "gzip");
       assertEquals(b.manifest.compressionLevel, 6);
       const bytes = await readAll(store, key);
@@ -684,7 +685,7 @@ Deno.test("zstd backups: valid zstd objects that restore to the source", opts, a
     await t.step("the codec comes from the bytes, not the name", async () => {
       // A zstd dump stored under a .sql.gz name, restored without a manifest.
       const key = "c1/src/misnamed.sql.gz";
-      await runBackup({ connection: conn(pg, "src"), store, key, compression: "zstd" });
+      await runBackup({ ...TOOLS, connection: conn(pg, "src"), store, key, compression: "zstd" });
       await store.delete(manifestKey(key));
       const target = await restoreInto(key, { requireManifest: false, format: "plain" });
       assertEquals(await sql(pg, FINGERPRINT, target), want);
@@ -694,9 +695,10 @@ Deno.test("zstd backups: valid zstd objects that restore to the source", opts, a
       // A gzip backup's object replaced by zstd bytes, the manifest's size and SHA-256 made to
       // match: only the codec check can notice.
       const key = "c1/src/swapped.sql.gz";
-      const b = await runBackup({ connection: conn(pg, "src"), store, key });
+      const b = await runBackup({ ...TOOLS, connection: conn(pg, "src"), store, key });
       const zkey = "c1/src/swapped-src.sql.zst";
       const z = await runBackup({
+        ...TOOLS,
         connection: conn(pg, "src"),
         store,
         key: zkey,
@@ -714,7 +716,7 @@ Deno.test("zstd backups: valid zstd objects that restore to the source", opts, a
       const target = `zdst${n++}`;
       await sql(pg, `CREATE DATABASE ${target}`);
       const e = await assertRejects(
-        () => runRestore({ store, key, connection: conn(pg, target) }),
+        () => runRestore({ ...TOOLS, store, key, connection: conn(pg, target) }),
         RestoreError,
         "its manifest says gzip, but the object is a zstd stream",
       );
@@ -729,6 +731,7 @@ Deno.test("zstd backups: valid zstd objects that restore to the source", opts, a
       const key = "c1/src/custom-zstd.dump";
       const run = () =>
         runBackup({
+          ...TOOLS,
           connection: conn(pg, "src"),
           store,
           key,
@@ -751,6 +754,7 @@ Deno.test("zstd backups: valid zstd objects that restore to the source", opts, a
       const e = await assertRejects(
         () =>
           runBackup({
+            ...TOOLS,
             connection: conn(pg, "src"),
             store,
             key: "c1/src/bad.sql.zst",
