@@ -13,13 +13,8 @@ import { type BackupSchedule, BackupScheduleKind } from "../../crds/backup_sched
 import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage.ts";
 import { parseSchedule } from "../../backup/slots.ts";
 import { AlreadyExistsError, errorMessage, RetryableError } from "../../lib/errors.ts";
-import {
-  type Controller,
-  done,
-  type ReconcileContext,
-  requeueAfter,
-  type Result,
-} from "../runtime/controller.ts";
+import type { Controller, ReconcileContext, Result } from "../runtime/controller.ts";
+import { done, requeueAfter } from "../runtime/controller.ts";
 import { ownerRef, updateStatus } from "../runtime/objects.ts";
 import { type Reconciler, startController } from "../runtime/reconciler.ts";
 import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
