@@ -21,11 +21,16 @@ async function copyCheckout(): Promise<string> {
   for (const f of new TextDecoder().decode(ls.stdout).split("\0").filter(Boolean)) {
     let info: Deno.FileInfo;
     try {
-      info = await Deno.stat(`${root}${f}`);
+      info = await Deno.lstat(`${root}${f}`);
     } catch {
       continue; // deleted in the work tree
     }
     await Deno.mkdir(`${dir}/${f}`.replace(/\/[^/]+$/, ""), { recursive: true });
+    if (info.isSymlink) {
+      // A link git tracks (charts/dbtether → ../chart) stays a link, relative as it is.
+      await Deno.symlink(await Deno.readLink(`${root}${f}`), `${dir}/${f}`);
+      continue;
+    }
     await Deno.copyFile(`${root}${f}`, `${dir}/${f}`);
     await Deno.chmod(`${dir}/${f}`, info.mode ?? 0o644);
   }
