@@ -11,7 +11,14 @@ import { Controller, done } from "../controllers/runtime/controller.ts";
 import { TerminalError } from "../lib/errors.ts";
 import { KubeEventRecorder } from "../controllers/runtime/events.ts";
 import { Informer } from "../controllers/runtime/informer.ts";
-import { KubeClient, loadKubeConfig, type Resource } from "../controllers/runtime/kube.ts";
+import {
+  KubeClient,
+  LeaseResource,
+  loadKubeConfig,
+  type Resource,
+} from "../controllers/runtime/kube.ts";
+import { LeaderElector } from "../controllers/runtime/leader.ts";
+import { kubeMicroTime } from "../lib/time.ts";
 import { nullLogger } from "../lib/log.ts";
 import { updateStatus } from "../controllers/runtime/objects.ts";
 import { startKube } from "./helpers/kube.ts";
@@ -363,3 +370,54 @@ function freeLocalPort(): number {
   l.close();
   return p;
 }
+
+Deno.test(
+  { name: "leader election: a release after an unseen renewal still frees the lease", ...opts },
+  async (t) => {
+    await using kube = await startKube({ crds: false });
+    const client = clientFor(kube.kubeconfigPath);
+    type L = KubeObject<{ holderIdentity?: string | null; renewTime?: string }>;
+    const elector = (identity: string) =>
+      new LeaderElector({
+        client,
+        clock: systemClock,
+        logger: nullLogger,
+        namespace: "default",
+        name: "release-race",
+        identity,
+      });
+    // What a renewal does whose answer the stop cut off: the write lands, we never see it.
+    const landedUnseen = async (holder: string) => {
+      const l = await client.get<L>(LeaseResource, { namespace: "default", name: "release-race" });
+      await client.replace(LeaseResource, {
+        namespace: "default",
+        name: "release-race",
+        body: {
+          ...l,
+          spec: { ...l.spec, holderIdentity: holder, renewTime: kubeMicroTime(new Date()) },
+        },
+      });
+    };
+    const holderNow = async () =>
+      (await client.get<L>(LeaseResource, { namespace: "default", name: "release-race" })).spec
+        ?.holderIdentity;
+
+    await t.step("our own renewal landed: the release re-reads and frees the lease", async () => {
+      const a = elector("replica-a");
+      assert(await a.acquire(AbortSignal.timeout(30_000)), "replica-a leads");
+      await landedUnseen("replica-a");
+      await a.release();
+      const left = await holderNow();
+      assert(!left, `the lease still names ${left}`);
+      assert(a.fence.closed, "nothing of replica-a runs after the release");
+    });
+
+    await t.step("someone else holds it now: the release leaves their lease alone", async () => {
+      const b = elector("replica-b");
+      assert(await b.acquire(AbortSignal.timeout(30_000)), "replica-b leads");
+      await landedUnseen("replica-c");
+      await b.release();
+      assertEquals(await holderNow(), "replica-c");
+    });
+  },
+);

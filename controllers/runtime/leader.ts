@@ -49,6 +49,9 @@ interface Lease {
   spec: LeaseSpec;
 }
 
+/** A release re-reads after a 409 at most this many times (each 409 means a write landed). */
+const RELEASE_ATTEMPTS = 3;
+
 export class LeaderElector {
   readonly #o:
     & Required<Omit<LeaderOptions, "onLeaderChange" | "monotonic">>
@@ -131,30 +134,45 @@ export class LeaderElector {
     return "stopped";
   }
 
-  /** Gives the lease up so another instance can take over without waiting for expiry. */
+  /**
+   * Gives the lease up so another instance can take over without waiting for expiry. A renewal
+   * cut off by the stop may still have landed on the server, so a 409 re-reads the lease and
+   * tries again while the record still names us (never a lease someone else holds).
+   */
   async release(): Promise<void> {
     if (!this.#leading || !this.#lease) return;
     // Nothing of ours may run once a successor can start.
     this.fence.close("the leader lease was released");
-    const lease = this.#lease;
+    const { client, namespace, name, identity, logger } = this.#o;
+    const signal = AbortSignal.timeout(this.#o.renewDeadlineMs);
+    let lease: Lease | undefined = this.#lease;
     try {
-      await this.#o.client.replace(LeaseResource, {
-        namespace: this.#o.namespace,
-        name: this.#o.name,
-        body: {
-          ...lease,
-          spec: {
-            ...lease.spec,
-            holderIdentity: null,
-            leaseDurationSeconds: 1,
-            renewTime: kubeMicroTime(this.#o.clock.now()),
-          },
-        },
-        signal: AbortSignal.timeout(this.#o.renewDeadlineMs),
-      });
-      this.#o.logger.info("Released the leader lease");
+      for (let attempt = 0; lease && attempt < RELEASE_ATTEMPTS; attempt++) {
+        try {
+          await client.replace(LeaseResource, {
+            namespace,
+            name,
+            body: {
+              ...lease,
+              spec: {
+                ...lease.spec,
+                holderIdentity: null,
+                leaseDurationSeconds: 1,
+                renewTime: kubeMicroTime(this.#o.clock.now()),
+              },
+            },
+            signal,
+          });
+          logger.info("Released the leader lease");
+          break;
+        } catch (e) {
+          if (!(e instanceof ConflictError)) throw e;
+          const current = await client.get<Lease>(LeaseResource, { namespace, name, signal });
+          lease = current.spec.holderIdentity === identity ? current : undefined;
+        }
+      }
     } catch (e) {
-      this.#o.logger.warn("Cannot release the leader lease", { error: errorMessage(e) });
+      logger.warn("Cannot release the leader lease", { error: errorMessage(e) });
     }
     this.#setLeading(false);
   }
