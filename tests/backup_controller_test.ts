@@ -9,6 +9,7 @@ import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
 import {
   assertNoPasswordLeak,
+  backupThenRestore,
   backupYaml,
   databaseYaml,
   dumpConnected,
@@ -44,10 +45,11 @@ async function roundTrip(
   assertEquals(seeded.code, 0, seeded.stderr);
   await waitPhase(env, "backupstorage", o.storage, "Ready");
 
-  await env.kube.apply(backupYaml(ns, "b1", "source", o.storage));
-  const b = await waitPhase(env, "backup", "b1", "Completed", {
+  const { backup: b, restore: r } = await backupThenRestore(env, {
     namespace: ns,
-    timeoutMs: 120_000,
+    source: "source",
+    target: "copy",
+    storage: o.storage,
   });
   const uidPrefix = b.metadata.uid.replace(/-/g, "").slice(0, 8);
   assert(b.status?.path?.startsWith(`test-pg/${src}/`), String(b.status?.path));
@@ -58,11 +60,6 @@ async function roundTrip(
   assert(/DATABASE\s+PHASE\s+SIZE\s+DURATION\s+AGE/.test(cols.stdout), cols.stdout);
   assert(/source\s+Completed\s+\d+(\.\d)? KiB\s+\S+/.test(cols.stdout), cols.stdout);
 
-  await env.kube.apply(restoreYaml(ns, "r1", "    backupRef:\n      name: b1", "copy"));
-  const r = await waitPhase(env, "restore", "r1", "Completed", {
-    namespace: ns,
-    timeoutMs: 120_000,
-  });
   assertEquals(r.status?.sha256, b.status?.sha256);
   assertEquals(await fingerprint(env, dst), await fingerprint(env, src));
   await t.step(`${o.label}: Events Started and Completed`, async () => {
@@ -215,13 +212,13 @@ Deno.test({ name: "Backup ttlAfterCompletion and metrics", ...opts }, async (t) 
       await env.kube.apply(backupYaml(ns, "short", "app", "local", "  ttlAfterCompletion: 6s\n"));
       completed = await waitPhase(env, "backup", "short", "Completed", {
         namespace: ns,
-        timeoutMs: 90_000,
+        timeoutMs: budget("backup"),
       });
       const at = Date.now();
       await waitFor(
         "the Backup to be deleted",
         async () => (await env.getJson("backup", "short", ns)) === undefined,
-        { timeoutMs: 60_000 },
+        { timeoutMs: budget("ready") },
       );
       assert(Date.now() - at > 2_000, "deleted well before its TTL");
       const name = completed.status!.path!.split("/").pop()!;

@@ -9,7 +9,7 @@ import { LocalStore } from "../storage/local.ts";
 import { type ObjectStore, StorageError } from "../storage/store.ts";
 import type { PgConnection } from "../backup/dump_command.ts";
 import { BackupError, RestoreError } from "../backup/errors.ts";
-import { type BackupProgress, runBackup } from "../backup/pipeline.ts";
+import { type BackupOptions, type BackupProgress, runBackup } from "../backup/pipeline.ts";
 import { type RestoreProgress, runRestore } from "../backup/restore.ts";
 import { manifestKey } from "../backup/manifest.ts";
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
@@ -641,18 +641,14 @@ Deno.test("zstd backups: valid zstd objects that restore to the source", opts, a
     await runRestore({ ...TOOLS, store, key, connection: conn(pg, target), ...o });
     return target;
   };
+  /** A backup of the source database to `key`, with the options given. */
+  const backUp = (key: string, o: Omit<Partial<BackupOptions>, "key"> = {}) =>
+    runBackup({ ...TOOLS, connection: conn(pg, "src"), store, key, ...o });
   try {
     for (const workers of [2, 0]) {
       await t.step(`zstd, default level, ${workers} workers`, async () => {
         const key = `c1/src/w${workers}.sql.zst`;
-        const b = await runBackup({
-          ...TOOLS,
-          connection: conn(pg, "src"),
-          store,
-          key,
-          compression: "zstd",
-          gzipWorkers: workers,
-        });
+        const b = await backUp(key, { compression: "zstd", gzipWorkers: workers });
         assertEquals(b.manifest.compression, "zstd");
         assertEquals(b.manifest.compressionAlgorithm, "zstd");
         assertEquals(b.manifest.compressionLevel, 3);
@@ -673,7 +669,7 @@ Deno.test("zstd backups: valid zstd objects that restore to the source", opts, a
 
     await t.step("gzip unchanged: gzip object, manifest as before, restores", async () => {
       const key = "c1/src/g.sql.gz";
-      const b = await runBackup({ ...TOOLS, connection: conn(pg, "src"), store, key });
+      const b = await backUp(key);
       assertEquals(b.manifest.compression, "gzip");
       assertEquals(b.manifest.compressionLevel, 6);
       const bytes = await readAll(store, key);
@@ -685,7 +681,7 @@ Deno.test("zstd backups: valid zstd objects that restore to the source", opts, a
     await t.step("the codec comes from the bytes, not the name", async () => {
       // A zstd dump stored under a .sql.gz name, restored without a manifest.
       const key = "c1/src/misnamed.sql.gz";
-      await runBackup({ ...TOOLS, connection: conn(pg, "src"), store, key, compression: "zstd" });
+      await backUp(key, { compression: "zstd" });
       await store.delete(manifestKey(key));
       const target = await restoreInto(key, { requireManifest: false, format: "plain" });
       assertEquals(await sql(pg, FINGERPRINT, target), want);
@@ -695,15 +691,9 @@ Deno.test("zstd backups: valid zstd objects that restore to the source", opts, a
       // A gzip backup's object replaced by zstd bytes, the manifest's size and SHA-256 made to
       // match: only the codec check can notice.
       const key = "c1/src/swapped.sql.gz";
-      const b = await runBackup({ ...TOOLS, connection: conn(pg, "src"), store, key });
+      const b = await backUp(key);
       const zkey = "c1/src/swapped-src.sql.zst";
-      const z = await runBackup({
-        ...TOOLS,
-        connection: conn(pg, "src"),
-        store,
-        key: zkey,
-        compression: "zstd",
-      });
+      const z = await backUp(zkey, { compression: "zstd" });
       const bytes = await readAll(store, zkey);
       await store.delete(manifestKey(key));
       await store.delete(key);
@@ -729,15 +719,7 @@ Deno.test("zstd backups: valid zstd objects that restore to the source", opts, a
 
     await t.step("custom format with zstd: pg_dump 16+ only", async () => {
       const key = "c1/src/custom-zstd.dump";
-      const run = () =>
-        runBackup({
-          ...TOOLS,
-          connection: conn(pg, "src"),
-          store,
-          key,
-          format: "custom",
-          compression: "zstd",
-        });
+      const run = () => backUp(key, { format: "custom", compression: "zstd" });
       if (Number(pg.version.split(".")[0]) >= 16) {
         const b = await run();
         assertEquals(b.manifest.compression, "pg_dump");
@@ -752,15 +734,7 @@ Deno.test("zstd backups: valid zstd objects that restore to the source", opts, a
 
     await t.step("a level outside the algorithm's range: InvalidOptions", async () => {
       const e = await assertRejects(
-        () =>
-          runBackup({
-            ...TOOLS,
-            connection: conn(pg, "src"),
-            store,
-            key: "c1/src/bad.sql.zst",
-            compression: "zstd",
-            compressionLevel: 0,
-          }),
+        () => backUp("c1/src/bad.sql.zst", { compression: "zstd", compressionLevel: 0 }),
         BackupError,
         "invalid zstd level 0 (use 1 to 19)",
       );

@@ -79,7 +79,7 @@ Deno.test({ name: "Backup failures end with a reason and leave no object", ...op
       await env.startProgram();
       const done = await waitPhase(env, "backup", "interrupted", "Completed", {
         namespace: ns,
-        timeoutMs: 120_000,
+        timeoutMs: budget("backup"),
       });
       assertEquals(done.status?.attempts, 2);
       assertEquals(done.status?.path, running.status?.path);
@@ -109,7 +109,7 @@ Deno.test({ name: "Backup failures end with a reason and leave no object", ...op
               /authentication failed/i.test(o?.status?.message ?? "")
             ? o
             : undefined;
-        }, { timeoutMs: 90_000 });
+        }, { timeoutMs: budget("backup") });
         const reason = b.status?.conditions?.find((c) => c.type === "Ready")?.reason;
         assertEquals(reason, b.status?.phase === "Failed" ? "DumpFailed" : "DatabaseNotReady");
         assert(!(b.status?.message ?? "").includes("wrong-password-123"));

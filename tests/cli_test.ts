@@ -4,6 +4,7 @@
  * binary's permission flags. Flag parsing itself is tested in config_test.ts, the kubeconfig
  * resolution order in controllers/runtime/kube_test.ts.
  */
+import { budget } from "./helpers/timeouts.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { runArgs } from "./helpers/env.ts";
 import { kubeconfigText } from "./helpers/fixtures.ts";
@@ -153,7 +154,7 @@ Deno.test({ name: "run: SIGTERM shuts down cleanly with exit 0", ...opts }, asyn
   await using kube = await startKube({ crds: true });
   const { startProgram } = await import("./helpers/program.ts");
   await using p = await startProgram(runArgs(kube.kubeconfigPath));
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + budget("react");
   while (!/Caches synced/.test(p.logs()) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 100));
   }

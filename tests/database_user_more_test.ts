@@ -49,7 +49,7 @@ async function readyCreds(env: TestEnv, name: string, ns: string, secret = `${na
     const u = await env.getJson<Obj>("databaseuser", name, ns);
     return u?.status?.phase === "Ready" &&
       u.status.observedGeneration === u.metadata.generation;
-  }, { timeoutMs: 60_000, intervalMs: 250 }).catch(async (e) => {
+  }, { timeoutMs: budget("ready"), intervalMs: 250 }).catch(async (e) => {
     const u = await env.getJson<Obj>("databaseuser", name, ns);
     const logs = env.program?.logs().split("\n").slice(-5).join("\n") ?? "program not running";
     throw new Error(`${(e as Error).message}: ${JSON.stringify(u?.status)}\n${logs}`);
@@ -128,7 +128,7 @@ Deno.test(
       const second = await waitFor("scheduled rotation", async () => {
         const d = await secretData(env, { namespace: ns, name: "tick-credentials" });
         return d && d.password !== first.password ? d : undefined;
-      }, { timeoutMs: 30_000, intervalMs: 250 });
+      }, { timeoutMs: budget("react"), intervalMs: 250 });
       const u2 = await waitFor("status after the rotation", async () => {
         const s = (await env.getJson<Obj>("databaseuser", "tick", ns))?.status;
         return s?.passwordUpdatedAt !== u1.passwordUpdatedAt ? s : undefined;
@@ -336,12 +336,15 @@ Deno.test(
     await t.step("server back: all Ready within seconds, not after the backoff", async () => {
       await env.pg.start();
       const start = Date.now();
-      await env.waitPhase("dbcluster", "main", "Connected", { timeoutMs: 20_000 });
+      await env.waitPhase("dbcluster", "main", "Connected", { timeoutMs: budget("recovery") });
       const connected = Date.now() - start;
       const times = await Promise.all(
         [["database", "app"], ["databaseuser", "plain"], ["databaseuser", "rot"]].map(
           async ([kind, name]) => {
-            await env.waitPhase(kind!, name!, "Ready", { namespace: ns, timeoutMs: 30_000 });
+            await env.waitPhase(kind!, name!, "Ready", {
+              namespace: ns,
+              timeoutMs: budget("react"),
+            });
             return `${kind}/${name} ${Date.now() - start} ms`;
           },
         ),

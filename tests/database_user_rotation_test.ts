@@ -3,6 +3,7 @@
  * client that re-reads the Secret and reconnects every 50 ms, and `dbtether run` killed with
  * SIGKILL at random moments while 50 users are created.
  */
+import { budget } from "./helpers/timeouts.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import postgres from "postgres";
 import { SecretResource } from "../controllers/runtime/kube.ts";
@@ -85,7 +86,7 @@ Deno.test(
       const d = await waitFor(`rotation ${i}`, async () => {
         const x = await apiSecretData(env, { namespace: ns, name: "alt-credentials" });
         return x && x.password !== before ? x : undefined;
-      }, { timeoutMs: 30_000 });
+      }, { timeoutMs: budget("react") });
       roles.push(d.username!);
       // Apps pick the Secret up late: give the client time to see this one.
       await new Promise((r) => setTimeout(r, 300));
@@ -157,7 +158,7 @@ spec:
       const r = await users("jsonpath={.items[*].status.phase}");
       const phases = r.stdout.split(" ").filter(Boolean);
       return phases.length === 50 && phases.every((p) => p === "Ready");
-    }, { timeoutMs: 180_000, intervalMs: 1000 });
+    }, { timeoutMs: budget("bulk"), intervalMs: 1000 });
     await allReady.catch(async (e) => {
       const r = await users(
         "custom-columns=NAME:.metadata.name,PHASE:.status.phase,MESSAGE:.status.message",

@@ -2,6 +2,7 @@
  * DBCluster against a real apiserver and a real PostgreSQL: connection, version, the README's
  * columns, credential problems, credentials from the environment, and an outage.
  */
+import { budget } from "./helpers/timeouts.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
 import { mergePatch, readyOf } from "./helpers/fixtures.ts";
@@ -77,7 +78,7 @@ Deno.test({
       await mergePatch(env, { kind: "secret", namespace: "default", name: "main-admin" }, {
         stringData: { password: env.pg.admin.password },
       });
-      await env.waitPhase("dbcluster", "main", "Connected", { timeoutMs: 15_000 });
+      await env.waitPhase("dbcluster", "main", "Connected", { timeoutMs: budget("react") });
     },
   );
 
@@ -85,18 +86,16 @@ Deno.test({
     "PostgreSQL stopped → ClusterUnreachable within the health interval; back → Connected",
     async () => {
       await env.pg.stop();
-      const stoppedAt = Date.now();
       await waitFor(
         "ClusterUnreachable",
         async () =>
           readyOf(await env.getJson<Cluster>("dbcluster", "main"))?.reason === "ClusterUnreachable",
-        { timeoutMs: 20_000 },
+        { timeoutMs: budget("react") },
       );
-      assert(Date.now() - stoppedAt < 15_000, "noticed within a few health intervals");
       await new Promise((r) => setTimeout(r, 3000));
       assert(env.program?.process.pid, "the program keeps running");
       await env.pg.start();
-      await env.waitPhase("dbcluster", "main", "Connected", { timeoutMs: 30_000 });
+      await env.waitPhase("dbcluster", "main", "Connected", { timeoutMs: budget("recovery") });
     },
   );
 

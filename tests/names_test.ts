@@ -4,6 +4,7 @@
  * pg_database (and the user logs in with it), or is rejected at admission with a message that
  * says why. Nothing else in the server changes.
  */
+import { budget } from "./helpers/timeouts.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { databaseRoles } from "../controllers/postgres/names.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
@@ -85,7 +86,10 @@ Deno.test({ name: "hostile role and database names", ...opts }, async (t) => {
       await env.kube.apply(user(`u${i}`, ns, { databaseRef: { name: `db${i}` }, username: n }));
     }
     for (const [i, n] of HOSTILE.entries()) {
-      await env.waitPhase("databaseuser", `u${i}`, "Ready", { namespace: ns, timeoutMs: 90_000 });
+      await env.waitPhase("databaseuser", `u${i}`, "Ready", {
+        namespace: ns,
+        timeoutMs: budget("bulk"),
+      });
       const d = (await secretData(env, { namespace: ns, name: `u${i}-credentials` }))!;
       assertEquals([d.username, d.database], [n, n]);
       const r = await env.pg.psql("SELECT current_user, current_database()", {
@@ -155,7 +159,7 @@ Deno.test({ name: "hostile role and database names", ...opts }, async (t) => {
       const o = await env.getJson<Obj>("databaseuser", "as-admin", ns);
       const c = o?.status?.conditions?.find((x) => x.type === "Ready");
       return c && c.reason !== "Ready" && o?.status?.phase === "Failed" ? c : undefined;
-    }, { timeoutMs: 60_000 });
+    }, { timeoutMs: budget("ready") });
     assert(/admin role/.test(u.message), u.message);
     assertEquals(await secretData(env, { namespace: ns, name: "as-admin-credentials" }), undefined);
     const r = await env.pg.psql("SELECT 1");

@@ -2,6 +2,7 @@
  * PostgresDatabase (pg-db-operator compatibility) against a real apiserver and PostgreSQL, with
  * the program configured as pg-db-operator was: the libpq environment and the rotation variable.
  */
+import { budget } from "./helpers/timeouts.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
 import { decodeSecretData } from "./helpers/fixtures.ts";
@@ -70,7 +71,7 @@ Deno.test({
         const d = decode((await secret())!);
         const r = await login(pg, "test_db", d.PGPASSWORD!, d.PGDATABASE!);
         return r.code === 0 && r.stdout.includes("test_db");
-      }, { timeoutMs: 20_000 });
+      }, { timeoutMs: budget("react") });
       const owner = await pg.superSql(
         "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'test_db'",
       );
@@ -93,7 +94,7 @@ Deno.test({
       await waitFor("a login with the rotated password", async () => {
         const d = decode((await secret())!);
         return (await login(pg, "test_db", d.PGPASSWORD!, "test_db")).code === 0;
-      }, { timeoutMs: 20_000 });
+      }, { timeoutMs: budget("react") });
       assert(
         (await login(pg, "test_db", old, "test_db")).code !== 0,
         "the old password no longer works",
@@ -104,7 +105,9 @@ Deno.test({
   await t.step("a deleted Secret is recreated with a new password", async () => {
     const old = decode((await secret())!).PGPASSWORD;
     await env.kube.kubectl(["delete", "secret", "secret-pg-db-test", "-n", ns], { check: true });
-    const s = await waitFor("the Secret again", async () => await secret(), { timeoutMs: 20_000 });
+    const s = await waitFor("the Secret again", async () => await secret(), {
+      timeoutMs: budget("react"),
+    });
     assert(decode(s).PGPASSWORD !== old);
   });
 

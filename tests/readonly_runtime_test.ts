@@ -8,10 +8,10 @@
  */
 import { assertEquals, assertMatch } from "./helpers/assert.ts";
 import {
+  backupThenRestore,
   backupYaml,
   databaseYaml,
   fingerprint,
-  restoreYaml,
   SEED,
   storageYaml,
   waitPhase,
@@ -19,7 +19,6 @@ import {
 import { startEnv, testRunArgs } from "./helpers/env.ts";
 import { startProgram } from "./helpers/program.ts";
 import { startMinio } from "./helpers/storage_servers.ts";
-import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -46,12 +45,11 @@ spec: { databaseRef: { name: src }, privileges: readwrite }
   const seeded = await env.pg.psql(SEED, { database: "readonly_src" });
   assertEquals(seeded.code, 0, seeded.stderr);
   await env.kube.apply(storageYaml("readonly-s3", { server: minio, secretNs: ns }));
-  await env.kube.apply(backupYaml(ns, "b1", "src", "readonly-s3"));
-  await waitPhase(env, "backup", "b1", "Completed", { namespace: ns, timeoutMs: budget("backup") });
-  await env.kube.apply(restoreYaml(ns, "r1", "    backupRef:\n      name: b1", "copy"));
-  await waitPhase(env, "restore", "r1", "Completed", {
+  await backupThenRestore(env, {
     namespace: ns,
-    timeoutMs: budget("backup"),
+    source: "src",
+    target: "copy",
+    storage: "readonly-s3",
   });
   assertEquals(await fingerprint(env, "readonly_copy"), await fingerprint(env, "readonly_src"));
   assertEquals(program.logs().match(/NotCapable|write access|PermissionDenied/gi) ?? [], []);

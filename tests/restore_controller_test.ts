@@ -5,6 +5,7 @@
  * Restore never runs again, a shutdown mid-restore leaves the target untouched and the retry
  * completes without leftovers, and the admin password appears in no log, Event or status.
  */
+import { budget } from "./helpers/timeouts.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
 import {
@@ -42,13 +43,16 @@ Deno.test(
       await env.waitPhase("database", "other", "Ready", { namespace: ns });
       assertEquals((await env.pg.psql(SEED, { database: "rst_app" })).code, 0);
       await env.kube.apply(backupYaml(ns, "first", "app", "local"));
-      await waitPhase(env, "backup", "first", "Completed", { namespace: ns, timeoutMs: 90_000 });
+      await waitPhase(env, "backup", "first", "Completed", {
+        namespace: ns,
+        timeoutMs: budget("backup"),
+      });
       // A second, newer backup with one more customer.
       await env.pg.psql("INSERT INTO customers(name) VALUES ('Neu')", { database: "rst_app" });
       await env.kube.apply(backupYaml(ns, "second", "app", "local"));
       const second = await waitPhase(env, "backup", "second", "Completed", {
         namespace: ns,
-        timeoutMs: 90_000,
+        timeoutMs: budget("backup"),
       });
 
       await t.step("onConflict fail refuses a non-empty target", async () => {
@@ -81,7 +85,7 @@ Deno.test(
         );
         const r = await waitPhase(env, "restore", "replace", "Completed", {
           namespace: ns,
-          timeoutMs: 90_000,
+          timeoutMs: budget("backup"),
         }) as Obj & { status?: { sourcePath?: string } };
         assertEquals(r.status?.sourcePath, second.status?.path);
         assertEquals(await fingerprint(env, "rst_other"), await fingerprint(env, "rst_app"));
@@ -181,7 +185,7 @@ spec:
           await env.startProgram();
           const done = await waitPhase(env, "restore", "midway", "Completed", {
             namespace: ns,
-            timeoutMs: 90_000,
+            timeoutMs: budget("backup"),
           });
           assertEquals(done.status?.attempts, 2);
           const n = await env.pg.superSql("SELECT count(*) FROM customers", {

@@ -187,6 +187,28 @@ export async function waitPhase(
 }
 
 /**
+ * Backs Database `source` up to BackupStorage `storage` as Backup `b1`, then restores it into
+ * Database `target` as Restore `r1`, both in `ns`; returns both once Completed.
+ */
+export async function backupThenRestore(
+  env: TestEnv,
+  o: { namespace: string; source: string; target: string; storage: string },
+): Promise<{ backup: Obj; restore: Obj }> {
+  const ns = o.namespace;
+  await env.kube.apply(backupYaml(ns, "b1", o.source, o.storage));
+  const backup = await waitPhase(env, "backup", "b1", "Completed", {
+    namespace: ns,
+    timeoutMs: budget("backup"),
+  });
+  await env.kube.apply(restoreYaml(ns, "r1", "    backupRef:\n      name: b1", o.target));
+  const restore = await waitPhase(env, "restore", "r1", "Completed", {
+    namespace: ns,
+    timeoutMs: budget("backup"),
+  });
+  return { backup, restore };
+}
+
+/**
  * Asserts the admin password (and `secrets`) appear in no log line of the running program or
  * of earlier ones (`logs`: what a stopped program wrote), no Event and no status.
  */
@@ -267,7 +289,7 @@ export async function dumpConnected(env: TestEnv, database: string): Promise<voi
         `SELECT count(*) FROM pg_stat_activity WHERE datname = '${database}' ` +
           `AND application_name = 'dbtether-backup'`,
       ),
-    ) > 0, { timeoutMs: 60_000 });
+    ) > 0, { timeoutMs: budget("ready") });
 }
 
 /** The names in `dir` except hidden ones (temporary files); [] when it does not exist. */

@@ -9,7 +9,7 @@
  * ```
  */
 import { freePort } from "./free_port.ts";
-import { makeCa } from "./tls.ts";
+import { makeCa, signCert } from "./tls.ts";
 
 const decoder = new TextDecoder();
 
@@ -86,69 +86,26 @@ export async function envtestBinaries(): Promise<string> {
 async function makeCerts(dir: string): Promise<void> {
   const o = (args: string[]) => must("openssl", args, { cwd: dir });
   await makeCa(dir, "dbtether-test-ca");
-  await Deno.writeTextFile(
-    `${dir}/server.ext`,
-    [
+  await signCert(dir, {
+    file: "server",
+    subj: "/CN=kube-apiserver",
+    ext: [
       "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc",
       "extendedKeyUsage=serverAuth",
-      "keyUsage=critical,digitalSignature,keyEncipherment",
-    ].join("\n") + "\n",
-  );
-  await signedCert(dir, "server", "/CN=kube-apiserver");
+      "keyUsage=critical,digitalSignature",
+    ],
+  });
   await clientCert(dir, "admin", "admin", ["system:masters"]);
   await o(["genrsa", "-out", "sa.key", "2048"]);
   await o(["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);
 }
 
-async function clientCert(
-  dir: string,
-  file: string,
-  user: string,
-  groups: string[],
-): Promise<void> {
-  const subj = `/CN=${user}` + groups.map((g) => `/O=${g}`).join("");
-  await Deno.writeTextFile(
-    `${dir}/${file}.ext`,
-    "extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n",
-  );
-  await signedCert(dir, file, subj);
-}
-
-/**
- * A new key `<file>.key` and its certificate `<file>.crt` for `subj`, signed by the test CA in
- * `dir` with the extensions in `<file>.ext`.
- */
-async function signedCert(dir: string, file: string, subj: string): Promise<void> {
-  const o = (args: string[]) => must("openssl", args, { cwd: dir });
-  await o([
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-subj",
-    subj,
-    "-keyout",
-    `${file}.key`,
-    "-out",
-    `${file}.csr`,
-  ]);
-  await o([
-    "x509",
-    "-req",
-    "-in",
-    `${file}.csr`,
-    "-CA",
-    "ca.crt",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-days",
-    "3650",
-    "-out",
-    `${file}.crt`,
-    "-extfile",
-    `${file}.ext`,
-  ]);
+function clientCert(dir: string, file: string, user: string, groups: string[]): Promise<void> {
+  return signCert(dir, {
+    file,
+    subj: `/CN=${user}` + groups.map((g) => `/O=${g}`).join(""),
+    ext: ["extendedKeyUsage=clientAuth", "keyUsage=critical,digitalSignature"],
+  });
 }
 
 async function kubeconfig(dir: string, server: string, file: string): Promise<string> {

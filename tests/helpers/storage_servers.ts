@@ -11,6 +11,7 @@
  * Binaries come from scripts/install-storage-servers.sh (cached outside the repo; the first run
  * builds them). Disposing kills the server and removes its data, also when the test failed.
  */
+import { budget } from "./timeouts.ts";
 import { Buffer } from "node:buffer";
 import { freePort } from "./free_port.ts";
 import { createStore } from "../../storage/factory.ts";
@@ -488,7 +489,7 @@ async function startProcess(spec: ProcSpec): Promise<Proc> {
 async function waitReady(spec: ProcSpec, child: Deno.ChildProcess, logFile: string) {
   let exited = false;
   child.status.then(() => (exited = true), () => (exited = true));
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + budget("ready");
   const ok = spec.readyStatus ?? ((s: number) => s >= 200 && s < 300);
   const client = spec.caPem ? Deno.createHttpClient({ caCerts: [spec.caPem] }) : undefined;
   try {

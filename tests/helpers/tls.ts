@@ -1,6 +1,6 @@
 /**
  * A throwaway CA and server certificates for the test PostgreSQL servers (P-256 keys: fast to
- * make on a loaded 2-core box), made with openssl; kube.ts makes the apiserver's CA with makeCa too.
+ * make on a loaded 2-core box), made with openssl; kube.ts makes the apiserver's CA and certificates with the same functions.
  */
 
 /** The PEM files of one CA and one server certificate it signed. */
@@ -50,34 +50,30 @@ export async function makeCa(dir: string, cn: string): Promise<string> {
 }
 
 /**
- * A CA and a server certificate for `subjectAltName` (e.g. "IP:127.0.0.1,DNS:localhost") in
- * `dir`: ca.crt, server.crt, server.key.
+ * A new key `<file>.key` and its certificate `<file>.crt` for `subj`, signed by the CA that
+ * {@link makeCa} made in `dir`, with the X.509 extensions `ext` (one `name=value` per line).
  */
-export async function makeServerCerts(
+export async function signCert(
   dir: string,
-  o: { cn: string; subjectAltName: string },
-): Promise<TestCerts> {
-  const caFile = await makeCa(dir, `${o.cn}-ca`);
-  await Deno.writeTextFile(
-    `${dir}/server.ext`,
-    `subjectAltName=${o.subjectAltName}\nextendedKeyUsage=serverAuth\n` +
-      "keyUsage=critical,digitalSignature\n",
-  );
+  o: { file: string; subj: string; ext: string[] },
+): Promise<void> {
+  const { file } = o;
+  await Deno.writeTextFile(`${dir}/${file}.ext`, o.ext.join("\n") + "\n");
   await openssl(dir, [
     "req",
     ...EC,
     "-subj",
-    `/CN=${o.cn}`,
+    o.subj,
     "-keyout",
-    "server.key",
+    `${file}.key`,
     "-out",
-    "server.csr",
+    `${file}.csr`,
   ]);
   await openssl(dir, [
     "x509",
     "-req",
     "-in",
-    "server.csr",
+    `${file}.csr`,
     "-CA",
     "ca.crt",
     "-CAkey",
@@ -86,9 +82,29 @@ export async function makeServerCerts(
     "-days",
     "3650",
     "-out",
-    "server.crt",
+    `${file}.crt`,
     "-extfile",
-    "server.ext",
+    `${file}.ext`,
   ]);
+}
+
+/**
+ * A CA and a server certificate for `subjectAltName` (e.g. "IP:127.0.0.1,DNS:localhost") in
+ * `dir`: ca.crt, server.crt, server.key.
+ */
+export async function makeServerCerts(
+  dir: string,
+  o: { cn: string; subjectAltName: string },
+): Promise<TestCerts> {
+  const caFile = await makeCa(dir, `${o.cn}-ca`);
+  await signCert(dir, {
+    file: "server",
+    subj: `/CN=${o.cn}`,
+    ext: [
+      `subjectAltName=${o.subjectAltName}`,
+      "extendedKeyUsage=serverAuth",
+      "keyUsage=critical,digitalSignature",
+    ],
+  });
   return { caFile, certFile: `${dir}/server.crt`, keyFile: `${dir}/server.key` };
 }
