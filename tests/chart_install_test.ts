@@ -77,6 +77,29 @@ Deno.test(
       );
     });
 
+    await t.step("the ServiceAccount can do exactly the golden list, no more", async () => {
+      // What RBAC grants, as the apiserver evaluates it: a tenant namespace and the release
+      // namespace (leases). A widening of the chart's RBAC fails here; so does a narrowing that
+      // nobody meant. DBTETHER_UPDATE_GOLDEN=1 rewrites the file after a deliberate change.
+      const sa = `--as=system:serviceaccount:${NS}:dbtether`;
+      const lines: string[] = [];
+      for (const ns of ["default", NS]) {
+        const r = await env.kube.kubectl(["auth", "can-i", "--list", "-n", ns, sa], {
+          check: true,
+        });
+        for (const row of r.stdout.trim().split("\n").slice(1)) {
+          lines.push(`${ns === NS ? "release" : "tenant"}: ${row.trim().split(/\s+/).join(" ")}`);
+        }
+      }
+      const got = lines.sort().join("\n") + "\n";
+      const golden = new URL("./golden/chart_rbac.txt", import.meta.url);
+      if (Deno.env.get("DBTETHER_UPDATE_GOLDEN") === "1") await Deno.writeTextFile(golden, got);
+      assertEquals(got, await Deno.readTextFile(golden));
+      for (const wide of ["*", "escalate", "bind", "impersonate", "deletecollection"]) {
+        assert(!lines.some((l) => l.split(" ").includes(wide) || l.includes(`[${wide}`)), wide);
+      }
+    });
+
     const kubeconfig = await serviceAccountKubeconfig(env, { namespace: NS, name: "dbtether" });
     const backupDir = await Deno.makeTempDir({ prefix: "dbtether-chart-backups-" });
     const program = (extra: string[] = []) =>
