@@ -6,7 +6,8 @@
  * to Ready/Completed, and the restored data equals the source. (A `local` BackupStorage and the
  * CA file of a DBCluster with caSecretRef are the documented exceptions.)
  */
-import { assertEquals, assertMatch } from "./helpers/assert.ts";
+import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
+import { budget } from "./helpers/timeouts.ts";
 import {
   backupThenRestore,
   backupYaml,
@@ -65,3 +66,54 @@ spec: { databaseRef: { name: src }, privileges: readwrite }
   assertMatch(refused.status!.message!, /Local storage failed/);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test(
+  { name: "the program can start no program but the PostgreSQL client tools", ...opts },
+  async () => {
+    // A directory of "client tools" that are shell scripts leaving a mark: with the binary's
+    // --allow-run list, pointing --pg-tools-dir at them must not run them.
+    await using env = await startEnv({ pg: true });
+    const evil = await Deno.makeTempDir({ prefix: "dbtether-evil-tools-" });
+    const mark = `${evil}/ran`;
+    for (const tool of ["pg_dump", "pg_restore", "psql"]) {
+      await Deno.writeTextFile(
+        `${evil}/${tool}`,
+        `#!/bin/sh\ntouch ${mark}\necho "${tool} (PostgreSQL) 18.6"\n`,
+        { mode: 0o755 },
+      );
+    }
+    const args = testRunArgs(env.kube.kubeconfigPath).filter((a, i, all) =>
+      a !== "--pg-tools-dir" && all[i - 1] !== "--pg-tools-dir"
+    );
+    await using program = await startProgram([...args, "--pg-tools-dir", evil]);
+    const ns = await env.namespace("tools");
+    const dir = await Deno.makeTempDir({ prefix: "dbtether-tools-backups-" });
+    await env.kube.apply(env.clusterManifest("test-pg"));
+    await env.kube.apply(databaseYaml(ns, "src", "tools_src"));
+    await env.kube.apply(storageYaml("tools-local", { localPath: dir }));
+    await waitPhase(env, "database", "src", "Ready", { namespace: ns });
+    await env.kube.apply(backupYaml(ns, "b1", "src", "tools-local"));
+    const failed = await waitFor("the Backup to say why it cannot run the tools", async () => {
+      const b = await env.getJson<{ status?: { phase?: string; message?: string } }>(
+        "backup",
+        "b1",
+        ns,
+      );
+      return b?.status?.message && b.status.phase !== "Running" ? b : undefined;
+    }, { timeoutMs: budget("backup") });
+    assert(failed.status?.phase !== "Completed", JSON.stringify(failed.status));
+    assertEquals(await exists(mark), false, "a script posing as pg_dump ran");
+    // The scripts were never started (Deno refused them), so no toolset was found there.
+    assertMatch(
+      failed.status!.message!,
+      /no client tools of major version \d+ or newer in .*found: none/,
+    );
+    assertEquals(program.logs().includes(mark), false);
+    await Deno.remove(evil, { recursive: true });
+    await Deno.remove(dir, { recursive: true });
+  },
+);
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
