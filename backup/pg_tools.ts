@@ -189,9 +189,9 @@ export function noToolsetError(
     `${o.hint ?? DEFAULT_TOOLS_HINT} at their bin directory`;
   if (o.found.length && o.found.every((t) => t.major < server.major)) {
     return new ToolTooOldError(
-      `Cannot use the client tools found for PostgreSQL ${server.version}: pg_dump must be of ` +
-        `major ${server.major} or newer, found only ${found} (searched ${o.dirs.join(", ")}); ` +
-        fix,
+      `Cannot use the client tools found for PostgreSQL ${server.version}: they must be of ` +
+        `major ${server.major} or newer (pg_dump refuses a newer server), found only ${found} ` +
+        `(searched ${o.dirs.join(", ")}); ${fix}`,
     );
   }
   return new ToolNotFoundError(

@@ -119,8 +119,9 @@ Deno.test("noToolsetError: ToolTooOld only when every toolset found is older", a
     assertEquals(e.reason, "ToolTooOld");
     assertEquals(
       e.message,
-      "Cannot use the client tools found for PostgreSQL 16.15: pg_dump must be of major 16 or " +
-        "newer, found only 14.23 in /opt/pg14.23/bin, 15.19 in /opt/pg15.19/bin (searched " +
+      "Cannot use the client tools found for PostgreSQL 16.15: they must be of major 16 or " +
+        "newer (pg_dump refuses a newer server), found only 14.23 in /opt/pg14.23/bin, 15.19 " +
+        "in /opt/pg15.19/bin (searched " +
         "/opt/*/bin); install the PostgreSQL 16 (or newer) client tools and point " +
         "--pg-tools-dir at their bin directory",
     );
