@@ -218,7 +218,7 @@ function common(ctx: Ctx, values: Record<string, unknown>) {
   const toolDirs = (values["tool-dir"] as string[] | undefined) ?? defaultToolDirs(env.PATH);
   const terminal = !values.json && ctx.deps.stdout.isTerminal();
   const makeStore = ctx.deps.makeStore ?? ((l: StorageLocation) => createStore(l));
-  return { conn, toolDirs, terminal, makeStore };
+  return { conn, toolDirs, toolsHint: "--tool-dir (or PATH)", terminal, makeStore };
 }
 
 async function backup(argv: string[], ctx: Ctx): Promise<void> {
@@ -266,6 +266,7 @@ async function backup(argv: string[], ctx: Ctx): Promise<void> {
       compressionLevel: lvl,
       signal: ctx.signal,
       toolDirs: c.toolDirs,
+      toolsHint: c.toolsHint,
       progressIntervalMs: c.terminal ? 200 : 2000,
       onProgress: (p) =>
         sink.progress({ read: p.uncompressedBytes, written: p.compressedBytes, ...p }),
@@ -315,6 +316,7 @@ async function restore(argv: string[], ctx: Ctx): Promise<void> {
       connection: c.conn,
       signal: ctx.signal,
       toolDirs: c.toolDirs,
+      toolsHint: c.toolsHint,
       progressIntervalMs: c.terminal ? 200 : 2000,
       onProgress: (p) => sink.progress({ read: p.storedBytes, written: p.restoredBytes, ...p }),
       ...(v["no-manifest"] ? { requireManifest: false, format: fmt ?? "plain" } : {}),

@@ -6,7 +6,7 @@
 
 import { DbtetherError, errorMessage } from "../lib/errors.ts";
 import { StorageError } from "../storage/store.ts";
-import { ToolFailedError, ToolNotFoundError } from "./pg_tools.ts";
+import { ToolFailedError, ToolNotFoundError, ToolTooOldError } from "./pg_tools.ts";
 
 /** How a backup and a restore both fail. */
 type JobFailureReason =
@@ -16,6 +16,11 @@ type JobFailureReason =
   | "Aborted"
   /** No client tool that can serve this server version. */
   | "ToolNotFound"
+  /**
+   * Only tools older than the server's major (pg_dump refuses a newer server), or, restoring a
+   * plain dump, a psql without `\restrict`.
+   */
+  | "ToolTooOld"
   /** Bad key, level or format: retrying will not help. */
   | "InvalidOptions";
 
@@ -33,9 +38,7 @@ export type RestoreFailureReason =
   /** The stored bytes do not match the manifest's SHA-256 (or the gzip data is corrupt). */
   | "ChecksumMismatch"
   /** No dump or no manifest at the key (an incomplete backup has no manifest). */
-  | "BackupNotFound"
-  /** The psql found lacks `\restrict`, without which a plain dump could run meta-commands. */
-  | "ToolTooOld";
+  | "BackupNotFound";
 
 /** Options of a {@link JobError}. */
 export interface JobErrorOptions {
@@ -76,7 +79,7 @@ export interface JobFailures<E> {
   storageFailed(what: string, e: unknown): E;
   /**
    * Any failure as this job's error: its own errors as they are, then Aborted when the signal
-   * fired, ToolNotFound, or the job's fallback reason (with a failed tool's stderr).
+   * fired, ToolNotFound, ToolTooOld, or the job's fallback reason (with a failed tool's stderr).
    */
   from(e: unknown, signal: AbortSignal | undefined): E;
 }
@@ -95,7 +98,11 @@ export function jobFailures<F extends BackupFailureReason | RestoreFailureReason
     from(e, signal) {
       if (e instanceof cls) return e;
       if (signal?.aborted) return aborted(signal);
-      const reason = e instanceof ToolNotFoundError ? "ToolNotFound" : job.fallback;
+      const reason = e instanceof ToolNotFoundError
+        ? "ToolNotFound"
+        : e instanceof ToolTooOldError
+        ? "ToolTooOld"
+        : job.fallback;
       const stderr = e instanceof ToolFailedError && e.stderr ? e.stderr.split("\n") : [];
       return new cls(reason, errorMessage(e), { stderr });
     },

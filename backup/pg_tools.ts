@@ -38,6 +38,20 @@ export class ToolNotFoundError extends DbtetherError<"ToolNotFound"> {
   }
 }
 
+/**
+ * Client tools were found, but all of an older major than the server's: pg_dump refuses a newer
+ * server. Not terminal, as ToolNotFound: newer tools (a new image, another directory) fix it.
+ */
+export class ToolTooOldError extends DbtetherError<"ToolTooOld"> {
+  override name = "ToolTooOldError";
+  constructor(message: string, options?: ErrorOptions) {
+    super("ToolTooOld", message, { ...options });
+  }
+}
+
+/** How the caller's user points the program at other tools, for messages. */
+export const DEFAULT_TOOLS_HINT = "--pg-tools-dir";
+
 /** The default search list: the Debian pattern, then each PATH entry (pass `Deno.env` PATH). */
 export function defaultToolDirs(path?: string): string[] {
   return [...DEFAULT_TOOL_DIRS, ...(path ?? "").split(":").filter((p) => p !== "")];
@@ -145,11 +159,50 @@ export interface FindToolsOptions {
   dirs?: string[];
   /** Which tool must exist beside pg_dump (restore needs psql or pg_restore). */
   require?: ("psql" | "pgRestore")[];
+  /** The flag or variable that points at tools, for the error; default `--pg-tools-dir`. */
+  hint?: string;
 }
 
 /**
- * The toolset with the smallest major version >= `serverMajor` (the first found among equals).
- * Throws ToolNotFoundError naming the server version and the directories searched.
+ * The toolset with the smallest major version >= `serverMajor` (the first found among equals):
+ * a newer pg_dump may emit syntax an older server cannot restore.
+ */
+export function chooseToolset(serverMajor: number, sets: PgToolset[]): PgToolset | undefined {
+  let best: PgToolset | undefined;
+  for (const t of sets) {
+    if (t.major >= serverMajor && (!best || t.major < best.major)) best = t;
+  }
+  return best;
+}
+
+/**
+ * Why no toolset can serve the server: ToolTooOldError when every toolset found is of an older
+ * major, else ToolNotFoundError. The message names the major needed, what was found, where it
+ * looked and `hint`, the way to point at other tools.
+ */
+export function noToolsetError(
+  server: { major: number; version: string },
+  o: { dirs: string[]; found: PgToolset[]; hint?: string },
+): ToolNotFoundError | ToolTooOldError {
+  const found = o.found.map((t) => `${t.version} in ${t.dir}`).join(", ") || "none";
+  const fix = `install the PostgreSQL ${server.major} (or newer) client tools and point ` +
+    `${o.hint ?? DEFAULT_TOOLS_HINT} at their bin directory`;
+  if (o.found.length && o.found.every((t) => t.major < server.major)) {
+    return new ToolTooOldError(
+      `Cannot use the client tools found for PostgreSQL ${server.version}: they must be of ` +
+        `major ${server.major} or newer (pg_dump refuses a newer server), found only ${found} ` +
+        `(searched ${o.dirs.join(", ")}); ${fix}`,
+    );
+  }
+  return new ToolNotFoundError(
+    `Cannot find pg_dump for PostgreSQL ${server.version}: no client tools of major ` +
+      `version ${server.major} or newer in ${o.dirs.join(", ")} (found: ${found}); ${fix}`,
+  );
+}
+
+/**
+ * The toolset {@link chooseToolset} picks among those with every required tool. Throws
+ * {@link noToolsetError}'s error naming the server version and the directories searched.
  */
 export async function findPgTools(
   serverVersion: { major: number; version: string },
@@ -157,22 +210,20 @@ export async function findPgTools(
 ): Promise<PgToolset> {
   const dirs = opts.dirs ?? DEFAULT_TOOL_DIRS;
   const all = await listToolsets(dirs);
-  const candidates: PgToolset[] = [];
+  const complete: PgToolset[] = [];
   for (const t of all) {
-    if (t.major < serverVersion.major) continue;
     const missing = await Promise.all(
       (opts.require ?? []).map(async (r) => (await isFile(t[r])) ? undefined : r),
     );
-    if (missing.every((m) => m === undefined)) candidates.push(t);
+    if (missing.every((m) => m === undefined)) complete.push(t);
   }
-  candidates.sort((a, b) => a.major - b.major);
-  const best = candidates[0];
+  const best = chooseToolset(serverVersion.major, complete);
   if (best) return best;
-  const found = all.map((t) => `${t.version} in ${t.dir}`).join(", ") || "none";
-  throw new ToolNotFoundError(
-    `Cannot find pg_dump for PostgreSQL ${serverVersion.version}: no client tools of major ` +
-      `version ${serverVersion.major} or newer in ${dirs.join(", ")} (found: ${found})`,
-  );
+  throw noToolsetError(serverVersion, {
+    dirs,
+    found: all,
+    ...(opts.hint ? { hint: opts.hint } : {}),
+  });
 }
 
 /** A tool ran but failed (the server cannot be reached, say); `stderr` is redacted. */

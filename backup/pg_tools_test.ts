@@ -1,10 +1,14 @@
 import { assertEquals, assertRejects } from "../tests/helpers/assert.ts";
 import {
+  chooseToolset,
   defaultToolDirs,
   findPgTools,
+  noToolsetError,
   parseServerVersionNum,
   parseToolVersion,
+  type PgToolset,
   ToolNotFoundError,
+  ToolTooOldError,
 } from "./pg_tools.ts";
 import { StderrTail } from "./stderr_tail.ts";
 
@@ -68,18 +72,73 @@ Deno.test("findPgTools picks the smallest major >= the server's", async (t) => {
         ToolNotFoundError,
       );
     });
-    await t.step("the error names the server version and the directories", async () => {
-      const e = await assertRejects(
-        () => findPgTools({ major: 18, version: "18.0" }, { dirs }),
-        ToolNotFoundError,
-      );
-      for (const s of ["PostgreSQL 18.0", `${root}/pg/*/bin`, `${root}/nowhere`, "16.4 in"]) {
-        if (!e.message.includes(s)) throw new Error(`"${s}" missing from: ${e.message}`);
-      }
-    });
+    await t.step(
+      "only older tools: ToolTooOld names the versions and the directories",
+      async () => {
+        const e = await assertRejects(
+          () => findPgTools({ major: 18, version: "18.0" }, { dirs }),
+          ToolTooOldError,
+        );
+        for (const s of ["PostgreSQL 18.0", `${root}/pg/*/bin`, `${root}/nowhere`, "16.4 in"]) {
+          if (!e.message.includes(s)) throw new Error(`"${s}" missing from: ${e.message}`);
+        }
+      },
+    );
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+function toolset(version: string, dir = `/opt/pg${version}/bin`): PgToolset {
+  const major = Number(version.split(".")[0]);
+  return { dir, version, major, pgDump: `${dir}/pg_dump`, psql: "", pgRestore: "" };
+}
+
+Deno.test("chooseToolset: the smallest major >= the server's, the first among equals", async (t) => {
+  const sets = [toolset("18.6"), toolset("14.23"), toolset("16.15", "/a"), toolset("16.2", "/b")];
+  const cases: [string, number, PgToolset[], string | undefined][] = [
+    ["an older server takes the smallest newer tools", 13, sets, "/opt/pg14.23/bin"],
+    ["an exact match", 14, sets, "/opt/pg14.23/bin"],
+    ["15 takes 16, not 18", 15, sets, "/a"],
+    ["16 takes the first 16 found", 16, sets, "/a"],
+    ["17 takes 18", 17, sets, "/opt/pg18.6/bin"],
+    ["19: nothing", 19, sets, undefined],
+    ["no tools: nothing", 13, [], undefined],
+  ];
+  for (const [name, major, given, want] of cases) {
+    await t.step(name, () => assertEquals(chooseToolset(major, given)?.dir, want));
+  }
+});
+
+Deno.test("noToolsetError: ToolTooOld only when every toolset found is older", async (t) => {
+  const server = { major: 16, version: "16.15" };
+  const dirs = ["/opt/*/bin"];
+  await t.step("only older tools: which major, which found, and the flag", () => {
+    const e = noToolsetError(server, { dirs, found: [toolset("14.23"), toolset("15.19")] });
+    assertEquals(e instanceof ToolTooOldError, true);
+    assertEquals(e.reason, "ToolTooOld");
+    assertEquals(
+      e.message,
+      "Cannot use the client tools found for PostgreSQL 16.15: they must be of major 16 or " +
+        "newer (pg_dump refuses a newer server), found only 14.23 in /opt/pg14.23/bin, 15.19 " +
+        "in /opt/pg15.19/bin (searched " +
+        "/opt/*/bin); install the PostgreSQL 16 (or newer) client tools and point " +
+        "--pg-tools-dir at their bin directory",
+    );
+  });
+  await t.step("the caller's hint replaces the flag", () => {
+    const e = noToolsetError(server, { dirs, found: [toolset("14.23")], hint: "--tool-dir" });
+    assertEquals(e.message.endsWith("point --tool-dir at their bin directory"), true);
+  });
+  await t.step("nothing found: ToolNotFound", () => {
+    const e = noToolsetError(server, { dirs, found: [] });
+    assertEquals([e instanceof ToolNotFoundError, e.reason], [true, "ToolNotFound"]);
+    assertEquals(e.message.includes("(found: none)"), true);
+  });
+  await t.step("a new enough toolset lacking a required tool: ToolNotFound", () => {
+    const e = noToolsetError(server, { dirs, found: [toolset("14.23"), toolset("17.2")] });
+    assertEquals(e.reason, "ToolNotFound");
+  });
 });
 
 Deno.test("StderrTail keeps the last lines, bounded and redacted", () => {

@@ -106,7 +106,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   const tools = await resolveTools({
     connection: opts.connection,
     require: [],
-    ...pick(opts, "tools", "toolDirs", "serverVersion", "signal"),
+    ...pick(opts, "tools", "toolDirs", "serverVersion", "toolsHint", "signal"),
   }).catch((e) => {
     throw failures.from(e, opts.signal);
   });

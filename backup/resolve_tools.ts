@@ -5,11 +5,13 @@ import type { PgConnection } from "./dump_command.ts";
 import type { ProgressOptions } from "./streams.ts";
 import {
   DEFAULT_TOOL_DIRS,
+  DEFAULT_TOOLS_HINT,
   findPgTools,
   listToolsets,
   type PgToolset,
   queryServerVersion,
   ToolNotFoundError,
+  ToolTooOldError,
 } from "./pg_tools.ts";
 
 export type { PgToolset };
@@ -22,6 +24,11 @@ export interface ToolChoice {
   toolDirs?: string[];
   /** The server's version when the caller knows it (saves a psql round trip). */
   serverVersion?: { major: number; version: string };
+  /**
+   * How the user points the program at other tools, named in ToolNotFound/ToolTooOld messages:
+   * default `--pg-tools-dir` (`dbtether run`); the CLI's is `--tool-dir`.
+   */
+  toolsHint?: string;
 }
 
 /** Options of {@link resolveTools}. */
@@ -45,30 +52,33 @@ export interface ResolvedTools {
 
 /**
  * The server's version (asked with the newest psql found unless given) and the toolset with the
- * smallest major version that can serve it. Throws ToolNotFoundError or ToolFailedError.
+ * smallest major version that can serve it. Throws ToolNotFoundError, ToolTooOldError (only
+ * tools older than the server) or ToolFailedError.
  */
 export async function resolveTools(opts: ResolveToolsOptions): Promise<ResolvedTools> {
   const dirs = opts.toolDirs ?? DEFAULT_TOOL_DIRS;
+  const hint = opts.toolsHint ? { hint: opts.toolsHint } : {};
   let server = opts.serverVersion;
   if (!server) {
     const psql = opts.tools?.psql ?? newest(await listToolsets(dirs))?.psql;
     if (!psql) {
       throw new ToolNotFoundError(
-        `Cannot find PostgreSQL client tools: no pg_dump/psql in ${dirs.join(", ")}`,
+        `Cannot find PostgreSQL client tools: no pg_dump/psql in ${dirs.join(", ")}; install ` +
+          `them and point ${opts.toolsHint ?? DEFAULT_TOOLS_HINT} at their bin directory`,
       );
     }
     server = await queryServerVersion(psql, opts.connection, pickSignal(opts.signal));
   }
   if (opts.tools) {
     if (opts.tools.major < server.major) {
-      throw new ToolNotFoundError(
-        `Cannot use pg_dump ${opts.tools.version} for PostgreSQL ${server.version}: ` +
-          `it is older than the server`,
+      throw new ToolTooOldError(
+        `Cannot use pg_dump ${opts.tools.version} (${opts.tools.dir}) for PostgreSQL ` +
+          `${server.version}: pg_dump must be of major ${server.major} or newer`,
       );
     }
     return { toolset: opts.tools, server };
   }
-  return { toolset: await findPgTools(server, { dirs, require: opts.require }), server };
+  return { toolset: await findPgTools(server, { dirs, require: opts.require, ...hint }), server };
 }
 
 function newest(sets: PgToolset[]): PgToolset | undefined {

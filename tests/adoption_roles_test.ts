@@ -7,10 +7,11 @@
  * attributes, memberships or comment change. The allowed case (a granted namespace, a plain
  * unmarked login role) works.
  */
-import { assert, assertEquals } from "./helpers/assert.ts";
+import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
 import { readyOf, runsAs, secretData, waitReason, waitRefused } from "./helpers/fixtures.ts";
 import { adoptionGrant, resource, rolesSnapshot } from "./helpers/tenant.ts";
+import { budget } from "./helpers/timeouts.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -283,4 +284,90 @@ Deno.test({
   await t.step("the admin password never appears in the program's logs", () => {
     assert(!env.program!.logs().includes(env.pg.admin.password));
   });
+});
+
+Deno.test({
+  name: "Adoption of a role the admin does not hold WITH ADMIN OPTION: the GRANT to ask for (16+)",
+  ...opts,
+}, async (t) => {
+  await using env = await startEnv({ pg: true, program: true });
+  const ns = await env.namespace("tenant-d");
+  await env.kube.apply(env.clusterManifest("main", { extraSpec: adoptionGrant([ns]) }));
+  await env.waitPhase("dbcluster", "main", "Connected");
+  await env.kube.apply(resource("Database", {
+    name: "app",
+    ns,
+    spec: "clusterRef: { name: main }\ndeletionPolicy: Delete\n",
+  }));
+  await env.waitPhase("database", "app", "Ready", { namespace: ns });
+  // Made by the platform team as the bootstrap superuser, not by the admin: on 16+ the admin
+  // holds no membership in it at all.
+  await env.pg.superSql("CREATE ROLE su_made LOGIN PASSWORD 'su-made-pw'");
+  const before = await rolesSnapshot(env.pg);
+  await env.kube.apply(resource("DatabaseUser", {
+    name: "legacy",
+    ns,
+    annotations: { "dbtether.io/adopt": "true" },
+    spec: "username: su_made\ndatabaseRef: { name: app }\nprivileges: readonly\n",
+  }));
+  const admin = env.pg.admin.user;
+
+  if (env.pg.major >= 16) {
+    let grant = "";
+    await t.step("refused with AdminOptionMissing, naming the GRANT; nothing changed", async () => {
+      const u = await waitReason(env, {
+        kind: "databaseuser",
+        name: "legacy",
+        namespace: ns,
+        reason: "AdminOptionMissing",
+      });
+      const msg = readyOf(u)!.message;
+      assertMatch(msg, /^Cannot adopt role "su_made": from PostgreSQL 16 the admin role /);
+      assert(
+        msg.endsWith(`GRANT "su_made" TO "${admin}" WITH ADMIN TRUE, INHERIT FALSE, SET FALSE`),
+        msg,
+      );
+      grant = msg.slice(msg.lastIndexOf("GRANT "));
+      assertEquals(await rolesSnapshot(env.pg), before);
+      assertEquals(await secretData(env, { namespace: ns, name: "legacy-credentials" }), undefined);
+      assert(
+        await runsAs(env.pg, { user: "su_made", password: "su-made-pw", database: "postgres" }),
+      );
+      const events = (await env.kube.kubectl([
+        "get",
+        "events",
+        "-n",
+        ns,
+        "--field-selector",
+        "involvedObject.name=legacy,type=Warning",
+      ], { check: true })).stdout;
+      assert(/AdminOptionMissing/.test(events), events);
+    });
+    await t.step("the platform team runs that GRANT: adopted, the spec unchanged", async () => {
+      await env.pg.superSql(grant);
+      await env.waitPhase("databaseuser", "legacy", "Ready", {
+        namespace: ns,
+        timeoutMs: budget("ready"),
+      });
+    });
+  } else {
+    // Up to 15 a CREATEROLE admin may change any non-superuser role.
+    await env.waitPhase("databaseuser", "legacy", "Ready", { namespace: ns });
+  }
+
+  await t.step(
+    "the adopted role logs in with its new password and reads, as readonly",
+    async () => {
+      const s = (await secretData(env, { namespace: ns, name: "legacy-credentials" }))!;
+      assertEquals(s.username, "su_made");
+      assert(await runsAs(env.pg, { user: "su_made", password: s.password!, database: "app" }));
+      assert(
+        !(await runsAs(env.pg, { user: "su_made", password: "su-made-pw", database: "app" })),
+        "the old password no longer works",
+      );
+      // The admin can manage the role but does not get its privileges (INHERIT FALSE).
+      const uses = await env.pg.superSql(`SELECT pg_has_role('${admin}', 'su_made', 'USAGE')`);
+      assertEquals(uses.trim(), "f");
+    },
+  );
 });

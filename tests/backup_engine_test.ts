@@ -329,7 +329,7 @@ Deno.test("backup failures leave no object at the key", opts, async (t) => {
     assertEquals(await pgDumpChildren(), []);
   });
 
-  await t.step("no pg_dump new enough: ToolNotFound names version and dirs", async () => {
+  await t.step("only older pg_dump: ToolTooOld names the versions and dirs", async () => {
     const e = await assertRejects(
       () =>
         runBackup({
@@ -342,8 +342,9 @@ Deno.test("backup failures leave no object at the key", opts, async (t) => {
         }),
       BackupError,
     );
-    assertEquals(e.reason, "ToolNotFound");
+    assertEquals(e.reason, "ToolTooOld");
     assert(e.message.includes("PostgreSQL 99.1") && e.message.includes("/usr/lib/postgresql"));
+    assert(e.message.includes("major 99 or newer") && e.message.includes("--pg-tools-dir"));
   });
 
   await t.step("unsafe key: InvalidOptions", async () => {

@@ -59,24 +59,21 @@ function schemaHas(schema: Doc, path: string): boolean {
   return true;
 }
 
-/** A ServiceMonitor CRD as prometheus-operator names it; its schema accepts any spec. */
-const SERVICE_MONITOR_CRD = `apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: { name: servicemonitors.monitoring.coreos.com }
-spec:
-  group: monitoring.coreos.com
-  scope: Namespaced
-  names: { kind: ServiceMonitor, plural: servicemonitors, listKind: ServiceMonitorList, singular: servicemonitor }
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema:
-        openAPIV3Schema:
-          type: object
-          properties:
-            spec: { type: object, x-kubernetes-preserve-unknown-fields: true }
-`;
+/**
+ * prometheus-operator's own ServiceMonitor CRD (its real schema), which
+ * scripts/install-prometheus-crds.sh takes from the pinned Go module and checks by sha256.
+ */
+async function serviceMonitorCrd(): Promise<string> {
+  const out = await new Deno.Command("bash", {
+    args: [`${root}scripts/install-prometheus-crds.sh`],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) {
+    throw new Error("Cannot fetch the CRD: scripts/install-prometheus-crds.sh failed");
+  }
+  return new TextDecoder().decode(out.stdout).trim();
+}
 
 /** The value sets rendered and dry-run applied, each with what it must change. */
 const CASES: { name: string; set: string[]; check: (docs: Doc[]) => void }[] = [
@@ -261,7 +258,10 @@ metadata:
   name: ${NS}
   labels: { pod-security.kubernetes.io/enforce: restricted }
 `);
-    await env.kube.apply(SERVICE_MONITOR_CRD);
+    // Server-side: the CRD is too large for the last-applied annotation of a client-side apply.
+    await env.kube.kubectl(["apply", "--server-side", "-f", await serviceMonitorCrd()], {
+      check: true,
+    });
     await env.kube.kubectl([
       "wait",
       "--for=condition=Established",
@@ -282,6 +282,28 @@ metadata:
         assertEquals(r.stdout.trim().split("\n").length, docs.length, r.stdout);
       });
     }
+
+    await t.step(
+      "prometheus-operator's schema refuses a ServiceMonitor it would not scrape",
+      async () => {
+        const { docs } = await render(["metrics.serviceMonitor.enabled=true"]);
+        const sm = one(docs, "ServiceMonitor");
+        const crd = (await env.getJson<Doc>("crd", "servicemonitors.monitoring.coreos.com"))!;
+        assertEquals(crd.metadata.annotations["operator.prometheus.io/version"], "0.85.0");
+        const bad = structuredClone(sm);
+        bad.spec.endpoints[0].interval = "every minute";
+        bad.spec.endpoints[0].scheme = "gopher";
+        const r = await env.kube.kubectl(
+          ["apply", "--server-side", "--dry-run=server", "-f", "-"],
+          {
+            stdin: JSON.stringify(bad),
+          },
+        );
+        assert(r.code !== 0, "a ServiceMonitor with a bad interval and scheme was accepted");
+        assertMatch(r.stderr, /spec\.endpoints\[0\]\.interval/);
+        assertMatch(r.stderr, /spec\.endpoints\[0\]\.scheme/);
+      },
+    );
 
     await t.step(
       'the pod passes Pod Security "restricted"; without its securityContext it does not',

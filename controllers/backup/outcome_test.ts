@@ -12,6 +12,11 @@ Deno.test("backupFailure maps each failure to one Backup reason", async (t) => {
       { reason: "ToolNotFound", message: "no pg_dump" },
     ],
     [
+      "only older client tools: ToolTooOld as it is",
+      new BackupError("ToolTooOld", "pg_dump must be of major 16 or newer"),
+      { reason: "ToolTooOld", message: "pg_dump must be of major 16 or newer" },
+    ],
+    [
       "a storage failure, with the storage's reason",
       new StorageError("AccessDenied", "no"),
       { reason: "StorageFailed", message: "Cannot use the backup storage: AccessDenied: no" },

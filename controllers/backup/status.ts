@@ -29,6 +29,7 @@ export type BackupReason =
   | "StorageFailed"
   | "Aborted"
   | "ToolNotFound"
+  | "ToolTooOld"
   | "InvalidOptions"
   | "SigningFailed";
 

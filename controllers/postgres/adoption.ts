@@ -11,6 +11,7 @@
  */
 import type { ReachedRole, RoleReach } from "./reach.ts";
 import { formatMarker, parseMarker } from "./names.ts";
+import { catalogIdent } from "./quote.ts";
 
 /** Reasons an adoption is refused although the platform team allowed adoption. */
 export const ROLE_ADOPTION_REFUSALS = [
@@ -20,6 +21,7 @@ export const ROLE_ADOPTION_REFUSALS = [
   "RoleIsPredefined",
   "RoleInheritsPrivileges",
   "RoleHasForeignAccess",
+  "AdminOptionMissing",
 ] as const;
 /** A reason of {@link ROLE_ADOPTION_REFUSALS}. */
 export type RoleAdoptionRefusal = typeof ROLE_ADOPTION_REFUSALS[number];
@@ -74,12 +76,13 @@ function markerNamespace(comment: string | null): string | undefined {
 
 /**
  * Why `role` may not be adopted by a resource of `namespace`, or undefined when it may. `reach`
- * is what observeRoleReach read; `adminRole` is the DBCluster's admin.
+ * is what observeRoleReach read; `adminRole` is the DBCluster's admin; `needsAdminOption` is
+ * the server's rule (16+) that the admin changes only roles it holds WITH ADMIN OPTION.
  */
 export function roleAdoptionProblem(
   role: string,
   reach: RoleReach,
-  o: { adminRole: string; namespace: string },
+  o: { adminRole: string; namespace: string; needsAdminOption?: boolean },
 ): { reason: RoleAdoptionRefusal; message: string } | undefined {
   const cannot = `Cannot adopt role ${JSON.stringify(role)}`;
   if (role === o.adminRole) {
@@ -153,5 +156,24 @@ export function roleAdoptionProblem(
       };
     }
   }
+  // Last: the platform team should not be asked for a grant that would not be enough.
+  if (o.needsAdminOption && !reach.adminOption) return adminOptionMissing(role, o.adminRole);
   return undefined;
+}
+
+/**
+ * The admin cannot change the role (16+): the platform team grants it to the admin WITH ADMIN
+ * OPTION, without INHERIT and SET, the way CREATE ROLE does when createrole_self_grant is unset.
+ */
+function adminOptionMissing(role: string, admin: string) {
+  return {
+    reason: "AdminOptionMissing" as const,
+    message: `Cannot adopt role ${JSON.stringify(role)}: from PostgreSQL 16 the admin role ` +
+      `${JSON.stringify(admin)} may change only roles it holds WITH ADMIN OPTION, and it does ` +
+      `not hold this one (a superuser or another role created it); nothing was changed, and it ` +
+      `is retried. The platform team must run, as a superuser or as the role's creator: GRANT ${
+        catalogIdent(role)
+      } TO ` +
+      `${catalogIdent(admin)} WITH ADMIN TRUE, INHERIT FALSE, SET FALSE`,
+  };
 }

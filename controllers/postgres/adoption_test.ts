@@ -8,7 +8,11 @@ function reach(
   groups: ReachedRole[] = [],
   dbs = [] as RoleReach["databases"],
 ) {
-  return { roles: [r("legacy", { self: true, ...self }), ...groups], databases: dbs };
+  return {
+    roles: [r("legacy", { self: true, ...self }), ...groups],
+    databases: dbs,
+    adminOption: true,
+  };
 }
 
 Deno.test("roleAdoptionProblem: why a role may not be adopted, or nothing", async (t) => {
@@ -17,7 +21,7 @@ Deno.test("roleAdoptionProblem: why a role may not be adopted, or nothing", asyn
     [
       "the admin role",
       "admin",
-      { roles: [r("admin", { self: true })], databases: [] },
+      { roles: [r("admin", { self: true })], databases: [], adminOption: true },
       "RoleIsAdmin",
     ],
     ["superuser", "legacy", reach({ superuser: true }), "RoleIsSuperuser"],
@@ -28,12 +32,13 @@ Deno.test("roleAdoptionProblem: why a role may not be adopted, or nothing", asyn
     [
       "a predefined role",
       "pg_monitor",
-      { roles: [r("pg_monitor", { self: true })], databases: [] },
+      { roles: [r("pg_monitor", { self: true })], databases: [], adminOption: true },
       "RoleIsPredefined",
     ],
     ["a managed service's role", "azure_pg_admin", {
       roles: [r("azure_pg_admin", { self: true })],
       databases: [],
+      adminOption: true,
     }, "RoleIsPredefined"],
     [
       "member of the admin",
@@ -127,6 +132,40 @@ Deno.test("roleAdoptionProblem: why a role may not be adopted, or nothing", asyn
       if (message) assertMatch(p!.message, message);
     });
   }
+});
+
+Deno.test("roleAdoptionProblem: on 16+ only roles the admin holds WITH ADMIN OPTION", async (t) => {
+  const held = reach({}), notHeld = { ...reach({}), adminOption: false };
+  const o = { adminRole: "dbtether admin", namespace: "ns" };
+  await t.step("16+: refused, with the GRANT the platform team must run", () => {
+    const p = roleAdoptionProblem("legacy", notHeld, { ...o, needsAdminOption: true });
+    assertStrictEquals(p?.reason, "AdminOptionMissing");
+    assertMatch(p!.message, /^Cannot adopt role "legacy": from PostgreSQL 16 the admin role /);
+    assertMatch(
+      p!.message,
+      /GRANT "legacy" TO "dbtether admin" WITH ADMIN TRUE, INHERIT FALSE, SET FALSE$/,
+    );
+  });
+  await t.step("16+: held, adopted", () => {
+    assertStrictEquals(
+      roleAdoptionProblem("legacy", held, { ...o, needsAdminOption: true }),
+      undefined,
+    );
+  });
+  await t.step("up to 15: no such rule", () => {
+    assertStrictEquals(roleAdoptionProblem("legacy", notHeld, o), undefined);
+  });
+  await t.step("a role refused anyway keeps its own reason", () => {
+    const p = roleAdoptionProblem("legacy", { ...reach({ createDb: true }), adminOption: false }, {
+      ...o,
+      needsAdminOption: true,
+    });
+    assertStrictEquals(p?.reason, "RoleIsPrivileged");
+  });
+  await t.step("quotes in names are doubled in the GRANT", () => {
+    const p = roleAdoptionProblem('we"ird', notHeld, { ...o, needsAdminOption: true });
+    assertMatch(p!.message, /GRANT "we""ird" TO "dbtether admin"/);
+  });
 });
 
 Deno.test("isPredefinedRole: pg_, rds_ and azure_pg_ roles in any case, not look-alikes", () => {

@@ -3,8 +3,9 @@
  * roles, the adoption annotations, the platform team's consent (DBCluster spec.adoption) and the
  * rules of adoption.ts. Refusals are TerminalErrors with a reason from {@link RefusalReason}.
  */
-import { TerminalError } from "../../lib/errors.ts";
+import { RetryableError, TerminalError } from "../../lib/errors.ts";
 import { ROLE_ADOPTION_REFUSALS, roleAdoptionProblem } from "./adoption.ts";
+import { serverCapabilities } from "./capabilities.ts";
 import type { ServerSnapshot } from "./catalog.ts";
 import { databaseRoles, formatMarker, type Marker, parseMarker, sameMarker } from "./names.ts";
 import { ident, literal } from "./quote.ts";
@@ -132,7 +133,12 @@ export function claimRole(role: string, snap: ServerSnapshot, o: ClaimOptions): 
   const problem = roleAdoptionProblem(role, reach, {
     adminRole: snap.currentUser,
     namespace: o.want.namespace,
+    needsAdminOption: serverCapabilities(snap.versionNum).grantNeedsAdminOption,
   });
+  // The platform team's GRANT fixes AdminOptionMissing without a change of the spec: retried.
+  if (problem?.reason === "AdminOptionMissing") {
+    throw new RetryableError(problem.reason, problem.message);
+  }
   if (problem) refuse(problem.reason, problem.message);
   return [st.commentOnRole(ident(role), literal(formatMarker(o.want)))];
 }

@@ -18,5 +18,5 @@ export function reachedRole(name: string, o: Partial<ReachedRole> = {}): Reached
 
 /** The reach of a plain role: itself only, no groups, no databases. */
 export function plainReach(name: string): RoleReach {
-  return { roles: [reachedRole(name, { self: true })], databases: [] };
+  return { roles: [reachedRole(name, { self: true })], databases: [], adminOption: true };
 }

@@ -30,6 +30,12 @@ export interface ReachedDatabase {
 export interface RoleReach {
   roles: ReachedRole[];
   databases: ReachedDatabase[];
+  /**
+   * The admin (current_user) holds the role WITH ADMIN OPTION, directly or through a group
+   * (pg_has_role 'MEMBER WITH ADMIN OPTION'): from 16 a CREATEROLE admin may change only such
+   * roles (its password, comment, memberships).
+   */
+  adminOption: boolean;
 }
 
 /**
@@ -63,7 +69,12 @@ export async function observeRoleReach(sql: Sql, role: string): Promise<RoleReac
     WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid IN (SELECT oid FROM up)
       AND (s.dbid <> 0 OR s.classid = 'pg_database'::regclass)
     ORDER BY 1`;
+  const [admin] = await sql<{ adminOption: boolean }[]>`
+    SELECT coalesce(bool_or(pg_has_role(current_user, oid, 'MEMBER WITH ADMIN OPTION')), false)
+      AS "adminOption"
+    FROM pg_roles WHERE rolname = ${role}`;
   return {
+    adminOption: admin?.adminOption ?? false,
     roles: roles.map((r) => ({
       name: r.name,
       self: r.self,
