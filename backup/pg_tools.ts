@@ -102,6 +102,9 @@ async function expand(pattern: string): Promise<string[]> {
 
 const versionCache = new Map<string, { version: string; major: number } | null>();
 
+/** Tools this process was not allowed to start (Deno's --allow-run list), by path. */
+const refusedRuns = new Set<string>();
+
 async function toolVersion(path: string): Promise<{ version: string; major: number } | null> {
   const cached = versionCache.get(path);
   if (cached !== undefined) return cached;
@@ -116,8 +119,9 @@ async function toolVersion(path: string): Promise<{ version: string; major: numb
       stderr: "null",
     }).output();
     if (out.success) v = parseToolVersion(new TextDecoder().decode(out.stdout)) ?? null;
-  } catch {
-    // not there or not executable
+  } catch (e) {
+    // Not there or not executable; or there, and the binary's permissions forbid starting it.
+    if (e instanceof Deno.errors.NotCapable) refusedRuns.add(path);
   }
   versionCache.set(path, v);
   return v;
@@ -132,7 +136,10 @@ async function isFile(path: string): Promise<boolean> {
 }
 
 /** Every directory (after expansion) holding a working pg_dump, with its version. */
-export async function listToolsets(dirs: string[] = DEFAULT_TOOL_DIRS): Promise<PgToolset[]> {
+export async function listToolsets(
+  dirs: string[] = DEFAULT_TOOL_DIRS,
+  refused: string[] = [],
+): Promise<PgToolset[]> {
   const seen = new Set<string>();
   const out: PgToolset[] = [];
   for (const pattern of dirs) {
@@ -140,6 +147,7 @@ export async function listToolsets(dirs: string[] = DEFAULT_TOOL_DIRS): Promise<
       if (seen.has(dir)) continue;
       seen.add(dir);
       const v = await toolVersion(`${dir}/pg_dump`);
+      if (refusedRuns.has(`${dir}/pg_dump`)) refused.push(`${dir}/pg_dump`);
       if (!v) continue;
       out.push({
         dir,
@@ -182,9 +190,10 @@ export function chooseToolset(serverMajor: number, sets: PgToolset[]): PgToolset
  */
 export function noToolsetError(
   server: { major: number; version: string },
-  o: { dirs: string[]; found: PgToolset[]; hint?: string },
+  o: { dirs: string[]; found: PgToolset[]; hint?: string; refused?: string[] },
 ): ToolNotFoundError | ToolTooOldError {
-  const found = o.found.map((t) => `${t.version} in ${t.dir}`).join(", ") || "none";
+  const found = (o.found.map((t) => `${t.version} in ${t.dir}`).join(", ") || "none") +
+    refusedNote(o.refused);
   const fix = `install the PostgreSQL ${server.major} (or newer) client tools and point ` +
     `${o.hint ?? DEFAULT_TOOLS_HINT} at their bin directory`;
   if (o.found.length && o.found.every((t) => t.major < server.major)) {
@@ -201,6 +210,17 @@ export function noToolsetError(
 }
 
 /**
+ * What to say about tools that exist but this program may not start: the binary's --allow-run
+ * list names the client tools at the distributions' paths only (scripts/permissions.sh).
+ */
+export function refusedNote(refused: string[] = []): string {
+  return refused.length
+    ? `; not allowed to run ${refused.join(", ")}: this binary starts only the PostgreSQL ` +
+      "client tools at the paths its permissions list (see docs/troubleshooting.md)"
+    : "";
+}
+
+/**
  * The toolset {@link chooseToolset} picks among those with every required tool. Throws
  * {@link noToolsetError}'s error naming the server version and the directories searched.
  */
@@ -209,7 +229,8 @@ export async function findPgTools(
   opts: FindToolsOptions = {},
 ): Promise<PgToolset> {
   const dirs = opts.dirs ?? DEFAULT_TOOL_DIRS;
-  const all = await listToolsets(dirs);
+  const refused: string[] = [];
+  const all = await listToolsets(dirs, refused);
   const complete: PgToolset[] = [];
   for (const t of all) {
     const missing = await Promise.all(
@@ -222,6 +243,7 @@ export async function findPgTools(
   throw noToolsetError(serverVersion, {
     dirs,
     found: all,
+    refused,
     ...(opts.hint ? { hint: opts.hint } : {}),
   });
 }

@@ -1,4 +1,4 @@
-import { assertEquals, assertRejects } from "../tests/helpers/assert.ts";
+import { assertEquals, assertMatch, assertRejects } from "../tests/helpers/assert.ts";
 import {
   chooseToolset,
   defaultToolDirs,
@@ -7,6 +7,7 @@ import {
   parseServerVersionNum,
   parseToolVersion,
   type PgToolset,
+  refusedNote,
   ToolNotFoundError,
   ToolTooOldError,
 } from "./pg_tools.ts";
@@ -159,4 +160,12 @@ Deno.test("StderrTail keeps the last lines, bounded and redacted", () => {
     "xxxxxxxxxxxxxxxxxxxx…",
   ]);
   assertEquals(seen.length, 5);
+});
+
+Deno.test("a tool the permissions forbid is named in the reason, not skipped in silence", () => {
+  const server = { major: 18, version: "18.6" };
+  const e = noToolsetError(server, { dirs: ["/x"], found: [], refused: ["/x/pg_dump"] });
+  assertEquals(e.reason, "ToolNotFound");
+  assertMatch(e.message, /found: none; not allowed to run \/x\/pg_dump: this binary/);
+  assertEquals(refusedNote([]), "");
 });

@@ -10,6 +10,7 @@ import {
   listToolsets,
   type PgToolset,
   queryServerVersion,
+  refusedNote,
   ToolNotFoundError,
   ToolTooOldError,
 } from "./pg_tools.ts";
@@ -60,11 +61,13 @@ export async function resolveTools(opts: ResolveToolsOptions): Promise<ResolvedT
   const hint = opts.toolsHint ? { hint: opts.toolsHint } : {};
   let server = opts.serverVersion;
   if (!server) {
-    const psql = opts.tools?.psql ?? newest(await listToolsets(dirs))?.psql;
+    const refused: string[] = [];
+    const psql = opts.tools?.psql ?? newest(await listToolsets(dirs, refused))?.psql;
     if (!psql) {
       throw new ToolNotFoundError(
         `Cannot find PostgreSQL client tools: no pg_dump/psql in ${dirs.join(", ")}; install ` +
-          `them and point ${opts.toolsHint ?? DEFAULT_TOOLS_HINT} at their bin directory`,
+          `them and point ${opts.toolsHint ?? DEFAULT_TOOLS_HINT} at their bin directory` +
+          refusedNote(refused),
       );
     }
     server = await queryServerVersion(psql, opts.connection, pickSignal(opts.signal));

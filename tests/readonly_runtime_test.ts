@@ -103,10 +103,10 @@ Deno.test(
     }, { timeoutMs: budget("backup") });
     assert(failed.status?.phase !== "Completed", JSON.stringify(failed.status));
     assertEquals(await exists(mark), false, "a script posing as pg_dump ran");
-    // The scripts were never started (Deno refused them), so no toolset was found there.
+    // The scripts were never started (Deno refused them), and the reason says so.
     assertMatch(
       failed.status!.message!,
-      /no client tools of major version \d+ or newer in .*found: none/,
+      /no client tools of major version \d+ or newer in .*found: none; not allowed to run \S+\/pg_dump/,
     );
     assertEquals(program.logs().includes(mark), false);
     await Deno.remove(evil, { recursive: true });
