@@ -7,7 +7,9 @@ PERMS := $(shell scripts/permissions.sh | tr '\n' ' ')
 # Release targets: the controller runs on Linux (x64, arm64); the CLI (backup, restore, crds)
 # also on macOS.
 TARGETS ?= x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-apple-darwin aarch64-apple-darwin
-KUBECONFIG_DEV := .dev/kubeconfig
+# The dev environment's directory (scripts/dev.ts honours the same variable).
+DEV_DIR := $(or $(DBTETHER_DEV_DIR),.dev)
+KUBECONFIG_DEV := $(DEV_DIR)/kubeconfig
 
 .PHONY: help deps lint fmt test test-matrix unit demo dev-up dev-down run compile bench crds manifests clean
 
@@ -75,14 +77,18 @@ dev-down:
 
 run:
 	@if [ -z "$$KUBECONFIG" ] && [ -f $(KUBECONFIG_DEV) ]; then export KUBECONFIG=$(KUBECONFIG_DEV); fi; \
-	if [ -f .dev/env ]; then source .dev/env; fi; \
+	if [ -f $(DEV_DIR)/env ]; then source $(DEV_DIR)/env; fi; \
+	perms="$(PERMS)"; tools=""; \
+	if [ -n "$$DBTETHER_DEV_PG_TOOLS_DIR" ]; then d=$$DBTETHER_DEV_PG_TOOLS_DIR; \
+	  tools="--pg-tools-dir $$d"; \
+	  perms=$$(echo "$$perms" | sed "s|--allow-run=\([^ ]*\)|--allow-run=\1,$$d/pg_dump,$$d/psql,$$d/pg_restore|"); fi; \
 	ports=""; \
 	case " $(ARGS) " in *" --metrics-bind-address"*) ;; *) \
 	  [ -n "$$DBTETHER_DEV_METRICS_ADDRESS" ] && ports="$$ports --metrics-bind-address $$DBTETHER_DEV_METRICS_ADDRESS";; esac; \
 	case " $(ARGS) " in *" --health-probe-bind-address"*) ;; *) \
 	  [ -n "$$DBTETHER_DEV_HEALTH_ADDRESS" ] && ports="$$ports --health-probe-bind-address $$DBTETHER_DEV_HEALTH_ADDRESS";; esac; \
 	[ -n "$$ports" ] && echo "make run:$$ports (from .dev/env; pass ARGS to choose others)"; \
-	$(DENO) run $(PERMS) main.ts run --log-format text $$ports $(ARGS)
+	$(DENO) run $$perms main.ts run --log-format text $$ports $$tools $(ARGS)
 
 # `deno compile` downloads its runtime (denort) from dl.deno.land on first use: it works on a
 # normal build machine, not in an offline sandbox. The Dockerfile runs the same scripts/compile.sh.

@@ -94,6 +94,9 @@ async function startEnvironment(run: string): Promise<Env> {
     // Free when the environment started: `make run` uses them unless given other flags.
     `export DBTETHER_DEV_METRICS_ADDRESS=127.0.0.1:${freePort()}`,
     `export DBTETHER_DEV_HEALTH_ADDRESS=127.0.0.1:${freePort()}`,
+    // The dev server's own client tools (any major): `make run` adds them to the binary's
+    // --allow-run list and passes --pg-tools-dir, so backups work against every major.
+    `export DBTETHER_DEV_PG_TOOLS_DIR=${pg.clientDir}`,
   ];
   await Deno.writeTextFile(`${dir}/env`, envLines.join("\n") + "\n", { mode: 0o600 });
   await pointAt(`${devDir}/env`, `${dir}/env`);

@@ -6,6 +6,8 @@
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { alive, parseProcesses, type ProcessId } from "../scripts/dev_processes.ts";
+import { budget } from "./helpers/timeouts.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 
@@ -82,5 +84,83 @@ Deno.test("make dev-up on a running environment keeps it; a stale pid file is cl
   } finally {
     await sh("make -s dev-down", devDir);
     await Deno.remove(devDir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("make run backs up the dev server with that server's own client tools (any major)", async () => {
+  // The binary's --allow-run list names the distributions' tool paths only; `make run` adds the
+  // dev server's tools (DBTETHER_DEV_PG_TOOLS_DIR in the dev env), so DBTETHER_PG_VERSION=18 or
+  // 13 works as well as Debian's 15.
+  const devDir = await Deno.makeTempDir({ prefix: "dbtether-devrun-" });
+  const backups = await Deno.makeTempDir({ prefix: "dbtether-devrun-backups-" });
+  let run: Deno.ChildProcess | undefined;
+  try {
+    const up = await sh("make -s dev-up", devDir);
+    assertEquals(up.code, 0, up.stdout + up.stderr);
+    run = new Deno.Command("make", {
+      args: ["-s", "run", "ARGS=--backoff-base 200ms --backoff-max 5s"],
+      cwd: root,
+      env: { DBTETHER_DEV_DIR: devDir },
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const vars = await sh(
+      `source ${devDir}/env && printf '%s\\n' "$PGHOST" "$PGPORT" "$PGUSER"`,
+      devDir,
+    );
+    const [host, port, user] = vars.stdout.trim().split("\n");
+    const password = (await sh(`source ${devDir}/env && printf '%s' "$PGPASSWORD"`, devDir)).stdout;
+    const manifest = `apiVersion: v1
+kind: Secret
+metadata: { name: dev-admin, namespace: default }
+stringData: { username: "${user}", password: "${password}" }
+---
+apiVersion: dbtether.io/v1alpha1
+kind: DBCluster
+metadata: { name: dev-pg }
+spec:
+  endpoint: "${host}"
+  port: ${port}
+  credentialsSecretRef: { name: dev-admin, namespace: default }
+---
+apiVersion: dbtether.io/v1alpha1
+kind: Database
+metadata: { name: devrun, namespace: default }
+spec: { clusterRef: { name: dev-pg }, deletionPolicy: Delete }
+---
+apiVersion: dbtether.io/v1alpha1
+kind: BackupStorage
+metadata: { name: devrun-local }
+spec: { local: { path: "${backups}" } }
+---
+apiVersion: dbtether.io/v1alpha1
+kind: Backup
+metadata: { name: devrun, namespace: default }
+spec: { databaseRef: { name: devrun }, storageRef: { name: devrun-local } }
+`;
+    const applied = await sh(
+      `source ${devDir}/env && kubectl apply -f - <<'EOF_'\n${manifest}EOF_`,
+      devDir,
+    );
+    assertEquals(applied.code, 0, applied.stdout + applied.stderr);
+    const status = await waitFor("the dev server's Backup to complete", async () => {
+      const r = await sh(
+        `source ${devDir}/env && kubectl get backup devrun -n default -o jsonpath='{.status.phase} {.status.pgDumpVersion} {.status.message}'`,
+        devDir,
+      );
+      return r.stdout.startsWith("Completed ") ? r.stdout : undefined;
+    }, { timeoutMs: budget("backup") });
+    const server = await sh(`source ${devDir}/env && psql -XAtc 'SHOW server_version'`, devDir);
+    const major = server.stdout.trim().split(".")[0]!;
+    assert(status.split(" ")[1]?.startsWith(`${major}.`), `${status} for server ${server.stdout}`);
+  } finally {
+    try {
+      run?.kill("SIGTERM");
+    } catch { /* gone */ }
+    await run?.status;
+    await sh("make -s dev-down", devDir);
+    await Deno.remove(devDir, { recursive: true }).catch(() => {});
+    await Deno.remove(backups, { recursive: true }).catch(() => {});
   }
 });
