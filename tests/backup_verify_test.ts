@@ -7,12 +7,14 @@
  * - a backup whose object was overwritten in MinIO fails verification: a Warning Event, the
  *   Backup marked Failed, and retention keeps the last verified-good Backup;
  * - a hostile tenant who pre-creates a Database under the scratch name gets a failed
- *   verification and keeps that database and its data.
+ *   verification and keeps that database and its data;
+ * - the program SIGKILLed mid-verification: after the restart the scratch database is dropped
+ *   and the Backup verified.
  */
 import { createHash } from "node:crypto";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
-import { databaseYaml, SEED, storageYaml } from "./helpers/backup.ts";
+import { databaseYaml, freezeRestoreTool, SEED, storageYaml } from "./helpers/backup.ts";
 import { conditionOf, mergePatch } from "./helpers/fixtures.ts";
 import { runProgram } from "./helpers/program.ts";
 import { startMinio, type StorageServer } from "./helpers/storage_servers.ts";
@@ -212,13 +214,19 @@ async function hostileScratchName(env: TestEnv): Promise<void> {
   assertEquals((await env.pg.superSql("SELECT x FROM mine", { database: squat })).trim(), "42");
 }
 
-Deno.test({ name: "BackupSchedule verify against the real servers", ...opts }, async (t) => {
-  await using env = await startEnv({ pg: true, program: true });
-  await using minio = await startMinio();
+/** MinIO with the bucket "backups", the test DBCluster, and BackupStorage "minio" Ready. */
+async function servers(env: TestEnv): Promise<StorageServer> {
+  const minio = await startMinio();
   await minio.createBucket("backups");
   await env.kube.apply(env.clusterManifest("test-pg"));
   await env.kube.apply(storageYaml("minio", { server: minio }));
   await env.waitPhase("backupstorage", "minio", "Ready");
+  return minio;
+}
+
+Deno.test({ name: "BackupSchedule verify against the real servers", ...opts }, async (t) => {
+  await using env = await startEnv({ pg: true, program: true });
+  await using minio = await servers(env);
   const results = await Promise.allSettled([
     goodBackup(env),
     corruptedBackup(env, minio),
@@ -231,3 +239,39 @@ Deno.test({ name: "BackupSchedule verify against the real servers", ...opts }, a
     });
   }
 });
+
+Deno.test(
+  { name: "BackupSchedule verify: a verification cut off by SIGKILL is cleaned up", ...opts },
+  async () => {
+    await using env = await startEnv({ pg: true, program: true });
+    await using _minio = await servers(env);
+    const ns = await env.namespace("bkv-kill");
+    await seeded(env, ns, "bkv_kill");
+    // Enough rows that the restore takes a while, so it can be caught running.
+    const big = await env.pg.psql(
+      "CREATE TABLE big AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 1500000) g;",
+      { database: "bkv_kill" },
+    );
+    assertEquals(big.code, 0, big.stderr);
+    await env.kube.apply(schedYaml(ns, "nightly", "app", "  verify:\n    every: 1\n"));
+    // The verification's psql, held still mid-restore.
+    const psql = await freezeRestoreTool(env);
+    const mid = await waitFor("status.verifying while the restore runs", async () => {
+      const s = await schedule(env, ns, "nightly");
+      return s?.status?.verifying ? s : undefined;
+    });
+    assertEquals((await databasesLike(env, "bkv_kill_verify_")).length, 1, "the scratch exists");
+    await env.killProgram("SIGKILL");
+    // A killed container takes its children with it; here psql outlives the program, so it
+    // goes the same way (its session, a login role's, is not the admin's to end).
+    Deno.kill(psql.pid, "SIGKILL");
+    await env.startProgram();
+    const s = await verificationAfter(env, ns, "nightly");
+    await mergePatch(env, { kind: "backupschedule", namespace: ns, name: "nightly" }, {
+      spec: { suspend: true },
+    });
+    assertEquals(s.status?.lastVerification?.backup, mid.status!.verifying);
+    assertEquals(s.status?.lastVerification?.result, "Passed", JSON.stringify(s.status));
+    assertEquals(await databasesLike(env, "bkv_kill_verify_"), [], "the scratch database is gone");
+  },
+);
