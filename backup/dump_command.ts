@@ -148,6 +148,8 @@ export interface DumpCommandOptions {
   includeOwnership?: boolean;
   /** Seconds to wait for table locks before failing instead of queueing behind DDL. */
   lockWaitTimeoutSeconds?: number;
+  /** An exported snapshot to dump in (`--snapshot`); its transaction must stay open. */
+  snapshot?: string;
 }
 
 /** argv/env for `pg_dump` writing the dump to stdout. */
@@ -161,6 +163,13 @@ export function buildDumpCommand(
   if (!opts.includeOwnership) args.push("--no-owner", "--no-privileges");
   if (opts.lockWaitTimeoutSeconds !== undefined) {
     args.push(`--lock-wait-timeout=${Math.round(opts.lockWaitTimeoutSeconds * 1000)}`);
+  }
+  if (opts.snapshot !== undefined) {
+    // pg_export_snapshot() returns hex digits and dashes; anything else is not one.
+    if (!/^[0-9A-F-]{1,64}$/i.test(opts.snapshot)) {
+      throw new RangeError(`Invalid snapshot identifier ${JSON.stringify(opts.snapshot)}`);
+    }
+    args.push(`--snapshot=${opts.snapshot}`);
   }
   return toolCommand(pgDump, { conn, purpose: "backup", args: args });
 }

@@ -94,6 +94,17 @@ Deno.test("pg_dump argv", async (t) => {
       "--lock-wait-timeout=30000",
     ]);
   });
+  await t.step("an exported snapshot goes to --snapshot; anything else is refused", () => {
+    const c = buildDumpCommand("pg_dump", conn, {
+      format: "plain",
+      snapshot: "00000003-0000001B-1",
+    });
+    assert(c.args.includes("--snapshot=00000003-0000001B-1"));
+    assertThrows(
+      () => buildDumpCommand("pg_dump", conn, { format: "plain", snapshot: "x --file=/etc/y" }),
+      RangeError,
+    );
+  });
   await t.step("custom with zstd: pg_dump 16's --compress=zstd:N, default level 3", () => {
     const at = (o: { compressionLevel?: number }) =>
       buildDumpCommand("pg_dump", conn, { format: "custom", compression: "zstd", ...o }).args;

@@ -11,6 +11,7 @@ import { Buffer } from "node:buffer";
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { DumpFormat } from "./dump_command.ts";
 import { type CompressionAlgorithm, isCompressionAlgorithm } from "./compression.ts";
+import type { TableCounts } from "./table_counts.ts";
 
 export const MANIFEST_SUFFIX = ".manifest.json";
 
@@ -61,6 +62,11 @@ export interface BackupManifest {
   durationMs: number;
   /** Who wrote it; see {@link BackupSource}. */
   source?: BackupSource;
+  /**
+   * Tables and rows, counted in the snapshot pg_dump dumped (exact); absent when the backup ran
+   * without an exported snapshot or the count failed or was over its bound.
+   */
+  counts?: TableCounts;
   /** The operator's signature; see {@link signManifest}. */
   signature?: ManifestSignature;
 }

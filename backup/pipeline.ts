@@ -35,6 +35,7 @@ import {
   levelProblem,
 } from "./compression.ts";
 import { assertSafeKey, TemplateError } from "./templates.ts";
+import type { TableCounts } from "./table_counts.ts";
 
 /** The failures a backup shares with a restore, as BackupErrors. */
 const failures = jobFailures(BackupError, { name: "Backup", fallback: "DumpFailed" });
@@ -84,6 +85,20 @@ export interface BackupOptions extends ToolJobOptions<Omit<BackupProgress, "elap
    * fails the backup with SigningFailed and leaves no object, like a failed manifest write.
    */
   signManifest?: (m: BackupManifest) => Promise<BackupManifest>;
+  /** Dump in this snapshot and record its counts in the manifest. */
+  snapshot?: DumpSnapshot;
+}
+
+/**
+ * A snapshot exported by a session that stays in its transaction for the whole dump
+ * (`pg_export_snapshot()`): pg_dump dumps exactly what that session sees (`--snapshot`), and the
+ * session counts the same rows.
+ */
+export interface DumpSnapshot {
+  /** The snapshot's identifier, as `pg_export_snapshot()` returned it. */
+  id: string;
+  /** The counts in that snapshot; undefined when counting failed or was over its bound. */
+  counts: () => Promise<TableCounts | undefined>;
 }
 
 export interface BackupResult {
@@ -121,6 +136,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     clock,
     log,
   });
+  const counts = await opts.snapshot?.counts().catch(() => undefined);
   const completedAt = clock.now();
   const manifest: BackupManifest = {
     manifestVersion: 1,
@@ -139,6 +155,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     completedAt: new Date(completedAt).toISOString(),
     durationMs: completedAt - startedAt,
     ...(opts.source ? { source: opts.source } : {}),
+    ...(counts ? { counts } : {}),
   };
   const written = await writeManifest(opts, manifest, log);
   log.info("Backup completed", { size: manifest.compressedSize, durationMs: manifest.durationMs });
@@ -167,6 +184,7 @@ async function dumpToStore(opts: BackupOptions, p: DumpParams): Promise<DumpOutc
     compression: p.algorithm,
     compressionLevel: p.level,
     ...pick(opts, "includeOwnership", "lockWaitTimeoutSeconds"),
+    ...(opts.snapshot ? { snapshot: opts.snapshot.id } : {}),
   });
   let child: Deno.ChildProcess;
   try {

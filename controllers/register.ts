@@ -54,7 +54,7 @@ export function registerControllers(
   const jobs = createBackupShared(deps, ctx.config);
   setupBackupController(deps, { ...services, jobs });
   setupRestoreController(deps, { ...services, jobs });
-  setupBackupScheduleController(deps, services);
+  setupBackupScheduleController(deps, { ...services, jobs });
 
   return () => pools.close();
 }

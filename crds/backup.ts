@@ -129,6 +129,17 @@ const status = obj({
     description: "SHA-256 of the stored object, hex.",
   })),
   format: optional(enumOf(BACKUP_FORMATS, { description: "The dump format." })),
+  counts: optional(obj({
+    tables: optional(int({ minimum: 0, description: "Ordinary tables dumped with data." })),
+    rows: optional(int({ minimum: 0, description: "Rows in them." })),
+    digest: optional(str({
+      pattern: "^[a-f0-9]{16}$",
+      description: "Digest of the per-table counts (the list is in the manifest).",
+    })),
+  }, {
+    description: "Tables and rows counted in the snapshot pg_dump dumped (exact); absent " +
+      "when they could not be counted.",
+  })),
   duration: optional(str({
     maxLength: 32,
     description: "How long the backup ran, e.g. 1m23s: the DURATION column.",

@@ -81,7 +81,33 @@ const spec = obj({
       "semantics: days, weeks (Monday to Sunday), months and years in the schedule's time " +
       "zone; a backup kept by any rule stays. Unset or empty keeps everything.",
   })),
+  verify: optional(obj({
+    every: optional(int({
+      minimum: 1,
+      maximum: 1000,
+      description: "Verify the newest successful Backup once N successful Backups were made " +
+        "since the last verification (1: every one).",
+    })),
+    schedule: optional(str({
+      minLength: 1,
+      maxLength: 128,
+      pattern: CRON,
+      description: "Verify the newest successful Backup on this cron schedule instead (same " +
+        "syntax and time zone as spec.schedule).",
+    })),
+  }, {
+    description: "Restore tests: a Backup is restored into a scratch database on the same " +
+      "server (named <database>_verify_<hash>, dropped afterwards), its table and row counts " +
+      "compared with those recorded from the dump's snapshot. Exactly one of every and schedule.",
+    rules: [{
+      rule: "(has(self.every) ? 1 : 0) + (has(self.schedule) ? 1 : 0) == 1",
+      message: "exactly one of every and schedule must be set",
+    }],
+  })),
 }, { description: "What to back up, when, and what to keep." });
+
+/** How a verification ended. */
+export const VERIFICATION_RESULTS = ["Passed", "Failed"] as const;
 
 /** The phases a BackupSchedule reports. */
 export const BACKUP_SCHEDULE_PHASES = ["Active", "Suspended", "Failed"] as const;
@@ -126,6 +152,14 @@ const status = obj({
       description: "With dryRun: the Backups the policy would delete now.",
     })),
   }, { description: "What the retention policy did." })),
+  verifying: name("The Backup a verification runs for now (its scratch database may exist)."),
+  lastVerification: optional(obj({
+    time: timestamp("When the last verification ended."),
+    backup: name("The Backup it restored."),
+    result: optional(enumOf(VERIFICATION_RESULTS, { description: "Passed or Failed." })),
+    duration: optional(str({ maxLength: 32, description: "How long it took, e.g. 12s." })),
+    message: messageField,
+  }, { description: "The last restore test (spec.verify)." })),
   observedGeneration: observedGenerationField,
   conditions: conditionsField,
 });

@@ -497,6 +497,14 @@ Deno.test({ name: "zstd Backup and Restore through the operator (MinIO)", ...opt
         new TextDecoder().decode((await head(`${key}.manifest.json`)).bytes),
       );
       assertEquals([manifest.compression, manifest.compressionLevel], ["zstd", 3]);
+      // Counted in the snapshot pg_dump dumped: exact, per table.
+      assertEquals(manifest.counts.perTable, [
+        { schema: "public", table: "Grüße", rows: 3 },
+        { schema: "public", table: "customers", rows: 500 },
+        { schema: "public", table: "orders", rows: 3000 },
+      ]);
+      const counts = (b.status as { counts?: Record<string, unknown> }).counts;
+      assertEquals(counts, { tables: 3, rows: 3503, digest: manifest.counts.digest });
     });
 
     await t.step("a Restore from it equals the source", async () => {

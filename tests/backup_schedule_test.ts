@@ -14,6 +14,7 @@ import { holder, startReplica } from "./helpers/replicas.ts";
 import { startMinio, type StorageServer } from "./helpers/storage_servers.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { backupsIn as backupsOf, minutely, scheduleYaml } from "./helpers/schedules.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const SLOT_NAME = /^[a-z0-9-]+-\d{8}-\d{4}$/;
@@ -53,28 +54,7 @@ type ScheduleObj = {
   };
 };
 
-function scheduleYaml(ns: string, name: string, spec: string): string {
-  return `apiVersion: dbtether.io/v1alpha1
-kind: BackupSchedule
-metadata:
-  name: ${name}
-  namespace: ${ns}
-spec:
-${spec}`;
-}
-
-/** The spec of a minutely schedule of `db` into `storage`, plus `extra` lines. */
-const minutely = (db: string, storage: string, extra = "") =>
-  `  databaseRef:\n    name: ${db}\n  storageRef:\n    name: ${storage}\n` +
-  `  schedule: "* * * * *"\n${extra}`;
-
-async function backupsIn(env: TestEnv, ns: string): Promise<BackupObj[]> {
-  const r = await env.kube.kubectl(["get", "backups", "-n", ns, "-o", "json"]);
-  assertEquals(r.code, 0, r.stderr);
-  return (JSON.parse(r.stdout).items as BackupObj[]).sort((a, b) =>
-    a.metadata.name < b.metadata.name ? -1 : 1
-  );
-}
+const backupsIn = (env: TestEnv, ns: string) => backupsOf<BackupObj>(env, ns);
 
 const schedule = (env: TestEnv, ns: string, name: string) =>
   env.getJson<ScheduleObj>("backupschedule", name, ns);

@@ -68,6 +68,12 @@ const backup = (spec: Record<string, unknown>) => ({
   metadata: { name: "b" },
   spec: { databaseRef: { name: "d" }, storageRef: { name: "s" }, ...spec },
 });
+const verifySchedule = (verify: Record<string, unknown>) => ({
+  apiVersion: API,
+  kind: "BackupSchedule",
+  metadata: { name: "bs" },
+  spec: { schedule: "0 2 * * *", databaseRef: { name: "d" }, storageRef: { name: "s" }, verify },
+});
 const restore = (source: Record<string, unknown>) => ({
   apiVersion: API,
   kind: "Restore",
@@ -231,6 +237,26 @@ const REJECTED: { name: string; manifest: unknown; expect: string }[] = [
     expect: 'Unsupported value: "lz4"',
   },
   {
+    name: "BackupSchedule verify with both every and schedule",
+    manifest: verifySchedule({ every: 1, schedule: "@daily" }),
+    expect: "exactly one of every and schedule must be set",
+  },
+  {
+    name: "BackupSchedule verify with neither",
+    manifest: verifySchedule({}),
+    expect: "exactly one of every and schedule must be set",
+  },
+  {
+    name: "BackupSchedule verify every 0",
+    manifest: verifySchedule({ every: 0 }),
+    expect: "should be greater than or equal to 1",
+  },
+  {
+    name: "BackupSchedule verify schedule with a shell command",
+    manifest: verifySchedule({ schedule: "* * * * *; rm -rf /" }),
+    expect: "spec.verify.schedule",
+  },
+  {
     name: "Backup gzip level 10 (a zstd level)",
     manifest: backup({ compression: { level: 10 } }),
     expect: "gzip levels are 0 to 9",
@@ -351,6 +377,10 @@ const ACCEPTED: { name: string; manifest: unknown }[] = [
         retention: { keepLast: 7, keepDaily: 7, keepWeekly: 4, keepMonthly: 12 },
       },
     },
+  },
+  {
+    name: "BackupSchedule with verify",
+    manifest: verifySchedule({ schedule: "0 6 * * 0" }),
   },
 ];
 

@@ -8,7 +8,11 @@ import { BackupError } from "../../backup/errors.ts";
 import { type BackupManifest, manifestKey, signManifest } from "../../backup/manifest.ts";
 import { parseServerVersionNum } from "../../backup/pg_tools.ts";
 import { defaultLevel } from "../../backup/compression.ts";
-import { type BackupOptions, runBackup } from "../../backup/pipeline.ts";
+import { type BackupOptions, type DumpSnapshot, runBackup } from "../../backup/pipeline.ts";
+import { summarizeCounts } from "../../backup/table_counts.ts";
+import { openDumpSnapshot, type OpenSnapshot } from "../postgres/table_counts.ts";
+import type { ServerConfig } from "../postgres/pool.ts";
+import { errorMessage } from "../../lib/errors.ts";
 import type { ObjectStore } from "../../storage/store.ts";
 import { StorageError } from "../../storage/store.ts";
 import type { Logger } from "../../lib/log.ts";
@@ -138,6 +142,10 @@ async function dumpAndRecord(
     store = await openStore(deps.client, job.storage, { env: job.env, logger: log, signal });
     if (await settleKey(outcomes, { job, store, me, log, signal })) return;
     await using conn = await openJobConnection(job.cluster.server, target.databaseName);
+    await using snap = await exportSnapshot(job.cluster.server, {
+      database: target.databaseName,
+      log,
+    });
     const result = await runBackup({
       ...engineOptions(job, me),
       connection: conn.connection,
@@ -147,6 +155,7 @@ async function dumpAndRecord(
       clock: deps.clock,
       onProgress: (p) => progress.push(p.compressedBytes, p.uncompressedBytes),
       signManifest: o.sign,
+      ...(snap.snapshot ? { snapshot: snap.snapshot } : {}),
     });
     await progress.settle();
     await outcomes.succeed(b, result.manifest);
@@ -232,6 +241,35 @@ function engineOptions(job: RunningJob, me: KeyClaimant) {
       cluster: target.clusterName,
     },
   } satisfies Partial<BackupOptions>;
+}
+
+/**
+ * The snapshot the dump runs in and is counted in. Without one (the export failed) the dump
+ * runs as before, in its own snapshot, and the backup records no counts.
+ */
+async function exportSnapshot(
+  server: ServerConfig,
+  o: { database: string; log: Logger },
+): Promise<AsyncDisposable & { snapshot?: DumpSnapshot }> {
+  let open: OpenSnapshot;
+  try {
+    open = await openDumpSnapshot(server, { database: o.database, logger: o.log });
+  } catch (e) {
+    o.log.warn("Cannot export a snapshot; the backup records no counts", {
+      error: errorMessage(e),
+    });
+    return { async [Symbol.asyncDispose]() {} };
+  }
+  return {
+    snapshot: {
+      id: open.id,
+      counts: async () => {
+        const list = await open.counts();
+        return list && summarizeCounts(list);
+      },
+    },
+    [Symbol.asyncDispose]: () => open[Symbol.asyncDispose](),
+  };
 }
 
 function claimant(b: Backup): KeyClaimant {

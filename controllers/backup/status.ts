@@ -148,6 +148,9 @@ export function completedStatus(
     uncompressedBytes: m.uncompressedSize,
     sha256: m.sha256,
     format: m.format,
+    ...(m.counts
+      ? { counts: { tables: m.counts.tables, rows: m.counts.rows, digest: m.counts.digest } }
+      : {}),
     pgDumpVersion: m.pgDumpVersion,
     serverVersion: m.serverVersion,
     duration: humanDuration(m.durationMs),

@@ -5,7 +5,8 @@
 import type { Backup } from "../../crds/backup.ts";
 import type { BackupSchedule } from "../../crds/backup_schedule.ts";
 import { applyRetention } from "../../backup/retention.ts";
-import { backupTime, completeRecord } from "./retention_plan.ts";
+import { backupTime, completeRecord, retentionCandidates } from "./retention_plan.ts";
+import { verificationOf } from "./names.ts";
 
 export interface BackupRow {
   schedule: string;
@@ -15,7 +16,7 @@ export interface BackupRow {
   size: string;
   sizeBytes: number | null;
   state: string;
-  /** No restore test has run yet (verification is not built). */
+  /** Whether a restore test (spec.verify) passed on it; null when none ran. */
   verified: boolean | null;
   /** The rules keeping it; [] when the policy would delete it; null when it does not count. */
   keptBy: string[] | null;
@@ -29,7 +30,7 @@ export function scheduleRows(
 ): BackupRow[] {
   const complete = backups.filter(completeRecord);
   const verdict = applyRetention(
-    complete.map((b) => ({ id: b.metadata.name, time: backupTime(b) })),
+    retentionCandidates(complete),
     s.spec.retention,
     { now, timeZone: s.spec.timeZone ?? "UTC" },
   );
@@ -41,7 +42,7 @@ export function scheduleRows(
     size: b.status?.size ?? "",
     sizeBytes: b.status?.sizeBytes ?? null,
     state: b.status?.phase ?? "Pending",
-    verified: null,
+    verified: verificationOf(b) === undefined ? null : verificationOf(b) === "Passed",
     keptBy: completeRecord(b) ? kept.get(b.metadata.name) ?? [] : null,
   }));
 }

@@ -11,6 +11,14 @@ export interface ScheduleMetrics {
   lastSuccess: ReturnType<Metrics["gauge"]>;
   skipped: ReturnType<Metrics["counter"]>;
   retentionDeletions: ReturnType<Metrics["counter"]>;
+  verifications: ReturnType<Metrics["counter"]>;
+  lastVerified: ReturnType<Metrics["gauge"]>;
+  verificationDuration: ReturnType<Metrics["gauge"]>;
+  /** Records how a verification of `s` ended. */
+  verified(
+    s: BackupSchedule,
+    o: { result: "Passed" | "Failed"; at: number; durationMs: number },
+  ): void;
   /** Records what one reconcile of `s` found and did. */
   observe(s: BackupSchedule, action: SlotAction): void;
 }
@@ -45,6 +53,27 @@ export function scheduleMetrics(m: Metrics): ScheduleMetrics {
       "Backups (resource and stored dump) deleted by a schedule's retention policy.",
       LABELS,
     ),
+    verifications: m.counter(
+      "dbtether_backup_schedule_verifications_total",
+      "Restore tests (spec.verify) of a schedule's Backups, by result (Passed or Failed).",
+      [...LABELS, "result"],
+    ),
+    lastVerified: m.gauge(
+      "dbtether_backup_schedule_last_verification_timestamp_seconds",
+      "Unix time the last restore test of a schedule ended, by result (Passed or Failed).",
+      [...LABELS, "result"],
+    ),
+    verificationDuration: m.gauge(
+      "dbtether_backup_schedule_last_verification_duration_seconds",
+      "How long the last restore test of a schedule took.",
+      LABELS,
+    ),
+    verified(s, o) {
+      const l = { namespace: s.metadata.namespace ?? "", schedule: s.metadata.name };
+      out.verifications.inc({ ...l, result: o.result });
+      out.lastVerified.set({ ...l, result: o.result }, o.at / 1000);
+      out.verificationDuration.set(l, o.durationMs / 1000);
+    },
     observe(s, action) {
       const l = { namespace: s.metadata.namespace ?? "", schedule: s.metadata.name };
       if ("next" in action && action.next !== undefined) out.nextRun.set(l, action.next / 1000);

@@ -10,6 +10,7 @@
  * followed by 8 hex digits of its SHA-256, `<first 40>-<hash>-<YYYYMMDD-HHMM>`.
  */
 import { createHash } from "node:crypto";
+import type { Backup } from "../../crds/backup.ts";
 
 /** Label on a scheduled Backup: the schedule's name (shortened like the Backup name). */
 export const SCHEDULE_LABEL = "dbtether.io/schedule";
@@ -41,4 +42,17 @@ export function slotStamp(slot: number): string {
 /** The name of the Backup of `schedule` for `slot`. */
 export function backupNameForSlot(schedule: string, slot: number): string {
   return `${scheduleToken(schedule)}-${slotStamp(slot)}`;
+}
+
+/** On a Backup a schedule verified: `Passed` or `Failed`. */
+export const VERIFIED_ANNOTATION = "dbtether.io/verified";
+/** When that verification ended (RFC 3339). */
+export const VERIFIED_AT_ANNOTATION = "dbtether.io/verified-at";
+
+export type VerificationResult = "Passed" | "Failed";
+
+/** What a verification of `b` found, or undefined when none ran. */
+export function verificationOf(b: Backup): VerificationResult | undefined {
+  const v = b.metadata.annotations?.[VERIFIED_ANNOTATION];
+  return v === "Passed" || v === "Failed" ? v : undefined;
 }

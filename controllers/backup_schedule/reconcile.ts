@@ -16,9 +16,13 @@ import { AlreadyExistsError, errorMessage, RetryableError } from "../../lib/erro
 import type { Controller, ReconcileContext, Result } from "../runtime/controller.ts";
 import { done, requeueAfter } from "../runtime/controller.ts";
 import { ownerRef, updateStatus } from "../runtime/objects.ts";
-import { type Reconciler, startController } from "../runtime/reconciler.ts";
+import type { Reconciler } from "../runtime/reconciler.ts";
 import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
 import type { Services } from "../services/services.ts";
+import { type BackupShared, startJobController } from "../services/backup_shared.ts";
+import { type Database, DatabaseKind } from "../../crds/database.ts";
+import { planVerification, type VerifyPlan } from "./verify_plan.ts";
+import { Verifier } from "./verify_job.ts";
 import { checkStorageNamespace } from "../services/storage_access.ts";
 import { type ScheduleMetrics, scheduleMetrics } from "./metrics.ts";
 import {
@@ -52,10 +56,16 @@ export class BackupScheduleReconciler implements Reconciler {
   readonly #backups: InformerSet<Backup>;
   readonly #storages: InformerSet<BackupStorage>;
   readonly #retention: RetentionRunner;
+  readonly #verifier: Verifier;
 
   constructor(
     private readonly deps: ControllerDeps,
-    private readonly o: { services: Services; metrics: ScheduleMetrics },
+    private readonly o: {
+      services: Services;
+      metrics: ScheduleMetrics;
+      jobs: BackupShared;
+      enqueue: (key: string) => void;
+    },
   ) {
     this.#schedules = deps.informers.for<BackupSchedule>(BackupScheduleKind);
     this.#backups = deps.informers.for<Backup>(BackupKind);
@@ -64,6 +74,14 @@ export class BackupScheduleReconciler implements Reconciler {
       storages: this.#storages,
       env: o.services.env,
       metrics: o.metrics,
+    });
+    this.#verifier = new Verifier(deps, {
+      services: o.services,
+      jobs: o.jobs,
+      storages: this.#storages,
+      databases: deps.informers.for<Database>(DatabaseKind),
+      metrics: o.metrics,
+      enqueue: o.enqueue,
     });
   }
 
@@ -97,8 +115,43 @@ export class BackupScheduleReconciler implements Reconciler {
     }
     await this.#writeStatus(s, { action: acted.action, owned, now, retention }, ctx);
     this.o.metrics.observe(s, acted.action);
-    const after = recheckAfterMs(acted.action, this.deps.clock.now());
-    return after === undefined ? done : requeueAfter(after + SLOT_SLACK_MS);
+    const verify = await this.#verify(s, { owned, now, ctx });
+    const after = earliest(
+      recheckAfterMs(acted.action, this.deps.clock.now()),
+      verify.kind === "none" && verify.next !== undefined
+        ? verify.next - this.deps.clock.now()
+        : undefined,
+    );
+    return after === undefined ? done : requeueAfter(Math.max(0, after) + SLOT_SLACK_MS);
+  }
+
+  /**
+   * spec.verify: cleans up after a verification that was cut off (status.verifying set, no job
+   * here), else starts the one the plan says is due. Runs after the status write, which the
+   * verification's own writes then build on.
+   */
+  async #verify(
+    s0: BackupSchedule,
+    o: { owned: readonly Backup[]; now: number; ctx: ReconcileContext },
+  ): Promise<VerifyPlan> {
+    const s = this.#schedules.get(`${s0.metadata.namespace}/${s0.metadata.name}`) ?? s0;
+    if (this.#verifier.running(s)) return { kind: "none" };
+    if (this.#verifier.stale(s)) return { kind: "none", next: this.deps.clock.now() + 1000 };
+    if (s.status?.verifying) {
+      await this.#verifier.recover(s, o.ctx.signal);
+      return { kind: "none", next: this.deps.clock.now() };
+    }
+    const v = s.spec.verify;
+    const plan = planVerification(s, {
+      owned: o.owned,
+      now: o.now,
+      ...(v?.schedule ? { parsed: parseSchedule(v.schedule, s.spec.timeZone ?? "UTC") } : {}),
+    });
+    if (plan.kind === "invalid") {
+      this.deps.recorder.emit(s, "Warning", "InvalidSchedule", plan.message);
+    }
+    if (plan.kind === "verify") await this.#verifier.start(s, plan.backup, o.ctx.signal);
+    return plan;
   }
 
   #ownedBy(s: BackupSchedule): Backup[] {
@@ -194,6 +247,10 @@ export class BackupScheduleReconciler implements Reconciler {
   }
 }
 
+function earliest(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.min(a, b);
+}
+
 /** The Backup a schedule creates for `slot`. */
 export function scheduledBackup(s: BackupSchedule, slot: number, name: string): Backup {
   const { databaseRef, storageRef, filenameTemplate, format, compression } = s.spec;
@@ -223,14 +280,17 @@ export function scheduledBackup(s: BackupSchedule, slot: number, name: string): 
 /** Starts the BackupSchedule controller. */
 export function setupBackupScheduleController(
   deps: ControllerDeps,
-  services: Services,
+  services: Services & { jobs: BackupShared },
 ): Controller {
-  return startController(deps, {
+  return startJobController(deps, {
     name: "backupschedule",
-    reconciler: new BackupScheduleReconciler(deps, {
-      services,
-      metrics: scheduleMetrics(deps.metrics),
-    }),
+    reconciler: (enqueue) =>
+      new BackupScheduleReconciler(deps, {
+        services,
+        jobs: services.jobs,
+        enqueue,
+        metrics: scheduleMetrics(deps.metrics),
+      }),
     watches: backupScheduleWatches(deps),
   });
 }

@@ -4,7 +4,8 @@
  *   success and spec generation (a failed or still running Backup never triggers it);
  * - only Completed Backups that carry their completion record (completedAt, path, sha256)
  *   count toward the rules; Pending, Running and incomplete ones are never touched;
- * - the newest successful Backup is never deleted (the policy keeps it; checked again here);
+ * - the newest successful Backup is never deleted (the policy keeps it; checked again here),
+ *   nor the newest one a verification passed on (spec.verify; the annotation on the Backup);
  * - Failed Backups are cleaned up once they are older than the grace period and than the
  *   newest success, and never counted;
  * - only this schedule's own Backups are candidates (the caller passes those it owns).
@@ -13,6 +14,7 @@ import type { Backup } from "../../crds/backup.ts";
 import type { BackupSchedule } from "../../crds/backup_schedule.ts";
 import { applyRetention, type KeepReason, policyIsEmpty } from "../../backup/retention.ts";
 import { slotOf } from "./plan.ts";
+import { verificationOf } from "./names.ts";
 
 /** How long a Failed Backup of a schedule stays for inspection. */
 export const FAILED_GRACE_MS = 24 * 60 * 60_000;
@@ -68,12 +70,16 @@ export function planRetention(
   }
   const policy = schedule.spec.retention;
   const result = applyRetention(
-    complete.map((b) => ({ id: b.metadata.name, time: backupTime(b) })),
+    retentionCandidates(complete),
     policy,
     { now: o.now, timeZone: schedule.spec.timeZone ?? "UTC" },
   );
   const remove = new Set(result.remove);
   remove.delete(newest.metadata.name);
+  const verified = newestVerified(complete);
+  if (verified) remove.delete(verified.metadata.name);
+  // Never the Backup a verification is restoring now.
+  if (schedule.status?.verifying) remove.delete(schedule.status.verifying);
   const newestAt = completedAt(newest);
   const failed = policyIsEmpty(policy) ? [] : live.filter((b) => {
     if (b.status?.phase !== "Failed") return false;
@@ -89,6 +95,21 @@ export function planRetention(
     failed,
     keep: result.keep.map((k) => ({ name: k.id, reasons: k.reasons })),
   };
+}
+
+/** Completed Backups as retention candidates, with whether a verification passed on them. */
+export function retentionCandidates(complete: readonly Backup[]) {
+  return complete.map((b) => ({
+    id: b.metadata.name,
+    time: backupTime(b),
+    verified: verificationOf(b) === "Passed",
+  }));
+}
+
+/** The newest Backup a verification passed on. */
+export function newestVerified(complete: readonly Backup[]): Backup | undefined {
+  return complete.filter((b) => verificationOf(b) === "Passed")
+    .sort((a, b) => backupTime(b) - backupTime(a))[0];
 }
 
 function completedAt(b: Backup): number {

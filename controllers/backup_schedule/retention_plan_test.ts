@@ -3,6 +3,7 @@ import type { Backup } from "../../crds/backup.ts";
 import type { BackupSchedule } from "../../crds/backup_schedule.ts";
 import { FAILED_GRACE_MS, planRetention, type RetentionPlan } from "./retention_plan.ts";
 import { schedule, scheduled } from "./fixtures_test_util.ts";
+import { VERIFIED_ANNOTATION } from "./names.ts";
 
 const at = (s: string) => Date.parse(s);
 const NOW = at("2026-01-10T00:00:00Z");
@@ -85,4 +86,24 @@ Deno.test("planRetention gates", async (t) => {
     assertEquals(names(plan(berlin, owned), "expired"), []);
     assertEquals(names(plan(utc, owned), "expired"), ["nightly-20260109-2230"]);
   });
+});
+
+Deno.test("planRetention keeps the newest verified-good Backup", () => {
+  const list = hourly(4);
+  const mark = (b: Backup, v: string): Backup => ({
+    ...b,
+    metadata: {
+      ...b.metadata,
+      annotations: { ...b.metadata.annotations, [VERIFIED_ANNOTATION]: v },
+    },
+  });
+  list[0] = mark(list[0]!, "Passed");
+  list[1] = mark(list[1]!, "Passed");
+  list[3] = mark(list[3]!, "Failed");
+  const p = plan(schedule({ retention: { keepLast: 1, dryRun: false } }), list);
+  assertEquals(names(p, "expired"), ["nightly-20260109-1200", "nightly-20260109-1000"]);
+  assert(p.kind === "apply");
+  assertEquals(p.keep.find((k) => k.name === "nightly-20260109-1100")?.reasons, [
+    "newest verified",
+  ]);
 });

@@ -7,6 +7,7 @@ import type { Backup } from "../../crds/backup.ts";
 import type { BackupSchedule, BackupScheduleStatus } from "../../crds/backup_schedule.ts";
 import { type Condition, getCondition, setCondition } from "../runtime/conditions.ts";
 import { kubeTime } from "../../lib/time.ts";
+import { humanDuration } from "../../lib/format.ts";
 import { backupRunning, type SlotAction, slotOf } from "./plan.ts";
 
 /** Reasons of the Ready condition, declared once. */
@@ -209,4 +210,48 @@ export function scheduleEvents(
     });
   }
   return out;
+}
+
+/** Reasons of the Verified condition, declared once. */
+export type VerifiedReason = "VerificationPassed" | "VerificationFailed";
+
+/** How one verification ended. */
+export interface VerificationOutcome {
+  backup: string;
+  result: "Passed" | "Failed";
+  message: string;
+  durationMs: number;
+  now: number;
+}
+
+/** The status after a verification: lastVerification, the Verified condition, no `verifying`. */
+export function verifiedStatus(s: BackupSchedule, o: VerificationOutcome): BackupScheduleStatus {
+  const old = s.status ?? {};
+  const passed = o.result === "Passed";
+  const { verifying: _v, ...rest } = old;
+  return {
+    ...rest,
+    lastVerification: {
+      time: kubeTime(o.now),
+      backup: o.backup,
+      result: o.result,
+      duration: humanDuration(o.durationMs),
+      message: o.message.slice(0, 1024),
+    },
+    conditions: setCondition(old.conditions, {
+      type: "Verified",
+      status: passed,
+      reason: passed ? "VerificationPassed" : "VerificationFailed",
+      message: `Backup "${o.backup}": ${o.message}`,
+    }, { generation: s.metadata.generation, now: new Date(o.now) }),
+  };
+}
+
+/** The status while a verification of `backup` runs (its scratch database may exist). */
+export function verifyingStatus(
+  s: BackupSchedule,
+  backup: string | undefined,
+): BackupScheduleStatus {
+  const { verifying: _v, ...rest } = s.status ?? {};
+  return backup === undefined ? rest : { ...rest, verifying: backup };
 }

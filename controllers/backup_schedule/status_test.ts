@@ -1,5 +1,11 @@
 import { assert, assertEquals } from "../../tests/helpers/assert.ts";
-import { computeScheduleStatus, scheduleEvents, type ScheduleOutcome } from "./status.ts";
+import {
+  computeScheduleStatus,
+  scheduleEvents,
+  type ScheduleOutcome,
+  verifiedStatus,
+  verifyingStatus,
+} from "./status.ts";
 import { schedule, scheduled } from "./fixtures_test_util.ts";
 
 const at = (s: string) => Date.parse(s);
@@ -82,5 +88,55 @@ Deno.test("computeScheduleStatus", async (t) => {
     assertEquals(status.retention?.deletedTotal, 5);
     assertEquals(status.retention?.appliedGeneration, 1);
     assert(events.some((e) => e.reason === "RetentionDeleted"));
+  });
+});
+
+Deno.test("verification status", async (t) => {
+  const s = schedule({ verify: { every: 1 } }, {
+    status: { phase: "Active", verifying: "nightly-20260102-1000" },
+  });
+  await t.step("verifying is set and cleared without touching the rest", () => {
+    const on = verifyingStatus(schedule({}, { status: { phase: "Active" } }), "b1");
+    assertEquals(on, { phase: "Active", verifying: "b1" });
+    assertEquals(verifyingStatus(s, undefined), { phase: "Active" });
+  });
+  await t.step(
+    "a pass: lastVerification, Verified=True with the generation, verifying gone",
+    () => {
+      const st = verifiedStatus(s, {
+        backup: "nightly-20260102-1000",
+        result: "Passed",
+        message: "Restored cleanly: 3 tables and 3503 rows, as recorded",
+        durationMs: 12_300,
+        now: NOW,
+      });
+      assertEquals(st.verifying, undefined);
+      assertEquals(st.lastVerification, {
+        time: "2026-01-02T10:00:05Z",
+        backup: "nightly-20260102-1000",
+        result: "Passed",
+        duration: "12s",
+        message: "Restored cleanly: 3 tables and 3503 rows, as recorded",
+      });
+      const c = st.conditions?.find((c) => c.type === "Verified");
+      assertEquals([c?.status, c?.reason, c?.observedGeneration], [
+        "True",
+        "VerificationPassed",
+        1,
+      ]);
+    },
+  );
+  await t.step("a failure: Verified=False naming the backup", () => {
+    const st = verifiedStatus(s, {
+      backup: "b2",
+      result: "Failed",
+      message: "x".repeat(5000),
+      durationMs: 1,
+      now: NOW,
+    });
+    const c = st.conditions?.find((c) => c.type === "Verified");
+    assertEquals([c?.status, c?.reason], ["False", "VerificationFailed"]);
+    assert(c!.message.startsWith('Backup "b2": '));
+    assertEquals(st.lastVerification?.message?.length, 1024, "bounded");
   });
 });

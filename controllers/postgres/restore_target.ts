@@ -66,6 +66,35 @@ export function restorePlacement(o: {
   };
 }
 
+/**
+ * Pure: the names and markers of a schedule's restore test (BackupSchedule spec.verify): the
+ * same steps as a Restore without the swap. The scratch database `<target>_verify_<h>` and
+ * the login role `dbtether_verify_<h>` hash the schedule's uid (one verification at a time per
+ * schedule), so a crash mid-verification leaves names the next reconcile finds and drops; a
+ * tenant cannot know the uid before the schedule exists, and a database of that name that is
+ * not ours (marker or owner) is refused, never dropped.
+ */
+export function verifyPlacement(o: {
+  target: string;
+  owner: string;
+  schedule: { namespace: string; name: string; uid: string };
+  database: { namespace: string; name: string };
+}): RestorePlacement {
+  const h = createHash("sha256").update(`verify/${o.schedule.uid}`).digest("hex");
+  const s = o.schedule;
+  return {
+    target: o.target,
+    scratch: boundedName(o.target, `_verify_${h.slice(0, 8)}`),
+    // Never made: a verification does not swap.
+    replaced: boundedName(o.target, `_verify_${h.slice(0, 8)}_x`),
+    loginRole: `dbtether_verify_${h.slice(0, 16)}`,
+    owner: o.owner,
+    restore: { kind: "BackupSchedule", namespace: s.namespace, name: s.name },
+    claim: { namespace: o.database.namespace, name: o.database.name },
+    borrower: { kind: "BackupSchedule", namespace: s.namespace, name: s.name },
+  };
+}
+
 interface DatabaseRow {
   owner: string;
   comment: string | null;
@@ -167,6 +196,27 @@ export class RestoreTargetExecutor {
     changed += await giveBack(this.#exec, p.borrower);
     if (changed) this.#log.info("Cleaned up after a restore", { changed });
     return changed;
+  }
+
+  /**
+   * After a restore test ({@link verifyPlacement}): drops the scratch database when it is ours,
+   * the login role, borrowed memberships. The target is never touched (a verification does not
+   * swap; a Restore swapping the same target at this moment has its own cleanup). Idempotent.
+   */
+  async cleanupVerification(p: RestorePlacement): Promise<number> {
+    let changed = 0;
+    if (this.#ours(p, await this.#database(p.scratch))) {
+      changed += await this.#exec.dropDatabaseForce(ident(p.scratch), p.scratch, p.borrower);
+    }
+    changed += await this.#dropLoginRole(p);
+    changed += await giveBack(this.#exec, p.borrower);
+    if (changed) this.#log.info("Cleaned up after a verification", { changed });
+    return changed;
+  }
+
+  /** Whether a database named `name` exists (the scratch database of a verification). */
+  async exists(name: string): Promise<boolean> {
+    return (await this.#database(name)) !== undefined;
   }
 
   /** Drops the replaced (old) database after a successful swap. */
