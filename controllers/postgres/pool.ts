@@ -24,6 +24,7 @@ import { type Fence, OPEN_FENCE } from "../../lib/fence.ts";
 import type { Logger } from "../../lib/log.ts";
 import { nullLogger } from "../../lib/log.ts";
 import { StatementGuard } from "./guard.ts";
+import { ConnectHoldOff } from "./hold_off.ts";
 import { Slot } from "./slot.ts";
 
 export type { Sql } from "./slot.ts";
@@ -134,6 +135,7 @@ export class ServerPool {
   #closing = 0;
   #closed = false;
   #peak = 0;
+  readonly #holdOff: ConnectHoldOff;
 
   constructor(cfg: ServerConfig, opts: PoolRegistryOptions = {}) {
     this.#cfg = { ...cfg };
@@ -142,6 +144,8 @@ export class ServerPool {
     this.#fence = opts.fence ?? OPEN_FENCE;
     this.#appName = cfg.applicationName ?? opts.applicationName ?? "dbtether";
     this.#idleLimitMs = opts.sessionIdleLimitMs;
+    // Three connect timeouts: a server that never answers costs one worker a third of the time.
+    this.#holdOff = new ConnectHoldOff(3000 * (cfg.connectTimeoutSeconds ?? 10));
   }
 
   /** Server host and port, for messages. */
@@ -188,7 +192,7 @@ export class ServerPool {
       const slot = await this.#acquire(database, stop, login);
       try {
         // Connected before the first statement passes the fence (slot.ts says why).
-        await slot.ready(stop, { checkIdleMs: IDLE_CHECK_MS });
+        await this.#connect(slot, stop);
         return await fn(guard.wrap(slot.sql, () => slot.open));
       } finally {
         await this.#finish(slot, login === undefined);
@@ -197,6 +201,18 @@ export class ServerPool {
       throw await this.#explainTls(guard.cause(e));
     } finally {
       guard.end();
+    }
+  }
+
+  // A server that never answers must not hold a worker per run (hold_off.ts says why).
+  async #connect(slot: Slot, signal: AbortSignal): Promise<void> {
+    const trying = this.#holdOff.admit();
+    try {
+      await slot.ready(signal, { checkIdleMs: IDLE_CHECK_MS });
+      this.#holdOff.settle(trying);
+    } catch (e) {
+      this.#holdOff.settle(trying, e);
+      throw e;
     }
   }
 
