@@ -145,6 +145,7 @@ Deno.test(
       namespace: ns,
       timeoutMs: budget("backup"),
     });
+    assertEquals(await fingerprint(env, "copy_leaks"), await fingerprint(env, "app_leaks"));
     for (const [name] of USERS) {
       await waitPhase(env, "databaseuser", name, "Ready", { namespace: ns });
       const d = await secretData(env, { namespace: ns, name: `${name}-credentials` });
