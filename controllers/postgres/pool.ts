@@ -16,7 +16,9 @@
  * closes an idle slot of another database to make room; otherwise it waits. postgres.js closes the
  * socket of a slot idle for `idleTimeoutSeconds` and reopens it on the next use. A run reserves
  * its slot's connection before its first statement (slot.ts), and every statement passes the
- * leader fence (guard.ts). The registry of pools is in registry.ts.
+ * leader fence (guard.ts). After a connect timeout the pool holds off connecting for a while
+ * (hold_off.ts), so a server that never answers does not hold a worker per run. The registry of
+ * pools is in registry.ts.
  */
 import { checkServerIdentity } from "node:tls";
 import { looksLikeTlsRefusal, serverAcceptsTls, tlsRefusedError } from "./tls_probe.ts";

@@ -11,6 +11,15 @@ export interface HangingListener extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/** Closes the listener and every connection it accepted (those the peer closed included). */
+function closeAll(listener: Deno.Listener, conns: Deno.Conn[]): void {
+  for (const c of [listener, ...conns.splice(0)]) {
+    try {
+      c.close();
+    } catch { /* closed already */ }
+  }
+}
+
 /** Starts a {@link HangingListener} on 127.0.0.1 and a free port. */
 export function startHangingListener(): HangingListener {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -25,14 +34,7 @@ export function startHangingListener(): HangingListener {
     } catch { /* closed */ }
   })();
   const close = async () => {
-    try {
-      listener.close();
-    } catch { /* closed already */ }
-    for (const c of held.splice(0)) {
-      try {
-        c.close();
-      } catch { /* closed by the peer */ }
-    }
+    closeAll(listener, held);
     await loop;
   };
   return {
@@ -87,14 +89,7 @@ export function startHangingProxy(target: { hostname: string; port: number }): H
     } catch { /* closed */ }
   })();
   const close = async () => {
-    try {
-      listener.close();
-    } catch { /* closed already */ }
-    for (const c of conns.splice(0)) {
-      try {
-        c.close();
-      } catch { /* closed */ }
-    }
+    closeAll(listener, conns);
     await loop;
     await Promise.allSettled(pumps);
   };
