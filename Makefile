@@ -11,7 +11,8 @@ TARGETS ?= x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-apple-darwi
 DEV_DIR := $(or $(DBTETHER_DEV_DIR),.dev)
 KUBECONFIG_DEV := $(DEV_DIR)/kubeconfig
 
-.PHONY: help deps lint fmt test test-matrix unit demo dev-up dev-down run compile bench crds manifests clean
+.PHONY: help deps lint fmt test test-matrix unit demo dev-up dev-down run compile bench crds manifests clean \
+	verify verify-long
 
 help:
 	@echo "make help      this list"
@@ -29,6 +30,8 @@ help:
 	@echo "make manifests regenerate config/ and deploy/install.yaml (kubectl install) from the chart"
 	@echo "make compile   build the release binaries (dist/dbtether-<target>, dist/SHA256SUMS)"
 	@echo "make bench     backup and restore benchmarks (writes bench/RESULTS.md; BENCH_ARGS=...)"
+	@echo "make verify    the verification suite, short variant (fairness, leaks, crashes; docs/reliability.md)"
+	@echo "make verify-long  the same with the full counts (200 pairs, 100 kills)"
 	@echo "make clean     remove dist/ and the test log"
 
 deps:
@@ -102,6 +105,16 @@ compile:
 bench: deps
 	$(DENO) run -A bench/backup_bench.ts $(BENCH_ARGS)
 	$(DENO) run -A bench/restore_bench.ts $(BENCH_ARGS)
+
+# The verification suite (issue 13): faults, fairness, leaks; the figures go to docs/reliability.md.
+# Each file runs its own apiserver, PostgreSQL and program, one file after the other.
+VERIFY := NO_COLOR=1 $(DENO) test -A --no-prompt tests/verify/
+
+verify:
+	$(VERIFY)
+
+verify-long:
+	DBTETHER_VERIFY_PAIRS=200 DBTETHER_VERIFY_KILLS=100 $(VERIFY)
 
 clean:
 	rm -rf dist .dev/test-output.log

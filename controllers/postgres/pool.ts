@@ -16,7 +16,9 @@
  * closes an idle slot of another database to make room; otherwise it waits. postgres.js closes the
  * socket of a slot idle for `idleTimeoutSeconds` and reopens it on the next use. A run reserves
  * its slot's connection before its first statement (slot.ts), and every statement passes the
- * leader fence (guard.ts). The registry of pools is in registry.ts.
+ * leader fence (guard.ts). After a connect timeout the pool holds off connecting for a while
+ * (hold_off.ts), so a server that never answers does not hold a worker per run. The registry of
+ * pools is in registry.ts.
  */
 import { checkServerIdentity } from "node:tls";
 import { looksLikeTlsRefusal, serverAcceptsTls, tlsRefusedError } from "./tls_probe.ts";
@@ -24,6 +26,7 @@ import { type Fence, OPEN_FENCE } from "../../lib/fence.ts";
 import type { Logger } from "../../lib/log.ts";
 import { nullLogger } from "../../lib/log.ts";
 import { StatementGuard } from "./guard.ts";
+import { ConnectHoldOff } from "./hold_off.ts";
 import { Slot } from "./slot.ts";
 
 export type { Sql } from "./slot.ts";
@@ -134,6 +137,7 @@ export class ServerPool {
   #closing = 0;
   #closed = false;
   #peak = 0;
+  readonly #holdOff: ConnectHoldOff;
 
   constructor(cfg: ServerConfig, opts: PoolRegistryOptions = {}) {
     this.#cfg = { ...cfg };
@@ -142,6 +146,8 @@ export class ServerPool {
     this.#fence = opts.fence ?? OPEN_FENCE;
     this.#appName = cfg.applicationName ?? opts.applicationName ?? "dbtether";
     this.#idleLimitMs = opts.sessionIdleLimitMs;
+    // Three connect timeouts: a server that never answers costs one worker a third of the time.
+    this.#holdOff = new ConnectHoldOff(3000 * (cfg.connectTimeoutSeconds ?? 10));
   }
 
   /** Server host and port, for messages. */
@@ -188,7 +194,7 @@ export class ServerPool {
       const slot = await this.#acquire(database, stop, login);
       try {
         // Connected before the first statement passes the fence (slot.ts says why).
-        await slot.ready(stop, { checkIdleMs: IDLE_CHECK_MS });
+        await this.#connect(slot, stop);
         return await fn(guard.wrap(slot.sql, () => slot.open));
       } finally {
         await this.#finish(slot, login === undefined);
@@ -197,6 +203,18 @@ export class ServerPool {
       throw await this.#explainTls(guard.cause(e));
     } finally {
       guard.end();
+    }
+  }
+
+  // A server that never answers must not hold a worker per run (hold_off.ts says why).
+  async #connect(slot: Slot, signal: AbortSignal): Promise<void> {
+    const trying = this.#holdOff.admit();
+    try {
+      await slot.ready(signal, { checkIdleMs: IDLE_CHECK_MS });
+      this.#holdOff.settle(trying);
+    } catch (e) {
+      this.#holdOff.settle(trying, e);
+      throw e;
     }
   }
 

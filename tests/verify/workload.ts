@@ -1,0 +1,90 @@
+/**
+ * What the verification suite's tests share: their size parameters (the short variant by
+ * default, `make verify-long` raises them), manifests of Database+DatabaseUser pairs, the wait
+ * for a namespace's resources to be Ready, and the figure lines the report is built from.
+ */
+import type { TestEnv } from "../helpers/env.ts";
+import { type Budget, budget } from "../helpers/timeouts.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+/** A positive integer from the environment, or `fallback`. */
+export function param(name: string, fallback: number): number {
+  const raw = Deno.env.get(name);
+  const n = raw === undefined ? fallback : Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer`);
+  return n;
+}
+
+/** `n` Databases `<prefix>-<i>` on `cluster`, each with one DatabaseUser of the same name. */
+export function pairs(ns: string, o: { prefix: string; cluster: string; n: number }): string {
+  return Array.from({ length: o.n }, (_, i) => {
+    const name = `${o.prefix}-${String(i).padStart(3, "0")}`;
+    return `apiVersion: dbtether.io/v1alpha1
+kind: Database
+metadata: { name: ${name}, namespace: ${ns} }
+spec:
+  clusterRef: { name: ${o.cluster} }
+  deletionPolicy: Delete
+---
+apiVersion: dbtether.io/v1alpha1
+kind: DatabaseUser
+metadata: { name: ${name}, namespace: ${ns} }
+spec:
+  databaseRef: { name: ${name} }
+  privileges: readwrite
+`;
+  }).join("---\n");
+}
+
+type Listed = {
+  items: {
+    metadata: { name: string; generation: number };
+    status?: { phase?: string; observedGeneration?: number; message?: string };
+  }[];
+};
+
+/** `kubectl get <kind> -n <ns>` as parsed JSON (no items when the call failed). */
+export async function list(env: TestEnv, kind: string, ns: string): Promise<Listed> {
+  const r = await env.kube.kubectl(["get", kind, "-n", ns, "-o", "json"]);
+  return r.code === 0 ? JSON.parse(r.stdout) as Listed : { items: [] };
+}
+
+/** How many of `kind` in `ns` are Ready at their current generation. */
+export async function readyCount(env: TestEnv, kind: string, ns: string): Promise<number> {
+  return (await list(env, kind, ns)).items.filter((o) =>
+    o.status?.phase === "Ready" && o.status.observedGeneration === o.metadata.generation
+  ).length;
+}
+
+/**
+ * Waits until `n` Databases and `n` DatabaseUsers of `ns` are Ready; returns the seconds it
+ * took from `since` (ms since the epoch). On timeout the error names what is not Ready and why.
+ */
+export async function waitPairsReady(
+  env: TestEnv,
+  ns: string,
+  o: { n: number; since: number },
+): Promise<number> {
+  const done = async () =>
+    await readyCount(env, "databases", ns) === o.n &&
+    await readyCount(env, "databaseusers", ns) === o.n;
+  try {
+    await waitFor(`${o.n} pairs Ready in ${ns}`, done, {
+      timeoutMs: budget("bulk"),
+      intervalMs: 500,
+    });
+  } catch (e) {
+    const stuck = [...(await list(env, "databases", ns)).items]
+      .concat((await list(env, "databaseusers", ns)).items)
+      .filter((x) => x.status?.phase !== "Ready").slice(0, 5)
+      .map((x) => `${x.metadata.name}: ${x.status?.phase} ${x.status?.message ?? ""}`);
+    throw new Error(`${(e as Error).message}\n${stuck.join("\n")}`);
+  }
+  return (Date.now() - o.since) / 1000;
+}
+
+/** Prints one figure of the report (`make verify` output is where docs/reliability.md's come from). */
+export function figure(name: string, value: string | number, budgetName?: Budget): void {
+  const b = budgetName ? ` (budget ${budgetName} ${budget(budgetName) / 1000} s)` : "";
+  console.log(`FIGURE ${name}: ${value}${b}`);
+}
