@@ -107,7 +107,11 @@ const spec = obj({
 }, { description: "What to back up, when, and what to keep." });
 
 /** How a verification ended. */
-export const VERIFICATION_RESULTS = ["Passed", "Failed"] as const;
+/**
+ * How a verification ended: Passed or Failed judge the backup; Error means it could not be
+ * verified (database not ready, storage unreachable…) and says nothing about the backup.
+ */
+export const VERIFICATION_RESULTS = ["Passed", "Failed", "Error"] as const;
 
 /** The phases a BackupSchedule reports. */
 export const BACKUP_SCHEDULE_PHASES = ["Active", "Suspended", "Failed"] as const;
@@ -156,7 +160,10 @@ const status = obj({
   lastVerification: optional(obj({
     time: timestamp("When the last verification ended."),
     backup: name("The Backup it restored."),
-    result: optional(enumOf(VERIFICATION_RESULTS, { description: "Passed or Failed." })),
+    result: optional(enumOf(VERIFICATION_RESULTS, {
+      description:
+        "Passed or Failed (the backup's verdict), or Error (it could not be verified; retried).",
+    })),
     duration: optional(str({ maxLength: 32, description: "How long it took, e.g. 12s." })),
     message: messageField,
   }, { description: "The last restore test (spec.verify)." })),

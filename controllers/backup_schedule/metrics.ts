@@ -17,7 +17,7 @@ export interface ScheduleMetrics {
   /** Records how a verification of `s` ended. */
   verified(
     s: BackupSchedule,
-    o: { result: "Passed" | "Failed"; at: number; durationMs: number },
+    o: { result: "Passed" | "Failed" | "Error"; at: number; durationMs: number },
   ): void;
   /** Records what one reconcile of `s` found and did. */
   observe(s: BackupSchedule, action: SlotAction): void;
@@ -55,12 +55,12 @@ export function scheduleMetrics(m: Metrics): ScheduleMetrics {
     ),
     verifications: m.counter(
       "dbtether_backup_schedule_verifications_total",
-      "Restore tests (spec.verify) of a schedule's Backups, by result (Passed or Failed).",
+      "Restore tests (spec.verify) of a schedule's Backups, by result (Passed, Failed or Error).",
       [...LABELS, "result"],
     ),
     lastVerified: m.gauge(
       "dbtether_backup_schedule_last_verification_timestamp_seconds",
-      "Unix time the last restore test of a schedule ended, by result (Passed or Failed).",
+      "Unix time the last restore test of a schedule ended, by result (Passed, Failed or Error).",
       [...LABELS, "result"],
     ),
     verificationDuration: m.gauge(

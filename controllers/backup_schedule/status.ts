@@ -213,16 +213,22 @@ export function scheduleEvents(
 }
 
 /** Reasons of the Verified condition, declared once. */
-export type VerifiedReason = "VerificationPassed" | "VerificationFailed";
+export type VerifiedReason = "VerificationPassed" | "VerificationFailed" | "VerificationError";
 
 /** How one verification ended. */
 export interface VerificationOutcome {
   backup: string;
-  result: "Passed" | "Failed";
+  result: "Passed" | "Failed" | "Error";
   message: string;
   durationMs: number;
   now: number;
 }
+
+const VERIFIED_REASONS: Record<VerificationOutcome["result"], VerifiedReason> = {
+  Passed: "VerificationPassed",
+  Failed: "VerificationFailed",
+  Error: "VerificationError",
+};
 
 /** The status after a verification: lastVerification, the Verified condition, no `verifying`. */
 export function verifiedStatus(s: BackupSchedule, o: VerificationOutcome): BackupScheduleStatus {
@@ -241,7 +247,7 @@ export function verifiedStatus(s: BackupSchedule, o: VerificationOutcome): Backu
     conditions: setCondition(old.conditions, {
       type: "Verified",
       status: passed,
-      reason: passed ? "VerificationPassed" : "VerificationFailed",
+      reason: VERIFIED_REASONS[o.result],
       message: `Backup "${o.backup}": ${o.message}`,
     }, { generation: s.metadata.generation, now: new Date(o.now) }),
   };

@@ -52,7 +52,7 @@ export interface VerifierDeps {
 }
 
 interface VerifiedWrite {
-  result: "Passed" | "Failed";
+  result: "Passed" | "Failed" | "Error";
   message: string;
   durationMs: number;
 }
@@ -149,7 +149,7 @@ export class Verifier {
       backup: b.metadata.name,
     });
     const started = this.deps.clock.now();
-    let result: "Passed" | "Failed";
+    let result: "Passed" | "Failed" | "Error";
     let message: string;
     try {
       message = await this.#verify(s, b, { signal, log });
@@ -157,7 +157,8 @@ export class Verifier {
     } catch (e) {
       // Stopped (shutdown, leader change): status.verifying stays, the next leader cleans up.
       if (signal.aborted) return;
-      result = "Failed";
+      // Only a restore or a comparison judges the backup; anything else is an Error, retried.
+      result = e instanceof VerifyFailed ? "Failed" : "Error";
       message = e instanceof VerifyFailed ? e.message : `Cannot verify: ${errorMessage(e)}`;
     }
     await this.#record(s, b, {
@@ -289,20 +290,8 @@ export class Verifier {
     o: VerifiedWrite & { log: Logger; signal: AbortSignal },
   ): Promise<void> {
     const now = this.deps.clock.now();
-    await this.deps.client.patch(BackupKind, {
-      namespace: b.metadata.namespace,
-      name: b.metadata.name,
-      body: {
-        metadata: {
-          uid: b.metadata.uid,
-          annotations: {
-            [VERIFIED_ANNOTATION]: o.result,
-            [VERIFIED_AT_ANNOTATION]: new Date(now).toISOString(),
-          },
-        },
-      },
-      signal: o.signal,
-    }).catch((e) => o.log.warn("Cannot mark the verified Backup", { error: errorMessage(e) }));
+    // An Error says nothing about the Backup: it is not marked.
+    if (o.result !== "Error") await this.#mark(b, o.result, { now, log: o.log, signal: o.signal });
     await updateStatus(this.deps.client, {
       resource: BackupScheduleKind,
       object: s,
@@ -314,11 +303,34 @@ export class Verifier {
     this.deps.recorder.emit(
       s,
       passed ? "Normal" : "Warning",
-      passed ? "VerificationPassed" : "VerificationFailed",
+      `Verification${o.result}`,
       `Backup "${b.metadata.name}": ${o.message}`,
     );
     this.o.metrics.verified(s, { result: o.result, at: now, durationMs: o.durationMs });
     o.log.info("Verification ended", { result: o.result, durationMs: o.durationMs });
+  }
+
+  /** The verdict on the Backup itself, as annotations retention and `backups list` read. */
+  async #mark(
+    b: Backup,
+    result: "Passed" | "Failed",
+    o: { now: number; log: Logger; signal: AbortSignal },
+  ): Promise<void> {
+    const now = o.now;
+    await this.deps.client.patch(BackupKind, {
+      namespace: b.metadata.namespace,
+      name: b.metadata.name,
+      body: {
+        metadata: {
+          uid: b.metadata.uid,
+          annotations: {
+            [VERIFIED_ANNOTATION]: result,
+            [VERIFIED_AT_ANNOTATION]: new Date(now).toISOString(),
+          },
+        },
+      },
+      signal: o.signal,
+    }).catch((e) => o.log.warn("Cannot mark the verified Backup", { error: errorMessage(e) }));
   }
 }
 

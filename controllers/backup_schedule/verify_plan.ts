@@ -7,6 +7,8 @@
  *   when none was verified yet), verify the newest successful Backup.
  * - `schedule: <cron>`: at each slot of that schedule (in the schedule's time zone) after the
  *   last verification, verify the newest successful Backup.
+ * - A verification that ended in Error (it could not run: the database not ready, the storage
+ *   unreachable…) marks no Backup and is tried again {@link VERIFY_RETRY_MS} after it ended.
  */
 import type { Backup } from "../../crds/backup.ts";
 import type { BackupSchedule } from "../../crds/backup_schedule.ts";
@@ -24,6 +26,9 @@ export type VerifyPlan =
   | { kind: "none"; next?: number }
   | { kind: "verify"; backup: Backup; next?: number };
 
+/** How long after a verification ended in Error it is tried again. */
+export const VERIFY_RETRY_MS = 5 * 60_000;
+
 const newestFirst = (list: readonly Backup[]) =>
   [...list].sort((a, b) => backupTime(b) - backupTime(a));
 
@@ -38,6 +43,12 @@ export function planVerification(
     o.owned.filter((b) => !b.metadata.deletionTimestamp && completeRecord(b)),
   );
   const newest = complete[0];
+  const last = s.status?.lastVerification;
+  if (last?.result === "Error" && newest) {
+    const retryAt = (Date.parse(last.time ?? "") || 0) + VERIFY_RETRY_MS;
+    if (o.now < retryAt) return { kind: "none", next: retryAt };
+    if (verificationOf(newest) === undefined) return { kind: "verify", backup: newest };
+  }
   if (v.every !== undefined) {
     const lastDone = complete.findIndex((b) => verificationOf(b) !== undefined);
     const since = lastDone === -1 ? complete.length : lastDone;

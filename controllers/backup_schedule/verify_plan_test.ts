@@ -2,7 +2,12 @@ import { assert, assertEquals } from "../../tests/helpers/assert.ts";
 import type { Backup } from "../../crds/backup.ts";
 import { parseSchedule } from "../../backup/slots.ts";
 import { schedule, scheduled } from "./fixtures_test_util.ts";
-import { planVerification, verificationOf, VERIFIED_ANNOTATION } from "./verify_plan.ts";
+import {
+  planVerification,
+  verificationOf,
+  VERIFIED_ANNOTATION,
+  VERIFY_RETRY_MS,
+} from "./verify_plan.ts";
 
 const verified = (b: Backup, result: string): Backup => ({
   ...b,
@@ -75,5 +80,23 @@ Deno.test("which backup is due for verification", async (t) => {
     assertEquals(verificationOf(verified(b, "Passed")), "Passed");
     assertEquals(verificationOf(verified(b, "yes")), undefined);
     assertEquals(verificationOf(b), undefined);
+  });
+  await t.step("an Error marks nothing and is retried after VERIFY_RETRY_MS, in both modes", () => {
+    const error = (at: number) => ({
+      lastVerification: {
+        time: new Date(at).toISOString(),
+        backup: "nightly-20260301-0200",
+        result: "Error" as const,
+      },
+    });
+    for (const verify of [{ every: 3 }, { schedule: "0 0 1 1 *" }]) {
+      const s = schedule({ verify }, { status: error(now - 60_000) });
+      const parsed = verify.schedule ? parseSchedule(verify.schedule, "UTC") : undefined;
+      const o = { owned: hours(3), ...(parsed ? { parsed } : {}) };
+      const soon = planVerification(s, { ...o, now });
+      assertEquals(soon, { kind: "none", next: now - 60_000 + VERIFY_RETRY_MS });
+      const later = planVerification(s, { ...o, now: now + VERIFY_RETRY_MS });
+      assertEquals(name(later), "nightly-20260301-0200", JSON.stringify(verify));
+    }
   });
 });
