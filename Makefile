@@ -9,7 +9,7 @@ PERMS := $(shell scripts/permissions.sh | tr '\n' ' ')
 TARGETS ?= x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-apple-darwin aarch64-apple-darwin
 KUBECONFIG_DEV := .dev/kubeconfig
 
-.PHONY: help deps lint fmt test test-matrix unit demo dev-up dev-down run compile bench crds manifests clean
+.PHONY: help deps lint fmt test test-matrix unit demo dev-up dev-down run compile bench bench-large crds manifests clean
 
 help:
 	@echo "make help      this list"
@@ -26,7 +26,9 @@ help:
 	@echo "make crds      regenerate crds/generated, chart/crds and the reference tables"
 	@echo "make manifests regenerate config/ and deploy/install.yaml (kubectl install) from the chart"
 	@echo "make compile   build the release binaries (dist/dbtether-<target>, dist/SHA256SUMS)"
-	@echo "make bench     backup and restore benchmarks (writes bench/RESULTS.md; BENCH_ARGS=...)"
+	@echo "make bench     backup, restore and reconcile benchmarks (writes bench/RESULTS.md;"
+	@echo "               BENCH_ARGS=... for backup/restore, RECONCILE_BENCH_ARGS=... for reconcile)"
+	@echo "make bench-large  the reconcile benchmark with 2000 pairs and 5 idle minutes"
 	@echo "make clean     remove dist/ and the test log"
 
 deps:
@@ -58,7 +60,7 @@ test-matrix: deps lint
 
 # Every test beside its module; tests/ holds the integration tests (make test runs those too).
 # storage/ is listed file by file: its other tests start MinIO, Azurite and fake-gcs-server.
-UNIT_TESTS := config_test.ts controllers crds backup lib scripts \
+UNIT_TESTS := config_test.ts controllers crds backup lib scripts bench/reconcile_bench_test.ts \
 	storage/memory_test.ts storage/local_test.ts storage/url_test.ts storage/factory_test.ts
 
 unit:
@@ -96,6 +98,11 @@ compile:
 bench: deps
 	$(DENO) run -A bench/backup_bench.ts $(BENCH_ARGS)
 	$(DENO) run -A bench/restore_bench.ts $(BENCH_ARGS)
+	$(DENO) run -A bench/reconcile_bench.ts $(RECONCILE_BENCH_ARGS)
+
+# RECONCILE_BENCH_ARGS, e.g. "--pairs 100,500 --idle-seconds 60" (the defaults).
+bench-large: deps
+	$(DENO) run -A bench/reconcile_bench.ts --large $(RECONCILE_BENCH_ARGS)
 
 clean:
 	rm -rf dist .dev/test-output.log

@@ -222,41 +222,73 @@ export function statementsOf(logText: string): Statement[] {
   return out;
 }
 
+/** One statement as bench/reconcile_bench.ts keeps it (`--replay` reads it back). */
+function floorLine(s: Statement): string {
+  return `-- ${s.database}\n${s.sql.trimEnd()};\n`;
+}
+
+/** The statements of a file written by {@link floorLine}. */
+export function parseFloorFile(text: string): Statement[] {
+  const out: Statement[] = [];
+  for (const part of text.split(/^-- (\S+)\n/m).slice(1).entries()) {
+    const [i, v] = part;
+    if (i % 2 === 0) out.push({ database: v, sql: "" });
+    else out.at(-1)!.sql = v.replace(/;\n$/, "");
+  }
+  return out;
+}
+
 interface Floor {
   seconds: number;
   statements: number;
+  /** Sessions opened. */
   databases: number;
   errors: number;
 }
 
 /**
  * Replays the statements in order, one at a time (simple protocol, as the operator sends DDL),
- * against a fresh server of the same major: one client with one session per database, each
- * opened on first use and kept, so the floor pays connection set-up once per database.
+ * against a fresh server of the same major: one client, with a session per database opened on
+ * first use and kept (the least recently used closed beyond `FLOOR_SESSIONS`), so the floor pays
+ * connection set-up about once per database.
  */
-async function floor(stmts: Statement[], major: number, keep: string): Promise<Floor> {
-  await using pg = await startPostgres({ major, extraConf: ["log_statement = 'none'"] });
-  await Deno.writeTextFile(
-    keep,
-    stmts.map((s) => `-- ${s.database}\n${s.sql.trimEnd()};\n`).join(""),
-  );
+async function floor(
+  stmts: Statement[],
+  o: { major?: number; keep?: string; sessions?: number },
+): Promise<Floor> {
+  const max = o.sessions ?? FLOOR_SESSIONS;
+  await using pg = await startPostgres({
+    ...(o.major ? { major: o.major } : {}),
+    extraConf: ["log_statement = 'none'", `max_connections = ${Math.max(100, max + 10)}`],
+  });
+  if (o.keep) await Deno.writeTextFile(o.keep, stmts.map(floorLine).join(""));
   const sessions = new Map<string, postgres.Sql>();
-  const session = (database: string) => {
+  let opened = 0;
+  const session = async (database: string) => {
     let s = sessions.get(database);
-    if (!s) {
-      s = postgres({
-        host: pg.host,
-        port: pg.port,
-        user: pg.admin.user,
-        password: pg.admin.password,
-        database,
-        ssl: "require",
-        max: 1,
-        prepare: false,
-        onnotice: () => {},
-      });
+    if (s) {
+      sessions.delete(database);
       sessions.set(database, s);
+      return s;
     }
+    if (sessions.size >= max) {
+      const [oldest, sql] = sessions.entries().next().value!;
+      sessions.delete(oldest);
+      await sql.end();
+    }
+    opened++;
+    s = postgres({
+      host: pg.host,
+      port: pg.port,
+      user: pg.admin.user,
+      password: pg.admin.password,
+      database,
+      ssl: "require",
+      max: 1,
+      prepare: false,
+      onnotice: () => {},
+    });
+    sessions.set(database, s);
     return s;
   };
   const errors: string[] = [];
@@ -264,7 +296,7 @@ async function floor(stmts: Statement[], major: number, keep: string): Promise<F
   const byKind: Counts = {};
   for (const st of stmts) {
     const s0 = performance.now();
-    await session(st.database).unsafe(st.sql).catch((e) => errors.push(String(e.message)));
+    await (await session(st.database)).unsafe(st.sql).catch((e) => errors.push(String(e.message)));
     const kind = st.sql.trim().split(/\s+/, 2).join(" ").toUpperCase();
     byKind[kind] = (byKind[kind] ?? 0) + (performance.now() - s0) / 1000;
   }
@@ -275,7 +307,7 @@ async function floor(stmts: Statement[], major: number, keep: string): Promise<F
   if (errors.length) {
     log(`  floor: ${errors.length} errors, first: ${errors.slice(0, 3).join(" | ")}`);
   }
-  return { seconds, statements: stmts.length, databases: sessions.size, errors: errors.length };
+  return { seconds, statements: stmts.length, databases: opened, errors: errors.length };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -346,6 +378,8 @@ async function waitUntil<T>(what: string, f: () => Promise<T | undefined>, ms: n
   throw new Error(`Timed out waiting for ${what}`);
 }
 
+/** Sessions the floor keeps open at once (the test server allows 100 connections). */
+const FLOOR_SESSIONS = 20;
 const BENCH_DIR = Deno.env.get("DBTETHER_BENCH_DIR") ?? "/var/tmp/dbtether-bench";
 
 /** Info logs, and the metrics server on a loopback port (the tests turn it off). */
@@ -411,7 +445,10 @@ async function runOne(n: number, o: { idleSeconds: number; extraArgs: string[] }
   );
   const stmts = statementsOf(logText);
   log(`  replaying ${stmts.length} statements for the floor`);
-  const fl = await floor(stmts, env.pg.major, `${BENCH_DIR}/reconcile-floor-${n}.sql`);
+  const fl = await floor(stmts, {
+    major: env.pg.major,
+    keep: `${BENCH_DIR}/reconcile-floor-${n}.sql`,
+  });
   log(`  floor ${fl.seconds.toFixed(1)} s (${fl.databases} sessions, ${fl.errors} errors)`);
 
   // 2. Idle
@@ -577,8 +614,17 @@ if (import.meta.main) {
       "idle-seconds": { type: "string", default: "60" },
       large: { type: "boolean", default: false },
       "program-arg": { type: "string", multiple: true, default: [] },
+      replay: { type: "string" },
+      sessions: { type: "string", default: String(FLOOR_SESSIONS) },
     },
   });
+  if (values.replay) {
+    // The floor alone, from a statement file a run kept, with another session limit.
+    const stmts = parseFloorFile(await Deno.readTextFile(values.replay));
+    const fl = await floor(stmts, { sessions: Number(values.sessions) });
+    console.log(JSON.stringify(fl));
+    Deno.exit(0);
+  }
   const pairs = values.large ? [2000] : values.pairs.split(",").map(Number);
   const idleSeconds = values.large ? 300 : Number(values["idle-seconds"]);
   const results: RunResult[] = [];
