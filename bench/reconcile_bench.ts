@@ -627,6 +627,7 @@ if (import.meta.main) {
   }
   const pairs = values.large ? [2000] : values.pairs.split(",").map(Number);
   const idleSeconds = values.large ? 300 : Number(values["idle-seconds"]);
+  await Deno.mkdir(BENCH_DIR, { recursive: true });
   const results: RunResult[] = [];
   for (const n of pairs) {
     results.push(await runOne(n, { idleSeconds, extraArgs: values["program-arg"] }));
