@@ -11,8 +11,8 @@ TARGETS ?= x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-apple-darwi
 DEV_DIR := $(or $(DBTETHER_DEV_DIR),.dev)
 KUBECONFIG_DEV := $(DEV_DIR)/kubeconfig
 
-.PHONY: help deps lint fmt test test-matrix unit demo dev-up dev-down run compile bench crds manifests clean \
-	verify verify-long
+.PHONY: help deps lint fmt test test-matrix unit demo dev-up dev-down run compile bench bench-large crds \
+	manifests clean verify verify-long
 
 help:
 	@echo "make help      this list"
@@ -29,7 +29,9 @@ help:
 	@echo "make crds      regenerate crds/generated, chart/crds and the reference tables"
 	@echo "make manifests regenerate config/ and deploy/install.yaml (kubectl install) from the chart"
 	@echo "make compile   build the release binaries (dist/dbtether-<target>, dist/SHA256SUMS)"
-	@echo "make bench     backup and restore benchmarks (writes bench/RESULTS.md; BENCH_ARGS=...)"
+	@echo "make bench     backup, restore and reconcile benchmarks (writes bench/RESULTS.md;"
+	@echo "               BENCH_ARGS=... for backup/restore, RECONCILE_BENCH_ARGS=... for reconcile)"
+	@echo "make bench-large  the reconcile benchmark with 2000 pairs and 5 idle minutes"
 	@echo "make verify    the verification suite, short variant (fairness, leaks, crashes; docs/reliability.md)"
 	@echo "make verify-long  the same with the full counts (200 pairs, 100 kills)"
 	@echo "make clean     remove dist/ and the test log"
@@ -63,7 +65,7 @@ test-matrix: deps lint
 
 # Every test beside its module; tests/ holds the integration tests (make test runs those too).
 # storage/ is listed file by file: its other tests start MinIO, Azurite and fake-gcs-server.
-UNIT_TESTS := config_test.ts controllers crds backup lib scripts \
+UNIT_TESTS := config_test.ts controllers crds backup lib scripts bench/reconcile_bench_test.ts \
 	storage/memory_test.ts storage/local_test.ts storage/url_test.ts storage/factory_test.ts
 
 unit:
@@ -105,6 +107,11 @@ compile:
 bench: deps
 	$(DENO) run -A bench/backup_bench.ts $(BENCH_ARGS)
 	$(DENO) run -A bench/restore_bench.ts $(BENCH_ARGS)
+	$(DENO) run -A bench/reconcile_bench.ts $(RECONCILE_BENCH_ARGS)
+
+# RECONCILE_BENCH_ARGS, e.g. "--pairs 100,500 --idle-seconds 60" (the defaults).
+bench-large: deps
+	$(DENO) run -A bench/reconcile_bench.ts --large $(RECONCILE_BENCH_ARGS)
 
 # The verification suite (issue 13): faults, fairness, leaks; the figures go to docs/reliability.md.
 # Each file runs its own apiserver, PostgreSQL and program, one file after the other.

@@ -434,13 +434,13 @@ export async function ensureDatabase(pg: Cluster, name: string, rows: number): P
 // ---------------------------------------------------------------------------------------------
 // Results
 
-export async function machine(): Promise<string> {
+export async function machine(postgres = "PostgreSQL 15 client and server"): Promise<string> {
   const mem = /MemTotal:\s+(\d+)/.exec(await Deno.readTextFile("/proc/meminfo"))?.[1];
   const cpu = /model name\s+:\s+(.*)/.exec(await Deno.readTextFile("/proc/cpuinfo"))?.[1];
   const load = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
   return `${navigator.hardwareConcurrency} CPUs (${cpu ?? "unknown"}), ` +
     `${(Number(mem) / 1024 / 1024).toFixed(1)} GiB RAM, load average at the end ${load}, ` +
-    `Deno ${Deno.version.deno}, PostgreSQL 15 client and server`;
+    `Deno ${Deno.version.deno}, ${postgres}`;
 }
 
 /**
@@ -449,14 +449,14 @@ export async function machine(): Promise<string> {
  */
 export async function writeSection(
   marker: string,
-  p: { header: string[]; rows: string[][]; command: string },
+  p: { header: string[]; rows: string[][]; command: string; postgres?: string },
 ): Promise<void> {
   const table = [p.header, p.header.map(() => "---"), ...p.rows].map((r) => `| ${r.join(" | ")} |`);
   const section = [
     `<!-- ${marker}:begin (written by bench/; edit outside the markers) -->`,
     `Run ${new Date().toISOString()} — \`${p.command}\``,
     "",
-    `Machine: ${await machine()}`,
+    `Machine: ${await machine(p.postgres)}`,
     "",
     ...table,
     `<!-- ${marker}:end -->`,

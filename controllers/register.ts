@@ -16,6 +16,8 @@ import { setupPostgresDatabaseController } from "./postgres_database/reconcile.t
 import { setupRestoreController } from "./restore/reconcile.ts";
 import { createBackupShared } from "./services/backup_shared.ts";
 import type { ControllerDeps } from "./runtime/shared.ts";
+import { SecretResource } from "./runtime/kube.ts";
+import type { KubeObject } from "../crds/kind.ts";
 
 export interface RegisterContext {
   config: Readonly<ControllerSettings>;
@@ -41,7 +43,17 @@ export function registerControllers(
       : {}),
   });
   const clusters = deps.informers.for<DBCluster>(DBClusterKind);
-  const resolver = new ClusterResolver({ client: deps.client, clusters, pools, env: ctx.env });
+  // The same metadata-only Secret informer the DBCluster controller watches its Secrets with.
+  const secrets = deps.informers.for<KubeObject<unknown, unknown>>(SecretResource, {
+    metadataOnly: true,
+  });
+  const resolver = new ClusterResolver({
+    client: deps.client,
+    clusters,
+    pools,
+    env: ctx.env,
+    secrets,
+  });
   const services: Services = { resolver, pools, config: ctx.config, env: ctx.env };
 
   setupDBClusterController(deps, { resolver, defaultIntervalMs: ctx.config.healthCheckIntervalMs });

@@ -40,7 +40,12 @@ export interface ControllerOptions {
   maxBackoffMs?: number;
 }
 
-/** Whether an update matters to the owning controller: not a status-only write. */
+/**
+ * Whether an update matters to the owning controller: not a status-only write, and not a
+ * finalizer being added (a reconcile's own `addFinalizer` would otherwise bring the object back
+ * for a second, no-op pass; an added finalizer never changes what a reconcile does). A finalizer
+ * removed does count.
+ */
 export function specOrMetaChanged(
   obj: KubeObject<unknown, unknown>,
   old: KubeObject<unknown, unknown> | undefined,
@@ -51,7 +56,8 @@ export function specOrMetaChanged(
   if (a.deletionTimestamp !== b.deletionTimestamp) return true;
   if (JSON.stringify(a.annotations ?? {}) !== JSON.stringify(b.annotations ?? {})) return true;
   if (JSON.stringify(a.labels ?? {}) !== JSON.stringify(b.labels ?? {})) return true;
-  if (JSON.stringify(a.finalizers ?? []) !== JSON.stringify(b.finalizers ?? [])) return true;
+  const kept = new Set(a.finalizers ?? []);
+  if ((b.finalizers ?? []).some((f) => !kept.has(f))) return true;
   // Objects without generation (Secrets) change through their data.
   return a.generation === undefined && a.resourceVersion !== b.resourceVersion;
 }

@@ -1,6 +1,6 @@
 import { assertStrictEquals } from "../../tests/helpers/assert.ts";
 import { FakeClock } from "../../lib/clock.ts";
-import { Controller, done } from "./controller.ts";
+import { Controller, done, specOrMetaChanged } from "./controller.ts";
 import { nullLogger } from "../../lib/log.ts";
 
 Deno.test("Controller.run: shutdown grace, and halt without one", async (t) => {
@@ -37,4 +37,26 @@ Deno.test("Controller.run: shutdown grace, and halt without one", async (t) => {
       },
     );
   }
+});
+
+Deno.test("specOrMetaChanged: spec and metadata count; status and added finalizers do not", () => {
+  const base = {
+    apiVersion: "v1",
+    kind: "K",
+    spec: {},
+    metadata: { name: "a", generation: 1, resourceVersion: "1", finalizers: ["x"] },
+    status: { phase: "Ready" },
+  };
+  const next = (m: Record<string, unknown>, status = base.status) => ({
+    ...base,
+    metadata: { ...base.metadata, resourceVersion: "2", ...m },
+    status,
+  });
+  assertStrictEquals(specOrMetaChanged(next({}, { phase: "Failed" }), base), false);
+  assertStrictEquals(specOrMetaChanged(next({ finalizers: ["x", "ours"] }), base), false);
+  assertStrictEquals(specOrMetaChanged(next({ finalizers: [] }), base), true);
+  assertStrictEquals(specOrMetaChanged(next({ finalizers: ["y"] }), base), true);
+  assertStrictEquals(specOrMetaChanged(next({ generation: 2 }), base), true);
+  assertStrictEquals(specOrMetaChanged(next({ labels: { a: "b" } }), base), true);
+  assertStrictEquals(specOrMetaChanged(next({}), undefined), true);
 });

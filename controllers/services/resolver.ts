@@ -43,6 +43,12 @@ export interface ResolverOptions {
   pools: PoolRegistry;
   /** The operator's environment, for spec.credentialsFromEnv. */
   env: Record<string, string | undefined>;
+  /**
+   * Metadata of the Secrets (a metadata-only informer): a credentials or CA Secret is read once
+   * per resourceVersion it shows, not on every resolve. Without it, or for a Secret it does not
+   * see, every resolve reads the Secret.
+   */
+  secrets?: InformerSet<KubeObject<unknown, unknown>>;
 }
 
 const decoder = new TextDecoder();
@@ -62,6 +68,9 @@ export function secretData(s: Secret): Record<string, string> {
 }
 
 export class ClusterResolver {
+  /** Secrets read through the API, by `namespace/name`, with the resourceVersion read. */
+  readonly #read = new Map<string, Secret>();
+
   constructor(private readonly o: ResolverOptions) {}
 
   /** The DBCluster object from the cache, or undefined. */
@@ -203,10 +212,19 @@ export class ClusterResolver {
   async #secret(
     o: { namespace: string; name: string; signal?: AbortSignal },
   ): Promise<Secret | undefined> {
+    const key = `${o.namespace}/${o.name}`;
+    const seen = this.o.secrets?.get(key)?.metadata.resourceVersion;
+    const read = this.#read.get(key);
+    if (seen !== undefined && read?.metadata.resourceVersion === seen) return read;
     try {
-      return await this.o.client.get<Secret>(SecretResource, o);
+      const secret = await this.o.client.get<Secret>(SecretResource, o);
+      if (this.o.secrets) this.#read.set(key, secret);
+      return secret;
     } catch (e) {
-      if (e instanceof NotFoundError) return undefined;
+      if (e instanceof NotFoundError) {
+        this.#read.delete(key);
+        return undefined;
+      }
       throw e;
     }
   }
