@@ -43,7 +43,12 @@ interface Row {
  * Undefined when there are more than {@link MAX_COUNTED_TABLES}.
  */
 export async function countTables(sql: Sql): Promise<TableRows[] | undefined> {
-  const rows = await sql<Row[]>`
+  return toCounts(await countQuery(sql));
+}
+
+/** The counting statement, still cancellable (postgres.js sends a CancelRequest). */
+function countQuery(sql: Sql): Promise<Row[]> & { cancel(): unknown } {
+  return sql<Row[]>`
     WITH t AS (
       SELECT n.nspname AS schema, c.relname AS "table"
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -60,6 +65,9 @@ export async function countTables(sql: Sql): Promise<TableRows[] | undefined> {
           false, true, '')))[1]::text
       END AS rows
     FROM t`;
+}
+
+function toCounts(rows: Row[]): TableRows[] | undefined {
   if (rows.some((r) => r.rows === null)) return undefined;
   return rows.map((r) => ({ schema: r.schema, table: r.table, rows: Number(r.rows) }));
 }
@@ -117,13 +125,17 @@ export async function openDumpSnapshot(
   let failed!: (e: unknown) => void;
   const id = new Promise<string>((res, rej) => ((exported = res), (failed = rej)));
   let counted: Promise<TableRows[] | undefined> | undefined;
+  let counting: { cancel(): unknown } | undefined;
   const tx = sql.begin("ISOLATION LEVEL REPEATABLE READ READ ONLY", async (t) => {
     const [row] = await t<{ id: string }[]>`SELECT pg_export_snapshot() AS id`;
     exported(row!.id);
-    counted = countTables(t as unknown as Sql).catch((e: unknown) => {
+    const q = countQuery(t as unknown as Sql);
+    counting = q;
+    counted = q.then(toCounts).catch((e: unknown) => {
       log.warn("Cannot count the tables in the backup's snapshot", { error: errorMessage(e) });
       return undefined;
     });
+    counted.finally(() => (counting = undefined));
     await counted;
     await released;
   }).catch((e: unknown) => failed(e));
@@ -134,6 +146,10 @@ export async function openDumpSnapshot(
       counts: () => counted ?? Promise.resolve(undefined),
       async [Symbol.asyncDispose]() {
         release();
+        // A count still running (the dump failed or was stopped; a table is locked) is
+        // cancelled on the server: the transaction must not wait for it to end.
+        // (Only while it runs: postgres.js would cancel whatever the session ran next.)
+        if (counting) await Promise.resolve(counting.cancel()).catch(() => {});
         await tx;
         await sql.end({ timeout: 5 }).catch(() => {});
       },
