@@ -26,6 +26,7 @@ import {
   waitPhase,
 } from "./helpers/backup.ts";
 import { holder, type Replica, startReplica } from "./helpers/replicas.ts";
+import { selectedMajor } from "./helpers/pg_install.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -278,9 +279,11 @@ function startProxy(target: { hostname: string; port: number }) {
 Deno.test(
   { name: "a leader cut off from the apiserver stops its SQL and its jobs at once", ...opts },
   async () => {
-    // A killed client's backend that waits on a lock notices only by checking its socket.
+    // A killed client's backend that waits on a lock notices only by checking its socket
+    // (client_connection_check_interval, PostgreSQL 14+).
+    const check = selectedMajor() >= 14 ? ["client_connection_check_interval = 250ms"] : [];
     await using env = await startEnv({
-      pg: { extraConf: ["log_disconnections = on", "client_connection_check_interval = 250ms"] },
+      pg: { extraConf: ["log_disconnections = on", ...check] },
     });
     await env.kube.apply(env.clusterManifest("test-pg"));
     const url = new URL(env.kube.server);

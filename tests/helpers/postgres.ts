@@ -297,7 +297,9 @@ class Server implements PgServer {
     await Deno.mkdir(tls);
     const certs = await makeServerCerts(tls, {
       cn: "dbtether-test-pg",
-      subjectAltName: "IP:127.0.0.1",
+      // libpq before 15 (the 14 client tools serve a 13 or 14 server) matches an IP host only
+      // against DNS names; Node's TLS and libpq 15+ use the IP entry.
+      subjectAltName: "IP:127.0.0.1,DNS:127.0.0.1",
     });
     // The server refuses a key others can read, and runs as the `postgres` OS user when we are root.
     await Deno.chmod(certs.keyFile, 0o600);
