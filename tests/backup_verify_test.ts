@@ -182,7 +182,7 @@ async function corruptedBackup(env: TestEnv, minio: StorageServer): Promise<void
 
 /**
  * A tenant creates a Database under the scratch name (computed from the schedule's uid): the
- * verification refuses it and fails; the tenant's database and its rows stay.
+ * verification refuses it and ends in Error; the tenant's database and its rows stay.
  */
 async function hostileScratchName(env: TestEnv): Promise<void> {
   const ns = await env.namespace("bkv-host");
@@ -208,8 +208,13 @@ async function hostileScratchName(env: TestEnv): Promise<void> {
     spec: { suspend: true },
   });
   const v = s.status!.lastVerification!;
-  assertEquals(v.result, "Failed", JSON.stringify(v));
+  // Not the backup's fault: an Error, the Backup not marked either way.
+  assertEquals(v.result, "Error", JSON.stringify(v));
   assert(JSON.stringify(s.status).includes("was not made by"), JSON.stringify(s.status));
+  const cond = conditionOf(s, "Verified") as Cond | undefined;
+  assertEquals([cond?.status, cond?.reason], ["False", "VerificationError"]);
+  const backup = await env.getJson<BackupObj>("backup", v.backup!, ns);
+  assertEquals(backup?.metadata.annotations?.[VERIFIED], undefined);
   assertEquals(await databasesLike(env, "bkv_host_verify_"), [squat]);
   assertEquals((await env.pg.superSql("SELECT x FROM mine", { database: squat })).trim(), "42");
 }
