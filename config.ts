@@ -28,6 +28,8 @@ export interface Config extends ControllerSettings {
   startupTimeoutMs: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
+  /** Every Database, DatabaseUser and PostgresDatabase is reconciled again this often; 0: never. */
+  resyncPeriodMs: number;
 }
 
 export const RUN_HELP = `Usage: dbtether run [flags]
@@ -55,6 +57,10 @@ Flags:
   --startup-timeout DUR                  give up if the API is unreachable this long (default 30s)
   --backoff-base DUR / --backoff-max DUR retry backoff bounds (default 1s / 5m)
   --health-check-interval DUR            DBCluster health checks (default 5m)
+  --resync-period DUR                    reconcile every Database, DatabaseUser and
+                                         PostgresDatabase again this often, spread over the
+                                         period, to repair changes made on the server by hand
+                                         (default 1h; 0s: only on changes and restarts)
   --max-concurrent-backups N             backups running at once (default 2)
   --max-concurrent-backups-per-cluster N (default 3)
   --backup-gzip-workers N                threads compressing each backup, as independent gzip
@@ -178,6 +184,7 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
         "backoff-base": { type: "string", default: "1s" },
         "backoff-max": { type: "string", default: "5m" },
         "health-check-interval": { type: "string", default: "5m" },
+        "resync-period": { type: "string", default: "1h" },
         "max-concurrent-backups": { type: "string", default: "2" },
         "max-concurrent-backups-per-cluster": { type: "string", default: "3" },
         "backup-max-attempts": { type: "string", default: "3" },
@@ -250,6 +257,7 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
     backoffBaseMs: parseDuration(v["backoff-base"], "--backoff-base"),
     backoffMaxMs: parseDuration(v["backoff-max"], "--backoff-max"),
     healthCheckIntervalMs: parseDuration(v["health-check-interval"], "--health-check-interval"),
+    resyncPeriodMs: parseDuration(v["resync-period"], "--resync-period"),
     maxConcurrentBackups: positiveInt(v["max-concurrent-backups"], "--max-concurrent-backups"),
     maxConcurrentBackupsPerCluster: positiveInt(
       v["max-concurrent-backups-per-cluster"],

@@ -213,6 +213,7 @@ async function run(args: string[]): Promise<number> {
     workers: config.workers,
     backoffBaseMs: config.backoffBaseMs,
     backoffMaxMs: config.backoffMaxMs,
+    resyncPeriodMs: config.resyncPeriodMs,
   };
   const release = registerControllers(deps, { config, env });
 

@@ -20,6 +20,7 @@ export function databaseWatches(deps: ControllerDeps): Watches {
   const clusters = deps.informers.for<DBCluster>(DBClusterKind);
   return (controller) => {
     controller.watch(databases);
+    controller.resync(databases);
     controller.watch(
       clusters,
       (c, old, deleted) =>

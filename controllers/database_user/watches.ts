@@ -83,6 +83,7 @@ export function databaseUserWatches(deps: Pick<ControllerDeps, "informers">): Wa
   const i = userInformers(deps.informers);
   return (controller) => {
     controller.watch(i.users);
+    controller.resync(i.users);
     controller.watch(i.databases, (db) => usersOfDatabase(i.users.list(), db));
     // A server that comes back (or goes away) concerns every user on it at once, not after each
     // user's backoff has run out.

@@ -27,6 +27,7 @@ export function postgresDatabaseWatches(deps: ControllerDeps): Watches {
   });
   return (controller) => {
     controller.watch(objects);
+    controller.resync(objects);
     controller.watch(secrets, (s, old, deleted) => {
       if (!deleted && old && s.metadata.resourceVersion === old.metadata.resourceVersion) {
         return [];

@@ -27,6 +27,11 @@ export class Metrics {
     "Keys waiting in each controller's queue.",
     ["controller"],
   );
+  readonly resyncQueued = this.counter(
+    "dbtether_resync_queued_total",
+    "Keys re-queued by the periodic drift resync (--resync-period), by controller.",
+    ["controller"],
+  );
   readonly leader = this.gauge(
     "dbtether_leader",
     "1 while this instance holds the leader lease (or leader election is off).",

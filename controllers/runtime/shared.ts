@@ -99,6 +99,8 @@ export interface ControllerDeps {
   workers: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
+  /** --resync-period: how often controllers that opt in look at every object again (0: never). */
+  resyncPeriodMs?: number;
 }
 
 /**
@@ -121,6 +123,7 @@ export function addController(
       workers: deps.workers,
       baseBackoffMs: deps.backoffBaseMs,
       maxBackoffMs: Math.min(deps.backoffMaxMs, opts.maxBackoffMs ?? Infinity),
+      ...(deps.resyncPeriodMs ? { resyncPeriodMs: deps.resyncPeriodMs } : {}),
     }),
   );
 }

@@ -1,0 +1,119 @@
+/**
+ * The periodic resync (`--resync-period`) against a real apiserver and a real PostgreSQL: what is
+ * changed by hand on the server is put back with no change to any Kubernetes object, and a
+ * resync that finds nothing to do writes nothing (no status, no Secret).
+ */
+import { assert, assertEquals } from "./helpers/assert.ts";
+import { startEnv } from "./helpers/env.ts";
+import { type Obj, runsAs, secretData } from "./helpers/fixtures.ts";
+import { freePort } from "./helpers/free_port.ts";
+import { budget } from "./helpers/timeouts.ts";
+import { waitFor } from "./helpers/wait.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** The sum of `dbtether_resync_queued_total` for `controller` on /metrics. */
+async function resyncs(port: number, controller: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split("\n").find((l) =>
+    l.startsWith(`dbtether_resync_queued_total{controller="${controller}"}`)
+  );
+  return line ? Number(line.split(" ").at(-1)) : 0;
+}
+
+Deno.test({ name: "resync repairs drift made on the server by hand", ...opts }, async (t) => {
+  const port = freePort();
+  await using env = await startEnv({
+    pg: true,
+    program: true,
+    programArgs: ["--metrics-bind-address", `127.0.0.1:${port}`, "--resync-period", "4s"],
+  });
+  await env.kube.apply(env.clusterManifest("main"));
+  const ns = await env.namespace("drift");
+  await env.kube.apply(`apiVersion: dbtether.io/v1alpha1
+kind: Database
+metadata: { name: app, namespace: ${ns} }
+spec:
+  clusterRef: { name: main }
+  databaseName: drift_app
+  deletionPolicy: Delete
+---
+apiVersion: dbtether.io/v1alpha1
+kind: DatabaseUser
+metadata: { name: svc, namespace: ${ns} }
+spec:
+  databaseRef: { name: app }
+  privileges: readwrite
+---
+apiVersion: dbtether.io/v1alpha1
+kind: DatabaseUser
+metadata: { name: mig, namespace: ${ns} }
+spec:
+  databaseRef: { name: app }
+  privileges: admin
+`);
+  await env.waitPhase("databaseuser", "svc", "Ready", {
+    namespace: ns,
+    timeoutMs: budget("ready"),
+  });
+  const secret = { namespace: ns, name: "svc-credentials" };
+  const creds = (await secretData(env, secret))!;
+  const login = { user: creds.username!, password: creds.password!, database: "drift_app" };
+  assert(await runsAs(env.pg, login), "the Secret's password logs in");
+  await env.waitPhase("databaseuser", "mig", "Ready", {
+    namespace: ns,
+    timeoutMs: budget("ready"),
+  });
+  const mig = (await secretData(env, { namespace: ns, name: "mig-credentials" }))!;
+  assert(
+    await runsAs(
+      env.pg,
+      { user: mig.username!, password: mig.password!, database: "drift_app" },
+      { sql: "CREATE TABLE drift_t (id int)" },
+    ),
+    "the admin user creates a table",
+  );
+  const insert = { sql: "INSERT INTO drift_t VALUES (1)" };
+  assert(await runsAs(env.pg, login, insert), "readwrite writes the table");
+
+  const versions = async () => {
+    const of = async (kind: string, name: string) =>
+      (await env.getJson<Obj>(kind, name, ns))?.metadata.resourceVersion;
+    return {
+      database: await of("database", "app"),
+      user: await of("databaseuser", "svc"),
+      secret: await of("secret", "svc-credentials"),
+    };
+  };
+
+  await t.step("a resync that finds nothing to do writes nothing", async () => {
+    const before = await versions();
+    const start = await resyncs(port, "databaseuser");
+    // Two more ticks: every key was queued and reconciled at least once since `before`.
+    await waitFor(
+      "two resync periods",
+      async () =>
+        (await resyncs(port, "databaseuser")) >= start + 2 &&
+        (await resyncs(port, "database")) >= 2,
+      { timeoutMs: budget("react") },
+    );
+    assertEquals(await versions(), before);
+  });
+
+  await t.step("a role dropped by hand comes back, and the same password logs in", async () => {
+    await env.pg.superSql(`DROP OWNED BY "${login.user}"; DROP ROLE "${login.user}"`, {
+      database: "drift_app",
+    });
+    assert(!(await runsAs(env.pg, login)), "the role is gone");
+    const before = (await env.getJson<Obj>("databaseuser", "svc", ns))!.metadata.generation;
+    await waitFor("the role recreated", () => runsAs(env.pg, login), {
+      timeoutMs: budget("react"),
+    });
+    // Its privileges are back too: readwrite writes the table again.
+    await waitFor("readwrite restored", () => runsAs(env.pg, login, insert), {
+      timeoutMs: budget("react"),
+    });
+    assertEquals((await env.getJson<Obj>("databaseuser", "svc", ns))!.metadata.generation, before);
+    assertEquals((await secretData(env, secret))!.password, login.password);
+  });
+});
