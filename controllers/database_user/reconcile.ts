@@ -60,6 +60,11 @@ interface Run {
   record: Secret | undefined;
 }
 
+/** Waits that an informer event ends (databaseUserWatches maps Database events to users). */
+const WATCHED_WAITS: ReadonlySet<string> = new Set(["DatabaseNotFound", "DatabaseNotReady"]);
+/** How long such a wait goes without a look if no event comes (it should never be needed). */
+const WAIT_RECHECK_MS = 5 * 60_000;
+
 /** Reconciles DatabaseUsers: roles, grants, passwords and Secrets. */
 export class DatabaseUserReconciler implements Reconciler {
   readonly #deps: ControllerDeps;
@@ -85,8 +90,24 @@ export class DatabaseUserReconciler implements Reconciler {
       return await this.#fail(user, readyFailure(e), { ctx, cause: e });
     }
     if (pass.kind === "step") return requeueAfter(0);
-    if (pass.kind === "blocked") return await this.#fail(user, pass.blocked, { ctx });
+    if (pass.kind === "blocked") {
+      if (WATCHED_WAITS.has(pass.blocked.reason)) return await this.#wait(user, pass.blocked, ctx);
+      return await this.#fail(user, pass.blocked, { ctx });
+    }
     return await this.#ready(user, pass.outcome, ctx);
+  }
+
+  /**
+   * Waiting for a Database that the Database watch reports on (created, Ready, deleted): the
+   * status says why, and the watch brings the user back, not a backoff timer that would re-read
+   * the Database again and again while it is being created. The long requeue is a safety net only.
+   */
+  async #wait(user: DatabaseUser, f: ReadyFailure, ctx: ReconcileContext): Promise<Result> {
+    if (user.status?.conditions?.find((x) => x.type === "Ready")?.reason !== f.reason) {
+      this.#deps.recorder.emit(user, "Warning", f.reason, f.message);
+    }
+    await this.#writeStatus(user, { ready: f }, ctx);
+    return requeueAfter(WAIT_RECHECK_MS);
   }
 
   /** One pass of a live user: gather, plan, execute. Throws what an action threw. */
