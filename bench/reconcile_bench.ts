@@ -616,6 +616,8 @@ if (import.meta.main) {
       "program-arg": { type: "string", multiple: true, default: [] },
       replay: { type: "string" },
       sessions: { type: "string", default: String(FLOOR_SESSIONS) },
+      // Writes the tables under their own markers (e.g. a run with other program flags).
+      section: { type: "string" },
     },
   });
   if (values.replay) {
@@ -635,9 +637,15 @@ if (import.meta.main) {
   const [t, i, s] = tables(results);
   const command = `scripts/deno run -A bench/reconcile_bench.ts ${
     values.large ? "--large" : `--pairs ${pairs.join(",")} --idle-seconds ${idleSeconds}`
-  }${values["program-arg"].map((a) => ` --program-arg ${a}`).join("")}`;
+  }${values["program-arg"].map((a) => ` --program-arg ${a}`).join("")}${
+    values.section ? ` --section ${values.section}` : ""
+  }`;
   const postgres = results[0]!.postgres;
-  const marker = values.large ? "reconcile-large" : "reconcile";
+  const marker = values.section
+    ? `reconcile-${values.section}`
+    : values.large
+    ? "reconcile-large"
+    : "reconcile";
   await writeSection(`${marker}-throughput`, { header: HEADERS[0]!, rows: t!, command, postgres });
   await writeSection(`${marker}-idle`, { header: HEADERS[1]!, rows: i!, command, postgres });
   await writeSection(`${marker}-startup`, { header: HEADERS[2]!, rows: s!, command, postgres });
