@@ -15,7 +15,7 @@
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
-import { secretData } from "./helpers/fixtures.ts";
+import { markedRoles, secretData } from "./helpers/fixtures.ts";
 import {
   backupYaml,
   databaseYaml,
@@ -25,21 +25,12 @@ import {
   storageYaml,
   waitPhase,
 } from "./helpers/backup.ts";
-import { holder, type Replica, startReplica } from "./helpers/replicas.ts";
+import { holder, MUTATING, type Replica, startReplica, tagOf } from "./helpers/replicas.ts";
 import { selectedMajor } from "./helpers/pg_install.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-/** Statements that change something, as the server logs them (simple or extended protocol). */
-const MUTATING =
-  /(?:statement|execute [^:]*): (?:CREATE|ALTER|DROP|GRANT|REVOKE|COMMENT|REASSIGN|COMMIT|INSERT|UPDATE|DELETE|TRUNCATE)\b/i;
-
-/** Lines of the server log written by sessions of `replica`'s pools. */
-function tagOf(r: Replica): string {
-  return `[dbtether@${r.identity}/`;
-}
 
 /** The index of the first line of the log matching `pick`, or -1. */
 function firstIndex(lines: readonly string[], pick: (l: string) => boolean): number {
@@ -133,16 +124,7 @@ async function assertDeclaredState(env: TestEnv, ns: string, databases: number, 
     assertEquals(login.stdout.trim(), user, `${user} logs in: ${login.stderr}`);
     assertEquals(await q(`SELECT pg_has_role('${user}', 'fdb_${i}_readwrite', 'MEMBER')`), "t");
   }
-  assertEquals(
-    Number(
-      await q(
-        `SELECT count(*) FROM pg_roles WHERE shobj_description(oid, 'pg_authid') LIKE ` +
-          `'dbtether:%/${ns}/%'`,
-      ),
-    ),
-    4 * databases + users,
-    "no role more than declared",
-  );
+  assertEquals(await markedRoles(env.pg, ns), 4 * databases + users, "no role more than declared");
 }
 
 Deno.test(

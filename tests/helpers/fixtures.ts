@@ -119,6 +119,16 @@ export async function secretData(
   return s?.data ? decodeSecretData(s.data) : undefined;
 }
 
+/** How many roles on the server carry a dbtether marker of namespace `ns` (levels and users). */
+export async function markedRoles(pg: PgServer, ns: string): Promise<number> {
+  return Number(
+    (await pg.superSql(
+      `SELECT count(*) FROM pg_roles WHERE shobj_description(oid, 'pg_authid') LIKE ` +
+        `'dbtether:%/${ns}/%'`,
+    )).trim(),
+  );
+}
+
 /** Whether `login.user` logs in to `login.database` and `sql` (default `SELECT 1`) succeeds. */
 export async function runsAs(
   pg: PgServer,

@@ -7,6 +7,15 @@ import { testRunArgs } from "./env.ts";
 import { type RunningProgram, startProgram } from "./program.ts";
 import { waitFor } from "./wait.ts";
 
+/** Statements that change something, as the server logs them (simple or extended protocol). */
+export const MUTATING =
+  /(?:statement|execute [^:]*): (?:CREATE|ALTER|DROP|GRANT|REVOKE|COMMENT|REASSIGN|COMMIT|INSERT|UPDATE|DELETE|TRUNCATE)\b/i;
+
+/** Lines of the server log written by sessions of `replica`'s pools. */
+export function tagOf(r: Replica): string {
+  return `[dbtether@${r.identity}/`;
+}
+
 /** A running replica and the identity it logged at start. */
 export interface Replica {
   program: RunningProgram;
