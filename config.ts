@@ -57,10 +57,15 @@ Flags:
   --startup-timeout DUR                  give up if the API is unreachable this long (default 30s)
   --backoff-base DUR / --backoff-max DUR retry backoff bounds (default 1s / 5m)
   --health-check-interval DUR            DBCluster health checks (default 5m)
+  --drift-scan-interval DUR              read each server's role and database names this
+                                         often and reconcile the Databases and DatabaseUsers
+                                         whose database or role was dropped (default 5m; 0s:
+                                         never)
   --resync-period DUR                    reconcile every Database, DatabaseUser and
                                          PostgresDatabase again this often, spread over the
-                                         period, to repair changes made on the server by hand
-                                         (default 1h; 0s: only on changes and restarts)
+                                         period, to repair any other change made on the
+                                         server by hand (default 6h; 0s: only on changes and
+                                         restarts)
   --max-concurrent-backups N             backups running at once (default 2)
   --max-concurrent-backups-per-cluster N (default 3)
   --backup-gzip-workers N                threads compressing each backup, as independent gzip
@@ -184,7 +189,8 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
         "backoff-base": { type: "string", default: "1s" },
         "backoff-max": { type: "string", default: "5m" },
         "health-check-interval": { type: "string", default: "5m" },
-        "resync-period": { type: "string", default: "1h" },
+        "resync-period": { type: "string", default: "6h" },
+        "drift-scan-interval": { type: "string", default: "5m" },
         "max-concurrent-backups": { type: "string", default: "2" },
         "max-concurrent-backups-per-cluster": { type: "string", default: "3" },
         "backup-max-attempts": { type: "string", default: "3" },
@@ -258,6 +264,7 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
     backoffMaxMs: parseDuration(v["backoff-max"], "--backoff-max"),
     healthCheckIntervalMs: parseDuration(v["health-check-interval"], "--health-check-interval"),
     resyncPeriodMs: parseDuration(v["resync-period"], "--resync-period"),
+    driftScanIntervalMs: parseDuration(v["drift-scan-interval"], "--drift-scan-interval"),
     maxConcurrentBackups: positiveInt(v["max-concurrent-backups"], "--max-concurrent-backups"),
     maxConcurrentBackupsPerCluster: positiveInt(
       v["max-concurrent-backups-per-cluster"],

@@ -18,6 +18,10 @@ import { createBackupShared } from "./services/backup_shared.ts";
 import type { ControllerDeps } from "./runtime/shared.ts";
 import { SecretResource } from "./runtime/kube.ts";
 import type { KubeObject } from "../crds/kind.ts";
+import { type Database, DatabaseKind } from "../crds/database.ts";
+import { type DatabaseUser, DatabaseUserKind } from "../crds/database_user.ts";
+import { databaseEntries } from "./database_user/spec.ts";
+import { DriftScanner } from "./services/drift_scan.ts";
 
 export interface RegisterContext {
   config: Readonly<ControllerSettings>;
@@ -58,8 +62,12 @@ export function registerControllers(
 
   setupDBClusterController(deps, { resolver, defaultIntervalMs: ctx.config.healthCheckIntervalMs });
   // One line per controller; each gets the runtime (deps) and the shared services.
-  setupDatabaseController(deps, services);
-  setupDatabaseUserController(deps, services);
+  const databaseController = setupDatabaseController(deps, services);
+  const userController = setupDatabaseUserController(deps, services);
+  addDriftScan(deps, { resolver, clusters, intervalMs: ctx.config.driftScanIntervalMs }, {
+    database: (k) => databaseController.enqueue(k),
+    user: (k) => userController.enqueue(k),
+  });
   if (ctx.config.postgresDatabase.enabled) setupPostgresDatabaseController(deps, services);
   setupBackupStorageController(deps, services);
   // Restores count against the same job limits as backups: one limiter, runner and keyring.
@@ -69,4 +77,31 @@ export function registerControllers(
   setupBackupScheduleController(deps, { ...services, jobs });
 
   return () => pools.close();
+}
+
+/** The drift scan as a leader-only task, queueing into the Database and DatabaseUser controllers. */
+function addDriftScan(
+  deps: ControllerDeps,
+  o: { resolver: ClusterResolver; clusters: { list(): DBCluster[] }; intervalMs: number },
+  enqueue: { database: (key: string) => void; user: (key: string) => void },
+): void {
+  const databases = deps.informers.for<Database>(DatabaseKind);
+  const users = deps.informers.for<DatabaseUser>(DatabaseUserKind);
+  const scanner = new DriftScanner({
+    resolver: o.resolver,
+    clusters: o.clusters,
+    databases,
+    users,
+    clusterOfUser: (u) => {
+      const e = databaseEntries(u)[0];
+      return e ? databases.get(`${e.namespace}/${e.name}`)?.spec.clusterRef.name : undefined;
+    },
+    enqueueDatabase: enqueue.database,
+    enqueueUser: enqueue.user,
+    clock: deps.clock,
+    logger: deps.logger.with({ component: "drift-scan" }),
+    metrics: deps.metrics,
+    intervalMs: o.intervalMs,
+  });
+  deps.manager.addLeaderRunnable("drift-scan", (signal) => scanner.run(signal));
 }

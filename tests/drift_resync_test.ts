@@ -21,21 +21,26 @@ async function resyncs(port: number, controller: string): Promise<number> {
   return line ? Number(line.split(" ").at(-1)) : 0;
 }
 
-Deno.test({ name: "resync repairs drift made on the server by hand", ...opts }, async (t) => {
+/** The test env with `dbtether run` given `flags` and its metrics on a free port. */
+async function startWith(flags: string[]) {
   const port = freePort();
-  await using env = await startEnv({
+  const env = await startEnv({
     pg: true,
     program: true,
-    programArgs: ["--metrics-bind-address", `127.0.0.1:${port}`, "--resync-period", "4s"],
+    programArgs: ["--metrics-bind-address", `127.0.0.1:${port}`, ...flags],
   });
   await env.kube.apply(env.clusterManifest("main"));
-  const ns = await env.namespace("drift");
-  await env.kube.apply(`apiVersion: dbtether.io/v1alpha1
+  return { env, port };
+}
+
+/** A Database `app` (PostgreSQL name `pgName`) and a DatabaseUser `svc` of `level` in `ns`. */
+function app(ns: string, pgName: string, level: string): string {
+  return `apiVersion: dbtether.io/v1alpha1
 kind: Database
 metadata: { name: app, namespace: ${ns} }
 spec:
   clusterRef: { name: main }
-  databaseName: drift_app
+  databaseName: ${pgName}
   deletionPolicy: Delete
 ---
 apiVersion: dbtether.io/v1alpha1
@@ -43,7 +48,20 @@ kind: DatabaseUser
 metadata: { name: svc, namespace: ${ns} }
 spec:
   databaseRef: { name: app }
-  privileges: readwrite
+  privileges: ${level}
+`;
+}
+
+Deno.test({ name: "resync repairs drift made on the server by hand", ...opts }, async (t) => {
+  const { env: e, port } = await startWith([
+    "--resync-period",
+    "4s",
+    "--drift-scan-interval",
+    "0s",
+  ]);
+  await using env = e;
+  const ns = await env.namespace("drift");
+  await env.kube.apply(`${app(ns, "drift_app", "readwrite")}
 ---
 apiVersion: dbtether.io/v1alpha1
 kind: DatabaseUser
@@ -117,3 +135,44 @@ spec:
     assertEquals((await secretData(env, secret))!.password, login.password);
   });
 });
+
+Deno.test(
+  { name: "the drift scan brings back what was dropped, without a resync", ...opts },
+  async () => {
+    const { env: e, port } = await startWith([
+      "--resync-period",
+      "0s",
+      "--drift-scan-interval",
+      "3s",
+    ]);
+    await using env = e;
+    const ns = await env.namespace("scan");
+    await env.kube.apply(app(ns, "scan_app", "readonly"));
+    await env.waitPhase("databaseuser", "svc", "Ready", {
+      namespace: ns,
+      timeoutMs: budget("ready"),
+    });
+    const c = (await secretData(env, { namespace: ns, name: "svc-credentials" }))!;
+    const login = { user: c.username!, password: c.password!, database: "scan_app" };
+    assert(await runsAs(env.pg, login));
+    // The user's role and the database's readonly group, dropped by hand.
+    await env.pg.superSql(
+      `DROP OWNED BY "${login.user}", scan_app_readonly; DROP ROLE "${login.user}"; ` +
+        `DROP ROLE scan_app_readonly`,
+      { database: "scan_app" },
+    );
+    assert(!(await runsAs(env.pg, login)), "the role is gone");
+    await waitFor("the role back", () => runsAs(env.pg, login), { timeoutMs: budget("react") });
+    await waitFor(
+      "the readonly group back, with the user in it",
+      async () =>
+        (await env.pg.superSql(
+          `SELECT pg_has_role('${login.user}', 'scan_app_readonly', 'MEMBER')`,
+        )).trim() === "t",
+      { timeoutMs: budget("react") },
+    );
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    assert(/dbtether_drift_found_total\{kind="DatabaseUser"\} [1-9]/.test(text), "counted");
+    assertEquals(await resyncs(port, "databaseuser"), 0, "no resync ran");
+  },
+);

@@ -14,6 +14,8 @@ export interface ControllerSettings {
   leaseDurationMs: number;
   renewDeadlineMs: number;
   healthCheckIntervalMs: number;
+  /** How often each server's role and database names are read to find drift (0: never). */
+  driftScanIntervalMs: number;
   maxConcurrentBackups: number;
   maxConcurrentBackupsPerCluster: number;
   /**
