@@ -11,6 +11,7 @@ import type { CredentialsContext } from "../controllers/database_user/credential
 import {
   observeUser,
   ownedSecrets,
+  secretEndpoints,
   secretReaders,
   userContext,
 } from "../controllers/database_user/observe.ts";
@@ -80,7 +81,7 @@ export async function planUserResource(user: DatabaseUser, x: PlanContext): Prom
   });
   const observed = await observeUser(c, {
     clusterName: checked.clusterName,
-    server: resolved.server,
+    server: secretEndpoints(resolved),
     owned: ownedSecrets(user, await x.sources.secrets(ns, x.signal)),
     readers: (name) => secretReaders({ namespace: ns, name }, x.sources),
     now: Date.now(),

@@ -54,10 +54,17 @@ export async function userContext(
   };
 }
 
+/** Where a user's Secrets say to connect: the DBCluster's endpoint, and its reader endpoint. */
+export function secretEndpoints(resolved: Pick<ResolvedCluster, "cluster" | "server">) {
+  const { host, port } = resolved.server;
+  const r = resolved.cluster.spec.readerEndpoint;
+  return { host, port, ...(r ? { reader: { host: r.host, port: r.port ?? port } } : {}) };
+}
+
 /** What {@link observeUser} reads besides the API: the caller's view of the cluster. */
 export interface UserSources {
   clusterName: string;
-  server: { host: string; port: number };
+  server: ObservedUser["server"];
   /** The Secrets the user owns (see {@link ownedSecrets}). */
   owned: readonly Secret[];
   /** Cluster-scoped resources reading the Secret `name` of the user's namespace. */

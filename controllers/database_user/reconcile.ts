@@ -32,7 +32,13 @@ import {
   type UserAction,
   type UserOutcome,
 } from "./plan.ts";
-import { observeUser, ownedSecrets, secretReaders, userContext } from "./observe.ts";
+import {
+  observeUser,
+  ownedSecrets,
+  secretEndpoints,
+  secretReaders,
+  userContext,
+} from "./observe.ts";
 import { untilRotation } from "./rotation.ts";
 import type { Secret } from "./secret.ts";
 import type { SecretChange } from "./secret_plan.ts";
@@ -103,7 +109,7 @@ export class DatabaseUserReconciler implements Reconciler {
     });
     const observed = await observeUser(c, {
       clusterName: checked.clusterName,
-      server: resolved.server,
+      server: secretEndpoints(resolved),
       owned: this.#owned(user),
       readers: (name) => this.#readers(ns, name),
       now: clock.now(),
