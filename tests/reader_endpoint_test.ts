@@ -36,6 +36,10 @@ Deno.test({ name: "DBCluster readerEndpoint", ...opts }, async (t) => {
   const secret = async (name: string) =>
     await env.getJson<Obj & { data: Record<string, string> }>("secret", name, ns);
   let before: (Obj & { data: Record<string, string> }) | undefined;
+  const dir = await Deno.makeTempDir({ prefix: "dbtether-reader-" });
+  await Deno.writeTextFile(`${dir}/m.yaml`, manifests);
+  const plan = () =>
+    runProgram(["plan", "-f", `${dir}/m.yaml`, "--kubeconfig", env.kube.kubeconfigPath]);
 
   await t.step("unset: the keys of old, and nothing to rewrite", async () => {
     await env.waitPhase("databaseuser", "app", "Ready", { namespace: ns });
@@ -43,23 +47,33 @@ Deno.test({ name: "DBCluster readerEndpoint", ...opts }, async (t) => {
     before = await secret("app-credentials");
     assertEquals(Object.keys(before!.data).sort(), RAW_KEYS);
     // The controllers' own planner, run by plan, would write nothing.
-    const dir = await Deno.makeTempDir({ prefix: "dbtether-reader-" });
-    await Deno.writeTextFile(`${dir}/m.yaml`, manifests);
-    const r = await runProgram([
-      "plan",
-      "-f",
-      `${dir}/m.yaml`,
-      "--kubeconfig",
-      env.kube.kubeconfigPath,
-    ]);
+    const r = await plan();
     assertEquals(r.code, 0, r.stdout + r.stderr);
-    await Deno.remove(dir, { recursive: true });
   });
 
+  await t.step(
+    "plan, with the controller stopped, shows the Secret updates it would make",
+    async () => {
+      await env.killProgram();
+      await mergePatch(env, { kind: "dbcluster", name: "main" }, {
+        spec: { readerEndpoint: { host: "localhost" } },
+      });
+      const r = await plan();
+      assertEquals(r.code, 2, r.stdout + r.stderr);
+      assert(
+        r.stdout.includes(
+          `secret update "app-credentials" (keys: database, host, password, port, readerHost, ` +
+            `readerPort, uri, uri_ro, username)`,
+        ),
+        r.stdout,
+      );
+      assert(r.stdout.includes(`secret update "env-credentials" (keys: DB_HOST,`), r.stdout);
+      assert(!/ {2}sql/.test(r.stdout), r.stdout);
+      await env.startProgram();
+    },
+  );
+
   await t.step("set: every Secret gains the reader keys, and the reader URI logs in", async () => {
-    await mergePatch(env, { kind: "dbcluster", name: "main" }, {
-      spec: { readerEndpoint: { host: "localhost" } },
-    });
     const data = await waitFor("uri_ro in the app Secret", async () => {
       const d = await secretData(env, ref);
       return d?.uri_ro ? d : undefined;
@@ -111,4 +125,5 @@ Deno.test({ name: "DBCluster readerEndpoint", ...opts }, async (t) => {
     assertEquals(after.data, before!.data);
     assert(!("DB_READER_HOST" in (await secretData(env, envRef))!));
   });
+  await Deno.remove(dir, { recursive: true });
 });
