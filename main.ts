@@ -29,6 +29,7 @@ Commands:
   backup    back up one database to object storage from a terminal
   restore   restore one database from object storage from a terminal
   backups   list scheduled Backups and the rule keeping each; apply retention by hand
+  plan      print the SQL and Secret changes manifests would cause, changing nothing (exit 2: changes)
   crds      print the CustomResourceDefinitions (kubectl apply -f -)
   version   print the version
 
@@ -39,6 +40,7 @@ Examples:
   dbtether crds | kubectl apply --server-side -f -
   dbtether backup --database orders --to s3://backups/orders/
   dbtether backups list -n shop -o json
+  dbtether plan -f manifests/
 `;
 
 const out = (s: string) => Deno.stdout.writeSync(new TextEncoder().encode(s));
@@ -265,6 +267,16 @@ async function main(argv: string[]): Promise<number> {
         stdout: Deno.stdout,
         stderr: Deno.stderr,
         exists: fileExists,
+      });
+    }
+    case "plan": {
+      const { planCommand } = await import("./cli/plan.ts");
+      return await planCommand(rest, {
+        env: Deno.env.toObject(),
+        stdout: Deno.stdout,
+        stderr: Deno.stderr,
+        exists: fileExists,
+        readStdin: () => new Response(Deno.stdin.readable).text(),
       });
     }
     default:

@@ -44,6 +44,24 @@ const spec = obj({
     int({ minimum: 1, maximum: 65535, description: "TCP port of the server." }),
     5432,
   ),
+  readerEndpoint: optional(obj({
+    host: str({
+      minLength: 1,
+      maxLength: 253,
+      description: "Hostname or IP address of the read-only endpoint.",
+    }),
+    port: optional(int({
+      minimum: 1,
+      maximum: 65535,
+      description: "TCP port of the read-only endpoint; default spec.port.",
+    })),
+  }, {
+    description: "A read-only endpoint of the same data (an Aurora reader endpoint, a " +
+      "Service of replicas). When set, every DatabaseUser Secret also carries reader keys " +
+      "(readerHost, readerPort and uri_ro in raw; <PREFIX>_READER_HOST and _READER_PORT in DB, " +
+      "DATABASE and POSTGRES; dsn_ro in dsn). dbtether itself never connects to it. Unset: " +
+      "the Secrets carry no reader keys.",
+  })),
   credentialsSecretRef: optional(secretRef(
     "Secret holding the admin role's credentials in the keys username and password. " +
       "Exactly one of credentialsSecretRef and credentialsFromEnv is set. When the Secret " +

@@ -9,7 +9,7 @@
  * The layers, top to bottom (a module may import its own layer and any layer below):
  *
  *   main.ts, config.ts                 the composition root and its flags
- *   controllers/register.ts            wires the controllers
+ *   controllers/register.ts, cli/      wires the controllers; the commands that use several kinds
  *   controllers/<kind>/                one folder per kind; never another kind's folder
  *   controllers/services/              what several kinds share: DBCluster resolution
  *   crds/                              the schemas and the types of the kinds (they may read
@@ -68,11 +68,18 @@ const LAYERS: readonly Layer[] = [
     may: ["kind", "services", "crds", "runtime", "postgres", "backup", ...ENGINE],
   },
   {
+    // Commands that use several kinds' planners (dbtether plan): beside register.ts.
+    name: "cli",
+    match: (p) => p.startsWith("cli/"),
+    may: ["cli", "kind", "services", "crds", "runtime", "postgres", "backup", ...ENGINE],
+  },
+  {
     name: "root",
     match: (p) => ["main.ts", "config.ts", "version.ts"].includes(p),
     may: [
       "root",
       "register",
+      "cli",
       "kind",
       "services",
       "crds",

@@ -20,7 +20,7 @@ import { parseAllDocuments, stringify } from "yaml";
 import { startKube } from "../tests/helpers/kube.ts";
 import { startPostgres } from "../tests/helpers/postgres.ts";
 import { MINIO_PASSWORD, MINIO_USER, startMinio } from "../tests/helpers/storage_servers.ts";
-import { pgToolArgs, startProgram } from "../tests/helpers/program.ts";
+import { pgToolArgs, runProgram, startProgram } from "../tests/helpers/program.ts";
 import { freePort } from "../tests/helpers/free_port.ts";
 import { type DemoObject, pendingOf, progressLine } from "./demo_status.ts";
 import {
@@ -228,7 +228,8 @@ Hint: fix what its last line says (a port or file named by a flag, the kubeconfi
 make demo again; DBTETHER_DEMO_CONTROLLER_ARGS adds flags to the controller.`);
     return 1;
   };
-  for (const { file, yaml } of await exampleManifests(env)) {
+  const examples = await exampleManifests(env);
+  for (const { file, yaml } of examples) {
     if (exitCode !== undefined) return controllerGone();
     await ensureNamespaces(env, yaml);
     const r = await env.kubectl(["apply", "-f", "-"], yaml);
@@ -260,6 +261,7 @@ make demo again; DBTETHER_DEMO_CONTROLLER_ARGS adds flags to the controller.`);
   }
   say(await table());
   await showLogin(env);
+  await showPlan(env, examples);
   say(`
 dbtether is running (controller pid ${program.process.pid}).
   Metrics: http://127.0.0.1:${ports.metrics}/metrics   Readiness: http://127.0.0.1:${ports.health}/readyz
@@ -365,6 +367,17 @@ async function writeTour(): Promise<string> {
     out.push(t.body.split("\n").map((l) => `       ${l}`).join("\n"));
   }
   return out.join("\n");
+}
+
+/**
+ * `dbtether plan` on the examples as applied: every resource converged, so "no changes" (exit
+ * 0); docs/plan.md shows it on a change.
+ */
+async function showPlan(env: Env, examples: { file: string; yaml: string }[]): Promise<void> {
+  const file = `${devDir}/plan-examples.yaml`;
+  await Deno.writeTextFile(file, examples.map((e) => e.yaml).join("\n---\n"));
+  const r = await runProgram(["plan", "-f", file, "--kubeconfig", env.kubeconfig]);
+  say(`\n$ dbtether plan -f examples/\n${(r.stdout + r.stderr).trim()}\n(exit ${r.code})`);
 }
 
 /** Logs in with the first generated credentials Secret, as an application would. */

@@ -22,7 +22,7 @@ Deno.test({ name: "help, version, crds and an unknown command", ...opts }, async
       assert(r.stdout.includes(cmd), cmd);
     }
   });
-  for (const cmd of ["run", "backup", "restore", "backups", "crds"]) {
+  for (const cmd of ["run", "backup", "restore", "backups", "plan", "crds"]) {
     await t.step(`dbtether ${cmd} --help shows usage and examples`, async () => {
       const r = await runProgram([cmd, "--help"]);
       assertEquals(r.code, 0, r.stderr);

@@ -111,6 +111,10 @@ Deno.test("make demo with ports 8080 and 8081 taken: every example Ready, the lo
     for (const row of rows) assert(/\b(Ready|Connected|Completed)\b/.test(row), row);
     assert(out.includes("my-app-readonly|my_app"), "the demo did not log in with the Secret");
     assert(!out.includes("Address already in use"), out);
+    // dbtether plan on the converged examples: the controllers' planners find nothing to do.
+    const plan = out.slice(out.indexOf("$ dbtether plan -f examples/"), out.indexOf("(exit "));
+    assert(out.includes("$ dbtether plan -f examples/") && out.includes("(exit 0)"), plan || out);
+    assert(/ {2}no changes\n/.test(plan) && !/ {2}sql/.test(plan), plan);
     const login = await bash(".dev/tour/login.sh", dir);
     assertEquals(login.code, 0, login.stderr);
     assert(/my-app-readonly \| my_app/.test(login.stdout), login.stdout);

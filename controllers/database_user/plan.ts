@@ -87,7 +87,7 @@ export interface ObservedUser {
   user: DatabaseUser;
   targets: readonly DatabaseTarget[];
   clusterName: string;
-  server: { host: string; port: number };
+  server: { host: string; port: number; reader?: { host: string; port: number } };
   /** The credentials record as read from the API (undefined: there is none). */
   record: Secret | undefined;
   /** The application Secrets of {@link secretTargets} that exist, by name. */
@@ -237,6 +237,7 @@ function planConverge(o: ObservedUser, state: CredentialsState, first: UserActio
     conn: {
       host: o.server.host,
       port: o.server.port,
+      ...(o.server.reader ? { reader: o.server.reader } : {}),
       databases: targets.map((t) => t.pgName),
       username: state.role!,
       password: state.password!,

@@ -7,7 +7,6 @@
  */
 import { type DatabaseUser, DatabaseUserKind } from "../../crds/database_user.ts";
 import type { Services } from "../services/services.ts";
-import type { ResolvedCluster } from "../services/resolver.ts";
 import { PgExecutor } from "../postgres/execute.ts";
 import type { Controller, ReconcileContext, Result } from "../runtime/controller.ts";
 import { done, requeueAfter } from "../runtime/controller.ts";
@@ -16,21 +15,16 @@ import { SecretResource } from "../runtime/kube.ts";
 import { addFinalizer, removeFinalizer, updateStatus } from "../runtime/objects.ts";
 import { type Reconciler, startController } from "../runtime/reconciler.ts";
 import type { ControllerDeps } from "../runtime/shared.ts";
-import { adoptionConsent } from "../services/adoption.ts";
-import { referencedBy } from "../services/secret_owner.ts";
 import {
   applyPending,
   beginPending,
   type CredentialsContext,
   ensureRoles,
-  importFromSecret,
   writeState,
 } from "./credentials.ts";
 import {
   type Blocked,
   type DeletionAction,
-  importCandidate,
-  type ObservedUser,
   type PendingState,
   planDeletion,
   planTargets,
@@ -38,12 +32,18 @@ import {
   type UserAction,
   type UserOutcome,
 } from "./plan.ts";
+import {
+  observeUser,
+  ownedSecrets,
+  secretEndpoints,
+  secretReaders,
+  userContext,
+} from "./observe.ts";
 import { untilRotation } from "./rotation.ts";
-import { isOurs, type Secret } from "./secret.ts";
-import { type SecretChange, secretTargets } from "./secret_plan.ts";
-import { ADOPT_ANNOTATION, FINALIZER, ROTATE_ANNOTATION } from "./spec.ts";
-import { databaseEntries, type DatabaseTarget, ownerRefOf, usernameOf } from "./spec.ts";
-import { parseState, stateSecretName } from "./state.ts";
+import type { Secret } from "./secret.ts";
+import type { SecretChange } from "./secret_plan.ts";
+import { FINALIZER } from "./spec.ts";
+import { databaseEntries, usernameOf } from "./spec.ts";
 import { computeStatus, type ReadyFailure, readyFailure, type StatusInput } from "./status.ts";
 import { databaseUserWatches, type UserInformers, userInformers } from "./watches.ts";
 
@@ -119,10 +119,21 @@ export class DatabaseUserReconciler implements Reconciler {
       ...(ns ? { namespace: ns } : {}),
       signal: ctx.signal,
     });
-    const c = await this.#context(user, { targets: checked.targets, resolved, ctx });
-    const observed = await this.#observe(c, {
+    const { client, clock } = this.#deps;
+    const c = await userContext(user, {
+      targets: checked.targets,
+      resolved,
+      client,
+      exec: new PgExecutor(resolved.pool, { logger: ctx.logger, signal: ctx.signal }),
+      now: () => clock.now(),
+      signal: ctx.signal,
+    });
+    const observed = await observeUser(c, {
       clusterName: checked.clusterName,
-      server: resolved.server,
+      server: secretEndpoints(resolved),
+      owned: this.#owned(user),
+      readers: (name) => this.#readers(ns, name),
+      now: clock.now(),
     });
     const plan = planUser(observed);
     if (plan.kind === "blocked") return plan;
@@ -195,76 +206,6 @@ export class DatabaseUserReconciler implements Reconciler {
   async #executor(clusterName: string, ctx: ReconcileContext): Promise<PgExecutor> {
     const resolved = await this.#services.resolver.resolve(clusterName, { signal: ctx.signal });
     return new PgExecutor(resolved.pool, { logger: ctx.logger, signal: ctx.signal });
-  }
-
-  async #context(
-    user: DatabaseUser,
-    o: { targets: DatabaseTarget[]; resolved: ResolvedCluster; ctx: ReconcileContext },
-  ): Promise<CredentialsContext> {
-    const { client, clock } = this.#deps;
-    const { resolved, ctx } = o;
-    return {
-      user,
-      ownerRef: ownerRefOf(user),
-      username: usernameOf(user),
-      targets: o.targets,
-      client,
-      pool: resolved.pool,
-      exec: new PgExecutor(resolved.pool, { logger: ctx.logger, signal: ctx.signal }),
-      now: () => clock.now(),
-      signal: ctx.signal,
-      ...(user.metadata.annotations?.[ADOPT_ANNOTATION] === "true"
-        ? {
-          consent: await adoptionConsent(client, {
-            cluster: resolved.cluster,
-            namespace: user.metadata.namespace ?? "default",
-            signal: ctx.signal,
-          }),
-        }
-        : {}),
-    };
-  }
-
-  /**
-   * Reads what the planner needs: the wanted Secrets and the record (from the API, not the
-   * cache: the previous pass may just have written them), and — only when the record holds no
-   * password — whether an old application Secret's password still logs in.
-   */
-  async #observe(
-    c: CredentialsContext,
-    o: { clusterName: string; server: { host: string; port: number } },
-  ): Promise<ObservedUser> {
-    const { client, clock } = this.#deps;
-    const { user, signal } = c;
-    const namespace = user.metadata.namespace;
-    const wanted = secretTargets(user, c.targets);
-    const existing = new Map<string, Secret>();
-    for (const w of wanted) {
-      const s = await client.find<Secret>(SecretResource, { signal, namespace, name: w.name });
-      if (s) existing.set(w.name, s);
-    }
-    const name = stateSecretName(user);
-    const record = await client.find<Secret>(SecretResource, { signal, namespace, name });
-    const observed: ObservedUser = {
-      user,
-      targets: c.targets,
-      ...o,
-      record,
-      existing,
-      owned: this.#owned(user),
-      readers: new Map(wanted.map((w) => [w.name, this.#readers(namespace, w.name)])),
-      now: clock.now(),
-    };
-    const ours = !record || isOurs(record, user);
-    const candidate = ours ? importCandidate(observed, parseState(record)) : undefined;
-    if (candidate !== undefined) {
-      const state = await importFromSecret(c, existing.get(candidate)!, {
-        lastRequest: user.metadata.annotations?.[ROTATE_ANNOTATION],
-        updatedAt: user.status?.passwordUpdatedAt,
-      });
-      observed.imported = { secret: candidate, state };
-    }
-    return observed;
   }
 
   async #act(a: UserAction, run: Run): Promise<void> {
@@ -363,19 +304,15 @@ export class DatabaseUserReconciler implements Reconciler {
 
   /** The Secrets this user owns, from the metadata-only informer. */
   #owned(u: DatabaseUser): Secret[] {
-    return this.#i.secrets.list().filter((s) =>
-      s.metadata.namespace === u.metadata.namespace &&
-      (s.metadata.ownerReferences ?? []).some((r) => r.uid === u.metadata.uid)
-    ) as Secret[];
+    return ownedSecrets(u, this.#i.secrets.list());
   }
 
   /** Cluster-scoped resources that read Secret `name` of the user's namespace. */
   #readers(namespace: string | undefined, name: string): string[] {
-    const ref = { namespace: namespace ?? "default", name };
-    return [
-      ...referencedBy("DBCluster", this.#i.clusters.list(), ref),
-      ...referencedBy("BackupStorage", this.#i.storages.list(), ref),
-    ];
+    return secretReaders({ namespace, name }, {
+      clusters: this.#i.clusters.list(),
+      storages: this.#i.storages.list(),
+    });
   }
 }
 

@@ -35,6 +35,8 @@ export interface Connection {
   databases: readonly string[];
   username: string;
   password: string;
+  /** The DBCluster's readerEndpoint (port defaulted), when it has one. */
+  reader?: { host: string; port: number };
 }
 
 export interface KeyNames {
@@ -100,10 +102,34 @@ export function connectionUri(c: Connection, scheme: "postgresql" | "postgres"):
   }`;
 }
 
-/** The Secret's data (plain strings) for a template. */
+/** The reader keys of a template: `readerHost` (raw, custom), `<PREFIX>_READER_HOST`. */
+export function readerKeyNames(template: Template): { host: string; port: string } | undefined {
+  switch (template) {
+    case "raw":
+    case "custom":
+      return { host: "readerHost", port: "readerPort" };
+    case "DB":
+    case "DATABASE":
+    case "POSTGRES":
+      return { host: `${template}_READER_HOST`, port: `${template}_READER_PORT` };
+    case "dsn":
+      return undefined;
+  }
+}
+
+/**
+ * The Secret's data (plain strings) for a template. With a reader endpoint, also its keys
+ * (`uri_ro` beside raw's `uri`, `dsn_ro` beside `dsn`); without one, exactly the keys of old.
+ */
 export function renderData(c: Connection, secret: SecretSpec): Record<string, string> {
   const names = keyNames(secret.template, secret.keys);
-  if (!names) return { dsn: connectionUri(c, "postgres") };
+  const reader = c.reader && { ...c, host: c.reader.host, port: c.reader.port };
+  if (!names) {
+    return {
+      dsn: connectionUri(c, "postgres"),
+      ...(reader ? { dsn_ro: connectionUri(reader, "postgres") } : {}),
+    };
+  }
   const out: Record<string, string> = {
     [names.host]: c.host,
     [names.port]: String(c.port),
@@ -114,6 +140,12 @@ export function renderData(c: Connection, secret: SecretSpec): Record<string, st
   if (secret.template === "raw") {
     out.uri = connectionUri(c, "postgresql");
     if (c.databases.length > 1) out.databases = c.databases.join(",");
+  }
+  const rk = readerKeyNames(secret.template);
+  if (reader && rk) {
+    out[rk.host] = reader.host;
+    out[rk.port] = String(reader.port);
+    if (secret.template === "raw") out.uri_ro = connectionUri(reader, "postgresql");
   }
   return out;
 }

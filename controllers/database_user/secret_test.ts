@@ -146,3 +146,49 @@ Deno.test("onConflict", async (t) => {
     assertEquals(decideSecret(first, user), { kind: "update", keepForeignKeys: false });
   });
 });
+
+Deno.test("reader endpoint keys", async (t) => {
+  const reader = { ...conn, reader: { host: "ro.db.example", port: 6432 } };
+  const cases: [string, Record<string, unknown>, Record<string, string>][] = [
+    ["raw", { template: "raw" }, {
+      readerHost: "ro.db.example",
+      readerPort: "6432",
+      uri_ro: `postgresql://my-app-readonly:p%40ss%3Aw%2Frd%23%3F%25@ro.db.example:6432/my_app`,
+    }],
+    ["DB", { template: "DB" }, { DB_READER_HOST: "ro.db.example", DB_READER_PORT: "6432" }],
+    ["DATABASE", { template: "DATABASE" }, {
+      DATABASE_READER_HOST: "ro.db.example",
+      DATABASE_READER_PORT: "6432",
+    }],
+    ["POSTGRES", { template: "POSTGRES" }, {
+      POSTGRES_READER_HOST: "ro.db.example",
+      POSTGRES_READER_PORT: "6432",
+    }],
+    ["dsn", { template: "dsn" }, {
+      dsn_ro: `postgres://my-app-readonly:p%40ss%3Aw%2Frd%23%3F%25@ro.db.example:6432/my_app`,
+    }],
+    ["custom", { template: "custom", keys: { host: "PGHOST" } }, {
+      readerHost: "ro.db.example",
+      readerPort: "6432",
+    }],
+  ];
+  for (const [name, spec, extra] of cases) {
+    await t.step(`${name}: the primary keys unchanged, the reader keys added`, () => {
+      const secret = { onConflict: "Fail", ...spec } as never;
+      const without = renderData(conn, secret);
+      const withReader = renderData(reader, secret);
+      assertEquals(withReader, { ...without, ...extra });
+      // The primary keys still name the writer; readCredentials still finds the login.
+      assertEquals(readCredentials(withReader, secret), {
+        username: conn.username,
+        password: conn.password,
+      });
+    });
+  }
+  await t.step("without a reader endpoint the data is exactly as before", () => {
+    assertEquals(
+      Object.keys(renderData(conn, { onConflict: "Fail", template: "raw" } as never)).sort(),
+      ["database", "host", "password", "port", "uri", "username"],
+    );
+  });
+});

@@ -14,6 +14,7 @@ import {
   observeOwnedTables,
   observeServer,
   type ObserveServerOptions,
+  type RoleInfo,
   type ServerSnapshot,
 } from "./catalog.ts";
 import { databaseRoles, formatMarker, type Marker, parseMarker, sameMarker } from "./names.ts";
@@ -63,10 +64,29 @@ export function mapPgError(e: unknown, o: { server: string; statement?: string }
   return new RetryableError(reason, `Cannot ${what}: ${detail}`, { cause: e });
 }
 
+/**
+ * What a dry run collects instead of sending (`dbtether plan`): the mutating statements in
+ * order, and what could not be planned yet (inside a database that does not exist).
+ */
+export interface DryRun {
+  statements: Statement[];
+  notes: string[];
+  /**
+   * Roles a dry run planned to create, shared by the dry runs of one plan: a Database's roles
+   * are seen by the plan of its users as the server would have them once the Database is made.
+   */
+  planned?: Map<string, RoleInfo>;
+}
+
 /** Options of {@link PgExecutor}. */
 export interface ExecutorOptions {
   logger?: Logger;
   signal?: AbortSignal;
+  /**
+   * Collect the statements instead of running them; the catalog is still read. Use with a
+   * read-only pool, so that the server refuses a write that would slip through.
+   */
+  dryRun?: DryRun;
 }
 
 /** Result of an ensure/delete call: how many mutating statements it sent. */
@@ -79,11 +99,13 @@ export class PgExecutor {
   readonly #pool: ServerPool;
   readonly #log: Logger;
   readonly #signal: AbortSignal | undefined;
+  readonly #dryRun: DryRun | undefined;
 
   constructor(pool: ServerPool, opts: ExecutorOptions = {}) {
     this.#pool = pool;
     this.#log = opts.logger ?? nullLogger;
     this.#signal = opts.signal;
+    this.#dryRun = opts.dryRun;
   }
 
   /** Closes this pool's idle connections to `databases`, whose sessions were just ended. */
@@ -111,6 +133,10 @@ export class PgExecutor {
    * except a statement's `together` group, which commits with it in one transaction.
    */
   async apply(statements: readonly Statement[]): Promise<number> {
+    if (this.#dryRun) {
+      this.#dryRun.statements.push(...statements);
+      return statements.length;
+    }
     for (const s of statements) {
       const parts = [s.sql, ...(s.together ?? [])];
       for (const p of parts) {
@@ -148,8 +174,31 @@ export class PgExecutor {
     return parseMarker(snap.database.comment) ?? null;
   }
 
-  #observe(o: ObserveServerOptions): Promise<ServerSnapshot> {
-    return this.#run((sql) => observeServer(sql, o));
+  async #observe(o: ObserveServerOptions): Promise<ServerSnapshot> {
+    const snap = await this.#run((sql) => observeServer(sql, o));
+    for (const [name, info] of this.#dryRun?.planned ?? []) {
+      if (o.roles.includes(name) && !snap.roles.has(name)) snap.roles.set(name, info);
+    }
+    return snap;
+  }
+
+  /**
+   * Reads inside `database`. In a dry run the database may not exist yet (its CREATE DATABASE
+   * was only collected): then nothing is read, a note says so, and undefined is returned.
+   */
+  async #inside<T>(fn: (sql: Sql) => Promise<T>, database: string): Promise<T | undefined> {
+    if (this.#dryRun) {
+      const rows = await this.#run((sql) =>
+        sql<{ n: number }[]>`SELECT 1 AS n FROM pg_database WHERE datname = ${database}`
+      );
+      if (!rows.length) {
+        this.#dryRun.notes.push(
+          `Statements inside database ${JSON.stringify(database)} are planned once it exists`,
+        );
+        return undefined;
+      }
+    }
+    return await this.#run(fn, database);
   }
 
   /** Creates or adopts the database, its roles and privileges; idempotent. */
@@ -168,11 +217,26 @@ export class PgExecutor {
         : {}),
     });
     let changed = await this.apply(planDatabaseServer(spec, snap));
-    const inside = await this.#run(
+    const comment = formatMarker(roleMarkerOf(spec.marker, "Database"));
+    for (const name of Object.values(roles)) {
+      if (snap.roles.has(name)) continue;
+      const info = { name, canLogin: false, connectionLimit: -1, superuser: false, comment };
+      this.#dryRun?.planned?.set(name, info);
+    }
+    // A dry run cannot read inside a database whose roles it only planned to create.
+    const missing = this.#dryRun && Object.values(roles).some((r) => !snap.roles.has(r));
+    const inside = missing ? undefined : await this.#inside(
       (sql) => observeDatabase(sql, roles),
       spec.database,
     );
-    changed += await this.apply(planDatabaseInside(spec, inside));
+    if (missing) {
+      this.#dryRun!.notes.push(
+        `Statements inside database ${
+          JSON.stringify(spec.database)
+        } are planned once the database and its roles exist`,
+      );
+    }
+    if (inside) changed += await this.apply(planDatabaseInside(spec, inside));
     return { changed };
   }
 
@@ -269,12 +333,12 @@ export class PgExecutor {
       : first;
     let changed = await this.apply(planUserServer(spec, snap));
     for (const d of spec.databases) {
-      const inside = await this.#run(async (sql) => ({
+      const inside = await this.#inside(async (sql) => ({
         defaultAcls: await observeDefaultAcls(sql),
         directGrants: await observeDirectTableGrants(sql, spec.username),
         owned: await observeOwnedTables(sql, spec.username),
       }), d.name);
-      changed += await this.apply(planUserInside(spec, d, inside));
+      if (inside) changed += await this.apply(planUserInside(spec, d, inside));
     }
     return { changed };
   }

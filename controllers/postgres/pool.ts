@@ -88,6 +88,11 @@ export interface PoolRegistryOptions {
    * long; must be shorter than leaseDuration − renewDeadline (slot.ts says why).
    */
   sessionIdleLimitMs?: number;
+  /**
+   * Every session starts with `default_transaction_read_only=on`: the server refuses any write
+   * (`dbtether plan` reads the catalog only, and must not change a thing even by mistake).
+   */
+  readOnly?: boolean;
 }
 
 /** TLS options for postgres.js from a libpq-style mode. */
@@ -131,6 +136,7 @@ export class ServerPool {
   readonly #fence: Fence;
   readonly #appName: string;
   readonly #idleLimitMs: number | undefined;
+  readonly #readOnly: boolean;
   #major: number | undefined;
   #slots: Slot[] = [];
   #waiters: (() => void)[] = [];
@@ -146,6 +152,7 @@ export class ServerPool {
     this.#fence = opts.fence ?? OPEN_FENCE;
     this.#appName = cfg.applicationName ?? opts.applicationName ?? "dbtether";
     this.#idleLimitMs = opts.sessionIdleLimitMs;
+    this.#readOnly = opts.readOnly ?? false;
     // Three connect timeouts: a server that never answers costs one worker a third of the time.
     this.#holdOff = new ConnectHoldOff(3000 * (cfg.connectTimeoutSeconds ?? 10));
   }
@@ -319,6 +326,7 @@ export class ServerPool {
       applicationName: this.#appName,
       idleLimitMs: this.#idleLimitMs,
       idleSessionTimeout: this.#wantsSessionLimit(),
+      readOnly: this.#readOnly,
       onServerMajor: (major) => (this.#major = major),
     });
     this.#slots.push(slot);

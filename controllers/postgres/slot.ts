@@ -31,6 +31,8 @@ export interface SlotConfig {
   idleLimitMs: number | undefined;
   /** Whether the server has idle_session_timeout (PostgreSQL ≥ 14); false when unknown. */
   idleSessionTimeout: boolean;
+  /** Sessions refuse writes (`default_transaction_read_only=on`). */
+  readOnly?: boolean;
   /** Called with the server's major version when a connection learns it. */
   onServerMajor?: (major: number) => void;
 }
@@ -87,6 +89,7 @@ export class Slot {
         application_name: cfg.applicationName,
         search_path: "pg_catalog, pg_temp",
         ...limits,
+        ...(cfg.readOnly ? { default_transaction_read_only: true } : {}),
       },
     }) as unknown as Sql;
   }

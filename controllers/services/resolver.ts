@@ -39,7 +39,8 @@ export interface ResolvedCluster {
 
 export interface ResolverOptions {
   client: KubeClient;
-  clusters: InformerSet<DBCluster>;
+  /** The DBClusters: an informer's view, or (`dbtether plan`) a list read once. */
+  clusters: Pick<InformerSet<DBCluster>, "get" | "list">;
   pools: PoolRegistry;
   /** The operator's environment, for spec.credentialsFromEnv. */
   env: Record<string, string | undefined>;

@@ -1,0 +1,138 @@
+/**
+ * The read step of a DatabaseUser pass, shared by the reconciler and `dbtether plan`: the
+ * credentials context (with the DBCluster's adoption answer when asked), then what the planner
+ * needs — the wanted Secrets and the record read through the API, the Secrets the user owns, who
+ * else reads a Secret name, and an old Secret's password when the record holds none. Reads only.
+ */
+import type { DatabaseUser } from "../../crds/database_user.ts";
+import type { KubeObject } from "../../crds/kind.ts";
+import type { PgExecutor } from "../postgres/execute.ts";
+import { type KubeClient, SecretResource } from "../runtime/kube.ts";
+import { adoptionConsent } from "../services/adoption.ts";
+import type { ResolvedCluster } from "../services/resolver.ts";
+import { referencedBy } from "../services/secret_owner.ts";
+import { type CredentialsContext, importFromSecret } from "./credentials.ts";
+import { importCandidate, type ObservedUser } from "./plan.ts";
+import { isOurs, type Secret } from "./secret.ts";
+import { secretTargets } from "./secret_plan.ts";
+import { ADOPT_ANNOTATION, type DatabaseTarget, ownerRefOf, ROTATE_ANNOTATION } from "./spec.ts";
+import { usernameOf } from "./spec.ts";
+import { parseState, stateSecretName } from "./state.ts";
+
+/** Builds the context of a pass; reads the adoption consent when the user asks to adopt. */
+export async function userContext(
+  user: DatabaseUser,
+  o: {
+    targets: DatabaseTarget[];
+    resolved: ResolvedCluster;
+    client: KubeClient;
+    exec: PgExecutor;
+    now: () => number;
+    signal: AbortSignal;
+  },
+): Promise<CredentialsContext> {
+  const { client, resolved, signal } = o;
+  return {
+    user,
+    ownerRef: ownerRefOf(user),
+    username: usernameOf(user),
+    targets: o.targets,
+    client,
+    pool: resolved.pool,
+    exec: o.exec,
+    now: o.now,
+    signal,
+    ...(user.metadata.annotations?.[ADOPT_ANNOTATION] === "true"
+      ? {
+        consent: await adoptionConsent(client, {
+          cluster: resolved.cluster,
+          namespace: user.metadata.namespace ?? "default",
+          signal,
+        }),
+      }
+      : {}),
+  };
+}
+
+/** Where a user's Secrets say to connect: the DBCluster's endpoint, and its reader endpoint. */
+export function secretEndpoints(resolved: Pick<ResolvedCluster, "cluster" | "server">) {
+  const { host, port } = resolved.server;
+  const r = resolved.cluster.spec.readerEndpoint;
+  return { host, port, ...(r ? { reader: { host: r.host, port: r.port ?? port } } : {}) };
+}
+
+/** What {@link observeUser} reads besides the API: the caller's view of the cluster. */
+export interface UserSources {
+  clusterName: string;
+  server: ObservedUser["server"];
+  /** The Secrets the user owns (see {@link ownedSecrets}). */
+  owned: readonly Secret[];
+  /** Cluster-scoped resources reading the Secret `name` of the user's namespace. */
+  readers: (name: string) => string[];
+  now: number;
+}
+
+/**
+ * Reads what the planner needs: the wanted Secrets and the record (from the API, not a cache:
+ * the previous pass may just have written them), and — only when the record holds no password —
+ * whether an old application Secret's password still logs in.
+ */
+export async function observeUser(
+  c: CredentialsContext,
+  o: UserSources,
+): Promise<ObservedUser> {
+  const { user, signal, client } = c;
+  const namespace = user.metadata.namespace;
+  const wanted = secretTargets(user, c.targets);
+  const existing = new Map<string, Secret>();
+  for (const w of wanted) {
+    const s = await client.find<Secret>(SecretResource, { signal, namespace, name: w.name });
+    if (s) existing.set(w.name, s);
+  }
+  const name = stateSecretName(user);
+  const record = await client.find<Secret>(SecretResource, { signal, namespace, name });
+  const observed: ObservedUser = {
+    user,
+    targets: c.targets,
+    clusterName: o.clusterName,
+    server: o.server,
+    record,
+    existing,
+    owned: o.owned,
+    readers: new Map(wanted.map((w) => [w.name, o.readers(w.name)])),
+    now: o.now,
+  };
+  const ours = !record || isOurs(record, user);
+  const candidate = ours ? importCandidate(observed, parseState(record)) : undefined;
+  if (candidate !== undefined) {
+    const state = await importFromSecret(c, existing.get(candidate)!, {
+      lastRequest: user.metadata.annotations?.[ROTATE_ANNOTATION],
+      updatedAt: user.status?.passwordUpdatedAt,
+    });
+    observed.imported = { secret: candidate, state };
+  }
+  return observed;
+}
+
+/** The Secrets among `secrets` that `u` owns (an ownerReference to its uid, same namespace). */
+export function ownedSecrets(
+  u: DatabaseUser,
+  secrets: readonly KubeObject<unknown, unknown>[],
+): Secret[] {
+  return secrets.filter((s) =>
+    s.metadata.namespace === u.metadata.namespace &&
+    (s.metadata.ownerReferences ?? []).some((r) => r.uid === u.metadata.uid)
+  ) as Secret[];
+}
+
+/** DBClusters and BackupStorages that read the Secret `name` of `namespace`. */
+export function secretReaders(
+  ref: { namespace: string | undefined; name: string },
+  o: { clusters: Parameters<typeof referencedBy>[1]; storages: Parameters<typeof referencedBy>[1] },
+): string[] {
+  const r = { namespace: ref.namespace ?? "default", name: ref.name };
+  return [
+    ...referencedBy("DBCluster", o.clusters, r),
+    ...referencedBy("BackupStorage", o.storages, r),
+  ];
+}
