@@ -9,6 +9,7 @@ import {
   GROUP,
   type KubeObject,
   messageField,
+  objectName,
   observedGenerationField,
   timestamp,
   VERSION,
@@ -95,10 +96,19 @@ const spec = obj({
       description: "Verify the newest successful Backup on this cron schedule instead (same " +
         "syntax and time zone as spec.schedule).",
     })),
+    clusterRef: optional(obj({
+      name: objectName({ description: "Name of the DBCluster." }),
+    }, {
+      description: "Restore into a scratch database on this DBCluster instead of the " +
+        "Database's own; its allowedNamespaces must admit this namespace. The scratch " +
+        "database there has an owner role of its own (dbtether_verifyowner_<hash>), dropped " +
+        "with it.",
+    })),
   }, {
     description: "Restore tests: a Backup is restored into a scratch database on the same " +
-      "server (named <database>_verify_<hash>, dropped afterwards), its table and row counts " +
-      "compared with those recorded from the dump's snapshot. Exactly one of every and schedule.",
+      "server (or clusterRef's; named <database>_verify_<hash>, dropped afterwards), its table " +
+      "and row counts compared with those recorded from the dump's snapshot. Exactly one of " +
+      "every and schedule.",
     rules: [{
       rule: "(has(self.every) ? 1 : 0) + (has(self.schedule) ? 1 : 0) == 1",
       message: "exactly one of every and schedule must be set",

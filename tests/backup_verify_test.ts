@@ -14,70 +14,28 @@
 import { createHash } from "node:crypto";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
-import { databaseYaml, freezeRestoreTool, SEED, storageYaml } from "./helpers/backup.ts";
+import { databaseYaml, freezeRestoreTool } from "./helpers/backup.ts";
 import { conditionOf, mergePatch } from "./helpers/fixtures.ts";
 import { runProgram } from "./helpers/program.ts";
-import { startMinio, type StorageServer } from "./helpers/storage_servers.ts";
+import type { StorageServer } from "./helpers/storage_servers.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
-import { backupsIn as backupsOf, minutely, scheduleYaml } from "./helpers/schedules.ts";
+import {
+  type BackupObj,
+  backupsIn,
+  type Cond,
+  databasesLike,
+  events,
+  schedule,
+  schedYaml,
+  seeded,
+  servers,
+  suspendSettled,
+  verificationAfter,
+  VERIFIED,
+} from "./helpers/verify.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const VERIFIED = "dbtether.io/verified";
-
-type Cond = { type: string; status: string; reason: string; message: string };
-type BackupObj = {
-  metadata: { name: string; uid: string; annotations?: Record<string, string> };
-  status?: { phase?: string; path?: string; counts?: { tables: number; rows: number } };
-};
-type Verification = {
-  time?: string;
-  backup?: string;
-  result?: string;
-  duration?: string;
-  message?: string;
-};
-type ScheduleObj = {
-  metadata: { name: string; uid: string; generation: number };
-  status?: { lastVerification?: Verification; verifying?: string; conditions?: Cond[] };
-};
-
-/** A minutely schedule of Database `db` into the BackupStorage "minio", plus `extra` lines. */
-const schedYaml = (ns: string, name: string, db: string, extra: string) =>
-  scheduleYaml(ns, name, minutely(db, "minio", extra));
-const backupsIn = (env: TestEnv, ns: string) => backupsOf<BackupObj>(env, ns);
-
-const schedule = (env: TestEnv, ns: string, name: string) =>
-  env.getJson<ScheduleObj>("backupschedule", name, ns);
-
-async function events(env: TestEnv, ns: string): Promise<{ type: string; reason: string }[]> {
-  const r = await env.kube.kubectl(["get", "events", "-n", ns, "-o", "json"]);
-  return (JSON.parse(r.stdout).items as { type: string; reason: string }[]);
-}
-
-async function seeded(env: TestEnv, ns: string, dbName: string): Promise<void> {
-  await env.kube.apply(databaseYaml(ns, "app", dbName));
-  await env.waitPhase("database", "app", "Ready", { namespace: ns });
-  const r = await env.pg.psql(SEED, { database: dbName });
-  assertEquals(r.code, 0, r.stderr);
-}
-
-/** Databases on the server whose name starts with `prefix`. */
-async function databasesLike(env: TestEnv, prefix: string): Promise<string[]> {
-  const out = await env.pg.superSql(
-    `SELECT datname FROM pg_database WHERE starts_with(datname, '${prefix}') ORDER BY 1`,
-  );
-  return out.split("\n").map((l) => l.trim()).filter(Boolean);
-}
-
-/** Waits for a verification of the schedule that ended after `after` (ms). */
-function verificationAfter(env: TestEnv, ns: string, name: string, after = 0) {
-  return waitFor(`a verification of ${ns}/${name}`, async () => {
-    const s = await schedule(env, ns, name);
-    const v = s?.status?.lastVerification;
-    return v?.time && Date.parse(v.time) >= after && !s?.status?.verifying ? s : undefined;
-  }, { timeoutMs: budget("bulk"), intervalMs: 1000 });
-}
 
 /** A good backup verifies; the scratch database is gone; the CLI shows it verified. */
 async function goodBackup(env: TestEnv): Promise<void> {
@@ -143,14 +101,7 @@ async function corruptedBackup(env: TestEnv, minio: StorageServer): Promise<void
     const list = await backupsIn(env, ns);
     return list.some((b) => b.metadata.name > good && b.status?.phase === "Completed");
   }, { timeoutMs: budget("bulk"), intervalMs: 1000 });
-  await mergePatch(env, { kind: "backupschedule", namespace: ns, name: "nightly" }, {
-    spec: { suspend: true },
-  });
-  const settled = await waitFor("every Backup finished", async () => {
-    const list = await backupsIn(env, ns);
-    return list.every((b) => b.status?.phase === "Completed" || b.status?.phase === "Failed") &&
-      list;
-  }, { timeoutMs: budget("backup") });
+  const settled = await suspendSettled(env, ns);
   const newest = settled.filter((b) => b.status?.phase === "Completed").at(-1)!;
   assert(newest.metadata.name > good, "a newer Backup than the verified one");
   const store = minio.makeStore({ bucket: "backups" });
@@ -219,16 +170,6 @@ async function hostileScratchName(env: TestEnv): Promise<void> {
   assertEquals((await env.pg.superSql("SELECT x FROM mine", { database: squat })).trim(), "42");
 }
 
-/** MinIO with the bucket "backups", the test DBCluster, and BackupStorage "minio" Ready. */
-async function servers(env: TestEnv): Promise<StorageServer> {
-  const minio = await startMinio();
-  await minio.createBucket("backups");
-  await env.kube.apply(env.clusterManifest("test-pg"));
-  await env.kube.apply(storageYaml("minio", { server: minio }));
-  await env.waitPhase("backupstorage", "minio", "Ready");
-  return minio;
-}
-
 Deno.test({ name: "BackupSchedule verify against the real servers", ...opts }, async (t) => {
   await using env = await startEnv({ pg: true, program: true });
   await using minio = await servers(env);
@@ -269,7 +210,12 @@ Deno.test(
     await env.killProgram("SIGKILL");
     // A killed container takes its children with it; here psql outlives the program, so it
     // goes the same way (its session, a login role's, is not the admin's to end).
-    Deno.kill(psql.pid, "SIGKILL");
+    try {
+      Deno.kill(psql.pid, "SIGKILL");
+    } catch (e) {
+      // Gone already: it went down with the program.
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
     await env.startProgram();
     const s = await verificationAfter(env, ns, "nightly");
     await mergePatch(env, { kind: "backupschedule", namespace: ns, name: "nightly" }, {

@@ -6,6 +6,12 @@
  * against its manifest's SHA-256), its tables and rows counted and compared with the counts
  * recorded from the dump's snapshot, and the scratch database dropped.
  *
+ * With `verify.clusterRef` the scratch database is on that DBCluster instead, which must admit
+ * the schedule's namespace (allowedNamespaces, checked before any SQL there). The Database's
+ * owner role does not exist on that server: the scratch database gets an owner role of its own
+ * (`verifyPlacement` elsewhere), made and dropped with it, and the source database's encoding
+ * and locale, read on the Database's server.
+ *
  * Crash safety is level-triggered: `status.verifying` is written before the scratch database
  * is made and cleared only with the result; a reconcile that finds it set while no job of this
  * process runs drops whatever the scratch names hold of ours, then plans again.
@@ -19,7 +25,7 @@ import { type BackupManifest, verifyManifest } from "../../backup/manifest.ts";
 import { parseServerVersionNum } from "../../backup/pg_tools.ts";
 import { readRestoreManifest, runRestore } from "../../backup/restore.ts";
 import { compareCounts, isTableCounts } from "../../backup/table_counts.ts";
-import { errorMessage } from "../../lib/errors.ts";
+import { DbtetherError, errorMessage } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { PgExecutor } from "../postgres/execute.ts";
 import { databaseRoles } from "../postgres/names.ts";
@@ -29,6 +35,7 @@ import {
   verifyPlacement,
 } from "../postgres/restore_target.ts";
 import { generatePassword, scramVerifier } from "../postgres/scram.ts";
+import type { DatabaseLocale } from "../postgres/statements.ts";
 import { countTables } from "../postgres/table_counts.ts";
 import { updateStatus } from "../runtime/objects.ts";
 import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
@@ -94,15 +101,16 @@ export class Verifier {
   async recover(s: BackupSchedule, signal: AbortSignal): Promise<void> {
     const db = this.#database(s);
     if (db?.status?.databaseName && db.status.clusterName) {
-      const cluster = await this.o.services.resolver.resolve(db.status.clusterName, {
-        namespace: s.metadata.namespace ?? "",
-        signal,
-      });
-      const steps = new RestoreTargetExecutor(
-        new PgExecutor(cluster.pool, { logger: this.deps.logger, signal }),
-        { logger: this.deps.logger },
-      );
-      await steps.cleanupVerification(this.#placement(s, db));
+      await this.#cleanupOn(db.status.clusterName, this.#placement(s, db, false), signal);
+      const other = s.spec.verify?.clusterRef?.name;
+      if (other !== undefined && other !== db.status.clusterName) {
+        await this.#cleanupOn(other, this.#placement(s, db, true), signal).catch((e) => {
+          // Refused or gone: nothing of this verification can be there.
+          const refused = e instanceof DbtetherError &&
+            (e.reason === "NamespaceNotAllowed" || e.reason === "ClusterNotFound");
+          if (!refused) throw e;
+        });
+      }
     }
     await updateStatus(this.deps.client, {
       resource: BackupScheduleKind,
@@ -110,6 +118,18 @@ export class Verifier {
       compute: (v) => verifyingStatus(v, undefined),
       signal,
     });
+  }
+
+  async #cleanupOn(clusterName: string, place: RestorePlacement, signal: AbortSignal) {
+    const cluster = await this.o.services.resolver.resolve(clusterName, {
+      namespace: place.borrower.namespace,
+      signal,
+    });
+    const steps = new RestoreTargetExecutor(
+      new PgExecutor(cluster.pool, { logger: this.deps.logger, signal }),
+      { logger: this.deps.logger },
+    );
+    await steps.cleanupVerification(place);
   }
 
   /** Records that `backup` is being verified, then starts the job. */
@@ -132,7 +152,7 @@ export class Verifier {
     return this.o.databases.get(`${s.metadata.namespace}/${s.spec.databaseRef.name}`);
   }
 
-  #placement(s: BackupSchedule, db: Database): RestorePlacement {
+  #placement(s: BackupSchedule, db: Database, elsewhere: boolean): RestorePlacement {
     const ns = s.metadata.namespace ?? "";
     const target = db.status?.databaseName ?? "";
     return verifyPlacement({
@@ -140,6 +160,7 @@ export class Verifier {
       owner: db.status?.ownerRole ?? databaseRoles(target).owner,
       schedule: { namespace: ns, name: s.metadata.name, uid: s.metadata.uid ?? "" },
       database: { namespace: ns, name: db.metadata.name },
+      elsewhere,
     });
   }
 
@@ -183,16 +204,22 @@ export class Verifier {
       throw new Error(`Database "${s.spec.databaseRef.name}" is not ready`);
     }
     // The same grant every other use of a DBCluster needs: allowedNamespaces.
-    const cluster = await this.o.services.resolver.resolve(db.status.clusterName, {
+    const own = await this.o.services.resolver.resolve(db.status.clusterName, {
       namespace: ns,
       signal,
     });
+    const clusterName = s.spec.verify?.clusterRef?.name ?? db.status.clusterName;
+    const elsewhere = clusterName !== db.status.clusterName;
+    const cluster = elsewhere
+      ? await this.o.services.resolver.resolve(clusterName, { namespace: ns, signal })
+      : own;
+    const locale = elsewhere ? await this.#sourceLocale(own, db, { signal, log }) : undefined;
     const storage = this.o.storages.get(b.spec.storageRef.name);
     if (!storage) throw new Error(`BackupStorage "${b.spec.storageRef.name}" does not exist`);
     await checkStorageNamespace(this.deps.client, { storage, namespace: ns, signal });
     const lease = await acquireSlot(this.o.jobs.limiter, {
       id: `verify/${ns}/${s.metadata.name}`,
-      cluster: db.status.clusterName,
+      cluster: clusterName,
       signal,
       clock: this.deps.clock,
       onWaiting: async () => {},
@@ -205,7 +232,15 @@ export class Verifier {
       });
       try {
         const manifest = await this.#trusted(b, { store, signal });
-        return await this.#restoreAndCount(s, db, { cluster, store, manifest, signal, log });
+        const place = this.#placement(s, db, elsewhere);
+        return await this.#restoreAndCount(place, {
+          cluster,
+          store,
+          manifest,
+          signal,
+          log,
+          ...(locale ? { locale } : {}),
+        });
       } finally {
         await store.close().catch(() => {});
       }
@@ -237,25 +272,43 @@ export class Verifier {
     return m;
   }
 
-  async #restoreAndCount(
-    s: BackupSchedule,
+  /** The encoding and locale of the Database on its own server, for a scratch elsewhere. */
+  async #sourceLocale(
+    own: ResolvedCluster,
     db: Database,
+    o: { signal: AbortSignal; log: Logger },
+  ): Promise<DatabaseLocale> {
+    const steps = new RestoreTargetExecutor(
+      new PgExecutor(own.pool, { logger: o.log, signal: o.signal }),
+      { logger: o.log },
+    );
+    const name = db.status?.databaseName ?? "";
+    const locale = await steps.locale(name);
+    if (!locale) throw new Error(`Database ${JSON.stringify(name)} does not exist on its server`);
+    return locale;
+  }
+
+  async #restoreAndCount(
+    place: RestorePlacement,
     o: {
       cluster: ResolvedCluster;
       store: Parameters<typeof readRestoreManifest>[0];
       manifest: BackupManifest;
       signal: AbortSignal;
       log: Logger;
+      locale?: DatabaseLocale;
     },
   ): Promise<string> {
     const { cluster, manifest, signal, log } = o;
     const executor = new PgExecutor(cluster.pool, { logger: log, signal });
     const steps = new RestoreTargetExecutor(executor, { logger: log });
-    const place = this.#placement(s, db);
     await steps.cleanupVerification(place);
     try {
       const password = generatePassword(32);
-      await steps.prepare(place, { verifier: await scramVerifier(password) });
+      await steps.prepare(place, {
+        verifier: await scramVerifier(password),
+        ...(o.locale ? { locale: o.locale } : {}),
+      });
       const versionNum = cluster.cluster.status?.versionNum;
       await using conn = await openJobConnection(cluster.server, place.scratch);
       try {

@@ -23,7 +23,7 @@ import { type Borrower, borrowSessions, endSessions, giveBack } from "./borrow.t
 import { databasesDependingOn } from "./catalog.ts";
 import type { PgExecutor } from "./execute.ts";
 import { boundedName, formatMarker, type Marker, parseMarker, sameMarker } from "./names.ts";
-import { ident, literal } from "./quote.ts";
+import { type Ident, ident, type Literal, literal } from "./quote.ts";
 import * as st from "./statements.ts";
 import { TerminalError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
@@ -38,6 +38,12 @@ export interface RestorePlacement {
   loginRole: string;
   /** The target's owner role; owns the scratch database and everything restored. */
   owner: string;
+  /**
+   * The owner role is this placement's own: a verification on another server than the
+   * Database's, where the Database's owner role does not exist. `prepare` makes it (NOLOGIN,
+   * marked) and the cleanup drops it.
+   */
+  ownOwner?: boolean;
   /** `dbtether:Restore/<ns>/<name>`: on the scratch, the replaced database and the login role. */
   restore: Marker;
   /** The Database's claim, moved to the swapped-in database. */
@@ -72,13 +78,16 @@ export function restorePlacement(o: {
  * the login role `dbtether_verify_<h>` hash the schedule's uid (one verification at a time per
  * schedule), so a crash mid-verification leaves names the next reconcile finds and drops; a
  * tenant cannot know the uid before the schedule exists, and a database of that name that is
- * not ours (marker or owner) is refused, never dropped.
+ * not ours (marker or owner) is refused, never dropped. `elsewhere` (verify.clusterRef: a
+ * server without the Database's owner role): the owner is a role of its own,
+ * `dbtether_verifyowner_<h>`, made and dropped with the scratch database.
  */
 export function verifyPlacement(o: {
   target: string;
   owner: string;
   schedule: { namespace: string; name: string; uid: string };
   database: { namespace: string; name: string };
+  elsewhere?: boolean;
 }): RestorePlacement {
   const h = createHash("sha256").update(`verify/${o.schedule.uid}`).digest("hex");
   const s = o.schedule;
@@ -88,7 +97,8 @@ export function verifyPlacement(o: {
     // Never made: a verification does not swap.
     replaced: boundedName(o.target, `_verify_${h.slice(0, 8)}_x`),
     loginRole: `dbtether_verify_${h.slice(0, 16)}`,
-    owner: o.owner,
+    owner: o.elsewhere ? `dbtether_verifyowner_${h.slice(0, 16)}` : o.owner,
+    ...(o.elsewhere ? { ownOwner: true } : {}),
     restore: { kind: "BackupSchedule", namespace: s.namespace, name: s.name },
     claim: { namespace: o.database.namespace, name: o.database.name },
     borrower: { kind: "BackupSchedule", namespace: s.namespace, name: s.name },
@@ -107,7 +117,11 @@ interface DatabaseRow {
 }
 
 /** A refusal of the restore's target (the spec or the server must change). */
-export type RestoreTargetReason = "TargetNotEmpty" | "TargetNotFound" | "ScratchDatabaseTaken";
+export type RestoreTargetReason =
+  | "TargetNotEmpty"
+  | "TargetNotFound"
+  | "ScratchDatabaseTaken"
+  | "ScratchRoleTaken";
 
 /** Runs the restore's steps on one server, through the executor (statements are logged). */
 export class RestoreTargetExecutor {
@@ -209,9 +223,16 @@ export class RestoreTargetExecutor {
       changed += await this.#exec.dropDatabaseForce(ident(p.scratch), p.scratch, p.borrower);
     }
     changed += await this.#dropLoginRole(p);
+    if (p.ownOwner) changed += await this.#dropMarkedRole(p, p.owner);
     changed += await giveBack(this.#exec, p.borrower);
     if (changed) this.#log.info("Cleaned up after a verification", { changed });
     return changed;
+  }
+
+  /** The encoding and locale of database `name`, for a scratch database on another server. */
+  async locale(name: string): Promise<st.DatabaseLocale | undefined> {
+    const db = await this.#database(name);
+    return db && localeOf(db);
   }
 
   /** Whether a database named `name` exists (the scratch database of a verification). */
@@ -226,11 +247,17 @@ export class RestoreTargetExecutor {
   }
 
   async #dropLoginRole(p: RestorePlacement): Promise<number> {
-    if (!sameMarker(await this.#roleMarker(p.loginRole) ?? undefined, p.restore)) return 0;
+    const heir = (await this.#roleMarker(p.owner)) === undefined ? undefined : ident(p.owner);
+    return await this.#dropMarkedRole(p, p.loginRole, heir);
+  }
+
+  /** Drops `role` when it carries the placement's marker; what it owns goes to `heir`. */
+  async #dropMarkedRole(p: RestorePlacement, role: string, heir?: Ident): Promise<number> {
+    if (!sameMarker(await this.#roleMarker(role) ?? undefined, p.restore)) return 0;
     let changed = 0;
-    const r = ident(p.loginRole);
-    const owner = (await this.#roleMarker(p.owner)) === undefined ? undefined : ident(p.owner);
-    for (const d of await this.#exec.query((sql) => databasesDependingOn(sql, p.loginRole))) {
+    const r = ident(role);
+    const owner = heir;
+    for (const d of await this.#exec.query((sql) => databasesDependingOn(sql, role))) {
       const db = await this.#database(d);
       if (!db?.allow) continue;
       changed += await this.#exec.apply([
@@ -246,9 +273,14 @@ export class RestoreTargetExecutor {
    * with the target's encoding and locale. Throws TerminalError when the target is missing or
    * the scratch name is taken by something that is not this Restore's.
    */
-  async prepare(p: RestorePlacement, o: { verifier: string }): Promise<void> {
-    const target = await this.#database(p.target);
-    if (!target) {
+  async prepare(
+    p: RestorePlacement,
+    o: { verifier: string; locale?: st.DatabaseLocale },
+  ): Promise<void> {
+    // With an owner of its own the target is on another server: its locale comes with `o`.
+    const target = p.ownOwner ? undefined : await this.#database(p.target);
+    const locale = target ? localeOf(target) : o.locale;
+    if (!locale) {
       throw new TerminalError(
         "TargetNotFound",
         `Cannot restore into database ${JSON.stringify(p.target)}: it does not exist`,
@@ -264,6 +296,7 @@ export class RestoreTargetExecutor {
     const [me] = await this.#exec.query((sql) => sql<{ u: string }[]>`SELECT current_user AS u`);
     const role = ident(p.loginRole);
     const marker = literal(formatMarker(p.restore));
+    if (p.ownOwner) await this.#makeOwner(p, { me: me!.u, marker });
     await this.#exec.apply([{
       sql: st.createRole(role, { login: true, connectionLimit: 3, password: literal(o.verifier) }),
       together: [
@@ -276,7 +309,7 @@ export class RestoreTargetExecutor {
     await this.#exec.apply([{
       sql: st.createDatabaseFromTemplate0(scratch, {
         owner: ident(p.owner),
-        locale: localeOf(target),
+        locale,
       }),
     }]);
     await this.#exec.apply([{
@@ -285,6 +318,28 @@ export class RestoreTargetExecutor {
       // database, and the swapped-in database ends up with the same ACL as one it created.
       together: [st.revokeOnDatabase(["CONNECT"], scratch, "PUBLIC")],
     }]);
+  }
+
+  /** The placement's own owner role: NOLOGIN, marked, the admin a member (to give it a database). */
+  async #makeOwner(p: RestorePlacement, o: { me: string; marker: Literal }): Promise<void> {
+    const found = await this.#roleMarker(p.owner);
+    if (found !== undefined && !sameMarker(found ?? undefined, p.restore)) {
+      throw new TerminalError(
+        "ScratchRoleTaken",
+        `Cannot restore: the scratch owner role ${JSON.stringify(p.owner)} exists and was not ` +
+          `made by ${formatMarker(p.restore)}`,
+      );
+    }
+    const owner = ident(p.owner);
+    const grant = st.grantRole(owner, ident(o.me));
+    await this.#exec.apply([
+      found === undefined
+        ? {
+          sql: st.createRole(owner, { login: false }),
+          together: [st.commentOnRole(owner, o.marker), grant],
+        }
+        : { sql: grant },
+    ]);
   }
 
   /**

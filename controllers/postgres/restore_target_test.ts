@@ -2,7 +2,7 @@ import { assert, assertEquals } from "../../tests/helpers/assert.ts";
 import { borrowRole } from "./borrow.ts";
 import { formatMarker, parseMarker } from "./names.ts";
 import { utf8Length } from "./quote.ts";
-import { restorePlacement } from "./restore_target.ts";
+import { restorePlacement, verifyPlacement } from "./restore_target.ts";
 
 const place = (target: string, uid = "3f8a-uid") =>
   restorePlacement({
@@ -33,6 +33,25 @@ Deno.test("restorePlacement: deterministic, distinct, bounded names", async (t) 
     assertEquals(formatMarker(p.claim), "dbtether:team-b/app");
     assertEquals(parseMarker(formatMarker(p.restore)), p.restore);
   });
+});
+
+Deno.test("verifyPlacement elsewhere: an owner role of its own, from the schedule's uid", () => {
+  const at = (elsewhere: boolean, uid = "9c1e-uid") =>
+    verifyPlacement({
+      target: "app",
+      owner: "app_owner",
+      schedule: { namespace: "team-b", name: "nightly", uid },
+      database: { namespace: "team-b", name: "app" },
+      elsewhere,
+    });
+  const home = at(false), far = at(true);
+  assertEquals([home.owner, home.ownOwner], ["app_owner", undefined]);
+  assert(/^dbtether_verifyowner_[0-9a-f]{16}$/.test(far.owner), far.owner);
+  assertEquals(far.ownOwner, true);
+  assertEquals([far.scratch, far.loginRole], [home.scratch, home.loginRole]);
+  assert(far.owner.endsWith(far.loginRole.slice("dbtether_verify_".length)));
+  assert(at(true, "other-uid").owner !== far.owner);
+  assertEquals(formatMarker(far.restore), "dbtether:BackupSchedule/team-b/nightly");
 });
 
 Deno.test("borrowRole: one per resource, marked", () => {
