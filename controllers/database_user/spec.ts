@@ -18,8 +18,13 @@ export { ADOPT_ANNOTATION } from "../postgres/claims.ts";
 export const ROTATE_ANNOTATION = "dbtether.io/rotate";
 export const FINALIZER = "dbtether.io/databaseuser";
 
-/** Reasons of a Database that are about its server, passed on to its users as they are. */
+/**
+ * Reasons of a Database that are about its server, passed on to its users as they are (a
+ * namespace the DBCluster no longer allows included: the user's own change is then refused for
+ * that reason, not for a Database that is merely "not Ready yet").
+ */
 const CLUSTER_REASONS: ReadonlySet<string> = new Set([
+  "NamespaceNotAllowed",
   "ClusterUnreachable",
   "ClusterNotFound",
   "AuthenticationFailed",

@@ -95,6 +95,7 @@ Deno.test("a Database's server trouble is the user's reason too", async (t) => {
     const [reason, want] of [
       ["ClusterUnreachable", "ClusterUnreachable"],
       ["AuthenticationFailed", "AuthenticationFailed"],
+      ["NamespaceNotAllowed", "NamespaceNotAllowed"],
       ["ClaimedByOther", "DatabaseNotReady"],
     ] as const
   ) {
