@@ -19,6 +19,8 @@ import {
 import { databaseRoles, formatMarker, type Marker, parseMarker, sameMarker } from "./names.ts";
 import { createdByUs, roleMarkerOf } from "./claims.ts";
 import { type DatabaseSpec, planDatabaseInside, planDatabaseServer } from "./plan.ts";
+import { observeSchemas } from "./catalog_schemas.ts";
+import { planSchemas } from "./plan_schemas.ts";
 import { planUserInside, planUserServer, userMarker, type UserSpec } from "./plan_user.ts";
 import type { ServerPool, Sql } from "./pool.ts";
 import { type Ident, ident, userIdent } from "./quote.ts";
@@ -168,11 +170,21 @@ export class PgExecutor {
         : {}),
     });
     let changed = await this.apply(planDatabaseServer(spec, snap));
+    const schemas = planSchemas({
+      database: spec.database,
+      marker: spec.marker,
+      schemas: spec.schemas ?? [],
+      publicSchema: spec.publicSchema ?? "keep",
+      forceAdopt: spec.forceAdopt === true,
+      consent: spec.consent,
+    }, await this.#run(observeSchemas, spec.database));
+    changed += await this.apply(schemas.ensure);
     const inside = await this.#run(
       (sql) => observeDatabase(sql, roles),
       spec.database,
     );
     changed += await this.apply(planDatabaseInside(spec, inside));
+    changed += await this.apply(schemas.remove);
     return { changed };
   }
 

@@ -68,6 +68,13 @@ export function planDatabaseServer(spec: DatabaseSpec, snap: ServerSnapshot): St
   if (!snap.adminInherits.has(roles.owner)) {
     out.push(st.grantRole(ident(roles.owner), ident(snap.currentUser)));
   }
+  // CREATE SCHEMA ... AUTHORIZATION and ALTER SCHEMA ... OWNER need SET on the owning role.
+  const schemaOwners = new Set((spec.schemas ?? []).map((s) => roles[s.owner]));
+  for (const r of [roles.admin, roles.readwrite, roles.readonly]) {
+    if (schemaOwners.has(r) && !snap.adminInherits.has(r)) {
+      out.push(st.grantRole(ident(r), ident(snap.currentUser)));
+    }
+  }
   if (!isMember(snap, roles.readonly, roles.readwrite)) {
     out.push(st.grantRole(ident(roles.readonly), ident(roles.readwrite)));
   }

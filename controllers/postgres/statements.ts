@@ -141,6 +141,24 @@ export function revokeOnDatabase(
   return `REVOKE ${list(privs)} ON DATABASE ${db} FROM ${grantee}`;
 }
 
+/** `CREATE SCHEMA IF NOT EXISTS s AUTHORIZATION owner`. */
+export function createSchema(schema: Ident, owner: Ident): string {
+  return `CREATE SCHEMA IF NOT EXISTS ${schema} AUTHORIZATION ${owner}`;
+}
+
+export function alterSchemaOwner(schema: Ident, owner: Ident): string {
+  return `ALTER SCHEMA ${schema} OWNER TO ${owner}`;
+}
+
+export function commentOnSchema(schema: Ident, text: Literal | null): string {
+  return `COMMENT ON SCHEMA ${schema} IS ${text ?? "NULL"}`;
+}
+
+/** RESTRICT: a schema that still holds objects is refused by the server, never emptied. */
+export function dropSchema(schema: Ident): string {
+  return `DROP SCHEMA IF EXISTS ${schema} RESTRICT`;
+}
+
 export function grantOnSchemas(
   privs: readonly SchemaPrivilege[],
   schemas: readonly Ident[],
