@@ -215,3 +215,103 @@ Deno.test({ name: "a schema of another tenant is not taken over", ...opts }, asy
     assertEquals(await state(), before);
   });
 });
+
+function schemaUser(ns: string, name: string, entry: string): string {
+  return resource("DatabaseUser", { name, ns, spec: `databases:\n  - name: shop\n${entry}` });
+}
+
+Deno.test({
+  name: "per-schema privileges: a migrator, a service, a schema admin and an analyst",
+  ...opts,
+}, async (t) => {
+  await using env = await startEnv({ pg: true, program: true });
+  const ns = await env.namespace("schema-users");
+  await env.kube.apply(env.clusterManifest("main"));
+  await env.kube.apply(
+    shop(ns, "  - name: app\n  - name: reporting\n", "publicSchema: lockdown\n"),
+  );
+  await env.waitPhase("database", "shop", "Ready", { namespace: ns });
+  const schemas = (list: string) => `    schemas:\n${list}`;
+  await env.kube.apply(schemaUser(ns, "migrator", "    privileges: admin\n"));
+  await env.kube.apply(schemaUser(ns, "ro", "    privileges: readonly\n"));
+  await env.kube.apply(
+    schemaUser(ns, "svc", schemas("      - { name: app, privileges: readwrite }\n")),
+  );
+  await env.kube.apply(
+    schemaUser(ns, "rep", schemas("      - { name: reporting, privileges: admin }\n")),
+  );
+  await env.kube.apply(
+    schemaUser(ns, "analyst", schemas("      - { name: reporting, privileges: readonly }\n")),
+  );
+  const creds: Record<string, Login> = {};
+  for (const n of ["migrator", "ro", "svc", "rep", "analyst"]) creds[n] = await login(env, ns, n);
+  const as = (who: string, sql: string) => env.pg.psql(sql, creds[who]!);
+  const allowed = async (who: string, sql: string) => {
+    const r = await as(who, sql);
+    assertEquals(r.code, 0, `${who}: ${sql}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  const denied = async (who: string, sql: string) => {
+    const r = await as(who, sql);
+    assert(r.code !== 0, `${who} may run ${sql}: ${r.stdout}`);
+    assert(/permission denied/.test(r.stderr), `${who}: ${sql}: ${r.stderr}`);
+  };
+
+  await t.step(
+    "tables the migrator creates later in app: the service writes, no one else",
+    async () => {
+      await allowed("migrator", "CREATE TABLE app.orders (id serial PRIMARY KEY, v text)");
+      assertEquals(
+        await allowed("svc", "INSERT INTO app.orders (v) VALUES ('a') RETURNING id"),
+        "1",
+      );
+      assertEquals(await allowed("svc", "SELECT v FROM app.orders"), "a");
+      await denied("svc", "CREATE TABLE app.svc_t (id int)");
+      await denied("analyst", "SELECT * FROM app.orders");
+      await denied("rep", "SELECT * FROM app.orders");
+    },
+  );
+
+  await t.step(
+    "tables the schema admin creates later in reporting: the analyst reads",
+    async () => {
+      await allowed(
+        "rep",
+        "CREATE TABLE reporting.daily (d date); INSERT INTO reporting.daily VALUES ('2026-12-02')",
+      );
+      assertEquals(await allowed("analyst", "SELECT d FROM reporting.daily"), "2026-12-02");
+      await denied("analyst", "INSERT INTO reporting.daily VALUES ('2026-12-03')");
+      await denied("analyst", "CREATE TABLE reporting.a (id int)");
+      await denied("svc", "SELECT * FROM reporting.daily");
+      await denied("rep", "CREATE TABLE app.rep_t (id int)");
+      // A database-wide reader too: the database's groups get the schema admin's objects.
+      assertEquals(await allowed("ro", "SELECT count(*) FROM reporting.daily"), "1");
+    },
+  );
+
+  await t.step("and what the migrator creates later in reporting", async () => {
+    await allowed(
+      "migrator",
+      "CREATE TABLE reporting.summary (n int); INSERT INTO reporting.summary VALUES (7)",
+    );
+    assertEquals(await allowed("analyst", "SELECT n FROM reporting.summary"), "7");
+  });
+
+  await t.step("search_path follows the schemas: unqualified names resolve there", async () => {
+    assertEquals(await allowed("analyst", "SHOW search_path"), "reporting");
+    assertEquals(await allowed("analyst", "SELECT n FROM summary"), "7");
+    assertEquals(await allowed("svc", "SELECT count(*) FROM orders"), "1");
+  });
+
+  await t.step("a downgrade revokes: the schema admin made readonly cannot create", async () => {
+    await env.kube.apply(
+      schemaUser(ns, "rep", schemas("      - { name: reporting, privileges: readonly }\n")),
+    );
+    await waitFor("rep loses CREATE on reporting", async () => {
+      const r = await as("rep", "CREATE TABLE reporting.after (id int)");
+      return r.code !== 0 && /permission denied/.test(r.stderr);
+    }, { timeoutMs: budget("ready") });
+    assertEquals(await allowed("rep", "SELECT n FROM reporting.summary"), "7");
+    await denied("rep", "INSERT INTO reporting.summary VALUES (8)");
+  });
+});
