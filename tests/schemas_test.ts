@@ -28,6 +28,24 @@ async function login(env: TestEnv, ns: string, name: string): Promise<Login> {
   return { user: d.username!, password: d.password!, database: "shop" };
 }
 
+/** Logs each user in with its Secret; `allowed` returns the output, `denied` wants a refusal. */
+async function logins(env: TestEnv, ns: string, names: readonly string[]) {
+  const creds: Record<string, Login> = {};
+  for (const n of names) creds[n] = await login(env, ns, n);
+  const as = (who: string, sql: string) => env.pg.psql(sql, creds[who]!);
+  const allowed = async (who: string, sql: string) => {
+    const r = await as(who, sql);
+    assertEquals(r.code, 0, `${who}: ${sql}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  const denied = async (who: string, sql: string) => {
+    const r = await as(who, sql);
+    assert(r.code !== 0, `${who} may run ${sql}: ${r.stdout}`);
+    assert(/permission denied/.test(r.stderr), `${who}: ${sql}: ${r.stderr}`);
+  };
+  return { as, allowed, denied };
+}
+
 /** Rows of a superuser query in `shop`, one string per line. */
 async function rows(env: TestEnv, sql: string): Promise<string[]> {
   return (await env.pg.superSql(sql, { database: "shop" })).split("\n").filter((l) => l);
@@ -84,19 +102,7 @@ Deno.test({ name: "Database schemas: created, owned, released, dropped", ...opts
       spec: `databaseRef: { name: shop }\nprivileges: ${p}\n`,
     }));
   }
-  const creds: Record<string, Login> = {};
-  for (const n of ["ro", "rw", "adm"]) creds[n] = await login(env, ns, n);
-  const as = (who: string, sql: string) => env.pg.psql(sql, creds[who]!);
-  const allowed = async (who: string, sql: string) => {
-    const r = await as(who, sql);
-    assertEquals(r.code, 0, `${who}: ${sql}: ${r.stderr}`);
-    return r.stdout.trim();
-  };
-  const denied = async (who: string, sql: string) => {
-    const r = await as(who, sql);
-    assert(r.code !== 0, `${who} may run ${sql}: ${r.stdout}`);
-    assert(/permission denied/.test(r.stderr), r.stderr);
-  };
+  const { allowed, denied } = await logins(env, ns, ["ro", "rw", "adm"]);
 
   await t.step("the database's levels work in the new schemas", async () => {
     await allowed("adm", `CREATE TABLE app.items (id int); INSERT INTO app.items VALUES (1)`);
@@ -243,19 +249,13 @@ Deno.test({
   await env.kube.apply(
     schemaUser(ns, "analyst", schemas("      - { name: reporting, privileges: readonly }\n")),
   );
-  const creds: Record<string, Login> = {};
-  for (const n of ["migrator", "ro", "svc", "rep", "analyst"]) creds[n] = await login(env, ns, n);
-  const as = (who: string, sql: string) => env.pg.psql(sql, creds[who]!);
-  const allowed = async (who: string, sql: string) => {
-    const r = await as(who, sql);
-    assertEquals(r.code, 0, `${who}: ${sql}: ${r.stderr}`);
-    return r.stdout.trim();
-  };
-  const denied = async (who: string, sql: string) => {
-    const r = await as(who, sql);
-    assert(r.code !== 0, `${who} may run ${sql}: ${r.stdout}`);
-    assert(/permission denied/.test(r.stderr), `${who}: ${sql}: ${r.stderr}`);
-  };
+  const { as, allowed, denied } = await logins(env, ns, [
+    "migrator",
+    "ro",
+    "svc",
+    "rep",
+    "analyst",
+  ]);
 
   await t.step(
     "tables the migrator creates later in app: the service writes, no one else",

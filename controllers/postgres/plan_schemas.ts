@@ -187,7 +187,13 @@ function planPublic(spec: SchemasSpec, pub: SchemaState | undefined): Statement[
   const privs: st.SchemaPrivilege[] = [];
   if (pub.publicUsage) privs.push("USAGE");
   if (pub.publicCreate) privs.push("CREATE");
-  return privs.length ? [inDb(st.revokeOnSchemas(privs, [q], "PUBLIC"))] : [];
+  if (!privs.length) return [];
+  // The readonly group may hold USAGE only through PUBLIC (the grants pass saw it as held): it
+  // gets its own first, or its users would lose `public` until the next reconcile.
+  const keep = pub.publicUsage
+    ? [inDb(st.grantOnSchemas(["USAGE"], [q], ident(databaseRoles(spec.database).readonly)))]
+    : [];
+  return [...keep, inDb(st.revokeOnSchemas(privs, [q], "PUBLIC"))];
 }
 
 /** Schemas this Database claims that left the spec: dropped (RESTRICT) or released. */

@@ -136,12 +136,16 @@ Deno.test("planSchemas", async (t) => {
     const pub = schema("public", { comment: null, publicUsage: true, publicCreate: true });
     const lock = planSchemas({ ...base, publicSchema: "lockdown" }, [schema("app"), pub]);
     assertEquals(lock.remove.map((s) => s.sql), [
+      'GRANT USAGE ON SCHEMA "public" TO "shop_readonly"',
       'REVOKE USAGE, CREATE ON SCHEMA "public" FROM PUBLIC',
     ]);
     // PostgreSQL 15+: PUBLIC has USAGE only.
     const pub15 = { ...pub, publicCreate: false };
     const lock15 = planSchemas({ ...base, publicSchema: "lockdown" }, [schema("app"), pub15]);
-    assertEquals(lock15.remove.map((s) => s.sql), ['REVOKE USAGE ON SCHEMA "public" FROM PUBLIC']);
+    assertEquals(lock15.remove.map((s) => s.sql), [
+      'GRANT USAGE ON SCHEMA "public" TO "shop_readonly"',
+      'REVOKE USAGE ON SCHEMA "public" FROM PUBLIC',
+    ]);
     const done = { ...pub, publicUsage: false, publicCreate: false };
     assertEquals(
       sqlOf(planSchemas({ ...base, publicSchema: "lockdown" }, [schema("app"), done])),
