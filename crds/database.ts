@@ -16,9 +16,55 @@ import {
   pgIdentifier,
   VERSION,
 } from "./kind.ts";
+import { MAX_IDENTIFIER_BYTES } from "../controllers/postgres/limits.ts";
 
 /** What happens to the PostgreSQL database when the Database resource is deleted. */
 export const DATABASE_DELETION_POLICIES = ["Retain", "Delete"] as const;
+/** What dbtether does with the `public` schema of the database. */
+export const PUBLIC_SCHEMA_MODES = ["keep", "lockdown", "drop"] as const;
+/** The roles of the database that may own a schema of spec.schemas. */
+export const SCHEMA_OWNER_LEVELS = ["owner", "admin", "readwrite", "readonly"] as const;
+
+/** A schema name: a PostgreSQL identifier that is not a system schema's. */
+const schemaName = str({
+  minLength: 1,
+  maxLength: MAX_IDENTIFIER_BYTES,
+  pattern: "^[^\\x00]+$",
+  description: "Name of the schema, kept exactly as written (quoted in SQL).",
+  rules: [
+    {
+      rule: `size(bytes(self)) <= ${MAX_IDENTIFIER_BYTES}`,
+      message: `a schema name must be at most ${MAX_IDENTIFIER_BYTES} bytes in UTF-8: ` +
+        "PostgreSQL truncates longer identifiers",
+    },
+    {
+      rule: "!self.lowerAscii().startsWith('pg_')",
+      message: "a schema name must not start with pg_: PostgreSQL reserves it",
+    },
+    {
+      rule: "!(self in ['public', 'information_schema'])",
+      message: "public and information_schema are not declared here (see spec.publicSchema)",
+    },
+  ],
+});
+
+const schemaEntry = obj({
+  name: schemaName,
+  owner: optional(obj({
+    level: enumOf(SCHEMA_OWNER_LEVELS, {
+      description: "The role of this database that owns the schema: owner (<db>_owner, the " +
+        "default), admin, readwrite or readonly (<db>_<level>). Members of the owning role " +
+        "may create objects in it.",
+    }),
+  }, { description: "Who owns the schema; default the database's owner role." })),
+  deletionPolicy: withDefault(
+    enumOf(DATABASE_DELETION_POLICIES, {
+      description: "When the entry is removed from spec.schemas: Retain releases the claim " +
+        "and keeps the schema; Delete drops it (RESTRICT: only when it is empty).",
+    }),
+    "Retain" as typeof DATABASE_DELETION_POLICIES[number],
+  ),
+}, { description: "A schema dbtether creates (or adopts) in the database." });
 
 const spec = obj({
   clusterRef: obj({
@@ -56,13 +102,35 @@ const spec = obj({
     }),
     true,
   ),
+  schemas: optional(arr(schemaEntry, {
+    maxItems: 64,
+    description: "Schemas created in the database (CREATE SCHEMA IF NOT EXISTS) and owned by " +
+      "its owner role unless owner says otherwise. An existing schema that dbtether did not " +
+      "create is taken over only with the adoption annotation and the DBCluster's consent.",
+    rules: [{
+      rule: "self.all(a, self.exists_one(b, b.name == a.name))",
+      message: "schemas must not list the same schema twice",
+    }],
+  })),
+  publicSchema: optional(enumOf(PUBLIC_SCHEMA_MODES, {
+    description: "keep (default): leave the public schema (CREATE revoked from PUBLIC, as " +
+      "always); lockdown: also revoke USAGE from PUBLIC, so only this database's roles use " +
+      "it; drop: DROP SCHEMA public RESTRICT (refused by the server while it holds objects).",
+  })),
   allowedUserNamespaces: optional(arr(namespaceName(), {
     maxItems: 256,
     listType: "set",
     description: "Other namespaces whose DatabaseUsers may reference this Database. Its own " +
       "namespace is always allowed.",
   })),
-}, { description: "The database to create or claim, and what to do with it on deletion." });
+}, {
+  description: "The database to create or claim, and what to do with it on deletion.",
+  rules: [{
+    rule: "!(has(self.publicSchema) && self.publicSchema == 'drop' && has(self.extensions) && " +
+      "size(self.extensions) > 0)",
+    message: "publicSchema drop cannot be used with extensions: they are created in public",
+  }],
+});
 
 /** The phases a Database reports. */
 export const DATABASE_PHASES = ["Pending", "Ready", "Failed", "Deleting"] as const;

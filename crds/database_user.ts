@@ -27,6 +27,11 @@ export const PRIVILEGE_LEVELS = ["readonly", "readwrite", "admin", "owner"] as c
 /** A privilege level of a user on a database. */
 export type PrivilegeLevel = typeof PRIVILEGE_LEVELS[number];
 
+/** Privilege levels on one schema. */
+export const SCHEMA_PRIVILEGE_LEVELS = ["readonly", "readwrite", "admin"] as const;
+/** A privilege level of a user on one schema. */
+export type SchemaPrivilegeLevel = typeof SCHEMA_PRIVILEGE_LEVELS[number];
+
 /** Table privileges `additionalGrants` may give. */
 export const TABLE_PRIVILEGES = [...PG_TABLE_PRIVILEGES, "USAGE"] as const;
 
@@ -54,7 +59,34 @@ const databaseEntry = (description: string) =>
       description: "Namespace of the Database; default: this resource's namespace. Another " +
         "namespace must be listed in that Database's spec.allowedUserNamespaces.",
     })),
-    privileges: optional(privileges(" Default: spec.privileges.")),
+    privileges: optional(privileges(
+      " Default: spec.privileges, or none (the schemas' privileges only) when schemas is set.",
+    )),
+    schemas: optional(arr(
+      obj({
+        name: str({
+          minLength: 1,
+          maxLength: MAX_IDENTIFIER_BYTES,
+          pattern: "^[^\\x00]+$",
+          description: "A schema declared in the Database's spec.schemas.",
+        }),
+        privileges: enumOf(SCHEMA_PRIVILEGE_LEVELS, {
+          description: "readonly: USAGE on the schema, SELECT on its tables and sequences, now " +
+            "and in future; readwrite: also INSERT, UPDATE, DELETE and sequence USAGE; admin: " +
+            "also CREATE in it (what the user creates there is usable by the other levels).",
+        }),
+      }),
+      {
+        maxItems: 64,
+        description: "Privileges per schema, through the schema's group roles, in addition to " +
+          "privileges (or instead: an entry with schemas and without privileges has access to " +
+          "these schemas only). The user's search_path in this database becomes these schemas.",
+        rules: [{
+          rule: "self.all(a, self.exists_one(b, b.name == a.name))",
+          message: "schemas must not list the same schema twice",
+        }],
+      },
+    )),
   }, { description });
 
 const secretKey = str({ minLength: 1, maxLength: 253, pattern: "^[-._a-zA-Z0-9]+$" });

@@ -9,6 +9,7 @@ import { type AdoptionConsent, FORCE_ADOPT_ANNOTATION } from "../postgres/claims
 import type { DatabaseSpec as PgDatabaseSpec } from "../postgres/plan.ts";
 import type { Marker } from "../postgres/names.ts";
 import { identifierProblem } from "../postgres/quote.ts";
+import { schemaNameProblem } from "../postgres/plan_schemas.ts";
 import type { DatabaseFailure, DatabaseReason } from "./reasons.ts";
 
 /** The finalizer every dbtether kind uses. */
@@ -85,6 +86,18 @@ export function planDatabase(db: Database, cluster: ClusterState): DatabasePlan 
       },
     };
   }
+  const schemas = (db.spec.schemas ?? []).map((s) => ({
+    name: s.name,
+    owner: s.owner?.level ?? "owner",
+    deletionPolicy: s.deletionPolicy ?? "Retain",
+  }));
+  for (const s of schemas) {
+    const why = schemaNameProblem(s.name);
+    if (why) {
+      const message = `Cannot use schema ${JSON.stringify(s.name)}: it ${why}`;
+      return { actions: [], blocked: { reason: "InvalidName", message, terminal: true } };
+    }
+  }
   const actions: DatabaseAction[] = [];
   if (!hasFinalizer(db)) actions.push({ kind: "addFinalizer" });
   actions.push({
@@ -94,6 +107,10 @@ export function planDatabase(db: Database, cluster: ClusterState): DatabasePlan 
       marker,
       revokePublicConnect: db.spec.revokePublicConnect ?? true,
       forceAdopt: wantsAdoption(db),
+      ...(schemas.length ? { schemas } : {}),
+      ...(db.spec.publicSchema && db.spec.publicSchema !== "keep"
+        ? { publicSchema: db.spec.publicSchema }
+        : {}),
       ...(cluster.consent ? { consent: cluster.consent } : {}),
     },
   });

@@ -139,6 +139,50 @@ Deno.test("planDatabase", async (t) => {
         ],
       },
     ],
+    [
+      "schemas and publicSchema reach the SQL module, with their defaults",
+      db({
+        finalizer: true,
+        spec: {
+          schemas: [{ name: "app", deletionPolicy: "Delete" }, {
+            name: "rep",
+            owner: { level: "readwrite" },
+            deletionPolicy: "Retain",
+          }],
+          publicSchema: "lockdown",
+        },
+      }),
+      ready,
+      {
+        actions: [{
+          kind: "ensureDatabase",
+          spec: {
+            database: "my_app_db",
+            marker,
+            revokePublicConnect: true,
+            forceAdopt: false,
+            schemas: [
+              { name: "app", owner: "owner", deletionPolicy: "Delete" },
+              { name: "rep", owner: "readwrite", deletionPolicy: "Retain" },
+            ],
+            publicSchema: "lockdown",
+          },
+        }],
+      },
+    ],
+    [
+      "a schema name the server reserves: InvalidName, terminal, nothing done",
+      db({ spec: { schemas: [{ name: "pg_x", deletionPolicy: "Retain" }] } }),
+      ready,
+      {
+        actions: [],
+        blocked: {
+          reason: "InvalidName",
+          message: 'Cannot use schema "pg_x": it must not start with "pg_" (reserved)',
+          terminal: true,
+        },
+      },
+    ],
     ["delete without our finalizer: nothing", db({ deleting: true }), ready, { actions: [] }],
     [
       "delete, DBCluster gone: finalizer goes, cleanup skipped",

@@ -55,6 +55,7 @@ function databasesOf(c: CredentialsContext): UserDatabase[] {
   return c.targets.map((t, i) => ({
     name: t.pgName,
     level: t.level,
+    ...(t.schemas ? { schemas: t.schemas } : {}),
     ...(i === 0 && c.user.spec.additionalGrants
       ? {
         additionalGrants: c.user.spec.additionalGrants.map((g) => ({

@@ -5,7 +5,11 @@
  * planner (plan.ts) turns into a blocked reason.
  */
 import type { Database } from "../../crds/database.ts";
-import type { DatabaseUser, PrivilegeLevel } from "../../crds/database_user.ts";
+import type {
+  DatabaseUser,
+  PrivilegeLevel,
+  SchemaPrivilegeLevel,
+} from "../../crds/database_user.ts";
 import { DatabaseUserKind } from "../../crds/database_user.ts";
 import type { OwnerReference } from "../runtime/types.ts";
 import { getCondition, isTrue } from "../runtime/conditions.ts";
@@ -35,7 +39,9 @@ const CLUSTER_REASONS: ReadonlySet<string> = new Set([
 export interface DatabaseEntry {
   name: string;
   namespace: string;
-  level: PrivilegeLevel;
+  /** "none": only the schemas' privileges (an entry with schemas and without privileges). */
+  level: PrivilegeLevel | "none";
+  schemas?: readonly { name: string; level: SchemaPrivilegeLevel }[];
 }
 
 /** The entries of `databaseRef`, `database` or `databases`, with defaults applied. */
@@ -47,11 +53,18 @@ export function databaseEntries(user: DatabaseUser): DatabaseEntry[] {
     : s.database
     ? [s.database]
     : s.databases ?? [];
-  return list.map((e) => ({
-    name: e.name,
-    namespace: e.namespace ?? ns,
-    level: ("privileges" in e && e.privileges) || s.privileges,
-  }));
+  return list.map((e) => {
+    const schemas = "schemas" in e && e.schemas?.length
+      ? e.schemas.map((x) => ({ name: x.name, level: x.privileges }))
+      : undefined;
+    const own = "privileges" in e ? e.privileges : undefined;
+    return {
+      name: e.name,
+      namespace: e.namespace ?? ns,
+      level: own ?? (schemas ? "none" : s.privileges),
+      ...(schemas ? { schemas } : {}),
+    };
+  });
 }
 
 /** The role name: spec.username, else metadata.name exactly. */

@@ -2,7 +2,7 @@
  * The status of a DatabaseUser, pure: the Ready condition with a reason from one declared list,
  * the phase derived from it, and the summaries the printer columns show.
  */
-import type { DatabaseUser, DatabaseUserStatus, PrivilegeLevel } from "../../crds/database_user.ts";
+import type { DatabaseUser, DatabaseUserStatus } from "../../crds/database_user.ts";
 import { SERVER_WORK_REASONS } from "../services/reasons.ts";
 import { type Failure, failureIn } from "../runtime/failure.ts";
 import { setCondition } from "../runtime/conditions.ts";
@@ -55,7 +55,7 @@ export function databasesSummary(labels: readonly string[]): string | undefined 
 }
 
 /** The distinct levels in the order of the spec, comma-separated. */
-export function privilegesSummary(levels: readonly PrivilegeLevel[]): string | undefined {
+export function privilegesSummary(levels: readonly string[]): string | undefined {
   const distinct = [...new Set(levels)];
   return distinct.length ? distinct.join(",") : undefined;
 }
@@ -105,7 +105,7 @@ export function computeStatus(user: DatabaseUser, i: StatusInput): DatabaseUserS
   };
   const summary = databasesSummary(labels);
   if (summary !== undefined) out.databasesSummary = summary;
-  const privs = privilegesSummary(i.entries.map((e) => e.level));
+  const privs = privilegesSummary(i.entries.map((e) => e.level === "none" ? "schemas" : e.level));
   if (privs !== undefined) out.privilegesSummary = privs;
   if (user.metadata.generation !== undefined) out.observedGeneration = user.metadata.generation;
   if (i.clusterName !== undefined) out.clusterName = i.clusterName;

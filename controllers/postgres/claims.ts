@@ -10,6 +10,20 @@ import type { ServerSnapshot } from "./catalog.ts";
 import { databaseRoles, formatMarker, type Marker, parseMarker, sameMarker } from "./names.ts";
 import { ident, literal } from "./quote.ts";
 
+/** The roles of a database that may own one of its schemas. */
+export type SchemaOwnerLevel = "owner" | "admin" | "readwrite" | "readonly";
+/** What happens to a schema when its entry leaves the spec. */
+export type SchemaDeletionPolicy = "Retain" | "Delete";
+/** What dbtether does with `public`. */
+export type PublicSchemaMode = "keep" | "lockdown" | "drop";
+
+/** One declared schema. */
+export interface SchemaSpec {
+  name: string;
+  owner: SchemaOwnerLevel;
+  deletionPolicy: SchemaDeletionPolicy;
+}
+
 /** What a Database resource wants on the server. */
 export interface DatabaseSpec {
   database: string;
@@ -26,6 +40,10 @@ export interface DatabaseSpec {
   consent?: AdoptionConsent;
   /** The annotation that asks for adoption, for messages; default dbtether.io/force-adopt. */
   adoptAnnotation?: string;
+  /** spec.schemas (plan_schemas.ts); none when unset. */
+  schemas?: readonly SchemaSpec[];
+  /** spec.publicSchema; default keep. */
+  publicSchema?: PublicSchemaMode;
 }
 
 import * as st from "./statements.ts";
@@ -39,6 +57,8 @@ export const REFUSAL_REASONS = [
   "RoleClaimedByOther",
   "RoleIsDatabaseRole",
   "OwnerExists",
+  "SchemaExistsUnmanaged",
+  "SchemaClaimedByOther",
   ...ROLE_ADOPTION_REFUSALS,
 ] as const;
 /** A reason of {@link REFUSAL_REASONS}. */

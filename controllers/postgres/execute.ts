@@ -20,6 +20,15 @@ import {
 import { databaseRoles, formatMarker, type Marker, parseMarker, sameMarker } from "./names.ts";
 import { createdByUs, roleMarkerOf } from "./claims.ts";
 import { type DatabaseSpec, planDatabaseInside, planDatabaseServer } from "./plan.ts";
+import {
+  observeSchemaDefaultAcls,
+  observeSchemaGrants,
+  observeSchemas,
+  rolesMarked,
+  schemasWithDefaultsOf,
+} from "./catalog_schemas.ts";
+import { planSchemas } from "./plan_schemas.ts";
+import { planSchemaGrants, rolesOfSchemas, type SchemaDefaultAcl } from "./plan_schema_grants.ts";
 import { planUserInside, planUserServer, userMarker, type UserSpec } from "./plan_user.ts";
 import type { ServerPool, Sql } from "./pool.ts";
 import { type Ident, ident, userIdent } from "./quote.ts";
@@ -76,6 +85,23 @@ export interface DryRun {
    * are seen by the plan of its users as the server would have them once the Database is made.
    */
   planned?: Map<string, RoleInfo>;
+}
+
+/** IN SCHEMA default privileges where the user has some or may create (plan_user.ts). */
+async function userSchemaDefaults(
+  sql: Sql,
+  user: string,
+  d: UserSpec["databases"][number],
+): Promise<{ schema: string; acls: SchemaDefaultAcl[] }[]> {
+  const schemas = new Set([
+    ...(d.schemas ?? []).filter((s) => s.level === "admin").map((s) => s.name),
+    ...await schemasWithDefaultsOf(sql, user),
+  ]);
+  const out = [];
+  for (const schema of schemas) {
+    out.push({ schema, acls: await observeSchemaDefaultAcls(sql, schema) });
+  }
+  return out;
 }
 
 /** Options of {@link PgExecutor}. */
@@ -204,13 +230,15 @@ export class PgExecutor {
   /** Creates or adopts the database, its roles and privileges; idempotent. */
   async ensureDatabase(spec: DatabaseSpec): Promise<ExecResult> {
     const roles = databaseRoles(spec.database);
+    const schemaNames = (spec.schemas ?? []).map((s) => s.name);
+    const all = [...Object.values(roles), ...rolesOfSchemas(spec.database, schemaNames)];
     const snap = await this.#observe({
-      roles: Object.values(roles),
+      roles: all,
       database: spec.database,
       ...(spec.forceAdopt && spec.consent?.granted
         ? {
           adoptable: {
-            roles: Object.values(roles),
+            roles: all,
             marker: formatMarker(roleMarkerOf(spec.marker, "Database")),
           },
         }
@@ -224,19 +252,39 @@ export class PgExecutor {
       this.#dryRun?.planned?.set(name, info);
     }
     // A dry run cannot read inside a database whose roles it only planned to create.
-    const missing = this.#dryRun && Object.values(roles).some((r) => !snap.roles.has(r));
-    const inside = missing ? undefined : await this.#inside(
-      (sql) => observeDatabase(sql, roles),
-      spec.database,
-    );
-    if (missing) {
-      this.#dryRun!.notes.push(
+    if (this.#dryRun && Object.values(roles).some((r) => !snap.roles.has(r))) {
+      this.#dryRun.notes.push(
         `Statements inside database ${
           JSON.stringify(spec.database)
         } are planned once the database and its roles exist`,
       );
+      return { changed };
     }
-    if (inside) changed += await this.apply(planDatabaseInside(spec, inside));
+    const observedSchemas = await this.#inside(observeSchemas, spec.database);
+    if (observedSchemas === undefined) return { changed };
+    const schemas = planSchemas({
+      database: spec.database,
+      marker: spec.marker,
+      schemas: spec.schemas ?? [],
+      publicSchema: spec.publicSchema ?? "keep",
+      forceAdopt: spec.forceAdopt === true,
+      consent: spec.consent,
+    }, observedSchemas);
+    changed += await this.apply(schemas.ensure);
+    const inside = await this.#run(
+      (sql) => observeDatabase(sql, roles),
+      spec.database,
+    );
+    changed += await this.apply(planDatabaseInside(spec, inside));
+    const grants = await this.#run(
+      (sql) => observeSchemaGrants(sql, { database: spec.database, schemas: schemaNames }),
+      spec.database,
+    );
+    changed += await this.apply(planSchemaGrants({
+      database: spec.database,
+      creators: [roles.owner, ...inside.creators],
+    }, grants));
+    changed += await this.apply(schemas.remove);
     return { changed };
   }
 
@@ -284,6 +332,10 @@ export class PgExecutor {
       changed += await this.dropDatabaseForce(db, spec.database, borrower);
     }
     const want = { kind: "Database", namespace: spec.marker.namespace, name: spec.marker.name };
+    // The groups of its schemas carry the same marker; they held privileges only in the database.
+    const groups = await this.#run((sql) => rolesMarked(sql, formatMarker(want)));
+    const schemaGroups = groups.filter((r) => !Object.values(roles).includes(r));
+    for (const r of schemaGroups) changed += await this.apply([{ sql: st.dropRole(ident(r)) }]);
     for (const r of [roles.admin, roles.readwrite, roles.readonly, roles.owner]) {
       const info = snap.roles.get(r);
       if (info && sameMarker(parseMarker(info.comment), want)) {
@@ -320,7 +372,10 @@ export class PgExecutor {
 
   /** Creates or updates a login role and its privileges in each of its databases; idempotent. */
   async ensureUser(spec: UserSpec): Promise<ExecResult> {
-    const names = spec.databases.flatMap((d) => Object.values(databaseRoles(d.name)));
+    const names = spec.databases.flatMap((d) => [
+      ...Object.values(databaseRoles(d.name)),
+      ...rolesOfSchemas(d.name, (d.schemas ?? []).map((s) => s.name)),
+    ]);
     const adoptable = spec.adopt && spec.consent?.granted
       ? { adoptable: { roles: [spec.username], marker: formatMarker(userMarker(spec)) } }
       : {};
@@ -337,6 +392,7 @@ export class PgExecutor {
         defaultAcls: await observeDefaultAcls(sql),
         directGrants: await observeDirectTableGrants(sql, spec.username),
         owned: await observeOwnedTables(sql, spec.username),
+        schemaDefaults: await userSchemaDefaults(sql, spec.username, d),
       }), d.name);
       if (inside) changed += await this.apply(planUserInside(spec, d, inside));
     }

@@ -56,6 +56,28 @@ export function databaseRoles(database: string): DatabaseRoles {
   };
 }
 
+/** The group roles of one schema of a database (Database.spec.schemas). */
+export interface SchemaRoles {
+  readonly: string;
+  readwrite: string;
+  admin: string;
+}
+
+/**
+ * Role names for schema `schema` of database `database`: `<db>.<schema>_readonly`, ...; the dot
+ * keeps them apart from the database's own `<db>_readonly`. A name that another Database's
+ * roles could also produce (database `a.b` against database `a`, schema `b`) is refused by the
+ * role's claim, never shared.
+ */
+export function schemaRoles(database: string, schema: string): SchemaRoles {
+  const base = `${database}.${schema}`;
+  return {
+    readonly: boundedName(base, "_readonly"),
+    readwrite: boundedName(base, "_readwrite"),
+    admin: boundedName(base, "_admin"),
+  };
+}
+
 /** The second login role of the Alternating rotation strategy. */
 export function alternateUserName(username: string): string {
   return boundedName(username, "_b");

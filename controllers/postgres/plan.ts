@@ -20,7 +20,9 @@ import {
   formatMarker,
   parseMarker,
   sameMarker,
+  schemaRoles,
 } from "./names.ts";
+import { planSchemaRoles } from "./plan_schema_grants.ts";
 import { catalogIdent, ident, literal, qualified, userIdent } from "./quote.ts";
 import * as st from "./statements.ts";
 import type { DefaultObjects, Statement, TablePrivilege } from "./statements.ts";
@@ -63,10 +65,25 @@ export function planDatabaseServer(spec: DatabaseSpec, snap: ServerSnapshot): St
     out.push(...claimRole(r, snap, { ...claim, want }));
     if (info.canLogin) out.push(st.alterRoleLogin(q, false));
   }
+  const schemaNames = (spec.schemas ?? []).map((s) => s.name);
+  const schemaGroups = planSchemaRoles({
+    database: spec.database,
+    schemas: schemaNames,
+    claim: { ...claim, want },
+  }, snap);
+  created.push(...schemaGroups.created);
+  out.push(...schemaGroups.out);
   // The admin acts for the owner role: CREATE DATABASE ... OWNER (PG16+ needs SET on it), ALTER
   // DEFAULT PRIVILEGES FOR ROLE owner, and granting on objects the owner role owns.
   if (!snap.adminInherits.has(roles.owner)) {
     out.push(st.grantRole(ident(roles.owner), ident(snap.currentUser)));
+  }
+  // CREATE SCHEMA ... AUTHORIZATION and ALTER SCHEMA ... OWNER need SET on the owning role.
+  const schemaOwners = new Set((spec.schemas ?? []).map((s) => roles[s.owner]));
+  for (const r of [roles.admin, roles.readwrite, roles.readonly]) {
+    if (schemaOwners.has(r) && !snap.adminInherits.has(r)) {
+      out.push(st.grantRole(ident(r), ident(snap.currentUser)));
+    }
   }
   if (!isMember(snap, roles.readonly, roles.readwrite)) {
     out.push(st.grantRole(ident(roles.readonly), ident(roles.readwrite)));
@@ -91,8 +108,14 @@ export function planDatabaseServer(spec: DatabaseSpec, snap: ServerSnapshot): St
   if (!spec.revokePublicConnect && !connect.has("PUBLIC")) {
     out.push(st.grantOnDatabase(["CONNECT"], db, "PUBLIC"));
   }
-  if (!connect.has(roles.readonly)) {
-    out.push(st.grantOnDatabase(["CONNECT"], db, ident(roles.readonly)));
+  // A user limited to schemas connects through the readonly group of one of them.
+  for (
+    const r of [
+      roles.readonly,
+      ...schemaNames.map((s) => schemaRoles(spec.database, s).readonly),
+    ]
+  ) {
+    if (!connect.has(r)) out.push(st.grantOnDatabase(["CONNECT"], db, ident(r)));
   }
   return [...created, ...out.map((sql) => ({ sql }))];
 }

@@ -11,6 +11,7 @@ import {
   type Marker,
   parseMarker,
   type PrivilegeLevel,
+  schemaRoles,
 } from "./names.ts";
 import {
   ADOPT_ANNOTATION,
@@ -20,6 +21,8 @@ import {
   roleMarkerOf,
 } from "./claims.ts";
 import { planDefaults } from "./plan.ts";
+import type { SchemaDefaultAcl } from "./plan_schema_grants.ts";
+import { adminSchemas, planSearchPaths, planUserSchemaDefaults } from "./plan_user_schemas.ts";
 import {
   catalogIdent,
   type Ident,
@@ -35,7 +38,10 @@ import { type Statement, TABLE_PRIVILEGES, type TablePrivilege } from "./stateme
 /** One database of a DatabaseUser. */
 export interface UserDatabase {
   name: string;
-  level: PrivilegeLevel;
+  /** "none": no database-wide level, only `schemas`. */
+  level: PrivilegeLevel | "none";
+  /** Privileges per declared schema (the schema's group roles, plan_schema_grants.ts). */
+  schemas?: readonly { name: string; level: "readonly" | "readwrite" | "admin" }[];
   additionalGrants?: readonly {
     tables: readonly string[];
     privileges: readonly TablePrivilege[];
@@ -72,10 +78,12 @@ export function userMarker(spec: UserSpec): Marker {
 
 /** Memberships (role → with ADMIN OPTION) a level gives in one database. */
 export function levelMemberships(
-  level: PrivilegeLevel,
+  level: PrivilegeLevel | "none",
   roles: DatabaseRoles,
 ): Map<string, boolean> {
   switch (level) {
+    case "none":
+      return new Map();
     case "readonly":
       return new Map([[roles.readonly, false]]);
     case "readwrite":
@@ -92,7 +100,8 @@ export function levelMemberships(
   }
 }
 
-const actsAsOwner = (level: PrivilegeLevel) => level === "admin" || level === "owner";
+const actsAsOwner = (level: PrivilegeLevel | "none") => level === "admin" || level === "owner";
+
 const IDLE = "idle_in_transaction_session_timeout";
 
 /**
@@ -165,6 +174,7 @@ function planMemberships(spec: UserSpec, snap: ServerSnapshot): string[] {
   const u = ident(spec.username);
   const desired = new Map<string, boolean>();
   const ownerRoles = new Map<string, string>(); // database → owner role, for admin levels
+  let createsAsItself = false; // admin in a schema: default privileges FOR ROLE u
   for (const d of spec.databases) {
     const roles = databaseRoles(d.name);
     for (const r of Object.values(roles)) {
@@ -178,6 +188,19 @@ function planMemberships(spec: UserSpec, snap: ServerSnapshot): string[] {
     for (const [r, admin] of levelMemberships(d.level, roles)) {
       desired.set(r, (desired.get(r) ?? false) || admin);
     }
+    for (const s of d.schemas ?? []) {
+      const group = schemaRoles(d.name, s.name)[s.level];
+      if (!snap.roles.has(group)) {
+        throw new RetryableError(
+          "DatabaseNotReady",
+          `Cannot grant access to schema ${JSON.stringify(s.name)} of database ${
+            JSON.stringify(d.name)
+          }: it is not declared in the Database's spec.schemas (role ${group} does not exist)`,
+        );
+      }
+      if (!desired.has(group)) desired.set(group, false);
+    }
+    if (adminSchemas(d).length) createsAsItself = true;
     if (actsAsOwner(d.level)) ownerRoles.set(d.name, roles.owner);
     if (d.level === "owner") {
       const others = snap.memberships.filter((m) =>
@@ -230,7 +253,8 @@ function planMemberships(spec: UserSpec, snap: ServerSnapshot): string[] {
   }
   // ALTER DEFAULT PRIVILEGES FOR ROLE u, and REASSIGN/DROP OWNED on deletion, need the admin to
   // have u's privileges.
-  if (ownerRoles.size > 0 && !snap.adminInherits.has(spec.username)) {
+  out.push(...planSearchPaths(spec, settings));
+  if ((ownerRoles.size > 0 || createsAsItself) && !snap.adminInherits.has(spec.username)) {
     out.push(st.grantRole(u, ident(snap.currentUser)));
   }
   return out;
@@ -248,6 +272,8 @@ export interface UserDatabaseSnapshot {
   directGrants: readonly DirectGrant[];
   /** Tables and views the user owns: it holds every privilege on them already. */
   owned: readonly { schema: string; name: string }[];
+  /** Default privileges IN SCHEMA (any role's) of the schemas the user has them in or wants. */
+  schemaDefaults?: readonly { schema: string; acls: readonly SchemaDefaultAcl[] }[];
 }
 
 /**
@@ -272,8 +298,13 @@ export function planUserInside(
   snap: UserDatabaseSnapshot,
 ): Statement[] {
   const roles = databaseRoles(db.name);
-  const action = actsAsOwner(db.level) ? "GRANT" : "REVOKE";
+  const own = adminSchemas(db);
+  const action = actsAsOwner(db.level) || own.length ? "GRANT" : "REVOKE";
   const out = planDefaults(spec.username, roles, snap.defaultAcls, action);
+  out.push(...planUserSchemaDefaults(spec.username, {
+    db,
+    schemaDefaults: snap.schemaDefaults ?? [],
+  }));
   const u = ident(spec.username);
   const key = (schema: string, name: string) => JSON.stringify([schema, name]);
   const owned = new Set(snap.owned.map((t) => key(t.schema, t.name)));

@@ -68,6 +68,15 @@ export function setRoleConfig(
   return `ALTER ROLE ${role}${inDb} SET ${o.setting} = ${o.value}`;
 }
 
+/** `ALTER ROLE u IN DATABASE d SET search_path = "a", "b"`: a list, each name an identifier. */
+export function setRoleSearchPath(
+  role: Ident,
+  o: { database: Ident; schemas: readonly Ident[] },
+): string {
+  if (o.schemas.length === 0) throw new RangeError("search_path needs at least one schema");
+  return `ALTER ROLE ${role} IN DATABASE ${o.database} SET search_path = ${list(o.schemas)}`;
+}
+
 export function resetRoleConfig(
   role: Ident,
   o: { database?: Ident; setting: RoleSetting },
@@ -141,6 +150,24 @@ export function revokeOnDatabase(
   return `REVOKE ${list(privs)} ON DATABASE ${db} FROM ${grantee}`;
 }
 
+/** `CREATE SCHEMA IF NOT EXISTS s AUTHORIZATION owner`. */
+export function createSchema(schema: Ident, owner: Ident): string {
+  return `CREATE SCHEMA IF NOT EXISTS ${schema} AUTHORIZATION ${owner}`;
+}
+
+export function alterSchemaOwner(schema: Ident, owner: Ident): string {
+  return `ALTER SCHEMA ${schema} OWNER TO ${owner}`;
+}
+
+export function commentOnSchema(schema: Ident, text: Literal | null): string {
+  return `COMMENT ON SCHEMA ${schema} IS ${text ?? "NULL"}`;
+}
+
+/** RESTRICT: a schema that still holds objects is refused by the server, never emptied. */
+export function dropSchema(schema: Ident): string {
+  return `DROP SCHEMA IF EXISTS ${schema} RESTRICT`;
+}
+
 export function grantOnSchemas(
   privs: readonly SchemaPrivilege[],
   schemas: readonly Ident[],
@@ -182,7 +209,10 @@ export function grantOnSequences(
   return `GRANT ${list(privs)} ON SEQUENCE ${list(sequences)} TO ${grantee}`;
 }
 
-/** ALTER DEFAULT PRIVILEGES FOR ROLE `forRole` (in the current database, all schemas). */
+/**
+ * ALTER DEFAULT PRIVILEGES FOR ROLE `forRole` in the current database: in every schema, or only
+ * in `inSchema` (then not ON SCHEMAS, which PostgreSQL refuses there).
+ */
 export function alterDefaultPrivileges(
   forRole: Ident,
   o: {
@@ -190,12 +220,14 @@ export function alterDefaultPrivileges(
     privs: readonly (TablePrivilege | SequencePrivilege | SchemaPrivilege)[];
     on: DefaultObjects;
     grantee: Grantee;
+    inSchema?: Ident;
   },
 ): string {
   const verb = o.action === "GRANT"
     ? `GRANT ${list(o.privs)} ON ${o.on} TO`
     : `REVOKE ${list(o.privs)} ON ${o.on} FROM`;
-  return `ALTER DEFAULT PRIVILEGES FOR ROLE ${forRole} ${verb} ${o.grantee}`;
+  const where = o.inSchema === undefined ? "" : ` IN SCHEMA ${o.inSchema}`;
+  return `ALTER DEFAULT PRIVILEGES FOR ROLE ${forRole}${where} ${verb} ${o.grantee}`;
 }
 
 /**
