@@ -68,6 +68,9 @@ Flags:
                                          restarts)
   --max-concurrent-backups N             backups running at once (default 2)
   --max-concurrent-backups-per-cluster N (default 3)
+  --max-concurrent-backups-per-storage N at most N of them per BackupStorage, so a storage
+                                         that stops answering cannot take every slot
+                                         (default: --max-concurrent-backups − 1, at least 1)
   --backup-gzip-workers N                threads compressing each backup, as independent gzip
                                          members (default 2; 0 compresses on the main thread)
   --backup-max-attempts N                runs of one Backup cut short by a shutdown, crash or
@@ -76,6 +79,10 @@ Flags:
   --backup-storage-retry-for DUR         how long a Backup retries storage failures (storage
                                          unreachable, server errors), with backoff from 5s to
                                          1m, before it is Failed (default 10m; 0s: no retry)
+  --backup-stall-timeout DUR             a storage that takes no bytes of an upload, or does
+                                         not answer a request, for this long fails the run
+                                         with StorageStalled, retried as storage failures are
+                                         (default 60s)
   --backup-shutdown-grace DUR            how long a running backup or restore may continue
                                          after SIGTERM before it is aborted and left to the
                                          next leader; shorter than --graceful-shutdown-timeout
@@ -128,6 +135,15 @@ function positiveInt(s: string, flag: string): number {
     throw new ConfigError(`Invalid ${flag} "${s}": expected a whole number ≥ 1`);
   }
   return n;
+}
+
+/** `--backup-stall-timeout`: at least one second (0 would fail every upload at once). */
+function stallTimeout(s: string): number {
+  const ms = parseDuration(s, "--backup-stall-timeout");
+  if (ms < 1000) {
+    throw new ConfigError(`Invalid --backup-stall-timeout "${s}": use at least 1s`);
+  }
+  return ms;
 }
 
 function boundedInt(s: string, flag: string, min: number, max: number): number {
@@ -193,10 +209,12 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
         "drift-scan-interval": { type: "string", default: "5m" },
         "max-concurrent-backups": { type: "string", default: "2" },
         "max-concurrent-backups-per-cluster": { type: "string", default: "3" },
+        "max-concurrent-backups-per-storage": { type: "string" },
         "backup-max-attempts": { type: "string", default: "3" },
         "backup-gzip-workers": { type: "string", default: "2" },
         "backup-shutdown-grace": { type: "string", default: "0s" },
         "backup-storage-retry-for": { type: "string", default: "10m" },
+        "backup-stall-timeout": { type: "string", default: "60s" },
         "pg-tools-dir": { type: "string", multiple: true, default: [] },
         "backup-signing-secret": { type: "string" },
         "postgresdatabase-cluster": { type: "string" },
@@ -270,6 +288,15 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
       v["max-concurrent-backups-per-cluster"],
       "--max-concurrent-backups-per-cluster",
     ),
+    ...(v["max-concurrent-backups-per-storage"] !== undefined
+      ? {
+        maxConcurrentBackupsPerStorage: positiveInt(
+          v["max-concurrent-backups-per-storage"],
+          "--max-concurrent-backups-per-storage",
+        ),
+      }
+      : {}),
+    backupStallTimeoutMs: stallTimeout(v["backup-stall-timeout"]),
     backupMaxAttempts: positiveInt(v["backup-max-attempts"], "--backup-max-attempts"),
     backupGzipWorkers: boundedInt(v["backup-gzip-workers"], "--backup-gzip-workers", 0, 16),
     backupShutdownGraceMs,

@@ -174,6 +174,28 @@ Deno.test("--backup-storage-retry-for: default 10m, any duration, one-line error
   });
 });
 
+Deno.test("--backup-stall-timeout and --max-concurrent-backups-per-storage", async (t) => {
+  await t.step("the stall timeout defaults to 60s, takes a duration of at least 1s", () => {
+    assertEquals(run().backupStallTimeoutMs, 60_000);
+    assertEquals(run("--backup-stall-timeout", "5s").backupStallTimeoutMs, 5_000);
+    const e = assertThrows(() => run("--backup-stall-timeout", "0s"), ConfigError);
+    assert(/^Invalid --backup-stall-timeout "0s": use at least 1s/.test(e.message), e.message);
+  });
+  await t.step("the per-storage limit is unset by default (the limiter's global − 1)", () => {
+    assertEquals(run().maxConcurrentBackupsPerStorage, undefined);
+    assertEquals(
+      run("--max-concurrent-backups-per-storage", "2").maxConcurrentBackupsPerStorage,
+      2,
+    );
+    assertThrows(() => run("--max-concurrent-backups-per-storage", "0"), ConfigError);
+  });
+  await t.step("--help documents both", () => {
+    assert(/--backup-stall-timeout DUR .*StorageStalled.*\(default 60s\)/s.test(RUN_HELP));
+    assert(/--max-concurrent-backups-per-storage N .*\(default: --max-concurrent-backups − 1/s
+      .test(RUN_HELP));
+  });
+});
+
 Deno.test("--backup-gzip-workers: default 2, 0 to 16, anything else refused", async (t) => {
   const run = (...args: string[]) => parseRunConfig({ args, env: {}, hostname: "h" });
   await t.step("defaults to 2 and accepts 0 (main thread) to 16", () => {

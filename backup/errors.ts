@@ -29,7 +29,12 @@ export type BackupFailureReason =
   /** pg_dump failed to connect, errored, or was killed; `stderr` has its last lines. */
   | "DumpFailed"
   /** The manifest could not be signed (the signing key is unreadable or invalid). */
-  | "SigningFailed";
+  | "SigningFailed"
+  /**
+   * The storage took no bytes of the upload, or did not answer, for `--backup-stall-timeout`
+   * (storage/stall_guard.ts); retried like StorageFailed.
+   */
+  | "StorageStalled";
 
 export type RestoreFailureReason =
   | JobFailureReason

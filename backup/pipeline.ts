@@ -36,10 +36,20 @@ import {
 } from "./compression.ts";
 import { assertSafeKey, TemplateError } from "./templates.ts";
 import type { TableCounts } from "./table_counts.ts";
+import { stallOf } from "../storage/stall_guard.ts";
 
 /** The failures a backup shares with a restore, as BackupErrors. */
 const failures = jobFailures(BackupError, { name: "Backup", fallback: "DumpFailed" });
-const { aborted, storageFailed } = failures;
+const { aborted } = failures;
+
+/** `<what>: <the storage failure>`: StorageStalled for a stall, else StorageFailed. */
+function storageFailed(what: string, e: unknown): BackupError {
+  const stall = stallOf(e);
+  if (stall) {
+    return new BackupError("StorageStalled", `${what}: ${stall.message}`, { cause: stall });
+  }
+  return failures.storageFailed(what, e);
+}
 
 /** Default of {@link BackupOptions.gzipWorkers}: measured best on 2 cores (bench/RESULTS.md). */
 export const DEFAULT_GZIP_WORKERS = 2;

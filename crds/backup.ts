@@ -170,6 +170,10 @@ const status = obj({
     "When the storage failures being retried began (the first failure of the current outage).",
   ),
   nextRetryAt: timestamp("While Pending after a storage failure: when the next run starts."),
+  leftoversRemovedAt: timestamp(
+    "Failed only: when what its runs left at status.path (a partial or unrecorded dump, its " +
+      "manifest, incomplete multipart uploads) was removed, or found absent.",
+  ),
   pgDumpVersion: optional(str({ maxLength: 64, description: "Version of the pg_dump used." })),
   serverVersion: optional(str({ maxLength: 64, description: "Version of the server dumped." })),
   observedGeneration: observedGenerationField,

@@ -57,11 +57,19 @@ export interface UploadRequest {
  */
 export async function uploadObject(s: S3Session, u: UploadRequest): Promise<void> {
   const requests = new AbortController();
+  // The put's signal cancels the requests too: a small object's single PutObject no longer
+  // reads the stream, so only this reaches it (a stalled server, storage/stall_guard.ts).
+  const signal = u.opts.signal;
+  const onAbort = () => requests.abort(signal?.reason);
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener("abort", onAbort, { once: true });
   try {
     await send(s, u, requests);
   } catch (e) {
     requests.abort(e);
     throw e;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
   }
 }
 

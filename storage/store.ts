@@ -15,6 +15,11 @@ export type StorageErrorReason =
   | "Aborted"
   /** A put found an object at its key: stored objects are never overwritten. */
   | "AlreadyExists"
+  /**
+   * The storage took no bytes, or did not answer, for the stall timeout (stall_guard.ts): it
+   * accepts connections but has stopped working.
+   */
+  | "Stalled"
   | "StorageError";
 
 /**

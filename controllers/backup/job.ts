@@ -15,7 +15,10 @@ import type { ServerConfig } from "../postgres/pool.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import type { ObjectStore } from "../../storage/store.ts";
 import { StorageError } from "../../storage/store.ts";
+import { guardStalls, stallOf } from "../../storage/stall_guard.ts";
+import { humanDuration } from "../../lib/format.ts";
 import type { Logger } from "../../lib/log.ts";
+import type { Clock } from "../../lib/clock.ts";
 import { updateStatus } from "../runtime/objects.ts";
 import type { ControllerDeps } from "../runtime/shared.ts";
 import { openStore } from "../services/storage_access.ts";
@@ -63,10 +66,11 @@ export async function runBackupJob(deps: ControllerDeps, run: BackupJobRun): Pro
     lease = await acquireSlot(shared.limiter, {
       id: `backup/${b.metadata.namespace}/${b.metadata.name}`,
       cluster: target.clusterName,
+      storage: target.storageName,
       signal,
       clock: deps.clock,
-      onWaiting: async (position) => {
-        await write((l) => queuedStatus(l, { position, now: now() }));
+      onWaiting: async (position, blockedBy) => {
+        await write((l) => queuedStatus(l, { position, blockedBy, now: now() }));
       },
     });
   } catch (e) {
@@ -139,7 +143,15 @@ async function dumpAndRecord(
   let store: ObjectStore | undefined;
   const progress = new ProgressWriter(deps, { backup: b, signal });
   try {
-    store = await openStore(deps.client, job.storage, { env: job.env, logger: log, signal });
+    store = guardedStore(
+      await openStore(deps.client, job.storage, { env: job.env, logger: log, signal }),
+      {
+        storageName: job.storage.metadata.name,
+        stallTimeoutMs: job.stallTimeoutMs,
+        shared: outcomes.shared,
+        clock: deps.clock,
+      },
+    );
     if (await settleKey(outcomes, { job, store, me, log, signal })) return;
     await using conn = await openJobConnection(job.cluster.server, target.databaseName);
     await using snap = await exportSnapshot(job.cluster.server, {
@@ -163,7 +175,9 @@ async function dumpAndRecord(
     await progress.settle();
     // The SDK aborts its multipart upload on failure, but not when the server was gone at that
     // moment; try once more now (the next attempt also does, before it uploads).
-    if (store && storageFailure(e) && !signal.aborted) {
+    // Not after a stall: that would wait out another timeout with the slot held, and the next
+    // attempt (or the cleanup of a Failed Backup) aborts them.
+    if (store && storageFailure(e) && !stallOf(e) && !signal.aborted) {
       await store.abortIncompleteUploads?.(target.key, { signal }).catch(() => 0);
     }
     if (store && alreadyExists(e) && !signal.aborted) {
@@ -175,6 +189,24 @@ async function dumpAndRecord(
   } finally {
     await store?.close().catch(() => {});
   }
+}
+
+/**
+ * The job's store, failing any call or upload that stalls for `--backup-stall-timeout` with
+ * StorageStalled (storage/stall_guard.ts), counted per BackupStorage.
+ */
+export function guardedStore(
+  store: ObjectStore,
+  o: { storageName: string; stallTimeoutMs: number; shared: BackupShared; clock: Clock },
+): ObjectStore {
+  const name = o.storageName;
+  return guardStalls(store, {
+    timeoutMs: o.stallTimeoutMs,
+    subject: `BackupStorage "${name}"`,
+    hint: `--backup-stall-timeout ${humanDuration(o.stallTimeoutMs)}`,
+    clock: o.clock,
+    onStall: () => o.shared.metrics.stalls.inc({ storage: name }),
+  });
 }
 
 /**
@@ -272,7 +304,7 @@ async function exportSnapshot(
   };
 }
 
-function claimant(b: Backup): KeyClaimant {
+export function claimant(b: Backup): KeyClaimant {
   return {
     uid: b.metadata.uid ?? "",
     namespace: b.metadata.namespace ?? "",

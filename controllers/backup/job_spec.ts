@@ -15,6 +15,8 @@ export interface BackupJob extends JobInputs {
   storageRetryForMs: number;
   /** `--backup-gzip-workers`: gzip threads per backup (0: on the main thread). */
   gzipWorkers?: number;
+  /** `--backup-stall-timeout`: a storage that owes a step this long fails the run. */
+  stallTimeoutMs: number;
 }
 
 /** A job with the time its run started (for the storage retry window). */

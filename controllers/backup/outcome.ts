@@ -7,6 +7,7 @@ import { type Backup, BackupKind } from "../../crds/backup.ts";
 import { BackupError, storageDetail } from "../../backup/errors.ts";
 import type { BackupManifest } from "../../backup/manifest.ts";
 import { StorageError } from "../../storage/store.ts";
+import { stallOf } from "../../storage/stall_guard.ts";
 import { failureOf } from "../runtime/failure.ts";
 import type { Logger } from "../../lib/log.ts";
 import { updateStatus } from "../runtime/objects.ts";
@@ -26,7 +27,7 @@ import {
 
 /** Records the outcomes of backup runs for one controller (its deps, metrics and Events). */
 export class BackupOutcomes {
-  constructor(private readonly deps: ControllerDeps, private readonly shared: BackupShared) {}
+  constructor(private readonly deps: ControllerDeps, readonly shared: BackupShared) {}
 
   /** Completed from the manifest the engine wrote last (the proof it succeeded). */
   async succeed(b: Backup, manifest: BackupManifest): Promise<void> {
@@ -73,7 +74,9 @@ export class BackupOutcomes {
       return;
     }
     if (storageFailure(error)) {
-      await this.#storageFailed(job, backupFailure(error).message, log);
+      const { reason, message } = backupFailure(error);
+      const stalled = reason === "StorageStalled" ? "StorageStalled" : "StorageFailed";
+      await this.#storageFailed(job, { reason: stalled, detail: message }, log);
       return;
     }
     await this.fail(b, { ...backupFailure(error), log });
@@ -95,8 +98,13 @@ export class BackupOutcomes {
   }
 
   /** A run failed on the storage: Pending until the next retry, or Failed after the window. */
-  async #storageFailed(job: RunningJob, detail: string, log: Logger): Promise<void> {
+  async #storageFailed(
+    job: RunningJob,
+    f: { reason: "StorageFailed" | "StorageStalled"; detail: string },
+    log: Logger,
+  ): Promise<void> {
     const { deps } = this;
+    const { detail, reason } = f;
     const b = job.backup;
     const now = deps.clock.now();
     let gaveUp = false;
@@ -108,11 +116,13 @@ export class BackupOutcomes {
         const decision = storageRetry({
           status: l.status,
           failedAt: now,
-          startedAt: job.startedAt,
+          // A stalled run's last stall timeout is not time the storage worked: without this, a
+          // window shorter than the timeout would start a new outage with every run.
+          startedAt: job.startedAt + (reason === "StorageStalled" ? job.stallTimeoutMs : 0),
           retryForMs: job.storageRetryForMs,
         });
         gaveUp = !decision.retry;
-        const outage = { detail, ...decision, retryForMs: job.storageRetryForMs, now };
+        const outage = { reason, detail, ...decision, retryForMs: job.storageRetryForMs, now };
         return decision.retry
           ? storageRetryStatus(l, { ...outage, nextRetryAt: decision.nextRetryAt })
           : storageFailedStatus(l, outage);
@@ -120,7 +130,7 @@ export class BackupOutcomes {
     });
     if (gaveUp) {
       log.warn("Backup failed: the storage kept failing", { error: detail });
-      this.shared.metrics.failures.inc({ reason: "StorageFailed" });
+      this.shared.metrics.failures.inc({ reason });
       deps.recorder.emit(b, "Warning", "Failed", detail);
       return;
     }
@@ -134,6 +144,7 @@ export class BackupOutcomes {
  * mid-upload) rather than pg_dump's or a bad configuration: worth retrying.
  */
 export function storageFailure(e: unknown): boolean {
+  if (stallOf(e)) return true;
   const cause = e instanceof BackupError && e.reason === "StorageFailed" ? e.cause : e;
   return cause instanceof StorageError &&
     (cause.reason === "Unreachable" || cause.reason === "StorageError");
@@ -146,6 +157,10 @@ export function storageFailure(e: unknown): boolean {
  */
 export function backupFailure(e: unknown): { reason: BackupReason; message: string } {
   if (e instanceof BackupError) return { reason: e.reason, message: e.message };
+  const stall = stallOf(e);
+  if (stall) {
+    return { reason: "StorageStalled", message: `Cannot use the backup storage: ${stall.message}` };
+  }
   if (e instanceof StorageError) {
     return {
       reason: "StorageFailed",

@@ -22,6 +22,19 @@ Deno.test("backupFailure maps each failure to one Backup reason", async (t) => {
       { reason: "StorageFailed", message: "Cannot use the backup storage: AccessDenied: no" },
     ],
     [
+      "a stall, naming the storage",
+      new StorageError("Stalled", 'BackupStorage "x" stalled: it did not answer'),
+      {
+        reason: "StorageStalled",
+        message: 'Cannot use the backup storage: BackupStorage "x" stalled: it did not answer',
+      },
+    ],
+    [
+      "the engine's StorageStalled as it is",
+      new BackupError("StorageStalled", "Cannot upload the backup: stalled"),
+      { reason: "StorageStalled", message: "Cannot upload the backup: stalled" },
+    ],
+    [
       "another domain error is the dump's failure",
       new RetryableError("ClusterUnreachable", "no route"),
       { reason: "DumpFailed", message: "Backup failed: no route" },
@@ -43,6 +56,12 @@ Deno.test("storageFailure: only an unreachable or failing storage is retried", a
     [
       "the engine's StorageFailed caused by a server error",
       new BackupError("StorageFailed", "x", { cause: new StorageError("StorageError", "500") }),
+      true,
+    ],
+    ["a stalled storage", new StorageError("Stalled", "stalled"), true],
+    [
+      "the engine's StorageStalled",
+      new BackupError("StorageStalled", "x", { cause: new StorageError("Stalled", "s") }),
       true,
     ],
     ["access denied is configuration", new StorageError("AccessDenied", "no"), false],

@@ -68,7 +68,12 @@ export type BackupAction =
   | { kind: "fail"; reason: BackupReason; message: string }
   /** Record that the run was cut short (status Running, but no job here), then retry. */
   | { kind: "interrupted"; message: string }
-  | { kind: "start"; target: BackupTarget };
+  | { kind: "start"; target: BackupTarget }
+  /**
+   * A Failed Backup whose runs wrote to `key`: remove what they left there (this Backup's
+   * objects only, and incomplete uploads), then record status.leftoversRemovedAt.
+   */
+  | { kind: "removeLeftovers"; key: string };
 
 /** The uid-derived run id: stable for this Backup across retries and restarts. */
 export function runId(b: Backup): string {
@@ -84,7 +89,7 @@ export function planBackup(o: BackupObservation): BackupAction {
   const phase = b.status?.phase;
   if (b.metadata.deletionTimestamp) return { kind: "none" };
   if (phase === "Completed") return planTtl(b, o.now);
-  if (phase === "Failed") return { kind: "none" };
+  if (phase === "Failed") return planLeftovers(o);
   if (o.runningHere) return { kind: "none" };
   if (phase === "Running") {
     return {
@@ -108,6 +113,17 @@ export function planBackup(o: BackupObservation): BackupAction {
   const wait = dependencies(o);
   if (wait) return wait;
   return planStart(o, o.database!, o.storage!);
+}
+
+/**
+ * A Failed Backup cleans its key once, level-triggered: whichever way it failed (a stall, a
+ * dump error, the retries given up after crashes), and however the process ended meanwhile,
+ * the next reconcile of the Failed Backup does it. Never while a run of it is still here.
+ */
+function planLeftovers(o: BackupObservation): BackupAction {
+  const s = o.backup.status;
+  if (!s?.path || s.leftoversRemovedAt || o.runningHere || !o.storage) return { kind: "none" };
+  return { kind: "removeLeftovers", key: s.path };
 }
 
 /** Everything is Ready: start, at the recorded key or at the one the templates render. */
@@ -190,7 +206,8 @@ function dependencies(o: BackupObservation): BackupAction | undefined {
 
 function retryingStorage(b: Backup): boolean {
   const ready = b.status?.conditions?.find((c) => c.type === "Ready");
-  return b.status?.phase === "Pending" && ready?.reason === "StorageFailed";
+  return b.status?.phase === "Pending" &&
+    (ready?.reason === "StorageFailed" || ready?.reason === "StorageStalled");
 }
 
 /** After a storage failure: wait until status.nextRetryAt. */

@@ -120,6 +120,30 @@ Deno.test("planBackup", async (t) => {
     const due = plan(backup({ ...storageFailed(NOW), attempts: 1, path: key }));
     assertEquals(due.kind === "start" && [due.target.attempt, due.target.retry], [2, true]);
   });
+  await t.step("a stalled storage is retried like a failing one", () => {
+    const stalled = (at: number): Backup["status"] => ({
+      ...storageFailed(at),
+      conditions: [{ ...READY[0]!, status: "False", reason: "StorageStalled" }],
+    });
+    assertEquals(plan(backup({ ...stalled(NOW + 5_000), attempts: 1 })), {
+      kind: "requeue",
+      afterMs: 5_000,
+    });
+    const notReady = { ...storage, status: { phase: "Failed" as const } };
+    assertEquals(
+      plan(backup({ ...stalled(NOW), attempts: 1 }), { storage: notReady }).kind,
+      "start",
+    );
+  });
+  await t.step("a Failed Backup removes its leftovers once, never while its run is here", () => {
+    const failed = { phase: "Failed" as const, attempts: 3, path: key };
+    assertEquals(plan(backup(failed)), { kind: "removeLeftovers", key });
+    assertEquals(plan(backup(failed), { here: true }).kind, "none");
+    assertEquals(plan(backup(failed), { storage: null }).kind, "none", "no storage to clean");
+    const done = { ...failed, leftoversRemovedAt: kubeTime(NOW) };
+    assertEquals(plan(backup(done)).kind, "none");
+    assertEquals(plan(backup({ phase: "Failed", attempts: 0 })).kind, "none", "never wrote");
+  });
   await t.step("retrying storage failures does not wait for the storage's next probe", () => {
     const notReady = { ...storage, status: { phase: "Failed" as const } };
     const due = plan(backup({ ...storageFailed(NOW), attempts: 2 }), { storage: notReady });

@@ -28,6 +28,8 @@ import {
   toolDirsOf,
 } from "../services/backup_shared.ts";
 import { runBackupJob } from "./job.ts";
+import { removeLeftovers } from "./leftovers.ts";
+import { kubeTime } from "../../lib/time.ts";
 import { type BackupAction, type BackupTarget, planBackup } from "./plan.ts";
 import { failedStatus, interruptedStatus, pendingStatus } from "./status.ts";
 import { backupWatches } from "./watches.ts";
@@ -98,7 +100,38 @@ export class BackupReconciler implements Reconciler {
         return await this.#interrupted(b, action.message, ctx);
       case "start":
         return await this.#start(b, action.target, ctx);
+      case "removeLeftovers":
+        return await this.#removeLeftovers(b, action.key, ctx);
     }
+  }
+
+  /** Removes what the Failed Backup's runs left at `key`, then records that it did. */
+  async #removeLeftovers(b: Backup, key: string, ctx: ReconcileContext): Promise<Result> {
+    const { services } = this;
+    const removed = await removeLeftovers(this.deps, {
+      backup: b,
+      storage: this.#storages.get(b.spec.storageRef.name)!,
+      key,
+      shared: services.jobs,
+      env: services.env,
+      stallTimeoutMs: services.config.backupStallTimeoutMs,
+      signal: ctx.signal,
+      log: ctx.logger,
+    });
+    await this.#writeStatus(
+      b,
+      ctx,
+      (l, now) =>
+        l.status?.phase === "Failed" && !l.status.leftoversRemovedAt
+          ? { ...l.status, leftoversRemovedAt: kubeTime(now) }
+          : undefined,
+    );
+    if (removed.length) {
+      const what = removed.join(", ");
+      ctx.logger.info("Removed what the failed Backup left in storage", { key, removed: what });
+      this.deps.recorder.emit(b, "Normal", "LeftoversRemoved", `Removed from ${key}: ${what}`);
+    }
+    return done;
   }
 
   async #interrupted(b: Backup, message: string, ctx: ReconcileContext): Promise<Result> {
@@ -135,6 +168,7 @@ export class BackupReconciler implements Reconciler {
       env: services.env,
       storageRetryForMs: services.config.backupStorageRetryForMs,
       gzipWorkers: services.config.backupGzipWorkers,
+      stallTimeoutMs: services.config.backupStallTimeoutMs,
     };
     services.jobs.runner.start(
       key,

@@ -31,7 +31,9 @@ export type BackupReason =
   | "ToolNotFound"
   | "ToolTooOld"
   | "InvalidOptions"
-  | "SigningFailed";
+  | "SigningFailed"
+  /** The storage stopped taking bytes or answering (`--backup-stall-timeout`); retried. */
+  | "StorageStalled";
 
 type Phase = NonNullable<BackupStatus["phase"]>;
 
@@ -75,13 +77,29 @@ export function ordinal(n: number): string {
   return `${n}${s}`;
 }
 
-/** Pending in the limiter's queue at `position` (1-based). */
-export function queuedStatus(b: Backup, o: { position: number; now: number }): BackupStatus {
-  return pendingStatus(b, {
-    reason: "WaitingForSlot",
-    message: `Waiting for a backup slot (${ordinal(o.position)} in queue)`,
-    now: o.now,
-  });
+/** The limit of a DBCluster or BackupStorage a queued Backup waits for (backup/limiter.ts). */
+export interface HeldLimit {
+  limit: "cluster" | "storage";
+  name: string;
+  running: number;
+}
+
+/**
+ * Pending in the limiter's queue at `position` (1-based); `blockedBy` when its DBCluster's or
+ * BackupStorage's own limit is full, which the message then names.
+ */
+export function queuedStatus(
+  b: Backup,
+  o: { position: number; now: number; blockedBy?: HeldLimit | undefined },
+): BackupStatus {
+  const held = o.blockedBy;
+  const kind = held?.limit === "storage" ? "BackupStorage" : "DBCluster";
+  const flag = held?.limit === "storage" ? "per-storage" : "per-cluster";
+  const message = held
+    ? `Waiting for a slot on ${kind} "${held.name}" (${held.running} running there, ` +
+      `--max-concurrent-backups-${flag}; ${ordinal(o.position)} in queue)`
+    : `Waiting for a backup slot (${ordinal(o.position)} in queue)`;
+  return pendingStatus(b, { reason: "WaitingForSlot", message, now: o.now });
 }
 
 /** Running: attempt `attempt` started at `now`, writing to `key`. */
@@ -184,6 +202,8 @@ export function interruptedStatus(b: Backup, o: { message: string; now: number }
 
 /** What {@link storageRetryStatus} and {@link storageFailedStatus} record. */
 export interface StorageOutage {
+  /** StorageStalled when the run stalled; default StorageFailed. */
+  reason?: "StorageFailed" | "StorageStalled";
   /** The storage failure, e.g. "Cannot upload the backup: Unreachable: ...". */
   detail: string;
   since: number;
@@ -198,7 +218,7 @@ export function storageRetryStatus(
   o: StorageOutage & { nextRetryAt: number },
 ): BackupStatus {
   const status = pendingStatus(b, {
-    reason: "StorageFailed",
+    reason: o.reason ?? "StorageFailed",
     message: `${o.detail}; retrying at ${kubeTime(o.nextRetryAt)} (the storage has been ` +
       `failing for ${humanDuration(o.now - o.since)}; retried for up to ` +
       `${humanDuration(o.retryForMs)}, then the Backup fails)`,
@@ -214,7 +234,7 @@ export function storageFailedStatus(b: Backup, o: StorageOutage): BackupStatus {
       `runs; --backup-storage-retry-for ${humanDuration(o.retryForMs)})`
     : "not retried (--backup-storage-retry-for 0s)";
   const status = failedStatus(b, {
-    reason: "StorageFailed",
+    reason: o.reason ?? "StorageFailed",
     message: `${o.detail}; ${retried}`,
     now: o.now,
   });

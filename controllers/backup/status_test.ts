@@ -134,6 +134,26 @@ Deno.test("Backup status transitions", async (t) => {
     const q = queuedStatus(b(), { position: 2, now: NOW });
     assert(q.message?.includes("2nd in queue"), q.message);
   });
+  await t.step("queued behind a full BackupStorage names it", () => {
+    const q = queuedStatus(b(), {
+      position: 1,
+      now: NOW,
+      blockedBy: { limit: "storage", name: "stuck", running: 1 },
+    });
+    assertEquals(
+      q.message,
+      'Waiting for a slot on BackupStorage "stuck" (1 running there, ' +
+        "--max-concurrent-backups-per-storage; 1st in queue)",
+    );
+    assertEquals(q.conditions?.[0]?.reason, "WaitingForSlot");
+  });
+  await t.step("a stalled storage's retry and failure keep the StorageStalled reason", () => {
+    const stalled = { ...outage, reason: "StorageStalled" as const };
+    const r = storageRetryStatus(b(), { ...stalled, nextRetryAt: NOW + 5000 });
+    assertEquals([r.phase, r.conditions?.[0]?.reason], ["Pending", "StorageStalled"]);
+    const f = storageFailedStatus(b(), stalled);
+    assertEquals([f.phase, f.conditions?.[0]?.reason], ["Failed", "StorageStalled"]);
+  });
 });
 
 Deno.test("ordinal numbers for the queue position", () => {

@@ -83,6 +83,7 @@ export async function runRestoreJob(deps: ControllerDeps, run: RestoreJobRun): P
     lease = await acquireSlot(shared.limiter, {
       id: `restore/${r.metadata.namespace}/${r.metadata.name}`,
       cluster: job.target.clusterName,
+      storage: job.storage.metadata.name,
       signal,
       clock: deps.clock,
       onWaiting: async (position) => {

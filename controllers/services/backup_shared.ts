@@ -5,7 +5,7 @@
  * and hands the same object to both controllers at construction.
  */
 import type { ControllerSettings, Services } from "./services.ts";
-import { BackupLimiter, type Lease } from "../../backup/limiter.ts";
+import { BackupLimiter, type Lease, type LimitHeld } from "../../backup/limiter.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { BackupStorage } from "../../crds/backup_storage.ts";
 import { RetryableError } from "../../lib/errors.ts";
@@ -23,6 +23,8 @@ export interface BackupMetrics {
   bytesTotal: ReturnType<ControllerDeps["metrics"]["counter"]>;
   lastSuccess: ReturnType<ControllerDeps["metrics"]["gauge"]>;
   failures: ReturnType<ControllerDeps["metrics"]["counter"]>;
+  /** Calls and uploads of backups that stalled (storage/stall_guard.ts), by BackupStorage. */
+  stalls: ReturnType<ControllerDeps["metrics"]["counter"]>;
   restores: ReturnType<ControllerDeps["metrics"]["counter"]>;
   restoreDuration: ReturnType<ControllerDeps["metrics"]["histogram"]>;
 }
@@ -64,6 +66,7 @@ export type BackupSharedSettings = Pick<
   ControllerSettings,
   | "maxConcurrentBackups"
   | "maxConcurrentBackupsPerCluster"
+  | "maxConcurrentBackupsPerStorage"
   | "backupShutdownGraceMs"
   | "backupSigningSecret"
 >;
@@ -80,6 +83,9 @@ export function createBackupShared(
     limiter: new BackupLimiter({
       global: config.maxConcurrentBackups,
       perCluster: config.maxConcurrentBackupsPerCluster,
+      ...(config.maxConcurrentBackupsPerStorage !== undefined
+        ? { perStorage: config.maxConcurrentBackupsPerStorage }
+        : {}),
       clock: deps.clock,
     }),
     keyring: new ManifestKeyring(deps.client, config.backupSigningSecret),
@@ -123,6 +129,12 @@ function backupMetrics(m: ControllerDeps["metrics"]): BackupMetrics {
       "Failed backups by reason.",
       ["reason"],
     ),
+    stalls: m.counter(
+      "dbtether_backup_storage_stalls_total",
+      "Storage requests and uploads of backups that stalled past --backup-stall-timeout, " +
+        "by BackupStorage.",
+      ["storage"],
+    ),
     restores: m.counter(
       "dbtether_restore_total",
       "Finished restores by result (Completed or a failure reason).",
@@ -138,33 +150,39 @@ function backupMetrics(m: ControllerDeps["metrics"]): BackupMetrics {
 }
 
 /**
- * Waits for a slot, calling `onWaiting(position)` at once and whenever the queue position
- * changed (checked every `everyMs`). Rejects when `signal` aborts.
+ * Waits for a slot, calling `onWaiting(position, blockedBy)` at once and whenever the queue
+ * position or the limit it waits for changed (checked every `everyMs`). Rejects when `signal`
+ * aborts.
  */
 export async function acquireSlot(
   limiter: BackupLimiter,
   opts: {
     id: string;
     cluster: string;
+    /** The BackupStorage the job uses, counted against `--max-concurrent-backups-per-storage`. */
+    storage?: string;
     signal: AbortSignal;
     clock: Clock;
-    onWaiting: (position: number) => Promise<void>;
+    onWaiting: (position: number, blockedBy?: LimitHeld) => Promise<void>;
     everyMs?: number;
   },
 ): Promise<Lease> {
   let lease: Lease | undefined;
-  const p = limiter.acquire(opts.cluster, { id: opts.id, signal: opts.signal }).then((l) =>
-    lease = l
-  );
+  const p = limiter.acquire(opts.cluster, {
+    id: opts.id,
+    storage: opts.storage,
+    signal: opts.signal,
+  }).then((l) => lease = l);
   p.catch(() => {});
-  let last = 0;
+  let last = "";
   for (;;) {
     await Promise.resolve();
     if (lease) return lease;
     const pos = limiter.position(opts.id);
-    if (pos?.state === "waiting" && pos.position !== last) {
-      last = pos.position;
-      await opts.onWaiting(pos.position);
+    const seen = pos?.state === "waiting" ? JSON.stringify([pos.position, pos.blockedBy]) : "";
+    if (pos?.state === "waiting" && seen !== last) {
+      last = seen;
+      await opts.onWaiting(pos.position, pos.blockedBy);
     }
     if (lease) return lease;
     const tick = opts.clock.sleep(opts.everyMs ?? 5000, opts.signal);

@@ -18,6 +18,13 @@ export interface ControllerSettings {
   driftScanIntervalMs: number;
   maxConcurrentBackups: number;
   maxConcurrentBackupsPerCluster: number;
+  /** At most this many backups and restores per BackupStorage (default: global − 1, ≥ 1). */
+  maxConcurrentBackupsPerStorage?: number;
+  /**
+   * A storage call or upload that makes no progress for this long fails the run with
+   * StorageStalled (`--backup-stall-timeout`).
+   */
+  backupStallTimeoutMs: number;
   /**
    * Backup: interrupted runs (restarts, crashes, leader changes) before it fails. Restore:
    * starts of one Restore before it fails.

@@ -2,7 +2,8 @@
  * Fairness (issue 13): a DBCluster whose endpoint accepts TCP and never answers must not slow
  * down the healthy DBCluster beside it. The same run times N Database+DatabaseUser pairs on the
  * healthy server twice, alone and with the broken DBCluster's own pairs in the same queues; the
- * ratio of the two is the figure, and the broken DBCluster reports `ClusterUnreachable`.
+ * ratio of the two is the figure, and the broken DBCluster reports `ClusterUnreachable`. The
+ * second test does the same with a BackupStorage that stops answering mid-upload.
  *
  * `DBTETHER_VERIFY_PAIRS` (default 20; `make verify-long`: 200) sets N.
  */
@@ -10,7 +11,8 @@ import { assert, assertEquals } from "../helpers/assert.ts";
 import { backupYaml, databaseYaml, SEED, storageYaml } from "../helpers/backup.ts";
 import { startEnv, type TestEnv } from "../helpers/env.ts";
 import { type Cond, waitReason } from "../helpers/fixtures.ts";
-import { startMinio } from "../helpers/storage_servers.ts";
+import { openUploads, startMinio } from "../helpers/storage_servers.ts";
+import { freePort } from "../helpers/free_port.ts";
 import { budget } from "../helpers/timeouts.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { startHangingListener, startHangingProxy } from "./hang.ts";
@@ -131,37 +133,60 @@ Deno.test(
   },
 );
 
-/** Waits until every Backup of `names` is Completed; returns the seconds since `since`. */
-async function backupsCompleted(env: TestEnv, ns: string, names: string[], since: number) {
-  await waitFor(`Backups ${names.join(", ")} Completed`, async () => {
-    const done = (await list(env, "backups", ns)).items.filter((b) =>
-      names.includes(b.metadata.name) && b.status?.phase === "Completed"
+type BackupItem = {
+  metadata: { name: string };
+  status?: {
+    phase?: string;
+    message?: string;
+    conditions?: Cond[];
+  };
+};
+
+async function backups(env: TestEnv, ns: string, prefix: string): Promise<BackupItem[]> {
+  const all = (await list(env, "backups", ns)).items as BackupItem[];
+  return all.filter((b) => b.metadata.name.startsWith(`${prefix}-`));
+}
+
+const readyReason = (b: BackupItem) => b.status?.conditions?.find((c) => c.type === "Ready");
+
+/**
+ * Waits until every Backup of `names` is Completed; returns the seconds since `since`. `watch`
+ * sees every listing meanwhile.
+ */
+async function backupsCompleted(
+  env: TestEnv,
+  o: { ns: string; prefix: string; n: number; since: number; watch?: () => Promise<void> },
+) {
+  await waitFor(`Backups ${o.prefix}-* Completed`, async () => {
+    await o.watch?.();
+    const done = (await backups(env, o.ns, o.prefix)).filter((b) =>
+      b.status?.phase === "Completed"
     );
-    return done.length === names.length;
+    return done.length === o.n;
   }, { timeoutMs: budget("backup"), intervalMs: 500 }).catch(async (e) => {
-    const rows = (await list(env, "backups", ns)).items.map((b) =>
+    const rows = (await list(env, "backups", o.ns)).items.map((b) =>
       `${b.metadata.name}: ${b.status?.phase} ${b.status?.message ?? ""}`
     );
     throw new Error(`${(e as Error).message}\n${rows.join("\n")}`);
   });
-  return (Date.now() - since) / 1000;
+  return (Date.now() - o.since) / 1000;
 }
 
 const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
 
+/** The stall timeout and the storage retry window the program runs with here. */
+const STALL = "5s";
+const RETRY_FOR = "30s";
+
 /**
- * A known defect, so `make verify` skips this test (`DBTETHER_VERIFY_KNOWN_DEFECTS=1` runs it):
- * Backups to a storage that stops answering mid-upload keep both global backup slots
- * (`--max-concurrent-backups`, default 2) until the S3 client's 120 s socket timeout, and the
- * Backups to a healthy storage wait "for a backup slot" behind them. docs/reliability.md has the
- * figures and the fixes to choose from (a per-storage limit, a shorter stall timeout).
+ * Backups to a storage that stops answering mid-upload must not hold up Backups to a healthy
+ * storage. Two guards do it: `--max-concurrent-backups-per-storage` (default: one less than
+ * `--max-concurrent-backups`, so 1 of the 2 slots here) keeps a slot for other storages, and
+ * `--backup-stall-timeout` fails an upload the storage stopped taking, with StorageStalled,
+ * retried for `--backup-storage-retry-for` and then Failed. Nothing is left in the bucket.
  */
 Deno.test(
-  {
-    name: "a BackupStorage that stops answering does not hold up backups elsewhere (known defect)",
-    ignore: Deno.env.get("DBTETHER_VERIFY_KNOWN_DEFECTS") !== "1",
-    ...opts,
-  },
+  { name: "a BackupStorage that stops answering does not hold up backups elsewhere", ...opts },
   async () => {
     const n = 2;
     await using minio = await startMinio();
@@ -169,7 +194,15 @@ Deno.test(
     await minio.createBucket("stuck");
     const url = new URL(minio.endpoint);
     await using proxy = startHangingProxy({ hostname: url.hostname, port: Number(url.port) });
-    await using env = await startEnv({ pg: true, program: true });
+    const metricsPort = freePort();
+    await using env = await startEnv({
+      pg: true,
+      program: true,
+      programArgs: [
+        ...["--backup-stall-timeout", STALL, "--backup-storage-retry-for", RETRY_FOR],
+        ...["--metrics-bind-address", `127.0.0.1:${metricsPort}`],
+      ],
+    });
     await env.kube.apply(env.clusterManifest("healthy"));
     await env.kube.apply(storageYaml("store", { server: minio }));
     await env.kube.apply(`apiVersion: dbtether.io/v1alpha1
@@ -186,31 +219,92 @@ spec:
     await env.waitPhase("backupstorage", "stuck", "Ready");
     await env.waitPhase("backupstorage", "store", "Ready");
 
-    const since = Date.now();
+    let since = Date.now();
     for (const b of names("alone", n)) await env.kube.apply(backupYaml(ns, b, "src", "store"));
-    const t1 = await backupsCompleted(env, ns, names("alone", n), since);
+    const t1 = await backupsCompleted(env, { ns, prefix: "alone", n, since });
     figure(`fairness: ${n} Backups Completed alone`, `${t1.toFixed(1)} s`, "backup");
 
-    // The stuck storage was Ready; now it accepts and never answers, with backups headed there.
-    proxy.hang();
+    // The stuck storage was Ready; now it takes no upload to its end and never answers one,
+    // while HEADs and LISTs still pass (a server wedged mid-upload).
+    proxy.hangUploads();
+    since = Date.now();
     for (const b of names("stuck", n + 1)) await env.kube.apply(backupYaml(ns, b, "src", "stuck"));
     const beforeHealthy = Date.now();
     for (const b of names("beside", n)) await env.kube.apply(backupYaml(ns, b, "src", "store"));
-    const t2 = await backupsCompleted(env, ns, names("beside", n), beforeHealthy);
-    const stuck = (await list(env, "backups", ns)).items.filter((b) =>
-      b.metadata.name.startsWith("stuck-")
-    );
+    const seen = new Set<string>();
+    const t2 = await backupsCompleted(env, {
+      ns,
+      prefix: "beside",
+      n,
+      since: beforeHealthy,
+      watch: async () => {
+        const ended = await backups(env, ns, "stuck");
+        for (const b of ended) {
+          const c = readyReason(b);
+          if (c) seen.add(`${c.reason}: ${c.message}`);
+        }
+      },
+    });
+    const stuck = await backups(env, ns, "stuck");
     figure(
-      `fairness: ${n} Backups Completed beside ${n + 1} to a hanging storage`,
+      `fairness: ${n} Backups Completed beside ${n + 1} to a storage hung mid-upload`,
       `${t2.toFixed(1)} s`,
       "backup",
     );
     figure("fairness: backups ratio (beside / alone)", (t2 / t1).toFixed(2));
     figure(
-      "fairness: the hanging storage's Backups meanwhile",
-      stuck.map((b) => b.status?.phase ?? "-").join(", "),
+      "fairness: the hung storage's Backups meanwhile",
+      stuck.map((b) => `${b.status?.phase}/${readyReason(b)?.reason}`).join(", "),
     );
     assert(stuck.every((b) => b.status?.phase !== "Completed"), "a Backup to nowhere Completed");
+    assert(
+      stuck.some((b) => b.status?.phase !== "Failed"),
+      "the hung storage's Backups all ended before the healthy ones: nothing was held up",
+    );
     assert(t2 / t1 <= MAX_RATIO, `the healthy backups were ${(t2 / t1).toFixed(2)} times slower`);
+    const waited = [...seen].find((m) =>
+      m.startsWith('WaitingForSlot: Waiting for a slot on BackupStorage "stuck"')
+    );
+    assert(
+      waited,
+      `no Backup said it waited for the stuck storage's slot:\n${[...seen].join("\n")}`,
+    );
+    figure("fairness: a queued Backup to the hung storage", waited);
+    // Each hung Backup ends Failed with the precise reason once the retry window is over.
+    // Meanwhile they retry with the storage's capped backoff, saying why.
+    await waitFor("the hung storage's Backups Failed", async () => {
+      const all = await backups(env, ns, "stuck");
+      for (const b of all) {
+        const c = readyReason(b);
+        if (c && b.status?.phase === "Pending") seen.add(`${c.reason}: ${c.message}`);
+      }
+      return all.length === n + 1 && all.every((b) => b.status?.phase === "Failed");
+    }, { timeoutMs: budget("recovery"), intervalMs: 500 });
+    const retrying = [...seen].find((m) => m.startsWith("StorageStalled: "));
+    assert(retrying, `no Backup said the storage stalled:\n${[...seen].join("\n")}`);
+    figure("fairness: a retrying Backup to the hung storage", retrying);
+    const failedAfter = (Date.now() - since) / 1000;
+    const ended = await backups(env, ns, "stuck");
+    for (const b of ended) {
+      const c = readyReason(b);
+      assertEquals(c?.reason, "StorageStalled", `${b.metadata.name}: ${c?.message}`);
+      assert(
+        new RegExp(
+          `BackupStorage "stuck" stalled: .* for ${STALL} \\(--backup-stall-timeout ${STALL}\\)` +
+            `; gave up after retrying for`,
+        ).test(c?.message ?? ""),
+        c?.message,
+      );
+    }
+    figure("fairness: the hung storage's Backups Failed StorageStalled after", `${failedAfter} s`);
+    figure("fairness: a failed Backup's message", readyReason(ended[0]!)?.message ?? "");
+    // Nothing of theirs is left in the bucket: no object, no incomplete multipart upload.
+    const left = await minio.makeStore({ bucket: "stuck" }).list("");
+    assertEquals(left.map((o) => o.key), [], "objects left in the hung storage's bucket");
+    assertEquals(await openUploads(minio, { bucket: "stuck" }), [], "multipart uploads left");
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const stalls = /dbtether_backup_storage_stalls_total\{storage="stuck"\} (\d+)/.exec(metrics);
+    assert(stalls && Number(stalls[1]) >= n + 1, `stalls counted: ${stalls?.[0]}`);
+    figure("fairness: stalls counted", stalls[1]!);
   },
 );

@@ -51,6 +51,13 @@ export interface HangingProxy extends AsyncDisposable {
   readonly endpoint: string;
   /** From now on nothing passes either way, new connections included; nothing is closed. */
   hang(): void;
+  /**
+   * From now on a connection that sends more than `bytes` without an answer in between (an
+   * upload's body, not a HEAD, GET or LIST) stops there: the rest of that request is
+   * swallowed and no answer comes, while small requests keep passing. A storage that stops
+   * answering mid-upload.
+   */
+  hangUploads(bytes?: number): void;
   close(): Promise<void>;
 }
 
@@ -59,13 +66,22 @@ export function startHangingProxy(target: { hostname: string; port: number }): H
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns: Deno.Conn[] = [];
   let hung = false;
-  const copy = async (from: Deno.Conn, to: Deno.Conn) => {
+  let uploadLimit: number | undefined;
+  /** Client bytes since the server last answered, per connection pair. */
+  type Pair = { unanswered: number };
+  const copy = async (from: Deno.Conn, to: Deno.Conn, o: { pair: Pair; upstream: boolean }) => {
     const buf = new Uint8Array(64 * 1024);
     try {
       for (;;) {
         const n = await from.read(buf);
         if (n === null) break;
         if (hung) return; // swallowed: the peer waits for an answer that never comes
+        if (o.upstream) {
+          o.pair.unanswered += n;
+          if (uploadLimit !== undefined && o.pair.unanswered > uploadLimit) return;
+        } else {
+          o.pair.unanswered = 0;
+        }
         let off = 0;
         while (off < n) off += await to.write(buf.subarray(off, n));
       }
@@ -84,7 +100,11 @@ export function startHangingProxy(target: { hostname: string; port: number }): H
           continue;
         }
         conns.push(server);
-        pumps.push(copy(client, server), copy(server, client));
+        const pair = { unanswered: 0 };
+        pumps.push(
+          copy(client, server, { pair, upstream: true }),
+          copy(server, client, { pair, upstream: false }),
+        );
       }
     } catch { /* closed */ }
   })();
@@ -96,6 +116,7 @@ export function startHangingProxy(target: { hostname: string; port: number }): H
   return {
     endpoint: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
     hang: () => (hung = true),
+    hangUploads: (bytes = 8 * 1024) => (uploadLimit = bytes),
     close,
     [Symbol.asyncDispose]: close,
   };
