@@ -1,7 +1,7 @@
 /**
  * Database: a database inside a DBCluster's server, owned by a dedicated NOLOGIN owner role.
  */
-import { arr, bool, enumOf, type Infer, obj, optional, str, withDefault } from "./schema.ts";
+import { arr, bool, enumOf, type Infer, int, obj, optional, str, withDefault } from "./schema.ts";
 import {
   ageColumn,
   conditionsField,
@@ -24,6 +24,30 @@ export const DATABASE_DELETION_POLICIES = ["Retain", "Delete"] as const;
 export const PUBLIC_SCHEMA_MODES = ["keep", "lockdown", "drop"] as const;
 /** The roles of the database that may own a schema of spec.schemas. */
 export const SCHEMA_OWNER_LEVELS = ["owner", "admin", "readwrite", "readonly"] as const;
+
+/** The templates a Database may be created from: never another tenant's database. */
+export const DATABASE_TEMPLATES = ["template0", "template1"] as const;
+/** Locale providers (icu from PostgreSQL 15, builtin from 17). */
+export const LOCALE_PROVIDERS = ["libc", "icu", "builtin"] as const;
+/** The creation options, each immutable once the resource exists (CEL, spec level). */
+export const CREATION_OPTIONS = [
+  "template",
+  "encoding",
+  "locale",
+  "lcCollate",
+  "lcCtype",
+  "localeProvider",
+  "icuLocale",
+] as const;
+
+/** A locale or encoding name: letters, digits and the few marks locale names use. */
+const localeName = (description: string) =>
+  optional(str({
+    minLength: 1,
+    maxLength: 64,
+    pattern: "^[A-Za-z0-9][A-Za-z0-9_.@=-]*$",
+    description: `${description} Used only when dbtether creates the database; immutable.`,
+  }));
 
 /** A schema name: a PostgreSQL identifier that is not a system schema's. */
 const schemaName = str({
@@ -117,6 +141,28 @@ const spec = obj({
       "always); lockdown: also revoke USAGE from PUBLIC, so only this database's roles use " +
       "it; drop: DROP SCHEMA public RESTRICT (refused by the server while it holds objects).",
   })),
+  connectionLimit: optional(int({
+    minimum: -1,
+    description: "Maximum concurrent connections to the database (ALTER DATABASE ... " +
+      "CONNECTION LIMIT); -1 means no limit. Unset: left as it is (no limit for a new database).",
+  })),
+  template: optional(enumOf(DATABASE_TEMPLATES, {
+    description: "The template the database is created from. Default template1, or template0 " +
+      "when encoding or a locale option is set. Used only when dbtether creates the database; " +
+      "immutable.",
+  })),
+  encoding: localeName("Character set encoding, e.g. UTF8."),
+  locale: localeName(
+    "Sets both lcCollate and lcCtype (and the provider's locale), e.g. C or " +
+      "en_US.UTF-8.",
+  ),
+  lcCollate: localeName("Collation order (LC_COLLATE)."),
+  lcCtype: localeName("Character classification (LC_CTYPE)."),
+  localeProvider: optional(enumOf(LOCALE_PROVIDERS, {
+    description: "libc, icu (PostgreSQL 15+) or builtin (17+). Used only when dbtether creates " +
+      "the database; immutable.",
+  })),
+  icuLocale: localeName("The ICU locale, e.g. und or en-US (localeProvider icu)."),
   allowedUserNamespaces: optional(arr(namespaceName(), {
     maxItems: 256,
     listType: "set",
@@ -125,11 +171,25 @@ const spec = obj({
   })),
 }, {
   description: "The database to create or claim, and what to do with it on deletion.",
-  rules: [{
-    rule: "!(has(self.publicSchema) && self.publicSchema == 'drop' && has(self.extensions) && " +
-      "size(self.extensions) > 0)",
-    message: "publicSchema drop cannot be used with extensions: they are created in public",
-  }],
+  rules: [
+    {
+      rule: "!(has(self.publicSchema) && self.publicSchema == 'drop' && has(self.extensions) && " +
+        "size(self.extensions) > 0)",
+      message: "publicSchema drop cannot be used with extensions: they are created in public",
+    },
+    ...CREATION_OPTIONS.map((f) => ({
+      rule: `has(self.${f}) == has(oldSelf.${f}) && (!has(self.${f}) || self.${f} == oldSelf.${f})`,
+      message: `${f} is immutable: it applies only when the database is created`,
+    })),
+    {
+      rule: "!has(self.icuLocale) || (has(self.localeProvider) && self.localeProvider == 'icu')",
+      message: "icuLocale needs localeProvider icu",
+    },
+    {
+      rule: "!has(self.connectionLimit) || self.connectionLimit != 0",
+      message: "connectionLimit must be -1 (no limit) or at least 1: 0 would stop every login",
+    },
+  ],
 });
 
 /** The phases a Database reports. */

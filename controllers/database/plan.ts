@@ -5,7 +5,11 @@
  * idempotent operations run, in which order, or why none may run.
  */
 import type { Database } from "../../crds/database.ts";
-import { type AdoptionConsent, FORCE_ADOPT_ANNOTATION } from "../postgres/claims.ts";
+import {
+  type AdoptionConsent,
+  type DatabaseOptions,
+  FORCE_ADOPT_ANNOTATION,
+} from "../postgres/claims.ts";
 import type { DatabaseSpec as PgDatabaseSpec } from "../postgres/plan.ts";
 import type { Marker } from "../postgres/names.ts";
 import { identifierProblem } from "../postgres/quote.ts";
@@ -112,6 +116,7 @@ export function planDatabase(db: Database, cluster: ClusterState): DatabasePlan 
         ? { publicSchema: db.spec.publicSchema }
         : {}),
       ...(cluster.consent ? { consent: cluster.consent } : {}),
+      ...databaseOptions(db),
     },
   });
   const extensions = db.spec.extensions ?? [];
@@ -146,4 +151,19 @@ function planDeletion(
     ? { kind: "dropDatabase", ...o }
     : { kind: "releaseDatabase", ...o };
   return { actions: [cleanup, { kind: "removeFinalizer" }] };
+}
+
+/** spec's database options, only those set (none: `{}`, so plans without them are unchanged). */
+function databaseOptions(db: Database): { options?: DatabaseOptions } {
+  const o: DatabaseOptions = {};
+  const s = db.spec;
+  if (s.template !== undefined) o.template = s.template;
+  if (s.encoding !== undefined) o.encoding = s.encoding;
+  if (s.locale !== undefined) o.locale = s.locale;
+  if (s.lcCollate !== undefined) o.lcCollate = s.lcCollate;
+  if (s.lcCtype !== undefined) o.lcCtype = s.lcCtype;
+  if (s.localeProvider !== undefined) o.localeProvider = s.localeProvider;
+  if (s.icuLocale !== undefined) o.icuLocale = s.icuLocale;
+  if (s.connectionLimit !== undefined) o.connectionLimit = s.connectionLimit;
+  return Object.keys(o).length ? { options: o } : {};
 }

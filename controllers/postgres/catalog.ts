@@ -35,6 +35,8 @@ export interface DatabaseInfo {
   connect: string[];
   /** Nobody ever granted or revoked anything on it (`datacl` is NULL): as CREATE DATABASE left it. */
   aclDefault: boolean;
+  /** `datconnlimit`: -1 for no limit (absent in fixtures that do not care). */
+  connectionLimit?: number;
 }
 
 /** Server-level state about a set of roles and at most one database. */
@@ -150,9 +152,11 @@ async function observeDatabaseRow(sql: Sql, name: string): Promise<DatabaseInfo 
       allow: boolean;
       connect: string[];
       pristine: boolean;
+      connlimit: number;
     }[]
   >`
     SELECT pg_get_userbyid(d.datdba) AS owner, d.datacl IS NULL AS pristine,
+           d.datconnlimit AS connlimit,
            shobj_description(d.oid, 'pg_database') AS comment,
            d.datallowconn AS allow,
            array_to_json(array(
@@ -169,6 +173,7 @@ async function observeDatabaseRow(sql: Sql, name: string): Promise<DatabaseInfo 
     allowConnections: row.allow,
     connect: row.connect,
     aclDefault: row.pristine,
+    connectionLimit: row.connlimit,
   };
 }
 

@@ -44,6 +44,24 @@ export interface DatabaseSpec {
   schemas?: readonly SchemaSpec[];
   /** spec.publicSchema; default keep. */
   publicSchema?: PublicSchemaMode;
+  /** How a new database is created, and its connection limit. */
+  options?: DatabaseOptions;
+}
+
+/**
+ * Database options of the spec. The creation options (template to icuLocale) are used only by
+ * CREATE DATABASE; the connection limit is also kept in line afterwards. Unset ones are left
+ * to the server.
+ */
+export interface DatabaseOptions {
+  template?: "template0" | "template1";
+  encoding?: string;
+  locale?: string;
+  lcCollate?: string;
+  lcCtype?: string;
+  localeProvider?: "libc" | "icu" | "builtin";
+  icuLocale?: string;
+  connectionLimit?: number;
 }
 
 import * as st from "./statements.ts";
@@ -59,6 +77,7 @@ export const REFUSAL_REASONS = [
   "OwnerExists",
   "SchemaExistsUnmanaged",
   "SchemaClaimedByOther",
+  "DatabaseOptionUnsupported",
   ...ROLE_ADOPTION_REFUSALS,
 ] as const;
 /** A reason of {@link REFUSAL_REASONS}. */

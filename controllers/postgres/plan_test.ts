@@ -485,3 +485,85 @@ Deno.test("planDatabaseInside: PUBLIC's CREATE on public is revoked and D_admin 
     [],
   );
 });
+
+Deno.test("planDatabaseServer: creation options and the connection limit", async (t) => {
+  const marker = { namespace: "ns", name: "app" };
+  const spec = (options: DatabaseSpec["options"]): DatabaseSpec => ({
+    database: "app",
+    marker,
+    revokePublicConnect: true,
+    ...(options ? { options } : {}),
+  });
+  const create = (options: DatabaseSpec["options"], versionNum = 150000) =>
+    planDatabaseServer(spec(options), { ...emptySnapshot(), versionNum })
+      .map((s) => s.sql).find((q) => q.startsWith("CREATE DATABASE"));
+  await t.step("none: the plain statement", () => {
+    assertEquals(create(undefined), 'CREATE DATABASE "app" OWNER "app_owner"');
+  });
+  await t.step("an encoding or locale means template0; every value a literal", () => {
+    assertEquals(
+      create({ encoding: "LATIN1", locale: "C", connectionLimit: 5 }),
+      `CREATE DATABASE "app" OWNER "app_owner" TEMPLATE "template0" ENCODING 'LATIN1' ` +
+        `LOCALE 'C' CONNECTION LIMIT 5`,
+    );
+    assertEquals(
+      create({ template: "template1", lcCollate: "C", lcCtype: "x'y" }),
+      `CREATE DATABASE "app" OWNER "app_owner" TEMPLATE "template1" LC_COLLATE 'C' ` +
+        `LC_CTYPE 'x''y'`,
+    );
+  });
+  await t.step("ICU from 15, builtin from 17, libc omitted before 15", () => {
+    assertEquals(
+      create({ localeProvider: "icu", icuLocale: "und" }),
+      `CREATE DATABASE "app" OWNER "app_owner" TEMPLATE "template0" LOCALE_PROVIDER 'icu' ` +
+        `ICU_LOCALE 'und'`,
+    );
+    for (
+      const [o, v] of [[{ localeProvider: "icu" as const }, 140000], [
+        { localeProvider: "builtin" as const },
+        160000,
+      ]] as const
+    ) {
+      let reason = "";
+      try {
+        create(o, v);
+      } catch (e) {
+        reason = (e as { reason?: string }).reason ?? "";
+      }
+      assertEquals(reason, "DatabaseOptionUnsupported");
+    }
+    assertEquals(
+      create({ localeProvider: "libc" }, 130000),
+      'CREATE DATABASE "app" OWNER "app_owner"',
+    );
+  });
+  await t.step("an existing database: only the connection limit is kept in line", () => {
+    const snap = (limit: number): ServerSnapshot => ({
+      ...emptySnapshot(),
+      roles: new Map(
+        Object.values(databaseRoles("app")).map((r) => [
+          r,
+          role(r, {
+            comment: formatMarker({ ...marker, kind: "Database" }),
+          }),
+        ]),
+      ),
+      adminInherits: new Set([databaseRoles("app").owner]),
+      database: dbRow({
+        owner: "app_owner",
+        comment: formatMarker(marker),
+        connect: ["app_readonly"],
+        connectionLimit: limit,
+      }),
+    });
+    const sql = (limit: number, o: DatabaseSpec["options"]) =>
+      planDatabaseServer(spec(o), snap(limit)).map((s) => s.sql).filter((q) =>
+        q.startsWith("ALTER DATABASE") || q.startsWith("CREATE DATABASE")
+      );
+    assertEquals(sql(-1, { connectionLimit: 7, encoding: "LATIN1" }), [
+      'ALTER DATABASE "app" WITH CONNECTION LIMIT 7',
+    ]);
+    assertEquals(sql(7, { connectionLimit: 7 }), []);
+    assertEquals(sql(3, undefined), [], "unset: left as it is");
+  });
+});

@@ -122,6 +122,38 @@ export function createDatabase(db: Ident, owner: Ident): string {
   return `CREATE DATABASE ${db} OWNER ${owner}`;
 }
 
+/** The options of {@link createDatabaseWith}: each value already a quoted literal. */
+export interface CreateDatabaseOptions {
+  template?: Ident;
+  encoding?: Literal;
+  locale?: Literal;
+  lcCollate?: Literal;
+  lcCtype?: Literal;
+  localeProvider?: Literal;
+  icuLocale?: Literal;
+  connectionLimit?: number;
+}
+
+/** `CREATE DATABASE db OWNER owner` with the options given, in the server's grammar order. */
+export function createDatabaseWith(db: Ident, owner: Ident, o: CreateDatabaseOptions): string {
+  const parts = [`CREATE DATABASE ${db} OWNER ${owner}`];
+  if (o.template) parts.push(`TEMPLATE ${o.template}`);
+  if (o.encoding) parts.push(`ENCODING ${o.encoding}`);
+  if (o.locale) parts.push(`LOCALE ${o.locale}`);
+  if (o.lcCollate) parts.push(`LC_COLLATE ${o.lcCollate}`);
+  if (o.lcCtype) parts.push(`LC_CTYPE ${o.lcCtype}`);
+  if (o.localeProvider) parts.push(`LOCALE_PROVIDER ${o.localeProvider}`);
+  if (o.icuLocale) parts.push(`ICU_LOCALE ${o.icuLocale}`);
+  if (o.connectionLimit !== undefined) {
+    parts.push(`CONNECTION LIMIT ${Math.trunc(o.connectionLimit)}`);
+  }
+  return parts.join(" ");
+}
+
+export function alterDatabaseConnectionLimit(db: Ident, limit: number): string {
+  return `ALTER DATABASE ${db} WITH CONNECTION LIMIT ${Math.trunc(limit)}`;
+}
+
 export function alterDatabaseOwner(db: Ident, owner: Ident): string {
   return `ALTER DATABASE ${db} OWNER TO ${owner}`;
 }

@@ -2,8 +2,9 @@
  * Hostile input (issue 13): one corpus of strings (quotes, semicolons, comment markers,
  * backslashes, psql meta-commands and variables, NUL, a lone UTF-16 surrogate, 64-byte and
  * reserved names, template and shell injection) put into every string field a tenant controls
- * that reaches SQL or a storage key: Database `databaseName` and `extensions`, DatabaseUser
- * `username` and `additionalGrants[].tables`, Backup `filenameTemplate`. Each object must be
+ * that reaches SQL or a storage key: Database `databaseName`, `extensions`, `encoding` and
+ * `lcCollate`, DatabaseUser `username` and `additionalGrants[].tables`, Backup
+ * `filenameTemplate`. Each object must be
  * refused at admission, or end with a condition that gives a reason and a message, or be stored
  * exactly as given (the database or role under that very name).
  *
@@ -97,6 +98,13 @@ function cases(ns: string): Case[] {
         field: "extensions",
         value: v,
         body: db(`ext-${i}`, { databaseName: `hx_ext_${i}`, extensions: [v] }),
+      },
+      {
+        kind: "database",
+        name: `enc-${i}`,
+        field: "encoding",
+        value: v,
+        body: db(`enc-${i}`, { databaseName: `hx_enc_${i}`, encoding: v, lcCollate: v }),
       },
       {
         kind: "databaseuser",
