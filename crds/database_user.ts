@@ -2,7 +2,7 @@
  * DatabaseUser: a login role with privileges on one or more Databases, and a Secret holding
  * its credentials, rotated on a schedule or on demand.
  */
-import { arr, enumOf, type Infer, int, obj, optional, str, withDefault } from "./schema.ts";
+import { arr, enumOf, type Infer, int, obj, optional, record, str, withDefault } from "./schema.ts";
 import {
   ageColumn,
   conditionsField,
@@ -20,6 +20,7 @@ import {
   VERSION,
 } from "./kind.ts";
 import { MAX_IDENTIFIER_BYTES } from "../controllers/postgres/limits.ts";
+import { ROLE_SETTINGS } from "../controllers/postgres/statements.ts";
 import { TABLE_PRIVILEGES as PG_TABLE_PRIVILEGES } from "../controllers/postgres/statements.ts";
 
 /** Privilege levels, each including the one before it. */
@@ -183,6 +184,21 @@ const spec = obj({
   idleInTransactionTimeout: optional(duration({
     description: "idle_in_transaction_session_timeout for the role (Go duration, e.g. 5m).",
   })),
+  settings: optional(record(
+    str({ minLength: 1, maxLength: 256, pattern: "^[^\\x00]+$" }),
+    {
+      description: "Session settings of the role (ALTER ROLE ... SET), from the allowed list: " +
+        `${ROLE_SETTINGS.join(", ")}. The values are given to PostgreSQL as text, which checks ` +
+        "them. Once settings is present, an allowed setting set on the role by hand and not " +
+        "listed here is reset ({} resets them all); without it, the role's settings are left " +
+        "as they are.",
+      maxProperties: 16,
+      rules: [{
+        rule: `self.all(k, k in [${ROLE_SETTINGS.map((k) => `'${k}'`).join(", ")}])`,
+        message: `only these settings may be set: ${ROLE_SETTINGS.join(", ")}`,
+      }],
+    },
+  )),
   deletionPolicy: withDefault(
     enumOf(["Delete", "Retain"] as const, {
       description: "On deletion: Delete reassigns the role's objects to the database's owner " +

@@ -22,6 +22,7 @@ export interface JsonSchema {
   maxLength?: number;
   minItems?: number;
   maxItems?: number;
+  maxProperties?: number;
   nullable?: boolean;
   "x-kubernetes-validations"?: { rule: string; message: string; messageExpression?: string }[];
   "x-kubernetes-preserve-unknown-fields"?: boolean;
@@ -133,8 +134,12 @@ export function obj<P extends Shape>(props: P, c: Common = {}): Schema<ObjectOf<
 }
 
 /** A string-keyed map of `value`. */
-export function record<T>(value: Schema<T, boolean>, c: Common = {}): Schema<Record<string, T>> {
-  return node({ type: "object", additionalProperties: value.json }, c);
+export function record<T>(
+  value: Schema<T, boolean>,
+  c: Common & { maxProperties?: number } = {},
+): Schema<Record<string, T>> {
+  const { description: _d, rules: _r, ...rest } = c;
+  return node({ type: "object", additionalProperties: value.json, ...rest }, c);
 }
 
 /** An integer or a string such as "50%" or a duration; kept as given. */

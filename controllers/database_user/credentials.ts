@@ -98,6 +98,7 @@ export async function ensureRoles(
       login: true,
       connectionLimit: c.user.spec.connectionLimit,
       ...(idle ? { idleInTransactionTimeoutMs: parseGoDuration(idle) } : {}),
+      ...(c.user.spec.settings ? { settings: c.user.spec.settings } : {}),
       ...(password === undefined ? {} : { passwordVerifier: await scramVerifier(password) }),
       adopt: c.user.metadata.annotations?.[ADOPT_ANNOTATION] === "true",
       ...(c.consent ? { consent: c.consent } : {}),

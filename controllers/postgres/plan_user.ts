@@ -59,6 +59,11 @@ export interface UserSpec {
   /** -1 for no limit. */
   connectionLimit?: number;
   idleInTransactionTimeoutMs?: number;
+  /**
+   * spec.settings: names from ROLE_SETTINGS, values as text; the other names of the list are
+   * reset. Absent: the role's settings are left as they are.
+   */
+  settings?: Readonly<Record<string, string>>;
   /** A SCRAM verifier to set now (creation, rotation); never a plaintext password. */
   passwordVerifier?: string;
   /**
@@ -166,8 +171,35 @@ export function planUserServer(spec: UserSpec, snap: ServerSnapshot): Statement[
   } else if (wantIdle === undefined && idle !== undefined) {
     out.push(st.resetRoleConfig(u, { setting: IDLE }));
   }
+  // Managed only once spec.settings is there: a setting made by hand before stays until then.
+  if (spec.settings) out.push(...planRoleSettings(u, spec.settings, settings?.get("")));
   out.push(...planMemberships(spec, snap));
   return [...(create ? [create] : []), ...out.map((sql) => ({ sql }))];
+}
+
+/**
+ * SET for each wanted setting whose value differs on the server, RESET for each allowed one
+ * set there and not wanted (by hand, or no longer in the spec). Names outside ROLE_SETTINGS
+ * are never touched (the CRD refuses them; a name given here anyway is ignored).
+ */
+export function planRoleSettings(
+  u: Ident,
+  want: Readonly<Record<string, string>>,
+  have: ReadonlyMap<string, string> | undefined,
+): string[] {
+  const out: string[] = [];
+  // The server stores some names in their canonical case (TimeZone, DateStyle).
+  const current = new Map([...(have ?? [])].map(([k, v]) => [k.toLowerCase(), v]));
+  for (const name of st.ROLE_SETTINGS) {
+    const w = Object.hasOwn(want, name) ? want[name] : undefined;
+    const h = current.get(name);
+    if (w !== undefined && h !== w) {
+      out.push(st.setRoleConfig(u, { setting: name, value: literal(w) }));
+    } else if (w === undefined && h !== undefined) {
+      out.push(st.resetRoleConfig(u, { setting: name }));
+    }
+  }
+  return out;
 }
 
 function planMemberships(spec: UserSpec, snap: ServerSnapshot): string[] {

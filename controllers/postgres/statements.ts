@@ -31,7 +31,31 @@ export type DatabasePrivilege = "CONNECT" | "TEMPORARY" | "CREATE";
 /** Object classes of ALTER DEFAULT PRIVILEGES. */
 export type DefaultObjects = "TABLES" | "SEQUENCES" | "SCHEMAS";
 /** Role settings dbtether manages. */
-export type RoleSetting = "role" | "idle_in_transaction_session_timeout";
+/**
+ * Session settings a tenant may give its role (`DatabaseUser.spec.settings`): settings of the
+ * "user" context, which a non-superuser admin may set on a role it manages, and none that
+ * changes who the session is or what it may do (role, session_authorization) or what the
+ * server logs. idle_in_transaction_session_timeout has its own field.
+ */
+export const ROLE_SETTINGS = [
+  "statement_timeout",
+  "lock_timeout",
+  "idle_session_timeout",
+  "work_mem",
+  "maintenance_work_mem",
+  "temp_buffers",
+  "default_transaction_isolation",
+  "default_transaction_read_only",
+  "timezone",
+  "datestyle",
+  "intervalstyle",
+  "client_min_messages",
+  "jit",
+] as const;
+export type RoleSetting =
+  | "role"
+  | "idle_in_transaction_session_timeout"
+  | typeof ROLE_SETTINGS[number];
 /** A role, or every role. */
 export type Grantee = Ident | "PUBLIC";
 
