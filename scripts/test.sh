@@ -17,7 +17,8 @@ start=$SECONDS
 
 # What differs between majors: the README's manifests, privilege levels against tables made later
 # by other roles, rotation, isolation, adoption rules, deletion with open sessions, TLS modes, a
-# hostile name (postgres_privileges_test); plus a backup and restore round trip, below.
+# hostile name (postgres_privileges_test), the locale providers of each major
+# (database_options_test); plus a backup and restore round trip, below.
 MATRIX_TESTS=(
   tests/readme_test.ts
   tests/database_default_privileges_test.ts
@@ -28,6 +29,7 @@ MATRIX_TESTS=(
   tests/adoption_roles_test.ts
   tests/adoption_databases_test.ts
   tests/dbcluster_tls_test.ts
+  tests/database_options_test.ts
 )
 
 full=0
