@@ -23,6 +23,14 @@ import type { CompressionAlgorithm } from "../backup/compression.ts";
 import { LocalStore } from "../storage/local.ts";
 import { createStore } from "../storage/factory.ts";
 import type { StaticCredentials, StorageLocation } from "../storage/store.ts";
+import {
+  type CpuSplit,
+  sampleThreads,
+  serverCpu,
+  settledServerCpu,
+  splitCells,
+  splitHeader,
+} from "./cpu_profile.ts";
 
 export const BIN = "/usr/lib/postgresql/15/bin";
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -39,6 +47,8 @@ interface ChildSpec {
   gzipWorkers?: number;
   /** Default gzip. */
   compression?: CompressionAlgorithm;
+  /** The server's data directory, to attribute its CPU time (cpu_profile.ts). */
+  dataDir: string;
 }
 
 interface ChildResult {
@@ -48,6 +58,8 @@ interface ChildResult {
   hwmMb: number;
   /** user + system CPU seconds of the process and its children (from /usr/bin/time). */
   cpu?: number;
+  /** Where the CPU went, server included. */
+  split: CpuSplit & { server: number };
 }
 
 /** The engine run, in its own process so its peak RSS is its own. */
@@ -58,6 +70,8 @@ async function child(spec: ChildSpec): Promise<void> {
       credentials: spec.target.credentials,
       ...(spec.s3 ? { s3: spec.s3 } : {}),
     });
+  const server0 = serverCpu(spec.dataDir);
+  const threads = sampleThreads();
   const t0 = performance.now();
   const r = await runBackup({
     connection: {
@@ -73,6 +87,7 @@ async function child(spec: ChildSpec): Promise<void> {
     ...(spec.compression ? { compression: spec.compression } : {}),
   });
   const seconds = (performance.now() - t0) / 1000;
+  const split = { ...threads.stop(), server: (await settledServerCpu(spec.dataDir)) - server0 };
   await store.close();
   const hwm = /VmHWM:\s+(\d+)/.exec(await Deno.readTextFile("/proc/self/status"))?.[1];
   const out: ChildResult = {
@@ -80,6 +95,7 @@ async function child(spec: ChildSpec): Promise<void> {
     uncompressed: r.manifest.uncompressedSize,
     compressed: r.manifest.compressedSize,
     hwmMb: Number(hwm) / 1024,
+    split,
   };
   console.log(JSON.stringify(out));
 }
@@ -108,12 +124,12 @@ async function main(opts: Options): Promise<void> {
     const env = pgEnv(pg);
     const dumpCmd = `${BIN}/pg_dump --no-owner --no-privileges bench_large`;
     log("floor: pg_dump > /dev/null");
-    const floor = await timed(`${dumpCmd} > /dev/null`, env);
-    const base: Record<string, Timed & { size: number }> = {};
+    const floor = await withServerCpu(pg, () => timed(`${dumpCmd} > /dev/null`, env));
+    const base: Record<string, Timed & { size: number; server: number }> = {};
     for (const b of BASELINES) {
       log(`pg_dump | ${b.pipe}`);
       const f = `${dir}/out/large.sql.${b.ext}`;
-      const r = await timed(`${dumpCmd} | ${b.pipe} > ${f}`, env);
+      const r = await withServerCpu(pg, () => timed(`${dumpCmd} | ${b.pipe} > ${f}`, env));
       base[b.pipe] = { ...r, size: (await Deno.stat(f)).size };
       await Deno.remove(f);
     }
@@ -164,15 +180,57 @@ async function main(opts: Options): Promise<void> {
         `${r.hwmMb.toFixed(0)} MB`,
       ]);
     }
-    await writeSection("bench", {
-      header: BACKUP_HEADER,
-      rows,
-      command: `scripts/deno run -A bench/backup_bench.ts --rows-large ${opts.rowsLarge} ` +
-        `--rows-small ${opts.rowsSmall}${opts.s3 ? "" : " --no-s3"}`,
+    const command = `scripts/deno run -A bench/backup_bench.ts --rows-large ${opts.rowsLarge} ` +
+      `--rows-small ${opts.rowsSmall}${opts.s3 ? "" : " --no-s3"}`;
+    await writeSection("bench", { header: BACKUP_HEADER, rows, command });
+    await writeSection("bench-cpu", {
+      header: ["pipeline", "db", "wall s", ...splitHeader(CORES)],
+      rows: cpuRows(floor, base, results),
+      command,
     });
   } finally {
     await pg.stop();
   }
+}
+
+const CORES = navigator.hardwareConcurrency;
+
+/** Runs `f` and adds the server's CPU seconds meanwhile. */
+export async function withServerCpu<T>(pg: Cluster, f: () => Promise<T>) {
+  const s0 = serverCpu(pg.dataDir);
+  const r = await f();
+  return { ...r, server: (await settledServerCpu(pg.dataDir)) - s0 };
+}
+
+/**
+ * The CPU attribution table: a shell baseline's tools are all "pg tool" (pg_dump and the
+ * compressor), the engine's are split by thread.
+ */
+function cpuRows(
+  floor: Timed & { server: number },
+  base: Record<string, Timed & { server: number }>,
+  results: EngineResult[],
+): string[][] {
+  const shell = (name: string, r: Timed & { server: number }) => [
+    name,
+    "large",
+    r.seconds.toFixed(1),
+    ...splitCells(
+      { main: 0, workers: 0, v8: 0, io: 0, other: 0, tools: r.cpu, server: r.server },
+      r.seconds,
+      CORES,
+    ),
+  ];
+  return [
+    shell("`pg_dump > /dev/null` (floor)", floor),
+    ...BASELINES.map((b) => shell(b.name, base[b.pipe]!)),
+    ...results.map(({ name, db, r }) => [
+      name,
+      db === "bench_large" ? "large" : "small",
+      r.seconds.toFixed(1),
+      ...splitCells(r.split, r.seconds, CORES),
+    ]),
+  ];
 }
 
 const BACKUP_HEADER = [
@@ -242,6 +300,7 @@ async function engineRuns(pg: Cluster, dir: string, opts: Options): Promise<Engi
         target,
         key,
         compression: codec,
+        dataDir: pg.dataDir,
       };
       if (gzipWorkers !== undefined) spec.gzipWorkers = gzipWorkers;
       const r = await engine(spec, SEMI);
@@ -320,6 +379,7 @@ export async function timed(script: string, env: Record<string, string>): Promis
 
 export interface Cluster {
   socketDir: string;
+  dataDir: string;
   port: number;
   sql(query: string, db?: string): Promise<string>;
   stop(): Promise<void>;
@@ -400,6 +460,7 @@ export async function cluster(dir: string): Promise<Cluster> {
     ])).trim();
   return {
     socketDir,
+    dataDir: data,
     port,
     sql,
     stop: () => run([`${BIN}/pg_ctl`, "-D", data, "-m", "fast", "-w", "stop"], true).then(() => {}),

@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 import { runBackup } from "../backup/pipeline.ts";
 import { runRestore } from "../backup/restore.ts";
 import type { CompressionAlgorithm } from "../backup/compression.ts";
+import type { DumpFormat } from "../backup/dump_command.ts";
 import { LocalStore } from "../storage/local.ts";
 import {
   BENCH_OPTIONS,
@@ -28,8 +29,17 @@ import {
   type Timed,
   timed,
   underTime,
+  withServerCpu,
   writeSection,
 } from "./backup_bench.ts";
+import {
+  type CpuSplit,
+  sampleThreads,
+  serverCpu,
+  settledServerCpu,
+  splitCells,
+  splitHeader,
+} from "./cpu_profile.ts";
 
 interface ChildSpec {
   socketDir: string;
@@ -37,10 +47,13 @@ interface ChildSpec {
   database: string;
   dir: string;
   key: string;
+  dataDir: string;
 }
 
 /** dbtether's restore, in its own process so its peak RSS is its own. */
 async function child(spec: ChildSpec): Promise<void> {
+  const server0 = serverCpu(spec.dataDir);
+  const threads = sampleThreads();
   const t0 = performance.now();
   await runRestore({
     store: new LocalStore({ path: spec.dir }),
@@ -53,12 +66,45 @@ async function child(spec: ChildSpec): Promise<void> {
     },
     toolDirs: [BIN],
   });
-  const hwm = /VmHWM:\s+(\d+)/.exec(await Deno.readTextFile("/proc/self/status"))?.[1];
   const seconds = (performance.now() - t0) / 1000;
-  console.log(JSON.stringify({ hwmMb: Number(hwm) / 1024, seconds }));
+  const split = { ...threads.stop(), server: (await settledServerCpu(spec.dataDir)) - server0 };
+  const hwm = /VmHWM:\s+(\d+)/.exec(await Deno.readTextFile("/proc/self/status"))?.[1];
+  console.log(JSON.stringify({ hwmMb: Number(hwm) / 1024, seconds, split }));
 }
 
 const PSQL = `${BIN}/psql --no-psqlrc --quiet --set=ON_ERROR_STOP=1 --single-transaction`;
+/** pg_restore with the flags dbtether's restore uses (backup/dump_command.ts). */
+const PG_RESTORE = `${BIN}/pg_restore --no-password --exit-on-error --no-owner --no-privileges`;
+const CORES = navigator.hardwareConcurrency;
+
+type Measured = Timed & { server: number; processSeconds?: number; split?: CpuSplit };
+
+/** What is restored, and how the shell does the same. */
+const CASES: {
+  codec: CompressionAlgorithm;
+  format: DumpFormat;
+  baseline: string;
+  shell: (file: string, db: string) => string;
+}[] = [
+  {
+    codec: "gzip",
+    format: "plain",
+    baseline: "`gunzip -c \\| psql`",
+    shell: (file, db) => `gunzip -c ${file} | ${PSQL} --dbname=${db}`,
+  },
+  {
+    codec: "zstd",
+    format: "plain",
+    baseline: "`zstd -dc \\| psql`",
+    shell: (file, db) => `zstd -q -dc ${file} | ${PSQL} --dbname=${db}`,
+  },
+  {
+    codec: "gzip",
+    format: "custom",
+    baseline: "`pg_restore --single-transaction < file`",
+    shell: (file, db) => `${PG_RESTORE} --single-transaction --dbname=${db} < ${file}`,
+  },
+];
 
 async function main(rowsLarge: number): Promise<void> {
   const dir = Deno.env.get("DBTETHER_BENCH_DIR") ?? "/var/tmp/dbtether-bench";
@@ -69,21 +115,31 @@ async function main(rowsLarge: number): Promise<void> {
   try {
     await ensureDatabase(pg, "bench_large", rowsLarge);
     const rowCount = await pg.sql("SELECT count(*) FROM events", "bench_large");
-    for (const codec of ["gzip", "zstd"] as const) {
-      const key = await backupOnce(pg, out, { codec, rows: rowsLarge });
+    const cpu: string[][] = [];
+    for (const c of CASES) {
+      const key = await backupOnce(pg, out, { codec: c.codec, format: c.format, rows: rowsLarge });
       const file = `${out}/${key}`;
       const size = (await Deno.stat(file)).size;
-      const tool = codec === "gzip" ? "gunzip -c" : "zstd -q -dc";
-      log(`baseline: ${tool} | psql`);
-      const base = await intoFresh(
-        pg,
-        rowCount,
-        (db) => timed(`${tool} ${file} | ${PSQL} --dbname=${db}`, pgEnv(pg)),
-      );
-      log(`dbtether restore (${codec})`);
+      log(`baseline: ${c.baseline}`);
+      const base = await intoFresh(pg, rowCount, (db) => shell(pg, c.shell(file, db)));
+      const what = c.format === "plain" ? c.codec : "custom archive";
+      log(`dbtether restore (${what})`);
       const ours = await intoFresh(pg, rowCount, (db) => engine(pg, { dir: out, key, db }));
-      rows.push(row(`\`${tool} \\| psql\``, size, base, base));
-      rows.push(row(`dbtether restore (${codec})`, size, ours, base));
+      rows.push(row(c.baseline, size, base, base));
+      rows.push(row(`dbtether restore (${what})`, size, ours, base));
+      cpu.push(cpuRow(c.baseline, base), cpuRow(`dbtether restore (${what})`, ours));
+      if (c.format === "custom") {
+        // Parallel restore needs a seekable file, and cannot be one transaction: shown apart,
+        // against the same stdin baseline.
+        log("pg_restore -j 2 from the file");
+        const par = await intoFresh(
+          pg,
+          rowCount,
+          (db) => shell(pg, `${PG_RESTORE} --jobs=2 --dbname=${db} ${file}`),
+        );
+        rows.push(row("`pg_restore -j 2 file` (not one transaction)", size, par, base));
+        cpu.push(cpuRow("`pg_restore -j 2 file`", par));
+      }
     }
     await writeSection("restore", {
       header: [
@@ -99,9 +155,28 @@ async function main(rowsLarge: number): Promise<void> {
       rows,
       command: `scripts/deno run -A bench/restore_bench.ts --rows-large ${rowsLarge}`,
     });
+    await writeSection("restore-cpu", {
+      header: ["pipeline", "wall s", ...splitHeader(CORES)],
+      rows: cpu,
+      command: `scripts/deno run -A bench/restore_bench.ts --rows-large ${rowsLarge}`,
+    });
   } finally {
     await pg.stop();
   }
+}
+
+function shell(pg: Cluster, script: string): Promise<Measured> {
+  return withServerCpu(pg, () => timed(script, pgEnv(pg)));
+}
+
+/** A CPU attribution row: the engine's split by thread, a shell pipeline's tools as one. */
+function cpuRow(name: string, r: Measured): string[] {
+  const split = r.split ?? { main: 0, workers: 0, v8: 0, io: 0, other: 0, tools: r.cpu };
+  return [
+    name,
+    r.seconds.toFixed(1),
+    ...splitCells({ ...split, server: r.server }, r.seconds, CORES),
+  ];
 }
 
 function row(
@@ -126,23 +201,26 @@ function row(
 async function backupOnce(
   pg: Cluster,
   dir: string,
-  o: { codec: CompressionAlgorithm; rows: number },
+  o: { codec: CompressionAlgorithm; format: DumpFormat; rows: number },
 ) {
   const { codec } = o;
-  const key = `bench_large-${o.rows}.sql.${codec === "gzip" ? "gz" : "zst"}`;
+  const key = o.format === "custom"
+    ? `bench_large-${o.rows}.dump`
+    : `bench_large-${o.rows}.sql.${codec === "gzip" ? "gz" : "zst"}`;
   try {
     await Deno.stat(`${dir}/${key}.manifest.json`);
     return key;
   } catch {
     // not made yet
   }
-  log(`backing up bench_large with ${codec} (once; cached)`);
+  log(`backing up bench_large, ${o.format}, ${codec} (once; cached)`);
   await Deno.remove(`${dir}/${key}`).catch(() => {});
   await runBackup({
     connection: { host: pg.socketDir, port: pg.port, user: "postgres", database: "bench_large" },
     store: new LocalStore({ path: dir }),
     key,
     compression: codec,
+    format: o.format,
     toolDirs: [BIN],
   });
   return key;
@@ -169,8 +247,9 @@ async function intoFresh<T extends Timed>(
 async function engine(
   pg: Cluster,
   o: { dir: string; key: string; db: string },
-): Promise<Timed & { processSeconds: number }> {
+): Promise<Measured & { processSeconds: number }> {
   const spec: ChildSpec = {
+    dataDir: pg.dataDir,
     socketDir: pg.socketDir,
     port: pg.port,
     database: o.db,
@@ -182,14 +261,18 @@ async function engine(
     [Deno.execPath(), "run", "-A", self, "--child", JSON.stringify(spec)],
     {},
   );
-  const own = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { seconds: number };
+  const own = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as {
+    seconds: number;
+    split: CpuSplit & { server: number };
+  };
   log(
     `  ${own.seconds.toFixed(1)} s in runRestore, ${r.seconds.toFixed(1)} s process, ` +
       `${r.cpu.toFixed(1)} CPU s, ${r.rssMb.toFixed(0)} MB`,
   );
   // The engine's own time, as the backup benchmark measures it: without Deno's start-up and
   // module loading (all storage SDKs), which the process time includes.
-  return { ...r, seconds: own.seconds, processSeconds: r.seconds };
+  const { server, ...split } = own.split;
+  return { ...r, seconds: own.seconds, processSeconds: r.seconds, server, split };
 }
 
 // Last: main() reads the constants above, which a top-level await earlier would not see yet.
