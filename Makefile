@@ -65,7 +65,7 @@ test-matrix: deps lint
 
 # Every test beside its module; tests/ holds the integration tests (make test runs those too).
 # storage/ is listed file by file: its other tests start MinIO, Azurite and fake-gcs-server.
-UNIT_TESTS := config_test.ts cli controllers crds backup lib scripts bench/reconcile_bench_test.ts bench/cpu_profile_test.ts \
+UNIT_TESTS := config_test.ts cli controllers crds backup lib scripts bench/reconcile_bench_test.ts bench/cpu_profile_test.ts bench/profile_test.ts \
 	storage/memory_test.ts storage/local_test.ts storage/url_test.ts storage/factory_test.ts \
 	storage/stall_test.ts storage/stall_guard_test.ts
 

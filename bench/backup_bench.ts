@@ -47,8 +47,12 @@ interface ChildSpec {
   gzipWorkers?: number;
   /** Default gzip. */
   compression?: CompressionAlgorithm;
+  /** The codec's default level otherwise. */
+  compressionLevel?: number;
   /** The server's data directory, to attribute its CPU time (cpu_profile.ts). */
   dataDir: string;
+  /** Wait for stdin to close before exiting (bench/profile.ts). */
+  hold?: boolean;
 }
 
 interface ChildResult {
@@ -85,6 +89,7 @@ async function child(spec: ChildSpec): Promise<void> {
     toolDirs: [BIN],
     ...(spec.gzipWorkers !== undefined ? { gzipWorkers: spec.gzipWorkers } : {}),
     ...(spec.compression ? { compression: spec.compression } : {}),
+    ...(spec.compressionLevel ? { compressionLevel: spec.compressionLevel } : {}),
   });
   const seconds = (performance.now() - t0) / 1000;
   const split = { ...threads.stop(), server: (await settledServerCpu(spec.dataDir)) - server0 };
@@ -98,6 +103,8 @@ async function child(spec: ChildSpec): Promise<void> {
     split,
   };
   console.log(JSON.stringify(out));
+  // bench/profile.ts takes the profile now, then closes stdin.
+  if (spec.hold) await Deno.stdin.read(new Uint8Array(1));
 }
 
 interface Options {
@@ -111,6 +118,7 @@ const BASELINES = [
   { name: "`pg_dump \\| gzip -6 > file`", pipe: "gzip -6", ext: "gz", codec: "gzip" },
   { name: "`pg_dump \\| pigz -6 > file`", pipe: "pigz -6", ext: "gz", codec: "gzip" },
   { name: "`pg_dump \\| zstd -3 -T0 > file`", pipe: "zstd -q -3 -T0", ext: "zst", codec: "zstd" },
+  { name: "`pg_dump \\| zstd -1 -T0 > file`", pipe: "zstd -q -1 -T0", ext: "zst", codec: "zstd" },
 ] as const;
 
 async function main(opts: Options): Promise<void> {
@@ -137,8 +145,9 @@ async function main(opts: Options): Promise<void> {
     const large = results.find((x) => x.db === "bench_large")!.r.uncompressed;
     const mbps = (s: number, bytes = large) => (bytes / 1e6 / s).toFixed(0);
     const ratio = (baseline: number, s: number) => `${(baseline / s).toFixed(2)}×`;
-    const matching = (c: CompressionAlgorithm) =>
-      base[c === "gzip" ? "pigz -6" : "zstd -q -3 -T0"]!;
+    // Rows at zstd level 1 are compared with `zstd -1`, the others with each codec's default.
+    const matching = (c: CompressionAlgorithm, level?: number) =>
+      base[c === "gzip" ? "pigz -6" : level === 1 ? "zstd -q -1 -T0" : "zstd -q -3 -T0"]!;
     const dash = ["—", "—", "—", "—"];
     rows.push([
       "`pg_dump > /dev/null` (floor)",
@@ -159,13 +168,13 @@ async function main(opts: Options): Promise<void> {
         mbps(r.seconds),
         mb(r.size),
         ratio(base["gzip -6"]!.seconds, r.seconds),
-        ratio(matching(b.codec).seconds, r.seconds),
+        ratio(matching(b.codec, b.pipe.includes("-1 ") ? 1 : undefined).seconds, r.seconds),
         ratio(floor.seconds, r.seconds),
         r.cpu.toFixed(1),
         `${r.rssMb.toFixed(0)} MB`,
       ]);
     }
-    for (const { name, db, codec, r } of results) {
+    for (const { name, db, codec, level, r } of results) {
       const isLarge = db === "bench_large";
       rows.push([
         name,
@@ -174,7 +183,7 @@ async function main(opts: Options): Promise<void> {
         mbps(r.seconds, r.uncompressed),
         mb(r.compressed),
         isLarge ? ratio(base["gzip -6"]!.seconds, r.seconds) : "—",
-        isLarge ? ratio(matching(codec).seconds, r.seconds) : "—",
+        isLarge ? ratio(matching(codec, level).seconds, r.seconds) : "—",
         isLarge ? ratio(floor.seconds, r.seconds) : "—",
         r.cpu?.toFixed(1) ?? "—",
         `${r.hwmMb.toFixed(0)} MB`,
@@ -255,6 +264,7 @@ interface EngineResult {
   name: string;
   db: string;
   codec: CompressionAlgorithm;
+  level?: number;
   r: ChildResult;
 }
 
@@ -262,8 +272,15 @@ async function engineRuns(pg: Cluster, dir: string, opts: Options): Promise<Engi
   // The operator runs with --max-semi-space-size=1 (see docs/design/in_process_backups.md).
   const SEMI = ["--v8-flags=--max-semi-space-size=1"];
   const local = { local: `${dir}/out` };
-  // [row name, database, target, codec, gzip workers (default when undefined)]
-  type Run = [string, string, ChildSpec["target"], CompressionAlgorithm, number?];
+  // [row name, database, target, codec, gzip workers and level (defaults when undefined)]
+  type Run = [string, string, ChildSpec["target"], CompressionAlgorithm, number?, number?] | [
+    string,
+    string,
+    ChildSpec["target"],
+    CompressionAlgorithm,
+    number | undefined,
+    number,
+  ];
   const runs: Run[] = [
     ["dbtether gzip → local", "bench_large", local, "gzip"],
     ["dbtether gzip → local", "bench_small", local, "gzip"],
@@ -271,6 +288,7 @@ async function engineRuns(pg: Cluster, dir: string, opts: Options): Promise<Engi
     ["dbtether zstd → local", "bench_large", local, "zstd"],
     ["dbtether zstd → local", "bench_small", local, "zstd"],
     ["dbtether zstd → local, on the main thread", "bench_large", local, "zstd", 0],
+    ["dbtether zstd level 1 → local", "bench_large", local, "zstd", undefined, 1],
   ];
   let minio: AsyncDisposable | undefined;
   if (opts.s3) {
@@ -290,7 +308,7 @@ async function engineRuns(pg: Cluster, dir: string, opts: Options): Promise<Engi
   }
   const results: EngineResult[] = [];
   try {
-    for (const [name, db, target, codec, gzipWorkers] of runs) {
+    for (const [name, db, target, codec, gzipWorkers, level] of runs) {
       log(`${name} (${db})`);
       const key = `bench/${db}-${Date.now()}.sql.${codec === "gzip" ? "gz" : "zst"}`;
       const spec: ChildSpec = {
@@ -303,8 +321,9 @@ async function engineRuns(pg: Cluster, dir: string, opts: Options): Promise<Engi
         dataDir: pg.dataDir,
       };
       if (gzipWorkers !== undefined) spec.gzipWorkers = gzipWorkers;
+      if (level !== undefined) spec.compressionLevel = level;
       const r = await engine(spec, SEMI);
-      results.push({ name, db, codec, r });
+      results.push({ name, db, codec, r, ...(level !== undefined ? { level } : {}) });
       if ("local" in target) {
         await Deno.remove(`${target.local}/${key}`).catch(() => {});
         await Deno.remove(`${target.local}/${key}.manifest.json`).catch(() => {});

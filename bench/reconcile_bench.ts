@@ -29,6 +29,7 @@ import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { freePort } from "../tests/helpers/free_port.ts";
 import { startEnv, type TestEnv } from "../tests/helpers/env.ts";
+import { apiserverRequests, type Counts } from "../tests/helpers/apiserver_metrics.ts";
 import { startPostgres } from "../tests/helpers/postgres.ts";
 import { DatabaseKind } from "../crds/database.ts";
 import { DatabaseUserKind } from "../crds/database_user.ts";
@@ -37,28 +38,6 @@ import { log, writeSection } from "./backup_bench.ts";
 
 const CLOCK_TICKS = 100;
 const ADMIN = "dbtether_admin";
-
-interface Counts {
-  [key: string]: number;
-}
-
-/** apiserver_request_total summed by `VERB resource[/subresource]`. */
-async function apiserverRequests(env: TestEnv): Promise<Counts> {
-  const text = (await env.kube.kubectl(["get", "--raw", "/metrics"], { check: true })).stdout;
-  const out: Counts = {};
-  for (const line of text.split("\n")) {
-    if (!line.startsWith("apiserver_request_total{")) continue;
-    const labels = Object.fromEntries(
-      [...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]),
-    );
-    if (!labels.resource) continue;
-    const key = `${labels.verb} ${labels.resource}${
-      labels.subresource ? `/${labels.subresource}` : ""
-    }`;
-    out[key] = (out[key] ?? 0) + Number(line.slice(line.lastIndexOf(" ") + 1));
-  }
-  return out;
-}
 
 function diff(after: Counts, before: Counts, own: Counts = {}): Counts {
   const out: Counts = {};

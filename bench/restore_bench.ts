@@ -48,6 +48,8 @@ interface ChildSpec {
   dir: string;
   key: string;
   dataDir: string;
+  /** Wait for stdin to close before exiting (bench/profile.ts). */
+  hold?: boolean;
 }
 
 /** dbtether's restore, in its own process so its peak RSS is its own. */
@@ -70,6 +72,8 @@ async function child(spec: ChildSpec): Promise<void> {
   const split = { ...threads.stop(), server: (await settledServerCpu(spec.dataDir)) - server0 };
   const hwm = /VmHWM:\s+(\d+)/.exec(await Deno.readTextFile("/proc/self/status"))?.[1];
   console.log(JSON.stringify({ hwmMb: Number(hwm) / 1024, seconds, split }));
+  // bench/profile.ts takes the profile now, then closes stdin.
+  if (spec.hold) await Deno.stdin.read(new Uint8Array(1));
 }
 
 const PSQL = `${BIN}/psql --no-psqlrc --quiet --set=ON_ERROR_STOP=1 --single-transaction`;
