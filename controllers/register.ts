@@ -10,6 +10,7 @@ import { setupDatabaseController } from "./database/reconcile.ts";
 import { setupDatabaseUserController } from "./database_user/reconcile.ts";
 import { setupDBClusterController } from "./dbcluster/reconcile.ts";
 import { ClusterResolver } from "./services/resolver.ts";
+import { SecretReads } from "./services/secret_reads.ts";
 import type { ControllerSettings, Services } from "./services/services.ts";
 import { PoolRegistry } from "./postgres/registry.ts";
 import { setupPostgresDatabaseController } from "./postgres_database/reconcile.ts";
@@ -51,14 +52,16 @@ export function registerControllers(
   const secrets = deps.informers.for<KubeObject<unknown, unknown>>(SecretResource, {
     metadataOnly: true,
   });
+  const secretReads = new SecretReads({ client: deps.client, informer: secrets });
   const resolver = new ClusterResolver({
     client: deps.client,
     clusters,
     pools,
     env: ctx.env,
     secrets,
+    reads: secretReads,
   });
-  const services: Services = { resolver, pools, config: ctx.config, env: ctx.env };
+  const services: Services = { resolver, pools, secretReads, config: ctx.config, env: ctx.env };
 
   setupDBClusterController(deps, { resolver, defaultIntervalMs: ctx.config.healthCheckIntervalMs });
   // One line per controller; each gets the runtime (deps) and the shared services.

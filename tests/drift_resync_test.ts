@@ -3,6 +3,7 @@
  * changed by hand on the server is put back with no change to any Kubernetes object, and a
  * resync that finds nothing to do writes nothing (no status, no Secret).
  */
+import { apiserverRequests } from "./helpers/apiserver_metrics.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
 import { type Obj, runsAs, secretData } from "./helpers/fixtures.ts";
@@ -104,8 +105,9 @@ spec:
     };
   };
 
-  await t.step("a resync that finds nothing to do writes nothing", async () => {
+  await t.step("a resync that finds nothing to do writes nothing, nor reads a Secret", async () => {
     const before = await versions();
+    const requests = await apiserverRequests(env);
     const start = await resyncs(port, "databaseuser");
     // Two more ticks: every key was queued and reconciled at least once since `before`.
     await waitFor(
@@ -115,6 +117,10 @@ spec:
         (await resyncs(port, "database")) >= 2,
       { timeoutMs: budget("react") },
     );
+    // Only the operator talks to the apiserver in this window (the waits read its /metrics):
+    // each Secret it needs is served from memory while its resourceVersion stays the same.
+    const after = await apiserverRequests(env);
+    assertEquals((after["GET secrets"] ?? 0) - (requests["GET secrets"] ?? 0), 0);
     assertEquals(await versions(), before);
   });
 

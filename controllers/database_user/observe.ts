@@ -11,6 +11,7 @@ import { type KubeClient, SecretResource } from "../runtime/kube.ts";
 import { adoptionConsent } from "../services/adoption.ts";
 import type { ResolvedCluster } from "../services/resolver.ts";
 import { referencedBy } from "../services/secret_owner.ts";
+import type { SecretReads } from "../services/secret_reads.ts";
 import { type CredentialsContext, importFromSecret } from "./credentials.ts";
 import { importCandidate, type ObservedUser } from "./plan.ts";
 import { isOurs, type Secret } from "./secret.ts";
@@ -70,12 +71,15 @@ export interface UserSources {
   /** Cluster-scoped resources reading the Secret `name` of the user's namespace. */
   readers: (name: string) => string[];
   now: number;
+  /** Reads Secrets once per resourceVersion; without it (`dbtether plan`) every read is a GET. */
+  reads?: SecretReads;
 }
 
 /**
- * Reads what the planner needs: the wanted Secrets and the record (from the API, not a cache:
- * the previous pass may just have written them), and — only when the record holds no password —
- * whether an old application Secret's password still logs in.
+ * Reads what the planner needs: the wanted Secrets and the record (through `o.reads`, which
+ * serves a Secret from memory only while the informer shows the resourceVersion it was read or
+ * written at, so a write of the previous pass is never missed), and — only when the record holds
+ * no password — whether an old application Secret's password still logs in.
  */
 export async function observeUser(
   c: CredentialsContext,
@@ -84,13 +88,16 @@ export async function observeUser(
   const { user, signal, client } = c;
   const namespace = user.metadata.namespace;
   const wanted = secretTargets(user, c.targets);
+  const find = (name: string) =>
+    o.reads && namespace
+      ? o.reads.find<Secret>({ signal, namespace, name })
+      : client.find<Secret>(SecretResource, { signal, namespace, name });
   const existing = new Map<string, Secret>();
   for (const w of wanted) {
-    const s = await client.find<Secret>(SecretResource, { signal, namespace, name: w.name });
+    const s = await find(w.name);
     if (s) existing.set(w.name, s);
   }
-  const name = stateSecretName(user);
-  const record = await client.find<Secret>(SecretResource, { signal, namespace, name });
+  const record = await find(stateSecretName(user));
   const observed: ObservedUser = {
     user,
     targets: c.targets,

@@ -134,6 +134,7 @@ export class DatabaseUserReconciler implements Reconciler {
       owned: this.#owned(user),
       readers: (name) => this.#readers(ns, name),
       now: clock.now(),
+      reads: this.#services.secretReads,
     });
     const plan = planUser(observed);
     if (plan.kind === "blocked") return plan;
@@ -152,14 +153,18 @@ export class DatabaseUserReconciler implements Reconciler {
   ): Promise<void> {
     const { client } = this.#deps;
     const { signal } = o;
+    const reads = this.#services.secretReads;
     for (const a of changes) {
       if (a.kind === "delete") {
         await client.delete(SecretResource, { signal, namespace, name: a.name, uid: a.uid });
+        reads.forget({ namespace: namespace ?? "default", name: a.name });
       } else if (a.create) {
-        await client.create(SecretResource, { signal, namespace, body: a.secret });
+        reads.remember(await client.create(SecretResource, { signal, namespace, body: a.secret }));
       } else {
         const name = a.secret.metadata.name;
-        await client.replace(SecretResource, { signal, namespace, name, body: a.secret });
+        reads.remember(
+          await client.replace(SecretResource, { signal, namespace, name, body: a.secret }),
+        );
       }
     }
   }
@@ -221,10 +226,10 @@ export class DatabaseUserReconciler implements Reconciler {
         return;
       case "recordImported":
       case "recordSecrets":
-        run.record = await writeState(c, a.state, run.record);
+        run.record = this.#kept(await writeState(c, a.state, run.record));
         return;
       case "recordPending":
-        run.record = await writeState(c, beginPending(c, a.state, a), run.record);
+        run.record = this.#kept(await writeState(c, beginPending(c, a.state, a), run.record));
         return;
       case "applyPending":
         return await this.#applyPending(a.state, run);
@@ -240,7 +245,7 @@ export class DatabaseUserReconciler implements Reconciler {
   async #applyPending(state: PendingState, run: Run): Promise<void> {
     const reason = state.pending.reason;
     const committed = await applyPending(run.c, state);
-    run.record = await writeState(run.c, committed, run.record);
+    run.record = this.#kept(await writeState(run.c, committed, run.record));
     this.#deps.recorder.emit(
       run.c.user,
       "Normal",
@@ -303,6 +308,12 @@ export class DatabaseUserReconciler implements Reconciler {
   }
 
   /** The Secrets this user owns, from the metadata-only informer. */
+  /** The record as written, kept for the next pass's read. */
+  #kept(record: Secret): Secret {
+    this.#services.secretReads.remember(record);
+    return record;
+  }
+
   #owned(u: DatabaseUser): Secret[] {
     return ownedSecrets(u, this.#i.secrets.list());
   }

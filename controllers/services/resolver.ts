@@ -6,12 +6,13 @@
  */
 import type { DBCluster } from "../../crds/dbcluster.ts";
 import type { KubeObject } from "../../crds/kind.ts";
-import { NotFoundError, RetryableError } from "../../lib/errors.ts";
-import { type KubeClient, NamespaceResource, SecretResource } from "../runtime/kube.ts";
+import { RetryableError } from "../../lib/errors.ts";
+import { type KubeClient, NamespaceResource } from "../runtime/kube.ts";
 import type { InformerSet } from "../runtime/shared.ts";
 import type { ServerConfig, ServerPool, SslMode } from "../postgres/pool.ts";
 import type { PoolRegistry } from "../postgres/registry.ts";
 import { namespaceAllowed, needsLabels } from "./namespaces.ts";
+import { SecretReads } from "./secret_reads.ts";
 
 type Secret = KubeObject<unknown, unknown> & {
   data?: Record<string, string>;
@@ -50,6 +51,8 @@ export interface ResolverOptions {
    * see, every resolve reads the Secret.
    */
   secrets?: InformerSet<KubeObject<unknown, unknown>>;
+  /** The shared read cache over `secrets` (one is made when not given). */
+  reads?: SecretReads;
 }
 
 const decoder = new TextDecoder();
@@ -69,10 +72,12 @@ export function secretData(s: Secret): Record<string, string> {
 }
 
 export class ClusterResolver {
-  /** Secrets read through the API, by `namespace/name`, with the resourceVersion read. */
-  readonly #read = new Map<string, Secret>();
+  /** Secrets read through the API once per resourceVersion. */
+  readonly #reads: SecretReads;
 
-  constructor(private readonly o: ResolverOptions) {}
+  constructor(private readonly o: ResolverOptions) {
+    this.#reads = o.reads ?? new SecretReads({ client: o.client, informer: o.secrets });
+  }
 
   /** The DBCluster object from the cache, or undefined. */
   get(name: string): DBCluster | undefined {
@@ -210,24 +215,8 @@ export class ClusterResolver {
     return pem;
   }
 
-  async #secret(
-    o: { namespace: string; name: string; signal?: AbortSignal },
-  ): Promise<Secret | undefined> {
-    const key = `${o.namespace}/${o.name}`;
-    const seen = this.o.secrets?.get(key)?.metadata.resourceVersion;
-    const read = this.#read.get(key);
-    if (seen !== undefined && read?.metadata.resourceVersion === seen) return read;
-    try {
-      const secret = await this.o.client.get<Secret>(SecretResource, o);
-      if (this.o.secrets) this.#read.set(key, secret);
-      return secret;
-    } catch (e) {
-      if (e instanceof NotFoundError) {
-        this.#read.delete(key);
-        return undefined;
-      }
-      throw e;
-    }
+  #secret(o: { namespace: string; name: string; signal?: AbortSignal }) {
+    return this.#reads.find<Secret>(o);
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import type { PoolRegistry } from "../postgres/registry.ts";
 import type { ClusterResolver } from "./resolver.ts";
+import type { SecretReads } from "./secret_reads.ts";
 
 /** The flags the controllers read (config.ts's Config extends this). */
 export interface ControllerSettings {
@@ -52,6 +53,8 @@ export interface ControllerSettings {
 export interface Services {
   resolver: ClusterResolver;
   pools: PoolRegistry;
+  /** Secrets read once per resourceVersion (the resolver's too). */
+  secretReads: SecretReads;
   config: Readonly<ControllerSettings>;
   /** The process environment (libpq variables, cloud credentials), read once by main.ts. */
   env: Record<string, string | undefined>;

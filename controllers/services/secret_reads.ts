@@ -1,0 +1,93 @@
+/**
+ * Secrets read through the API once per resourceVersion. The operator watches the metadata of
+ * every Secret (a metadata-only informer: names, labels, owners, resourceVersions, never data);
+ * a Secret whose data a controller needs is read with a GET and kept, and the next read is
+ * served from memory for as long as the informer shows the same resourceVersion. The
+ * operator's own writes are remembered with the resourceVersion the apiserver returned, so a
+ * Secret it just wrote is not read back once the informer catches up.
+ *
+ * A Secret the informer does not show (not there yet, or the informer lags behind a create) is
+ * always read, so a missing entry never hides a Secret that exists. When the informer shows an
+ * older version than the last read, it is read again: a cached Secret is never newer-looking
+ * than what was read.
+ */
+import type { KubeObject } from "../../crds/kind.ts";
+import { NotFoundError } from "../../lib/errors.ts";
+import { type KubeClient, SecretResource } from "../runtime/kube.ts";
+import type { InformerSet } from "../runtime/shared.ts";
+
+type Secret = KubeObject<unknown, unknown>;
+
+/** What {@link SecretReads} counts (tests and the bench read them). */
+export interface SecretReadStats {
+  /** Reads answered from memory. */
+  hits: number;
+  /** Reads sent to the apiserver. */
+  gets: number;
+}
+
+export class SecretReads {
+  readonly #kept = new Map<string, Secret>();
+  readonly stats: SecretReadStats = { hits: 0, gets: 0 };
+  #sinceSweep = 0;
+
+  constructor(
+    private readonly o: {
+      client: KubeClient;
+      /** The metadata of the Secrets; without it every read is a GET. */
+      informer?: Pick<InformerSet<KubeObject<unknown, unknown>>, "get"> | undefined;
+    },
+  ) {}
+
+  /** The Secret, or undefined when it does not exist. The caller may change the copy. */
+  async find<T extends Secret>(
+    o: { namespace: string; name: string; signal?: AbortSignal },
+  ): Promise<T | undefined> {
+    const key = `${o.namespace}/${o.name}`;
+    const shown = this.o.informer?.get(key)?.metadata.resourceVersion;
+    const kept = this.#kept.get(key);
+    if (shown !== undefined && kept?.metadata.resourceVersion === shown) {
+      this.stats.hits++;
+      return structuredClone(kept) as T;
+    }
+    this.stats.gets++;
+    this.#sweep();
+    try {
+      const secret = await this.o.client.get<T>(SecretResource, o);
+      this.remember(secret);
+      return secret;
+    } catch (e) {
+      if (e instanceof NotFoundError) {
+        this.#kept.delete(key);
+        return undefined;
+      }
+      throw e;
+    }
+  }
+
+  /** A Secret as the apiserver returned it from a create, replace or patch. */
+  remember(secret: Secret): void {
+    if (!this.o.informer || !secret.metadata.resourceVersion) return;
+    const key = `${secret.metadata.namespace}/${secret.metadata.name}`;
+    this.#kept.set(key, structuredClone(secret));
+  }
+
+  /** A Secret deleted by the operator. */
+  forget(ref: { namespace: string; name: string }): void {
+    this.#kept.delete(`${ref.namespace}/${ref.name}`);
+  }
+
+  /** How many Secrets are kept (memory is bounded by the Secrets that still exist). */
+  get size(): number {
+    return this.#kept.size;
+  }
+
+  /** Every 256 GETs, drops the Secrets the informer no longer shows (deleted by anyone). */
+  #sweep(): void {
+    if (!this.o.informer || ++this.#sinceSweep < 256) return;
+    this.#sinceSweep = 0;
+    for (const key of this.#kept.keys()) {
+      if (this.o.informer.get(key) === undefined) this.#kept.delete(key);
+    }
+  }
+}
