@@ -616,7 +616,7 @@ if (import.meta.main) {
   const [t, i, s] = tables(results);
   const command = `scripts/deno run -A bench/reconcile_bench.ts ${
     values.large ? "--large" : `--pairs ${pairs.join(",")} --idle-seconds ${idleSeconds}`
-  }${values["program-arg"].map((a) => ` --program-arg ${a}`).join("")}${
+  }${values["program-arg"].map((a) => ` --program-arg=${a}`).join("")}${
     values.section ? ` --section ${values.section}` : ""
   }`;
   const postgres = results[0]!.postgres;

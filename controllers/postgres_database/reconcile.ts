@@ -80,7 +80,7 @@ export class PostgresDatabaseReconciler implements Reconciler {
   async reconcile(key: string, ctx: ReconcileContext): Promise<Result> {
     const p = this.#objects.get(key);
     if (!p) return done;
-    const rawSecret = await this.#deps.client.find<ObservedSecret>(SecretResource, {
+    const rawSecret = await this.#services.secretReads.find<ObservedSecret>({
       namespace: p.metadata.namespace ?? "",
       name: p.spec.targetSecret.name,
       signal: ctx.signal,
@@ -228,6 +228,10 @@ export class PostgresDatabaseReconciler implements Reconciler {
           ...(run.secret?.metadata.uid ? { uid: run.secret.metadata.uid } : {}),
           signal: ctx.signal,
         });
+        this.#services.secretReads.forget({
+          namespace: p.metadata.namespace ?? "",
+          name: action.name,
+        });
         return p;
       case "removeFinalizer":
         await removeFinalizer(client, { ...change, signal: ctx.signal });
@@ -262,30 +266,35 @@ export class PostgresDatabaseReconciler implements Reconciler {
     const name = p.spec.targetSecret.name;
     const data = encode({ ...action.data, PGPASSWORD: run.password ?? "" });
     const metadata = { labels: { [MANAGED_BY_LABEL]: "dbtether" }, ownerReferences: [ownerRef(p)] };
+    const reads = this.#services.secretReads;
     if (action.create) {
-      await this.#deps.client.create(SecretResource, {
-        namespace: ns,
-        body: {
-          apiVersion: "v1",
-          kind: "Secret",
-          metadata: { name, namespace: ns, ...metadata },
-          type: "Opaque",
-          data,
-        },
-        signal: ctx.signal,
-      });
+      reads.remember(
+        await this.#deps.client.create(SecretResource, {
+          namespace: ns,
+          body: {
+            apiVersion: "v1",
+            kind: "Secret",
+            metadata: { name, namespace: ns, ...metadata },
+            type: "Opaque",
+            data,
+          },
+          signal: ctx.signal,
+        }),
+      );
     } else {
       // A patch in place: the Secret keeps its uid and never disappears for its readers.
-      await this.#deps.client.patch(SecretResource, {
-        namespace: ns,
-        name,
-        body: {
-          metadata: { ...metadata, resourceVersion: run.secret?.metadata.resourceVersion },
-          data,
-        },
-        contentType: MERGE_PATCH,
-        signal: ctx.signal,
-      });
+      reads.remember(
+        await this.#deps.client.patch(SecretResource, {
+          namespace: ns,
+          name,
+          body: {
+            metadata: { ...metadata, resourceVersion: run.secret?.metadata.resourceVersion },
+            data,
+          },
+          contentType: MERGE_PATCH,
+          signal: ctx.signal,
+        }),
+      );
     }
     if (action.announce) {
       const what = action.create ? "created" : "has a new password";
