@@ -38,7 +38,12 @@ spec:
 
 type Listed = {
   items: {
-    metadata: { name: string; generation: number };
+    metadata: {
+      name: string;
+      generation: number;
+      labels?: Record<string, string>;
+      annotations?: Record<string, string>;
+    };
     status?: { phase?: string; observedGeneration?: number; message?: string };
   }[];
 };
