@@ -37,6 +37,22 @@ export interface DatabaseInfo {
   aclDefault: boolean;
   /** `datconnlimit`: -1 for no limit (absent in fixtures that do not care). */
   connectionLimit?: number;
+  /** `datistemplate` (absent in fixtures that do not care). */
+  isTemplate?: boolean;
+  /** How it was created, for comparison with the spec (absent in fixtures that do not care). */
+  created?: CreatedAs;
+}
+
+/** What CREATE DATABASE left that cannot be changed later (tablespace: not without a move). */
+export interface CreatedAs {
+  encoding: string;
+  lcCollate: string;
+  lcCtype: string;
+  /** `datlocprovider` (15+): c libc, i icu, b builtin; absent before 15 (libc). */
+  localeProvider?: string;
+  /** `daticulocale` (15, 16) or `datlocale` (17+), when set. */
+  providerLocale?: string;
+  tablespace: string;
 }
 
 /** Server-level state about a set of roles and at most one database. */
@@ -153,10 +169,21 @@ async function observeDatabaseRow(sql: Sql, name: string): Promise<DatabaseInfo 
       connect: string[];
       pristine: boolean;
       connlimit: number;
+      template: boolean;
+      created: CreatedAs;
     }[]
   >`
     SELECT pg_get_userbyid(d.datdba) AS owner, d.datacl IS NULL AS pristine,
-           d.datconnlimit AS connlimit,
+           d.datconnlimit AS connlimit, d.datistemplate AS template,
+           -- Columns that differ by major are read through the row's JSON: absent is null.
+           jsonb_strip_nulls(jsonb_build_object(
+             'encoding', pg_encoding_to_char(d.encoding),
+             'lcCollate', d.datcollate, 'lcCtype', d.datctype,
+             'localeProvider', to_jsonb(d) ->> 'datlocprovider',
+             'providerLocale', coalesce(to_jsonb(d) ->> 'datlocale',
+                                        to_jsonb(d) ->> 'daticulocale'),
+             'tablespace', (SELECT spcname FROM pg_tablespace t WHERE t.oid = d.dattablespace)
+           )) AS created,
            shobj_description(d.oid, 'pg_database') AS comment,
            d.datallowconn AS allow,
            array_to_json(array(
@@ -174,6 +201,8 @@ async function observeDatabaseRow(sql: Sql, name: string): Promise<DatabaseInfo 
     connect: row.connect,
     aclDefault: row.pristine,
     connectionLimit: row.connlimit,
+    isTemplate: row.template,
+    created: row.created,
   };
 }
 

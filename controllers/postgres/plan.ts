@@ -9,7 +9,6 @@ import {
   checkDatabaseClaim,
   type ClaimOptions,
   claimRole,
-  type DatabaseOptions,
   type DatabaseSpec,
   FORCE_ADOPT_ANNOTATION,
   refuse,
@@ -23,6 +22,7 @@ import {
   sameMarker,
   schemaRoles,
 } from "./names.ts";
+import { alterOptions, createOptions } from "./plan_database_options.ts";
 import { planSchemaRoles } from "./plan_schema_grants.ts";
 import { catalogIdent, ident, literal, qualified, userIdent } from "./quote.ts";
 import * as st from "./statements.ts";
@@ -102,12 +102,7 @@ export function planDatabaseServer(spec: DatabaseSpec, snap: ServerSnapshot): St
     );
   } else {
     if (info.owner !== roles.owner) out.push(st.alterDatabaseOwner(db, ident(roles.owner)));
-    const limit = options.connectionLimit;
-    if (
-      limit !== undefined && info.connectionLimit !== undefined && info.connectionLimit !== limit
-    ) {
-      out.push(st.alterDatabaseConnectionLimit(db, limit));
-    }
+    out.push(...alterOptions(db, options, info));
   }
   if (!info || !sameMarker(parseMarker(info.comment), spec.marker)) {
     out.push(st.commentOnDatabase(db, literal(formatMarker(spec.marker))));
@@ -128,41 +123,6 @@ export function planDatabaseServer(spec: DatabaseSpec, snap: ServerSnapshot): St
     if (!connect.has(r)) out.push(st.grantOnDatabase(["CONNECT"], db, ident(r)));
   }
   return [...created, ...out.map((sql) => ({ sql }))];
-}
-
-/**
- * The CREATE DATABASE options of `o` for a server of `versionNum`, quoted. An encoding or a
- * locale needs template0 (template1 carries its own), unless the template was chosen. Refuses
- * what the server's major cannot do, before anything is sent.
- */
-export function createOptions(o: DatabaseOptions, versionNum: number): st.CreateDatabaseOptions {
-  const major = Math.floor(versionNum / 10000);
-  const since = (what: string, from: number) => {
-    if (major < from) {
-      refuse(
-        "DatabaseOptionUnsupported",
-        `Cannot create the database with ${what}: PostgreSQL ${major} does not have it ` +
-          `(${from}+); remove it from the Database or use a newer server`,
-      );
-    }
-  };
-  if (o.localeProvider === "icu" || o.icuLocale !== undefined) since("localeProvider icu", 15);
-  if (o.localeProvider === "builtin") since("localeProvider builtin", 17);
-  // Before 15 libc is the only provider, and the option does not exist: nothing to say.
-  const provider = o.localeProvider === "libc" && major < 15 ? undefined : o.localeProvider;
-  const localized = [o.encoding, o.locale, o.lcCollate, o.lcCtype, provider, o.icuLocale]
-    .some((v) => v !== undefined);
-  const template = o.template ?? (localized ? "template0" : undefined);
-  const lit = (v: string | undefined) => (v === undefined ? undefined : literal(v));
-  const out: st.CreateDatabaseOptions = {};
-  if (template) out.template = ident(template);
-  for (const k of ["encoding", "locale", "lcCollate", "lcCtype", "icuLocale"] as const) {
-    const v = lit(o[k]);
-    if (v) out[k] = v;
-  }
-  if (provider) out.localeProvider = literal(provider);
-  if (o.connectionLimit !== undefined) out.connectionLimit = o.connectionLimit;
-  return out;
 }
 
 /** What each group role gets by default on objects created later. */
