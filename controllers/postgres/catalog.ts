@@ -270,7 +270,31 @@ export async function observeDatabase(
     WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
       AND pg_has_role(current_user, n.nspowner, 'USAGE')
     ORDER BY 1`;
-  const relations = await sql<RelationInfo[]>`
+  const relations = await observeRelations(sql, groups);
+  const defaultAcls = await observeDefaultAcls(sql);
+  const ext = await sql<{ name: string }[]>`SELECT extname AS name FROM pg_extension`;
+  return {
+    schemas: schemas.map((s) => ({ ...s })),
+    relations: relations.map((r) => ({ ...r })),
+    defaultAcls,
+    extensions: new Set(ext.map((e) => e.name)),
+    creators: await observeCreators(sql),
+  };
+}
+
+/**
+ * Tables, views and sequences of the current database (of one schema, or of every schema but the
+ * system ones) whose owner the admin can act for, with what `groups` hold on each.
+ */
+export async function observeRelations(
+  sql: Sql,
+  groups: { readonly: string; readwrite: string },
+  schema?: string,
+): Promise<RelationInfo[]> {
+  const where = schema === undefined
+    ? sql`n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'`
+    : sql`n.nspname = ${schema}`;
+  const rows = await sql<RelationInfo[]>`
     SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
            CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(${groups.readonly}, c.oid, 'SELECT')
                 ELSE has_table_privilege(${groups.readonly}, c.oid, 'SELECT') END AS "readonlyOk",
@@ -281,19 +305,10 @@ export async function observeDatabase(
                   AND has_table_privilege(${groups.readwrite}, c.oid, 'DELETE')
                 ELSE true END AS "readwriteOk"
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
-      AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND ${where}
       AND pg_has_role(current_user, c.relowner, 'USAGE')
     ORDER BY 1, 2`;
-  const defaultAcls = await observeDefaultAcls(sql);
-  const ext = await sql<{ name: string }[]>`SELECT extname AS name FROM pg_extension`;
-  return {
-    schemas: schemas.map((s) => ({ ...s })),
-    relations: relations.map((r) => ({ ...r })),
-    defaultAcls,
-    extensions: new Set(ext.map((e) => e.name)),
-    creators: await observeCreators(sql),
-  };
+  return rows.map((r) => ({ ...r }));
 }
 
 /** Default privileges (for all schemas) of the current database. */

@@ -23,10 +23,11 @@ import {
   schemaRoles,
 } from "./names.ts";
 import { alterOptions, createOptions } from "./plan_database_options.ts";
+import { DATABASE_DEFAULTS, planDefaultRows } from "./plan_defaults.ts";
 import { planSchemaRoles } from "./plan_schema_grants.ts";
 import { catalogIdent, ident, literal, qualified, userIdent } from "./quote.ts";
 import * as st from "./statements.ts";
-import type { DefaultObjects, Statement, TablePrivilege } from "./statements.ts";
+import type { Statement } from "./statements.ts";
 
 export type { DatabaseSpec } from "./claims.ts";
 
@@ -125,20 +126,6 @@ export function planDatabaseServer(spec: DatabaseSpec, snap: ServerSnapshot): St
   return [...created, ...out.map((sql) => ({ sql }))];
 }
 
-/** What each group role gets by default on objects created later. */
-const GROUP_DEFAULTS: {
-  on: DefaultObjects;
-  code: string;
-  privs: string[];
-  group: keyof DatabaseRoles;
-}[] = [
-  { on: "SCHEMAS", code: "n", privs: ["USAGE"], group: "readonly" },
-  { on: "TABLES", code: "r", privs: ["SELECT"], group: "readonly" },
-  { on: "TABLES", code: "r", privs: ["INSERT", "UPDATE", "DELETE"], group: "readwrite" },
-  { on: "SEQUENCES", code: "S", privs: ["SELECT"], group: "readonly" },
-  { on: "SEQUENCES", code: "S", privs: ["USAGE"], group: "readwrite" },
-];
-
 /** ALTER DEFAULT PRIVILEGES statements that give the groups access to what `forRole` creates. */
 export function planDefaults(
   forRole: string,
@@ -146,23 +133,7 @@ export function planDefaults(
   acls: readonly DefaultAcl[],
   action: "GRANT" | "REVOKE",
 ): string[] {
-  const out: string[] = [];
-  for (const d of GROUP_DEFAULTS) {
-    const grantee = roles[d.group];
-    const have = (p: string) =>
-      acls.some((a) =>
-        a.forRole === forRole && a.objects === d.code && a.grantee === grantee && a.privilege === p
-      );
-    const privs = d.privs.filter((p) => action === "GRANT" ? !have(p) : have(p));
-    if (privs.length === 0) continue;
-    out.push(st.alterDefaultPrivileges(ident(forRole), {
-      action,
-      privs: privs as TablePrivilege[],
-      on: d.on,
-      grantee: ident(grantee),
-    }));
-  }
-  return out;
+  return planDefaultRows(forRole, { rows: DATABASE_DEFAULTS, grantees: roles, acls, action });
 }
 
 /**
