@@ -1,7 +1,7 @@
 /**
  * The Database options that need the platform team's consent or touch other tenants, against a
  * real apiserver and PostgreSQL (admin not superuser): a tablespace only where the DBCluster lists
- * it, a template database only where it allows them (and still dropped on deletion),
+ * it and the admin was granted CREATE on it, a template database only where it allows them (and still dropped on deletion),
  * ALLOW_CONNECTIONS kept in line, extensions with a schema and a version updated with ALTER
  * EXTENSION ... UPDATE, versions and extensions the server lacks refused with a reason, and an
  * adopted database whose encoding differs from the spec reported, never changed.
@@ -32,13 +32,13 @@ async function one(env: TestEnv, sql: string, database?: string): Promise<string
 }
 
 /** A tablespace in a directory of the server's OS user, with CREATE for the admin. */
-async function tablespace(env: TestEnv, name: string): Promise<void> {
+async function tablespace(env: TestEnv, name: string, o = { grant: true }): Promise<void> {
   const dir = `${env.pg.dir}/${name}`;
   await Deno.mkdir(dir);
   const { uid, gid } = await Deno.stat(env.pg.dir);
   if (uid !== null) await Deno.chown(dir, uid, gid);
   await env.pg.superSql(`CREATE TABLESPACE ${name} LOCATION '${dir}'`);
-  await env.pg.superSql(`GRANT CREATE ON TABLESPACE ${name} TO ${env.pg.admin.user}`);
+  if (o.grant) await env.pg.superSql(`GRANT CREATE ON TABLESPACE ${name} TO ${env.pg.admin.user}`);
 }
 
 Deno.test(
@@ -48,12 +48,13 @@ Deno.test(
     const ns = await env.namespace("dbconsent");
     const cluster = (extra: string) =>
       env.kube.apply(env.clusterManifest("main", {
-        extraSpec: `  allowedTablespaces: [ts_ok]\n` +
+        extraSpec: `  allowedTablespaces: [ts_ok, ts_nocreate]\n` +
           `  adoption:\n    allowedNamespaces:\n      names: [${ns}]\n${extra}`,
       }));
     await cluster("");
     await tablespace(env, "ts_ok");
     await tablespace(env, "ts_other");
+    await tablespace(env, "ts_nocreate", { grant: false });
     const ready = (name: string) =>
       env.waitPhase("database", name, "Ready", { namespace: ns, timeoutMs: budget("ready") });
     const refused = (name: string, reason: string) =>
@@ -96,6 +97,18 @@ Deno.test(
         });
         assert(r.code !== 0);
         assertMatch(r.stderr, /tablespace is immutable/);
+      },
+    );
+
+    await t.step(
+      "a listed tablespace without CREATE for the admin: the server's refusal",
+      async () => {
+        await env.kube.apply(
+          database(ns, "tsnogrant", "  databaseName: c_tsnogrant\n  tablespace: ts_nocreate\n"),
+        );
+        const d = await refused("tsnogrant", "PermissionDenied");
+        assertMatch(readyOf(d)!.message, /permission denied for tablespace ts_nocreate/);
+        assertEquals(await count("c_tsnogrant"), "0");
       },
     );
 
