@@ -9,7 +9,12 @@
 import { parseArgs } from "node:util";
 import { type Database, DatabaseKind } from "../crds/database.ts";
 import { type DatabaseUser, DatabaseUserKind } from "../crds/database_user.ts";
-import { type ClusterState, planDatabase, wantsAdoption } from "../controllers/database/plan.ts";
+import {
+  type ClusterState,
+  optionConsentOf,
+  planDatabase,
+  wantsAdoption,
+} from "../controllers/database/plan.ts";
 import { databaseFailure } from "../controllers/database/reasons.ts";
 import { type DryRun, PgExecutor } from "../controllers/postgres/execute.ts";
 import { PoolRegistry } from "../controllers/postgres/registry.ts";
@@ -210,7 +215,11 @@ async function planDatabaseResource(db: Database, x: PlanContext): Promise<Resou
       signal: x.signal,
     });
     pool = resolved.pool;
-    state = { kind: "ready", adminRole: resolved.adminRole };
+    state = {
+      kind: "ready",
+      adminRole: resolved.adminRole,
+      options: optionConsentOf(resolved.cluster),
+    };
     if (wantsAdoption(db)) {
       const consent = await adoptionConsent(x.client, {
         cluster: resolved.cluster,

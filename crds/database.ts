@@ -38,6 +38,7 @@ export const CREATION_OPTIONS = [
   "lcCtype",
   "localeProvider",
   "icuLocale",
+  "tablespace",
 ] as const;
 
 /** A locale or encoding name: letters, digits and the few marks locale names use. */
@@ -90,6 +91,36 @@ const schemaEntry = obj({
   ),
 }, { description: "A schema dbtether creates (or adopts) in the database." });
 
+/** A name PostgreSQL keeps exactly as written (quoted), without NUL, at most 63 bytes. */
+const plainIdentifier = (description: string) =>
+  str({
+    minLength: 1,
+    maxLength: MAX_IDENTIFIER_BYTES,
+    pattern: "^[^\\x00]+$",
+    description,
+    rules: [{
+      rule: `size(bytes(self)) <= ${MAX_IDENTIFIER_BYTES}`,
+      message: `a name must be at most ${MAX_IDENTIFIER_BYTES} bytes in UTF-8`,
+    }],
+  });
+
+const extensionEntry = obj({
+  name: plainIdentifier("Name of the extension, e.g. hstore."),
+  version: optional(str({
+    minLength: 1,
+    maxLength: 64,
+    pattern: "^[A-Za-z0-9][A-Za-z0-9_.+-]*$",
+    description: "The version to install (CREATE EXTENSION ... VERSION) and to keep: when it " +
+      "changes, ALTER EXTENSION ... UPDATE TO it. Unset: the server's default version at " +
+      "creation, and never updated by dbtether.",
+  })),
+  schema: optional(plainIdentifier(
+    "The schema the extension's objects are created in (CREATE EXTENSION ... SCHEMA): public " +
+      "or one of spec.schemas. Used at creation only; an extension found in another schema is " +
+      "reported in the OptionsMatch condition, not moved.",
+  )),
+}, { description: "An extension with its version or schema." });
+
 const spec = obj({
   clusterRef: obj({
     name: objectName({ description: "Name of the DBCluster." }),
@@ -112,6 +143,15 @@ const spec = obj({
         "EXISTS), e.g. uuid-ossp, pg_trgm. Removing one from the list does not drop it.",
     },
   )),
+  extensionOptions: optional(arr(extensionEntry, {
+    maxItems: 64,
+    description: "Extensions with a version or a schema, created if missing like those of " +
+      "extensions (an extension may be in both lists; these options then apply to it).",
+    rules: [{
+      rule: "self.all(a, self.exists_one(b, b.name == a.name))",
+      message: "extensionOptions must not list the same extension twice",
+    }],
+  })),
   deletionPolicy: withDefault(
     enumOf(DATABASE_DELETION_POLICIES, {
       description: "On deletion of this resource: Retain releases the claim and keeps the " +
@@ -163,6 +203,22 @@ const spec = obj({
       "the database; immutable.",
   })),
   icuLocale: localeName("The ICU locale, e.g. und or en-US (localeProvider icu)."),
+  tablespace: optional(plainIdentifier(
+    "The tablespace the database is created in (CREATE DATABASE ... TABLESPACE). Only " +
+      "pg_default or a tablespace the DBCluster lists in spec.allowedTablespaces. Used only " +
+      "when dbtether creates the database; immutable (moving it needs every other session " +
+      "out of the database and copies all its files).",
+  )),
+  isTemplate: optional(bool({
+    description: "Mark the database as a template (ALTER DATABASE ... IS_TEMPLATE), so that " +
+      "any role with CREATEDB may clone it. Only where the DBCluster sets " +
+      "spec.allowTemplateDatabases. Kept in line; unset leaves it as it is.",
+  })),
+  allowConnections: optional(bool({
+    description: "Whether anyone may connect to the database (ALTER DATABASE ... " +
+      "ALLOW_CONNECTIONS). false also stops dbtether converging what is inside it " +
+      "(schemas, grants, extensions) until it is true again. Kept in line; unset leaves it.",
+  })),
   allowedUserNamespaces: optional(arr(namespaceName(), {
     maxItems: 256,
     listType: "set",
@@ -176,6 +232,18 @@ const spec = obj({
       rule: "!(has(self.publicSchema) && self.publicSchema == 'drop' && has(self.extensions) && " +
         "size(self.extensions) > 0)",
       message: "publicSchema drop cannot be used with extensions: they are created in public",
+    },
+    {
+      rule: "!(has(self.publicSchema) && self.publicSchema == 'drop' && " +
+        "has(self.extensionOptions) && self.extensionOptions.exists(e, !has(e.schema) || " +
+        "e.schema == 'public'))",
+      message: "publicSchema drop cannot be used with extensions created in public",
+    },
+    {
+      rule: "!has(self.extensionOptions) || self.extensionOptions.all(e, !has(e.schema) || " +
+        "e.schema == 'public' || (has(self.schemas) && self.schemas.exists(s, s.name == " +
+        "e.schema)))",
+      message: "an extension's schema must be public or one of spec.schemas",
     },
     ...CREATION_OPTIONS.map((f) => ({
       rule: `has(self.${f}) == has(oldSelf.${f}) && (!has(self.${f}) || self.${f} == oldSelf.${f})`,

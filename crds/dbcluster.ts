@@ -138,6 +138,20 @@ const spec = obj({
     description: "The platform team's consent to adoption. Without it, existing databases " +
       "and roles are never taken over: the resource reports why and nothing is changed.",
   })),
+  allowedTablespaces: optional(arr(
+    str({ minLength: 1, maxLength: 63, pattern: "^[^\\x00]+$" }),
+    {
+      maxItems: 64,
+      listType: "set",
+      description: "Tablespaces the Databases on this server may be created in " +
+        "(Database.spec.tablespace), besides pg_default. The admin role needs CREATE on each. " +
+        "Unset or empty: none.",
+    },
+  )),
+  allowTemplateDatabases: optional(bool({
+    description: "Whether Databases on this server may set spec.isTemplate: true. A template " +
+      "database can be cloned, with all its data, by any role with CREATEDB. Default false.",
+  })),
 }, {
   description: "Where the PostgreSQL server is and how to log in as its admin role.",
   rules: [{

@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
-import { type Obj, readyOf, readyReason } from "./helpers/fixtures.ts";
+import { conditionOf, type Obj, readyOf, readyReason } from "./helpers/fixtures.ts";
 import { selectedMajor } from "./helpers/pg_install.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -34,6 +34,12 @@ async function refusedAtAdmission(env: TestEnv, yaml: string): Promise<string> {
   return r.stderr;
 }
 
+/** A database dbtether created as the spec says shows no OptionsMatch=False (read on Ready). */
+async function noDifferenceReported(env: TestEnv, name: string, ns: string): Promise<void> {
+  const d = await env.getJson<Obj>("database", name, ns);
+  assertEquals(conditionOf(d, "OptionsMatch"), undefined);
+}
+
 Deno.test(
   { name: "Database options: encoding, locale, provider, connection limit", ...opts },
   async (t) => {
@@ -58,6 +64,7 @@ Deno.test(
         ),
         "LATIN1|C|C|3",
       );
+      await noDifferenceReported(env, "latin", ns);
     });
 
     await t.step("the limit follows the spec; unset leaves it", async () => {
@@ -192,6 +199,7 @@ Deno.test(
       }
       await ready("builtin");
       assertEquals(await row(env, "opt_builtin", "datlocprovider"), "b");
+      await noDifferenceReported(env, "builtin", ns);
     });
   },
 );

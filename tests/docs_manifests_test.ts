@@ -16,6 +16,7 @@ const PAGES = [
   "docs/cloud/azure.md",
   "docs/gitops.md",
   "docs/upgrading.md",
+  "docs/design/privileges.md",
 ];
 const FOREIGN = /argoproj\.io|fluxcd\.io/;
 
@@ -27,7 +28,7 @@ Deno.test(
   },
   async () => {
     await using kube = await startKube();
-    for (const ns of ["postgres-operator-system", "argocd"]) {
+    for (const ns of ["postgres-operator-system", "argocd", "shop"]) {
       await kube.kubectl(["create", "namespace", ns], { check: true });
     }
     let checked = 0;

@@ -5,6 +5,7 @@
  * idempotent operations run, in which order, or why none may run.
  */
 import type { Database } from "../../crds/database.ts";
+import type { DBCluster } from "../../crds/dbcluster.ts";
 import {
   type AdoptionConsent,
   type DatabaseOptions,
@@ -14,6 +15,7 @@ import type { DatabaseSpec as PgDatabaseSpec } from "../postgres/plan.ts";
 import type { Marker } from "../postgres/names.ts";
 import { identifierProblem } from "../postgres/quote.ts";
 import { schemaNameProblem } from "../postgres/plan_schemas.ts";
+import { type ExtensionSpec, mergeExtensions } from "../postgres/plan_extensions.ts";
 import type { DatabaseFailure, DatabaseReason } from "./reasons.ts";
 
 /** The finalizer every dbtether kind uses. */
@@ -31,14 +33,33 @@ export type ClusterState =
     adminRole: string;
     /** The DBCluster's answer to adoption for the Database's namespace, read when asked. */
     consent?: AdoptionConsent;
+    /** The DBCluster's consent to database options (spec.allowedTablespaces, ...). */
+    options?: ClusterOptionConsent;
   }
   | { kind: "unavailable"; reason: DatabaseReason; message: string };
+
+/** What the DBCluster lets its Databases ask for. */
+export interface ClusterOptionConsent {
+  cluster: string;
+  /** Tablespaces besides pg_default. */
+  tablespaces: readonly string[];
+  templates: boolean;
+}
+
+/** The consent to database options that `cluster`'s spec gives. */
+export function optionConsentOf(cluster: DBCluster): ClusterOptionConsent {
+  return {
+    cluster: cluster.metadata.name,
+    tablespaces: cluster.spec.allowedTablespaces ?? [],
+    templates: cluster.spec.allowTemplateDatabases === true,
+  };
+}
 
 /** One step of a Database reconcile; each is idempotent. */
 export type DatabaseAction =
   | { kind: "addFinalizer" }
   | { kind: "ensureDatabase"; spec: PgDatabaseSpec }
-  | { kind: "ensureExtensions"; database: string; extensions: readonly string[] }
+  | { kind: "ensureExtensions"; database: string; extensions: readonly ExtensionSpec[] }
   | { kind: "releaseDatabase"; database: string; marker: Marker }
   | { kind: "dropDatabase"; database: string; marker: Marker }
   | { kind: "removeFinalizer"; skippedCleanup?: { reason: DatabaseReason; message: string } };
@@ -102,6 +123,8 @@ export function planDatabase(db: Database, cluster: ClusterState): DatabasePlan 
       return { actions: [], blocked: { reason: "InvalidName", message, terminal: true } };
     }
   }
+  const refused = consentProblem(db, cluster.options);
+  if (refused) return { actions: [], blocked: refused };
   const actions: DatabaseAction[] = [];
   if (!hasFinalizer(db)) actions.push({ kind: "addFinalizer" });
   actions.push({
@@ -119,9 +142,39 @@ export function planDatabase(db: Database, cluster: ClusterState): DatabasePlan 
       ...databaseOptions(db),
     },
   });
-  const extensions = db.spec.extensions ?? [];
-  if (extensions.length) actions.push({ kind: "ensureExtensions", database, extensions });
+  const extensions = mergeExtensions(db.spec.extensions ?? [], db.spec.extensionOptions ?? []);
+  // With connections disallowed nobody can connect to create them; they wait until allowed.
+  if (extensions.length && db.spec.allowConnections !== false) {
+    actions.push({ kind: "ensureExtensions", database, extensions });
+  }
   return { actions };
+}
+
+/**
+ * A tablespace or a template database the DBCluster does not allow: a tablespace is the platform
+ * team's disk, and a template can be cloned with its data by any role with CREATEDB.
+ */
+function consentProblem(db: Database, consent: ClusterOptionConsent | undefined) {
+  const cluster = JSON.stringify(consent?.cluster ?? db.spec.clusterRef.name);
+  const ts = db.spec.tablespace;
+  if (ts !== undefined && ts !== "pg_default" && !consent?.tablespaces.includes(ts)) {
+    return {
+      reason: "TablespaceNotAllowed" as const,
+      message: `Cannot create the database in tablespace ${JSON.stringify(ts)}: DBCluster ` +
+        `${cluster} does not list it in spec.allowedTablespaces`,
+      terminal: true,
+    };
+  }
+  if (db.spec.isTemplate === true && !consent?.templates) {
+    return {
+      reason: "TemplateNotAllowed" as const,
+      message: `Cannot mark the database as a template: DBCluster ${cluster} does not set ` +
+        "spec.allowTemplateDatabases (a template can be cloned, with its data, by any role " +
+        "with CREATEDB)",
+      terminal: true,
+    };
+  }
+  return undefined;
 }
 
 function planDeletion(
@@ -164,6 +217,9 @@ function databaseOptions(db: Database): { options?: DatabaseOptions } {
   if (s.lcCtype !== undefined) o.lcCtype = s.lcCtype;
   if (s.localeProvider !== undefined) o.localeProvider = s.localeProvider;
   if (s.icuLocale !== undefined) o.icuLocale = s.icuLocale;
+  if (s.tablespace !== undefined) o.tablespace = s.tablespace;
   if (s.connectionLimit !== undefined) o.connectionLimit = s.connectionLimit;
+  if (s.isTemplate !== undefined) o.isTemplate = s.isTemplate;
+  if (s.allowConnections !== undefined) o.allowConnections = s.allowConnections;
   return Object.keys(o).length ? { options: o } : {};
 }

@@ -71,7 +71,7 @@ Deno.test("planDatabase", async (t) => {
         actions: [ensure(), {
           kind: "ensureExtensions",
           database: "my_app_db",
-          extensions: ["pg_trgm"],
+          extensions: [{ name: "pg_trgm" }],
         }],
       },
     ],
@@ -213,4 +213,56 @@ Deno.test("planDatabase", async (t) => {
   for (const [name, d, cluster, want] of table) {
     await t.step(name, () => assertEquals(planDatabase(d, cluster), want));
   }
+});
+
+Deno.test("planDatabase: tablespace and template consent, options passed on", async (t) => {
+  const consent = (tablespaces: string[], templates = false): ClusterState => ({
+    ...ready,
+    options: { cluster: "main", tablespaces, templates },
+  });
+  const plan = (spec: Partial<Database["spec"]>, c: ClusterState) =>
+    planDatabase(db({ finalizer: true, spec }), c);
+  await t.step("a tablespace the DBCluster does not list: refused before any SQL", () => {
+    const p = plan({ tablespace: "fast" }, consent(["slow"]));
+    assertEquals(p.actions, []);
+    assertEquals(p.blocked?.reason, "TablespaceNotAllowed");
+    assertEquals(p.blocked?.terminal, true);
+    assertEquals(
+      p.blocked?.message,
+      'Cannot create the database in tablespace "fast": DBCluster "main" does not list it in ' +
+        "spec.allowedTablespaces",
+    );
+    assertEquals(plan({ tablespace: "x'; DROP" }, ready).blocked?.reason, "TablespaceNotAllowed");
+  });
+  await t.step("a listed one, and pg_default without listing, reach the options", () => {
+    const p = plan({ tablespace: "fast" }, consent(["fast"]));
+    assertEquals((p.actions[0] as { spec: { options: unknown } }).spec.options, {
+      tablespace: "fast",
+    });
+    assertEquals(plan({ tablespace: "pg_default" }, consent([])).blocked, undefined);
+  });
+  await t.step("isTemplate true needs allowTemplateDatabases; false never does", () => {
+    assertEquals(plan({ isTemplate: true }, consent([])).blocked?.reason, "TemplateNotAllowed");
+    assertEquals(plan({ isTemplate: true }, consent([], true)).blocked, undefined);
+    assertEquals(plan({ isTemplate: false }, ready).blocked, undefined);
+  });
+  await t.step("allowConnections false: no extensions step (nobody can connect)", () => {
+    const p = plan({ allowConnections: false, extensions: ["hstore"] }, ready);
+    assertEquals(p.actions.map((a) => a.kind), ["ensureDatabase"]);
+  });
+  await t.step("extensions and extensionOptions merge, the options winning", () => {
+    const p = plan({
+      extensions: ["hstore", "pg_trgm"],
+      extensionOptions: [{ name: "hstore", version: "1.4", schema: "app" }, { name: "citext" }],
+    }, ready);
+    assertEquals(p.actions[1], {
+      kind: "ensureExtensions",
+      database: "my_app_db",
+      extensions: [
+        { name: "hstore", version: "1.4", schema: "app" },
+        { name: "pg_trgm" },
+        { name: "citext" },
+      ],
+    });
+  });
 });

@@ -11,24 +11,28 @@ import { RetryableError, TerminalError } from "../../lib/errors.ts";
 import { addFinalizer, removeFinalizer, updateStatus } from "../runtime/objects.ts";
 import { type Reconciler, startController } from "../runtime/reconciler.ts";
 import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
-import { observeDatabase } from "../postgres/catalog.ts";
-import { mapPgError, PgExecutor } from "../postgres/execute.ts";
-import { databaseRoles } from "../postgres/names.ts";
+import { PgExecutor } from "../postgres/execute.ts";
 import type { ServerPool } from "../postgres/pool.ts";
-import { ident } from "../postgres/quote.ts";
-import { createExtension } from "../postgres/statements.ts";
 import { adoptionConsent } from "../services/adoption.ts";
 import type { ResolvedCluster } from "../services/resolver.ts";
 import {
   type Blocked,
   type ClusterState,
   type DatabaseAction,
+  databaseNameOf,
   FINALIZER,
+  optionConsentOf,
   planDatabase,
   wantsAdoption,
 } from "./plan.ts";
-import { computeDatabaseStatus, type DatabaseOutcome, readyTransition } from "./status.ts";
+import {
+  computeDatabaseStatus,
+  type DatabaseOutcome,
+  optionsTransition,
+  readyTransition,
+} from "./status.ts";
 import { databaseWatches } from "./watches.ts";
+import { ensureExtensions } from "./extensions.ts";
 import { type DatabaseFailure, databaseFailure } from "./reasons.ts";
 
 export { databasesOfCluster } from "./watches.ts";
@@ -74,6 +78,10 @@ export class DatabaseReconciler implements Reconciler {
         if (next === "gone") return done;
         current = next;
       }
+      // CREATE DATABASE ... TEMPLATE refuses while anyone is connected: keep no idle session.
+      if (db.spec.isTemplate && "pool" in resolved) {
+        await resolved.pool.closeIdle([databaseNameOf(db)]);
+      }
     } catch (e) {
       failure = databaseFailure(e);
     }
@@ -104,8 +112,10 @@ export class DatabaseReconciler implements Reconciler {
       },
       signal: o.ctx.signal,
     });
-    const event = written && readyTransition(db.status, written);
-    if (event) recorder.emit(o.current, event.type, event.reason, event.message);
+    for (const transition of [readyTransition, optionsTransition]) {
+      const event = written && transition(db.status, written);
+      if (event) recorder.emit(o.current, event.type, event.reason, event.message);
+    }
     return written;
   }
 
@@ -133,13 +143,15 @@ export class DatabaseReconciler implements Reconciler {
     if ("reason" in resolved) {
       return { kind: "unavailable", reason: resolved.reason, message: resolved.message };
     }
-    if (!wantsAdoption(db)) return { kind: "ready", adminRole: resolved.adminRole };
+    const options = optionConsentOf(resolved.cluster);
+    const ready = { kind: "ready", adminRole: resolved.adminRole, options } as const;
+    if (!wantsAdoption(db)) return ready;
     const consent = await adoptionConsent(this.#deps.client, {
       cluster: resolved.cluster,
       namespace: db.metadata.namespace ?? "",
       signal: ctx.signal,
     });
-    return { kind: "ready", adminRole: resolved.adminRole, consent };
+    return { ...ready, consent };
   }
 
   async #act(action: DatabaseAction, o: Step): Promise<Database | "gone"> {
@@ -154,16 +166,20 @@ export class DatabaseReconciler implements Reconciler {
           signal: ctx.signal,
         });
       case "ensureDatabase":
-        await executor(action, o).ensureDatabase(action.spec);
+        o.outcome.differences = (await executor(action, o).ensureDatabase(action.spec))
+          .differences;
         o.outcome.ensured = true;
         return db;
-      case "ensureExtensions":
-        o.outcome.extensions = await ensureExtensions(executor(action, o), o.pool!, {
+      case "ensureExtensions": {
+        const result = await ensureExtensions(executor(action, o), o.pool!, {
           database: action.database,
           extensions: action.extensions,
           signal: ctx.signal,
         });
+        o.outcome.extensions = result;
+        o.outcome.differences = [...o.outcome.differences ?? [], ...result.differences];
         return db;
+      }
       case "releaseDatabase":
         if ((await executor(action, o).releaseDatabase(action)).changed) {
           const what = `Released database ${JSON.stringify(action.database)}; it is kept`;
@@ -224,38 +240,4 @@ export function setupDatabaseController(deps: ControllerDeps, services: Services
 function executor(action: DatabaseAction, o: Step): PgExecutor {
   if (!o.pool) throw new Error(`Cannot run ${action.kind}: no connection to the server`);
   return new PgExecutor(o.pool, { logger: o.ctx.logger, signal: o.ctx.signal });
-}
-
-/**
- * CREATE EXTENSION for each requested extension that is missing, one at a time, so that one the
- * server refuses (not available, not trusted for a non-superuser) does not hide the others.
- */
-async function ensureExtensions(
-  exec: PgExecutor,
-  pool: ServerPool,
-  o: { database: string; extensions: readonly string[]; signal: AbortSignal },
-): Promise<NonNullable<DatabaseOutcome["extensions"]>> {
-  const snap = await pool.run(
-    (sql) => observeDatabase(sql, databaseRoles(o.database)),
-    { database: o.database, signal: o.signal },
-  ).catch((e) => {
-    throw mapPgError(e, { server: pool.endpoint });
-  });
-  const present: string[] = [];
-  const failed: { name: string; message: string }[] = [];
-  for (const name of o.extensions) {
-    if (snap.extensions.has(name)) {
-      present.push(name);
-      continue;
-    }
-    try {
-      await exec.apply([createExtension(ident(name), o.database)]);
-      present.push(name);
-    } catch (e) {
-      if (!(e instanceof RetryableError) || e.reason === "ClusterUnreachable") throw e;
-      const cause = e.cause instanceof Error ? e.cause.message : e.message;
-      failed.push({ name, message: cause });
-    }
-  }
-  return { present, failed };
 }

@@ -15,7 +15,9 @@ import { databaseNameOf } from "./plan.ts";
 import type { DatabaseReason } from "./reasons.ts";
 
 /** Condition types of a Database. */
-export type DatabaseConditionType = "Ready" | "ExtensionsReady";
+export type DatabaseConditionType = "Ready" | "ExtensionsReady" | "OptionsMatch";
+/** Reasons of the OptionsMatch condition. */
+export type OptionsReason = "OptionsMatch" | "OptionsDiffer";
 /** Reasons of the ExtensionsReady condition. */
 export type ExtensionsReason = "ExtensionsCreated" | "ExtensionFailed";
 
@@ -27,6 +29,8 @@ export interface DatabaseOutcome {
   ensured: boolean;
   /** Outcome of the extensions step, when it ran. */
   extensions?: { present: readonly string[]; failed: readonly { name: string; message: string }[] };
+  /** Creation options (and extension schemas) the existing database does not have. */
+  differences?: readonly string[];
 }
 
 /** Reasons that mean "not there yet" rather than "something is wrong". */
@@ -65,6 +69,7 @@ export function computeDatabaseStatus(
       at,
     );
   }
+  conditions = optionsCondition(conditions, { outcome, database, at });
   conditions = setCondition(conditions, readyCondition(db, outcome, database), at);
   const ready = getCondition(conditions, "Ready")!;
   const status: DatabaseStatus = {
@@ -80,6 +85,39 @@ export function computeDatabaseStatus(
   const present = ext ? [...ext.present] : old.extensions;
   if (present !== undefined && requested.length) status.extensions = present;
   return status;
+}
+
+/**
+ * OptionsMatch: False with what differs when the existing database was created otherwise than
+ * the spec says (dbtether never changes those); set True again once nothing differs, and absent
+ * while nothing ever differed, so Databases without the problem carry no extra condition.
+ */
+function optionsCondition(
+  conditions: Condition[],
+  o: {
+    outcome: DatabaseOutcome;
+    database: string;
+    at: { generation?: number | undefined; now: Date };
+  },
+): Condition[] {
+  const diff = o.outcome.differences;
+  if (diff === undefined) return conditions;
+  if (diff.length) {
+    return setCondition(conditions, {
+      type: "OptionsMatch",
+      status: false,
+      reason: "OptionsDiffer",
+      message: `Database ${JSON.stringify(o.database)} differs from the spec (reported, not ` +
+        `changed): ${diff.join("; ")}`,
+    }, o.at);
+  }
+  if (!getCondition(conditions, "OptionsMatch")) return conditions;
+  return setCondition(conditions, {
+    type: "OptionsMatch",
+    status: true,
+    reason: "OptionsMatch",
+    message: `Database ${JSON.stringify(o.database)} has the options of the spec`,
+  }, o.at);
 }
 
 function readyCondition(db: Database, outcome: DatabaseOutcome, database: string) {
@@ -147,4 +185,12 @@ export function readyTransition(
   after: DatabaseStatus,
 ): ConditionEvent | undefined {
   return conditionEvent(before?.conditions, after.conditions, "Ready", ON_THE_WAY);
+}
+
+/** An Event for a change of the OptionsMatch condition (a Warning when options differ). */
+export function optionsTransition(
+  before: DatabaseStatus | undefined,
+  after: DatabaseStatus,
+): ConditionEvent | undefined {
+  return conditionEvent(before?.conditions, after.conditions, "OptionsMatch");
 }

@@ -37,6 +37,22 @@ export interface DatabaseInfo {
   aclDefault: boolean;
   /** `datconnlimit`: -1 for no limit (absent in fixtures that do not care). */
   connectionLimit?: number;
+  /** `datistemplate` (absent in fixtures that do not care). */
+  isTemplate?: boolean;
+  /** How it was created, for comparison with the spec (absent in fixtures that do not care). */
+  created?: CreatedAs;
+}
+
+/** What CREATE DATABASE left that cannot be changed later (tablespace: not without a move). */
+export interface CreatedAs {
+  encoding: string;
+  lcCollate: string;
+  lcCtype: string;
+  /** `datlocprovider` (15+): c libc, i icu, b builtin; absent before 15 (libc). */
+  localeProvider?: string;
+  /** `daticulocale` (15, 16) or `datlocale` (17+), when set. */
+  providerLocale?: string;
+  tablespace: string;
 }
 
 /** Server-level state about a set of roles and at most one database. */
@@ -153,10 +169,21 @@ async function observeDatabaseRow(sql: Sql, name: string): Promise<DatabaseInfo 
       connect: string[];
       pristine: boolean;
       connlimit: number;
+      template: boolean;
+      created: CreatedAs;
     }[]
   >`
     SELECT pg_get_userbyid(d.datdba) AS owner, d.datacl IS NULL AS pristine,
-           d.datconnlimit AS connlimit,
+           d.datconnlimit AS connlimit, d.datistemplate AS template,
+           -- Columns that differ by major are read through the row's JSON: absent is null.
+           jsonb_strip_nulls(jsonb_build_object(
+             'encoding', pg_encoding_to_char(d.encoding),
+             'lcCollate', d.datcollate, 'lcCtype', d.datctype,
+             'localeProvider', to_jsonb(d) ->> 'datlocprovider',
+             'providerLocale', coalesce(to_jsonb(d) ->> 'datlocale',
+                                        to_jsonb(d) ->> 'daticulocale'),
+             'tablespace', (SELECT spcname FROM pg_tablespace t WHERE t.oid = d.dattablespace)
+           )) AS created,
            shobj_description(d.oid, 'pg_database') AS comment,
            d.datallowconn AS allow,
            array_to_json(array(
@@ -174,6 +201,8 @@ async function observeDatabaseRow(sql: Sql, name: string): Promise<DatabaseInfo 
     connect: row.connect,
     aclDefault: row.pristine,
     connectionLimit: row.connlimit,
+    isTemplate: row.template,
+    created: row.created,
   };
 }
 
@@ -241,7 +270,31 @@ export async function observeDatabase(
     WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
       AND pg_has_role(current_user, n.nspowner, 'USAGE')
     ORDER BY 1`;
-  const relations = await sql<RelationInfo[]>`
+  const relations = await observeRelations(sql, groups);
+  const defaultAcls = await observeDefaultAcls(sql);
+  const ext = await sql<{ name: string }[]>`SELECT extname AS name FROM pg_extension`;
+  return {
+    schemas: schemas.map((s) => ({ ...s })),
+    relations: relations.map((r) => ({ ...r })),
+    defaultAcls,
+    extensions: new Set(ext.map((e) => e.name)),
+    creators: await observeCreators(sql),
+  };
+}
+
+/**
+ * Tables, views and sequences of the current database (of one schema, or of every schema but the
+ * system ones) whose owner the admin can act for, with what `groups` hold on each.
+ */
+export async function observeRelations(
+  sql: Sql,
+  groups: { readonly: string; readwrite: string },
+  schema?: string,
+): Promise<RelationInfo[]> {
+  const where = schema === undefined
+    ? sql`n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'`
+    : sql`n.nspname = ${schema}`;
+  const rows = await sql<RelationInfo[]>`
     SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
            CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(${groups.readonly}, c.oid, 'SELECT')
                 ELSE has_table_privilege(${groups.readonly}, c.oid, 'SELECT') END AS "readonlyOk",
@@ -252,19 +305,10 @@ export async function observeDatabase(
                   AND has_table_privilege(${groups.readwrite}, c.oid, 'DELETE')
                 ELSE true END AS "readwriteOk"
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
-      AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND ${where}
       AND pg_has_role(current_user, c.relowner, 'USAGE')
     ORDER BY 1, 2`;
-  const defaultAcls = await observeDefaultAcls(sql);
-  const ext = await sql<{ name: string }[]>`SELECT extname AS name FROM pg_extension`;
-  return {
-    schemas: schemas.map((s) => ({ ...s })),
-    relations: relations.map((r) => ({ ...r })),
-    defaultAcls,
-    extensions: new Set(ext.map((e) => e.name)),
-    creators: await observeCreators(sql),
-  };
+  return rows.map((r) => ({ ...r }));
 }
 
 /** Default privileges (for all schemas) of the current database. */

@@ -5,7 +5,8 @@
  */
 import type { Sql } from "./pool.ts";
 import type { SchemaState } from "./plan_schemas.ts";
-import type { SchemaDefaultAcl, SchemaGrantState, SchemaRelation } from "./plan_schema_grants.ts";
+import type { SchemaDefaultAcl, SchemaGrantState } from "./plan_schema_grants.ts";
+import { observeRelations } from "./catalog.ts";
 import { schemaRoles } from "./names.ts";
 
 /** Every schema of the current database but the system ones (pg_*, information_schema). */
@@ -38,25 +39,12 @@ export async function observeSchemaGrants(
              has_schema_privilege(${roles.admin}, n.oid, 'CREATE') AS "adminCreate"
       FROM pg_namespace n WHERE n.nspname = ${schema}`;
     if (!row) continue;
-    const relations = await sql<SchemaRelation[]>`
-      SELECT c.relname AS name, c.relkind::text AS kind,
-             CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(${roles.readonly}, c.oid, 'SELECT')
-                  ELSE has_table_privilege(${roles.readonly}, c.oid, 'SELECT') END AS "readonlyOk",
-             CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(${roles.readwrite}, c.oid, 'USAGE')
-                  WHEN c.relkind IN ('r', 'p') THEN
-                    has_table_privilege(${roles.readwrite}, c.oid, 'INSERT')
-                    AND has_table_privilege(${roles.readwrite}, c.oid, 'UPDATE')
-                    AND has_table_privilege(${roles.readwrite}, c.oid, 'DELETE')
-                  ELSE true END AS "readwriteOk"
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = ${schema} AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
-        AND pg_has_role(current_user, c.relowner, 'USAGE')
-      ORDER BY 1`;
+    const relations = await observeRelations(sql, roles, schema);
     out.push({
       schema,
       readonlyUsage: row.readonlyUsage,
       adminCreate: row.adminCreate,
-      relations: relations.map((r) => ({ ...r })),
+      relations: relations.map(({ schema: _, ...r }) => r),
       defaultAcls: await observeSchemaDefaultAcls(sql, schema),
     });
   }

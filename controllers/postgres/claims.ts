@@ -61,7 +61,13 @@ export interface DatabaseOptions {
   lcCtype?: string;
   localeProvider?: "libc" | "icu" | "builtin";
   icuLocale?: string;
+  /** Creation only; the Database planner checked the DBCluster's consent. */
+  tablespace?: string;
   connectionLimit?: number;
+  /** Kept in line; the Database planner checked the DBCluster's consent for true. */
+  isTemplate?: boolean;
+  /** Kept in line; false also skips everything inside the database. */
+  allowConnections?: boolean;
 }
 
 import * as st from "./statements.ts";
@@ -78,6 +84,8 @@ export const REFUSAL_REASONS = [
   "SchemaExistsUnmanaged",
   "SchemaClaimedByOther",
   "DatabaseOptionUnsupported",
+  "TablespaceNotAllowed",
+  "TemplateNotAllowed",
   ...ROLE_ADOPTION_REFUSALS,
 ] as const;
 /** A reason of {@link REFUSAL_REASONS}. */

@@ -20,6 +20,7 @@ import {
 import { databaseRoles, formatMarker, type Marker, parseMarker, sameMarker } from "./names.ts";
 import { createdByUs, roleMarkerOf } from "./claims.ts";
 import { type DatabaseSpec, planDatabaseInside, planDatabaseServer } from "./plan.ts";
+import { optionDifferences } from "./plan_database_options.ts";
 import {
   observeSchemaDefaultAcls,
   observeSchemaGrants,
@@ -227,8 +228,11 @@ export class PgExecutor {
     return await this.#run(fn, database);
   }
 
-  /** Creates or adopts the database, its roles and privileges; idempotent. */
-  async ensureDatabase(spec: DatabaseSpec): Promise<ExecResult> {
+  /**
+   * Creates or adopts the database, its roles and privileges; idempotent. `differences`: the
+   * creation options of the spec an existing database does not have (reported, not changed).
+   */
+  async ensureDatabase(spec: DatabaseSpec): Promise<ExecResult & { differences: string[] }> {
     const roles = databaseRoles(spec.database);
     const schemaNames = (spec.schemas ?? []).map((s) => s.name);
     const all = [...Object.values(roles), ...rolesOfSchemas(spec.database, schemaNames)];
@@ -245,6 +249,9 @@ export class PgExecutor {
         : {}),
     });
     let changed = await this.apply(planDatabaseServer(spec, snap));
+    const differences = snap.database ? optionDifferences(spec.options ?? {}, snap.database) : [];
+    // Nobody, dbtether included, may connect: what is inside waits until it is allowed again.
+    if (spec.options?.allowConnections === false) return { changed, differences };
     const comment = formatMarker(roleMarkerOf(spec.marker, "Database"));
     for (const name of Object.values(roles)) {
       if (snap.roles.has(name)) continue;
@@ -258,10 +265,10 @@ export class PgExecutor {
           JSON.stringify(spec.database)
         } are planned once the database and its roles exist`,
       );
-      return { changed };
+      return { changed, differences };
     }
     const observedSchemas = await this.#inside(observeSchemas, spec.database);
-    if (observedSchemas === undefined) return { changed };
+    if (observedSchemas === undefined) return { changed, differences };
     const schemas = planSchemas({
       database: spec.database,
       marker: spec.marker,
@@ -285,7 +292,7 @@ export class PgExecutor {
       creators: [roles.owner, ...inside.creators],
     }, grants));
     changed += await this.apply(schemas.remove);
-    return { changed };
+    return { changed, differences };
   }
 
   /** deletionPolicy Retain: removes the claim, keeps the database, its roles and data. */
@@ -328,6 +335,10 @@ export class PgExecutor {
       }
       if (snap.database.allowConnections) {
         changed += await this.apply([{ sql: st.alterDatabaseAllowConnections(db, false) }]);
+      }
+      // The server refuses to drop a template database.
+      if (snap.database.isTemplate) {
+        changed += await this.apply([{ sql: st.alterDatabaseIsTemplate(db, false) }]);
       }
       changed += await this.dropDatabaseForce(db, spec.database, borrower);
     }

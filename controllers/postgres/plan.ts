@@ -9,7 +9,6 @@ import {
   checkDatabaseClaim,
   type ClaimOptions,
   claimRole,
-  type DatabaseOptions,
   type DatabaseSpec,
   FORCE_ADOPT_ANNOTATION,
   refuse,
@@ -23,10 +22,12 @@ import {
   sameMarker,
   schemaRoles,
 } from "./names.ts";
+import { alterOptions, createOptions } from "./plan_database_options.ts";
+import { DATABASE_DEFAULTS, planDefaultRows } from "./plan_defaults.ts";
 import { planSchemaRoles } from "./plan_schema_grants.ts";
 import { catalogIdent, ident, literal, qualified, userIdent } from "./quote.ts";
 import * as st from "./statements.ts";
-import type { DefaultObjects, Statement, TablePrivilege } from "./statements.ts";
+import type { Statement } from "./statements.ts";
 
 export type { DatabaseSpec } from "./claims.ts";
 
@@ -102,12 +103,7 @@ export function planDatabaseServer(spec: DatabaseSpec, snap: ServerSnapshot): St
     );
   } else {
     if (info.owner !== roles.owner) out.push(st.alterDatabaseOwner(db, ident(roles.owner)));
-    const limit = options.connectionLimit;
-    if (
-      limit !== undefined && info.connectionLimit !== undefined && info.connectionLimit !== limit
-    ) {
-      out.push(st.alterDatabaseConnectionLimit(db, limit));
-    }
+    out.push(...alterOptions(db, options, info));
   }
   if (!info || !sameMarker(parseMarker(info.comment), spec.marker)) {
     out.push(st.commentOnDatabase(db, literal(formatMarker(spec.marker))));
@@ -130,55 +126,6 @@ export function planDatabaseServer(spec: DatabaseSpec, snap: ServerSnapshot): St
   return [...created, ...out.map((sql) => ({ sql }))];
 }
 
-/**
- * The CREATE DATABASE options of `o` for a server of `versionNum`, quoted. An encoding or a
- * locale needs template0 (template1 carries its own), unless the template was chosen. Refuses
- * what the server's major cannot do, before anything is sent.
- */
-export function createOptions(o: DatabaseOptions, versionNum: number): st.CreateDatabaseOptions {
-  const major = Math.floor(versionNum / 10000);
-  const since = (what: string, from: number) => {
-    if (major < from) {
-      refuse(
-        "DatabaseOptionUnsupported",
-        `Cannot create the database with ${what}: PostgreSQL ${major} does not have it ` +
-          `(${from}+); remove it from the Database or use a newer server`,
-      );
-    }
-  };
-  if (o.localeProvider === "icu" || o.icuLocale !== undefined) since("localeProvider icu", 15);
-  if (o.localeProvider === "builtin") since("localeProvider builtin", 17);
-  // Before 15 libc is the only provider, and the option does not exist: nothing to say.
-  const provider = o.localeProvider === "libc" && major < 15 ? undefined : o.localeProvider;
-  const localized = [o.encoding, o.locale, o.lcCollate, o.lcCtype, provider, o.icuLocale]
-    .some((v) => v !== undefined);
-  const template = o.template ?? (localized ? "template0" : undefined);
-  const lit = (v: string | undefined) => (v === undefined ? undefined : literal(v));
-  const out: st.CreateDatabaseOptions = {};
-  if (template) out.template = ident(template);
-  for (const k of ["encoding", "locale", "lcCollate", "lcCtype", "icuLocale"] as const) {
-    const v = lit(o[k]);
-    if (v) out[k] = v;
-  }
-  if (provider) out.localeProvider = literal(provider);
-  if (o.connectionLimit !== undefined) out.connectionLimit = o.connectionLimit;
-  return out;
-}
-
-/** What each group role gets by default on objects created later. */
-const GROUP_DEFAULTS: {
-  on: DefaultObjects;
-  code: string;
-  privs: string[];
-  group: keyof DatabaseRoles;
-}[] = [
-  { on: "SCHEMAS", code: "n", privs: ["USAGE"], group: "readonly" },
-  { on: "TABLES", code: "r", privs: ["SELECT"], group: "readonly" },
-  { on: "TABLES", code: "r", privs: ["INSERT", "UPDATE", "DELETE"], group: "readwrite" },
-  { on: "SEQUENCES", code: "S", privs: ["SELECT"], group: "readonly" },
-  { on: "SEQUENCES", code: "S", privs: ["USAGE"], group: "readwrite" },
-];
-
 /** ALTER DEFAULT PRIVILEGES statements that give the groups access to what `forRole` creates. */
 export function planDefaults(
   forRole: string,
@@ -186,23 +133,7 @@ export function planDefaults(
   acls: readonly DefaultAcl[],
   action: "GRANT" | "REVOKE",
 ): string[] {
-  const out: string[] = [];
-  for (const d of GROUP_DEFAULTS) {
-    const grantee = roles[d.group];
-    const have = (p: string) =>
-      acls.some((a) =>
-        a.forRole === forRole && a.objects === d.code && a.grantee === grantee && a.privilege === p
-      );
-    const privs = d.privs.filter((p) => action === "GRANT" ? !have(p) : have(p));
-    if (privs.length === 0) continue;
-    out.push(st.alterDefaultPrivileges(ident(forRole), {
-      action,
-      privs: privs as TablePrivilege[],
-      on: d.on,
-      grantee: ident(grantee),
-    }));
-  }
-  return out;
+  return planDefaultRows(forRole, { rows: DATABASE_DEFAULTS, grantees: roles, acls, action });
 }
 
 /**

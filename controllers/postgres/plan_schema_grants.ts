@@ -11,7 +11,8 @@ import { type ClaimOptions, claimRole, refuse } from "./claims.ts";
 import { formatMarker, type SchemaRoles, schemaRoles } from "./names.ts";
 import { catalogIdent, type Ident, ident, literal, qualified } from "./quote.ts";
 import * as st from "./statements.ts";
-import type { DefaultObjects, SequencePrivilege, Statement, TablePrivilege } from "./statements.ts";
+import { planDefaultRows, RELATION_DEFAULTS } from "./plan_defaults.ts";
+import type { Statement, TablePrivilege } from "./statements.ts";
 
 /** A relation of one schema with what its groups hold on it. */
 export interface SchemaRelation {
@@ -85,18 +86,6 @@ export function planSchemaRoles(
   return { created, out };
 }
 
-const SCHEMA_DEFAULTS: {
-  on: DefaultObjects;
-  code: string;
-  privs: (TablePrivilege | SequencePrivilege)[];
-  group: keyof SchemaRoles;
-}[] = [
-  { on: "TABLES", code: "r", privs: ["SELECT"], group: "readonly" },
-  { on: "TABLES", code: "r", privs: ["INSERT", "UPDATE", "DELETE"], group: "readwrite" },
-  { on: "SEQUENCES", code: "S", privs: ["SELECT"], group: "readonly" },
-  { on: "SEQUENCES", code: "S", privs: ["USAGE"], group: "readwrite" },
-];
-
 /**
  * `ALTER DEFAULT PRIVILEGES FOR ROLE forRole IN SCHEMA schema` statements that give `grantees`
  * (a schema's groups, or the database's readonly/readwrite) access to what `forRole` creates
@@ -111,25 +100,13 @@ export function planSchemaDefaults(
     action: "GRANT" | "REVOKE";
   },
 ): string[] {
-  const out: string[] = [];
-  for (const d of SCHEMA_DEFAULTS) {
-    if (d.group === "admin") continue;
-    const grantee = o.grantees[d.group];
-    const have = (p: string) =>
-      o.acls.some((a) =>
-        a.forRole === forRole && a.objects === d.code && a.grantee === grantee && a.privilege === p
-      );
-    const privs = d.privs.filter((p) => o.action === "GRANT" ? !have(p) : have(p));
-    if (privs.length === 0) continue;
-    out.push(st.alterDefaultPrivileges(ident(forRole), {
-      action: o.action,
-      privs,
-      on: d.on,
-      grantee: ident(grantee),
-      inSchema: catalogIdent(o.schema),
-    }));
-  }
-  return out;
+  return planDefaultRows(forRole, {
+    rows: RELATION_DEFAULTS,
+    grantees: o.grantees,
+    acls: o.acls,
+    action: o.action,
+    inSchema: o.schema,
+  });
 }
 
 /**

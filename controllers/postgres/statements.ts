@@ -155,7 +155,10 @@ export interface CreateDatabaseOptions {
   lcCtype?: Literal;
   localeProvider?: Literal;
   icuLocale?: Literal;
+  tablespace?: Ident;
+  allowConnections?: boolean;
   connectionLimit?: number;
+  isTemplate?: boolean;
 }
 
 /** `CREATE DATABASE db OWNER owner` with the options given, in the server's grammar order. */
@@ -168,10 +171,17 @@ export function createDatabaseWith(db: Ident, owner: Ident, o: CreateDatabaseOpt
   if (o.lcCtype) parts.push(`LC_CTYPE ${o.lcCtype}`);
   if (o.localeProvider) parts.push(`LOCALE_PROVIDER ${o.localeProvider}`);
   if (o.icuLocale) parts.push(`ICU_LOCALE ${o.icuLocale}`);
+  if (o.tablespace) parts.push(`TABLESPACE ${o.tablespace}`);
+  if (o.allowConnections !== undefined) parts.push(`ALLOW_CONNECTIONS ${o.allowConnections}`);
   if (o.connectionLimit !== undefined) {
     parts.push(`CONNECTION LIMIT ${Math.trunc(o.connectionLimit)}`);
   }
+  if (o.isTemplate !== undefined) parts.push(`IS_TEMPLATE ${o.isTemplate}`);
   return parts.join(" ");
+}
+
+export function alterDatabaseIsTemplate(db: Ident, isTemplate: boolean): string {
+  return `ALTER DATABASE ${db} WITH IS_TEMPLATE ${isTemplate}`;
 }
 
 export function alterDatabaseConnectionLimit(db: Ident, limit: number): string {
@@ -291,10 +301,25 @@ export function alterDefaultPrivileges(
  * sessions run with `search_path = pg_catalog, pg_temp` (slot.ts), under which an extension that
  * names no schema of its own would go to pg_catalog; `public` is where it went before.
  */
-export function createExtension(name: Ident, database: string): Statement {
+export function createExtension(
+  name: Ident,
+  database: string,
+  o: { schema?: Ident; version?: Literal } = {},
+): Statement {
+  const schema = o.schema ? ` SCHEMA ${o.schema}` : "";
+  const version = o.version ? ` VERSION ${o.version}` : "";
   return {
     sql: "SET LOCAL search_path TO public",
-    together: [`CREATE EXTENSION IF NOT EXISTS ${name}`],
+    together: [`CREATE EXTENSION IF NOT EXISTS ${name}${schema}${version}`],
+    database,
+  };
+}
+
+/** `ALTER EXTENSION ... UPDATE TO`, with the search_path CREATE EXTENSION gets. */
+export function alterExtensionUpdate(name: Ident, database: string, version: Literal): Statement {
+  return {
+    sql: "SET LOCAL search_path TO public",
+    together: [`ALTER EXTENSION ${name} UPDATE TO ${version}`],
     database,
   };
 }
