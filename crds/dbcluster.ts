@@ -138,6 +138,29 @@ const spec = obj({
     description: "The platform team's consent to adoption. Without it, existing databases " +
       "and roles are never taken over: the resource reports why and nothing is changed.",
   })),
+  secretDelivery: optional(obj({
+    allow: arr(
+      obj({
+        sourceNamespace: namespaceName({
+          description: "Namespace of the DatabaseUsers (on this DBCluster) that may deliver.",
+        }),
+        targetNamespaces: arr(namespaceName(), {
+          minItems: 1,
+          maxItems: 64,
+          listType: "set",
+          description: "Namespaces they may deliver their Secrets to.",
+        }),
+      }),
+      {
+        maxItems: 256,
+        description: "Pairs source namespace -> target namespaces, by name (no wildcards).",
+      },
+    ),
+  }, {
+    description: "The platform team's consent to cross-namespace credentials delivery " +
+      "(DatabaseUser spec.secret.namespace). Unset: no DatabaseUser on this DBCluster may " +
+      "deliver a Secret outside its own namespace; removing a pair deletes its copies.",
+  })),
 }, {
   description: "Where the PostgreSQL server is and how to log in as its admin role.",
   rules: [{
