@@ -327,7 +327,8 @@ export class DatabaseUserReconciler implements Reconciler {
       metadataOnly: true,
       labelSelector: `${SOURCE_UID_LABEL}=${u.metadata.uid}`,
     });
-    return list.items.filter((s) => isCopyOf(s, u));
+    // An empty metadata-only list comes back with `items: null`.
+    return (list.items ?? []).filter((s) => isCopyOf(s, u));
   }
 
   /** Cluster-scoped resources that read Secret `name` of the user's namespace. */
