@@ -107,6 +107,19 @@ Deno.test("planDelivery", async (t) => {
     assertEquals(decodeData(a.secret).password, "s3cret");
     assert(isCopyOf(a.secret, user));
   });
+  await t.step("perDatabase: one copy per Secret, each with its database", () => {
+    const two = [
+      { name: "app-shop-credentials", databaseResource: "shop", database: "shop" },
+      { name: "app-ledger-credentials", databaseResource: "ledger", database: "ledger" },
+    ];
+    const out = planDelivery(input({ wanted: two }));
+    assertEquals(
+      out.map((a) =>
+        a.kind === "write" ? `${a.secret.metadata.name}:${decodeData(a.secret).database}` : a.kind
+      ),
+      ["app-shop-credentials:shop", "app-ledger-credentials:ledger"],
+    );
+  });
   await t.step("an up-to-date copy: nothing", () => {
     const [first] = planDelivery(input());
     assert(first?.kind === "write");
