@@ -84,6 +84,7 @@ export async function planUserResource(user: DatabaseUser, x: PlanContext): Prom
     server: secretEndpoints(resolved),
     owned: ownedSecrets(user, await x.sources.secrets(ns, x.signal)),
     readers: (name) => secretReaders({ namespace: ns, name }, x.sources),
+    cluster: resolved.cluster,
     now: Date.now(),
   });
   const secrets = new Map<string, SecretPlan>();
@@ -151,12 +152,18 @@ async function simulate(
       return undefined;
     case "writeSecrets":
       for (const w of a.changes) {
+        // A delivered copy is shown as <namespace>/<name>.
+        const own = c.user.metadata.namespace;
+        const where = (ns: string | undefined, name: string) =>
+          ns && ns !== own ? `${ns}/${name}` : name;
         if (w.kind === "delete") {
-          o.secrets.set(w.name, { action: "delete", name: w.name, keys: [] });
+          const name = where(w.namespace, w.name);
+          o.secrets.set(name, { action: "delete", name, keys: [] });
         } else {
-          o.secrets.set(w.secret.metadata.name, {
+          const name = where(w.secret.metadata.namespace, w.secret.metadata.name);
+          o.secrets.set(name, {
             action: w.create ? "create" : "update",
-            name: w.secret.metadata.name,
+            name,
             keys: keysOf(w.secret),
           });
         }

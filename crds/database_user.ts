@@ -250,6 +250,14 @@ const spec = obj({
         }),
         "Fail",
       ),
+      namespace: optional(namespaceName({
+        description: "Also deliver a copy of the Secret (of each, with secretGeneration " +
+          "perDatabase) to this namespace, under the same name; only where the DBCluster's " +
+          "spec.secretDelivery allows this namespace to deliver there. The copy is labelled " +
+          "with its source and deleted when the permission or this field goes away, or the " +
+          "user is deleted; an existing Secret there is never replaced. Unset or this " +
+          "namespace: no copy.",
+      })),
     }, {
       description: "The Secret holding the credentials.",
       rules: [{

@@ -152,6 +152,29 @@ const spec = obj({
     description: "Whether Databases on this server may set spec.isTemplate: true. A template " +
       "database can be cloned, with all its data, by any role with CREATEDB. Default false.",
   })),
+  secretDelivery: optional(obj({
+    allow: arr(
+      obj({
+        sourceNamespace: namespaceName({
+          description: "Namespace of the DatabaseUsers (on this DBCluster) that may deliver.",
+        }),
+        targetNamespaces: arr(namespaceName(), {
+          minItems: 1,
+          maxItems: 64,
+          listType: "set",
+          description: "Namespaces they may deliver their Secrets to.",
+        }),
+      }),
+      {
+        maxItems: 256,
+        description: "Pairs source namespace -> target namespaces, by name (no wildcards).",
+      },
+    ),
+  }, {
+    description: "The platform team's consent to cross-namespace credentials delivery " +
+      "(DatabaseUser spec.secret.namespace). Unset: no DatabaseUser on this DBCluster may " +
+      "deliver a Secret outside its own namespace; removing a pair deletes its copies.",
+  })),
 }, {
   description: "Where the PostgreSQL server is and how to log in as its admin role.",
   rules: [{

@@ -28,7 +28,8 @@ say "kube-apiserver, etcd, kubectl ready ($((SECONDS - start)) s)"
 if [[ $what == all ]]; then
   scripts/install-helm.sh >/dev/null
   scripts/install-prometheus-crds.sh >/dev/null
-  say "helm and the ServiceMonitor CRD ready ($((SECONDS - start)) s)"
+  scripts/install-eso-crds.sh >/dev/null
+  say "helm, the ServiceMonitor and External Secrets CRDs ready ($((SECONDS - start)) s)"
 fi
 if [[ $what == all ]]; then
   scripts/install-storage-servers.sh >/dev/null

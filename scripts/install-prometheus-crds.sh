@@ -12,16 +12,11 @@ CACHE=${DBTETHER_CACHE:-$HOME/.cache/dbtether}
 dir="$CACHE/prometheus-operator/$PROM_OPERATOR_VERSION"
 check() { echo "$CRD_SHA256  $1" | sha256sum --check --quiet --status; }
 if [[ ! -f "$dir/$CRD" ]] || ! check "$dir/$CRD"; then
-  command -v go >/dev/null || { echo "install-prometheus-crds: Go is required" >&2; exit 1; }
   echo "install-prometheus-crds: fetching prometheus-operator $PROM_OPERATOR_VERSION (first run only)" >&2
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  # Outside any module: `go mod download` of a module path@version needs no go.mod.
-  json=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json \
-    "github.com/prometheus-operator/prometheus-operator@$PROM_OPERATOR_VERSION")
-  src=$(printf '%s' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  src=$("$(dirname "$0")/go-module-dir.sh" \
+    github.com/prometheus-operator/prometheus-operator "$PROM_OPERATOR_VERSION")
   [[ -n $src && -f "$src/example/prometheus-operator-crd/$CRD" ]] || {
-    echo "install-prometheus-crds: no $CRD in the module: $json" >&2
+    echo "install-prometheus-crds: no $CRD in the module" >&2
     exit 1
   }
   check "$src/example/prometheus-operator-crd/$CRD" || {

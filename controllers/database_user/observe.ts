@@ -5,6 +5,7 @@
  * else reads a Secret name, and an old Secret's password when the record holds none. Reads only.
  */
 import type { DatabaseUser } from "../../crds/database_user.ts";
+import type { DBCluster } from "../../crds/dbcluster.ts";
 import type { KubeObject } from "../../crds/kind.ts";
 import type { PgExecutor } from "../postgres/execute.ts";
 import { type KubeClient, SecretResource } from "../runtime/kube.ts";
@@ -13,6 +14,7 @@ import type { ResolvedCluster } from "../services/resolver.ts";
 import { referencedBy } from "../services/secret_owner.ts";
 import type { SecretReads } from "../services/secret_reads.ts";
 import { type CredentialsContext, importFromSecret } from "./credentials.ts";
+import { deliveryAllowed, deliveryNamespace, isCopyOf } from "./delivery.ts";
 import { importCandidate, type ObservedUser } from "./plan.ts";
 import { isOurs, type Secret } from "./secret.ts";
 import { secretTargets } from "./secret_plan.ts";
@@ -70,6 +72,10 @@ export interface UserSources {
   owned: readonly Secret[];
   /** Cluster-scoped resources reading the Secret `name` of the user's namespace. */
   readers: (name: string) => string[];
+  /** The user's DBCluster, whose spec.secretDelivery permits cross-namespace copies. */
+  cluster: Pick<DBCluster, "spec">;
+  /** Every delivered copy of the user's Secrets (delivery.ts isCopyOf); unknown: none. */
+  copies?: readonly Secret[];
   now: number;
   /** Reads Secrets once per resourceVersion; without it (`dbtether plan`) every read is a GET. */
   reads?: SecretReads;
@@ -107,6 +113,7 @@ export async function observeUser(
     existing,
     owned: o.owned,
     readers: new Map(wanted.map((w) => [w.name, o.readers(w.name)])),
+    delivery: await observeDelivery(c, { wanted, cluster: o.cluster, copies: o.copies ?? [] }),
     now: o.now,
   };
   const ours = !record || isOurs(record, user);
@@ -119,6 +126,32 @@ export async function observeUser(
     observed.imported = { secret: candidate, state };
   }
   return observed;
+}
+
+/**
+ * The delivery of spec.secret.namespace: whether the pair is permitted, and — only then, so a
+ * refused pair reads nothing there — the Secrets of the wanted names in the target namespace.
+ */
+async function observeDelivery(
+  c: CredentialsContext,
+  o: {
+    wanted: readonly { name: string }[];
+    cluster: Pick<DBCluster, "spec">;
+    copies: readonly Secret[];
+  },
+): Promise<ObservedUser["delivery"]> {
+  const { user, client, signal } = c;
+  const to = deliveryNamespace(user);
+  const from = user.metadata.namespace ?? "default";
+  const allowed = to !== undefined && deliveryAllowed(o.cluster, { from, to });
+  const existing = new Map<string, Secret>();
+  if (allowed) {
+    for (const w of o.wanted) {
+      const s = await client.find<Secret>(SecretResource, { signal, namespace: to, name: w.name });
+      if (s) existing.set(w.name, s);
+    }
+  }
+  return { to, allowed, existing, copies: o.copies.filter((s) => isCopyOf(s, user)) };
 }
 
 /** The Secrets among `secrets` that `u` owns (an ownerReference to its uid, same namespace). */

@@ -23,6 +23,7 @@ import {
   rotationPeriodMs,
   rotationTarget,
 } from "./rotation.ts";
+import { type DeliveryInput, type DeliveryRefusal, planDelivery } from "./delivery.ts";
 import { isOurs, type Secret, type SecretConflictReason } from "./secret.ts";
 import { planSecrets, type SecretChange, secretTargets } from "./secret_plan.ts";
 import {
@@ -101,6 +102,8 @@ export interface ObservedUser {
    * and the record rebuilt from it if its password logged in (undefined: it did not).
    */
   imported?: { secret: string; state: CredentialsState | undefined };
+  /** spec.secret.namespace: the target, whether it is permitted, what is there and the copies. */
+  delivery: Omit<DeliveryInput, "user" | "wanted" | "conn">;
   now: number;
 }
 
@@ -230,18 +233,19 @@ function credentialsAction(o: ObservedUser, state: CredentialsState): UserAction
 function planConverge(o: ObservedUser, state: CredentialsState, first: UserAction[]): UserPlan {
   const { user, targets } = o;
   const wanted = secretTargets(user, targets);
+  const conn = {
+    host: o.server.host,
+    port: o.server.port,
+    ...(o.server.reader ? { reader: o.server.reader } : {}),
+    databases: targets.map((t) => t.pgName),
+    username: state.role!,
+    password: state.password!,
+  };
   const secrets = planSecrets({
     user,
     ownerRef: ownerRefOf(user),
     wanted,
-    conn: {
-      host: o.server.host,
-      port: o.server.port,
-      ...(o.server.reader ? { reader: o.server.reader } : {}),
-      databases: targets.map((t) => t.pgName),
-      username: state.role!,
-      password: state.password!,
-    },
+    conn,
     existing: o.existing,
     owned: o.owned.filter((s) => s.metadata.labels?.[STATE_LABEL] !== "true"),
     referencedBy: (name) => o.readers.get(name) ?? [],
@@ -251,6 +255,12 @@ function planConverge(o: ObservedUser, state: CredentialsState, first: UserActio
   const changes: SecretChange[] = [];
   for (const a of secrets) {
     if (a.kind === "conflict") conflicts.push(a);
+    else changes.push(a);
+  }
+  const refusals: { reason: DeliveryRefusal; message: string }[] = [];
+  // Copies after the Secrets of the user's own namespace, and only once those have no conflict.
+  for (const a of conflicts.length ? [] : planDelivery({ ...o.delivery, user, wanted, conn })) {
+    if (a.kind === "refused") refusals.push(a);
     else changes.push(a);
   }
   if (changes.length) actions.push({ kind: "writeSecrets", changes });
@@ -267,11 +277,13 @@ function planConverge(o: ObservedUser, state: CredentialsState, first: UserActio
       ? Date.parse(state.updatedAt) + period
       : undefined,
   };
-  if (!conflicts.length) return { kind: "converge", actions, outcome };
+  const problems = [...conflicts, ...refusals];
+  if (!problems.length) return { kind: "converge", actions, outcome };
   const blocked: Blocked = {
-    reason: conflicts[0]!.reason,
-    message: conflicts.map((x) => x.message).join("; "),
-    terminal: false,
+    reason: problems[0]!.reason,
+    message: problems.map((x) => x.message).join("; "),
+    // Only a change of the spec or of the DBCluster's allow-list (both watched) helps.
+    terminal: problems.every((p) => p.reason === "SecretDeliveryNotAllowed"),
   };
   return { kind: "converge", actions, blocked, outcome };
 }

@@ -60,6 +60,7 @@ function observed(user: DatabaseUser, o: Partial<ObservedUser> = {}): ObservedUs
     existing: new Map(),
     owned: [],
     readers: new Map(),
+    delivery: { to: undefined, allowed: false, existing: new Map(), copies: [] },
     now: NOW,
     ...o,
   };

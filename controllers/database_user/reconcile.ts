@@ -39,6 +39,7 @@ import {
   secretReaders,
   userContext,
 } from "./observe.ts";
+import { isCopyOf, SOURCE_UID_LABEL } from "./delivery.ts";
 import { untilRotation } from "./rotation.ts";
 import type { Secret } from "./secret.ts";
 import type { SecretChange } from "./secret_plan.ts";
@@ -133,6 +134,8 @@ export class DatabaseUserReconciler implements Reconciler {
       server: secretEndpoints(resolved),
       owned: this.#owned(user),
       readers: (name) => this.#readers(ns, name),
+      cluster: resolved.cluster,
+      copies: this.#i.secrets.list() as Secret[],
       now: clock.now(),
       reads: this.#services.secretReads,
     });
@@ -156,14 +159,21 @@ export class DatabaseUserReconciler implements Reconciler {
     const reads = this.#services.secretReads;
     for (const a of changes) {
       if (a.kind === "delete") {
-        await client.delete(SecretResource, { signal, namespace, name: a.name, uid: a.uid });
-        reads.forget({ namespace: namespace ?? "default", name: a.name });
-      } else if (a.create) {
-        reads.remember(await client.create(SecretResource, { signal, namespace, body: a.secret }));
+        const ns = a.namespace ?? namespace;
+        await client.delete(SecretResource, { signal, namespace: ns, name: a.name, uid: a.uid });
+        reads.forget({ namespace: ns ?? "default", name: a.name });
+        continue;
+      }
+      // A delivered copy names its own namespace; the user's Secrets are in the user's.
+      const ns = a.secret.metadata.namespace ?? namespace;
+      if (a.create) {
+        reads.remember(
+          await client.create(SecretResource, { signal, namespace: ns, body: a.secret }),
+        );
       } else {
         const name = a.secret.metadata.name;
         reads.remember(
-          await client.replace(SecretResource, { signal, namespace, name, body: a.secret }),
+          await client.replace(SecretResource, { signal, namespace: ns, name, body: a.secret }),
         );
       }
     }
@@ -175,7 +185,7 @@ export class DatabaseUserReconciler implements Reconciler {
       databases: databaseEntries(user).map((e) =>
         this.#i.databases.get(`${e.namespace}/${e.name}`)
       ),
-      owned: this.#owned(user),
+      owned: [...this.#owned(user), ...await this.#copies(user, ctx.signal)],
     });
     let exec: PgExecutor | undefined;
     for (const a of actions) {
@@ -316,6 +326,22 @@ export class DatabaseUserReconciler implements Reconciler {
 
   #owned(u: DatabaseUser): Secret[] {
     return ownedSecrets(u, this.#i.secrets.list());
+  }
+
+  /**
+   * The user's delivered copies, listed from the API by label rather than from the informer: a
+   * copy written just before the deletion may not be in the cache yet, and the finalizer is the
+   * only thing that deletes copies (they have no ownerReference).
+   */
+  async #copies(u: DatabaseUser, signal: AbortSignal): Promise<Secret[]> {
+    if (!u.metadata.uid) return [];
+    const list = await this.#deps.client.list<Secret>(SecretResource, {
+      signal,
+      metadataOnly: true,
+      labelSelector: `${SOURCE_UID_LABEL}=${u.metadata.uid}`,
+    });
+    // An empty metadata-only list comes back with `items: null`.
+    return (list.items ?? []).filter((s) => isCopyOf(s, u));
   }
 
   /** Cluster-scoped resources that read Secret `name` of the user's namespace. */

@@ -43,7 +43,8 @@ export function secretTargets(user: DatabaseUser, targets: readonly DatabaseTarg
 /** A write or delete of an application Secret. */
 export type SecretChange =
   | { kind: "write"; secret: Secret; create: boolean }
-  | { kind: "delete"; name: string; uid: string };
+  /** `namespace`: a delivered copy's (delivery.ts); else the user's own. */
+  | { kind: "delete"; name: string; uid: string; namespace?: string };
 
 /** What to do about one application Secret. */
 export type SecretAction =

@@ -25,6 +25,8 @@ export const READY_REASONS = [
   "SecretConflict",
   "SecretOwnedByOther",
   "SecretNameReserved",
+  "SecretDeliveryNotAllowed",
+  "SecretDeliveryConflict",
   "PasswordVerificationFailed",
   "Deleting",
   "ReconcileFailed",

@@ -14,6 +14,7 @@ import { SecretResource } from "../runtime/kube.ts";
 import type { Watches } from "../runtime/reconciler.ts";
 import type { ControllerDeps, InformerSet, SharedInformers } from "../runtime/shared.ts";
 import { clusterChangeMatters } from "../services/cluster_changes.ts";
+import { isCopyOf, SOURCE_UID_LABEL } from "./delivery.ts";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from "./secret.ts";
 import { databaseEntries } from "./spec.ts";
 
@@ -71,11 +72,16 @@ export function usersOfDatabase(users: readonly DatabaseUser[], db: Database): s
   ).map(objectKey);
 }
 
-/** Keys of the DatabaseUsers that own Secret `s`. */
-export function ownersOfSecret(s: SecretMeta): string[] {
-  return (s.metadata.ownerReferences ?? [])
+/**
+ * Keys of the DatabaseUsers that own Secret `s`, or whose delivered copy it is (labelled with
+ * the source uid and namespace: a copy has no ownerReference).
+ */
+export function ownersOfSecret(s: SecretMeta, users: readonly DatabaseUser[] = []): string[] {
+  const owners = (s.metadata.ownerReferences ?? [])
     .filter((r) => r.kind === DatabaseUserKind.kind && s.metadata.namespace)
     .map((r) => `${s.metadata.namespace}/${r.name}`);
+  if (!s.metadata.labels?.[SOURCE_UID_LABEL]) return owners;
+  return [...owners, ...users.filter((u) => isCopyOf(s, u)).map(objectKey)];
 }
 
 /** The events that re-queue DatabaseUsers. */
@@ -94,6 +100,6 @@ export function databaseUserWatches(deps: Pick<ControllerDeps, "informers">): Wa
           ? usersOfCluster(i.users.list(), i.databases.list(), c.metadata.name)
           : [],
     );
-    controller.watch(i.secrets, ownersOfSecret);
+    controller.watch(i.secrets, (s) => ownersOfSecret(s, i.users.list()));
   };
 }
