@@ -9,6 +9,7 @@ import {
   GROUP,
   identifierRules,
   type KubeObject,
+  managementPolicyField,
   messageField,
   namespaceName,
   objectName,
@@ -112,6 +113,7 @@ const spec = obj({
         "EXISTS), e.g. uuid-ossp, pg_trgm. Removing one from the list does not drop it.",
     },
   )),
+  managementPolicy: managementPolicyField("database, its roles and schemas"),
   deletionPolicy: withDefault(
     enumOf(DATABASE_DELETION_POLICIES, {
       description: "On deletion of this resource: Retain releases the claim and keeps the " +
