@@ -294,6 +294,23 @@ Deno.test({ name: "pause and Observe", ...opts }, async (t) => {
     assertEquals(user.metadata.finalizers ?? [], []);
   });
 
+  await t.step(
+    "a managementPolicy other than Manage or Observe is refused at admission",
+    async () => {
+      for (const value of ["observe", "Observe ", "Ignore"]) {
+        const r = await env.kube.kubectl(["apply", "-f", "-"], {
+          stdin: resource("Database", {
+            name: "odd",
+            ns: tenant,
+            spec: `clusterRef: { name: main }\nmanagementPolicy: ${JSON.stringify(value)}\n`,
+          }),
+        });
+        assert(r.code !== 0 && r.stderr.includes("managementPolicy"), `${value}: ${r.stderr}`);
+      }
+      assertEquals(await get(env, "database", "odd", tenant), undefined);
+    },
+  );
+
   await t.step("Observe on what matches: InSync=True, Ready", async () => {
     await patch(env, "database", "shop", ns, { managementPolicy: "Observe" });
     const o = await waitCond(
