@@ -21,6 +21,7 @@ import { PoolRegistry } from "../controllers/postgres/registry.ts";
 import { KubeClient, loadKubeConfig } from "../controllers/runtime/kube.ts";
 import { adoptionConsent } from "../controllers/services/adoption.ts";
 import { ClusterResolver } from "../controllers/services/resolver.ts";
+import { PAUSE_ANNOTATION, pauseStateOf } from "../controllers/runtime/pause.ts";
 import { DbtetherError, errorMessage, TerminalError } from "../lib/errors.ts";
 import { crdSchema, withDefaults } from "./defaults.ts";
 import { exitCode, renderJson, renderText, type ResourcePlan } from "./plan_render.ts";
@@ -171,13 +172,18 @@ async function planOne(m: Manifest, x: PlanContext, namespace: string): Promise<
   try {
     if (isKind(m, "Database")) {
       const live = await x.sources.live<Database>(DatabaseKind, get);
-      const db = withDefaults(crdSchema(DatabaseKind.crd), m as Database);
-      return await planDatabaseResource(merged(db, live, namespace), x);
+      const db = merged(withDefaults(crdSchema(DatabaseKind.crd), m as Database), live, namespace);
+      return handsOff(db, { kind: "Database", namespace }) ?? await planDatabaseResource(db, x);
     }
     if (isKind(m, "DatabaseUser")) {
       const live = await x.sources.live<DatabaseUser>(DatabaseUserKind, get);
-      const user = withDefaults(crdSchema(DatabaseUserKind.crd), m as DatabaseUser);
-      return await planUserResource(merged(user, live, namespace), x);
+      const user = merged(
+        withDefaults(crdSchema(DatabaseUserKind.crd), m as DatabaseUser),
+        live,
+        namespace,
+      );
+      return handsOff(user, { kind: "DatabaseUser", namespace }) ??
+        await planUserResource(user, x);
     }
   } catch (e) {
     // A refusal of the server or the apiserver for this resource; the others are still planned.
@@ -192,6 +198,32 @@ async function planOne(m: Manifest, x: PlanContext, namespace: string): Promise<
     kind: m.kind ?? "?",
     ...(scoped ? { namespace: scoped } : {}),
     result: "skipped",
+  };
+}
+
+/**
+ * A paused or observed resource: the controller would change nothing, so nothing is planned
+ * (docs/design/pause_and_observe.md); undefined otherwise.
+ */
+function handsOff(
+  o: Database | DatabaseUser,
+  at: { kind: string; namespace: string },
+): ResourcePlan | undefined {
+  const note = pauseStateOf(o).kind === "paused"
+    ? `paused (${PAUSE_ANNOTATION}): the controller changes nothing`
+    : o.spec.managementPolicy === "Observe"
+    ? "managementPolicy Observe: the controller changes nothing (see the InSync condition)"
+    : undefined;
+  if (note === undefined) return undefined;
+  const { kind, namespace } = at;
+  return {
+    kind,
+    namespace,
+    name: o.metadata.name,
+    result: "planned",
+    statements: [],
+    secrets: [],
+    notes: [note],
   };
 }
 

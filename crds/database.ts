@@ -9,6 +9,7 @@ import {
   GROUP,
   identifierRules,
   type KubeObject,
+  managementPolicyField,
   messageField,
   namespaceName,
   objectName,
@@ -152,6 +153,7 @@ const spec = obj({
       message: "extensionOptions must not list the same extension twice",
     }],
   })),
+  managementPolicy: managementPolicyField("database, its roles and schemas"),
   deletionPolicy: withDefault(
     enumOf(DATABASE_DELETION_POLICIES, {
       description: "On deletion of this resource: Retain releases the claim and keeps the " +

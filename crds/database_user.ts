@@ -11,6 +11,7 @@ import {
   GROUP,
   identifierRules,
   type KubeObject,
+  managementPolicyField,
   messageField,
   namespaceName,
   objectName,
@@ -199,6 +200,7 @@ const spec = obj({
       }],
     },
   )),
+  managementPolicy: managementPolicyField("login role(s) and grants"),
   deletionPolicy: withDefault(
     enumOf(["Delete", "Retain"] as const, {
       description: "On deletion: Delete reassigns the role's objects to the database's owner " +

@@ -13,6 +13,7 @@ import {
   record,
   type Schema,
   str,
+  withDefault,
 } from "./schema.ts";
 import type { ResourceKind } from "../controllers/runtime/types.ts";
 import {
@@ -286,6 +287,26 @@ export const observedGenerationField = optional(int({
   minimum: 0,
   description: "The metadata.generation this status describes.",
 }));
+
+/** What dbtether may do to the server objects of a resource (docs/design/pause_and_observe.md). */
+export const MANAGEMENT_POLICIES = ["Manage", "Observe"] as const;
+/** A value of spec.managementPolicy. */
+export type ManagementPolicy = typeof MANAGEMENT_POLICIES[number];
+
+/** spec.managementPolicy of the kinds that can adopt what exists (Database, DatabaseUser). */
+export function managementPolicyField(what: string) {
+  // Defaulted by the apiserver, optional in the type: objects written before the field existed
+  // (and fixtures) have none, which means Manage.
+  return optional(withDefault(
+    enumOf(MANAGEMENT_POLICIES, {
+      description: `Manage (the default) converges the ${what} to this spec. Observe only ` +
+        "reads it and reports in the InSync condition what differs (the statements Manage " +
+        "would run); it changes nothing on the server or in Secrets, adds no finalizer and " +
+        "drops nothing on deletion. Switching to Manage applies the spec.",
+    }),
+    "Manage" as ManagementPolicy,
+  ));
+}
 
 /** The summary message every status carries. */
 export const messageField = optional(str({

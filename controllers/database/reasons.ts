@@ -16,6 +16,8 @@ export const READY_REASONS = [
   "Deleting",
   "ExtensionFailed",
   "InvalidName",
+  "Observed",
+  "OutOfSync",
   ...SERVER_WORK_REASONS,
   ...API_REASONS,
   "Error",

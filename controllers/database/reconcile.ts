@@ -20,17 +20,16 @@ import {
   type ClusterState,
   type DatabaseAction,
   databaseNameOf,
+  type DatabasePlan,
   FINALIZER,
   optionConsentOf,
   planDatabase,
   wantsAdoption,
 } from "./plan.ts";
-import {
-  computeDatabaseStatus,
-  type DatabaseOutcome,
-  optionsTransition,
-  readyTransition,
-} from "./status.ts";
+import { computeDatabaseStatus, type DatabaseOutcome, statusEvents } from "./status.ts";
+import { databaseDrift, observedActions, observes } from "./observe.ts";
+import { releaseObserved } from "../services/drift.ts";
+import { pauseGate } from "../runtime/pause.ts";
 import { databaseWatches } from "./watches.ts";
 import { ensureExtensions } from "./extensions.ts";
 import { type DatabaseFailure, databaseFailure } from "./reasons.ts";
@@ -66,9 +65,16 @@ export class DatabaseReconciler implements Reconciler {
   async reconcile(key: string, ctx: ReconcileContext): Promise<Result> {
     const db = this.#databases.get(key);
     if (!db) return done;
+    const gate = await pauseGate(this.#deps, {
+      resource: DatabaseKind,
+      object: db,
+      signal: ctx.signal,
+    });
+    if (gate.paused) return done;
     const resolved = await this.#resolve(db, ctx);
     const plan = planDatabase(db, await this.#clusterState(db, resolved, ctx));
-    const outcome: DatabaseOutcome = { ensured: false };
+    const outcome: DatabaseOutcome = { ensured: false, pause: gate.state };
+    if (observes(db)) return await this.#observe(db, { plan, resolved, outcome, ctx });
     let failure: Blocked | undefined = plan.blocked;
     let current = db;
     try {
@@ -96,7 +102,49 @@ export class DatabaseReconciler implements Reconciler {
     return done;
   }
 
-  /** Writes the status when it changed, and an Event when Ready changed. */
+  /**
+   * Observe: the drift in InSync, and no side effect; a deleted Database only loses the
+   * finalizer an earlier Manage added, and keeps everything on the server.
+   */
+  async #observe(
+    db: Database,
+    o: {
+      plan: DatabasePlan;
+      resolved: ResolvedCluster | DatabaseFailure;
+      outcome: DatabaseOutcome;
+      ctx: ReconcileContext;
+    },
+  ): Promise<Result> {
+    const { outcome, ctx } = o;
+    if (db.metadata.deletionTimestamp) {
+      await releaseObserved(this.#deps, {
+        resource: DatabaseKind,
+        object: db,
+        finalizer: FINALIZER,
+        kept: "the database was neither dropped nor released",
+        signal: ctx.signal,
+      });
+      return done;
+    }
+    let failure: Blocked | undefined = o.plan.blocked;
+    if (!failure && "pool" in o.resolved) {
+      try {
+        outcome.drift = await databaseDrift(observedActions(o.plan.actions), {
+          pool: o.resolved.pool,
+          signal: ctx.signal,
+        });
+      } catch (e) {
+        failure = databaseFailure(e);
+      }
+    }
+    if (failure) outcome.failure = { reason: failure.reason, message: failure.message };
+    await this.#writeStatus(db, { current: db, outcome, ctx });
+    if (failure?.terminal) throw new TerminalError(failure.reason, failure.message);
+    if (failure) throw new RetryableError(failure.reason, failure.message);
+    return done;
+  }
+
+  /** Writes the status when it changed, and an Event when Ready or InSync changed. */
   async #writeStatus(
     db: Database,
     o: { current: Database; outcome: DatabaseOutcome; ctx: ReconcileContext },
@@ -112,9 +160,8 @@ export class DatabaseReconciler implements Reconciler {
       },
       signal: o.ctx.signal,
     });
-    for (const transition of [readyTransition, optionsTransition]) {
-      const event = written && transition(db.status, written);
-      if (event) recorder.emit(o.current, event.type, event.reason, event.message);
+    for (const event of written ? statusEvents(db.status, written) : []) {
+      recorder.emit(o.current, event.type, event.reason, event.message);
     }
     return written;
   }

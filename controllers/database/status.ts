@@ -13,9 +13,16 @@ import {
 import { databaseRoles } from "../postgres/names.ts";
 import { databaseNameOf } from "./plan.ts";
 import type { DatabaseReason } from "./reasons.ts";
+import { type Drift, inSync, inSyncCondition } from "../services/drift.ts";
+import { type PauseState, withPause } from "../runtime/pause.ts";
 
 /** Condition types of a Database. */
-export type DatabaseConditionType = "Ready" | "ExtensionsReady" | "OptionsMatch";
+export type DatabaseConditionType =
+  | "Ready"
+  | "ExtensionsReady"
+  | "OptionsMatch"
+  | "InSync"
+  | "Paused";
 /** Reasons of the OptionsMatch condition. */
 export type OptionsReason = "OptionsMatch" | "OptionsDiffer";
 /** Reasons of the ExtensionsReady condition. */
@@ -31,10 +38,14 @@ export interface DatabaseOutcome {
   extensions?: { present: readonly string[]; failed: readonly { name: string; message: string }[] };
   /** Creation options (and extension schemas) the existing database does not have. */
   differences?: readonly string[];
+  /** Observe: what differs (absent under Manage, which removes the InSync condition). */
+  drift?: Drift;
+  /** The pause annotation as read (the Paused condition; absent: none). */
+  pause?: PauseState;
 }
 
 /** Reasons that mean "not there yet" rather than "something is wrong". */
-const PENDING_REASONS = new Set<string>(["Reconciling"]);
+const PENDING_REASONS = new Set<string>(["Reconciling", "OutOfSync"]);
 
 /** The desired status of `db` after a reconcile with `outcome`. */
 export function computeDatabaseStatus(
@@ -70,6 +81,14 @@ export function computeDatabaseStatus(
     );
   }
   conditions = optionsCondition(conditions, { outcome, database, at });
+  conditions = outcome.drift
+    ? setCondition(
+      conditions,
+      inSyncCondition(outcome.drift, `database ${JSON.stringify(database)}`),
+      at,
+    )
+    : conditions.filter((c) => c.type !== "InSync");
+  conditions = withPause(conditions, outcome.pause ?? { kind: "active" }, at);
   conditions = setCondition(conditions, readyCondition(db, outcome, database), at);
   const ready = getCondition(conditions, "Ready")!;
   const status: DatabaseStatus = {
@@ -125,6 +144,23 @@ function readyCondition(db: Database, outcome: DatabaseOutcome, database: string
   if (outcome.failure) {
     return { type: "Ready", status: false, ...outcome.failure } as const;
   }
+  if (outcome.drift) {
+    return inSync(outcome.drift)
+      ? {
+        type: "Ready",
+        status: true,
+        reason: "Observed",
+        message: `Database ${JSON.stringify(database)} matches the spec; managementPolicy is ` +
+          "Observe: nothing is changed on the server",
+      } as const
+      : {
+        type: "Ready",
+        status: false,
+        reason: "OutOfSync",
+        message: `Database ${JSON.stringify(database)} differs from the spec (see InSync); ` +
+          "managementPolicy is Observe: nothing is changed on the server",
+      } as const;
+  }
   if (db.metadata.deletionTimestamp) {
     return {
       type: "Ready",
@@ -177,7 +213,7 @@ function phaseOf(db: Database, ready: Condition): NonNullable<DatabaseStatus["ph
 }
 
 /** Ready reasons that are a step on the way: their Events are Normal. */
-const ON_THE_WAY: ReadonlySet<string> = new Set(["Reconciling", "Deleting"]);
+const ON_THE_WAY: ReadonlySet<string> = new Set(["Reconciling", "Deleting", "OutOfSync"]);
 
 /** An Event for a change of the Ready condition, or undefined when nothing changed. */
 export function readyTransition(
@@ -193,4 +229,18 @@ export function optionsTransition(
   after: DatabaseStatus,
 ): ConditionEvent | undefined {
   return conditionEvent(before?.conditions, after.conditions, "OptionsMatch");
+}
+
+/**
+ * The Events of a status change: Ready's, InSync's (a Warning when it starts to differ) and
+ * OptionsMatch's.
+ */
+export function statusEvents(
+  before: DatabaseStatus | undefined,
+  after: DatabaseStatus,
+): ConditionEvent[] {
+  const sync = conditionEvent(before?.conditions, after.conditions, "InSync");
+  return [readyTransition(before, after), sync, optionsTransition(before, after)].filter((e) =>
+    e !== undefined
+  );
 }

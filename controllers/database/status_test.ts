@@ -106,3 +106,36 @@ Deno.test("readyTransition", async (t) => {
     assertEquals([e.type, e.reason], ["Warning", "ClusterUnreachable"]);
   });
 });
+
+Deno.test("computeDatabaseStatus: Observe and pause", async (t) => {
+  const observed = db({ spec: { managementPolicy: "Observe" } });
+  await t.step("in sync: Ready=True Observed, InSync=True", () => {
+    const s = computeDatabaseStatus(observed, {
+      ensured: false,
+      drift: { differences: [], notes: [] },
+    }, { now });
+    const c = (t: string) => s.conditions!.find((x) => x.type === t)!;
+    assertEquals([c("Ready").status, c("Ready").reason, s.phase], ["True", "Observed", "Ready"]);
+    assertEquals([c("InSync").status, c("InSync").reason], ["True", "InSync"]);
+    assertEquals(s.ownerRole, undefined, "nothing was ensured");
+  });
+  await t.step("drift: Ready=False OutOfSync (Pending), InSync=False lists it", () => {
+    const s = computeDatabaseStatus(observed, {
+      ensured: false,
+      drift: { differences: ['ALTER DATABASE "my_app_db" CONNECTION LIMIT 7'], notes: [] },
+    }, { now });
+    const c = (t: string) => s.conditions!.find((x) => x.type === t)!;
+    assertEquals([c("Ready").reason, s.phase], ["OutOfSync", "Pending"]);
+    assert(c("InSync").message.includes("CONNECTION LIMIT 7"), c("InSync").message);
+  });
+  await t.step("Manage again removes InSync and Paused", () => {
+    const before = computeDatabaseStatus(observed, {
+      ensured: false,
+      drift: { differences: ["x"], notes: [] },
+      pause: { kind: "paused" },
+    }, { now });
+    assertEquals(before.conditions!.map((c) => c.type), ["InSync", "Paused", "Ready"]);
+    const s = computeDatabaseStatus(db({ status: before }), { ensured: true }, { now });
+    assertEquals(s.conditions!.map((c) => c.type), ["Ready"]);
+  });
+});

@@ -47,13 +47,18 @@ import { FINALIZER } from "./spec.ts";
 import { databaseEntries, usernameOf } from "./spec.ts";
 import { computeStatus, type ReadyFailure, readyFailure, type StatusInput } from "./status.ts";
 import { databaseUserWatches, type UserInformers, userInformers } from "./watches.ts";
+import { userDrift, userObserves } from "./observe_drift.ts";
+import { type Drift, inSync, inSyncCondition, releaseObserved } from "../services/drift.ts";
+import { pauseGate } from "../runtime/pause.ts";
 
 /** How a live user's pass ended. */
 export type Pass =
   /** A credentials step ran: look again at once. */
   | { kind: "step" }
   | { kind: "blocked"; blocked: Blocked }
-  | { kind: "ready"; outcome: UserOutcome };
+  | { kind: "ready"; outcome: UserOutcome }
+  /** managementPolicy Observe: what differs; nothing was changed. */
+  | { kind: "observed"; drift: Drift; clusterName: string };
 
 /** What the actions of one pass share: the credentials context and the record as stored. */
 interface Run {
@@ -81,6 +86,8 @@ export class DatabaseUserReconciler implements Reconciler {
   async reconcile(key: string, ctx: ReconcileContext): Promise<Result> {
     const user = this.#i.users.get(key);
     if (!user) return done;
+    const gate = { resource: DatabaseUserKind, object: user, signal: ctx.signal };
+    if ((await pauseGate(this.#deps, gate)).paused) return done;
     if (user.metadata.deletionTimestamp) return await this.finalize(user, ctx);
     let pass: Pass;
     try {
@@ -91,6 +98,7 @@ export class DatabaseUserReconciler implements Reconciler {
       return await this.#fail(user, readyFailure(e), { ctx, cause: e });
     }
     if (pass.kind === "step") return requeueAfter(0);
+    if (pass.kind === "observed") return await this.#observed(user, pass, ctx);
     if (pass.kind === "blocked") {
       if (WATCHED_WAITS.has(pass.blocked.reason)) return await this.#wait(user, pass.blocked, ctx);
       return await this.#fail(user, pass.blocked, { ctx });
@@ -121,6 +129,15 @@ export class DatabaseUserReconciler implements Reconciler {
       signal: ctx.signal,
     });
     const { client, clock } = this.#deps;
+    if (userObserves(user)) {
+      const drift = await userDrift(user, {
+        targets: checked.targets,
+        resolved,
+        client,
+        signal: ctx.signal,
+      });
+      return { kind: "observed", drift, clusterName: checked.clusterName };
+    }
     const c = await userContext(user, {
       targets: checked.targets,
       resolved,
@@ -181,6 +198,7 @@ export class DatabaseUserReconciler implements Reconciler {
 
   /** Deletion: retain or drop the roles (planDeletion), delete the Secrets, drop the finalizer. */
   async finalize(user: DatabaseUser, ctx: ReconcileContext): Promise<Result> {
+    if (userObserves(user)) return await this.#releaseObserved(user, ctx);
     const actions = planDeletion(user, {
       databases: databaseEntries(user).map((e) =>
         this.#i.databases.get(`${e.namespace}/${e.name}`)
@@ -262,6 +280,48 @@ export class DatabaseUserReconciler implements Reconciler {
       reason === "Created" ? "PasswordSet" : "PasswordRotated",
       `New password for role ${JSON.stringify(committed.role)} verified and recorded (${reason})`,
     );
+  }
+
+  /** Observe: InSync says what differs, Ready whether the role matches; no Secret is written. */
+  async #observed(
+    user: DatabaseUser,
+    p: Extract<Pass, { kind: "observed" }>,
+    ctx: ReconcileContext,
+  ): Promise<Result> {
+    const before = user.status?.conditions;
+    const name = JSON.stringify(usernameOf(user));
+    const sync = inSync(p.drift);
+    const noSecret = "managementPolicy is Observe: nothing is changed on the server, and no " +
+      "Secret is written (no password is known)";
+    const inSyncInput = inSyncCondition(p.drift, `role ${name}`);
+    await this.#writeStatus(user, {
+      ready: sync
+        ? { reason: "Observed", message: `Role ${name} matches the spec; ${noSecret}` }
+        : {
+          reason: "OutOfSync",
+          message: `Role ${name} differs from the spec (see InSync); ${noSecret}`,
+        },
+      clusterName: p.clusterName,
+      inSync: inSyncInput,
+    }, ctx);
+    const was = before?.find((c) => c.type === "InSync");
+    if (!was || was.reason !== inSyncInput.reason) {
+      const type = sync ? "Normal" : "Warning";
+      this.#deps.recorder.emit(user, type, inSyncInput.reason, inSyncInput.message);
+    }
+    return done;
+  }
+
+  /** Deleting an observed user: the finalizer of an earlier Manage goes; no role is touched. */
+  async #releaseObserved(user: DatabaseUser, ctx: ReconcileContext): Promise<Result> {
+    await releaseObserved(this.#deps, {
+      resource: DatabaseUserKind,
+      object: user,
+      finalizer: FINALIZER,
+      kept: "no role was dropped or changed",
+      signal: ctx.signal,
+    });
+    return done;
   }
 
   async #ready(user: DatabaseUser, r: UserOutcome, ctx: ReconcileContext): Promise<Result> {

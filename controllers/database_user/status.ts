@@ -5,7 +5,8 @@
 import type { DatabaseUser, DatabaseUserStatus } from "../../crds/database_user.ts";
 import { SERVER_WORK_REASONS } from "../services/reasons.ts";
 import { type Failure, failureIn } from "../runtime/failure.ts";
-import { setCondition } from "../runtime/conditions.ts";
+import { type ConditionInput, setCondition } from "../runtime/conditions.ts";
+import { pauseStateOf, withPause } from "../runtime/pause.ts";
 import { type DatabaseEntry, entryLabel } from "./spec.ts";
 import { kubeTime } from "../../lib/time.ts";
 
@@ -29,6 +30,8 @@ export const READY_REASONS = [
   "SecretDeliveryConflict",
   "PasswordVerificationFailed",
   "Deleting",
+  "Observed",
+  "OutOfSync",
   "ReconcileFailed",
 ] as const;
 
@@ -48,7 +51,14 @@ export const readyFailure: (e: unknown) => ReadyFailure = failureIn(
   "ReconcileFailed",
 );
 
-const WAITING: ReadonlySet<string> = new Set(["DatabaseNotFound", "DatabaseNotReady", "Deleting"]);
+const WAITING: ReadonlySet<string> = new Set([
+  "DatabaseNotFound",
+  "DatabaseNotReady",
+  "Deleting",
+  "OutOfSync",
+]);
+/** Ready reasons that mean Ready=True. */
+const READY_TRUE: ReadonlySet<string> = new Set(["Ready", "Observed"]);
 
 /** `db1`, or `db1 (+N)` with more. */
 export function databasesSummary(labels: readonly string[]): string | undefined {
@@ -73,6 +83,8 @@ export interface StatusInput {
   passwordUpdatedAt?: string | undefined;
   nextRotation?: number | undefined;
   lastRotateRequest?: string | undefined;
+  /** Observe's InSync condition; absent removes it (Manage). */
+  inSync?: ConditionInput | undefined;
 }
 
 /**
@@ -81,14 +93,19 @@ export interface StatusInput {
  */
 export function computeStatus(user: DatabaseUser, i: StatusInput): DatabaseUserStatus {
   const prev = user.status ?? {};
-  const ok = i.ready.reason === "Ready";
+  const ok = READY_TRUE.has(i.ready.reason);
   const labels = i.entries.map((e) => entryLabel(e, user.metadata.namespace));
-  const conditions = setCondition(prev.conditions, {
+  const at = { generation: user.metadata.generation, now: new Date(i.now) };
+  let conditions = i.inSync
+    ? setCondition(prev.conditions, i.inSync, at)
+    : (prev.conditions ?? []).filter((c) => c.type !== "InSync");
+  conditions = withPause(conditions, pauseStateOf(user), at);
+  conditions = setCondition(conditions, {
     type: "Ready",
     status: ok,
     reason: i.ready.reason,
     message: i.ready.message,
-  }, { generation: user.metadata.generation, now: new Date(i.now) });
+  }, at);
   const phase = ok
     ? "Ready"
     : i.ready.reason === "Deleting"

@@ -63,6 +63,43 @@ Deno.test("computeStatus", async (t) => {
   });
 });
 
+Deno.test("computeStatus: Observe and pause", async (t) => {
+  const entries = [{ name: "my-app-db", namespace: "default", level: "readonly" as const }];
+  const now = Date.UTC(2026, 0, 1);
+  const base = { entries, username: "x", now };
+  const sync = { type: "InSync", status: false, reason: "Differs", message: "d" } as const;
+  await t.step("Observed is Ready, OutOfSync is Pending; InSync is kept beside Ready", () => {
+    const ok = computeStatus(makeUser(), { ...base, ready: { reason: "Observed", message: "m" } });
+    assertEquals(ok.phase, "Ready");
+    const off = computeStatus(makeUser(), {
+      ...base,
+      ready: { reason: "OutOfSync", message: "m" },
+      inSync: sync,
+    });
+    assertEquals(off.phase, "Pending");
+    assertEquals(off.conditions!.map((c) => `${c.type}=${c.status}`), [
+      "InSync=False",
+      "Ready=False",
+    ]);
+    const manage = computeStatus(makeUser({}, {}), {
+      ...base,
+      ready: { reason: "Ready", message: "m" },
+    });
+    assertEquals(manage.conditions!.map((c) => c.type), ["Ready"]);
+    const back = computeStatus({ ...makeUser(), status: off }, {
+      ...base,
+      ready: { reason: "Ready", message: "m" },
+    });
+    assertEquals(back.conditions!.map((c) => c.type), ["Ready"], "Manage removes InSync");
+  });
+  await t.step("an unknown pause value is reported beside Ready", () => {
+    const u = makeUser({}, { annotations: { "dbtether.io/reconcile": "yes please" } });
+    const s = computeStatus(u, { ...base, ready: { reason: "Ready", message: "m" } });
+    const p = s.conditions!.find((c) => c.type === "Paused")!;
+    assertEquals([p.status, p.reason, s.phase], ["False", "InvalidPauseValue", "Ready"]);
+  });
+});
+
 Deno.test("readyFailure: one mapping of thrown values to the declared reasons", async (t) => {
   await t.step("reasons of the SQL module and the resolver pass as they are", () => {
     assertEquals(readyFailure(new InvalidIdentifierError("Invalid name: admin")), {
