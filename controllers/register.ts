@@ -57,6 +57,7 @@ export function registerControllers(
     pools,
     env: ctx.env,
     secrets,
+    iamTokenRefreshMs: ctx.config.iamTokenRefreshMs,
   });
   const services: Services = { resolver, pools, config: ctx.config, env: ctx.env };
 

@@ -28,6 +28,7 @@ import { nullLogger } from "../../lib/log.ts";
 import { StatementGuard } from "./guard.ts";
 import { ConnectHoldOff } from "./hold_off.ts";
 import { Slot } from "./slot.ts";
+import type { TokenSource } from "./iam.ts";
 
 export type { Sql } from "./slot.ts";
 import type { Sql } from "./slot.ts";
@@ -46,6 +47,11 @@ export interface ServerConfig {
   port: number;
   user: string;
   password: string;
+  /**
+   * A token per new connection instead of `password` (cloud IAM login, iam.ts); each
+   * connection the pool opens asks it, so a refreshed token is used from then on.
+   */
+  passwordSource?: TokenSource;
   /** Default `require`. */
   sslMode?: SslMode;
   /** PEM CA bundle for verify-ca/verify-full (and for require, which then verifies the CA, as libpq). */
@@ -318,7 +324,7 @@ export class ServerPool {
       host: cfg.host,
       port: cfg.port,
       user: login?.user ?? cfg.user,
-      password: login?.password ?? cfg.password,
+      password: login?.password ?? tokenOrPassword(cfg),
       database,
       ssl: tlsOptions(cfg.sslMode ?? "require", optional({ ca: cfg.ca, host: cfg.host })),
       idleTimeoutSeconds: cfg.idleTimeoutSeconds ?? 60,
@@ -371,4 +377,10 @@ function optional<T extends Record<string, unknown>>(
   o: T,
 ): { [K in keyof T]?: Exclude<T[K], undefined> } {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as never;
+}
+
+/** What postgres.js gets as the password: a function when the password is a token. */
+function tokenOrPassword(cfg: ServerConfig): string | (() => Promise<string>) {
+  const source = cfg.passwordSource;
+  return source ? () => source.token() : cfg.password;
 }
