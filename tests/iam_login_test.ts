@@ -144,11 +144,27 @@ ${pg.caFile ? "" : "  sslMode: disable\n"}  healthCheckInterval: 1s
     });
   });
 
+  const earlierLogs: string[] = [];
+  await t.step("without AWS credentials, the reason says so", async () => {
+    earlierLogs.push(env.program?.logs() ?? "");
+    await env.killProgram();
+    await env.startProgram([], { AWS_ACCESS_KEY_ID: "", AWS_SECRET_ACCESS_KEY: "" });
+    const failed = await waitFor("AuthenticationFailed without credentials", async () => {
+      const c = await cluster();
+      const ready = readyOf(c);
+      return ready?.reason === "AuthenticationFailed" &&
+          c?.status?.message?.includes("Cannot get AWS credentials for an RDS IAM token")
+        ? c
+        : undefined;
+    });
+    assertEquals(readyOf(failed)?.status, "False");
+  });
+
   await t.step("no token in logs, status or Events", async () => {
     const events = (await env.kube.kubectl(["get", "events", "-A", "-o", "json"], { check: true }))
       .stdout;
     const status = JSON.stringify(await cluster());
-    const logs = env.program?.logs() ?? "";
+    const logs = [...earlierLogs, env.program?.logs() ?? ""].join("\n");
     assert(logs.length > 0);
     for (const text of [logs, events, status]) {
       assert(!text.includes("X-Amz-Signature"), "a token leaked");

@@ -206,6 +206,8 @@ export class ServerPool {
       guard.admit();
       const slot = await this.#acquire(database, stop, login);
       try {
+        // A token that cannot be had fails the run here, with its reason (tokenOrPassword).
+        if (!login && !slot.open) await this.#cfg.passwordSource?.token();
         // Connected before the first statement passes the fence (slot.ts says why).
         await this.#connect(slot, stop);
         return await fn(guard.wrap(slot.sql, () => slot.open));
@@ -379,8 +381,13 @@ function optional<T extends Record<string, unknown>>(
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as never;
 }
 
-/** What postgres.js gets as the password: a function when the password is a token. */
+/**
+ * What postgres.js gets as the password: a function when the password is a token. postgres.js
+ * calls it inside a message handler that does not catch a rejection (it would be unhandled and
+ * end the process), so a failure gives an empty password, which the server refuses; the run
+ * fetched the token just before connecting, so its reason was reported there.
+ */
 function tokenOrPassword(cfg: ServerConfig): string | (() => Promise<string>) {
   const source = cfg.passwordSource;
-  return source ? () => source.token() : cfg.password;
+  return source ? () => source.token().catch(() => "") : cfg.password;
 }
