@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { parseAddress } from "./controllers/runtime/http.ts";
 import type { LogFormat, LogLevel } from "./lib/log.ts";
 import type { ControllerSettings } from "./controllers/services/services.ts";
+import { refreshPeriodProblem } from "./controllers/postgres/iam.ts";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -87,6 +88,9 @@ Flags:
                                          after SIGTERM before it is aborted and left to the
                                          next leader; shorter than --graceful-shutdown-timeout
                                          (default 0s: abort at once)
+  --iam-token-refresh DUR                a new IAM token for DBClusters with
+                                         spec.authentication this often; AWS tokens are
+                                         valid 15m (default 10m; 1s to 14m)
   --pg-tools-dir DIR                     where pg_dump/psql live (repeatable; default
                                          /usr/lib/postgresql/*/bin and PATH)
   --backup-signing-secret NS/NAME        Secret with the keys that sign backup manifests;
@@ -216,6 +220,7 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
         "backup-storage-retry-for": { type: "string", default: "10m" },
         "backup-stall-timeout": { type: "string", default: "60s" },
         "pg-tools-dir": { type: "string", multiple: true, default: [] },
+        "iam-token-refresh": { type: "string", default: "10m" },
         "backup-signing-secret": { type: "string" },
         "postgresdatabase-cluster": { type: "string" },
         "disable-postgresdatabase": { type: "boolean", default: false },
@@ -261,6 +266,13 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
     }
     rotationIntervalMs = n * 1000;
   }
+  const iamTokenRefreshMs = parseDuration(v["iam-token-refresh"], "--iam-token-refresh");
+  const refreshProblem = refreshPeriodProblem(iamTokenRefreshMs);
+  if (refreshProblem) {
+    throw new ConfigError(
+      `Invalid --iam-token-refresh "${v["iam-token-refresh"]}": it ${refreshProblem}`,
+    );
+  }
   const leaderElectionNamespace = v["leader-election-namespace"] ?? inp.podNamespace ?? "default";
   const config: Config = {
     ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}),
@@ -305,6 +317,7 @@ export function parseRunConfig(inp: RunInputs): Readonly<Config> {
       "--backup-storage-retry-for",
     ),
     pgToolsDirs: v["pg-tools-dir"],
+    iamTokenRefreshMs,
     backupSigningSecret: parseSecretRef(
       v["backup-signing-secret"] ?? `${leaderElectionNamespace}/dbtether-backup-signing`,
       "--backup-signing-secret",

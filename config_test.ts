@@ -217,3 +217,12 @@ Deno.test("--backup-gzip-workers: default 2, 0 to 16, anything else refused", as
     });
   }
 });
+
+Deno.test("--iam-token-refresh: default 10m, at most 14m (AWS tokens live 15m)", () => {
+  assertEquals(run().iamTokenRefreshMs, 600_000);
+  assertEquals(run("--iam-token-refresh", "15s").iamTokenRefreshMs, 15_000);
+  const e = assertThrows(() => run("--iam-token-refresh", "15m"), ConfigError);
+  assertMatch(e.message, /--iam-token-refresh "15m": it must be at most 14m/);
+  assertThrows(() => run("--iam-token-refresh", "0s"), ConfigError);
+  assert(RUN_HELP.includes("--iam-token-refresh DUR"));
+});

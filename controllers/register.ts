@@ -60,6 +60,7 @@ export function registerControllers(
     env: ctx.env,
     secrets,
     reads: secretReads,
+    iamTokenRefreshMs: ctx.config.iamTokenRefreshMs,
   });
   const services: Services = { resolver, pools, secretReads, config: ctx.config, env: ctx.env };
 

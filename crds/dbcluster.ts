@@ -28,6 +28,11 @@ export const ISOLATION_MODES = ["Restrict", "Keep"] as const;
 /** A DBCluster's isolation mode. */
 export type IsolationMode = typeof ISOLATION_MODES[number];
 
+/** How the operator may log in to its server by cloud IAM (spec.authentication.type). */
+export const CLUSTER_AUTHENTICATION_TYPES = ["awsIam", "azureEntra"] as const;
+/** A DBCluster's IAM login type. */
+export type ClusterAuthenticationType = typeof CLUSTER_AUTHENTICATION_TYPES[number];
+
 /** The TLS modes dbtether accepts, as libpq names them. */
 export const SSL_MODES = ["disable", "require", "verify-ca", "verify-full"] as const;
 /** How a DBCluster connects to its server over TLS. */
@@ -64,7 +69,7 @@ const spec = obj({
   })),
   credentialsSecretRef: optional(secretRef(
     "Secret holding the admin role's credentials in the keys username and password. " +
-      "Exactly one of credentialsSecretRef and credentialsFromEnv is set. When the Secret " +
+      "Exactly one of credentialsSecretRef, credentialsFromEnv and authentication is set. When the Secret " +
       "changes (the admin password rotated), connections are rebuilt without a restart.",
   )),
   credentialsFromEnv: optional(obj({
@@ -81,6 +86,42 @@ const spec = obj({
   }, {
     description: "Read the admin credentials from environment variables of the operator " +
       "process instead of a Secret; used by every controller, not only the health check.",
+  })),
+  authentication: optional(obj({
+    type: enumOf(CLUSTER_AUTHENTICATION_TYPES, {
+      description: "awsIam: an RDS IAM token from the AWS SDK's default credential chain " +
+        "(IRSA or EKS Pod Identity in a pod), signed for endpoint, port and username. " +
+        "azureEntra: an Entra ID access token from @azure/identity's DefaultAzureCredential " +
+        "(workload identity in a pod). Tokens are refreshed before they expire (the " +
+        "operator's --iam-token-refresh) and never logged or written to status.",
+    }),
+    username: str({
+      minLength: 1,
+      maxLength: 63,
+      description: "The admin role to log in as (awsIam: a role granted rds_iam; azureEntra: " +
+        "the Entra principal's role name).",
+    }),
+    region: optional(str({
+      pattern: "^[a-z]{2}(-[a-z]+)+-[0-9]+$",
+      maxLength: 32,
+      description: "AWS region of the server, e.g. eu-west-1; required for awsIam.",
+    })),
+    scope: optional(str({
+      minLength: 1,
+      maxLength: 256,
+      description: "azureEntra: the token scope; default " +
+        "https://ossrdbms-aad.database.windows.net/.default.",
+    })),
+  }, {
+    description: "Log in as the admin role with a cloud IAM token instead of a password. " +
+      "Exactly one of credentialsSecretRef, credentialsFromEnv and authentication is set.",
+    rules: [{
+      rule: "self.type != 'awsIam' || has(self.region)",
+      message: "authentication.region is required for awsIam",
+    }, {
+      rule: "self.type == 'azureEntra' || !has(self.scope)",
+      message: "authentication.scope applies to azureEntra only",
+    }],
   })),
   sslMode: withDefault(
     enumOf(SSL_MODES, {
@@ -178,8 +219,10 @@ const spec = obj({
 }, {
   description: "Where the PostgreSQL server is and how to log in as its admin role.",
   rules: [{
-    rule: "has(self.credentialsSecretRef) != has(self.credentialsFromEnv)",
-    message: "exactly one of credentialsSecretRef and credentialsFromEnv must be set",
+    rule: "[has(self.credentialsSecretRef), has(self.credentialsFromEnv), " +
+      "has(self.authentication)].filter(x, x).size() == 1",
+    message:
+      "exactly one of credentialsSecretRef, credentialsFromEnv and authentication must be set",
   }],
 });
 

@@ -95,12 +95,34 @@ const REJECTED: { name: string; manifest: unknown; expect: string }[] = [
   {
     name: "DBCluster with both credential sources",
     manifest: cluster({ ...secretRef, credentialsFromEnv: { username: "U", password: "P" } }),
-    expect: "exactly one of credentialsSecretRef and credentialsFromEnv must be set",
+    expect:
+      "exactly one of credentialsSecretRef, credentialsFromEnv and authentication must be set",
   },
   {
     name: "DBCluster with no credential source",
     manifest: cluster({}),
-    expect: "exactly one of credentialsSecretRef and credentialsFromEnv must be set",
+    expect:
+      "exactly one of credentialsSecretRef, credentialsFromEnv and authentication must be set",
+  },
+  {
+    name: "DBCluster with a Secret and IAM authentication",
+    manifest: cluster({
+      ...secretRef,
+      authentication: { type: "awsIam", username: "admin", region: "eu-west-1" },
+    }),
+    expect: "exactly one of credentialsSecretRef, credentialsFromEnv and authentication",
+  },
+  {
+    name: "DBCluster awsIam without a region",
+    manifest: cluster({ authentication: { type: "awsIam", username: "admin" } }),
+    expect: "authentication.region is required for awsIam",
+  },
+  {
+    name: "DBCluster awsIam with an Azure scope",
+    manifest: cluster({
+      authentication: { type: "awsIam", username: "a", region: "eu-west-1", scope: "x" },
+    }),
+    expect: "authentication.scope applies to azureEntra only",
   },
   {
     name: "DatabaseUser with databaseRef and database",
@@ -317,6 +339,16 @@ const ACCEPTED: { name: string; manifest: unknown }[] = [
   {
     name: "DBCluster from environment",
     manifest: cluster({ credentialsFromEnv: { username: "PGUSER", password: "PGPASSWORD" } }),
+  },
+  {
+    name: "DBCluster by AWS IAM",
+    manifest: cluster({
+      authentication: { type: "awsIam", username: "dbtether", region: "eu-west-1" },
+    }),
+  },
+  {
+    name: "DBCluster by Azure Entra ID",
+    manifest: cluster({ authentication: { type: "azureEntra", username: "dbtether-mi" } }),
   },
   { name: "username of 63 bytes in 21 characters", manifest: user({ username: u63bytes }) },
   {

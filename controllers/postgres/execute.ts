@@ -36,6 +36,7 @@ import { type Ident, ident, userIdent } from "./quote.ts";
 import * as st from "./statements.ts";
 import type { Statement } from "./statements.ts";
 import { unreachableCodes } from "../../lib/network.ts";
+import { TokenError } from "./iam.ts";
 
 /** Reasons of failures mapped from the driver, declared once. */
 export const PG_FAILURE_REASONS = [
@@ -65,7 +66,7 @@ export function mapPgError(e: unknown, o: { server: string; statement?: string }
   const what = o.statement === undefined ? `query ${o.server}` : `run ${st.redact(o.statement)}`;
   const reason: PgFailureReason = UNREACHABLE.has(code)
     ? "ClusterUnreachable"
-    : code === "28P01" || code === "28000"
+    : code === "28P01" || code === "28000" || e instanceof TokenError
     ? "AuthenticationFailed"
     : code === "42501"
     ? "PermissionDenied"

@@ -28,6 +28,7 @@ import { nullLogger } from "../../lib/log.ts";
 import { StatementGuard } from "./guard.ts";
 import { ConnectHoldOff } from "./hold_off.ts";
 import { Slot } from "./slot.ts";
+import type { TokenSource } from "./iam.ts";
 
 export type { Sql } from "./slot.ts";
 import type { Sql } from "./slot.ts";
@@ -46,6 +47,11 @@ export interface ServerConfig {
   port: number;
   user: string;
   password: string;
+  /**
+   * A token per new connection instead of `password` (cloud IAM login, iam.ts); each
+   * connection the pool opens asks it, so a refreshed token is used from then on.
+   */
+  passwordSource?: TokenSource;
   /** Default `require`. */
   sslMode?: SslMode;
   /** PEM CA bundle for verify-ca/verify-full (and for require, which then verifies the CA, as libpq). */
@@ -200,6 +206,8 @@ export class ServerPool {
       guard.admit();
       const slot = await this.#acquire(database, stop, login);
       try {
+        // A token that cannot be had fails the run here, with its reason (tokenOrPassword).
+        if (!login && !slot.open) await this.#cfg.passwordSource?.token();
         // Connected before the first statement passes the fence (slot.ts says why).
         await this.#connect(slot, stop);
         return await fn(guard.wrap(slot.sql, () => slot.open));
@@ -318,7 +326,7 @@ export class ServerPool {
       host: cfg.host,
       port: cfg.port,
       user: login?.user ?? cfg.user,
-      password: login?.password ?? cfg.password,
+      password: login?.password ?? tokenOrPassword(cfg),
       database,
       ssl: tlsOptions(cfg.sslMode ?? "require", optional({ ca: cfg.ca, host: cfg.host })),
       idleTimeoutSeconds: cfg.idleTimeoutSeconds ?? 60,
@@ -371,4 +379,15 @@ function optional<T extends Record<string, unknown>>(
   o: T,
 ): { [K in keyof T]?: Exclude<T[K], undefined> } {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as never;
+}
+
+/**
+ * What postgres.js gets as the password: a function when the password is a token. postgres.js
+ * calls it inside a message handler that does not catch a rejection (it would be unhandled and
+ * end the process), so a failure gives an empty password, which the server refuses; the run
+ * fetched the token just before connecting, so its reason was reported there.
+ */
+function tokenOrPassword(cfg: ServerConfig): string | (() => Promise<string>) {
+  const source = cfg.passwordSource;
+  return source ? () => source.token().catch(() => "") : cfg.password;
 }

@@ -20,6 +20,7 @@ function fingerprint(cfg: ServerConfig): string {
     cfg.user,
     cfg.sslMode ?? "require",
     cfg.password,
+    cfg.passwordSource?.id ?? null,
     cfg.ca ?? null,
     cfg.maxConnections ?? null,
     cfg.idleTimeoutSeconds ?? null,

@@ -21,7 +21,8 @@ export interface SlotConfig {
   host: string;
   port: number;
   user: string;
-  password: string;
+  /** A function is called for each connection (a token, pool.ts). */
+  password: string | (() => Promise<string>);
   database: string;
   ssl: false | "prefer" | "require" | Record<string, unknown>;
   idleTimeoutSeconds: number;

@@ -37,6 +37,8 @@ export async function openJobConnection(
   database: string,
   opts: { applicationName?: string } = {},
 ): Promise<JobConnection> {
+  // A token is fetched when the job starts: libpq takes the password once, at connect.
+  const password = server.passwordSource ? await server.passwordSource.token() : server.password;
   let caFile: string | undefined;
   if (server.ca && (server.sslMode ?? "require") !== "disable") {
     caFile = await Deno.makeTempFile({ prefix: "dbtether-ca-", suffix: ".pem" });
@@ -44,7 +46,11 @@ export async function openJobConnection(
     await Deno.writeTextFile(caFile, server.ca);
   }
   return {
-    connection: pgConnection(server, database, { ...opts, ...(caFile ? { caFile } : {}) }),
+    connection: pgConnection(
+      { ...server, password },
+      database,
+      { ...opts, ...(caFile ? { caFile } : {}) },
+    ),
     async [Symbol.asyncDispose]() {
       if (caFile) await Deno.remove(caFile).catch(() => {});
     },

@@ -11,6 +11,7 @@ import { type KubeClient, NamespaceResource } from "../runtime/kube.ts";
 import type { InformerSet } from "../runtime/shared.ts";
 import type { ServerConfig, ServerPool, SslMode } from "../postgres/pool.ts";
 import type { PoolRegistry } from "../postgres/registry.ts";
+import { awsIamTokenSource, azureEntraTokenSource, type TokenSource } from "../postgres/iam.ts";
 import { namespaceAllowed, needsLabels } from "./namespaces.ts";
 import { SecretReads } from "./secret_reads.ts";
 
@@ -53,6 +54,8 @@ export interface ResolverOptions {
   secrets?: InformerSet<KubeObject<unknown, unknown>>;
   /** The shared read cache over `secrets` (one is made when not given). */
   reads?: SecretReads;
+  /** spec.authentication: a new token is signed this often (awsIam); default 10 minutes. */
+  iamTokenRefreshMs?: number;
 }
 
 const decoder = new TextDecoder();
@@ -74,6 +77,8 @@ export function secretData(s: Secret): Record<string, string> {
 export class ClusterResolver {
   /** Secrets read through the API once per resourceVersion. */
   readonly #reads: SecretReads;
+  /** Token sources of DBClusters with spec.authentication, by DBCluster name. */
+  readonly #tokens = new Map<string, TokenSource>();
 
   constructor(private readonly o: ResolverOptions) {
     this.#reads = o.reads ?? new SecretReads({ client: o.client, informer: o.secrets });
@@ -102,14 +107,18 @@ export class ClusterResolver {
       );
     }
     if (opts.namespace !== undefined) await this.checkNamespace(cluster, opts.namespace, call);
-    const { username, password } = await this.#credentials(cluster, call);
     const spec = cluster.spec;
+    const iam = this.#tokenSource(cluster);
+    const { username, password } = iam
+      ? { username: iam.user, password: "" }
+      : await this.#credentials(cluster, call);
     const ca = await this.#ca(cluster, call);
     const server: ServerConfig = {
       host: spec.endpoint,
       port: spec.port,
       user: username,
       password,
+      ...(iam ? { passwordSource: iam.source } : {}),
       sslMode: (spec.sslMode ?? "require") as SslMode,
       maxConnections: spec.maxConnections,
       ...(ca ? { ca } : {}),
@@ -152,6 +161,33 @@ export class ClusterResolver {
       return (cred?.namespace === namespace && cred.name === name) ||
         (ca?.namespace === namespace && ca.name === name);
     }).map((c) => c.metadata.name);
+  }
+
+  /**
+   * The token source of a DBCluster with spec.authentication, kept across resolves (its token
+   * cache with it) while the settings stay the same.
+   */
+  #tokenSource(cluster: DBCluster): { user: string; source: TokenSource } | undefined {
+    const auth = cluster.spec.authentication;
+    const name = cluster.metadata.name;
+    if (!auth) {
+      this.#tokens.delete(name);
+      return undefined;
+    }
+    const base = { host: cluster.spec.endpoint, user: auth.username };
+    const source = auth.type === "awsIam"
+      ? awsIamTokenSource({
+        ...base,
+        port: cluster.spec.port,
+        // CEL requires the region for awsIam; "" only if the schema was bypassed.
+        region: auth.region ?? "",
+        ...(this.o.iamTokenRefreshMs ? { refreshMs: this.o.iamTokenRefreshMs } : {}),
+      })
+      : azureEntraTokenSource({ ...base, ...(auth.scope ? { scope: auth.scope } : {}) });
+    const have = this.#tokens.get(name);
+    if (have?.id === source.id) return { user: auth.username, source: have };
+    this.#tokens.set(name, source);
+    return { user: auth.username, source };
   }
 
   async #credentials(

@@ -38,6 +38,8 @@ export interface ControllerSettings {
   /** How long running dumps may continue after SIGTERM before they are aborted. */
   backupShutdownGraceMs: number;
   pgToolsDirs: string[];
+  /** DBClusters with spec.authentication: a new token is signed this often. */
+  iamTokenRefreshMs: number;
   /** The Secret whose keys sign backup manifests (created by the operator when missing). */
   backupSigningSecret: { namespace: string; name: string };
   /** PostgresDatabase (pg-db-operator compatibility). */
