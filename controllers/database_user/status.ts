@@ -25,6 +25,7 @@ export const READY_REASONS = [
   "SecretConflict",
   "SecretOwnedByOther",
   "SecretNameReserved",
+  "ValidUntilBeforeRotation",
   "PasswordVerificationFailed",
   "Deleting",
   "ReconcileFailed",

@@ -78,6 +78,7 @@ export const REFUSAL_REASONS = [
   "SchemaExistsUnmanaged",
   "SchemaClaimedByOther",
   "DatabaseOptionUnsupported",
+  "RoleNotGrantable",
   ...ROLE_ADOPTION_REFUSALS,
 ] as const;
 /** A reason of {@link REFUSAL_REASONS}. */
