@@ -141,11 +141,13 @@ async function simulate(
       return record(beginPending(c, a.state, a));
     case "applyPending": {
       // As applyPending, without the login that verifies it: the password was never set.
+      const at = Math.floor(Date.now() / 1000) * 1000;
       await ensureRoles(c, a.state, {
         role: a.state.pending.role,
         password: a.state.pending.password,
+        at,
       });
-      return record(commitPending(a.state, kubeTime(Date.now())));
+      return record(commitPending(a.state, kubeTime(at)));
     }
     case "ensureRoles":
       await ensureRoles(c, a.state);

@@ -54,6 +54,21 @@ const privileges = (extra: string) =>
       `and owns the existing objects (one owner per database).${extra}`,
   });
 
+/** RFC 3339 with a zone, or infinity. */
+const VALID_UNTIL_PATTERN =
+  "^(infinity|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$";
+
+function settingsField(description: string) {
+  return record(str({ minLength: 1, maxLength: 256, pattern: "^[^\\x00]+$" }), {
+    description,
+    maxProperties: 16,
+    rules: [{
+      rule: `self.all(k, k in [${ROLE_SETTINGS.map((k) => `'${k}'`).join(", ")}])`,
+      message: `only these settings may be set: ${ROLE_SETTINGS.join(", ")}`,
+    }],
+  });
+}
+
 const databaseEntry = (description: string) =>
   obj({
     name: objectName({ description: "Name of the Database resource." }),
@@ -88,6 +103,11 @@ const databaseEntry = (description: string) =>
           message: "schemas must not list the same schema twice",
         }],
       },
+    )),
+    settings: optional(settingsField(
+      "Session settings of the role in this database only (ALTER ROLE ... IN DATABASE ... " +
+        "SET), from the same list as spec.settings and kept the same way: once present, an " +
+        "allowed setting of the role in this database not listed here is reset.",
     )),
   }, { description });
 
@@ -185,19 +205,44 @@ const spec = obj({
   idleInTransactionTimeout: optional(duration({
     description: "idle_in_transaction_session_timeout for the role (Go duration, e.g. 5m).",
   })),
-  settings: optional(record(
-    str({ minLength: 1, maxLength: 256, pattern: "^[^\\x00]+$" }),
+  settings: optional(settingsField(
+    "Session settings of the role (ALTER ROLE ... SET), from the allowed list: " +
+      `${ROLE_SETTINGS.join(", ")}. The values are given to PostgreSQL as text, which checks ` +
+      "them. Once settings is present, an allowed setting set on the role by hand and not " +
+      "listed here is reset ({} resets them all); without it, the role's settings are left " +
+      "as they are.",
+  )),
+  validUntil: optional(obj({
+    at: optional(str({
+      maxLength: 40,
+      pattern: VALID_UNTIL_PATTERN,
+      description: "A fixed expiry (RFC 3339, e.g. 2027-06-30T00:00:00Z) of the login " +
+        "role(s), or infinity for none.",
+    })),
+    afterPasswordChange: optional(duration({
+      description: "Each login role expires this long after its password was last set, and " +
+        "every rotation moves it on: with rotation, set it longer than the rotation period " +
+        "(the period plus a grace, e.g. 30 days rotation and 744h), so the password in the " +
+        "Secret is rotated before it expires and an old one that leaked expires on its own.",
+    })),
+  }, {
+    description: "The role's VALID UNTIL: after it, its password no longer logs in (sessions " +
+      "already open stay). Unset: the role's expiry is left as it is.",
+    rules: [{
+      rule: "has(self.at) != has(self.afterPasswordChange)",
+      message: "set exactly one of validUntil.at and validUntil.afterPasswordChange",
+    }],
+  })),
+  memberOf: optional(arr(
+    str({ minLength: 1, maxLength: MAX_IDENTIFIER_BYTES, pattern: "^[^\\x00]+$" }),
     {
-      description: "Session settings of the role (ALTER ROLE ... SET), from the allowed list: " +
-        `${ROLE_SETTINGS.join(", ")}. The values are given to PostgreSQL as text, which checks ` +
-        "them. Once settings is present, an allowed setting set on the role by hand and not " +
-        "listed here is reset ({} resets them all); without it, the role's settings are left " +
-        "as they are.",
-      maxProperties: 16,
-      rules: [{
-        rule: `self.all(k, k in [${ROLE_SETTINGS.map((k) => `'${k}'`).join(", ")}])`,
-        message: `only these settings may be set: ${ROLE_SETTINGS.join(", ")}`,
-      }],
+      maxItems: 16,
+      listType: "set",
+      description: "Roles outside dbtether the role is a member of, e.g. pg_read_all_data, " +
+        "pg_monitor, pg_signal_backend: only those the DBCluster lists in " +
+        "spec.grantableRoles, and that its admin role holds WITH ADMIN OPTION. Once memberOf " +
+        "is present, a membership in another such role (granted by hand, or removed from the " +
+        "list) is revoked ([] revokes them all); without it, they are left as they are.",
     },
   )),
   managementPolicy: managementPolicyField("login role(s) and grants"),

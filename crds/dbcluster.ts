@@ -216,6 +216,19 @@ const spec = obj({
       "(DatabaseUser spec.secret.namespace). Unset: no DatabaseUser on this DBCluster may " +
       "deliver a Secret outside its own namespace; removing a pair deletes its copies.",
   })),
+  grantableRoles: optional(arr(
+    str({ minLength: 1, maxLength: 63, pattern: "^[^\\x00]+$" }),
+    {
+      maxItems: 64,
+      listType: "set",
+      description: "Roles outside dbtether that DatabaseUsers on this server may ask for in " +
+        "spec.memberOf, e.g. pg_read_all_data, pg_monitor, pg_signal_backend. Unset: none. " +
+        "Even when listed, dbtether grants only a role that exists, is not a login role, a " +
+        "superuser, the admin role or one of dbtether's, and that the admin role holds WITH " +
+        "ADMIN OPTION. Listing a role gives it to every tenant that asks: pg_read_all_data " +
+        "reads every tenant's tables.",
+    },
+  )),
 }, {
   description: "Where the PostgreSQL server is and how to log in as its admin role.",
   rules: [{

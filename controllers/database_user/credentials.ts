@@ -34,10 +34,14 @@ export interface CredentialsContext {
   pool: ServerPool;
   exec: PgExecutor;
   now: () => number;
+  /** Collects the statements ensureRoles ran (redacted), for the drift Event. */
+  ran?: string[];
   /** The reconcile's: every API call and statement of the steps stops with it. */
   signal: AbortSignal;
   /** The DBCluster's answer to adoption, read when the user asks for it. */
   consent?: AdoptionConsent;
+  /** The DBCluster's name and spec.grantableRoles (for memberOf). */
+  cluster?: { name: string; grantableRoles: readonly string[] };
 }
 
 const alternating = (u: DatabaseUser) => u.spec.rotation?.strategy === "Alternating";
@@ -56,6 +60,7 @@ function databasesOf(c: CredentialsContext): UserDatabase[] {
     name: t.pgName,
     level: t.level,
     ...(t.schemas ? { schemas: t.schemas } : {}),
+    ...(t.settings ? { settings: t.settings } : {}),
     ...(i === 0 && c.user.spec.additionalGrants
       ? {
         additionalGrants: c.user.spec.additionalGrants.map((g) => ({
@@ -75,7 +80,7 @@ function databasesOf(c: CredentialsContext): UserDatabase[] {
 export async function ensureRoles(
   c: CredentialsContext,
   state: CredentialsState,
-  set?: { role: string; password: string },
+  set?: { role: string; password: string; at: number },
 ): Promise<number> {
   const roles = rolesOf(c, state);
   const snap = await c.pool.run((sql) => observeServer(sql, { roles }), { signal: c.signal }).catch(
@@ -84,6 +89,7 @@ export async function ensureRoles(
     },
   );
   const idle = c.user.spec.idleInTransactionTimeout;
+  const memberOf = c.user.spec.memberOf;
   let changed = 0;
   for (const r of roles) {
     let password: string | undefined;
@@ -91,6 +97,11 @@ export async function ensureRoles(
     else if (!snap.roles.has(r)) {
       password = r === state.role && state.password ? state.password : generatePassword(32);
     }
+    const until = validUntilOf(c.user, {
+      role: r,
+      state,
+      ...(set?.role === r ? { set: set.at } : {}),
+    });
     const res = await c.exec.ensureUser({
       username: r,
       marker: { namespace: c.user.metadata.namespace ?? "default", name: c.user.metadata.name },
@@ -99,15 +110,47 @@ export async function ensureRoles(
       connectionLimit: c.user.spec.connectionLimit,
       ...(idle ? { idleInTransactionTimeoutMs: parseGoDuration(idle) } : {}),
       ...(c.user.spec.settings ? { settings: c.user.spec.settings } : {}),
+      ...(until === undefined ? {} : { validUntil: until }),
+      ...(memberOf
+        ? {
+          memberOf: {
+            roles: memberOf,
+            grantable: c.cluster?.grantableRoles ?? [],
+            cluster: c.cluster?.name ?? "",
+          },
+        }
+        : {}),
       ...(password === undefined ? {} : { passwordVerifier: await scramVerifier(password) }),
       adopt: c.user.metadata.annotations?.[ADOPT_ANNOTATION] === "true",
       ...(c.consent ? { consent: c.consent } : {}),
       siblings: roles.filter((x) => x !== r),
     });
     changed += res.changed;
+    c.ran?.push(...(res.statements ?? []));
   }
   return changed;
 }
+
+/**
+ * The VALID UNTIL of login role `role`: validUntil.at as it is, or with afterPasswordChange the
+ * time its password was set plus that: `set` when it is set now, the record's updatedAt for the
+ * active role; undefined (left as it is) for an idle role of Alternating, which keeps the expiry
+ * it got with its password.
+ */
+export function validUntilOf(
+  user: DatabaseUser,
+  o: { role: string; state: CredentialsState; set?: number },
+): string | undefined {
+  const v = user.spec.validUntil;
+  if (!v) return undefined;
+  if (v.at !== undefined) return v.at === "infinity" ? "infinity" : isoOf(Date.parse(v.at));
+  const since = o.set ??
+    (o.role === o.state.role && o.state.updatedAt ? Date.parse(o.state.updatedAt) : undefined);
+  if (since === undefined || v.afterPasswordChange === undefined) return undefined;
+  return isoOf(since + parseGoDuration(v.afterPasswordChange));
+}
+
+const isoOf = (ms: number) => new Date(ms).toISOString();
 
 /** Writes the record (create or replace guarded by resourceVersion); returns the stored Secret. */
 export async function writeState(
@@ -152,7 +195,10 @@ export async function applyPending(
   state: CredentialsState,
 ): Promise<CredentialsState> {
   const p = state.pending!;
-  await ensureRoles(c, state, { role: p.role, password: p.password });
+  // Whole seconds, as the record stores them: the VALID UNTIL set now is the one later passes
+  // compute from the record.
+  const at = Math.floor(c.now() / 1000) * 1000;
+  await ensureRoles(c, state, { role: p.role, password: p.password, at });
   const ok = await c.exec.verifyLogin(
     { user: p.role, password: p.password },
     { database: c.targets[0]!.pgName },
@@ -163,7 +209,7 @@ export async function applyPending(
       `Cannot verify the new password of role ${JSON.stringify(p.role)}: login refused`,
     );
   }
-  return commitPending(state, kubeTime(c.now()));
+  return commitPending(state, kubeTime(at));
 }
 
 /**

@@ -45,6 +45,10 @@ export async function userContext(
     exec: o.exec,
     now: o.now,
     signal,
+    cluster: {
+      name: resolved.cluster.metadata.name,
+      grantableRoles: resolved.cluster.spec.grantableRoles ?? [],
+    },
     ...(user.metadata.annotations?.[ADOPT_ANNOTATION] === "true"
       ? {
         consent: await adoptionConsent(client, {

@@ -29,6 +29,7 @@ import { planSecrets, type SecretChange, secretTargets } from "./secret_plan.ts"
 import {
   checkDatabase,
   checkSecretName,
+  checkValidUntil,
   clusterOf,
   databaseEntries,
   type DatabaseEntry,
@@ -61,6 +62,7 @@ export function planTargets(
 ): TargetsPlan {
   try {
     checkSecretName(user);
+    checkValidUntil(user);
     const username = usernameOf(user);
     const problem = identifierProblem(username);
     if (problem) {

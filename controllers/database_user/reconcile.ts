@@ -42,6 +42,7 @@ import {
 import { isCopyOf, SOURCE_UID_LABEL } from "./delivery.ts";
 import { untilRotation } from "./rotation.ts";
 import type { Secret } from "./secret.ts";
+import type { CredentialsState } from "./state.ts";
 import type { SecretChange } from "./secret_plan.ts";
 import { FINALIZER } from "./spec.ts";
 import { databaseEntries, usernameOf } from "./spec.ts";
@@ -262,11 +263,23 @@ export class DatabaseUserReconciler implements Reconciler {
       case "applyPending":
         return await this.#applyPending(a.state, run);
       case "ensureRoles":
-        await ensureRoles(c, a.state);
-        return;
+        return await this.#ensureRoles(a.state, run);
       case "writeSecrets":
         return await this.writeSecrets(c.user.metadata.namespace, a.changes, c);
     }
+  }
+
+  /**
+   * Makes the roles match the spec. On a user already Ready at this generation, whatever that
+   * changed differed from the spec on the server (a setting or membership changed by hand, an
+   * expiry moved): the Warning names what was put back, redacted (no password ever appears).
+   */
+  async #ensureRoles(state: CredentialsState, run: Run): Promise<void> {
+    const { c } = run;
+    const ran: string[] = [];
+    await ensureRoles({ ...c, ran }, state);
+    if (!ran.length || !readyAtGeneration(c.user)) return;
+    this.#deps.recorder.emit(c.user, "Warning", "DriftCorrected", driftMessage(ran));
   }
 
   /** Sets the recorded pending password, verifies it, and records it as the current one. */
@@ -425,6 +438,19 @@ async function releaseRole(
     // Refused as unmanaged: the role exists but was never this user's.
     if (!(e instanceof TerminalError && e.reason === "RoleExistsUnmanaged")) throw e;
   }
+}
+
+function readyAtGeneration(u: DatabaseUser): boolean {
+  const ready = u.status?.conditions?.find((x) => x.type === "Ready");
+  return ready?.status === "True" && u.status?.observedGeneration === u.metadata.generation;
+}
+
+const DRIFT_MESSAGE_MAX = 1000;
+
+/** "Put back …: s1; s2", cut to fit an Event. */
+export function driftMessage(statements: readonly string[]): string {
+  const text = `Put back what differed from the spec on the server: ${statements.join("; ")}`;
+  return text.length <= DRIFT_MESSAGE_MAX ? text : `${text.slice(0, DRIFT_MESSAGE_MAX - 1)}…`;
 }
 
 function uidOf(a: { uid?: string }): { uid?: string } {

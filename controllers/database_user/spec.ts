@@ -16,6 +16,8 @@ import { getCondition, isTrue } from "../runtime/conditions.ts";
 import { RetryableError, TerminalError } from "../../lib/errors.ts";
 import { isStateSecretName } from "../services/secret_owner.ts";
 import { stateSecretName } from "./state.ts";
+import { rotationPeriodMs } from "./rotation.ts";
+import { parseGoDuration } from "../../lib/duration.ts";
 
 /** Annotations a user sets on a DatabaseUser (adoption needs the DBCluster's consent). */
 export { ADOPT_ANNOTATION } from "../postgres/claims.ts";
@@ -42,6 +44,8 @@ export interface DatabaseEntry {
   /** "none": only the schemas' privileges (an entry with schemas and without privileges). */
   level: PrivilegeLevel | "none";
   schemas?: readonly { name: string; level: SchemaPrivilegeLevel }[];
+  /** `settings` of the entry: the role's settings in this database. */
+  settings?: Readonly<Record<string, string>>;
 }
 
 /** The entries of `databaseRef`, `database` or `databases`, with defaults applied. */
@@ -58,11 +62,13 @@ export function databaseEntries(user: DatabaseUser): DatabaseEntry[] {
       ? e.schemas.map((x) => ({ name: x.name, level: x.privileges }))
       : undefined;
     const own = "privileges" in e ? e.privileges : undefined;
+    const settings = "settings" in e ? e.settings : undefined;
     return {
       name: e.name,
       namespace: e.namespace ?? ns,
       level: own ?? (schemas ? "none" : s.privileges),
       ...(schemas ? { schemas } : {}),
+      ...(settings ? { settings } : {}),
     };
   });
 }
@@ -147,6 +153,23 @@ export function checkSecretName(user: DatabaseUser): void {
       "SecretNameReserved",
       `Cannot use spec.secret.name ${JSON.stringify(name)}: names of the form ` +
         `dbtether-<name>-state are reserved for the credentials records of DatabaseUsers`,
+    );
+  }
+}
+
+/**
+ * Refuses validUntil.afterPasswordChange no longer than the rotation period: the role would
+ * expire before the rotation that gives it a new password, and the Secret stop logging in.
+ */
+export function checkValidUntil(user: DatabaseUser): void {
+  const after = user.spec.validUntil?.afterPasswordChange;
+  const period = rotationPeriodMs(user.spec.rotation);
+  if (after === undefined || period === undefined) return;
+  if (parseGoDuration(after) <= period) {
+    throw new TerminalError(
+      "ValidUntilBeforeRotation",
+      `Cannot use validUntil.afterPasswordChange ${after}: it must be longer than the rotation ` +
+        `period (${period / 3_600_000}h), or the role expires before its next password`,
     );
   }
 }

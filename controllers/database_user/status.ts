@@ -28,6 +28,7 @@ export const READY_REASONS = [
   "SecretNameReserved",
   "SecretDeliveryNotAllowed",
   "SecretDeliveryConflict",
+  "ValidUntilBeforeRotation",
   "PasswordVerificationFailed",
   "Deleting",
   "Observed",

@@ -17,6 +17,8 @@ export interface RoleInfo {
   connectionLimit: number;
   superuser: boolean;
   comment: string | null;
+  /** rolvaliduntil in ms since the epoch; Infinity for 'infinity', null for none. */
+  validUntilMs?: number | null;
 }
 
 /** `member` belongs to `role`; `adminOption` when any grant of it carries ADMIN OPTION. */
@@ -66,6 +68,8 @@ export interface ServerSnapshot {
   memberships: Membership[];
   /** Roles (among the asked) whose privileges the current user has (pg_has_role USAGE). */
   adminInherits: Set<string>;
+  /** Roles (among the asked) the current user holds WITH ADMIN OPTION: it may grant them. */
+  adminOf?: Set<string>;
   /** Settings per role: key `<database or "">`, value name → value. */
   settings: Map<string, Map<string, Map<string, string>>>;
   database?: DatabaseInfo;
@@ -94,10 +98,18 @@ export async function observeServer(sql: Sql, o: ObserveServerOptions): Promise<
   // A JSON text parameter: postgres.js needs fetched types to send real arrays.
   const namesJson = JSON.stringify(names);
   const roleRows = await sql<
-    { name: string; login: boolean; connlimit: number; super: boolean; comment: string | null }[]
+    {
+      name: string;
+      login: boolean;
+      connlimit: number;
+      super: boolean;
+      comment: string | null;
+      until: number | null;
+    }[]
   >`
     SELECT rolname AS name, rolcanlogin AS login, rolconnlimit AS connlimit, rolsuper AS super,
-           shobj_description(oid, 'pg_authid') AS comment
+           shobj_description(oid, 'pg_authid') AS comment,
+           (extract(epoch FROM rolvaliduntil) * 1000)::float8 AS until
     FROM pg_roles WHERE rolname IN (SELECT jsonb_array_elements_text(${namesJson}::text::jsonb))`;
   const roles = new Map<string, RoleInfo>();
   for (const r of roleRows) {
@@ -107,6 +119,7 @@ export async function observeServer(sql: Sql, o: ObserveServerOptions): Promise<
       connectionLimit: r.connlimit,
       superuser: r.super,
       comment: r.comment,
+      validUntilMs: r.until === null ? null : Number(r.until),
     });
   }
   const both = [...names, currentUser];
@@ -118,9 +131,11 @@ export async function observeServer(sql: Sql, o: ObserveServerOptions): Promise<
     JOIN pg_roles m ON m.oid = am.member
     WHERE r.rolname IN (SELECT jsonb_array_elements_text(${bothJson}::text::jsonb)) OR m.rolname IN (SELECT jsonb_array_elements_text(${bothJson}::text::jsonb))
     GROUP BY r.rolname, m.rolname`;
-  const inherit = await sql<{ name: string }[]>`
-    SELECT rolname AS name FROM pg_roles
-    WHERE rolname IN (SELECT jsonb_array_elements_text(${namesJson}::text::jsonb)) AND pg_has_role(current_user, oid, 'USAGE')`;
+  const inherit = await sql<{ name: string; usage: boolean; admin: boolean }[]>`
+    SELECT rolname AS name, pg_has_role(current_user, oid, 'USAGE') AS usage,
+           pg_has_role(current_user, oid, 'MEMBER WITH ADMIN OPTION') AS admin
+    FROM pg_roles
+    WHERE rolname IN (SELECT jsonb_array_elements_text(${namesJson}::text::jsonb))`;
   const settingRows = await sql<{ role: string; db: string | null; config: string[] }[]>`
     SELECT r.rolname AS role, d.datname AS db, array_to_json(s.setconfig) AS config
     FROM pg_db_role_setting s
@@ -143,7 +158,8 @@ export async function observeServer(sql: Sql, o: ObserveServerOptions): Promise<
     versionNum: Number(me!.version),
     roles,
     memberships: memberships.map((m) => ({ ...m })),
-    adminInherits: new Set(inherit.map((r) => r.name)),
+    adminInherits: new Set(inherit.filter((r) => r.usage).map((r) => r.name)),
+    adminOf: new Set(inherit.filter((r) => r.admin).map((r) => r.name)),
     settings,
   };
   if (o.database !== undefined) {

@@ -86,6 +86,7 @@ export const REFUSAL_REASONS = [
   "DatabaseOptionUnsupported",
   "TablespaceNotAllowed",
   "TemplateNotAllowed",
+  "RoleNotGrantable",
   ...ROLE_ADOPTION_REFUSALS,
 ] as const;
 /** A reason of {@link REFUSAL_REASONS}. */

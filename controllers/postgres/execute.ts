@@ -120,6 +120,8 @@ export interface ExecutorOptions {
 /** Result of an ensure/delete call: how many mutating statements it sent. */
 export interface ExecResult {
   changed: number;
+  /** ensureUser: what ran, redacted (passwords never appear), for the drift Event. */
+  statements?: string[];
 }
 
 /** Runs plans against one server through its pool. */
@@ -391,6 +393,7 @@ export class PgExecutor {
     const adoptable = spec.adopt && spec.consent?.granted
       ? { adoptable: { roles: [spec.username], marker: formatMarker(userMarker(spec)) } }
       : {};
+    names.push(...(spec.memberOf?.roles ?? []));
     const first = await this.#observe({ roles: [spec.username, ...names], ...adoptable });
     // Also observe the roles the user is a member of now, to revoke what a former level granted.
     const current = first.memberships.filter((m) => m.member === spec.username).map((m) => m.role);
@@ -398,7 +401,9 @@ export class PgExecutor {
     const snap = extra.length
       ? await this.#observe({ roles: [spec.username, ...names, ...extra], ...adoptable })
       : first;
-    let changed = await this.apply(planUserServer(spec, snap));
+    const server = planUserServer(spec, snap);
+    let changed = await this.apply(server);
+    const ran = server.flatMap((s) => [s.sql, ...(s.together ?? [])]);
     for (const d of spec.databases) {
       const inside = await this.#inside(async (sql) => ({
         defaultAcls: await observeDefaultAcls(sql),
@@ -406,9 +411,12 @@ export class PgExecutor {
         owned: await observeOwnedTables(sql, spec.username),
         schemaDefaults: await userSchemaDefaults(sql, spec.username, d),
       }), d.name);
-      if (inside) changed += await this.apply(planUserInside(spec, d, inside));
+      if (!inside) continue;
+      const statements = planUserInside(spec, d, inside);
+      changed += await this.apply(statements);
+      ran.push(...statements.map((s) => s.sql));
     }
-    return { changed };
+    return { changed, statements: ran.map(st.redact) };
   }
 
   /** deletionPolicy Retain: the role stays with its grants, but cannot log in. */

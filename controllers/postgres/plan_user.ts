@@ -32,6 +32,12 @@ import {
   qualified,
   userIdent,
 } from "./quote.ts";
+import {
+  checkMemberOf,
+  type MemberOfSpec,
+  planValidUntil,
+  revokesExtra,
+} from "./plan_user_roles.ts";
 import * as st from "./statements.ts";
 import { type Statement, TABLE_PRIVILEGES, type TablePrivilege } from "./statements.ts";
 
@@ -46,6 +52,8 @@ export interface UserDatabase {
     tables: readonly string[];
     privileges: readonly TablePrivilege[];
   }[];
+  /** `databases[].settings`: as UserSpec.settings, `ALTER ROLE … IN DATABASE` this one. */
+  settings?: Readonly<Record<string, string>>;
 }
 
 /** What a DatabaseUser wants for one login role. */
@@ -64,6 +72,10 @@ export interface UserSpec {
    * reset. Absent: the role's settings are left as they are.
    */
   settings?: Readonly<Record<string, string>>;
+  /** VALID UNTIL: an ISO 8601 time or "infinity"; undefined leaves the role's as it is. */
+  validUntil?: string;
+  /** Memberships in roles outside dbtether; undefined leaves those memberships alone. */
+  memberOf?: MemberOfSpec;
   /** A SCRAM verifier to set now (creation, rotation); never a plaintext password. */
   passwordVerifier?: string;
   /**
@@ -152,6 +164,7 @@ export function planUserServer(spec: UserSpec, snap: ServerSnapshot): Statement[
         login,
         connectionLimit: limit,
         ...(verifier === undefined ? {} : { password: verifier }),
+        ...(spec.validUntil === undefined ? {} : { validUntil: literal(spec.validUntil) }),
       }),
       together: [st.commentOnRole(u, literal(formatMarker(want)))],
     };
@@ -160,6 +173,7 @@ export function planUserServer(spec: UserSpec, snap: ServerSnapshot): Statement[
     if (info.canLogin !== login) out.push(st.alterRoleLogin(u, login));
     if (info.connectionLimit !== limit) out.push(st.alterRoleConnectionLimit(u, limit));
     if (verifier !== undefined) out.push(st.alterRolePassword(u, verifier));
+    out.push(...planValidUntil(u, spec.validUntil, info));
   }
   const settings = snap.settings.get(spec.username);
   const idle = settings?.get("")?.get(IDLE);
@@ -173,6 +187,11 @@ export function planUserServer(spec: UserSpec, snap: ServerSnapshot): Statement[
   }
   // Managed only once spec.settings is there: a setting made by hand before stays until then.
   if (spec.settings) out.push(...planRoleSettings(u, spec.settings, settings?.get("")));
+  for (const d of spec.databases) {
+    if (d.settings) {
+      out.push(...planRoleSettings(u, d.settings, settings?.get(d.name), ident(d.name)));
+    }
+  }
   out.push(...planMemberships(spec, snap));
   return [...(create ? [create] : []), ...out.map((sql) => ({ sql }))];
 }
@@ -186,17 +205,19 @@ export function planRoleSettings(
   u: Ident,
   want: Readonly<Record<string, string>>,
   have: ReadonlyMap<string, string> | undefined,
+  database?: Ident,
 ): string[] {
   const out: string[] = [];
+  const inDb = database === undefined ? {} : { database };
   // The server stores some names in their canonical case (TimeZone, DateStyle).
   const current = new Map([...(have ?? [])].map(([k, v]) => [k.toLowerCase(), v]));
   for (const name of st.ROLE_SETTINGS) {
     const w = Object.hasOwn(want, name) ? want[name] : undefined;
     const h = current.get(name);
     if (w !== undefined && h !== w) {
-      out.push(st.setRoleConfig(u, { setting: name, value: literal(w) }));
+      out.push(st.setRoleConfig(u, { ...inDb, setting: name, value: literal(w) }));
     } else if (w === undefined && h !== undefined) {
-      out.push(st.resetRoleConfig(u, { setting: name }));
+      out.push(st.resetRoleConfig(u, { ...inDb, setting: name }));
     }
   }
   return out;
@@ -250,6 +271,10 @@ function planMemberships(spec: UserSpec, snap: ServerSnapshot): string[] {
       }
     }
   }
+  // Refused before anything is planned: a refused memberOf changes nothing.
+  for (const r of spec.memberOf ? checkMemberOf(spec.username, spec.memberOf, snap) : []) {
+    if (!desired.has(r)) desired.set(r, false);
+  }
   const out: string[] = [];
   // Settings first: a `role` setting must go before the membership that makes it valid.
   const settings = snap.settings.get(spec.username) ?? new Map<string, Map<string, string>>();
@@ -265,7 +290,9 @@ function planMemberships(spec: UserSpec, snap: ServerSnapshot): string[] {
   for (const m of mine) {
     const want = desired.get(m.role);
     if (want === undefined) {
-      if (isDbtetherRole(snap, m.role)) out.push(st.revokeRole(catalogIdent(m.role), u));
+      if (isDbtetherRole(snap, m.role) || revokesExtra(m.role, spec.memberOf, snap)) {
+        out.push(st.revokeRole(catalogIdent(m.role), u));
+      }
     } else if (m.adminOption && !want) {
       out.push(st.revokeRole(catalogIdent(m.role), u, { adminOptionOnly: true }));
     }

@@ -63,12 +63,18 @@ const list = (xs: readonly string[]) => xs.join(", ");
 
 export function createRole(
   role: Ident,
-  o: { login: boolean; connectionLimit?: number; password?: Literal },
+  o: { login: boolean; connectionLimit?: number; password?: Literal; validUntil?: Literal },
 ): string {
   let s = `CREATE ROLE ${role} ${o.login ? "LOGIN" : "NOLOGIN"}`;
   if (o.connectionLimit !== undefined) s += ` CONNECTION LIMIT ${int(o.connectionLimit)}`;
   if (o.password !== undefined) s += ` PASSWORD ${o.password}`;
+  if (o.validUntil !== undefined) s += ` VALID UNTIL ${o.validUntil}`;
   return s;
+}
+
+/** `until` is a timestamp literal (ISO 8601, UTC) or 'infinity'. */
+export function alterRoleValidUntil(role: Ident, until: Literal): string {
+  return `ALTER ROLE ${role} VALID UNTIL ${until}`;
 }
 
 export function alterRoleLogin(role: Ident, login: boolean): string {
