@@ -16,7 +16,7 @@ import { annotate, runsAs, secretData } from "../helpers/fixtures.ts";
 import { startMinio } from "../helpers/storage_servers.ts";
 import { budget } from "../helpers/timeouts.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { figure, list, param } from "./workload.ts";
+import { assertCompleteDump, figure, list, param } from "./workload.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -156,11 +156,6 @@ async function resourcesConverged(env: TestEnv, ns: string, d: Declared): Promis
     );
 }
 
-async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 Deno.test(
   { name: "SIGKILLs at random moments converge to exactly the declared state", ...opts },
   async () => {
@@ -249,18 +244,7 @@ Deno.test(
           continue;
         }
         completed++;
-        const bytes = new Uint8Array(
-          await new Response(await store.get(b!.status!.path!)).arrayBuffer(),
-        );
-        assertEquals(
-          await sha256Hex(bytes),
-          b!.status!.sha256,
-          `${name}'s object matches its record`,
-        );
-        const dump = await new Response(
-          new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip")),
-        ).text();
-        assert(dump.includes("PostgreSQL database dump complete"), `${name}'s dump is complete`);
+        await assertCompleteDump(store, b!, name);
       }
       const objects = (await store.list("")).filter((o) => o.key.endsWith(".sql.gz"));
       figure(
