@@ -116,7 +116,7 @@ Deno.test(
       name: "main",
       reason: "ClusterUnreachable",
     });
-    figure("dependencies: PostgreSQL down until every resource said so", elapsed(down));
+    figure("dependencies: PostgreSQL down until every resource said so", elapsed(down), "react");
 
     // Count the reconciles over the rest of the outage: a capped backoff, not a loop.
     const before = reconciles(await metrics(metricsPort));
