@@ -33,7 +33,7 @@ help:
 	@echo "               BENCH_ARGS=... for backup/restore, RECONCILE_BENCH_ARGS=... for reconcile)"
 	@echo "make bench-large  the reconcile benchmark with 2000 pairs and 5 idle minutes"
 	@echo "make verify    the verification suite, short variant (fairness, leaks, crashes; docs/reliability.md)"
-	@echo "make verify-long  the same with the full counts (200 pairs, 100 kills, 20 failovers)"
+	@echo "make verify-long  the same with the full counts (200 pairs, 100 kills, 20 failovers, 180 s outages)"
 	@echo "make clean     remove dist/ and the test log"
 
 deps:
@@ -122,7 +122,7 @@ verify:
 	$(VERIFY)
 
 verify-long:
-	DBTETHER_VERIFY_PAIRS=200 DBTETHER_VERIFY_KILLS=100 DBTETHER_VERIFY_SLOT_KILLS=5 DBTETHER_VERIFY_FAILOVERS=20 $(VERIFY)
+	DBTETHER_VERIFY_PAIRS=200 DBTETHER_VERIFY_KILLS=100 DBTETHER_VERIFY_SLOT_KILLS=5 DBTETHER_VERIFY_FAILOVERS=20 DBTETHER_VERIFY_OUTAGE_S=180 $(VERIFY)
 
 clean:
 	rm -rf dist .dev/test-output.log

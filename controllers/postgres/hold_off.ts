@@ -40,6 +40,11 @@ export class ConnectHoldOff {
     return true;
   }
 
+  /** The last connect timeout's error, while no connect has succeeded since. */
+  get lastTimeout(): unknown {
+    return this.#error;
+  }
+
   /** Records how a run's connect ended (`error` undefined: connected). */
   settle(trying: boolean, error?: unknown): void {
     if (trying) this.#trying = false;

@@ -17,8 +17,9 @@
  * socket of a slot idle for `idleTimeoutSeconds` and reopens it on the next use. A run reserves
  * its slot's connection before its first statement (slot.ts), and every statement passes the
  * leader fence (guard.ts). After a connect timeout the pool holds off connecting for a while
- * (hold_off.ts), so a server that never answers does not hold a worker per run. The registry of
- * pools is in registry.ts.
+ * (hold_off.ts), so a server that never answers does not hold a worker per run; before its first
+ * answer (and after a failed connect) a server gets one connect at a time, which no run waits
+ * for longer than 2 s (#connectUnproven). The registry of pools is in registry.ts.
  */
 import { checkServerIdentity } from "node:tls";
 import { looksLikeTlsRefusal, serverAcceptsTls, tlsRefusedError } from "./tls_probe.ts";
@@ -32,6 +33,13 @@ import type { TokenSource } from "./iam.ts";
 
 export type { Sql } from "./slot.ts";
 import type { Sql } from "./slot.ts";
+
+/**
+ * The longest a run waits for a connect to a server not yet known to answer: a worker's cost of
+ * a server that never answers (#connectUnproven). Well above a TLS + SCRAM login on a loaded
+ * machine, far below the connect timeout.
+ */
+const UNPROVEN_PATIENCE_MS = 2000;
 
 /** A slot idle longer than this is probed before a run (slot.ts `ready` says why). */
 const IDLE_CHECK_MS = 1000;
@@ -150,6 +158,10 @@ export class ServerPool {
   #closed = false;
   #peak = 0;
   readonly #holdOff: ConnectHoldOff;
+  /** Whether the last connect that ended succeeded (see #connectUnproven). */
+  #proven = false;
+  /** The one connect in flight while the server is unproven. */
+  #firstConnect: Promise<void> | undefined;
 
   constructor(cfg: ServerConfig, opts: PoolRegistryOptions = {}) {
     this.#cfg = { ...cfg };
@@ -223,13 +235,77 @@ export class ServerPool {
 
   // A server that never answers must not hold a worker per run (hold_off.ts says why).
   async #connect(slot: Slot, signal: AbortSignal): Promise<void> {
+    if (!this.#proven) return await this.#connectUnproven(slot, signal);
     const trying = this.#holdOff.admit();
     try {
       await slot.ready(signal, { checkIdleMs: IDLE_CHECK_MS });
       this.#holdOff.settle(trying);
     } catch (e) {
       this.#holdOff.settle(trying, e);
+      this.#proven = false;
       throw e;
+    }
+  }
+
+  /**
+   * A server not yet known to answer (no connect yet, or the last one failed): one connect at a
+   * time, and no run waits for it longer than {@link UNPROVEN_PATIENCE_MS}. The connect goes on
+   * without the run (its slot stays in the pool), so a server that accepts TCP and never
+   * answers costs each worker that long once instead of the whole connect timeout (issue 13,
+   * fairness); runs meanwhile wait for that connect, within the same patience, or fail at once
+   * with the last timeout's error when the server timed out before (hold_off.ts).
+   */
+  async #connectUnproven(slot: Slot, signal: AbortSignal): Promise<void> {
+    const pending = this.#firstConnect;
+    // A server that timed out before fails the others at once while it is tried again.
+    if (pending && this.#holdOff.lastTimeout !== undefined) throw this.#holdOff.lastTimeout;
+    if (pending) {
+      await this.#patiently(pending, signal);
+      return await this.#connect(slot, signal);
+    }
+    const trying = this.#holdOff.admit();
+    const attempt = slot.ready(this.#fence.signal, { checkIdleMs: IDLE_CHECK_MS }).then(
+      () => {
+        this.#holdOff.settle(trying);
+        this.#proven = true;
+      },
+      (e) => {
+        this.#holdOff.settle(trying, e);
+        throw e;
+      },
+    ).finally(() => {
+      if (this.#firstConnect === attempt) this.#firstConnect = undefined;
+    });
+    attempt.catch(() => {}); // its error reaches the runs that wait for it
+    this.#firstConnect = attempt;
+    await this.#patiently(attempt, signal);
+  }
+
+  // Waits for `connect` at most UNPROVEN_PATIENCE_MS (and never past `signal`).
+  async #patiently(connect: Promise<void>, signal: AbortSignal): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let onAbort: (() => void) | undefined;
+    const cfg = this.#cfg;
+    const patience = Math.min(UNPROVEN_PATIENCE_MS, 1000 * (cfg.connectTimeoutSeconds ?? 10));
+    try {
+      await Promise.race([
+        connect,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() =>
+            reject(Object.assign(
+              new Error(
+                `no answer within ${patience / 1000}s, the connection attempt goes on ` +
+                  `(connect timeout ${cfg.connectTimeoutSeconds ?? 10}s)`,
+              ),
+              { code: "CONNECT_TIMEOUT" },
+            )), patience);
+          onAbort = () => reject(signal.reason);
+          signal.addEventListener("abort", onAbort, { once: true });
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal.removeEventListener("abort", onAbort);
     }
   }
 

@@ -11,6 +11,9 @@ import { FakeClock } from "../../lib/clock.ts";
 import { LeadershipLostError, LeaseFence } from "../../lib/fence.ts";
 import { type ServerConfig, ServerPool, tlsOptions } from "./pool.ts";
 import { PoolRegistry, sessionName } from "./registry.ts";
+import { startHangingListener } from "../../tests/verify/hang.ts";
+import { budget } from "../../tests/helpers/timeouts.ts";
+import { waitFor } from "../../tests/helpers/wait.ts";
 
 /** The test server's non-superuser admin, without TLS. */
 function admin(pg: PgServer): ServerConfig {
@@ -407,5 +410,34 @@ Deno.test("ServerPool: with leader election the server ends our idle sessions", 
     );
   } finally {
     await pool.close();
+  }
+});
+
+Deno.test("ServerPool: a server that never answers costs a run the patience, one connect at a time", async () => {
+  await using hang = startHangingListener();
+  const pool = new ServerPool({
+    host: hang.host,
+    port: hang.port,
+    user: "nobody",
+    password: "never-sent",
+    sslMode: "disable",
+    connectTimeoutSeconds: 4,
+  });
+  try {
+    // Three runs at once: each gives up after the patience (2 s), while the one connect the
+    // pool made goes on without them.
+    const runs = [0, 1, 2].map(() => pool.run(() => Promise.resolve(1)).then(() => "", String));
+    const errors = await Promise.all(runs);
+    for (const e of errors) assertMatch(e, /no answer within 2s, the connection attempt goes on/);
+    assertEquals(hang.accepted(), 1, "one connect at a time to an unproven server");
+    // Once that connect timed out, runs fail at once with its error (the hold-off).
+    const after = await waitFor("the connect timed out", async () => {
+      const e = await pool.run(() => Promise.resolve(1)).then(() => "", String);
+      return /no answer within/.test(e) ? undefined : e;
+    }, { timeoutMs: budget("react") });
+    assertMatch(after, /CONNECT_TIMEOUT|timeout/i);
+    assertEquals(hang.accepted(), 1, "no connect during the hold-off");
+  } finally {
+    await pool.close(0);
   }
 });

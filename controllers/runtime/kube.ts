@@ -102,8 +102,22 @@ export interface WatchOptions {
   labelSelector?: string;
   resourceVersion?: string;
   timeoutSeconds?: number;
+  /**
+   * The watch ends (as if the server had closed it) when nothing arrives for this long; default
+   * {@link WATCH_IDLE_MS}. A killed apiserver's watch connections are not always seen to close
+   * (issue 13: after a SIGKILL of the apiserver, the stream stayed open with no error for the
+   * whole 300 s a test waited), and an informer would then never hear of a change again.
+   */
+  idleTimeoutMs?: number;
   signal?: AbortSignal;
 }
+
+/**
+ * How long a watch may go without a byte before it is re-opened from its last resourceVersion:
+ * the bound on how long the program stays deaf after an apiserver restart it did not notice.
+ * An idle watch costs one GET per resource this often.
+ */
+export const WATCH_IDLE_MS = 60_000;
 
 interface RequestOptions {
   accept?: string;
@@ -300,8 +314,9 @@ export class KubeClient {
   }
 
   /**
-   * Opens a watch and yields its events. Ends when the server closes the stream; throws
-   * GoneError when the resourceVersion is too old (in the response or in the stream).
+   * Opens a watch and yields its events. Ends when the server closes the stream or nothing
+   * arrives for `idleTimeoutMs`; throws GoneError when the resourceVersion is too old (in the
+   * response or in the stream).
    */
   async *watch<T>(res: Resource, opts: WatchOptions): AsyncGenerator<WatchEvent<T>> {
     const query: Record<string, string | number | boolean | undefined> = {
@@ -313,38 +328,56 @@ export class KubeClient {
     };
     // undici does not always end a body read when the request's signal aborts (seen after a
     // connection failure), so every wait below also races the signal itself.
-    const response = await raceAbort(
-      this.#send(
-        "GET",
-        this.path(res, opts.namespace),
-        { query, ...(opts.metadataOnly ? { accept: METADATA_ONE } : {}) },
-        opts.signal,
-      ),
-      opts.signal,
-    );
-    if (!response.body) return;
-    // undici's web stream types differ from the global ones only in typing.
-    const body = response.body as unknown as ReadableStream<Uint8Array<ArrayBuffer>>;
-    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
+    const idle = new AbortController();
+    const signal = opts.signal ? AbortSignal.any([opts.signal, idle.signal]) : idle.signal;
+    const idleMs = opts.idleTimeoutMs ?? WATCH_IDLE_MS;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => idle.abort(new Error("watch idle")), idleMs);
+    };
+    arm();
     try {
-      for (;;) {
-        const { value, done } = await raceAbort(reader.read(), opts.signal);
-        if (done) break;
-        buffer += value;
-        let nl: number;
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          const line = buffer.slice(0, nl).trim();
-          buffer = buffer.slice(nl + 1);
-          if (!line) continue;
-          const ev = JSON.parse(line) as { type: string; object: Record<string, unknown> };
-          if (ev.type === "ERROR") throw statusError(ev.object);
-          yield ev as WatchEvent<T>;
+      const response = await raceAbort(
+        this.#send(
+          "GET",
+          this.path(res, opts.namespace),
+          { query, ...(opts.metadataOnly ? { accept: METADATA_ONE } : {}) },
+          signal,
+        ),
+        signal,
+      );
+      if (!response.body) return;
+      // undici's web stream types differ from the global ones only in typing.
+      const body = response.body as unknown as ReadableStream<Uint8Array<ArrayBuffer>>;
+      const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      try {
+        for (;;) {
+          const { value, done } = await raceAbort(reader.read(), signal);
+          if (done) break;
+          arm();
+          buffer += value;
+          let nl: number;
+          while ((nl = buffer.indexOf("\n")) >= 0) {
+            const line = buffer.slice(0, nl).trim();
+            buffer = buffer.slice(nl + 1);
+            if (!line) continue;
+            const ev = JSON.parse(line) as { type: string; object: Record<string, unknown> };
+            if (ev.type === "ERROR") throw statusError(ev.object);
+            yield ev as WatchEvent<T>;
+          }
         }
+      } finally {
+        // Not awaited: cancelling the body of an aborted request can hang.
+        reader.cancel().catch(() => {});
       }
+    } catch (e) {
+      // Idle: ended like a watch the server closed; the caller re-watches.
+      if (idle.signal.aborted && !opts.signal?.aborted) return;
+      throw e;
     } finally {
-      // Not awaited: cancelling the body of an aborted request can hang.
-      reader.cancel().catch(() => {});
+      clearTimeout(timer);
     }
   }
 

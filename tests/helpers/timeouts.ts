@@ -52,3 +52,36 @@ export function budgets(): Record<Budget, number> {
     Object.entries(BUDGETS_MS).map(([k, v]) => [k, Math.round(v * s)]),
   ) as Record<Budget, number>;
 }
+
+/** One measured wait, next to the budget it was waited with. */
+export interface Measurement {
+  what: string;
+  budget: Budget;
+  ms: number;
+}
+
+const measurements: Measurement[] = [];
+
+/**
+ * Records how long a wait took against its budget. The first record makes the test process
+ * print {@link budgetReport} when it ends (Deno shows it as post-test output), so each verify
+ * file ends with its table of measured values next to their budgets.
+ */
+export function recordMeasurement(what: string, name: Budget, ms: number): void {
+  if (!measurements.length) {
+    globalThis.addEventListener("unload", () => console.log(budgetReport(measurements)));
+  }
+  measurements.push({ what, budget: name, ms });
+}
+
+/** A Markdown table: each measurement, its budget (scaled) and the share of it used. */
+export function budgetReport(list: readonly Measurement[]): string {
+  const rows = list.map((m) => {
+    const b = budget(m.budget);
+    return `| ${m.what} | ${(m.ms / 1000).toFixed(1)} s | ${m.budget} ${b / 1000} s | ${
+      Math.round((100 * m.ms) / b)
+    } % |`;
+  });
+  return ["BUDGETS", "| measured | value | budget | used |", "| --- | --- | --- | --- |", ...rows]
+    .join("\n");
+}

@@ -21,7 +21,7 @@ import { startMinio } from "../helpers/storage_servers.ts";
 import { budget } from "../helpers/timeouts.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { minutely, scheduleYaml } from "../helpers/schedules.ts";
-import { figure, list, param } from "./workload.ts";
+import { assertCompleteDump, figure, list, param } from "./workload.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -195,11 +195,6 @@ async function scheduled(env: TestEnv, ns: string) {
   }));
 }
 
-async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 Deno.test(
   { name: "SIGKILLs at random moments converge to exactly the declared state", ...opts },
   async () => {
@@ -320,18 +315,7 @@ Deno.test(
         }
         completed++;
         recorded.push(b!.status!.path!);
-        const bytes = new Uint8Array(
-          await new Response(await store.get(b!.status!.path!)).arrayBuffer(),
-        );
-        assertEquals(
-          await sha256Hex(bytes),
-          b!.status!.sha256,
-          `${name}'s object matches its record`,
-        );
-        const dump = await new Response(
-          new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip")),
-        ).text();
-        assert(dump.includes("PostgreSQL database dump complete"), `${name}'s dump is complete`);
+        await assertCompleteDump(store, b!, name);
       }
       const objects = (await store.list("")).filter((o) => o.key.endsWith(".sql.gz"));
       const total = d.backups.size + slots.length;

@@ -3,8 +3,11 @@
  * default, `make verify-long` raises them), manifests of Database+DatabaseUser pairs, the wait
  * for a namespace's resources to be Ready, and the figure lines the report is built from.
  */
+import type { ObjectStore } from "../../storage/store.ts";
+import { assert, assertEquals } from "../helpers/assert.ts";
 import type { TestEnv } from "../helpers/env.ts";
-import { type Budget, budget } from "../helpers/timeouts.ts";
+import type { RunningProgram } from "../helpers/program.ts";
+import { type Budget, budget, recordMeasurement } from "../helpers/timeouts.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 /** A positive integer from the environment, or `fallback`. */
@@ -91,5 +94,50 @@ export async function waitPairsReady(
 /** Prints one figure of the report (`make verify` output is where docs/reliability.md's come from). */
 export function figure(name: string, value: string | number, budgetName?: Budget): void {
   const b = budgetName ? ` (budget ${budgetName} ${budget(budgetName) / 1000} s)` : "";
+  // "12.3 s", or the worst of several ("median 1.0 s, max 2.0 s over 3").
+  const m = /^([0-9.]+) s$|max ([0-9.]+) s/.exec(String(value));
+  if (budgetName && m) recordMeasurement(name, budgetName, 1000 * Number(m[1] ?? m[2]));
   console.log(`FIGURE ${name}: ${value}${b}`);
+}
+
+/**
+ * Asserts what a Completed Backup promises: its object exists, its bytes match
+ * `status.sha256`, gunzip cleanly and end with pg_dump's trailer.
+ */
+export async function assertCompleteDump(
+  store: ObjectStore,
+  b: { status?: { path?: string; sha256?: string } },
+  name: string,
+): Promise<void> {
+  assert(b.status?.path, `${name} has no status.path`);
+  const bytes = new Uint8Array(await new Response(await store.get(b.status.path)).arrayBuffer());
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  const hex = Array.from(new Uint8Array(digest), (x) => x.toString(16).padStart(2, "0")).join("");
+  assertEquals(hex, b.status.sha256, `${name}'s object matches its record`);
+  const dump = await new Response(
+    new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip")),
+  ).text();
+  assert(dump.includes("PostgreSQL database dump complete"), `${name}'s dump is complete`);
+}
+
+/** Whether the program is still running (it has not exited by itself). */
+export async function running(p: RunningProgram | undefined): Promise<boolean> {
+  if (!p) return false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const exited = await Promise.race([
+    p.process.status.then(() => true),
+    new Promise<false>((r) => (timer = setTimeout(() => r(false), 100))),
+  ]);
+  clearTimeout(timer);
+  return !exited;
+}
+
+/** The sum of a counter's samples in a Prometheus text, over the samples `labels` matches. */
+export function counterSum(text: string, name: string, labels: RegExp = /.*/): number {
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    const m = new RegExp(`^${name}(\\{[^}]*\\})? ([0-9.e+]+)$`).exec(line);
+    if (m && labels.test(m[1] ?? "")) sum += Number(m[2]);
+  }
+  return sum;
 }

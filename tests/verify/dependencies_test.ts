@@ -1,0 +1,405 @@
+/**
+ * Failing dependencies (issue 13): PostgreSQL, the apiserver and the object storage stop,
+ * error or reset connections while the real program runs. Each test checks what a user relies
+ * on: the program does not crash (or, where it exits by design, a restart like Kubernetes'
+ * converges), says precisely why it waits, backs off with a cap instead of looping, and
+ * applies what was declared meanwhile by itself once the dependency is back.
+ *
+ * `DBTETHER_VERIFY_OUTAGE_S` (default 15; `make verify-long`: 180) is how long each dependency
+ * stays down.
+ */
+import { assert, assertEquals } from "../helpers/assert.ts";
+import { backupYaml, databaseYaml, SEED, storageYaml } from "../helpers/backup.ts";
+import { startEnv, type TestEnv } from "../helpers/env.ts";
+import { type FaultMode, startFaultProxy } from "../helpers/fault_proxy.ts";
+import { mergePatch, readyOf, runsAs, secretData, waitReason } from "../helpers/fixtures.ts";
+import { freePort } from "../helpers/free_port.ts";
+import type { RunningProgram } from "../helpers/program.ts";
+import { openUploads, startMinio } from "../helpers/storage_servers.ts";
+import { budget } from "../helpers/timeouts.ts";
+import { waitFor } from "../helpers/wait.ts";
+import {
+  assertCompleteDump,
+  counterSum,
+  figure,
+  list,
+  pairs,
+  param,
+  running,
+  waitPairsReady,
+} from "./workload.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+const outageSeconds = () => param("DBTETHER_VERIFY_OUTAGE_S", 15);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const elapsed = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
+
+/** The retry backoff the test program runs with (testRunArgs: 200ms doubling, capped). */
+const BACKOFF_BASE_S = 0.2;
+const BACKOFF_MAX_S = 5;
+
+/**
+ * The most attempts one key may make in `seconds` under a capped exponential backoff from
+ * BACKOFF_BASE_S to BACKOFF_MAX_S, doubled: a reconcile triggered by a watch event (its own
+ * status write, a related object) may come on top of a timer. A hot loop makes hundreds.
+ */
+function attemptBound(seconds: number): number {
+  let n = 1, t = 0, d = BACKOFF_BASE_S;
+  while (t + d <= seconds) {
+    t += d;
+    d = Math.min(BACKOFF_MAX_S, d * 2);
+    n++;
+  }
+  return 2 * n;
+}
+
+async function metrics(port: number): Promise<string> {
+  return await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+}
+
+/** Reconciles counted so far, per controller, of the dbtether_reconcile_total counter. */
+function reconciles(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^dbtether_reconcile_total\{([^}]*)\} ([0-9.e+]+)$/gm)) {
+    const controller = /controller="([^"]*)"/.exec(m[1]!)?.[1] ?? "?";
+    out[controller] = (out[controller] ?? 0) + Number(m[2]);
+  }
+  return out;
+}
+
+/** How many objects of each dbtether kind the test declared (the keys that may fail). */
+async function keys(env: TestEnv, ns: string): Promise<Record<string, number>> {
+  return {
+    database: (await list(env, "databases", ns)).items.length,
+    databaseuser: (await list(env, "databaseusers", ns)).items.length,
+  };
+}
+
+Deno.test(
+  { name: "PostgreSQL stopped and restarted: precise reason, capped backoff, recovery", ...opts },
+  async () => {
+    const outage = outageSeconds();
+    const metricsPort = freePort();
+    await using env = await startEnv({
+      pg: true,
+      program: true,
+      programArgs: ["--metrics-bind-address", `127.0.0.1:${metricsPort}`],
+    });
+    // The DBCluster's own status comes from its health check (default every 5 min): a short
+    // interval, as for a server whose status users watch.
+    await env.kube.apply(env.clusterManifest("main", { extraSpec: "  healthCheckInterval: 5s\n" }));
+    const ns = await env.namespace("pgdown");
+    await env.kube.apply(pairs(ns, { prefix: "p", cluster: "main", n: 3 }));
+    await waitPairsReady(env, ns, { n: 3, since: Date.now() });
+
+    await env.pg.stop();
+    const down = Date.now();
+    // Declared while the server is down: a new pair, and a change to a Ready user.
+    await env.kube.apply(pairs(ns, { prefix: "q", cluster: "main", n: 1 }));
+    await mergePatch(env, { kind: "databaseuser", namespace: ns, name: "p-000" }, {
+      spec: { connectionLimit: 7 },
+    });
+    const unreachable = /^Cannot .*: server 127\.0\.0\.1:\d+ unreachable \(.*ECONNREFUSED/;
+    const db = await waitReason(env, {
+      kind: "database",
+      namespace: ns,
+      name: "q-000",
+      reason: "ClusterUnreachable",
+    });
+    const dbMessage = readyOf(db);
+    assert(unreachable.test(dbMessage?.message ?? ""), dbMessage?.message);
+    figure("dependencies: a Database while PostgreSQL is down", dbMessage?.message ?? "");
+    await waitReason(env, {
+      kind: "dbcluster",
+      namespace: "",
+      name: "main",
+      reason: "ClusterUnreachable",
+    });
+    figure("dependencies: PostgreSQL down until every resource said so", elapsed(down), "react");
+
+    // Count the reconciles over the rest of the outage: a capped backoff, not a loop.
+    const before = reconciles(await metrics(metricsPort));
+    const window = Date.now();
+    await sleep(outage * 1000);
+    assert(await running(env.program), "the program exited while PostgreSQL was down");
+    const after = reconciles(await metrics(metricsPort));
+    figure(
+      "dependencies: reconciles per controller during the outage",
+      JSON.stringify(
+        Object.fromEntries(
+          Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]).filter(([, v]) => v),
+        ),
+      ),
+    );
+    const seconds = (Date.now() - window) / 1000;
+    const declared = await keys(env, ns);
+    const bound = attemptBound(seconds);
+    for (const [controller, n] of Object.entries(declared)) {
+      const made = (after[controller] ?? 0) - (before[controller] ?? 0);
+      figure(
+        `dependencies: ${controller} reconciles in ${seconds.toFixed(0)} s of outage`,
+        `${made} for ${n} objects (bound ${n * bound})`,
+      );
+      assert(made <= n * bound, `${controller}: ${made} reconciles in ${seconds} s for ${n} keys`);
+    }
+    const user = await env.getJson<
+      { status?: { conditions?: { type: string; reason: string }[] } }
+    >(
+      "databaseuser",
+      "p-000",
+      ns,
+    );
+    figure("dependencies: the changed user's reason while down", readyOf(user)?.reason ?? "none");
+
+    await env.pg.start();
+    const back = Date.now();
+    await waitFor(
+      "the DBCluster Connected again",
+      async () =>
+        (await env.getJson<{ status?: { phase?: string } }>("dbcluster", "main"))?.status?.phase ===
+          "Connected",
+      { timeoutMs: budget("recovery"), intervalMs: 500 },
+    );
+    await waitPairsReady(env, ns, { n: 4, since: back });
+    figure("dependencies: PostgreSQL back until everything Ready", elapsed(back), "recovery");
+    // What was declared meanwhile is applied: the limit, and the new user logs in.
+    const s = await secretData(env, { namespace: ns, name: "p-000-credentials" });
+    const limit = await env.pg.superSql(
+      `SELECT rolconnlimit FROM pg_roles WHERE rolname = '${s!.username}'`,
+    );
+    assertEquals(limit.trim(), "7", "the connection limit set while down");
+    const q = await secretData(env, { namespace: ns, name: "q-000-credentials" });
+    assert(
+      await runsAs(env.pg, { user: q!.username!, password: q!.password!, database: "q_000" }),
+      "the user declared while down logs in",
+    );
+    assert(await running(env.program), "the program exited");
+  },
+);
+
+/**
+ * Restarts `start()`'s program whenever it exits, as Kubernetes restarts a container, until
+ * `stop()`; counts the exits and keeps their codes.
+ */
+function supervise(env: TestEnv, start: () => Promise<RunningProgram>) {
+  const exits: number[] = [];
+  let on = true;
+  const loop = (async () => {
+    while (on) {
+      const p = env.program;
+      if (p && !(await running(p))) {
+        exits.push(await p.process.status.then((s) => s.code));
+        if (on) await start();
+      }
+      await sleep(500);
+    }
+  })();
+  return {
+    exits,
+    async stop() {
+      on = false;
+      await loop;
+    },
+  };
+}
+
+Deno.test(
+  {
+    name: "the apiserver stopped and restarted: no crash, watches resume, work converges",
+    ...opts,
+  },
+  async () => {
+    const outage = outageSeconds();
+    await using env = await startEnv({ pg: true, program: true });
+    await env.kube.apply(env.clusterManifest("main"));
+    const ns = await env.namespace("apidown");
+    await env.kube.apply(pairs(ns, { prefix: "a", cluster: "main", n: 2 }));
+    await waitPairsReady(env, ns, { n: 2, since: Date.now() });
+
+    // Without leader election the program rides the outage out.
+    await env.kube.stopApiserver();
+    const logsBefore = env.program!.logs().length;
+    await sleep(outage * 1000);
+    assert(await running(env.program), "the program exited while the apiserver was down");
+    const lines = env.program!.logs().slice(logsBefore).split("\n").filter(Boolean).length;
+    figure(`dependencies: log lines in ${outage} s without the apiserver`, lines);
+    assert(lines <= 20 * outage, `${lines} log lines in ${outage} s: a retry loop`);
+    await env.kube.startApiserver();
+    let back = Date.now();
+    await env.kube.apply(pairs(ns, { prefix: "b", cluster: "main", n: 2 }));
+    await mergePatch(env, { kind: "databaseuser", namespace: ns, name: "a-000" }, {
+      spec: { connectionLimit: 9 },
+    });
+    await waitPairsReady(env, ns, { n: 4, since: back });
+    figure(
+      "dependencies: apiserver back until new work Ready (no leader election)",
+      elapsed(back),
+      "recovery",
+    );
+    const s = await secretData(env, { namespace: ns, name: "a-000-credentials" });
+    const limit = () =>
+      env.pg.superSql(`SELECT rolconnlimit FROM pg_roles WHERE rolname = '${s!.username}'`);
+    await waitFor("the limit applied", async () => (await limit()).trim() === "9", {
+      timeoutMs: budget("react"),
+    });
+
+    // With leader election the lease cannot be renewed: the program gives up leading and
+    // exits once --renew-deadline (10 s) has passed; Kubernetes restarts it.
+    const startLeader = () => env.startProgram(["--leader-elect"]);
+    await env.killProgram("SIGTERM");
+    await startLeader();
+    back = Date.now();
+    await env.kube.apply(pairs(ns, { prefix: "c", cluster: "main", n: 1 }));
+    await waitPairsReady(env, ns, { n: 5, since: back });
+    const sup = supervise(env, startLeader);
+    try {
+      await env.kube.stopApiserver();
+      const down = Date.now();
+      await sleep(Math.max(outage, 20) * 1000);
+      figure(
+        `dependencies: exits of the leader-elected program in ${
+          elapsed(down)
+        } without the apiserver`,
+        sup.exits.length ? sup.exits.join(", ") : "none",
+      );
+      assert(sup.exits.length >= 1, "the leader kept running without renewing its lease");
+      await env.kube.startApiserver();
+      back = Date.now();
+      await env.kube.apply(pairs(ns, { prefix: "d", cluster: "main", n: 1 }));
+      await waitPairsReady(env, ns, { n: 6, since: back });
+      figure(
+        "dependencies: apiserver back until new work Ready (leader election)",
+        elapsed(back),
+        "failover",
+      );
+      figure("dependencies: exit codes of the leader-elected program", sup.exits.join(", "));
+    } finally {
+      await sup.stop();
+    }
+    assert(await running(env.program), "the program is not running at the end");
+  },
+);
+
+type BackupObj = {
+  metadata: { name: string };
+  status?: {
+    phase?: string;
+    path?: string;
+    sha256?: string;
+    storageFailures?: number;
+    conditions?: { type: string; reason: string; message: string }[];
+  };
+};
+
+/** The storage retry schedule's most runs in `seconds` (5 s doubling to 60 s), plus one. */
+function storageRunBound(seconds: number): number {
+  let n = 1, t = 0, d = 5;
+  while (t + d <= seconds) {
+    t += d;
+    d = Math.min(60, d * 2);
+    n++;
+  }
+  return n + 1;
+}
+
+Deno.test(
+  {
+    name: "the storage erroring, resetting, down: reasons, capped retries, one complete dump",
+    ...opts,
+  },
+  async () => {
+    const outage = outageSeconds();
+    await using minio = await startMinio();
+    await minio.createBucket("backups");
+    const url = new URL(minio.endpoint);
+    await using proxy = startFaultProxy({ hostname: url.hostname, port: Number(url.port) });
+    const metricsPort = freePort();
+    await using env = await startEnv({
+      pg: true,
+      program: true,
+      programArgs: [
+        ...["--backup-storage-retry-for", `${outage + 300}s`],
+        ...["--metrics-bind-address", `127.0.0.1:${metricsPort}`],
+      ],
+    });
+    await env.kube.apply(env.clusterManifest("test-pg"));
+    await env.kube.apply(
+      storageYaml("flaky", { server: minio }).replace(minio.endpoint, proxy.endpoint),
+    );
+    await env.waitPhase("backupstorage", "flaky", "Ready");
+    const ns = await env.namespace("flaky");
+    await env.kube.apply(databaseYaml(ns, "src", "flaky_src"));
+    await env.waitPhase("database", "src", "Ready", { namespace: ns });
+    assertEquals((await env.pg.psql(SEED, { database: "flaky_src" })).code, 0);
+
+    const started = Date.now();
+    let most = 0;
+    const seen: string[] = [];
+    const backup = () => env.getJson<BackupObj>("backup", "b1", ns);
+    /** Waits until the Backup's retry message matches `pattern` (a new failed run). */
+    const failsWith = async (mode: FaultMode, pattern: RegExp) => {
+      const b = await waitFor(`b1 retrying after a ${mode} storage`, async () => {
+        const b = await backup();
+        most = Math.max(most, b?.status?.storageFailures ?? 0);
+        assert(b?.status?.phase !== "Completed", "b1 Completed while the storage failed");
+        const c = readyOf(b);
+        return b?.status?.phase === "Pending" && c?.reason === "StorageFailed" &&
+          pattern.test(c.message) && b;
+      }, { timeoutMs: budget("recovery"), intervalMs: 500 }).catch(async (e) => {
+        throw new Error(`${(e as Error).message}: ${JSON.stringify((await backup())?.status)}`);
+      });
+      const message = readyOf(b)!.message;
+      seen.push(message);
+      figure(`dependencies: a Backup while the storage is ${mode}`, message);
+    };
+    await proxy.set("error");
+    await env.kube.apply(backupYaml(ns, "b1", "src", "flaky"));
+    await failsWith("error", /HTTP 503|ServiceUnavailable/);
+    await proxy.set("reset");
+    await failsWith("reset", /ECONNRESET|socket hang up|reset/i);
+    await proxy.set("down");
+    const down = Date.now();
+    await failsWith("down", /ECONNREFUSED|refused/i);
+    // Down for the whole outage; the Backup meanwhile retries on its capped schedule.
+    while (Date.now() - down < outage * 1000) {
+      most = Math.max(most, (await backup())?.status?.storageFailures ?? 0);
+      await sleep(1000);
+    }
+    const faultSeconds = (Date.now() - started) / 1000;
+    await proxy.set("pass");
+    const back = Date.now();
+    const done = await waitFor("b1 Completed", async () => {
+      const b = await backup();
+      most = Math.max(most, b?.status?.storageFailures ?? 0);
+      assert(b?.status?.phase !== "Failed", `b1 Failed: ${readyOf(b)?.message}`);
+      return b?.status?.phase === "Completed" && b;
+    }, { timeoutMs: budget("recovery"), intervalMs: 500 });
+    figure("dependencies: storage back until the Backup Completed", elapsed(back), "recovery");
+
+    // The retries followed the capped schedule, and the SDK's own retries are bounded too.
+    const runs = storageRunBound(faultSeconds);
+    figure(
+      `dependencies: failed runs in ${faultSeconds.toFixed(0)} s of storage faults`,
+      `${most} (bound ${runs})`,
+    );
+    assert(most >= 3 && most <= runs, `${most} failed runs in ${faultSeconds} s`);
+    const c = proxy.connections();
+    const faulty = c.error + c.reset;
+    figure("dependencies: connections the faulty storage got", JSON.stringify(c));
+    assert(faulty <= 20 * most, `${faulty} connections for ${most} runs: a retry loop`);
+    const text = await metrics(metricsPort);
+    figure(
+      "dependencies: dbtether_backup_failures_total",
+      counterSum(text, "dbtether_backup_failures_total"),
+    );
+
+    // The one Completed Backup has one complete object, and nothing else is in the bucket.
+    const store = minio.makeStore({ bucket: "backups" });
+    await assertCompleteDump(store, done, "b1");
+    const keys = (await store.list("")).map((o) => o.key).filter((k) => k.endsWith(".sql.gz"));
+    assertEquals(keys, [done.status!.path], "one dump in the bucket");
+    assertEquals(await openUploads(minio, { bucket: "backups" }), [], "multipart uploads left");
+    assert(await running(env.program), "the program exited");
+  },
+);
