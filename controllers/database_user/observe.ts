@@ -98,10 +98,10 @@ export async function observeUser(
   const { user, signal, client } = c;
   const namespace = user.metadata.namespace;
   const wanted = secretTargets(user, c.targets);
-  const find = (name: string) =>
-    o.reads && namespace
-      ? o.reads.find<Secret>({ signal, namespace, name })
-      : client.find<Secret>(SecretResource, { signal, namespace, name });
+  const find = (name: string, ns = namespace) =>
+    o.reads && ns
+      ? o.reads.find<Secret>({ signal, namespace: ns, name })
+      : client.find<Secret>(SecretResource, { signal, namespace: ns, name });
   const existing = new Map<string, Secret>();
   for (const w of wanted) {
     const s = await find(w.name);
@@ -117,7 +117,12 @@ export async function observeUser(
     existing,
     owned: o.owned,
     readers: new Map(wanted.map((w) => [w.name, o.readers(w.name)])),
-    delivery: await observeDelivery(c, { wanted, cluster: o.cluster, copies: o.copies ?? [] }),
+    delivery: await observeDelivery(c, {
+      wanted,
+      cluster: o.cluster,
+      copies: o.copies ?? [],
+      find,
+    }),
     now: o.now,
   };
   const ours = !record || isOurs(record, user);
@@ -142,16 +147,18 @@ async function observeDelivery(
     wanted: readonly { name: string }[];
     cluster: Pick<DBCluster, "spec">;
     copies: readonly Secret[];
+    /** Reads a Secret of a namespace (once per resourceVersion when the caller can). */
+    find: (name: string, namespace: string) => Promise<Secret | undefined>;
   },
 ): Promise<ObservedUser["delivery"]> {
-  const { user, client, signal } = c;
+  const { user } = c;
   const to = deliveryNamespace(user);
   const from = user.metadata.namespace ?? "default";
   const allowed = to !== undefined && deliveryAllowed(o.cluster, { from, to });
   const existing = new Map<string, Secret>();
   if (allowed) {
     for (const w of o.wanted) {
-      const s = await client.find<Secret>(SecretResource, { signal, namespace: to, name: w.name });
+      const s = await o.find(w.name, to);
       if (s) existing.set(w.name, s);
     }
   }
