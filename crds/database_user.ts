@@ -21,7 +21,12 @@ import {
   VERSION,
 } from "./kind.ts";
 import { MAX_IDENTIFIER_BYTES } from "../controllers/postgres/limits.ts";
-import { ROLE_SETTINGS } from "../controllers/postgres/statements.ts";
+import {
+  NEVER_ROLE_SETTING_PREFIX,
+  NEVER_ROLE_SETTINGS,
+  ROLE_SETTINGS,
+  SETTING_NAME_PATTERN,
+} from "../controllers/postgres/statements.ts";
 import { TABLE_PRIVILEGES as PG_TABLE_PRIVILEGES } from "../controllers/postgres/statements.ts";
 
 /** Privilege levels, each including the one before it. */
@@ -63,8 +68,14 @@ function settingsField(description: string) {
     description,
     maxProperties: 16,
     rules: [{
-      rule: `self.all(k, k in [${ROLE_SETTINGS.map((k) => `'${k}'`).join(", ")}])`,
-      message: `only these settings may be set: ${ROLE_SETTINGS.join(", ")}`,
+      rule: `self.all(k, size(k) <= 63 && k.matches('${SETTING_NAME_PATTERN}') && !(k in [${
+        NEVER_ROLE_SETTINGS.map((k) => `'${k}'`).join(", ")
+      }]) && !k.startsWith('${NEVER_ROLE_SETTING_PREFIX}'))`,
+      message: `settings names are lowercase setting names; ${
+        NEVER_ROLE_SETTINGS.join(", ")
+      } and ${NEVER_ROLE_SETTING_PREFIX}* are never allowed. Besides ${
+        ROLE_SETTINGS.join(", ")
+      }, a name must be listed in the DBCluster's spec.allowedRoleSettings`,
     }],
   });
 }
@@ -207,7 +218,8 @@ const spec = obj({
   })),
   settings: optional(settingsField(
     "Session settings of the role (ALTER ROLE ... SET), from the allowed list: " +
-      `${ROLE_SETTINGS.join(", ")}. The values are given to PostgreSQL as text, which checks ` +
+      `${ROLE_SETTINGS.join(", ")}, and those the DBCluster's spec.allowedRoleSettings adds ` +
+      "(any other name: SettingNotAllowed). The values are given to PostgreSQL as text, which checks " +
       "them. Once settings is present, an allowed setting set on the role by hand and not " +
       "listed here is reset ({} resets them all); without it, the role's settings are left " +
       "as they are.",

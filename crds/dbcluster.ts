@@ -4,6 +4,11 @@
  */
 import { arr, bool, enumOf, type Infer, int, obj, optional, str, withDefault } from "./schema.ts";
 import {
+  NEVER_ROLE_SETTING_PREFIX,
+  NEVER_ROLE_SETTINGS,
+  SETTING_NAME_PATTERN,
+} from "../controllers/postgres/statements.ts";
+import {
   ageColumn,
   allowedNamespacesField,
   conditionsField,
@@ -227,6 +232,26 @@ const spec = obj({
         "superuser, the admin role or one of dbtether's, and that the admin role holds WITH " +
         "ADMIN OPTION. Listing a role gives it to every tenant that asks: pg_read_all_data " +
         "reads every tenant's tables.",
+    },
+  )),
+  allowedRoleSettings: optional(arr(
+    str({ minLength: 1, maxLength: 63, pattern: SETTING_NAME_PATTERN }),
+    {
+      maxItems: 32,
+      listType: "set",
+      description: "Session settings DatabaseUsers on this server may set (spec.settings, " +
+        "databases[].settings) besides the built-in list, e.g. geqo, extra_float_digits, " +
+        "myapp.tenant. role, session_authorization, search_path, " +
+        "idle_in_transaction_session_timeout and log_* are never allowed. A setting the server " +
+        "only lets a superuser set is refused by PostgreSQL when the user is reconciled.",
+      rules: [{
+        rule: `self.all(n, !(n in [${
+          NEVER_ROLE_SETTINGS.map((k) => `'${k}'`).join(", ")
+        }]) && !n.startsWith('${NEVER_ROLE_SETTING_PREFIX}'))`,
+        message: `allowedRoleSettings must not list ${
+          NEVER_ROLE_SETTINGS.join(", ")
+        } or ${NEVER_ROLE_SETTING_PREFIX}* settings`,
+      }],
     },
   )),
 }, {

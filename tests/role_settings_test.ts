@@ -1,8 +1,10 @@
 /**
  * DatabaseUser `spec.settings` against a real apiserver and PostgreSQL (admin not superuser): the
  * user's own sessions see each setting, a setting changed by hand is put back, one removed from
- * the spec is reset, names outside the allow-list are refused at admission, and a value the
- * server refuses gives a reason with the server's message, as a literal, never as SQL.
+ * the spec is reset, the never-allowed names are refused at admission (on a DBCluster too),
+ * another name waits for the DBCluster's allowedRoleSettings (SettingNotAllowed) and then
+ * applies, and a value the server refuses gives a reason with the server's message, as a
+ * literal, never as SQL.
  */
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
@@ -107,15 +109,68 @@ spec: { clusterRef: { name: main }, databaseName: rs_app, deletionPolicy: Delete
     assertEquals(await show("statement_timeout"), "1500ms");
   });
 
-  await t.step("names outside the allow-list are refused at admission", async () => {
+  await t.step("the never-allowed names are refused at admission", async () => {
     for (const name of ["role", "session_authorization", "log_statement", "search_path"]) {
       const r = await env.kube.kubectl(["apply", "-f", "-"], {
         stdin: user(ns, `  settings:\n    ${name}: "x"\n`),
       });
       assert(r.code !== 0, `${name} refused`);
-      assertMatch(r.stderr, /only these settings may be set/);
+      assertMatch(r.stderr, /never allowed/);
     }
+    // A DBCluster cannot allow them either.
+    const r = await env.kube.kubectl([
+      "patch",
+      "dbcluster",
+      "main",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { allowedRoleSettings: ["log_statement"] } }),
+    ]);
+    assert(r.code !== 0, "a DBCluster listing log_statement is refused");
+    assertMatch(r.stderr, /must not list/);
   });
+
+  await t.step(
+    "another setting waits for the DBCluster's allowedRoleSettings, then applies",
+    async () => {
+      await env.kube.apply(user(
+        ns,
+        '  settings:\n    statement_timeout: "1500ms"\n    extra_float_digits: "2"\n',
+      ));
+      const o = await waitFor("the refusal", async () => {
+        const u = await env.getJson<Obj>("databaseuser", "svc", ns);
+        return readyReason(u) === "SettingNotAllowed" &&
+            u?.status?.observedGeneration === u?.metadata.generation
+          ? u
+          : undefined;
+      }, { timeoutMs: budget("react") });
+      assertMatch(readyOf(o)!.message, /DBCluster "main" does not list it/);
+      assertEquals(await show("extra_float_digits"), "1", "nothing was set");
+      const patched = await env.kube.kubectl([
+        "patch",
+        "dbcluster",
+        "main",
+        "--type=merge",
+        "-p",
+        JSON.stringify({ spec: { allowedRoleSettings: ["extra_float_digits"] } }),
+      ], { check: true });
+      assertEquals(patched.code, 0);
+      await env.waitPhase("databaseuser", "svc", "Ready", {
+        namespace: ns,
+        timeoutMs: budget("react"),
+      });
+      assertEquals(await show("extra_float_digits"), "2");
+      // Removed from the spec, it is reset like a built-in one.
+      await env.kube.apply(user(ns, '  settings:\n    statement_timeout: "1500ms"\n'));
+      await waitFor(
+        "extra_float_digits reset",
+        async () => (await show("extra_float_digits")) === "1",
+        {
+          timeoutMs: budget("react"),
+        },
+      );
+    },
+  );
 
   await t.step(
     "a value the server refuses: a reason with its message; it stays a literal",

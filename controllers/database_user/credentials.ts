@@ -40,8 +40,12 @@ export interface CredentialsContext {
   signal: AbortSignal;
   /** The DBCluster's answer to adoption, read when the user asks for it. */
   consent?: AdoptionConsent;
-  /** The DBCluster's name and spec.grantableRoles (for memberOf). */
-  cluster?: { name: string; grantableRoles: readonly string[] };
+  /** The DBCluster's name, spec.grantableRoles (memberOf) and spec.allowedRoleSettings. */
+  cluster?: {
+    name: string;
+    grantableRoles: readonly string[];
+    allowedRoleSettings?: readonly string[];
+  };
 }
 
 const alternating = (u: DatabaseUser) => u.spec.rotation?.strategy === "Alternating";
@@ -110,6 +114,10 @@ export async function ensureRoles(
       connectionLimit: c.user.spec.connectionLimit,
       ...(idle ? { idleInTransactionTimeoutMs: parseGoDuration(idle) } : {}),
       ...(c.user.spec.settings ? { settings: c.user.spec.settings } : {}),
+      extraSettings: {
+        names: c.cluster?.allowedRoleSettings ?? [],
+        cluster: c.cluster?.name ?? "",
+      },
       ...(until === undefined ? {} : { validUntil: until }),
       ...(memberOf
         ? {

@@ -48,6 +48,7 @@ export async function userContext(
     cluster: {
       name: resolved.cluster.metadata.name,
       grantableRoles: resolved.cluster.spec.grantableRoles ?? [],
+      allowedRoleSettings: resolved.cluster.spec.allowedRoleSettings ?? [],
     },
     ...(user.metadata.annotations?.[ADOPT_ANNOTATION] === "true"
       ? {

@@ -87,6 +87,7 @@ export const REFUSAL_REASONS = [
   "TablespaceNotAllowed",
   "TemplateNotAllowed",
   "RoleNotGrantable",
+  "SettingNotAllowed",
   ...ROLE_ADOPTION_REFUSALS,
 ] as const;
 /** A reason of {@link REFUSAL_REASONS}. */

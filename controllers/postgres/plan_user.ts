@@ -72,6 +72,11 @@ export interface UserSpec {
    * reset. Absent: the role's settings are left as they are.
    */
   settings?: Readonly<Record<string, string>>;
+  /**
+   * Setting names the DBCluster adds to ROLE_SETTINGS (`spec.allowedRoleSettings`), with its
+   * name for the reason. They are managed like the built-in ones.
+   */
+  extraSettings?: { names: readonly string[]; cluster: string };
   /** VALID UNTIL: an ISO 8601 time or "infinity"; undefined leaves the role's as it is. */
   validUntil?: string;
   /** Memberships in roles outside dbtether; undefined leaves those memberships alone. */
@@ -146,6 +151,8 @@ export function checkUserClaim(
 /** Server-level statements for a login role: attributes, password, memberships, settings. */
 export function planUserServer(spec: UserSpec, snap: ServerSnapshot): Statement[] {
   const u = userIdent(spec.username, { adminRole: snap.currentUser });
+  // Refused before anything is planned: a setting nobody allowed changes nothing.
+  const allowed = checkSettings(spec);
   const want = userMarker(spec);
   const login = spec.login ?? true;
   const limit = spec.connectionLimit ?? -1;
@@ -186,14 +193,45 @@ export function planUserServer(spec: UserSpec, snap: ServerSnapshot): Statement[
     out.push(st.resetRoleConfig(u, { setting: IDLE }));
   }
   // Managed only once spec.settings is there: a setting made by hand before stays until then.
-  if (spec.settings) out.push(...planRoleSettings(u, spec.settings, settings?.get("")));
+  if (spec.settings) {
+    out.push(...planRoleSettings(u, spec.settings, settings?.get(""), undefined, allowed));
+  }
   for (const d of spec.databases) {
     if (d.settings) {
-      out.push(...planRoleSettings(u, d.settings, settings?.get(d.name), ident(d.name)));
+      out.push(
+        ...planRoleSettings(u, d.settings, settings?.get(d.name), ident(d.name), allowed),
+      );
     }
   }
   out.push(...planMemberships(spec, snap));
   return [...(create ? [create] : []), ...out.map((sql) => ({ sql }))];
+}
+
+/**
+ * The setting names this user may manage: ROLE_SETTINGS and those its DBCluster adds. A name in
+ * spec.settings or a database's settings outside them is refused (SettingNotAllowed), naming
+ * the DBCluster field that would allow it.
+ */
+export function checkSettings(spec: UserSpec): string[] {
+  const extra = (spec.extraSettings?.names ?? []).filter((n) => !st.settingNameProblem(n));
+  const allowed = [...new Set([...st.ROLE_SETTINGS, ...extra])];
+  const asked = [
+    ...Object.keys(spec.settings ?? {}),
+    ...spec.databases.flatMap((d) => Object.keys(d.settings ?? {})),
+  ];
+  for (const name of asked) {
+    if (allowed.includes(name)) continue;
+    const problem = st.settingNameProblem(name);
+    refuse(
+      "SettingNotAllowed",
+      `Cannot set ${JSON.stringify(name)} on role ${JSON.stringify(spec.username)}: ` +
+        (problem ??
+          `it is not in the built-in list, and DBCluster ${
+            JSON.stringify(spec.extraSettings?.cluster ?? "")
+          } does not list it in spec.allowedRoleSettings`),
+    );
+  }
+  return allowed;
 }
 
 /**
@@ -206,12 +244,13 @@ export function planRoleSettings(
   want: Readonly<Record<string, string>>,
   have: ReadonlyMap<string, string> | undefined,
   database?: Ident,
+  allowed: readonly string[] = st.ROLE_SETTINGS,
 ): string[] {
   const out: string[] = [];
   const inDb = database === undefined ? {} : { database };
   // The server stores some names in their canonical case (TimeZone, DateStyle).
   const current = new Map([...(have ?? [])].map(([k, v]) => [k.toLowerCase(), v]));
-  for (const name of st.ROLE_SETTINGS) {
+  for (const name of allowed) {
     const w = Object.hasOwn(want, name) ? want[name] : undefined;
     const h = current.get(name);
     if (w !== undefined && h !== w) {

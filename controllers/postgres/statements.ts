@@ -52,10 +52,44 @@ export const ROLE_SETTINGS = [
   "client_min_messages",
   "jit",
 ] as const;
-export type RoleSetting =
-  | "role"
-  | "idle_in_transaction_session_timeout"
-  | typeof ROLE_SETTINGS[number];
+/**
+ * What a setting name a DBCluster adds (`spec.allowedRoleSettings`) must look like: a
+ * lowercase PostgreSQL parameter, or a custom `class.name` one. Quoted in SQL all the same.
+ */
+export const SETTING_NAME_PATTERN = "^[a-z][a-z0-9_]*([.][a-z][a-z0-9_]*)?$";
+/**
+ * Names no one may add: who the session is (role, session_authorization), the search_path
+ * (managed from the user's schemas), idle_in_transaction_session_timeout (its own field), and
+ * what the server logs (log_*).
+ */
+export const NEVER_ROLE_SETTINGS = [
+  "role",
+  "session_authorization",
+  "search_path",
+  "idle_in_transaction_session_timeout",
+] as const;
+/** The prefix of the logging parameters, never allowed either. */
+export const NEVER_ROLE_SETTING_PREFIX = "log_";
+
+/** Whether `name` may be allowed at all (by the built-in list or a DBCluster's). */
+export function settingNameProblem(name: string): string | undefined {
+  if (!new RegExp(SETTING_NAME_PATTERN).test(name)) {
+    return "a setting name is lowercase letters, digits and _, optionally class.name";
+  }
+  if ((NEVER_ROLE_SETTINGS as readonly string[]).includes(name)) return "it is never allowed";
+  if (name.startsWith(NEVER_ROLE_SETTING_PREFIX)) return "logging settings are never allowed";
+  return undefined;
+}
+
+/** A setting's name in SQL: the built-in ones as written, any other quoted part by part. */
+export function settingName(name: string): string {
+  if ((ROLE_SETTINGS as readonly string[]).includes(name) || name === "role") return name;
+  if (name === "idle_in_transaction_session_timeout") return name;
+  return name.split(".").map((p) => `"${p.replaceAll('"', '""')}"`).join(".");
+}
+
+/** A setting name: the built-in ones, or one a DBCluster allows (checked by settingNameProblem). */
+export type RoleSetting = string;
 /** A role, or every role. */
 export type Grantee = Ident | "PUBLIC";
 
@@ -95,7 +129,7 @@ export function setRoleConfig(
   o: { database?: Ident; setting: RoleSetting; value: Literal },
 ): string {
   const inDb = o.database === undefined ? "" : ` IN DATABASE ${o.database}`;
-  return `ALTER ROLE ${role}${inDb} SET ${o.setting} = ${o.value}`;
+  return `ALTER ROLE ${role}${inDb} SET ${settingName(o.setting)} = ${o.value}`;
 }
 
 /** `ALTER ROLE u IN DATABASE d SET search_path = "a", "b"`: a list, each name an identifier. */
@@ -112,7 +146,7 @@ export function resetRoleConfig(
   o: { database?: Ident; setting: RoleSetting },
 ): string {
   const inDb = o.database === undefined ? "" : ` IN DATABASE ${o.database}`;
-  return `ALTER ROLE ${role}${inDb} RESET ${o.setting}`;
+  return `ALTER ROLE ${role}${inDb} RESET ${settingName(o.setting)}`;
 }
 
 export function commentOnRole(role: Ident, text: Literal | null): string {
