@@ -12,6 +12,7 @@ import type { Controller, ReconcileContext, Result } from "../runtime/controller
 import { done, requeueAfter } from "../runtime/controller.ts";
 import { ConflictError, RetryableError, TerminalError } from "../../lib/errors.ts";
 import { SecretResource } from "../runtime/kube.ts";
+import { SecretReads } from "../services/secret_reads.ts";
 import { addFinalizer, removeFinalizer, updateStatus } from "../runtime/objects.ts";
 import { type Reconciler, startController } from "../runtime/reconciler.ts";
 import type { ControllerDeps } from "../runtime/shared.ts";
@@ -77,11 +78,18 @@ export class DatabaseUserReconciler implements Reconciler {
   readonly #deps: ControllerDeps;
   readonly #services: Services;
   readonly #i: UserInformers;
+  /**
+   * The user's Secrets, read once per resourceVersion of the informer whose events bring the
+   * user back (its managed-by Secrets): another informer could still show a Secret this one
+   * has seen deleted, and the pass that event started would then find it.
+   */
+  readonly #reads: SecretReads;
 
   constructor(deps: ControllerDeps, services: Services) {
     this.#deps = deps;
     this.#services = services;
     this.#i = userInformers(deps.informers);
+    this.#reads = new SecretReads({ client: deps.client, informer: this.#i.secrets });
   }
 
   async reconcile(key: string, ctx: ReconcileContext): Promise<Result> {
@@ -155,7 +163,7 @@ export class DatabaseUserReconciler implements Reconciler {
       cluster: resolved.cluster,
       copies: this.#i.secrets.list() as Secret[],
       now: clock.now(),
-      reads: this.#services.secretReads,
+      reads: this.#reads,
     });
     const plan = planUser(observed);
     if (plan.kind === "blocked") return plan;
@@ -174,7 +182,7 @@ export class DatabaseUserReconciler implements Reconciler {
   ): Promise<void> {
     const { client } = this.#deps;
     const { signal } = o;
-    const reads = this.#services.secretReads;
+    const reads = this.#reads;
     for (const a of changes) {
       if (a.kind === "delete") {
         const ns = a.namespace ?? namespace;
@@ -393,7 +401,7 @@ export class DatabaseUserReconciler implements Reconciler {
   /** The Secrets this user owns, from the metadata-only informer. */
   /** The record as written, kept for the next pass's read. */
   #kept(record: Secret): Secret {
-    this.#services.secretReads.remember(record);
+    this.#reads.remember(record);
     return record;
   }
 

@@ -7,7 +7,10 @@
  * Secret it just wrote is not read back once the informer catches up.
  *
  * A Secret the informer does not show (not there yet, or the informer lags behind a create) is
- * always read, so a missing entry never hides a Secret that exists. When the informer shows an
+ * always read, so a missing entry never hides a Secret that exists. The informer must be the one
+ * whose events bring the reconcile back: when a Secret is deleted, its store drops it before the
+ * handlers run, so the pass that event starts reads it again. Another informer may lag and
+ * still show it (found by database_user_test: a deleted Secret was not recreated). When the informer shows an
  * older version than the last read, it is read again: a cached Secret is never newer-looking
  * than what was read.
  */

@@ -55,7 +55,10 @@ export interface ControllerSettings {
 export interface Services {
   resolver: ClusterResolver;
   pools: PoolRegistry;
-  /** Secrets read once per resourceVersion (the resolver's too). */
+  /**
+   * Secrets read once per resourceVersion of the metadata informer of every Secret (the
+   * resolver's and PostgresDatabase's, whose watches use that informer).
+   */
   secretReads: SecretReads;
   config: Readonly<ControllerSettings>;
   /** The process environment (libpq variables, cloud credentials), read once by main.ts. */
