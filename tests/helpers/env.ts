@@ -202,10 +202,17 @@ ${o.extraSpec ?? ""}`;
       },
       getJson,
       async waitPhase(kind, name, phase, o = {}) {
-        return await waitFor(`${kind} ${name} to reach phase ${phase}`, async () => {
-          const obj = await getJson<{ status?: { phase?: string } }>(kind, name, o.namespace);
-          return obj?.status?.phase === phase ? obj as Record<string, unknown> : undefined;
-        }, { timeoutMs: o.timeoutMs ?? budget("ready"), intervalMs: 250 });
+        // The status last seen goes into the timeout's message: a CI log shows where it stuck.
+        let seen: unknown;
+        try {
+          return await waitFor(`${kind} ${name} to reach phase ${phase}`, async () => {
+            const obj = await getJson<{ status?: { phase?: string } }>(kind, name, o.namespace);
+            seen = obj?.status;
+            return obj?.status?.phase === phase ? obj as Record<string, unknown> : undefined;
+          }, { timeoutMs: o.timeoutMs ?? budget("ready"), intervalMs: 250 });
+        } catch (e) {
+          throw new Error(`${(e as Error).message}; its status: ${JSON.stringify(seen ?? null)}`);
+        }
       },
       [Symbol.asyncDispose]: dispose,
     };

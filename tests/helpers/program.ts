@@ -78,6 +78,17 @@ async function programCommand(args: string[], opts: ProgramOptions): Promise<Den
   });
 }
 
+/**
+ * With DBTETHER_TEST_LOG_DIR set, a stopped program's logs are kept there as `<pid>.log`, to
+ * read after a failure (the tests' own output holds only what they assert on).
+ */
+async function keepLogs(pid: number, text: string) {
+  const dir = Deno.env.get("DBTETHER_TEST_LOG_DIR");
+  if (!dir) return;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/${pid}.log`, text);
+}
+
 /** Runs `dbtether <args>` to completion. */
 export async function runProgram(args: string[], opts: ProgramOptions = {}) {
   const out = await (await programCommand(args, opts)).output();
@@ -115,6 +126,7 @@ export async function startProgram(
     }
     const code = await status;
     await pumps;
+    await keepLogs(process.pid, text);
     return code;
   };
   return {
