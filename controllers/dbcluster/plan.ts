@@ -30,13 +30,26 @@ export function checkInterval(cluster: DBCluster, defaultMs: number): number {
   }
 }
 
-/** Plans one reconcile of `cluster`, given the last check and the Secrets' versions now. */
+/**
+ * Plans one reconcile of `cluster`, given the last check and the Secrets' versions now.
+ * `reachable` is what the other controllers' connects last said of the server (undefined before
+ * any): when it disagrees with the status, the server changed since the last check, which runs
+ * again at once instead of at the end of the interval.
+ */
 export function planDBCluster(
   cluster: DBCluster,
-  o: { last: Checked | undefined; secretVersion: string; now: number; intervalMs: number },
+  o: {
+    last: Checked | undefined;
+    secretVersion: string;
+    now: number;
+    intervalMs: number;
+    reachable?: boolean | undefined;
+  },
 ): DBClusterAction {
   const inputs = { generation: cluster.metadata.generation, secretVersion: o.secretVersion };
   const last = o.last;
+  const connected = cluster.status?.phase === "Connected";
+  if (o.reachable !== undefined && o.reachable !== connected) return { kind: "check", inputs };
   if (
     last && last.generation === inputs.generation &&
     last.secretVersion === inputs.secretVersion &&

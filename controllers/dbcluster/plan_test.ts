@@ -60,6 +60,33 @@ Deno.test("planDBCluster: check unless nothing changed inside the interval", asy
       now: T0 + MIN,
       want: "check",
     },
+    {
+      name: "connected, but another controller's connect found the server gone",
+      c: cluster({ phase: "Connected" }),
+      last,
+      sv: "7",
+      now: T0 + MIN,
+      reachable: false,
+      want: "check",
+    },
+    {
+      name: "connected, and the connects agree",
+      c: cluster({ phase: "Connected" }),
+      last,
+      sv: "7",
+      now: T0 + MIN,
+      reachable: true,
+      want: "wait:240000",
+    },
+    {
+      name: "failed, and a connect found the server back",
+      c: cluster({ phase: "Failed" }),
+      last,
+      sv: "7",
+      now: T0 + MIN,
+      reachable: true,
+      want: "check",
+    },
   ];
   for (const c of cases) {
     await t.step(c.name, () => {
@@ -68,6 +95,7 @@ Deno.test("planDBCluster: check unless nothing changed inside the interval", asy
         secretVersion: c.sv,
         now: c.now,
         intervalMs: 5 * MIN,
+        reachable: "reachable" in c ? c.reachable : undefined,
       });
       assertEquals(a.kind === "wait" ? `wait:${a.afterMs}` : a.kind, c.want);
       if (a.kind === "check") assertEquals(a.inputs, { generation: 3, secretVersion: c.sv });

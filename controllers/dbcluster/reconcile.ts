@@ -3,7 +3,8 @@
  * at once when the DBCluster or its credentials Secret changes (watches.ts), and reports
  * Connected with the server version, or Failed with a specific reason. Pools are rebuilt when
  * credentials change. After each successful check it applies spec.isolation (isolation.ts) and
- * reports it in the Isolated condition, which never changes Ready.
+ * reports it in the Isolated condition, which never changes Ready. When another controller's
+ * connect finds the server gone, or back, the check runs at once (onReachability below).
  */
 import { type DBCluster, DBClusterKind } from "../../crds/dbcluster.ts";
 import type { KubeObject } from "../runtime/types.ts";
@@ -36,6 +37,8 @@ export class DBClusterReconciler implements Reconciler {
   readonly #secrets: InformerSet<KubeObject<unknown, unknown>>;
   /** The inputs of each DBCluster's last successful check. */
   readonly #checked = new Map<string, Checked>();
+  /** What the pools' last connects said of each DBCluster's server (reachability.ts). */
+  readonly #reachable = new Map<string, boolean>();
 
   constructor(deps: ControllerDeps, opts: DBClusterControllerOptions) {
     this.#deps = deps;
@@ -50,6 +53,7 @@ export class DBClusterReconciler implements Reconciler {
     const cluster = this.#clusters.get(key);
     if (!cluster) {
       this.#checked.delete(key);
+      this.#reachable.delete(key);
       return done;
     }
     const { client, clock, recorder } = this.#deps;
@@ -60,6 +64,7 @@ export class DBClusterReconciler implements Reconciler {
       secretVersion: this.#secretVersion(cluster),
       now,
       intervalMs,
+      reachable: this.#reachable.get(key),
     });
     if (action.kind === "wait") return requeueAfter(action.afterMs);
 
@@ -82,6 +87,11 @@ export class DBClusterReconciler implements Reconciler {
     // Retry with capped backoff, but never wait longer than one health interval.
     this.#checked.delete(key);
     throw new RetryableError(outcome.reason, outcome.message);
+  }
+
+  /** Records what a pool's connect said of a DBCluster's server. */
+  noteReachability(name: string, reachable: boolean): void {
+    this.#reachable.set(name, reachable);
   }
 
   #secretVersion(c: DBCluster): string {
@@ -121,10 +131,18 @@ export function setupDBClusterController(
   deps: ControllerDeps,
   opts: DBClusterControllerOptions,
 ): Controller {
-  return startController(deps, {
+  const reconciler = new DBClusterReconciler(deps, opts);
+  const controller = startController(deps, {
     name: "dbcluster",
-    reconciler: new DBClusterReconciler(deps, opts),
+    reconciler,
     watches: dbclusterWatches(deps, opts.resolver),
     maxBackoffMs: opts.defaultIntervalMs,
   });
+  // A Database's or a user's connect that finds the server gone (or back) checks it now: the
+  // DBCluster's status does not wait for the health check (default every 5 minutes).
+  opts.resolver.onReachability((name, reachable) => {
+    reconciler.noteReachability(name, reachable);
+    controller.enqueue(name);
+  });
+  return controller;
 }

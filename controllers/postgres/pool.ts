@@ -30,6 +30,7 @@ import { StatementGuard } from "./guard.ts";
 import { ConnectHoldOff } from "./hold_off.ts";
 import { Slot } from "./slot.ts";
 import type { TokenSource } from "./iam.ts";
+import { type ReachabilityListener, serverWideFailure } from "./reachability.ts";
 
 export type { Sql } from "./slot.ts";
 import type { Sql } from "./slot.ts";
@@ -162,8 +163,14 @@ export class ServerPool {
   #proven = false;
   /** The one connect in flight while the server is unproven. */
   #firstConnect: Promise<void> | undefined;
+  /** What the last connect said of the server; undefined before the first (reachability.ts). */
+  #reachable: boolean | undefined;
+  readonly #onReachability: ReachabilityListener | undefined;
 
-  constructor(cfg: ServerConfig, opts: PoolRegistryOptions = {}) {
+  constructor(
+    cfg: ServerConfig,
+    opts: PoolRegistryOptions & { onReachability?: ReachabilityListener } = {},
+  ) {
     this.#cfg = { ...cfg };
     this.max = Math.max(1, cfg.maxConnections ?? 5);
     this.#log = opts.logger ?? nullLogger;
@@ -171,6 +178,7 @@ export class ServerPool {
     this.#appName = cfg.applicationName ?? opts.applicationName ?? "dbtether";
     this.#idleLimitMs = opts.sessionIdleLimitMs;
     this.#readOnly = opts.readOnly ?? false;
+    this.#onReachability = opts.onReachability;
     // Three connect timeouts: a server that never answers costs one worker a third of the time.
     this.#holdOff = new ConnectHoldOff(3000 * (cfg.connectTimeoutSeconds ?? 10));
   }
@@ -240,11 +248,22 @@ export class ServerPool {
     try {
       await slot.ready(signal, { checkIdleMs: IDLE_CHECK_MS });
       this.#holdOff.settle(trying);
+      this.#sawReach(true);
     } catch (e) {
       this.#holdOff.settle(trying, e);
       this.#proven = false;
+      if (!signal.aborted) this.#sawReach(false, e);
       throw e;
     }
+  }
+
+  // Tells the listener when the server stops answering, or answers again after that; a refusal
+  // of one database (reachability.ts) says nothing of the server.
+  #sawReach(ok: boolean, e?: unknown): void {
+    if (!ok && !serverWideFailure(e)) return;
+    const before = this.#reachable;
+    this.#reachable = ok;
+    if (ok ? before === false : before !== false) this.#onReachability?.(ok);
   }
 
   /**
@@ -268,9 +287,11 @@ export class ServerPool {
       () => {
         this.#holdOff.settle(trying);
         this.#proven = true;
+        this.#sawReach(true);
       },
       (e) => {
         this.#holdOff.settle(trying, e);
+        if (!this.#fence.signal.aborted) this.#sawReach(false, e);
         throw e;
       },
     ).finally(() => {

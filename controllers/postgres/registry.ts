@@ -38,6 +38,7 @@ function fingerprint(cfg: ServerConfig): string {
 export class PoolRegistry {
   #pools = new Map<string, { pool: ServerPool; fingerprint: string }>();
   readonly #opts: PoolRegistryOptions;
+  readonly #listeners: ((owner: string, reachable: boolean) => void)[] = [];
 
   constructor(opts: PoolRegistryOptions = {}) {
     this.#opts = opts;
@@ -52,6 +53,10 @@ export class PoolRegistry {
     const pool = new ServerPool(cfg, {
       ...this.#opts,
       applicationName: sessionName(this.#opts.applicationName ?? "dbtether", key),
+      onReachability: (reachable) => {
+        if (this.#pools.get(key)?.pool !== pool) return; // replaced meanwhile
+        for (const l of this.#listeners) l(key, reachable);
+      },
     });
     this.#pools.set(key, { pool, fingerprint: fp });
     if (have) {
@@ -59,6 +64,14 @@ export class PoolRegistry {
       await have.pool.close();
     }
     return pool;
+  }
+
+  /**
+   * Calls `listener` when an owner's server stops answering a connect, or answers again after
+   * that (a refused database of its own does not count: reachability.ts).
+   */
+  onReachability(listener: (owner: string, reachable: boolean) => void): void {
+    this.#listeners.push(listener);
   }
 
   /** Closes and forgets the pool of an owner (e.g. its DBCluster was deleted). */

@@ -153,6 +153,18 @@ export class ClusterResolver {
     }
   }
 
+  /**
+   * Calls `listener` with a DBCluster's name when its server stops answering the connects of
+   * any controller, or answers again after that (registry.ts): the DBCluster then checks at once
+   * instead of at its next health check.
+   */
+  onReachability(listener: (cluster: string, reachable: boolean) => void): void {
+    const prefix = clusterPoolOwner("");
+    this.o.pools.onReachability((owner, reachable) => {
+      if (owner.startsWith(prefix)) listener(owner.slice(prefix.length), reachable);
+    });
+  }
+
   /** Names of DBClusters that read the Secret `namespace/name` (credentials or CA). */
   clustersUsingSecret(namespace: string, name: string): string[] {
     return this.o.clusters.list().filter((c) => {
