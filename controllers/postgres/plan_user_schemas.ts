@@ -53,6 +53,16 @@ export function planUserSchemaDefaults(
 }
 
 const SEARCH_PATH = "search_path";
+/**
+ * PostgreSQL reads a search_path entry `$user` as the session's role name, quoted or not, so a
+ * schema of that name cannot be on one: it is left out (its privileges still apply).
+ */
+const USER_PLACEHOLDER = "$user";
+
+/** The schemas a user's search_path in `db` lists, in the order of the spec. */
+function searchPathOf(db: UserSchemas): string[] {
+  return (db.schemas ?? []).map((s) => s.name).filter((n) => n !== USER_PLACEHOLDER);
+}
 
 /** The names of a stored search_path value (`a, "b""c"`), unquoted. */
 export function parseSearchPath(value: string): string[] {
@@ -83,7 +93,7 @@ export function planSearchPathResets(
   for (const [db, kv] of o.settings) {
     const have = kv.get(SEARCH_PATH);
     if (db === "" || have === undefined) continue;
-    if (spec.databases.some((d) => d.name === db && (d.schemas ?? []).length > 0)) continue;
+    if (spec.databases.some((d) => d.name === db && searchPathOf(d).length > 0)) continue;
     const names = parseSearchPath(have);
     if (!names.length || !names.every((n) => member(db, n))) continue;
     out.push(
@@ -104,7 +114,7 @@ export function planSearchPaths(
   const u = ident(spec.username);
   const out: string[] = [];
   for (const d of spec.databases) {
-    const want = (d.schemas ?? []).map((s) => s.name);
+    const want = searchPathOf(d);
     if (!want.length) continue;
     const have = settings.get(d.name)?.get(SEARCH_PATH);
     if (have !== undefined && JSON.stringify(parseSearchPath(have)) === JSON.stringify(want)) {

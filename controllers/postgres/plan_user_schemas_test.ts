@@ -22,6 +22,19 @@ Deno.test("search_path follows the user's schemas", async (t) => {
       'ALTER ROLE "u" IN DATABASE "shop" SET search_path = "we""ird, $user", "App"',
     ]);
   });
+  await t.step("a schema named $user is left out: PostgreSQL reads it as the role's name", () => {
+    assertEquals(planSearchPaths(spec(["$user", "app"]), new Map()), [
+      'ALTER ROLE "u" IN DATABASE "shop" SET search_path = "app"',
+    ]);
+    assertEquals(planSearchPaths(spec(["$user"]), new Map()), []);
+    assertEquals(
+      planSearchPathResets(spec(["$user"]), {
+        settings: settings("shop", "app"),
+        memberships: [member("shop", "app")],
+      }),
+      ['ALTER ROLE "u" IN DATABASE "shop" RESET search_path'],
+    );
+  });
   await t.step("nothing when the stored value lists the same names", () => {
     assertEquals(
       planSearchPaths(spec(['we"ird, $user', "App"]), settings("shop", '"we""ird, $user", "App"')),
