@@ -18,7 +18,9 @@ start=$SECONDS
 # What differs between majors: the README's manifests, privilege levels against tables made later
 # by other roles, rotation, isolation, adoption rules, deletion with open sessions, TLS modes, a
 # hostile name (postgres_privileges_test), the locale providers of each major
-# (database_options_test); plus a backup and restore round trip, below.
+# (database_options_test), tablespaces, templates and extension versions
+# (database_consent_options_test), predefined roles such as pg_read_all_data (14+) and
+# per-database settings (role_memberships_test); plus a backup and restore round trip, below.
 MATRIX_TESTS=(
   tests/readme_test.ts
   tests/database_default_privileges_test.ts
@@ -30,6 +32,8 @@ MATRIX_TESTS=(
   tests/adoption_databases_test.ts
   tests/dbcluster_tls_test.ts
   tests/database_options_test.ts
+  tests/database_consent_options_test.ts
+  tests/role_memberships_test.ts
 )
 
 full=0

@@ -8,7 +8,13 @@
  */
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
-import { conditionOf, type Obj, readyOf, waitReason } from "./helpers/fixtures.ts";
+import {
+  conditionOf,
+  createTablespace,
+  type Obj,
+  readyOf,
+  waitReason,
+} from "./helpers/fixtures.ts";
 import { warnings } from "./helpers/tenant.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -31,16 +37,6 @@ async function one(env: TestEnv, sql: string, database?: string): Promise<string
   return (await env.pg.superSql(sql, database ? { database } : {})).trim();
 }
 
-/** A tablespace in a directory of the server's OS user, with CREATE for the admin. */
-async function tablespace(env: TestEnv, name: string, o = { grant: true }): Promise<void> {
-  const dir = `${env.pg.dir}/${name}`;
-  await Deno.mkdir(dir);
-  const { uid, gid } = await Deno.stat(env.pg.dir);
-  if (uid !== null) await Deno.chown(dir, uid, gid);
-  await env.pg.superSql(`CREATE TABLESPACE ${name} LOCATION '${dir}'`);
-  if (o.grant) await env.pg.superSql(`GRANT CREATE ON TABLESPACE ${name} TO ${env.pg.admin.user}`);
-}
-
 Deno.test(
   { name: "Database options with consent: tablespace, template, connections, extensions", ...opts },
   async (t) => {
@@ -52,9 +48,9 @@ Deno.test(
           `  adoption:\n    allowedNamespaces:\n      names: [${ns}]\n${extra}`,
       }));
     await cluster("");
-    await tablespace(env, "ts_ok");
-    await tablespace(env, "ts_other");
-    await tablespace(env, "ts_nocreate", { grant: false });
+    await createTablespace(env.pg, "ts_ok");
+    await createTablespace(env.pg, "ts_other");
+    await createTablespace(env.pg, "ts_nocreate", { grant: false });
     const ready = (name: string) =>
       env.waitPhase("database", name, "Ready", { namespace: ns, timeoutMs: budget("ready") });
     const refused = (name: string, reason: string) =>

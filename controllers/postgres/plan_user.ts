@@ -22,7 +22,12 @@ import {
 } from "./claims.ts";
 import { planDefaults } from "./plan.ts";
 import type { SchemaDefaultAcl } from "./plan_schema_grants.ts";
-import { adminSchemas, planSearchPaths, planUserSchemaDefaults } from "./plan_user_schemas.ts";
+import {
+  adminSchemas,
+  planSearchPathResets,
+  planSearchPaths,
+  planUserSchemaDefaults,
+} from "./plan_user_schemas.ts";
 import {
   catalogIdent,
   type Ident,
@@ -325,6 +330,7 @@ function planMemberships(spec: UserSpec, snap: ServerSnapshot): string[] {
       out.push(st.resetRoleConfig(u, { database: catalogIdent(db), setting: "role" }));
     }
   }
+  out.push(...planSearchPathResets(spec, { settings, memberships: snap.memberships }));
   const mine = snap.memberships.filter((m) => m.member === spec.username);
   for (const m of mine) {
     const want = desired.get(m.role);

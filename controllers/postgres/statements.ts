@@ -84,7 +84,7 @@ export function settingNameProblem(name: string): string | undefined {
 /** A setting's name in SQL: the built-in ones as written, any other quoted part by part. */
 export function settingName(name: string): string {
   if ((ROLE_SETTINGS as readonly string[]).includes(name) || name === "role") return name;
-  if (name === "idle_in_transaction_session_timeout") return name;
+  if (name === "idle_in_transaction_session_timeout" || name === "search_path") return name;
   return name.split(".").map((p) => `"${p.replaceAll('"', '""')}"`).join(".");
 }
 

@@ -176,3 +176,17 @@ export async function mergePatch(env: TestEnv, ref: KubectlRef, patch: unknown):
     { check: true },
   );
 }
+
+/** A tablespace in a directory of the server's OS user, with CREATE for the admin unless not. */
+export async function createTablespace(
+  pg: PgServer,
+  name: string,
+  o = { grant: true },
+): Promise<void> {
+  const dir = `${pg.dir}/${name}`;
+  await Deno.mkdir(dir);
+  const { uid, gid } = await Deno.stat(pg.dir);
+  if (uid !== null) await Deno.chown(dir, uid, gid);
+  await pg.superSql(`CREATE TABLESPACE ${name} LOCATION '${dir}'`);
+  if (o.grant) await pg.superSql(`GRANT CREATE ON TABLESPACE ${name} TO ${pg.admin.user}`);
+}
