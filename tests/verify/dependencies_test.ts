@@ -23,7 +23,7 @@ import { mergePatch, readyOf, runsAs, secretData, waitReason } from "../helpers/
 import { freePort } from "../helpers/free_port.ts";
 import type { RunningProgram } from "../helpers/program.ts";
 import { holder, MUTATING, type Replica, startReplica } from "../helpers/replicas.ts";
-import { openUploads, startMinio } from "../helpers/storage_servers.ts";
+import { openUploads, startMinio, type StorageServer } from "../helpers/storage_servers.ts";
 import { budget } from "../helpers/timeouts.ts";
 import { waitFor } from "../helpers/wait.ts";
 import {
@@ -311,6 +311,64 @@ function storageRunBound(seconds: number): number {
   return n + 1;
 }
 
+/**
+ * PostgreSQL and the program, whose Backups retry storage failures for 300 s past the outage
+ * (so they wait it out) and whose metrics are served on `metricsPort`.
+ */
+function startBackupEnv(outage: number, metricsPort: number): Promise<TestEnv> {
+  return startEnv({
+    pg: true,
+    program: true,
+    programArgs: [
+      ...["--backup-storage-retry-for", `${outage + 300}s`],
+      ...["--metrics-bind-address", `127.0.0.1:${metricsPort}`],
+    ],
+  });
+}
+
+/**
+ * A Backup under storage faults: reads it, keeping the most failed runs seen
+ * (`status.storageFailures`).
+ */
+function retriedBackup(env: TestEnv, ns: string, name: string) {
+  let most = 0;
+  const get = async () => {
+    const b = await env.getJson<BackupObj>("backup", name, ns);
+    most = Math.max(most, b?.status?.storageFailures ?? 0);
+    return b;
+  };
+  return {
+    get,
+    /** Waits until it is Completed (failing at once if it Failed). */
+    completed: () =>
+      waitFor(`${name} Completed`, async () => {
+        const b = await get();
+        assert(b?.status?.phase !== "Failed", `${name} Failed: ${readyOf(b)?.message}`);
+        return b?.status?.phase === "Completed" && b;
+      }, { timeoutMs: budget("recovery"), intervalMs: 500 }),
+    /** Asserts the failed runs in `seconds` of faults followed the capped schedule. */
+    assertRuns(seconds: number, what: string): { most: number; runs: number } {
+      const runs = storageRunBound(seconds);
+      figure(
+        `dependencies: failed runs in ${seconds.toFixed(0)} s of ${what}`,
+        `${most} (bound ${runs})`,
+      );
+      assert(most >= 3 && most <= runs, `${most} failed runs in ${seconds} s`);
+      return { most, runs };
+    },
+  };
+}
+
+/** The Completed Backup's dump is complete and the only one; no multipart upload is open. */
+async function assertOnlyDump(minio: StorageServer, done: BackupObj): Promise<string[]> {
+  const store = minio.makeStore({ bucket: "backups" });
+  await assertCompleteDump(store, done, done.metadata.name);
+  const keys = (await store.list("")).map((o) => o.key);
+  assertEquals(keys.filter((k) => k.endsWith(".sql.gz")), [done.status!.path], "one dump");
+  assertEquals(await openUploads(minio, { bucket: "backups" }), [], "multipart uploads left");
+  return keys;
+}
+
 Deno.test(
   {
     name: "the storage erroring, resetting, down: reasons, capped retries, one complete dump",
@@ -323,14 +381,7 @@ Deno.test(
     const url = new URL(minio.endpoint);
     await using proxy = startFaultProxy({ hostname: url.hostname, port: Number(url.port) });
     const metricsPort = freePort();
-    await using env = await startEnv({
-      pg: true,
-      program: true,
-      programArgs: [
-        ...["--backup-storage-retry-for", `${outage + 300}s`],
-        ...["--metrics-bind-address", `127.0.0.1:${metricsPort}`],
-      ],
-    });
+    await using env = await startBackupEnv(outage, metricsPort);
     await env.kube.apply(env.clusterManifest("test-pg"));
     await env.kube.apply(
       storageYaml("flaky", { server: minio }).replace(minio.endpoint, proxy.endpoint),
@@ -342,20 +393,18 @@ Deno.test(
     assertEquals((await env.pg.psql(SEED, { database: "flaky_src" })).code, 0);
 
     const started = Date.now();
-    let most = 0;
     const seen: string[] = [];
-    const backup = () => env.getJson<BackupObj>("backup", "b1", ns);
+    const b1 = retriedBackup(env, ns, "b1");
     /** Waits until the Backup's retry message matches `pattern` (a new failed run). */
     const failsWith = async (mode: FaultMode, pattern: RegExp) => {
       const b = await waitFor(`b1 retrying after a ${mode} storage`, async () => {
-        const b = await backup();
-        most = Math.max(most, b?.status?.storageFailures ?? 0);
+        const b = await b1.get();
         assert(b?.status?.phase !== "Completed", "b1 Completed while the storage failed");
         const c = readyOf(b);
         return b?.status?.phase === "Pending" && c?.reason === "StorageFailed" &&
           pattern.test(c.message) && b;
       }, { timeoutMs: budget("recovery"), intervalMs: 500 }).catch(async (e) => {
-        throw new Error(`${(e as Error).message}: ${JSON.stringify((await backup())?.status)}`);
+        throw new Error(`${(e as Error).message}: ${JSON.stringify((await b1.get())?.status)}`);
       });
       const message = readyOf(b)!.message;
       seen.push(message);
@@ -375,27 +424,17 @@ Deno.test(
     await failsWith("down", /ECONNREFUSED|refused/i);
     // Down for the whole outage; the Backup meanwhile retries on its capped schedule.
     while (Date.now() - down < outage * 1000) {
-      most = Math.max(most, (await backup())?.status?.storageFailures ?? 0);
+      await b1.get();
       await sleep(1000);
     }
     const faultSeconds = (Date.now() - started) / 1000;
     await proxy.set("pass");
     const back = Date.now();
-    const done = await waitFor("b1 Completed", async () => {
-      const b = await backup();
-      most = Math.max(most, b?.status?.storageFailures ?? 0);
-      assert(b?.status?.phase !== "Failed", `b1 Failed: ${readyOf(b)?.message}`);
-      return b?.status?.phase === "Completed" && b;
-    }, { timeoutMs: budget("recovery"), intervalMs: 500 });
+    const done = await b1.completed();
     figure("dependencies: storage back until the Backup Completed", elapsed(back), "recovery");
 
     // The retries followed the capped schedule, and the SDK's own retries are bounded too.
-    const runs = storageRunBound(faultSeconds);
-    figure(
-      `dependencies: failed runs in ${faultSeconds.toFixed(0)} s of storage faults`,
-      `${most} (bound ${runs})`,
-    );
-    assert(most >= 3 && most <= runs, `${most} failed runs in ${faultSeconds} s`);
+    const { most } = b1.assertRuns(faultSeconds, "storage faults");
     const c = proxy.connections();
     const faulty = c.error + c.reset;
     figure("dependencies: connections the faulty storage got", JSON.stringify(c));
@@ -407,11 +446,7 @@ Deno.test(
     );
 
     // The one Completed Backup has one complete object, and nothing else is in the bucket.
-    const store = minio.makeStore({ bucket: "backups" });
-    await assertCompleteDump(store, done, "b1");
-    const keys = (await store.list("")).map((o) => o.key).filter((k) => k.endsWith(".sql.gz"));
-    assertEquals(keys, [done.status!.path], "one dump in the bucket");
-    assertEquals(await openUploads(minio, { bucket: "backups" }), [], "multipart uploads left");
+    await assertOnlyDump(minio, done);
     assert(await running(env.program), "the program exited");
   },
 );
@@ -428,14 +463,7 @@ Deno.test(
     await using minio = await startMinio();
     await minio.createBucket("backups");
     const metricsPort = freePort();
-    await using env = await startEnv({
-      pg: true,
-      program: true,
-      programArgs: [
-        ...["--backup-storage-retry-for", `${outage + 300}s`],
-        ...["--metrics-bind-address", `127.0.0.1:${metricsPort}`],
-      ],
-    });
+    await using env = await startBackupEnv(outage, metricsPort);
     await env.kube.apply(env.clusterManifest("test-pg"));
     await env.kube.apply(storageYaml("minio", { server: minio }));
     await env.waitPhase("backupstorage", "minio", "Ready");
@@ -452,11 +480,9 @@ Deno.test(
     const down = Date.now();
     await lock.release();
 
-    let most = 0;
-    const backup = () => env.getJson<BackupObj>("backup", "b1", ns);
+    const b1 = retriedBackup(env, ns, "b1");
     const observe = async () => {
-      const b = await backup();
-      most = Math.max(most, b?.status?.storageFailures ?? 0);
+      const b = await b1.get();
       assert(b?.status?.phase !== "Completed", "b1 Completed while MinIO was down");
       assert(b?.status?.phase !== "Failed", `b1 Failed: ${readyOf(b)?.message}`);
       return b;
@@ -482,21 +508,11 @@ Deno.test(
     const faultSeconds = (Date.now() - down) / 1000;
     await minio.start();
     const back = Date.now();
-    const done = await waitFor("b1 Completed", async () => {
-      const b = await backup();
-      most = Math.max(most, b?.status?.storageFailures ?? 0);
-      assert(b?.status?.phase !== "Failed", `b1 Failed: ${readyOf(b)?.message}`);
-      return b?.status?.phase === "Completed" && b;
-    }, { timeoutMs: budget("recovery"), intervalMs: 500 });
+    const done = await b1.completed();
     figure("dependencies: MinIO back until the Backup Completed", elapsed(back), "recovery");
 
     // The runs followed the capped schedule: a few, not a loop.
-    const runs = storageRunBound(faultSeconds);
-    figure(
-      `dependencies: failed runs in ${faultSeconds.toFixed(0)} s of MinIO stopped`,
-      `${most} (bound ${runs})`,
-    );
-    assert(most >= 3 && most <= runs, `${most} failed runs in ${faultSeconds} s`);
+    const { runs } = b1.assertRuns(faultSeconds, "MinIO stopped");
     const retries =
       env.program!.logs().split("\n").filter((l) =>
         l.includes("Backup upload failed; it will be retried")
@@ -509,12 +525,8 @@ Deno.test(
     );
 
     // One complete dump, no partial object and no open multipart upload.
-    const store = minio.makeStore({ bucket: "backups" });
-    await assertCompleteDump(store, done, "b1");
-    const keys = (await store.list("")).map((o) => o.key);
-    assertEquals(keys.filter((k) => k.endsWith(".sql.gz")), [done.status!.path], "one dump");
+    const keys = await assertOnlyDump(minio, done);
     figure("dependencies: objects in the bucket after MinIO's outage", keys.join(", "));
-    assertEquals(await openUploads(minio, { bucket: "backups" }), [], "multipart uploads left");
     assert(await running(env.program), "the program exited");
   },
 );
