@@ -67,7 +67,7 @@ test-matrix: deps lint
 # storage/ is listed file by file: its other tests start MinIO, Azurite and fake-gcs-server.
 UNIT_TESTS := config_test.ts cli controllers crds backup lib scripts bench/reconcile_bench_test.ts bench/cpu_profile_test.ts bench/profile_test.ts \
 	storage/memory_test.ts storage/local_test.ts storage/url_test.ts storage/factory_test.ts \
-	storage/stall_test.ts storage/stall_guard_test.ts
+	storage/stall_test.ts storage/stall_guard_test.ts storage/errors_test.ts
 
 unit:
 	$(DENO) test -A $(UNIT_TESTS)

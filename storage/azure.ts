@@ -20,7 +20,14 @@ import { Readable } from "node:stream";
 import type { BlobServiceClient, ContainerClient } from "@azure/storage-blob";
 import type { TokenCredential } from "@azure/identity";
 import { CloudStore, type CloudStoreOptions, type StoredObject } from "./cloud.ts";
-import { storageErrorOf, type Subject, unreachableCodes, type Verdict } from "./errors.ts";
+import {
+  storageErrorOf,
+  type Subject,
+  unavailableDetail,
+  unavailableStatus,
+  unreachableCodes,
+  type Verdict,
+} from "./errors.ts";
 import {
   type ObjectInfo,
   type PutOptions,
@@ -298,6 +305,10 @@ function azureVerdict(e: unknown, what: Subject): Verdict {
       reason: "AccessDenied",
       message: "Azure authentication failed: token request rejected",
     };
+  }
+  // ServerBusy (503) or throttled (429, 503): the account answered that it cannot serve now.
+  if (unavailableStatus(status) || code === "ServerBusy") {
+    return { reason: "Unavailable", detail: unavailableDetail(status, code) };
   }
   if (UNREACHABLE.has(code)) return { reason: "Unreachable", detail: code };
   return { reason: "StorageError", detail: code || (status ? `HTTP ${status}` : name) };

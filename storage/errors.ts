@@ -26,7 +26,7 @@ export interface StoreScope {
  */
 export type Verdict =
   | { reason: "BucketNotFound" | "NotFound" | "AlreadyExists" }
-  | { reason: "AccessDenied" | "Unreachable" | "StorageError"; detail: string }
+  | { reason: "AccessDenied" | "Unreachable" | "Unavailable" | "StorageError"; detail: string }
   | { reason: StorageErrorReason; message: string };
 
 /** Builds the StorageError of a verdict, with `e` as its cause. */
@@ -45,12 +45,38 @@ export function storageErrorOf(e: unknown, verdict: Verdict, scope: StoreScope):
         return [verdict.reason, `${scope.provider} access to ${where} denied: ${verdict.detail}`];
       case "Unreachable":
         return [verdict.reason, `${scope.provider} endpoint is unreachable: ${verdict.detail}`];
+      case "Unavailable":
+        return [
+          verdict.reason,
+          `${scope.provider} ${where} is unavailable: the storage answered ${verdict.detail} ` +
+          `(overloaded, throttling or in maintenance)`,
+        ];
       case "StorageError":
         return [verdict.reason, `${scope.provider} request failed: ${verdict.detail}`];
     }
   })();
   return new StorageError(reason, message, { cause: e });
 }
+
+/**
+ * Whether an HTTP status says the storage cannot serve now but answered: 503 (unavailable, S3's
+ * SlowDown) or 429 (too many requests).
+ */
+export function unavailableStatus(status: number | undefined): boolean {
+  return status === 503 || status === 429;
+}
+
+/**
+ * The detail of an "unavailable" answer: the HTTP status and the service's error code when it
+ * sent one (`HTTP 503 SlowDown`); an SDK's placeholder for a body-less answer is left out.
+ */
+export function unavailableDetail(status: number | undefined, code: string | undefined): string {
+  const named = code && !PLACEHOLDER_NAMES.has(code) ? ` ${code}` : "";
+  return `${status ? `HTTP ${status}` : "an error"}${named}`;
+}
+
+/** What SDKs call an error they could not name (a HEAD's 503 has no body to name it). */
+const PLACEHOLDER_NAMES = new Set(["Unknown", "UnknownError", "Error"]);
 
 const ALREADY_EXISTS =
   "An object already exists at this key and is never overwritten: give each write its own " +

@@ -14,7 +14,14 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { File, Storage, StorageOptions } from "@google-cloud/storage";
 import { CloudStore, type CloudStoreOptions, type StoredObject } from "./cloud.ts";
-import { NETWORK_ERROR_CODES, storageErrorOf, type Subject, type Verdict } from "./errors.ts";
+import {
+  NETWORK_ERROR_CODES,
+  storageErrorOf,
+  type Subject,
+  unavailableDetail,
+  unavailableStatus,
+  type Verdict,
+} from "./errors.ts";
 import {
   type ObjectInfo,
   type PutOptions,
@@ -248,6 +255,10 @@ function gcsVerdict(e: unknown, what: Subject): Verdict {
       message:
         "No GCS credentials: no service-account key and no Application Default Credentials found",
     };
+  }
+  // 503 or 429 (rateLimitExceeded): the service answered that it cannot serve now.
+  if (unavailableStatus(status)) {
+    return { reason: "Unavailable", detail: unavailableDetail(status, "") };
   }
   const lost = /ECONNREFUSED|ENOTFOUND|ETIMEDOUT|socket hang up/.test(message);
   if (NETWORK_ERROR_CODES.has(code) || lost) {

@@ -15,7 +15,15 @@
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import type { Logger } from "../lib/log.ts";
 import { CloudStore, type CloudStoreOptions, type StoredObject } from "./cloud.ts";
-import { guarded, storageErrorOf, type Subject, unreachableCodes, type Verdict } from "./errors.ts";
+import {
+  guarded,
+  storageErrorOf,
+  type Subject,
+  unavailableDetail,
+  unavailableStatus,
+  unreachableCodes,
+  type Verdict,
+} from "./errors.ts";
 import {
   abortUpload,
   MAX_PART,
@@ -270,6 +278,16 @@ const ACCESS_DENIED = new Set([
   "AccountProblem",
 ]);
 const UNREACHABLE = unreachableCodes("TimeoutError", "RequestTimeout");
+/** S3's names for "not now" (S3 itself, MinIO, and S3-compatible services). */
+const UNAVAILABLE = new Set([
+  "SlowDown",
+  "ServiceUnavailable",
+  "Throttling",
+  "ThrottlingException",
+  "RequestLimitExceeded",
+  "TooManyRequests",
+  "XMinioServerNotInitialized",
+]);
 
 /** Maps an AWS SDK error to a StorageError whose message names no key and no secret. */
 export function mapS3Error(e: unknown, bucket: string, what: Subject): StorageError {
@@ -311,7 +329,11 @@ function s3Verdict(e: unknown, what: Subject): Verdict {
   if (/region is missing/i.test(err instanceof Error ? err.message : "")) {
     return { reason: "InvalidConfiguration", message: "S3 region is not configured" };
   }
-  if (UNREACHABLE.has(code) || UNREACHABLE.has(name) || status === 503) {
+  // The server answered that it cannot serve now: 503 ServiceUnavailable or SlowDown, or 429.
+  if (unavailableStatus(status) || UNAVAILABLE.has(name)) {
+    return { reason: "Unavailable", detail: unavailableDetail(status, name) };
+  }
+  if (UNREACHABLE.has(code) || UNREACHABLE.has(name)) {
     return { reason: "Unreachable", detail: code || detail };
   }
   return { reason: "StorageError", detail };

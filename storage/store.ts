@@ -11,6 +11,11 @@ export type StorageErrorReason =
   | "CredentialsMissing"
   | "InvalidConfiguration"
   | "Unreachable"
+  /**
+   * The storage answered, but said it cannot serve now: HTTP 503 (S3's ServiceUnavailable or
+   * SlowDown, Azure's ServerBusy) or 429 (throttling). Retrying later can help.
+   */
+  | "Unavailable"
   | "NotFound"
   | "Aborted"
   /** A put found an object at its key: stored objects are never overwritten. */

@@ -139,15 +139,22 @@ export class BackupOutcomes {
   }
 }
 
+/** The storage failures a Backup retries: it did not answer, said "not now", or failed. */
+const RETRIED_STORAGE_REASONS: ReadonlySet<string> = new Set([
+  "Unreachable",
+  "Unavailable",
+  "StorageError",
+]);
+
 /**
- * Whether `e` is the storage's failure (unreachable, a server error, the server going away
+ * Whether `e` is the storage's failure (unreachable, unavailable or throttling, a server error, the server going away
  * mid-upload) rather than pg_dump's or a bad configuration: worth retrying.
  */
 export function storageFailure(e: unknown): boolean {
   if (stallOf(e)) return true;
   const cause = e instanceof BackupError && e.reason === "StorageFailed" ? e.cause : e;
   return cause instanceof StorageError &&
-    (cause.reason === "Unreachable" || cause.reason === "StorageError");
+    RETRIED_STORAGE_REASONS.has(cause.reason);
 }
 
 /**

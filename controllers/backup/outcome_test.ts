@@ -53,6 +53,7 @@ Deno.test("backupFailure maps each failure to one Backup reason", async (t) => {
 Deno.test("storageFailure: only an unreachable or failing storage is retried", async (t) => {
   const cases: [string, unknown, boolean][] = [
     ["unreachable", new StorageError("Unreachable", "down"), true],
+    ["unavailable or throttling (503, 429)", new StorageError("Unavailable", "503"), true],
     [
       "the engine's StorageFailed caused by a server error",
       new BackupError("StorageFailed", "x", { cause: new StorageError("StorageError", "500") }),

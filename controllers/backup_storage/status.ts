@@ -17,6 +17,7 @@ export type StorageReadyReason =
   | "CredentialsMissing"
   | "InvalidConfiguration"
   | "Unreachable"
+  | "Unavailable"
   | "StorageError";
 
 /** What one probe found. */
@@ -36,6 +37,7 @@ export function probeReason(reason: string | undefined): StorageReadyReason {
     case "CredentialsMissing":
     case "InvalidConfiguration":
     case "Unreachable":
+    case "Unavailable":
       return reason;
     default:
       return "StorageError";

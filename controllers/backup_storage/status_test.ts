@@ -41,6 +41,7 @@ Deno.test("BackupStorage status", async (t) => {
   await t.step("unknown storage reasons are StorageError", () => {
     assertEquals(probeReason("NotFound"), "StorageError");
     assertEquals(probeReason("AccessDenied"), "AccessDenied");
+    assertEquals(probeReason("Unavailable"), "Unavailable");
   });
 });
 

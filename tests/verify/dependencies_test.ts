@@ -9,13 +9,21 @@
  * stays down.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { backupYaml, databaseYaml, SEED, storageYaml } from "../helpers/backup.ts";
+import {
+  backupYaml,
+  databaseYaml,
+  dumpConnected,
+  holdLock,
+  SEED,
+  storageYaml,
+} from "../helpers/backup.ts";
 import { startEnv, type TestEnv } from "../helpers/env.ts";
 import { type FaultMode, startFaultProxy } from "../helpers/fault_proxy.ts";
 import { mergePatch, readyOf, runsAs, secretData, waitReason } from "../helpers/fixtures.ts";
 import { freePort } from "../helpers/free_port.ts";
 import type { RunningProgram } from "../helpers/program.ts";
-import { openUploads, startMinio } from "../helpers/storage_servers.ts";
+import { holder, MUTATING, type Replica, startReplica } from "../helpers/replicas.ts";
+import { openUploads, startMinio, type StorageServer } from "../helpers/storage_servers.ts";
 import { budget } from "../helpers/timeouts.ts";
 import { waitFor } from "../helpers/wait.ts";
 import {
@@ -303,6 +311,64 @@ function storageRunBound(seconds: number): number {
   return n + 1;
 }
 
+/**
+ * PostgreSQL and the program, whose Backups retry storage failures for 300 s past the outage
+ * (so they wait it out) and whose metrics are served on `metricsPort`.
+ */
+function startBackupEnv(outage: number, metricsPort: number): Promise<TestEnv> {
+  return startEnv({
+    pg: true,
+    program: true,
+    programArgs: [
+      ...["--backup-storage-retry-for", `${outage + 300}s`],
+      ...["--metrics-bind-address", `127.0.0.1:${metricsPort}`],
+    ],
+  });
+}
+
+/**
+ * A Backup under storage faults: reads it, keeping the most failed runs seen
+ * (`status.storageFailures`).
+ */
+function retriedBackup(env: TestEnv, ns: string, name: string) {
+  let most = 0;
+  const get = async () => {
+    const b = await env.getJson<BackupObj>("backup", name, ns);
+    most = Math.max(most, b?.status?.storageFailures ?? 0);
+    return b;
+  };
+  return {
+    get,
+    /** Waits until it is Completed (failing at once if it Failed). */
+    completed: () =>
+      waitFor(`${name} Completed`, async () => {
+        const b = await get();
+        assert(b?.status?.phase !== "Failed", `${name} Failed: ${readyOf(b)?.message}`);
+        return b?.status?.phase === "Completed" && b;
+      }, { timeoutMs: budget("recovery"), intervalMs: 500 }),
+    /** Asserts the failed runs in `seconds` of faults followed the capped schedule. */
+    assertRuns(seconds: number, what: string): { most: number; runs: number } {
+      const runs = storageRunBound(seconds);
+      figure(
+        `dependencies: failed runs in ${seconds.toFixed(0)} s of ${what}`,
+        `${most} (bound ${runs})`,
+      );
+      assert(most >= 3 && most <= runs, `${most} failed runs in ${seconds} s`);
+      return { most, runs };
+    },
+  };
+}
+
+/** The Completed Backup's dump is complete and the only one; no multipart upload is open. */
+async function assertOnlyDump(minio: StorageServer, done: BackupObj): Promise<string[]> {
+  const store = minio.makeStore({ bucket: "backups" });
+  await assertCompleteDump(store, done, done.metadata.name);
+  const keys = (await store.list("")).map((o) => o.key);
+  assertEquals(keys.filter((k) => k.endsWith(".sql.gz")), [done.status!.path], "one dump");
+  assertEquals(await openUploads(minio, { bucket: "backups" }), [], "multipart uploads left");
+  return keys;
+}
+
 Deno.test(
   {
     name: "the storage erroring, resetting, down: reasons, capped retries, one complete dump",
@@ -315,14 +381,7 @@ Deno.test(
     const url = new URL(minio.endpoint);
     await using proxy = startFaultProxy({ hostname: url.hostname, port: Number(url.port) });
     const metricsPort = freePort();
-    await using env = await startEnv({
-      pg: true,
-      program: true,
-      programArgs: [
-        ...["--backup-storage-retry-for", `${outage + 300}s`],
-        ...["--metrics-bind-address", `127.0.0.1:${metricsPort}`],
-      ],
-    });
+    await using env = await startBackupEnv(outage, metricsPort);
     await env.kube.apply(env.clusterManifest("test-pg"));
     await env.kube.apply(
       storageYaml("flaky", { server: minio }).replace(minio.endpoint, proxy.endpoint),
@@ -334,20 +393,18 @@ Deno.test(
     assertEquals((await env.pg.psql(SEED, { database: "flaky_src" })).code, 0);
 
     const started = Date.now();
-    let most = 0;
     const seen: string[] = [];
-    const backup = () => env.getJson<BackupObj>("backup", "b1", ns);
+    const b1 = retriedBackup(env, ns, "b1");
     /** Waits until the Backup's retry message matches `pattern` (a new failed run). */
     const failsWith = async (mode: FaultMode, pattern: RegExp) => {
       const b = await waitFor(`b1 retrying after a ${mode} storage`, async () => {
-        const b = await backup();
-        most = Math.max(most, b?.status?.storageFailures ?? 0);
+        const b = await b1.get();
         assert(b?.status?.phase !== "Completed", "b1 Completed while the storage failed");
         const c = readyOf(b);
         return b?.status?.phase === "Pending" && c?.reason === "StorageFailed" &&
           pattern.test(c.message) && b;
       }, { timeoutMs: budget("recovery"), intervalMs: 500 }).catch(async (e) => {
-        throw new Error(`${(e as Error).message}: ${JSON.stringify((await backup())?.status)}`);
+        throw new Error(`${(e as Error).message}: ${JSON.stringify((await b1.get())?.status)}`);
       });
       const message = readyOf(b)!.message;
       seen.push(message);
@@ -355,7 +412,11 @@ Deno.test(
     };
     await proxy.set("error");
     await env.kube.apply(backupYaml(ns, "b1", "src", "flaky"));
-    await failsWith("error", /HTTP 503|ServiceUnavailable/);
+    // A storage that answers 503 is unavailable (it answered), not unreachable.
+    await failsWith(
+      "error",
+      /: Unavailable: S3 bucket "backups" is unavailable: the storage answered HTTP 503\b/,
+    );
     await proxy.set("reset");
     await failsWith("reset", /ECONNRESET|socket hang up|reset/i);
     await proxy.set("down");
@@ -363,27 +424,17 @@ Deno.test(
     await failsWith("down", /ECONNREFUSED|refused/i);
     // Down for the whole outage; the Backup meanwhile retries on its capped schedule.
     while (Date.now() - down < outage * 1000) {
-      most = Math.max(most, (await backup())?.status?.storageFailures ?? 0);
+      await b1.get();
       await sleep(1000);
     }
     const faultSeconds = (Date.now() - started) / 1000;
     await proxy.set("pass");
     const back = Date.now();
-    const done = await waitFor("b1 Completed", async () => {
-      const b = await backup();
-      most = Math.max(most, b?.status?.storageFailures ?? 0);
-      assert(b?.status?.phase !== "Failed", `b1 Failed: ${readyOf(b)?.message}`);
-      return b?.status?.phase === "Completed" && b;
-    }, { timeoutMs: budget("recovery"), intervalMs: 500 });
+    const done = await b1.completed();
     figure("dependencies: storage back until the Backup Completed", elapsed(back), "recovery");
 
     // The retries followed the capped schedule, and the SDK's own retries are bounded too.
-    const runs = storageRunBound(faultSeconds);
-    figure(
-      `dependencies: failed runs in ${faultSeconds.toFixed(0)} s of storage faults`,
-      `${most} (bound ${runs})`,
-    );
-    assert(most >= 3 && most <= runs, `${most} failed runs in ${faultSeconds} s`);
+    const { most } = b1.assertRuns(faultSeconds, "storage faults");
     const c = proxy.connections();
     const faulty = c.error + c.reset;
     figure("dependencies: connections the faulty storage got", JSON.stringify(c));
@@ -395,11 +446,239 @@ Deno.test(
     );
 
     // The one Completed Backup has one complete object, and nothing else is in the bucket.
-    const store = minio.makeStore({ bucket: "backups" });
-    await assertCompleteDump(store, done, "b1");
-    const keys = (await store.list("")).map((o) => o.key).filter((k) => k.endsWith(".sql.gz"));
-    assertEquals(keys, [done.status!.path], "one dump in the bucket");
-    assertEquals(await openUploads(minio, { bucket: "backups" }), [], "multipart uploads left");
+    await assertOnlyDump(minio, done);
     assert(await running(env.program), "the program exited");
+  },
+);
+
+Deno.test(
+  {
+    name: "MinIO itself stopped mid-backup and started: unreachable, capped retries, one dump",
+    ...opts,
+  },
+  async () => {
+    // Down for several backup runs (each spends the S3 client's own retries), far less than
+    // --backup-storage-retry-for: the Backup must wait, not fail.
+    const outage = Math.max(outageSeconds(), 20);
+    await using minio = await startMinio();
+    await minio.createBucket("backups");
+    const metricsPort = freePort();
+    await using env = await startBackupEnv(outage, metricsPort);
+    await env.kube.apply(env.clusterManifest("test-pg"));
+    await env.kube.apply(storageYaml("minio", { server: minio }));
+    await env.waitPhase("backupstorage", "minio", "Ready");
+    const ns = await env.namespace("miniodown");
+    await env.kube.apply(databaseYaml(ns, "src", "md_src"));
+    await env.waitPhase("database", "src", "Ready", { namespace: ns });
+    assertEquals((await env.pg.psql(SEED, { database: "md_src" })).code, 0);
+
+    // pg_dump waits on a lock, so the Backup is in flight when MinIO is killed.
+    const lock = await holdLock(env, "md_src", "orders");
+    await env.kube.apply(backupYaml(ns, "b1", "src", "minio"));
+    await dumpConnected(env, "md_src");
+    await minio.stop({ hard: true });
+    const down = Date.now();
+    await lock.release();
+
+    const b1 = retriedBackup(env, ns, "b1");
+    const observe = async () => {
+      const b = await b1.get();
+      assert(b?.status?.phase !== "Completed", "b1 Completed while MinIO was down");
+      assert(b?.status?.phase !== "Failed", `b1 Failed: ${readyOf(b)?.message}`);
+      return b;
+    };
+    const waiting = await waitFor("b1 retrying while MinIO is down", async () => {
+      const b = await observe();
+      const c = readyOf(b);
+      return b?.status?.phase === "Pending" && c?.reason === "StorageFailed" && c;
+    }, { timeoutMs: budget("recovery"), intervalMs: 500 });
+    figure("dependencies: a Backup while MinIO is stopped", waiting.message);
+    figure("dependencies: MinIO killed until the Backup said so", elapsed(down), "react");
+    // The precise reason: no connection to the endpoint, not a generic failure.
+    assert(
+      /^Cannot upload the backup: Unreachable: S3 endpoint is unreachable: ECONNREFUSED; retrying at /
+        .test(waiting.message),
+      waiting.message,
+    );
+    while (Date.now() - down < outage * 1000) {
+      await observe();
+      await sleep(1000);
+    }
+    assert(await running(env.program), "the program exited while MinIO was down");
+    const faultSeconds = (Date.now() - down) / 1000;
+    await minio.start();
+    const back = Date.now();
+    const done = await b1.completed();
+    figure("dependencies: MinIO back until the Backup Completed", elapsed(back), "recovery");
+
+    // The runs followed the capped schedule: a few, not a loop.
+    const { runs } = b1.assertRuns(faultSeconds, "MinIO stopped");
+    const retries =
+      env.program!.logs().split("\n").filter((l) =>
+        l.includes("Backup upload failed; it will be retried")
+      ).length;
+    figure("dependencies: 'will be retried' log lines while MinIO was stopped", retries);
+    assert(retries <= runs, `${retries} retry log lines for at most ${runs} runs`);
+    figure(
+      "dependencies: dbtether_backup_failures_total after MinIO's outage",
+      counterSum(await metrics(metricsPort), "dbtether_backup_failures_total"),
+    );
+
+    // One complete dump, no partial object and no open multipart upload.
+    const keys = await assertOnlyDump(minio, done);
+    figure("dependencies: objects in the bucket after MinIO's outage", keys.join(", "));
+    assert(await running(env.program), "the program exited");
+  },
+);
+
+/** The identity in a server log line of a session of a replica's pool (`[dbtether@<id>/`). */
+const identityOf = (line: string) => /\[dbtether@([^/\]]+)\//.exec(line)?.[1];
+
+/**
+ * Replicas with leader election, each restarted when it exits (as Kubernetes restarts a pod's
+ * container), until `stop()`; every replica ever started, and each exit's code and last
+ * error line.
+ */
+async function supervisedReplicas(env: TestEnv, n: number, lease: string[]) {
+  const all: Replica[] = [];
+  const slots: Replica[] = [];
+  const exits: { code: number; why: string; at: number }[] = [];
+  const start = async (slot: number) => {
+    const r = await startReplica(env, { lease });
+    all.push(r);
+    slots[slot] = r;
+  };
+  for (let i = 0; i < n; i++) await start(i);
+  let on = true;
+  const loop = (async () => {
+    while (on) {
+      for (let i = 0; i < n && on; i++) {
+        const r = slots[i]!;
+        if (await running(r.program)) continue;
+        const code = await r.program.process.status.then((s) => s.code);
+        // The last error logged, or what the program printed when it gave up starting.
+        const errors = r.program.logs().split("\n").filter((l) =>
+          /"level":"error"/.test(l) || l.startsWith("dbtether: ")
+        );
+        const last = errors.at(-1) ?? "";
+        const why = /"msg":"([^"]*)"/.exec(last)?.[1] ?? last.slice(0, 160);
+        exits.push({ code, why, at: Date.now() });
+        if (on) await start(i);
+      }
+      await sleep(500);
+    }
+  })();
+  return {
+    all,
+    exits,
+    async [Symbol.asyncDispose]() {
+      on = false;
+      await loop;
+      for (const r of all) await r.program[Symbol.asyncDispose]();
+    },
+  };
+}
+
+Deno.test(
+  {
+    name: "the apiserver down past the startup timeout, two leader-elected replicas: one leader",
+    ...opts,
+  },
+  async () => {
+    const STARTUP_S = 5;
+    // Longer than the lease, the renew deadline and several startup timeouts.
+    const outage = Math.max(outageSeconds(), 4 * STARTUP_S);
+    await using env = await startEnv({ pg: true });
+    await env.kube.apply(env.clusterManifest("main"));
+    const lease = [
+      ...["--lease-duration", "8s", "--renew-deadline", "5s", "--retry-period", "1s"],
+      ...["--startup-timeout", `${STARTUP_S}s`],
+    ];
+    await using set = await supervisedReplicas(env, 2, lease);
+    const ns = await env.namespace("apilong");
+    const first = await waitFor("a leader", async () => {
+      const h = await holder(env);
+      return set.all.some((r) => r.identity === h) && h;
+    }, { timeoutMs: budget("failover") });
+    await env.kube.apply(pairs(ns, { prefix: "a", cluster: "main", n: 2 }));
+    await waitPairsReady(env, ns, { n: 2, since: Date.now() });
+
+    await env.kube.stopApiserver();
+    const down = Date.now();
+    await sleep(outage * 1000);
+    const exitsDown = set.exits.length;
+    figure(
+      `dependencies: replica exits in ${elapsed(down)} without the apiserver (startup timeout ` +
+        `${STARTUP_S} s, 2 replicas)`,
+      set.exits.map((e) => `${e.code} (${e.why})`).join("; ") || "none",
+    );
+    // Each exit is by design and says why: the leader gives up its lease at the renew
+    // deadline; a restarted replica gives up after the startup timeout. Nothing else, and no
+    // faster than the startup timeout allows (a crash loop would exit at once).
+    for (const e of set.exits) {
+      assertEquals(e.code, 1, `exit: ${e.why}`);
+      assert(
+        /leadership lost|Lost the leader lease|Cannot connect to Kubernetes/i.test(e.why),
+        `an exit without its reason: ${e.why}`,
+      );
+    }
+    const bound = 2 * (Math.ceil(outage / STARTUP_S) + 1);
+    assert(exitsDown <= bound, `${exitsDown} exits in ${outage} s (bound ${bound})`);
+
+    await env.kube.startApiserver();
+    const back = Date.now();
+    await env.kube.apply(pairs(ns, { prefix: "b", cluster: "main", n: 2 }));
+    await waitFor("a new leader", async () => {
+      const h = await holder(env);
+      return h !== first && set.all.some((r) => r.identity === h);
+    }, { timeoutMs: budget("failover"), intervalMs: 250 });
+    figure("dependencies: apiserver back until another replica holds the lease", elapsed(back));
+    await mergePatch(env, { kind: "databaseuser", namespace: ns, name: "a-000" }, {
+      spec: { connectionLimit: 6 },
+    });
+    await waitPairsReady(env, ns, { n: 4, since: back });
+    const s = await secretData(env, { namespace: ns, name: "a-000-credentials" });
+    await waitFor(
+      "the limit set after the outage applied",
+      async () =>
+        (await env.pg.superSql(
+          `SELECT rolconnlimit FROM pg_roles WHERE rolname = '${s!.username}'`,
+        )).trim() === "6",
+      { timeoutMs: budget("react") },
+    );
+    figure(
+      "dependencies: apiserver back until new work Ready (2 replicas, leader election)",
+      elapsed(back),
+      "failover",
+    );
+    const leader = await holder(env);
+    assert(set.all.some((r) => r.identity === leader), `the lease holder ${leader} is ours`);
+    const q = await secretData(env, { namespace: ns, name: "b-001-credentials" });
+    assert(
+      await runsAs(env.pg, { user: q!.username!, password: q!.password!, database: "b_001" }),
+      "a user declared after the outage logs in",
+    );
+
+    // No two leaders: the server log's mutating statements come from one replica at a time,
+    // each leader's in one run (none of an earlier leader after a later one's first).
+    const sequence: string[] = [];
+    for (const line of (await env.pg.readLog()).split("\n")) {
+      const id = identityOf(line);
+      if (!id || !MUTATING.test(line)) continue;
+      if (sequence.at(-1) !== id) sequence.push(id);
+    }
+    figure("dependencies: leaders that sent mutating SQL, in order", sequence.length);
+    assert(sequence.length >= 1, "no mutating statement tagged with a replica");
+    assertEquals(
+      new Set(sequence).size,
+      sequence.length,
+      `a replica sent mutating SQL again after another one did: ${sequence.join(" → ")}`,
+    );
+    // After the outage a replica may still give up the start it began during it; the leader
+    // elected since keeps its lease.
+    const later = set.exits.filter((e) => e.at >= back);
+    figure("dependencies: replica exits after the apiserver was back", later.length);
+    for (const e of later) assert(/Cannot connect to Kubernetes/.test(e.why), `exit: ${e.why}`);
+    assertEquals(await holder(env), leader, "the leader kept its lease");
   },
 );

@@ -1,0 +1,112 @@
+/**
+ * The mapping of a storage's "not now" answers (HTTP 503, S3's SlowDown, 429) to Unavailable,
+ * apart from a storage that could not be reached at all (issue 13). The errors are shaped as
+ * each SDK throws them; the SDKs themselves are not loaded.
+ */
+import { assert, assertEquals } from "../tests/helpers/assert.ts";
+import { mapAzureError } from "./azure.ts";
+import { mapGcsError } from "./gcs.ts";
+import { mapS3Error } from "./s3.ts";
+import type { StorageError } from "./store.ts";
+
+/** An error as the AWS SDK throws it for an S3 answer: `name` is the S3 error code. */
+function s3Answer(name: string, status: number): Error {
+  return Object.assign(new Error(name), {
+    name,
+    $fault: status >= 500 ? "server" : "client",
+    $metadata: { httpStatusCode: status },
+  });
+}
+
+/** A Node network error, as the SDKs pass it on. */
+function network(code: string): Error {
+  return Object.assign(new Error(`connect ${code} 127.0.0.1:9`), { code });
+}
+
+const reasonAndMessage = (e: StorageError) => [e.reason, e.message];
+
+Deno.test("S3: a 503 or a throttling answer is Unavailable, not Unreachable", async (t) => {
+  const cases: [string, unknown, string][] = [
+    [
+      "503 SlowDown",
+      s3Answer("SlowDown", 503),
+      'S3 bucket "backups" is unavailable: the storage answered HTTP 503 SlowDown ' +
+      "(overloaded, throttling or in maintenance)",
+    ],
+    [
+      "503 ServiceUnavailable",
+      s3Answer("ServiceUnavailable", 503),
+      'S3 bucket "backups" is unavailable: the storage answered HTTP 503 ServiceUnavailable ' +
+      "(overloaded, throttling or in maintenance)",
+    ],
+    [
+      "a HEAD's 503 without a body (the SDK calls it Unknown)",
+      s3Answer("Unknown", 503),
+      'S3 bucket "backups" is unavailable: the storage answered HTTP 503 ' +
+      "(overloaded, throttling or in maintenance)",
+    ],
+    [
+      "429 TooManyRequests",
+      s3Answer("TooManyRequests", 429),
+      'S3 bucket "backups" is unavailable: the storage answered HTTP 429 TooManyRequests ' +
+      "(overloaded, throttling or in maintenance)",
+    ],
+    [
+      "a throttling code with another status",
+      s3Answer("RequestLimitExceeded", 400),
+      'S3 bucket "backups" is unavailable: the storage answered HTTP 400 RequestLimitExceeded ' +
+      "(overloaded, throttling or in maintenance)",
+    ],
+  ];
+  for (const [name, e, message] of cases) {
+    await t.step(name, () => {
+      assertEquals(reasonAndMessage(mapS3Error(e, "backups", "object")), ["Unavailable", message]);
+    });
+  }
+});
+
+Deno.test("S3: what is not a 'not now' answer keeps its reason", async (t) => {
+  const cases: [string, unknown, string][] = [
+    ["connection refused", network("ECONNREFUSED"), "Unreachable"],
+    ["connection reset", network("ECONNRESET"), "Unreachable"],
+    ["an SDK timeout", Object.assign(new Error("t"), { name: "TimeoutError" }), "Unreachable"],
+    ["500 InternalError", s3Answer("InternalError", 500), "StorageError"],
+    ["403 AccessDenied", s3Answer("AccessDenied", 403), "AccessDenied"],
+    ["404 NoSuchKey", s3Answer("NoSuchKey", 404), "NotFound"],
+  ];
+  for (const [name, e, reason] of cases) {
+    await t.step(name, () => assertEquals(mapS3Error(e, "backups", "object").reason, reason));
+  }
+  await t.step("an unreachable endpoint still says so", () => {
+    const e = mapS3Error(network("ECONNREFUSED"), "backups", "object");
+    assert(/unreachable: ECONNREFUSED/.test(e.message), e.message);
+  });
+});
+
+Deno.test("Azure and GCS: 503 and 429 are Unavailable too", async (t) => {
+  const azure = (code: string, statusCode: number) =>
+    Object.assign(new Error(code), { name: "RestError", code, statusCode });
+  await t.step("Azure 503 ServerBusy", () => {
+    assertEquals(reasonAndMessage(mapAzureError(azure("ServerBusy", 503), "c", "object")), [
+      "Unavailable",
+      'Azure container "c" is unavailable: the storage answered HTTP 503 ServerBusy ' +
+      "(overloaded, throttling or in maintenance)",
+    ]);
+  });
+  await t.step("Azure 500 stays a StorageError", () => {
+    assertEquals(mapAzureError(azure("InternalError", 500), "c", "object").reason, "StorageError");
+  });
+  await t.step("GCS 429 and 503", () => {
+    for (const code of [429, 503]) {
+      const e = mapGcsError(Object.assign(new Error("rate"), { code }), "b", "object");
+      assertEquals(reasonAndMessage(e), [
+        "Unavailable",
+        `GCS bucket "b" is unavailable: the storage answered HTTP ${code} ` +
+        "(overloaded, throttling or in maintenance)",
+      ]);
+    }
+  });
+  await t.step("GCS connection refused stays Unreachable", () => {
+    assertEquals(mapGcsError(network("ECONNREFUSED"), "b", "object").reason, "Unreachable");
+  });
+});
