@@ -75,6 +75,8 @@ export interface ServerSnapshot {
   database?: DatabaseInfo;
   /** What candidates for adoption can reach (see `adoptable` of {@link observeServer}). */
   reach?: Map<string, RoleReach>;
+  /** Whether Azure's pgaadauth_create_principal exists (observed for azureEntra users only). */
+  entraFunction?: boolean;
 }
 
 /** Options of {@link observeServer}. */
