@@ -109,8 +109,9 @@ Deno.test({ name: "DatabaseUser IAM users: awsIam, azureEntra, gcpIam", ...opts 
     assertEquals(await member("pwsvc", "rds_iam"), "t");
     const record = await secretData(env, { namespace: ns, name: "dbtether-pwsvc-state" });
     assertEquals(record?.password, undefined);
-    const denied = await pg.psql("SELECT 1", login).then(() => false, () => true);
-    assert(denied, "the old password must no longer log in");
+    const denied = await pg.psql("SELECT 1", login);
+    assert(denied.code !== 0, "the old password must no longer log in");
+    assertMatch(denied.stderr, /password authentication failed/);
 
     await mergePatch(env, { kind: "databaseuser", namespace: ns, name: "pwsvc" }, {
       spec: { authentication: { type: "password" } },
@@ -142,7 +143,7 @@ Deno.test({ name: "DatabaseUser IAM users: awsIam, azureEntra, gcpIam", ...opts 
       kind: "databaseuser",
       namespace: other,
       name: "thief",
-      reason: "RoleExistsUnmanaged",
+      reason: "RoleClaimedByOther",
     });
     assertEquals(await member("pwsvc", "rds_iam"), "f");
     assertEquals(await member("pwsvc", "iam_other_readonly"), "f");

@@ -35,8 +35,8 @@ import {
   type DatabaseEntry,
   type DatabaseTarget,
   FINALIZER,
-  ownerRefOf,
   isIamUser,
+  ownerRefOf,
   ROTATE_ANNOTATION,
   usernameOf,
 } from "./spec.ts";
