@@ -408,11 +408,21 @@ export class PgExecutor {
       ? await this.#observe({ roles: [spec.username, ...names, ...extra], ...adoptable })
       : first;
     if (spec.authentication === "azureEntra" && !snap.roles.has(spec.username)) {
-      snap.entraFunction = await this.#run(async (sql) => {
-        const [row] = await sql<{ ok: boolean }[]>`
-          SELECT to_regprocedure(${st.ENTRA_PRINCIPAL_FUNCTION}) IS NOT NULL AS ok`;
-        return row?.ok === true;
+      // Sessions run with search_path pg_catalog (slot.ts): the function is looked up by
+      // name, and only one a superuser owns (Azure's azuresu does) is called, schema-qualified,
+      // so a function of that name someone else created is never run as the admin.
+      const schema = await this.#run(async (sql) => {
+        const [row] = await sql<{ schema: string }[]>`
+          SELECT n.nspname AS schema
+          FROM pg_proc p
+          JOIN pg_namespace n ON n.oid = p.pronamespace
+          JOIN pg_roles o ON o.oid = p.proowner
+          WHERE p.proname = ${st.ENTRA_PRINCIPAL_FUNCTION}
+            AND p.proargtypes = '25 16 16'::oidvector AND o.rolsuper
+          ORDER BY n.nspname LIMIT 1`;
+        return row?.schema;
       });
+      if (schema !== undefined) snap.entraFunction = schema;
     }
     const server = planUserServer(spec, snap);
     let changed = await this.apply(server);

@@ -135,10 +135,11 @@ export function checkAuthentication(
       }
       return;
     case "azureEntra":
-      if (!snap.roles.has(spec.username) && snap.entraFunction !== true) {
+      if (!snap.roles.has(spec.username) && snap.entraFunction === undefined) {
         unavailable(
-          "the server has no function pgaadauth_create_principal (it is not Azure Database " +
-            "for PostgreSQL with Microsoft Entra authentication enabled)",
+          "the server has no function pgaadauth_create_principal(text, boolean, boolean) " +
+            "owned by a superuser (it is not Azure Database for PostgreSQL with Microsoft " +
+            "Entra authentication enabled)",
         );
       }
       return;
@@ -228,7 +229,7 @@ export function planUserServer(spec: UserSpec, snap: ServerSnapshot): Statement[
   if (!info && auth === "azureEntra") {
     // Azure creates the role (LOGIN, mapped to the principal); the rest converges next pass.
     create = {
-      sql: st.createEntraPrincipal(literal(spec.username)),
+      sql: st.createEntraPrincipal(catalogIdent(snap.entraFunction!), literal(spec.username)),
       together: [st.commentOnRole(u, literal(formatMarker(want)))],
     };
   } else if (!info) {

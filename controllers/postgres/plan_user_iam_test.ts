@@ -84,8 +84,8 @@ Deno.test("awsIam: no rds_iam, or no ADMIN OPTION on it: IamNotAvailable before 
 Deno.test("azureEntra: created by pgaadauth_create_principal, the name as a literal", () => {
   const name = `x'); DROP ROLE admin; --`;
   const s = spec({ username: name, authentication: "azureEntra" });
-  assertEquals(sqlOf(s, server([], { entraFunction: true })), [
-    `SELECT * FROM pgaadauth_create_principal('x''); DROP ROLE admin; --', false, false)`,
+  assertEquals(sqlOf(s, server([], { entraFunction: "public" })), [
+    `SELECT * FROM "public".pgaadauth_create_principal('x''); DROP ROLE admin; --', false, false)`,
     `COMMENT ON ROLE "x'); DROP ROLE admin; --" IS 'dbtether:DatabaseUser/ns/svc'`,
     `GRANT "app_readwrite" TO "x'); DROP ROLE admin; --"`,
   ]);

@@ -129,15 +129,15 @@ export function alterRolePasswordNull(role: Ident): string {
   return `ALTER ROLE ${role} PASSWORD NULL`;
 }
 
-/** The Entra principal function of Azure Database for PostgreSQL, with its argument types. */
-export const ENTRA_PRINCIPAL_FUNCTION = "pgaadauth_create_principal(text,boolean,boolean)";
+/** The Entra principal function of Azure Database for PostgreSQL (text, boolean, boolean). */
+export const ENTRA_PRINCIPAL_FUNCTION = "pgaadauth_create_principal";
 
 /**
- * Azure's `pgaadauth_create_principal(roleName, isAdmin, isMfa)`: creates a LOGIN role mapped to
- * the Entra principal of that name; never an admin, no MFA claim required.
+ * Azure's `pgaadauth_create_principal(roleName, isAdmin, isMfa)` in `schema`: creates a LOGIN
+ * role mapped to the Entra principal of that name; never an admin, no MFA claim required.
  */
-export function createEntraPrincipal(name: Literal): string {
-  return `SELECT * FROM pgaadauth_create_principal(${name}, false, false)`;
+export function createEntraPrincipal(schema: Ident, name: Literal): string {
+  return `SELECT * FROM ${schema}.pgaadauth_create_principal(${name}, false, false)`;
 }
 
 export function setRoleConfig(
