@@ -30,6 +30,11 @@ import {
 import { TABLE_PRIVILEGES as PG_TABLE_PRIVILEGES } from "../controllers/postgres/statements.ts";
 
 /** Privilege levels, each including the one before it. */
+/** How the app logs in as a DatabaseUser (spec.authentication.type). */
+export const USER_AUTHENTICATION_TYPES = ["password", "awsIam", "azureEntra", "gcpIam"] as const;
+/** A DatabaseUser's login type. */
+export type UserAuthenticationType = typeof USER_AUTHENTICATION_TYPES[number];
+
 export const PRIVILEGE_LEVELS = ["readonly", "readwrite", "admin", "owner"] as const;
 /** A privilege level of a user on a database. */
 export type PrivilegeLevel = typeof PRIVILEGE_LEVELS[number];
@@ -257,6 +262,33 @@ const spec = obj({
         "list) is revoked ([] revokes them all); without it, they are left as they are.",
     },
   )),
+  authentication: optional(obj({
+    type: withDefault(
+      enumOf(USER_AUTHENTICATION_TYPES, {
+        description: "password: a generated password in the Secret (rotation applies). " +
+          "awsIam: the role has no password and is granted rds_iam; the app logs in with an " +
+          "RDS IAM token. azureEntra: the role is created by pgaadauth_create_principal " +
+          "(the name is the Entra principal's); the app logs in with an Entra token. gcpIam: " +
+          "Cloud SQL creates IAM users through its admin API; dbtether waits for the role and " +
+          "manages only its grants, needs adoption consent (dbtether.io/adopt and the " +
+          "DBCluster's), and never drops it. With any IAM type the Secret has no password, " +
+          "rotation does nothing, and only the role spec.username is used.",
+      }),
+      "password" as UserAuthenticationType,
+    ),
+    region: optional(str({
+      pattern: "^[a-z]{2}(-[a-z]+)+-[0-9]+$",
+      maxLength: 32,
+      description: "awsIam: the AWS region the app signs its token for, written to the " +
+        "Secret; default the DBCluster's spec.authentication.region.",
+    })),
+  }, {
+    description: "How the app logs in as this user.",
+    rules: [{
+      rule: "self.type == 'awsIam' || !has(self.region)",
+      message: "authentication.region applies to awsIam only",
+    }],
+  })),
   managementPolicy: managementPolicyField("login role(s) and grants"),
   deletionPolicy: withDefault(
     enumOf(["Delete", "Retain"] as const, {

@@ -17,7 +17,7 @@ import type { TablePrivilege } from "../postgres/statements.ts";
 import { parseGoDuration } from "../../lib/duration.ts";
 import { RetryableError } from "../../lib/errors.ts";
 import { type KubeClient, SecretResource } from "../runtime/kube.ts";
-import { ADOPT_ANNOTATION, type DatabaseTarget } from "./spec.ts";
+import { ADOPT_ANNOTATION, authenticationOf, type DatabaseTarget, isIamUser } from "./spec.ts";
 import { loginRoles, type PasswordReason } from "./rotation.ts";
 import type { Secret } from "./secret.ts";
 import { decodeData, readCredentials } from "./secret.ts";
@@ -52,6 +52,8 @@ const alternating = (u: DatabaseUser) => u.spec.rotation?.strategy === "Alternat
 
 /** The login roles to keep: the strategy's, plus whichever the record names. */
 export function rolesOf(c: CredentialsContext, state: CredentialsState): string[] {
+  // An IAM user is one role, spec.username; Alternating's second role is a password matter.
+  if (isIamUser(c.user)) return [c.username];
   const roles = new Set(loginRoles(c.username, alternating(c.user)));
   if (state.role) roles.add(state.role);
   if (state.pending) roles.add(state.pending.role);
@@ -84,8 +86,9 @@ function databasesOf(c: CredentialsContext): UserDatabase[] {
 export async function ensureRoles(
   c: CredentialsContext,
   state: CredentialsState,
-  set?: { role: string; password: string; at: number },
+  set?: { role: string; password: string; at: number } | { clearPassword: boolean },
 ): Promise<number> {
+  const auth = authenticationOf(c.user);
   const roles = rolesOf(c, state);
   const snap = await c.pool.run((sql) => observeServer(sql, { roles }), { signal: c.signal }).catch(
     (e) => {
@@ -97,14 +100,15 @@ export async function ensureRoles(
   let changed = 0;
   for (const r of roles) {
     let password: string | undefined;
-    if (set?.role === r) password = set.password;
+    if (auth !== "password") password = undefined;
+    else if (set && "role" in set && set.role === r) password = set.password;
     else if (!snap.roles.has(r)) {
       password = r === state.role && state.password ? state.password : generatePassword(32);
     }
     const until = validUntilOf(c.user, {
       role: r,
       state,
-      ...(set?.role === r ? { set: set.at } : {}),
+      ...(set && "role" in set && set.role === r ? { set: set.at } : {}),
     });
     const res = await c.exec.ensureUser({
       username: r,
@@ -132,6 +136,8 @@ export async function ensureRoles(
       adopt: c.user.metadata.annotations?.[ADOPT_ANNOTATION] === "true",
       ...(c.consent ? { consent: c.consent } : {}),
       siblings: roles.filter((x) => x !== r),
+      authentication: auth,
+      ...(set && "clearPassword" in set ? { clearPassword: set.clearPassword } : {}),
     });
     changed += res.changed;
     c.ran?.push(...(res.statements ?? []));

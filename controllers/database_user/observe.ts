@@ -19,7 +19,7 @@ import { importCandidate, type ObservedUser } from "./plan.ts";
 import { isOurs, type Secret } from "./secret.ts";
 import { secretTargets } from "./secret_plan.ts";
 import { ADOPT_ANNOTATION, type DatabaseTarget, ownerRefOf, ROTATE_ANNOTATION } from "./spec.ts";
-import { usernameOf } from "./spec.ts";
+import { isIamUser, usernameOf } from "./spec.ts";
 import { parseState, stateSecretName } from "./state.ts";
 
 /** Builds the context of a pass; reads the adoption consent when the user asks to adopt. */
@@ -66,7 +66,14 @@ export async function userContext(
 export function secretEndpoints(resolved: Pick<ResolvedCluster, "cluster" | "server">) {
   const { host, port } = resolved.server;
   const r = resolved.cluster.spec.readerEndpoint;
-  return { host, port, ...(r ? { reader: { host: r.host, port: r.port ?? port } } : {}) };
+  const auth = resolved.cluster.spec.authentication;
+  const region = auth?.type === "awsIam" ? auth.region : undefined;
+  return {
+    host,
+    port,
+    ...(r ? { reader: { host: r.host, port: r.port ?? port } } : {}),
+    ...(region ? { region } : {}),
+  };
 }
 
 /** What {@link observeUser} reads besides the API: the caller's view of the cluster. */
@@ -127,7 +134,10 @@ export async function observeUser(
     now: o.now,
   };
   const ours = !record || isOurs(record, user);
-  const candidate = ours ? importCandidate(observed, parseState(record)) : undefined;
+  // An IAM user has no password to import.
+  const candidate = ours && !isIamUser(user)
+    ? importCandidate(observed, parseState(record))
+    : undefined;
   if (candidate !== undefined) {
     const state = await importFromSecret(c, existing.get(candidate)!, {
       lastRequest: user.metadata.annotations?.[ROTATE_ANNOTATION],

@@ -35,6 +35,7 @@ import {
   type DatabaseEntry,
   type DatabaseTarget,
   FINALIZER,
+  isIamUser,
   ownerRefOf,
   ROTATE_ANNOTATION,
   usernameOf,
@@ -90,7 +91,13 @@ export interface ObservedUser {
   user: DatabaseUser;
   targets: readonly DatabaseTarget[];
   clusterName: string;
-  server: { host: string; port: number; reader?: { host: string; port: number } };
+  server: {
+    host: string;
+    port: number;
+    reader?: { host: string; port: number };
+    /** The DBCluster's spec.authentication.region when it logs in by awsIam. */
+    region?: string;
+  };
   /** The credentials record as read from the API (undefined: there is none). */
   record: Secret | undefined;
   /** The application Secrets of {@link secretTargets} that exist, by name. */
@@ -127,8 +134,11 @@ export type UserAction =
   }
   /** Set the recorded pending password, verify it by logging in, write the committed record. */
   | { kind: "applyPending"; state: PendingState }
-  /** Make the login roles, their grants and settings match the spec. */
-  | { kind: "ensureRoles"; state: CredentialsState }
+  /**
+   * Make the login roles, their grants and settings match the spec. `clearPassword`: an IAM
+   * user whose role may still have a password (PASSWORD NULL).
+   */
+  | { kind: "ensureRoles"; state: CredentialsState; clearPassword?: boolean }
   /** Write and delete application Secrets (in this order, as planSecrets listed them). */
   | { kind: "writeSecrets"; changes: SecretChange[] }
   /** Write the record naming the application Secrets that now hold its password. */
@@ -171,6 +181,7 @@ export function planUser(o: ObservedUser): UserPlan {
   const first: UserAction[] = o.user.metadata.finalizers?.includes(FINALIZER)
     ? []
     : [{ kind: "addFinalizer" }];
+  if (isIamUser(o.user)) return planIamConverge(o, state, first);
   const step = credentialsAction(o, state);
   if (step) return { kind: "credentials", actions: [...first, step] };
   return planConverge(o, state, first);
@@ -232,7 +243,42 @@ function credentialsAction(o: ObservedUser, state: CredentialsState): UserAction
   }
 }
 
-function planConverge(o: ObservedUser, state: CredentialsState, first: UserAction[]): UserPlan {
+/**
+ * A user that logs in by cloud IAM: no credentials step, the role is spec.username, the Secrets
+ * carry no password (awsIam: the region to sign the token for). The record keeps no password:
+ * one it still holds (the user was a password user) is forgotten only after ensureRoles set
+ * PASSWORD NULL, so a crash in between clears it again.
+ */
+function planIamConverge(o: ObservedUser, state: CredentialsState, first: UserAction[]): UserPlan {
+  const auth = o.user.spec.authentication;
+  const region = auth?.region ?? o.server.region;
+  if (auth?.type === "awsIam" && region === undefined) {
+    return {
+      kind: "blocked",
+      blocked: {
+        reason: "InvalidAuthentication",
+        message: `Cannot write the Secret of awsIam user ${
+          JSON.stringify(usernameOf(o.user))
+        }: set spec.authentication.region (DBCluster ${
+          JSON.stringify(o.clusterName)
+        } does not log in by awsIam, so it names no region)`,
+        terminal: true,
+      },
+    };
+  }
+  const { password: _p, pending: _q, ...rest } = state;
+  const iam: CredentialsState = { ...rest, role: usernameOf(o.user) };
+  const forget = state.password !== undefined || state.pending !== undefined ||
+    state.role !== iam.role;
+  return planConverge(o, iam, first, { ...(region ? { region } : {}), forget });
+}
+
+function planConverge(
+  o: ObservedUser,
+  state: CredentialsState,
+  first: UserAction[],
+  iam?: { region?: string; forget: boolean },
+): UserPlan {
   const { user, targets } = o;
   const wanted = secretTargets(user, targets);
   const conn = {
@@ -241,7 +287,8 @@ function planConverge(o: ObservedUser, state: CredentialsState, first: UserActio
     ...(o.server.reader ? { reader: o.server.reader } : {}),
     databases: targets.map((t) => t.pgName),
     username: state.role!,
-    password: state.password!,
+    ...(iam ? {} : { password: state.password! }),
+    ...(iam?.region ? { region: iam.region } : {}),
   };
   const secrets = planSecrets({
     user,
@@ -252,7 +299,10 @@ function planConverge(o: ObservedUser, state: CredentialsState, first: UserActio
     owned: o.owned.filter((s) => s.metadata.labels?.[STATE_LABEL] !== "true"),
     referencedBy: (name) => o.readers.get(name) ?? [],
   });
-  const actions: UserAction[] = [...first, { kind: "ensureRoles", state }];
+  const actions: UserAction[] = [
+    ...first,
+    { kind: "ensureRoles", state, ...(iam?.forget ? { clearPassword: true } : {}) },
+  ];
   const conflicts: { reason: SecretConflictReason; message: string }[] = [];
   const changes: SecretChange[] = [];
   for (const a of secrets) {
@@ -267,7 +317,9 @@ function planConverge(o: ObservedUser, state: CredentialsState, first: UserActio
   }
   if (changes.length) actions.push({ kind: "writeSecrets", changes });
   const written = wanted.map((w) => w.name).sort();
-  if (!conflicts.length && JSON.stringify(state.secrets) !== JSON.stringify(written)) {
+  if (
+    !conflicts.length && (JSON.stringify(state.secrets) !== JSON.stringify(written) || iam?.forget)
+  ) {
     actions.push({ kind: "recordSecrets", state: { ...state, secrets: written } });
   }
   const period = rotationPeriodMs(user.spec.rotation);
@@ -301,7 +353,8 @@ export type DeletionAction =
 /**
  * Plans the deletion of `user`: every login role it may have had (both of Alternating, and the
  * one status names) retained or dropped by deletionPolicy on the DBCluster of its Databases (or
- * the one status recorded, when they are gone; none known: no role is touched), then its
+ * the one status recorded, when they are gone; none known: no role is touched; gcpIam: its role
+ * is left as it is, with its grants, like Cloud SQL made it), then its
  * Secrets — no garbage collector is assumed — and the finalizer.
  */
 export function planDeletion(
@@ -313,7 +366,8 @@ export function planDeletion(
     o.databases.map((d) => d?.spec.clusterRef.name).find((n) => n !== undefined) ??
       user.status?.clusterName;
   const actions: DeletionAction[] = [];
-  if (clusterName) {
+  // A gcpIam role is Cloud SQL's (its admin API made it): never dropped nor changed here.
+  if (clusterName && user.spec.authentication?.type !== "gcpIam") {
     const roles = new Set(loginRoles(usernameOf(user), true));
     if (user.status?.activeRole) roles.add(user.status.activeRole);
     const marker = { namespace: user.metadata.namespace ?? "default", name: user.metadata.name };

@@ -318,3 +318,30 @@ Deno.test("planDeletion: retain or drop each role, then the Secrets and the fina
     assertEquals(p.map((a) => a.kind), ["deleteSecret", "removeFinalizer"]);
   });
 });
+
+Deno.test("planUser: an IAM user has no credentials step and forgets a recorded password", () => {
+  const aws = makeUser({ authentication: { type: "awsIam", region: "eu-west-1" } });
+  aws.metadata.finalizers = [FINALIZER];
+  // New: straight to the roles and a Secret without password; rotation is never planned.
+  const fresh = planUser(observed(aws));
+  assert(fresh.kind === "converge");
+  assertEquals(kinds(fresh), ["ensureRoles", "writeSecrets", "recordSecrets"]);
+  const write = fresh.actions[1]!.kind === "writeSecrets" ? fresh.actions[1]!.changes : [];
+  const data = JSON.stringify(write);
+  assert(!data.includes("password"), data);
+  // Was a password user: PASSWORD NULL first, then the record without the password.
+  const p = planUser(observed(aws, { record: record(aws, settled) }));
+  const ensure = p.kind === "converge" ? p.actions[0] : undefined;
+  assertEquals(ensure?.kind === "ensureRoles" && ensure.clearPassword, true);
+  const last = p.kind === "converge" ? p.actions.at(-1) : undefined;
+  assertEquals(last?.kind, "recordSecrets");
+  assertEquals(last?.kind === "recordSecrets" ? last.state.password : "x", undefined);
+  // No region on the user nor on the DBCluster: refused, terminal.
+  const none = planUser(observed(makeUser({ authentication: { type: "awsIam" } })));
+  assertEquals(none.kind === "blocked" && none.blocked.reason, "InvalidAuthentication");
+  assertEquals(none.kind === "blocked" && none.blocked.terminal, true);
+  const fromCluster = observed(makeUser({ authentication: { type: "awsIam" } }), {
+    server: { host: "db.example", port: 5432, region: "us-east-1" },
+  });
+  assertEquals(planUser(fromCluster).kind, "converge");
+});

@@ -271,7 +271,7 @@ export class DatabaseUserReconciler implements Reconciler {
       case "applyPending":
         return await this.#applyPending(a.state, run);
       case "ensureRoles":
-        return await this.#ensureRoles(a.state, run);
+        return await this.#ensureRoles(a.state, run, a.clearPassword === true);
       case "writeSecrets":
         return await this.writeSecrets(c.user.metadata.namespace, a.changes, c);
     }
@@ -282,10 +282,10 @@ export class DatabaseUserReconciler implements Reconciler {
    * changed differed from the spec on the server (a setting or membership changed by hand, an
    * expiry moved): the Warning names what was put back, redacted (no password ever appears).
    */
-  async #ensureRoles(state: CredentialsState, run: Run): Promise<void> {
+  async #ensureRoles(state: CredentialsState, run: Run, clearPassword: boolean): Promise<void> {
     const { c } = run;
     const ran: string[] = [];
-    await ensureRoles({ ...c, ran }, state);
+    await ensureRoles({ ...c, ran }, state, clearPassword ? { clearPassword } : undefined);
     if (!ran.length || !readyAtGeneration(c.user)) return;
     this.#deps.recorder.emit(c.user, "Warning", "DriftCorrected", driftMessage(ran));
   }

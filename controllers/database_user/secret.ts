@@ -34,9 +34,12 @@ export interface Connection {
   /** All PostgreSQL database names of the user, for the raw template's `databases` key. */
   databases: readonly string[];
   username: string;
-  password: string;
+  /** Absent for an IAM user: it logs in with a token the app requests itself. */
+  password?: string;
   /** The DBCluster's readerEndpoint (port defaulted), when it has one. */
   reader?: { host: string; port: number };
+  /** awsIam: the region the app signs its RDS token for. */
+  region?: string;
 }
 
 export interface KeyNames {
@@ -97,9 +100,15 @@ function uriHost(host: string): string {
 /** A libpq connection URI with every component percent-encoded. */
 export function connectionUri(c: Connection, scheme: "postgresql" | "postgres"): string {
   const enc = encodeURIComponent;
-  return `${scheme}://${enc(c.username)}:${enc(c.password)}@${uriHost(c.host)}:${c.port}/${
+  const password = c.password === undefined ? "" : `:${enc(c.password)}`;
+  return `${scheme}://${enc(c.username)}${password}@${uriHost(c.host)}:${c.port}/${
     enc(c.database)
   }`;
+}
+
+/** The key of an awsIam user's region: `region` (raw, custom), `<PREFIX>_REGION`. */
+function regionKey(template: Template): string {
+  return template === "raw" || template === "custom" ? "region" : `${template}_REGION`;
 }
 
 /** The reader keys of a template: `readerHost` (raw, custom), `<PREFIX>_READER_HOST`. */
@@ -135,8 +144,9 @@ export function renderData(c: Connection, secret: SecretSpec): Record<string, st
     [names.port]: String(c.port),
     [names.database]: c.database,
     [names.username]: c.username,
-    [names.password]: c.password,
   };
+  if (c.password !== undefined) out[names.password] = c.password;
+  if (c.region !== undefined) out[regionKey(secret.template)] = c.region;
   if (secret.template === "raw") {
     out.uri = connectionUri(c, "postgresql");
     if (c.databases.length > 1) out.databases = c.databases.join(",");

@@ -192,3 +192,27 @@ Deno.test("reader endpoint keys", async (t) => {
     );
   });
 });
+
+Deno.test("an IAM user's Secret: no password anywhere, awsIam's region", () => {
+  const { password: _, ...iam } = conn;
+  const raw = renderData({ ...iam, region: "eu-west-1" }, {
+    template: "raw",
+    onConflict: "Fail",
+  } as never);
+  assertEquals(raw, {
+    host: "db.example",
+    port: "5432",
+    database: "my_app",
+    username: "my-app-readonly",
+    region: "eu-west-1",
+    uri: "postgresql://my-app-readonly@db.example:5432/my_app",
+  });
+  const db = renderData({ ...iam, region: "eu-west-1" }, {
+    template: "DB",
+    onConflict: "Fail",
+  } as never);
+  assertEquals(Object.keys(db).sort(), ["DB_HOST", "DB_NAME", "DB_PORT", "DB_REGION", "DB_USER"]);
+  assertEquals(renderData(iam, { template: "dsn", onConflict: "Fail" } as never), {
+    dsn: "postgres://my-app-readonly@db.example:5432/my_app",
+  });
+});

@@ -9,6 +9,7 @@ import type {
   DatabaseUser,
   PrivilegeLevel,
   SchemaPrivilegeLevel,
+  UserAuthenticationType,
 } from "../../crds/database_user.ts";
 import { DatabaseUserKind } from "../../crds/database_user.ts";
 import type { OwnerReference } from "../runtime/types.ts";
@@ -76,6 +77,16 @@ export function databaseEntries(user: DatabaseUser): DatabaseEntry[] {
 /** The role name: spec.username, else metadata.name exactly. */
 export function usernameOf(user: DatabaseUser): string {
   return user.spec.username ?? user.metadata.name;
+}
+
+/** spec.authentication.type: how the app logs in; password unless set. */
+export function authenticationOf(user: DatabaseUser): UserAuthenticationType {
+  return user.spec.authentication?.type ?? "password";
+}
+
+/** Whether the user logs in by cloud IAM: no password, no rotation, one role. */
+export function isIamUser(user: DatabaseUser): boolean {
+  return authenticationOf(user) !== "password";
 }
 
 /** "name" in the user's namespace, "namespace/name" otherwise. */

@@ -30,6 +30,9 @@ export const READY_REASONS = [
   "SecretDeliveryConflict",
   "ValidUntilBeforeRotation",
   "PasswordVerificationFailed",
+  "InvalidAuthentication",
+  "IamNotAvailable",
+  "IamUserNotFound",
   "Deleting",
   "Observed",
   "OutOfSync",
@@ -53,6 +56,7 @@ export const readyFailure: (e: unknown) => ReadyFailure = failureIn(
 );
 
 const WAITING: ReadonlySet<string> = new Set([
+  "IamUserNotFound",
   "DatabaseNotFound",
   "DatabaseNotReady",
   "Deleting",

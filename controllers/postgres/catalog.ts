@@ -75,6 +75,11 @@ export interface ServerSnapshot {
   database?: DatabaseInfo;
   /** What candidates for adoption can reach (see `adoptable` of {@link observeServer}). */
   reach?: Map<string, RoleReach>;
+  /**
+   * The schema of Azure's pgaadauth_create_principal, owned by a superuser; undefined when
+   * there is none (observed for azureEntra users still to be created only).
+   */
+  entraFunction?: string;
 }
 
 /** Options of {@link observeServer}. */

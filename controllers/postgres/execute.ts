@@ -30,7 +30,13 @@ import {
 } from "./catalog_schemas.ts";
 import { planSchemas } from "./plan_schemas.ts";
 import { planSchemaGrants, rolesOfSchemas, type SchemaDefaultAcl } from "./plan_schema_grants.ts";
-import { planUserInside, planUserServer, userMarker, type UserSpec } from "./plan_user.ts";
+import {
+  planUserInside,
+  planUserServer,
+  RDS_IAM_ROLE,
+  userMarker,
+  type UserSpec,
+} from "./plan_user.ts";
 import type { ServerPool, Sql } from "./pool.ts";
 import { type Ident, ident, userIdent } from "./quote.ts";
 import * as st from "./statements.ts";
@@ -393,7 +399,7 @@ export class PgExecutor {
     const adoptable = spec.adopt && spec.consent?.granted
       ? { adoptable: { roles: [spec.username], marker: formatMarker(userMarker(spec)) } }
       : {};
-    names.push(...(spec.memberOf?.roles ?? []));
+    names.push(...(spec.memberOf?.roles ?? []), RDS_IAM_ROLE);
     const first = await this.#observe({ roles: [spec.username, ...names], ...adoptable });
     // Also observe the roles the user is a member of now, to revoke what a former level granted.
     const current = first.memberships.filter((m) => m.member === spec.username).map((m) => m.role);
@@ -401,6 +407,23 @@ export class PgExecutor {
     const snap = extra.length
       ? await this.#observe({ roles: [spec.username, ...names, ...extra], ...adoptable })
       : first;
+    if (spec.authentication === "azureEntra" && !snap.roles.has(spec.username)) {
+      // Sessions run with search_path pg_catalog (slot.ts): the function is looked up by
+      // name, and only one a superuser owns (Azure's azuresu does) is called, schema-qualified,
+      // so a function of that name someone else created is never run as the admin.
+      const schema = await this.#run(async (sql) => {
+        const [row] = await sql<{ schema: string }[]>`
+          SELECT n.nspname AS schema
+          FROM pg_proc p
+          JOIN pg_namespace n ON n.oid = p.pronamespace
+          JOIN pg_roles o ON o.oid = p.proowner
+          WHERE p.proname = ${st.ENTRA_PRINCIPAL_FUNCTION}
+            AND p.proargtypes = '25 16 16'::oidvector AND o.rolsuper
+          ORDER BY n.nspname LIMIT 1`;
+        return row?.schema;
+      });
+      if (schema !== undefined) snap.entraFunction = schema;
+    }
     const server = planUserServer(spec, snap);
     let changed = await this.apply(server);
     const ran = server.flatMap((s) => [s.sql, ...(s.together ?? [])]);

@@ -2,7 +2,7 @@
  * Pure planners for login roles (DatabaseUser): attributes, password verifier, memberships by
  * privilege level, role settings, fallback default privileges and additional grants.
  */
-import { RetryableError } from "../../lib/errors.ts";
+import { RetryableError, TerminalError } from "../../lib/errors.ts";
 import type { DefaultAcl, DirectGrant, ServerSnapshot } from "./catalog.ts";
 import {
   type DatabaseRoles,
@@ -97,6 +97,70 @@ export interface UserSpec {
   consent?: AdoptionConsent;
   /** Other login roles of the same resource (Alternating rotation) allowed to share ownership. */
   siblings?: readonly string[];
+  /** How the app logs in (DatabaseUser spec.authentication.type); default password. */
+  authentication?: UserAuthentication;
+  /**
+   * IAM types: the role may still have a password (the record held one, or the user was a
+   * password user): set PASSWORD NULL. PostgreSQL shows no one but a superuser whether a role
+   * has a password, so the caller says.
+   */
+  clearPassword?: boolean;
+}
+
+/** How the app logs in as a user. */
+export type UserAuthentication = "password" | "awsIam" | "azureEntra" | "gcpIam";
+
+/** The role RDS gives IAM login to (a member logs in only with an IAM token). */
+export const RDS_IAM_ROLE = "rds_iam";
+
+/**
+ * Whether the server can do what `auth` needs, before anything is planned: awsIam needs the
+ * role rds_iam and the admin holding it WITH ADMIN OPTION (RDS's master user does); azureEntra
+ * needs Azure's pgaadauth_create_principal when the role is still to be created.
+ */
+export function checkAuthentication(
+  spec: Pick<UserSpec, "username" | "authentication">,
+  snap: ServerSnapshot,
+): void {
+  const name = JSON.stringify(spec.username);
+  const unavailable = (why: string): never => {
+    throw new RetryableError("IamNotAvailable", `Cannot make ${name} an IAM user: ${why}`);
+  };
+  switch (spec.authentication ?? "password") {
+    case "awsIam":
+      if (!snap.roles.has(RDS_IAM_ROLE)) {
+        unavailable(`the server has no role ${RDS_IAM_ROLE} (it is not Amazon RDS or Aurora)`);
+      }
+      if (!snap.adminOf?.has(RDS_IAM_ROLE)) {
+        unavailable(
+          `the admin role ${
+            JSON.stringify(snap.currentUser)
+          } does not hold ${RDS_IAM_ROLE} WITH ADMIN OPTION (the RDS master user does)`,
+        );
+      }
+      return;
+    case "azureEntra":
+      if (!snap.roles.has(spec.username) && snap.entraFunction === undefined) {
+        unavailable(
+          "the server has no function pgaadauth_create_principal(text, boolean, boolean) " +
+            "owned by a superuser (it is not Azure Database for PostgreSQL with Microsoft " +
+            "Entra authentication enabled)",
+        );
+      }
+      return;
+    case "gcpIam":
+      if (!snap.roles.has(spec.username)) {
+        throw new RetryableError(
+          "IamUserNotFound",
+          `Waiting for role ${name}: Cloud SQL creates IAM users through its admin API ` +
+            `(gcloud sql users create ... --type=cloud_iam_user or cloud_iam_service_account); ` +
+            `dbtether manages only the grants of an IAM user that exists`,
+        );
+      }
+      return;
+    case "password":
+      return;
+  }
 }
 
 export function userMarker(spec: UserSpec): Marker {
@@ -165,8 +229,16 @@ export function planUserServer(spec: UserSpec, snap: ServerSnapshot): Statement[
   const out: string[] = [];
   let create: Statement | undefined;
   const info = snap.roles.get(spec.username);
-  if (!info) {
-    if (login && verifier === undefined) {
+  const auth = spec.authentication ?? "password";
+  checkAuthentication(spec, snap);
+  if (!info && auth === "azureEntra") {
+    // Azure creates the role (LOGIN, mapped to the principal); the rest converges next pass.
+    create = {
+      sql: st.createEntraPrincipal(catalogIdent(snap.entraFunction!), literal(spec.username)),
+      together: [st.commentOnRole(u, literal(formatMarker(want)))],
+    };
+  } else if (!info) {
+    if (login && verifier === undefined && auth === "password") {
       throw new Error(`Cannot create role ${JSON.stringify(spec.username)}: no password given`);
     }
     // One transaction: a crash between CREATE ROLE and its marker would leave a role that every
@@ -184,7 +256,11 @@ export function planUserServer(spec: UserSpec, snap: ServerSnapshot): Statement[
     out.push(...checkUserClaim(spec, snap));
     if (info.canLogin !== login) out.push(st.alterRoleLogin(u, login));
     if (info.connectionLimit !== limit) out.push(st.alterRoleConnectionLimit(u, limit));
+    if (auth !== "password" && verifier !== undefined) {
+      throw new TerminalError("InvalidAuthentication", "An IAM user gets no password");
+    }
     if (verifier !== undefined) out.push(st.alterRolePassword(u, verifier));
+    if (auth !== "password" && spec.clearPassword) out.push(st.alterRolePasswordNull(u));
     out.push(...planValidUntil(u, spec.validUntil, info));
   }
   const settings = snap.settings.get(spec.username);
@@ -319,6 +395,7 @@ function planMemberships(spec: UserSpec, snap: ServerSnapshot): string[] {
   for (const r of spec.memberOf ? checkMemberOf(spec.username, spec.memberOf, snap) : []) {
     if (!desired.has(r)) desired.set(r, false);
   }
+  if (spec.authentication === "awsIam") desired.set(RDS_IAM_ROLE, false);
   const out: string[] = [];
   // Settings first: a `role` setting must go before the membership that makes it valid.
   const settings = snap.settings.get(spec.username) ?? new Map<string, Map<string, string>>();
@@ -335,7 +412,10 @@ function planMemberships(spec: UserSpec, snap: ServerSnapshot): string[] {
   for (const m of mine) {
     const want = desired.get(m.role);
     if (want === undefined) {
-      if (isDbtetherRole(snap, m.role) || revokesExtra(m.role, spec.memberOf, snap)) {
+      if (
+        isDbtetherRole(snap, m.role) || revokesExtra(m.role, spec.memberOf, snap) ||
+        leftIam(spec, m.role, snap)
+      ) {
         out.push(st.revokeRole(catalogIdent(m.role), u));
       }
     } else if (m.adminOption && !want) {
@@ -362,6 +442,15 @@ function planMemberships(spec: UserSpec, snap: ServerSnapshot): string[] {
     out.push(st.grantRole(u, ident(snap.currentUser)));
   }
   return out;
+}
+
+/**
+ * rds_iam of a user that is no longer awsIam: RDS lets a member of rds_iam log in only with a
+ * token, so the password in its Secret would not work. Kept when memberOf lists it.
+ */
+function leftIam(spec: UserSpec, role: string, snap: ServerSnapshot): boolean {
+  return role === RDS_IAM_ROLE && spec.authentication !== "awsIam" &&
+    snap.adminOf?.has(role) === true && !(spec.memberOf?.roles ?? []).includes(role);
 }
 
 /** Roles dbtether created for a Database (their comment carries the `Database` marker). */

@@ -124,6 +124,22 @@ export function alterRolePassword(role: Ident, verifier: Literal): string {
   return `ALTER ROLE ${role} PASSWORD ${verifier}`;
 }
 
+/** Removes the role's password: it logs in by cloud IAM only (awsIam, azureEntra). */
+export function alterRolePasswordNull(role: Ident): string {
+  return `ALTER ROLE ${role} PASSWORD NULL`;
+}
+
+/** The Entra principal function of Azure Database for PostgreSQL (text, boolean, boolean). */
+export const ENTRA_PRINCIPAL_FUNCTION = "pgaadauth_create_principal";
+
+/**
+ * Azure's `pgaadauth_create_principal(roleName, isAdmin, isMfa)` in `schema`: creates a LOGIN
+ * role mapped to the Entra principal of that name; never an admin, no MFA claim required.
+ */
+export function createEntraPrincipal(schema: Ident, name: Literal): string {
+  return `SELECT * FROM ${schema}.pgaadauth_create_principal(${name}, false, false)`;
+}
+
 export function setRoleConfig(
   role: Ident,
   o: { database?: Ident; setting: RoleSetting; value: Literal },
