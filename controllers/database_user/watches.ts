@@ -48,7 +48,8 @@ function userStatusCluster(u: DatabaseUser): string[] {
   return u.status?.clusterName ? [u.status.clusterName] : [];
 }
 
-function secretSourceUid(s: SecretMeta): string[] {
+/** The source uid label of a delivered copy, as the index holds it. */
+export function secretSourceUid(s: SecretMeta): string[] {
   const uid = s.metadata.labels?.[SOURCE_UID_LABEL];
   return uid ? [uid] : [];
 }
