@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 import { IndexedCache } from "../controllers/runtime/indexed_cache.ts";
 import { OWNER_UID_INDEX, ownerUids } from "../controllers/runtime/indexes.ts";
 import type { KubeObject } from "../controllers/runtime/types.ts";
+import { secretMeta } from "../controllers/runtime/fixtures_test_util.ts";
 import { ownedSecrets } from "../controllers/database_user/observe.ts";
 import {
   isCopyOf,
@@ -28,29 +29,13 @@ import type { DatabaseUser } from "../crds/database_user.ts";
 type Meta = KubeObject<unknown, unknown>;
 
 function meta(name: string, o: { owner?: string; source?: string; ns?: string }): Meta {
-  return {
-    apiVersion: "v1",
-    kind: "Secret",
-    spec: undefined,
-    metadata: {
-      name,
-      namespace: o.ns ?? "team",
-      resourceVersion: "1",
-      ...(o.owner
-        ? {
-          ownerReferences: [{
-            apiVersion: "dbtether.io/v1alpha1",
-            kind: "DatabaseUser",
-            name,
-            uid: o.owner,
-          }],
-        }
-        : {}),
-      ...(o.source
-        ? { labels: { [SOURCE_UID_LABEL]: o.source, [SOURCE_NAMESPACE_LABEL]: "team" } }
-        : {}),
-    },
-  };
+  return secretMeta(name, {
+    namespace: o.ns ?? "team",
+    owners: o.owner ? [o.owner] : [],
+    ...(o.source
+      ? { labels: { [SOURCE_UID_LABEL]: o.source, [SOURCE_NAMESPACE_LABEL]: "team" } }
+      : {}),
+  });
 }
 
 function fill(n: number): { cache: IndexedCache<Meta>; users: DatabaseUser[] } {

@@ -7,26 +7,12 @@ import { SecretResource } from "./kube.ts";
 import { Informer } from "./informer.ts";
 import { OWNER_UID_INDEX, ownerUids } from "./indexes.ts";
 import type { KubeObject } from "./types.ts";
+import { secretMeta } from "./fixtures_test_util.ts";
 
 type Obj = KubeObject<unknown, unknown>;
 
 function secret(name: string, rv: string, owners: string[]): Obj {
-  return {
-    apiVersion: "v1",
-    kind: "Secret",
-    spec: undefined,
-    metadata: {
-      name,
-      namespace: "ns",
-      resourceVersion: rv,
-      ownerReferences: owners.map((uid) => ({
-        apiVersion: "dbtether.io/v1alpha1",
-        kind: "DatabaseUser",
-        name: uid,
-        uid,
-      })),
-    },
-  };
+  return secretMeta(name, { resourceVersion: rv, owners });
 }
 
 /**
