@@ -18,6 +18,7 @@ import { done, requeueAfter } from "../runtime/controller.ts";
 import { ownerRef, updateStatus } from "../runtime/objects.ts";
 import type { Reconciler } from "../runtime/reconciler.ts";
 import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
+import { OWNER_UID_INDEX, ownerUids } from "../runtime/indexes.ts";
 import type { Services } from "../services/services.ts";
 import { type BackupShared, startJobController } from "../services/backup_shared.ts";
 import { type Database, DatabaseKind } from "../../crds/database.ts";
@@ -68,7 +69,7 @@ export class BackupScheduleReconciler implements Reconciler {
     },
   ) {
     this.#schedules = deps.informers.for<BackupSchedule>(BackupScheduleKind);
-    this.#backups = deps.informers.for<Backup>(BackupKind);
+    this.#backups = deps.informers.for<Backup>(BackupKind).withIndex(OWNER_UID_INDEX, ownerUids);
     this.#storages = deps.informers.for<BackupStorage>(BackupStorageKind);
     this.#retention = new RetentionRunner(deps, {
       storages: this.#storages,
@@ -155,7 +156,9 @@ export class BackupScheduleReconciler implements Reconciler {
   }
 
   #ownedBy(s: BackupSchedule): Backup[] {
-    return this.#backups.list().filter((b) =>
+    const uid = s.metadata.uid;
+    if (!uid) return [];
+    return this.#backups.byIndex(OWNER_UID_INDEX, uid).filter((b) =>
       b.metadata.namespace === s.metadata.namespace && ownsBackup(s, b)
     );
   }

@@ -10,6 +10,14 @@ import { objectKey } from "../runtime/informer.ts";
 import type { Watches } from "../runtime/reconciler.ts";
 import type { ControllerDeps } from "../runtime/shared.ts";
 
+/** Schedules by spec.storageRef.name. */
+const SCHEDULE_STORAGE_INDEX = "storageRef";
+
+function scheduleStorage(s: BackupSchedule): string[] {
+  const name = s.spec?.storageRef?.name;
+  return name ? [name] : [];
+}
+
 /** The key of the schedule that controls `b`, if a BackupSchedule does. */
 export function ownerSchedule(b: Backup): string | undefined {
   const ref = (b.metadata.ownerReferences ?? []).find((r) =>
@@ -21,7 +29,8 @@ export function ownerSchedule(b: Backup): string | undefined {
 
 /** The BackupSchedule controller's watches. */
 export function backupScheduleWatches(deps: Pick<ControllerDeps, "informers">): Watches {
-  const schedules = deps.informers.for<BackupSchedule>(BackupScheduleKind);
+  const schedules = deps.informers.for<BackupSchedule>(BackupScheduleKind)
+    .withIndex(SCHEDULE_STORAGE_INDEX, scheduleStorage);
   const backups = deps.informers.for<Backup>(BackupKind);
   const storages = deps.informers.for<BackupStorage>(BackupStorageKind);
   return (controller) => {
@@ -34,10 +43,7 @@ export function backupScheduleWatches(deps: Pick<ControllerDeps, "informers">): 
     });
     controller.watch(
       storages,
-      (st) =>
-        schedules.list().filter((s) => s.spec.storageRef.name === st.metadata.name).map(
-          objectKey,
-        ),
+      (st) => schedules.byIndex(SCHEDULE_STORAGE_INDEX, st.metadata.name).map(objectKey),
     );
   };
 }

@@ -5,6 +5,7 @@
 import { type Database, DatabaseKind } from "../../crds/database.ts";
 import { type DBCluster, DBClusterKind } from "../../crds/dbcluster.ts";
 import { clusterChangeMatters } from "../services/cluster_changes.ts";
+import { DATABASE_CLUSTER_INDEX, databaseCluster } from "../services/indexes.ts";
 import { objectKey } from "../runtime/informer.ts";
 import type { Watches } from "../runtime/reconciler.ts";
 import type { ControllerDeps } from "../runtime/shared.ts";
@@ -16,7 +17,8 @@ export function databasesOfCluster(databases: readonly Database[], name: string)
 
 /** The Database controller's watches: its own objects and their DBClusters. */
 export function databaseWatches(deps: ControllerDeps): Watches {
-  const databases = deps.informers.for<Database>(DatabaseKind);
+  const databases = deps.informers.for<Database>(DatabaseKind)
+    .withIndex(DATABASE_CLUSTER_INDEX, databaseCluster);
   const clusters = deps.informers.for<DBCluster>(DBClusterKind);
   return (controller) => {
     controller.watch(databases);
@@ -25,7 +27,10 @@ export function databaseWatches(deps: ControllerDeps): Watches {
       clusters,
       (c, old, deleted) =>
         deleted || clusterChangeMatters(c, old)
-          ? databasesOfCluster(databases.list(), c.metadata.name)
+          ? databasesOfCluster(
+            databases.byIndex(DATABASE_CLUSTER_INDEX, c.metadata.name),
+            c.metadata.name,
+          )
           : [],
     );
   };

@@ -48,7 +48,13 @@ import type { SecretChange } from "./secret_plan.ts";
 import { FINALIZER } from "./spec.ts";
 import { databaseEntries, usernameOf } from "./spec.ts";
 import { computeStatus, type ReadyFailure, readyFailure, type StatusInput } from "./status.ts";
-import { databaseUserWatches, type UserInformers, userInformers } from "./watches.ts";
+import {
+  copiesLabelled,
+  databaseUserWatches,
+  secretsOwnedBy,
+  type UserInformers,
+  userInformers,
+} from "./watches.ts";
 import { userDrift, userObserves } from "./observe_drift.ts";
 import { type Drift, inSync, inSyncCondition, releaseObserved } from "../services/drift.ts";
 import { pauseGate } from "../runtime/pause.ts";
@@ -161,7 +167,7 @@ export class DatabaseUserReconciler implements Reconciler {
       owned: this.#owned(user),
       readers: (name) => this.#readers(ns, name),
       cluster: resolved.cluster,
-      copies: this.#i.secrets.list() as Secret[],
+      copies: copiesLabelled(this.#i, user.metadata.uid) as Secret[],
       now: clock.now(),
       reads: this.#reads,
     });
@@ -398,15 +404,15 @@ export class DatabaseUserReconciler implements Reconciler {
     });
   }
 
-  /** The Secrets this user owns, from the metadata-only informer. */
   /** The record as written, kept for the next pass's read. */
   #kept(record: Secret): Secret {
     this.#reads.remember(record);
     return record;
   }
 
+  /** The Secrets this user owns, from the metadata-only informer's owner-uid index. */
   #owned(u: DatabaseUser): Secret[] {
-    return ownedSecrets(u, this.#i.secrets.list());
+    return ownedSecrets(u, secretsOwnedBy(this.#i, u.metadata.uid));
   }
 
   /**

@@ -10,6 +10,8 @@ import { type DBCluster, DBClusterKind } from "../../crds/dbcluster.ts";
 import { type DatabaseUser, DatabaseUserKind } from "../../crds/database_user.ts";
 import type { KubeObject } from "../runtime/types.ts";
 import { objectKey } from "../runtime/informer.ts";
+import { OWNER_UID_INDEX, ownerUids, ownUid, UID_INDEX } from "../runtime/indexes.ts";
+import { DATABASE_CLUSTER_INDEX, databaseCluster } from "../services/indexes.ts";
 import { SecretResource } from "../runtime/kube.ts";
 import type { Watches } from "../runtime/reconciler.ts";
 import type { ControllerDeps, InformerSet, SharedInformers } from "../runtime/shared.ts";
@@ -31,18 +33,67 @@ export interface UserInformers {
   secrets: InformerSet<SecretMeta>;
 }
 
-/** The informers of {@link UserInformers}, created once and shared with other controllers. */
+/** Users by `namespace/name` of each Database they name. */
+export const USER_DATABASE_INDEX = "database";
+/** Users by the DBCluster their status records (it outlives a deleted Database). */
+export const USER_CLUSTER_INDEX = "statusCluster";
+/** Secrets by the source uid label of a delivered copy ({@link SOURCE_UID_LABEL}). */
+export const SOURCE_UID_INDEX = "sourceUid";
+
+function userDatabases(u: DatabaseUser): string[] {
+  return databaseEntries(u).map((e) => `${e.namespace}/${e.name}`);
+}
+
+function userStatusCluster(u: DatabaseUser): string[] {
+  return u.status?.clusterName ? [u.status.clusterName] : [];
+}
+
+/** The source uid label of a delivered copy, as the index holds it. */
+export function secretSourceUid(s: SecretMeta): string[] {
+  const uid = s.metadata.labels?.[SOURCE_UID_LABEL];
+  return uid ? [uid] : [];
+}
+
+/**
+ * The informers of {@link UserInformers}, created once and shared with other controllers, with
+ * the indexes that let one event or pass find its objects without scanning every user or Secret.
+ */
 export function userInformers(informers: SharedInformers): UserInformers {
   return {
-    users: informers.for<DatabaseUser>(DatabaseUserKind),
-    databases: informers.for<Database>(DatabaseKind),
+    users: informers.for<DatabaseUser>(DatabaseUserKind)
+      .withIndex(USER_DATABASE_INDEX, userDatabases)
+      .withIndex(USER_CLUSTER_INDEX, userStatusCluster)
+      .withIndex(UID_INDEX, ownUid),
+    databases: informers.for<Database>(DatabaseKind)
+      .withIndex(DATABASE_CLUSTER_INDEX, databaseCluster),
     clusters: informers.for<DBCluster>(DBClusterKind),
     storages: informers.for<BackupStorage>(BackupStorageKind),
     secrets: informers.for<SecretMeta>(SecretResource, {
       labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
       metadataOnly: true,
-    }),
+    }).withIndex(OWNER_UID_INDEX, ownerUids).withIndex(SOURCE_UID_INDEX, secretSourceUid),
   };
+}
+
+/** The Secrets (metadata) with an ownerReference to `uid`. */
+export function secretsOwnedBy(i: Pick<UserInformers, "secrets">, uid: string | undefined) {
+  return uid ? i.secrets.byIndex(OWNER_UID_INDEX, uid) : [];
+}
+
+/** The Secrets (metadata) labelled as copies of the user of `uid` (not yet checked by isCopyOf). */
+export function copiesLabelled(i: Pick<UserInformers, "secrets">, uid: string | undefined) {
+  return uid ? i.secrets.byIndex(SOURCE_UID_INDEX, uid) : [];
+}
+
+/** {@link usersOfCluster} on the indexes: only the users and Databases on cluster `name`. */
+function usersOfClusterIndexed(i: UserInformers, name: string): string[] {
+  const databases = i.databases.byIndex(DATABASE_CLUSTER_INDEX, name);
+  const users = new Map<string, DatabaseUser>();
+  for (const u of i.users.byIndex(USER_CLUSTER_INDEX, name)) users.set(objectKey(u), u);
+  for (const d of databases) {
+    for (const u of i.users.byIndex(USER_DATABASE_INDEX, objectKey(d))) users.set(objectKey(u), u);
+  }
+  return usersOfCluster([...users.values()], databases, name);
 }
 
 /**
@@ -90,16 +141,20 @@ export function databaseUserWatches(deps: Pick<ControllerDeps, "informers">): Wa
   return (controller) => {
     controller.watch(i.users);
     controller.resync(i.users);
-    controller.watch(i.databases, (db) => usersOfDatabase(i.users.list(), db));
+    controller.watch(
+      i.databases,
+      (db) => usersOfDatabase(i.users.byIndex(USER_DATABASE_INDEX, objectKey(db)), db),
+    );
     // A server that comes back (or goes away) concerns every user on it at once, not after each
     // user's backoff has run out.
     controller.watch(
       i.clusters,
       (c, old, deleted) =>
-        deleted || clusterChangeMatters(c, old)
-          ? usersOfCluster(i.users.list(), i.databases.list(), c.metadata.name)
-          : [],
+        deleted || clusterChangeMatters(c, old) ? usersOfClusterIndexed(i, c.metadata.name) : [],
     );
-    controller.watch(i.secrets, (s) => ownersOfSecret(s, i.users.list()));
+    controller.watch(i.secrets, (s) => {
+      const source = s.metadata.labels?.[SOURCE_UID_LABEL];
+      return ownersOfSecret(s, source ? i.users.byIndex(UID_INDEX, source) : []);
+    });
   };
 }

@@ -28,6 +28,7 @@ import { PgExecutor } from "../postgres/execute.ts";
 import { RestoreTargetExecutor } from "../postgres/restore_target.ts";
 import type { Reconciler } from "../runtime/reconciler.ts";
 import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
+import { NAMESPACE_INDEX, namespaceOf } from "../runtime/indexes.ts";
 import { JobStopped } from "../services/job_runner.ts";
 import {
   type JobReconcilerServices,
@@ -64,7 +65,7 @@ export class RestoreReconciler implements Reconciler {
     private readonly services: JobReconcilerServices,
   ) {
     this.#restores = deps.informers.for<Restore>(RestoreKind);
-    this.#backups = deps.informers.for<Backup>(BackupKind);
+    this.#backups = deps.informers.for<Backup>(BackupKind).withIndex(NAMESPACE_INDEX, namespaceOf);
     this.#databases = deps.informers.for<Database>(DatabaseKind);
     this.#storages = deps.informers.for<BackupStorage>(BackupStorageKind);
     this.#writeStatus = statusWriter(deps, RestoreKind);
@@ -85,7 +86,9 @@ export class RestoreReconciler implements Reconciler {
     const action = planRestore({
       restore: r!,
       target: this.#databaseOf(r!),
-      backups: this.#backups.list().filter((b) => b.metadata.namespace === ns),
+      backups: this.#backups.byIndex(NAMESPACE_INDEX, ns).filter((b) =>
+        b.metadata.namespace === ns
+      ),
       storageExists: (name) => this.#storages.get(name) !== undefined,
       runningHere: runner.has(jobKey(key)),
       maxAttempts: this.services.config.backupMaxAttempts,

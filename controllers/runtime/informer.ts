@@ -9,6 +9,7 @@ import type { Clock } from "../../lib/clock.ts";
 import { GoneError } from "../../lib/errors.ts";
 import type { KubeClient, Resource } from "./kube.ts";
 import type { Logger } from "../../lib/log.ts";
+import { IndexedCache, type IndexFn } from "./indexed_cache.ts";
 
 export type InformerHandler<T> = (obj: T, old: T | undefined, deleted: boolean) => void;
 
@@ -41,7 +42,7 @@ export function objectKey(o: { metadata: { namespace?: string; name: string } })
 
 export class Informer<T extends KubeObject<unknown, unknown>> {
   readonly #o: InformerOptions<T>;
-  readonly #cache = new Map<string, T>();
+  readonly #cache = new IndexedCache<T>();
   readonly #handlers: InformerHandler<T>[] = [];
   #synced = false;
   #syncWaiters: (() => void)[] = [];
@@ -76,6 +77,19 @@ export class Informer<T extends KubeObject<unknown, unknown>> {
 
   list(): T[] {
     return [...this.#cache.values()];
+  }
+
+  /**
+   * Adds a secondary index, kept up to date on every event and relist (idempotent for the same
+   * name and function: see {@link IndexedCache.addIndex}). Add it before reading through it.
+   */
+  addIndex(name: string, fn: IndexFn<T>): void {
+    this.#cache.addIndex(name, fn);
+  }
+
+  /** The cached objects whose index `name` holds `value`. */
+  byIndex(name: string, value: string): T[] {
+    return this.#cache.byIndex(name, value);
   }
 
   /** Runs until the signal aborts. */
@@ -139,7 +153,7 @@ export class Informer<T extends KubeObject<unknown, unknown>> {
       rv = page.metadata.resourceVersion;
     } while (cont);
     this.#o.onStat?.("list");
-    for (const [key, old] of this.#cache) {
+    for (const [key, old] of this.#cache.entries()) {
       if (!seen.has(key)) {
         this.#cache.delete(key);
         this.#emit(old, old, true);

@@ -9,6 +9,7 @@ import { Controller, type Reconcile } from "./controller.ts";
 import type { EventRecorder } from "./events.ts";
 import type { Fence } from "../../lib/fence.ts";
 import { Informer, type InformerHandler } from "./informer.ts";
+import type { IndexFn } from "./indexed_cache.ts";
 import type { KubeClient, Resource } from "./kube.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { Manager } from "./manager.ts";
@@ -32,6 +33,19 @@ export class InformerSet<T extends KubeObject<unknown, unknown>> {
 
   addHandler(h: InformerHandler<T>): void {
     for (const p of this.parts) p.addHandler(h);
+  }
+
+  /** Adds index `name` to every part (idempotent for the same function); returns this set. */
+  withIndex(name: string, fn: IndexFn<T>): this {
+    for (const p of this.parts) p.addIndex(name, fn);
+    return this;
+  }
+
+  /** The cached objects whose index `name` holds `value`, from every part. */
+  byIndex(name: string, value: string): T[] {
+    return this.parts.length === 1
+      ? this.parts[0]!.byIndex(name, value)
+      : this.parts.flatMap((p) => p.byIndex(name, value));
   }
 
   get synced(): boolean {
