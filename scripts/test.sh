@@ -19,8 +19,9 @@ start=$SECONDS
 # by other roles, rotation, isolation, adoption rules, deletion with open sessions, TLS modes, a
 # hostile name (postgres_privileges_test), the locale providers of each major
 # (database_options_test), tablespaces, templates and extension versions
-# (database_consent_options_test), predefined roles such as pg_read_all_data (14+) and
-# per-database settings (role_memberships_test); plus a backup and restore round trip, below.
+# (database_consent_options_test); plus a backup and restore round trip, below.
+# role_memberships_test (predefined roles, 14+) passed on 13 and 18 by hand but is left out: at
+# about 100 s a major it would take CI's run too near its 90 minutes.
 MATRIX_TESTS=(
   tests/readme_test.ts
   tests/database_default_privileges_test.ts
@@ -33,7 +34,6 @@ MATRIX_TESTS=(
   tests/dbcluster_tls_test.ts
   tests/database_options_test.ts
   tests/database_consent_options_test.ts
-  tests/role_memberships_test.ts
 )
 
 full=0
