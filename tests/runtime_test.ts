@@ -70,6 +70,15 @@ function clientFor(path: string): KubeClient {
   return new KubeClient(loadKubeConfig({ path, env: {}, exists: () => true }).kc);
 }
 
+/** The Widget CRD, established, and the namespaces. */
+async function widgetsIn(kube: Awaited<ReturnType<typeof startKube>>, namespaces: string[]) {
+  await kube.apply(WIDGET_CRD);
+  await kube.kubectl(["wait", "--for=condition=Established", "crd/widgets.test.dbtether.io"], {
+    check: true,
+  });
+  for (const ns of namespaces) await kube.kubectl(["create", "namespace", ns], { check: true });
+}
+
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 Deno.test({ name: "controller runtime against a real apiserver", ...opts }, async (t) => {
@@ -270,18 +279,60 @@ Deno.test({ name: "controller runtime against a real apiserver", ...opts }, asyn
   await running;
 });
 
+Deno.test(
+  { name: "informers come back with the apiserver, not at the end of their backoff", ...opts },
+  async () => {
+    await using kube = await startKube({ crds: false });
+    await widgetsIn(kube, ["quiet"]);
+    const client = clientFor(kube.kubeconfigPath);
+    let errors = 0;
+    // Backoffs far beyond the budget below: the informer is back in time only if the apiserver's
+    // first answer wakes it (and ends its watch, which a SIGKILLed apiserver may leave open).
+    const informer = new Informer<W>({
+      client,
+      resource: Widget,
+      clock: systemClock,
+      logger: nullLogger,
+      namespace: "quiet",
+      minBackoffMs: 600_000,
+      maxBackoffMs: 600_000,
+      onStat: (e) => e === "error" && errors++,
+    });
+    const stop = new AbortController();
+    const running = informer.run(stop.signal);
+    await informer.waitForSync();
+    const reconnected = client.reconnected;
+    await kube.stopApiserver();
+    const refused = await client.list(Widget, { namespace: "quiet" }).then(() => "", String);
+    assert(/Cannot reach the Kubernetes API/.test(refused), refused);
+    assert(!reconnected.aborted, "the client saw the apiserver back while it was down");
+    await kube.startApiserver();
+    await waitFor(
+      "the apiserver answers a list again",
+      () => client.list(Widget, { namespace: "quiet" }).then(() => true, () => false),
+      { timeoutMs: budget("ready") },
+    );
+    assert(reconnected.aborted, "the first answer after the outage did not signal it");
+    assert(!client.reconnected.aborted, "a new outage needs a new signal");
+    await client.create(Widget, { namespace: "quiet", body: widget("quiet", "after") });
+    await waitFor(
+      "the informer sees the widget made after the outage",
+      () => informer.get("quiet/after"),
+      { timeoutMs: budget("react") },
+    );
+    stop.abort();
+    await running;
+    console.log(`informer errors during the outage: ${errors}`);
+  },
+);
+
 Deno.test({ name: "informer re-lists after 410 Gone", ...opts }, async () => {
   // Without the watch cache, watches read etcd directly, and a compacted revision gives 410.
   await using kube = await startKube({
     crds: false,
     apiserverArgs: ["--watch-cache=false", "--etcd-compaction-interval=1s"],
   });
-  await kube.apply(WIDGET_CRD);
-  await kube.kubectl(["wait", "--for=condition=Established", "crd/widgets.test.dbtether.io"], {
-    check: true,
-  });
-  await kube.kubectl(["create", "namespace", "quiet"], { check: true });
-  await kube.kubectl(["create", "namespace", "busy"], { check: true });
+  await widgetsIn(kube, ["quiet", "busy"]);
   const client = clientFor(kube.kubeconfigPath);
   let relists = 0;
   const informer = new Informer<W>({

@@ -2,7 +2,8 @@
  * An informer: list, then watch from the list's resourceVersion, keeping a local cache.
  * On 410 Gone (on connect or in the stream) it lists again; on any other failure it
  * re-watches after a jittered, capped backoff, so an unreachable apiserver never causes a
- * hot loop. Handlers receive the object; they enqueue keys, they never act on events.
+ * hot loop; the backoff ends early (once per run of failures) when the client sees the apiserver
+ * answer again. Handlers receive the object; they enqueue keys, they never act on events.
  */
 import type { KubeObject } from "./types.ts";
 import type { Clock } from "../../lib/clock.ts";
@@ -98,21 +99,30 @@ export class Informer<T extends KubeObject<unknown, unknown>> {
     const minB = this.#o.minBackoffMs ?? 800;
     const maxB = this.#o.maxBackoffMs ?? 30_000;
     let failures = 0;
+    // Whether this run of failures was already cut short once by the apiserver answering again.
+    let woken = false;
     while (!signal.aborted) {
+      // Read before the attempt: if it fails and the apiserver answers anyone after that, or
+      // already has, the backoff below ends at once.
+      const back = this.#o.client.reconnected as AbortSignal | undefined;
       try {
         if (this.#resourceVersion === undefined) await this.#list(signal);
         const progressed = await this.#watch(signal);
         // A watch that ends normally is re-opened at once, unless it ended without any event
-        // very quickly, which would otherwise turn into a tight loop.
-        if (progressed) failures = 0;
-        else await clock.sleep(jitter(minB), signal);
+        // very quickly, which would otherwise turn into a tight loop. One the client ended
+        // because the apiserver answers again after an outage is re-opened at once too.
+        if (progressed) {
+          failures = 0;
+          woken = false;
+        } else if (!back?.aborted) await clock.sleep(jitter(minB), signal);
       } catch (e) {
         if (signal.aborted) break;
         if (e instanceof GoneError) {
           this.#o.onStat?.("relist410");
           logger.info("Watch expired, listing again", { resource: this.#o.resource.plural });
           this.#resourceVersion = undefined;
-          await clock.sleep(jitter(minB / 4), signal).catch(() => {});
+          // A short pause only: a 410 is an answer, not a failure to back off from.
+          await clock.sleep(jitter(Math.min(minB / 4, 200)), signal).catch(() => {});
           continue;
         }
         this.#o.onStat?.("error");
@@ -122,7 +132,13 @@ export class Informer<T extends KubeObject<unknown, unknown>> {
           error: e,
           retryInMs: delay,
         });
-        await clock.sleep(jitter(delay), signal).catch(() => {});
+        // The backoff ends early once per run of failures, when another request reaches the
+        // apiserver again: after an outage every informer re-lists within moments of the first
+        // answer instead of at its own capped backoff (up to 30 s). Once only, so a flapping
+        // apiserver still gets the capped backoff.
+        const wake = woken || !back ? signal : AbortSignal.any([signal, back]);
+        await clock.sleep(jitter(delay), wake).catch(() => {});
+        if (wake !== signal && wake.aborted && !signal.aborted) woken = true;
       }
     }
   }

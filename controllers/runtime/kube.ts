@@ -193,6 +193,9 @@ export class KubeClient {
   readonly #kc: KubeConfig;
   readonly #timeoutMs: number;
   readonly #fence: Fence | undefined;
+  /** A request could not reach the apiserver, and none has reached it since. */
+  #unreachable = false;
+  #back = new AbortController();
 
   constructor(kc: KubeConfig, opts: KubeClientOptions = {}) {
     this.#kc = kc;
@@ -202,6 +205,28 @@ export class KubeClient {
 
   get kubeConfig(): KubeConfig {
     return this.#kc;
+  }
+
+  /**
+   * Aborts when a request reaches the apiserver after one could not (refused, reset, timed
+   * out): the apiserver is back. Read it anew each time; every outage gets a new signal. The
+   * informers wake from their backoff on it, and a watch opened before the outage ends on it,
+   * since a killed apiserver's streams are not always seen to close (issue 13).
+   */
+  get reconnected(): AbortSignal {
+    return this.#back.signal;
+  }
+
+  #sawFailure(): void {
+    this.#unreachable = true;
+  }
+
+  #sawAnswer(): void {
+    if (!this.#unreachable) return;
+    this.#unreachable = false;
+    const back = this.#back;
+    this.#back = new AbortController();
+    back.abort(new Error("the Kubernetes API answers again"));
   }
 
   /** The API server's URL of the current context. */
@@ -348,13 +373,21 @@ export class KubeClient {
         signal,
       );
       if (!response.body) return;
+      // Opened now: an outage from here on (a request that fails, then one that answers) ends
+      // this watch, as the idle timer would, only sooner.
+      const back = this.#back.signal;
+      const stream = AbortSignal.any([signal, back]);
       // undici's web stream types differ from the global ones only in typing.
       const body = response.body as unknown as ReadableStream<Uint8Array<ArrayBuffer>>;
       const reader = body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
       try {
         for (;;) {
-          const { value, done } = await raceAbort(reader.read(), signal);
+          if (back.aborted) return;
+          const { value, done } = await raceAbort(reader.read(), stream).catch((e) => {
+            if (back.aborted && !signal.aborted) return { value: undefined, done: true };
+            throw e;
+          });
           if (done) break;
           arm();
           buffer += value;
@@ -395,6 +428,7 @@ export class KubeClient {
       return (text ? JSON.parse(text) : undefined) as T;
     } catch (e) {
       if (limit.aborted && !opts.signal?.aborted) {
+        this.#sawFailure();
         throw new KubeApiError(
           0,
           `Kubernetes API at ${this.server} did not answer ${method} ${path} within ${this.#timeoutMs} ms`,
@@ -437,8 +471,10 @@ export class KubeClient {
       });
     } catch (e) {
       if (signal?.aborted) throw signal.reason;
+      this.#sawFailure();
       throw new KubeApiError(0, `Cannot reach the Kubernetes API at ${this.server}: ${causeOf(e)}`);
     }
+    this.#sawAnswer();
     if (response.status >= 400) {
       const text = await response.text().catch(() => "");
       let status: Record<string, unknown> = { code: response.status, message: text };
