@@ -51,6 +51,7 @@ import { computeStatus, type ReadyFailure, readyFailure, type StatusInput } from
 import {
   copiesLabelled,
   databaseUserWatches,
+  type SecretMeta,
   secretsOwnedBy,
   type UserInformers,
   userInformers,
@@ -96,6 +97,11 @@ export class DatabaseUserReconciler implements Reconciler {
     this.#services = services;
     this.#i = userInformers(deps.informers);
     this.#reads = new SecretReads({ client: deps.client, informer: this.#i.secrets });
+  }
+
+  /** Whether an informer's Secret is as this reconciler's last write of it left it. */
+  ownSecretWrite(s: SecretMeta): boolean {
+    return this.#reads.ownWrite(s);
   }
 
   async reconcile(key: string, ctx: ReconcileContext): Promise<Result> {
@@ -473,9 +479,10 @@ function uidOf(a: { uid?: string }): { uid?: string } {
 
 /** Registers the DatabaseUser controller with the manager. */
 export function setupDatabaseUserController(deps: ControllerDeps, services: Services): Controller {
+  const reconciler = new DatabaseUserReconciler(deps, services);
   return startController(deps, {
     name: "databaseuser",
-    reconciler: new DatabaseUserReconciler(deps, services),
-    watches: databaseUserWatches(deps),
+    reconciler,
+    watches: databaseUserWatches(deps, { ownWrite: (s) => reconciler.ownSecretWrite(s) }),
   });
 }
