@@ -2,7 +2,12 @@ import { assertEquals } from "../../tests/helpers/assert.ts";
 import type { KubeClient } from "../runtime/kube.ts";
 import { SecretReads } from "./secret_reads.ts";
 
-const meta = (rv: string) => ({ metadata: { namespace: "t", name: "s", resourceVersion: rv } });
+const meta = (rv: string) => ({
+  apiVersion: "v1",
+  kind: "Secret",
+  spec: undefined,
+  metadata: { namespace: "t", name: "s", resourceVersion: rv },
+});
 
 Deno.test("SecretReads.ownWrite: only the version this process's last write left", () => {
   // remember() never calls the apiserver; the informer is only asked by find().
