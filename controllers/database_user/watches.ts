@@ -155,13 +155,14 @@ export function databaseChangeMattersToUsers(db: Database, old: Database | undef
 }
 
 /**
- * The events that re-queue DatabaseUsers. `ownWrite` says a Secret event is only the echo of the
- * reconciler's own write of it (SecretReads.ownWrite): the pass that wrote it already went on,
- * or requeued itself, so the echo starts no pass. A deletion or anyone else's change does.
+ * The events that re-queue DatabaseUsers. `echo` says a Secret event is only the echo of the
+ * reconciler's own write of it (SecretReads.echo; it calls `wake` later if it cannot tell yet):
+ * the pass that wrote it already went on, or requeued itself, so the echo starts no pass. A
+ * deletion or anyone else's change does.
  */
 export function databaseUserWatches(
   deps: Pick<ControllerDeps, "informers">,
-  o: { ownWrite?: (s: SecretMeta) => boolean } = {},
+  o: { echo?: (s: SecretMeta, wake: () => void) => boolean } = {},
 ): Watches {
   const i = userInformers(deps.informers);
   return (controller) => {
@@ -182,9 +183,10 @@ export function databaseUserWatches(
         deleted || clusterChangeMatters(c, old) ? usersOfClusterIndexed(i, c.metadata.name) : [],
     );
     controller.watch(i.secrets, (s, _old, deleted) => {
-      if (!deleted && o.ownWrite?.(s)) return [];
       const source = s.metadata.labels?.[SOURCE_UID_LABEL];
-      return ownersOfSecret(s, source ? i.users.byIndex(UID_INDEX, source) : []);
+      const keys = ownersOfSecret(s, source ? i.users.byIndex(UID_INDEX, source) : []);
+      if (!keys.length || deleted) return keys;
+      return o.echo?.(s, () => keys.forEach((k) => controller.enqueue(k))) ? [] : keys;
     });
   };
 }

@@ -16,7 +16,9 @@
  *
  * It also says whether an informer event is only the echo of the operator's own write
  * ({@link ownWrite}): the version the apiserver returned to that write, so a watch can skip the
- * pass the echo would start (that pass would find what the write left; issue 12).
+ * pass the echo would start (that pass would find what the write left; issue 12). The watch
+ * event often arrives before the write's response: {@link echo} then holds the event until the
+ * writes in flight when it came have returned, and decides then.
  */
 import type { KubeObject } from "../../crds/kind.ts";
 import { NotFoundError } from "../../lib/errors.ts";
@@ -37,6 +39,8 @@ export class SecretReads {
   readonly #kept = new Map<string, Secret>();
   /** The resourceVersion of this process's last write of each Secret. */
   readonly #written = new Map<string, string>();
+  /** Writes sent through {@link write} that have not returned. */
+  readonly #inFlight = new Set<Promise<unknown>>();
   readonly stats: SecretReadStats = { hits: 0, gets: 0 };
   #sinceSweep = 0;
 
@@ -93,6 +97,34 @@ export class SecretReads {
     const rv = shown.metadata.resourceVersion;
     return rv !== undefined &&
       this.#written.get(`${shown.metadata.namespace}/${shown.metadata.name}`) === rv;
+  }
+
+  /** Sends a create, replace or patch of a Secret and remembers what it returned. */
+  async write<T extends Secret>(send: () => Promise<T>): Promise<T> {
+    const sent = send().then((s) => {
+      this.remember(s);
+      return s;
+    });
+    this.#inFlight.add(sent);
+    try {
+      return await sent;
+    } finally {
+      this.#inFlight.delete(sent);
+    }
+  }
+
+  /**
+   * Whether a watch may skip the event that shows `shown` (not a deletion): true when it is the
+   * echo of our own write, and also when a write is in flight, in which case `wake` runs once
+   * those writes have returned (or failed) unless the event turned out to be their echo.
+   */
+  echo(shown: Secret, wake: () => void): boolean {
+    if (this.ownWrite(shown)) return true;
+    if (!this.#inFlight.size) return false;
+    Promise.allSettled([...this.#inFlight]).then(() => {
+      if (!this.ownWrite(shown)) wake();
+    });
+    return true;
   }
 
   /** A Secret deleted by the operator. */
