@@ -300,6 +300,7 @@ interface RunResult {
   floor: Floor;
   peakConnections: number;
   maxConnections: number;
+  reconcileCounts: string;
   requests: Counts;
   idleSeconds: number;
   idleCpu: number;
@@ -325,6 +326,23 @@ async function reconciles(address: string): Promise<Counts> {
     if (/result="success"/.test(m[1]!)) out[c] = (out[c] ?? 0) + Number(m[2]);
   }
   return out;
+}
+
+/** Every reconcile by controller and result ("databaseuser requeue 200"), and the error reasons. */
+async function reconcilesByResult(address: string): Promise<string> {
+  const text = await (await fetch(`http://${address}/metrics`)).text();
+  const out: Counts = {};
+  for (const m of text.matchAll(/^dbtether_reconcile_total\{([^}]*)\} (\S+)$/gm)) {
+    const c = /controller="([^"]+)"/.exec(m[1]!)?.[1] ?? "";
+    const r = /result="([^"]+)"/.exec(m[1]!)?.[1] ?? "";
+    if (c === "database" || c === "databaseuser") out[`${c} ${r}`] = Number(m[2]);
+  }
+  for (const m of text.matchAll(/^dbtether_reconcile_errors_total\{([^}]*)\} (\S+)$/gm)) {
+    const c = /controller="([^"]+)"/.exec(m[1]!)?.[1] ?? "";
+    const r = /reason="([^"]+)"/.exec(m[1]!)?.[1] ?? "";
+    if (c === "database" || c === "databaseuser") out[`${c} ${r}`] = Number(m[2]);
+  }
+  return fmtCounts(out);
 }
 
 /** Reconcile count and mean seconds per controller (dbtether_reconcile_duration_seconds). */
@@ -418,6 +436,8 @@ async function runOne(n: number, o: { idleSeconds: number; extraArgs: string[] }
   await new Promise((r) => setTimeout(r, 3000));
   const requests = diff(await apiserverRequests(env), before, own);
   log(`  reconcile time: ${await reconcileSeconds(metricsAddress(program.logs())!)}`);
+  const reconcileCounts = await reconcilesByResult(metricsAddress(program.logs())!);
+  log(`  reconciles: ${reconcileCounts}`);
   log(`  apiserver requests: ${fmtCounts(requests)}`);
   const logText = new TextDecoder().decode(
     (await Deno.readFile(env.pg.logFile)).subarray(logOffset),
@@ -510,6 +530,7 @@ async function runOne(n: number, o: { idleSeconds: number; extraArgs: string[] }
     floor: fl,
     peakConnections,
     maxConnections,
+    reconcileCounts,
     requests,
     idleSeconds: o.idleSeconds,
     idleCpu,
@@ -537,6 +558,7 @@ function tables(results: RunResult[]): string[][][] {
     } (${r.floor.statements} statements, ${r.floor.databases} sessions)`,
     `${(r.readySeconds / r.floor.seconds).toFixed(2)}×`,
     `${r.peakConnections} / ${r.maxConnections}`,
+    r.reconcileCounts,
     String(total(r.requests)),
     fmtCounts(r.requests),
   ]);
@@ -569,6 +591,7 @@ const HEADERS = [
     "floor s (direct SQL)",
     "× floor",
     "peak admin sessions / maxConnections",
+    "reconciles (Database, DatabaseUser) by result",
     "apiserver requests",
     "by verb and resource",
   ],

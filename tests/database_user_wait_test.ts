@@ -78,5 +78,16 @@ spec:
     assert(
       await runsAs(env.pg, { user: c.username!, password: c.password!, database: "wait_later" }),
     );
+    // Passes since the wait began (issue 12): at most one for the Database's create (still not
+    // Ready), then the three credentials passes (record pending, apply, converge). The Database's
+    // finalizer and phase, and the echoes of the user's own Secret writes, start none: each used
+    // to add a pass. Waiting for the last echoes first: a pass they start shows up here.
+    await env.waitPhase("database", "later", "Ready", {
+      namespace: ns,
+      timeoutMs: budget("ready"),
+    });
+    await new Promise((r) => setTimeout(r, 2 * TEST_BACKOFF_CAP_MS));
+    const passes = await reconciles() - first;
+    assert(passes >= 3 && passes <= 4, `${passes} DatabaseUser passes after the wait (3 or 4)`);
   },
 );

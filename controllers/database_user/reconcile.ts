@@ -51,6 +51,7 @@ import { computeStatus, type ReadyFailure, readyFailure, type StatusInput } from
 import {
   copiesLabelled,
   databaseUserWatches,
+  type SecretMeta,
   secretsOwnedBy,
   type UserInformers,
   userInformers,
@@ -96,6 +97,11 @@ export class DatabaseUserReconciler implements Reconciler {
     this.#services = services;
     this.#i = userInformers(deps.informers);
     this.#reads = new SecretReads({ client: deps.client, informer: this.#i.secrets });
+  }
+
+  /** Whether a Secret event is the echo of this reconciler's own write (SecretReads.echo). */
+  secretEcho(s: SecretMeta, wake: () => void): boolean {
+    return this.#reads.echo(s as Secret, wake);
   }
 
   async reconcile(key: string, ctx: ReconcileContext): Promise<Result> {
@@ -199,13 +205,13 @@ export class DatabaseUserReconciler implements Reconciler {
       // A delivered copy names its own namespace; the user's Secrets are in the user's.
       const ns = a.secret.metadata.namespace ?? namespace;
       if (a.create) {
-        reads.remember(
-          await client.create(SecretResource, { signal, namespace: ns, body: a.secret }),
+        await reads.write(() =>
+          client.create<Secret>(SecretResource, { signal, namespace: ns, body: a.secret })
         );
       } else {
         const name = a.secret.metadata.name;
-        reads.remember(
-          await client.replace(SecretResource, { signal, namespace: ns, name, body: a.secret }),
+        await reads.write(() =>
+          client.replace<Secret>(SecretResource, { signal, namespace: ns, name, body: a.secret })
         );
       }
     }
@@ -269,10 +275,12 @@ export class DatabaseUserReconciler implements Reconciler {
         return;
       case "recordImported":
       case "recordSecrets":
-        run.record = this.#kept(await writeState(c, a.state, run.record));
+        run.record = await this.#reads.write(() => writeState(c, a.state, run.record));
         return;
       case "recordPending":
-        run.record = this.#kept(await writeState(c, beginPending(c, a.state, a), run.record));
+        run.record = await this.#reads.write(() =>
+          writeState(c, beginPending(c, a.state, a), run.record)
+        );
         return;
       case "applyPending":
         return await this.#applyPending(a.state, run);
@@ -300,7 +308,7 @@ export class DatabaseUserReconciler implements Reconciler {
   async #applyPending(state: PendingState, run: Run): Promise<void> {
     const reason = state.pending.reason;
     const committed = await applyPending(run.c, state);
-    run.record = this.#kept(await writeState(run.c, committed, run.record));
+    run.record = await this.#reads.write(() => writeState(run.c, committed, run.record));
     this.#deps.recorder.emit(
       run.c.user,
       "Normal",
@@ -404,12 +412,6 @@ export class DatabaseUserReconciler implements Reconciler {
     });
   }
 
-  /** The record as written, kept for the next pass's read. */
-  #kept(record: Secret): Secret {
-    this.#reads.remember(record);
-    return record;
-  }
-
   /** The Secrets this user owns, from the metadata-only informer's owner-uid index. */
   #owned(u: DatabaseUser): Secret[] {
     return ownedSecrets(u, secretsOwnedBy(this.#i, u.metadata.uid));
@@ -473,9 +475,10 @@ function uidOf(a: { uid?: string }): { uid?: string } {
 
 /** Registers the DatabaseUser controller with the manager. */
 export function setupDatabaseUserController(deps: ControllerDeps, services: Services): Controller {
+  const reconciler = new DatabaseUserReconciler(deps, services);
   return startController(deps, {
     name: "databaseuser",
-    reconciler: new DatabaseUserReconciler(deps, services),
-    watches: databaseUserWatches(deps),
+    reconciler,
+    watches: databaseUserWatches(deps, { echo: (s, wake) => reconciler.secretEcho(s, wake) }),
   });
 }

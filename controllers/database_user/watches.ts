@@ -10,6 +10,7 @@ import { type DBCluster, DBClusterKind } from "../../crds/dbcluster.ts";
 import { type DatabaseUser, DatabaseUserKind } from "../../crds/database_user.ts";
 import type { KubeObject } from "../runtime/types.ts";
 import { objectKey } from "../runtime/informer.ts";
+import { getCondition } from "../runtime/conditions.ts";
 import { OWNER_UID_INDEX, ownerUids, ownUid, UID_INDEX } from "../runtime/indexes.ts";
 import { DATABASE_CLUSTER_INDEX, databaseCluster } from "../services/indexes.ts";
 import { SecretResource } from "../runtime/kube.ts";
@@ -135,15 +136,44 @@ export function ownersOfSecret(s: SecretMeta, users: readonly DatabaseUser[] = [
   return [...owners, ...users.filter((u) => isCopyOf(s, u)).map(objectKey)];
 }
 
-/** The events that re-queue DatabaseUsers. */
-export function databaseUserWatches(deps: Pick<ControllerDeps, "informers">): Watches {
+/**
+ * Whether a Database's update can change what its users' passes do: its spec, deletion, the name
+ * in use, or its Ready condition (status, reason, message, and the generation it speaks for: a
+ * schema added to the spec is there once that moves). Not its finalizer being added, its phase
+ * alone, or a label: each of those woke every waiting user for a pass that only found the
+ * Database as it was (issue 12). A create or delete always matters.
+ */
+export function databaseChangeMattersToUsers(db: Database, old: Database | undefined): boolean {
+  if (!old) return true;
+  if (db.metadata.generation !== old.metadata.generation) return true;
+  if (db.metadata.deletionTimestamp !== old.metadata.deletionTimestamp) return true;
+  if (db.status?.databaseName !== old.status?.databaseName) return true;
+  const a = getCondition(db.status?.conditions, "Ready");
+  const b = getCondition(old.status?.conditions, "Ready");
+  return a?.status !== b?.status || a?.reason !== b?.reason || a?.message !== b?.message ||
+    a?.observedGeneration !== b?.observedGeneration;
+}
+
+/**
+ * The events that re-queue DatabaseUsers. `echo` says a Secret event is only the echo of the
+ * reconciler's own write of it (SecretReads.echo; it calls `wake` later if it cannot tell yet):
+ * the pass that wrote it already went on, or requeued itself, so the echo starts no pass. A
+ * deletion or anyone else's change does.
+ */
+export function databaseUserWatches(
+  deps: Pick<ControllerDeps, "informers">,
+  o: { echo?: (s: SecretMeta, wake: () => void) => boolean } = {},
+): Watches {
   const i = userInformers(deps.informers);
   return (controller) => {
     controller.watch(i.users);
     controller.resync(i.users);
     controller.watch(
       i.databases,
-      (db) => usersOfDatabase(i.users.byIndex(USER_DATABASE_INDEX, objectKey(db)), db),
+      (db, old, deleted) =>
+        deleted || databaseChangeMattersToUsers(db, old)
+          ? usersOfDatabase(i.users.byIndex(USER_DATABASE_INDEX, objectKey(db)), db)
+          : [],
     );
     // A server that comes back (or goes away) concerns every user on it at once, not after each
     // user's backoff has run out.
@@ -152,9 +182,11 @@ export function databaseUserWatches(deps: Pick<ControllerDeps, "informers">): Wa
       (c, old, deleted) =>
         deleted || clusterChangeMatters(c, old) ? usersOfClusterIndexed(i, c.metadata.name) : [],
     );
-    controller.watch(i.secrets, (s) => {
+    controller.watch(i.secrets, (s, _old, deleted) => {
       const source = s.metadata.labels?.[SOURCE_UID_LABEL];
-      return ownersOfSecret(s, source ? i.users.byIndex(UID_INDEX, source) : []);
+      const keys = ownersOfSecret(s, source ? i.users.byIndex(UID_INDEX, source) : []);
+      if (!keys.length || deleted) return keys;
+      return o.echo?.(s, () => keys.forEach((k) => controller.enqueue(k))) ? [] : keys;
     });
   };
 }

@@ -13,6 +13,12 @@
  * still show it (found by database_user_test: a deleted Secret was not recreated). When the informer shows an
  * older version than the last read, it is read again: a cached Secret is never newer-looking
  * than what was read.
+ *
+ * It also says whether an informer event is only the echo of the operator's own write
+ * ({@link ownWrite}): the version the apiserver returned to that write, so a watch can skip the
+ * pass the echo would start (that pass would find what the write left; issue 12). The watch
+ * event often arrives before the write's response: {@link echo} then holds the event until the
+ * writes in flight when it came have returned, and decides then.
  */
 import type { KubeObject } from "../../crds/kind.ts";
 import { NotFoundError } from "../../lib/errors.ts";
@@ -31,6 +37,10 @@ export interface SecretReadStats {
 
 export class SecretReads {
   readonly #kept = new Map<string, Secret>();
+  /** The resourceVersion of this process's last write of each Secret. */
+  readonly #written = new Map<string, string>();
+  /** Writes sent through {@link write} that have not returned. */
+  readonly #inFlight = new Set<Promise<unknown>>();
   readonly stats: SecretReadStats = { hits: 0, gets: 0 };
   #sinceSweep = 0;
 
@@ -57,11 +67,12 @@ export class SecretReads {
     this.#sweep();
     try {
       const secret = await this.o.client.get<T>(SecretResource, o);
-      this.remember(secret);
+      this.#keep(secret);
       return secret;
     } catch (e) {
       if (e instanceof NotFoundError) {
         this.#kept.delete(key);
+        this.#written.delete(key);
         return undefined;
       }
       throw e;
@@ -70,14 +81,62 @@ export class SecretReads {
 
   /** A Secret as the apiserver returned it from a create, replace or patch. */
   remember(secret: Secret): void {
-    if (!this.o.informer || !secret.metadata.resourceVersion) return;
-    const key = `${secret.metadata.namespace}/${secret.metadata.name}`;
-    this.#kept.set(key, structuredClone(secret));
+    if (this.#keep(secret)) {
+      this.#written.set(
+        `${secret.metadata.namespace}/${secret.metadata.name}`,
+        secret.metadata.resourceVersion!,
+      );
+    }
+  }
+
+  /**
+   * Whether `shown` (an informer's copy) is the version this process's last write of it left:
+   * nobody changed it since. A deleted Secret is never that (the caller checks deletion).
+   */
+  ownWrite(shown: { metadata: { namespace?: string; name?: string; resourceVersion?: string } }) {
+    const rv = shown.metadata.resourceVersion;
+    return rv !== undefined &&
+      this.#written.get(`${shown.metadata.namespace}/${shown.metadata.name}`) === rv;
+  }
+
+  /** Sends a create, replace or patch of a Secret and remembers what it returned. */
+  async write<T extends Secret>(send: () => Promise<T>): Promise<T> {
+    const sent = send().then((s) => {
+      this.remember(s);
+      return s;
+    });
+    this.#inFlight.add(sent);
+    try {
+      return await sent;
+    } finally {
+      this.#inFlight.delete(sent);
+    }
+  }
+
+  /**
+   * Whether a watch may skip the event that shows `shown` (not a deletion): true when it is the
+   * echo of our own write, and also when a write is in flight, in which case `wake` runs once
+   * those writes have returned (or failed) unless the event turned out to be their echo.
+   */
+  echo(shown: Secret, wake: () => void): boolean {
+    if (this.ownWrite(shown)) return true;
+    if (!this.#inFlight.size) return false;
+    Promise.allSettled([...this.#inFlight]).then(() => {
+      if (!this.ownWrite(shown)) wake();
+    });
+    return true;
   }
 
   /** A Secret deleted by the operator. */
   forget(ref: { namespace: string; name: string }): void {
     this.#kept.delete(`${ref.namespace}/${ref.name}`);
+    this.#written.delete(`${ref.namespace}/${ref.name}`);
+  }
+
+  #keep(secret: Secret): boolean {
+    if (!this.o.informer || !secret.metadata.resourceVersion) return false;
+    this.#kept.set(`${secret.metadata.namespace}/${secret.metadata.name}`, structuredClone(secret));
+    return true;
   }
 
   /** How many Secrets are kept (memory is bounded by the Secrets that still exist). */
@@ -90,7 +149,10 @@ export class SecretReads {
     if (!this.o.informer || ++this.#sinceSweep < 256) return;
     this.#sinceSweep = 0;
     for (const key of this.#kept.keys()) {
-      if (this.o.informer.get(key) === undefined) this.#kept.delete(key);
+      if (this.o.informer.get(key) === undefined) {
+        this.#kept.delete(key);
+        this.#written.delete(key);
+      }
     }
   }
 }
