@@ -35,6 +35,14 @@ function user(ns: string, name: string, db: string): string {
   });
 }
 
+/** Waits until the DatabaseUser is not Ready with a message matching `why`. */
+async function userFails(env: TestEnv, o: { ns: string; name: string; why: RegExp }) {
+  await waitFor(`user ${o.name} to fail with ${o.why}`, async () => {
+    const r = readyOf(await env.getJson<Conditioned>("databaseuser", o.name, o.ns));
+    return r && r.status !== "True" && o.why.test(r.message);
+  }, { timeoutMs: budget("react") });
+}
+
 /** The DBCluster's last health check: a connect that blamed the server would run a new one. */
 async function lastCheck(env: TestEnv): Promise<{ time: string; phase: string; ready: string }> {
   const c = await env.getJson<Conditioned>("dbcluster", "main");
@@ -87,11 +95,7 @@ Deno.test({
     await env.waitPhase("database", "closed", "Ready", { namespace: ns });
     // Its password check logs in to the closed database: 55000, that database's own refusal.
     await env.kube.apply(user(ns, "closed", "closed"));
-    await waitFor("the user's login to the closed database to be refused", async () => {
-      const u = await env.getJson<Conditioned>("databaseuser", "closed", ns);
-      const r = readyOf(u);
-      return r && r.status !== "True" && /accepting connections|not currently/i.test(r.message);
-    }, { timeoutMs: budget("react") });
+    await userFails(env, { ns, name: "closed", why: /accepting connections|not currently/i });
     await othersUnaffected(env, before, "closed");
   });
 
@@ -103,11 +107,7 @@ Deno.test({
     await env.pg.superSql("DROP DATABASE r_dropped WITH (FORCE)");
     // The new user's grants connect to the database that is gone: 3D000.
     await env.kube.apply(user(ns, "dropped", "dropped"));
-    await waitFor("the user to fail on the dropped database", async () => {
-      const u = await env.getJson<Conditioned>("databaseuser", "dropped", ns);
-      const r = readyOf(u);
-      return r && r.status !== "True" && /does not exist/.test(r.message);
-    }, { timeoutMs: budget("react") });
+    await userFails(env, { ns, name: "dropped", why: /does not exist/ });
     await othersUnaffected(env, before, "dropped");
   });
 
