@@ -142,3 +142,32 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promis
     void p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
 }
+
+/** What a store call does, as a failure's message names it. */
+export type StorageOperation =
+  | "upload"
+  | "download"
+  | "head"
+  | "list"
+  | "delete"
+  | "probe"
+  | "abort of incomplete uploads";
+
+/**
+ * The message of a failed store call that names where and what: `BackupStorage "archive":
+ * upload failed: S3 endpoint is unreachable: ECONNREFUSED`. `subject` names the storage (its
+ * namespace/name when it has a namespace); `message` is the backend's, which names no key and
+ * no secret. A URL's query (where a presigned URL carries its signature) is cut off all the
+ * same, should a backend's message ever quote one.
+ */
+export function failedOperationMessage(
+  o: { subject: string; operation: StorageOperation; message: string },
+): string {
+  const message = o.message.replace(/\b(https?:\/\/[^\s?#"']*)[?#][^\s"']*/gi, "$1?…");
+  return `${o.subject}: ${o.operation} failed: ${message}`;
+}
+
+/** How a message names a BackupStorage: `BackupStorage "ns/name"`, or its name alone. */
+export function storageSubject(ref: { namespace?: string | undefined; name: string }): string {
+  return `BackupStorage "${ref.namespace ? `${ref.namespace}/` : ""}${ref.name}"`;
+}

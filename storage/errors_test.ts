@@ -7,7 +7,10 @@ import { assert, assertEquals } from "../tests/helpers/assert.ts";
 import { mapAzureError } from "./azure.ts";
 import { mapGcsError } from "./gcs.ts";
 import { mapS3Error } from "./s3.ts";
-import type { StorageError } from "./store.ts";
+import { failedOperationMessage, storageSubject } from "./errors.ts";
+import { MemoryStore } from "./memory.ts";
+import { nameFailures } from "./named.ts";
+import { StorageError } from "./store.ts";
 
 /** An error as the AWS SDK throws it for an S3 answer: `name` is the S3 error code. */
 function s3Answer(name: string, status: number): Error {
@@ -108,5 +111,69 @@ Deno.test("Azure and GCS: 503 and 429 are Unavailable too", async (t) => {
   });
   await t.step("GCS connection refused stays Unreachable", () => {
     assertEquals(mapGcsError(network("ECONNREFUSED"), "b", "object").reason, "Unreachable");
+  });
+});
+
+Deno.test("a storage failure names the BackupStorage and the operation, never a URL's query", async (t) => {
+  await t.step("the builder", () => {
+    assertEquals(storageSubject({ name: "archive" }), 'BackupStorage "archive"');
+    assertEquals(
+      storageSubject({ namespace: "team-a", name: "local" }),
+      'BackupStorage "team-a/local"',
+    );
+    assertEquals(
+      failedOperationMessage({
+        subject: storageSubject({ name: "archive" }),
+        operation: "upload",
+        message: "S3 endpoint is unreachable: ECONNREFUSED",
+      }),
+      'BackupStorage "archive": upload failed: S3 endpoint is unreachable: ECONNREFUSED',
+    );
+    const presigned = failedOperationMessage({
+      subject: 'BackupStorage "a"',
+      operation: "download",
+      message: "GET https://s3.example/b/k.dump?X-Amz-Signature=deadbeef&X-Amz-Credential=AKIA1 " +
+        "answered 403",
+    });
+    assertEquals(
+      presigned,
+      'BackupStorage "a": download failed: GET https://s3.example/b/k.dump?… answered 403',
+    );
+  });
+
+  await t.step("the wrapper: each call, its reason and cause kept", async () => {
+    const store = nameFailures(
+      new MemoryStore({ missing: true }),
+      storageSubject({ name: "gone" }),
+    );
+    const calls: [string, () => Promise<unknown>][] = [
+      ["upload", () => store.put("k", ReadableStream.from([new Uint8Array([1])]))],
+      ["download", () => store.get("k")],
+      ["head", () => store.head("k")],
+      ["list", () => store.list("")],
+      ["delete", () => store.delete("k")],
+      ["probe", () => store.probe()],
+    ];
+    for (const [operation, call] of calls) {
+      const e = await call().then(() => undefined, (e: unknown) => e);
+      assert(e instanceof StorageError, `${operation}: ${e}`);
+      assertEquals(e.reason, "BucketNotFound", operation);
+      assert(
+        e.message.startsWith(`BackupStorage "gone": ${operation} failed: `),
+        `${operation}: ${e.message}`,
+      );
+      assert(e.cause instanceof StorageError && e.cause.reason === "BucketNotFound");
+    }
+  });
+
+  await t.step("a taken key stays AlreadyExists; other errors pass unchanged", async () => {
+    const store = nameFailures(new MemoryStore(), storageSubject({ name: "s" }));
+    await store.put("k", ReadableStream.from([new Uint8Array([1])]));
+    const taken = await store.put("k", ReadableStream.from([new Uint8Array([2])])).catch((e) => e);
+    assert(taken instanceof StorageError && taken.reason === "AlreadyExists", String(taken));
+    assert(taken.message.startsWith('BackupStorage "s": upload failed: An object already exists'));
+    const dump = new Error("pg_dump exited with 1");
+    const failing = new ReadableStream<Uint8Array>({ pull: (c) => c.error(dump) });
+    assertEquals(await store.put("k2", failing).catch((e) => e), dump);
   });
 });

@@ -16,6 +16,7 @@ import { errorMessage } from "../../lib/errors.ts";
 import type { ObjectStore } from "../../storage/store.ts";
 import { StorageError } from "../../storage/store.ts";
 import { guardStalls, stallOf } from "../../storage/stall_guard.ts";
+import { storageSubject } from "../../storage/errors.ts";
 import { humanDuration } from "../../lib/format.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { Clock } from "../../lib/clock.ts";
@@ -202,7 +203,7 @@ export function guardedStore(
   const name = o.storageName;
   return guardStalls(store, {
     timeoutMs: o.stallTimeoutMs,
-    subject: `BackupStorage "${name}"`,
+    subject: storageSubject({ name }),
     hint: `--backup-stall-timeout ${humanDuration(o.stallTimeoutMs)}`,
     clock: o.clock,
     onStall: () => o.shared.metrics.stalls.inc({ storage: name }),

@@ -10,6 +10,8 @@ import type {
 } from "../../crds/backup_storage.ts";
 import type { KubeObject } from "../../crds/kind.ts";
 import { createStore } from "../../storage/factory.ts";
+import { storageSubject } from "../../storage/errors.ts";
+import { nameFailures } from "../../storage/named.ts";
 import {
   type ObjectStore,
   type StaticCredentials,
@@ -80,18 +82,23 @@ export interface OpenStoreOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** Opens the store of a BackupStorage; the caller closes it. Throws StorageError. */
+/**
+ * Opens the store of a BackupStorage; the caller closes it. Throws StorageError, whose messages
+ * name the BackupStorage and the operation (storage/named.ts).
+ */
 export async function openStore(
   client: KubeClient,
   storage: BackupStorage,
   opts: OpenStoreOptions = {},
 ): Promise<ObjectStore> {
   const credentials = await storageCredentials(client, storage, { signal: opts.signal });
-  return createStore(storageLocation(storage.spec), {
+  const store = createStore(storageLocation(storage.spec), {
     credentials,
     env: opts.env,
     logger: opts.logger,
   });
+  // Every failure names this BackupStorage and what failed (upload, list, delete, head, ...).
+  return nameFailures(store, storageSubject(storage.metadata));
 }
 
 /** Throws RetryableError NamespaceNotAllowed unless `namespace` may use the storage. */

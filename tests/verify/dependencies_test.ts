@@ -415,7 +415,8 @@ Deno.test(
     // A storage that answers 503 is unavailable (it answered), not unreachable.
     await failsWith(
       "error",
-      /: Unavailable: S3 bucket "backups" is unavailable: the storage answered HTTP 503\b/,
+      // Named: which BackupStorage, and which call of the run failed first.
+      /: Unavailable: BackupStorage "flaky": (head|list) failed: S3 bucket "backups" is unavailable: the storage answered HTTP 503\b/,
     );
     await proxy.set("reset");
     await failsWith("reset", /ECONNRESET|socket hang up|reset/i);
@@ -496,7 +497,7 @@ Deno.test(
     figure("dependencies: MinIO killed until the Backup said so", elapsed(down), "react");
     // The precise reason: no connection to the endpoint, not a generic failure.
     assert(
-      /^Cannot upload the backup: Unreachable: S3 endpoint is unreachable: ECONNREFUSED; retrying at /
+      /^Cannot upload the backup: Unreachable: BackupStorage "minio": upload failed: S3 endpoint is unreachable: ECONNREFUSED; retrying at /
         .test(waiting.message),
       waiting.message,
     );
