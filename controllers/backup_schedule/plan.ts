@@ -122,7 +122,14 @@ export function planSlot(o: ScheduleObservation): SlotAction {
   const deadline = o.schedule.spec.startingDeadlineSeconds;
   const lateMs = o.now - slot;
   if (o.resuming) {
-    return { kind: "skip", slot, lateSeconds: Math.floor(lateMs / 1000), missed, next, paused: true };
+    return {
+      kind: "skip",
+      slot,
+      lateSeconds: Math.floor(lateMs / 1000),
+      missed,
+      next,
+      paused: true,
+    };
   }
   if (deadline !== undefined && lateMs > deadline * 1000) {
     return { kind: "skip", slot, lateSeconds: Math.floor(lateMs / 1000), missed, next };
