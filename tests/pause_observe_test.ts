@@ -14,6 +14,9 @@ import { adoptionGrant, logMark, mutatingSince, resource } from "./helpers/tenan
 import { runProgram } from "./helpers/program.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { backupYaml, databaseYaml, storageYaml } from "./helpers/backup.ts";
+import { backupsIn, minutely, scheduleYaml } from "./helpers/schedules.ts";
+import { SLOT_ANNOTATION } from "../controllers/backup_schedule/names.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -367,4 +370,141 @@ Deno.test({ name: "pause and Observe", ...opts }, async (t) => {
       "10",
     );
   });
+});
+
+/** Every file under `dir`, recursively (dot files included: a partial upload would be one). */
+async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    const p = `${dir}/${e.name}`;
+    if (e.isDirectory) out.push(...await filesUnder(p));
+    else out.push(p);
+  }
+  return out;
+}
+
+/** Applies `yaml` (one object) with the pause annotation added, and waits for Paused=True. */
+async function applyPaused(
+  env: TestEnv,
+  yaml: string,
+  o: { kind: string; name: string; ns: string },
+) {
+  await env.kube.apply(
+    yaml.replace("metadata:\n", "metadata:\n  annotations: { dbtether.io/reconcile: paused }\n"),
+  );
+  await waitCond(env, { ...o, type: "Paused" }, (c) => c.status === "True");
+}
+
+Deno.test({ name: "pause on PostgresDatabase and BackupSchedule", ...opts }, async (t) => {
+  await using env = await startEnv({
+    pg: true,
+    program: true,
+    programArgs: ["--postgresdatabase-cluster", "test-pg"],
+  });
+  await env.kube.apply(env.clusterManifest("test-pg"));
+  const ns = await env.namespace("pause-more");
+  const dir = await Deno.makeTempDir({ prefix: "dbtether-pause-" });
+
+  await t.step("a PostgresDatabase created paused gets nothing until unpaused", async () => {
+    await env.kube.kubectl(["apply", "-n", ns, "-f", "-"], {
+      check: true,
+      stdin: `apiVersion: experimental.bujarmurati.com/v1
+kind: PostgresDatabase
+metadata:
+  name: held
+  annotations: { dbtether.io/reconcile: paused }
+spec:
+  name: held_db
+  targetSecret: { name: held-secret }
+`,
+    });
+    const o = await waitCond(
+      env,
+      { kind: "pgdb", name: "held", ns, type: "Paused" },
+      (c) => c.status === "True" && c.reason === "ReconcilePaused",
+    );
+    assertEquals(o.metadata.finalizers ?? [], [], "a paused object gets no finalizer");
+    assertEquals(
+      await sql1(env, "SELECT count(*) FROM pg_database WHERE datname = 'held_db'"),
+      "0",
+    );
+    assertEquals(
+      await sql1(env, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'held_db%'"),
+      "0",
+    );
+    assertEquals(await env.getJson<Obj>("secret", "held-secret", ns), undefined);
+    assert((await events(env, "held", ns)).includes("Paused"));
+
+    await annotate(env, "pgdb", "held", ns, null);
+    await env.waitPhase("pgdb", "held", "Ready", { namespace: ns });
+    assertEquals(
+      await sql1(env, "SELECT count(*) FROM pg_database WHERE datname = 'held_db'"),
+      "1",
+    );
+    assert(await env.getJson<Obj>("secret", "held-secret", ns), "the Secret after unpausing");
+    const after = await get(env, "pgdb", "held", ns);
+    assertEquals(conditionOf<Cond>(after, "Paused"), undefined, "Paused is gone once resumed");
+  });
+
+  await t.step("a paused BackupSchedule makes no Backup across a slot, and skips it", async () => {
+    await env.kube.apply(storageYaml("local", { localPath: dir }));
+    await env.kube.apply(databaseYaml(ns, "app", "pause_app"));
+    await env.waitPhase("database", "app", "Ready", { namespace: ns });
+    await applyPaused(env, scheduleYaml(ns, "nightly", minutely("app", "local")), {
+      kind: "bks",
+      name: "nightly",
+      ns,
+    });
+    // A whole minute boundary passes while paused (a slot of "* * * * *").
+    const slot = Math.floor(Date.now() / 60_000) * 60_000 + 60_000;
+    await new Promise((r) => setTimeout(r, slot + 2_000 - Date.now()));
+    assertEquals(await backupsIn(env, ns), [], "no Backup while paused");
+    assertEquals(await filesUnder(dir), [], "nothing stored while paused");
+    const paused = await get(env, "bks", "nightly", ns) as Live & {
+      status?: { lastScheduleTime?: string };
+    };
+    assertEquals(paused.status?.lastScheduleTime, undefined, "no slot handled while paused");
+
+    await annotate(env, "bks", "nightly", ns, null);
+    // The first pass after the pause records the slot that came meanwhile as skipped, with an
+    // Event, and removes Paused: no catch-up Backup for it.
+    const resumed = await waitFor("the schedule resumed", async () => {
+      const s = await get(env, "bks", "nightly", ns) as Live & {
+        status?: { lastScheduleTime?: string };
+      };
+      return s && !conditionOf<Cond>(s, "Paused") && s.status?.lastScheduleTime ? s : undefined;
+    }, { timeoutMs: budget("react") });
+    assert(Date.parse(resumed.status!.lastScheduleTime!) >= slot, resumed.status!.lastScheduleTime);
+    assert((await events(env, "nightly", ns)).includes("SlotSkipped"));
+    // A Backup may come for a later slot, never for one handled as skipped.
+    const skippedUpTo = Date.parse(resumed.status!.lastScheduleTime!);
+    for (const b of await backupsIn<Obj>(env, ns)) {
+      const at = Date.parse(b.metadata.annotations?.[SLOT_ANNOTATION] ?? "");
+      assert(at > skippedUpTo, `a Backup for a skipped slot: ${b.metadata.name}`);
+    }
+  });
+
+  await t.step("a Backup created paused dumps nothing until unpaused", async () => {
+    const before = await filesUnder(dir);
+    await applyPaused(env, backupYaml(ns, "held", "app", "local"), {
+      kind: "backup",
+      name: "held",
+      ns,
+    });
+    const held = await get(env, "backup", "held", ns) as Live & { status?: { phase?: string } };
+    assert(
+      held.status?.phase !== "Completed" && held.status?.phase !== "Running",
+      held.status?.phase,
+    );
+    assertEquals(await filesUnder(dir), before, "nothing stored while paused");
+    await annotate(env, "backup", "held", ns, null);
+    await env.waitPhase("backup", "held", "Completed", {
+      namespace: ns,
+      timeoutMs: budget("backup"),
+    });
+    const done = await get(env, "backup", "held", ns);
+    assertEquals(conditionOf<Cond>(done, "Paused"), undefined, "Paused is gone once resumed");
+    assert((await filesUnder(dir)).length > before.length, "the dump is stored once resumed");
+  });
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
 });

@@ -18,6 +18,7 @@ import { done, requeueAfter } from "../runtime/controller.ts";
 import { objectKey } from "../runtime/informer.ts";
 import { type StatusWriter, statusWriter } from "../runtime/objects.ts";
 import type { Reconciler } from "../runtime/reconciler.ts";
+import { pauseGate } from "../runtime/pause.ts";
 import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
 import { JobStopped } from "../services/job_runner.ts";
 import {
@@ -62,6 +63,10 @@ export class BackupReconciler implements Reconciler {
       jobs.runner.abort(key, new JobStopped("deleted", "the Backup was deleted"));
       return done;
     }
+    // Paused: nothing starts, no leftovers or TTL deletion; a dump already running here is left
+    // to finish (its own status writes record how it ended). docs/design/pause_and_observe.md.
+    const gate = { resource: BackupKind, object: b, signal: ctx.signal, writeOnResume: true };
+    if ((await pauseGate(this.deps, gate)).paused) return done;
     const ns = b.metadata.namespace ?? "";
     const action = planBackup({
       backup: b,

@@ -6,6 +6,7 @@ import { humanDuration, humanSize } from "../../lib/format.ts";
 import type { Backup, BackupFormat, BackupStatus } from "../../crds/backup.ts";
 import type { BackupManifest } from "../../backup/manifest.ts";
 import { setCondition } from "../runtime/conditions.ts";
+import { pauseStateOf, withPause } from "../runtime/pause.ts";
 import { jobEnd, kubeTime } from "../../lib/time.ts";
 
 /** Reasons of a Backup's Ready condition, declared once. */
@@ -47,12 +48,16 @@ function withReady(
     ...status,
     message: c.message,
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
-    conditions: setCondition(b.status?.conditions, {
-      type: "Ready",
-      status: c.ok,
-      reason: c.reason,
-      message: c.message,
-    }, { generation, now: new Date(c.now) }),
+    conditions: withPause(
+      setCondition(b.status?.conditions, {
+        type: "Ready",
+        status: c.ok,
+        reason: c.reason,
+        message: c.message,
+      }, { generation, now: new Date(c.now) }),
+      pauseStateOf(b),
+      { generation, now: new Date(c.now) },
+    ),
   };
 }
 

@@ -12,6 +12,8 @@
  * - A Backup of that name this schedule does not own is never adopted: the slot is refused.
  * - A slot that cannot start within startingDeadlineSeconds of its time is skipped and
  *   reported, never run late.
+ * - Slots that came while the schedule was paused (dbtether.io/reconcile: paused) are skipped
+ *   and reported by the first pass after the pause, never caught up.
  */
 import type { Backup } from "../../crds/backup.ts";
 import type { BackupSchedule } from "../../crds/backup_schedule.ts";
@@ -32,6 +34,11 @@ export interface ScheduleObservation {
   backupNamed: (name: string) => Backup | undefined;
   storage: StorageAccess;
   now: number;
+  /**
+   * The first pass after a pause (the status still shows Paused=True): the slots that came while
+   * paused are skipped, not caught up.
+   */
+  resuming?: boolean;
 }
 
 /** What to do about the current slot. Every kind but `invalid` carries the next slot. */
@@ -48,8 +55,18 @@ export type SlotAction =
   | { kind: "replace"; slot: number; name: string; running: string[]; missed: number; next: Next }
   /** Forbid: the previous Backup still runs; the slot starts when it ends (deadline allowing). */
   | { kind: "wait"; slot: number; running: string[]; next: Next }
-  /** The slot is older than startingDeadlineSeconds: record it as handled and report it. */
-  | { kind: "skip"; slot: number; lateSeconds: number; missed: number; next: Next }
+  /**
+   * The slot is older than startingDeadlineSeconds, or (`paused`) it passed while reconciling was
+   * paused: record it as handled and report it.
+   */
+  | {
+    kind: "skip";
+    slot: number;
+    lateSeconds: number;
+    missed: number;
+    next: Next;
+    paused?: true;
+  }
   /** A Backup with the slot's name exists but is not this schedule's. */
   | { kind: "taken"; slot: number; name: string; next: Next };
 
@@ -104,6 +121,16 @@ export function planSlot(o: ScheduleObservation): SlotAction {
   const missed = countSlots(cron, { after: since, upTo: slot }) - 1;
   const deadline = o.schedule.spec.startingDeadlineSeconds;
   const lateMs = o.now - slot;
+  if (o.resuming) {
+    return {
+      kind: "skip",
+      slot,
+      lateSeconds: Math.floor(lateMs / 1000),
+      missed,
+      next,
+      paused: true,
+    };
+  }
   if (deadline !== undefined && lateMs > deadline * 1000) {
     return { kind: "skip", slot, lateSeconds: Math.floor(lateMs / 1000), missed, next };
   }

@@ -9,7 +9,13 @@ const at = (s: string) => Date.parse(s);
 
 function plan(
   s: BackupSchedule,
-  o: { now: string; owned?: Backup[]; others?: Backup[]; storage?: StorageAccess },
+  o: {
+    now: string;
+    owned?: Backup[];
+    others?: Backup[];
+    storage?: StorageAccess;
+    resuming?: boolean;
+  },
 ): SlotAction {
   const owned = o.owned ?? [];
   const all = [...owned, ...(o.others ?? [])];
@@ -20,6 +26,7 @@ function plan(
     backupNamed: (n) => all.find((b) => b.metadata.name === n),
     storage: o.storage ?? { ok: true },
     now: at(o.now),
+    ...(o.resuming ? { resuming: true } : {}),
   });
 }
 
@@ -31,6 +38,31 @@ Deno.test("planSlot", async (t) => {
       "the first slot after creation creates its Backup",
       plan(schedule({}, { created: "2026-01-02T09:30:00Z" }), { now: "2026-01-02T10:00:30Z" }),
       { kind: "create", slot: H10, name: "nightly-20260102-1000", missed: 0, next: H11 },
+    ],
+    [
+      "the first pass after a pause skips the slots that came meanwhile, and reports them",
+      plan(schedule(), {
+        now: "2026-01-02T13:05:00Z",
+        owned: [scheduled("2026-01-02T10:00:00Z", "Completed")],
+        resuming: true,
+      }),
+      {
+        kind: "skip",
+        slot: at("2026-01-02T13:00:00Z"),
+        lateSeconds: 300,
+        missed: 2,
+        next: at("2026-01-02T14:00:00Z"),
+        paused: true,
+      },
+    ],
+    [
+      "resuming with no slot since the last one: nothing until the next",
+      plan(schedule(), {
+        now: "2026-01-02T10:40:00Z",
+        owned: [scheduled("2026-01-02T10:00:00Z", "Completed")],
+        resuming: true,
+      }),
+      { kind: "idle", next: H11 },
     ],
     [
       "no slot since creation: nothing until the next one",

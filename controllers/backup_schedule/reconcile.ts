@@ -17,6 +17,7 @@ import type { Controller, ReconcileContext, Result } from "../runtime/controller
 import { done, requeueAfter } from "../runtime/controller.ts";
 import { ownerRef, updateStatus } from "../runtime/objects.ts";
 import type { Reconciler } from "../runtime/reconciler.ts";
+import { pauseGate, wasPaused } from "../runtime/pause.ts";
 import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
 import { OWNER_UID_INDEX, ownerUids } from "../runtime/indexes.ts";
 import type { Services } from "../services/services.ts";
@@ -89,6 +90,11 @@ export class BackupScheduleReconciler implements Reconciler {
   async reconcile(key: string, ctx: ReconcileContext): Promise<Result> {
     const s = this.#schedules.get(key);
     if (!s || s.metadata.deletionTimestamp) return done;
+    // Paused: no Backup created, no retention, no verification, no timer; the first pass after
+    // the pause skips the slots that came meanwhile (plan.ts). pause_and_observe.md.
+    const resuming = wasPaused(s);
+    const gate = { resource: BackupScheduleKind, object: s, signal: ctx.signal };
+    if ((await pauseGate(this.deps, gate)).paused) return done;
     const ns = s.metadata.namespace ?? "";
     const now = this.deps.clock.now();
     let owned = this.#ownedBy(s);
@@ -99,6 +105,7 @@ export class BackupScheduleReconciler implements Reconciler {
       backupNamed: (name) => this.#backups.get(`${ns}/${name}`),
       storage: await this.#storageAccess(s, ctx),
       now,
+      resuming,
     });
     const acted = await this.#act(s, action, ctx);
     if (acted.created) owned = [...owned.filter((b) => b !== acted.created), acted.created];

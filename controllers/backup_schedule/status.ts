@@ -7,6 +7,7 @@ import type { Backup } from "../../crds/backup.ts";
 import type { BackupSchedule, BackupScheduleStatus } from "../../crds/backup_schedule.ts";
 import { type Condition, getCondition, setCondition } from "../runtime/conditions.ts";
 import { kubeTime } from "../../lib/time.ts";
+import { pauseStateOf, withPause } from "../runtime/pause.ts";
 import { humanDuration } from "../../lib/format.ts";
 import { backupRunning, type SlotAction, slotOf } from "./plan.ts";
 
@@ -98,10 +99,14 @@ export function computeScheduleStatus(s: BackupSchedule, o: ScheduleOutcome): Ba
   const old = s.status ?? {};
   const generation = s.metadata.generation;
   const ready = readyOf(o.action);
-  const conditions = setCondition(old.conditions, { type: "Ready", ...ready }, {
-    generation,
-    now: new Date(o.now),
-  });
+  const conditions = withPause(
+    setCondition(old.conditions, { type: "Ready", ...ready }, {
+      generation,
+      now: new Date(o.now),
+    }),
+    pauseStateOf(s),
+    { generation, now: new Date(o.now) },
+  );
   const status: BackupScheduleStatus = {
     ...old,
     phase: phaseOf(o.action, getCondition(conditions, "Ready")!),
@@ -158,7 +163,9 @@ export function scheduleEvents(
 ): ScheduleEvent[] {
   const out: ScheduleEvent[] = [];
   const a = o.action;
-  if ((a.kind === "create" || a.kind === "replace" || a.kind === "skip") && a.missed > 0) {
+  const missedOne = a.kind === "create" || a.kind === "replace" ||
+    (a.kind === "skip" && !a.paused);
+  if (missedOne && a.missed > 0) {
     out.push({
       type: "Warning",
       reason: "MissedSchedule",
@@ -178,8 +185,11 @@ export function scheduleEvents(
     out.push({
       type: "Warning",
       reason: "SlotSkipped",
-      message: `Skipped slot ${at(a.slot)}: it is ${a.lateSeconds}s late, more than ` +
-        "startingDeadlineSeconds",
+      message: a.paused
+        ? `Skipped slot ${at(a.slot)}: it came while reconciling was paused ` +
+          "(slots of a pause are not caught up)"
+        : `Skipped slot ${at(a.slot)}: it is ${a.lateSeconds}s late, more than ` +
+          "startingDeadlineSeconds",
     });
   }
   if (after.lastFailedBackup && after.lastFailedBackup !== before?.lastFailedBackup) {

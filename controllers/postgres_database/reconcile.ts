@@ -10,6 +10,7 @@ import { done, requeueAfter } from "../runtime/controller.ts";
 import { errorMessage, RetryableError, TerminalError } from "../../lib/errors.ts";
 import { type PgdbFailure, pgdbFailure } from "./reasons.ts";
 import { MERGE_PATCH, SecretResource } from "../runtime/kube.ts";
+import { pauseGate } from "../runtime/pause.ts";
 import { addFinalizer, ownerRef, removeFinalizer, updateStatus } from "../runtime/objects.ts";
 import { type Reconciler, startController } from "../runtime/reconciler.ts";
 import type { ControllerDeps, InformerSet } from "../runtime/shared.ts";
@@ -80,6 +81,9 @@ export class PostgresDatabaseReconciler implements Reconciler {
   async reconcile(key: string, ctx: ReconcileContext): Promise<Result> {
     const p = this.#objects.get(key);
     if (!p) return done;
+    // Paused: no SQL, no Secret or finalizer write, deletion waits. pause_and_observe.md.
+    const gate = { resource: PostgresDatabaseKind, object: p, signal: ctx.signal };
+    if ((await pauseGate(this.#deps, gate)).paused) return done;
     const rawSecret = await this.#services.secretReads.find<ObservedSecret>({
       namespace: p.metadata.namespace ?? "",
       name: p.spec.targetSecret.name,

@@ -9,6 +9,7 @@ import {
   getCondition,
   setCondition,
 } from "../runtime/conditions.ts";
+import { pauseStateOf, withPause } from "../runtime/pause.ts";
 import { kubeTime } from "../../lib/time.ts";
 import type { PgdbReason } from "./reasons.ts";
 
@@ -38,7 +39,11 @@ export function computePgdbStatus(
         `Secret ${JSON.stringify(p.spec.targetSecret.name)}`,
     }
     : { type: "Ready", status: false, reason: "Reconciling", message: "Reconciling" };
-  const conditions = setCondition(old.conditions, ready, { generation, now: opts.now });
+  const conditions = withPause(
+    setCondition(old.conditions, ready, { generation, now: opts.now }),
+    pauseStateOf(p),
+    { generation, now: opts.now },
+  );
   const c = getCondition(conditions, "Ready")!;
   const updated = outcome.passwordUpdatedAt === undefined
     ? old.passwordUpdatedAt

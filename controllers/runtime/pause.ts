@@ -92,6 +92,10 @@ export interface PauseGateDeps {
  * effect), emits `Paused` once, and returns true — the reconcile ends there. Otherwise emits
  * `Resumed` when the status still shows a pause (the reconcile's own status write, through
  * {@link withPause}, removes it) or `InvalidPauseValue` on a new unknown value, and returns false.
+ * With `writeOnResume` (kinds whose passes often write no status: Backup, BackupSchedule,
+ * PostgresDatabase) the gate itself also writes the Paused condition the state calls for when it
+ * differs from the status (removed on resume, InvalidPauseValue set); their own status writes keep
+ * it through {@link withPause}.
  */
 export async function pauseGate(
   deps: PauseGateDeps,
@@ -99,6 +103,7 @@ export async function pauseGate(
     resource: Resource;
     object: KubeObject<unknown, { conditions?: Condition[] }>;
     signal: AbortSignal;
+    writeOnResume?: boolean;
   },
 ): Promise<{ paused: boolean; state: PauseState }> {
   const { object } = o;
@@ -112,22 +117,10 @@ export async function pauseGate(
       const c = withPause([], state, { now: new Date(deps.clock.now()) })[0]!;
       deps.recorder.emit(object, "Warning", c.reason, c.message);
     }
+    if (o.writeOnResume) await writePause(deps, o, state);
     return { paused: false, state };
   }
-  await updateStatus(deps.client, {
-    resource: o.resource,
-    object,
-    compute: (latest) => {
-      const status = { ...(latest.status ?? {}) };
-      status.conditions = withPause(status.conditions, state, {
-        generation: object.metadata.generation,
-        now: new Date(deps.clock.now()),
-        deleting: object.metadata.deletionTimestamp !== undefined,
-      });
-      return status;
-    },
-    signal: o.signal,
-  });
+  await writePause(deps, o, state);
   if (before?.status !== "True") {
     deps.recorder.emit(
       object,
@@ -137,4 +130,33 @@ export async function pauseGate(
     );
   }
   return { paused: true, state };
+}
+
+/** Writes the Paused condition `state` calls for (only when the status differs). */
+async function writePause(
+  deps: PauseGateDeps,
+  o: {
+    resource: Resource;
+    object: KubeObject<unknown, { conditions?: Condition[] }>;
+    signal: AbortSignal;
+  },
+  state: PauseState,
+): Promise<void> {
+  const { object } = o;
+  await updateStatus(deps.client, {
+    resource: o.resource,
+    object,
+    compute: (latest) => {
+      const status = { ...(latest.status ?? {}) };
+      const conditions = withPause(status.conditions, state, {
+        generation: object.metadata.generation,
+        now: new Date(deps.clock.now()),
+        deleting: object.metadata.deletionTimestamp !== undefined,
+      });
+      if (conditions.length === 0 && status.conditions === undefined) return undefined;
+      status.conditions = conditions;
+      return status;
+    },
+    signal: o.signal,
+  });
 }
