@@ -166,6 +166,43 @@ Deno.test("a storage failure names the BackupStorage and the operation, never a 
     }
   });
 
+  await t.step(
+    "a download that fails while read is named too, and reads whole otherwise",
+    async () => {
+      const reset = Object.assign(
+        new Error("read ECONNRESET at https://b.example/k?sig=deadbeef"),
+        { code: "ECONNRESET" },
+      );
+      class Resetting extends MemoryStore {
+        override async get(key: string): Promise<ReadableStream<Uint8Array>> {
+          if (key === "whole") return await super.get(key);
+          let sent = false;
+          return new ReadableStream<Uint8Array>({
+            pull: (c) => sent ? c.error(reset) : (sent = true, c.enqueue(new Uint8Array([7]))),
+          });
+        }
+      }
+      const inner = new Resetting({ chunkSize: 2 });
+      const store = nameFailures(inner, storageSubject({ name: "archive" }));
+      await store.put("whole", ReadableStream.from([new Uint8Array([1, 2, 3, 4, 5])]));
+      assertEquals(
+        await new Response(await store.get("whole")).bytes(),
+        new Uint8Array([1, 2, 3, 4, 5]),
+      );
+
+      const reader = (await store.get("halfway")).getReader();
+      assertEquals((await reader.read()).value, new Uint8Array([7]));
+      const e = await reader.read().then(() => undefined, (e: unknown) => e);
+      assert(e instanceof StorageError, String(e));
+      assertEquals(e.reason, "Unreachable");
+      assertEquals(
+        e.message,
+        'BackupStorage "archive": download failed: read ECONNRESET at https://b.example/k?…',
+      );
+      assertEquals(e.cause, reset);
+    },
+  );
+
   await t.step("a taken key stays AlreadyExists; other errors pass unchanged", async () => {
     const store = nameFailures(new MemoryStore(), storageSubject({ name: "s" }));
     await store.put("k", ReadableStream.from([new Uint8Array([1])]));

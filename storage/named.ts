@@ -3,7 +3,13 @@
  * (`BackupStorage "archive": list failed: ...`), so a Backup's, a Restore's or a schedule's
  * status names the BackupStorage to look at. The reason and the cause stay those of the
  * backend's StorageError; only its message gains the names (failedOperationMessage).
+ *
+ * A download can also fail after `get` returned, while its stream is read (a connection reset
+ * halfway): the stream's error is named the same way. The SDKs raise those as plain network
+ * errors, so they become StorageErrors here: Unreachable for a network code, else StorageError.
  */
+import { NETWORK_ERROR_CODES } from "../lib/network.ts";
+import { errorMessage } from "../lib/errors.ts";
 import { failedOperationMessage, type StorageOperation } from "./errors.ts";
 import {
   type CallOptions,
@@ -36,8 +42,9 @@ class NamedStore implements ObjectStore {
     return this.#named("upload", () => this.inner.put(key, body, opts));
   }
 
-  get(key: string, opts?: CallOptions): Promise<ReadableStream<Uint8Array>> {
-    return this.#named("download", () => this.inner.get(key, opts));
+  async get(key: string, opts?: CallOptions): Promise<ReadableStream<Uint8Array>> {
+    const stream = await this.#named("download", () => this.inner.get(key, opts));
+    return namedReads(stream, (e) => opts?.signal?.aborted ? e : this.#rename("download", e));
   }
 
   head(key: string, opts?: CallOptions): Promise<ObjectHead | undefined> {
@@ -65,12 +72,51 @@ class NamedStore implements ObjectStore {
       return await run();
     } catch (e) {
       if (!(e instanceof StorageError)) throw e;
-      const message = failedOperationMessage({
-        subject: this.subject,
-        operation,
-        message: e.message,
-      });
-      throw new StorageError(e.reason, message, { cause: e });
+      throw this.#rename(operation, e);
     }
   }
+
+  #rename(operation: StorageOperation, e: unknown): StorageError {
+    const reason = e instanceof StorageError
+      ? e.reason
+      : NETWORK_ERROR_CODES.has(codeOf(e) ?? "")
+      ? "Unreachable"
+      : "StorageError";
+    const message = failedOperationMessage({
+      subject: this.subject,
+      operation,
+      message: errorMessage(e),
+    });
+    return new StorageError(reason, message, { cause: e });
+  }
+}
+
+function codeOf(e: unknown): string | undefined {
+  const code = e instanceof Error ? (e as { code?: unknown }).code : undefined;
+  return typeof code === "string" ? code : undefined;
+}
+
+/**
+ * `source` read chunk by chunk (no buffering beyond the reader's: backpressure still reaches the
+ * backend), with its error passed through `rename`; cancelling cancels `source`.
+ */
+function namedReads(
+  source: ReadableStream<Uint8Array>,
+  rename: (e: unknown) => unknown,
+): ReadableStream<Uint8Array> {
+  const reader = source.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (e) {
+        controller.error(rename(e));
+        return;
+      }
+      if (chunk.done) controller.close();
+      else controller.enqueue(chunk.value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
 }
