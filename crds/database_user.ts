@@ -271,8 +271,10 @@ const spec = obj({
           "(the name is the Entra principal's); the app logs in with an Entra token. gcpIam: " +
           "Cloud SQL creates IAM users through its admin API; dbtether waits for the role and " +
           "manages only its grants, needs adoption consent (dbtether.io/adopt and the " +
-          "DBCluster's), and never drops it. With any IAM type the Secret has no password, " +
-          "rotation does nothing, and only the role spec.username is used.",
+          "DBCluster's), and never drops it: deleting the user revokes the grants, memberOf and " +
+          "settings dbtether gave it (deletionPolicy Delete) or keeps them (Retain). With any " +
+          "IAM type the Secret has no password, rotation does nothing, and only the role " +
+          "spec.username is used.",
       }),
       "password" as UserAuthenticationType,
     ),
@@ -293,7 +295,9 @@ const spec = obj({
   deletionPolicy: withDefault(
     enumOf(["Delete", "Retain"] as const, {
       description: "On deletion: Delete reassigns the role's objects to the database's owner " +
-        "role and drops the role(s); Retain keeps the role but removes its LOGIN. The " +
+        "role and drops the role(s); Retain keeps the role but removes its LOGIN. A gcpIam " +
+        "role (Cloud SQL's) is kept either way: Delete revokes what dbtether granted it and " +
+        "clears its marker, Retain leaves it as it is, LOGIN and grants included. The " +
         "Secret is deleted either way.",
     }),
     "Delete",

@@ -7,7 +7,9 @@
  *   and that the role has no password (pg_authid, superuser only).
  * - Azure: a function `pgaadauth_create_principal(text, boolean, boolean)` that records its
  *   calls in a table and creates the LOGIN role, giving the caller ADMIN OPTION on it.
- * - Cloud SQL: the IAM user is a LOGIN role created by the superuser (the admin API's part).
+ * - Cloud SQL: the IAM user is a LOGIN role created by the superuser (the admin API's part), a
+ *   member of `cloudsqliamserviceaccount` as Cloud SQL makes it. It has no password (no token
+ *   can be checked here), so what it may do is tried as the role by the superuser's SET ROLE.
  */
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
@@ -28,7 +30,11 @@ Deno.test({ name: "DatabaseUser IAM users: awsIam, azureEntra, gcpIam", ...opts 
   const pg = env.pg;
   const admin = pg.admin.user;
   const ns = await env.namespace("iam");
-  await env.kube.apply(env.clusterManifest("main", { extraSpec: adoptionGrant([ns]) }));
+  // What a cloud's admin role holds: a predefined role WITH ADMIN OPTION, for memberOf.
+  await pg.superSql(`GRANT pg_monitor TO "${admin}" WITH ADMIN OPTION`);
+  await env.kube.apply(env.clusterManifest("main", {
+    extraSpec: adoptionGrant([ns]) + "  grantableRoles: [pg_monitor]\n",
+  }));
   await env.kube.apply(resource("Database", {
     name: "app",
     ns,
@@ -127,8 +133,9 @@ Deno.test({ name: "DatabaseUser IAM users: awsIam, azureEntra, gcpIam", ...opts 
     assertEquals((await pg.psql("SELECT 1", back)).stdout.trim(), "1");
   });
 
+  let other = "";
   await t.step("another namespace cannot point awsIam at a role it does not own", async () => {
-    const other = await env.namespace("iam-other");
+    other = await env.namespace("iam-other");
     await env.kube.apply(resource("Database", {
       name: "app",
       ns: other,
@@ -188,13 +195,13 @@ GRANT EXECUTE ON FUNCTION public.pgaadauth_create_principal(text, boolean, boole
   });
 
   const gcpRole = "svc@proj.iam";
-  const gcp = (ann: Record<string, string>) =>
+  const gcp = (ann: Record<string, string>, more = "") =>
     resource("DatabaseUser", {
       name: "gcpsvc",
       ns,
       annotations: ann,
       spec: `databaseRef: { name: app }\nprivileges: readwrite\nusername: "${gcpRole}"\n` +
-        "authentication: { type: gcpIam }\n",
+        `authentication: { type: gcpIam }\n${more}`,
     });
 
   await t.step("gcpIam waits for the IAM user; never creates it", async () => {
@@ -226,16 +233,118 @@ GRANT EXECUTE ON FUNCTION public.pgaadauth_create_principal(text, boolean, boole
     assertEquals(s.password, undefined);
   });
 
-  await t.step("deletion drops awsIam and azureEntra roles, never the gcpIam one", async () => {
-    await env.kube.kubectl(["delete", "databaseuser", "-n", ns, "awssvc", "entrasvc", "gcpsvc"]);
-    await waitFor("the users gone", async () => {
-      for (const n of ["awssvc", "entrasvc", "gcpsvc"]) {
-        if (await env.getJson("databaseuser", n, ns)) return undefined;
-      }
+  /** `sql` in iam_app as the IAM user (SET ROLE by the superuser): its output, or the error. */
+  const asIamUser = (sql: string) =>
+    pg.superSql(`SET ROLE "${gcpRole}"; ${sql}`, { database: "iam_app" })
+      .then((out) => out.trim(), (e: Error) => e.message);
+  const canConnect = () => q(`SELECT has_database_privilege('${gcpRole}', 'iam_app', 'CONNECT')`);
+  const canLogin = () => q(`SELECT rolcanlogin FROM pg_roles WHERE rolname = '${gcpRole}'`);
+  const comment = (role: string) =>
+    q(`SELECT coalesce(shobj_description(oid, 'pg_authid'), '-') FROM pg_roles
+       WHERE rolname = '${role}'`);
+  const gone = (namespace: string, names: string[]) =>
+    waitFor("the users gone", async () => {
+      for (const n of names) if (await env.getJson("databaseuser", n, namespace)) return undefined;
       return true;
     }, { timeoutMs: budget("ready") });
+  const roleSettings = (role: string) =>
+    q(`SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole
+       WHERE r.rolname = '${role}'`);
+
+  await t.step("gcpIam: memberOf, a setting and a table; Cloud SQL's own grant", async () => {
+    await q(`CREATE ROLE cloudsqliamserviceaccount NOLOGIN;
+GRANT cloudsqliamserviceaccount TO "${gcpRole}"`);
+    await pg.superSql(
+      "SET ROLE iam_app_owner; CREATE TABLE orders (id int); INSERT INTO orders VALUES (1)",
+      { database: "iam_app" },
+    );
+    const more = "memberOf: [pg_monitor]\nsettings: { statement_timeout: 2500ms }\n";
+    await env.kube.apply(gcp({ "dbtether.io/adopt": "true" }, more));
+    await waitFor(
+      "pg_monitor and the setting",
+      async () =>
+        await member(gcpRole, "pg_monitor") === "t" && await roleSettings(gcpRole) === "1"
+          ? true
+          : undefined,
+      { timeoutMs: budget("ready") },
+    );
+    assertEquals(
+      await asIamUser("INSERT INTO orders VALUES (2); SELECT count(*) FROM orders"),
+      "2",
+    );
+    assertEquals(await canConnect(), "t");
+    assertMatch(await comment(gcpRole), /^dbtether:DatabaseUser\//);
+  });
+
+  await t.step(
+    "another namespace's gcpIam user on that role: refused, deleted, no change",
+    async () => {
+      await env.kube.apply(resource("DatabaseUser", {
+        name: "gcpthief",
+        ns: other,
+        annotations: { "dbtether.io/adopt": "true" },
+        spec:
+          `databaseRef: { name: app }\nusername: "${gcpRole}"\nauthentication: { type: gcpIam }\n`,
+      }));
+      await waitReason(env, {
+        kind: "databaseuser",
+        namespace: other,
+        name: "gcpthief",
+        reason: "RoleClaimedByOther",
+      });
+      const before = await comment(gcpRole);
+      await env.kube.kubectl(["delete", "databaseuser", "-n", other, "gcpthief"]);
+      await gone(other, ["gcpthief"]);
+      assertEquals(await comment(gcpRole), before);
+      assertEquals(await member(gcpRole, "iam_app_readwrite"), "t");
+      assertEquals(await member(gcpRole, "pg_monitor"), "t");
+      assertEquals(await roleSettings(gcpRole), "1");
+    },
+  );
+
+  await t.step("deleting a gcpIam user revokes dbtether's grants, keeps the role", async () => {
+    await env.kube.kubectl(["delete", "databaseuser", "-n", ns, "gcpsvc"]);
+    // Gone: the finalizer let it go, after the release.
+    await gone(ns, ["gcpsvc"]);
+    assertEquals(await roleExists(gcpRole), true);
+    // Still LOGIN; no CONNECT on the app's database (that came with dbtether's groups), and
+    // its table is out of reach.
+    assertEquals(await canLogin(), "t");
+    assertEquals(await canConnect(), "f");
+    for (const sql of ["SELECT count(*) FROM orders", "INSERT INTO orders VALUES (3)"]) {
+      assertMatch(await asIamUser(sql), /permission denied for table orders/, sql);
+    }
+    assertEquals(await member(gcpRole, "iam_app_readwrite"), "f");
+    assertEquals(await member(gcpRole, "iam_app_readonly"), "f");
+    assertEquals(await member(gcpRole, "pg_monitor"), "f");
+    assertEquals(await member(gcpRole, "cloudsqliamserviceaccount"), "t");
+    assertEquals(await comment(gcpRole), "-");
+    assertEquals(await roleSettings(gcpRole), "0");
+    assertEquals(await secretData(env, { namespace: ns, name: "gcpsvc-credentials" }), undefined);
+  });
+
+  await t.step("gcpIam with deletionPolicy Retain: deletion keeps the role's grants", async () => {
+    await env.kube.apply(resource("DatabaseUser", {
+      name: "gcpkeep",
+      ns,
+      annotations: { "dbtether.io/adopt": "true" },
+      spec: `databaseRef: { name: app }\nusername: "${gcpRole}"\n` +
+        "authentication: { type: gcpIam }\ndeletionPolicy: Retain\n",
+    }));
+    await ready("gcpkeep");
+    assertEquals(await member(gcpRole, "iam_app_readonly"), "t");
+    await env.kube.kubectl(["delete", "databaseuser", "-n", ns, "gcpkeep"]);
+    await gone(ns, ["gcpkeep"]);
+    assertEquals(await member(gcpRole, "iam_app_readonly"), "t");
+    assertEquals(await asIamUser("SELECT count(*) FROM orders"), "2");
+    // Unlike a password user's Retain, it keeps LOGIN.
+    assertEquals(await canLogin(), "t");
+  });
+
+  await t.step("deletion drops the awsIam and azureEntra roles", async () => {
+    await env.kube.kubectl(["delete", "databaseuser", "-n", ns, "awssvc", "entrasvc"]);
+    await gone(ns, ["awssvc", "entrasvc"]);
     assertEquals(await roleExists("awssvc"), false);
     assertEquals(await roleExists("entrasvc"), false);
-    assertEquals(await roleExists(gcpRole), true);
   });
 });

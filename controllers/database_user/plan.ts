@@ -4,7 +4,8 @@
  * - {@link planUser}: one pass of a live user — either one credentials step, after which the
  *   reconciler requeues at once and the next pass reads the record back, or (the record
  *   settled) the roles, grants and Secrets;
- * - {@link planDeletion}: what deleting a user means for its roles (retain or drop) and Secrets.
+ * - {@link planDeletion}: what deleting a user means for its roles (retain, drop, or for gcpIam
+ *   release dbtether's grants) and Secrets.
  *
  * The invariant of the credentials record (docs/design/rotation.md) is kept by the shape of the
  * plan: a new password is only ever *recorded* (`recordPending`), and a verifier is only ever
@@ -15,6 +16,7 @@ import type { Database } from "../../crds/database.ts";
 import type { DatabaseUser } from "../../crds/database_user.ts";
 import { DbtetherError } from "../../lib/errors.ts";
 import type { Marker } from "../postgres/names.ts";
+import type { UserRelease } from "../postgres/plan_user_release.ts";
 import { identifierProblem } from "../postgres/quote.ts";
 import {
   decideRotation,
@@ -347,15 +349,21 @@ export type DeletionAction =
   /** deletionPolicy Retain: the role stays, without LOGIN. */
   | { kind: "retainRole"; clusterName: string; role: string; marker: Marker }
   | { kind: "dropRole"; clusterName: string; role: string; marker: Marker }
+  /** gcpIam, deletionPolicy Delete: the role stays as Cloud SQL made it; dbtether's grants go. */
+  | { kind: "releaseRole"; clusterName: string; release: UserRelease }
   | { kind: "deleteSecret"; namespace: string | undefined; name: string; uid?: string }
   | { kind: "removeFinalizer" };
+
+/** The deletion steps that act on a role, on the DBCluster they name. */
+export type RoleDeletionAction = Extract<DeletionAction, { clusterName: string }>;
 
 /**
  * Plans the deletion of `user`: every login role it may have had (both of Alternating, and the
  * one status names) retained or dropped by deletionPolicy on the DBCluster of its Databases (or
- * the one status recorded, when they are gone; none known: no role is touched; gcpIam: its role
- * is left as it is, with its grants, like Cloud SQL made it), then its
- * Secrets — no garbage collector is assumed — and the finalizer.
+ * the one status recorded, when they are gone; none known: no role is touched), then its
+ * Secrets — no garbage collector is assumed — and the finalizer. A gcpIam role is Cloud SQL's
+ * (its admin API made it) and is never dropped nor loses LOGIN: Delete releases what dbtether
+ * granted it ({@link releaseOf}), Retain leaves it with its grants.
  */
 export function planDeletion(
   user: DatabaseUser,
@@ -366,12 +374,14 @@ export function planDeletion(
     o.databases.map((d) => d?.spec.clusterRef.name).find((n) => n !== undefined) ??
       user.status?.clusterName;
   const actions: DeletionAction[] = [];
-  // A gcpIam role is Cloud SQL's (its admin API made it): never dropped nor changed here.
-  if (clusterName && user.spec.authentication?.type !== "gcpIam") {
+  const retain = user.spec.deletionPolicy === "Retain";
+  if (clusterName && user.spec.authentication?.type === "gcpIam") {
+    if (!retain) actions.push({ kind: "releaseRole", clusterName, release: releaseOf(user, o) });
+  } else if (clusterName) {
     const roles = new Set(loginRoles(usernameOf(user), true));
     if (user.status?.activeRole) roles.add(user.status.activeRole);
-    const marker = { namespace: user.metadata.namespace ?? "default", name: user.metadata.name };
-    const kind = user.spec.deletionPolicy === "Retain" ? "retainRole" : "dropRole";
+    const marker = markerOf(user);
+    const kind = retain ? "retainRole" : "dropRole";
     for (const role of roles) actions.push({ kind, clusterName, role, marker });
   }
   for (const s of o.owned) {
@@ -384,6 +394,36 @@ export function planDeletion(
   }
   actions.push({ kind: "removeFinalizer" });
   return actions;
+}
+
+const markerOf = (user: DatabaseUser): Marker => ({
+  namespace: user.metadata.namespace ?? "default",
+  name: user.metadata.name,
+});
+
+/**
+ * What the spec had dbtether give the role: the settings it names (idle_in_transaction_session_timeout
+ * when idleInTransactionTimeout is set), per database whose name in PostgreSQL its Database still
+ * tells, and memberOf. Memberships in dbtether's group roles need no list: their marker says so.
+ */
+export function releaseOf(
+  user: DatabaseUser,
+  o: { databases: readonly (Database | undefined)[] },
+): UserRelease {
+  const databases = databaseEntries(user).flatMap((e, i) => {
+    const name = o.databases[i]?.status?.databaseName;
+    return name ? [{ name, settings: Object.keys(e.settings ?? {}) }] : [];
+  });
+  return {
+    username: usernameOf(user),
+    marker: markerOf(user),
+    databases,
+    settings: [
+      ...Object.keys(user.spec.settings ?? {}),
+      ...(user.spec.idleInTransactionTimeout ? ["idle_in_transaction_session_timeout"] : []),
+    ],
+    memberOf: user.spec.memberOf ?? [],
+  };
 }
 
 /** What to do about the password. */

@@ -319,6 +319,50 @@ Deno.test("planDeletion: retain or drop each role, then the Secrets and the fina
   });
 });
 
+Deno.test("planDeletion of a gcpIam user: Delete releases dbtether's grants, Retain keeps them", async (t) => {
+  const gcp = (o: Record<string, unknown> = {}) =>
+    finalized(makeUser({
+      username: "sa@p.iam",
+      authentication: { type: "gcpIam" },
+      databases: [
+        { name: "my-app-db", privileges: "readwrite", settings: { lock_timeout: "1s" } },
+        { name: "gone-db" },
+      ],
+      settings: { statement_timeout: "5s" },
+      idleInTransactionTimeout: "30s",
+      memberOf: ["pg_monitor"],
+      ...o,
+    }));
+  await t.step("Delete: one releaseRole with what the spec granted, never a drop", () => {
+    // The second Database is gone: its name in PostgreSQL is unknown, so it is not listed.
+    const p = planDeletion(gcp(), { databases: [makeDatabase("my-app-db"), undefined], owned: [] });
+    assertEquals(p, [
+      {
+        kind: "releaseRole",
+        clusterName: "c",
+        release: {
+          username: "sa@p.iam",
+          marker: { namespace: "default", name: "my-app-readonly" },
+          databases: [{ name: "my_app_db", settings: ["lock_timeout"] }],
+          settings: ["statement_timeout", "idle_in_transaction_session_timeout"],
+          memberOf: ["pg_monitor"],
+        },
+      },
+      { kind: "removeFinalizer" },
+    ]);
+  });
+  await t.step("Retain: the role keeps its grants (and LOGIN); the Secrets still go", () => {
+    const u = gcp({ deletionPolicy: "Retain" });
+    const owned = [appSecret(u)];
+    const p = planDeletion(u, { databases: [makeDatabase("my-app-db"), undefined], owned });
+    assertEquals(p.map((a) => a.kind), ["deleteSecret", "removeFinalizer"]);
+  });
+  await t.step("no DBCluster known: no role is touched", () => {
+    const p = planDeletion(gcp(), { databases: [undefined, undefined], owned: [] });
+    assertEquals(p.map((a) => a.kind), ["removeFinalizer"]);
+  });
+});
+
 Deno.test("planUser: an IAM user has no credentials step and forgets a recorded password", () => {
   const aws = makeUser({ authentication: { type: "awsIam", region: "eu-west-1" } });
   aws.metadata.finalizers = [FINALIZER];

@@ -30,6 +30,7 @@ import {
   planDeletion,
   planTargets,
   planUser,
+  type RoleDeletionAction,
   type UserAction,
   type UserOutcome,
 } from "./plan.ts";
@@ -217,7 +218,10 @@ export class DatabaseUserReconciler implements Reconciler {
     }
   }
 
-  /** Deletion: retain or drop the roles (planDeletion), delete the Secrets, drop the finalizer. */
+  /**
+   * Deletion: retain, drop or release the roles (planDeletion), delete the Secrets, drop the
+   * finalizer.
+   */
   async finalize(user: DatabaseUser, ctx: ReconcileContext): Promise<Result> {
     if (userObserves(user)) return await this.#releaseObserved(user, ctx);
     const actions = planDeletion(user, {
@@ -228,7 +232,7 @@ export class DatabaseUserReconciler implements Reconciler {
     });
     let exec: PgExecutor | undefined;
     for (const a of actions) {
-      if (a.kind === "retainRole" || a.kind === "dropRole") {
+      if ("clusterName" in a) {
         // Every role action names the same DBCluster; it is resolved once, when first needed.
         exec ??= await this.#executor(a.clusterName, ctx);
         await releaseRole(exec, a);
@@ -239,7 +243,7 @@ export class DatabaseUserReconciler implements Reconciler {
 
   async #finalizeStep(
     user: DatabaseUser,
-    a: Exclude<DeletionAction, { kind: "retainRole" | "dropRole" }>,
+    a: Exclude<DeletionAction, RoleDeletionAction>,
     ctx: ReconcileContext,
   ): Promise<void> {
     const { client } = this.#deps;
@@ -442,13 +446,11 @@ export class DatabaseUserReconciler implements Reconciler {
   }
 }
 
-/** Retains or drops one login role; a role this user never owned is left alone. */
-async function releaseRole(
-  exec: PgExecutor,
-  a: Extract<DeletionAction, { kind: "retainRole" | "dropRole" }>,
-): Promise<void> {
+/** Retains, drops or releases one login role; a role this user never owned is left alone. */
+async function releaseRole(exec: PgExecutor, a: RoleDeletionAction): Promise<void> {
   try {
-    if (a.kind === "retainRole") await exec.retainUser({ username: a.role, marker: a.marker });
+    if (a.kind === "releaseRole") await exec.releaseUser(a.release);
+    else if (a.kind === "retainRole") await exec.retainUser({ username: a.role, marker: a.marker });
     else await exec.dropUser({ username: a.role, marker: a.marker });
   } catch (e) {
     // Refused as unmanaged: the role exists but was never this user's.

@@ -34,9 +34,11 @@ import {
   planUserInside,
   planUserServer,
   RDS_IAM_ROLE,
+  type UserDatabaseSnapshot,
   userMarker,
   type UserSpec,
 } from "./plan_user.ts";
+import { planUserRelease, type UserRelease } from "./plan_user_release.ts";
 import type { ServerPool, Sql } from "./pool.ts";
 import { type Ident, ident, userIdent } from "./quote.ts";
 import * as st from "./statements.ts";
@@ -400,13 +402,7 @@ export class PgExecutor {
       ? { adoptable: { roles: [spec.username], marker: formatMarker(userMarker(spec)) } }
       : {};
     names.push(...(spec.memberOf?.roles ?? []), RDS_IAM_ROLE);
-    const first = await this.#observe({ roles: [spec.username, ...names], ...adoptable });
-    // Also observe the roles the user is a member of now, to revoke what a former level granted.
-    const current = first.memberships.filter((m) => m.member === spec.username).map((m) => m.role);
-    const extra = current.filter((r) => !first.roles.has(r));
-    const snap = extra.length
-      ? await this.#observe({ roles: [spec.username, ...names, ...extra], ...adoptable })
-      : first;
+    const snap = await this.#observeUser(spec.username, { names, ...adoptable });
     if (spec.authentication === "azureEntra" && !snap.roles.has(spec.username)) {
       // Sessions run with search_path pg_catalog (slot.ts): the function is looked up by
       // name, and only one a superuser owns (Azure's azuresu does) is called, schema-qualified,
@@ -428,18 +424,63 @@ export class PgExecutor {
     let changed = await this.apply(server);
     const ran = server.flatMap((s) => [s.sql, ...(s.together ?? [])]);
     for (const d of spec.databases) {
-      const inside = await this.#inside(async (sql) => ({
-        defaultAcls: await observeDefaultAcls(sql),
-        directGrants: await observeDirectTableGrants(sql, spec.username),
-        owned: await observeOwnedTables(sql, spec.username),
-        schemaDefaults: await userSchemaDefaults(sql, spec.username, d),
-      }), d.name);
+      const inside = await this.#observeInside(spec.username, d);
       if (!inside) continue;
       const statements = planUserInside(spec, d, inside);
       changed += await this.apply(statements);
       ran.push(...statements.map((s) => s.sql));
     }
     return { changed, statements: ran.map(st.redact) };
+  }
+
+  /**
+   * The snapshot for a login role and `o.names`, with the roles it is a member of now (their
+   * comments say which are dbtether's, so what a former level granted is revoked).
+   */
+  async #observeUser(
+    username: string,
+    o: Pick<ObserveServerOptions, "adoptable"> & { names: readonly string[] },
+  ): Promise<ServerSnapshot> {
+    const { names, ...adoptable } = o;
+    const first = await this.#observe({ roles: [username, ...names], ...adoptable });
+    const current = first.memberships.filter((m) => m.member === username).map((m) => m.role);
+    const extra = current.filter((r) => !first.roles.has(r));
+    return extra.length
+      ? await this.#observe({ roles: [username, ...names, ...extra], ...adoptable })
+      : first;
+  }
+
+  #observeInside(
+    username: string,
+    d: UserSpec["databases"][number],
+  ): Promise<UserDatabaseSnapshot | undefined> {
+    return this.#inside(async (sql) => ({
+      defaultAcls: await observeDefaultAcls(sql),
+      directGrants: await observeDirectTableGrants(sql, username),
+      owned: await observeOwnedTables(sql, username),
+      schemaDefaults: await userSchemaDefaults(sql, username, d),
+    }), d.name);
+  }
+
+  /**
+   * gcpIam, deletionPolicy Delete: revokes what dbtether granted the role (plan_user_release.ts)
+   * and keeps the role. Nothing when it is gone or not this resource's; idempotent.
+   */
+  async releaseUser(r: UserRelease): Promise<ExecResult> {
+    const snap = await this.#observeUser(r.username, { names: r.memberOf });
+    const plan = planUserRelease(r, snap);
+    if (!plan) return { changed: 0 };
+    let changed = 0;
+    for (const d of plan.databases) {
+      // A database dropped meanwhile took the role's grants there with it.
+      const db = (await this.#observe({ roles: [], database: d.name })).database;
+      if (!db?.allowConnections) continue;
+      const inside = await this.#observeInside(r.username, d);
+      if (inside) changed += await this.apply(planUserInside(plan.nothing, d, inside));
+    }
+    changed += await this.apply(plan.server);
+    changed += await this.apply([plan.unmark]);
+    return { changed };
   }
 
   /** deletionPolicy Retain: the role stays with its grants, but cannot log in. */

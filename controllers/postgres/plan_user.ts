@@ -343,7 +343,12 @@ export function planRoleSettings(
   return out;
 }
 
-function planMemberships(spec: UserSpec, snap: ServerSnapshot): string[] {
+/**
+ * Memberships of the login role by the spec (levels, schemas, memberOf, rds_iam), with the `role`
+ * and search_path settings that go with them. A membership the spec does not want is revoked when
+ * it is in a dbtether group, or (memberOf given) in a role outside dbtether the admin can grant.
+ */
+export function planMemberships(spec: UserSpec, snap: ServerSnapshot): string[] {
   const u = ident(spec.username);
   const desired = new Map<string, boolean>();
   const ownerRoles = new Map<string, string>(); // database → owner role, for admin levels
