@@ -270,8 +270,11 @@ function planIamConverge(o: ObservedUser, state: CredentialsState, first: UserAc
   }
   const { password: _p, pending: _q, ...rest } = state;
   const iam: CredentialsState = { ...rest, role: usernameOf(o.user) };
+  // PASSWORD NULL on the pass that takes the role (no record yet: an adopted role may have had
+  // one) or turns a password user into an IAM one; not on every pass (the record of an IAM user
+  // holds no role, so comparing roles would always differ and rewrite the record each pass).
   const forget = state.password !== undefined || state.pending !== undefined ||
-    state.role !== iam.role;
+    o.record === undefined;
   return planConverge(o, iam, first, { ...(region ? { region } : {}), forget });
 }
 

@@ -380,6 +380,14 @@ Deno.test("planUser: an IAM user has no credentials step and forgets a recorded 
   const last = p.kind === "converge" ? p.actions.at(-1) : undefined;
   assertEquals(last?.kind, "recordSecrets");
   assertEquals(last?.kind === "recordSecrets" ? last.state.password : "x", undefined);
+  // Settled (the record written, with no password): no PASSWORD NULL, no record write.
+  const first = fresh.actions.at(-1);
+  assert(first?.kind === "recordSecrets");
+  const steady = planUser(observed(aws, { record: record(aws, first.state) }));
+  assert(steady.kind === "converge");
+  const again = steady.actions[0];
+  assertEquals(again?.kind === "ensureRoles" && again.clearPassword, undefined);
+  assert(!kinds(steady).includes("recordSecrets"), kinds(steady).join());
   // No region on the user nor on the DBCluster: refused, terminal.
   const none = planUser(observed(makeUser({ authentication: { type: "awsIam" } })));
   assertEquals(none.kind === "blocked" && none.blocked.reason, "InvalidAuthentication");
