@@ -219,7 +219,16 @@ async function run(args: string[]): Promise<number> {
   };
   const release = registerControllers(deps, { config, env });
 
-  const outcome = await manager.run(stop.signal);
+  // A quiet program still hears of an apiserver restart within HEARTBEAT_MS (kube.ts).
+  const beating = new AbortController();
+  const heartbeat = client.heartbeat(beating.signal);
+  let outcome;
+  try {
+    outcome = await manager.run(stop.signal);
+  } finally {
+    beating.abort();
+    await heartbeat;
+  }
   await release();
   await stopServers();
   if (outcome === "lost") {

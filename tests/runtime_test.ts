@@ -326,6 +326,33 @@ Deno.test(
   },
 );
 
+Deno.test(
+  { name: "the heartbeat sees an apiserver restart that nothing else asked about", ...opts },
+  async () => {
+    await using kube = await startKube({ crds: false });
+    // Only the heartbeat sends requests on this client, as in a quiet program whose watches a
+    // SIGKILLed apiserver left open without an error: nothing else would see the outage.
+    const client = clientFor(kube.kubeconfigPath);
+    const stop = new AbortController();
+    const beating = client.heartbeat(stop.signal, { intervalMs: 500 });
+    const reconnected = client.reconnected;
+    await kube.stopApiserver();
+    await waitFor("the heartbeat sees the apiserver gone", () => client.unreachable, {
+      timeoutMs: budget("react"),
+    });
+    assert(!reconnected.aborted, "the client saw the apiserver back while it was down");
+    await kube.startApiserver();
+    await waitFor("the heartbeat sees the apiserver back", () => !client.unreachable, {
+      timeoutMs: budget("ready"),
+    });
+    // What ends every watch opened before the outage and wakes every informer in backoff (the
+    // test above shows an informer coming back on it).
+    assert(reconnected.aborted, "the heartbeat's answer after the outage did not signal it");
+    stop.abort();
+    await beating;
+  },
+);
+
 Deno.test({ name: "informer re-lists after 410 Gone", ...opts }, async () => {
   // Without the watch cache, watches read etcd directly, and a compacted revision gives 410.
   await using kube = await startKube({

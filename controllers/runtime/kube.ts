@@ -119,12 +119,23 @@ export interface WatchOptions {
  */
 export const WATCH_IDLE_MS = 60_000;
 
+/**
+ * How long the apiserver may stay silent (no answer, no watch byte) before {@link
+ * KubeClient.heartbeat} asks it for /version. A failed ask then the next answered one is an outage
+ * seen, and ends every watch opened before it ({@link KubeClient.reconnected}): the bound on how
+ * long a quiet program stays deaf after an apiserver restart, instead of {@link WATCH_IDLE_MS}.
+ * It costs at most one GET /version this often, and none while anything arrives.
+ */
+export const HEARTBEAT_MS = 10_000;
+
 interface RequestOptions {
   accept?: string;
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
   contentType?: string;
   signal?: AbortSignal;
+  /** Instead of the client's `timeoutMs`. */
+  timeoutMs?: number;
 }
 
 export const MERGE_PATCH = "application/merge-patch+json";
@@ -196,6 +207,8 @@ export class KubeClient {
   /** A request could not reach the apiserver, and none has reached it since. */
   #unreachable = false;
   #back = new AbortController();
+  /** When the apiserver last answered a request or sent a watch byte (performance.now()). */
+  #heard = performance.now();
 
   constructor(kc: KubeConfig, opts: KubeClientOptions = {}) {
     this.#kc = kc;
@@ -221,7 +234,44 @@ export class KubeClient {
     this.#unreachable = true;
   }
 
+  /** True from a request that could not reach the apiserver until one that did. */
+  get unreachable(): boolean {
+    return this.#unreachable;
+  }
+
+  /**
+   * Until `signal` aborts: whenever the apiserver has been silent for `intervalMs` (default
+   * {@link HEARTBEAT_MS}), one GET /version, whose failure and later answer are an outage seen
+   * like any request's. Watches alone cannot see one: a SIGKILLed apiserver's watch streams may
+   * stay open with no error (issue 13), and a quiet program sends nothing else. /version is
+   * readable by every authenticated identity (system:public-info-viewer): no RBAC is added.
+   */
+  async heartbeat(signal: AbortSignal, opts: { intervalMs?: number } = {}): Promise<void> {
+    const every = opts.intervalMs ?? HEARTBEAT_MS;
+    let asked = -Infinity;
+    while (!signal.aborted) {
+      const now = performance.now();
+      // Since the last byte heard or the last ask: a refused ask is not asked again at once.
+      const quiet = now - Math.max(this.#heard, asked);
+      if (quiet >= every) {
+        asked = now;
+        await this.request("GET", "/version", { signal, timeoutMs: every }).catch(() => {});
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, every - quiet);
+        function done() {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", done);
+          resolve();
+        }
+        signal.addEventListener("abort", done, { once: true });
+      });
+    }
+  }
+
   #sawAnswer(): void {
+    this.#heard = performance.now();
     if (!this.#unreachable) return;
     this.#unreachable = false;
     const back = this.#back;
@@ -390,6 +440,7 @@ export class KubeClient {
           });
           if (done) break;
           arm();
+          this.#heard = performance.now();
           buffer += value;
           let nl: number;
           while ((nl = buffer.indexOf("\n")) >= 0) {
@@ -418,7 +469,8 @@ export class KubeClient {
   async request<T>(method: HttpMethod, path: string, opts: RequestOptions = {}): Promise<T> {
     const fence = this.#fence;
     if (fence && method !== "GET") fence.check();
-    const limit = AbortSignal.timeout(this.#timeoutMs);
+    const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
+    const limit = AbortSignal.timeout(timeoutMs);
     const signal = AbortSignal.any(
       [limit, opts.signal, fence?.signal].filter((s): s is AbortSignal => s !== undefined),
     );
@@ -431,7 +483,7 @@ export class KubeClient {
         this.#sawFailure();
         throw new KubeApiError(
           0,
-          `Kubernetes API at ${this.server} did not answer ${method} ${path} within ${this.#timeoutMs} ms`,
+          `Kubernetes API at ${this.server} did not answer ${method} ${path} within ${timeoutMs} ms`,
         );
       }
       throw e;
