@@ -13,6 +13,7 @@ import {
   type ClusterState,
   optionConsentOf,
   planDatabase,
+  type UserLookup,
   wantsAdoption,
 } from "../controllers/database/plan.ts";
 import { databaseFailure } from "../controllers/database/reasons.ts";
@@ -227,6 +228,23 @@ function handsOff(
   };
 }
 
+/** The live DatabaseUsers the Database's schemas name as owners, in its namespace. */
+async function ownerUsers(db: Database, x: PlanContext): Promise<UserLookup> {
+  const found = new Map<string, DatabaseUser>();
+  for (const s of db.spec.schemas ?? []) {
+    const name = s.owner?.databaseUser;
+    if (name === undefined || found.has(name)) continue;
+    const namespace = db.metadata.namespace ?? "default";
+    const user = await x.sources.live<DatabaseUser>(DatabaseUserKind, {
+      namespace,
+      name,
+      signal: x.signal,
+    });
+    if (user) found.set(name, user);
+  }
+  return (_namespace, name) => found.get(name);
+}
+
 /** Plans one Database (merged with the live object), as DatabaseReconciler would act. */
 async function planDatabaseResource(db: Database, x: PlanContext): Promise<ResourcePlan> {
   const namespace = db.metadata.namespace ?? "default";
@@ -264,7 +282,7 @@ async function planDatabaseResource(db: Database, x: PlanContext): Promise<Resou
     const f = databaseFailure(e);
     state = { kind: "unavailable", reason: f.reason, message: f.message };
   }
-  const plan = planDatabase(db, state);
+  const plan = planDatabase(db, state, { users: await ownerUsers(db, x) });
   if (plan.blocked) {
     const { reason, message } = plan.blocked;
     return { ...out, result: "blocked", blocked: { reason, message } };
@@ -272,7 +290,10 @@ async function planDatabaseResource(db: Database, x: PlanContext): Promise<Resou
   const dry: DryRun = { statements: [], notes: [], planned: x.planned };
   const exec = pool && new PgExecutor(pool, { signal: x.signal, dryRun: dry });
   for (const a of plan.actions) {
-    if (a.kind === "ensureDatabase") await exec!.ensureDatabase(a.spec);
+    if (a.kind === "ensureDatabase") {
+      const result = await exec!.ensureDatabase(a.spec);
+      dry.notes.push(...(result.waitingSchemas ?? []).map((w) => w.message));
+    }
     if (a.kind === "ensureExtensions") {
       dry.notes.push(
         `Extensions (${a.extensions.join(", ")}) are created when missing at apply time; ` +

@@ -77,12 +77,25 @@ const schemaName = str({
 const schemaEntry = obj({
   name: schemaName,
   owner: optional(obj({
-    level: enumOf(SCHEMA_OWNER_LEVELS, {
+    level: optional(enumOf(SCHEMA_OWNER_LEVELS, {
       description: "The role of this database that owns the schema: owner (<db>_owner, the " +
         "default), admin, readwrite or readonly (<db>_<level>). Members of the owning role " +
         "may create objects in it.",
-    }),
-  }, { description: "Who owns the schema; default the database's owner role." })),
+    })),
+    databaseUser: optional(objectName({
+      description: "A DatabaseUser of this namespace whose role owns the schema. It must list " +
+        "this Database in its databases and must not rotate Alternating; until its role " +
+        "exists the schema is not created (condition SchemaOwnersReady). Deleting the user " +
+        "leaves the schema owned by <db>_owner.",
+    })),
+  }, {
+    description: "Who owns the schema (level or databaseUser); default the database's owner " +
+      "role.",
+    rules: [{
+      rule: "has(self.level) != has(self.databaseUser)",
+      message: "owner takes exactly one of level or databaseUser",
+    }],
+  })),
   deletionPolicy: withDefault(
     enumOf(DATABASE_DELETION_POLICIES, {
       description: "When the entry is removed from spec.schemas: Retain releases the claim " +

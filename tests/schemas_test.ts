@@ -315,3 +315,108 @@ Deno.test({
     await denied("rep", "INSERT INTO reporting.summary VALUES (8)");
   });
 });
+
+/** The SchemaOwnersReady condition of `shop` once its message matches `re`. */
+async function waitOwners(env: TestEnv, ns: string, re: RegExp) {
+  type Cond = { type: string; status: string; reason: string; message: string };
+  type Db = { status?: { phase?: string; conditions?: Cond[] } };
+  return await waitFor(`shop SchemaOwnersReady ${re}`, async () => {
+    const x = await env.getJson<Db>("database", "shop", ns);
+    const c = x?.status?.conditions?.find((c) => c.type === "SchemaOwnersReady");
+    return c && re.test(c.message) ? { db: x!, c } : undefined;
+  }, { timeoutMs: budget("ready") });
+}
+
+Deno.test({ name: "a schema owned by a DatabaseUser", ...opts }, async (t) => {
+  await using env = await startEnv({ pg: true, program: true });
+  const ns = await env.namespace("schema-owner");
+  await env.kube.apply(env.clusterManifest("main"));
+  const owned = (entries: string) =>
+    shop(ns, `  - name: app\n${entries}`, "publicSchema: lockdown\n");
+  await env.kube.apply(owned(""));
+  await env.waitPhase("database", "shop", "Ready", { namespace: ns });
+  await env.kube.apply(schemaUser(ns, "bookkeeper", "    privileges: readwrite\n"));
+  await env.kube.apply(schemaUser(ns, "ro", "    privileges: readonly\n"));
+  // Names no Database of this namespace that is called shop.
+  await env.kube.apply(resource("DatabaseUser", {
+    name: "stranger",
+    ns,
+    spec: "databaseRef: { name: elsewhere }\n",
+  }));
+  // A role another namespace's user made; this tenant's user takes its name.
+  await env.pg.superSql(
+    "CREATE ROLE intruder_target NOLOGIN; " +
+      "COMMENT ON ROLE intruder_target IS 'dbtether:DatabaseUser/other-ns/victim'",
+  );
+  await env.kube.apply(resource("DatabaseUser", {
+    name: "thief",
+    ns,
+    spec: "username: intruder_target\ndatabases:\n  - name: shop\n    privileges: readonly\n",
+  }));
+  const { allowed, denied } = await logins(env, ns, ["bookkeeper", "ro"]);
+  const owner = (u: string) => `    owner: { databaseUser: ${u} }\n`;
+  await env.kube.apply(owned(
+    `  - name: ledger\n${owner("bookkeeper")}    deletionPolicy: Delete\n` +
+      `  - name: stray\n${owner("stranger")}  - name: stolen\n${owner("thief")}`,
+  ));
+  await t.step("admission: owner takes exactly one of level and databaseUser", async () => {
+    for (const o of ["{ level: owner, databaseUser: bookkeeper }", "{}"]) {
+      await assertRejects(
+        () => env.kube.apply(owned(`  - name: both\n    owner: ${o}\n`)),
+        Error,
+        "exactly one of level or databaseUser",
+      );
+    }
+  });
+  const ownerOf = async (schema: string) =>
+    (await rows(env, `SELECT nspowner::regrole FROM pg_namespace WHERE nspname = '${schema}'`))[0];
+
+  await t.step("the user's role owns the schema and creates there; a reader cannot", async () => {
+    await waitFor("ledger owned by bookkeeper", async () => {
+      return await ownerOf("ledger") === "bookkeeper";
+    }, { timeoutMs: budget("ready") });
+    await allowed(
+      "bookkeeper",
+      "CREATE TABLE ledger.entries (id int); INSERT INTO ledger.entries VALUES (1)",
+    );
+    await denied("ro", "CREATE TABLE ledger.ro_t (id int)");
+    // The database's readers get what the owner creates later.
+    assertEquals(await allowed("ro", "SELECT id FROM ledger.entries"), "1");
+  });
+
+  await t.step(
+    "a user not naming this Database, or with another's role: the schema waits, with why",
+    async () => {
+      const { db, c } = await waitOwners(env, ns, /stranger.*thief/);
+      assertEquals([c.status, c.reason], ["False", "SchemaOwnerNotReady"]);
+      assert(c.message.includes('"stranger": it does not list Database "shop"'), c.message);
+      assert(
+        c.message.includes('"thief": role "intruder_target" was not created by dbtether'),
+        c.message,
+      );
+      assertEquals(db.status?.phase, "Ready");
+      assertEquals(
+        await rows(env, "SELECT 1 FROM pg_namespace WHERE nspname IN ('stray', 'stolen')"),
+        [],
+      );
+      assertEquals(
+        (await env.pg.superSql(
+          "SELECT shobj_description(oid, 'pg_authid') || '|' || rolcanlogin FROM pg_roles " +
+            "WHERE rolname = 'intruder_target'",
+        )).trim(),
+        "dbtether:DatabaseUser/other-ns/victim|false",
+      );
+    },
+  );
+
+  await t.step("the owner deleted: the schema stays, owned by shop_owner, reported", async () => {
+    await env.kube.kubectl(["delete", "databaseuser", "bookkeeper", "-n", ns, "--timeout=60s"], {
+      check: true,
+    });
+    const { c } = await waitOwners(env, ns, /"bookkeeper": it does not exist/);
+    assertEquals(c.reason, "SchemaOwnerNotReady");
+    assertEquals(await ownerOf("ledger"), "shop_owner");
+    assertEquals(await rows(env, "SELECT id FROM ledger.entries"), ["1"]);
+    assertEquals(await rows(env, "SELECT 1 FROM pg_roles WHERE rolname = 'bookkeeper'"), []);
+  });
+});

@@ -5,6 +5,7 @@
  * idempotent operations run, in which order, or why none may run.
  */
 import type { Database } from "../../crds/database.ts";
+import type { DatabaseUser } from "../../crds/database_user.ts";
 import type { DBCluster } from "../../crds/dbcluster.ts";
 import {
   type AdoptionConsent,
@@ -12,6 +13,8 @@ import {
   FORCE_ADOPT_ANNOTATION,
 } from "../postgres/claims.ts";
 import type { DatabaseSpec as PgDatabaseSpec } from "../postgres/plan.ts";
+import type { SchemaSpec } from "../postgres/claims.ts";
+import { databaseEntries, usernameOf } from "../services/user_databases.ts";
 import type { Marker } from "../postgres/names.ts";
 import { identifierProblem } from "../postgres/quote.ts";
 import { schemaNameProblem } from "../postgres/plan_schemas.ts";
@@ -91,8 +94,18 @@ function hasFinalizer(db: Database): boolean {
   return db.metadata.finalizers?.includes(FINALIZER) ?? false;
 }
 
-/** Plans one reconcile of `db` given the state of its DBCluster. */
-export function planDatabase(db: Database, cluster: ClusterState): DatabasePlan {
+/** A DatabaseUser by namespace and name (the informer cache). */
+export type UserLookup = (namespace: string, name: string) => DatabaseUser | undefined;
+
+/**
+ * Plans one reconcile of `db` given the state of its DBCluster; `users` finds the DatabaseUsers
+ * its schemas name as owners (none found without it).
+ */
+export function planDatabase(
+  db: Database,
+  cluster: ClusterState,
+  o: { users?: UserLookup } = {},
+): DatabasePlan {
   const database = databaseNameOf(db);
   const marker = markerOf(db);
   if (db.metadata.deletionTimestamp) return planDeletion(db, cluster, { database, marker });
@@ -111,9 +124,9 @@ export function planDatabase(db: Database, cluster: ClusterState): DatabasePlan 
       },
     };
   }
-  const schemas = (db.spec.schemas ?? []).map((s) => ({
+  const schemas: SchemaSpec[] = (db.spec.schemas ?? []).map((s) => ({
     name: s.name,
-    owner: s.owner?.level ?? "owner",
+    owner: schemaOwner(db, s, o.users ?? (() => undefined)),
     deletionPolicy: s.deletionPolicy ?? "Retain",
   }));
   for (const s of schemas) {
@@ -148,6 +161,40 @@ export function planDatabase(db: Database, cluster: ClusterState): DatabasePlan 
     actions.push({ kind: "ensureExtensions", database, extensions });
   }
   return { actions };
+}
+
+type SchemaEntry = NonNullable<Database["spec"]["schemas"]>[number];
+
+/**
+ * The owner of a declared schema. A DatabaseUser is looked up in the Database's own namespace
+ * only (the spec has no namespace field): it must name this Database, and have one role (an
+ * Alternating user's two roles cannot both own the schema). Until then the schema waits; the
+ * postgres module also checks that the role is the one dbtether made for this user.
+ */
+function schemaOwner(db: Database, s: SchemaEntry, users: UserLookup): SchemaSpec["owner"] {
+  const name = s.owner?.databaseUser;
+  if (name === undefined) return s.owner?.level ?? "owner";
+  const namespace = db.metadata.namespace ?? "";
+  const wait = (why: string) => ({
+    kind: "waiting" as const,
+    user: name,
+    message: `Schema ${JSON.stringify(s.name)} waits for its owner, DatabaseUser ` +
+      `${JSON.stringify(name)}: ${why}`,
+  });
+  const user = users(namespace, name);
+  if (!user) return wait(`it does not exist in namespace ${JSON.stringify(namespace)}`);
+  if (user.metadata.deletionTimestamp) return wait("it is being deleted");
+  const lists = databaseEntries(user).some((e) =>
+    e.namespace === namespace && e.name === db.metadata.name
+  );
+  if (!lists) {
+    return wait(`it does not list Database ${JSON.stringify(db.metadata.name)} in its databases`);
+  }
+  if (user.spec.rotation?.strategy === "Alternating") {
+    return wait("it rotates Alternating, with two roles, and a schema has one owner");
+  }
+  const marker = { kind: "DatabaseUser", namespace, name };
+  return { kind: "user", user: name, role: usernameOf(user), marker };
 }
 
 /**

@@ -1,5 +1,7 @@
 import { assertEquals } from "../../tests/helpers/assert.ts";
 import type { Database } from "../../crds/database.ts";
+import type { DatabaseUser } from "../../crds/database_user.ts";
+import { makeUser } from "../database_user/fixtures_test_util.ts";
 import { type ClusterState, databaseNameOf, FINALIZER, planDatabase } from "./plan.ts";
 
 function db(o: {
@@ -264,5 +266,72 @@ Deno.test("planDatabase: tablespace and template consent, options passed on", as
         { name: "citext" },
       ],
     });
+  });
+});
+
+Deno.test("planDatabase: a schema owned by a DatabaseUser", async (t) => {
+  const lists = (name: string, o: { ns?: string; deleting?: boolean } = {}) => {
+    const u = makeUser({ databases: [{ name: "my-app-db" }] }, { name, namespace: o.ns ?? "team" });
+    if (o.deleting) u.metadata.deletionTimestamp = "2026-01-01T00:00:00Z";
+    return u;
+  };
+  const ownerOf = (users: Record<string, DatabaseUser>, name = "mig") => {
+    const d = db({
+      finalizer: true,
+      spec: { schemas: [{ name: "app", owner: { databaseUser: name }, deletionPolicy: "Retain" }] },
+    });
+    const p = planDatabase(d, ready, { users: (ns, n) => ns === "team" ? users[n] : undefined });
+    assertEquals(p.blocked, undefined);
+    const action = p.actions[0];
+    assertEquals(action?.kind, "ensureDatabase");
+    return action?.kind === "ensureDatabase" ? action.spec.schemas?.[0]?.owner : undefined;
+  };
+  await t.step("a user of the namespace that lists the Database: its role, with its marker", () => {
+    const u = lists("mig");
+    u.spec.username = "migrator_role";
+    assertEquals(ownerOf({ mig: u }), {
+      kind: "user",
+      user: "mig",
+      role: "migrator_role",
+      marker: { kind: "DatabaseUser", namespace: "team", name: "mig" },
+    });
+  });
+  const waits: [string, Record<string, DatabaseUser>, string][] = [
+    ["missing", {}, 'it does not exist in namespace "team"'],
+    ["being deleted", { mig: lists("mig", { deleting: true }) }, "it is being deleted"],
+    [
+      "not listing this Database",
+      { mig: makeUser({ databases: [{ name: "other-db" }] }, { name: "mig", namespace: "team" }) },
+      'it does not list Database "my-app-db" in its databases',
+    ],
+    [
+      "Alternating",
+      {
+        mig: makeUser({
+          databases: [{ name: "my-app-db" }],
+          rotation: { days: 30, strategy: "Alternating" },
+        }, { name: "mig", namespace: "team" }),
+      },
+      "it rotates Alternating, with two roles, and a schema has one owner",
+    ],
+  ];
+  for (const [name, users, why] of waits) {
+    await t.step(`${name}: the schema waits, the rest of the database goes on`, () => {
+      assertEquals(ownerOf(users), {
+        kind: "waiting",
+        user: "mig",
+        message: `Schema "app" waits for its owner, DatabaseUser "mig": ${why}`,
+      });
+    });
+  }
+  await t.step("only the Database's own namespace is looked in", () => {
+    const seen: string[][] = [];
+    const d = db({
+      spec: {
+        schemas: [{ name: "app", owner: { databaseUser: "mig" }, deletionPolicy: "Retain" }],
+      },
+    });
+    planDatabase(d, ready, { users: (ns, n) => (seen.push([ns, n]), undefined) });
+    assertEquals(seen, [["team", "mig"]]);
   });
 });

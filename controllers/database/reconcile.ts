@@ -4,6 +4,7 @@
  * Databases are re-queued when their DBCluster changes in a way that matters (watches.ts).
  */
 import { type Database, DatabaseKind } from "../../crds/database.ts";
+import { type DatabaseUser, DatabaseUserKind } from "../../crds/database_user.ts";
 import type { Services } from "../services/services.ts";
 import type { Controller, ReconcileContext, Result } from "../runtime/controller.ts";
 import { done } from "../runtime/controller.ts";
@@ -55,11 +56,13 @@ export class DatabaseReconciler implements Reconciler {
   readonly #deps: ControllerDeps;
   readonly #services: Services;
   readonly #databases: InformerSet<Database>;
+  readonly #users: InformerSet<DatabaseUser>;
 
   constructor(deps: ControllerDeps, services: Services) {
     this.#deps = deps;
     this.#services = services;
     this.#databases = deps.informers.for<Database>(DatabaseKind);
+    this.#users = deps.informers.for<DatabaseUser>(DatabaseUserKind);
   }
 
   async reconcile(key: string, ctx: ReconcileContext): Promise<Result> {
@@ -72,7 +75,8 @@ export class DatabaseReconciler implements Reconciler {
     });
     if (gate.paused) return done;
     const resolved = await this.#resolve(db, ctx);
-    const plan = planDatabase(db, await this.#clusterState(db, resolved, ctx));
+    const users = (ns: string, name: string) => this.#users.get(`${ns}/${name}`);
+    const plan = planDatabase(db, await this.#clusterState(db, resolved, ctx), { users });
     const outcome: DatabaseOutcome = { ensured: false, pause: gate.state };
     if (observes(db)) return await this.#observe(db, { plan, resolved, outcome, ctx });
     let failure: Blocked | undefined = plan.blocked;
@@ -212,11 +216,13 @@ export class DatabaseReconciler implements Reconciler {
           finalizer: FINALIZER,
           signal: ctx.signal,
         });
-      case "ensureDatabase":
-        o.outcome.differences = (await executor(action, o).ensureDatabase(action.spec))
-          .differences;
+      case "ensureDatabase": {
+        const result = await executor(action, o).ensureDatabase(action.spec);
+        o.outcome.differences = result.differences;
+        if (result.waitingSchemas) o.outcome.waitingSchemas = result.waitingSchemas;
         o.outcome.ensured = true;
         return db;
+      }
       case "ensureExtensions": {
         const result = await ensureExtensions(executor(action, o), o.pool!, {
           database: action.database,

@@ -22,9 +22,12 @@ export type DatabaseConditionType =
   | "ExtensionsReady"
   | "OptionsMatch"
   | "InSync"
-  | "Paused";
+  | "Paused"
+  | "SchemaOwnersReady";
 /** Reasons of the OptionsMatch condition. */
 export type OptionsReason = "OptionsMatch" | "OptionsDiffer";
+/** Reasons of the SchemaOwnersReady condition. */
+export type SchemaOwnersReason = "SchemaOwnersReady" | "SchemaOwnerNotReady";
 /** Reasons of the ExtensionsReady condition. */
 export type ExtensionsReason = "ExtensionsCreated" | "ExtensionFailed";
 
@@ -36,6 +39,8 @@ export interface DatabaseOutcome {
   ensured: boolean;
   /** Outcome of the extensions step, when it ran. */
   extensions?: { present: readonly string[]; failed: readonly { name: string; message: string }[] };
+  /** Declared schemas whose DatabaseUser owner cannot own them yet (when the schemas ran). */
+  waitingSchemas?: readonly { schema: string; user: string; message: string }[];
   /** Creation options (and extension schemas) the existing database does not have. */
   differences?: readonly string[];
   /** Observe: what differs (absent under Manage, which removes the InSync condition). */
@@ -81,6 +86,7 @@ export function computeDatabaseStatus(
     );
   }
   conditions = optionsCondition(conditions, { outcome, database, at });
+  conditions = schemaOwnersCondition(conditions, { db, outcome, at });
   conditions = outcome.drift
     ? setCondition(
       conditions,
@@ -136,6 +142,32 @@ function optionsCondition(
     status: true,
     reason: "OptionsMatch",
     message: `Database ${JSON.stringify(o.database)} has the options of the spec`,
+  }, o.at);
+}
+
+/**
+ * SchemaOwnersReady, only on a Database with a schema owned by a DatabaseUser: False while one
+ * waits for its owner. Ready does not wait for it: the user itself waits for a Ready Database
+ * before it creates its role, so a Ready held back would never come.
+ */
+function schemaOwnersCondition(
+  conditions: Condition[],
+  o: { db: Database; outcome: DatabaseOutcome; at: { generation?: number | undefined; now: Date } },
+): Condition[] {
+  const named = (o.db.spec.schemas ?? []).filter((s) => s.owner?.databaseUser !== undefined);
+  if (!named.length) return conditions.filter((c) => c.type !== "SchemaOwnersReady");
+  const waiting = o.outcome.waitingSchemas;
+  if (waiting === undefined) return conditions;
+  const reason: SchemaOwnersReason = waiting.length ? "SchemaOwnerNotReady" : "SchemaOwnersReady";
+  return setCondition(conditions, {
+    type: "SchemaOwnersReady",
+    status: !waiting.length,
+    reason,
+    message: waiting.length
+      ? waiting.map((w) => w.message).join("; ")
+      : `The schemas owned by DatabaseUsers are owned by their roles: ${
+        named.map((s) => s.name).join(", ")
+      }`,
   }, o.at);
 }
 
@@ -232,15 +264,15 @@ export function optionsTransition(
 }
 
 /**
- * The Events of a status change: Ready's, InSync's (a Warning when it starts to differ) and
- * OptionsMatch's.
+ * The Events of a status change: Ready's, InSync's (a Warning when it starts to differ),
+ * OptionsMatch's and SchemaOwnersReady's.
  */
 export function statusEvents(
   before: DatabaseStatus | undefined,
   after: DatabaseStatus,
 ): ConditionEvent[] {
   const sync = conditionEvent(before?.conditions, after.conditions, "InSync");
-  return [readyTransition(before, after), sync, optionsTransition(before, after)].filter((e) =>
-    e !== undefined
-  );
+  const owners = conditionEvent(before?.conditions, after.conditions, "SchemaOwnersReady");
+  return [readyTransition(before, after), sync, optionsTransition(before, after), owners]
+    .filter((e) => e !== undefined);
 }

@@ -139,3 +139,32 @@ Deno.test("computeDatabaseStatus: Observe and pause", async (t) => {
     assertEquals(s.conditions!.map((c) => c.type), ["Ready"]);
   });
 });
+
+Deno.test("computeDatabaseStatus: SchemaOwnersReady", async (t) => {
+  const owned = db({
+    spec: { schemas: [{ name: "app", owner: { databaseUser: "mig" }, deletionPolicy: "Retain" }] },
+  });
+  const cond = (d: Database, o: DatabaseOutcome) =>
+    computeDatabaseStatus(d, o, { now }).conditions?.find((c) => c.type === "SchemaOwnersReady");
+  const message = 'Schema "app" waits for its owner, DatabaseUser "mig": it is being deleted';
+  await t.step("a waiting schema: False with its message; Ready stays True", () => {
+    const o: DatabaseOutcome = {
+      ensured: true,
+      waitingSchemas: [{ schema: "app", user: "mig", message }],
+    };
+    const c = cond(owned, o);
+    assertEquals([c?.status, c?.reason, c?.message], ["False", "SchemaOwnerNotReady", message]);
+    assertEquals(computeDatabaseStatus(owned, o, { now }).phase, "Ready");
+  });
+  await t.step("none waiting: True", () => {
+    const c = cond(owned, { ensured: true, waitingSchemas: [] });
+    assertEquals([c?.status, c?.reason], ["True", "SchemaOwnersReady"]);
+  });
+  await t.step("no schema owned by a user: no condition, a stale one removed", () => {
+    const status = computeDatabaseStatus(owned, {
+      ensured: true,
+      waitingSchemas: [{ schema: "app", user: "mig", message }],
+    }, { now });
+    assertEquals(cond(db({ status }), { ensured: true, waitingSchemas: [] }), undefined);
+  });
+});

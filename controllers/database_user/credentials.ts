@@ -66,6 +66,7 @@ function databasesOf(c: CredentialsContext): UserDatabase[] {
     name: t.pgName,
     level: t.level,
     ...(t.schemas ? { schemas: t.schemas } : {}),
+    ...(t.ownedSchemas ? { ownedSchemas: t.ownedSchemas } : {}),
     ...(t.settings ? { settings: t.settings } : {}),
     ...(i === 0 && c.user.spec.additionalGrants
       ? {

@@ -5,12 +5,7 @@
  * planner (plan.ts) turns into a blocked reason.
  */
 import type { Database } from "../../crds/database.ts";
-import type {
-  DatabaseUser,
-  PrivilegeLevel,
-  SchemaPrivilegeLevel,
-  UserAuthenticationType,
-} from "../../crds/database_user.ts";
+import type { DatabaseUser, UserAuthenticationType } from "../../crds/database_user.ts";
 import { DatabaseUserKind } from "../../crds/database_user.ts";
 import type { OwnerReference } from "../runtime/types.ts";
 import { getCondition, isTrue } from "../runtime/conditions.ts";
@@ -19,6 +14,7 @@ import { isStateSecretName } from "../services/secret_owner.ts";
 import { stateSecretName } from "./state.ts";
 import { rotationPeriodMs } from "./rotation.ts";
 import { parseGoDuration } from "../../lib/duration.ts";
+import type { DatabaseEntry } from "../services/user_databases.ts";
 
 /** Annotations a user sets on a DatabaseUser (adoption needs the DBCluster's consent). */
 export { ADOPT_ANNOTATION } from "../postgres/claims.ts";
@@ -38,46 +34,8 @@ const CLUSTER_REASONS: ReadonlySet<string> = new Set([
   "CredentialsMissing",
 ]);
 
-/** One Database entry of the spec, whichever form it was written in. */
-export interface DatabaseEntry {
-  name: string;
-  namespace: string;
-  /** "none": only the schemas' privileges (an entry with schemas and without privileges). */
-  level: PrivilegeLevel | "none";
-  schemas?: readonly { name: string; level: SchemaPrivilegeLevel }[];
-  /** `settings` of the entry: the role's settings in this database. */
-  settings?: Readonly<Record<string, string>>;
-}
-
-/** The entries of `databaseRef`, `database` or `databases`, with defaults applied. */
-export function databaseEntries(user: DatabaseUser): DatabaseEntry[] {
-  const s = user.spec;
-  const ns = user.metadata.namespace ?? "default";
-  const list = s.databaseRef
-    ? [{ name: s.databaseRef.name, namespace: s.databaseRef.namespace }]
-    : s.database
-    ? [s.database]
-    : s.databases ?? [];
-  return list.map((e) => {
-    const schemas = "schemas" in e && e.schemas?.length
-      ? e.schemas.map((x) => ({ name: x.name, level: x.privileges }))
-      : undefined;
-    const own = "privileges" in e ? e.privileges : undefined;
-    const settings = "settings" in e ? e.settings : undefined;
-    return {
-      name: e.name,
-      namespace: e.namespace ?? ns,
-      level: own ?? (schemas ? "none" : s.privileges),
-      ...(schemas ? { schemas } : {}),
-      ...(settings ? { settings } : {}),
-    };
-  });
-}
-
-/** The role name: spec.username, else metadata.name exactly. */
-export function usernameOf(user: DatabaseUser): string {
-  return user.spec.username ?? user.metadata.name;
-}
+/** Shared with the Database controller (a schema's owner may be a DatabaseUser). */
+export { databaseEntries, type DatabaseEntry, usernameOf } from "../services/user_databases.ts";
 
 /** spec.authentication.type: how the app logs in; password unless set. */
 export function authenticationOf(user: DatabaseUser): UserAuthenticationType {
@@ -99,6 +57,8 @@ export interface DatabaseTarget extends DatabaseEntry {
   /** The name in PostgreSQL. */
   pgName: string;
   clusterName: string;
+  /** Schemas the Database wants owned by this user's role (spec.schemas[].owner). */
+  ownedSchemas?: readonly string[];
 }
 
 /**
@@ -136,7 +96,15 @@ export function checkDatabase(
     }
     throw new RetryableError("DatabaseNotReady", `Database ${label} is not Ready yet`);
   }
-  return { ...e, pgName, clusterName: db.spec.clusterRef.name };
+  const owned = (db.spec.schemas ?? []).filter((s) =>
+    s.owner?.databaseUser === user.metadata.name && db.metadata.namespace === ns
+  ).map((s) => s.name);
+  return {
+    ...e,
+    pgName,
+    clusterName: db.spec.clusterRef.name,
+    ...(owned.length ? { ownedSchemas: owned } : {}),
+  };
 }
 
 /** The one DBCluster of all targets; a role lives on one server. */

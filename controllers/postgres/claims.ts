@@ -17,10 +17,18 @@ export type SchemaDeletionPolicy = "Retain" | "Delete";
 /** What dbtether does with `public`. */
 export type PublicSchemaMode = "keep" | "lockdown" | "drop";
 
+/**
+ * A DatabaseUser as a schema's owner, as the Database planner resolved it: its role, which must
+ * carry `marker` on the server, or why it cannot own the schema yet (`waiting`).
+ */
+export type SchemaOwnerUser =
+  | { kind: "user"; user: string; role: string; marker: Marker }
+  | { kind: "waiting"; user: string; message: string };
+
 /** One declared schema. */
 export interface SchemaSpec {
   name: string;
-  owner: SchemaOwnerLevel;
+  owner: SchemaOwnerLevel | SchemaOwnerUser;
   deletionPolicy: SchemaDeletionPolicy;
 }
 

@@ -28,7 +28,7 @@ import {
   rolesMarked,
   schemasWithDefaultsOf,
 } from "./catalog_schemas.ts";
-import { planSchemas } from "./plan_schemas.ts";
+import { type OwnerRoleState, planSchemas, type SchemaWait } from "./plan_schemas.ts";
 import { planSchemaGrants, rolesOfSchemas, type SchemaDefaultAcl } from "./plan_schema_grants.ts";
 import {
   planUserInside,
@@ -241,9 +241,12 @@ export class PgExecutor {
 
   /**
    * Creates or adopts the database, its roles and privileges; idempotent. `differences`: the
-   * creation options of the spec an existing database does not have (reported, not changed).
+   * creation options of the spec an existing database does not have (reported, not changed);
+   * `waitingSchemas`: declared schemas whose DatabaseUser owner cannot own them yet.
    */
-  async ensureDatabase(spec: DatabaseSpec): Promise<ExecResult & { differences: string[] }> {
+  async ensureDatabase(
+    spec: DatabaseSpec,
+  ): Promise<ExecResult & { differences: string[]; waitingSchemas?: SchemaWait[] }> {
     const roles = databaseRoles(spec.database);
     const schemaNames = (spec.schemas ?? []).map((s) => s.name);
     const all = [...Object.values(roles), ...rolesOfSchemas(spec.database, schemaNames)];
@@ -280,6 +283,7 @@ export class PgExecutor {
     }
     const observedSchemas = await this.#inside(observeSchemas, spec.database);
     if (observedSchemas === undefined) return { changed, differences };
+    const owners = await this.#schemaOwnerRoles(spec);
     const schemas = planSchemas({
       database: spec.database,
       marker: spec.marker,
@@ -287,23 +291,42 @@ export class PgExecutor {
       publicSchema: spec.publicSchema ?? "keep",
       forceAdopt: spec.forceAdopt === true,
       consent: spec.consent,
+      ownerRoles: owners,
+      admin: snap.currentUser,
     }, observedSchemas);
     changed += await this.apply(schemas.ensure);
     const inside = await this.#run(
       (sql) => observeDatabase(sql, roles),
       spec.database,
     );
-    changed += await this.apply(planDatabaseInside(spec, inside));
+    // A DatabaseUser that owns a schema creates there as itself: the groups get what it makes
+    // (the user planner keeps the same defaults while the Database names it, plan_user.ts).
+    const creators = [...inside.creators, ...schemas.owners];
+    changed += await this.apply(planDatabaseInside(spec, { ...inside, creators }));
     const grants = await this.#run(
       (sql) => observeSchemaGrants(sql, { database: spec.database, schemas: schemaNames }),
       spec.database,
     );
     changed += await this.apply(planSchemaGrants({
       database: spec.database,
-      creators: [roles.owner, ...inside.creators],
+      creators: [roles.owner, ...creators],
     }, grants));
     changed += await this.apply(schemas.remove);
-    return { changed, differences };
+    return { changed, differences, waitingSchemas: schemas.waiting };
+  }
+
+  /** The roles of the DatabaseUsers that `spec`'s schemas name as owners, as observed. */
+  async #schemaOwnerRoles(spec: DatabaseSpec): Promise<Map<string, OwnerRoleState>> {
+    const names = (spec.schemas ?? []).flatMap((s) =>
+      typeof s.owner !== "string" && s.owner.kind === "user" ? [s.owner.role] : []
+    );
+    const out = new Map<string, OwnerRoleState>();
+    if (!names.length) return out;
+    const snap = await this.#observe({ roles: names });
+    for (const [name, info] of snap.roles) {
+      out.set(name, { comment: info.comment, adminHas: snap.adminInherits.has(name) });
+    }
+    return out;
   }
 
   /** deletionPolicy Retain: removes the claim, keeps the database, its roles and data. */

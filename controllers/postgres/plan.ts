@@ -81,7 +81,10 @@ export function planDatabaseServer(spec: DatabaseSpec, snap: ServerSnapshot): St
     out.push(st.grantRole(ident(roles.owner), ident(snap.currentUser)));
   }
   // CREATE SCHEMA ... AUTHORIZATION and ALTER SCHEMA ... OWNER need SET on the owning role.
-  const schemaOwners = new Set((spec.schemas ?? []).map((s) => roles[s.owner]));
+  // A DatabaseUser's role is handled by the schema planner, which observes it (plan_schemas.ts).
+  const schemaOwners = new Set(
+    (spec.schemas ?? []).flatMap((s) => typeof s.owner === "string" ? [roles[s.owner]] : []),
+  );
   for (const r of [roles.admin, roles.readwrite, roles.readonly]) {
     if (schemaOwners.has(r) && !snap.adminInherits.has(r)) {
       out.push(st.grantRole(ident(r), ident(snap.currentUser)));

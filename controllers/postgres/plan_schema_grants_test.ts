@@ -195,6 +195,34 @@ Deno.test("a user's schemas: memberships, downgrades, search_path, defaults", as
       'ALTER DEFAULT PRIVILEGES FOR ROLE "u" IN SCHEMA "reporting" REVOKE SELECT ON TABLES FROM "shop.reporting_readonly"',
     ]);
   });
+  await t.step(
+    "owner of a schema (Database owner.databaseUser): defaults as a schema admin",
+    () => {
+      const owner: UserSpec = {
+        ...spec("readonly"),
+        databases: [{ name: "shop", level: "readwrite", ownedSchemas: ["ledger"] }],
+      };
+      const db = owner.databases[0]!;
+      const snapOf = (acls: { schema: string; acls: [] }[]) => ({
+        defaultAcls: [],
+        directGrants: [],
+        owned: [],
+        schemaDefaults: acls,
+      });
+      const inside = planUserInside(owner, db, snapOf([{ schema: "ledger", acls: [] }]))
+        .map((x) => x.sql);
+      assertEquals(inside.filter((x) => x.includes('FOR ROLE "u" GRANT')).length, 5);
+      assertEquals(inside.filter((x) => x.includes('IN SCHEMA "ledger" GRANT')).length, 4);
+      // No longer the owner, a readwrite user: nothing granted for what it creates.
+      const after = planUserInside(
+        { ...owner, databases: [{ name: "shop", level: "readwrite" }] },
+        { name: "shop", level: "readwrite" },
+        snapOf([]),
+      ).map((x) => x.sql);
+      assertEquals(after.filter((x) => x.includes("GRANT")), []);
+      assertEquals(planUserServer(owner, snap()).map((x) => x.sql).at(-1), 'GRANT "u" TO "admin"');
+    },
+  );
   await t.step("stored search_path values are parsed back to names", () => {
     assertEquals(parseSearchPath("reporting, app"), ["reporting", "app"]);
     assertEquals(parseSearchPath('"we""ird; x", "App"'), ['we"ird; x', "App"]);

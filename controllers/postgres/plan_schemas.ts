@@ -14,15 +14,22 @@ import type {
   PublicSchemaMode,
   SchemaDeletionPolicy,
   SchemaOwnerLevel,
+  SchemaOwnerUser,
   SchemaSpec,
 } from "./claims.ts";
 import { refuse, requireConsent } from "./claims.ts";
-import { databaseRoles, formatMarker, type Marker, parseMarker } from "./names.ts";
+import { databaseRoles, formatMarker, type Marker, parseMarker, sameMarker } from "./names.ts";
 import { catalogIdent, ident, identifierProblem, literal } from "./quote.ts";
 import * as st from "./statements.ts";
 import type { Statement } from "./statements.ts";
 
-export type { PublicSchemaMode, SchemaDeletionPolicy, SchemaOwnerLevel, SchemaSpec };
+export type {
+  PublicSchemaMode,
+  SchemaDeletionPolicy,
+  SchemaOwnerLevel,
+  SchemaOwnerUser,
+  SchemaSpec,
+};
 
 /** A schema as the catalog shows it (catalog_schemas.ts). */
 export interface SchemaState {
@@ -47,6 +54,34 @@ export interface SchemasSpec {
   publicSchema: PublicSchemaMode;
   forceAdopt: boolean;
   consent?: AdoptionConsent | undefined;
+  /** The roles of the DatabaseUsers named as owners, as observed; a missing one does not exist. */
+  ownerRoles?: ReadonlyMap<string, OwnerRoleState>;
+  /** The admin role, granted a user's role it must act for (CREATE SCHEMA ... AUTHORIZATION). */
+  admin?: string;
+}
+
+/** A DatabaseUser's role as the catalog shows it. */
+export interface OwnerRoleState {
+  comment: string | null;
+  /** The admin has its privileges (pg_has_role USAGE). */
+  adminHas: boolean;
+}
+
+/** What {@link planSchemas} returns. */
+export interface SchemasPlan {
+  ensure: Statement[];
+  remove: Statement[];
+  /** Declared schemas left as they are until their DatabaseUser owner can own them. */
+  waiting: SchemaWait[];
+  /** The DatabaseUsers' roles that own a declared schema (they create objects there). */
+  owners: string[];
+}
+
+/** A declared schema that waits for its owner: neither created nor re-owned meanwhile. */
+export interface SchemaWait {
+  schema: string;
+  user: string;
+  message: string;
 }
 
 const KIND_OF: Record<SchemaDeletionPolicy, string> = {
@@ -77,9 +112,27 @@ export function schemaNameProblem(name: string): string | undefined {
   return problem === "is reserved" ? undefined : problem;
 }
 
-/** The role a schema is owned by. */
-export function schemaOwnerRole(database: string, level: SchemaOwnerLevel): string {
-  return databaseRoles(database)[level];
+/**
+ * The role that owns `s`, or why it cannot yet. A DatabaseUser's role must exist and carry that
+ * user's marker: the spec names a user, and only the role dbtether made for it may be the owner
+ * (never a role of another namespace, or one a tenant merely named).
+ */
+function ownerOf(spec: SchemasSpec, s: SchemaSpec): { role: string } | SchemaWait {
+  const o = s.owner;
+  if (typeof o === "string") return { role: databaseRoles(spec.database)[o] };
+  if (o.kind === "waiting") return { schema: s.name, user: o.user, message: o.message };
+  const state = spec.ownerRoles?.get(o.role);
+  const who = `DatabaseUser ${show(o.user)}`;
+  const wait = (why: string) => ({
+    schema: s.name,
+    user: o.user,
+    message: `Schema ${show(s.name)} waits for its owner, ${who}: ${why}`,
+  });
+  if (!state) return wait(`its role ${show(o.role)} does not exist yet`);
+  if (!sameMarker(parseMarker(state.comment), o.marker)) {
+    return wait(`role ${show(o.role)} was not created by dbtether for this DatabaseUser`);
+  }
+  return { role: o.role };
 }
 
 /**
@@ -91,9 +144,11 @@ export function schemaOwnerRole(database: string, level: SchemaOwnerLevel): stri
 export function planSchemas(
   spec: SchemasSpec,
   have: readonly SchemaState[],
-): { ensure: Statement[]; remove: Statement[] } {
+): SchemasPlan {
   const byName = new Map(have.map((s) => [s.name, s]));
   const out: Statement[] = [];
+  const waiting: SchemaWait[] = [];
+  const granted = new Set<string>();
   const inDb = (sql: string, together?: string[]): Statement => ({
     sql,
     database: spec.database,
@@ -104,8 +159,19 @@ export function planSchemas(
     if (problem) {
       throw new TerminalError("InvalidName", `Cannot use schema ${show(s.name)}: it ${problem}`);
     }
+    const resolved = ownerOf(spec, s);
+    if ("message" in resolved) {
+      waiting.push(resolved);
+      continue;
+    }
     const q = ident(s.name);
-    const owner = ident(schemaOwnerRole(spec.database, s.owner));
+    const owner = ident(resolved.role);
+    // CREATE SCHEMA ... AUTHORIZATION and ALTER SCHEMA ... OWNER need SET on the new owner.
+    const user = spec.ownerRoles?.get(resolved.role);
+    if (user && !granted.has(resolved.role)) {
+      granted.add(resolved.role);
+      if (!user.adminHas && spec.admin) out.push({ sql: st.grantRole(owner, ident(spec.admin)) });
+    }
     const comment = literal(formatMarker(schemaMarker(spec.marker, s.deletionPolicy)));
     const state = byName.get(s.name);
     if (!state) {
@@ -116,7 +182,7 @@ export function planSchemas(
     const claim = claimOf(state.comment);
     const ours = claim !== undefined && sameOwner(claim, spec.marker);
     if (!ours) checkAdoption(spec, s.name, state, claim);
-    if (state.owner !== schemaOwnerRole(spec.database, s.owner)) {
+    if (state.owner !== resolved.role) {
       out.push(inDb(st.alterSchemaOwner(q, owner)));
     }
     if (!ours || claim.kind !== KIND_OF[s.deletionPolicy]) {
@@ -126,6 +192,8 @@ export function planSchemas(
   return {
     ensure: out,
     remove: [...planPublic(spec, byName.get("public")), ...planRemoved(spec, have)],
+    waiting,
+    owners: [...granted],
   };
 }
 

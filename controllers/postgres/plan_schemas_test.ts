@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "../../tests/helpers/assert.ts";
+import { assert, assertEquals, assertThrows } from "../../tests/helpers/assert.ts";
 import { TerminalError } from "../../lib/errors.ts";
 import type { Statement } from "./statements.ts";
 import type { ServerSnapshot } from "./catalog.ts";
@@ -181,4 +181,84 @@ Deno.test("planDatabaseServer: the admin may SET the roles that own declared sch
     ],
   }, snap).map((s) => s.sql).filter((s) => s.endsWith('TO "admin"'));
   assertEquals(grants, ['GRANT "shop_readonly" TO "admin"']);
+});
+
+Deno.test("planSchemas: a DatabaseUser as owner", async (t) => {
+  const userMarker = { kind: "DatabaseUser", namespace: "shop-ns", name: "migrator" };
+  const spec = (o: Partial<SchemasSpec> = {}): SchemasSpec => ({
+    ...base,
+    schemas: [{
+      name: "app",
+      owner: { kind: "user", user: "migrator", role: "mig", marker: userMarker },
+      deletionPolicy: "Retain",
+    }],
+    admin: "admin",
+    ...o,
+  });
+  const ours = new Map([["mig", {
+    comment: "dbtether:DatabaseUser/shop-ns/migrator",
+    adminHas: false,
+  }]]);
+  await t.step("its role gets the schema; the admin first gets SET on the role", () => {
+    const p = planSchemas(spec({ ownerRoles: ours }), []);
+    assertEquals(sqlOf(p), [
+      'GRANT "mig" TO "admin"',
+      'CREATE SCHEMA IF NOT EXISTS "app" AUTHORIZATION "mig"',
+      `COMMENT ON SCHEMA "app" IS 'dbtether:Schema/shop-ns/shop'`,
+    ]);
+    assertEquals(p.waiting, []);
+    assertEquals(p.owners, ["mig"]);
+  });
+  await t.step("an existing schema is re-owned; a converged one sends nothing", () => {
+    const held = new Map([["mig", { ...ours.get("mig")!, adminHas: true }]]);
+    assertEquals(sqlOf(planSchemas(spec({ ownerRoles: held }), [schema("app")])), [
+      'ALTER SCHEMA "app" OWNER TO "mig"',
+    ]);
+    assertEquals(
+      sqlOf(planSchemas(spec({ ownerRoles: held }), [schema("app", { owner: "mig" })])),
+      [],
+    );
+  });
+  const waits: [string, SchemasSpec, string][] = [
+    [
+      "its role does not exist",
+      spec({ ownerRoles: new Map() }),
+      'its role "mig" does not exist yet',
+    ],
+    [
+      "the role is another tenant's (or nobody's)",
+      spec({
+        ownerRoles: new Map([["mig", {
+          comment: "dbtether:DatabaseUser/other/mig",
+          adminHas: true,
+        }]]),
+      }),
+      'role "mig" was not created by dbtether for this DatabaseUser',
+    ],
+    [
+      "the Database planner found it not usable",
+      spec({
+        schemas: [{
+          name: "app",
+          owner: { kind: "waiting", user: "migrator", message: "it is being deleted" },
+          deletionPolicy: "Delete",
+        }],
+      }),
+      "it is being deleted",
+    ],
+  ];
+  for (const [name, s, why] of waits) {
+    await t.step(`${name}: the schema is neither created, re-owned nor dropped`, () => {
+      const none = planSchemas(s, []);
+      assertEquals(sqlOf(none), []);
+      assert(none.waiting[0]!.message.endsWith(why), none.waiting[0]!.message);
+      assertEquals(none.waiting.map((w) => [w.schema, w.user]), [["app", "migrator"]]);
+      // dropUser reassigned it to the owner role: it stays so, claimed, and is not dropped.
+      const kept = planSchemas(s, [
+        schema("app", { comment: "dbtether:SchemaDelete/shop-ns/shop" }),
+      ]);
+      assertEquals(sqlOf(kept), []);
+      assertEquals(kept.owners, []);
+    });
+  }
 });

@@ -53,6 +53,11 @@ export interface UserDatabase {
   level: PrivilegeLevel | "none";
   /** Privileges per declared schema (the schema's group roles, plan_schema_grants.ts). */
   schemas?: readonly { name: string; level: "readonly" | "readwrite" | "admin" }[];
+  /**
+   * Schemas its role owns (the Database's spec.schemas[].owner.databaseUser): it creates there
+   * as itself, so its default privileges give the groups what it makes, as for a schema admin.
+   */
+  ownedSchemas?: readonly string[];
   additionalGrants?: readonly {
     tables: readonly string[];
     privileges: readonly TablePrivilege[];

@@ -18,11 +18,14 @@ import * as st from "./statements.ts";
 export interface UserSchemas {
   name: string;
   schemas?: readonly { name: string; level: "readonly" | "readwrite" | "admin" }[];
+  /** Schemas of the database the user's role owns (Database spec.schemas[].owner). */
+  ownedSchemas?: readonly string[];
 }
 
 /** The schemas of `db` where the user may create (its objects there are its own). */
 export function adminSchemas(db: UserSchemas): string[] {
-  return (db.schemas ?? []).filter((s) => s.level === "admin").map((s) => s.name);
+  const admin = (db.schemas ?? []).filter((s) => s.level === "admin").map((s) => s.name);
+  return [...new Set([...admin, ...db.ownedSchemas ?? []])];
 }
 
 /**
