@@ -7,6 +7,7 @@
 #                              18), then MATRIX_TESTS on every other supported major
 #   scripts/test.sh --matrix   the whole suite on every major (make test-matrix, for releases)
 #   DBTETHER_TEST_MAJORS="16 17" narrows the other majors (e.g. to save time locally)
+#   DBTETHER_TEST_LANES=2      how many of the other majors run at once (default 2; 1 = one by one)
 #   scripts/test.sh ARGS...    ARGS to deno test, on the default major only
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -56,14 +57,38 @@ run() { # major, then deno test arguments
 run "$default" "$@"
 # With test files or filters given, only the default major (the developer's quick loop).
 if ((! full && $# > 0)); then others=""; fi
-for major in $others; do
-  [[ $major == "$default" ]] && continue
+majors=()
+for major in $others; do [[ $major == "$default" ]] || majors+=("$major"); done
+
+major_pass() { # one other major: the whole suite (--matrix) or MATRIX_TESTS and a round trip
   if ((full)); then
-    run "$major" "$@"
+    run "$1" "${@:2}"
   else
-    run "$major" "${MATRIX_TESTS[@]}"
-    run "$major" --filter "round trip" tests/backup_engine_test.ts
+    run "$1" "${MATRIX_TESTS[@]}"
+    run "$1" --filter "round trip" tests/backup_engine_test.ts
   fi
+}
+
+# The other majors run in lanes at once: each test file starts its own apiserver, etcd and
+# PostgreSQL on free ports in its own temporary directory, and mostly waits on them, so two lanes
+# fit a 2-core machine. Each lane logs to its own file, printed whole when the lane ends so its
+# lines stay together; the summary below reads them from $log.
+lanes=${DBTETHER_TEST_LANES:-2}
+((lanes >= 1)) || lanes=1
+pids=()
+for ((l = 0; l < lanes && l < ${#majors[@]}; l++)); do
+  (
+    log=.dev/test-lane-$l.log
+    : >"$log"
+    status=0
+    for ((i = l; i < ${#majors[@]}; i += lanes)); do major_pass "${majors[$i]}" "$@"; done
+    exit "$status"
+  ) >/dev/null 2>&1 &
+  pids+=("$!")
+done
+for l in "${!pids[@]}"; do
+  wait "${pids[$l]}" || status=$?
+  tee -a "$log" <".dev/test-lane-$l.log"
 done
 
 # Deno prints "ok | 12 passed (40 steps) | 0 failed" (or FAILED | ...) per run.
@@ -73,6 +98,23 @@ failed=$(sum failed)
 passed=${passed:-0}
 failed=${failed:-0}
 if [[ $status -ne 0 && $failed -eq 0 ]]; then failed=1; fi
+# The slowest test files of the run (top-level tests only), for whoever next needs CI time back.
+echo "slowest test files (seconds, PostgreSQL major, file):"
+awk '
+  /^== PostgreSQL [0-9]+: / { major = $3; sub(":", "", major); next }
+  /^running [0-9]+ tests? from / { file = $NF; next }
+  /^[^ ].* \.\.\. (ok|FAILED) \([0-9hms]+\)$/ {
+    d = $NF; gsub(/[()]/, "", d); t = 0
+    if (d ~ /^[0-9]+ms$/) t = d / 1000
+    else {
+      if (match(d, /[0-9]+h/)) t += substr(d, RSTART, RLENGTH - 1) * 3600
+      if (match(d, /[0-9]+m/)) t += substr(d, RSTART, RLENGTH - 1) * 60
+      if (match(d, /[0-9]+s/)) t += substr(d, RSTART, RLENGTH - 1)
+    }
+    took[major " " file] += t
+  }
+  END { for (k in took) printf "%6d %s\n", took[k], k }
+' "$log" | sort -rn | head -15
 echo "tests took $((SECONDS - start)) s"
 echo "${passed} passed, ${failed} failed"
 exit "$status"
