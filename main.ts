@@ -221,7 +221,9 @@ async function run(args: string[]): Promise<number> {
 
   // A quiet program still hears of an apiserver restart within HEARTBEAT_MS (kube.ts).
   const beating = new AbortController();
-  const heartbeat = client.heartbeat(beating.signal);
+  const heartbeat = client.heartbeat(beating.signal, {
+    logger: logger.with({ component: "kube-client" }),
+  });
   let outcome;
   try {
     outcome = await manager.run(stop.signal);

@@ -20,7 +20,7 @@ import {
 } from "../controllers/runtime/kube.ts";
 import { LeaderElector } from "../controllers/runtime/leader.ts";
 import { kubeMicroTime } from "../lib/time.ts";
-import { nullLogger } from "../lib/log.ts";
+import { createLogger, nullLogger } from "../lib/log.ts";
 import { updateStatus } from "../controllers/runtime/objects.ts";
 import { startKube } from "./helpers/kube.ts";
 import { startProgram } from "./helpers/program.ts";
@@ -334,7 +334,9 @@ Deno.test(
     // SIGKILLed apiserver left open without an error: nothing else would see the outage.
     const client = clientFor(kube.kubeconfigPath);
     const stop = new AbortController();
-    const beating = client.heartbeat(stop.signal, { intervalMs: 500 });
+    const lines: string[] = [];
+    const logger = createLogger({ write: (l) => lines.push(l), format: "text" });
+    const beating = client.heartbeat(stop.signal, { intervalMs: 500, logger });
     const reconnected = client.reconnected;
     await kube.stopApiserver();
     await waitFor("the heartbeat sees the apiserver gone", () => client.unreachable, {
@@ -350,6 +352,11 @@ Deno.test(
     assert(reconnected.aborted, "the heartbeat's answer after the outage did not signal it");
     stop.abort();
     await beating;
+    // One line as the outage began and one as it ended, however many asks were refused between.
+    assertEquals(lines.map((l) => l.replace(/^\S+ (\w+)\s+(.*?)( error=.*)?$/, "$1 $2")), [
+      "WARN Kubernetes API unreachable",
+      "INFO Kubernetes API answers again",
+    ]);
   },
 );
 

@@ -13,10 +13,12 @@ import type { Fence } from "../../lib/fence.ts";
 import {
   AlreadyExistsError,
   ConflictError,
+  errorMessage,
   ForbiddenError,
   GoneError,
   NotFoundError,
 } from "../../lib/errors.ts";
+import type { Logger } from "../../lib/log.ts";
 
 /** How to address a resource type over the API. */
 export interface Resource {
@@ -246,16 +248,28 @@ export class KubeClient {
    * stay open with no error (issue 13), and a quiet program sends nothing else. /version is
    * readable by every authenticated identity (system:public-info-viewer): no RBAC is added.
    */
-  async heartbeat(signal: AbortSignal, opts: { intervalMs?: number } = {}): Promise<void> {
+  async heartbeat(
+    signal: AbortSignal,
+    opts: { intervalMs?: number; logger?: Logger } = {},
+  ): Promise<void> {
     const every = opts.intervalMs ?? HEARTBEAT_MS;
     let asked = -Infinity;
+    let down = false;
     while (!signal.aborted) {
       const now = performance.now();
       // Since the last byte heard or the last ask: a refused ask is not asked again at once.
       const quiet = now - Math.max(this.#heard, asked);
       if (quiet >= every) {
         asked = now;
-        await this.request("GET", "/version", { signal, timeoutMs: every }).catch(() => {});
+        const failed = await this.request("GET", "/version", { signal, timeoutMs: every })
+          .then(() => undefined, (e: unknown) => e);
+        if (signal.aborted) break;
+        // One line when the outage is first seen and one when it ends: a quiet program says
+        // nothing else meanwhile.
+        if (failed !== undefined && !down) {
+          opts.logger?.warn("Kubernetes API unreachable", { error: errorMessage(failed) });
+        } else if (failed === undefined && down) opts.logger?.info("Kubernetes API answers again");
+        down = failed !== undefined;
         continue;
       }
       await new Promise<void>((resolve) => {
