@@ -9,6 +9,7 @@
  */
 import { HttpMethod, KubeConfig, RequestContext } from "@kubernetes/client-node";
 import { fetch } from "undici";
+import { systemClock } from "../../lib/clock.ts";
 import type { Fence } from "../../lib/fence.ts";
 import {
   AlreadyExistsError,
@@ -272,15 +273,7 @@ export class KubeClient {
         down = failed !== undefined;
         continue;
       }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, every - quiet);
-        function done() {
-          clearTimeout(timer);
-          signal.removeEventListener("abort", done);
-          resolve();
-        }
-        signal.addEventListener("abort", done, { once: true });
-      });
+      await systemClock.sleep(every - quiet, signal).catch(() => {});
     }
   }
 
