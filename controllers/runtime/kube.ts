@@ -266,11 +266,12 @@ export class KubeClient {
           .then(() => undefined, (e: unknown) => e);
         if (signal.aborted) break;
         // One line when the outage is first seen and one when it ends: a quiet program says
-        // nothing else meanwhile.
-        if (failed !== undefined && !down) {
+        // nothing else meanwhile. An answer that is an error (a 403 where /version is locked
+        // down) is no outage.
+        if (this.#unreachable && !down) {
           opts.logger?.warn("Kubernetes API unreachable", { error: errorMessage(failed) });
-        } else if (failed === undefined && down) opts.logger?.info("Kubernetes API answers again");
-        down = failed !== undefined;
+        } else if (!this.#unreachable && down) opts.logger?.info("Kubernetes API answers again");
+        down = this.#unreachable;
         continue;
       }
       await systemClock.sleep(every - quiet, signal).catch(() => {});
