@@ -58,8 +58,8 @@ export const ALTERNATE_ROLE_SUFFIX = "_b";
 
 const privileges = (extra: string) =>
   enumOf(PRIVILEGE_LEVELS, {
-    description: "readonly: CONNECT, USAGE on schemas, SELECT on tables and sequences, now " +
-      "and in future; readwrite: also INSERT, UPDATE, DELETE and sequence USAGE; admin: also " +
+    description: "readonly: CONNECT, USAGE on schemas, SELECT on tables and sequences, EXECUTE " +
+      "on functions, now and in future; readwrite: also INSERT, UPDATE, DELETE and sequence USAGE; admin: also " +
       "CREATE in the schemas (new objects belong to the database's owner role); owner: admin " +
       `and owns the existing objects (one owner per database).${extra}`,
   });
@@ -104,8 +104,8 @@ const databaseEntry = (description: string) =>
           description: "A schema declared in the Database's spec.schemas.",
         }),
         privileges: enumOf(SCHEMA_PRIVILEGE_LEVELS, {
-          description: "readonly: USAGE on the schema, SELECT on its tables and sequences, now " +
-            "and in future; readwrite: also INSERT, UPDATE, DELETE and sequence USAGE; admin: " +
+          description: "readonly: USAGE on the schema, SELECT on its tables and sequences, " +
+            "EXECUTE on its functions, now and in future; readwrite: also INSERT, UPDATE, DELETE and sequence USAGE; admin: " +
             "also CREATE in it (what the user creates there is usable by the other levels).",
         }),
       }),

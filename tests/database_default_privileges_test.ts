@@ -3,7 +3,9 @@
  * real `dbtether run`, a real apiserver and a real PostgreSQL (admin not superuser): objects
  * the DBCluster's admin creates later in a managed database (what a platform engineer does with
  * the master user), and objects of an admin-level user, are usable by the groups at once;
- * existing ones get their grants back at reconcile; a converged reconcile sends nothing.
+ * functions too where the platform team revoked EXECUTE from PUBLIC, and not by another
+ * tenant's users; existing ones get their grants back at reconcile; a converged reconcile sends
+ * nothing.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv, type TestEnv } from "./helpers/env.ts";
@@ -43,6 +45,14 @@ Deno.test({
   for (const [n, p] of [["ro", "readonly"], ["rw", "readwrite"], ["adm", "admin"]]) {
     await env.kube.apply(user(n!, ns, p!));
   }
+  // Another tenant: its own namespace, Database and readonly user, nothing else.
+  const otherNs = await env.namespace("tenant");
+  await env.kube.apply(resource("Database", { name: "depot", ns: otherNs, spec: SHOP_SPEC }));
+  await env.kube.apply(resource("DatabaseUser", {
+    name: "outsider",
+    ns: otherNs,
+    spec: "databaseRef: { name: depot }\nprivileges: readonly\n",
+  }));
   const creds: Record<string, Login> = {};
   for (const n of ["ro", "rw", "adm"]) {
     await env.waitPhase("databaseuser", n, "Ready", { namespace: ns });
@@ -111,6 +121,39 @@ Deno.test({
     },
   );
 
+  await t.step(
+    "where PUBLIC may not EXECUTE, readonly calls a function created later; another tenant not",
+    async () => {
+      // As a platform team hardening the server does for the roles that create objects.
+      await env.pg.superSql(
+        `ALTER DEFAULT PRIVILEGES FOR ROLE "${env.pg.admin.user}" ` +
+          "REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC",
+        { database: "shop" },
+      );
+      const r = await asAdmin(`CREATE FUNCTION reports.day_count() RETURNS bigint
+        LANGUAGE sql STABLE AS 'SELECT count(*) FROM reports.daily'`);
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals(await allowed("ro", "SELECT reports.day_count()"), "2");
+      assertEquals(await allowed("rw", "SELECT reports.day_count()"), "2");
+      await env.waitPhase("databaseuser", "outsider", "Ready", { namespace: otherNs });
+      const d = (await secretData(env, { namespace: otherNs, name: "outsider-credentials" }))!;
+      const outsider = await env.pg.psql("SELECT reports.day_count()", {
+        user: d.username!,
+        password: d.password!,
+        database: "shop",
+      });
+      assert(outsider.code !== 0, `the other tenant calls it: ${outsider.stdout}`);
+      assert(/permission denied/.test(outsider.stderr), outsider.stderr);
+      // Nothing the other tenant's Database made reaches shop's function.
+      const acl = await env.pg.superSql(
+        "SELECT string_agg(pg_get_userbyid(a.grantee), ',' ORDER BY pg_get_userbyid(a.grantee)) " +
+          "FROM pg_proc p, aclexplode(p.proacl) a WHERE p.proname = 'day_count'",
+        { database: "shop" },
+      );
+      assertEquals(acl.trim(), [env.pg.admin.user, "shop_readonly"].sort().join(","));
+    },
+  );
+
   // Only the Database reconcile reads schema privileges of the groups (observeDatabase); the
   // server logs that multi-line query with the column on a line of its own.
   const reconcileMarks = () => logLines(env, (l) => l.includes('AS "adminCreate"'));
@@ -133,11 +176,14 @@ Deno.test({
 
   await t.step("grants missing on existing admin objects come back at reconcile", async () => {
     // As on a database where the admin made tables before dbtether covered its defaults.
-    const r = await asAdmin("REVOKE SELECT ON admin_items FROM shop_readonly");
+    const r = await asAdmin(`REVOKE SELECT ON admin_items FROM shop_readonly;
+      REVOKE EXECUTE ON FUNCTION reports.day_count() FROM shop_readonly`);
     assertEquals(r.code, 0, r.stderr);
     await denied("ro", "SELECT * FROM admin_items");
+    await denied("ro", "SELECT reports.day_count()");
     await reconcileOnce("regrant");
     await allowed("ro", "SELECT * FROM admin_items");
+    assertEquals(await allowed("ro", "SELECT reports.day_count()"), "2");
   });
 
   await t.step("the reconcile after that sends no mutating statement", async () => {
@@ -147,4 +193,24 @@ Deno.test({
     const after = await logLines(env, mine);
     assertEquals(after.slice(before), []);
   });
+
+  await t.step(
+    "a function the admin may not execute holds back that schema's catch-up only",
+    async () => {
+      // GRANT ... ON ALL FUNCTIONS IN SCHEMA would fail on it: not sent, the reconcile goes on.
+      await env.pg.superSql(
+        `CREATE FUNCTION reports.locked() RETURNS int LANGUAGE sql AS 'SELECT 1';
+       REVOKE EXECUTE ON FUNCTION reports.locked() FROM PUBLIC`,
+        { database: "shop" },
+      );
+      const r = await asAdmin("REVOKE EXECUTE ON FUNCTION reports.day_count() FROM shop_readonly");
+      assertEquals(r.code, 0, r.stderr);
+      const mine = (l: string) => l.includes(`${env.pg.admin.user}@`) && MUTATING.test(l);
+      const before = (await logLines(env, mine)).length;
+      await reconcileOnce("blocked");
+      assertEquals((await logLines(env, mine)).slice(before), []);
+      await env.waitPhase("database", "shop", "Ready", { namespace: ns });
+      await denied("ro", "SELECT reports.day_count()");
+    },
+  );
 });

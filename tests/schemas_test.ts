@@ -297,6 +297,30 @@ Deno.test({
     assertEquals(await allowed("analyst", "SELECT n FROM reporting.summary"), "7");
   });
 
+  await t.step(
+    "functions the schema admin and the migrator create later where PUBLIC may not EXECUTE",
+    async () => {
+      // As a platform team hardening the server does for the roles that create objects.
+      const rep = await allowed("rep", "SELECT current_user");
+      for (const creator of [rep, "shop_owner"]) {
+        await env.pg.superSql(
+          `ALTER DEFAULT PRIVILEGES FOR ROLE "${creator}" REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC`,
+          { database: "shop" },
+        );
+      }
+      const fn = (name: string) =>
+        `CREATE FUNCTION reporting.${name}() RETURNS bigint LANGUAGE sql STABLE ` +
+        "AS 'SELECT sum(n) FROM reporting.summary'";
+      await allowed("rep", fn("total"));
+      await allowed("migrator", fn("total_m"));
+      for (const f of ["reporting.total()", "reporting.total_m()"]) {
+        assertEquals(await allowed("analyst", `SELECT ${f}`), "7");
+        assertEquals(await allowed("ro", `SELECT ${f}`), "7");
+        await denied("svc", `SELECT ${f}`);
+      }
+    },
+  );
+
   await t.step("search_path follows the schemas: unqualified names resolve there", async () => {
     assertEquals(await allowed("analyst", "SHOW search_path"), "reporting");
     assertEquals(await allowed("analyst", "SELECT n FROM summary"), "7");

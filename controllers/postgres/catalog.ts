@@ -9,6 +9,11 @@
  * catalog reads can be reviewed side by side (every one is read-only and parameterised).
  */
 import type { Sql } from "./pool.ts";
+import {
+  type FunctionGrantState,
+  observeFunctionGrants,
+  schemaScope,
+} from "./catalog_functions.ts";
 import { observeRoleReach, type RoleReach } from "./reach.ts";
 
 export interface RoleInfo {
@@ -252,7 +257,7 @@ export interface SchemaInfo {
 /** A default-privilege entry (all schemas) of the current database. */
 export interface DefaultAcl {
   forRole: string;
-  /** r tables, S sequences, n schemas. */
+  /** r tables, S sequences, f functions, n schemas. */
   objects: string;
   grantee: string;
   privilege: string;
@@ -263,6 +268,8 @@ export interface DatabaseSnapshot {
   /** Schemas whose owner the current user can act for (others cannot be granted on). */
   schemas: SchemaInfo[];
   relations: RelationInfo[];
+  /** What the readonly group holds on the functions of each schema. */
+  functions: FunctionGrantState[];
   defaultAcls: DefaultAcl[];
   extensions: Set<string>;
   /**
@@ -297,6 +304,7 @@ export async function observeDatabase(
   return {
     schemas: schemas.map((s) => ({ ...s })),
     relations: relations.map((r) => ({ ...r })),
+    functions: await observeFunctionGrants(sql, groups.readonly),
     defaultAcls,
     extensions: new Set(ext.map((e) => e.name)),
     creators: await observeCreators(sql),
@@ -312,9 +320,6 @@ export async function observeRelations(
   groups: { readonly: string; readwrite: string },
   schema?: string,
 ): Promise<RelationInfo[]> {
-  const where = schema === undefined
-    ? sql`n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'`
-    : sql`n.nspname = ${schema}`;
   const rows = await sql<RelationInfo[]>`
     SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
            CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(${groups.readonly}, c.oid, 'SELECT')
@@ -326,7 +331,7 @@ export async function observeRelations(
                   AND has_table_privilege(${groups.readwrite}, c.oid, 'DELETE')
                 ELSE true END AS "readwriteOk"
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND ${where}
+    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND ${schemaScope(sql, schema)}
       AND pg_has_role(current_user, c.relowner, 'USAGE')
     ORDER BY 1, 2`;
   return rows.map((r) => ({ ...r }));

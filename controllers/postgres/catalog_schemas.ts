@@ -7,6 +7,7 @@ import type { Sql } from "./pool.ts";
 import type { SchemaState } from "./plan_schemas.ts";
 import type { SchemaDefaultAcl, SchemaGrantState } from "./plan_schema_grants.ts";
 import { observeRelations } from "./catalog.ts";
+import { observeFunctionGrants } from "./catalog_functions.ts";
 import { schemaRoles } from "./names.ts";
 
 /** Every schema of the current database but the system ones (pg_*, information_schema). */
@@ -45,6 +46,7 @@ export async function observeSchemaGrants(
       readonlyUsage: row.readonlyUsage,
       adminCreate: row.adminCreate,
       relations: relations.map(({ schema: _, ...r }) => r),
+      functions: await observeFunctionGrants(sql, roles.readonly, schema),
       defaultAcls: await observeSchemaDefaultAcls(sql, schema),
     });
   }

@@ -23,7 +23,7 @@ import {
   schemaRoles,
 } from "./names.ts";
 import { alterOptions, createOptions } from "./plan_database_options.ts";
-import { DATABASE_DEFAULTS, planDefaultRows } from "./plan_defaults.ts";
+import { DATABASE_DEFAULTS, planDefaultRows, planExecuteGrant } from "./plan_defaults.ts";
 import { planSchemaRoles } from "./plan_schema_grants.ts";
 import { catalogIdent, ident, literal, qualified, userIdent } from "./quote.ts";
 import * as st from "./statements.ts";
@@ -140,9 +140,9 @@ export function planDefaults(
 }
 
 /**
- * Statements inside the database: schema, table and default privileges, extensions. Schema and
- * relation names come from the catalog and are quoted whatever they hold (catalogIdent): an
- * object named with a control character gets its grants like the others.
+ * Statements inside the database: schema, table, function and default privileges, extensions.
+ * Schema and relation names come from the catalog and are quoted whatever they hold
+ * (catalogIdent): an object named with a control character gets its grants like the others.
  */
 export function planDatabaseInside(spec: DatabaseSpec, snap: DatabaseSnapshot): Statement[] {
   const roles = databaseRoles(spec.database);
@@ -174,6 +174,7 @@ export function planDatabaseInside(spec: DatabaseSpec, snap: DatabaseSnapshot): 
   }
   const rwSeqs = rels((r) => seq(r) && !r.readwriteOk);
   if (rwSeqs.length) out.push(st.grantOnSequences(["USAGE"], rwSeqs, ident(roles.readwrite)));
+  out.push(...planExecuteGrant(snap.functions, roles.readonly));
   out.push(...planDefaults(roles.owner, roles, snap.defaultAcls, "GRANT"));
   // Objects belong to the role that creates them: what the admin (a platform engineer with the
   // master user) or a role it acts for creates later is not the owner role's, so it needs

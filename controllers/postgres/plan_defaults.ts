@@ -1,31 +1,36 @@
 /**
  * The default privileges the group roles get on what a role creates later, database-wide
  * (plan.ts: `FOR ROLE r`, schemas included) or in one schema (plan_schema_grants.ts: `FOR ROLE r
- * IN SCHEMA s`): one table of rows and one planner for both.
+ * IN SCHEMA s`): one table of rows and one planner for both; and EXECUTE on the functions that
+ * exist already, which ALTER DEFAULT PRIVILEGES does not reach.
  */
+import type { FunctionGrantState } from "./catalog_functions.ts";
 import { catalogIdent, ident } from "./quote.ts";
 import * as st from "./statements.ts";
-import type {
-  DefaultObjects,
-  SchemaPrivilege,
-  SequencePrivilege,
-  TablePrivilege,
-} from "./statements.ts";
+import type { DefaultObjects, DefaultPrivilege } from "./statements.ts";
 
 /** One row: what `group` gets by default on objects of kind `on` (`code` in pg_default_acl). */
 export interface DefaultRow {
   on: DefaultObjects;
   code: string;
-  privs: (TablePrivilege | SequencePrivilege | SchemaPrivilege)[];
+  privs: DefaultPrivilege[];
   group: "readonly" | "readwrite";
 }
 
-/** Tables and sequences: what the readonly and readwrite groups get, in a schema or anywhere. */
+/**
+ * Tables, sequences and functions: what the readonly and readwrite groups get, in a schema or
+ * anywhere. EXECUTE goes to readonly (readwrite and admin inherit it): PostgreSQL gives it to
+ * PUBLIC by default, so this adds nothing on a server left as shipped, and keeps the
+ * application's functions callable where the platform team revoked that default. A function
+ * runs with its caller's privileges unless SECURITY DEFINER, so readonly calling one that writes
+ * is still refused on the table.
+ */
 export const RELATION_DEFAULTS: readonly DefaultRow[] = [
   { on: "TABLES", code: "r", privs: ["SELECT"], group: "readonly" },
   { on: "TABLES", code: "r", privs: ["INSERT", "UPDATE", "DELETE"], group: "readwrite" },
   { on: "SEQUENCES", code: "S", privs: ["SELECT"], group: "readonly" },
   { on: "SEQUENCES", code: "S", privs: ["USAGE"], group: "readwrite" },
+  { on: "FUNCTIONS", code: "f", privs: ["EXECUTE"], group: "readonly" },
 ];
 
 /** Database-wide, schemas created later too (not possible IN SCHEMA). */
@@ -74,4 +79,16 @@ export function planDefaultRows(
     }));
   }
   return out;
+}
+
+/**
+ * `GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA` to `grantee` where one of its functions misses
+ * it, unless the statement is blocked there (catalog_functions.ts).
+ */
+export function planExecuteGrant(
+  states: readonly FunctionGrantState[],
+  grantee: string,
+): string[] {
+  const schemas = states.filter((s) => s.missing && !s.blocked).map((s) => catalogIdent(s.schema));
+  return schemas.length ? [st.grantExecuteOnAllFunctions(schemas, ident(grantee))] : [];
 }

@@ -7,11 +7,12 @@
  * `_readonly`, and nothing grants it USAGE on any other schema, so it cannot read them.
  */
 import type { ServerSnapshot } from "./catalog.ts";
+import type { FunctionGrantState } from "./catalog_functions.ts";
 import { type ClaimOptions, claimRole, refuse } from "./claims.ts";
 import { formatMarker, type SchemaRoles, schemaRoles } from "./names.ts";
 import { catalogIdent, type Ident, ident, literal, qualified } from "./quote.ts";
 import * as st from "./statements.ts";
-import { planDefaultRows, RELATION_DEFAULTS } from "./plan_defaults.ts";
+import { planDefaultRows, planExecuteGrant, RELATION_DEFAULTS } from "./plan_defaults.ts";
 import type { Statement, TablePrivilege } from "./statements.ts";
 
 /** A relation of one schema with what its groups hold on it. */
@@ -26,7 +27,7 @@ export interface SchemaRelation {
 /** A default-privilege entry of one schema (ALTER DEFAULT PRIVILEGES ... IN SCHEMA). */
 export interface SchemaDefaultAcl {
   forRole: string;
-  /** r tables, S sequences. */
+  /** r tables, S sequences, f functions. */
   objects: string;
   grantee: string;
   privilege: string;
@@ -38,6 +39,8 @@ export interface SchemaGrantState {
   readonlyUsage: boolean;
   adminCreate: boolean;
   relations: SchemaRelation[];
+  /** The schema's functions as its readonly group sees them (none: an empty list). */
+  functions: FunctionGrantState[];
   defaultAcls: SchemaDefaultAcl[];
 }
 
@@ -111,7 +114,7 @@ export function planSchemaDefaults(
 
 /**
  * Statements inside the database for each declared schema: USAGE and CREATE on it, the grants
- * on its relations, and default privileges for every role that creates objects there (`creators`:
+ * on its relations and functions, and default privileges for every role that creates objects there (`creators`:
  * the database's owner role, which admin-level users create as, the admin, and the roles
  * without a marker that the admin acts for).
  */
@@ -139,6 +142,7 @@ export function planSchemaGrants(
     }
     const rwSeqs = rels((r) => seq(r) && !r.readwriteOk);
     if (rwSeqs.length) out.push(st.grantOnSequences(["USAGE"], rwSeqs, ident(roles.readwrite)));
+    out.push(...planExecuteGrant(s.functions, roles.readonly));
     for (const creator of new Set(o.creators)) {
       out.push(...planSchemaDefaults(creator, {
         schema: s.schema,

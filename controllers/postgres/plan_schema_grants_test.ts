@@ -1,4 +1,4 @@
-import { assertEquals } from "../../tests/helpers/assert.ts";
+import { assert, assertEquals } from "../../tests/helpers/assert.ts";
 import type { RoleInfo, ServerSnapshot } from "./catalog.ts";
 import { schemaRoles } from "./names.ts";
 import { planSchemaGrants, planSchemaRoles, type SchemaGrantState } from "./plan_schema_grants.ts";
@@ -79,6 +79,7 @@ Deno.test("planSchemaGrants", async (t) => {
       { name: "v", kind: "v", readonlyOk: false, readwriteOk: true },
       { name: "t_id_seq", kind: "S", readonlyOk: false, readwriteOk: false },
     ],
+    functions: [],
     defaultAcls: [],
   };
   await t.step("usage, create, grants and defaults for each creator IN SCHEMA", () => {
@@ -96,6 +97,7 @@ Deno.test("planSchemaGrants", async (t) => {
         `ALTER DEFAULT PRIVILEGES FOR ROLE "${r}" IN SCHEMA "app" GRANT INSERT, UPDATE, DELETE ON TABLES TO "shop.app_readwrite"`,
         `ALTER DEFAULT PRIVILEGES FOR ROLE "${r}" IN SCHEMA "app" GRANT SELECT ON SEQUENCES TO "shop.app_readonly"`,
         `ALTER DEFAULT PRIVILEGES FOR ROLE "${r}" IN SCHEMA "app" GRANT USAGE ON SEQUENCES TO "shop.app_readwrite"`,
+        `ALTER DEFAULT PRIVILEGES FOR ROLE "${r}" IN SCHEMA "app" GRANT EXECUTE ON FUNCTIONS TO "shop.app_readonly"`,
       ]),
     ]);
   });
@@ -107,6 +109,7 @@ Deno.test("planSchemaGrants", async (t) => {
       ["r", "shop.app_readwrite", "DELETE"],
       ["S", "shop.app_readonly", "SELECT"],
       ["S", "shop.app_readwrite", "USAGE"],
+      ["f", "shop.app_readonly", "EXECUTE"],
     ].map(([objects, grantee, privilege]) => ({
       forRole: "shop_owner",
       objects: objects!,
@@ -118,9 +121,20 @@ Deno.test("planSchemaGrants", async (t) => {
       readonlyUsage: true,
       adminCreate: true,
       relations: fresh.relations.map((r) => ({ ...r, readonlyOk: true, readwriteOk: true })),
+      functions: [],
       defaultAcls: acls,
     };
     assertEquals(planSchemaGrants({ database: "shop", creators: ["shop_owner"] }, [done]), []);
+    const grants = (functions: SchemaGrantState["functions"]) =>
+      planSchemaGrants({ database: "shop", creators: ["shop_owner"] }, [{ ...done, functions }])
+        .map((s) => s.sql);
+    // Existing functions: EXECUTE where one misses it, never where the server would refuse
+    // the statement or an extension keeps a function from the group.
+    assertEquals(grants([{ schema: "app", missing: true, blocked: false }]), [
+      'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA "app" TO "shop.app_readonly"',
+    ]);
+    assertEquals(grants([{ schema: "app", missing: true, blocked: true }]), []);
+    assertEquals(grants([{ schema: "app", missing: false, blocked: false }]), []);
   });
 });
 
@@ -181,10 +195,19 @@ Deno.test("a user's schemas: memberships, downgrades, search_path, defaults", as
       owned: [],
       schemaDefaults: [{ schema: "reporting", acls: [] }],
     }).map((s) => s.sql);
-    assertEquals(inside.filter((s) => s.includes("IN SCHEMA")).length, 4);
-    assertEquals(inside.filter((s) => s.includes('FOR ROLE "u" GRANT')).length, 5);
+    assertEquals(inside.filter((s) => s.includes("IN SCHEMA")).length, 5);
+    assertEquals(inside.filter((s) => s.includes('FOR ROLE "u" GRANT')).length, 6);
+    assert(
+      inside.includes(
+        'ALTER DEFAULT PRIVILEGES FOR ROLE "u" IN SCHEMA "reporting" GRANT EXECUTE ON FUNCTIONS TO "shop.reporting_readonly"',
+      ),
+      inside.join("\n"),
+    );
     // Back to readonly: the defaults it had are revoked.
-    const had = [{ forRole: "u", objects: "r", grantee: groups.readonly, privilege: "SELECT" }];
+    const had = [
+      { forRole: "u", objects: "r", grantee: groups.readonly, privilege: "SELECT" },
+      { forRole: "u", objects: "f", grantee: groups.readonly, privilege: "EXECUTE" },
+    ];
     const back = planUserInside(spec("readonly"), spec("readonly").databases[0]!, {
       defaultAcls: [],
       directGrants: [],
@@ -193,6 +216,7 @@ Deno.test("a user's schemas: memberships, downgrades, search_path, defaults", as
     }).map((s) => s.sql);
     assertEquals(back, [
       'ALTER DEFAULT PRIVILEGES FOR ROLE "u" IN SCHEMA "reporting" REVOKE SELECT ON TABLES FROM "shop.reporting_readonly"',
+      'ALTER DEFAULT PRIVILEGES FOR ROLE "u" IN SCHEMA "reporting" REVOKE EXECUTE ON FUNCTIONS FROM "shop.reporting_readonly"',
     ]);
   });
   await t.step(
@@ -211,8 +235,8 @@ Deno.test("a user's schemas: memberships, downgrades, search_path, defaults", as
       });
       const inside = planUserInside(owner, db, snapOf([{ schema: "ledger", acls: [] }]))
         .map((x) => x.sql);
-      assertEquals(inside.filter((x) => x.includes('FOR ROLE "u" GRANT')).length, 5);
-      assertEquals(inside.filter((x) => x.includes('IN SCHEMA "ledger" GRANT')).length, 4);
+      assertEquals(inside.filter((x) => x.includes('FOR ROLE "u" GRANT')).length, 6);
+      assertEquals(inside.filter((x) => x.includes('IN SCHEMA "ledger" GRANT')).length, 5);
       // No longer the owner, a readwrite user: nothing granted for what it creates.
       const after = planUserInside(
         { ...owner, databases: [{ name: "shop", level: "readwrite" }] },

@@ -378,6 +378,7 @@ Deno.test("planDatabaseInside gives the groups defaults for what the admin creat
   const inside = (creators: string[], defaultAcls: DefaultAcl[] = []): DatabaseSnapshot => ({
     schemas: [],
     relations: [],
+    functions: [],
     defaultAcls,
     extensions: new Set(),
     creators,
@@ -388,6 +389,7 @@ Deno.test("planDatabaseInside gives the groups defaults for what the admin creat
     `ALTER DEFAULT PRIVILEGES FOR ROLE "${forRole}" GRANT INSERT, UPDATE, DELETE ON TABLES TO "app_readwrite"`,
     `ALTER DEFAULT PRIVILEGES FOR ROLE "${forRole}" GRANT SELECT ON SEQUENCES TO "app_readonly"`,
     `ALTER DEFAULT PRIVILEGES FOR ROLE "${forRole}" GRANT USAGE ON SEQUENCES TO "app_readwrite"`,
+    `ALTER DEFAULT PRIVILEGES FOR ROLE "${forRole}" GRANT EXECUTE ON FUNCTIONS TO "app_readonly"`,
   ];
   const acls = (forRole: string): DefaultAcl[] =>
     [
@@ -398,6 +400,7 @@ Deno.test("planDatabaseInside gives the groups defaults for what the admin creat
       ["r", "app_readwrite", "DELETE"],
       ["S", "app_readonly", "SELECT"],
       ["S", "app_readwrite", "USAGE"],
+      ["f", "app_readonly", "EXECUTE"],
     ].map(([objects, grantee, privilege]) => ({
       forRole,
       objects: objects!,
@@ -423,6 +426,19 @@ Deno.test("planDatabaseInside gives the groups defaults for what the admin creat
     const have = [...acls("app_owner"), ...acls("admin")];
     assertEquals(planDatabaseInside(spec, inside(["admin"], have)), []);
   });
+
+  await t.step("EXECUTE on existing functions, in one statement for the schemas missing it", () => {
+    const functions = [
+      { schema: "public", missing: true, blocked: false },
+      { schema: "ok", missing: false, blocked: false },
+      { schema: "ext", missing: true, blocked: true },
+      { schema: "a\nb", missing: true, blocked: false },
+    ];
+    const snap = { ...inside([], acls("app_owner")), functions };
+    assertEquals(planDatabaseInside(spec, snap).map((s) => s.sql), [
+      'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA "public", "a\nb" TO "app_readonly"',
+    ]);
+  });
 });
 
 Deno.test("planDatabaseInside quotes catalog names with control characters", () => {
@@ -441,6 +457,7 @@ Deno.test("planDatabaseInside quotes catalog names with control characters", () 
   const sql = planDatabaseInside(spec, {
     schemas: [],
     relations: [rel("a\nb"), rel("plain"), rel('q"t\u001b')],
+    functions: [],
     defaultAcls: [],
     extensions: new Set(),
     creators: [],
@@ -469,6 +486,7 @@ Deno.test("planDatabaseInside: PUBLIC's CREATE on public is revoked and D_admin 
       publicCreate,
     }],
     relations: [],
+    functions: [],
     defaultAcls: [],
     extensions: new Set<string>(),
     creators: [],

@@ -27,10 +27,17 @@ export const TABLE_PRIVILEGES = [
 export type TablePrivilege = typeof TABLE_PRIVILEGES[number];
 export type SequencePrivilege = "SELECT" | "USAGE" | "UPDATE";
 export type SchemaPrivilege = "USAGE" | "CREATE";
+/** The one privilege GRANT … ON FUNCTION knows (procedures included). */
+export type FunctionPrivilege = "EXECUTE";
 export type DatabasePrivilege = "CONNECT" | "TEMPORARY" | "CREATE";
 /** Object classes of ALTER DEFAULT PRIVILEGES. */
-export type DefaultObjects = "TABLES" | "SEQUENCES" | "SCHEMAS";
-/** Role settings dbtether manages. */
+export type DefaultObjects = "TABLES" | "SEQUENCES" | "FUNCTIONS" | "SCHEMAS";
+/** What ALTER DEFAULT PRIVILEGES may give on one of {@link DefaultObjects}. */
+export type DefaultPrivilege =
+  | TablePrivilege
+  | SequencePrivilege
+  | SchemaPrivilege
+  | FunctionPrivilege;
 /**
  * Session settings a tenant may give its role (`DatabaseUser.spec.settings`): settings of the
  * "user" context, which a non-superuser admin may set on a role it manages, and none that
@@ -332,6 +339,16 @@ export function grantOnSequences(
 }
 
 /**
+ * `GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA …`: functions, aggregates and window functions that
+ * exist now (not procedures, which ALL FUNCTIONS leaves out). The server refuses the whole
+ * statement if one function there is one the current user may neither grant nor execute.
+ */
+export function grantExecuteOnAllFunctions(schemas: readonly Ident[], grantee: Grantee): string {
+  if (schemas.length === 0) throw new RangeError("GRANT ON ALL FUNCTIONS needs a schema");
+  return `GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA ${list(schemas)} TO ${grantee}`;
+}
+
+/**
  * ALTER DEFAULT PRIVILEGES FOR ROLE `forRole` in the current database: in every schema, or only
  * in `inSchema` (then not ON SCHEMAS, which PostgreSQL refuses there).
  */
@@ -339,7 +356,7 @@ export function alterDefaultPrivileges(
   forRole: Ident,
   o: {
     action: "GRANT" | "REVOKE";
-    privs: readonly (TablePrivilege | SequencePrivilege | SchemaPrivilege)[];
+    privs: readonly DefaultPrivilege[];
     on: DefaultObjects;
     grantee: Grantee;
     inSchema?: Ident;
