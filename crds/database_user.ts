@@ -392,6 +392,12 @@ const spec = obj({
         `${MAX_IDENTIFIER_BYTES - ALTERNATE_ROLE_SUFFIX.length} bytes: ` +
         `the second role is <username>${ALTERNATE_ROLE_SUFFIX}`,
     },
+    {
+      rule: "!has(self.validUntil) || !has(self.validUntil.afterPasswordChange) || " +
+        "!has(self.authentication) || self.authentication.type == 'password'",
+      message: "validUntil.afterPasswordChange follows the password, and an IAM user " +
+        "(awsIam, azureEntra, gcpIam) has none: use validUntil.at",
+    },
   ],
 });
 

@@ -125,6 +125,14 @@ const REJECTED: { name: string; manifest: unknown; expect: string }[] = [
     expect: "authentication.scope applies to azureEntra only",
   },
   {
+    name: "DatabaseUser by IAM with validUntil.afterPasswordChange",
+    manifest: user({
+      authentication: { type: "awsIam", region: "eu-west-1" },
+      validUntil: { afterPasswordChange: "744h" },
+    }),
+    expect: "validUntil.afterPasswordChange follows the password, and an IAM user",
+  },
+  {
     name: "DatabaseUser with databaseRef and database",
     manifest: user({ database: { name: "db2" } }),
     expect: "exactly one of databaseRef, database and databases must be set",

@@ -506,5 +506,57 @@ spec:
     assertEquals(conditionOf<Cond>(done, "Paused"), undefined, "Paused is gone once resumed");
     assert((await filesUnder(dir)).length > before.length, "the dump is stored once resumed");
   });
+
+  await t.step(
+    "a tenant's pause holds only its own; a hostile value is reported and ignored",
+    async () => {
+      // Another tenant, same names as the first one's objects, on the same storage and server.
+      const rival = await env.namespace("pause-rival");
+      await env.kube.apply(databaseYaml(rival, "app", "pause_rival_app"));
+      await env.waitPhase("database", "app", "Ready", { namespace: rival });
+      await applyPaused(env, scheduleYaml(rival, "nightly", minutely("app", "local")), {
+        kind: "bks",
+        name: "nightly",
+        ns: rival,
+      });
+      // A value that is not "paused" pauses nothing: the Backup runs and says why it ignored it.
+      const hostile = "paused\n; DROP DATABASE pause_app; --";
+      await env.kube.apply(
+        backupYaml(rival, "held", "app", "local").replace(
+          "metadata:\n",
+          `metadata:\n  annotations: { dbtether.io/reconcile: ${JSON.stringify(hostile)} }\n`,
+        ),
+      );
+      await env.waitPhase("backup", "held", "Completed", {
+        namespace: rival,
+        timeoutMs: budget("backup"),
+      });
+      const ignored = await waitCond(
+        env,
+        { kind: "backup", name: "held", ns: rival, type: "Paused" },
+        (c) => c.reason === "InvalidPauseValue",
+      );
+      assertEquals(conditionOf<Cond>(ignored, "Paused")!.status, "False");
+      // The first tenant's objects of the same names go on: its schedule is not paused, and a new
+      // Backup of its database completes while the rival's schedule is.
+      const mine = await get(env, "bks", "nightly", ns);
+      assertEquals(conditionOf<Cond>(mine, "Paused"), undefined, "the rival paused my schedule");
+      await env.kube.apply(backupYaml(ns, "while-rival-paused", "app", "local"));
+      await env.waitPhase("backup", "while-rival-paused", "Completed", {
+        namespace: ns,
+        timeoutMs: budget("backup"),
+      });
+      assertEquals(
+        await sql1(env, "SELECT count(*) FROM pg_database WHERE datname = 'pause_app'"),
+        "1",
+      );
+      // The rival's paused schedule made nothing, whatever slots passed meanwhile.
+      assertEquals(
+        (await backupsIn(env, rival)).map((b) => b.metadata.name),
+        ["held"],
+        "a Backup from the paused schedule",
+      );
+    },
+  );
   await Deno.remove(dir, { recursive: true }).catch(() => {});
 });

@@ -128,15 +128,19 @@ export function readerKeyNames(template: Template): { host: string; port: string
 
 /**
  * The Secret's data (plain strings) for a template. With a reader endpoint, also its keys
- * (`uri_ro` beside raw's `uri`, `dsn_ro` beside `dsn`); without one, exactly the keys of old.
+ * (`uri_ro` beside raw's `uri`, `dsn_ro` beside `dsn`); an awsIam user's region (`region` beside
+ * `dsn`); without those, exactly the keys of old.
  */
 export function renderData(c: Connection, secret: SecretSpec): Record<string, string> {
   const names = keyNames(secret.template, secret.keys);
   const reader = c.reader && { ...c, host: c.reader.host, port: c.reader.port };
   if (!names) {
+    // A libpq URI cannot carry the region (an unknown parameter fails the connection), so an
+    // awsIam user's goes beside it, as dsn_ro does.
     return {
       dsn: connectionUri(c, "postgres"),
       ...(reader ? { dsn_ro: connectionUri(reader, "postgres") } : {}),
+      ...(c.region !== undefined ? { region: c.region } : {}),
     };
   }
   const out: Record<string, string> = {

@@ -215,4 +215,9 @@ Deno.test("an IAM user's Secret: no password anywhere, awsIam's region", () => {
   assertEquals(renderData(iam, { template: "dsn", onConflict: "Fail" } as never), {
     dsn: "postgres://my-app-readonly@db.example:5432/my_app",
   });
+  // The region beside the dsn: a libpq URI has no place for it.
+  assertEquals(
+    renderData({ ...iam, region: "eu-west-1" }, { template: "dsn", onConflict: "Fail" } as never),
+    { dsn: "postgres://my-app-readonly@db.example:5432/my_app", region: "eu-west-1" },
+  );
 });

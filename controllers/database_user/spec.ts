@@ -138,10 +138,20 @@ export function checkSecretName(user: DatabaseUser): void {
 
 /**
  * Refuses validUntil.afterPasswordChange no longer than the rotation period: the role would
- * expire before the rotation that gives it a new password, and the Secret stop logging in.
+ * expire before the rotation that gives it a new password, and the Secret stop logging in. Also
+ * refuses it on an IAM user, which has no password whose change it could follow.
  */
 export function checkValidUntil(user: DatabaseUser): void {
   const after = user.spec.validUntil?.afterPasswordChange;
+  // Also refused at admission; an object stored before that rule still gets a clear reason
+  // instead of an expiry that silently never comes.
+  if (after !== undefined && isIamUser(user)) {
+    throw new TerminalError(
+      "InvalidAuthentication",
+      `Cannot use validUntil.afterPasswordChange with authentication ` +
+        `${authenticationOf(user)}: an IAM user has no password to change; use validUntil.at`,
+    );
+  }
   const period = rotationPeriodMs(user.spec.rotation);
   if (after === undefined || period === undefined) return;
   if (parseGoDuration(after) <= period) {

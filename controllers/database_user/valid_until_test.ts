@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "../../tests/helpers/assert.ts";
+import { assert, assertEquals, assertThrows } from "../../tests/helpers/assert.ts";
 import { DbtetherError } from "../../lib/errors.ts";
 import { validUntilOf } from "./credentials.ts";
 import { makeUser } from "./fixtures_test_util.ts";
@@ -38,6 +38,18 @@ Deno.test("checkValidUntil: afterPasswordChange must outlast the rotation period
   );
   checkValidUntil(u("25h"));
   checkValidUntil(makeUser({ validUntil: { afterPasswordChange: "1h" } }));
+  // An IAM user has no password whose change the expiry could follow.
+  const iam = makeUser({
+    authentication: { type: "awsIam", region: "eu-west-1" },
+    validUntil: { afterPasswordChange: "744h" },
+  });
+  const refused = assertThrows(() => checkValidUntil(iam), DbtetherError);
+  assertEquals(refused.reason, "InvalidAuthentication");
+  assert(refused.message.includes("use validUntil.at"), refused.message);
+  checkValidUntil(makeUser({
+    authentication: { type: "awsIam", region: "eu-west-1" },
+    validUntil: { at: "2030-01-01T00:00:00Z" },
+  }));
 });
 
 Deno.test("driftMessage: the statements, cut to fit an Event", () => {
