@@ -9,6 +9,7 @@ import { annotate, conditionOf, mergePatch, readyOf } from "./helpers/fixtures.t
 import { psqlSession } from "./helpers/postgres.ts";
 import { freePort } from "./helpers/free_port.ts";
 import { mutatingSince } from "./helpers/tenant.ts";
+import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -288,6 +289,23 @@ Deno.test(
           "1",
         );
         assert(env.program?.process.pid, "the program keeps running");
+        // One the cloud does not allow: file_fdw is not trusted, and the admin is no superuser
+        // (as on RDS, Azure and Cloud SQL). The server's own reason is passed on.
+        await mergePatch(env, { kind: "database", namespace: ns, name: "ext" }, {
+          spec: { extensions: ["pg_trgm", "file_fdw"] },
+        });
+        const refused = await waitFor("file_fdw refused with the server's reason", async () => {
+          const o = await env.getJson<Db>("database", "ext", ns);
+          const c = conditionOf(o, "ExtensionsReady");
+          return c?.reason === "ExtensionFailed" && /file_fdw/.test(c.message ?? "")
+            ? c
+            : undefined;
+        }, { timeoutMs: budget("ready") });
+        assert(/permission denied/i.test(refused.message ?? ""), String(refused.message));
+        assertEquals(
+          await sql(env, "SELECT count(*) FROM pg_extension WHERE extname = 'file_fdw'", "ext"),
+          "0",
+        );
         await mergePatch(env, { kind: "database", namespace: ns, name: "ext" }, {
           spec: { extensions: ["pg_trgm"] },
         });
