@@ -110,27 +110,32 @@ export function planSlot(o: ScheduleObservation): SlotAction {
   if (!o.parsed.ok) return { kind: "invalid", message: o.parsed.message };
   const cron = o.parsed.schedule;
   const next = cron.nextAfter(o.now);
+  const since = handledUpTo(o.schedule, o.owned);
+  const slot = cron.latestAtOrBefore(o.now);
+  const due = slot !== undefined && slot > since;
+  // The first pass after a pause records the slots that came meanwhile as skipped, before
+  // anything else that holds this pass (suspended, storage refused): the pass that removes Paused
+  // is the only one that knows. What held it is reported by the pass right after (next: now).
+  if (o.resuming && due) {
+    const held = o.schedule.spec.suspend === true || !o.storage.ok;
+    return {
+      kind: "skip",
+      slot,
+      lateSeconds: Math.floor((o.now - slot) / 1000),
+      missed: countSlots(cron, { after: since, upTo: slot }) - 1,
+      next: held ? o.now : next,
+      paused: true,
+    };
+  }
   if (o.schedule.spec.suspend) return { kind: "suspended", next };
   // Reported at once, not only when a slot comes: the storage is unusable for every slot.
   if (!o.storage.ok) {
     return { kind: "blocked", reason: o.storage.reason, message: o.storage.message, next };
   }
-  const since = handledUpTo(o.schedule, o.owned);
-  const slot = cron.latestAtOrBefore(o.now);
-  if (slot === undefined || slot <= since) return { kind: "idle", next };
+  if (!due) return { kind: "idle", next };
   const missed = countSlots(cron, { after: since, upTo: slot }) - 1;
   const deadline = o.schedule.spec.startingDeadlineSeconds;
   const lateMs = o.now - slot;
-  if (o.resuming) {
-    return {
-      kind: "skip",
-      slot,
-      lateSeconds: Math.floor(lateMs / 1000),
-      missed,
-      next,
-      paused: true,
-    };
-  }
   if (deadline !== undefined && lateMs > deadline * 1000) {
     return { kind: "skip", slot, lateSeconds: Math.floor(lateMs / 1000), missed, next };
   }

@@ -56,6 +56,39 @@ Deno.test("planSlot", async (t) => {
       },
     ],
     [
+      "resuming while suspended still records the pause's slot as skipped, then looks again",
+      plan(schedule({ suspend: true }), {
+        now: "2026-01-02T13:05:00Z",
+        owned: [scheduled("2026-01-02T10:00:00Z", "Completed")],
+        resuming: true,
+      }),
+      {
+        kind: "skip",
+        slot: at("2026-01-02T13:00:00Z"),
+        lateSeconds: 300,
+        missed: 2,
+        next: at("2026-01-02T13:05:00Z"),
+        paused: true,
+      },
+    ],
+    [
+      "resuming while the storage is refused: the skip first, the refusal on the next pass",
+      plan(schedule(), {
+        now: "2026-01-02T13:05:00Z",
+        owned: [scheduled("2026-01-02T10:00:00Z", "Completed")],
+        storage: { ok: false, reason: "NamespaceNotAllowed", message: "no" },
+        resuming: true,
+      }),
+      {
+        kind: "skip",
+        slot: at("2026-01-02T13:00:00Z"),
+        lateSeconds: 300,
+        missed: 2,
+        next: at("2026-01-02T13:05:00Z"),
+        paused: true,
+      },
+    ],
+    [
       "resuming with no slot since the last one: nothing until the next",
       plan(schedule(), {
         now: "2026-01-02T10:40:00Z",
