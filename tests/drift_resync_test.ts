@@ -5,7 +5,7 @@
  */
 import { apiserverRequests } from "./helpers/apiserver_metrics.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { startEnv } from "./helpers/env.ts";
+import { startEnv, type TestEnv } from "./helpers/env.ts";
 import { type Obj, runsAs, secretData } from "./helpers/fixtures.ts";
 import { freePort } from "./helpers/free_port.ts";
 import { budget } from "./helpers/timeouts.ts";
@@ -51,6 +51,13 @@ spec:
   databaseRef: { name: app }
   privileges: ${level}
 `;
+}
+
+/** The role's oid ("" when there is none): a role recreated under the same name has a new one. */
+async function roleOid(env: TestEnv, role: string): Promise<string> {
+  return (await env.pg.superSql(
+    `SELECT oid FROM pg_roles WHERE rolname = '${role.replaceAll("'", "''")}'`,
+  )).trim();
 }
 
 Deno.test({ name: "resync repairs drift made on the server by hand", ...opts }, async (t) => {
@@ -125,14 +132,19 @@ spec:
   });
 
   await t.step("a role dropped by hand comes back, and the same password logs in", async () => {
+    const dropped = await roleOid(env, login.user);
+    assert(dropped !== "", "the role exists before the DROP");
     await env.pg.superSql(`DROP OWNED BY "${login.user}"; DROP ROLE "${login.user}"`, {
       database: "drift_app",
     });
-    assert(!(await runsAs(env.pg, login)), "the role is gone");
     const before = (await env.getJson<Obj>("databaseuser", "svc", ns))!.metadata.generation;
-    await waitFor("the role recreated", () => runsAs(env.pg, login), {
-      timeoutMs: budget("react"),
-    });
+    // A new role (a new oid), not the old one: a resync may recreate it within milliseconds of
+    // the DROP, before any "it is gone" check could look.
+    await waitFor(
+      "the role recreated",
+      async () => (await roleOid(env, login.user)) !== dropped && await runsAs(env.pg, login),
+      { timeoutMs: budget("react") },
+    );
     // Its privileges are back too: readwrite writes the table again.
     await waitFor("readwrite restored", () => runsAs(env.pg, login, insert), {
       timeoutMs: budget("react"),
@@ -162,13 +174,18 @@ Deno.test(
     const login = { user: c.username!, password: c.password!, database: "scan_app" };
     assert(await runsAs(env.pg, login));
     // The user's role and the database's readonly group, dropped by hand.
+    const dropped = await roleOid(env, login.user);
+    assert(dropped !== "", "the role exists before the DROP");
     await env.pg.superSql(
       `DROP OWNED BY "${login.user}", scan_app_readonly; DROP ROLE "${login.user}"; ` +
         `DROP ROLE scan_app_readonly`,
       { database: "scan_app" },
     );
-    assert(!(await runsAs(env.pg, login)), "the role is gone");
-    await waitFor("the role back", () => runsAs(env.pg, login), { timeoutMs: budget("react") });
+    await waitFor(
+      "the role back (a new oid)",
+      async () => (await roleOid(env, login.user)) !== dropped && await runsAs(env.pg, login),
+      { timeoutMs: budget("react") },
+    );
     await waitFor(
       "the readonly group back, with the user in it",
       async () =>
