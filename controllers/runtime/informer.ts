@@ -26,8 +26,6 @@ export interface InformerOptions<T> {
   metadataOnly?: boolean;
   /** Server-side watch timeout; the informer re-watches when it elapses. */
   watchTimeoutSeconds?: number;
-  /** A watch silent this long is re-opened (default WATCH_IDLE_MS, kube.ts). */
-  watchIdleMs?: number;
   /** Backoff bounds after a failed list or watch. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -116,14 +114,7 @@ export class Informer<T extends KubeObject<unknown, unknown>> {
         if (progressed) {
           failures = 0;
           woken = false;
-        } else if (!back?.aborted) {
-          // The pause ends early too if the apiserver is seen back meanwhile: a watch a dying
-          // apiserver closed cleanly is re-opened as soon as it answers again.
-          const pause = back ? AbortSignal.any([signal, back]) : signal;
-          await clock.sleep(jitter(minB), pause).catch((e) => {
-            if (signal.aborted) throw e;
-          });
-        }
+        } else if (!back?.aborted) await clock.sleep(jitter(minB), signal);
       } catch (e) {
         if (signal.aborted) break;
         if (e instanceof GoneError) {
@@ -209,7 +200,6 @@ export class Informer<T extends KubeObject<unknown, unknown>> {
       ...(this.#o.labelSelector ? { labelSelector: this.#o.labelSelector } : {}),
       ...(this.#resourceVersion ? { resourceVersion: this.#resourceVersion } : {}),
       ...(this.#o.metadataOnly ? { metadataOnly: true } : {}),
-      ...(this.#o.watchIdleMs ? { idleTimeoutMs: this.#o.watchIdleMs } : {}),
       timeoutSeconds: this.#o.watchTimeoutSeconds ?? 240 + Math.floor(Math.random() * 60),
       signal,
     });
