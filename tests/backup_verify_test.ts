@@ -20,6 +20,7 @@ import { runProgram } from "./helpers/program.ts";
 import type { StorageServer } from "./helpers/storage_servers.ts";
 import { budget } from "./helpers/timeouts.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { verifyPlacement } from "../controllers/postgres/restore_target.ts";
 import {
   type BackupObj,
   backupsIn,
@@ -57,10 +58,19 @@ async function goodBackup(env: TestEnv): Promise<void> {
   assertEquals(b?.status?.counts?.tables, 3);
   assertEquals(b?.status?.counts?.rows, 3503);
   assertEquals(await databasesLike(env, "bkv_good_verify_"), [], "the scratch database is gone");
+  // This verification's own login role: the other schedules of this test verify at the same
+  // time, each with a role of its own (named from its schedule's uid).
+  const { loginRole } = verifyPlacement({
+    target: "bkv_good",
+    owner: "bkv_good_owner",
+    schedule: { namespace: ns, name: "nightly", uid: s.metadata.uid },
+    database: { namespace: ns, name: "app" },
+  });
+  assert((await env.pg.readLog()).includes(loginRole), `no ${loginRole} in the server log`);
   const roles = await env.pg.superSql(
-    "SELECT count(*) FROM pg_roles WHERE starts_with(rolname, 'dbtether_verify_')",
+    `SELECT count(*) FROM pg_roles WHERE rolname = '${loginRole}'`,
   );
-  assertEquals(roles.trim(), "0", "the login role is gone");
+  assertEquals(roles.trim(), "0", `the login role ${loginRole} is gone`);
   assert((await events(env, ns)).some((e) => e.reason === "VerificationPassed"));
   const r = await runProgram([
     "backups",
