@@ -30,6 +30,22 @@ function plan(
   });
 }
 
+/** A pass at 13:05 just after a pause, the 10:00 slot's Backup done (11, 12, 13 came meanwhile). */
+function resumedAt1305(s: BackupSchedule, storage?: StorageAccess): SlotAction {
+  return plan(s, {
+    now: "2026-01-02T13:05:00Z",
+    owned: [scheduled("2026-01-02T10:00:00Z", "Completed")],
+    ...(storage ? { storage } : {}),
+    resuming: true,
+  });
+}
+
+/** What {@link resumedAt1305} plans: the 13:00 slot skipped as paused, two missed before it. */
+function pauseSkip(next: number): SlotAction {
+  const slot = at("2026-01-02T13:00:00Z");
+  return { kind: "skip", slot, lateSeconds: 300, missed: 2, next, paused: true };
+}
+
 Deno.test("planSlot", async (t) => {
   const H10 = at("2026-01-02T10:00:00Z");
   const H11 = at("2026-01-02T11:00:00Z");
@@ -41,52 +57,18 @@ Deno.test("planSlot", async (t) => {
     ],
     [
       "the first pass after a pause skips the slots that came meanwhile, and reports them",
-      plan(schedule(), {
-        now: "2026-01-02T13:05:00Z",
-        owned: [scheduled("2026-01-02T10:00:00Z", "Completed")],
-        resuming: true,
-      }),
-      {
-        kind: "skip",
-        slot: at("2026-01-02T13:00:00Z"),
-        lateSeconds: 300,
-        missed: 2,
-        next: at("2026-01-02T14:00:00Z"),
-        paused: true,
-      },
+      resumedAt1305(schedule()),
+      pauseSkip(at("2026-01-02T14:00:00Z")),
     ],
     [
       "resuming while suspended still records the pause's slot as skipped, then looks again",
-      plan(schedule({ suspend: true }), {
-        now: "2026-01-02T13:05:00Z",
-        owned: [scheduled("2026-01-02T10:00:00Z", "Completed")],
-        resuming: true,
-      }),
-      {
-        kind: "skip",
-        slot: at("2026-01-02T13:00:00Z"),
-        lateSeconds: 300,
-        missed: 2,
-        next: at("2026-01-02T13:05:00Z"),
-        paused: true,
-      },
+      resumedAt1305(schedule({ suspend: true })),
+      pauseSkip(at("2026-01-02T13:05:00Z")),
     ],
     [
       "resuming while the storage is refused: the skip first, the refusal on the next pass",
-      plan(schedule(), {
-        now: "2026-01-02T13:05:00Z",
-        owned: [scheduled("2026-01-02T10:00:00Z", "Completed")],
-        storage: { ok: false, reason: "NamespaceNotAllowed", message: "no" },
-        resuming: true,
-      }),
-      {
-        kind: "skip",
-        slot: at("2026-01-02T13:00:00Z"),
-        lateSeconds: 300,
-        missed: 2,
-        next: at("2026-01-02T13:05:00Z"),
-        paused: true,
-      },
+      resumedAt1305(schedule(), { ok: false, reason: "NamespaceNotAllowed", message: "no" }),
+      pauseSkip(at("2026-01-02T13:05:00Z")),
     ],
     [
       "resuming with no slot since the last one: nothing until the next",
