@@ -9,6 +9,10 @@
  *   crashed backend: the client sees ECONNRESET mid-request);
  * - `down`: the port refuses connections (nothing listens; ECONNREFUSED).
  *
+ * In `pass` with the server behind it gone, the proxy still accepts, fails to connect to its
+ * upstream and closes the client connection (as a TCP load balancer does); with the server
+ * hung (SIGSTOP), the upstream connect succeeds in the kernel and nothing ever answers.
+ *
  * Connections open when the mode changes are cut, so a request in flight sees the new fault.
  * The proxy counts the connections each mode received, which is what a test bounds to prove
  * that the client backs off instead of retrying in a loop.

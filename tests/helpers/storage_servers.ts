@@ -43,6 +43,12 @@ export interface StorageServer extends AsyncDisposable {
    */
   stop(opts?: { hard?: boolean }): Promise<void>;
   start(): Promise<void>;
+  /**
+   * SIGSTOPs the server (a hung process): the kernel still accepts connections on its port,
+   * but nothing answers them until `resume()` (SIGCONT).
+   */
+  pause(): void;
+  resume(): void;
   running(): boolean;
 }
 
@@ -246,6 +252,8 @@ function server(
     readLog: () => Deno.readTextFile(proc.logFile),
     stop: (opts) => proc.stop(opts),
     start: () => proc.start(),
+    pause: () => proc.signal("SIGSTOP"),
+    resume: () => proc.signal("SIGCONT"),
     running: () => proc.running(),
     [Symbol.asyncDispose]: () => proc.dispose(),
   };
@@ -411,6 +419,8 @@ interface Proc {
   stop(opts?: { hard?: boolean }): Promise<void>;
   /** Starts it again on the same port with the same data. */
   start(): Promise<void>;
+  /** Sends `signal` to the running server (none when it is stopped). */
+  signal(signal: "SIGSTOP" | "SIGCONT"): void;
   running(): boolean;
   /** Stops it and removes its data. */
   dispose(): Promise<void>;
@@ -467,6 +477,8 @@ async function startProcess(spec: ProcSpec): Promise<Proc> {
         // already exited
       }
     };
+    // A paused server takes no SIGTERM until it is continued.
+    kill("SIGCONT");
     kill(opts.hard ? "SIGKILL" : "SIGTERM");
     const timer = setTimeout(() => kill("SIGKILL"), 5_000);
     await proc.child.status;
@@ -483,7 +495,8 @@ async function startProcess(spec: ProcSpec): Promise<Proc> {
     await dispose();
     throw e;
   }
-  return { dir, logFile, start, stop, running: () => current !== undefined, dispose };
+  const signal = (sig: "SIGSTOP" | "SIGCONT") => current?.child.kill(sig);
+  return { dir, logFile, start, stop, signal, running: () => current !== undefined, dispose };
 }
 
 async function waitReady(spec: ProcSpec, child: Deno.ChildProcess, logFile: string) {

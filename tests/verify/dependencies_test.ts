@@ -18,7 +18,7 @@ import {
   storageYaml,
 } from "../helpers/backup.ts";
 import { startEnv, type TestEnv } from "../helpers/env.ts";
-import { type FaultMode, startFaultProxy } from "../helpers/fault_proxy.ts";
+import { type FaultMode, type FaultProxy, startFaultProxy } from "../helpers/fault_proxy.ts";
 import { mergePatch, readyOf, runsAs, secretData, waitReason } from "../helpers/fixtures.ts";
 import { freePort } from "../helpers/free_port.ts";
 import type { RunningProgram } from "../helpers/program.ts";
@@ -315,13 +315,18 @@ function storageRunBound(seconds: number): number {
  * PostgreSQL and the program, whose Backups retry storage failures for 300 s past the outage
  * (so they wait it out) and whose metrics are served on `metricsPort`.
  */
-function startBackupEnv(outage: number, metricsPort: number): Promise<TestEnv> {
+function startBackupEnv(
+  outage: number,
+  metricsPort: number,
+  extraArgs: string[] = [],
+): Promise<TestEnv> {
   return startEnv({
     pg: true,
     program: true,
     programArgs: [
       ...["--backup-storage-retry-for", `${outage + 300}s`],
       ...["--metrics-bind-address", `127.0.0.1:${metricsPort}`],
+      ...extraArgs,
     ],
   });
 }
@@ -346,25 +351,39 @@ function retriedBackup(env: TestEnv, ns: string, name: string) {
         assert(b?.status?.phase !== "Failed", `${name} Failed: ${readyOf(b)?.message}`);
         return b?.status?.phase === "Completed" && b;
       }, { timeoutMs: budget("recovery"), intervalMs: 500 }),
-    /** Asserts the failed runs in `seconds` of faults followed the capped schedule. */
-    assertRuns(seconds: number, what: string): { most: number; runs: number } {
+    /**
+     * Asserts the failed runs in `seconds` of faults followed the capped schedule (and that
+     * there were at least `least`: it retried).
+     */
+    assertRuns(seconds: number, what: string, least = 3): { most: number; runs: number } {
       const runs = storageRunBound(seconds);
       figure(
         `dependencies: failed runs in ${seconds.toFixed(0)} s of ${what}`,
         `${most} (bound ${runs})`,
       );
-      assert(most >= 3 && most <= runs, `${most} failed runs in ${seconds} s`);
+      assert(most >= least && most <= runs, `${most} failed runs in ${seconds} s`);
       return { most, runs };
     },
   };
 }
 
-/** The Completed Backup's dump is complete and the only one; no multipart upload is open. */
-async function assertOnlyDump(minio: StorageServer, done: BackupObj): Promise<string[]> {
+/**
+ * The Completed Backup's dump is complete and the only one besides `before` (earlier Backups'
+ * dumps); no multipart upload is open.
+ */
+async function assertOnlyDump(
+  minio: StorageServer,
+  done: BackupObj,
+  before: string[] = [],
+): Promise<string[]> {
   const store = minio.makeStore({ bucket: "backups" });
   await assertCompleteDump(store, done, done.metadata.name);
   const keys = (await store.list("")).map((o) => o.key);
-  assertEquals(keys.filter((k) => k.endsWith(".sql.gz")), [done.status!.path], "one dump");
+  assertEquals(
+    keys.filter((k) => k.endsWith(".sql.gz")).sort(),
+    [...before, done.status!.path!].sort(),
+    "one dump per Backup",
+  );
   assertEquals(await openUploads(minio, { bucket: "backups" }), [], "multipart uploads left");
   return keys;
 }
@@ -381,7 +400,7 @@ Deno.test(
     const url = new URL(minio.endpoint);
     await using proxy = startFaultProxy({ hostname: url.hostname, port: Number(url.port) });
     const metricsPort = freePort();
-    await using env = await startBackupEnv(outage, metricsPort);
+    await using env = await startBackupEnv(outage, metricsPort, ["--backup-stall-timeout", "5s"]);
     await env.kube.apply(env.clusterManifest("test-pg"));
     await env.kube.apply(
       storageYaml("flaky", { server: minio }).replace(minio.endpoint, proxy.endpoint),
@@ -393,23 +412,9 @@ Deno.test(
     assertEquals((await env.pg.psql(SEED, { database: "flaky_src" })).code, 0);
 
     const started = Date.now();
-    const seen: string[] = [];
     const b1 = retriedBackup(env, ns, "b1");
-    /** Waits until the Backup's retry message matches `pattern` (a new failed run). */
-    const failsWith = async (mode: FaultMode, pattern: RegExp) => {
-      const b = await waitFor(`b1 retrying after a ${mode} storage`, async () => {
-        const b = await b1.get();
-        assert(b?.status?.phase !== "Completed", "b1 Completed while the storage failed");
-        const c = readyOf(b);
-        return b?.status?.phase === "Pending" && c?.reason === "StorageFailed" &&
-          pattern.test(c.message) && b;
-      }, { timeoutMs: budget("recovery"), intervalMs: 500 }).catch(async (e) => {
-        throw new Error(`${(e as Error).message}: ${JSON.stringify((await b1.get())?.status)}`);
-      });
-      const message = readyOf(b)!.message;
-      seen.push(message);
-      figure(`dependencies: a Backup while the storage is ${mode}`, message);
-    };
+    const failsWith = (mode: FaultMode, pattern: RegExp) =>
+      retriesWith(b1, `the storage is ${mode}`, pattern);
     await proxy.set("error");
     await env.kube.apply(backupYaml(ns, "b1", "src", "flaky"));
     // A storage that answers 503 is unavailable (it answered), not unreachable.
@@ -449,8 +454,101 @@ Deno.test(
     // The one Completed Backup has one complete object, and nothing else is in the bucket.
     await assertOnlyDump(minio, done);
     assert(await running(env.program), "the program exited");
+
+    await behindTheProxy({ env, ns, minio, proxy, outage, before: [done.status!.path!] });
   },
 );
+
+/**
+ * Waits until the Backup's retry message has `reason` and matches `pattern` (a new failed
+ * run), failing at once if it Completed meanwhile.
+ */
+async function retriesWith(
+  b: ReturnType<typeof retriedBackup>,
+  what: string,
+  pattern: RegExp,
+  reason = "StorageFailed",
+): Promise<string> {
+  const found = await waitFor(`a Backup retrying while ${what}`, async () => {
+    const o = await b.get();
+    assert(o?.status?.phase !== "Completed", `Completed while ${what}`);
+    const c = readyOf(o);
+    return o?.status?.phase === "Pending" && c?.reason === reason && pattern.test(c.message) &&
+      c.message;
+  }, { timeoutMs: budget("recovery"), intervalMs: 500 }).catch(async (e) => {
+    throw new Error(`${(e as Error).message}: ${JSON.stringify((await b.get())?.status)}`);
+  });
+  figure(`dependencies: a Backup while ${what}`, found);
+  return found;
+}
+
+/**
+ * The proxy (a load balancer, an S3 gateway) up and passing, MinIO behind it gone: killed
+ * (the proxy accepts, its upstream connect fails, it closes the client), then hung (SIGSTOP:
+ * the proxy's upstream connection is accepted by the kernel and never answered, so only
+ * `--backup-stall-timeout` ends the run), then back. A new Backup retries, names the storage,
+ * and Completes once with one complete object.
+ */
+async function behindTheProxy(o: {
+  env: TestEnv;
+  ns: string;
+  minio: StorageServer;
+  proxy: FaultProxy;
+  outage: number;
+  before: string[];
+}): Promise<void> {
+  const { env, ns, minio, proxy } = o;
+  const passed = proxy.connections().pass;
+  await minio.stop({ hard: true });
+  const gone = Date.now();
+  const b2 = retriedBackup(env, ns, "b2");
+  await env.kube.apply(backupYaml(ns, "b2", "src", "flaky"));
+  await retriesWith(
+    b2,
+    "MinIO is killed behind the passing proxy",
+    /^Cannot use the backup storage: Unreachable: BackupStorage "flaky": head failed: S3 endpoint is unreachable: (ECONNRESET|EPIPE); retrying at /,
+  );
+  // Reset while MinIO starts, so no run lands between its start and its SIGSTOP.
+  await proxy.set("reset");
+  await minio.start();
+  minio.pause();
+  await proxy.set("pass");
+  await retriesWith(
+    b2,
+    "MinIO is hung behind the passing proxy",
+    /^Cannot (use the backup storage|upload the backup): BackupStorage "flaky" stalled: .*\(--backup-stall-timeout 5s\); retrying at /,
+    "StorageStalled",
+  );
+  while (Date.now() - gone < o.outage * 1000) {
+    await b2.get();
+    await sleep(1000);
+  }
+  const faultSeconds = (Date.now() - gone) / 1000;
+  minio.resume();
+  const back = Date.now();
+  const done = await b2.completed();
+  figure(
+    "dependencies: MinIO back behind the proxy until the Backup Completed",
+    elapsed(back),
+    "recovery",
+  );
+  const { most } = b2.assertRuns(faultSeconds, "MinIO gone behind the proxy", 2);
+  const tries = proxy.connections().pass - passed;
+  figure("dependencies: connections the proxy passed with MinIO gone, and after", tries);
+  assert(tries <= 20 * (most + 1), `${tries} connections for ${most + 1} runs: a retry loop`);
+  const storage = await env.getJson<
+    { status?: { conditions?: { type: string; reason: string; status: string }[] } }
+  >(
+    "backupstorage",
+    "flaky",
+  );
+  figure(
+    "dependencies: BackupStorage flaky's Ready after the outage",
+    JSON.stringify(readyOf(storage)),
+  );
+  await assertOnlyDump(minio, done, o.before);
+  assert(await running(env.program), "the program exited");
+}
 
 Deno.test(
   {
