@@ -7,13 +7,25 @@
  * proves the program sent exactly that token; a new period's token after the password changed
  * proves it refreshes; the previous period's token left as the password proves it does not
  * keep sending an old one. Tokens must show up in no log line, status, or Event.
+ *
+ * Azure Entra (authentication: azureEntra): only the Entra authority is emulated
+ * (tests/helpers/identity_endpoints.ts, over TLS). The program gets its token the way a pod
+ * does, through workload identity (a federated token file, client and tenant id, authority host)
+ * and `@azure/identity`; the authority hands out tokens the test chose, and the role's password is
+ * set to the one the program must send. A short lifetime makes the program renew within seconds.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startEnv } from "./helpers/env.ts";
-import { readyOf } from "./helpers/fixtures.ts";
+import { readyOf, runsAs, secretData } from "./helpers/fixtures.ts";
 import { resource } from "./helpers/tenant.ts";
 import { waitFor } from "./helpers/wait.ts";
-import { periodStart, rdsAuthToken } from "../controllers/postgres/iam.ts";
+import type { TestEnv } from "./helpers/env.ts";
+import {
+  entraAccessToken,
+  makeTestTls,
+  startEntraAuthority,
+} from "./helpers/identity_endpoints.ts";
+import { AZURE_POSTGRES_SCOPE, periodStart, rdsAuthToken } from "../controllers/postgres/iam.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const REFRESH_MS = 15_000;
@@ -33,6 +45,59 @@ type Cluster = {
   };
 };
 
+/** What both logins check on the server: the admin role's password, sessions, and DBCluster. */
+function loginChecks(env: TestEnv, role: string, name: string) {
+  const pg = env.pg!;
+  return {
+    setPassword: async (token: string) => {
+      await pg.superSql(`ALTER ROLE ${role} PASSWORD '${token.replaceAll("'", "''")}'`);
+    },
+    /** Sessions of the role that started after `sinceMs`. */
+    sessionsSince: async (sinceMs: number): Promise<number> =>
+      Number(
+        (await pg.superSql(
+          `SELECT count(*) FROM pg_stat_activity WHERE usename = '${role}' ` +
+            `AND backend_start > to_timestamp(${sinceMs / 1000})`,
+        )).match(/\d+/)?.[0],
+      ),
+    dropSessions: () =>
+      pg.superSql(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '${role}'`,
+      ),
+    cluster: () => env.getJson<Cluster>("dbcluster", name),
+    /** Applies the DBCluster `name` logging in as `role` with `authentication` (flow YAML). */
+    applyCluster: (authentication: string) =>
+      env.kube.apply(`apiVersion: dbtether.io/v1alpha1
+kind: DBCluster
+metadata: { name: ${name} }
+spec:
+  endpoint: ${pg.host}
+  port: ${pg.port}
+${pg.caFile ? "" : "  sslMode: disable\n"}  healthCheckInterval: 1s
+  isolation: Keep
+  authentication: ${authentication}
+`),
+  };
+}
+
+/** Asserts none of `secrets` is in the program's logs, the DBCluster's status or any Event. */
+async function assertNoLeak(
+  env: TestEnv,
+  cluster: unknown,
+  logs: string,
+  secrets: Record<string, string>,
+): Promise<void> {
+  const events = (await env.kube.kubectl(["get", "events", "-A", "-o", "json"], { check: true }))
+    .stdout;
+  const status = JSON.stringify(cluster);
+  assert(logs.length > 0);
+  for (const text of [logs, events, status]) {
+    for (const [what, secret] of Object.entries(secrets)) {
+      assert(!text.includes(secret), `${what} leaked`);
+    }
+  }
+}
+
 Deno.test({ name: "DBCluster logs in with a refreshed AWS IAM token", ...opts }, async (t) => {
   await using env = await startEnv({
     pg: true,
@@ -48,9 +113,11 @@ Deno.test({ name: "DBCluster logs in with a refreshed AWS IAM token", ...opts },
   const req = { host: pg.host, port: pg.port, user: ROLE, region: REGION };
   const tokenFor = (ms: number) => rdsAuthToken(req, CREDS, periodStart(ms, REFRESH_MS));
   const periodOf = (ms: number) => periodStart(ms, REFRESH_MS).getTime();
-  const setPassword = async (token: string) => {
-    await pg.superSql(`ALTER ROLE ${ROLE} PASSWORD '${token.replaceAll("'", "''")}'`);
-  };
+  const { setPassword, sessionsSince, dropSessions, cluster, applyCluster } = loginChecks(
+    env,
+    ROLE,
+    "iam",
+  );
   /** Keeps the role's password at the current period's token (what RDS would accept now). */
   let synced: number | undefined;
   const sync = async () => {
@@ -59,31 +126,11 @@ Deno.test({ name: "DBCluster logs in with a refreshed AWS IAM token", ...opts },
     await setPassword(await tokenFor(now));
     synced = periodOf(now);
   };
-  /** Sessions of the role that started after `sinceMs`. */
-  const sessionsSince = async (sinceMs: number): Promise<number> =>
-    Number(
-      (await pg.superSql(
-        `SELECT count(*) FROM pg_stat_activity WHERE usename = '${ROLE}' ` +
-          `AND backend_start > to_timestamp(${sinceMs / 1000})`,
-      )).match(/\d+/)?.[0],
-    );
-  const dropSessions = () =>
-    pg.superSql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '${ROLE}'`);
-  const cluster = () => env.getJson<Cluster>("dbcluster", "iam");
   const seen: string[] = [];
 
   await pg.superSql(`CREATE ROLE ${ROLE} LOGIN CREATEDB CREATEROLE`);
   await sync();
-  await env.kube.apply(`apiVersion: dbtether.io/v1alpha1
-kind: DBCluster
-metadata: { name: iam }
-spec:
-  endpoint: ${pg.host}
-  port: ${pg.port}
-${pg.caFile ? "" : "  sslMode: disable\n"}  healthCheckInterval: 1s
-  isolation: Keep
-  authentication: { type: awsIam, username: ${ROLE}, region: ${REGION} }
-`);
+  await applyCluster(`{ type: awsIam, username: ${ROLE}, region: ${REGION} }`);
 
   await t.step(
     "connects with the token of the current period, and runs the controllers",
@@ -161,14 +208,121 @@ ${pg.caFile ? "" : "  sslMode: disable\n"}  healthCheckInterval: 1s
   });
 
   await t.step("no token in logs, status or Events", async () => {
-    const events = (await env.kube.kubectl(["get", "events", "-A", "-o", "json"], { check: true }))
-      .stdout;
-    const status = JSON.stringify(await cluster());
     const logs = [...earlierLogs, env.program?.logs() ?? ""].join("\n");
-    assert(logs.length > 0);
-    for (const text of [logs, events, status]) {
-      assert(!text.includes("X-Amz-Signature"), "a token leaked");
-      assert(!text.includes(CREDS.secretAccessKey), "the secret key leaked");
-    }
+    await assertNoLeak(env, await cluster(), logs, {
+      "a token": "X-Amz-Signature",
+      "the secret key": CREDS.secretAccessKey,
+    });
+  });
+});
+
+const ENTRA_ROLE = "entra_admin";
+const TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const CLIENT_ID = "0c5a9f1e-1111-2222-3333-444455556666";
+/** Lifetime of the first token: the program renews it 5 minutes before, so 8 s after issue. */
+const SHORT_LIFETIME_S = 300 + 8;
+
+Deno.test({ name: "DBCluster logs in with a renewed Azure Entra token", ...opts }, async (t) => {
+  await using tls = await makeTestTls();
+  const federatedToken = `federated-${crypto.randomUUID()}`;
+  const tokenFile = `${tls.dir}/azure-federated-token`;
+  await Deno.writeTextFile(tokenFile, federatedToken);
+  const token = (lifetimeSeconds: number) =>
+    entraAccessToken({
+      tenantId: TENANT_ID,
+      clientId: CLIENT_ID,
+      audience: "https://ossrdbms-aad.database.windows.net",
+      lifetimeSeconds,
+    });
+  const tokens = [token(SHORT_LIFETIME_S), token(3600)];
+  let issued = { accessToken: tokens[0]!, expiresIn: SHORT_LIFETIME_S };
+  await using entra = await startEntraAuthority({
+    tenantId: TENANT_ID,
+    clientId: CLIENT_ID,
+    federatedToken,
+    tls,
+    issue: () => issued,
+  });
+  const grants = () => entra.requests.filter((r) => r.form["grant_type"] === "client_credentials");
+  await using env = await startEnv({
+    pg: true,
+    program: true,
+    // What the Azure Workload Identity webhook injects, plus trust in the test CA.
+    programEnv: {
+      AZURE_CLIENT_ID: CLIENT_ID,
+      AZURE_TENANT_ID: TENANT_ID,
+      AZURE_FEDERATED_TOKEN_FILE: tokenFile,
+      AZURE_AUTHORITY_HOST: entra.url,
+      NODE_EXTRA_CA_CERTS: tls.caFile,
+    },
+  });
+  const pg = env.pg;
+  const { setPassword, sessionsSince, dropSessions, cluster, applyCluster } = loginChecks(
+    env,
+    ENTRA_ROLE,
+    "entra",
+  );
+  await pg.superSql(`CREATE ROLE ${ENTRA_ROLE} LOGIN CREATEDB CREATEROLE`);
+  await setPassword(tokens[0]!);
+  await applyCluster(`{ type: azureEntra, username: ${ENTRA_ROLE} }`);
+  const ns = await env.namespace("entra-tenant");
+  const databaseWorks = async (name: string) => {
+    await env.kube.apply(
+      resource("Database", { name, ns, spec: "clusterRef: { name: entra }\n" }),
+    );
+    await env.kube.apply(resource("DatabaseUser", {
+      name: `${name}-app`,
+      ns,
+      spec: `databaseRef: { name: ${name} }\nprivileges: readwrite\n`,
+    }));
+    await env.waitPhase("databaseuser", `${name}-app`, "Ready", { namespace: ns });
+    const s = (await secretData(env, { namespace: ns, name: `${name}-app-credentials` }))!;
+    const login = { user: s.username!, password: s.password!, database: s.database ?? name };
+    assert(await runsAs(pg, login), `the tenant's user logs in to ${name}`);
+  };
+
+  await t.step("logs in with the authority's token; a tenant's Database works", async () => {
+    await waitFor(
+      "Connected by Entra",
+      async () => (await cluster())?.status?.phase === "Connected",
+    );
+    const grant = grants()[0];
+    assert(grant, "the program never asked the authority for a token");
+    assertEquals(grant.form["scope"], AZURE_POSTGRES_SCOPE);
+    assertEquals(grant.form["client_assertion"], federatedToken);
+    await databaseWorks("shop");
+  });
+
+  await t.step("a password the authority did not hand out fails the login", async () => {
+    await setPassword(tokens[1]!);
+    await dropSessions();
+    const failed = await waitFor("AuthenticationFailed", async () => {
+      const c = await cluster();
+      return readyOf(c)?.reason === "AuthenticationFailed" ? c : undefined;
+    });
+    assert(failed.status?.message?.includes(ENTRA_ROLE), failed.status?.message);
+  });
+
+  await t.step("at renewal the program asks again and logs in with the new token", async () => {
+    const asked = grants().length;
+    issued = { accessToken: tokens[1]!, expiresIn: 3600 };
+    const cut = Date.now();
+    await waitFor(
+      "a new session with the renewed token",
+      async () => await sessionsSince(cut) > 0 && (await cluster())?.status?.phase === "Connected",
+      {
+        timeoutMs: (SHORT_LIFETIME_S - 300) * 1000 * 4,
+      },
+    );
+    assert(grants().length > asked, "the authority was asked again");
+    await databaseWorks("orders");
+  });
+
+  await t.step("no token in logs, status or Events", async () => {
+    await assertNoLeak(env, await cluster(), env.program?.logs() ?? "", {
+      "the first token": tokens[0]!,
+      "the renewed token": tokens[1]!,
+      "the federated token": federatedToken,
+    });
   });
 });

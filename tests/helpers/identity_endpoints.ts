@@ -205,12 +205,41 @@ export interface EntraOptions {
   tls: { certPem: string; keyPem: string };
   /** Audience of the issued access token; Azurite accepts `https://storage.azure.com`. */
   audience?: string;
+  /**
+   * The access token and lifetime (`expires_in`, seconds) of each accepted request, for a test
+   * that must know what the client sends on; default a new {@link entraAccessToken} of an hour.
+   */
+  issue?: () => { accessToken: string; expiresIn: number };
+}
+
+/**
+ * An unsigned Entra access token (JWT) with the claims Azurite's `--oauth basic` checks, valid
+ * `lifetimeSeconds` from now.
+ */
+export function entraAccessToken(
+  o: { tenantId: string; clientId: string; audience: string; lifetimeSeconds: number },
+): string {
+  const now = Math.floor(Date.now() / 1000);
+  const claims = {
+    aud: o.audience,
+    iss: `https://sts.windows.net/${o.tenantId}/`,
+    iat: now,
+    nbf: now - 60,
+    exp: now + o.lifetimeSeconds,
+    appid: o.clientId,
+    oid: crypto.randomUUID(),
+    sub: crypto.randomUUID(),
+    tid: o.tenantId,
+    ver: "1.0",
+  };
+  return `${b64url({ alg: "none", typ: "JWT" })}.${b64url(claims)}.`;
 }
 
 /**
  * The Entra ID authority: OpenID metadata and the v2.0 token endpoint, answering the
  * client-credentials grant with a client assertion (what WorkloadIdentityCredential sends).
- * The access token is an unsigned JWT with the claims Azurite's `--oauth basic` checks.
+ * The access token is an unsigned JWT with the claims Azurite's `--oauth basic` checks, or
+ * what `issue` hands out.
  */
 export async function startEntraAuthority(opts: EntraOptions): Promise<TokenEndpoint> {
   const tenant = opts.tenantId;
@@ -238,24 +267,20 @@ export async function startEntraAuthority(opts: EntraOptions): Promise<TokenEndp
       f["client_assertion_type"] === "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" &&
       f["client_assertion"] === opts.federatedToken;
     if (!ok) return oauthError(401, "invalid_client");
-    const now = Math.floor(Date.now() / 1000);
-    const claims = {
-      aud: opts.audience ?? "https://storage.azure.com",
-      iss: `https://sts.windows.net/${tenant}/`,
-      iat: now,
-      nbf: now - 60,
-      exp: now + 3600,
-      appid: opts.clientId,
-      oid: crypto.randomUUID(),
-      sub: crypto.randomUUID(),
-      tid: tenant,
-      ver: "1.0",
+    const issued = opts.issue?.() ?? {
+      accessToken: entraAccessToken({
+        tenantId: tenant,
+        clientId: opts.clientId,
+        audience: opts.audience ?? "https://storage.azure.com",
+        lifetimeSeconds: 3600,
+      }),
+      expiresIn: 3599,
     };
     return Response.json({
       token_type: "Bearer",
-      expires_in: 3599,
-      ext_expires_in: 3599,
-      access_token: `${b64url({ alg: "none", typ: "JWT" })}.${b64url(claims)}.`,
+      expires_in: issued.expiresIn,
+      ext_expires_in: issued.expiresIn,
+      access_token: issued.accessToken,
     });
   });
   base = endpoint.url;
