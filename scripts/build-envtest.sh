@@ -27,6 +27,17 @@ fi
 
 command -v go >/dev/null || { log "Go is required to build kube-apiserver and etcd: install it first"; exit 1; }
 mkdir -p "$OUT" "$WORK/k8s" "$WORK/etcd"
+# Two first runs at once (two worktrees, a test and `make deps`) would write the same .tmp files
+# and go.mod: the second waits for the first, then finds the binaries built.
+exec 9>"$CACHE/envtest/.build-$K8S_VERSION.lock"
+if ! flock -n 9; then
+  log "another build is running; waiting for it"
+  flock 9
+fi
+if [[ -x "$OUT/kube-apiserver" && -x "$OUT/kubectl" && -x "$OUT/etcd" ]]; then
+  echo "$OUT"
+  exit 0
+fi
 export GOFLAGS="${GOFLAGS:-} -trimpath" CGO_ENABLED=0
 
 minor=${K8S_VERSION#v1.}

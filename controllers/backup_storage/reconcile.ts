@@ -1,7 +1,7 @@
 /**
  * BackupStorage controller: probes the location (reachable, writable) and reports Ready or a
- * precise reason. Re-probes periodically, on spec changes, and when its credentials Secret
- * changes (watches.ts).
+ * precise reason. Re-probes periodically, on spec changes, when its credentials Secret changes,
+ * and when a Backup's outcome contradicts its Ready condition (watches.ts).
  */
 import { type BackupStorage, BackupStorageKind } from "../../crds/backup_storage.ts";
 import type { ObjectStore } from "../../storage/store.ts";

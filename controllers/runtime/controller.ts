@@ -100,6 +100,11 @@ export class Controller {
     this.queue.add(key);
   }
 
+  /** Queues `key` after `ms` (at once when 0); an earlier pending time for it wins. */
+  enqueueAfter(key: string, ms: number): void {
+    this.queue.addAfter(key, ms);
+  }
+
   /**
    * Feeds the queue from an informer. Without `map`, the object's own key is queued when its
    * spec or metadata changed (status-only updates, such as our own, are ignored).

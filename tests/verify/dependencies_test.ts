@@ -437,6 +437,7 @@ Deno.test(
     await proxy.set("pass");
     const back = Date.now();
     const done = await b1.completed();
+    const b1Completed = Date.now();
     figure("dependencies: storage back until the Backup Completed", elapsed(back), "recovery");
 
     // The retries followed the capped schedule, and the SDK's own retries are bounded too.
@@ -455,7 +456,15 @@ Deno.test(
     await assertOnlyDump(minio, done);
     assert(await running(env.program), "the program exited");
 
-    await behindTheProxy({ env, ns, minio, proxy, outage, before: [done.status!.path!] });
+    await behindTheProxy({
+      env,
+      ns,
+      minio,
+      proxy,
+      outage,
+      before: [done.status!.path!],
+      b1Completed,
+    });
   },
 );
 
@@ -483,6 +492,30 @@ async function retriesWith(
 }
 
 /**
+ * Waits until BackupStorage `name`'s Ready condition has status `ready`, which a Backup's
+ * outcome makes the controller probe for within its 15 s gap, well before the 60 s or 5 min
+ * scheduled probe; reports the time since `from` against the "react" budget.
+ */
+async function storageReadyIs(
+  env: TestEnv,
+  name: string,
+  ready: boolean,
+  after: string,
+  from = Date.now(),
+): Promise<{ status: string; reason: string; message: string }> {
+  type Storage = {
+    status?: { conditions?: { type: string; status: string; reason: string; message: string }[] };
+  };
+  const want = ready ? "True" : "False";
+  const found = await waitFor(`BackupStorage ${name} Ready=${want} after ${after}`, async () => {
+    const c = readyOf(await env.getJson<Storage>("backupstorage", name));
+    return c?.status === want && c;
+  }, { timeoutMs: budget("react"), intervalMs: 250 });
+  figure(`dependencies: BackupStorage Ready=${want} after ${after}`, elapsed(from), "react");
+  return found;
+}
+
+/**
  * The proxy (a load balancer, an S3 gateway) up and passing, MinIO behind it gone: killed
  * (the proxy accepts, its upstream connect fails, it closes the client), then hung (SIGSTOP:
  * the proxy's upstream connection is accepted by the kernel and never answered, so only
@@ -496,8 +529,13 @@ async function behindTheProxy(o: {
   proxy: FaultProxy;
   outage: number;
   before: string[];
+  /** When b1 was seen Completed. */
+  b1Completed: number;
 }): Promise<void> {
   const { env, ns, minio, proxy } = o;
+  // b1's storage failures made the storage not Ready; b1's completion made it Ready again
+  // (a probe at once, not the next scheduled one), so new Backups start on it.
+  await storageReadyIs(env, "flaky", true, "b1 Completed", o.b1Completed);
   const passed = proxy.connections().pass;
   await minio.stop({ hard: true });
   const gone = Date.now();
@@ -508,6 +546,9 @@ async function behindTheProxy(o: {
     "MinIO is killed behind the passing proxy",
     /^Cannot use the backup storage: Unreachable: BackupStorage "flaky": head failed: S3 endpoint is unreachable: (ECONNRESET|EPIPE); retrying at /,
   );
+  // The failure made the storage probe again: it says what b2 found, not its last success.
+  const failed = await storageReadyIs(env, "flaky", false, "b2 failed on it", gone);
+  assertEquals(failed.reason, "Unreachable", failed.message);
   // Reset while MinIO starts, so no run lands between its start and its SIGSTOP.
   await proxy.set("reset");
   await minio.start();
@@ -536,16 +577,8 @@ async function behindTheProxy(o: {
   const tries = proxy.connections().pass - passed;
   figure("dependencies: connections the proxy passed with MinIO gone, and after", tries);
   assert(tries <= 20 * (most + 1), `${tries} connections for ${most + 1} runs: a retry loop`);
-  const storage = await env.getJson<
-    { status?: { conditions?: { type: string; reason: string; status: string }[] } }
-  >(
-    "backupstorage",
-    "flaky",
-  );
-  figure(
-    "dependencies: BackupStorage flaky's Ready after the outage",
-    JSON.stringify(readyOf(storage)),
-  );
+  const ready = await storageReadyIs(env, "flaky", true, "b2 Completed");
+  figure("dependencies: BackupStorage flaky's Ready after the outage", JSON.stringify(ready));
   await assertOnlyDump(minio, done, o.before);
   assert(await running(env.program), "the program exited");
 }
