@@ -23,6 +23,7 @@ import { CloudStore, type CloudStoreOptions, type StoredObject } from "./cloud.t
 import {
   storageErrorOf,
   type Subject,
+  transportVerdict,
   unavailableDetail,
   unavailableStatus,
   unreachableCodes,
@@ -282,6 +283,8 @@ function azureVerdict(e: unknown, what: Subject): Verdict {
   const status = err.statusCode;
   const code = err.code ?? "";
   const name = err.name ?? "Error";
+  const transport = transportVerdict(e, "Azure");
+  if (transport) return transport;
   if (code === "ContainerNotFound" || (what === "bucket" && status === 404)) {
     return { reason: "BucketNotFound" };
   }

@@ -59,6 +59,89 @@ export function storageErrorOf(e: unknown, verdict: Verdict, scope: StoreScope):
 }
 
 /**
+ * Node's codes for a server certificate that chains to no CA this process trusts: a private or
+ * self-signed CA the pod was not given.
+ */
+const UNTRUSTED_CERT_CODES: ReadonlySet<string> = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_UNTRUSTED",
+]);
+
+/** Node's codes for a certificate that is trusted but not valid for this endpoint or now. */
+const INVALID_CERT_CODES: ReadonlySet<string> = new Set([
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "CERT_SIGNATURE_FAILURE",
+]);
+
+/** Where the operations guide tells how to trust a private CA. */
+export const PRIVATE_CA_DOC = 'docs/operations.md, "Object storage with a private CA"';
+
+/**
+ * The verdict on what fails before a request leaves the process, the same on every SDK, or
+ * undefined: a TLS handshake refused on the server's certificate, or a Deno permission the
+ * program lacks. The SDKs pass Node's error on, as it is or as the `cause` of their own. An
+ * untrusted certificate is Unreachable (no request reached the storage; retried, since
+ * mounting the CA heals it without a spec change), with a message that says what to do.
+ */
+export function transportVerdict(
+  e: unknown,
+  provider: StoreScope["provider"],
+): Verdict | undefined {
+  const denied = notCapable(e);
+  if (denied) {
+    // Deno's message names the permission ('Requires sys access to "ca", ...') and no secret.
+    return {
+      reason: "StorageError",
+      message: `${provider} request failed: the program lacks a Deno permission ` +
+        `(scripts/permissions.sh): ${denied.message}`,
+    };
+  }
+  const code = tlsCode(e);
+  if (!code) return undefined;
+  if (UNTRUSTED_CERT_CODES.has(code)) {
+    return {
+      reason: "Unreachable",
+      message: `${provider} endpoint's TLS certificate is not trusted: ${code}; if a private ` +
+        "CA signed it, give the program the CA bundle in NODE_EXTRA_CA_CERTS " +
+        `(${PRIVATE_CA_DOC})`,
+    };
+  }
+  return {
+    reason: "Unreachable",
+    message: `${provider} endpoint's TLS certificate is not valid for it: ${code}`,
+  };
+}
+
+/** Deno's NotCapable (a permission not granted) in `e` or one of its causes, or undefined. */
+function notCapable(e: unknown): Error | undefined {
+  for (let x = e, depth = 0; x instanceof Error && depth < 4; depth++) {
+    if (x instanceof Deno.errors.NotCapable || x.name === "NotCapable") return x;
+    x = x.cause;
+  }
+  return undefined;
+}
+
+/** The TLS certificate code of `e` or of one of its causes, or undefined. */
+function tlsCode(e: unknown): string | undefined {
+  for (let x = e, depth = 0; x && typeof x === "object" && depth < 4; depth++) {
+    const code = (x as { code?: unknown }).code;
+    if (
+      typeof code === "string" && (UNTRUSTED_CERT_CODES.has(code) || INVALID_CERT_CODES.has(code))
+    ) {
+      return code;
+    }
+    x = (x as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/**
  * Whether an HTTP status says the storage cannot serve now but answered: 503 (unavailable, S3's
  * SlowDown) or 429 (too many requests).
  */

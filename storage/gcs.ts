@@ -18,6 +18,7 @@ import {
   NETWORK_ERROR_CODES,
   storageErrorOf,
   type Subject,
+  transportVerdict,
   unavailableDetail,
   unavailableStatus,
   type Verdict,
@@ -243,6 +244,8 @@ function gcsVerdict(e: unknown, what: Subject): Verdict {
   const status = typeof err.code === "number" ? err.code : Number(err.code) || undefined;
   const code = typeof err.code === "string" ? err.code : err.cause?.code ?? "";
   const message = err.message ?? "";
+  const transport = transportVerdict(e, "GCS");
+  if (transport) return transport;
   const bucketMissing = /bucket/i.test(message) && /not (exist|found)/i.test(message);
   if (status === 404 && (what === "bucket" || bucketMissing)) return { reason: "BucketNotFound" };
   if (status === 404) return { reason: "NotFound" };

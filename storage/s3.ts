@@ -19,6 +19,7 @@ import {
   guarded,
   storageErrorOf,
   type Subject,
+  transportVerdict,
   unavailableDetail,
   unavailableStatus,
   unreachableCodes,
@@ -306,6 +307,8 @@ function s3Verdict(e: unknown, what: Subject): Verdict {
   const code = err.code ?? err.cause?.code ?? "";
   const status = err.$metadata?.httpStatusCode;
   const detail = status ? `${name} (HTTP ${status})` : name;
+  const transport = transportVerdict(e, "S3");
+  if (transport) return transport;
   // A conditional write refused (412), or racing another conditional write (409).
   if (
     name === "PreconditionFailed" || name === "ConditionalRequestConflict" || status === 412

@@ -60,19 +60,13 @@ export const AZURITE_ACCOUNT = "devstoreaccount1";
 export const AZURITE_KEY =
   "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
-/** Starts MinIO (single drive, which supports multipart uploads). */
 /**
  * The multipart uploads a MinIO server still holds in `bucket` (those under `prefix`), read
  * with the AWS SDK and the root credentials: what an aborted upload may have left behind.
  */
 export async function openUploads(minio: StorageServer, o: { bucket: string; prefix?: string }) {
-  const { ListMultipartUploadsCommand, S3Client } = await import("@aws-sdk/client-s3");
-  const client = new S3Client({
-    endpoint: minio.endpoint,
-    region: "us-east-1",
-    forcePathStyle: true,
-    credentials: { accessKeyId: MINIO_USER, secretAccessKey: MINIO_PASSWORD },
-  });
+  const { ListMultipartUploadsCommand } = await import("@aws-sdk/client-s3");
+  const client = await minioClient(minio.endpoint);
   try {
     const list = new ListMultipartUploadsCommand({ Bucket: o.bucket, Prefix: o.prefix });
     return (await client.send(list)).Uploads ?? [];
@@ -81,10 +75,22 @@ export async function openUploads(minio: StorageServer, o: { bucket: string; pre
   }
 }
 
-export async function startMinio(): Promise<StorageServer> {
+/** Options of {@link startMinio}. */
+export interface MinioOptions {
+  /**
+   * Serve https with this certificate (its SANs must hold IP:127.0.0.1). The readiness probe
+   * and createBucket trust `caPem`; a store from makeStore, like the program, needs the CA in
+   * NODE_EXTRA_CA_CERTS of its process.
+   */
+  tls?: { certFile: string; keyFile: string; caPem: string };
+}
+
+/** Starts MinIO (single drive, which supports multipart uploads). */
+export async function startMinio(opts: MinioOptions = {}): Promise<StorageServer> {
   const cmd = await storageServerBinary("minio");
   const port = freePort();
-  const endpoint = `http://127.0.0.1:${port}`;
+  const tls = opts.tls;
+  const endpoint = `${tls ? "https" : "http"}://127.0.0.1:${port}`;
   const proc = await startProcess({
     name: "minio",
     cmd,
@@ -95,6 +101,8 @@ export async function startMinio(): Promise<StorageServer> {
       `127.0.0.1:${port}`,
       "--console-address",
       `127.0.0.1:${freePort()}`,
+      // MinIO reads public.crt and private.key from this directory (prepared below).
+      ...(tls ? ["--certs-dir", `${dir}/certs`] : []),
       "--quiet",
     ],
     env: (dir) => ({
@@ -106,19 +114,24 @@ export async function startMinio(): Promise<StorageServer> {
       HOME: dir,
     }),
     ready: `${endpoint}/minio/health/ready`,
+    ...(tls
+      ? {
+        caPem: tls.caPem,
+        prepare: async (dir: string) => {
+          await Deno.mkdir(`${dir}/certs`, { recursive: true });
+          await Deno.copyFile(tls.certFile, `${dir}/certs/public.crt`);
+          await Deno.copyFile(tls.keyFile, `${dir}/certs/private.key`);
+        },
+      }
+      : {}),
   });
   const credentials = { accessKeyId: MINIO_USER, secretAccessKey: MINIO_PASSWORD };
   const location = (bucket: string): StorageLocation => ({
     s3: { bucket, endpoint, region: "us-east-1", forcePathStyle: true },
   });
   return server("s3", endpoint, credentials, location, proc, async (name) => {
-    const { S3Client, CreateBucketCommand } = await import("@aws-sdk/client-s3");
-    const client = new S3Client({
-      endpoint,
-      region: "us-east-1",
-      forcePathStyle: true,
-      credentials,
-    });
+    const { CreateBucketCommand } = await import("@aws-sdk/client-s3");
+    const client = await minioClient(endpoint, tls?.caPem);
     try {
       await client.send(new CreateBucketCommand({ Bucket: name }));
     } catch (e) {
@@ -126,6 +139,22 @@ export async function startMinio(): Promise<StorageServer> {
     } finally {
       client.destroy();
     }
+  });
+}
+
+/**
+ * An AWS SDK client on a MinIO server with the root credentials; over https it trusts `caPem`
+ * through its own agent (this process's Node https trusts a test CA no other way).
+ */
+export async function minioClient(endpoint: string, caPem?: string) {
+  const { S3Client } = await import("@aws-sdk/client-s3");
+  const https = caPem ? await import("node:https") : undefined;
+  return new S3Client({
+    endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: MINIO_USER, secretAccessKey: MINIO_PASSWORD },
+    ...(https ? { requestHandler: { httpsAgent: new https.Agent({ ca: caPem }) } } : {}),
   });
 }
 
@@ -435,11 +464,19 @@ interface ProcSpec {
   readyStatus?: (status: number) => boolean;
   /** A CA the readiness check must trust (the server speaks https). */
   caPem?: string;
+  /** Fills the server's directory (certificates) before its first start. */
+  prepare?: (dir: string) => Promise<void>;
 }
 
 async function startProcess(spec: ProcSpec): Promise<Proc> {
   const dir = await Deno.makeTempDir({ prefix: `dbtether-${spec.name}-` });
   await Deno.mkdir(`${dir}/data`);
+  try {
+    await spec.prepare?.(dir);
+  } catch (e) {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw e;
+  }
   const logFile = `${dir}/server.log`;
   let current: { child: Deno.ChildProcess; drained: Promise<unknown> } | undefined;
 
