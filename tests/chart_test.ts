@@ -154,6 +154,9 @@ const CASES: { name: string; set: string[]; check: (docs: Doc[]) => void }[] = [
       "postgresDatabase.rotationIntervalSeconds=86400",
       "extraArgs={--backup-gzip-workers=4}",
       "env[0].name=PGSSLMODE,env[0].value=require",
+      "extraVolumes[0].name=storage-ca,extraVolumes[0].configMap.name=storage-ca",
+      "extraVolumeMounts[0].name=storage-ca,extraVolumeMounts[0].mountPath=/etc/dbtether/ca",
+      "extraVolumeMounts[0].readOnly=true",
       "metrics.serviceMonitor.enabled=true",
       "metrics.serviceMonitor.labels.release=prom",
       "podDisruptionBudget.enabled=true",
@@ -180,6 +183,15 @@ const CASES: { name: string; set: string[]; check: (docs: Doc[]) => void }[] = [
       );
       assertEquals(env.PG_DB_OPERATOR_PASSWORD_ROTATION_INTERVAL_SECONDS, "86400");
       assertEquals(env.PGSSLMODE, "require");
+      // Extra volumes come after the chart's own in-memory /tmp, which stays.
+      assertEquals(one(docs, "Deployment").spec.template.spec.volumes, [
+        { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "4Mi" } },
+        { name: "storage-ca", configMap: { name: "storage-ca" } },
+      ]);
+      assertEquals(container(docs).volumeMounts, [
+        { name: "tmp", mountPath: "/tmp" },
+        { name: "storage-ca", mountPath: "/etc/dbtether/ca", readOnly: true },
+      ]);
       assertEquals(container(docs).image, `ghcr.io/dbtether/dbtether@sha256:${"a".repeat(64)}`);
       assertEquals(one(docs, "ServiceMonitor").metadata.labels.release, "prom");
       assertEquals(one(docs, "PodDisruptionBudget").spec.minAvailable, 1);
@@ -226,6 +238,7 @@ Deno.test({ name: "the Helm chart lints and its values are validated", ...opts }
       ["watchNamespaces={Team_A}", "watchNamespaces"],
       ["cloudIdentity.aws.roleArn=my-role", "roleArn"],
       ["backups.gzipWorkers=17", "gzipWorkers"],
+      ["extraVolumeMounts[0].name=ca", "mountPath"],
     ];
     for (const [set, word] of bad) {
       const r = await helm(["template", "x", "chart", "--set", set!]);
